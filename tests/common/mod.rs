@@ -1,0 +1,220 @@
+//! A deterministic harness for the chat core: a virtual clock, fake
+//! connections, and actions rendered so whole lists can be compared.
+//!
+//! Random ids are replaced by `*` and secrets by `<secret>` in rendered
+//! frames (after checking their shape), so expectations stay readable;
+//! `secret_of` returns the real secret a connection was given.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rand::{SeedableRng, rngs::StdRng};
+use wschat::{Action, CloseCode, Config, ConnectionId, Event, Inbound, Server};
+
+/// An action, rendered for comparison.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Out {
+    /// A frame, with `id` shown as `*` and `secret` as `<secret>`.
+    Send(ConnectionId, String),
+    Ping(ConnectionId),
+    Pong(ConnectionId, Vec<u8>),
+    Close(ConnectionId, u16, &'static str),
+}
+
+pub struct Harness {
+    pub server: Server<StdRng>,
+    pub now: Instant,
+    pub start: Instant,
+    secrets: HashMap<ConnectionId, String>,
+}
+
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+pub fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Harness::new(Config::default())
+    }
+}
+
+impl Harness {
+    pub fn new(config: Config) -> Self {
+        let now = Instant::now();
+        Harness {
+            server: Server::new(config, StdRng::seed_from_u64(42)),
+            now,
+            start: now,
+            secrets: HashMap::new(),
+        }
+    }
+
+    /// Time since the harness started.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    pub fn open(&mut self) -> ConnectionId {
+        self.open_from("127.0.0.1")
+    }
+
+    pub fn open_from(&mut self, location: &str) -> ConnectionId {
+        self.server.handle_open(location, self.now)
+    }
+
+    pub fn close(&mut self, conn: ConnectionId) {
+        self.server.handle_close(conn, self.now);
+    }
+
+    pub fn text(&mut self, conn: ConnectionId, json: &str) {
+        self.frame(conn, Inbound::Text(json.as_bytes()));
+    }
+
+    pub fn frame(&mut self, conn: ConnectionId, frame: Inbound<'_>) {
+        self.server.handle_frame(conn, frame, self.now);
+    }
+
+    pub fn login(&mut self, conn: ConnectionId, username: &str) {
+        let json = serde_json::json!({"type": "login", "id": "l", "username": username});
+        self.text(conn, &json.to_string());
+    }
+
+    pub fn login_with_secret(&mut self, conn: ConnectionId, username: &str, secret: &str) {
+        let json =
+            serde_json::json!({"type": "login", "id": "l", "username": username, "secret": secret});
+        self.text(conn, &json.to_string());
+    }
+
+    pub fn say(&mut self, conn: ConnectionId, text: &str) {
+        let json = serde_json::json!({"type": "textFromUser", "id": "m", "text": text});
+        self.text(conn, &json.to_string());
+    }
+
+    /// Opens a connection, logs it in and discards the resulting actions.
+    pub fn logged_in(&mut self, username: &str) -> ConnectionId {
+        let conn = self.open();
+        self.login(conn, username);
+        let out = self.drain();
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Out::Send(c, f) if *c == conn && f.contains("loginMessage"))),
+            "login of {username} failed: {out:?}"
+        );
+        conn
+    }
+
+    /// The secret last sent to `conn` in a `loginMessage`.
+    pub fn secret_of(&self, conn: ConnectionId) -> String {
+        self.secrets[&conn].clone()
+    }
+
+    /// Every pending action, rendered.
+    pub fn drain(&mut self) -> Vec<Out> {
+        let mut out = Vec::new();
+        while let Some(action) = self.server.poll_action() {
+            out.push(self.render(action));
+        }
+        out
+    }
+
+    /// Every pending event.
+    pub fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.server.poll_event()).collect()
+    }
+
+    /// Moves the virtual clock forward by `by`, waking the core at every
+    /// instant it asked for on the way (exactly then, as a perfect driver
+    /// would). Returns what it did, stamped with the time since start.
+    pub fn advance(&mut self, by: Duration) -> Vec<(Duration, Out)> {
+        let target = self.now + by;
+        let mut out = Vec::new();
+        while let Some(at) = self.server.poll_timeout().filter(|&at| at <= target) {
+            self.now = self.now.max(at);
+            self.server.handle_timeout(self.now);
+            while let Some(action) = self.server.poll_action() {
+                let rendered = self.render(action);
+                out.push((self.elapsed(), rendered));
+            }
+        }
+        self.now = target;
+        self.server.handle_timeout(self.now);
+        while let Some(action) = self.server.poll_action() {
+            let rendered = self.render(action);
+            out.push((self.elapsed(), rendered));
+        }
+        out
+    }
+
+    fn render(&mut self, action: Action) -> Out {
+        match action {
+            Action::Send { to, frame } => {
+                assert!(
+                    self.server.is_open(to),
+                    "frame for closed connection {to:?}"
+                );
+                let mut value: serde_json::Value =
+                    serde_json::from_str(frame.as_str()).expect("frames are JSON");
+                let object = value.as_object_mut().expect("frames are JSON objects");
+                let id = object["id"].as_str().expect("every frame has an id");
+                assert!(is_token(id, 21), "bad id {id:?}");
+                object["id"] = "*".into();
+                if let Some(secret) = object.get("secret") {
+                    let secret = secret.as_str().expect("secret is a string").to_owned();
+                    assert!(is_token(&secret, 24), "bad secret {secret:?}");
+                    self.secrets.insert(to, secret);
+                    object["secret"] = "<secret>".into();
+                }
+                Out::Send(to, frame_with_replacements(frame.as_str(), object))
+            }
+            Action::Ping { to, .. } => Out::Ping(to),
+            Action::Pong { to, payload } => Out::Pong(to, payload.to_vec()),
+            Action::Close { to, code, reason } => {
+                assert!(!self.server.is_open(to), "closed connection still open");
+                Out::Close(to, code.0, reason)
+            }
+        }
+    }
+}
+
+/// Re-renders the original frame text with `id` and `secret` masked, keeping
+/// the server's key order so tests see exactly what went on the wire.
+fn frame_with_replacements(
+    original: &str,
+    masked: &serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let mut text = original.to_owned();
+    for key in ["id", "secret"] {
+        if masked.contains_key(key) {
+            let real = serde_json::from_str::<serde_json::Value>(original).unwrap()[key]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            text = text.replacen(
+                &format!("\"{key}\":\"{real}\""),
+                &format!("\"{key}\":\"{}\"", masked[key].as_str().unwrap()),
+                1,
+            );
+        }
+    }
+    text
+}
+
+fn is_token(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Shorthand for an expected frame.
+pub fn send(to: ConnectionId, json: &str) -> Out {
+    Out::Send(to, json.to_owned())
+}
+
+pub fn close(to: ConnectionId, code: CloseCode, reason: &'static str) -> Out {
+    Out::Close(to, code.0, reason)
+}
