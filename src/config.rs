@@ -21,6 +21,16 @@ pub struct Config {
     pub max_message_chars: usize,
     /// Longest accepted username, in characters after NFC. Default 32.
     pub max_username_chars: usize,
+    /// v2: how many recent messages the server keeps for catch-up after a
+    /// reconnect. Default 1000.
+    pub history_size: usize,
+    /// v2: how many recent messages a login without `since` is sent, so a
+    /// newcomer has context. Default 50.
+    pub history_on_join: usize,
+    /// v2: the most message text one `history` reply carries, in bytes; older
+    /// messages past it are left out (and `complete` is false), so a catch-up
+    /// never overflows a connection's send queue. Default 256 KiB.
+    pub history_max_bytes: usize,
 }
 
 impl Default for Config {
@@ -32,6 +42,9 @@ impl Default for Config {
             login_ttl: Duration::from_secs(10 * 60),
             max_message_chars: 4000,
             max_username_chars: 32,
+            history_size: 1000,
+            history_on_join: 50,
+            history_max_bytes: 256 * 1024,
         }
     }
 }

@@ -18,13 +18,13 @@
 //! ```
 //! use std::time::{Duration, Instant};
 //! use rand::{SeedableRng, rngs::StdRng};
-//! use wschat::{Action, CloseCode, Config, Inbound, Server};
+//! use wschat::{Action, CloseCode, Config, Inbound, Server, Version};
 //!
 //! let mut now = Instant::now();
 //! let mut server = Server::new(Config::default(), StdRng::seed_from_u64(1));
 //!
 //! // A socket finished its WebSocket handshake; it says something.
-//! let alice = server.handle_open("127.0.0.1", now);
+//! let alice = server.handle_open("127.0.0.1", Version::V1, now);
 //! server.handle_frame(alice, Inbound::Text(br#"{"type":"login","id":"1","username":"alice"}"#), now);
 //!
 //! // Perform what the core asks: here, two frames for alice.
@@ -61,5 +61,5 @@ pub mod server;
 pub mod username;
 
 pub use config::Config;
-pub use protocol::{ClientMessage, DecodeError, ErrorCode, ServerMessage};
+pub use protocol::{ClientMessage, DecodeError, ErrorCode, ServerMessage, Version};
 pub use server::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server};

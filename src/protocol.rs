@@ -13,25 +13,98 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// The protocol a connection speaks, chosen in the WebSocket handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Version {
+    /// The original protocol; what a client that offers no subprotocol gets.
+    #[default]
+    V1,
+    /// v1 plus timestamps, `seq`, `replyTo`, history, presence and logout;
+    /// selected when the client offers [`SUBPROTOCOL_V2`].
+    V2,
+}
+
+/// The `Sec-WebSocket-Protocol` value that selects [`Version::V2`].
+pub const SUBPROTOCOL_V2: &str = "wschat.v2";
+
+impl Version {
+    /// The version to speak given the subprotocols a client offered (the
+    /// comma-separated values of its `Sec-WebSocket-Protocol` headers), and
+    /// the subprotocol to select in the response, if any.
+    pub fn negotiate<'a>(
+        offered: impl IntoIterator<Item = &'a str>,
+    ) -> (Version, Option<&'static str>) {
+        let v2 = offered
+            .into_iter()
+            .flat_map(|header| header.split(','))
+            .any(|p| p.trim() == SUBPROTOCOL_V2);
+        if v2 {
+            (Version::V2, Some(SUBPROTOCOL_V2))
+        } else {
+            (Version::V1, None)
+        }
+    }
+}
+
 /// A message a client sends to the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ClientMessage {
     /// Take a free name, or reclaim a reserved one with its secret.
     Login {
-        /// Client-chosen message id; the server ignores its value.
+        /// Client-chosen message id; v2 replies echo it as `replyTo`.
         id: String,
         username: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         secret: Option<String>,
+        /// v2: the last `seq` the client saw; the reply's `history` holds
+        /// what came after it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
     },
     /// Say something to everyone.
     TextFromUser { id: String, text: String },
+    /// v2: who is online.
+    ListUsers { id: String },
+    /// v2: release my name now.
+    Logout { id: String },
+}
+
+impl ClientMessage {
+    /// The client's message id.
+    pub fn id(&self) -> &str {
+        match self {
+            ClientMessage::Login { id, .. }
+            | ClientMessage::TextFromUser { id, .. }
+            | ClientMessage::ListUsers { id }
+            | ClientMessage::Logout { id } => id,
+        }
+    }
+
+    /// The message's `type` on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::Login { .. } => "login",
+            ClientMessage::TextFromUser { .. } => "textFromUser",
+            ClientMessage::ListUsers { .. } => "listUsers",
+            ClientMessage::Logout { .. } => "logout",
+        }
+    }
+
+    /// Whether a connection speaking `version` may send this message.
+    pub fn allowed_in(&self, version: Version) -> bool {
+        version >= Version::V2
+            || matches!(
+                self,
+                ClientMessage::Login { .. } | ClientMessage::TextFromUser { .. }
+            )
+    }
 }
 
 /// A message the server sends to a client.
 ///
-/// Borrowed fields on encode, owned ones when a client decodes it.
+/// Borrowed fields on encode, owned ones when a client decodes it. Fields
+/// marked v2 are `None` on v1 connections and then left out entirely.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ServerMessage<'a> {
@@ -40,27 +113,93 @@ pub enum ServerMessage<'a> {
         id: Cow<'a, str>,
         username: Cow<'a, str>,
         location: Cow<'a, str>,
+        /// v2: milliseconds since the Unix epoch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timestamp: Option<u64>,
     },
     /// Your login succeeded; keep the secret to reclaim the name later.
+    #[serde(rename_all = "camelCase")]
     LoginMessage {
         id: Cow<'a, str>,
+        /// v2: the `id` of the `login` this answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<Cow<'a, str>>,
         username: Cow<'a, str>,
         location: Cow<'a, str>,
         secret: Cow<'a, str>,
     },
     /// Someone said something; sent to every open connection.
+    #[serde(rename_all = "camelCase")]
     TextBroadcast {
         id: Cow<'a, str>,
+        /// v2, on the sender's own copy only: the `id` of its `textFromUser`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<Cow<'a, str>>,
         username: Cow<'a, str>,
         message: Cow<'a, str>,
+        /// v2: server-wide message number, +1 per message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        /// v2: milliseconds since the Unix epoch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timestamp: Option<u64>,
     },
     /// Your last message was refused.
+    #[serde(rename_all = "camelCase")]
     ErrorMessage {
         error: ErrorCode,
         id: Cow<'a, str>,
+        /// v2: the `id` of the message refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<Cow<'a, str>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         description: Option<Cow<'a, str>>,
     },
+    /// v2: the messages said after the `since` of a login (or the latest
+    /// few), oldest first; sent right after `loginMessage`.
+    #[serde(rename_all = "camelCase")]
+    History {
+        id: Cow<'a, str>,
+        reply_to: Cow<'a, str>,
+        messages: Vec<ServerMessage<'a>>,
+        /// False when messages the client asked for were no longer held.
+        complete: bool,
+    },
+    /// v2: the answer to `listUsers`.
+    #[serde(rename_all = "camelCase")]
+    UserList {
+        id: Cow<'a, str>,
+        reply_to: Cow<'a, str>,
+        users: Vec<UserPresence<'a>>,
+    },
+    /// v2: a user left: their last connection closed (`disconnected`), was
+    /// evicted (`evicted`), or they logged out (`logout`).
+    LogoutBroadcast {
+        id: Cow<'a, str>,
+        username: Cow<'a, str>,
+        reason: LeaveReason,
+        timestamp: u64,
+    },
+}
+
+/// One online user in a `userList`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPresence<'a> {
+    pub username: Cow<'a, str>,
+    /// How many open connections hold this login (devices).
+    pub connections: usize,
+}
+
+/// Why a user left (`logoutBroadcast.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LeaveReason {
+    Disconnected,
+    Evicted,
+    Logout,
+    /// A reason this version does not know (a newer server); clients only.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ServerMessage<'_> {
@@ -144,6 +283,28 @@ impl ClientMessage {
         decode_object(bytes)
     }
 
+    /// Decodes one text frame from a connection speaking `version`: a v1
+    /// connection is told of v1's message types only, and a v2-only type
+    /// is as unknown to it as to the original server.
+    pub fn decode_for(bytes: &[u8], version: Version) -> Result<ClientMessage, DecodeError> {
+        const V1_TYPES: &str = r#"expected "login" or "textFromUser""#;
+        match ClientMessage::decode(bytes) {
+            Ok(message) if !message.allowed_in(version) => Err(DecodeError(format!(
+                r#"unknown variant "{}", {V1_TYPES}"#,
+                message.kind()
+            ))),
+            Err(DecodeError(text)) if version == Version::V1 => {
+                match text.find(", expected one of ") {
+                    Some(at) if text.starts_with("unknown variant") => {
+                        Err(DecodeError(format!("{}, {V1_TYPES}", &text[..at])))
+                    }
+                    _ => Err(DecodeError(text)),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Encodes the message as the JSON text of one frame (what a client does).
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
@@ -199,7 +360,8 @@ mod tests {
             Ok(ClientMessage::Login {
                 id: "l1".into(),
                 username: "alice".into(),
-                secret: None
+                secret: None,
+                since: None,
             })
         );
         assert_eq!(
@@ -207,7 +369,8 @@ mod tests {
             Ok(ClientMessage::Login {
                 id: "l1".into(),
                 username: "a".into(),
-                secret: Some("s".into())
+                secret: Some("s".into()),
+                since: None,
             })
         );
     }
@@ -220,7 +383,7 @@ mod tests {
         );
         assert_eq!(
             err(r#"{"type":"shout","id":"l1"}"#),
-            r#"unknown variant "shout", expected "login" or "textFromUser""#
+            r#"unknown variant "shout", expected one of "login", "textFromUser", "listUsers", "logout""#
         );
         assert_eq!(err(r#"{"id":"l1"}"#), r#"missing field "type""#);
         assert_eq!(
@@ -239,6 +402,33 @@ mod tests {
     }
 
     #[test]
+    fn v1_connections_are_told_of_v1_types_only() {
+        let v1 = |input: &str| {
+            ClientMessage::decode_for(input.as_bytes(), Version::V1)
+                .unwrap_err()
+                .description()
+                .to_owned()
+        };
+        let expected = r#"unknown variant "listUsers", expected "login" or "textFromUser""#;
+        assert_eq!(v1(r#"{"type":"listUsers","id":"u"}"#), expected);
+        assert_eq!(
+            v1(r#"{"type":"shout","id":"u"}"#),
+            r#"unknown variant "shout", expected "login" or "textFromUser""#
+        );
+        assert!(ClientMessage::decode_for(br#"{"type":"logout","id":"o"}"#, Version::V2).is_ok());
+    }
+
+    #[test]
+    fn negotiation_selects_v2_only_when_offered() {
+        assert_eq!(Version::negotiate([]), (Version::V1, None));
+        assert_eq!(Version::negotiate(["chat, superchat"]), (Version::V1, None));
+        assert_eq!(
+            Version::negotiate(["chat", "x, wschat.v2"]),
+            (Version::V2, Some(SUBPROTOCOL_V2))
+        );
+    }
+
+    #[test]
     fn invalid_utf8_and_deep_nesting_are_errors_not_panics() {
         assert!(ClientMessage::decode(b"{\"type\":\"login\",\"id\":\"\xff\"}").is_err());
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
@@ -250,6 +440,7 @@ mod tests {
         let msg = ServerMessage::ErrorMessage {
             error: ErrorCode::LoginTaken,
             id: "x".into(),
+            reply_to: None,
             description: Some("taken".into()),
         };
         assert_eq!(
@@ -258,6 +449,7 @@ mod tests {
         );
         let msg = ServerMessage::LoginMessage {
             id: "i".into(),
+            reply_to: None,
             username: "u".into(),
             location: "l".into(),
             secret: "s".into(),
@@ -272,8 +464,11 @@ mod tests {
     fn server_messages_round_trip_and_unknown_codes_decode() {
         let msg = ServerMessage::TextBroadcast {
             id: "i".into(),
+            reply_to: Some("m1".into()),
             username: "u".into(),
             message: "héllo \"quoted\"".into(),
+            seq: Some(7),
+            timestamp: Some(1_700_000_000_000),
         };
         assert_eq!(ServerMessage::decode(&msg.encode()), Ok(msg));
         assert_eq!(
@@ -281,6 +476,7 @@ mod tests {
             Ok(ServerMessage::ErrorMessage {
                 error: ErrorCode::Unknown,
                 id: "i".into(),
+                reply_to: None,
                 description: None
             })
         );

@@ -121,6 +121,27 @@ impl Logins {
         self.by_key.remove(key)
     }
 
+    /// Releases `key` at once (a v2 `logout`): the name is free and the
+    /// secret worthless.
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Login> {
+        self.by_key.remove(key)
+    }
+
+    /// Everyone with at least one open connection, with how many, ordered by
+    /// name so the answer does not depend on hashing.
+    pub(crate) fn online(&self) -> Vec<(Arc<str>, usize)> {
+        let mut online: Vec<(&Arc<str>, &Login)> = self
+            .by_key
+            .iter()
+            .filter(|(_, login)| login.connections > 0)
+            .collect();
+        online.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        online
+            .into_iter()
+            .map(|(_, login)| (login.display.clone(), login.connections))
+            .collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.by_key.len()
     }

@@ -7,22 +7,26 @@
 //! with a virtual clock and the same code runs under any runtime.
 
 mod heartbeat;
+mod history;
 mod logins;
 mod timers;
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rand::CryptoRng;
 use slab::Slab;
 
-use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
+use crate::protocol::{
+    ClientMessage, ErrorCode, LeaveReason, ServerMessage, UserPresence, Version,
+};
 use crate::username::Username;
 use crate::{Config, id};
 use heartbeat::{Due, Heartbeat};
+use history::{History, Said};
 use logins::{Claim, Logins};
 use timers::{Timer, Timers};
 
@@ -145,6 +149,8 @@ pub enum Event {
     Evicted { conn: ConnectionId },
     /// A name was released after its login's TTL ran out.
     LoginExpired { username: Arc<str> },
+    /// A login was released on request (v2 `logout`).
+    LoggedOut { username: Arc<str> },
 }
 
 /// The sans-IO chat server. `R` supplies ids and secrets: a CSPRNG seeded by
@@ -156,13 +162,26 @@ pub enum Event {
 /// 2. sleep until [`poll_timeout`](Self::poll_timeout) or the next input,
 ///    whichever comes first; on waking by time, call
 ///    [`handle_timeout`](Self::handle_timeout).
+///
+/// v2 timestamps are wall-clock time: tell the core what time it is with
+/// [`set_wall_clock`](Self::set_wall_clock) when starting (and whenever the
+/// driver wants to correct for clock steps); the core extrapolates from it
+/// with the `Instant`s it is given.
 pub struct Server<R> {
     config: Config,
     rng: R,
     connections: Slab<Connection>,
+    /// Open v2 connections: when 0, broadcasts skip encoding the v2 frame.
+    v2_connections: usize,
     next_serial: u32,
     logins: Logins,
+    history: History,
     timers: Timers,
+    /// Milliseconds since the Unix epoch at an instant; unset, timestamps
+    /// are 0.
+    wall_clock: Option<(Instant, u64)>,
+    /// Set by `shutdown`: nobody is left to tell who leaves.
+    shutting_down: bool,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -170,21 +189,35 @@ pub struct Server<R> {
 #[derive(Debug)]
 struct Connection {
     id: ConnectionId,
+    version: Version,
     location: Arc<str>,
     /// Key and display name of the login this connection holds.
     login: Option<(Arc<str>, Arc<str>)>,
     heartbeat: Heartbeat,
 }
 
+/// Frames of one broadcast, each encoded at most once.
+struct Encoded<'m> {
+    v1: &'m ServerMessage<'m>,
+    v2: Option<&'m ServerMessage<'m>>,
+    /// A different v2 frame for this connection (its own acknowledgement).
+    own: Option<(ConnectionId, &'m ServerMessage<'m>)>,
+}
+
 impl<R: CryptoRng> Server<R> {
     pub fn new(config: Config, rng: R) -> Self {
+        let history = History::new(config.history_size);
         Server {
             config,
             rng,
             connections: Slab::new(),
+            v2_connections: 0,
             next_serial: 0,
             logins: Logins::default(),
+            history,
             timers: Timers::default(),
+            wall_clock: None,
+            shutting_down: false,
             actions: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -211,6 +244,11 @@ impl<R: CryptoRng> Server<R> {
         self.connection(conn).is_some()
     }
 
+    /// The protocol `conn` speaks.
+    pub fn version(&self, conn: ConnectionId) -> Option<Version> {
+        self.connection(conn).map(|c| c.version)
+    }
+
     /// The name `conn` is logged in as.
     pub fn username(&self, conn: ConnectionId) -> Option<&str> {
         self.connection(conn)?.login.as_ref().map(|(_, d)| &**d)
@@ -218,9 +256,19 @@ impl<R: CryptoRng> Server<R> {
 
     // ---- inputs ----
 
-    /// A WebSocket connection finished its handshake. `location` is what
-    /// others see in `loginBroadcast` (the peer's IP as text, or "unknown").
-    pub fn handle_open(&mut self, location: &str, now: Instant) -> ConnectionId {
+    /// The wall-clock time is `wall` at instant `at`. v2 timestamps are
+    /// extrapolated from the latest such reading.
+    pub fn set_wall_clock(&mut self, wall: SystemTime, at: Instant) {
+        let millis = wall
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.wall_clock = Some((at, millis));
+    }
+
+    /// A WebSocket connection finished its handshake, speaking `version`.
+    /// `location` is what others see in `loginBroadcast` (the peer's IP as
+    /// text, or "unknown").
+    pub fn handle_open(&mut self, location: &str, version: Version, now: Instant) -> ConnectionId {
         self.next_serial = self.next_serial.wrapping_add(1);
         let entry = self.connections.vacant_entry();
         let id = ConnectionId {
@@ -232,10 +280,14 @@ impl<R: CryptoRng> Server<R> {
             .schedule(heartbeat.deadline(&self.config), Timer::Heartbeat(id));
         entry.insert(Connection {
             id,
+            version,
             location: location.into(),
             login: None,
             heartbeat,
         });
+        if version == Version::V2 {
+            self.v2_connections += 1;
+        }
         id
     }
 
@@ -246,16 +298,25 @@ impl<R: CryptoRng> Server<R> {
             return;
         };
         connection.heartbeat.on_activity(now);
+        let version = connection.version;
         match frame {
-            Inbound::Text(bytes) => match ClientMessage::decode(bytes) {
-                Ok(ClientMessage::Login {
-                    username, secret, ..
-                }) => self.login(conn, &username, secret.as_deref(), now),
-                Ok(ClientMessage::TextFromUser { text, .. }) => self.text(conn, &text),
-                Err(e) => self.send_error(conn, ErrorCode::InvalidJson, e.description()),
+            Inbound::Text(bytes) => match ClientMessage::decode_for(bytes, version) {
+                Ok(message) => self.dispatch(conn, message, now),
+                Err(e) => {
+                    let reply_to = (version >= Version::V2)
+                        .then(|| salvage_id(bytes))
+                        .flatten();
+                    self.send_error(
+                        conn,
+                        reply_to.as_deref(),
+                        ErrorCode::InvalidJson,
+                        e.description(),
+                    )
+                }
             },
             Inbound::Binary(_) => self.send_error(
                 conn,
+                None,
                 ErrorCode::BytesReceived,
                 "binary frames are not part of the protocol; send JSON in text frames",
             ),
@@ -271,7 +332,7 @@ impl<R: CryptoRng> Server<R> {
     /// Nothing will be sent to it again. Unknown ids are ignored.
     pub fn handle_close(&mut self, conn: ConnectionId, now: Instant) {
         if self.connection(conn).is_some() {
-            self.forget(conn, now);
+            self.forget(conn, LeaveReason::Disconnected, now);
         }
     }
 
@@ -297,9 +358,16 @@ impl<R: CryptoRng> Server<R> {
     /// Closes every connection with 1001 "server shutting down". Logins stay
     /// reserved (and start their TTL), as after any close.
     pub fn shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
         let all: Vec<ConnectionId> = self.connections.iter().map(|(_, c)| c.id).collect();
         for conn in all {
-            self.close(conn, CloseCode::GOING_AWAY, "server shutting down", now);
+            self.close(
+                conn,
+                CloseCode::GOING_AWAY,
+                "server shutting down",
+                LeaveReason::Disconnected,
+                now,
+            );
         }
     }
 
@@ -338,14 +406,56 @@ impl<R: CryptoRng> Server<R> {
             .filter(|c| c.id == conn)
     }
 
-    fn login(&mut self, conn: ConnectionId, raw: &str, secret: Option<&str>, now: Instant) {
+    /// Milliseconds since the Unix epoch at `now`.
+    fn timestamp(&self, now: Instant) -> u64 {
+        self.wall_clock.map_or(0, |(at, millis)| {
+            let since = now.saturating_duration_since(at).as_millis();
+            let before = at.saturating_duration_since(now).as_millis();
+            let since = u64::try_from(since).unwrap_or(u64::MAX);
+            let before = u64::try_from(before).unwrap_or(u64::MAX);
+            millis.saturating_add(since).saturating_sub(before)
+        })
+    }
+
+    /// `id` echoed as `replyTo` to v2 connections only.
+    fn reply_to<'a>(&self, conn: ConnectionId, id: &'a str) -> Option<&'a str> {
+        (self.version(conn)? >= Version::V2).then_some(id)
+    }
+
+    fn dispatch(&mut self, conn: ConnectionId, message: ClientMessage, now: Instant) {
+        let reply_to = self.reply_to(conn, message.id()).map(str::to_owned);
+        let reply_to = reply_to.as_deref();
+        match &message {
+            ClientMessage::Login {
+                username,
+                secret,
+                since,
+                ..
+            } => self.login(conn, reply_to, username, secret.as_deref(), *since, now),
+            ClientMessage::TextFromUser { text, .. } => self.text(conn, reply_to, text, now),
+            ClientMessage::ListUsers { .. } => self.list_users(conn, reply_to),
+            ClientMessage::Logout { .. } => self.logout(conn, reply_to, now),
+        }
+    }
+
+    fn login(
+        &mut self,
+        conn: ConnectionId,
+        reply_to: Option<&str>,
+        raw: &str,
+        secret: Option<&str>,
+        since: Option<u64>,
+        now: Instant,
+    ) {
         if let Some(name) = self.username(conn) {
             let description = format!("this connection is already logged in as \"{name}\"");
-            return self.send_error(conn, ErrorCode::AlreadyLoggedIn, &description);
+            return self.send_error(conn, reply_to, ErrorCode::AlreadyLoggedIn, &description);
         }
         let name = match Username::parse(raw, self.config.max_username_chars) {
             Ok(name) => name,
-            Err(e) => return self.send_error(conn, ErrorCode::InvalidUsername, &e.to_string()),
+            Err(e) => {
+                return self.send_error(conn, reply_to, ErrorCode::InvalidUsername, &e.to_string());
+            }
         };
         let rng = &mut self.rng;
         let (claim, login) = self
@@ -360,7 +470,7 @@ impl<R: CryptoRng> Server<R> {
             let description = format!(
                 "the name \"{display}\" is taken; give its secret to reclaim it, or pick another"
             );
-            return self.send_error(conn, ErrorCode::LoginTaken, &description);
+            return self.send_error(conn, reply_to, ErrorCode::LoginTaken, &description);
         }
         let secret = login.secret().to_owned();
         let key: Arc<str> = name.key.into();
@@ -369,23 +479,40 @@ impl<R: CryptoRng> Server<R> {
             .expect("handle_frame checked the connection");
         connection.login = Some((key, display.clone()));
         let location = connection.location.clone();
+        let version = connection.version;
 
         let broadcast_id = id::message_id(&mut self.rng);
-        let reply_id = id::message_id(&mut self.rng);
-        self.broadcast(&ServerMessage::LoginBroadcast {
-            id: broadcast_id.into(),
+        let v1 = ServerMessage::LoginBroadcast {
+            id: (&*broadcast_id).into(),
             username: (*display).into(),
             location: (*location).into(),
+            timestamp: None,
+        };
+        let v2 = ServerMessage::LoginBroadcast {
+            id: (&*broadcast_id).into(),
+            username: (*display).into(),
+            location: (*location).into(),
+            timestamp: Some(self.timestamp(now)),
+        };
+        self.broadcast(Encoded {
+            v1: &v1,
+            v2: Some(&v2),
+            own: None,
         });
+        let reply_id = id::message_id(&mut self.rng);
         self.send(
             conn,
             &ServerMessage::LoginMessage {
                 id: reply_id.into(),
+                reply_to: reply_to.map(Into::into),
                 username: (*display).into(),
                 location: (*location).into(),
                 secret: secret.into(),
             },
         );
+        if version >= Version::V2 {
+            self.send_history(conn, reply_to.unwrap_or_default(), since);
+        }
         self.events.push_back(Event::LoggedIn {
             conn,
             username: display,
@@ -393,16 +520,43 @@ impl<R: CryptoRng> Server<R> {
         });
     }
 
-    fn text(&mut self, conn: ConnectionId, text: &str) {
+    fn send_history(&mut self, conn: ConnectionId, reply_to: &str, since: Option<u64>) {
+        let max_bytes = self.config.history_max_bytes;
+        let catch_up = match since {
+            Some(since) => self.history.after(since, max_bytes),
+            None => self.history.latest(self.config.history_on_join, max_bytes),
+        };
+        let messages = catch_up
+            .messages
+            .iter()
+            .map(|said| said.message(None, true))
+            .collect();
+        let id = id::message_id(&mut self.rng);
+        let frame = Frame::encode(&ServerMessage::History {
+            id: id.into(),
+            reply_to: reply_to.into(),
+            messages,
+            complete: catch_up.complete,
+        });
+        self.actions.push_back(Action::Send { to: conn, frame });
+    }
+
+    fn text(&mut self, conn: ConnectionId, reply_to: Option<&str>, text: &str, now: Instant) {
         let Some(username) = self.username(conn).map(Arc::<str>::from) else {
             return self.send_error(
                 conn,
+                reply_to,
                 ErrorCode::MessagingWhileNotLoggedIn,
                 "log in before sending messages",
             );
         };
         if text.trim().is_empty() {
-            return self.send_error(conn, ErrorCode::EmptyMessage, "the message is empty");
+            return self.send_error(
+                conn,
+                reply_to,
+                ErrorCode::EmptyMessage,
+                "the message is empty",
+            );
         }
         let max = self.config.max_message_chars;
         // Counting stops at the first character past the limit, so a huge
@@ -410,14 +564,71 @@ impl<R: CryptoRng> Server<R> {
         let chars = text.chars().take(max + 1).count();
         if chars > max {
             let description = format!("the message is longer than {max} characters");
-            return self.send_error(conn, ErrorCode::MessageTooLong, &description);
+            return self.send_error(conn, reply_to, ErrorCode::MessageTooLong, &description);
         }
-        let id = id::message_id(&mut self.rng);
-        self.broadcast(&ServerMessage::TextBroadcast {
-            id: id.into(),
-            username: (*username).into(),
-            message: text.into(),
+        let said = Said {
+            id: id::message_id(&mut self.rng),
+            username,
+            message: text.to_owned(),
+            seq: self.history.next_seq(),
+            timestamp: self.timestamp(now),
+        };
+        let (v1, v2) = (said.message(None, false), said.message(None, true));
+        let own = reply_to.map(|r| said.message(Some(r), true));
+        self.broadcast(Encoded {
+            v1: &v1,
+            v2: Some(&v2),
+            own: own.as_ref().map(|own| (conn, own)),
         });
+        self.history.push(said);
+    }
+
+    fn list_users(&mut self, conn: ConnectionId, reply_to: Option<&str>) {
+        if self.username(conn).is_none() {
+            return self.send_error(
+                conn,
+                reply_to,
+                ErrorCode::MessagingWhileNotLoggedIn,
+                "log in before listing users",
+            );
+        }
+        let online = self.logins.online();
+        let users = online
+            .iter()
+            .map(|(username, connections)| UserPresence {
+                username: (**username).into(),
+                connections: *connections,
+            })
+            .collect();
+        let id = id::message_id(&mut self.rng);
+        self.send(
+            conn,
+            &ServerMessage::UserList {
+                id: id.into(),
+                reply_to: reply_to.unwrap_or_default().into(),
+                users,
+            },
+        );
+    }
+
+    fn logout(&mut self, conn: ConnectionId, reply_to: Option<&str>, now: Instant) {
+        let Some((key, display)) = self.connection(conn).and_then(|c| c.login.clone()) else {
+            return self.send_error(
+                conn,
+                reply_to,
+                ErrorCode::MessagingWhileNotLoggedIn,
+                "log in before logging out",
+            );
+        };
+        self.logins.remove(&key);
+        for (_, connection) in &mut self.connections {
+            if connection.login.as_ref().is_some_and(|(k, _)| *k == key) {
+                connection.login = None;
+            }
+        }
+        self.broadcast_leave(&display, LeaveReason::Logout, now);
+        self.events
+            .push_back(Event::LoggedOut { username: display });
     }
 
     fn check_heartbeat(&mut self, conn: ConnectionId, now: Instant) {
@@ -441,40 +652,90 @@ impl<R: CryptoRng> Server<R> {
                 });
             }
             Due::Evict => {
-                self.close(conn, CloseCode::NORMAL, "ping timeout", now);
                 self.events.push_back(Event::Evicted { conn });
+                self.close(
+                    conn,
+                    CloseCode::NORMAL,
+                    "ping timeout",
+                    LeaveReason::Evicted,
+                    now,
+                );
             }
         }
     }
 
-    fn close(&mut self, conn: ConnectionId, code: CloseCode, reason: &'static str, now: Instant) {
+    fn close(
+        &mut self,
+        conn: ConnectionId,
+        code: CloseCode,
+        reason: &'static str,
+        leave: LeaveReason,
+        now: Instant,
+    ) {
         self.actions.push_back(Action::Close {
             to: conn,
             code,
             reason,
         });
-        self.forget(conn, now);
+        self.forget(conn, leave, now);
     }
 
-    /// Drops every trace of `conn` except its login's reservation.
-    fn forget(&mut self, conn: ConnectionId, now: Instant) {
+    /// Drops every trace of `conn` except its login's reservation, and tells
+    /// v2 connections when that was the user's last connection.
+    fn forget(&mut self, conn: ConnectionId, leave: LeaveReason, now: Instant) {
         let Some(connection) = self.connections.try_remove(conn.slot as usize) else {
             return;
         };
-        if let Some((key, _)) = connection.login
-            && let Some((at, serial)) = self.logins.release(&key, now, self.config.login_ttl)
-        {
+        if connection.version == Version::V2 {
+            self.v2_connections -= 1;
+        }
+        let Some((key, display)) = connection.login else {
+            return;
+        };
+        if let Some((at, serial)) = self.logins.release(&key, now, self.config.login_ttl) {
             self.timers.schedule(at, Timer::LoginExpiry { key, serial });
+            if !self.shutting_down {
+                self.broadcast_leave(&display, leave, now);
+            }
         }
     }
 
-    fn send_error(&mut self, conn: ConnectionId, error: ErrorCode, description: &str) {
+    /// `logoutBroadcast` to every v2 connection (v1 has no such message).
+    fn broadcast_leave(&mut self, username: &str, reason: LeaveReason, now: Instant) {
+        if self.v2_connections == 0 {
+            return;
+        }
+        let id = id::message_id(&mut self.rng);
+        let frame = Frame::encode(&ServerMessage::LogoutBroadcast {
+            id: id.into(),
+            username: username.into(),
+            reason,
+            timestamp: self.timestamp(now),
+        });
+        for (_, connection) in &self.connections {
+            if connection.version >= Version::V2 {
+                self.actions.push_back(Action::Send {
+                    to: connection.id,
+                    frame: frame.clone(),
+                });
+            }
+        }
+    }
+
+    fn send_error(
+        &mut self,
+        conn: ConnectionId,
+        reply_to: Option<&str>,
+        error: ErrorCode,
+        description: &str,
+    ) {
         let id = id::message_id(&mut self.rng);
         self.send(
             conn,
             &ServerMessage::ErrorMessage {
                 error,
                 id: id.into(),
+                reply_to: reply_to.map(Into::into),
                 description: Some(description.into()),
             },
         );
@@ -487,15 +748,36 @@ impl<R: CryptoRng> Server<R> {
         });
     }
 
-    /// Encodes once; every open connection gets the same bytes.
-    fn broadcast(&mut self, message: &ServerMessage<'_>) {
-        let frame = Frame::encode(message);
+    /// Every open connection gets the frame of its version; each distinct
+    /// frame is encoded once and its bytes shared by all its recipients.
+    fn broadcast(&mut self, message: Encoded<'_>) {
+        let v1 = Frame::encode(message.v1);
+        let v2 = match message.v2 {
+            Some(v2) if self.v2_connections > 0 => Frame::encode(v2),
+            _ => v1.clone(),
+        };
+        let own = message.own.map(|(conn, own)| (conn, Frame::encode(own)));
         self.actions.reserve(self.connections.len());
         for (_, connection) in &self.connections {
+            let frame = match (&own, connection.version) {
+                (_, Version::V1) => &v1,
+                (Some((conn, own)), _) if *conn == connection.id => own,
+                _ => &v2,
+            };
             self.actions.push_back(Action::Send {
                 to: connection.id,
                 frame: frame.clone(),
             });
         }
     }
+}
+
+/// The `id` of a message that failed to decode, if one can be made out, so
+/// a v2 client can match the error to what it sent.
+fn salvage_id(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: String,
+    }
+    serde_json::from_slice::<IdOnly>(bytes).ok().map(|m| m.id)
 }

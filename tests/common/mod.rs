@@ -7,10 +7,14 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rand::{SeedableRng, rngs::StdRng};
-use wschat::{Action, CloseCode, Config, ConnectionId, Event, Inbound, Server};
+use wschat::{Action, CloseCode, Config, ConnectionId, Event, Inbound, Server, Version};
+
+/// The wall-clock time at the harness's start, in ms since the Unix epoch:
+/// v2 timestamps are this plus the virtual time elapsed.
+pub const EPOCH_MS: u64 = 1_700_000_000_000;
 
 /// An action, rendered for comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +50,10 @@ impl Default for Harness {
 impl Harness {
     pub fn new(config: Config) -> Self {
         let now = Instant::now();
+        let mut server = Server::new(config, StdRng::seed_from_u64(42));
+        server.set_wall_clock(UNIX_EPOCH + Duration::from_millis(EPOCH_MS), now);
         Harness {
-            server: Server::new(config, StdRng::seed_from_u64(42)),
+            server,
             now,
             start: now,
             secrets: HashMap::new(),
@@ -64,7 +70,17 @@ impl Harness {
     }
 
     pub fn open_from(&mut self, location: &str) -> ConnectionId {
-        self.server.handle_open(location, self.now)
+        self.server.handle_open(location, Version::V1, self.now)
+    }
+
+    /// Opens a connection that negotiated protocol v2.
+    pub fn open_v2(&mut self) -> ConnectionId {
+        self.server.handle_open("127.0.0.1", Version::V2, self.now)
+    }
+
+    /// The wall-clock timestamp (ms) the core gives at the current instant.
+    pub fn timestamp(&self) -> u64 {
+        EPOCH_MS + u64::try_from(self.elapsed().as_millis()).unwrap()
     }
 
     pub fn close(&mut self, conn: ConnectionId) {
@@ -181,27 +197,65 @@ impl Harness {
     }
 }
 
-/// Re-renders the original frame text with `id` and `secret` masked, keeping
-/// the server's key order so tests see exactly what went on the wire.
+/// Re-renders the original frame text with every server id (nested ones in
+/// a `history` too) masked as `*` and the secret as `<secret>`, keeping the
+/// server's key order so tests see exactly what went on the wire.
 fn frame_with_replacements(
     original: &str,
     masked: &serde_json::Map<String, serde_json::Value>,
 ) -> String {
-    let mut text = original.to_owned();
-    for key in ["id", "secret"] {
-        if masked.contains_key(key) {
-            let real = serde_json::from_str::<serde_json::Value>(original).unwrap()[key]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            text = text.replacen(
-                &format!("\"{key}\":\"{real}\""),
-                &format!("\"{key}\":\"{}\"", masked[key].as_str().unwrap()),
-                1,
-            );
+    let mut text = String::with_capacity(original.len());
+    let mut rest = original;
+    while let Some(at) = rest.find("\"id\":\"") {
+        let value_start = at + "\"id\":\"".len();
+        text.push_str(&rest[..value_start]);
+        rest = &rest[value_start..];
+        match rest.get(..22) {
+            Some(value) if value.ends_with('"') && is_token(&value[..21], 21) => {
+                text.push('*');
+                rest = &rest[21..];
+            }
+            _ => {}
         }
     }
+    text.push_str(rest);
+    if let Some(secret) = masked.get("secret") {
+        let real = serde_json::from_str::<serde_json::Value>(original).unwrap()["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        text = text.replacen(
+            &format!("\"secret\":\"{real}\""),
+            &format!("\"secret\":\"{}\"", secret.as_str().unwrap()),
+            1,
+        );
+    }
     text
+}
+
+/// Every frame a v1 connection receives must be one the original server
+/// could have sent: a v1 type with exactly the v1 fields.
+pub fn assert_v1_shape(frame: &str) {
+    let value: serde_json::Value = serde_json::from_str(frame).expect("frames are JSON");
+    let object = value.as_object().expect("frames are objects");
+    let kind = object["type"].as_str().expect("frames have a type");
+    let (required, optional): (&[&str], &[&str]) = match kind {
+        "loginBroadcast" => (&["type", "id", "username", "location"], &[]),
+        "loginMessage" => (&["type", "id", "username", "location", "secret"], &[]),
+        "textBroadcast" => (&["type", "id", "username", "message"], &[]),
+        "errorMessage" => (&["type", "error", "id"], &["description"]),
+        other => panic!("v1 connection got a v2-only message type {other:?}: {frame}"),
+    };
+    let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    for key in required {
+        assert!(keys.contains(key), "v1 {kind} lacks {key:?}: {frame}");
+    }
+    for key in &keys {
+        assert!(
+            required.contains(key) || optional.contains(key),
+            "v1 {kind} has a v2 field {key:?}: {frame}"
+        );
+    }
 }
 
 fn is_token(s: &str, len: usize) -> bool {
