@@ -259,11 +259,52 @@ pub fn error(to: ConnectionId, code: &str, description: &str) -> Out {
     let description = serde_json::to_string(description).unwrap();
     Out::Send(
         to,
-        format!(r#"{{"type":"errorMessage","error":"{code}","id":"*","description":{description}}}"#),
+        format!(
+            r#"{{"type":"errorMessage","error":"{code}","id":"*","description":{description}}}"#
+        ),
     )
 }
 
 /// Concatenates groups of expected outputs.
 pub fn seq<const N: usize>(groups: [Vec<Out>; N]) -> Vec<Out> {
     groups.into_iter().flatten().collect()
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// The `loginBroadcast` frame for `username` connecting from `location`.
+pub fn login_broadcast(username: &str, location: &str) -> String {
+    format!(
+        r#"{{"type":"loginBroadcast","id":"*","username":{},"location":{}}}"#,
+        json_string(username),
+        json_string(location)
+    )
+}
+
+/// The `loginMessage` frame for `username` at `location` (secret masked).
+pub fn login_message(username: &str, location: &str) -> String {
+    format!(
+        r#"{{"type":"loginMessage","id":"*","username":{},"location":{},"secret":"<secret>"}}"#,
+        json_string(username),
+        json_string(location)
+    )
+}
+
+/// The `textBroadcast` frame of `message` said by `username`.
+pub fn text_broadcast(username: &str, message: &str) -> String {
+    format!(
+        r#"{{"type":"textBroadcast","id":"*","username":{},"message":{}}}"#,
+        json_string(username),
+        json_string(message)
+    )
+}
+
+/// What everyone in `all` sees, then what `conn` alone sees, when `conn`
+/// logs in as `username` from 127.0.0.1.
+pub fn login_outcome(all: &[ConnectionId], conn: ConnectionId, username: &str) -> Vec<Out> {
+    let mut out = broadcast(all, &login_broadcast(username, "127.0.0.1"));
+    out.push(send(conn, &login_message(username, "127.0.0.1")));
+    out
 }
