@@ -367,10 +367,27 @@ fn a_stale_expiry_timer_does_not_release_a_name_taken_afresh_by_someone_else() {
     assert_eq!(h.drain(), login_outcome(&[b], b, "ALICE"));
     let new_secret = h.secret_of(b);
     assert_ne!(new_secret, old_secret);
+    // The old reservation's end is reported even though no timer saw it.
+    assert_eq!(
+        h.events(),
+        [
+            Event::LoggedIn {
+                conn: a,
+                username: "alice".into(),
+                fresh: true
+            },
+            expired("alice"),
+            Event::LoggedIn {
+                conn: b,
+                username: "ALICE".into(),
+                fresh: true
+            }
+        ]
+    );
     // The overdue timer of the old reservation fires now and must not
     // release the new one.
     assert_eq!(h.advance(secs(0)), []);
-    assert_eq!(h.server.login_count(), 1);
+    assert_eq!((h.events(), h.server.login_count()), (vec![], 1));
     let c = h.open();
     h.login_with_secret(c, "alice", &old_secret);
     assert_eq!(

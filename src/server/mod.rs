@@ -359,6 +359,13 @@ impl<R: CryptoRng> Server<R> {
             Ok(name) => name,
             Err(e) => return self.send_error(conn, ErrorCode::InvalidUsername, &e.to_string()),
         };
+        // A reservation that ran out before a timer released it (the driver
+        // woke late) is released here, and reported like any other expiry.
+        if let Some(expired) = self.logins.take_expired(&name.key, now) {
+            self.events.push_back(Event::LoginExpired {
+                username: expired.display,
+            });
+        }
         let rng = &mut self.rng;
         let (claim, login) = self
             .logins
