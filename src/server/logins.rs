@@ -112,6 +112,16 @@ impl Logins {
         Some((at, login.serial))
     }
 
+    /// Removes the login of `key` if it has expired by `now`, whether or not
+    /// its expiry timer has fired yet.
+    pub(crate) fn take_expired(&mut self, key: &str, now: Instant) -> Option<Login> {
+        if self.by_key.get(key)?.is_expired(now) {
+            self.by_key.remove(key)
+        } else {
+            None
+        }
+    }
+
     /// Removes the login if reservation `serial` of `key` has expired.
     pub(crate) fn expire(&mut self, key: &str, serial: u64, now: Instant) -> Option<Login> {
         let login = self.by_key.get(key)?;

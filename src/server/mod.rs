@@ -374,9 +374,21 @@ impl<R: CryptoRng> Server<R> {
     // ---- outputs ----
 
     /// The next thing to do, in order.
+    ///
+    /// Frames and pings still queued for a connection when it closes (by the
+    /// peer, or by the core's own `Close`) are dropped here rather than
+    /// handed out: nothing is ever addressed to a closed connection.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        // Checking at drain time keeps closing O(1): no scan of the queue.
+        while let Some(action) = self.actions.pop_front() {
+            match &action {
+                Action::Send { to, .. } | Action::Ping { to, .. } | Action::Pong { to, .. }
+                    if !self.is_open(*to) => {}
+                _ => return Some(action),
+            }
+        }
+        None
     }
 
     /// The next thing that happened.
@@ -457,6 +469,13 @@ impl<R: CryptoRng> Server<R> {
                 return self.send_error(conn, reply_to, ErrorCode::InvalidUsername, &e.to_string());
             }
         };
+        // A reservation that ran out before a timer released it (the driver
+        // woke late) is released here, and reported like any other expiry.
+        if let Some(expired) = self.logins.take_expired(&name.key, now) {
+            self.events.push_back(Event::LoginExpired {
+                username: expired.display,
+            });
+        }
         let rng = &mut self.rng;
         let (claim, login) = self
             .logins

@@ -6,7 +6,7 @@
 //! `secret_of` returns the real secret a connection was given.
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rand::{SeedableRng, rngs::StdRng};
@@ -31,6 +31,9 @@ pub struct Harness {
     pub now: Instant,
     pub start: Instant,
     secrets: HashMap<ConnectionId, String>,
+    /// Connections closed by the harness or by the core: no action may ever
+    /// name one of them again (except the core's own `Close`, once).
+    closed: HashSet<ConnectionId>,
 }
 
 pub fn secs(s: u64) -> Duration {
@@ -57,6 +60,7 @@ impl Harness {
             now,
             start: now,
             secrets: HashMap::new(),
+            closed: HashSet::new(),
         }
     }
 
@@ -83,8 +87,10 @@ impl Harness {
         EPOCH_MS + u64::try_from(self.elapsed().as_millis()).unwrap()
     }
 
+    /// The peer of `conn` went away (as a driver reports it).
     pub fn close(&mut self, conn: ConnectionId) {
         self.server.handle_close(conn, self.now);
+        self.closed.insert(conn);
     }
 
     pub fn text(&mut self, conn: ConnectionId, json: &str) {
@@ -138,6 +144,12 @@ impl Harness {
         out
     }
 
+    /// Moves the virtual clock forward WITHOUT waking the core, as a late
+    /// driver would; the next `advance` catches up.
+    pub fn skip(&mut self, by: Duration) {
+        self.now += by;
+    }
+
     /// Every pending event.
     pub fn events(&mut self) -> Vec<Event> {
         std::iter::from_fn(|| self.server.poll_event()).collect()
@@ -167,12 +179,25 @@ impl Harness {
     }
 
     fn render(&mut self, action: Action) -> Out {
+        let to = match &action {
+            Action::Send { to, .. }
+            | Action::Ping { to, .. }
+            | Action::Pong { to, .. }
+            | Action::Close { to, .. } => *to,
+        };
+        assert!(
+            !self.closed.contains(&to),
+            "{action:?} for a connection already closed"
+        );
         match action {
             Action::Send { to, frame } => {
                 assert!(
                     self.server.is_open(to),
                     "frame for closed connection {to:?}"
                 );
+                if self.server.version(to) == Some(Version::V1) {
+                    assert_v1_shape(frame.as_str());
+                }
                 let mut value: serde_json::Value =
                     serde_json::from_str(frame.as_str()).expect("frames are JSON");
                 let object = value.as_object_mut().expect("frames are JSON objects");
@@ -187,10 +212,17 @@ impl Harness {
                 }
                 Out::Send(to, frame_with_replacements(frame.as_str(), object))
             }
-            Action::Ping { to, .. } => Out::Ping(to),
-            Action::Pong { to, payload } => Out::Pong(to, payload.to_vec()),
+            Action::Ping { to, .. } => {
+                assert!(self.server.is_open(to), "ping for closed connection {to:?}");
+                Out::Ping(to)
+            }
+            Action::Pong { to, payload } => {
+                assert!(self.server.is_open(to), "pong for closed connection {to:?}");
+                Out::Pong(to, payload.to_vec())
+            }
             Action::Close { to, code, reason } => {
                 assert!(!self.server.is_open(to), "closed connection still open");
+                self.closed.insert(to);
                 Out::Close(to, code.0, reason)
             }
         }
@@ -271,4 +303,65 @@ pub fn send(to: ConnectionId, json: &str) -> Out {
 
 pub fn close(to: ConnectionId, code: CloseCode, reason: &'static str) -> Out {
     Out::Close(to, code.0, reason)
+}
+
+/// The same frame to each of `to`, in order: what a broadcast looks like.
+pub fn broadcast(to: &[ConnectionId], json: &str) -> Vec<Out> {
+    to.iter().map(|&c| send(c, json)).collect()
+}
+
+/// The `errorMessage` frame `to` gets for `code`, with `description`
+/// escaped as JSON.
+pub fn error(to: ConnectionId, code: &str, description: &str) -> Out {
+    let description = serde_json::to_string(description).unwrap();
+    Out::Send(
+        to,
+        format!(
+            r#"{{"type":"errorMessage","error":"{code}","id":"*","description":{description}}}"#
+        ),
+    )
+}
+
+/// Concatenates groups of expected outputs.
+pub fn seq<const N: usize>(groups: [Vec<Out>; N]) -> Vec<Out> {
+    groups.into_iter().flatten().collect()
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// The `loginBroadcast` frame for `username` connecting from `location`.
+pub fn login_broadcast(username: &str, location: &str) -> String {
+    format!(
+        r#"{{"type":"loginBroadcast","id":"*","username":{},"location":{}}}"#,
+        json_string(username),
+        json_string(location)
+    )
+}
+
+/// The `loginMessage` frame for `username` at `location` (secret masked).
+pub fn login_message(username: &str, location: &str) -> String {
+    format!(
+        r#"{{"type":"loginMessage","id":"*","username":{},"location":{},"secret":"<secret>"}}"#,
+        json_string(username),
+        json_string(location)
+    )
+}
+
+/// The `textBroadcast` frame of `message` said by `username`.
+pub fn text_broadcast(username: &str, message: &str) -> String {
+    format!(
+        r#"{{"type":"textBroadcast","id":"*","username":{},"message":{}}}"#,
+        json_string(username),
+        json_string(message)
+    )
+}
+
+/// What everyone in `all` sees, then what `conn` alone sees, when `conn`
+/// logs in as `username` from 127.0.0.1.
+pub fn login_outcome(all: &[ConnectionId], conn: ConnectionId, username: &str) -> Vec<Out> {
+    let mut out = broadcast(all, &login_broadcast(username, "127.0.0.1"));
+    out.push(send(conn, &login_message(username, "127.0.0.1")));
+    out
 }
