@@ -183,6 +183,10 @@ pub struct Server<R> {
     /// Set by `shutdown`: nobody is left to tell who leaves.
     shutting_down: bool,
     actions: VecDeque<Action>,
+    /// Some action in `actions` may name a connection closed since it was
+    /// queued, so `poll_action` must check each target until the queue
+    /// empties. Usually false: a driver drains after every input.
+    actions_may_be_stale: bool,
     events: VecDeque<Event>,
 }
 
@@ -219,6 +223,7 @@ impl<R: CryptoRng> Server<R> {
             wall_clock: None,
             shutting_down: false,
             actions: VecDeque::new(),
+            actions_may_be_stale: false,
             events: VecDeque::new(),
         }
     }
@@ -379,9 +384,18 @@ impl<R: CryptoRng> Server<R> {
     /// peer, or by the core's own `Close`) are dropped here rather than
     /// handed out: nothing is ever addressed to a closed connection.
     #[must_use]
+    #[inline]
     pub fn poll_action(&mut self) -> Option<Action> {
         // Checking at drain time keeps closing O(1): no scan of the queue.
+        // And only when a close happened with actions queued, so that the
+        // drain of a broadcast does not look every recipient up again.
         while let Some(action) = self.actions.pop_front() {
+            if !self.actions_may_be_stale {
+                return Some(action);
+            }
+            if self.actions.is_empty() {
+                self.actions_may_be_stale = false;
+            }
             match &action {
                 Action::Send { to, .. } | Action::Ping { to, .. } | Action::Pong { to, .. }
                     if !self.is_open(*to) => {}
@@ -705,6 +719,7 @@ impl<R: CryptoRng> Server<R> {
         let Some(connection) = self.connections.try_remove(conn.slot as usize) else {
             return;
         };
+        self.actions_may_be_stale |= !self.actions.is_empty();
         if connection.version == Version::V2 {
             self.v2_connections -= 1;
         }
