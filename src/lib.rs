@@ -54,6 +54,9 @@
 //! assert_eq!(closed, Some((CloseCode::NORMAL, "ping timeout")));
 //! ```
 
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod id;
 pub mod protocol;
