@@ -60,6 +60,8 @@ pub mod client;
 pub mod config;
 pub mod id;
 pub mod protocol;
+#[cfg(feature = "server")]
+pub mod serve;
 pub mod server;
 pub mod username;
 
