@@ -120,6 +120,10 @@ impl Prompt {
         let mut editor = DefaultEditor::with_config(config)?;
         if let Some(path) = &history {
             let _ = editor.load_history(path); // none yet is fine
+            if let Some(dir) = path.parent() {
+                // rustyline creates the file (0600), not its directory.
+                let _ = super::state::create_private_dir(dir);
+            }
         }
         Ok(Prompt {
             editor: Some(editor),
