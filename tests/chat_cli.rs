@@ -1,4 +1,5 @@
 //! chat-cli in scripting mode against a real chat-server on 127.0.0.1.
+#![cfg(all(feature = "cli", feature = "server"))]
 
 mod clients;
 

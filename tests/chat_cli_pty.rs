@@ -1,7 +1,7 @@
 //! chat-cli in interactive mode, in a pseudo-terminal: a message that
 //! arrives while a line is half typed is printed above it, and the typed
 //! line survives.
-#![cfg(unix)]
+#![cfg(all(unix, feature = "cli", feature = "server"))]
 
 mod clients;
 

@@ -60,7 +60,9 @@ pub fn run<R: Rng>(client: Client<R>, mut session: Session) -> Exit {
         closing: Vec::new(),
         next_id: 0,
     };
-    let (net_events, net) = smol::channel::unbounded();
+    // Bounded: if the user's side stalls, reading stops and the server sees
+    // a slow reader, instead of this process buffering without limit.
+    let (net_events, net) = smol::channel::bounded(64);
     let exit = smol::block_on(driver.run(net_events, net));
     let raw_terminal = driver
         .session

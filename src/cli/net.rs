@@ -2,6 +2,7 @@
 //! between the socket and two channels and decides nothing.
 
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_tungstenite::WebSocketStream;
@@ -125,6 +126,9 @@ async fn run(
     queue: Receiver<Outgoing>,
 ) -> Option<String> {
     let (mut sender, mut receiver) = ws.split();
+    // Once closing, what still arrives is read (to reach the server's Close
+    // reply) but nobody wants it.
+    let forwarding = AtomicBool::new(true);
     let mut reading = pin!(async {
         while let Some(message) = receiver.next().await {
             let event = match message {
@@ -133,7 +137,7 @@ async fn run(
                 Ok(_) => NetEvent::Activity,
                 Err(e) => return describe(&e),
             };
-            if events.send((id, event)).await.is_err() {
+            if forwarding.load(Ordering::Relaxed) && events.send((id, event)).await.is_err() {
                 break;
             }
         }
@@ -161,6 +165,7 @@ async fn run(
     };
     let ended = async { Some(reading.as_mut().await) }.or(writing).await;
     if ended.is_none() {
+        forwarding.store(false, Ordering::Relaxed);
         // Closing: let the server's Close reply arrive, within reason.
         let _ = async {
             reading.as_mut().await;
