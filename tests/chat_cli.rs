@@ -113,6 +113,18 @@ fn a_restarted_client_reclaims_its_name_with_the_saved_secret() {
     let out = run_script(stranger.path(), &[&url, "--name", "carol"], "three\n");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 
+    // On another machine, --secret gets the name; it is saved there too.
+    let secret = saved["servers"][&url]["carol"].as_str().unwrap().to_owned();
+    let laptop = state_dir();
+    let out = run_script(
+        laptop.path(),
+        &[&url, "--name", "carol", "--secret", &secret],
+        "from the laptop\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let on_laptop = fs::read_to_string(laptop.path().join("wschat/secrets.json")).unwrap();
+    assert!(on_laptop.contains(&secret), "{on_laptop}");
+
     // --secret overrides the saved one.
     let out = run_script(
         state.path(),
@@ -180,13 +192,19 @@ fn no_server_means_exit_1_with_one_line() {
     };
     let state = state_dir();
     let url = format!("ws://127.0.0.1:{port}");
-    let out = run_script(state.path(), &[&url, "--name", "bot"], "hi\n");
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert_eq!(out.stderr.len(), 1, "{out:?}");
-    assert!(
-        out.stderr[0].starts_with(&format!("chat-cli: could not connect to {url}: ")),
-        "{out:?}"
-    );
+    // A secret (or name) may start with "-": still a value, not a flag.
+    for args in [
+        &[&url, "--name", "bot"][..],
+        &[&url, "--name", "-bot-", "--secret", "-x_Y"][..],
+    ] {
+        let out = run_script(state.path(), args, "hi\n");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(out.stderr.len(), 1, "{out:?}");
+        assert!(
+            out.stderr[0].starts_with(&format!("chat-cli: could not connect to {url}: ")),
+            "{out:?}"
+        );
+    }
 }
 
 #[test]

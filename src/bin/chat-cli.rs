@@ -27,11 +27,18 @@ struct Args {
     url: String,
 
     /// Your name in the chat. Asked for when missing and stdin is a terminal.
-    #[arg(short, long, env = "CHAT_NAME")]
+    // Names and secrets may start with "-" (secrets are drawn from
+    // A-Za-z0-9_-), so a value that looks like a flag is still a value.
+    #[arg(short, long, env = "CHAT_NAME", allow_hyphen_values = true)]
     name: Option<String>,
 
     /// The secret that reclaims your name, instead of the saved one.
-    #[arg(long, env = "CHAT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CHAT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     secret: Option<String>,
 
     /// Print every message from the server as one raw JSON line.
@@ -147,7 +154,8 @@ fn run(args: Args) -> anyhow::Result<Exit> {
         && io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut config = ClientConfig::new(&args.url, &name, mode);
-    config.secret = args.secret.or(saved);
+    config.given_secret = args.secret;
+    config.saved_secret = saved;
     config.raw_json = args.json;
     let rng = StdRng::try_from_rng(&mut SysRng).context("no randomness from the OS")?;
     let client = Client::new(config, rng, Instant::now());

@@ -73,8 +73,13 @@ pub struct ClientConfig {
     pub server: String,
     /// The name to log in as.
     pub username: String,
-    /// The secret to reclaim the name with, if known.
-    pub secret: Option<String>,
+    /// A secret to reclaim the name with, given by the user (`--secret`);
+    /// it takes precedence over the saved one.
+    pub given_secret: Option<String>,
+    /// The secret saved for this server and name, if any. A login that
+    /// ends with another secret (a given one, or a new one the server
+    /// issued) asks for it to be saved.
+    pub saved_secret: Option<String>,
     pub mode: Mode,
     /// Show every server message as its raw JSON instead of a display line.
     pub raw_json: bool,
@@ -102,7 +107,8 @@ impl ClientConfig {
         ClientConfig {
             server: server.into(),
             username: username.into(),
-            secret: None,
+            given_secret: None,
+            saved_secret: None,
             mode,
             raw_json: false,
             backoff: Backoff::default(),
@@ -137,8 +143,9 @@ pub enum Action {
 pub enum Event {
     /// Show this line.
     Line(Line),
-    /// The server issued this secret for the name: save it (per server and
-    /// name) and pass it as `ClientConfig::secret` next time.
+    /// The login succeeded with a secret other than the saved one: save it
+    /// (per server and name) and pass it as `ClientConfig::saved_secret`
+    /// next time.
     SecretIssued { username: String, secret: String },
     /// The client is done: perform the actions already polled, then exit.
     Finished(Exit),
@@ -189,6 +196,8 @@ pub struct Client<R> {
     display_name: Option<String>,
     /// What to send with the next login: given, saved, or last issued.
     secret: Option<String>,
+    /// What the driver has saved (or been asked to save).
+    saved_secret: Option<String>,
     /// Whether any login succeeded. Before that every failure is final;
     /// after it, failures are retried.
     been_online: bool,
@@ -210,7 +219,11 @@ impl<R: Rng> Client<R> {
     /// A client that starts connecting at once.
     pub fn new(config: ClientConfig, rng: R, now: Instant) -> Self {
         let mut client = Client {
-            secret: config.secret.clone(),
+            secret: config
+                .given_secret
+                .clone()
+                .or_else(|| config.saved_secret.clone()),
+            saved_secret: config.saved_secret.clone(),
             outbox: Outbox::new(config.outbox_capacity, config.window),
             config,
             rng,
@@ -497,11 +510,12 @@ impl<R: Rng> Client<R> {
             ping_sent: None,
         };
         self.held_join = None;
-        if self.secret.as_deref() != Some(secret.as_str()) {
+        if self.saved_secret.as_deref() != Some(secret.as_str()) {
             self.events.push_back(Event::SecretIssued {
                 username: username.clone(),
                 secret: secret.clone(),
             });
+            self.saved_secret = Some(secret.clone());
         }
         self.secret = Some(secret);
         let status = if self.been_online {
@@ -594,7 +608,6 @@ impl<R: Rng> Client<R> {
                     self.config.server
                 ),
             };
-            self.link = was;
             return self.finish(Exit::Failure(reason));
         }
         if let Link::Online { since, .. } = was

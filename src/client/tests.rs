@@ -186,9 +186,9 @@ fn logs_in_without_a_secret_saves_the_issued_one_and_hides_its_own_join() {
 }
 
 #[test]
-fn sends_the_given_secret_and_saves_only_a_new_one() {
+fn sends_the_saved_secret_and_saves_only_a_new_one() {
     let mut c = config(Mode::Interactive);
-    c.secret = Some("S1".into());
+    c.saved_secret = Some("S1".into());
     let mut h = Harness::new(c);
     assert_eq!(h.drain(), ["connect"]);
     assert_eq!(h.connected(), ["send login alice secret=S1"]);
@@ -197,16 +197,38 @@ fn sends_the_given_secret_and_saves_only_a_new_one() {
 
     // A server that forgot the login (restarted) issues a new secret.
     let mut c = config(Mode::Script);
-    c.secret = Some("old".into());
+    c.saved_secret = Some("old".into());
     let mut h = Harness::new(c);
     assert_eq!(h.log_in("new"), ["save alice=new"]);
+    // Saved once; the next login with it asks for nothing.
+    h.disconnected("reset");
+    h.wake();
+    assert_eq!(h.connected(), ["send login alice secret=new"]);
+    assert_eq!(
+        h.server(login_message("alice", "new")),
+        ["show 12:00 -- back online as alice"]
+    );
+}
+
+#[test]
+fn a_given_secret_wins_over_the_saved_one_and_is_saved_when_it_works() {
+    let mut c = config(Mode::Script);
+    c.saved_secret = Some("mine here".into());
+    c.given_secret = Some("from my laptop".into());
+    let mut h = Harness::new(c);
+    assert_eq!(h.drain(), ["connect"]);
+    assert_eq!(h.connected(), ["send login alice secret=from my laptop"]);
+    assert_eq!(
+        h.server(login_message("alice", "from my laptop")),
+        ["save alice=from my laptop"]
+    );
 }
 
 #[test]
 fn the_name_as_the_server_spells_it_is_the_users_name() {
     let mut c = config(Mode::Interactive);
     c.username = "ALICE".into();
-    c.secret = Some("S".into());
+    c.saved_secret = Some("S".into());
     let mut h = Harness::new(c);
     assert_eq!(h.drain(), ["connect"]);
     h.connected();
@@ -243,7 +265,7 @@ fn a_taken_name_is_a_failure_said_in_plain_words() {
     assert_eq!(h.client.poll_timeout(), None);
 
     let mut c = config(Mode::Script);
-    c.secret = Some("stale".into());
+    c.saved_secret = Some("stale".into());
     let mut h = Harness::new(c);
     assert_eq!(h.drain(), ["connect"]);
     h.connected();
