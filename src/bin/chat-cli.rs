@@ -71,8 +71,9 @@ Keeping your name:
   The server gives a secret with a new name. chat-cli saves it per server URL
   and name in $XDG_STATE_HOME/wschat/secrets.json (by default
   ~/.local/state/wschat/secrets.json, mode 0600) and sends it next time, so
-  you get the same name back. --secret overrides the saved one. The line
-  history is kept next to it, in history.
+  you get the same name back. --secret overrides the saved one (and is
+  saved once it works: that is how a name moves to another machine). The
+  line history is kept next to it, in history.
 
 Dropped connections:
   chat-cli says so, reconnects by itself (after 0.5 s, doubling up to 30 s,
@@ -80,7 +81,7 @@ Dropped connections:
   typed meanwhile are sent then; a line that was on its way when the
   connection dropped is reported as possibly not delivered.
 
-Colour is used when stdout is a terminal, unless NO_COLOR is set.
+Interactive mode uses colour when stdout is a terminal, unless NO_COLOR is set.
 
 Exit status: 0 success; 1 could not connect, log in, or deliver every message
 (the reason on stderr); 2 usage error."
