@@ -9,6 +9,8 @@
 //!   asks for frames, pings and closes in return. It never touches a socket
 //!   or a clock, so it runs under smol (`chat-server`), plain threads
 //!   (`examples/threaded_server.rs`) or a test's virtual clock alike.
+//! - [`client`]: the chat client's state machine behind `chat-cli` (login,
+//!   saved secrets, reconnecting, commands, display lines), driven the same way.
 //!
 //! ## The run loop
 //!
@@ -54,9 +56,14 @@
 //! assert_eq!(closed, Some((CloseCode::NORMAL, "ping timeout")));
 //! ```
 
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod id;
 pub mod protocol;
+#[cfg(feature = "server")]
+pub mod serve;
 pub mod server;
 pub mod username;
 

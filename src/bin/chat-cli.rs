@@ -1,1 +1,190 @@
-fn main() {}
+//! chat-cli: chat from a terminal, or from a script.
+//!
+//! This file only reads the arguments and the saved secret and picks the
+//! mode; the client's logic is `wschat::client`, the wiring `wschat::cli`.
+
+use std::io::{self, IsTerminal};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use async_tungstenite::tungstenite::client::IntoClientRequest;
+use clap::{CommandFactory, Parser, error::ErrorKind};
+use rand::SeedableRng;
+use rand::rngs::{StdRng, SysRng};
+use wschat::cli::state::{self, SecretsFile};
+use wschat::cli::terminal::Prompt;
+use wschat::cli::{self, Session};
+use wschat::client::{Client, ClientConfig, Exit, Mode, command};
+use wschat::username::Username;
+
+/// Chat in a wschat chat room from a terminal, or from a script.
+#[derive(Debug, Parser)]
+#[command(name = "chat-cli", version, after_long_help = more_help())]
+struct Args {
+    /// The chat server's WebSocket URL (ws:// only).
+    #[arg(env = "CHAT_URL", default_value = "ws://127.0.0.1:8080", value_parser = parse_url)]
+    url: String,
+
+    /// Your name in the chat. Asked for when missing and stdin is a terminal.
+    // Names and secrets may start with "-" (secrets are drawn from
+    // A-Za-z0-9_-), so a value that looks like a flag is still a value.
+    #[arg(short, long, env = "CHAT_NAME", allow_hyphen_values = true)]
+    name: Option<String>,
+
+    /// The secret that reclaims your name, instead of the saved one.
+    #[arg(
+        long,
+        env = "CHAT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    secret: Option<String>,
+
+    /// Print every message from the server as one raw JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn more_help() -> String {
+    let commands = command::help()
+        .lines()
+        .skip(1) // "commands:"
+        .map(|line| format!("  {line}\n"))
+        .collect::<String>();
+    format!(
+        "\
+Interactive mode (stdin is a terminal):
+  Type a line and press Enter to send it. Messages from others appear above
+  the line you are typing, as \"HH:MM alice: hello\"; yours are marked (you).
+  The prompt appears once you are logged in. Commands:
+{commands}
+Scripting mode (stdin is not a terminal):
+  Every line read is sent as a message, as it is; every message received is
+  printed on stdout, one per line, in the same format (status and errors go
+  to stderr). At the end of its input chat-cli waits up to 10 s for the
+  server to confirm its messages, then leaves. For example:
+    printf 'hi\\nthere\\n' | chat-cli --name bot
+  With --json, each server message is printed as its raw JSON instead.
+
+Keeping your name:
+  The server gives a secret with a new name. chat-cli saves it per server URL
+  and name in $XDG_STATE_HOME/wschat/secrets.json (by default
+  ~/.local/state/wschat/secrets.json, mode 0600) and sends it next time, so
+  you get the same name back. --secret overrides the saved one (and is
+  saved once it works: that is how a name moves to another machine). The
+  line history is kept next to it, in history.
+
+Dropped connections:
+  chat-cli says so, reconnects by itself (after 0.5 s, doubling up to 30 s,
+  with jitter), logs in again with the secret and says when it is back. Lines
+  typed meanwhile are sent then; a line that was on its way when the
+  connection dropped is reported as possibly not delivered.
+
+Interactive mode uses colour when stdout is a terminal, unless NO_COLOR is set.
+
+Exit status: 0 success; 1 could not connect, log in, or deliver every message
+(the reason on stderr); 2 usage error."
+    )
+}
+
+fn parse_url(url: &str) -> Result<String, String> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("wss://") {
+        return Err("wss:// (TLS) is not supported; use ws://".into());
+    }
+    if !lower.starts_with("ws://") {
+        return Err("the URL must start with ws://".into());
+    }
+    url.into_client_request().map_err(|e| e.to_string())?;
+    Ok(url.to_owned())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(Exit::Success) => ExitCode::SUCCESS,
+        Ok(Exit::Failure(reason)) => {
+            eprintln!("chat-cli: {reason}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("chat-cli: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<Exit> {
+    let interactive = io::stdin().is_terminal();
+    let mode = if interactive {
+        Mode::Interactive
+    } else {
+        Mode::Script
+    };
+    let mut prompt = if interactive {
+        Some(Prompt::new(state::history_path()).context("cannot set up the line editor")?)
+    } else {
+        None
+    };
+
+    let name = match (args.name, &mut prompt) {
+        (Some(name), _) => {
+            if let Err(e) = Username::parse(&name, usize::MAX) {
+                usage_error(ErrorKind::ValueValidation, format!("invalid --name: {e}"));
+            }
+            name
+        }
+        (None, Some(prompt)) => ask_name(prompt),
+        (None, None) => usage_error(
+            ErrorKind::MissingRequiredArgument,
+            "--name (or CHAT_NAME) is required when stdin is not a terminal",
+        ),
+    };
+
+    let secrets = SecretsFile::in_state_dir();
+    let saved = secrets.as_ref().and_then(|file| match file.load() {
+        Ok(store) => store.get(&args.url, &name).map(str::to_owned),
+        Err(e) => {
+            eprintln!("chat-cli: {e}; going on without saved secrets");
+            None
+        }
+    });
+
+    let colour = interactive
+        && io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut config = ClientConfig::new(&args.url, &name, mode);
+    config.given_secret = args.secret;
+    config.saved_secret = saved;
+    config.raw_json = args.json;
+    let rng = StdRng::try_from_rng(&mut SysRng).context("no randomness from the OS")?;
+    let client = Client::new(config, rng, Instant::now());
+    let session = Session {
+        url: args.url,
+        mode,
+        colour,
+        secrets,
+        prompt,
+    };
+    Ok(cli::run(client, session))
+}
+
+/// Asks until a usable name is given; Ctrl-C or Ctrl-D gives up.
+fn ask_name(prompt: &mut Prompt) -> String {
+    loop {
+        let Some(answer) = prompt.ask("your name: ") else {
+            usage_error(ErrorKind::MissingRequiredArgument, "no name given");
+        };
+        let answer = answer.trim();
+        match Username::parse(answer, usize::MAX) {
+            Ok(_) => return answer.to_owned(),
+            Err(e) => eprintln!("that name cannot be used: {e}"),
+        }
+    }
+}
+
+/// Exits with status 2 and clap's usage hint.
+fn usage_error(kind: ErrorKind, message: impl std::fmt::Display) -> ! {
+    Args::command().error(kind, message).exit()
+}

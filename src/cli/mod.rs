@@ -1,0 +1,278 @@
+//! The `chat-cli` driver: wires a [`Client`] to a WebSocket, a terminal (or
+//! a script's stdin and stdout) and the clock. It decides nothing: every
+//! decision is the client core's.
+//!
+//! One async task (on smol) runs the loop: perform the core's actions,
+//! show its events, then wait for whichever comes first — a network event,
+//! a user line, or the core's deadline — and hand it in. The connection is
+//! a task of its own ([`net`]); reading lines and printing run on threads
+//! ([`terminal`]).
+
+pub mod net;
+pub mod state;
+pub mod terminal;
+
+use std::time::Instant;
+
+use rand::Rng;
+use smol::Timer;
+use smol::channel::{Receiver, Sender};
+use smol::future::FutureExt;
+
+use crate::client::{Action, Client, ClockTime, Event, Exit, Line, Mode};
+use net::{Connection, NetEvent};
+use state::SecretsFile;
+use terminal::{Output, Printer, Prompt, TerminalGuard, UserInput};
+
+/// How to run: everything the driver needs besides the core.
+pub struct Session {
+    /// The server's URL, also the key of saved secrets.
+    pub url: String,
+    pub mode: Mode,
+    /// Style the lines (interactive, stdout is a terminal, `NO_COLOR` unset).
+    pub colour: bool,
+    /// Where issued secrets are saved; `None` when there is no state dir.
+    pub secrets: Option<SecretsFile>,
+    /// The line editor, in interactive mode.
+    pub prompt: Option<Prompt>,
+}
+
+/// Runs the client until it finishes; returns how.
+pub fn run<R: Rng>(client: Client<R>, mut session: Session) -> Exit {
+    let guard = TerminalGuard::save();
+    let external = session.prompt.as_mut().and_then(Prompt::external_printer);
+    let printer = Printer::start(external);
+    let (typed, input) = match session.mode {
+        Mode::Interactive => {
+            let (typed, input) = smol::channel::unbounded();
+            (Some(typed), input)
+        }
+        Mode::Script => (None, terminal::read_stdin()),
+    };
+    let mut driver = Driver {
+        client,
+        session,
+        printer: printer.lines.clone(),
+        typed,
+        input,
+        input_open: true,
+        current: None,
+        closing: Vec::new(),
+        next_id: 0,
+    };
+    // Bounded: if the user's side stalls, reading stops and the server sees
+    // a slow reader, instead of this process buffering without limit.
+    let (net_events, net) = smol::channel::bounded(64);
+    let exit = smol::block_on(driver.run(net_events, net));
+    let raw_terminal = driver
+        .session
+        .prompt
+        .as_ref()
+        .is_some_and(Prompt::is_running);
+    drop(driver);
+    printer.finish();
+    if raw_terminal {
+        guard.restore();
+    }
+    exit
+}
+
+/// The local time of day, for the lines being printed now.
+pub fn local_time() -> ClockTime {
+    let now = jiff::ZonedDateTime::now();
+    ClockTime {
+        hour: u8::try_from(now.hour()).unwrap_or(0),
+        minute: u8::try_from(now.minute()).unwrap_or(0),
+    }
+}
+
+struct Driver<R> {
+    client: Client<R>,
+    session: Session,
+    printer: Sender<Output>,
+    /// Where the editor thread sends lines (interactive), once started.
+    typed: Option<Sender<UserInput>>,
+    input: Receiver<UserInput>,
+    input_open: bool,
+    /// The connection the core knows about.
+    current: Option<Connection>,
+    /// Connections the core closed, finishing their close handshake.
+    closing: Vec<smol::Task<()>>,
+    next_id: u64,
+}
+
+enum Wake {
+    Net(u64, NetEvent),
+    Input(UserInput),
+    Timeout,
+}
+
+impl<R: Rng> Driver<R> {
+    async fn run(
+        &mut self,
+        net_events: Sender<(u64, NetEvent)>,
+        net: Receiver<(u64, NetEvent)>,
+    ) -> Exit {
+        loop {
+            while let Some(action) = self.client.poll_action() {
+                self.perform(action, &net_events);
+            }
+            while let Some(event) = self.client.poll_event() {
+                if let Some(exit) = self.handle_event(event).await {
+                    self.finish().await;
+                    return exit;
+                }
+            }
+            self.start_prompt_once_online();
+
+            let deadline = self.client.poll_timeout();
+            let wants_input = self.input_open
+                && match self.session.mode {
+                    Mode::Interactive => true,
+                    Mode::Script => self.client.accepts_input(),
+                };
+            let network = async {
+                match net.recv().await {
+                    Ok((id, event)) => Wake::Net(id, event),
+                    Err(_) => std::future::pending().await, // we hold a sender
+                }
+            };
+            let input = async {
+                if !wants_input {
+                    return std::future::pending().await;
+                }
+                match self.input.recv().await {
+                    Ok(input) => Wake::Input(input),
+                    Err(_) => Wake::Input(UserInput::End),
+                }
+            };
+            let timer = async {
+                match deadline {
+                    Some(at) => Timer::at(at).await,
+                    None => std::future::pending().await,
+                };
+                Wake::Timeout
+            };
+            let wake = network.or(input).or(timer).await;
+
+            let now = Instant::now();
+            match wake {
+                Wake::Net(id, event) => self.handle_net(id, event, now),
+                Wake::Input(UserInput::Line(line)) => {
+                    self.client.handle_line(&line, now);
+                    if let Some(prompt) = &mut self.session.prompt {
+                        prompt.resume(!self.client.is_finished());
+                    }
+                }
+                Wake::Input(UserInput::End) => {
+                    self.input_open = false;
+                    if let Some(prompt) = &mut self.session.prompt {
+                        prompt.ended();
+                    }
+                    self.client.handle_end_of_input(now);
+                }
+                Wake::Timeout => self.client.handle_timeout(now),
+            }
+        }
+    }
+
+    fn perform(&mut self, action: Action, net_events: &Sender<(u64, NetEvent)>) {
+        match action {
+            Action::Connect => {
+                self.next_id += 1;
+                // Replacing the old connection (if any) aborts it.
+                self.current = Some(Connection::open(
+                    &self.session.url,
+                    self.next_id,
+                    net_events.clone(),
+                ));
+            }
+            Action::Send(text) => {
+                if let Some(connection) = &self.current {
+                    connection.send_text(text);
+                }
+            }
+            Action::Ping => {
+                if let Some(connection) = &self.current {
+                    connection.ping();
+                }
+            }
+            Action::Close => {
+                if let Some(connection) = self.current.take() {
+                    self.closing.retain(|task| !task.is_finished());
+                    self.closing.push(smol::spawn(connection.close()));
+                }
+            }
+        }
+    }
+
+    fn handle_net(&mut self, id: u64, event: NetEvent, now: Instant) {
+        if self.current.as_ref().is_none_or(|c| c.id != id) {
+            return; // from a connection the core has given up on
+        }
+        match event {
+            NetEvent::Connected => self.client.handle_connected(now),
+            NetEvent::Text(text) => self.client.handle_text(&text, now),
+            NetEvent::Activity => self.client.handle_activity(now),
+            NetEvent::Closed(reason) => {
+                self.current = None;
+                self.client.handle_disconnected(&reason, now);
+            }
+        }
+    }
+
+    /// Shows or saves what the core reports; `Some` when it is finished.
+    async fn handle_event(&mut self, event: Event) -> Option<Exit> {
+        match event {
+            Event::Line(line) => self.show(&line).await,
+            Event::SecretIssued { username, secret } => self.save_secret(username, secret).await,
+            Event::Finished(exit) => return Some(exit),
+        }
+        None
+    }
+
+    async fn show(&self, line: &Line) {
+        let text = line.render(local_time(), self.session.colour);
+        let _ = self.printer.send(terminal::output(line, text)).await;
+    }
+
+    async fn save_secret(&self, username: String, secret: String) {
+        let Some(file) = self.session.secrets.clone() else {
+            return;
+        };
+        let url = self.session.url.clone();
+        let (name, value) = (username.clone(), secret.clone());
+        let saved = smol::unblock(move || file.save(&url, &name, &value)).await;
+        let line = match saved {
+            Ok(None) => return,
+            Ok(Some(note)) => Line::Status(note),
+            Err(e) => Line::Error(format!(
+                "{e}; to keep the name '{username}' next time, pass --secret {secret}"
+            )),
+        };
+        self.show(&line).await;
+    }
+
+    /// In interactive mode, the prompt appears once logged in, so a refused
+    /// name or an unreachable server ends chat-cli before it takes the
+    /// terminal.
+    fn start_prompt_once_online(&mut self) {
+        if !self.client.is_online() {
+            return;
+        }
+        let Some(typed) = self.typed.take() else {
+            return;
+        };
+        if let Some(prompt) = &mut self.session.prompt {
+            prompt.start(format!("{}> ", self.client.username()), typed);
+        }
+    }
+
+    /// Lets closing connections finish their handshake (each is bounded).
+    async fn finish(&mut self) {
+        for task in self.closing.drain(..) {
+            task.await;
+        }
+        self.current = None;
+    }
+}

@@ -1,0 +1,791 @@
+//! The chat client: a sans-IO state machine for `chat-cli`.
+//!
+//! [`Client`] decides everything a client decides: when to connect and
+//! reconnect, how to log in and which secret to send and keep, what a typed
+//! line means, what to queue while offline, when a script is done, and what
+//! each server message looks like on screen. It never touches a socket, a
+//! terminal or a clock: the driver reports what happened (`handle_*`, each
+//! with the current instant) and performs what it asks (`poll_action`,
+//! `poll_event`), then sleeps until `poll_timeout` — the same shape as the
+//! server core, so tests run it on a virtual clock.
+//!
+//! ```
+//! use std::time::Instant;
+//! use rand::{SeedableRng, rngs::StdRng};
+//! use wschat::client::{Action, Client, ClientConfig, ClockTime, Event, Mode};
+//!
+//! let now = Instant::now();
+//! let config = ClientConfig::new("ws://127.0.0.1:8080", "alice", Mode::Script);
+//! let mut client = Client::new(config, StdRng::seed_from_u64(1), now);
+//! assert_eq!(client.poll_action(), Some(Action::Connect));
+//!
+//! client.handle_connected(now);
+//! let Some(Action::Send(login)) = client.poll_action() else { panic!() };
+//! assert!(login.starts_with(r#"{"type":"login""#));
+//!
+//! client.handle_text(r#"{"type":"loginMessage","id":"1","username":"alice","location":"127.0.0.1","secret":"s"}"#, now);
+//! client.handle_text(r#"{"type":"textBroadcast","id":"2","username":"bob","message":"hi"}"#, now);
+//! let mut shown = Vec::new();
+//! while let Some(event) = client.poll_event() {
+//!     if let Event::Line(line) = event {
+//!         shown.push(line.render(ClockTime { hour: 9, minute: 30 }, false));
+//!     }
+//! }
+//! assert_eq!(shown, ["09:30 bob: hi"]);
+//! ```
+
+pub mod backoff;
+pub mod command;
+mod outbox;
+pub mod render;
+pub mod secrets;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::id;
+use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
+use crate::username::Username;
+pub use backoff::Backoff;
+use command::{Effect, Input};
+use outbox::Outbox;
+pub use render::{ClockTime, Line};
+pub use secrets::SecretStore;
+
+/// Who is typing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A person at a terminal: a line may be a `/command`; lines typed
+    /// while offline are queued with a notice; end of input leaves at once.
+    Interactive,
+    /// A script: every line is a message as it is; at the end of input the
+    /// client waits (up to `linger`) until the server has confirmed every
+    /// message, then leaves; failing to deliver any is a failure.
+    Script,
+}
+
+/// What the client is to do, and its timings and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// The server's URL, for messages and nothing else.
+    pub server: String,
+    /// The name to log in as.
+    pub username: String,
+    /// A secret to reclaim the name with, given by the user (`--secret`);
+    /// it takes precedence over the saved one.
+    pub given_secret: Option<String>,
+    /// The secret saved for this server and name, if any. A login that
+    /// ends with another secret (a given one, or a new one the server
+    /// issued) asks for it to be saved.
+    pub saved_secret: Option<String>,
+    pub mode: Mode,
+    /// Show every server message as its raw JSON instead of a display line.
+    pub raw_json: bool,
+    /// Delays between reconnection attempts.
+    pub backoff: Backoff,
+    /// How long connecting plus logging in may take. Default 10 s.
+    pub login_timeout: Duration,
+    /// A connection that stayed up this long resets the backoff. Default 10 s.
+    pub stable_after: Duration,
+    /// After this long without hearing from the server, ping it. Default 30 s.
+    pub keepalive_idle: Duration,
+    /// A ping unanswered this long means the connection is dead. Default 10 s.
+    pub keepalive_timeout: Duration,
+    /// How long a script waits at the end of its input for its messages to
+    /// be confirmed. Default 10 s.
+    pub linger: Duration,
+    /// Most messages waiting to be sent; more are refused. Default 100.
+    pub outbox_capacity: usize,
+    /// Most messages sent but not yet confirmed. Default 16.
+    pub window: usize,
+}
+
+impl ClientConfig {
+    pub fn new(server: impl Into<String>, username: impl Into<String>, mode: Mode) -> Self {
+        ClientConfig {
+            server: server.into(),
+            username: username.into(),
+            given_secret: None,
+            saved_secret: None,
+            mode,
+            raw_json: false,
+            backoff: Backoff::default(),
+            login_timeout: Duration::from_secs(10),
+            stable_after: Duration::from_secs(10),
+            keepalive_idle: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            linger: Duration::from_secs(10),
+            outbox_capacity: 100,
+            window: 16,
+        }
+    }
+}
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a new WebSocket connection to the server; report
+    /// `handle_connected` or `handle_disconnected`.
+    Connect,
+    /// Send this JSON text frame.
+    Send(String),
+    /// Send a WebSocket ping.
+    Ping,
+    /// Close the connection (or abandon the attempt) with a Close frame,
+    /// and report nothing more from it.
+    Close,
+}
+
+/// Something to tell the user or to remember.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Show this line.
+    Line(Line),
+    /// The login succeeded with a secret other than the saved one: save it
+    /// (per server and name) and pass it as `ClientConfig::saved_secret`
+    /// next time.
+    SecretIssued { username: String, secret: String },
+    /// The client is done: perform the actions already polled, then exit.
+    Finished(Exit),
+}
+
+/// How the client ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    Success,
+    /// Could not connect, log in, or deliver; the reason is one sentence.
+    Failure(String),
+}
+
+/// The state of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// `Action::Connect` is out; login must be answered by `deadline`.
+    Connecting {
+        deadline: Instant,
+    },
+    /// Connected; the login is sent.
+    LoggingIn {
+        deadline: Instant,
+    },
+    /// Logged in.
+    Online {
+        since: Instant,
+        last_heard: Instant,
+        ping_sent: Option<Instant>,
+    },
+    /// Disconnected; the next attempt is at `retry_at`.
+    Waiting {
+        retry_at: Instant,
+    },
+    Done,
+}
+
+/// The sans-IO chat client. `R` draws message ids and backoff jitter.
+///
+/// After each `handle_*` call, drain [`poll_action`](Self::poll_action),
+/// then [`poll_event`](Self::poll_event), then sleep until
+/// [`poll_timeout`](Self::poll_timeout) or the next input.
+pub struct Client<R> {
+    config: ClientConfig,
+    rng: R,
+    link: Link,
+    /// The name as the server spells it, once logged in.
+    display_name: Option<String>,
+    /// What to send with the next login: given, saved, or last issued.
+    secret: Option<String>,
+    /// What the driver has saved (or been asked to save).
+    saved_secret: Option<String>,
+    /// Whether any login succeeded. Before that every failure is final;
+    /// after it, failures are retried.
+    been_online: bool,
+    /// Failed attempts since the last stable connection.
+    failures: u32,
+    outbox: Outbox,
+    /// Set at the end of a script's input: finish by then.
+    ending: Option<Instant>,
+    /// Messages refused, or maybe lost with a connection.
+    undelivered: usize,
+    /// A `loginBroadcast` with our own name that came while logging in: our
+    /// own join (dropped on success) or, if the login fails, someone else's.
+    held_join: Option<Line>,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+}
+
+impl<R: Rng> Client<R> {
+    /// A client that starts connecting at once.
+    pub fn new(config: ClientConfig, rng: R, now: Instant) -> Self {
+        let mut client = Client {
+            secret: config
+                .given_secret
+                .clone()
+                .or_else(|| config.saved_secret.clone()),
+            saved_secret: config.saved_secret.clone(),
+            outbox: Outbox::new(config.outbox_capacity, config.window),
+            config,
+            rng,
+            link: Link::Done,
+            display_name: None,
+            been_online: false,
+            failures: 0,
+            ending: None,
+            undelivered: 0,
+            held_join: None,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        client.connect(now);
+        client
+    }
+
+    // ---- getters ----
+
+    /// The name: as the server spells it once logged in, else as asked for.
+    pub fn username(&self) -> &str {
+        self.display_name
+            .as_deref()
+            .unwrap_or(&self.config.username)
+    }
+
+    pub fn is_online(&self) -> bool {
+        matches!(self.link, Link::Online { .. })
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.link == Link::Done
+    }
+
+    /// Whether another line can be taken now. A script's driver reads its
+    /// input only while this holds, so a long input waits for the server
+    /// instead of filling memory (or being refused).
+    pub fn accepts_input(&self) -> bool {
+        !self.is_finished() && self.ending.is_none() && self.outbox.has_room()
+    }
+
+    // ---- inputs: the connection ----
+
+    /// The WebSocket handshake of the connection asked for succeeded.
+    pub fn handle_connected(&mut self, _now: Instant) {
+        let Link::Connecting { deadline } = self.link else {
+            return;
+        };
+        self.link = Link::LoggingIn { deadline };
+        let login = ClientMessage::Login {
+            id: id::message_id(&mut self.rng),
+            username: self.config.username.clone(),
+            secret: self.secret.clone(),
+            since: None,
+        };
+        self.send(&login);
+    }
+
+    /// A text frame arrived.
+    pub fn handle_text(&mut self, text: &str, now: Instant) {
+        if !matches!(self.link, Link::LoggingIn { .. } | Link::Online { .. }) {
+            return;
+        }
+        self.heard(now);
+        if self.config.raw_json {
+            self.show(Line::Raw(text.to_owned()));
+        }
+        let message = match ServerMessage::decode(text.as_bytes()) {
+            Ok(message) => message,
+            Err(e) => {
+                return self.show_server(Line::Error(format!(
+                    "ignored a message from the server that chat-cli does not understand: {e}"
+                )));
+            }
+        };
+        match message {
+            ServerMessage::LoginBroadcast {
+                username, location, ..
+            } => {
+                let ours = name_key(&username) == name_key(&self.config.username);
+                let line = Line::Joined {
+                    own: self.display_name.as_deref() == Some(&*username),
+                    name: username.into_owned(),
+                    location: location.into_owned(),
+                };
+                let logging_in = matches!(self.link, Link::LoggingIn { .. });
+                if logging_in && ours && self.held_join.is_none() {
+                    self.held_join = Some(line);
+                } else {
+                    self.show_server(line);
+                }
+            }
+            ServerMessage::LoginMessage {
+                username, secret, ..
+            } => {
+                if matches!(self.link, Link::LoggingIn { .. }) {
+                    self.logged_in(username.into_owned(), secret.into_owned(), now);
+                }
+            }
+            ServerMessage::TextBroadcast {
+                username, message, ..
+            } => {
+                let own = self.display_name.as_deref() == Some(&*username);
+                let confirmed = own && self.outbox.confirm(&message);
+                self.show_server(Line::from_text(&username, &message, own));
+                if confirmed {
+                    self.flush();
+                    self.check_ending();
+                }
+            }
+            ServerMessage::ErrorMessage {
+                error, description, ..
+            } => self.refused(error, description.as_deref()),
+            // v2 only: a v1 connection never receives these.
+            ServerMessage::History { .. }
+            | ServerMessage::UserList { .. }
+            | ServerMessage::LogoutBroadcast { .. } => {}
+        }
+    }
+
+    /// A ping, a pong or any other frame arrived: the server is there.
+    pub fn handle_activity(&mut self, now: Instant) {
+        self.heard(now);
+    }
+
+    /// The connection (or the attempt to make one) failed or closed;
+    /// `reason` says why, e.g. "connection refused".
+    pub fn handle_disconnected(&mut self, reason: &str, now: Instant) {
+        if matches!(
+            self.link,
+            Link::Connecting { .. } | Link::LoggingIn { .. } | Link::Online { .. }
+        ) {
+            self.lost(reason, now);
+        }
+    }
+
+    // ---- inputs: the user ----
+
+    /// A line was typed (interactive) or read (script).
+    pub fn handle_line(&mut self, line: &str, _now: Instant) {
+        if self.is_finished() || self.ending.is_some() {
+            return;
+        }
+        if self.config.mode == Mode::Script {
+            if !line.trim().is_empty() {
+                self.say(line.to_owned());
+            }
+            return;
+        }
+        match command::parse(line) {
+            Input::Nothing => {}
+            Input::Say(text) => self.say(text.to_owned()),
+            Input::Run(Effect::Help) => self.show(Line::Info(command::help())),
+            Input::Run(Effect::Me(action)) => {
+                let text = format!("* {} {action}", self.username());
+                self.say(text);
+            }
+            Input::Run(Effect::Quit) => self.quit(),
+            Input::Usage { command, hint } => self.show(Line::Info(format!(
+                "usage: {} ({hint})",
+                command::usage(command)
+            ))),
+            Input::Unknown(name) => self.show(Line::Info(format!(
+                "unknown command /{name}; /help lists the commands, //{name} sends it as a message"
+            ))),
+        }
+    }
+
+    /// The input ended (Ctrl-D, or the end of a script's stdin).
+    pub fn handle_end_of_input(&mut self, now: Instant) {
+        if self.is_finished() || self.ending.is_some() {
+            return;
+        }
+        match self.config.mode {
+            Mode::Interactive => self.quit(),
+            Mode::Script => {
+                self.ending = Some(now + self.config.linger);
+                self.check_ending();
+            }
+        }
+    }
+
+    // ---- inputs: time ----
+
+    /// Time has reached `now`. Calling it early does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(deadline) = self.ending
+            && now >= deadline
+            && !self.is_finished()
+        {
+            let pending = self.outbox.queued() + self.outbox.in_flight();
+            return self.leave(Exit::Failure(format!(
+                "gave up after {}: the server did not confirm {}",
+                seconds(self.config.linger),
+                plural(pending, "message", "messages")
+            )));
+        }
+        match self.link {
+            Link::Connecting { deadline } | Link::LoggingIn { deadline } if now >= deadline => {
+                self.actions.push_back(Action::Close);
+                let reason = format!("no answer within {}", seconds(self.config.login_timeout));
+                self.lost(&reason, now);
+            }
+            Link::Online {
+                since,
+                last_heard,
+                ping_sent: None,
+            } if now >= last_heard + self.config.keepalive_idle => {
+                self.actions.push_back(Action::Ping);
+                self.link = Link::Online {
+                    since,
+                    last_heard,
+                    ping_sent: Some(now),
+                };
+            }
+            Link::Online {
+                ping_sent: Some(at),
+                ..
+            } if now >= at + self.config.keepalive_timeout => {
+                self.actions.push_back(Action::Close);
+                let reason = format!(
+                    "the server did not answer a ping within {}",
+                    seconds(self.config.keepalive_timeout)
+                );
+                self.lost(&reason, now);
+            }
+            Link::Waiting { retry_at } if now >= retry_at => self.connect(now),
+            _ => {}
+        }
+    }
+
+    // ---- outputs ----
+
+    /// The next thing to do, in order.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next thing to show or remember.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When to call `handle_timeout` next; `None` once finished.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let link = match self.link {
+            Link::Connecting { deadline } | Link::LoggingIn { deadline } => deadline,
+            Link::Online {
+                last_heard,
+                ping_sent: None,
+                ..
+            } => last_heard + self.config.keepalive_idle,
+            Link::Online {
+                ping_sent: Some(at),
+                ..
+            } => at + self.config.keepalive_timeout,
+            Link::Waiting { retry_at } => retry_at,
+            Link::Done => return None,
+        };
+        Some(self.ending.map_or(link, |ending| ending.min(link)))
+    }
+
+    // ---- internals ----
+
+    fn connect(&mut self, now: Instant) {
+        self.link = Link::Connecting {
+            deadline: now + self.config.login_timeout,
+        };
+        self.actions.push_back(Action::Connect);
+    }
+
+    fn heard(&mut self, now: Instant) {
+        if let Link::Online { since, .. } = self.link {
+            self.link = Link::Online {
+                since,
+                last_heard: now,
+                ping_sent: None,
+            };
+        }
+    }
+
+    fn logged_in(&mut self, username: String, secret: String, now: Instant) {
+        self.link = Link::Online {
+            since: now,
+            last_heard: now,
+            ping_sent: None,
+        };
+        self.held_join = None;
+        if self.saved_secret.as_deref() != Some(secret.as_str()) {
+            self.events.push_back(Event::SecretIssued {
+                username: username.clone(),
+                secret: secret.clone(),
+            });
+            self.saved_secret = Some(secret.clone());
+        }
+        self.secret = Some(secret);
+        let status = if self.been_online {
+            match self.outbox.queued() {
+                0 => Some(format!("back online as {username}")),
+                n => Some(format!(
+                    "back online as {username}; sending {}",
+                    plural(n, "queued message", "queued messages")
+                )),
+            }
+        } else if self.config.mode == Mode::Interactive {
+            Some(format!(
+                "connected to {} as {username}; /help lists the commands",
+                self.config.server
+            ))
+        } else {
+            None
+        };
+        if let Some(status) = status {
+            self.show(Line::Status(status));
+        }
+        self.display_name = Some(username);
+        self.been_online = true;
+        self.flush();
+        self.check_ending();
+    }
+
+    /// The server answered with an error.
+    fn refused(&mut self, code: ErrorCode, description: Option<&str>) {
+        match self.link {
+            Link::LoggingIn { .. } => {
+                if let Some(join) = self.held_join.take() {
+                    self.show_server(join); // someone else's, after all
+                }
+                let name = &self.config.username;
+                let reason = match code {
+                    ErrorCode::LoginTaken if self.secret.is_some() => format!(
+                        "the name '{name}' is taken and the secret given for it does not match; \
+                         pick another or wait until it is released"
+                    ),
+                    ErrorCode::LoginTaken => format!(
+                        "the name '{name}' is taken; pick another or wait until it is released"
+                    ),
+                    ErrorCode::InvalidUsername => format!(
+                        "the server does not accept the name '{name}': {}",
+                        describe(code, description)
+                    ),
+                    _ => format!(
+                        "the server refused the login: {}",
+                        describe(code, description)
+                    ),
+                };
+                self.leave(Exit::Failure(reason));
+            }
+            Link::Online { .. } => match code {
+                ErrorCode::EmptyMessage
+                | ErrorCode::MessageTooLong
+                | ErrorCode::MessagingWhileNotLoggedIn
+                | ErrorCode::Unknown => {
+                    if self.outbox.refuse().is_some() {
+                        self.undelivered += 1;
+                    }
+                    self.show_server(Line::Error(format!(
+                        "your message was not sent: {}",
+                        describe(code, description)
+                    )));
+                    self.flush();
+                    self.check_ending();
+                }
+                _ => self.show_server(Line::Error(format!(
+                    "the server did not understand chat-cli ({}); please report this",
+                    describe(code, description)
+                ))),
+            },
+            _ => {}
+        }
+    }
+
+    /// The connection is gone: give up before the first login, else retry.
+    fn lost(&mut self, reason: &str, now: Instant) {
+        let was = std::mem::replace(&mut self.link, Link::Done);
+        self.held_join = None;
+        if !self.been_online {
+            let reason = match was {
+                Link::Connecting { .. } => {
+                    format!("could not connect to {}: {reason}", self.config.server)
+                }
+                _ => format!(
+                    "the connection to {} closed before the login was answered: {reason}",
+                    self.config.server
+                ),
+            };
+            return self.finish(Exit::Failure(reason));
+        }
+        if let Link::Online { since, .. } = was
+            && now.saturating_duration_since(since) >= self.config.stable_after
+        {
+            self.failures = 0;
+        }
+        for text in self.outbox.take_in_flight() {
+            self.undelivered += 1;
+            self.show(Line::Error(format!(
+                "the connection dropped before the server confirmed this message; \
+                 it may not have been delivered: {text}"
+            )));
+        }
+        let delay = self.config.backoff.delay(self.failures, &mut self.rng);
+        self.failures = self.failures.saturating_add(1);
+        self.link = Link::Waiting {
+            retry_at: now + delay,
+        };
+        let status = match was {
+            Link::Online { .. } => {
+                format!(
+                    "connection lost ({reason}); reconnecting in {}",
+                    seconds(delay)
+                )
+            }
+            _ => format!(
+                "could not reconnect ({reason}); next try in {}",
+                seconds(delay)
+            ),
+        };
+        self.show(Line::Status(status));
+        self.check_ending();
+    }
+
+    fn say(&mut self, text: String) {
+        match self.outbox.push(text) {
+            Ok(()) if self.is_online() => self.flush(),
+            Ok(()) => {
+                if self.been_online && self.config.mode == Mode::Interactive {
+                    self.show(Line::Status(format!(
+                        "not connected: your message will be sent when the connection is back \
+                         ({} waiting)",
+                        self.outbox.queued()
+                    )));
+                }
+            }
+            Err(outbox::Full) => {
+                self.undelivered += 1;
+                self.show(Line::Error(format!(
+                    "not sent: the connection is down and {} are already waiting",
+                    plural(self.outbox.queued(), "message", "messages")
+                )));
+            }
+        }
+    }
+
+    /// Sends what the window allows.
+    fn flush(&mut self) {
+        if !self.is_online() {
+            return;
+        }
+        while let Some(text) = self.outbox.next_to_send() {
+            let message = ClientMessage::TextFromUser {
+                id: id::message_id(&mut self.rng),
+                text,
+            };
+            self.send(&message);
+        }
+    }
+
+    fn quit(&mut self) {
+        let unsent = self.outbox.queued();
+        if unsent > 0 {
+            self.show(Line::Status(format!(
+                "{} not sent",
+                plural(unsent, "queued message was", "queued messages were")
+            )));
+        }
+        self.leave(Exit::Success);
+    }
+
+    /// A script whose input ended finishes once everything is confirmed.
+    fn check_ending(&mut self) {
+        if self.ending.is_none() || !self.been_online || !self.outbox.is_empty() {
+            return;
+        }
+        let exit = match self.undelivered {
+            0 => Exit::Success,
+            n => Exit::Failure(format!(
+                "{} not delivered",
+                plural(n, "message was", "messages were")
+            )),
+        };
+        self.leave(exit);
+    }
+
+    /// Closes the connection, if any, and finishes.
+    fn leave(&mut self, exit: Exit) {
+        if matches!(
+            self.link,
+            Link::Connecting { .. } | Link::LoggingIn { .. } | Link::Online { .. }
+        ) {
+            self.actions.push_back(Action::Close);
+        }
+        self.finish(exit);
+    }
+
+    fn finish(&mut self, exit: Exit) {
+        self.link = Link::Done;
+        self.events.push_back(Event::Finished(exit));
+    }
+
+    fn send(&mut self, message: &ClientMessage) {
+        let text = String::from_utf8(message.encode()).unwrap_or_default();
+        self.actions.push_back(Action::Send(text));
+    }
+
+    fn show(&mut self, line: Line) {
+        self.events.push_back(Event::Line(line));
+    }
+
+    /// A line that only restates a server message: `--json` already showed
+    /// the message itself.
+    fn show_server(&mut self, line: Line) {
+        if !self.config.raw_json {
+            self.show(line);
+        }
+    }
+}
+
+/// The server compares names case-insensitively after NFC normalisation.
+pub(crate) fn name_key(name: &str) -> String {
+    Username::parse(name, usize::MAX)
+        .map(|u| u.key)
+        .unwrap_or_else(|_| name.to_owned())
+}
+
+/// The server's description, or a plain default when it gave none.
+fn describe(code: ErrorCode, description: Option<&str>) -> String {
+    if let Some(description) = description.filter(|d| !d.trim().is_empty()) {
+        return description.to_owned();
+    }
+    match code {
+        ErrorCode::MessagingWhileNotLoggedIn => "you are not logged in",
+        ErrorCode::LoginTaken => "the name is taken",
+        ErrorCode::AlreadyLoggedIn => "this connection is already logged in",
+        ErrorCode::BytesReceived => "binary frames are not accepted",
+        ErrorCode::InvalidJson => "a malformed message",
+        ErrorCode::InvalidUsername => "the name is not valid",
+        ErrorCode::EmptyMessage => "the message is empty",
+        ErrorCode::MessageTooLong => "the message is too long",
+        ErrorCode::Unknown => "no reason given",
+    }
+    .to_owned()
+}
+
+fn seconds(d: Duration) -> String {
+    if d < Duration::from_secs(10) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} s", d.as_secs_f64().round())
+    }
+}
+
+/// "1 message", "2 messages"; irregular forms take both.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+#[cfg(test)]
+mod tests;

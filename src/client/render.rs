@@ -1,0 +1,333 @@
+//! Display lines: what the user sees, built from server messages and the
+//! client's own notices, and rendered as text with an optional colour.
+//!
+//! The time of day is an argument, never read here: the driver passes the
+//! local time when it prints (and a test passes a fixed one).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use anstyle::{AnsiColor, Style};
+
+/// A wall-clock time of day, as shown in front of each line (`HH:MM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockTime {
+    pub hour: u8,
+    pub minute: u8,
+}
+
+impl fmt::Display for ClockTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}:{:02}", self.hour, self.minute)
+    }
+}
+
+/// One thing to show the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// Someone said something; `own` when it was this user.
+    Message {
+        from: String,
+        text: String,
+        own: bool,
+    },
+    /// A `/me` message (`* alice waves`), recognised by its text.
+    Action {
+        from: String,
+        action: String,
+        own: bool,
+    },
+    /// Someone logged in.
+    Joined {
+        name: String,
+        location: String,
+        own: bool,
+    },
+    /// The state of the connection: lost, retrying, back.
+    Status(String),
+    /// Something went wrong, said as a plain sentence.
+    Error(String),
+    /// Help and hints; shown without a time.
+    Info(String),
+    /// A server message verbatim (`--json`).
+    Raw(String),
+}
+
+impl Line {
+    /// The line for a `textBroadcast`. A text of the form `* NAME ACTION`
+    /// from NAME is what `/me` sends, so it is shown as an action.
+    pub fn from_text(from: &str, text: &str, own: bool) -> Line {
+        let action = text
+            .strip_prefix("* ")
+            .and_then(|rest| rest.strip_prefix(from))
+            .and_then(|rest| rest.strip_prefix(' '))
+            .filter(|action| !action.trim().is_empty());
+        match action {
+            Some(action) => Line::Action {
+                from: from.to_owned(),
+                action: action.to_owned(),
+                own,
+            },
+            None => Line::Message {
+                from: from.to_owned(),
+                text: text.to_owned(),
+                own,
+            },
+        }
+    }
+
+    /// Whether this line is chat content (what a script reads on stdout)
+    /// rather than a diagnostic (stderr).
+    pub fn is_chat(&self) -> bool {
+        matches!(
+            self,
+            Line::Message { .. } | Line::Action { .. } | Line::Joined { .. } | Line::Raw(_)
+        )
+    }
+
+    /// The line as text, without a trailing newline. `colour` adds ANSI
+    /// styles; text from the network is always stripped of control
+    /// characters, so a peer cannot drive the terminal.
+    pub fn render(&self, time: ClockTime, colour: bool) -> String {
+        let mut out = Painter {
+            out: String::new(),
+            colour,
+        };
+        if !matches!(self, Line::Info(_) | Line::Raw(_)) {
+            out.paint(TIME, &time.to_string());
+            out.plain(" ");
+        }
+        match self {
+            Line::Message { from, text, own } => {
+                out.paint(name_style(from, *own), &clean(from));
+                if *own {
+                    out.paint(TIME, " (you)");
+                }
+                out.plain(": ");
+                out.plain(&clean(text));
+            }
+            Line::Action { from, action, own } => {
+                out.plain("* ");
+                out.paint(name_style(from, *own), &clean(from));
+                if *own {
+                    out.paint(TIME, " (you)");
+                }
+                out.plain(" ");
+                out.plain(&clean(action));
+            }
+            Line::Joined {
+                name,
+                location,
+                own,
+            } => {
+                out.paint(NOTICE, "* ");
+                out.paint(name_style(name, *own), &clean(name));
+                if *own {
+                    out.paint(NOTICE, " (you)");
+                }
+                let text = match location.as_str() {
+                    "" | "unknown" => " joined".to_owned(),
+                    location => format!(" joined from {}", clean(location)),
+                };
+                out.paint(NOTICE, &text);
+            }
+            Line::Status(text) => out.paint(NOTICE, &format!("-- {}", clean(text))),
+            Line::Error(text) => out.paint(ERROR, &format!("!! {}", clean(text))),
+            Line::Info(text) => out.plain(&clean_keep_newlines(text)),
+            Line::Raw(text) => out.plain(&clean(text)),
+        }
+        out.out
+    }
+}
+
+const TIME: Style = Style::new().dimmed();
+const NOTICE: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
+const ERROR: Style = Style::new()
+    .bold()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Red)));
+const OWN: Style = Style::new()
+    .bold()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Green)));
+/// Other people's names get one of these, always the same for a name, so a
+/// conversation is easy to follow (as IRC clients do).
+const NAME_COLOURS: [AnsiColor; 5] = [
+    AnsiColor::Cyan,
+    AnsiColor::Magenta,
+    AnsiColor::Blue,
+    AnsiColor::BrightCyan,
+    AnsiColor::BrightMagenta,
+];
+
+fn name_style(name: &str, own: bool) -> Style {
+    if own {
+        return OWN;
+    }
+    // FNV-1a: stable across runs and platforms, unlike std's hasher.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let colour = NAME_COLOURS[hash as usize % NAME_COLOURS.len()];
+    Style::new()
+        .bold()
+        .fg_color(Some(anstyle::Color::Ansi(colour)))
+}
+
+struct Painter {
+    out: String,
+    colour: bool,
+}
+
+impl Painter {
+    fn paint(&mut self, style: Style, text: &str) {
+        if self.colour {
+            self.out.push_str(&format!("{style}{text}{style:#}"));
+        } else {
+            self.out.push_str(text);
+        }
+    }
+
+    fn plain(&mut self, text: &str) {
+        self.out.push_str(text);
+    }
+}
+
+/// Replaces control characters (escape sequences, newlines, bells…) with
+/// visible stand-ins, so one message stays one line and cannot restyle or
+/// rewrite the terminal. C0 controls become their Unicode "control
+/// pictures" (ESC shows as ␛, a newline as ␊); DEL and C1 controls become �.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_cleaning) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.chars().map(stand_in).collect())
+}
+
+fn clean_keep_newlines(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c != '\n' && needs_cleaning(c)) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| if c == '\n' { c } else { stand_in(c) })
+            .collect(),
+    )
+}
+
+fn needs_cleaning(c: char) -> bool {
+    c.is_control() && c != '\t'
+}
+
+fn stand_in(c: char) -> char {
+    match c {
+        '\t' => '\t',
+        '\0'..='\x1f' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
+        c if c.is_control() => '\u{fffd}',
+        c => c,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOON: ClockTime = ClockTime {
+        hour: 12,
+        minute: 5,
+    };
+
+    fn plain(line: Line) -> String {
+        line.render(NOON, false)
+    }
+
+    #[test]
+    fn renders_each_kind_of_line_as_plain_text() {
+        assert_eq!(
+            plain(Line::from_text("alice", "hello", false)),
+            "12:05 alice: hello"
+        );
+        assert_eq!(
+            plain(Line::from_text("alice", "hello", true)),
+            "12:05 alice (you): hello"
+        );
+        assert_eq!(
+            plain(Line::from_text("bob", "* bob waves at alice", false)),
+            "12:05 * bob waves at alice"
+        );
+        assert_eq!(
+            plain(Line::from_text("bob", "* bob waves", true)),
+            "12:05 * bob (you) waves"
+        );
+        assert_eq!(
+            plain(Line::Joined {
+                name: "bob".into(),
+                location: "10.0.0.7".into(),
+                own: false
+            }),
+            "12:05 * bob joined from 10.0.0.7"
+        );
+        assert_eq!(
+            plain(Line::Joined {
+                name: "bob".into(),
+                location: "unknown".into(),
+                own: false
+            }),
+            "12:05 * bob joined"
+        );
+        assert_eq!(plain(Line::Status("back".into())), "12:05 -- back");
+        assert_eq!(plain(Line::Error("oops".into())), "12:05 !! oops");
+        assert_eq!(plain(Line::Info("a\nb".into())), "a\nb");
+        assert_eq!(plain(Line::Raw("{}".into())), "{}");
+    }
+
+    #[test]
+    fn only_a_star_and_the_senders_own_name_make_an_action() {
+        assert_eq!(
+            plain(Line::from_text("bob", "* alice waves", false)),
+            "12:05 bob: * alice waves"
+        );
+        assert_eq!(
+            plain(Line::from_text("bob", "* bob", false)),
+            "12:05 bob: * bob"
+        );
+        assert_eq!(
+            plain(Line::from_text("bob", "* bobby waves", false)),
+            "12:05 bob: * bobby waves"
+        );
+    }
+
+    #[test]
+    fn control_characters_from_the_network_cannot_reach_the_terminal() {
+        let line = Line::from_text("ev\x1bil", "red \x1b[31mtext\x07\nnext\u{9b}", false);
+        assert_eq!(plain(line), "12:05 ev␛il: red ␛[31mtext␇␊next\u{fffd}");
+        assert_eq!(plain(Line::Info("x\x1by\nz".into())), "x␛y\nz");
+        assert_eq!(clean("tab\tok"), "tab\tok");
+    }
+
+    #[test]
+    fn colour_styles_the_parts_and_plain_has_no_escapes() {
+        let line = Line::from_text("alice", "hi", true);
+        let coloured = line.render(NOON, true);
+        assert_eq!(
+            coloured,
+            "\x1b[2m12:05\x1b[0m \x1b[1m\x1b[32malice\x1b[0m\x1b[2m (you)\x1b[0m: hi"
+        );
+        assert!(!line.render(NOON, false).contains('\x1b'));
+        // Another name, another (but stable) colour.
+        let bob = Line::from_text("bob", "hi", false).render(NOON, true);
+        assert_eq!(
+            bob,
+            Line::from_text("bob", "yo", false)
+                .render(NOON, true)
+                .replace("yo", "hi")
+        );
+        assert!(!bob.contains("\x1b[32m"));
+    }
+
+    #[test]
+    fn chat_lines_go_to_stdout_and_the_rest_to_stderr() {
+        assert!(Line::from_text("a", "b", false).is_chat());
+        assert!(Line::Raw("{}".into()).is_chat());
+        assert!(!Line::Status("x".into()).is_chat());
+        assert!(!Line::Error("x".into()).is_chat());
+    }
+}

@@ -1,0 +1,810 @@
+//! The client on a virtual clock: given these inputs at these instants,
+//! expect exactly these actions and events.
+
+use std::time::{Duration, Instant};
+
+use rand::{SeedableRng, rngs::StdRng};
+
+use super::*;
+
+const NOON: ClockTime = ClockTime {
+    hour: 12,
+    minute: 0,
+};
+
+struct Harness {
+    client: Client<StdRng>,
+    now: Instant,
+}
+
+fn config(mode: Mode) -> ClientConfig {
+    ClientConfig::new("ws://test", "alice", mode)
+}
+
+impl Harness {
+    fn new(config: ClientConfig) -> Self {
+        let now = Instant::now();
+        Harness {
+            client: Client::new(config, StdRng::seed_from_u64(7), now),
+            now,
+        }
+    }
+
+    fn interactive() -> Self {
+        Harness::new(config(Mode::Interactive))
+    }
+
+    fn script() -> Self {
+        Harness::new(config(Mode::Script))
+    }
+
+    /// Everything asked for since the last call, actions first, rendered.
+    fn drain(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(action) = self.client.poll_action() {
+            out.push(match action {
+                Action::Connect => "connect".to_owned(),
+                Action::Send(json) => match ClientMessage::decode(json.as_bytes()) {
+                    Ok(ClientMessage::Login {
+                        id,
+                        username,
+                        secret,
+                        ..
+                    }) => {
+                        assert_eq!(id.len(), crate::id::ID_LEN);
+                        match secret {
+                            Some(secret) => format!("send login {username} secret={secret}"),
+                            None => format!("send login {username}"),
+                        }
+                    }
+                    Ok(ClientMessage::TextFromUser { id, text }) => {
+                        assert_eq!(id.len(), crate::id::ID_LEN);
+                        format!("send text {text}")
+                    }
+                    Ok(other) => format!("send {}", other.kind()),
+                    Err(e) => panic!("the client sent bad JSON {json}: {e}"),
+                },
+                Action::Ping => "ping".to_owned(),
+                Action::Close => "close".to_owned(),
+            });
+        }
+        while let Some(event) = self.client.poll_event() {
+            out.push(match event {
+                Event::Line(line) => format!("show {}", line.render(NOON, false)),
+                Event::SecretIssued { username, secret } => format!("save {username}={secret}"),
+                Event::Finished(Exit::Success) => "exit 0".to_owned(),
+                Event::Finished(Exit::Failure(reason)) => format!("exit 1: {reason}"),
+            });
+        }
+        out
+    }
+
+    fn server(&mut self, message: ServerMessage<'_>) -> Vec<String> {
+        let json = String::from_utf8(message.encode()).unwrap();
+        self.client.handle_text(&json, self.now);
+        self.drain()
+    }
+
+    fn connected(&mut self) -> Vec<String> {
+        self.client.handle_connected(self.now);
+        self.drain()
+    }
+
+    fn disconnected(&mut self, reason: &str) -> Vec<String> {
+        self.client.handle_disconnected(reason, self.now);
+        self.drain()
+    }
+
+    fn type_line(&mut self, line: &str) -> Vec<String> {
+        self.client.handle_line(line, self.now);
+        self.drain()
+    }
+
+    fn end_of_input(&mut self) -> Vec<String> {
+        self.client.handle_end_of_input(self.now);
+        self.drain()
+    }
+
+    /// Connects and logs in as alice with `secret`, the way a server does.
+    fn log_in(&mut self, secret: &str) -> Vec<String> {
+        assert_eq!(self.drain(), ["connect"]);
+        let mut out = self.connected();
+        assert!(out.remove(0).starts_with("send login alice"));
+        out.extend(self.server(login_broadcast("alice", "127.0.0.1")));
+        out.extend(self.server(login_message("alice", secret)));
+        out
+    }
+
+    /// Sleeps until the client's next deadline and wakes it; returns how
+    /// long that was and what it did.
+    fn wake(&mut self) -> (Duration, Vec<String>) {
+        let at = self.client.poll_timeout().expect("a deadline");
+        assert!(at >= self.now, "deadline in the past");
+        let slept = at - self.now;
+        self.now = at;
+        self.client.handle_timeout(self.now);
+        (slept, self.drain())
+    }
+
+    fn advance(&mut self, by: Duration) -> Vec<String> {
+        self.now += by;
+        self.client.handle_timeout(self.now);
+        self.drain()
+    }
+}
+
+fn login_broadcast<'a>(name: &'a str, location: &'a str) -> ServerMessage<'a> {
+    ServerMessage::LoginBroadcast {
+        id: "b".into(),
+        username: name.into(),
+        location: location.into(),
+        timestamp: None,
+    }
+}
+
+fn login_message<'a>(name: &'a str, secret: &'a str) -> ServerMessage<'a> {
+    ServerMessage::LoginMessage {
+        id: "l".into(),
+        reply_to: None,
+        username: name.into(),
+        location: "127.0.0.1".into(),
+        secret: secret.into(),
+    }
+}
+
+fn text<'a>(name: &'a str, message: &'a str) -> ServerMessage<'a> {
+    ServerMessage::TextBroadcast {
+        id: "t".into(),
+        reply_to: None,
+        username: name.into(),
+        message: message.into(),
+        seq: None,
+        timestamp: None,
+    }
+}
+
+fn error(code: ErrorCode, description: Option<&str>) -> ServerMessage<'_> {
+    ServerMessage::ErrorMessage {
+        error: code,
+        id: "e".into(),
+        reply_to: None,
+        description: description.map(Into::into),
+    }
+}
+
+// ---- logging in and secrets ----
+
+#[test]
+fn logs_in_without_a_secret_saves_the_issued_one_and_hides_its_own_join() {
+    let mut h = Harness::interactive();
+    assert_eq!(h.drain(), ["connect"]);
+    assert_eq!(h.connected(), ["send login alice"]);
+    assert_eq!(
+        h.server(login_broadcast("alice", "127.0.0.1")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        h.server(login_message("alice", "S1")),
+        [
+            "save alice=S1",
+            "show 12:00 -- connected to ws://test as alice; /help lists the commands"
+        ]
+    );
+    assert!(h.client.is_online());
+}
+
+#[test]
+fn sends_the_saved_secret_and_saves_only_a_new_one() {
+    let mut c = config(Mode::Interactive);
+    c.saved_secret = Some("S1".into());
+    let mut h = Harness::new(c);
+    assert_eq!(h.drain(), ["connect"]);
+    assert_eq!(h.connected(), ["send login alice secret=S1"]);
+    // The server knew it: nothing to save.
+    assert_eq!(h.server(login_message("alice", "S1")).len(), 1);
+
+    // A server that forgot the login (restarted) issues a new secret.
+    let mut c = config(Mode::Script);
+    c.saved_secret = Some("old".into());
+    let mut h = Harness::new(c);
+    assert_eq!(h.log_in("new"), ["save alice=new"]);
+    // Saved once; the next login with it asks for nothing.
+    h.disconnected("reset");
+    h.wake();
+    assert_eq!(h.connected(), ["send login alice secret=new"]);
+    assert_eq!(
+        h.server(login_message("alice", "new")),
+        ["show 12:00 -- back online as alice"]
+    );
+}
+
+#[test]
+fn a_given_secret_wins_over_the_saved_one_and_is_saved_when_it_works() {
+    let mut c = config(Mode::Script);
+    c.saved_secret = Some("mine here".into());
+    c.given_secret = Some("from my laptop".into());
+    let mut h = Harness::new(c);
+    assert_eq!(h.drain(), ["connect"]);
+    assert_eq!(h.connected(), ["send login alice secret=from my laptop"]);
+    assert_eq!(
+        h.server(login_message("alice", "from my laptop")),
+        ["save alice=from my laptop"]
+    );
+}
+
+#[test]
+fn the_name_as_the_server_spells_it_is_the_users_name() {
+    let mut c = config(Mode::Interactive);
+    c.username = "ALICE".into();
+    c.saved_secret = Some("S".into());
+    let mut h = Harness::new(c);
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected();
+    // Our own join, in the spelling first registered: still hidden.
+    assert!(h.server(login_broadcast("alice", "127.0.0.1")).is_empty());
+    h.server(login_message("alice", "S"));
+    assert_eq!(h.client.username(), "alice");
+    assert_eq!(h.type_line("hi"), ["send text hi"]);
+    assert_eq!(
+        h.server(text("alice", "hi")),
+        ["show 12:00 alice (you): hi"]
+    );
+}
+
+#[test]
+fn a_taken_name_is_a_failure_said_in_plain_words() {
+    let mut h = Harness::script();
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected();
+    // The holder reclaiming it at the same moment: shown once refused.
+    assert!(h.server(login_broadcast("Alice", "10.0.0.7")).is_empty());
+    assert_eq!(
+        h.server(error(
+            ErrorCode::LoginTaken,
+            Some("the name \"alice\" is taken")
+        )),
+        [
+            "close",
+            "show 12:00 * Alice joined from 10.0.0.7",
+            "exit 1: the name 'alice' is taken; pick another or wait until it is released"
+        ]
+    );
+    assert!(h.client.is_finished());
+    assert_eq!(h.client.poll_timeout(), None);
+
+    let mut c = config(Mode::Script);
+    c.saved_secret = Some("stale".into());
+    let mut h = Harness::new(c);
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected();
+    assert_eq!(
+        h.server(error(ErrorCode::LoginTaken, None)),
+        [
+            "close",
+            "exit 1: the name 'alice' is taken and the secret given for it does not match; \
+             pick another or wait until it is released"
+        ]
+    );
+}
+
+#[test]
+fn other_login_refusals_use_the_servers_description() {
+    let mut h = Harness::script();
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected();
+    assert_eq!(
+        h.server(error(
+            ErrorCode::InvalidUsername,
+            Some("the name has 40 characters; at most 32 are allowed")
+        )),
+        [
+            "close",
+            "exit 1: the server does not accept the name 'alice': \
+             the name has 40 characters; at most 32 are allowed"
+        ]
+    );
+}
+
+#[test]
+fn before_the_first_login_a_failure_is_final() {
+    let mut h = Harness::script();
+    assert_eq!(h.drain(), ["connect"]);
+    assert_eq!(
+        h.disconnected("Connection refused (os error 111)"),
+        ["exit 1: could not connect to ws://test: Connection refused (os error 111)"]
+    );
+
+    let mut h = Harness::script();
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected();
+    assert_eq!(
+        h.disconnected("reset"),
+        ["exit 1: the connection to ws://test closed before the login was answered: reset"]
+    );
+
+    let mut h = Harness::script();
+    assert_eq!(h.drain(), ["connect"]);
+    assert_eq!(
+        h.wake(),
+        (
+            Duration::from_secs(10),
+            vec![
+                "close".to_owned(),
+                "exit 1: could not connect to ws://test: no answer within 10 s".to_owned()
+            ]
+        )
+    );
+}
+
+// ---- showing what the server says ----
+
+#[test]
+fn shows_messages_joins_and_actions_marking_its_own() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    assert_eq!(h.server(text("bob", "hello")), ["show 12:00 bob: hello"]);
+    assert_eq!(
+        h.server(login_broadcast("carol", "10.0.0.7")),
+        ["show 12:00 * carol joined from 10.0.0.7"]
+    );
+    // Our second device.
+    assert_eq!(
+        h.server(login_broadcast("alice", "10.0.0.8")),
+        ["show 12:00 * alice (you) joined from 10.0.0.8"]
+    );
+    assert_eq!(h.type_line("/me waves"), ["send text * alice waves"]);
+    assert_eq!(
+        h.server(text("alice", "* alice waves")),
+        ["show 12:00 * alice (you) waves"]
+    );
+    assert_eq!(
+        h.server(text("bob", "* bob grins")),
+        ["show 12:00 * bob grins"]
+    );
+}
+
+#[test]
+fn messages_from_others_arrive_while_logging_in() {
+    let mut h = Harness::interactive();
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected();
+    assert_eq!(h.server(text("bob", "early")), ["show 12:00 bob: early"]);
+}
+
+#[test]
+fn server_errors_become_sentences_never_codes() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    let mut seen = Vec::new();
+    h.type_line(&"x".repeat(5000));
+    seen.extend(h.server(error(
+        ErrorCode::MessageTooLong,
+        Some("the message is longer than 4000 characters"),
+    )));
+    h.type_line("y");
+    seen.extend(h.server(error(ErrorCode::Unknown, None)));
+    seen.extend(h.server(error(
+        ErrorCode::InvalidJson,
+        Some("missing field \"text\""),
+    )));
+    assert_eq!(
+        seen,
+        [
+            "show 12:00 !! your message was not sent: the message is longer than 4000 characters",
+            "show 12:00 !! your message was not sent: no reason given",
+            "show 12:00 !! the server did not understand chat-cli (missing field \"text\"); \
+             please report this"
+        ]
+    );
+}
+
+#[test]
+fn a_frame_it_cannot_read_is_reported_and_ignored() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    h.client
+        .handle_text("{\"type\":\"fancy\",\"id\":\"1\"}", h.now);
+    h.client.handle_text("null", h.now);
+    let out = h.drain();
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out.iter().all(|l| {
+        l.contains("!! ignored a message from the server that chat-cli does not understand")
+    }));
+    assert!(h.client.is_online());
+}
+
+#[test]
+fn json_mode_shows_every_frame_raw_and_keeps_the_status_lines() {
+    let mut c = config(Mode::Script);
+    c.raw_json = true;
+    let mut h = Harness::new(c);
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected();
+    let out = h.server(login_message("alice", "S"));
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        out[0].starts_with("show {\"type\":\"loginMessage\""),
+        "{out:?}"
+    );
+    assert_eq!(out[1], "save alice=S");
+    assert_eq!(
+        h.server(text("bob", "hi")),
+        ["show {\"type\":\"textBroadcast\",\"id\":\"t\",\"username\":\"bob\",\"message\":\"hi\"}"]
+    );
+    h.client.handle_text("not json", h.now);
+    assert_eq!(h.drain(), ["show not json"]);
+    let out = h.disconnected("reset");
+    assert!(
+        out[0].starts_with("show 12:00 -- connection lost (reset)"),
+        "{out:?}"
+    );
+}
+
+// ---- commands ----
+
+#[test]
+fn commands_help_escape_and_hint() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    let help = h.type_line("/help");
+    assert_eq!(help.len(), 1);
+    assert!(help[0].starts_with("show commands:\n  /help"), "{help:?}");
+    assert_eq!(h.type_line("//shrug"), ["send text /shrug"]);
+    assert_eq!(
+        h.type_line("/shrug"),
+        ["show unknown command /shrug; /help lists the commands, //shrug sends it as a message"]
+    );
+    assert_eq!(
+        h.type_line("/me"),
+        ["show usage: /me ACTION (say what you are doing, e.g. /me waves)"]
+    );
+    assert_eq!(h.type_line("   "), Vec::<String>::new());
+    assert_eq!(h.type_line("/quit"), ["close", "exit 0"]);
+    assert!(h.client.is_finished());
+    assert_eq!(h.type_line("after the end"), Vec::<String>::new());
+}
+
+#[test]
+fn ctrl_d_leaves_at_once_and_says_what_was_not_sent() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    assert_eq!(h.end_of_input(), ["close", "exit 0"]);
+
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    h.disconnected("reset");
+    h.type_line("one");
+    h.type_line("two");
+    assert_eq!(
+        h.end_of_input(),
+        ["show 12:00 -- 2 queued messages were not sent", "exit 0"]
+    );
+}
+
+// ---- reconnecting ----
+
+#[test]
+fn reconnects_with_growing_jittered_delays_capped_at_30_s() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    h.now += Duration::from_secs(60);
+    let out = h.disconnected("Connection reset by peer");
+    assert_eq!(out.len(), 1);
+    assert!(
+        out[0].starts_with(
+            "show 12:00 -- connection lost (Connection reset by peer); reconnecting in 0."
+        ),
+        "{out:?}"
+    );
+    let mut delays = Vec::new();
+    for attempt in 0..10 {
+        let (slept, out) = h.wake();
+        assert_eq!(out, ["connect"], "attempt {attempt}");
+        delays.push(slept);
+        let out = h.disconnected("Connection refused");
+        assert!(
+            out[0]
+                .starts_with("show 12:00 -- could not reconnect (Connection refused); next try in"),
+            "{out:?}"
+        );
+    }
+    let ceilings = [
+        500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000,
+    ];
+    for (delay, ceiling) in delays.iter().zip(ceilings) {
+        let ceiling = Duration::from_millis(ceiling);
+        assert!(*delay >= ceiling / 2 && *delay <= ceiling, "{delays:?}");
+    }
+
+    // Back: logs in again with the saved secret and says so.
+    let (_, out) = h.wake();
+    assert_eq!(out, ["connect"]);
+    assert_eq!(h.connected(), ["send login alice secret=S"]);
+    assert!(h.server(login_broadcast("alice", "127.0.0.1")).is_empty());
+    assert_eq!(
+        h.server(login_message("alice", "S")),
+        ["show 12:00 -- back online as alice"]
+    );
+}
+
+#[test]
+fn a_stable_connection_resets_the_backoff_and_a_brief_one_does_not() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    fn drop_and_return(h: &mut Harness, up_for: Duration) -> Duration {
+        h.now += up_for;
+        h.disconnected("reset");
+        let (slept, _) = h.wake();
+        h.connected();
+        h.server(login_message("alice", "S"));
+        slept
+    }
+    let first = drop_and_return(&mut h, Duration::from_secs(60));
+    assert!(first <= Duration::from_millis(500), "{first:?}");
+    let second = drop_and_return(&mut h, Duration::from_secs(1));
+    assert!(second >= Duration::from_millis(500), "{second:?}");
+    let third = drop_and_return(&mut h, Duration::from_secs(1));
+    assert!(third >= Duration::from_secs(1), "{third:?}");
+    let fourth = drop_and_return(&mut h, Duration::from_secs(10));
+    assert!(fourth <= Duration::from_millis(500), "{fourth:?}");
+}
+
+#[test]
+fn a_reconnect_that_hangs_is_abandoned_and_retried() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    h.disconnected("reset");
+    h.wake();
+    h.connected();
+    let (slept, out) = h.wake();
+    assert_eq!(slept, Duration::from_secs(10));
+    assert_eq!(out[0], "close");
+    assert!(
+        out[1]
+            .starts_with("show 12:00 -- could not reconnect (no answer within 10 s); next try in"),
+        "{out:?}"
+    );
+    assert!(!h.client.is_finished());
+}
+
+#[test]
+fn a_name_taken_while_away_ends_the_session() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    h.disconnected("reset");
+    h.wake();
+    h.connected();
+    assert_eq!(
+        h.server(error(ErrorCode::LoginTaken, None)),
+        [
+            "close",
+            "exit 1: the name 'alice' is taken and the secret given for it does not match; \
+             pick another or wait until it is released"
+        ]
+    );
+}
+
+#[test]
+fn keeps_the_connection_alive_and_notices_when_it_is_dead() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    assert_eq!(h.wake(), (Duration::from_secs(30), vec!["ping".to_owned()]));
+    h.advance(Duration::from_secs(5));
+    h.client.handle_activity(h.now); // the pong
+    assert_eq!(h.wake(), (Duration::from_secs(30), vec!["ping".to_owned()]));
+    let (slept, out) = h.wake();
+    assert_eq!(slept, Duration::from_secs(10));
+    assert_eq!(out[0], "close");
+    assert!(
+        out[1].starts_with(
+            "show 12:00 -- connection lost (the server did not answer a ping within 10 s); \
+             reconnecting in"
+        ),
+        "{out:?}"
+    );
+    assert_eq!(h.wake().1, ["connect"]);
+}
+
+#[test]
+fn any_frame_counts_as_life() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    h.advance(Duration::from_secs(29));
+    h.server(text("bob", "still here"));
+    assert_eq!(h.advance(Duration::from_secs(29)), Vec::<String>::new());
+    assert_eq!(h.advance(Duration::from_secs(1)), ["ping"]);
+}
+
+// ---- the outbox ----
+
+#[test]
+fn lines_typed_while_offline_are_queued_and_sent_on_return() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    h.disconnected("reset");
+    assert_eq!(
+        h.type_line("one"),
+        [
+            "show 12:00 -- not connected: your message will be sent when the connection is back (1 waiting)"
+        ]
+    );
+    assert_eq!(h.type_line("two").len(), 1);
+    h.wake();
+    h.connected();
+    h.server(login_broadcast("alice", "127.0.0.1"));
+    assert_eq!(
+        h.server(login_message("alice", "S")),
+        [
+            "send text one",
+            "send text two",
+            "show 12:00 -- back online as alice; sending 2 queued messages"
+        ]
+    );
+}
+
+#[test]
+fn a_full_queue_refuses_clearly() {
+    let mut c = config(Mode::Interactive);
+    c.outbox_capacity = 2;
+    let mut h = Harness::new(c);
+    h.log_in("S");
+    h.disconnected("reset");
+    h.type_line("one");
+    h.type_line("two");
+    assert_eq!(
+        h.type_line("three"),
+        ["show 12:00 !! not sent: the connection is down and 2 messages are already waiting"]
+    );
+}
+
+#[test]
+fn messages_unconfirmed_when_the_connection_drops_are_reported() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    assert_eq!(h.type_line("lost?"), ["send text lost?"]);
+    assert_eq!(h.type_line("kept"), ["send text kept"]);
+    let _ = h.server(text("alice", "lost?"));
+    let out = h.disconnected("reset");
+    assert_eq!(
+        out[0],
+        "show 12:00 !! the connection dropped before the server confirmed this message; \
+         it may not have been delivered: kept"
+    );
+    assert_eq!(out.len(), 2);
+}
+
+// ---- scripts ----
+
+#[test]
+fn a_script_sends_lines_as_they_are_and_leaves_once_confirmed() {
+    let mut h = Harness::script();
+    assert!(h.log_in("S").iter().all(|l| l.starts_with("save")));
+    assert_eq!(
+        h.type_line("/quit is just text"),
+        ["send text /quit is just text"]
+    );
+    assert_eq!(h.type_line(""), Vec::<String>::new());
+    assert_eq!(h.type_line("bye"), ["send text bye"]);
+    assert_eq!(h.end_of_input(), Vec::<String>::new());
+    assert!(!h.client.accepts_input());
+    assert_eq!(
+        h.server(text("alice", "/quit is just text")),
+        ["show 12:00 alice (you): /quit is just text"]
+    );
+    assert_eq!(
+        h.server(text("alice", "bye")),
+        ["close", "show 12:00 alice (you): bye", "exit 0"]
+    );
+}
+
+#[test]
+fn a_script_whose_input_ends_before_login_waits_for_it() {
+    let mut h = Harness::script();
+    assert_eq!(h.drain(), ["connect"]);
+    assert!(h.type_line("early").is_empty());
+    assert!(h.end_of_input().is_empty());
+    h.connected();
+    assert_eq!(
+        h.server(login_message("alice", "S")),
+        ["send text early", "save alice=S"]
+    );
+    assert_eq!(
+        h.server(text("alice", "early")),
+        ["close", "show 12:00 alice (you): early", "exit 0"]
+    );
+
+    // No input at all: log in, then leave.
+    let mut h = Harness::script();
+    assert_eq!(h.drain(), ["connect"]);
+    h.end_of_input();
+    h.connected();
+    assert_eq!(
+        h.server(login_message("alice", "S")),
+        ["close", "save alice=S", "exit 0"]
+    );
+}
+
+#[test]
+fn a_script_gives_up_waiting_after_the_linger_time() {
+    let mut h = Harness::script();
+    h.log_in("S");
+    h.type_line("never echoed");
+    h.end_of_input();
+    h.advance(Duration::from_secs(9));
+    let (slept, out) = h.wake();
+    assert_eq!(slept, Duration::from_secs(1));
+    assert_eq!(
+        out,
+        [
+            "close",
+            "exit 1: gave up after 10 s: the server did not confirm 1 message"
+        ]
+    );
+}
+
+#[test]
+fn a_script_with_refused_or_lost_messages_fails() {
+    let mut h = Harness::script();
+    h.log_in("S");
+    h.type_line("too long");
+    h.end_of_input();
+    assert_eq!(
+        h.server(error(ErrorCode::MessageTooLong, Some("too long"))),
+        [
+            "close",
+            "show 12:00 !! your message was not sent: too long",
+            "exit 1: 1 message was not delivered"
+        ]
+    );
+
+    let mut h = Harness::script();
+    h.log_in("S");
+    h.type_line("maybe");
+    h.end_of_input();
+    let out = h.disconnected("reset");
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert_eq!(out[2], "exit 1: 1 message was not delivered");
+}
+
+#[test]
+fn a_script_keeps_going_through_a_reconnect() {
+    let mut h = Harness::script();
+    h.log_in("S");
+    h.disconnected("reset");
+    // Offline: queued silently (no prompt to talk to).
+    assert!(h.type_line("later").is_empty());
+    h.end_of_input();
+    h.wake();
+    h.connected();
+    assert_eq!(
+        h.server(login_message("alice", "S")),
+        [
+            "send text later",
+            "show 12:00 -- back online as alice; sending 1 queued message"
+        ]
+    );
+    assert_eq!(
+        h.server(text("alice", "later")),
+        ["close", "show 12:00 alice (you): later", "exit 0"]
+    );
+}
+
+#[test]
+fn a_fast_script_is_paced_by_the_window_and_the_queue() {
+    let mut c = config(Mode::Script);
+    c.window = 2;
+    c.outbox_capacity = 3;
+    let mut h = Harness::new(c);
+    h.log_in("S");
+    for n in 0..5 {
+        assert!(h.client.accepts_input(), "line {n}");
+        h.type_line(&format!("line {n}"));
+    }
+    assert!(!h.client.accepts_input(), "2 in flight, 3 queued");
+    h.server(text("alice", "line 0"));
+    assert!(h.client.accepts_input());
+    assert_eq!(
+        h.server(text("alice", "line 1")),
+        ["send text line 3", "show 12:00 alice (you): line 1"]
+    );
+}

@@ -1,0 +1,269 @@
+//! chat-cli in scripting mode against a real chat-server on 127.0.0.1.
+#![cfg(all(feature = "cli", feature = "server"))]
+
+mod clients;
+
+use std::fs;
+use std::net::TcpListener;
+
+use clients::{Cli, Server, chat_cli, run_script};
+use serde_json::Value;
+
+fn state_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary state directory")
+}
+
+#[test]
+fn piped_lines_are_sent_echoed_and_the_client_exits_0() {
+    let server = Server::start();
+    let state = state_dir();
+    let out = run_script(
+        state.path(),
+        &[&server.url(), "--name", "bot"],
+        "hi\nthere\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, ["bot (you): hi", "bot (you): there"]);
+    assert_eq!(out.stderr, Vec::<String>::new());
+}
+
+#[test]
+fn two_clients_exchange_messages_and_see_each_other_join() {
+    let server = Server::start();
+    let url = server.url();
+    let (alice_state, bob_state) = (state_dir(), state_dir());
+    let mut alice = Cli::spawn(alice_state.path(), &[&url, "--name", "alice"]);
+    alice.send("anyone here?");
+    alice.expect_stdout("alice (you): anyone here?");
+
+    // Through the environment this time.
+    let mut bob = {
+        let mut command = chat_cli(bob_state.path(), &[]);
+        command.env("CHAT_URL", &url).env("CHAT_NAME", "bob");
+        Cli::from_command(command)
+    };
+    alice.expect_stdout("* bob joined from 127.0.0.1");
+    bob.send("hi alice");
+    alice.expect_stdout("bob: hi alice");
+    bob.expect_stdout("bob (you): hi alice");
+    alice.send("hi bob");
+    bob.expect_stdout("alice: hi bob");
+
+    let bob = bob.finish();
+    assert!(bob.status.success(), "{bob:?}");
+    assert!(!bob.stdout.iter().any(|l| l.contains("anyone here?")));
+    let alice = alice.finish();
+    assert!(alice.status.success(), "{alice:?}");
+    assert_eq!(alice.stderr, Vec::<String>::new());
+}
+
+#[test]
+fn a_taken_name_exits_1_with_a_clear_reason() {
+    let server = Server::start();
+    let holder_state = state_dir();
+    let mut holder = Cli::spawn(holder_state.path(), &[&server.url(), "--name", "alice"]);
+    holder.send("mine");
+    holder.expect_stdout("alice (you): mine");
+
+    let other = state_dir();
+    let out = run_script(
+        other.path(),
+        &[&server.url(), "--name", "Alice"],
+        "let me in\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        out.stderr,
+        ["chat-cli: the name 'Alice' is taken; pick another or wait until it is released"]
+    );
+    assert_eq!(out.stdout, Vec::<String>::new());
+    holder.send("still mine");
+    holder.expect_stdout("alice (you): still mine");
+    assert!(holder.finish().status.success());
+}
+
+#[test]
+fn a_restarted_client_reclaims_its_name_with_the_saved_secret() {
+    let server = Server::start();
+    let url = server.url();
+    let state = state_dir();
+    let first = run_script(state.path(), &[&url, "--name", "carol"], "one\n");
+    assert!(first.status.success(), "{first:?}");
+
+    let secrets = state.path().join("wschat/secrets.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&secrets)
+            .expect("secrets saved")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let saved: Value = serde_json::from_str(&fs::read_to_string(&secrets).unwrap()).unwrap();
+    assert!(saved["servers"][&url]["carol"].is_string(), "{saved}");
+
+    // The server still holds the name (its TTL is minutes): only the saved
+    // secret gets it back.
+    let again = run_script(state.path(), &[&url, "--name", "carol"], "two\n");
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(again.stdout, ["carol (you): two"]);
+
+    let stranger = state_dir();
+    let out = run_script(stranger.path(), &[&url, "--name", "carol"], "three\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+
+    // On another machine, --secret gets the name; it is saved there too.
+    let secret = saved["servers"][&url]["carol"].as_str().unwrap().to_owned();
+    let laptop = state_dir();
+    let out = run_script(
+        laptop.path(),
+        &[&url, "--name", "carol", "--secret", &secret],
+        "from the laptop\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let on_laptop = fs::read_to_string(laptop.path().join("wschat/secrets.json")).unwrap();
+    assert!(on_laptop.contains(&secret), "{on_laptop}");
+
+    // --secret overrides the saved one.
+    let out = run_script(
+        state.path(),
+        &[&url, "--name", "carol", "--secret", "wrong"],
+        "four\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr[0].contains("the secret given for it does not match"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn the_client_reconnects_after_the_server_restarts() {
+    let mut server = Server::start();
+    let port = server.port;
+    let state = state_dir();
+    let mut dave = Cli::spawn(state.path(), &[&server.url(), "--name", "dave"]);
+    dave.send("before");
+    dave.expect_stdout("dave (you): before");
+
+    server.kill();
+    dave.expect_stderr("connection lost");
+    let server = Server::start_on(port);
+    dave.expect_stderr("back online as dave");
+    dave.send("after");
+    dave.expect_stdout("dave (you): after");
+
+    // Someone else can see it is the same dave.
+    let other = state_dir();
+    let out = run_script(other.path(), &[&server.url(), "--name", "dave"], "x\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+
+    let dave = dave.finish();
+    assert!(dave.status.success(), "{dave:?}");
+}
+
+#[test]
+fn json_mode_prints_each_server_message_as_one_json_line() {
+    let server = Server::start();
+    let state = state_dir();
+    let out = run_script(
+        state.path(),
+        &[&server.url(), "--name", "eve", "--json"],
+        "x\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let types: Vec<String> = out
+        .stdout
+        .iter()
+        .map(|line| {
+            let message: Value = serde_json::from_str(line).expect("a JSON line");
+            message["type"].as_str().expect("a type").to_owned()
+        })
+        .collect();
+    assert_eq!(types, ["loginBroadcast", "loginMessage", "textBroadcast"]);
+}
+
+#[test]
+fn no_server_means_exit_1_with_one_line() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let state = state_dir();
+    let url = format!("ws://127.0.0.1:{port}");
+    // A secret (or name) may start with "-": still a value, not a flag.
+    for args in [
+        &[&url, "--name", "bot"][..],
+        &[&url, "--name", "-bot-", "--secret", "-x_Y"][..],
+    ] {
+        let out = run_script(state.path(), args, "hi\n");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(out.stderr.len(), 1, "{out:?}");
+        assert!(
+            out.stderr[0].starts_with(&format!("chat-cli: could not connect to {url}: ")),
+            "{out:?}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let state = state_dir();
+    for args in [
+        &["--name", "bot", "--bogus"][..],
+        &[][..], // no name, and stdin is not a terminal
+        &["wss://127.0.0.1:1", "--name", "bot"][..],
+        &["http://127.0.0.1:1", "--name", "bot"][..],
+        &["--name", ""][..],
+    ] {
+        let out = chat_cli(state.path(), args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(!out.stderr.is_empty());
+    }
+    let help = chat_cli(state.path(), &["--help"]).output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    for topic in [
+        "--name",
+        "--secret",
+        "--json",
+        "CHAT_URL",
+        "/me ACTION",
+        "secrets.json",
+        "NO_COLOR",
+        "Exit status",
+    ] {
+        assert!(help.contains(topic), "--help lacks {topic}:\n{help}");
+    }
+}
+
+#[test]
+fn a_corrupt_secrets_file_is_reported_and_ignored() {
+    let server = Server::start();
+    let state = state_dir();
+    fs::create_dir_all(state.path().join("wschat")).unwrap();
+    fs::write(state.path().join("wschat/secrets.json"), "{ garbage").unwrap();
+    let out = run_script(state.path(), &[&server.url(), "--name", "fred"], "hi\n");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, ["fred (you): hi"]);
+    assert!(
+        out.stderr
+            .iter()
+            .any(|l| l.contains("is not a secrets file")),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .iter()
+            .any(|l| l.contains("moved the unreadable")),
+        "{out:?}"
+    );
+    // A fresh file now holds the new secret.
+    let again = run_script(state.path(), &[&server.url(), "--name", "fred"], "back\n");
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(again.stderr, Vec::<String>::new());
+}

@@ -1,0 +1,281 @@
+//! `chat-server` and `chat-cli` as child processes on 127.0.0.1, for the
+//! chat-cli tests. Every wait is bounded and every child is killed when its
+//! handle is dropped, so a failing test leaves nothing running.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Longest any single wait may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A `chat-server` process, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    /// Starts on a free port.
+    pub fn start() -> Server {
+        Server::start_on(0)
+    }
+
+    /// Starts on `port`, retrying briefly while the port is still held by
+    /// a server that was just killed.
+    pub fn start_on(port: u16) -> Server {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match Server::try_start(port) {
+                Ok(server) => return server,
+                Err(log) if Instant::now() < deadline => {
+                    eprintln!("chat-server did not start, retrying: {log}");
+                    thread::sleep(Duration::from_millis(200));
+                }
+                Err(log) => panic!("chat-server did not start: {log}"),
+            }
+        }
+    }
+
+    fn try_start(port: u16) -> Result<Server, String> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chat-server");
+        let lines = lines_of(child.stderr.take().expect("piped stderr"));
+        let mut server = Server { child, port: 0 };
+        let deadline = Instant::now() + TIMEOUT;
+        let mut log = String::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = line.split("listening on ws://").nth(1) {
+                        let port = addr.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+                        server.port = port.unwrap_or_else(|| panic!("no port in {line:?}"));
+                        // Keep draining the log so the server never blocks on it.
+                        thread::spawn(move || lines.into_iter().for_each(drop));
+                        return Ok(server);
+                    }
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                Err(_) => return Err(log), // exited (port taken?) or silent
+            }
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server outright (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `chat-cli` process in scripting mode (stdin and stdout are pipes),
+/// killed when dropped.
+pub struct Cli {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    pub stdout_seen: Vec<String>,
+    pub stderr_seen: Vec<String>,
+}
+
+/// What a finished chat-cli printed, with the `HH:MM ` times removed.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
+
+/// A chat-cli command with its state (secrets, history) in `state` and no
+/// chat settings inherited from the environment.
+pub fn chat_cli(state: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat-cli"));
+    command
+        .args(args)
+        .env("XDG_STATE_HOME", state)
+        .env("HOME", state)
+        .env("NO_COLOR", "1")
+        .env_remove("CHAT_URL")
+        .env_remove("CHAT_NAME")
+        .env_remove("CHAT_SECRET");
+    command
+}
+
+impl Cli {
+    pub fn spawn(state: &Path, args: &[&str]) -> Cli {
+        Cli::from_command(chat_cli(state, args))
+    }
+
+    pub fn from_command(mut command: Command) -> Cli {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chat-cli");
+        Cli {
+            stdin: child.stdin.take(),
+            stdout: lines_of(child.stdout.take().expect("piped stdout")),
+            stderr: lines_of(child.stderr.take().expect("piped stderr")),
+            child,
+            stdout_seen: Vec::new(),
+            stderr_seen: Vec::new(),
+        }
+    }
+
+    /// Types one line.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").expect("write to chat-cli");
+        stdin.flush().expect("flush chat-cli's stdin");
+    }
+
+    /// Waits for a stdout line equal to `expected` (time removed).
+    pub fn expect_stdout(&mut self, expected: &str) {
+        wait_for(
+            &self.stdout,
+            &mut self.stdout_seen,
+            "stdout",
+            expected,
+            |l| l == expected,
+        );
+    }
+
+    /// Waits for a stderr line containing `needle` (time removed).
+    pub fn expect_stderr(&mut self, needle: &str) -> String {
+        wait_for(&self.stderr, &mut self.stderr_seen, "stderr", needle, |l| {
+            l.contains(needle)
+        })
+    }
+
+    /// Ends the input and waits for chat-cli to exit.
+    pub fn finish(mut self) -> Finished {
+        self.stdin = None;
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for chat-cli") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chat-cli did not exit; stdout {:?}, stderr {:?}",
+                self.stdout_seen,
+                self.stderr_seen
+            );
+            thread::sleep(Duration::from_millis(20));
+        };
+        // The readers end at EOF, now that the process is gone.
+        let mut stdout = std::mem::take(&mut self.stdout_seen);
+        stdout.extend(self.stdout.iter().map(|l| strip_time(&l)));
+        let mut stderr = std::mem::take(&mut self.stderr_seen);
+        stderr.extend(self.stderr.iter().map(|l| strip_time(&l)));
+        Finished {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs chat-cli with `input` on stdin until it exits.
+pub fn run_script(state: &Path, args: &[&str], input: &str) -> Finished {
+    let mut cli = Cli::spawn(state, args);
+    let stdin = cli.stdin.as_mut().expect("stdin");
+    match stdin.write_all(input.as_bytes()) {
+        // It may exit (no server, name taken) before reading its input.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        result => result.expect("write input"),
+    }
+    cli.finish()
+}
+
+/// `12:34 alice: hi` → `alice: hi`; other lines unchanged.
+pub fn strip_time(line: &str) -> String {
+    let bytes = line.as_bytes();
+    let is_time = bytes.len() > 6
+        && bytes[..5].iter().enumerate().all(|(i, b)| {
+            if i == 2 {
+                *b == b':'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+        && bytes[5] == b' ';
+    if is_time {
+        line[6..].to_owned()
+    } else {
+        line.to_owned()
+    }
+}
+
+fn wait_for(
+    lines: &Receiver<String>,
+    seen: &mut Vec<String>,
+    what: &str,
+    needle: &str,
+    matches: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let line = strip_time(&line);
+                seen.push(line.clone());
+                if matches(&line) {
+                    return line;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("no {what} line with {needle:?} in time; saw {seen:?}")
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("chat-cli closed its {what} without {needle:?}; saw {seen:?}")
+            }
+        }
+    }
+}
+
+/// The lines of a pipe, read on a thread until EOF.
+fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
