@@ -11,6 +11,7 @@ use async_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 use rand::CryptoRng;
 use smol::channel::Receiver;
 use smol::{Timer, future};
+use tracing::field::display;
 use tracing::{debug, warn};
 
 use super::connection::Conn;
@@ -161,7 +162,7 @@ impl<R: CryptoRng> Core<R> {
             }
         }
         while let Some(event) = self.server.poll_event() {
-            log(&event);
+            log(&event, &self.routes);
         }
     }
 
@@ -207,16 +208,20 @@ impl<R: CryptoRng> Core<R> {
     }
 }
 
-/// Logs an event of the core. Usernames are public; secrets never reach
-/// events.
-fn log(event: &Event) {
+/// Logs an event of the core, with the peer's address where the connection
+/// is still known. Usernames are public; secrets never reach events.
+fn log(event: &Event, routes: &HashMap<ConnectionId, Arc<Conn>>) {
+    let peer = |conn: &ConnectionId| routes.get(conn).map(|c| display(c.peer));
     match event {
         Event::LoggedIn {
             conn,
             username,
             fresh,
-        } => debug!(%conn, %username, fresh, "logged in"),
-        Event::LoginRefused { conn, username } => debug!(%conn, %username, "login refused"),
+        } => debug!(peer = peer(conn), %conn, %username, fresh, "logged in"),
+        Event::LoginRefused { conn, username } => {
+            debug!(peer = peer(conn), %conn, %username, "login refused")
+        }
+        // The close was logged with the peer's address just before.
         Event::Evicted { conn } => debug!(%conn, "evicted: no answer to pings"),
         Event::LoginExpired { username } => debug!(%username, "name released"),
     }
