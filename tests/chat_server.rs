@@ -414,6 +414,44 @@ fn a_silent_client_is_evicted_and_its_name_freed_after_the_ttl() {
 }
 
 #[test]
+fn a_close_that_is_never_answered_ends_in_a_dropped_connection() {
+    let server = ServerProcess::start(&["--ping-interval", "200ms", "--evict-after", "1s"]);
+    let tcp = TcpStream::connect(server.addr).unwrap();
+    let mut raw = tcp.try_clone().unwrap();
+    raw.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://{}/", server.addr), tcp).unwrap();
+    ws.send(Message::text(
+        r#"{"type":"login","id":"l","username":"mute"}"#,
+    ))
+    .unwrap();
+    // From here on, read raw bytes and never answer anything: no pong, so
+    // the server evicts us, and no answer to its Close either.
+    let mut bytes = Vec::new();
+    raw.read_to_end(&mut bytes)
+        .expect("the server hangs up in time");
+    // Server frames are unmasked and, here, shorter than 64 KiB.
+    let mut close = None;
+    let mut rest = &bytes[..];
+    while let [first, len, tail @ ..] = rest {
+        let (len, tail) = match len {
+            126 => (
+                usize::from(u16::from_be_bytes([tail[0], tail[1]])),
+                &tail[2..],
+            ),
+            len => (usize::from(*len), tail),
+        };
+        let (payload, next) = tail.split_at(len);
+        if first & 0x0f == 0x8 {
+            close = Some(payload.to_vec());
+        }
+        rest = next;
+    }
+    let close = close.expect("a Close frame before the hang-up");
+    assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1000);
+    assert_eq!(&close[2..], b"ping timeout");
+}
+
+#[test]
 fn sigterm_closes_everyone_with_1001_and_exits_0() {
     let mut server = ServerProcess::start(&[]);
     let mut clients: Vec<Client> = (0..3).map(|_| Client::connect(server.addr)).collect();

@@ -41,7 +41,7 @@ const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
 
 /// A writer's batch keeps its allocation between batches up to this many
 /// frames; a burst beyond it does not pin memory on an idle connection.
-const SPARE_BATCH_FRAMES: usize = 64;
+const SPARE_BATCH_FRAMES: usize = 16;
 
 /// What the core task and the connection task share.
 #[derive(Debug)]
@@ -106,7 +106,10 @@ pub(crate) async fn run(
         // A full inbox means the core is far behind: refuse rather than wait.
         ctx.inbox.try_send(open).is_ok()
     };
-    let ws = match handshake::accept(io, &tcp, peer, ctx.websocket, register).await {
+    // Boxed: the upgrade's state is most of this task's size, and it is
+    // only needed for a moment.
+    let upgrade = Box::pin(handshake::accept(io, &tcp, peer, ctx.websocket, register));
+    let ws = match upgrade.await {
         Ok(ws) => ws,
         Err(Failed { registered }) => {
             conn.outbox.finish();

@@ -4,20 +4,23 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::{Instant, SystemTime};
 
 use async_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 use rand::CryptoRng;
 use smol::channel::Receiver;
 use smol::{Timer, future};
+use tracing::field::display;
 use tracing::{debug, warn};
 
 use super::connection::Conn;
-use super::outbox::Outgoing;
+use super::outbox::{Outgoing, Overflow};
 use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server, Version};
 
-/// Inputs handled in one go before the core's actions are performed: large
-/// enough to batch a burst, small enough to keep latency even.
+/// Inputs handled in one go (one clock reading, one timer re-arm) before
+/// waiting again: large enough for a burst, small enough to stay fair to the
+/// timer.
 const MAX_BATCH: usize = 256;
 
 /// What connections tell the core task.
@@ -54,6 +57,9 @@ struct Core<R> {
     /// The last frame's text: the recipients of a broadcast come one after
     /// another with the same bytes, which are checked as UTF-8 only once.
     last_text: Option<Utf8Bytes>,
+    /// Writers to wake once the current batch of inputs is handled, so that
+    /// each finds everything the batch queued for it and writes it at once.
+    wakes: Vec<Waker>,
 }
 
 /// Runs the core until every sender of `inbox` is gone.
@@ -63,6 +69,7 @@ pub(crate) async fn run<R: CryptoRng>(server: Server<R>, inbox: Receiver<Input>)
         routes: HashMap::new(),
         shutting_down: false,
         last_text: None,
+        wakes: Vec::new(),
     };
     let mut timer = Timer::never();
     let mut armed: Option<Instant> = None;
@@ -89,15 +96,23 @@ pub(crate) async fn run<R: CryptoRng>(server: Server<R>, inbox: Receiver<Input>)
             Some(Err(_)) => return,
             None => armed = None, // fired: re-arm even for the same instant
         }
+        // Each input's actions are performed before the next input is taken:
+        // a broadcast is one action per connection, so letting a burst of
+        // logins pile up actions would hold batch × connections of them
+        // (hundreds of MB at 20,000 sockets). The outboxes batch instead:
+        // writers are woken only once the whole batch is queued.
+        core.perform(now);
         for _ in 1..MAX_BATCH {
             let Ok(input) = inbox.try_recv() else { break };
             core.handle(input, now);
+            core.perform(now);
         }
         if core.shutting_down && core.server.connection_count() > 0 {
             core.server.shutdown(now);
         }
         core.server.handle_timeout(now);
         core.perform(now);
+        core.wakes.drain(..).for_each(Waker::wake);
     }
 }
 
@@ -158,7 +173,7 @@ impl<R: CryptoRng> Core<R> {
             }
         }
         while let Some(event) = self.server.poll_event() {
-            log(&event);
+            log(&event, &self.routes);
         }
     }
 
@@ -168,11 +183,15 @@ impl<R: CryptoRng> Core<R> {
         let Some(conn) = self.routes.get(&to) else {
             return;
         };
-        if conn.outbox.push(frame).is_err() {
-            debug!(peer = %conn.peer, conn = %to, code = 1008, "closing: too slow");
-            conn.outbox.abort(CloseCode::POLICY, "too slow");
-            self.routes.remove(&to);
-            self.server.handle_close(to, now);
+        match conn.outbox.push(frame) {
+            Ok(Some(waker)) => self.wakes.push(waker),
+            Ok(None) => {}
+            Err(Overflow) => {
+                debug!(peer = %conn.peer, conn = %to, code = 1008, "closing: too slow");
+                conn.outbox.abort(CloseCode::POLICY, "too slow");
+                self.routes.remove(&to);
+                self.server.handle_close(to, now);
+            }
         }
     }
 
@@ -200,16 +219,20 @@ impl<R: CryptoRng> Core<R> {
     }
 }
 
-/// Logs an event of the core. Usernames are public; secrets never reach
-/// events.
-fn log(event: &Event) {
+/// Logs an event of the core, with the peer's address where the connection
+/// is still known. Usernames are public; secrets never reach events.
+fn log(event: &Event, routes: &HashMap<ConnectionId, Arc<Conn>>) {
+    let peer = |conn: &ConnectionId| routes.get(conn).map(|c| display(c.peer));
     match event {
         Event::LoggedIn {
             conn,
             username,
             fresh,
-        } => debug!(%conn, %username, fresh, "logged in"),
-        Event::LoginRefused { conn, username } => debug!(%conn, %username, "login refused"),
+        } => debug!(peer = peer(conn), %conn, %username, fresh, "logged in"),
+        Event::LoginRefused { conn, username } => {
+            debug!(peer = peer(conn), %conn, %username, "login refused")
+        }
+        // The close was logged with the peer's address just before.
         Event::Evicted { conn } => debug!(%conn, "evicted: no answer to pings"),
         Event::LoginExpired { username } => debug!(%username, "name released"),
         Event::LoggedOut { username } => debug!(%username, "logged out"),

@@ -29,8 +29,9 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Frames are gathered up to this size before a write; the writer flushes
-/// once per batch anyway.
-const WRITE_BUFFER_BYTES: usize = 4 * 1024;
+/// once per batch anyway. tungstenite's write buffer never shrinks, so this
+/// (plus one frame) is what every connection keeps after a burst.
+const WRITE_BUFFER_BYTES: usize = 2 * 1024;
 
 /// The WebSocket settings of every connection.
 pub(crate) fn websocket_config(max_frame_bytes: usize) -> WebSocketConfig {

@@ -94,10 +94,14 @@ impl Outbox {
     /// unless the queue is empty: a single frame always fits, so a bound
     /// smaller than a large message cannot close an idle reader. Frames for
     /// a closing connection are silently dropped.
-    pub(crate) fn push(&self, frame: Outgoing) -> Result<(), Overflow> {
+    ///
+    /// Returns the writer's waker when the writer is waiting for this frame.
+    /// The caller wakes it once it has queued everything it has at hand, so
+    /// the writer finds a whole batch.
+    pub(crate) fn push(&self, frame: Outgoing) -> Result<Option<Waker>, Overflow> {
         let mut state = self.lock();
         if state.closing.is_some() || state.finished {
-            return Ok(());
+            return Ok(None);
         }
         let len = frame.len();
         let queued = self.queued.load(Ordering::Acquire);
@@ -105,15 +109,8 @@ impl Outbox {
             return Err(Overflow);
         }
         self.queued.fetch_add(len, Ordering::AcqRel);
-        let was_empty = state.frames.is_empty();
         state.frames.push_back(frame);
-        // The writer only sleeps on an empty queue.
-        let waker = if was_empty { state.waker.take() } else { None };
-        drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        Ok(())
+        Ok(state.waker.take())
     }
 
     /// Closes the connection once everything already queued is sent.
@@ -232,16 +229,16 @@ mod tests {
     #[test]
     fn overflows_past_its_bound_but_always_takes_one_frame() {
         let outbox = Outbox::new(10);
-        assert_eq!(outbox.push(text("0123456789abc")), Ok(()));
-        assert_eq!(outbox.push(text("x")), Err(Overflow));
+        assert!(outbox.push(text("0123456789abc")).is_ok());
+        assert!(matches!(outbox.push(text("x")), Err(Overflow)));
         let (next, texts) = take(&outbox);
         assert_eq!((next, texts), (Next::Frames, vec!["0123456789abc".into()]));
         // Taken but not yet written still counts.
-        assert_eq!(outbox.push(text("x")), Err(Overflow));
+        assert!(matches!(outbox.push(text("x")), Err(Overflow)));
         outbox.sent(13);
-        assert_eq!(outbox.push(text("0123456")), Ok(()));
-        assert_eq!(outbox.push(text("789")), Ok(()));
-        assert_eq!(outbox.push(text("a")), Err(Overflow));
+        assert!(outbox.push(text("0123456")).is_ok());
+        assert!(outbox.push(text("789")).is_ok());
+        assert!(matches!(outbox.push(text("a")), Err(Overflow)));
     }
 
     #[test]
@@ -275,7 +272,9 @@ mod tests {
             let outbox = outbox.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_millis(20));
-                outbox.push(text("hi")).unwrap();
+                if let Some(waker) = outbox.push(text("hi")).unwrap() {
+                    waker.wake();
+                }
             })
         };
         assert_eq!(take(&outbox), (Next::Frames, vec!["hi".into()]));
