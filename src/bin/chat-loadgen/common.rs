@@ -1,0 +1,243 @@
+//! What every mode shares: options, the run's context, and the phases that
+//! open logged-in clients and wait for the join storm to settle.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use async_tungstenite::tungstenite::Message;
+use futures_util::StreamExt;
+use smol::Timer;
+use smol::lock::Semaphore;
+
+use crate::net::{Dialer, Ws, within};
+use crate::runtime::Runtime;
+use crate::wire::{self, Ear, Heard};
+
+/// Options of every mode.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// The server's address; loopback only.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub server: SocketAddr,
+    /// PID of the server, to report its VmRSS from /proc/PID/status.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Executor threads of the load generator (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Spread client sockets over source addresses 127.0.0.1 ..= 127.0.0.N.
+    #[arg(long, default_value_t = 16)]
+    pub source_ips: u8,
+    /// Connections being opened (TCP + WebSocket handshake + login) at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// tungstenite read buffer of each client, in bytes (client memory only).
+    #[arg(long, default_value_t = 4096)]
+    pub read_buffer: usize,
+    /// Give up on one connection's TCP connect + WebSocket handshake after this.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+    /// Hard limit for the whole run: when it passes, the run stops where it
+    /// is and reports `status=timeout`.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Tag of this run in usernames `lg-<run>-<n>` (default: derived from
+    /// the clock), so that runs against one server never collide.
+    #[arg(long)]
+    pub run: Option<String>,
+}
+
+/// The run's shared context.
+pub struct Ctx {
+    pub rt: Runtime,
+    pub dialer: Arc<Dialer>,
+    /// Limits connections in the middle of connect + handshake + login.
+    pub opening: Arc<Semaphore>,
+    pub run: String,
+    pub server_pid: Option<u32>,
+    /// When the whole run must be over (`--timeout`).
+    pub deadline: Instant,
+}
+
+impl Ctx {
+    pub fn new(args: &CommonArgs) -> anyhow::Result<Self> {
+        let threads = args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let run = match &args.run {
+            Some(run) => run.clone(),
+            None => default_run_tag(),
+        };
+        if run.is_empty() || run.len() > 12 || !run.chars().all(|c| c.is_ascii_alphanumeric()) {
+            bail!("--run must be 1 to 12 ASCII letters or digits");
+        }
+        Ok(Ctx {
+            rt: Runtime::start(threads)?,
+            dialer: Arc::new(Dialer::new(
+                args.server,
+                args.source_ips,
+                args.read_buffer,
+                args.connect_timeout,
+            )?),
+            opening: Arc::new(Semaphore::new(args.concurrency.max(1))),
+            run,
+            server_pid: args.server_pid,
+            deadline: Instant::now() + args.timeout,
+        })
+    }
+
+    /// The username of client `n`: `lg-<run>-<n>`, at most 32 characters.
+    pub fn username(&self, n: impl std::fmt::Display) -> String {
+        username(&self.run, n)
+    }
+
+    /// The name whose `loginBroadcast` ends a join phase.
+    pub fn barrier_name(&self) -> String {
+        self.username("barrier")
+    }
+
+    pub fn ear(&self) -> Ear {
+        Ear::new(&self.barrier_name())
+    }
+
+    pub fn server_rss_kib(&self) -> Option<u64> {
+        self.server_pid.and_then(crate::rss::vm_rss_kib)
+    }
+
+    /// Waits until `done()` holds, checking every few milliseconds, or until
+    /// `until` (or the run's deadline) passes. Returns whether `done()` held.
+    pub async fn wait_for(&self, until: Instant, mut done: impl FnMut() -> bool) -> bool {
+        let until = until.min(self.deadline);
+        loop {
+            if done() {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            Timer::after(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The join-phase barrier: once every client has logged in, one more
+    /// connection logs in as [`Ctx::barrier_name`]. The server writes each
+    /// connection's frames in order, so a client that hears the barrier's
+    /// `loginBroadcast` has heard every earlier one: when all have heard
+    /// it, the join storm is over. `heard()` counts those that did.
+    ///
+    /// Returns whether the storm settled before `until`.
+    pub async fn barrier(
+        &self,
+        until: Instant,
+        expected: impl Fn() -> usize,
+        heard: impl Fn() -> usize,
+    ) -> bool {
+        let opened = async {
+            let mut ws = self.dialer.dial().await?;
+            login(&mut ws, &self.barrier_name(), &self.ear()).await?;
+            anyhow::Ok(ws)
+        };
+        let left = until
+            .min(self.deadline)
+            .saturating_duration_since(Instant::now());
+        let Ok(Ok(barrier)) = within(left, opened).await else {
+            return false;
+        };
+        let settled = self.wait_for(until, || heard() >= expected()).await;
+        drop(barrier);
+        settled
+    }
+}
+
+/// Sends `login` and reads until the `loginMessage`, skipping broadcasts.
+/// Returns how many `loginBroadcast`s came first (the client's own included).
+pub async fn login(ws: &mut Ws, username: &str, ear: &Ear) -> anyhow::Result<u64> {
+    ws.send(Message::text(wire::login(username))).await?;
+    let mut broadcasts = 0;
+    while let Some(message) = ws.next().await {
+        if let Message::Text(text) = message? {
+            match ear.hear(&text) {
+                Heard::LoginMessage => return Ok(broadcasts),
+                Heard::LoginBroadcast { .. } => broadcasts += 1,
+                Heard::Error(code) => bail!("login as {username} refused: {code}"),
+                _ => {}
+            }
+        }
+    }
+    Err(anyhow::anyhow!("closed before the loginMessage")).context(username.to_owned())
+}
+
+/// `lg-<run>-<n>`.
+pub fn username(run: &str, n: impl std::fmt::Display) -> String {
+    format!("lg-{run}-{n}")
+}
+
+/// A tag that differs between runs a second apart: the clock in seconds,
+/// base 36, last 6 digits.
+fn default_run_tag() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut n = secs % 36u64.pow(6);
+    let mut tag = Vec::new();
+    for _ in 0..6 {
+        tag.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+        n /= 36;
+    }
+    tag.reverse();
+    String::from_utf8(tag).unwrap_or_default()
+}
+
+/// Counters shared by all clients of a run.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub logged_in: AtomicUsize,
+    pub failed: AtomicUsize,
+    pub heard_barrier: AtomicUsize,
+    /// Logged-in clients whose connection ended before the run did.
+    pub closed: AtomicUsize,
+}
+
+impl Counters {
+    pub fn get(counter: &AtomicUsize) -> usize {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub fn bump(counter: &AtomicUsize) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Logged-in clients still connected.
+    pub fn alive(&self) -> usize {
+        Self::get(&self.logged_in).saturating_sub(Self::get(&self.closed))
+    }
+}
+
+/// Seconds with one decimal.
+pub fn secs(d: Duration) -> f64 {
+    crate::summary::round1(d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_valid_even_with_the_longest_run_tag() {
+        let max = wschat::Config::default().max_username_chars;
+        let tag = default_run_tag();
+        assert_eq!(tag.len(), 6);
+        for run in [tag.as_str(), "abcdefghijkl"] {
+            for n in ["0", "barrier", "4294967295"] {
+                let name = username(run, n);
+                assert!(
+                    wschat::username::Username::parse(&name, max).is_ok(),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
