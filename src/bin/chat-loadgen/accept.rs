@@ -141,6 +141,9 @@ pub async fn run(args: AcceptArgs) -> anyhow::Result<AcceptReport> {
     }
 
     let opened = Counters::get(&counters.logged_in);
+    if opened == 0 {
+        status = Status::Failed;
+    }
     let to_login = shared.to_login.percentiles();
     let to_handshake = shared.to_handshake.percentiles();
     let join_frames = shared

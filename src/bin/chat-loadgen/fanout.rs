@@ -247,6 +247,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<FanoutReport> {
         })
         .await;
     let settled = logged_in
+        && counters.alive() > 0
         && ctx
             .barrier(
                 setup_deadline,
@@ -255,6 +256,9 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<FanoutReport> {
             )
             .await;
     report.setup_s = secs(setup_start.elapsed());
+    if counters.alive() == 0 {
+        report.status = Status::Failed;
+    }
     if settled {
         report.status = send_and_drain(&ctx, &shared, &receivers, &args, &mut report).await;
     }

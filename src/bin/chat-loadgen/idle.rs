@@ -103,6 +103,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<IdleReport> {
         })
         .await;
     let settled = logged_in
+        && counters.alive() > 0
         && ctx
             .barrier(
                 setup_deadline,
@@ -111,6 +112,9 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<IdleReport> {
             )
             .await;
     report.setup_s = secs(setup_start.elapsed());
+    if counters.alive() == 0 {
+        report.status = Status::Failed;
+    }
 
     if settled {
         report.server_rss_after_kib = ctx.server_rss_kib();

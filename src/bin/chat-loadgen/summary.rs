@@ -152,6 +152,8 @@ pub enum Status {
     /// Some phase hit its deadline (`--timeout`, `--setup-timeout`); the
     /// figures cover what happened until then.
     Timeout,
+    /// No client could connect and log in (is the server running?).
+    Failed,
 }
 
 impl Field for Status {
@@ -159,6 +161,7 @@ impl Field for Status {
         match self {
             Status::Ok => "ok",
             Status::Timeout => "timeout",
+            Status::Failed => "failed",
         }
         .to_owned()
     }
@@ -166,6 +169,7 @@ impl Field for Status {
         match text {
             "ok" => Some(Status::Ok),
             "timeout" => Some(Status::Timeout),
+            "failed" => Some(Status::Failed),
             _ => None,
         }
     }
