@@ -57,6 +57,8 @@
 pub mod config;
 pub mod id;
 pub mod protocol;
+#[cfg(feature = "server")]
+pub mod serve;
 pub mod server;
 pub mod username;
 

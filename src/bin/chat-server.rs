@@ -1,1 +1,40 @@
-fn main() {}
+//! `chat-server`: hosts the chat. See `chat-server --help`.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use async_signal::{Signal, Signals};
+use clap::Parser;
+use futures_util::StreamExt;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+use wschat::serve::{ChatServer, Options};
+
+fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .finish();
+    // Not `.init()`: that would also capture the `log` records of
+    // tungstenite, whose trace level prints frame payloads, secrets included.
+    tracing::subscriber::set_global_default(subscriber).context("cannot set up logging")?;
+
+    let listen = options.listen;
+    let server = ChatServer::bind(options).with_context(|| format!("cannot listen on {listen}"))?;
+    let mut signals =
+        Signals::new([Signal::Term, Signal::Int]).context("cannot install signal handlers")?;
+    server.run(async move {
+        if let Some(Ok(signal)) = signals.next().await {
+            let name = if signal == Signal::Int {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            };
+            info!("received {name}");
+        }
+    })?;
+    Ok(())
+}

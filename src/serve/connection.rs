@@ -1,0 +1,325 @@
+//! One connection: a reader that forwards frames to the core task and a
+//! writer that drains the connection's outbox into the socket, raced in one
+//! task so that whichever ends the connection drops the socket.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::error::ProtocolError;
+use async_tungstenite::tungstenite::protocol::CloseFrame;
+use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use async_tungstenite::{WebSocketReceiver, WebSocketSender};
+use futures_util::{SinkExt, StreamExt};
+use smol::channel::Sender;
+use smol::io::{AsyncRead, AsyncWrite};
+use smol::{Async, Timer, future};
+use tracing::debug;
+
+use super::core_task::{InFrame, Input};
+use super::handshake::{self, Failed};
+use super::outbox::{Next, Outbox, Outgoing};
+use super::{Context, with_timeout};
+use crate::{CloseCode, ConnectionId};
+
+/// After we send a Close, how long the peer has to answer it before the TCP
+/// connection is dropped.
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A write that makes no progress for this long closes the connection.
+pub(crate) const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// 1002: the peer broke the WebSocket protocol (RFC 6455, 7.4.1).
+const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
+
+/// A writer's batch keeps its allocation between batches up to this many
+/// frames; a burst beyond it does not pin memory on an idle connection.
+const SPARE_BATCH_FRAMES: usize = 64;
+
+/// What the core task and the connection task share.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) peer: SocketAddr,
+    /// Set by the core task when it has seen the connection open.
+    pub(crate) id: OnceLock<ConnectionId>,
+    pub(crate) outbox: Outbox,
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+enum Ended {
+    /// The peer closed, or answered our Close.
+    Closed,
+    /// The peer broke the protocol; tell it with this close code.
+    Violation(CloseCode, &'static str),
+    /// We sent a Close and gave up waiting for the answer.
+    CloseUnanswered,
+    /// The socket failed, or writes stalled.
+    Lost(String),
+    /// The core task is gone (the server is stopping).
+    ServerGone,
+}
+
+impl fmt::Display for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ended::Closed => f.write_str("closed"),
+            Ended::Violation(code, reason) => write!(f, "closed with {} \"{reason}\"", code.0),
+            Ended::CloseUnanswered => f.write_str("our close went unanswered"),
+            Ended::Lost(error) => write!(f, "lost: {error}"),
+            Ended::ServerGone => f.write_str("server stopped"),
+        }
+    }
+}
+
+/// Serves one accepted TCP connection until it closes. `_alive` is held
+/// for as long as the connection lives, so shutdown can wait for all of them.
+pub(crate) async fn run(
+    tcp: Async<TcpStream>,
+    peer: SocketAddr,
+    ctx: Arc<Context>,
+    _alive: Sender<Infallible>,
+) {
+    let written = AtomicU64::new(0);
+    let io = Counted {
+        tcp: &tcp,
+        written: &written,
+    };
+    let conn = Arc::new(Conn {
+        peer,
+        id: OnceLock::new(),
+        outbox: Outbox::new(ctx.send_queue_bytes),
+    });
+    let register = || {
+        let open = Input::Open {
+            conn: conn.clone(),
+            location: handshake::location(peer.ip()),
+        };
+        // A full inbox means the core is far behind: refuse rather than wait.
+        ctx.inbox.try_send(open).is_ok()
+    };
+    let ws = match handshake::accept(io, &tcp, peer, ctx.websocket, register).await {
+        Ok(ws) => ws,
+        Err(Failed { registered }) => {
+            conn.outbox.finish();
+            if registered {
+                let _ = ctx.inbox.send(Input::Closed { conn }).await;
+            }
+            return;
+        }
+    };
+    debug!(%peer, "connected");
+
+    let (mut sink, mut stream) = ws.split();
+    let ended = future::or(
+        read_loop(&mut stream, &conn, &ctx.inbox),
+        write_loop(&mut sink, &conn.outbox, &written),
+    )
+    .await;
+    conn.outbox.finish();
+    // Harmless when the core closed it first; needed in every other case.
+    let _ = ctx.inbox.send(Input::Closed { conn: conn.clone() }).await;
+
+    match &ended {
+        Ended::Violation(code, reason) => {
+            let close = close_message(*code, reason);
+            let _ = with_timeout(CLOSE_TIMEOUT, sink.send(close)).await;
+        }
+        // The reader ended only once tungstenite had flushed its answer to
+        // the peer's Close; nothing else is owed.
+        Ended::Closed | Ended::CloseUnanswered | Ended::Lost(_) | Ended::ServerGone => {}
+    }
+    debug!(%peer, "disconnected: {ended}");
+}
+
+/// Forwards every frame to the core task, in order, until the connection
+/// ends. Waiting on a full inbox holds back reading: backpressure, not loss.
+async fn read_loop<S>(
+    stream: &mut WebSocketReceiver<S>,
+    conn: &Arc<Conn>,
+    inbox: &Sender<Input>,
+) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(message) = stream.next().await {
+        let frame = match message {
+            Ok(Message::Text(text)) => InFrame::Text(text),
+            Ok(Message::Binary(bytes)) => InFrame::Binary(bytes),
+            Ok(Message::Ping(payload)) => InFrame::Ping(payload),
+            Ok(Message::Pong(payload)) => InFrame::Pong(payload),
+            // tungstenite answers the Close itself; the stream ends next.
+            Ok(Message::Close(_) | Message::Frame(_)) => continue,
+            Err(error) => return ended_by(error),
+        };
+        // Once we are closing, the core has forgotten this connection: only
+        // the peer's answer to our Close still matters.
+        if conn.outbox.is_closing() {
+            continue;
+        }
+        let input = Input::Frame {
+            conn: conn.clone(),
+            frame,
+        };
+        if inbox.send(input).await.is_err() {
+            return Ended::ServerGone;
+        }
+    }
+    Ended::Closed
+}
+
+fn ended_by(error: WsError) -> Ended {
+    match error {
+        WsError::Capacity(_) => Ended::Violation(CloseCode::TOO_BIG, "message too big"),
+        WsError::Utf8(_) => Ended::Violation(CloseCode::INVALID_PAYLOAD, "invalid UTF-8"),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            Ended::Lost("reset without closing handshake".into())
+        }
+        WsError::Protocol(_) => Ended::Violation(PROTOCOL_ERROR, "protocol error"),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => Ended::Closed,
+        other => Ended::Lost(other.to_string()),
+    }
+}
+
+/// Sends what the core task queues: each batch fed frame by frame, then
+/// flushed once. Ends after our Close has been answered (the reader sees
+/// that and wins the race) or has gone unanswered for `CLOSE_TIMEOUT`.
+async fn write_loop<S>(sink: &mut WebSocketSender<S>, outbox: &Outbox, written: &AtomicU64) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut batch = VecDeque::new();
+    loop {
+        match outbox.next(&mut batch).await {
+            Next::Frames => {
+                if let Err(ended) = write_batch(sink, &mut batch, outbox, written).await {
+                    return ended;
+                }
+                batch.clear();
+                if batch.capacity() > SPARE_BATCH_FRAMES {
+                    batch = VecDeque::new();
+                }
+            }
+            Next::Close(closing) => {
+                let close = close_message(closing.code, closing.reason);
+                let _ = with_timeout(CLOSE_TIMEOUT, async {
+                    if sink.send(close).await.is_ok() {
+                        future::pending::<()>().await;
+                    }
+                })
+                .await;
+                return Ended::CloseUnanswered;
+            }
+        }
+    }
+}
+
+/// Writes one batch. Most batches complete at once; only a batch that has
+/// to wait for the socket arms the stall watchdog and listens for an abort
+/// (the core task gave up on this peer), which skips the rest of the batch.
+async fn write_batch<S>(
+    sink: &mut WebSocketSender<S>,
+    batch: &mut VecDeque<Outgoing>,
+    outbox: &Outbox,
+    written: &AtomicU64,
+) -> Result<(), Ended>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut write = pin!(async {
+        while let Some(frame) = batch.pop_front() {
+            let len = frame.len();
+            sink.feed(frame.into_message()).await?;
+            outbox.sent(len);
+        }
+        sink.flush().await
+    });
+    let result = match future::poll_once(write.as_mut()).await {
+        Some(result) => result,
+        None => {
+            let aborted = async {
+                outbox.aborted().await;
+                Ok(())
+            };
+            let stalled = async {
+                stalled(written).await;
+                Err(WsError::Io(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no write progress",
+                )))
+            };
+            future::or(write, future::or(aborted, stalled)).await
+        }
+    };
+    result.map_err(|error| Ended::Lost(error.to_string()))
+}
+
+/// Resolves when no byte has been written for `WRITE_STALL_TIMEOUT`.
+async fn stalled(written: &AtomicU64) {
+    let mut seen = written.load(Ordering::Relaxed);
+    loop {
+        Timer::after(WRITE_STALL_TIMEOUT).await;
+        let now = written.load(Ordering::Relaxed);
+        if now == seen {
+            return;
+        }
+        seen = now;
+    }
+}
+
+fn close_message(code: CloseCode, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: code.0.into(),
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+/// The TCP stream, counting the bytes written so that a slow peer can be
+/// told from a stalled one.
+struct Counted<'a> {
+    tcp: &'a Async<TcpStream>,
+    written: &'a AtomicU64,
+}
+
+impl AsyncRead for Counted<'_> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut tcp = self.tcp;
+        Pin::new(&mut tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut tcp = self.tcp;
+        let poll = Pin::new(&mut tcp).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.written.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        let mut tcp = self.tcp;
+        Pin::new(&mut tcp).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        let mut tcp = self.tcp;
+        Pin::new(&mut tcp).poll_close(cx)
+    }
+}

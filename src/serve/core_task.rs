@@ -1,0 +1,205 @@
+//! The one task that owns the chat core. Every change to chat state happens
+//! here, in the order inputs arrive; connections only talk to it through
+//! the inbox and their outboxes, so no lock is held around the core.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_tungstenite::tungstenite::{Bytes, Utf8Bytes};
+use rand::CryptoRng;
+use smol::channel::Receiver;
+use smol::{Timer, future};
+use tracing::{debug, warn};
+
+use super::connection::Conn;
+use super::outbox::Outgoing;
+use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server};
+
+/// Inputs handled in one go before the core's actions are performed: large
+/// enough to batch a burst, small enough to keep latency even.
+const MAX_BATCH: usize = 256;
+
+/// What connections tell the core task.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A WebSocket handshake completed.
+    Open { conn: Arc<Conn>, location: String },
+    /// A frame arrived.
+    Frame { conn: Arc<Conn>, frame: InFrame },
+    /// The connection is gone, whoever closed it.
+    Closed { conn: Arc<Conn> },
+    /// Close everyone with 1001, now and whoever connects from now on.
+    Shutdown,
+}
+
+/// A received frame, owning its bytes.
+#[derive(Debug)]
+pub(crate) enum InFrame {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+    Ping(Bytes),
+    Pong(Bytes),
+}
+
+struct Core<R> {
+    server: Server<R>,
+    /// The outbox of every connection the core knows.
+    routes: HashMap<ConnectionId, Arc<Conn>>,
+    shutting_down: bool,
+    /// The last frame's text: the recipients of a broadcast come one after
+    /// another with the same bytes, which are checked as UTF-8 only once.
+    last_text: Option<Utf8Bytes>,
+}
+
+/// Runs the core until every sender of `inbox` is gone.
+pub(crate) async fn run<R: CryptoRng>(server: Server<R>, inbox: Receiver<Input>) {
+    let mut core = Core {
+        server,
+        routes: HashMap::new(),
+        shutting_down: false,
+        last_text: None,
+    };
+    let mut timer = Timer::never();
+    let mut armed: Option<Instant> = None;
+    loop {
+        let deadline = core.server.poll_timeout();
+        if deadline != armed {
+            match deadline {
+                Some(at) => timer.set_at(at),
+                None => timer = Timer::never(),
+            }
+            armed = deadline;
+        }
+        let woken = future::or(async { Some(inbox.recv().await) }, async {
+            (&mut timer).await;
+            None
+        })
+        .await;
+        let now = Instant::now();
+        match woken {
+            Some(Ok(input)) => core.handle(input, now),
+            Some(Err(_)) => return,
+            None => armed = None, // fired: re-arm even for the same instant
+        }
+        for _ in 1..MAX_BATCH {
+            let Ok(input) = inbox.try_recv() else { break };
+            core.handle(input, now);
+        }
+        if core.shutting_down && core.server.connection_count() > 0 {
+            core.server.shutdown(now);
+        }
+        core.server.handle_timeout(now);
+        core.perform(now);
+    }
+}
+
+impl<R: CryptoRng> Core<R> {
+    fn handle(&mut self, input: Input, now: Instant) {
+        match input {
+            Input::Open { conn, location } => {
+                let id = self.server.handle_open(&location, now);
+                let _ = conn.id.set(id);
+                debug!(peer = %conn.peer, conn = %id, "open");
+                self.routes.insert(id, conn);
+            }
+            Input::Frame { conn, frame } => {
+                let Some(&id) = conn.id.get() else { return };
+                let frame = match &frame {
+                    InFrame::Text(text) => Inbound::Text(text.as_bytes()),
+                    InFrame::Binary(bytes) => Inbound::Binary(bytes),
+                    InFrame::Ping(payload) => Inbound::Ping(payload),
+                    InFrame::Pong(payload) => Inbound::Pong(payload),
+                };
+                self.server.handle_frame(id, frame, now);
+            }
+            Input::Closed { conn } => {
+                let Some(&id) = conn.id.get() else { return };
+                if self.routes.remove(&id).is_some() {
+                    debug!(peer = %conn.peer, conn = %id, "closed by peer");
+                }
+                self.server.handle_close(id, now);
+            }
+            Input::Shutdown => {
+                self.shutting_down = true;
+            }
+        }
+    }
+
+    /// Performs every action the core asks for and logs what happened.
+    fn perform(&mut self, now: Instant) {
+        while let Some(action) = self.server.poll_action() {
+            match action {
+                Action::Send { to, frame } => {
+                    if let Some(text) = self.text_of(&frame) {
+                        self.deliver(to, Outgoing::Text(text), now);
+                    }
+                }
+                Action::Ping { to, payload } => self.deliver(to, Outgoing::Ping(payload), now),
+                // tungstenite has already answered the ping.
+                Action::Pong { .. } => {}
+                Action::Close { to, code, reason } => {
+                    if let Some(conn) = self.routes.remove(&to) {
+                        debug!(peer = %conn.peer, conn = %to, code = code.0, reason, "closing");
+                        conn.outbox.close(code, reason);
+                    }
+                }
+            }
+        }
+        while let Some(event) = self.server.poll_event() {
+            log(&event);
+        }
+    }
+
+    /// Queues a frame for `to`; a connection whose queue is full is closed
+    /// with 1008 "too slow" rather than waited for.
+    fn deliver(&mut self, to: ConnectionId, frame: Outgoing, now: Instant) {
+        let Some(conn) = self.routes.get(&to) else {
+            return;
+        };
+        if conn.outbox.push(frame).is_err() {
+            debug!(peer = %conn.peer, conn = %to, code = 1008, "closing: too slow");
+            conn.outbox.abort(CloseCode::POLICY, "too slow");
+            self.routes.remove(&to);
+            self.server.handle_close(to, now);
+        }
+    }
+
+    fn text_of(&mut self, frame: &Frame) -> Option<Utf8Bytes> {
+        let bytes = frame.bytes();
+        // Holding `last_text` keeps its allocation alive, so an equal
+        // pointer and length mean the very same bytes.
+        if let Some(last) = &self.last_text
+            && last.as_ptr() == bytes.as_ptr()
+            && last.len() == bytes.len()
+        {
+            return Some(last.clone());
+        }
+        match Utf8Bytes::try_from(bytes.clone()) {
+            Ok(text) => {
+                self.last_text = Some(text.clone());
+                Some(text)
+            }
+            Err(error) => {
+                // The core builds frames from serde_json output only.
+                warn!("dropping a frame that is not UTF-8: {error}");
+                None
+            }
+        }
+    }
+}
+
+/// Logs an event of the core. Usernames are public; secrets never reach
+/// events.
+fn log(event: &Event) {
+    match event {
+        Event::LoggedIn {
+            conn,
+            username,
+            fresh,
+        } => debug!(%conn, %username, fresh, "logged in"),
+        Event::LoginRefused { conn, username } => debug!(%conn, %username, "login refused"),
+        Event::Evicted { conn } => debug!(%conn, "evicted: no answer to pings"),
+        Event::LoginExpired { username } => debug!(%username, "name released"),
+    }
+}

@@ -1,0 +1,151 @@
+//! The WebSocket upgrade: accepted on any path and from any Origin with no
+//! subprotocol, as the original did; anything else gets an HTTP error.
+
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::Error as WsError;
+use async_tungstenite::tungstenite::error::ProtocolError;
+use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use async_tungstenite::tungstenite::http::StatusCode;
+use async_tungstenite::tungstenite::http::header::{CONNECTION, HeaderValue};
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use smol::Async;
+use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tracing::debug;
+
+use super::with_timeout;
+
+/// A peer that has not completed its upgrade by then is dropped.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Room for the frames of one chat message plus headers; tungstenite's
+/// default (128 KiB per connection) would dominate an idle server's memory.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Frames are gathered up to this size before a write; the writer flushes
+/// once per batch anyway.
+const WRITE_BUFFER_BYTES: usize = 4 * 1024;
+
+/// The WebSocket settings of every connection.
+pub(crate) fn websocket_config(max_frame_bytes: usize) -> WebSocketConfig {
+    // The largest frame the core sends is a message we accepted, JSON-escaped
+    // (at worst 6 bytes per input byte, `\u0000`), in a small envelope. The
+    // writer only feeds a frame once the previous ones are written, so this
+    // bound is never reached by a healthy connection.
+    let largest_outbound = max_frame_bytes.saturating_mul(6).saturating_add(1024);
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(WRITE_BUFFER_BYTES.saturating_add(largest_outbound))
+        .max_frame_size(Some(max_frame_bytes))
+        .max_message_size(Some(max_frame_bytes))
+}
+
+/// What others see as this peer's `location`: its IP address, with an
+/// IPv4-mapped IPv6 address shown as the IPv4 address it is.
+pub(crate) fn location(ip: IpAddr) -> String {
+    ip.to_canonical().to_string()
+}
+
+/// The upgrade failed.
+#[derive(Debug)]
+pub(crate) struct Failed {
+    /// Whether `register` was called and said yes: then the core must be
+    /// told that the connection is gone.
+    pub(crate) registered: bool,
+}
+
+/// Runs the server side of the upgrade on `io` (which wraps `tcp`).
+///
+/// `register` runs once the request is known to be a valid upgrade and
+/// before the `101` goes out, so that a client that sees its upgrade
+/// complete also sees every broadcast from then on. If it returns false
+/// (the server is overloaded or stopping) the peer gets `503`.
+///
+/// A request that is not a WebSocket upgrade gets an HTTP error on `tcp`.
+pub(crate) async fn accept<S>(
+    io: S,
+    tcp: &Async<TcpStream>,
+    peer: SocketAddr,
+    config: WebSocketConfig,
+    register: impl FnOnce() -> bool + Unpin,
+) -> Result<WebSocketStream<S>, Failed>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut registered = false;
+    #[allow(clippy::result_large_err)] // the signature is tungstenite's `Callback`
+    let callback = |_: &Request, response: Response| {
+        registered = register();
+        if registered {
+            Ok(response)
+        } else {
+            let mut busy = ErrorResponse::new(None);
+            *busy.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            busy.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            Err(busy)
+        }
+    };
+    let upgrade = async_tungstenite::accept_hdr_async_with_config(io, callback, Some(config));
+    let error = match with_timeout(HANDSHAKE_TIMEOUT, upgrade).await {
+        Some(Ok(ws)) => return Ok(ws),
+        Some(Err(error)) => error,
+        None => {
+            debug!(%peer, "handshake timed out");
+            return Err(Failed { registered });
+        }
+    };
+    debug!(%peer, "handshake failed: {error}");
+    if let Some(response) = rejection(&error) {
+        let mut tcp = tcp;
+        let _ = with_timeout(HANDSHAKE_TIMEOUT, tcp.write_all(response.as_bytes())).await;
+        let _ = tcp.get_ref().shutdown(std::net::Shutdown::Write);
+    }
+    Err(Failed { registered })
+}
+
+/// The HTTP answer to a request that could not be upgraded, if it was HTTP
+/// at all and tungstenite has not answered already (`WsError::Http`).
+fn rejection(error: &WsError) -> Option<&'static str> {
+    match error {
+        // A plain request: 404, as the original answered.
+        WsError::Protocol(
+            ProtocolError::WrongHttpMethod
+            | ProtocolError::MissingConnectionUpgradeHeader
+            | ProtocolError::MissingUpgradeWebSocketHeader,
+        ) => Some("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        // RFC 6455, 4.4: say which version we speak.
+        WsError::Protocol(ProtocolError::MissingSecWebSocketVersionHeader) => Some(
+            "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n",
+        ),
+        WsError::Protocol(_) | WsError::HttpFormat(_) | WsError::Capacity(_) => {
+            Some("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_shows_mapped_ipv6_as_ipv4() {
+        assert_eq!(location("::ffff:192.0.2.7".parse().unwrap()), "192.0.2.7");
+        assert_eq!(location("127.0.0.1".parse().unwrap()), "127.0.0.1");
+        assert_eq!(location("2001:db8::1".parse().unwrap()), "2001:db8::1");
+    }
+
+    #[test]
+    fn the_config_is_valid_and_small() {
+        let config = websocket_config(65536);
+        assert!(config.max_write_buffer_size > config.write_buffer_size);
+        assert_eq!(config.max_frame_size, Some(65536));
+        assert_eq!(config.max_message_size, Some(65536));
+        assert!(config.read_buffer_size <= 8 * 1024);
+    }
+}

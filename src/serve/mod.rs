@@ -1,0 +1,258 @@
+//! The `chat-server` driver: the sans-IO core hosted on smol and
+//! async-tungstenite. Behind the `server` feature.
+//!
+//! Shape (see each module):
+//! - [`ChatServer::run`] accepts TCP connections and spawns one task per
+//!   connection on a multi-threaded executor (one thread per CPU);
+//! - `connection`: the WebSocket upgrade, then a reader forwarding frames to
+//!   the core task and a writer draining the connection's outbox;
+//! - `core_task`: the one task owning [`Server`](crate::Server). It wakes on
+//!   inputs (draining all that are queued before acting, to batch) or at the
+//!   core's `poll_timeout`, and routes the core's actions to outboxes;
+//! - `outbox`: a per-connection queue bounded in bytes; overflowing it
+//!   closes that connection with 1008 "too slow".
+//!
+//! ```no_run
+//! use wschat::serve::{ChatServer, Options};
+//!
+//! let server = ChatServer::bind(Options::default())?;
+//! println!("chat on ws://{}", server.local_addr());
+//! server.run(std::future::pending())?; // serves until the future resolves
+//! # std::io::Result::Ok(())
+//! ```
+
+mod connection;
+mod core_task;
+mod handshake;
+mod options;
+mod outbox;
+
+pub use options::Options;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::num::NonZeroUsize;
+use std::pin::pin;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use rand::SeedableRng;
+use rand::rngs::{StdRng, SysRng};
+use smol::channel::{self, Sender};
+use smol::{Async, Executor, Timer, future};
+use tracing::{debug, info, warn};
+
+use crate::Server;
+use core_task::Input;
+
+/// Inputs that may wait for the core task before readers are held back.
+const INBOX_CAPACITY: usize = 4096;
+
+/// Pause after an `accept()` failure such as EMFILE, instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What every connection task needs.
+#[derive(Debug)]
+struct Context {
+    inbox: Sender<Input>,
+    websocket: WebSocketConfig,
+    send_queue_bytes: usize,
+}
+
+/// A chat server bound to its address, not yet serving.
+#[derive(Debug)]
+pub struct ChatServer {
+    listener: Async<TcpListener>,
+    local_addr: SocketAddr,
+    options: Options,
+}
+
+impl ChatServer {
+    /// Binds `options.listen`.
+    pub fn bind(options: Options) -> io::Result<ChatServer> {
+        let listener = Async::<TcpListener>::bind(options.listen)?;
+        let local_addr = listener.get_ref().local_addr()?;
+        Ok(ChatServer {
+            listener,
+            local_addr,
+            options,
+        })
+    }
+
+    /// The bound address (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down gracefully: stops
+    /// accepting, sends Close 1001 "server shutting down" to every
+    /// connection and waits up to `shutdown_timeout` for them to close.
+    /// Blocks the calling thread, which takes part in running connections.
+    pub fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let ChatServer {
+            listener,
+            local_addr,
+            options,
+        } = self;
+        let rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
+        let core = Server::new(options.config(), rng);
+        let (inbox, inbox_rx) = channel::bounded(INBOX_CAPACITY);
+        let ctx = Arc::new(Context {
+            inbox: inbox.clone(),
+            websocket: handshake::websocket_config(options.max_frame_bytes),
+            send_queue_bytes: options.send_queue_bytes,
+        });
+
+        let executor = Arc::new(Executor::new());
+        let threads = options
+            .threads
+            .or_else(|| thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get);
+        // The workers run until `stop` is dropped; this thread is one more.
+        let (stop, stopped) = channel::bounded::<Infallible>(1);
+        let workers = (1..threads)
+            .map(|i| {
+                let executor = executor.clone();
+                let stopped = stopped.clone();
+                thread::Builder::new()
+                    .name(format!("chat-io-{i}"))
+                    .spawn(move || smol::block_on(executor.run(stopped.recv())))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+
+        executor.spawn(core_task::run(core, inbox_rx)).detach();
+        info!("listening on ws://{local_addr}");
+        smol::block_on(executor.run(async {
+            let (alive, all_gone) = channel::bounded::<Infallible>(1);
+            accept_loop(&listener, &executor, &ctx, alive, shutdown).await;
+            drop(listener);
+            let open = all_gone.sender_count();
+            info!("shutting down: closing {open} connections");
+            let _ = inbox.send(Input::Shutdown).await;
+            if with_timeout(options.shutdown_timeout, all_gone.recv())
+                .await
+                .is_none()
+            {
+                let open = all_gone.sender_count();
+                warn!("shutdown timeout: dropping {open} connections that did not close");
+            }
+        }));
+
+        drop(stop);
+        for worker in workers {
+            let _ = worker.join();
+        }
+        info!("stopped");
+        Ok(())
+    }
+
+    /// Serves on background threads until the returned handle is shut down
+    /// or dropped. For tests and tools that host a server in-process.
+    pub fn spawn(self) -> io::Result<RunningServer> {
+        let local_addr = self.local_addr;
+        let (stop, stopped) = channel::bounded::<Infallible>(1);
+        let thread = thread::Builder::new()
+            .name("chat-server".into())
+            .spawn(move || {
+                self.run(async move {
+                    let _ = stopped.recv().await;
+                })
+            })?;
+        Ok(RunningServer {
+            local_addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A server running in-process (see [`ChatServer::spawn`]).
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    stop: Option<Sender<Infallible>>,
+    thread: Option<thread::JoinHandle<io::Result<()>>>,
+}
+
+impl RunningServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Shuts down gracefully, as on SIGTERM, and waits until it has.
+    pub fn shutdown(mut self) -> io::Result<()> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> io::Result<()> {
+        self.stop.take();
+        match self.thread.take().map(thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the server thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.stop_and_join();
+    }
+}
+
+/// Accepts connections until `shutdown` resolves. Each connection task
+/// holds a clone of `alive` until it ends.
+async fn accept_loop(
+    listener: &Async<TcpListener>,
+    executor: &Executor<'static>,
+    ctx: &Arc<Context>,
+    alive: Sender<Infallible>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            shutdown.as_mut().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => return,
+            Some(Ok((tcp, peer))) => {
+                // Frames are coalesced by the writer; don't delay them further.
+                let _ = tcp.get_ref().set_nodelay(true);
+                let task = connection::run(tcp, peer, ctx.clone(), alive.clone());
+                executor.spawn(task).detach();
+            }
+            // The peer gave up before we got to it: nothing to back off from.
+            Some(Err(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                debug!("accept: {e}");
+            }
+            Some(Err(e)) => {
+                // Typically EMFILE: out of file descriptors until some close.
+                warn!("accept failed: {e}; retrying in {ACCEPT_BACKOFF:?}");
+                Timer::after(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// `work`'s output, or `None` if it takes longer than `limit`.
+async fn with_timeout<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
+    future::or(async { Some(work.await) }, async {
+        Timer::after(limit).await;
+        None
+    })
+    .await
+}

@@ -1,0 +1,156 @@
+//! What `chat-server` can be told: flags, their environment variables and
+//! defaults.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::Config;
+
+/// Host a WebSocket group chat that the original web frontend works against.
+///
+/// Every flag can also be set through the environment variable shown with it.
+/// Durations read like `250ms`, `30s`, `5m` or `1h 30m`.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(name = "chat-server", version)]
+pub struct Options {
+    /// Address to listen on, as IP:PORT. Port 0 picks a free port; the log
+    /// line "listening on ws://…" tells which.
+    #[arg(
+        long,
+        env = "CHAT_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+
+    /// Ping a connection that has been silent this long.
+    #[arg(long, env = "CHAT_PING_INTERVAL", value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
+    pub ping_interval: Duration,
+
+    /// Close a connection silent this long (no pong, no message) with
+    /// 1000 "ping timeout".
+    #[arg(long, env = "CHAT_EVICT_AFTER", value_name = "DURATION", default_value = "5m", value_parser = positive_duration)]
+    pub evict_after: Duration,
+
+    /// Release a name this long after the last connection holding it closed;
+    /// until then only its secret can reclaim it.
+    #[arg(long, env = "CHAT_LOGIN_TTL", value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub login_ttl: Duration,
+
+    /// Largest WebSocket frame, and largest message after reassembly, in
+    /// bytes. A peer sending a larger one is closed with 1009.
+    #[arg(long, env = "CHAT_MAX_FRAME_BYTES", value_name = "N", default_value = "65536",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(128..))]
+    pub max_frame_bytes: usize,
+
+    /// Longest chat message, in characters; a longer one is refused with
+    /// the error messageTooLong.
+    #[arg(long, env = "CHAT_MAX_MESSAGE_CHARS", value_name = "N", default_value = "4000",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_message_chars: usize,
+
+    /// Bytes that may wait to be sent to one connection. A reader that falls
+    /// further behind is closed with 1008 "too slow", so it never delays
+    /// anyone else.
+    #[arg(long, env = "CHAT_SEND_QUEUE_BYTES", value_name = "N", default_value = "1048576",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub send_queue_bytes: usize,
+
+    /// On SIGINT or SIGTERM every connection gets Close 1001 "server
+    /// shutting down"; wait this long for them to close before exiting.
+    #[arg(long, env = "CHAT_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Threads running connection I/O; `None` means one per CPU. Not a flag:
+    /// for embedders such as tests and load generators.
+    #[arg(skip)]
+    pub threads: Option<NonZeroUsize>,
+}
+
+impl Default for Options {
+    /// The documented defaults (the same as running with no flags).
+    fn default() -> Self {
+        let core = Config::default();
+        Options {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            ping_interval: core.ping_interval,
+            evict_after: core.evict_after,
+            login_ttl: core.login_ttl,
+            max_frame_bytes: 64 * 1024,
+            max_message_chars: core.max_message_chars,
+            send_queue_bytes: 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(5),
+            threads: None,
+        }
+    }
+}
+
+impl Options {
+    /// The chat core's settings.
+    pub fn config(&self) -> Config {
+        Config {
+            ping_interval: self.ping_interval,
+            evict_after: self.evict_after,
+            login_ttl: self.login_ttl,
+            max_message_chars: self.max_message_chars,
+            ..Config::default()
+        }
+    }
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (expected a duration such as 250ms, 30s or 5m)"))
+}
+
+/// Zero would make the core ping or evict in a busy loop.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match duration(text)? {
+        Duration::ZERO => Err("must be greater than zero".into()),
+        d => Ok(d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Options::try_parse_from(std::iter::once("chat-server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        // Only meaningful when no CHAT_* variable is set, as in CI.
+        if std::env::vars().any(|(k, _)| k.starts_with("CHAT_")) {
+            return;
+        }
+        assert_eq!(parse(&[]).unwrap(), Options::default());
+        assert_eq!(Options::default().config(), Config::default());
+    }
+
+    #[test]
+    fn durations_read_like_humans_write_them() {
+        let o = parse(&["--ping-interval", "250ms", "--evict-after", "1m 30s"]).unwrap();
+        assert_eq!(o.ping_interval, Duration::from_millis(250));
+        assert_eq!(o.evict_after, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_naming_the_flag() {
+        for args in [
+            &["--ping-interval", "soon"][..],
+            &["--ping-interval", "0s"],
+            &["--max-frame-bytes", "12"],
+            &["--send-queue-bytes", "0"],
+            &["--listen", "nowhere"],
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(args[0]), "{args:?}: {e}");
+        }
+    }
+}

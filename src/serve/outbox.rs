@@ -1,0 +1,284 @@
+//! One connection's outbound queue, bounded in bytes.
+//!
+//! The core task pushes without ever waiting; the connection's writer takes
+//! everything queued at once. A push that would exceed the bound is refused,
+//! and the core task then closes that connection: a slow reader costs at
+//! most its bound in memory and never delays anyone else.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Poll, Waker};
+
+use async_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
+use smol::future;
+
+use crate::CloseCode;
+
+/// A frame waiting to be written.
+#[derive(Debug, Clone)]
+pub(crate) enum Outgoing {
+    /// JSON text; broadcasts share one allocation among all recipients.
+    Text(Utf8Bytes),
+    Ping(Bytes),
+}
+
+impl Outgoing {
+    /// What the frame counts against the bound.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Outgoing::Text(text) => text.len(),
+            Outgoing::Ping(payload) => payload.len(),
+        }
+    }
+
+    pub(crate) fn into_message(self) -> Message {
+        match self {
+            Outgoing::Text(text) => Message::Text(text),
+            Outgoing::Ping(payload) => Message::Ping(payload),
+        }
+    }
+}
+
+/// Why and how a connection is being closed by us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Closing {
+    pub(crate) code: CloseCode,
+    pub(crate) reason: &'static str,
+    /// Drop what is still queued instead of delivering it first.
+    discard: bool,
+}
+
+/// The queue was full: the frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Overflow;
+
+/// What the writer should do next.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Frames were moved into the caller's batch.
+    Frames,
+    /// Nothing more to send: send this Close.
+    Close(Closing),
+}
+
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    limit: usize,
+    /// Bytes pushed and not yet handed to the WebSocket, including those of
+    /// the batch the writer is working through.
+    queued: AtomicUsize,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    frames: VecDeque<Outgoing>,
+    closing: Option<Closing>,
+    /// The connection is gone; pushes are dropped.
+    finished: bool,
+    /// The connection task, when it waits for frames or an abort.
+    waker: Option<Waker>,
+}
+
+impl Outbox {
+    pub(crate) fn new(limit: usize) -> Self {
+        Outbox {
+            limit,
+            queued: AtomicUsize::new(0),
+            state: Mutex::default(),
+        }
+    }
+
+    /// Queues a frame. Refused when it would take the queue past its bound,
+    /// unless the queue is empty: a single frame always fits, so a bound
+    /// smaller than a large message cannot close an idle reader. Frames for
+    /// a closing connection are silently dropped.
+    pub(crate) fn push(&self, frame: Outgoing) -> Result<(), Overflow> {
+        let mut state = self.lock();
+        if state.closing.is_some() || state.finished {
+            return Ok(());
+        }
+        let len = frame.len();
+        let queued = self.queued.load(Ordering::Acquire);
+        if queued > 0 && queued + len > self.limit {
+            return Err(Overflow);
+        }
+        self.queued.fetch_add(len, Ordering::AcqRel);
+        let was_empty = state.frames.is_empty();
+        state.frames.push_back(frame);
+        // The writer only sleeps on an empty queue.
+        let waker = if was_empty { state.waker.take() } else { None };
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Closes the connection once everything already queued is sent.
+    pub(crate) fn close(&self, code: CloseCode, reason: &'static str) {
+        self.set_closing(Closing {
+            code,
+            reason,
+            discard: false,
+        });
+    }
+
+    /// Closes the connection now, dropping whatever is queued.
+    pub(crate) fn abort(&self, code: CloseCode, reason: &'static str) {
+        self.set_closing(Closing {
+            code,
+            reason,
+            discard: true,
+        });
+    }
+
+    fn set_closing(&self, closing: Closing) {
+        let mut state = self.lock();
+        if state.closing.is_some() || state.finished {
+            return;
+        }
+        state.closing = Some(closing);
+        if closing.discard {
+            state.frames = VecDeque::new();
+        }
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// The connection is gone: drop what is queued and refuse the rest.
+    pub(crate) fn finish(&self) {
+        let mut state = self.lock();
+        state.finished = true;
+        state.frames = VecDeque::new();
+        state.waker = None;
+    }
+
+    /// Whether we have started closing (the core no longer knows this
+    /// connection).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.lock().closing.is_some()
+    }
+
+    /// Waits for frames and moves all of them into `batch` (which must be
+    /// empty; its allocation is reused), or for the close once none are left.
+    pub(crate) async fn next(&self, batch: &mut VecDeque<Outgoing>) -> Next {
+        future::poll_fn(|cx| {
+            let mut state = self.lock();
+            if !state.frames.is_empty() {
+                std::mem::swap(&mut state.frames, batch);
+                return Poll::Ready(Next::Frames);
+            }
+            if let Some(closing) = state.closing {
+                return Poll::Ready(Next::Close(closing));
+            }
+            state.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Resolves once the connection is aborted, so a writer blocked on a
+    /// peer that does not read can give up on the rest of its batch.
+    pub(crate) async fn aborted(&self) {
+        future::poll_fn(|cx| {
+            let mut state = self.lock();
+            if state.closing.is_some_and(|c| c.discard) {
+                return Poll::Ready(());
+            }
+            state.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// The writer handed `bytes` of taken frames to the WebSocket.
+    pub(crate) fn sent(&self, bytes: usize) {
+        self.queued.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; recover rather than spread a
+        // poison that cannot mean a broken queue.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &'static str) -> Outgoing {
+        Outgoing::Text(Utf8Bytes::from_static(s))
+    }
+
+    fn take(outbox: &Outbox) -> (Next, Vec<String>) {
+        let mut batch = VecDeque::new();
+        let next = smol::block_on(outbox.next(&mut batch));
+        let texts = batch
+            .into_iter()
+            .map(|f| match f {
+                Outgoing::Text(t) => t.to_string(),
+                Outgoing::Ping(_) => "<ping>".into(),
+            })
+            .collect();
+        (next, texts)
+    }
+
+    #[test]
+    fn overflows_past_its_bound_but_always_takes_one_frame() {
+        let outbox = Outbox::new(10);
+        assert_eq!(outbox.push(text("0123456789abc")), Ok(()));
+        assert_eq!(outbox.push(text("x")), Err(Overflow));
+        let (next, texts) = take(&outbox);
+        assert_eq!((next, texts), (Next::Frames, vec!["0123456789abc".into()]));
+        // Taken but not yet written still counts.
+        assert_eq!(outbox.push(text("x")), Err(Overflow));
+        outbox.sent(13);
+        assert_eq!(outbox.push(text("0123456")), Ok(()));
+        assert_eq!(outbox.push(text("789")), Ok(()));
+        assert_eq!(outbox.push(text("a")), Err(Overflow));
+    }
+
+    #[test]
+    fn close_delivers_what_is_queued_first_and_abort_drops_it() {
+        let outbox = Outbox::new(100);
+        outbox.push(text("a")).unwrap();
+        outbox.close(CloseCode::GOING_AWAY, "bye");
+        outbox.push(text("late")).unwrap(); // dropped
+        assert_eq!(take(&outbox), (Next::Frames, vec!["a".into()]));
+        let closing = Closing {
+            code: CloseCode::GOING_AWAY,
+            reason: "bye",
+            discard: false,
+        };
+        assert_eq!(take(&outbox), (Next::Close(closing), vec![]));
+
+        let outbox = Outbox::new(100);
+        outbox.push(text("a")).unwrap();
+        outbox.abort(CloseCode::POLICY, "too slow");
+        outbox.close(CloseCode::GOING_AWAY, "bye"); // the first close wins
+        assert!(
+            matches!(take(&outbox), (Next::Close(c), v) if c.code == CloseCode::POLICY && v.is_empty())
+        );
+        smol::block_on(outbox.aborted());
+    }
+
+    #[test]
+    fn a_waiting_writer_wakes_on_push() {
+        let outbox = std::sync::Arc::new(Outbox::new(100));
+        let pusher = {
+            let outbox = outbox.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                outbox.push(text("hi")).unwrap();
+            })
+        };
+        assert_eq!(take(&outbox), (Next::Frames, vec!["hi".into()]));
+        pusher.join().unwrap();
+    }
+}

@@ -1,0 +1,265 @@
+//! Real sockets on 127.0.0.1: the `chat-server` binary as a child process
+//! (killed when dropped) and a blocking WebSocket client. Every wait is
+//! bounded.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+/// Longest any single wait may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server binary, running until dropped.
+pub struct ServerProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Log>,
+}
+
+#[derive(Default)]
+struct Log {
+    lines: Mutex<Vec<String>>,
+    grew: Condvar,
+}
+
+impl ServerProcess {
+    /// Starts `chat-server --listen 127.0.0.1:0 ARGS` with debug logs and
+    /// waits for its "listening on" line.
+    pub fn start(args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "wschat=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chat-server");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Log::default());
+        // Drains stderr for the child's whole life, so it never blocks on a
+        // full pipe; ends at EOF when the child exits.
+        thread::spawn({
+            let log = log.clone();
+            move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    log.lines.lock().unwrap().push(line);
+                    log.grew.notify_all();
+                }
+            }
+        });
+        let mut server = ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+        };
+        let line = server
+            .wait_for_log(|l| l.contains("listening on ws://"))
+            .expect("the server logs its address");
+        let addr = line
+            .split("listening on ws://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        server.addr = addr;
+        server
+    }
+
+    /// The first log line matching `pred`, waiting up to `TIMEOUT`.
+    pub fn wait_for_log(&self, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut lines = self.log.lines.lock().unwrap();
+        loop {
+            if let Some(line) = lines.iter().find(|l| pred(l)) {
+                return Some(line.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            lines = self.log.grew.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    /// Whether a log line matching `pred` has been seen yet.
+    pub fn has_logged(&self, pred: impl Fn(&str) -> bool) -> bool {
+        self.log.lines.lock().unwrap().iter().any(|l| pred(l))
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lines.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits up to `TIMEOUT` for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for chat-server") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "chat-server did not exit");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking WebSocket client whose every read times out after `TIMEOUT`.
+pub struct Client {
+    pub ws: WebSocket<TcpStream>,
+    pub local_addr: SocketAddr,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        Client::connect_to(addr, "/")
+    }
+
+    pub fn connect_to(addr: SocketAddr, path: &str) -> Client {
+        let tcp = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+        tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+        tcp.set_write_timeout(Some(TIMEOUT)).unwrap();
+        let local_addr = tcp.local_addr().unwrap();
+        let (ws, _) = tungstenite::client(format!("ws://{addr}{path}"), tcp).expect("upgrade");
+        Client { ws, local_addr }
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).expect("send");
+    }
+
+    pub fn send_json(&mut self, json: Value) {
+        self.send_text(&json.to_string());
+    }
+
+    /// The next message of any kind, pings included.
+    pub fn recv_any(&mut self) -> Message {
+        self.ws.read().expect("read a message in time")
+    }
+
+    /// The next text or close, skipping pings and pongs.
+    pub fn recv(&mut self) -> Message {
+        loop {
+            match self.recv_any() {
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// The next message, which must be text: its raw JSON.
+    pub fn recv_text(&mut self) -> String {
+        match self.recv() {
+            Message::Text(text) => text.to_string(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    pub fn recv_json(&mut self) -> Value {
+        serde_json::from_str(&self.recv_text()).expect("JSON from the server")
+    }
+
+    /// The next message of type `kind`, skipping others.
+    pub fn recv_type(&mut self, kind: &str) -> Value {
+        loop {
+            let json = self.recv_json();
+            if json["type"] == kind {
+                return json;
+            }
+        }
+    }
+
+    pub fn login(&mut self, username: &str) -> String {
+        self.send_json(serde_json::json!({"type": "login", "id": "l", "username": username}));
+        let reply = self.recv_type("loginMessage");
+        assert_eq!(reply["username"], username);
+        reply["secret"].as_str().expect("a secret").to_owned()
+    }
+
+    pub fn say(&mut self, text: &str) {
+        self.send_json(serde_json::json!({"type": "textFromUser", "id": "m", "text": text}));
+    }
+
+    /// Reads until the server's Close, completes the closing handshake and
+    /// returns the close code and reason, with the texts that came before.
+    pub fn recv_close(&mut self) -> (u16, String, Vec<String>) {
+        let mut texts = Vec::new();
+        loop {
+            match self.recv() {
+                Message::Text(text) => texts.push(text.to_string()),
+                Message::Close(frame) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((u16::from(CloseCode::Status), String::new()));
+                    // Reading on sends our answer and sees the server hang up.
+                    while self.ws.read().is_ok() {}
+                    return (code, reason, texts);
+                }
+                other => panic!("expected text or close, got {other:?}"),
+            }
+        }
+    }
+}
+
+/// The keys of a JSON object, in wire order.
+pub fn keys(json: &str) -> Vec<String> {
+    struct Keys(Vec<String>);
+    struct KeysVisitor;
+    impl<'de> Visitor<'de> for KeysVisitor {
+        type Value = Keys;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+            let mut keys = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                keys.push(key);
+            }
+            Ok(Keys(keys))
+        }
+    }
+    impl<'de> Deserialize<'de> for Keys {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+            d.deserialize_map(KeysVisitor)
+        }
+    }
+    serde_json::from_str::<Keys>(json).expect("a JSON object").0
+}
+
+/// Checks a message id or secret: `len` characters of the nanoid alphabet.
+pub fn assert_random_id(value: &Value, len: usize) -> String {
+    let id = value
+        .as_str()
+        .unwrap_or_else(|| panic!("{value} is no string"));
+    assert_eq!(id.len(), len, "{id}");
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+        "{id}"
+    );
+    id.to_owned()
+}
