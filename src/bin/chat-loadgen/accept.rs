@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use crate::common::{CommonArgs, Counters, Ctx, login, secs};
 use crate::latency::Latencies;
 use crate::net::{Ws, within};
+use crate::procfs::CpuMeter;
 use crate::summary::{Status, report, round1};
 use crate::wire::{Ear, Heard};
 
@@ -71,6 +72,10 @@ report! {
         pub join_frames_per_s: Option<f64>,
         /// Logged-in connections that the server closed.
         pub closed: usize,
+        /// CPU seconds (user + system) the server and the load generator
+        /// spent on the whole run, join storm included.
+        pub server_cpu_s: Option<f64>,
+        pub loadgen_cpu_s: Option<f64>,
         pub server_rss_kib: Option<u64>,
         pub loadgen_rss_kib: Option<u64>,
     }
@@ -106,6 +111,8 @@ pub async fn run(args: AcceptArgs) -> anyhow::Result<AcceptReport> {
         args,
     });
     let args = &shared.args;
+    let server_cpu = CpuMeter::start(ctx.server_pid);
+    let loadgen_cpu = CpuMeter::start(None);
 
     let tasks: Vec<_> = (0..workers)
         .map(|_| ctx.rt.spawn(worker(ctx.clone(), shared.clone())))
@@ -172,8 +179,10 @@ pub async fn run(args: AcceptArgs) -> anyhow::Result<AcceptReport> {
         join_s: join.map(secs),
         join_frames_per_s: join.map(|d| round1(join_frames as f64 / d.as_secs_f64())),
         closed: Counters::get(&counters.closed),
+        server_cpu_s: ctx.server_pid.and(server_cpu.seconds()),
+        loadgen_cpu_s: loadgen_cpu.seconds(),
         server_rss_kib: ctx.server_rss_kib(),
-        loadgen_rss_kib: crate::rss::own_rss_kib(),
+        loadgen_rss_kib: crate::procfs::own_rss_kib(),
     })
 }
 

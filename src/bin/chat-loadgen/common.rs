@@ -104,7 +104,7 @@ impl Ctx {
     }
 
     pub fn server_rss_kib(&self) -> Option<u64> {
-        self.server_pid.and_then(crate::rss::vm_rss_kib)
+        self.server_pid.and_then(crate::procfs::vm_rss_kib)
     }
 
     /// Waits until `done()` holds, checking every few milliseconds, or until

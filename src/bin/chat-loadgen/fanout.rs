@@ -20,6 +20,7 @@ use crate::common::{CommonArgs, Counters, Ctx, secs};
 use crate::latency::Latencies;
 use crate::ledger::{Ledger, Tally};
 use crate::net::Ws;
+use crate::procfs::CpuMeter;
 use crate::summary::{Status, report, round1};
 use crate::wire::{self, Heard, Stamp};
 
@@ -98,6 +99,10 @@ report! {
         pub setup_s: f64,
         /// From the last due send to the last delivery (or the drain limit), seconds.
         pub drain_s: f64,
+        /// CPU seconds (user + system) the server and the load generator
+        /// spent from the first due send to the end of the drain.
+        pub server_cpu_s: Option<f64>,
+        pub loadgen_cpu_s: Option<f64>,
         pub server_rss_kib: Option<u64>,
         pub loadgen_rss_kib: Option<u64>,
     }
@@ -229,6 +234,8 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<FanoutReport> {
         max_send_lag_us: 0,
         setup_s: 0.0,
         drain_s: 0.0,
+        server_cpu_s: None,
+        loadgen_cpu_s: None,
         server_rss_kib: None,
         loadgen_rss_kib: None,
     };
@@ -266,7 +273,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<FanoutReport> {
     report.logged_in = Counters::get(&counters.logged_in);
     report.failed = Counters::get(&counters.failed);
     report.server_rss_kib = ctx.server_rss_kib();
-    report.loadgen_rss_kib = crate::rss::own_rss_kib();
+    report.loadgen_rss_kib = crate::procfs::own_rss_kib();
     Ok(report)
 }
 
@@ -283,6 +290,9 @@ async fn send_and_drain(
     let t0 = Instant::now() + Duration::from_millis(20);
     let end = t0 + args.duration;
     shared.start.set_blocking(t0).ok();
+    Timer::at(t0).await;
+    let server_cpu = CpuMeter::start(ctx.server_pid);
+    let loadgen_cpu = CpuMeter::start(None);
     Timer::at(end.min(ctx.deadline)).await;
 
     let sent_total = || {
@@ -303,6 +313,8 @@ async fn send_and_drain(
         })
         .await;
     let drain_end = Instant::now();
+    report.server_cpu_s = ctx.server_pid.and(server_cpu.seconds());
+    report.loadgen_cpu_s = loadgen_cpu.seconds();
 
     let sent: Vec<u64> = shared
         .sent

@@ -139,7 +139,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<IdleReport> {
         }
         _ => None,
     };
-    report.loadgen_rss_kib = crate::rss::own_rss_kib();
+    report.loadgen_rss_kib = crate::procfs::own_rss_kib();
     Ok(report)
 }
 

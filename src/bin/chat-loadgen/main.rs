@@ -19,7 +19,7 @@ mod idle;
 mod latency;
 mod ledger;
 mod net;
-mod rss;
+mod procfs;
 mod runtime;
 mod summary;
 mod wire;
@@ -126,6 +126,8 @@ mod tests {
             max_send_lag_us: 321,
             setup_s: 2.5,
             drain_s: 0.1,
+            server_cpu_s: Some(9.87),
+            loadgen_cpu_s: Some(6.5),
             server_rss_kib: Some(45_678),
             loadgen_rss_kib: None,
         };
@@ -174,6 +176,8 @@ mod tests {
             join_s: Some(1.5),
             join_frames_per_s: Some(1_334_000.0),
             closed: 0,
+            server_cpu_s: None,
+            loadgen_cpu_s: Some(0.25),
             server_rss_kib: None,
             loadgen_rss_kib: Some(20_000),
         };
