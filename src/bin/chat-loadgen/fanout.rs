@@ -410,7 +410,9 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>, receiver: Arc<Mute
                 lock(&receiver).logged_in = true;
                 Counters::bump(&counters.logged_in);
                 if let Some(sender) = sender.take().filter(|_| n < shared.plan.senders) {
-                    ctx.rt.spawn(send(n, sender, shared.clone())).detach();
+                    ctx.rt
+                        .spawn_punctual(send(n, sender, shared.clone()))
+                        .detach();
                 }
             }
             Heard::Error(_) | Heard::Garbage => lock(&receiver).errors += 1,
