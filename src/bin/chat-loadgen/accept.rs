@@ -203,9 +203,12 @@ async fn worker(ctx: Arc<Ctx>, shared: Arc<Shared>) {
             let heard = login(&mut ws, &ctx.username(n), &shared.ear).await?;
             anyhow::Ok((ws, handshake, heard))
         };
-        let Ok((ws, handshake, heard)) = opened.await else {
-            Counters::bump(&counters.failed);
-            continue;
+        let (ws, handshake, heard) = match opened.await {
+            Ok(opened) => opened,
+            Err(error) => {
+                counters.fail(format_args!("{error:#}"));
+                continue;
+            }
         };
         shared.to_login.record(started.elapsed());
         shared.to_handshake.record(handshake);

@@ -2,8 +2,8 @@
 //! open logged-in clients and wait for the join storm to settle.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -170,32 +170,44 @@ pub async fn login(ws: &mut Ws, username: &str, ear: &Ear) -> anyhow::Result<u64
     Err(anyhow::anyhow!("closed before the loginMessage")).context(username.to_owned())
 }
 
+/// Why a client that connected never saw its `loginMessage`.
+pub fn not_logged_in(username: &str, refused: Option<String>) -> String {
+    match refused {
+        Some(code) => format!("login as {username} refused: {code}"),
+        None => format!("{username}: connection ended before its loginMessage"),
+    }
+}
+
 /// `lg-<run>-<n>`.
 pub fn username(run: &str, n: impl std::fmt::Display) -> String {
     format!("lg-{run}-{n}")
 }
 
-/// A tag that differs between runs a second apart: the clock in seconds,
-/// base 36, last 6 digits.
+/// A tag unlikely to repeat between runs against one server, even runs
+/// started in the same second: 8 base-36 digits of the clock in
+/// nanoseconds mixed with the process id.
 fn default_run_tag() -> String {
-    let secs = std::time::SystemTime::now()
+    let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut n = secs % 36u64.pow(6);
-    let mut tag = Vec::new();
-    for _ in 0..6 {
-        tag.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mixed = nanos ^ u64::from(std::process::id()).rotate_left(40);
+    let mut n = mixed % 36u64.pow(8);
+    let mut tag = [0u8; 8];
+    for digit in tag.iter_mut().rev() {
+        *digit = b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize];
         n /= 36;
     }
-    tag.reverse();
-    String::from_utf8(tag).unwrap_or_default()
+    String::from_utf8_lossy(&tag).into_owned()
 }
 
 /// Counters shared by all clients of a run.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub logged_in: AtomicUsize,
+    /// Clients that failed to connect or log in; see [`Counters::fail`].
     pub failed: AtomicUsize,
+    /// Why the first of them failed, for the operator (stderr).
+    first_failure: OnceLock<String>,
     pub heard_barrier: AtomicUsize,
     /// Logged-in clients whose connection ended before the run did.
     pub closed: AtomicUsize,
@@ -208,6 +220,14 @@ impl Counters {
 
     pub fn bump(counter: &AtomicUsize) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a client that failed to connect or log in.
+    pub fn fail(&self, why: impl std::fmt::Display) {
+        Self::bump(&self.failed);
+        if self.first_failure.set(why.to_string()).is_ok() {
+            eprintln!("chat-loadgen: a client failed: {why}");
+        }
     }
 
     /// Logged-in clients still connected.
@@ -229,7 +249,7 @@ mod tests {
     fn usernames_are_valid_even_with_the_longest_run_tag() {
         let max = wschat::Config::default().max_username_chars;
         let tag = default_run_tag();
-        assert_eq!(tag.len(), 6);
+        assert_eq!(tag.len(), 8);
         for run in [tag.as_str(), "abcdefghijkl"] {
             for n in ["0", "barrier", "4294967295"] {
                 let name = username(run, n);

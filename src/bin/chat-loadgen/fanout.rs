@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use smol::Timer;
 use smol::lock::OnceCell;
 
-use crate::common::{CommonArgs, Counters, Ctx, secs};
+use crate::common::{CommonArgs, Counters, Ctx, not_logged_in, secs};
 use crate::latency::Latencies;
 use crate::ledger::{Ledger, Tally};
 use crate::net::Ws;
@@ -377,11 +377,12 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>, receiver: Arc<Mute
             .await?;
         anyhow::Ok(ws)
     };
-    let Ok(ws): anyhow::Result<Ws> = opened.await else {
-        Counters::bump(&counters.failed);
-        return;
+    let ws: Ws = match opened.await {
+        Ok(ws) => ws,
+        Err(error) => return counters.fail(format_args!("{error:#}")),
     };
     let ear = ctx.ear();
+    let mut refused = None;
     let (sender, mut frames) = ws.split();
     let mut sender = Some(sender);
     while let Some(Ok(message)) = frames.next().await {
@@ -415,7 +416,11 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>, receiver: Arc<Mute
                         .detach();
                 }
             }
-            Heard::Error(_) | Heard::Garbage => lock(&receiver).errors += 1,
+            Heard::Error(code) => {
+                lock(&receiver).errors += 1;
+                refused.get_or_insert(code);
+            }
+            Heard::Garbage => lock(&receiver).errors += 1,
         }
     }
     let mut receiver = lock(&receiver);
@@ -423,7 +428,7 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>, receiver: Arc<Mute
     if receiver.logged_in {
         Counters::bump(&counters.closed);
     } else {
-        Counters::bump(&counters.failed);
+        counters.fail(not_logged_in(&ctx.username(n), refused));
     }
 }
 

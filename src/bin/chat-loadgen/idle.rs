@@ -10,7 +10,7 @@ use async_tungstenite::tungstenite::Message;
 use futures_util::StreamExt;
 use smol::Timer;
 
-use crate::common::{CommonArgs, Counters, Ctx, secs};
+use crate::common::{CommonArgs, Counters, Ctx, not_logged_in, secs};
 use crate::summary::{Status, report};
 use crate::wire::{self, Heard};
 
@@ -154,12 +154,13 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>) {
             .await?;
         anyhow::Ok(ws)
     };
-    let Ok(mut ws) = opened.await else {
-        Counters::bump(&counters.failed);
-        return;
+    let mut ws = match opened.await {
+        Ok(ws) => ws,
+        Err(error) => return counters.fail(format_args!("{error:#}")),
     };
     let ear = ctx.ear();
     let mut logged_in = false;
+    let mut refused = None;
     while let Some(Ok(message)) = ws.next().await {
         match message {
             Message::Text(text) => match ear.hear(&text) {
@@ -168,7 +169,11 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>) {
                     Counters::bump(&counters.logged_in);
                 }
                 Heard::LoginBroadcast { barrier: true } => Counters::bump(&counters.heard_barrier),
-                Heard::Error(_) | Heard::Garbage => {
+                Heard::Error(code) => {
+                    shared.errors.fetch_add(1, Ordering::Relaxed);
+                    refused.get_or_insert(code);
+                }
+                Heard::Garbage => {
                     shared.errors.fetch_add(1, Ordering::Relaxed);
                 }
                 _ => {}
@@ -179,9 +184,9 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>) {
             _ => {}
         }
     }
-    Counters::bump(if logged_in {
-        &counters.closed
+    if logged_in {
+        Counters::bump(&counters.closed);
     } else {
-        &counters.failed
-    });
+        counters.fail(not_logged_in(&ctx.username(n), refused));
+    }
 }

@@ -71,9 +71,10 @@ impl Dialer {
             n => Some(self.sources[self.next_source.fetch_add(1, Ordering::Relaxed) % n]),
         };
         let handshake = async {
-            let tcp = connect_from(source, self.server)
-                .await
-                .with_context(|| format!("connect from {source:?} to {}", self.server))?;
+            let tcp = connect_from(source, self.server).await.with_context(|| {
+                let from = source.map_or("any address".into(), |ip| ip.to_string());
+                format!("connect from {from} to {}", self.server)
+            })?;
             let (ws, _response) =
                 async_tungstenite::client_async_with_config(&self.url, tcp, Some(self.config))
                     .await
