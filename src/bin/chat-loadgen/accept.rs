@@ -16,7 +16,7 @@ use anyhow::ensure;
 use async_tungstenite::tungstenite::Message;
 use futures_util::StreamExt;
 
-use crate::common::{CommonArgs, Counters, Ctx, login, secs};
+use crate::common::{CommonArgs, Counters, Ctx, Ending, login, secs};
 use crate::latency::Latencies;
 use crate::net::{Ws, within};
 use crate::procfs::CpuMeter;
@@ -226,8 +226,10 @@ async fn worker(ctx: Arc<Ctx>, shared: Arc<Shared>) {
 
 /// Keeps an open connection reading, counting the join storm.
 async fn listen(n: usize, mut ws: Ws, shared: Arc<Shared>) {
-    while let Some(Ok(message)) = ws.next().await {
-        if let Message::Text(text) = message {
+    let mut ending = Ending::default();
+    while let Some(next) = ws.next().await {
+        ending.note(&next);
+        if let Ok(Message::Text(text)) = next {
             match shared.ear.hear(&text) {
                 Heard::LoginBroadcast { barrier: false } => {
                     shared.join_frames[n].fetch_add(1, Ordering::Relaxed);
@@ -239,5 +241,5 @@ async fn listen(n: usize, mut ws: Ws, shared: Arc<Shared>) {
             }
         }
     }
-    Counters::bump(&shared.counters.closed);
+    shared.counters.close(ending.as_str());
 }

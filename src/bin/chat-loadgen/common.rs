@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::{Error as WsError, Message};
 use futures_util::StreamExt;
 use smol::Timer;
 use smol::lock::Semaphore;
@@ -178,6 +178,38 @@ pub fn not_logged_in(username: &str, refused: Option<String>) -> String {
     }
 }
 
+/// How a client's connection ended, from what its stream yielded last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending(String);
+
+impl Default for Ending {
+    fn default() -> Self {
+        Ending("the connection ended without a Close frame".into())
+    }
+}
+
+impl Ending {
+    /// Notes a Close frame or a read error; other messages change nothing.
+    pub fn note(&mut self, next: &Result<Message, WsError>) {
+        match next {
+            Ok(Message::Close(Some(frame))) => {
+                self.0 = format!(
+                    "Close {} {:?}",
+                    u16::from(frame.code),
+                    frame.reason.as_str()
+                );
+            }
+            Ok(Message::Close(None)) => self.0 = "Close without a code".into(),
+            Ok(_) => {}
+            Err(error) => self.0 = error.to_string(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// `lg-<run>-<n>`.
 pub fn username(run: &str, n: impl std::fmt::Display) -> String {
     format!("lg-{run}-{n}")
@@ -209,8 +241,10 @@ pub struct Counters {
     /// Why the first of them failed, for the operator (stderr).
     first_failure: OnceLock<String>,
     pub heard_barrier: AtomicUsize,
-    /// Logged-in clients whose connection ended before the run did.
+    /// Logged-in clients whose connection ended before the run did; see
+    /// [`Counters::close`].
     pub closed: AtomicUsize,
+    first_close: OnceLock<String>,
 }
 
 impl Counters {
@@ -230,6 +264,14 @@ impl Counters {
         }
     }
 
+    /// Counts a logged-in client whose connection ended before the run did.
+    pub fn close(&self, why: &str) {
+        Self::bump(&self.closed);
+        if self.first_close.set(why.to_owned()).is_ok() {
+            eprintln!("chat-loadgen: a logged-in client was closed: {why}");
+        }
+    }
+
     /// Logged-in clients still connected.
     pub fn alive(&self) -> usize {
         Self::get(&self.logged_in).saturating_sub(Self::get(&self.closed))
@@ -244,6 +286,22 @@ pub fn secs(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ending_names_the_close_code_and_reason() {
+        use async_tungstenite::tungstenite::protocol::CloseFrame;
+        use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        let mut ending = Ending::default();
+        ending.note(&Ok(Message::text("x")));
+        assert_eq!(ending, Ending::default());
+        ending.note(&Ok(Message::Close(Some(CloseFrame {
+            code: CloseCode::Policy,
+            reason: "too slow".into(),
+        }))));
+        assert_eq!(ending.as_str(), r#"Close 1008 "too slow""#);
+        ending.note(&Err(WsError::ConnectionClosed));
+        assert_eq!(ending.as_str(), WsError::ConnectionClosed.to_string());
+    }
 
     #[test]
     fn usernames_are_valid_even_with_the_longest_run_tag() {

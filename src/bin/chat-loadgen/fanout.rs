@@ -16,10 +16,10 @@ use futures_util::StreamExt;
 use smol::Timer;
 use smol::lock::OnceCell;
 
-use crate::common::{CommonArgs, Counters, Ctx, not_logged_in, secs};
+use crate::common::{CommonArgs, Counters, Ctx, Ending, not_logged_in, secs};
 use crate::latency::Latencies;
 use crate::ledger::{Ledger, Tally};
-use crate::net::Ws;
+use crate::net::{Ws, WsSender};
 use crate::procfs::CpuMeter;
 use crate::summary::{Status, report, round1};
 use crate::wire::{self, Heard, Stamp};
@@ -385,10 +385,12 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>, receiver: Arc<Mute
     let mut refused = None;
     let (sender, mut frames) = ws.split();
     let mut sender = Some(sender);
-    while let Some(Ok(message)) = frames.next().await {
-        let Message::Text(text) = message else {
-            // Pings are answered by tungstenite while we read; a Close ends
-            // the stream after this.
+    let mut ending = Ending::default();
+    while let Some(next) = frames.next().await {
+        ending.note(&next);
+        // Pings are answered by tungstenite while we read; a Close or an
+        // error ends the stream.
+        let Ok(Message::Text(text)) = next else {
             continue;
         };
         match ear.hear(&text) {
@@ -426,18 +428,14 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>, receiver: Arc<Mute
     let mut receiver = lock(&receiver);
     receiver.closed = true;
     if receiver.logged_in {
-        Counters::bump(&counters.closed);
+        counters.close(ending.as_str());
     } else {
         counters.fail(not_logged_in(&ctx.username(n), refused));
     }
 }
 
 /// Sender `n`: waits for the start, then sends each message at its due time.
-async fn send(
-    n: usize,
-    mut sender: async_tungstenite::WebSocketSender<smol::Async<std::net::TcpStream>>,
-    shared: Arc<Shared>,
-) {
+async fn send(n: usize, mut sender: WsSender, shared: Arc<Shared>) {
     let plan = &shared.plan;
     let t0 = *shared.start.wait().await;
     for seq in 0.. {

@@ -10,7 +10,7 @@ use async_tungstenite::tungstenite::Message;
 use futures_util::StreamExt;
 use smol::Timer;
 
-use crate::common::{CommonArgs, Counters, Ctx, not_logged_in, secs};
+use crate::common::{CommonArgs, Counters, Ctx, Ending, not_logged_in, secs};
 use crate::summary::{Status, report};
 use crate::wire::{self, Heard};
 
@@ -161,7 +161,10 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>) {
     let ear = ctx.ear();
     let mut logged_in = false;
     let mut refused = None;
-    while let Some(Ok(message)) = ws.next().await {
+    let mut ending = Ending::default();
+    while let Some(next) = ws.next().await {
+        ending.note(&next);
+        let Ok(message) = next else { break };
         match message {
             Message::Text(text) => match ear.hear(&text) {
                 Heard::LoginMessage => {
@@ -185,7 +188,7 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>) {
         }
     }
     if logged_in {
-        Counters::bump(&counters.closed);
+        counters.close(ending.as_str());
     } else {
         counters.fail(not_logged_in(&ctx.username(n), refused));
     }

@@ -21,6 +21,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// A client's WebSocket.
 pub type Ws = WebSocketStream<Async<TcpStream>>;
 
+/// The sending half of a split [`Ws`].
+pub type WsSender = async_tungstenite::WebSocketSender<Async<TcpStream>>;
+
 /// Opens connections to one server, rotating over source addresses.
 #[derive(Debug)]
 pub struct Dialer {
