@@ -28,10 +28,10 @@ pub struct AcceptArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Connections to open and log in.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, value_name = "N", default_value_t = 2000)]
     pub connections: usize,
     /// Stop opening connections after this long, even if fewer were opened.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
     /// Close each connection right after its login instead of keeping it
     /// open: measures accept + login alone, without the join storm.

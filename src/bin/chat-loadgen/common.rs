@@ -20,33 +20,34 @@ use crate::wire::{self, Ear, Heard};
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
     /// The server's address; loopback only.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub server: SocketAddr,
     /// PID of the server, to report its VmRSS from /proc/PID/status.
-    #[arg(long)]
+    #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
     /// Executor threads of the load generator (default: one per core).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Spread client sockets over source addresses 127.0.0.1 ..= 127.0.0.N.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, value_name = "N", default_value_t = 16)]
     pub source_ips: u8,
     /// Connections being opened (TCP + WebSocket handshake + login) at once.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 64)]
     pub concurrency: usize,
     /// tungstenite read buffer of each client, in bytes (client memory only).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
     pub read_buffer: usize,
     /// Give up on one connection's TCP connect + WebSocket handshake after this.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
     /// Hard limit for the whole run: when it passes, the run stops where it
     /// is and reports `status=timeout`.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
     /// Tag of this run in usernames `lg-<run>-<n>` (default: derived from
-    /// the clock), so that runs against one server never collide.
-    #[arg(long)]
+    /// the clock and the process id), so that runs against one server never
+    /// collide.
+    #[arg(long, value_name = "TAG")]
     pub run: Option<String>,
 }
 

@@ -29,25 +29,25 @@ pub struct FanoutArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Logged-in clients, the senders included.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 1000)]
     pub clients: usize,
     /// How many of the clients send.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10)]
     pub senders: usize,
     /// Messages per second, all senders together.
-    #[arg(long, default_value_t = 500.0)]
+    #[arg(long, value_name = "MSGS_PER_S", default_value_t = 500.0)]
     pub rate: f64,
     /// How long the senders send.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
     /// How long to wait for the last deliveries after the last send.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub drain: Duration,
     /// Length of each message text in bytes (the frame adds ~90 bytes of JSON).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, value_name = "BYTES", default_value_t = 100)]
     pub text_bytes: usize,
     /// Give up if connecting, logging in and the join storm take longer.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub setup_timeout: Duration,
 }
 

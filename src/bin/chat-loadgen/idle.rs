@@ -19,14 +19,14 @@ pub struct IdleArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Logged-in idle clients.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 1000)]
     pub clients: usize,
     /// How long to hold them after the join storm has settled. Run the
     /// server with a short --ping-interval to see pings within it.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub hold: Duration,
     /// Give up if connecting, logging in and the join storm take longer.
-    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
     pub setup_timeout: Duration,
 }
 
