@@ -1,0 +1,322 @@
+//! What every mode shares: options, the run's context, and the phases that
+//! open logged-in clients and wait for the join storm to settle.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use async_tungstenite::tungstenite::{Error as WsError, Message};
+use futures_util::StreamExt;
+use smol::Timer;
+use smol::lock::Semaphore;
+
+use crate::net::{Dialer, Ws, within};
+use crate::runtime::Runtime;
+use crate::wire::{self, Ear, Heard};
+
+/// Options of every mode.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// The server's address; loopback only.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub server: SocketAddr,
+    /// PID of the server, to report its VmRSS from /proc/PID/status.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Executor threads of the load generator (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Spread client sockets over source addresses 127.0.0.1 ..= 127.0.0.N.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub source_ips: u8,
+    /// Connections being opened (TCP + WebSocket handshake + login) at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub concurrency: usize,
+    /// tungstenite read buffer of each client, in bytes (client memory only).
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    pub read_buffer: usize,
+    /// Give up on one connection's TCP connect + WebSocket handshake after this.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+    /// Hard limit for the whole run: when it passes, the run stops where it
+    /// is and reports `status=timeout`.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Tag of this run in usernames `lg-<run>-<n>` (default: derived from
+    /// the clock and the process id), so that runs against one server never
+    /// collide.
+    #[arg(long, value_name = "TAG")]
+    pub run: Option<String>,
+}
+
+/// The run's shared context.
+pub struct Ctx {
+    pub rt: Runtime,
+    pub dialer: Arc<Dialer>,
+    /// Limits connections in the middle of connect + handshake + login.
+    pub opening: Arc<Semaphore>,
+    pub run: String,
+    pub server_pid: Option<u32>,
+    /// When the whole run must be over (`--timeout`).
+    pub deadline: Instant,
+}
+
+impl Ctx {
+    pub fn new(args: &CommonArgs) -> anyhow::Result<Self> {
+        let threads = args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let run = match &args.run {
+            Some(run) => run.clone(),
+            None => default_run_tag(),
+        };
+        if run.is_empty() || run.len() > 12 || !run.chars().all(|c| c.is_ascii_alphanumeric()) {
+            bail!("--run must be 1 to 12 ASCII letters or digits");
+        }
+        Ok(Ctx {
+            rt: Runtime::start(threads)?,
+            dialer: Arc::new(Dialer::new(
+                args.server,
+                args.source_ips,
+                args.read_buffer,
+                args.connect_timeout,
+            )?),
+            opening: Arc::new(Semaphore::new(args.concurrency.max(1))),
+            run,
+            server_pid: args.server_pid,
+            deadline: Instant::now() + args.timeout,
+        })
+    }
+
+    /// The username of client `n`: `lg-<run>-<n>`, at most 32 characters.
+    pub fn username(&self, n: impl std::fmt::Display) -> String {
+        username(&self.run, n)
+    }
+
+    /// The name whose `loginBroadcast` ends a join phase.
+    pub fn barrier_name(&self) -> String {
+        self.username("barrier")
+    }
+
+    pub fn ear(&self) -> Ear {
+        Ear::new(&self.barrier_name())
+    }
+
+    pub fn server_rss_kib(&self) -> Option<u64> {
+        self.server_pid.and_then(crate::procfs::vm_rss_kib)
+    }
+
+    /// Waits until `done()` holds, checking every few milliseconds, or until
+    /// `until` (or the run's deadline) passes. Returns whether `done()` held.
+    pub async fn wait_for(&self, until: Instant, mut done: impl FnMut() -> bool) -> bool {
+        let until = until.min(self.deadline);
+        loop {
+            if done() {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            Timer::after(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The join-phase barrier: once every client has logged in, one more
+    /// connection logs in as [`Ctx::barrier_name`]. The server writes each
+    /// connection's frames in order, so a client that hears the barrier's
+    /// `loginBroadcast` has heard every earlier one: when all have heard
+    /// it, the join storm is over. `heard()` counts those that did.
+    ///
+    /// Returns whether the storm settled before `until`.
+    pub async fn barrier(
+        &self,
+        until: Instant,
+        expected: impl Fn() -> usize,
+        heard: impl Fn() -> usize,
+    ) -> bool {
+        let opened = async {
+            let mut ws = self.dialer.dial().await?;
+            login(&mut ws, &self.barrier_name(), &self.ear()).await?;
+            anyhow::Ok(ws)
+        };
+        let left = until
+            .min(self.deadline)
+            .saturating_duration_since(Instant::now());
+        let Ok(Ok(barrier)) = within(left, opened).await else {
+            return false;
+        };
+        let settled = self.wait_for(until, || heard() >= expected()).await;
+        drop(barrier);
+        settled
+    }
+}
+
+/// Sends `login` and reads until the `loginMessage`, skipping broadcasts.
+/// Returns how many `loginBroadcast`s came first (the client's own included).
+pub async fn login(ws: &mut Ws, username: &str, ear: &Ear) -> anyhow::Result<u64> {
+    ws.send(Message::text(wire::login(username))).await?;
+    let mut broadcasts = 0;
+    while let Some(message) = ws.next().await {
+        if let Message::Text(text) = message? {
+            match ear.hear(&text) {
+                Heard::LoginMessage => return Ok(broadcasts),
+                Heard::LoginBroadcast { .. } => broadcasts += 1,
+                Heard::Error(code) => bail!("login as {username} refused: {code}"),
+                _ => {}
+            }
+        }
+    }
+    Err(anyhow::anyhow!("closed before the loginMessage")).context(username.to_owned())
+}
+
+/// Why a client that connected never saw its `loginMessage`.
+pub fn not_logged_in(username: &str, refused: Option<String>) -> String {
+    match refused {
+        Some(code) => format!("login as {username} refused: {code}"),
+        None => format!("{username}: connection ended before its loginMessage"),
+    }
+}
+
+/// How a client's connection ended, from what its stream yielded last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending(String);
+
+impl Default for Ending {
+    fn default() -> Self {
+        Ending("the connection ended without a Close frame".into())
+    }
+}
+
+impl Ending {
+    /// Notes a Close frame or a read error; other messages change nothing.
+    pub fn note(&mut self, next: &Result<Message, WsError>) {
+        match next {
+            Ok(Message::Close(Some(frame))) => {
+                self.0 = format!(
+                    "Close {} {:?}",
+                    u16::from(frame.code),
+                    frame.reason.as_str()
+                );
+            }
+            Ok(Message::Close(None)) => self.0 = "Close without a code".into(),
+            Ok(_) => {}
+            Err(error) => self.0 = error.to_string(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `lg-<run>-<n>`.
+pub fn username(run: &str, n: impl std::fmt::Display) -> String {
+    format!("lg-{run}-{n}")
+}
+
+/// A tag unlikely to repeat between runs against one server, even runs
+/// started in the same second: 8 base-36 digits of the clock in
+/// nanoseconds mixed with the process id.
+fn default_run_tag() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mixed = nanos ^ u64::from(std::process::id()).rotate_left(40);
+    let mut n = mixed % 36u64.pow(8);
+    let mut tag = [0u8; 8];
+    for digit in tag.iter_mut().rev() {
+        *digit = b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize];
+        n /= 36;
+    }
+    String::from_utf8_lossy(&tag).into_owned()
+}
+
+/// Counters shared by all clients of a run.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub logged_in: AtomicUsize,
+    /// Clients that failed to connect or log in; see [`Counters::fail`].
+    pub failed: AtomicUsize,
+    /// Why the first of them failed, for the operator (stderr).
+    first_failure: OnceLock<String>,
+    pub heard_barrier: AtomicUsize,
+    /// Logged-in clients whose connection ended before the run did; see
+    /// [`Counters::close`].
+    pub closed: AtomicUsize,
+    first_close: OnceLock<String>,
+}
+
+impl Counters {
+    pub fn get(counter: &AtomicUsize) -> usize {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub fn bump(counter: &AtomicUsize) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a client that failed to connect or log in.
+    pub fn fail(&self, why: impl std::fmt::Display) {
+        Self::bump(&self.failed);
+        if self.first_failure.set(why.to_string()).is_ok() {
+            eprintln!("chat-loadgen: a client failed: {why}");
+        }
+    }
+
+    /// Counts a logged-in client whose connection ended before the run did.
+    pub fn close(&self, why: &str) {
+        Self::bump(&self.closed);
+        if self.first_close.set(why.to_owned()).is_ok() {
+            eprintln!("chat-loadgen: a logged-in client was closed: {why}");
+        }
+    }
+
+    /// Logged-in clients still connected.
+    pub fn alive(&self) -> usize {
+        Self::get(&self.logged_in).saturating_sub(Self::get(&self.closed))
+    }
+}
+
+/// Seconds with one decimal.
+pub fn secs(d: Duration) -> f64 {
+    crate::summary::round1(d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ending_names_the_close_code_and_reason() {
+        use async_tungstenite::tungstenite::protocol::CloseFrame;
+        use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        let mut ending = Ending::default();
+        ending.note(&Ok(Message::text("x")));
+        assert_eq!(ending, Ending::default());
+        ending.note(&Ok(Message::Close(Some(CloseFrame {
+            code: CloseCode::Policy,
+            reason: "too slow".into(),
+        }))));
+        assert_eq!(ending.as_str(), r#"Close 1008 "too slow""#);
+        ending.note(&Err(WsError::ConnectionClosed));
+        assert_eq!(ending.as_str(), WsError::ConnectionClosed.to_string());
+    }
+
+    #[test]
+    fn usernames_are_valid_even_with_the_longest_run_tag() {
+        let max = wschat::Config::default().max_username_chars;
+        let tag = default_run_tag();
+        assert_eq!(tag.len(), 8);
+        for run in [tag.as_str(), "abcdefghijkl"] {
+            for n in ["0", "barrier", "4294967295"] {
+                let name = username(run, n);
+                assert!(
+                    wschat::username::Username::parse(&name, max).is_ok(),
+                    "{name}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Opening client connections: TCP from a chosen 127.0.0.x source address,
+//! then the WebSocket handshake.
+//!
+//! One source address has about 28,000 ephemeral ports (fewer for bound
+//! sockets), so thousands of connections plus the TIME_WAIT left by the
+//! accept mode would run out of them. All of 127.0.0.0/8 is loopback on
+//! Linux: binding each socket to the next of 127.0.0.1, 127.0.0.2, … before
+//! connecting multiplies the ports available.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use smol::{Async, Timer};
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// A client's WebSocket.
+pub type Ws = WebSocketStream<Async<TcpStream>>;
+
+/// The sending half of a split [`Ws`].
+pub type WsSender = async_tungstenite::WebSocketSender<Async<TcpStream>>;
+
+/// Opens connections to one server, rotating over source addresses.
+#[derive(Debug)]
+pub struct Dialer {
+    server: SocketAddr,
+    url: String,
+    sources: Vec<Ipv4Addr>,
+    next_source: AtomicUsize,
+    config: WebSocketConfig,
+    timeout: Duration,
+}
+
+impl Dialer {
+    /// `source_ips` addresses from 127.0.0.1 up; `read_buffer` is the
+    /// client's tungstenite read buffer (its memory, not the server's).
+    pub fn new(
+        server: SocketAddr,
+        source_ips: u8,
+        read_buffer: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        if !server.ip().is_loopback() {
+            bail!("the load generator only targets loopback addresses, not {server}");
+        }
+        if source_ips == 0 {
+            bail!("--source-ips must be at least 1");
+        }
+        let sources = match server {
+            // An IPv6 server is reached from ::1 only.
+            SocketAddr::V6(_) => Vec::new(),
+            SocketAddr::V4(_) => (1..=source_ips)
+                .map(|n| Ipv4Addr::new(127, 0, 0, n))
+                .collect(),
+        };
+        Ok(Dialer {
+            server,
+            url: format!("ws://{server}/"),
+            sources,
+            next_source: AtomicUsize::new(0),
+            config: WebSocketConfig::default().read_buffer_size(read_buffer),
+            timeout,
+        })
+    }
+
+    /// TCP connect plus WebSocket handshake, within the dial timeout.
+    pub async fn dial(&self) -> anyhow::Result<Ws> {
+        let source = match self.sources.len() {
+            0 => None,
+            n => Some(self.sources[self.next_source.fetch_add(1, Ordering::Relaxed) % n]),
+        };
+        let handshake = async {
+            let tcp = connect_from(source, self.server).await.with_context(|| {
+                let from = source.map_or("any address".into(), |ip| ip.to_string());
+                format!("connect from {from} to {}", self.server)
+            })?;
+            let (ws, _response) =
+                async_tungstenite::client_async_with_config(&self.url, tcp, Some(self.config))
+                    .await
+                    .context("WebSocket handshake")?;
+            Ok(ws)
+        };
+        within(self.timeout, handshake)
+            .await
+            .with_context(|| format!("connecting took over {:?}", self.timeout))?
+    }
+}
+
+/// A non-blocking connect from `source` (any address when `None`).
+async fn connect_from(
+    source: Option<Ipv4Addr>,
+    server: SocketAddr,
+) -> io::Result<Async<TcpStream>> {
+    let socket = Socket::new(
+        Domain::for_address(server),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    socket.set_tcp_nodelay(true)?;
+    if let Some(source) = source {
+        socket.bind(&SocketAddr::from((source, 0)).into())?;
+    }
+    match socket.connect(&server.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = Async::new_nonblocking(TcpStream::from(socket))?;
+    // As in `Async::<TcpStream>::connect`: writable once connected, and
+    // SO_ERROR says whether that was a success.
+    stream.writable().await?;
+    match stream.get_ref().take_error()? {
+        None => Ok(stream),
+        Some(err) => Err(err),
+    }
+}
+
+/// The deadline passed before the work finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("deadline passed")]
+pub struct Elapsed;
+
+/// Runs `work` for at most `limit`.
+pub async fn within<T>(limit: Duration, work: impl Future<Output = T>) -> Result<T, Elapsed> {
+    smol::future::or(async { Ok(work.await) }, async {
+        Timer::after(limit).await;
+        Err(Elapsed)
+    })
+    .await
+}

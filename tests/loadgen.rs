@@ -1,0 +1,249 @@
+//! The load generator against the real `chat-server`: each mode, run small,
+//! stops by itself and reports what happened in a line that parses.
+//!
+//! Every child process is killed by a guard, every wait has a limit, and
+//! nothing here asserts how fast anything was.
+
+#![cfg(all(feature = "loadgen", feature = "server"))]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+// The summary format, shared with the binary so that the tests read the
+// line exactly as the load generator defines it.
+#[allow(dead_code, unused_imports)]
+#[path = "../src/bin/chat-loadgen/summary.rs"]
+mod summary;
+
+use summary::Summary;
+
+/// A child process killed when dropped.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+struct ChatServer {
+    process: Reaped,
+    addr: SocketAddr,
+}
+
+impl ChatServer {
+    fn start(extra: &[&str]) -> ChatServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chat-server");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let process = Reaped(child);
+        let (found, addr) = mpsc::channel();
+        // Keep draining stderr for the server's whole life so it never
+        // blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on ws://") {
+                    let rest = &line[at + "listening on ws://".len()..];
+                    let addr = rest.split_whitespace().next().unwrap_or("");
+                    found.send(addr.trim_end_matches('/').to_owned()).ok();
+                }
+            }
+        });
+        let addr = addr
+            .recv_timeout(Duration::from_secs(20))
+            .expect("chat-server logs `listening on ws://HOST:PORT`")
+            .parse()
+            .expect("a socket address after ws://");
+        ChatServer { process, addr }
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.0.id()
+    }
+}
+
+/// Runs chat-loadgen to completion (killing it after `limit`) and returns
+/// its exit status and its parsed summary line.
+fn loadgen(args: &[&str], limit: Duration) -> (ExitStatus, Summary) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-loadgen"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start chat-loadgen");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut child = Reaped(child);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait for chat-loadgen") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "chat-loadgen {args:?} did not stop by itself within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).expect("read stdout");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("loadgen ")).collect();
+    assert_eq!(lines.len(), 1, "exactly one summary line in {out:?}");
+    (status, lines[0].parse().expect("the summary line parses"))
+}
+
+fn get<T: summary::Field>(summary: &Summary, key: &'static str) -> T {
+    summary
+        .get(key)
+        .unwrap_or_else(|e| panic!("{e} in `{summary}`"))
+}
+
+#[test]
+fn fanout_delivers_every_message_to_every_client_and_stops() {
+    let server = ChatServer::start(&[]);
+    let (addr, pid) = (server.addr.to_string(), server.pid().to_string());
+    let (status, summary) = loadgen(
+        &[
+            "fanout",
+            "--server",
+            &addr,
+            "--server-pid",
+            &pid,
+            "--clients",
+            "20",
+            "--senders",
+            "3",
+            "--rate",
+            "300",
+            "--duration",
+            "500ms",
+            "--drain",
+            "10s",
+            "--source-ips",
+            "4",
+            "--timeout",
+            "60s",
+        ],
+        Duration::from_secs(90),
+    );
+    assert!(status.success(), "{status} `{summary}`");
+    assert_eq!(get::<String>(&summary, "status"), "ok");
+    assert_eq!(get::<usize>(&summary, "logged_in"), 20);
+    assert_eq!(get::<usize>(&summary, "receivers"), 20);
+    // 300/s for 0.5 s, whatever the timing: the schedule fixes the count.
+    assert_eq!(get::<u64>(&summary, "sent"), 150);
+    assert_eq!(get::<u64>(&summary, "expected"), 150 * 20);
+    assert_eq!(get::<u64>(&summary, "delivered"), 150 * 20);
+    assert_eq!(get::<u64>(&summary, "lost"), 0);
+    assert_eq!(get::<u64>(&summary, "out_of_order"), 0);
+    assert_eq!(get::<u64>(&summary, "errors"), 0);
+    assert!(get::<Option<u64>>(&summary, "p99_us").is_some());
+    assert!(get::<Option<u64>>(&summary, "server_rss_kib").is_some());
+}
+
+#[test]
+fn idle_clients_answer_pings_and_the_server_rss_is_reported() {
+    // With pings every 100 ms and eviction after 1 s of silence, a client
+    // that did not answer would be closed well within the 2 s hold.
+    let server = ChatServer::start(&["--ping-interval", "100ms", "--evict-after", "1s"]);
+    let (addr, pid) = (server.addr.to_string(), server.pid().to_string());
+    let (status, summary) = loadgen(
+        &[
+            "idle",
+            "--server",
+            &addr,
+            "--server-pid",
+            &pid,
+            "--clients",
+            "30",
+            "--hold",
+            "2s",
+            "--timeout",
+            "60s",
+        ],
+        Duration::from_secs(90),
+    );
+    assert!(status.success(), "{status} `{summary}`");
+    assert_eq!(get::<usize>(&summary, "logged_in"), 30);
+    assert_eq!(get::<usize>(&summary, "closed"), 0);
+    assert!(get::<u64>(&summary, "pings") > 0, "`{summary}`");
+    assert!(get::<Option<u64>>(&summary, "server_rss_held_kib").is_some());
+    assert!(get::<Option<u64>>(&summary, "server_bytes_per_conn").is_some());
+}
+
+#[test]
+fn accept_counts_logins_and_the_join_storm() {
+    let server = ChatServer::start(&[]);
+    let addr = server.addr.to_string();
+    let (status, summary) = loadgen(
+        &[
+            "accept",
+            "--server",
+            &addr,
+            "--connections",
+            "60",
+            "--concurrency",
+            "6",
+            "--timeout",
+            "60s",
+        ],
+        Duration::from_secs(90),
+    );
+    assert!(status.success(), "{status} `{summary}`");
+    assert_eq!(get::<usize>(&summary, "opened"), 60);
+    assert_eq!(get::<usize>(&summary, "failed"), 0);
+    // Each connection hears at least its own login and at most everyone's.
+    let join_frames: u64 = get(&summary, "join_frames");
+    assert!((60..=60 * 60).contains(&join_frames), "`{summary}`");
+    assert!(get::<Option<f64>>(&summary, "join_s").is_some());
+    assert!(get::<Option<u64>>(&summary, "p99_us").is_some());
+
+    let (status, summary) = loadgen(
+        &[
+            "accept",
+            "--server",
+            &addr,
+            "--connections",
+            "30",
+            "--close-after-login",
+            "--timeout",
+            "60s",
+        ],
+        Duration::from_secs(90),
+    );
+    assert!(status.success(), "{status} `{summary}`");
+    assert_eq!(get::<usize>(&summary, "opened"), 30);
+    assert_eq!(get::<Option<f64>>(&summary, "join_s"), None);
+}
+
+#[test]
+fn without_a_server_it_reports_failure_and_stops() {
+    // Bind a port and close it again: nothing listens there now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    for mode in [&["fanout", "--senders", "1"][..], &["idle"]] {
+        let args = [
+            mode,
+            &["--server", &addr, "--clients", "5", "--timeout", "20s"],
+        ]
+        .concat();
+        let (status, summary) = loadgen(&args, Duration::from_secs(60));
+        assert!(!status.success());
+        assert_eq!(get::<String>(&summary, "status"), "failed");
+        assert_eq!(get::<usize>(&summary, "failed"), 5);
+    }
+}
