@@ -550,10 +550,11 @@ impl<R: CryptoRng> Server<R> {
                 return self.send_error(conn, reply_to, ErrorCode::InvalidUsername, &e.to_string());
             }
         };
-        if secret.is_some() {
-            let location = self.connection(conn).map(|c| c.location.clone());
-            let location = location.expect("handle_frame checked the connection");
-            if let Err(wait) = self.failed_logins.check(&location, now) {
+        // Wrong secrets are counted per peer address, so that guessing from
+        // several connections counts as one.
+        let guesser = secret.and_then(|_| Some(self.connection(conn)?.location.clone()));
+        if let Some(address) = &guesser {
+            if let Err(wait) = self.failed_logins.check(address, now) {
                 let description = format!(
                     "too many wrong secrets from your address; retry in {} s",
                     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
@@ -578,11 +579,8 @@ impl<R: CryptoRng> Server<R> {
             .claim(&name.key, &name.display, secret, now, || id::secret(rng));
         let display = login.display.clone();
         if claim == Claim::Taken {
-            if secret.is_some() {
-                let location = self.connection(conn).map(|c| c.location.clone());
-                let location = location.expect("handle_frame checked the connection");
-                if let Some(ends_at) = self.failed_logins.record(&location, now) {
-                    let address = location;
+            if let Some(address) = guesser {
+                if let Some(ends_at) = self.failed_logins.record(&address, now) {
                     self.timers
                         .schedule(ends_at, Timer::FailedLogins { address });
                 }
