@@ -1,7 +1,8 @@
 //! Randomized checks that the core is total: any bytes in any frame, and any
 //! interleaving of opens, frames, closes, clock jumps and drains, never make
 //! it panic, and it never addresses a connection that is closed. A quick
-//! pass for `cargo test`; real fuzzing comes later.
+//! pass for `cargo test`; the `core` fuzz target (`fuzz/`, see
+//! `docs/TESTING.md`) does the same for hours.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
