@@ -765,6 +765,7 @@ fn describe(code: ErrorCode, description: Option<&str>) -> String {
         ErrorCode::InvalidUsername => "the name is not valid",
         ErrorCode::EmptyMessage => "the message is empty",
         ErrorCode::MessageTooLong => "the message is too long",
+        ErrorCode::RateLimited => "you are sending too fast; wait a moment",
         ErrorCode::Unknown => "no reason given",
     }
     .to_owned()
