@@ -220,3 +220,37 @@ fn a_v1_session_still_works_through_a_drop() {
     // v1 has no catch-up: what was said meanwhile is not shown.
     assert!(!alice.stdout.iter().any(|l| l.contains("lost to v1")));
 }
+
+#[test]
+fn when_the_server_no_longer_holds_everything_missed_the_client_says_so() {
+    let server = Server::start_with(&["--history-size", "3"]);
+    let proxy = Proxy::start(server.port);
+    let (alice_state, bob_state) = (state_dir(), state_dir());
+    let mut alice = Cli::spawn(alice_state.path(), &[&proxy.url(), "--name", "alice"]);
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    alice.expect_stdout("* bob joined from 127.0.0.1");
+    cut_off(&proxy, &mut alice, "alice", &mut bob);
+    for n in 1..=5 {
+        let message = format!("said {n}");
+        bob.send(&message);
+        bob.expect_stdout(&format!("bob (you): {message}"));
+    }
+    proxy.restore();
+    alice.expect_stderr("back online as alice");
+    alice.expect_stderr("some messages were missed while you were away");
+    bob.send("and now");
+    alice.expect_stdout("bob: and now");
+    let alice = alice.finish();
+    assert!(alice.status.success(), "{alice:?}");
+    assert_eq!(
+        alice.stdout,
+        [
+            "* bob joined from 127.0.0.1",
+            "bob: said 3",
+            "bob: said 4",
+            "bob: said 5",
+            "bob: and now"
+        ],
+        "what the server still held, once"
+    );
+}

@@ -446,3 +446,42 @@ fn list_users_counts_devices_and_logout_frees_the_name_at_once() {
     assert_eq!(taken["error"], "loginTaken");
     assert_eq!(taken["replyTo"], "again");
 }
+
+#[test]
+fn the_history_flags_bound_the_catch_up_and_a_newcomers_context() {
+    let server = ServerProcess::start(&["--history-size", "3", "--history-on-join", "2"]);
+    let mut bob = Client::connect_v2(server.addr);
+    login_v2(
+        &mut bob,
+        json!({"type": "login", "id": "l", "username": "bob"}),
+    );
+    for n in 1..=5 {
+        let text = format!("said {n}");
+        bob.say(&text);
+        until_said(&mut bob, &text);
+    }
+    let texts = |history: &Value| -> Vec<String> {
+        history["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // A newcomer: the latest two, for context.
+    let mut carol = Client::connect_v2(server.addr);
+    let (_, context) = login_v2(
+        &mut carol,
+        json!({"type": "login", "id": "l", "username": "carol"}),
+    );
+    assert_eq!(texts(&context), ["said 4", "said 5"]);
+    assert_eq!(context["complete"], true);
+    // Back after seq 1: 2 and 3 are gone from a ring of 3.
+    let mut dave = Client::connect_v2(server.addr);
+    let (_, catch_up) = login_v2(
+        &mut dave,
+        json!({"type": "login", "id": "l", "username": "dave", "since": 1}),
+    );
+    assert_eq!(texts(&catch_up), ["said 3", "said 4", "said 5"]);
+    assert_eq!(catch_up["complete"], false);
+}

@@ -28,12 +28,17 @@ impl Server {
         Server::start_on(0)
     }
 
+    /// Starts on a free port with these extra flags.
+    pub fn start_with(args: &[&str]) -> Server {
+        Server::try_start(0, args).unwrap_or_else(|log| panic!("chat-server did not start: {log}"))
+    }
+
     /// Starts on `port`, retrying briefly while the port is still held by
     /// a server that was just killed.
     pub fn start_on(port: u16) -> Server {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            match Server::try_start(port) {
+            match Server::try_start(port, &[]) {
                 Ok(server) => return server,
                 Err(log) if Instant::now() < deadline => {
                     eprintln!("chat-server did not start, retrying: {log}");
@@ -44,9 +49,10 @@ impl Server {
         }
     }
 
-    fn try_start(port: u16) -> Result<Server, String> {
+    fn try_start(port: u16, args: &[&str]) -> Result<Server, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
