@@ -945,27 +945,30 @@ impl<R: Rng> Client<R> {
                         | ErrorCode::MessagingWhileNotLoggedIn
                         | ErrorCode::Unknown
                 );
-                let message = match self.version {
-                    Version::V2 => reply_to.and_then(|id| self.outbox.answered(id)),
-                    Version::V1 if about_a_message => self.outbox.refuse_oldest(),
-                    Version::V1 => None,
-                };
-                let line = if message.is_some() || (about_a_message && self.version == Version::V1)
-                {
-                    if message.is_some() {
-                        self.undelivered += 1;
+                // Whether the error is about one of our messages, and whether
+                // it took one out of flight.
+                let (about_ours, refused_one) = match self.version {
+                    Version::V2 => {
+                        let ours = reply_to.and_then(|id| self.outbox.answered(id)).is_some();
+                        (ours, ours)
                     }
-                    format!("your message was not sent: {}", describe(code, description))
+                    // v1 cannot say which: the oldest in flight, if any.
+                    Version::V1 if about_a_message => (true, self.outbox.refuse_oldest().is_some()),
+                    Version::V1 => (false, false),
+                };
+                let description = describe(code, description);
+                let line = if about_ours {
+                    format!("your message was not sent: {description}")
                 } else if about_a_message {
-                    format!("the server refused: {}", describe(code, description))
+                    format!("the server refused: {description}")
                 } else {
                     format!(
-                        "the server did not understand chat-cli ({}); please report this",
-                        describe(code, description)
+                        "the server did not understand chat-cli ({description}); please report this"
                     )
                 };
                 self.show_server(Line::Error(line));
-                if message.is_some() {
+                if refused_one {
+                    self.undelivered += 1;
                     self.flush();
                     self.check_ending();
                 }
