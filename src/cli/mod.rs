@@ -173,8 +173,11 @@ impl<R: Rng> Driver<R> {
                 Wake::Net(id, event) => self.handle_net(id, event, now),
                 Wake::Input(UserInput::Line(line)) => {
                     self.client.handle_line(&line, now);
+                    // Not reading means not in raw mode: the lines printed
+                    // just before the exit (a logout's confirmation) appear
+                    // at once instead of waiting for a prompt redraw.
                     if let Some(prompt) = &mut self.session.prompt {
-                        prompt.resume(!self.client.is_finished());
+                        prompt.resume(self.client.reads_lines());
                     }
                 }
                 Wake::Input(UserInput::End) => {

@@ -298,6 +298,12 @@ impl<R: Rng> Client<R> {
         self.link == Link::Done
     }
 
+    /// Whether a typed line can still do anything: not once finished, nor
+    /// while a `/logout` waits for the server (then the client only ends).
+    pub fn reads_lines(&self) -> bool {
+        !self.is_finished() && self.logout.is_none()
+    }
+
     /// The protocol version of the current (or last) connection.
     pub fn version(&self) -> Version {
         self.version

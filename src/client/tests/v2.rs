@@ -630,6 +630,7 @@ fn logout_frees_the_name_and_leaves_once_the_server_confirms() {
     let mut h = Harness::interactive();
     h.log_in_v2("S", vec![]);
     assert_eq!(h.type_line("/logout"), ["send logout"]);
+    assert!(!h.client.reads_lines(), "the prompt is not shown again");
     assert_eq!(
         h.type_line("one more thing"),
         ["show logging out; waiting for the server to confirm"]
