@@ -75,6 +75,8 @@ fn the_catch_up_after_a_drop_holds_exactly_what_was_missed() {
         alice_state.path(),
         &[&proxy.url(), "--name", "alice", "--json"],
     );
+    alice.send("mine");
+    alice.expect_stdout_where("alice's own message", |l| l.contains(r#""message":"mine""#));
     let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
     bob.send("seen");
     alice.expect_stdout_where("bob's message", |l| l.contains(r#""message":"seen""#));
@@ -227,6 +229,8 @@ fn when_the_server_no_longer_holds_everything_missed_the_client_says_so() {
     let proxy = Proxy::start(server.port);
     let (alice_state, bob_state) = (state_dir(), state_dir());
     let mut alice = Cli::spawn(alice_state.path(), &[&proxy.url(), "--name", "alice"]);
+    alice.send("here");
+    alice.expect_stdout("alice (you): here");
     let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
     alice.expect_stdout("* bob joined from 127.0.0.1");
     cut_off(&proxy, &mut alice, "alice", &mut bob);
@@ -245,6 +249,7 @@ fn when_the_server_no_longer_holds_everything_missed_the_client_says_so() {
     assert_eq!(
         alice.stdout,
         [
+            "alice (you): here",
             "* bob joined from 127.0.0.1",
             "bob: said 3",
             "bob: said 4",
