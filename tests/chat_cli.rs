@@ -181,7 +181,10 @@ fn json_mode_prints_each_server_message_as_one_json_line() {
             message["type"].as_str().expect("a type").to_owned()
         })
         .collect();
-    assert_eq!(types, ["loginBroadcast", "loginMessage", "textBroadcast"]);
+    assert_eq!(
+        types,
+        ["loginBroadcast", "loginMessage", "history", "textBroadcast"]
+    );
 }
 
 #[test]
@@ -233,6 +236,10 @@ fn usage_errors_exit_2() {
         "--json",
         "CHAT_URL",
         "/me ACTION",
+        "/who",
+        "/logout",
+        "wschat.v2",
+        "protocol v1",
         "secrets.json",
         "NO_COLOR",
         "Exit status",

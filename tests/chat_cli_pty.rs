@@ -5,7 +5,7 @@
 
 mod clients;
 
-use clients::{Server, TIMEOUT, chat_cli, run_script};
+use clients::{Cli, Server, TIMEOUT, chat_cli, run_script};
 use nix::sys::wait::WaitStatus;
 use rexpect::session::{Options, spawn_with_options};
 
@@ -49,5 +49,47 @@ fn a_message_arriving_while_typing_leaves_the_typed_line_intact()
         matches!(alice.process().wait()?, WaitStatus::Exited(_, 0)),
         "chat-cli did not exit with 0"
     );
+    Ok(())
+}
+
+#[test]
+fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), rexpect::error::Error> {
+    let server = Server::start();
+    let bob_state = tempfile::tempdir().unwrap();
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    bob.send("hi");
+    bob.expect_stdout("bob (you): hi");
+
+    let state = tempfile::tempdir().unwrap();
+    let mut command = chat_cli(state.path(), &[&server.url(), "--name", "alice"]);
+    command.env("TERM", "xterm");
+    let options = Options::new()
+        .timeout_ms(Some(TIMEOUT.as_millis() as u64))
+        .strip_ansi_escape_codes(true);
+    let mut alice = spawn_with_options(command, options)?;
+    alice.exp_string("connected to")?;
+    // A newcomer sees what was said before, for context.
+    alice.exp_string("bob: hi")?;
+    alice.exp_string("alice> ")?;
+    alice.send_line("/who")?;
+    alice.exp_string("online (2): alice (you), bob")?;
+    alice.send_line("/logout")?;
+    alice.exp_string("logged out: the name alice is free")?;
+    alice.exp_eof()?;
+    assert!(
+        matches!(alice.process().wait()?, WaitStatus::Exited(_, 0)),
+        "chat-cli did not exit with 0"
+    );
+    bob.expect_stdout("* alice logged out");
+
+    // Free at once: someone else takes it, no secret needed.
+    let other = tempfile::tempdir().unwrap();
+    let out = run_script(
+        other.path(),
+        &[&server.url(), "--name", "Alice"],
+        "mine now\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, ["Alice (you): mine now"]);
     Ok(())
 }

@@ -504,6 +504,8 @@ fn help_lists_every_flag_and_bad_values_are_usage_errors() {
         ("--login-ttl", "CHAT_LOGIN_TTL", "10m"),
         ("--max-frame-bytes", "CHAT_MAX_FRAME_BYTES", "65536"),
         ("--max-message-chars", "CHAT_MAX_MESSAGE_CHARS", "4000"),
+        ("--history-size", "CHAT_HISTORY_SIZE", "1000"),
+        ("--history-on-join", "CHAT_HISTORY_ON_JOIN", "50"),
         ("--send-queue-bytes", "CHAT_SEND_QUEUE_BYTES", "1048576"),
         ("--shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT", "5s"),
     ] {

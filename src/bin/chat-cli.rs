@@ -57,15 +57,32 @@ fn more_help() -> String {
 Interactive mode (stdin is a terminal):
   Type a line and press Enter to send it. Messages from others appear above
   the line you are typing, as \"HH:MM alice: hello\"; yours are marked (you).
+  Arrivals and departures are shown too: \"* bob joined from 10.0.0.7\",
+  \"* bob left\", \"* bob was disconnected (no answer)\", \"* bob logged out\".
   The prompt appears once you are logged in. Commands:
 {commands}
+  /quit leaves and keeps your name reserved: the server releases it some
+  minutes (10 by default) after your last connection closed, and until then
+  only your secret gets it back. /logout frees it at once (the secret stops
+  working), waits for the server to confirm, then leaves.
+
 Scripting mode (stdin is not a terminal):
   Every line read is sent as a message, as it is; every message received is
   printed on stdout, one per line, in the same format (status and errors go
   to stderr). At the end of its input chat-cli waits up to 10 s for the
   server to confirm its messages, then leaves. For example:
     printf 'hi\\nthere\\n' | chat-cli --name bot
+  Messages said while a script was disconnected are printed once it is
+  back; the earlier ones a server shows a newcomer are not.
   With --json, each server message is printed as its raw JSON instead.
+
+Protocol versions:
+  chat-cli offers protocol v2 (the WebSocket subprotocol wschat.v2). With a
+  server that selects it, a message shows the server's time of sending (in
+  local time), leaves are shown, /who and /logout work, and a dropped
+  connection loses nothing the server still holds. A server that selects no
+  subprotocol speaks protocol v1, the original: chat-cli falls back to it,
+  shows the time a message arrived, and has none of the above.
 
 Keeping your name:
   The server gives a secret with a new name. chat-cli saves it per server URL
@@ -78,13 +95,18 @@ Keeping your name:
 Dropped connections:
   chat-cli says so, reconnects by itself (after 0.5 s, doubling up to 30 s,
   with jitter), logs in again with the secret and says when it is back. Lines
-  typed meanwhile are sent then; a line that was on its way when the
-  connection dropped is reported as possibly not delivered.
+  typed meanwhile are sent then. On v2 it first prints every message said
+  while it was away (and says so if the server no longer holds some of them),
+  and settles a line that was on its way when the connection dropped: shown
+  once if the server got it, sent again if it did not, reported as possibly
+  not delivered if nobody can tell any more. On v1 such a line is reported as
+  possibly not delivered.
 
 Interactive mode uses colour when stdout is a terminal, unless NO_COLOR is set.
 
-Exit status: 0 success; 1 could not connect, log in, or deliver every message
-(the reason on stderr); 2 usage error."
+Exit status: 0 success (a confirmed /logout included); 1 could not connect,
+log in, deliver every message or have /logout confirmed, or was logged out
+from another connection (the reason on stderr); 2 usage error."
     )
 }
 

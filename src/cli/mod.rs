@@ -79,10 +79,23 @@ pub fn run<R: Rng>(client: Client<R>, mut session: Session) -> Exit {
 
 /// The local time of day, for the lines being printed now.
 pub fn local_time() -> ClockTime {
-    let now = jiff::ZonedDateTime::now();
+    clock_time(&jiff::ZonedDateTime::now())
+}
+
+/// The local time of day of a server `timestamp` (milliseconds since the
+/// Unix epoch); `None` if it is out of range.
+pub fn local_time_of(millis: u64) -> Option<ClockTime> {
+    let millis = i64::try_from(millis).ok()?;
+    let at = jiff::Timestamp::from_millisecond(millis).ok()?;
+    Some(clock_time(
+        &at.to_zoned_datetime(jiff::tz::TimeZone::system()),
+    ))
+}
+
+fn clock_time(at: &jiff::ZonedDateTime) -> ClockTime {
     ClockTime {
-        hour: u8::try_from(now.hour()).unwrap_or(0),
-        minute: u8::try_from(now.minute()).unwrap_or(0),
+        hour: u8::try_from(at.hour()).unwrap_or(0),
+        minute: u8::try_from(at.minute()).unwrap_or(0),
     }
 }
 
@@ -160,8 +173,11 @@ impl<R: Rng> Driver<R> {
                 Wake::Net(id, event) => self.handle_net(id, event, now),
                 Wake::Input(UserInput::Line(line)) => {
                     self.client.handle_line(&line, now);
+                    // Not reading means not in raw mode: the lines printed
+                    // just before the exit (a logout's confirmation) appear
+                    // at once instead of waiting for a prompt redraw.
                     if let Some(prompt) = &mut self.session.prompt {
-                        prompt.resume(!self.client.is_finished());
+                        prompt.resume(self.client.reads_lines());
                     }
                 }
                 Wake::Input(UserInput::End) => {
@@ -178,11 +194,12 @@ impl<R: Rng> Driver<R> {
 
     fn perform(&mut self, action: Action, net_events: &Sender<(u64, NetEvent)>) {
         match action {
-            Action::Connect => {
+            Action::Connect { subprotocol } => {
                 self.next_id += 1;
                 // Replacing the old connection (if any) aborts it.
                 self.current = Some(Connection::open(
                     &self.session.url,
+                    subprotocol,
                     self.next_id,
                     net_events.clone(),
                 ));
@@ -211,7 +228,13 @@ impl<R: Rng> Driver<R> {
             return; // from a connection the core has given up on
         }
         match event {
-            NetEvent::Connected => self.client.handle_connected(now),
+            NetEvent::Connected { subprotocol } => {
+                self.client.handle_connected(subprotocol.as_deref(), now);
+            }
+            NetEvent::SubprotocolRefused => {
+                self.current = None;
+                self.client.handle_subprotocol_refused(now);
+            }
             NetEvent::Text(text) => self.client.handle_text(&text, now),
             NetEvent::Activity => self.client.handle_activity(now),
             NetEvent::Closed(reason) => {
@@ -232,7 +255,13 @@ impl<R: Rng> Driver<R> {
     }
 
     async fn show(&self, line: &Line) {
-        let text = line.render(local_time(), self.session.colour);
+        // The server's time of the event when it gave one (v2), so caught-up
+        // messages show when they were said; else the time of printing.
+        let time = line
+            .timestamp()
+            .and_then(local_time_of)
+            .unwrap_or_else(local_time);
+        let text = line.render(time, self.session.colour);
         let _ = self.printer.send(terminal::output(line, text)).await;
     }
 

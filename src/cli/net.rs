@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::client::IntoClientRequest;
+use async_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
+use async_tungstenite::tungstenite::http::HeaderValue;
+use async_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use async_tungstenite::tungstenite::{self, Message};
@@ -19,8 +22,11 @@ use smol::{Task, Timer};
 /// What happened on a connection, tagged with its id by the receiver.
 #[derive(Debug)]
 pub enum NetEvent {
-    /// The handshake succeeded.
-    Connected,
+    /// The handshake succeeded; the server selected this subprotocol.
+    Connected { subprotocol: Option<String> },
+    /// The server completed the handshake without selecting the
+    /// subprotocol offered, which tungstenite treats as a failure.
+    SubprotocolRefused,
     /// A text frame.
     Text(String),
     /// A ping, pong or binary frame: the server is alive.
@@ -52,22 +58,31 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 const MAX_MESSAGE: usize = 1 << 20;
 
 impl Connection {
-    /// Starts connecting to `url`; events go to `events` tagged with `id`.
-    pub fn open(url: &str, id: u64, events: Sender<(u64, NetEvent)>) -> Connection {
+    /// Starts connecting to `url`, offering `subprotocol` if any; events
+    /// go to `events` tagged with `id`.
+    pub fn open(
+        url: &str,
+        subprotocol: Option<&'static str>,
+        id: u64,
+        events: Sender<(u64, NetEvent)>,
+    ) -> Connection {
         let (outgoing, queue) = smol::channel::unbounded();
         let url = url.to_owned();
         let task = smol::spawn(async move {
-            let reason = match connect(&url).await {
-                Ok(ws) => {
-                    let _ = events.send((id, NetEvent::Connected)).await;
+            let event = match connect(&url, subprotocol).await {
+                Ok((ws, selected)) => {
+                    let connected = NetEvent::Connected {
+                        subprotocol: selected,
+                    };
+                    let _ = events.send((id, connected)).await;
                     match run(ws, id, &events, queue).await {
-                        Some(reason) => reason,
+                        Some(reason) => NetEvent::Closed(reason),
                         None => return, // closed on request: nobody is listening
                     }
                 }
-                Err(reason) => reason,
+                Err(event) => event,
             };
-            let _ = events.send((id, NetEvent::Closed(reason))).await;
+            let _ = events.send((id, event)).await;
         });
         Connection { id, outgoing, task }
     }
@@ -92,29 +107,52 @@ impl Connection {
     }
 }
 
-async fn connect(url: &str) -> Result<WebSocketStream<TcpStream>, String> {
-    let request = url.into_client_request().map_err(|e| e.to_string())?;
+/// The open connection and the subprotocol the server selected; or the
+/// event that says why there is none.
+async fn connect(
+    url: &str,
+    subprotocol: Option<&'static str>,
+) -> Result<(WebSocketStream<TcpStream>, Option<String>), NetEvent> {
+    let failed = |reason: String| NetEvent::Closed(reason);
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| failed(e.to_string()))?;
+    if let Some(subprotocol) = subprotocol {
+        request.headers_mut().insert(
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(subprotocol),
+        );
+    }
     let uri = request.uri();
     let host = uri
         .host()
-        .ok_or("the URL has no host")?
+        .ok_or_else(|| failed("the URL has no host".into()))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
     let port = uri.port_u16().unwrap_or(80);
     let stream = TcpStream::connect((host.as_str(), port))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failed(e.to_string()))?;
     let _ = stream.set_nodelay(true);
     let config = WebSocketConfig::default()
         .read_buffer_size(8 * 1024)
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
-    let (ws, _response) =
-        async_tungstenite::client_async_with_config(request, stream, Some(config))
-            .await
-            .map_err(|e| describe(&e))?;
-    Ok(ws)
+    let (ws, response) =
+        match async_tungstenite::client_async_with_config(request, stream, Some(config)).await {
+            Ok(done) => done,
+            Err(tungstenite::Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(
+                SubProtocolError::NoSubProtocol,
+            ))) => return Err(NetEvent::SubprotocolRefused),
+            Err(e) => return Err(failed(describe(&e))),
+        };
+    let selected = response
+        .headers()
+        .get(SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    Ok((ws, selected))
 }
 
 /// Runs an open connection until it ends. `None` when it was closed on

@@ -2,7 +2,7 @@
 //!
 //! Every command is one row of [`COMMANDS`]: its name, its argument, its
 //! help text and what it does. `/help` is generated from the table, so a
-//! new command (`/who`, `/logout`) is one more row and one more [`Effect`].
+//! new command is one more row and one more [`Effect`].
 
 /// One `/command`.
 #[derive(Debug)]
@@ -34,6 +34,10 @@ pub enum Effect {
     Help,
     /// Say this as an action: sent as `* NAME ACTION`.
     Me(String),
+    /// List who is online (v2).
+    Who,
+    /// Release the name at once, then exit (v2).
+    Logout,
     /// Close the connection and exit.
     Quit,
 }
@@ -56,9 +60,21 @@ pub const COMMANDS: &[Command] = &[
         },
     },
     Command {
+        name: "who",
+        args: "",
+        about: "list who is online",
+        run: |_| Ok(Effect::Who),
+    },
+    Command {
+        name: "logout",
+        args: "",
+        about: "free your name now (its secret stops working) and leave",
+        run: |_| Ok(Effect::Logout),
+    },
+    Command {
         name: "quit",
         args: "",
-        about: "leave the chat (Ctrl-D does the same)",
+        about: "leave; your name stays yours for a while (Ctrl-D does the same)",
         run: |_| Ok(Effect::Quit),
     },
 ];
@@ -157,7 +173,9 @@ mod tests {
             parse("/me"),
             Input::Usage { command, hint } if command.name == "me" && hint.contains("/me waves")
         ));
-        assert_eq!(parse("/who"), Input::Unknown("who"));
+        assert_eq!(parse("/who"), Input::Run(Effect::Who));
+        assert_eq!(parse("/logout"), Input::Run(Effect::Logout));
+        assert_eq!(parse("/whois"), Input::Unknown("whois"));
         assert_eq!(parse("/"), Input::Unknown(""));
         assert_eq!(parse("/HELP"), Input::Unknown("HELP"));
     }
@@ -171,6 +189,8 @@ mod tests {
         }
         assert!(help.contains("  /me ACTION  say what"), "{help}");
         assert!(help.contains("  /quit       leave"), "{help}");
+        assert!(help.contains("  /who        list who"), "{help}");
+        assert!(help.contains("  /logout     free your name"), "{help}");
         assert!(help.contains("  //TEXT      send TEXT"), "{help}");
     }
 }

@@ -1,13 +1,15 @@
 //! The chat client: a sans-IO state machine for `chat-cli`.
 //!
-//! [`Client`] decides everything a client decides: when to connect and
-//! reconnect, how to log in and which secret to send and keep, what a typed
-//! line means, what to queue while offline, when a script is done, and what
-//! each server message looks like on screen. It never touches a socket, a
-//! terminal or a clock: the driver reports what happened (`handle_*`, each
-//! with the current instant) and performs what it asks (`poll_action`,
-//! `poll_event`), then sleeps until `poll_timeout` — the same shape as the
-//! server core, so tests run it on a virtual clock.
+//! [`Client`] decides everything a client decides: which protocol version
+//! to offer and what to do when the server does not select it, when to
+//! connect and reconnect, how to log in and which secret to send and keep,
+//! what to catch up on after a reconnect, what a typed line means, what to
+//! queue while offline, whether a message sent before a drop arrived, when
+//! a script is done, and what each server message looks like on screen. It
+//! never touches a socket, a terminal or a clock: the driver reports what
+//! happened (`handle_*`, each with the current instant) and performs what it
+//! asks (`poll_action`, `poll_event`), then sleeps until `poll_timeout` —
+//! the same shape as the server core, so tests run it on a virtual clock.
 //!
 //! ```
 //! use std::time::Instant;
@@ -17,21 +19,27 @@
 //! let now = Instant::now();
 //! let config = ClientConfig::new("ws://127.0.0.1:8080", "alice", Mode::Script);
 //! let mut client = Client::new(config, StdRng::seed_from_u64(1), now);
-//! assert_eq!(client.poll_action(), Some(Action::Connect));
+//! // Offer protocol v2 in the handshake…
+//! assert_eq!(client.poll_action(), Some(Action::Connect { subprotocol: Some("wschat.v2") }));
 //!
-//! client.handle_connected(now);
+//! // …which the server selected in its `101` response.
+//! client.handle_connected(Some("wschat.v2"), now);
 //! let Some(Action::Send(login)) = client.poll_action() else { panic!() };
 //! assert!(login.starts_with(r#"{"type":"login""#));
 //!
 //! client.handle_text(r#"{"type":"loginMessage","id":"1","username":"alice","location":"127.0.0.1","secret":"s"}"#, now);
-//! client.handle_text(r#"{"type":"textBroadcast","id":"2","username":"bob","message":"hi"}"#, now);
+//! client.handle_text(r#"{"type":"history","id":"2","replyTo":"l","messages":[],"complete":true}"#, now);
+//! client.handle_text(r#"{"type":"textBroadcast","id":"3","username":"bob","message":"hi","seq":1,"timestamp":0}"#, now);
 //! let mut shown = Vec::new();
 //! while let Some(event) = client.poll_event() {
 //!     if let Event::Line(line) = event {
-//!         shown.push(line.render(ClockTime { hour: 9, minute: 30 }, false));
+//!         // The driver shows the server's time of the message in local
+//!         // time; here, the Unix epoch in UTC.
+//!         assert_eq!(line.timestamp(), Some(0));
+//!         shown.push(line.render(ClockTime { hour: 0, minute: 0 }, false));
 //!     }
 //! }
-//! assert_eq!(shown, ["09:30 bob: hi"]);
+//! assert_eq!(shown, ["00:00 bob: hi"]);
 //! ```
 
 pub mod backoff;
@@ -46,7 +54,9 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use crate::id;
-use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
+use crate::protocol::{
+    ClientMessage, ErrorCode, LeaveReason, SUBPROTOCOL_V2, ServerMessage, UserPresence, Version,
+};
 use crate::username::Username;
 pub use backoff::Backoff;
 use command::{Effect, Input};
@@ -62,7 +72,9 @@ pub enum Mode {
     Interactive,
     /// A script: every line is a message as it is; at the end of input the
     /// client waits (up to `linger`) until the server has confirmed every
-    /// message, then leaves; failing to deliver any is a failure.
+    /// message, then leaves; failing to deliver any is a failure. It shows
+    /// what is said while it takes part (caught up after a reconnect), not
+    /// the earlier messages a v2 server sends a newcomer for context.
     Script,
 }
 
@@ -126,9 +138,11 @@ impl ClientConfig {
 /// Something the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Open a new WebSocket connection to the server; report
-    /// `handle_connected` or `handle_disconnected`.
-    Connect,
+    /// Open a new WebSocket connection to the server, offering
+    /// `subprotocol` (`Sec-WebSocket-Protocol`) if any; report
+    /// `handle_connected` with the subprotocol the server selected,
+    /// `handle_subprotocol_refused`, or `handle_disconnected`.
+    Connect { subprotocol: Option<&'static str> },
     /// Send this JSON text frame.
     Send(String),
     /// Send a WebSocket ping.
@@ -192,6 +206,11 @@ pub struct Client<R> {
     config: ClientConfig,
     rng: R,
     link: Link,
+    /// The protocol to offer on the next connection: v2, until a server
+    /// turned it down; then v1 for the rest of the session.
+    offer: Version,
+    /// The protocol of the current (or last) connection.
+    version: Version,
     /// The name as the server spells it, once logged in.
     display_name: Option<String>,
     /// What to send with the next login: given, saved, or last issued.
@@ -211,6 +230,20 @@ pub struct Client<R> {
     /// A `loginBroadcast` with our own name that came while logging in: our
     /// own join (dropped on success) or, if the login fails, someone else's.
     held_join: Option<Line>,
+    /// v2: the highest `seq` seen; the next login's `since`. A message at or
+    /// below it has been shown already.
+    last_seq: Option<u64>,
+    /// v2: the `since` the current login sent.
+    login_since: Option<u64>,
+    /// v2: the name and secret of a `loginMessage`, until the `history`
+    /// that follows it completes the login.
+    accepted: Option<(String, String)>,
+    /// v2: what the server said while we were logging in, with its `seq`,
+    /// shown after the catch-up so that everything appears in order.
+    held: Vec<(Option<u64>, Line)>,
+    /// v2: the id of our `logout` and when to stop waiting for the server
+    /// to confirm it.
+    logout: Option<(String, Instant)>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -228,12 +261,19 @@ impl<R: Rng> Client<R> {
             config,
             rng,
             link: Link::Done,
+            offer: Version::V2,
+            version: Version::V2,
             display_name: None,
             been_online: false,
             failures: 0,
             ending: None,
             undelivered: 0,
             held_join: None,
+            last_seq: None,
+            login_since: None,
+            accepted: None,
+            held: Vec::new(),
+            logout: None,
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -258,6 +298,17 @@ impl<R: Rng> Client<R> {
         self.link == Link::Done
     }
 
+    /// Whether a typed line can still do anything: not once finished, nor
+    /// while a `/logout` waits for the server (then the client only ends).
+    pub fn reads_lines(&self) -> bool {
+        !self.is_finished() && self.logout.is_none()
+    }
+
+    /// The protocol version of the current (or last) connection.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
     /// Whether another line can be taken now. A script's driver reads its
     /// input only while this holds, so a long input waits for the server
     /// instead of filling memory (or being refused).
@@ -267,19 +318,43 @@ impl<R: Rng> Client<R> {
 
     // ---- inputs: the connection ----
 
-    /// The WebSocket handshake of the connection asked for succeeded.
-    pub fn handle_connected(&mut self, _now: Instant) {
+    /// The WebSocket handshake of the connection asked for succeeded, and
+    /// the server selected `subprotocol` (the `Sec-WebSocket-Protocol` of
+    /// its `101` response, `None` without one): `wschat.v2` means v2,
+    /// anything else v1.
+    pub fn handle_connected(&mut self, subprotocol: Option<&str>, _now: Instant) {
         let Link::Connecting { deadline } = self.link else {
             return;
         };
+        self.version = match subprotocol {
+            Some(SUBPROTOCOL_V2) => Version::V2,
+            _ => Version::V1,
+        };
         self.link = Link::LoggingIn { deadline };
+        self.login_since = match self.version {
+            Version::V2 => self.last_seq,
+            Version::V1 => None,
+        };
         let login = ClientMessage::Login {
             id: id::message_id(&mut self.rng),
             username: self.config.username.clone(),
             secret: self.secret.clone(),
-            since: None,
+            since: self.login_since,
         };
         self.send(&login);
+    }
+
+    /// The server completed the upgrade without selecting the subprotocol
+    /// offered, and the WebSocket library gave up on that connection
+    /// (tungstenite does, although RFC 6455 allows it): the server speaks
+    /// v1 only. Connects again at once, offering nothing.
+    pub fn handle_subprotocol_refused(&mut self, _now: Instant) {
+        let Link::Connecting { .. } = self.link else {
+            return;
+        };
+        self.offer = Version::V1;
+        self.actions
+            .push_back(Action::Connect { subprotocol: None });
     }
 
     /// A text frame arrived.
@@ -301,46 +376,90 @@ impl<R: Rng> Client<R> {
         };
         match message {
             ServerMessage::LoginBroadcast {
-                username, location, ..
+                username,
+                location,
+                timestamp,
+                ..
             } => {
                 let ours = name_key(&username) == name_key(&self.config.username);
                 let line = Line::Joined {
                     own: self.display_name.as_deref() == Some(&*username),
                     name: username.into_owned(),
                     location: location.into_owned(),
+                    at: timestamp,
                 };
                 let logging_in = matches!(self.link, Link::LoggingIn { .. });
                 if logging_in && ours && self.held_join.is_none() {
                     self.held_join = Some(line);
                 } else {
-                    self.show_server(line);
+                    self.show_live(None, line);
                 }
             }
             ServerMessage::LoginMessage {
                 username, secret, ..
             } => {
+                if !matches!(self.link, Link::LoggingIn { .. }) {
+                    return;
+                }
+                let (username, secret) = (username.into_owned(), secret.into_owned());
+                match self.version {
+                    // The login is complete with the `history` that follows.
+                    Version::V2 => self.accepted = Some((username, secret)),
+                    Version::V1 => {
+                        self.logged_in(username, secret, now);
+                        // A v2 connection dropped, and the server came back
+                        // speaking v1: no history will tell.
+                        for text in self.outbox.take_unchecked() {
+                            self.maybe_lost(&text);
+                        }
+                        self.flush();
+                        self.check_ending();
+                    }
+                }
+            }
+            ServerMessage::History {
+                messages, complete, ..
+            } => {
                 if matches!(self.link, Link::LoggingIn { .. }) {
-                    self.logged_in(username.into_owned(), secret.into_owned(), now);
+                    self.caught_up(messages, complete, now);
                 }
             }
             ServerMessage::TextBroadcast {
-                username, message, ..
+                username,
+                message,
+                reply_to,
+                seq,
+                timestamp,
+                ..
             } => {
                 let own = self.display_name.as_deref() == Some(&*username);
-                let confirmed = own && self.outbox.confirm(&message);
-                self.show_server(Line::from_text(&username, &message, own));
+                let confirmed = match (self.version, reply_to) {
+                    (Version::V2, Some(id)) => self.outbox.answered(&id).is_some(),
+                    (Version::V2, None) => false,
+                    (Version::V1, _) => own && self.outbox.confirm_text(&message),
+                };
+                self.show_live(seq, Line::from_text(&username, &message, own, timestamp));
                 if confirmed {
                     self.flush();
                     self.check_ending();
                 }
             }
             ServerMessage::ErrorMessage {
-                error, description, ..
-            } => self.refused(error, description.as_deref()),
-            // v2 only: a v1 connection never receives these.
-            ServerMessage::History { .. }
-            | ServerMessage::UserList { .. }
-            | ServerMessage::LogoutBroadcast { .. } => {}
+                error,
+                reply_to,
+                description,
+                ..
+            } => self.refused(error, reply_to.as_deref(), description.as_deref()),
+            ServerMessage::UserList { users, .. } => {
+                let line = Line::Info(self.who_is_online(&users));
+                self.show_server(line);
+            }
+            ServerMessage::LogoutBroadcast {
+                username,
+                reason,
+                timestamp,
+                ..
+            } => self.left(username.into_owned(), reason, timestamp),
         }
     }
 
@@ -363,7 +482,7 @@ impl<R: Rng> Client<R> {
     // ---- inputs: the user ----
 
     /// A line was typed (interactive) or read (script).
-    pub fn handle_line(&mut self, line: &str, _now: Instant) {
+    pub fn handle_line(&mut self, line: &str, now: Instant) {
         if self.is_finished() || self.ending.is_some() {
             return;
         }
@@ -373,6 +492,11 @@ impl<R: Rng> Client<R> {
             }
             return;
         }
+        if self.logout.is_some() {
+            return self.show(Line::Info(
+                "logging out; waiting for the server to confirm".into(),
+            ));
+        }
         match command::parse(line) {
             Input::Nothing => {}
             Input::Say(text) => self.say(text.to_owned()),
@@ -381,6 +505,8 @@ impl<R: Rng> Client<R> {
                 let text = format!("* {} {action}", self.username());
                 self.say(text);
             }
+            Input::Run(Effect::Who) => self.who(),
+            Input::Run(Effect::Logout) => self.log_out(now),
             Input::Run(Effect::Quit) => self.quit(),
             Input::Usage { command, hint } => self.show(Line::Info(format!(
                 "usage: {} ({hint})",
@@ -398,6 +524,7 @@ impl<R: Rng> Client<R> {
             return;
         }
         match self.config.mode {
+            Mode::Interactive if self.logout.is_some() => {} // it ends by itself
             Mode::Interactive => self.quit(),
             Mode::Script => {
                 self.ending = Some(now + self.config.linger);
@@ -414,11 +541,19 @@ impl<R: Rng> Client<R> {
             && now >= deadline
             && !self.is_finished()
         {
-            let pending = self.outbox.queued() + self.outbox.in_flight();
+            let pending = self.outbox.queued() + self.outbox.in_flight() + self.outbox.unchecked();
             return self.leave(Exit::Failure(format!(
                 "gave up after {}: the server did not confirm {}",
                 seconds(self.config.linger),
                 plural(pending, "message", "messages")
+            )));
+        }
+        if let Some((_, deadline)) = self.logout
+            && now >= deadline
+        {
+            return self.leave(Exit::Failure(format!(
+                "the server did not confirm the logout within {}; the name may still be reserved",
+                seconds(self.config.login_timeout)
             )));
         }
         match self.link {
@@ -486,7 +621,14 @@ impl<R: Rng> Client<R> {
             Link::Waiting { retry_at } => retry_at,
             Link::Done => return None,
         };
-        Some(self.ending.map_or(link, |ending| ending.min(link)))
+        [
+            Some(link),
+            self.ending,
+            self.logout.as_ref().map(|(_, at)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ---- internals ----
@@ -495,7 +637,11 @@ impl<R: Rng> Client<R> {
         self.link = Link::Connecting {
             deadline: now + self.config.login_timeout,
         };
-        self.actions.push_back(Action::Connect);
+        let subprotocol = match self.offer {
+            Version::V2 => Some(SUBPROTOCOL_V2),
+            Version::V1 => None,
+        };
+        self.actions.push_back(Action::Connect { subprotocol });
     }
 
     fn heard(&mut self, now: Instant) {
@@ -508,6 +654,7 @@ impl<R: Rng> Client<R> {
         }
     }
 
+    /// The login succeeded: online, secret saved, and the user told.
     fn logged_in(&mut self, username: String, secret: String, now: Instant) {
         self.link = Link::Online {
             since: now,
@@ -532,8 +679,15 @@ impl<R: Rng> Client<R> {
                 )),
             }
         } else if self.config.mode == Mode::Interactive {
+            let v1 = match self.version {
+                Version::V1 => {
+                    " (this server speaks protocol v1: no catch-up after a dropped connection, \
+                     no /who, no /logout)"
+                }
+                Version::V2 => "",
+            };
             Some(format!(
-                "connected to {} as {username}; /help lists the commands",
+                "connected to {} as {username}; /help lists the commands{v1}",
                 self.config.server
             ))
         } else {
@@ -544,12 +698,218 @@ impl<R: Rng> Client<R> {
         }
         self.display_name = Some(username);
         self.been_online = true;
+    }
+
+    /// v2: the `history` after `loginMessage` completes the login. Shows
+    /// what was said while we were away (each `seq` once), settles the
+    /// messages a dropped connection left unconfirmed, then shows what
+    /// came while logging in and sends what waits.
+    fn caught_up(&mut self, messages: Vec<ServerMessage<'_>>, complete: bool, now: Instant) {
+        let Some((username, secret)) = self.accepted.take() else {
+            return; // no loginMessage before it: not ours to act on
+        };
+        let returning = self.been_online;
+        let seq_of = |m: &ServerMessage<'_>| match m {
+            ServerMessage::TextBroadcast { seq, .. } => *seq,
+            _ => None,
+        };
+        // A server that no longer knows our `since` (it restarted and
+        // counts from 1 again) sends what it holds, marked incomplete:
+        // numbers we have seen mean nothing any more.
+        if !complete
+            && let Some(since) = self.login_since
+            && messages
+                .iter()
+                .find_map(seq_of)
+                .is_none_or(|first| first <= since)
+        {
+            self.last_seq = Some(0);
+        }
+        let mut lines = Vec::new();
+        let mut own = Vec::new();
+        for message in messages {
+            let ServerMessage::TextBroadcast {
+                username: from,
+                message,
+                seq,
+                timestamp,
+                ..
+            } = message
+            else {
+                continue;
+            };
+            if !self.fresh(seq) {
+                continue;
+            }
+            let is_own = from == username;
+            lines.push(Line::from_text(&from, &message, is_own, timestamp));
+            if is_own {
+                own.push(message.into_owned());
+            }
+        }
+        // From now on every login asks for what came after what we saw;
+        // an empty catch-up for a newcomer means nothing was said yet.
+        self.last_seq.get_or_insert(0);
+        let checked = self.outbox.check(own.iter().map(String::as_str), complete);
+        self.logged_in(username, secret, now);
+        if returning && !complete {
+            self.show(Line::Status(
+                "some messages were missed while you were away: the server no longer holds them"
+                    .into(),
+            ));
+        }
+        // A script prints what is said while it takes part; the context a
+        // newcomer gets is for people.
+        if returning || self.config.mode == Mode::Interactive {
+            for line in lines {
+                self.show_server(line);
+            }
+        }
+        for text in checked.resent {
+            self.show(Line::Status(format!(
+                "the server never got this message before the connection dropped; \
+                 sending it again: {text}"
+            )));
+        }
+        for text in checked.unknown {
+            self.undelivered += 1;
+            self.show(Line::Error(format!(
+                "the connection dropped before the server confirmed this message, and the server \
+                 no longer holds the messages of that time: it may not have been delivered: {text}"
+            )));
+        }
+        for (seq, line) in std::mem::take(&mut self.held) {
+            if self.fresh(seq) {
+                self.show_server(line);
+            }
+        }
         self.flush();
         self.check_ending();
     }
 
+    /// Whether a message numbered `seq` is new (and if so, remember it).
+    /// v1 messages have no number and are always new.
+    fn fresh(&mut self, seq: Option<u64>) -> bool {
+        let Some(seq) = seq else {
+            return true;
+        };
+        if self.last_seq.is_some_and(|last| seq <= last) {
+            return false;
+        }
+        self.last_seq = Some(seq);
+        true
+    }
+
+    /// Shows a line for something the server just said; on v2 while
+    /// logging in, holds it until the catch-up has been shown.
+    fn show_live(&mut self, seq: Option<u64>, line: Line) {
+        if self.version == Version::V2 && matches!(self.link, Link::LoggingIn { .. }) {
+            self.held.push((seq, line));
+        } else if self.fresh(seq) {
+            self.show_server(line);
+        }
+    }
+
+    /// v2: a user left.
+    fn left(&mut self, username: String, reason: LeaveReason, at: u64) {
+        let ours = self
+            .display_name
+            .as_deref()
+            .is_some_and(|me| name_key(me) == name_key(&username));
+        if !ours {
+            return self.show_live(
+                None,
+                Line::Left {
+                    name: username,
+                    reason,
+                    at,
+                },
+            );
+        }
+        if reason != LeaveReason::Logout {
+            return; // an old connection of ours went away; we are still here
+        }
+        if self.logout.take().is_some() {
+            self.show(Line::Status(format!(
+                "logged out: the name {username} is free"
+            )));
+            self.leave(Exit::Success);
+        } else {
+            self.leave(Exit::Failure(format!(
+                "logged out from another connection: the name '{username}' was released"
+            )));
+        }
+    }
+
+    /// The text of `/who`'s answer.
+    fn who_is_online(&self, users: &[UserPresence<'_>]) -> String {
+        let me = self.display_name.as_deref();
+        let names: Vec<String> = users
+            .iter()
+            .map(|user| {
+                let you = me == Some(&*user.username);
+                match (you, user.connections) {
+                    (true, 1) => format!("{} (you)", user.username),
+                    (true, n) => format!("{} (you, {n} devices)", user.username),
+                    (false, n) if n > 1 => format!("{} ({n} devices)", user.username),
+                    (false, _) => user.username.to_string(),
+                }
+            })
+            .collect();
+        format!("online ({}): {}", users.len(), names.join(", "))
+    }
+
+    /// Why a v2-only command cannot run now, if it cannot.
+    fn v2_unavailable(&self, what: &str) -> Option<String> {
+        if !self.is_online() {
+            Some(format!(
+                "not connected: {what} works once the connection is back"
+            ))
+        } else if self.version == Version::V1 {
+            Some(format!(
+                "this server speaks protocol v1, which has no {what}"
+            ))
+        } else {
+            None
+        }
+    }
+
+    fn who(&mut self) {
+        if let Some(why) = self.v2_unavailable("/who") {
+            return self.show(Line::Info(why));
+        }
+        let message = ClientMessage::ListUsers {
+            id: id::message_id(&mut self.rng),
+        };
+        self.send(&message);
+    }
+
+    /// `/logout`: releases the name at once, then leaves once the server
+    /// confirms (its `logoutBroadcast` of our name).
+    fn log_out(&mut self, now: Instant) {
+        if let Some(why) = self.v2_unavailable("/logout") {
+            let hint = match self.version {
+                Version::V1 if self.is_online() => {
+                    "; /quit leaves, and the server frees the name some minutes later"
+                }
+                _ => "; /quit leaves, keeping the name reserved for a while",
+            };
+            return self.show(Line::Info(format!("{why}{hint}")));
+        }
+        let unsent = self.outbox.clear_queued();
+        if unsent > 0 {
+            self.show(Line::Status(format!(
+                "{} not sent",
+                plural(unsent, "queued message was", "queued messages were")
+            )));
+        }
+        let id = id::message_id(&mut self.rng);
+        self.send(&ClientMessage::Logout { id: id.clone() });
+        self.logout = Some((id, now + self.config.login_timeout));
+    }
+
     /// The server answered with an error.
-    fn refused(&mut self, code: ErrorCode, description: Option<&str>) {
+    fn refused(&mut self, code: ErrorCode, reply_to: Option<&str>, description: Option<&str>) {
         match self.link {
             Link::LoggingIn { .. } => {
                 if let Some(join) = self.held_join.take() {
@@ -575,26 +935,50 @@ impl<R: Rng> Client<R> {
                 };
                 self.leave(Exit::Failure(reason));
             }
-            Link::Online { .. } => match code {
-                ErrorCode::EmptyMessage
-                | ErrorCode::MessageTooLong
-                | ErrorCode::MessagingWhileNotLoggedIn
-                | ErrorCode::Unknown => {
-                    if self.outbox.refuse().is_some() {
-                        self.undelivered += 1;
+            Link::Online { .. } => {
+                if let Some((id, _)) = &self.logout
+                    && reply_to == Some(id.as_str())
+                {
+                    // Not logged in any more: released from elsewhere already.
+                    self.logout = None;
+                    self.show(Line::Status("logged out".into()));
+                    return self.leave(Exit::Success);
+                }
+                let about_a_message = matches!(
+                    code,
+                    ErrorCode::EmptyMessage
+                        | ErrorCode::MessageTooLong
+                        | ErrorCode::MessagingWhileNotLoggedIn
+                        | ErrorCode::Unknown
+                );
+                // Whether the error is about one of our messages, and whether
+                // it took one out of flight.
+                let (about_ours, refused_one) = match self.version {
+                    Version::V2 => {
+                        let ours = reply_to.and_then(|id| self.outbox.answered(id)).is_some();
+                        (ours, ours)
                     }
-                    self.show_server(Line::Error(format!(
-                        "your message was not sent: {}",
-                        describe(code, description)
-                    )));
+                    // v1 cannot say which: the oldest in flight, if any.
+                    Version::V1 if about_a_message => (true, self.outbox.refuse_oldest().is_some()),
+                    Version::V1 => (false, false),
+                };
+                let description = describe(code, description);
+                let line = if about_ours {
+                    format!("your message was not sent: {description}")
+                } else if about_a_message {
+                    format!("the server refused: {description}")
+                } else {
+                    format!(
+                        "the server did not understand chat-cli ({description}); please report this"
+                    )
+                };
+                self.show_server(Line::Error(line));
+                if refused_one {
+                    self.undelivered += 1;
                     self.flush();
                     self.check_ending();
                 }
-                _ => self.show_server(Line::Error(format!(
-                    "the server did not understand chat-cli ({}); please report this",
-                    describe(code, description)
-                ))),
-            },
+            }
             _ => {}
         }
     }
@@ -603,6 +987,8 @@ impl<R: Rng> Client<R> {
     fn lost(&mut self, reason: &str, now: Instant) {
         let was = std::mem::replace(&mut self.link, Link::Done);
         self.held_join = None;
+        self.accepted = None;
+        self.held.clear();
         if !self.been_online {
             let reason = match was {
                 Link::Connecting { .. } => {
@@ -615,17 +1001,25 @@ impl<R: Rng> Client<R> {
             };
             return self.finish(Exit::Failure(reason));
         }
+        if self.logout.take().is_some() {
+            return self.finish(Exit::Failure(format!(
+                "the connection dropped before the server confirmed the logout ({reason}); \
+                 the name may still be reserved"
+            )));
+        }
         if let Link::Online { since, .. } = was
             && now.saturating_duration_since(since) >= self.config.stable_after
         {
             self.failures = 0;
         }
-        for text in self.outbox.take_in_flight() {
-            self.undelivered += 1;
-            self.show(Line::Error(format!(
-                "the connection dropped before the server confirmed this message; \
-                 it may not have been delivered: {text}"
-            )));
+        match self.version {
+            // The catch-up after the next login will tell.
+            Version::V2 => self.outbox.park_in_flight(),
+            Version::V1 => {
+                for text in self.outbox.take_in_flight() {
+                    self.maybe_lost(&text);
+                }
+            }
         }
         let delay = self.config.backoff.delay(self.failures, &mut self.rng);
         self.failures = self.failures.saturating_add(1);
@@ -646,6 +1040,15 @@ impl<R: Rng> Client<R> {
         };
         self.show(Line::Status(status));
         self.check_ending();
+    }
+
+    /// A message that may or may not have reached the server.
+    fn maybe_lost(&mut self, text: &str) {
+        self.undelivered += 1;
+        self.show(Line::Error(format!(
+            "the connection dropped before the server confirmed this message; \
+             it may not have been delivered: {text}"
+        )));
     }
 
     fn say(&mut self, text: String) {
@@ -672,19 +1075,24 @@ impl<R: Rng> Client<R> {
 
     /// Sends what the window allows.
     fn flush(&mut self) {
-        if !self.is_online() {
+        if !self.is_online() || self.logout.is_some() {
             return;
         }
-        while let Some(text) = self.outbox.next_to_send() {
+        let rng = &mut self.rng;
+        while let Some(sent) = self.outbox.next_to_send(|| id::message_id(rng)) {
             let message = ClientMessage::TextFromUser {
-                id: id::message_id(&mut self.rng),
-                text,
+                id: sent.id,
+                text: sent.text,
             };
-            self.send(&message);
+            let text = String::from_utf8(message.encode()).unwrap_or_default();
+            self.actions.push_back(Action::Send(text));
         }
     }
 
     fn quit(&mut self) {
+        for text in self.outbox.take_unchecked() {
+            self.maybe_lost(&text);
+        }
         let unsent = self.outbox.queued();
         if unsent > 0 {
             self.show(Line::Status(format!(
@@ -697,7 +1105,11 @@ impl<R: Rng> Client<R> {
 
     /// A script whose input ended finishes once everything is confirmed.
     fn check_ending(&mut self) {
-        if self.ending.is_none() || !self.been_online || !self.outbox.is_empty() {
+        if self.ending.is_none()
+            || !self.been_online
+            || !self.outbox.is_empty()
+            || self.logout.is_some()
+        {
             return;
         }
         let exit = match self.undelivered {
@@ -723,6 +1135,7 @@ impl<R: Rng> Client<R> {
 
     fn finish(&mut self, exit: Exit) {
         self.link = Link::Done;
+        self.logout = None;
         self.events.push_back(Event::Finished(exit));
     }
 

@@ -1,18 +1,30 @@
-//! Messages on their way out: queued until they can be sent, then in
-//! flight until the server confirms them.
+//! Messages on their way out: queued until they can be sent, in flight
+//! until the server confirms them, and — on v2, after a dropped connection —
+//! unchecked until the catch-up `history` tells whether they arrived.
 //!
-//! v1 has no acknowledgements, but the server answers every `textFromUser`
-//! in order, either by broadcasting it (the sender gets its own copy) or
-//! with an `errorMessage`. So the oldest message in flight is confirmed by
-//! the next echo of our own name with the same text, or refused by the
-//! next message-related error.
+//! v2 confirms by id: the sender's copy of its `textBroadcast` (or an
+//! `errorMessage`) carries `replyTo`. v1 has no acknowledgements, but the
+//! server answers every `textFromUser` in order, either by broadcasting it
+//! (the sender gets its own copy) or with an `errorMessage`, so the oldest
+//! message in flight is confirmed by the next echo of our own name with the
+//! same text, or refused by the next message-related error.
 
 use std::collections::VecDeque;
+
+/// A message sent under the client's message `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sent {
+    pub(crate) id: String,
+    pub(crate) text: String,
+}
 
 #[derive(Debug)]
 pub(crate) struct Outbox {
     queued: VecDeque<String>,
-    in_flight: VecDeque<String>,
+    in_flight: VecDeque<Sent>,
+    /// In flight when a v2 connection dropped: maybe delivered, maybe not,
+    /// until the next login's `history` says.
+    unchecked: Vec<String>,
     /// Most messages queued at once; more are refused.
     capacity: usize,
     /// Most messages in flight at once; the rest wait in the queue, which
@@ -24,11 +36,23 @@ pub(crate) struct Outbox {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Full;
 
+/// What the catch-up after a reconnect says about the unchecked messages.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Checked {
+    /// In the history: delivered before the drop.
+    pub(crate) delivered: Vec<String>,
+    /// Not in a complete history: never arrived. Queued again, first.
+    pub(crate) resent: Vec<String>,
+    /// Not in an incomplete history: nobody can tell any more.
+    pub(crate) unknown: Vec<String>,
+}
+
 impl Outbox {
     pub(crate) fn new(capacity: usize, window: usize) -> Self {
         Outbox {
             queued: VecDeque::new(),
             in_flight: VecDeque::new(),
+            unchecked: Vec::new(),
             capacity: capacity.max(1),
             window: window.max(1),
         }
@@ -46,35 +70,97 @@ impl Outbox {
         self.queued.len() < self.capacity
     }
 
-    /// The next message to send, if the window allows; it is now in flight.
-    pub(crate) fn next_to_send(&mut self) -> Option<String> {
+    /// The next message to send, if the window allows, under the id `id()`
+    /// draws; it is now in flight.
+    pub(crate) fn next_to_send(&mut self, id: impl FnOnce() -> String) -> Option<Sent> {
         if self.in_flight.len() >= self.window {
             return None;
         }
         let text = self.queued.pop_front()?;
-        self.in_flight.push_back(text.clone());
-        Some(text)
+        let sent = Sent { id: id(), text };
+        self.in_flight.push_back(sent.clone());
+        Some(sent)
     }
 
-    /// An echo of our own message arrived: confirms the oldest in flight
-    /// if it has this text.
-    pub(crate) fn confirm(&mut self, text: &str) -> bool {
-        if self.in_flight.front().is_some_and(|t| t == text) {
+    /// v1: an echo of our own message arrived; confirms the oldest in
+    /// flight if it has this text.
+    pub(crate) fn confirm_text(&mut self, text: &str) -> bool {
+        if self.in_flight.front().is_some_and(|sent| sent.text == text) {
             self.in_flight.pop_front();
             return true;
         }
         false
     }
 
-    /// The server refused a message: the oldest in flight.
-    pub(crate) fn refuse(&mut self) -> Option<String> {
-        self.in_flight.pop_front()
+    /// v2: the server answered the message sent under `id`, by
+    /// broadcasting it or refusing it. Its text, if it was ours in flight.
+    pub(crate) fn answered(&mut self, id: &str) -> Option<String> {
+        let at = self.in_flight.iter().position(|sent| sent.id == id)?;
+        self.in_flight.remove(at).map(|sent| sent.text)
+    }
+
+    /// v1: the server refused a message: the oldest in flight.
+    pub(crate) fn refuse_oldest(&mut self) -> Option<String> {
+        self.in_flight.pop_front().map(|sent| sent.text)
     }
 
     /// The connection is gone: what was in flight may or may not have
     /// arrived.
     pub(crate) fn take_in_flight(&mut self) -> Vec<String> {
-        self.in_flight.drain(..).collect()
+        self.in_flight.drain(..).map(|sent| sent.text).collect()
+    }
+
+    /// The v2 connection is gone: keep what was in flight to check against
+    /// the next login's `history`.
+    pub(crate) fn park_in_flight(&mut self) {
+        let texts = self.take_in_flight();
+        self.unchecked.extend(texts);
+    }
+
+    /// The unchecked messages, for when no `history` will come (the client
+    /// quits, or the server now speaks v1).
+    pub(crate) fn take_unchecked(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unchecked)
+    }
+
+    pub(crate) fn unchecked(&self) -> usize {
+        self.unchecked.len()
+    }
+
+    /// Settles the unchecked messages against `own`, the texts of our own
+    /// messages in the catch-up (oldest first), which is `complete` or not.
+    /// The server handled our messages in the order sent, so they are
+    /// matched in order; those never received go back to the front of the
+    /// queue, ahead of anything typed while offline.
+    pub(crate) fn check<'a>(
+        &mut self,
+        own: impl IntoIterator<Item = &'a str>,
+        complete: bool,
+    ) -> Checked {
+        let own: Vec<&str> = own.into_iter().collect();
+        let mut from = 0;
+        let mut checked = Checked::default();
+        for text in self.unchecked.drain(..) {
+            match own[from..].iter().position(|said| *said == text) {
+                Some(at) => {
+                    from += at + 1;
+                    checked.delivered.push(text);
+                }
+                None if complete => checked.resent.push(text),
+                None => checked.unknown.push(text),
+            }
+        }
+        for text in checked.resent.iter().rev() {
+            self.queued.push_front(text.clone());
+        }
+        checked
+    }
+
+    /// Drops what waits to be sent; how many there were.
+    pub(crate) fn clear_queued(&mut self) -> usize {
+        let count = self.queued.len();
+        self.queued.clear();
+        count
     }
 
     pub(crate) fn queued(&self) -> usize {
@@ -86,7 +172,7 @@ impl Outbox {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.queued.is_empty() && self.in_flight.is_empty()
+        self.queued.is_empty() && self.in_flight.is_empty() && self.unchecked.is_empty()
     }
 }
 
@@ -94,22 +180,101 @@ impl Outbox {
 mod tests {
     use super::*;
 
+    fn ids() -> impl FnMut() -> String {
+        let mut n = 0;
+        move || {
+            n += 1;
+            format!("m{n}")
+        }
+    }
+
     #[test]
     fn sends_within_the_window_and_confirms_in_order() {
+        let mut id = ids();
         let mut outbox = Outbox::new(3, 2);
         for text in ["a", "b", "c"] {
             outbox.push(text.into()).unwrap();
         }
         assert_eq!(outbox.push("d".into()), Err(Full));
         assert!(!outbox.has_room());
-        assert_eq!(outbox.next_to_send().as_deref(), Some("a"));
-        assert_eq!(outbox.next_to_send().as_deref(), Some("b"));
-        assert_eq!(outbox.next_to_send(), None, "window of 2");
-        assert!(!outbox.confirm("b"), "only the oldest can be confirmed");
-        assert!(outbox.confirm("a"));
-        assert_eq!(outbox.next_to_send().as_deref(), Some("c"));
-        assert_eq!(outbox.refuse().as_deref(), Some("b"));
+        assert_eq!(outbox.next_to_send(&mut id).unwrap().text, "a");
+        assert_eq!(outbox.next_to_send(&mut id).unwrap().text, "b");
+        assert_eq!(outbox.next_to_send(&mut id), None, "window of 2");
+        assert!(
+            !outbox.confirm_text("b"),
+            "only the oldest can be confirmed"
+        );
+        assert!(outbox.confirm_text("a"));
+        assert_eq!(outbox.next_to_send(&mut id).unwrap().text, "c");
+        assert_eq!(outbox.refuse_oldest().as_deref(), Some("b"));
         assert_eq!(outbox.take_in_flight(), vec!["c".to_owned()]);
+        assert!(outbox.is_empty());
+    }
+
+    #[test]
+    fn v2_answers_are_matched_by_id_whatever_the_text() {
+        let mut id = ids();
+        let mut outbox = Outbox::new(3, 3);
+        for text in ["same", "same", "other"] {
+            outbox.push(text.into()).unwrap();
+        }
+        let sent: Vec<Sent> = (0..3)
+            .map(|_| outbox.next_to_send(&mut id).unwrap())
+            .collect();
+        assert_eq!(outbox.answered("m2").as_deref(), Some("same"));
+        assert_eq!(outbox.answered("m2"), None, "answered once");
+        assert_eq!(outbox.answered("nope"), None);
+        assert_eq!(outbox.in_flight(), 2);
+        assert_eq!(
+            outbox.take_in_flight(),
+            [sent[0].text.clone(), sent[2].text.clone()]
+        );
+    }
+
+    #[test]
+    fn a_catch_up_settles_what_was_in_flight_at_a_drop() {
+        let mut id = ids();
+        let mut outbox = Outbox::new(10, 10);
+        for text in ["a", "b", "c", "d"] {
+            outbox.push(text.into()).unwrap();
+        }
+        for _ in 0..3 {
+            outbox.next_to_send(&mut id);
+        }
+        outbox.park_in_flight();
+        assert_eq!((outbox.unchecked(), outbox.queued()), (3, 1));
+        assert!(!outbox.is_empty());
+        // "a" arrived, "b" was refused (its error lost), "c" never arrived.
+        let checked = outbox.check(["x", "a", "y"], true);
+        assert_eq!(
+            checked,
+            Checked {
+                delivered: vec!["a".into()],
+                resent: vec!["b".into(), "c".into()],
+                unknown: vec![],
+            }
+        );
+        assert_eq!(outbox.unchecked(), 0);
+        // Resent first, then what was typed meanwhile.
+        let order: Vec<String> = (0..3)
+            .map(|_| outbox.next_to_send(&mut id).unwrap().text)
+            .collect();
+        assert_eq!(order, ["b", "c", "d"]);
+    }
+
+    #[test]
+    fn an_incomplete_catch_up_cannot_tell() {
+        let mut id = ids();
+        let mut outbox = Outbox::new(10, 10);
+        for text in ["a", "b"] {
+            outbox.push(text.into()).unwrap();
+            outbox.next_to_send(&mut id);
+        }
+        outbox.park_in_flight();
+        let checked = outbox.check(["b"], false);
+        assert_eq!(checked.delivered, ["b"]);
+        assert_eq!(checked.unknown, ["a"]);
+        assert!(checked.resent.is_empty());
         assert!(outbox.is_empty());
     }
 }

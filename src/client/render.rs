@@ -2,12 +2,15 @@
 //! client's own notices, and rendered as text with an optional colour.
 //!
 //! The time of day is an argument, never read here: the driver passes the
-//! local time when it prints (and a test passes a fixed one).
+//! local time of the server's `timestamp` when the line has one (v2), else
+//! the local time when it prints (and a test passes a fixed one).
 
 use std::borrow::Cow;
 use std::fmt;
 
 use anstyle::{AnsiColor, Style};
+
+use crate::protocol::LeaveReason;
 
 /// A wall-clock time of day, as shown in front of each line (`HH:MM`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +25,8 @@ impl fmt::Display for ClockTime {
     }
 }
 
-/// One thing to show the user.
+/// One thing to show the user. `at` is the server's time of the event
+/// (milliseconds since the Unix epoch), which v2 gives and v1 does not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     /// Someone said something; `own` when it was this user.
@@ -30,18 +34,27 @@ pub enum Line {
         from: String,
         text: String,
         own: bool,
+        at: Option<u64>,
     },
     /// A `/me` message (`* alice waves`), recognised by its text.
     Action {
         from: String,
         action: String,
         own: bool,
+        at: Option<u64>,
     },
     /// Someone logged in.
     Joined {
         name: String,
         location: String,
         own: bool,
+        at: Option<u64>,
+    },
+    /// Someone left: their last connection went away, or they logged out.
+    Left {
+        name: String,
+        reason: LeaveReason,
+        at: u64,
     },
     /// The state of the connection: lost, retrying, back.
     Status(String),
@@ -56,7 +69,7 @@ pub enum Line {
 impl Line {
     /// The line for a `textBroadcast`. A text of the form `* NAME ACTION`
     /// from NAME is what `/me` sends, so it is shown as an action.
-    pub fn from_text(from: &str, text: &str, own: bool) -> Line {
+    pub fn from_text(from: &str, text: &str, own: bool, at: Option<u64>) -> Line {
         let action = text
             .strip_prefix("* ")
             .and_then(|rest| rest.strip_prefix(from))
@@ -67,12 +80,25 @@ impl Line {
                 from: from.to_owned(),
                 action: action.to_owned(),
                 own,
+                at,
             },
             None => Line::Message {
                 from: from.to_owned(),
                 text: text.to_owned(),
                 own,
+                at,
             },
+        }
+    }
+
+    /// When the server says this happened (milliseconds since the Unix
+    /// epoch): show that time rather than the time of printing, so a
+    /// message caught up after a reconnect shows when it was said.
+    pub fn timestamp(&self) -> Option<u64> {
+        match self {
+            Line::Message { at, .. } | Line::Action { at, .. } | Line::Joined { at, .. } => *at,
+            Line::Left { at, .. } => Some(*at),
+            _ => None,
         }
     }
 
@@ -81,7 +107,11 @@ impl Line {
     pub fn is_chat(&self) -> bool {
         matches!(
             self,
-            Line::Message { .. } | Line::Action { .. } | Line::Joined { .. } | Line::Raw(_)
+            Line::Message { .. }
+                | Line::Action { .. }
+                | Line::Joined { .. }
+                | Line::Left { .. }
+                | Line::Raw(_)
         )
     }
 
@@ -98,7 +128,9 @@ impl Line {
             out.plain(" ");
         }
         match self {
-            Line::Message { from, text, own } => {
+            Line::Message {
+                from, text, own, ..
+            } => {
                 out.paint(name_style(from, *own), &clean(from));
                 if *own {
                     out.paint(TIME, " (you)");
@@ -106,7 +138,9 @@ impl Line {
                 out.plain(": ");
                 out.plain(&clean(text));
             }
-            Line::Action { from, action, own } => {
+            Line::Action {
+                from, action, own, ..
+            } => {
                 out.plain("* ");
                 out.paint(name_style(from, *own), &clean(from));
                 if *own {
@@ -119,6 +153,7 @@ impl Line {
                 name,
                 location,
                 own,
+                ..
             } => {
                 out.paint(NOTICE, "* ");
                 out.paint(name_style(name, *own), &clean(name));
@@ -130,6 +165,16 @@ impl Line {
                     location => format!(" joined from {}", clean(location)),
                 };
                 out.paint(NOTICE, &text);
+            }
+            Line::Left { name, reason, .. } => {
+                out.paint(NOTICE, "* ");
+                out.paint(name_style(name, false), &clean(name));
+                let text = match reason {
+                    LeaveReason::Evicted => " was disconnected (no answer)",
+                    LeaveReason::Logout => " logged out",
+                    LeaveReason::Disconnected | LeaveReason::Unknown => " left",
+                };
+                out.paint(NOTICE, text);
             }
             Line::Status(text) => out.paint(NOTICE, &format!("-- {}", clean(text))),
             Line::Error(text) => out.paint(ERROR, &format!("!! {}", clean(text))),
@@ -242,26 +287,27 @@ mod tests {
     #[test]
     fn renders_each_kind_of_line_as_plain_text() {
         assert_eq!(
-            plain(Line::from_text("alice", "hello", false)),
+            plain(Line::from_text("alice", "hello", false, None)),
             "12:05 alice: hello"
         );
         assert_eq!(
-            plain(Line::from_text("alice", "hello", true)),
+            plain(Line::from_text("alice", "hello", true, None)),
             "12:05 alice (you): hello"
         );
         assert_eq!(
-            plain(Line::from_text("bob", "* bob waves at alice", false)),
+            plain(Line::from_text("bob", "* bob waves at alice", false, None)),
             "12:05 * bob waves at alice"
         );
         assert_eq!(
-            plain(Line::from_text("bob", "* bob waves", true)),
+            plain(Line::from_text("bob", "* bob waves", true, None)),
             "12:05 * bob (you) waves"
         );
         assert_eq!(
             plain(Line::Joined {
                 name: "bob".into(),
                 location: "10.0.0.7".into(),
-                own: false
+                own: false,
+                at: None,
             }),
             "12:05 * bob joined from 10.0.0.7"
         );
@@ -269,10 +315,29 @@ mod tests {
             plain(Line::Joined {
                 name: "bob".into(),
                 location: "unknown".into(),
-                own: false
+                own: false,
+                at: Some(1),
             }),
             "12:05 * bob joined"
         );
+        for (reason, text) in [
+            (LeaveReason::Disconnected, "12:05 * bob left"),
+            (
+                LeaveReason::Evicted,
+                "12:05 * bob was disconnected (no answer)",
+            ),
+            (LeaveReason::Logout, "12:05 * bob logged out"),
+            (LeaveReason::Unknown, "12:05 * bob left"),
+        ] {
+            let left = Line::Left {
+                name: "bob".into(),
+                reason,
+                at: 7,
+            };
+            assert_eq!(left.timestamp(), Some(7));
+            assert!(left.is_chat());
+            assert_eq!(plain(left), text);
+        }
         assert_eq!(plain(Line::Status("back".into())), "12:05 -- back");
         assert_eq!(plain(Line::Error("oops".into())), "12:05 !! oops");
         assert_eq!(plain(Line::Info("a\nb".into())), "a\nb");
@@ -282,22 +347,22 @@ mod tests {
     #[test]
     fn only_a_star_and_the_senders_own_name_make_an_action() {
         assert_eq!(
-            plain(Line::from_text("bob", "* alice waves", false)),
+            plain(Line::from_text("bob", "* alice waves", false, None)),
             "12:05 bob: * alice waves"
         );
         assert_eq!(
-            plain(Line::from_text("bob", "* bob", false)),
+            plain(Line::from_text("bob", "* bob", false, None)),
             "12:05 bob: * bob"
         );
         assert_eq!(
-            plain(Line::from_text("bob", "* bobby waves", false)),
+            plain(Line::from_text("bob", "* bobby waves", false, None)),
             "12:05 bob: * bobby waves"
         );
     }
 
     #[test]
     fn control_characters_from_the_network_cannot_reach_the_terminal() {
-        let line = Line::from_text("ev\x1bil", "red \x1b[31mtext\x07\nnext\u{9b}", false);
+        let line = Line::from_text("ev\x1bil", "red \x1b[31mtext\x07\nnext\u{9b}", false, None);
         assert_eq!(plain(line), "12:05 ev␛il: red ␛[31mtext␇␊next\u{fffd}");
         assert_eq!(plain(Line::Info("x\x1by\nz".into())), "x␛y\nz");
         assert_eq!(clean("tab\tok"), "tab\tok");
@@ -305,7 +370,7 @@ mod tests {
 
     #[test]
     fn colour_styles_the_parts_and_plain_has_no_escapes() {
-        let line = Line::from_text("alice", "hi", true);
+        let line = Line::from_text("alice", "hi", true, None);
         let coloured = line.render(NOON, true);
         assert_eq!(
             coloured,
@@ -313,10 +378,10 @@ mod tests {
         );
         assert!(!line.render(NOON, false).contains('\x1b'));
         // Another name, another (but stable) colour.
-        let bob = Line::from_text("bob", "hi", false).render(NOON, true);
+        let bob = Line::from_text("bob", "hi", false, None).render(NOON, true);
         assert_eq!(
             bob,
-            Line::from_text("bob", "yo", false)
+            Line::from_text("bob", "yo", false, None)
                 .render(NOON, true)
                 .replace("yo", "hi")
         );
@@ -325,7 +390,7 @@ mod tests {
 
     #[test]
     fn chat_lines_go_to_stdout_and_the_rest_to_stderr() {
-        assert!(Line::from_text("a", "b", false).is_chat());
+        assert!(Line::from_text("a", "b", false, None).is_chat());
         assert!(Line::Raw("{}".into()).is_chat());
         assert!(!Line::Status("x".into()).is_chat());
         assert!(!Line::Error("x".into()).is_chat());

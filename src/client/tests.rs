@@ -1,5 +1,8 @@
 //! The client on a virtual clock: given these inputs at these instants,
-//! expect exactly these actions and events.
+//! expect exactly these actions and events. Here against a server that
+//! speaks v1 (it selects no subprotocol); `v2` has the v2 ones.
+
+mod v2;
 
 use std::time::{Duration, Instant};
 
@@ -7,55 +10,85 @@ use rand::{SeedableRng, rngs::StdRng};
 
 use super::*;
 
-const NOON: ClockTime = ClockTime {
+pub(super) const NOON: ClockTime = ClockTime {
     hour: 12,
     minute: 0,
 };
 
-struct Harness {
-    client: Client<StdRng>,
-    now: Instant,
+pub(super) struct Harness {
+    pub(super) client: Client<StdRng>,
+    pub(super) now: Instant,
+    /// Every message the client sent, in order.
+    pub(super) sent: Vec<ClientMessage>,
 }
 
-fn config(mode: Mode) -> ClientConfig {
+/// The time of day shown for a line: the server's timestamp in UTC when it
+/// has one (the driver uses local time), else the time of printing.
+fn shown_at(line: &Line) -> ClockTime {
+    match line.timestamp() {
+        Some(ms) => {
+            let minutes = ms / 60_000 % (24 * 60);
+            ClockTime {
+                hour: (minutes / 60) as u8,
+                minute: (minutes % 60) as u8,
+            }
+        }
+        None => NOON,
+    }
+}
+
+pub(super) fn config(mode: Mode) -> ClientConfig {
     ClientConfig::new("ws://test", "alice", mode)
 }
 
 impl Harness {
-    fn new(config: ClientConfig) -> Self {
+    pub(super) fn new(config: ClientConfig) -> Self {
         let now = Instant::now();
         Harness {
             client: Client::new(config, StdRng::seed_from_u64(7), now),
             now,
+            sent: Vec::new(),
         }
     }
 
-    fn interactive() -> Self {
+    pub(super) fn interactive() -> Self {
         Harness::new(config(Mode::Interactive))
     }
 
-    fn script() -> Self {
+    pub(super) fn script() -> Self {
         Harness::new(config(Mode::Script))
     }
 
     /// Everything asked for since the last call, actions first, rendered.
-    fn drain(&mut self) -> Vec<String> {
+    pub(super) fn drain(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         while let Some(action) = self.client.poll_action() {
             out.push(match action {
-                Action::Connect => "connect".to_owned(),
-                Action::Send(json) => match ClientMessage::decode(json.as_bytes()) {
+                Action::Connect {
+                    subprotocol: Some(SUBPROTOCOL_V2),
+                } => "connect".to_owned(),
+                Action::Connect { subprotocol: None } => "connect v1".to_owned(),
+                Action::Connect {
+                    subprotocol: Some(other),
+                } => panic!("offers {other}"),
+                Action::Send(json) => match ClientMessage::decode(json.as_bytes())
+                    .inspect(|message| self.sent.push(message.clone()))
+                {
                     Ok(ClientMessage::Login {
                         id,
                         username,
                         secret,
-                        ..
+                        since,
                     }) => {
                         assert_eq!(id.len(), crate::id::ID_LEN);
-                        match secret {
-                            Some(secret) => format!("send login {username} secret={secret}"),
-                            None => format!("send login {username}"),
+                        let mut line = format!("send login {username}");
+                        if let Some(secret) = secret {
+                            line.push_str(&format!(" secret={secret}"));
                         }
+                        if let Some(since) = since {
+                            line.push_str(&format!(" since={since}"));
+                        }
+                        line
                     }
                     Ok(ClientMessage::TextFromUser { id, text }) => {
                         assert_eq!(id.len(), crate::id::ID_LEN);
@@ -70,7 +103,7 @@ impl Harness {
         }
         while let Some(event) = self.client.poll_event() {
             out.push(match event {
-                Event::Line(line) => format!("show {}", line.render(NOON, false)),
+                Event::Line(line) => format!("show {}", line.render(shown_at(&line), false)),
                 Event::SecretIssued { username, secret } => format!("save {username}={secret}"),
                 Event::Finished(Exit::Success) => "exit 0".to_owned(),
                 Event::Finished(Exit::Failure(reason)) => format!("exit 1: {reason}"),
@@ -79,34 +112,35 @@ impl Harness {
         out
     }
 
-    fn server(&mut self, message: ServerMessage<'_>) -> Vec<String> {
+    pub(super) fn server(&mut self, message: ServerMessage<'_>) -> Vec<String> {
         let json = String::from_utf8(message.encode()).unwrap();
         self.client.handle_text(&json, self.now);
         self.drain()
     }
 
-    fn connected(&mut self) -> Vec<String> {
-        self.client.handle_connected(self.now);
+    /// The handshake completed with a server that selected no subprotocol.
+    pub(super) fn connected(&mut self) -> Vec<String> {
+        self.client.handle_connected(None, self.now);
         self.drain()
     }
 
-    fn disconnected(&mut self, reason: &str) -> Vec<String> {
+    pub(super) fn disconnected(&mut self, reason: &str) -> Vec<String> {
         self.client.handle_disconnected(reason, self.now);
         self.drain()
     }
 
-    fn type_line(&mut self, line: &str) -> Vec<String> {
+    pub(super) fn type_line(&mut self, line: &str) -> Vec<String> {
         self.client.handle_line(line, self.now);
         self.drain()
     }
 
-    fn end_of_input(&mut self) -> Vec<String> {
+    pub(super) fn end_of_input(&mut self) -> Vec<String> {
         self.client.handle_end_of_input(self.now);
         self.drain()
     }
 
     /// Connects and logs in as alice with `secret`, the way a server does.
-    fn log_in(&mut self, secret: &str) -> Vec<String> {
+    pub(super) fn log_in(&mut self, secret: &str) -> Vec<String> {
         assert_eq!(self.drain(), ["connect"]);
         let mut out = self.connected();
         assert!(out.remove(0).starts_with("send login alice"));
@@ -117,7 +151,7 @@ impl Harness {
 
     /// Sleeps until the client's next deadline and wakes it; returns how
     /// long that was and what it did.
-    fn wake(&mut self) -> (Duration, Vec<String>) {
+    pub(super) fn wake(&mut self) -> (Duration, Vec<String>) {
         let at = self.client.poll_timeout().expect("a deadline");
         assert!(at >= self.now, "deadline in the past");
         let slept = at - self.now;
@@ -126,14 +160,14 @@ impl Harness {
         (slept, self.drain())
     }
 
-    fn advance(&mut self, by: Duration) -> Vec<String> {
+    pub(super) fn advance(&mut self, by: Duration) -> Vec<String> {
         self.now += by;
         self.client.handle_timeout(self.now);
         self.drain()
     }
 }
 
-fn login_broadcast<'a>(name: &'a str, location: &'a str) -> ServerMessage<'a> {
+pub(super) fn login_broadcast<'a>(name: &'a str, location: &'a str) -> ServerMessage<'a> {
     ServerMessage::LoginBroadcast {
         id: "b".into(),
         username: name.into(),
@@ -142,7 +176,7 @@ fn login_broadcast<'a>(name: &'a str, location: &'a str) -> ServerMessage<'a> {
     }
 }
 
-fn login_message<'a>(name: &'a str, secret: &'a str) -> ServerMessage<'a> {
+pub(super) fn login_message<'a>(name: &'a str, secret: &'a str) -> ServerMessage<'a> {
     ServerMessage::LoginMessage {
         id: "l".into(),
         reply_to: None,
@@ -152,7 +186,7 @@ fn login_message<'a>(name: &'a str, secret: &'a str) -> ServerMessage<'a> {
     }
 }
 
-fn text<'a>(name: &'a str, message: &'a str) -> ServerMessage<'a> {
+pub(super) fn text<'a>(name: &'a str, message: &'a str) -> ServerMessage<'a> {
     ServerMessage::TextBroadcast {
         id: "t".into(),
         reply_to: None,
@@ -163,7 +197,7 @@ fn text<'a>(name: &'a str, message: &'a str) -> ServerMessage<'a> {
     }
 }
 
-fn error(code: ErrorCode, description: Option<&str>) -> ServerMessage<'_> {
+pub(super) fn error(code: ErrorCode, description: Option<&str>) -> ServerMessage<'_> {
     ServerMessage::ErrorMessage {
         error: code,
         id: "e".into(),
@@ -187,7 +221,9 @@ fn logs_in_without_a_secret_saves_the_issued_one_and_hides_its_own_join() {
         h.server(login_message("alice", "S1")),
         [
             "save alice=S1",
-            "show 12:00 -- connected to ws://test as alice; /help lists the commands"
+            "show 12:00 -- connected to ws://test as alice; /help lists the commands \
+             (this server speaks protocol v1: no catch-up after a dropped connection, \
+             no /who, no /logout)"
         ]
     );
     assert!(h.client.is_online());

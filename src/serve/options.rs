@@ -52,6 +52,26 @@ pub struct Options {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_message_chars: usize,
 
+    /// Recent messages kept for protocol v2 clients to catch up on after a
+    /// reconnect; 0 keeps none.
+    #[arg(
+        long,
+        env = "CHAT_HISTORY_SIZE",
+        value_name = "N",
+        default_value = "1000"
+    )]
+    pub history_size: usize,
+
+    /// How many of the latest messages a protocol v2 client logging in
+    /// afresh (without `since`) is sent, for context.
+    #[arg(
+        long,
+        env = "CHAT_HISTORY_ON_JOIN",
+        value_name = "N",
+        default_value = "50"
+    )]
+    pub history_on_join: usize,
+
     /// Bytes that may wait to be sent to one connection. A reader that falls
     /// further behind is closed with 1008 "too slow", so it never delays
     /// anyone else.
@@ -132,6 +152,8 @@ impl Default for Options {
             login_ttl: core.login_ttl,
             max_frame_bytes: 64 * 1024,
             max_message_chars: core.max_message_chars,
+            history_size: core.history_size,
+            history_on_join: core.history_on_join,
             send_queue_bytes: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(5),
             message_rate: core.message_rate,
@@ -159,6 +181,8 @@ impl Options {
             login_timeout: self.login_timeout,
             inbound_ping_rate: self.peer_ping_rate,
             inbound_ping_burst: self.peer_ping_burst,
+            history_size: self.history_size,
+            history_on_join: self.history_on_join,
             ..Config::default()
         }
     }

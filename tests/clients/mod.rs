@@ -4,10 +4,13 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::thread;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// Longest any single wait may take before the test fails.
@@ -25,12 +28,17 @@ impl Server {
         Server::start_on(0)
     }
 
+    /// Starts on a free port with these extra flags.
+    pub fn start_with(args: &[&str]) -> Server {
+        Server::try_start(0, args).unwrap_or_else(|log| panic!("chat-server did not start: {log}"))
+    }
+
     /// Starts on `port`, retrying briefly while the port is still held by
     /// a server that was just killed.
     pub fn start_on(port: u16) -> Server {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            match Server::try_start(port) {
+            match Server::try_start(port, &[]) {
                 Ok(server) => return server,
                 Err(log) if Instant::now() < deadline => {
                     eprintln!("chat-server did not start, retrying: {log}");
@@ -41,9 +49,10 @@ impl Server {
         }
     }
 
-    fn try_start(port: u16) -> Result<Server, String> {
+    fn try_start(port: u16, args: &[&str]) -> Result<Server, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -164,6 +173,12 @@ impl Cli {
         );
     }
 
+    /// Waits for a stdout line for which `pred` holds (time removed);
+    /// `what` names it in the failure message.
+    pub fn expect_stdout_where(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        wait_for(&self.stdout, &mut self.stdout_seen, "stdout", what, pred)
+    }
+
     /// Waits for a stderr line containing `needle` (time removed).
     pub fn expect_stderr(&mut self, needle: &str) -> String {
         wait_for(&self.stderr, &mut self.stderr_seen, "stderr", needle, |l| {
@@ -278,4 +293,238 @@ fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
         }
     });
     receiver
+}
+
+/// A TCP proxy on 127.0.0.1 in front of a server, for the network trouble
+/// a test needs: cut every connection through it and turn new ones away
+/// (a network outage, while the server and everyone else carry on), then
+/// restore it; or hold back the bytes of one direction, so a message or
+/// its confirmation is lost with the next cut. Stops when dropped.
+pub struct Proxy {
+    pub port: u16,
+    state: Arc<ProxyState>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+/// Which way bytes flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    ToServer,
+    ToClient,
+}
+
+struct ProxyState {
+    upstream: SocketAddr,
+    /// Remove the client's `Sec-WebSocket-Protocol` offer, so the server
+    /// behind looks like one that speaks v1 only.
+    strip_offer: bool,
+    up: AtomicBool,
+    stopping: AtomicBool,
+    held_to_server: AtomicBool,
+    held_to_client: AtomicBool,
+    /// Bytes read but held back since the last `hold`.
+    held_bytes: AtomicUsize,
+    /// Connections passed on to the server.
+    passed: AtomicUsize,
+    links: Mutex<Vec<Link>>,
+}
+
+/// One client's connection through the proxy.
+struct Link {
+    sockets: [TcpStream; 2],
+    alive: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    /// A proxy to the server on `port`.
+    pub fn start(port: u16) -> Proxy {
+        Proxy::with(port, false)
+    }
+
+    /// A proxy that strips the client's subprotocol offer: the server
+    /// behind it selects none, as one that speaks only v1 does.
+    pub fn v1_only(port: u16) -> Proxy {
+        Proxy::with(port, true)
+    }
+
+    fn with(port: u16, strip_offer: bool) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port_here = listener.local_addr().unwrap().port();
+        let state = Arc::new(ProxyState {
+            upstream: SocketAddr::from(([127, 0, 0, 1], port)),
+            strip_offer,
+            up: AtomicBool::new(true),
+            stopping: AtomicBool::new(false),
+            held_to_server: AtomicBool::new(false),
+            held_to_client: AtomicBool::new(false),
+            held_bytes: AtomicUsize::new(0),
+            passed: AtomicUsize::new(0),
+            links: Mutex::new(Vec::new()),
+        });
+        let acceptor = thread::spawn({
+            let state = state.clone();
+            move || {
+                for client in listener.incoming() {
+                    if state.stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(client) = client else { continue };
+                    if !state.up.load(Ordering::SeqCst) {
+                        let _ = client.shutdown(Shutdown::Both); // down: turned away
+                        continue;
+                    }
+                    let Ok(server) = TcpStream::connect_timeout(&state.upstream, TIMEOUT) else {
+                        continue;
+                    };
+                    state.passed.fetch_add(1, Ordering::SeqCst);
+                    let alive = Arc::new(AtomicBool::new(true));
+                    let clones = (
+                        client.try_clone(),
+                        server.try_clone(),
+                        client.try_clone(),
+                        server.try_clone(),
+                    );
+                    let (Ok(client_in), Ok(server_in), Ok(client_kept), Ok(server_kept)) = clones
+                    else {
+                        continue;
+                    };
+                    state.links.lock().unwrap().push(Link {
+                        sockets: [client_kept, server_kept],
+                        alive: alive.clone(),
+                    });
+                    let (up, down) = (state.clone(), state.clone());
+                    let up_alive = alive.clone();
+                    thread::spawn(move || {
+                        pump(client_in, server, Direction::ToServer, &up_alive, &up)
+                    });
+                    thread::spawn(move || {
+                        pump(server_in, client, Direction::ToClient, &alive, &down)
+                    });
+                }
+            }
+        });
+        Proxy {
+            port: port_here,
+            state,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// Closes every connection through the proxy, losing any bytes held
+    /// back, and turns new connections away until `restore`.
+    pub fn cut(&self) {
+        self.state.up.store(false, Ordering::SeqCst);
+        for link in self.state.links.lock().unwrap().drain(..) {
+            link.alive.store(false, Ordering::SeqCst);
+            for socket in &link.sockets {
+                let _ = socket.shutdown(Shutdown::Both);
+            }
+        }
+        // Only now: a pump let go while its link was alive would deliver.
+        self.state.held_to_server.store(false, Ordering::SeqCst);
+        self.state.held_to_client.store(false, Ordering::SeqCst);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.state.up.store(true, Ordering::SeqCst);
+    }
+
+    /// Holds back whatever flows `direction` from now until the next cut.
+    pub fn hold(&self, direction: Direction) {
+        self.state.held_bytes.store(0, Ordering::SeqCst);
+        let flag = match direction {
+            Direction::ToServer => &self.state.held_to_server,
+            Direction::ToClient => &self.state.held_to_client,
+        };
+        flag.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until something is being held back.
+    pub fn wait_held(&self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.state.held_bytes.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "nothing came to hold back");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// How many connections were passed on to the server.
+    pub fn connections(&self) -> usize {
+        self.state.passed.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.state.stopping.store(true, Ordering::SeqCst);
+        self.cut();
+        // Wake the acceptor so that it sees it is to stop.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+/// Copies `from` to `to` until either ends or the link is cut.
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    direction: Direction,
+    alive: &AtomicBool,
+    state: &ProxyState,
+) {
+    let held = match direction {
+        Direction::ToServer => &state.held_to_server,
+        Direction::ToClient => &state.held_to_client,
+    };
+    // The client's request head, gathered to take the offer out.
+    let mut head = (state.strip_offer && direction == Direction::ToServer).then(Vec::new);
+    let mut buffer = [0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) => {
+                let _ = to.shutdown(Shutdown::Write);
+                return;
+            }
+            Ok(n) => n,
+            Err(_) => break,
+        };
+        let mut data = buffer[..n].to_vec();
+        if let Some(gathered) = head.as_mut() {
+            gathered.extend_from_slice(&data);
+            let Some(end) = gathered.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let (request, rest) = gathered.split_at(end + 4);
+            let request = String::from_utf8_lossy(request);
+            data = request
+                .split_inclusive("\r\n")
+                .filter(|line| {
+                    !line
+                        .to_ascii_lowercase()
+                        .starts_with("sec-websocket-protocol:")
+                })
+                .collect::<String>()
+                .into_bytes();
+            data.extend_from_slice(rest);
+            head = None;
+        }
+        if held.load(Ordering::SeqCst) {
+            state.held_bytes.fetch_add(data.len(), Ordering::SeqCst);
+            while held.load(Ordering::SeqCst) && alive.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+        if !alive.load(Ordering::SeqCst) || to.write_all(&data).is_err() {
+            break; // cut: what was held back is lost, as in a real outage
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
 }

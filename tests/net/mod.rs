@@ -3,15 +3,16 @@
 //! bounded.
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
+use tungstenite::protocol::Role;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
@@ -147,6 +148,58 @@ impl Client {
         Client { ws, local_addr }
     }
 
+    /// Upgrades with a hand-written request carrying one
+    /// `Sec-WebSocket-Protocol` header per entry of `offers`, and returns
+    /// the subprotocol the server selected. (tungstenite's own client fails
+    /// any handshake in which the server selects none of those offered, so
+    /// it cannot show that answer.)
+    pub fn connect_offering(addr: SocketAddr, offers: &[&str]) -> (Client, Option<String>) {
+        let mut tcp = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+        tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+        tcp.set_write_timeout(Some(TIMEOUT)).unwrap();
+        let local_addr = tcp.local_addr().unwrap();
+        let key = tungstenite::handshake::client::generate_key();
+        let mut request = format!(
+            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n"
+        );
+        for offer in offers {
+            request.push_str(&format!("Sec-WebSocket-Protocol: {offer}\r\n"));
+        }
+        request.push_str("\r\n");
+        tcp.write_all(request.as_bytes()).expect("send the upgrade");
+        // Byte by byte: what follows the head is the WebSocket's.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            assert!(head.len() < 16 * 1024, "no end to the response head");
+            let mut byte = [0];
+            tcp.read_exact(&mut byte).expect("the upgrade's response");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).expect("a UTF-8 response head");
+        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+        let header = |name: &str| -> Vec<String> {
+            head.lines()
+                .filter_map(|line| line.split_once(':'))
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.trim().to_owned())
+                .collect()
+        };
+        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        assert_eq!(header("Sec-WebSocket-Accept"), [accept], "{head}");
+        let mut selected = header("Sec-WebSocket-Protocol");
+        assert!(selected.len() <= 1, "{head}");
+        let ws = WebSocket::from_raw_socket(tcp, Role::Client, None);
+        (Client { ws, local_addr }, selected.pop())
+    }
+
+    /// A client that offered `wschat.v2` and got it.
+    pub fn connect_v2(addr: SocketAddr) -> Client {
+        let (client, selected) = Client::connect_offering(addr, &["wschat.v2"]);
+        assert_eq!(selected.as_deref(), Some("wschat.v2"));
+        client
+    }
+
     pub fn send_text(&mut self, text: &str) {
         self.ws.send(Message::text(text)).expect("send");
     }
@@ -226,28 +279,65 @@ impl Client {
 
 /// The keys of a JSON object, in wire order.
 pub fn keys(json: &str) -> Vec<String> {
-    struct Keys(Vec<String>);
-    struct KeysVisitor;
-    impl<'de> Visitor<'de> for KeysVisitor {
-        type Value = Keys;
+    serde_json::from_str::<Keys>(json).expect("a JSON object").0
+}
+
+/// The keys of each object in the array `field` of a JSON object, in wire
+/// order (a `serde_json::Value` would sort them).
+pub fn keys_in(json: &str, field: &str) -> Vec<Vec<String>> {
+    struct Field<'f>(&'f str);
+    impl<'de> DeserializeSeed<'de> for Field<'_> {
+        type Value = Vec<Vec<String>>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Field<'_> {
+        type Value = Vec<Vec<String>>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a JSON object")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
-            let mut keys = Vec::new();
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = Vec::new();
             while let Some(key) = map.next_key::<String>()? {
-                map.next_value::<IgnoredAny>()?;
-                keys.push(key);
+                if key == self.0 {
+                    let objects: Vec<Keys> = map.next_value()?;
+                    found = objects.into_iter().map(|k| k.0).collect();
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
-            Ok(Keys(keys))
+            Ok(found)
         }
     }
-    impl<'de> Deserialize<'de> for Keys {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
-            d.deserialize_map(KeysVisitor)
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    Field(field)
+        .deserialize(&mut deserializer)
+        .expect("a JSON object")
+}
+
+/// An object's keys, in wire order.
+struct Keys(Vec<String>);
+
+impl<'de> Deserialize<'de> for Keys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+        struct KeysVisitor;
+        impl<'de> Visitor<'de> for KeysVisitor {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<IgnoredAny>()?;
+                    keys.push(key);
+                }
+                Ok(Keys(keys))
+            }
         }
+        d.deserialize_map(KeysVisitor)
     }
-    serde_json::from_str::<Keys>(json).expect("a JSON object").0
 }
 
 /// Checks a message id or secret: `len` characters of the nanoid alphabet.

@@ -1,0 +1,719 @@
+//! The client against a server that selects `wschat.v2`: server times,
+//! leave notices, /who, /logout, catch-up after a reconnect, and messages
+//! confirmed by `replyTo` — or checked against the catch-up when a
+//! connection dropped before their confirmation.
+
+use super::*;
+
+/// 2025-11-28 00:00 UTC, in milliseconds.
+const MIDNIGHT: u64 = 1_764_288_000_000;
+
+/// A server timestamp at `h:m` UTC (shown as `hh:mm` by the harness).
+fn at(h: u64, m: u64) -> u64 {
+    MIDNIGHT + (h * 60 + m) * 60_000
+}
+
+fn said<'a>(name: &'a str, message: &'a str, seq: u64, timestamp: u64) -> ServerMessage<'a> {
+    ServerMessage::TextBroadcast {
+        id: "t".into(),
+        reply_to: None,
+        username: name.into(),
+        message: message.into(),
+        seq: Some(seq),
+        timestamp: Some(timestamp),
+    }
+}
+
+/// The sender's own copy of its message `reply_to`.
+fn echo<'a>(message: &'a str, reply_to: String, seq: u64, timestamp: u64) -> ServerMessage<'a> {
+    ServerMessage::TextBroadcast {
+        id: "t".into(),
+        reply_to: Some(reply_to.into()),
+        username: "alice".into(),
+        message: message.into(),
+        seq: Some(seq),
+        timestamp: Some(timestamp),
+    }
+}
+
+fn history(messages: Vec<ServerMessage<'static>>, complete: bool) -> ServerMessage<'static> {
+    ServerMessage::History {
+        id: "h".into(),
+        reply_to: "l".into(),
+        messages,
+        complete,
+    }
+}
+
+fn left(name: &str, reason: LeaveReason, timestamp: u64) -> ServerMessage<'_> {
+    ServerMessage::LogoutBroadcast {
+        id: "o".into(),
+        username: name.into(),
+        reason,
+        timestamp,
+    }
+}
+
+fn joined<'a>(name: &'a str, location: &'a str, timestamp: u64) -> ServerMessage<'a> {
+    ServerMessage::LoginBroadcast {
+        id: "b".into(),
+        username: name.into(),
+        location: location.into(),
+        timestamp: Some(timestamp),
+    }
+}
+
+fn login_reply<'a>(name: &'a str, secret: &'a str) -> ServerMessage<'a> {
+    ServerMessage::LoginMessage {
+        id: "l".into(),
+        reply_to: Some("l".into()),
+        username: name.into(),
+        location: "127.0.0.1".into(),
+        secret: secret.into(),
+    }
+}
+
+impl Harness {
+    /// The handshake completed and the server selected `wschat.v2`.
+    fn connected_v2(&mut self) -> Vec<String> {
+        self.client.handle_connected(Some(SUBPROTOCOL_V2), self.now);
+        self.drain()
+    }
+
+    /// Connects and logs in as alice on v2, the catch-up holding `context`;
+    /// returns what the client did after sending its login.
+    fn log_in_v2(&mut self, secret: &str, context: Vec<ServerMessage<'static>>) -> Vec<String> {
+        assert_eq!(self.drain(), ["connect"]);
+        self.log_in_again(secret, context, true)
+    }
+
+    /// After `connect`: the handshake, the login, and the server's answer
+    /// with `messages` in its catch-up.
+    fn log_in_again(
+        &mut self,
+        secret: &str,
+        messages: Vec<ServerMessage<'static>>,
+        complete: bool,
+    ) -> Vec<String> {
+        let mut out = self.connected_v2();
+        assert!(out.remove(0).starts_with("send login alice"), "{out:?}");
+        out.extend(self.server(joined("alice", "127.0.0.1", at(9, 0))));
+        out.extend(self.server(login_reply("alice", secret)));
+        out.extend(self.server(history(messages, complete)));
+        out
+    }
+
+    /// The id the client sent `text` under (the last time).
+    fn id_of(&self, text: &str) -> String {
+        self.sent
+            .iter()
+            .rev()
+            .find_map(|message| match message {
+                ClientMessage::TextFromUser { id, text: t } if t == text => Some(id.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{text:?} was never sent"))
+    }
+
+    /// The `since` of the last login sent.
+    fn last_since(&self) -> Option<u64> {
+        self.sent.iter().rev().find_map(|message| match message {
+            ClientMessage::Login { since, .. } => Some(*since),
+            _ => None,
+        })?
+    }
+}
+
+// ---- negotiation ----
+
+#[test]
+fn offers_v2_and_the_history_after_login_message_completes_the_login() {
+    let mut h = Harness::interactive();
+    assert_eq!(h.drain(), ["connect"]);
+    assert_eq!(h.connected_v2(), ["send login alice"]);
+    assert_eq!(h.last_since(), None, "a newcomer asks for no catch-up");
+    assert!(h.server(joined("alice", "127.0.0.1", at(9, 0))).is_empty());
+    // Not online until the catch-up has come.
+    assert!(h.server(login_reply("alice", "S")).is_empty());
+    assert!(!h.client.is_online());
+    assert_eq!(h.client.version(), Version::V2);
+    // A newcomer's context, in server time.
+    assert_eq!(
+        h.server(history(
+            vec![
+                said("bob", "earlier", 7, at(9, 15)),
+                said("carol", "* carol waves", 8, at(9, 16)),
+            ],
+            true
+        )),
+        [
+            "save alice=S",
+            "show 12:00 -- connected to ws://test as alice; /help lists the commands",
+            "show 09:15 bob: earlier",
+            "show 09:16 * carol waves",
+        ]
+    );
+    assert!(h.client.is_online());
+}
+
+#[test]
+fn a_script_does_not_print_a_newcomers_context() {
+    let mut h = Harness::script();
+    assert_eq!(
+        h.log_in_v2("S", vec![said("bob", "earlier", 7, at(9, 15))]),
+        ["save alice=S"]
+    );
+    // But it counts: the next message is 8, and a reconnect asks after it.
+    assert_eq!(
+        h.server(said("bob", "now", 8, at(9, 20))),
+        ["show 09:20 bob: now"]
+    );
+    h.disconnected("reset");
+    h.wake();
+    h.connected_v2();
+    assert_eq!(h.last_since(), Some(8));
+}
+
+#[test]
+fn falls_back_to_v1_when_the_server_does_not_select_v2_and_stays_there() {
+    let mut h = Harness::interactive();
+    assert_eq!(h.drain(), ["connect"]);
+    // tungstenite gave up on a 101 without our subprotocol: try without.
+    h.client.handle_subprotocol_refused(h.now);
+    assert_eq!(h.drain(), ["connect v1"]);
+    assert_eq!(h.connected(), ["send login alice"]);
+    assert_eq!(h.client.version(), Version::V1);
+    // A v1 login is complete with loginMessage: no history comes.
+    assert_eq!(
+        h.server(login_message("alice", "S")),
+        [
+            "save alice=S",
+            "show 12:00 -- connected to ws://test as alice; /help lists the commands \
+             (this server speaks protocol v1: no catch-up after a dropped connection, \
+             no /who, no /logout)"
+        ]
+    );
+    assert_eq!(
+        h.type_line("/who"),
+        ["show this server speaks protocol v1, which has no /who"]
+    );
+    assert_eq!(
+        h.type_line("/logout"),
+        [
+            "show this server speaks protocol v1, which has no /logout; /quit leaves, \
+             and the server frees the name some minutes later"
+        ]
+    );
+    // Messages keep the local time of printing.
+    assert_eq!(h.server(text("bob", "hi")), ["show 12:00 bob: hi"]);
+    h.disconnected("reset");
+    let (_, out) = h.wake();
+    assert_eq!(
+        out,
+        ["connect v1"],
+        "the server was v1: no need to ask again"
+    );
+    assert_eq!(h.connected(), ["send login alice secret=S"]);
+}
+
+#[test]
+fn a_refused_subprotocol_keeps_the_login_deadline() {
+    let mut h = Harness::script();
+    assert_eq!(h.drain(), ["connect"]);
+    h.advance(Duration::from_secs(6));
+    h.client.handle_subprotocol_refused(h.now);
+    assert_eq!(h.drain(), ["connect v1"]);
+    let (slept, out) = h.wake();
+    assert_eq!(slept, Duration::from_secs(4));
+    assert_eq!(
+        out,
+        [
+            "close",
+            "exit 1: could not connect to ws://test: no answer within 10 s"
+        ]
+    );
+}
+
+// ---- what is shown ----
+
+#[test]
+fn messages_joins_and_leaves_show_the_servers_time() {
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    assert_eq!(
+        h.server(said("bob", "hi", 1, at(9, 20))),
+        ["show 09:20 bob: hi"]
+    );
+    assert_eq!(
+        h.server(joined("carol", "10.0.0.7", at(9, 21))),
+        ["show 09:21 * carol joined from 10.0.0.7"]
+    );
+    assert_eq!(
+        h.server(left("carol", LeaveReason::Disconnected, at(9, 22))),
+        ["show 09:22 * carol left"]
+    );
+    assert_eq!(
+        h.server(left("dave", LeaveReason::Evicted, at(9, 23))),
+        ["show 09:23 * dave was disconnected (no answer)"]
+    );
+    assert_eq!(
+        h.server(left("bob", LeaveReason::Logout, at(9, 24))),
+        ["show 09:24 * bob logged out"]
+    );
+    // An old connection of ours going away: we are still here.
+    assert!(
+        h.server(left("Alice", LeaveReason::Disconnected, at(9, 25)))
+            .is_empty()
+    );
+}
+
+#[test]
+fn what_comes_while_logging_in_is_shown_after_the_catch_up_in_order() {
+    let mut h = Harness::interactive();
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected_v2();
+    // The connection is open before the login: broadcasts already come.
+    assert!(h.server(said("bob", "two", 2, at(9, 2))).is_empty());
+    assert!(h.server(joined("carol", "10.0.0.7", at(9, 3))).is_empty());
+    h.server(login_reply("alice", "S"));
+    assert_eq!(
+        h.server(history(
+            vec![
+                said("bob", "one", 1, at(9, 1)),
+                said("bob", "two", 2, at(9, 2))
+            ],
+            true
+        )),
+        [
+            "save alice=S",
+            "show 12:00 -- connected to ws://test as alice; /help lists the commands",
+            "show 09:01 bob: one",
+            "show 09:02 bob: two",
+            "show 09:03 * carol joined from 10.0.0.7",
+        ]
+    );
+}
+
+#[test]
+fn json_mode_prints_frames_once_and_adds_no_lines_for_them() {
+    let mut c = config(Mode::Script);
+    c.raw_json = true;
+    let mut h = Harness::new(c);
+    let out = h.log_in_v2("S", vec![said("bob", "old", 1, at(9, 1))]);
+    let kinds: Vec<&str> = out
+        .iter()
+        .map(|l| {
+            l.split("\"type\":\"")
+                .nth(1)
+                .and_then(|t| t.split('"').next())
+                .unwrap_or(l)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["loginBroadcast", "loginMessage", "history", "save alice=S"]
+    );
+}
+
+// ---- catching up after a reconnect ----
+
+#[test]
+fn a_reconnect_asks_since_the_last_seq_and_shows_each_missed_message_once() {
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![said("bob", "one", 1, at(9, 1))]);
+    h.server(said("bob", "two", 2, at(9, 2)));
+    let out = h.disconnected("reset");
+    assert!(out[0].starts_with("show 12:00 -- connection lost (reset)"));
+    let (_, out) = h.wake();
+    assert_eq!(out, ["connect"]);
+    assert_eq!(h.connected_v2(), ["send login alice secret=S since=2"]);
+    // Said after our handshake, before our login: live, and in the history.
+    assert!(h.server(said("carol", "five", 5, at(9, 5))).is_empty());
+    assert!(h.server(joined("alice", "127.0.0.1", at(9, 5))).is_empty());
+    assert!(h.server(login_reply("alice", "S")).is_empty());
+    assert_eq!(
+        h.server(history(
+            vec![
+                said("bob", "three", 3, at(9, 3)),
+                said("carol", "four", 4, at(9, 4)),
+                said("carol", "five", 5, at(9, 5)),
+            ],
+            true
+        )),
+        [
+            "show 12:00 -- back online as alice",
+            "show 09:03 bob: three",
+            "show 09:04 carol: four",
+            "show 09:05 carol: five",
+        ]
+    );
+    assert_eq!(
+        h.server(said("bob", "six", 6, at(9, 6))),
+        ["show 09:06 bob: six"]
+    );
+    // A seq already shown is never shown again.
+    assert!(h.server(said("bob", "three", 3, at(9, 3))).is_empty());
+
+    // And the next drop asks after 6.
+    h.disconnected("reset");
+    h.wake();
+    assert_eq!(h.connected_v2(), ["send login alice secret=S since=6"]);
+}
+
+#[test]
+fn a_gap_in_the_catch_up_is_said_plainly() {
+    let mut h = Harness::script();
+    h.log_in_v2("S", vec![said("bob", "one", 1, at(9, 1))]);
+    h.disconnected("reset");
+    h.wake();
+    assert_eq!(
+        h.log_in_again("S", vec![said("bob", "1500", 1500, at(10, 0))], false),
+        [
+            "show 12:00 -- back online as alice",
+            "show 12:00 -- some messages were missed while you were away: \
+             the server no longer holds them",
+            "show 10:00 bob: 1500",
+        ]
+    );
+}
+
+#[test]
+fn a_restarted_server_numbering_from_one_again_is_followed() {
+    let mut h = Harness::script();
+    h.log_in_v2("S", vec![]);
+    h.server(said("bob", "forty", 40, at(9, 40)));
+    h.disconnected("reset");
+    h.wake();
+    // The server never reached 40 (it restarted): all it holds, incomplete.
+    let out = h.log_in_again(
+        "NEW",
+        vec![
+            said("bob", "new one", 1, at(10, 1)),
+            said("bob", "new two", 2, at(10, 2)),
+        ],
+        false,
+    );
+    assert_eq!(
+        out,
+        [
+            "save alice=NEW",
+            "show 12:00 -- back online as alice",
+            "show 12:00 -- some messages were missed while you were away: \
+             the server no longer holds them",
+            "show 10:01 bob: new one",
+            "show 10:02 bob: new two",
+        ]
+    );
+    assert_eq!(
+        h.server(said("bob", "new three", 3, at(10, 3))),
+        ["show 10:03 bob: new three"]
+    );
+    // Nothing held at all: counting starts afresh from 0.
+    h.disconnected("reset");
+    h.wake();
+    assert_eq!(
+        h.log_in_again("NEW", vec![], false)[1],
+        "show 12:00 -- some messages were missed while you were away: \
+         the server no longer holds them"
+    );
+    h.disconnected("reset");
+    h.wake();
+    h.connected_v2();
+    assert_eq!(h.last_since(), Some(0));
+}
+
+// ---- our own messages ----
+
+#[test]
+fn own_messages_are_confirmed_by_reply_to_not_by_name_and_text() {
+    let mut h = Harness::script();
+    h.log_in_v2("S", vec![]);
+    assert_eq!(h.type_line("hi"), ["send text hi"]);
+    h.end_of_input();
+    // The same words from our other device: not our confirmation.
+    assert_eq!(
+        h.server(said("alice", "hi", 1, at(9, 1))),
+        ["show 09:01 alice (you): hi"]
+    );
+    assert!(!h.client.is_finished());
+    let id = h.id_of("hi");
+    assert_eq!(
+        h.server(echo("hi", id, 2, at(9, 2))),
+        ["close", "show 09:02 alice (you): hi", "exit 0"]
+    );
+}
+
+#[test]
+fn a_refusal_names_the_message_it_refuses() {
+    let mut h = Harness::script();
+    h.log_in_v2("S", vec![]);
+    h.type_line("first");
+    h.type_line("second");
+    h.end_of_input();
+    let second = h.id_of("second");
+    let refusal = ServerMessage::ErrorMessage {
+        error: ErrorCode::MessageTooLong,
+        id: "e".into(),
+        reply_to: Some(second.into()),
+        description: Some("the message is longer than 3 characters".into()),
+    };
+    assert_eq!(
+        h.server(refusal),
+        ["show 12:00 !! your message was not sent: the message is longer than 3 characters"]
+    );
+    let first = h.id_of("first");
+    assert_eq!(
+        h.server(echo("first", first, 1, at(9, 1))),
+        [
+            "close",
+            "show 09:01 alice (you): first",
+            "exit 1: 1 message was not delivered"
+        ]
+    );
+}
+
+#[test]
+fn a_message_unconfirmed_at_a_drop_found_in_the_catch_up_was_delivered() {
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    h.server(said("bob", "one", 1, at(9, 1)));
+    assert_eq!(h.type_line("did it arrive?"), ["send text did it arrive?"]);
+    // No warning yet: the catch-up will tell.
+    let out = h.disconnected("reset");
+    assert_eq!(out.len(), 1, "{out:?}");
+    h.wake();
+    assert_eq!(
+        h.log_in_again(
+            "S",
+            vec![
+                said("alice", "did it arrive?", 2, at(9, 2)),
+                said("bob", "yes", 3, at(9, 3)),
+            ],
+            true
+        ),
+        [
+            "show 12:00 -- back online as alice",
+            "show 09:02 alice (you): did it arrive?",
+            "show 09:03 bob: yes",
+        ]
+    );
+    // Not sent again.
+    assert!(h.drain().is_empty());
+    assert_eq!(h.end_of_input(), ["close", "exit 0"]);
+}
+
+#[test]
+fn a_message_the_server_never_got_is_sent_again_before_newer_ones() {
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    h.type_line("lost on the way");
+    h.disconnected("reset");
+    h.type_line("typed while offline");
+    h.wake();
+    assert_eq!(
+        h.log_in_again("S", vec![said("bob", "meanwhile", 1, at(9, 1))], true),
+        [
+            "send text lost on the way",
+            "send text typed while offline",
+            "show 12:00 -- back online as alice; sending 2 queued messages",
+            "show 09:01 bob: meanwhile",
+            "show 12:00 -- the server never got this message before the connection dropped; \
+             sending it again: lost on the way",
+        ]
+    );
+    let id = h.id_of("lost on the way");
+    assert_eq!(
+        h.server(echo("lost on the way", id, 2, at(9, 2))),
+        ["show 09:02 alice (you): lost on the way"]
+    );
+}
+
+#[test]
+fn a_script_waits_through_a_drop_until_its_message_is_settled() {
+    let mut h = Harness::script();
+    h.log_in_v2("S", vec![]);
+    h.type_line("x");
+    h.end_of_input();
+    let out = h.disconnected("reset");
+    assert_eq!(out.len(), 1, "still waiting: {out:?}");
+    assert!(!h.client.is_finished());
+    h.wake();
+    assert_eq!(
+        h.log_in_again("S", vec![said("alice", "x", 1, at(9, 1))], true),
+        [
+            "close",
+            "show 12:00 -- back online as alice",
+            "show 09:01 alice (you): x",
+            "exit 0"
+        ]
+    );
+}
+
+#[test]
+fn when_the_catch_up_cannot_tell_it_says_so_and_a_script_fails() {
+    let mut h = Harness::script();
+    h.log_in_v2("S", vec![]);
+    h.type_line("x");
+    h.end_of_input();
+    h.disconnected("reset");
+    h.wake();
+    assert_eq!(
+        h.log_in_again("S", vec![said("bob", "y", 900, at(9, 1))], false),
+        [
+            "close",
+            "show 12:00 -- back online as alice",
+            "show 12:00 -- some messages were missed while you were away: \
+             the server no longer holds them",
+            "show 09:01 bob: y",
+            "show 12:00 !! the connection dropped before the server confirmed this message, \
+             and the server no longer holds the messages of that time: it may not have been \
+             delivered: x",
+            "exit 1: 1 message was not delivered"
+        ]
+    );
+}
+
+#[test]
+fn quitting_before_the_check_says_what_may_be_lost() {
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    h.type_line("x");
+    h.disconnected("reset");
+    assert_eq!(
+        h.type_line("/quit"),
+        [
+            "show 12:00 !! the connection dropped before the server confirmed this message; \
+             it may not have been delivered: x",
+            "exit 0"
+        ]
+    );
+}
+
+// ---- /who and /logout ----
+
+#[test]
+fn who_lists_everyone_online_with_their_devices() {
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    assert_eq!(h.type_line("/who"), ["send listUsers"]);
+    let list = ServerMessage::UserList {
+        id: "u".into(),
+        reply_to: "w".into(),
+        users: vec![
+            UserPresence {
+                username: "alice".into(),
+                connections: 2,
+            },
+            UserPresence {
+                username: "bob".into(),
+                connections: 1,
+            },
+            UserPresence {
+                username: "carol".into(),
+                connections: 3,
+            },
+        ],
+    };
+    assert_eq!(
+        h.server(list),
+        ["show online (3): alice (you, 2 devices), bob, carol (3 devices)"]
+    );
+    h.disconnected("reset");
+    assert_eq!(
+        h.type_line("/who"),
+        ["show not connected: /who works once the connection is back"]
+    );
+}
+
+#[test]
+fn logout_frees_the_name_and_leaves_once_the_server_confirms() {
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    assert_eq!(h.type_line("/logout"), ["send logout"]);
+    assert!(!h.client.reads_lines(), "the prompt is not shown again");
+    assert_eq!(
+        h.type_line("one more thing"),
+        ["show logging out; waiting for the server to confirm"]
+    );
+    assert_eq!(
+        h.server(left("alice", LeaveReason::Logout, at(9, 30))),
+        [
+            "close",
+            "show 12:00 -- logged out: the name alice is free",
+            "exit 0"
+        ]
+    );
+}
+
+#[test]
+fn an_unconfirmed_logout_is_a_failure_said_plainly() {
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    h.type_line("/logout");
+    h.end_of_input(); // Ctrl-D while waiting: the logout ends it anyway
+    let (slept, out) = h.wake();
+    assert_eq!(slept, Duration::from_secs(10));
+    assert_eq!(
+        out,
+        [
+            "close",
+            "exit 1: the server did not confirm the logout within 10 s; \
+             the name may still be reserved"
+        ]
+    );
+
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    h.type_line("/logout");
+    assert_eq!(
+        h.disconnected("reset"),
+        [
+            "exit 1: the connection dropped before the server confirmed the logout (reset); \
+             the name may still be reserved"
+        ]
+    );
+
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    h.disconnected("reset");
+    assert_eq!(
+        h.type_line("/logout"),
+        [
+            "show not connected: /logout works once the connection is back; \
+             /quit leaves, keeping the name reserved for a while"
+        ]
+    );
+}
+
+#[test]
+fn logout_drops_what_waits_and_sends_nothing_after_it() {
+    let mut c = config(Mode::Interactive);
+    c.window = 1;
+    let mut h = Harness::new(c);
+    h.log_in_v2("S", vec![]);
+    h.type_line("in flight");
+    assert!(h.type_line("waiting").is_empty());
+    assert_eq!(
+        h.type_line("/logout"),
+        ["send logout", "show 12:00 -- 1 queued message was not sent"]
+    );
+    // The server answers in order: the echo, then the logout.
+    let id = h.id_of("in flight");
+    assert_eq!(
+        h.server(echo("in flight", id, 1, at(9, 1))),
+        ["show 09:01 alice (you): in flight"]
+    );
+}
+
+#[test]
+fn a_logout_from_another_device_ends_the_session() {
+    let mut h = Harness::script();
+    h.log_in_v2("S", vec![]);
+    assert_eq!(
+        h.server(left("alice", LeaveReason::Logout, at(9, 30))),
+        [
+            "close",
+            "exit 1: logged out from another connection: the name 'alice' was released"
+        ]
+    );
+}

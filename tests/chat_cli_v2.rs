@@ -1,0 +1,261 @@
+//! chat-cli on protocol v2 against a real chat-server on 127.0.0.1, with a
+//! TCP proxy in between to cut its connection while the server and the
+//! others carry on: it catches up on what it missed, once and in order,
+//! never loses a message it sent, and falls back to v1 when the server
+//! does not select v2.
+#![cfg(all(feature = "cli", feature = "server"))]
+
+mod clients;
+
+use clients::{Cli, Direction, Proxy, Server, run_script};
+use serde_json::Value;
+
+fn state_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary state directory")
+}
+
+/// Cuts the proxy and waits until both the client and the server (as
+/// `witness`, another chat-cli, hears) know the client is gone.
+fn cut_off(proxy: &Proxy, client: &mut Cli, name: &str, witness: &mut Cli) {
+    proxy.cut();
+    client.expect_stderr("connection lost");
+    witness.expect_stdout(&format!("* {name} left"));
+}
+
+#[test]
+fn after_a_drop_the_client_prints_every_missed_message_once_in_order() {
+    let server = Server::start();
+    let proxy = Proxy::start(server.port);
+    let (alice_state, bob_state) = (state_dir(), state_dir());
+    let mut alice = Cli::spawn(alice_state.path(), &[&proxy.url(), "--name", "alice"]);
+    alice.send("before");
+    alice.expect_stdout("alice (you): before");
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    alice.expect_stdout("* bob joined from 127.0.0.1");
+    bob.send("hello alice");
+    alice.expect_stdout("bob: hello alice");
+
+    cut_off(&proxy, &mut alice, "alice", &mut bob);
+    let missed: Vec<String> = (1..=5)
+        .map(|n| format!("while you were away {n}"))
+        .collect();
+    for message in &missed {
+        bob.send(message);
+        bob.expect_stdout(&format!("bob (you): {message}"));
+    }
+    proxy.restore();
+    alice.expect_stderr("back online as alice");
+    bob.expect_stdout("* alice joined from 127.0.0.1");
+    bob.send("welcome back");
+    alice.expect_stdout("bob: welcome back");
+
+    let alice = alice.finish();
+    assert!(alice.status.success(), "{alice:?}");
+    let mut expected = vec![
+        "alice (you): before".to_owned(),
+        "* bob joined from 127.0.0.1".to_owned(),
+        "bob: hello alice".to_owned(),
+    ];
+    expected.extend(missed.iter().map(|m| format!("bob: {m}")));
+    expected.push("bob: welcome back".to_owned());
+    assert_eq!(alice.stdout, expected, "each missed message once, in order");
+    assert!(
+        !alice.stderr.iter().any(|l| l.contains("missed")),
+        "the server held everything: {:?}",
+        alice.stderr
+    );
+}
+
+#[test]
+fn the_catch_up_after_a_drop_holds_exactly_what_was_missed() {
+    let server = Server::start();
+    let proxy = Proxy::start(server.port);
+    let (alice_state, bob_state) = (state_dir(), state_dir());
+    let mut alice = Cli::spawn(
+        alice_state.path(),
+        &[&proxy.url(), "--name", "alice", "--json"],
+    );
+    alice.send("mine");
+    alice.expect_stdout_where("alice's own message", |l| l.contains(r#""message":"mine""#));
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    bob.send("seen");
+    alice.expect_stdout_where("bob's message", |l| l.contains(r#""message":"seen""#));
+    cut_off(&proxy, &mut alice, "alice", &mut bob);
+    for message in ["missed 1", "missed 2"] {
+        bob.send(message);
+        bob.expect_stdout(&format!("bob (you): {message}"));
+    }
+    proxy.restore();
+    let history = alice.expect_stdout_where("the catch-up", |l| l.contains(r#""type":"history""#));
+    let history: Value = serde_json::from_str(&history).expect("JSON");
+    let texts: Vec<&str> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["missed 1", "missed 2"], "since = the last seq seen");
+    assert_eq!(history["complete"], true);
+}
+
+#[test]
+fn a_message_left_unconfirmed_by_a_drop_is_delivered_exactly_once() {
+    let server = Server::start();
+    let proxy = Proxy::start(server.port);
+    let (alice_state, bob_state) = (state_dir(), state_dir());
+    let mut alice = Cli::spawn(alice_state.path(), &[&proxy.url(), "--name", "alice"]);
+    alice.send("hi");
+    alice.expect_stdout("alice (you): hi");
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    alice.expect_stdout("* bob joined from 127.0.0.1");
+
+    // The server gets the message; its confirmation is lost with the
+    // connection. The catch-up shows it arrived: it is not sent again.
+    proxy.hold(Direction::ToClient);
+    alice.send("did this arrive?");
+    bob.expect_stdout("alice: did this arrive?");
+    cut_off(&proxy, &mut alice, "alice", &mut bob);
+    proxy.restore();
+    alice.expect_stderr("back online as alice");
+    alice.expect_stdout("alice (you): did this arrive?");
+
+    // The message never reaches the server: after the reconnect it is
+    // sent again, and said so.
+    proxy.hold(Direction::ToServer);
+    alice.send("and this one?");
+    proxy.wait_held();
+    cut_off(&proxy, &mut alice, "alice", &mut bob);
+    proxy.restore();
+    alice.expect_stderr("sending it again: and this one?");
+    alice.expect_stdout("alice (you): and this one?");
+    bob.expect_stdout("alice: and this one?");
+
+    bob.send("the end");
+    alice.expect_stdout("bob: the end");
+    let alice = alice.finish();
+    assert!(alice.status.success(), "{alice:?}");
+    let bob = bob.finish();
+    assert!(bob.status.success(), "{bob:?}");
+    for (who, lines, line) in [
+        ("alice", &alice.stdout, "alice (you): did this arrive?"),
+        ("alice", &alice.stdout, "alice (you): and this one?"),
+        ("bob", &bob.stdout, "alice: did this arrive?"),
+        ("bob", &bob.stdout, "alice: and this one?"),
+    ] {
+        let times = lines.iter().filter(|l| *l == line).count();
+        assert_eq!(times, 1, "{who} saw {line:?} {times} times: {lines:?}");
+    }
+}
+
+#[test]
+fn against_a_server_that_does_not_select_v2_the_client_falls_back_to_v1() {
+    let server = Server::start();
+    let v1_only = Proxy::v1_only(server.port);
+    let state = state_dir();
+    let out = run_script(
+        state.path(),
+        &[&v1_only.url(), "--name", "old", "--json"],
+        "hi\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stderr, Vec::<String>::new());
+    let frames: Vec<Value> = out
+        .stdout
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let types: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["loginBroadcast", "loginMessage", "textBroadcast"]);
+    for frame in &frames {
+        for v2_field in ["seq", "timestamp", "replyTo"] {
+            assert!(frame.get(v2_field).is_none(), "v1 only: {frame}");
+        }
+    }
+    // The first connection offered v2 and was given nothing; the second
+    // offered nothing.
+    assert_eq!(v1_only.connections(), 2);
+
+    // The same server, asked directly, speaks v2 with chat-cli.
+    let state = state_dir();
+    let out = run_script(
+        state.path(),
+        &[&server.url(), "--name", "new", "--json"],
+        "hi\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let frames: Vec<Value> = out
+        .stdout
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let types: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["loginBroadcast", "loginMessage", "history", "textBroadcast"]
+    );
+    let own = &frames[3];
+    assert!(own["seq"].is_u64() && own["timestamp"].is_u64(), "{own}");
+    assert!(own["replyTo"].is_string(), "{own}");
+}
+
+#[test]
+fn a_v1_session_still_works_through_a_drop() {
+    let server = Server::start();
+    let proxy = Proxy::v1_only(server.port);
+    let (alice_state, bob_state) = (state_dir(), state_dir());
+    let mut alice = Cli::spawn(alice_state.path(), &[&proxy.url(), "--name", "alice"]);
+    alice.send("on v1");
+    alice.expect_stdout("alice (you): on v1");
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    alice.expect_stdout("* bob joined from 127.0.0.1");
+    proxy.cut();
+    alice.expect_stderr("connection lost");
+    bob.expect_stdout("* alice left");
+    bob.send("lost to v1");
+    bob.expect_stdout("bob (you): lost to v1");
+    proxy.restore();
+    alice.expect_stderr("back online as alice");
+    bob.send("after");
+    alice.expect_stdout("bob: after");
+    let alice = alice.finish();
+    assert!(alice.status.success(), "{alice:?}");
+    // v1 has no catch-up: what was said meanwhile is not shown.
+    assert!(!alice.stdout.iter().any(|l| l.contains("lost to v1")));
+}
+
+#[test]
+fn when_the_server_no_longer_holds_everything_missed_the_client_says_so() {
+    let server = Server::start_with(&["--history-size", "3"]);
+    let proxy = Proxy::start(server.port);
+    let (alice_state, bob_state) = (state_dir(), state_dir());
+    let mut alice = Cli::spawn(alice_state.path(), &[&proxy.url(), "--name", "alice"]);
+    alice.send("here");
+    alice.expect_stdout("alice (you): here");
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    alice.expect_stdout("* bob joined from 127.0.0.1");
+    cut_off(&proxy, &mut alice, "alice", &mut bob);
+    for n in 1..=5 {
+        let message = format!("said {n}");
+        bob.send(&message);
+        bob.expect_stdout(&format!("bob (you): {message}"));
+    }
+    proxy.restore();
+    alice.expect_stderr("back online as alice");
+    alice.expect_stderr("some messages were missed while you were away");
+    bob.send("and now");
+    alice.expect_stdout("bob: and now");
+    let alice = alice.finish();
+    assert!(alice.status.success(), "{alice:?}");
+    assert_eq!(
+        alice.stdout,
+        [
+            "alice (you): here",
+            "* bob joined from 127.0.0.1",
+            "bob: said 3",
+            "bob: said 4",
+            "bob: said 5",
+            "bob: and now"
+        ],
+        "what the server still held, once"
+    );
+}
