@@ -1,4 +1,7 @@
 //! Timings and limits of the chat core, each with a documented default.
+//!
+//! Every limit on what a peer may do is switched off by setting it to 0
+//! (`Duration::ZERO` for durations), for benchmarks and trusted setups.
 
 use std::time::Duration;
 
@@ -31,6 +34,38 @@ pub struct Config {
     /// messages past it are left out (and `complete` is false), so a catch-up
     /// never overflows a connection's send queue. Default 256 KiB.
     pub history_max_bytes: usize,
+    /// Messages a connection may send per second, on average. Every text or
+    /// binary frame counts, whatever it holds (a `login`, a `logout` and
+    /// even malformed JSON all cost the server an answer, and some a
+    /// broadcast to everyone); a frame past the limit is answered with
+    /// `rateLimited` and otherwise ignored. Default 5; 0 turns the limit off.
+    pub message_rate: u32,
+    /// Messages a connection may send at once before `message_rate` applies
+    /// (the token bucket's size). Default 10; 0 turns the limit off.
+    pub message_burst: u32,
+    /// Wrong secrets a peer address may give in one minute; past them, every
+    /// login with a secret from that address gets `rateLimited` until the
+    /// minute (counted from its first wrong secret) ends. Logins without a
+    /// secret are never refused by it. Default 5; 0 turns the limit off.
+    pub login_failures_per_minute: u32,
+    /// How many peer addresses `login_failures_per_minute` tracks at once,
+    /// bounding its memory (about 100 bytes each) whatever the number of
+    /// attacking addresses. While that many are tracked, logins with a
+    /// secret from any other address get `rateLimited`, for at most a
+    /// minute after the last wrong secret. Default 10 000.
+    pub login_failure_addresses: usize,
+    /// A connection that holds no login this long after it opened (or after
+    /// its login was logged out) is closed with 1008 "login timeout".
+    /// Default 60 s; `Duration::ZERO` turns the limit off.
+    pub login_timeout: Duration,
+    /// WebSocket pings a peer may send per second, on average. Pings past
+    /// the limit get no pong; a peer that goes on to exceed it by another
+    /// `inbound_ping_burst` pings is closed with 1008 "ping flood".
+    /// Default 2; 0 turns the limit off.
+    pub inbound_ping_rate: u32,
+    /// Pings a peer may send at once before `inbound_ping_rate` applies.
+    /// Default 10; 0 turns the limit off.
+    pub inbound_ping_burst: u32,
 }
 
 impl Default for Config {
@@ -45,6 +80,13 @@ impl Default for Config {
             history_size: 1000,
             history_on_join: 50,
             history_max_bytes: 256 * 1024,
+            message_rate: 5,
+            message_burst: 10,
+            login_failures_per_minute: 5,
+            login_failure_addresses: 10_000,
+            login_timeout: Duration::from_secs(60),
+            inbound_ping_rate: 2,
+            inbound_ping_burst: 10,
         }
     }
 }

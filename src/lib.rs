@@ -69,4 +69,4 @@ pub mod username;
 
 pub use config::Config;
 pub use protocol::{ClientMessage, DecodeError, ErrorCode, ServerMessage, Version};
-pub use server::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server};
+pub use server::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Limit, Server};

@@ -236,6 +236,11 @@ pub enum ErrorCode {
     EmptyMessage,
     /// The text is longer than the server allows.
     MessageTooLong,
+    /// Too many messages from this connection, or too many wrong secrets
+    /// from its address. Nothing was done; the description says when to try
+    /// again (after a few hundred milliseconds for messages, within a minute
+    /// for secrets).
+    RateLimited,
     /// A code this version does not know (a newer server); clients only.
     #[serde(other)]
     Unknown,
@@ -253,6 +258,7 @@ impl ErrorCode {
             ErrorCode::InvalidUsername => "invalidUsername",
             ErrorCode::EmptyMessage => "emptyMessage",
             ErrorCode::MessageTooLong => "messageTooLong",
+            ErrorCode::RateLimited => "rateLimited",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -472,7 +478,7 @@ mod tests {
         };
         assert_eq!(ServerMessage::decode(&msg.encode()), Ok(msg));
         assert_eq!(
-            ServerMessage::decode(br#"{"type":"errorMessage","error":"rateLimited","id":"i"}"#),
+            ServerMessage::decode(br#"{"type":"errorMessage","error":"tooFunny","id":"i"}"#),
             Ok(ServerMessage::ErrorMessage {
                 error: ErrorCode::Unknown,
                 id: "i".into(),

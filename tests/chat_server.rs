@@ -117,6 +117,8 @@ fn every_client_sees_every_broadcast_in_the_same_order() {
     let options = Options {
         listen: ([127, 0, 0, 1], 0).into(),
         threads: std::num::NonZeroUsize::new(2),
+        // Each client sends its 25 messages at once: no rate limit here.
+        message_rate: 0,
         ..Options::default()
     };
     let server = ChatServer::bind(options).unwrap().spawn().unwrap();
@@ -307,6 +309,9 @@ fn a_client_that_stops_reading_is_closed_and_slows_no_one() {
         "16000",
         "--send-queue-bytes",
         "262144",
+        // The sender floods on purpose: no rate limit here.
+        "--message-rate",
+        "0",
     ]);
     let mut sender = Client::connect(server.addr);
     let mut reader = Client::connect(server.addr);

@@ -94,7 +94,8 @@ fn connections_closing_in_the_middle_of_a_busy_exchange_get_nothing_more() {
 
 #[test]
 fn a_connection_closed_during_ping_retries_is_never_pinged_again() {
-    let mut h = Harness::default();
+    // Connections that never log in, watched for minutes.
+    let mut h = Harness::new(without_login_timeout());
     let a = h.open();
     let b = h.open();
     assert_eq!(
@@ -145,7 +146,8 @@ fn a_closed_connection_leaves_nothing_but_its_logins_reservation() {
 
 #[test]
 fn inputs_for_a_closed_or_unknown_connection_are_ignored() {
-    let mut h = Harness::default();
+    // Connections that never log in, watched for minutes.
+    let mut h = Harness::new(without_login_timeout());
     let a = h.logged_in("alice");
     h.close(a);
     h.close(a); // twice: harmless
@@ -166,7 +168,8 @@ fn inputs_for_a_closed_or_unknown_connection_are_ignored() {
 
 #[test]
 fn reporting_the_close_of_a_connection_the_core_closed_is_harmless() {
-    let mut h = Harness::default();
+    // Connections that never log in, watched for minutes.
+    let mut h = Harness::new(without_login_timeout());
     let a = h.open();
     let b = h.open();
     h.frame(b, Inbound::Pong(b""));

@@ -1,7 +1,8 @@
 //! Randomized checks that the core is total: any bytes in any frame, and any
 //! interleaving of opens, frames, closes, clock jumps and drains, never make
 //! it panic, and it never addresses a connection that is closed. A quick
-//! pass for `cargo test`; real fuzzing comes later.
+//! pass for `cargo test`; the `core` fuzz target (`fuzz/`, see
+//! `docs/TESTING.md`) does the same for hours.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -49,6 +50,8 @@ enum Op {
     Text(usize, Vec<u8>),
     Binary(usize, Vec<u8>),
     Ping(usize, Vec<u8>),
+    /// This many pings at once.
+    PingFlood(usize, u8),
     Pong(usize),
     /// Log in as `NAMES[name]`, with the secret of an earlier login
     /// (by index), a wrong one, or none.
@@ -72,6 +75,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (conn, text_payload()).prop_map(|(c, b)| Op::Text(c, b)),
         1 => (conn, prop::collection::vec(any::<u8>(), 0..16)).prop_map(|(c, b)| Op::Binary(c, b)),
         1 => (conn, prop::collection::vec(any::<u8>(), 0..8)).prop_map(|(c, b)| Op::Ping(c, b)),
+        1 => (conn, 0..40u8).prop_map(|(c, n)| Op::PingFlood(c, n)),
         1 => conn.prop_map(Op::Pong),
         3 => (conn, 0..NAMES.len(), prop::option::of(any::<usize>()))
             .prop_map(|(conn, name, secret)| Op::Login { conn, name, secret }),
@@ -93,13 +97,21 @@ struct Driver {
 
 impl Driver {
     fn new() -> Self {
-        // Short timings so that clock jumps reach pings, evictions and expiry.
+        // Short timings so that clock jumps reach pings, evictions, expiry
+        // and login timeouts, and small limits that random input trips.
         let config = Config {
             ping_interval: Duration::from_secs(2),
             ping_retry: Duration::from_millis(100),
             evict_after: Duration::from_secs(10),
             login_ttl: Duration::from_secs(20),
             max_message_chars: 8,
+            message_rate: 2,
+            message_burst: 3,
+            login_failures_per_minute: 1,
+            login_failure_addresses: 1,
+            login_timeout: Duration::from_secs(5),
+            inbound_ping_rate: 1,
+            inbound_ping_burst: 2,
             ..Config::default()
         };
         Driver {
@@ -126,7 +138,9 @@ impl Driver {
         match op {
             Op::Open(v2) => {
                 let version = if v2 { Version::V2 } else { Version::V1 };
-                let conn = self.server.handle_open("127.0.0.1", version, self.now);
+                // Two addresses, for the table of wrong secrets per address.
+                let address = ["10.0.0.1", "10.0.0.2"][self.opened.len() % 2];
+                let conn = self.server.handle_open(address, version, self.now);
                 assert!(self.opened.iter().all(|&c| c != conn), "id reused");
                 self.opened.push(conn);
             }
@@ -143,6 +157,11 @@ impl Driver {
             Op::Text(i, bytes) => self.frame(i, Inbound::Text(&bytes)),
             Op::Binary(i, bytes) => self.frame(i, Inbound::Binary(&bytes)),
             Op::Ping(i, bytes) => self.frame(i, Inbound::Ping(&bytes)),
+            Op::PingFlood(i, count) => {
+                for _ in 0..count {
+                    self.frame(i, Inbound::Ping(b"p"));
+                }
+            }
             Op::Pong(i) => self.frame(i, Inbound::Pong(b"")),
             Op::Login { conn, name, secret } => {
                 let secret = secret.map(|s| match self.secrets.len() {

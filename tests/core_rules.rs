@@ -79,7 +79,8 @@ fn each_kind_of_invalid_username_is_refused_with_its_description() {
             "the name contains the invisible or control character U+2028",
         ),
     ];
-    let mut h = Harness::default();
+    // Every case at one instant: more than a burst of messages.
+    let mut h = Harness::new(without_message_limit());
     let a = h.open();
     for (name, description) in cases {
         h.login(a, name);
@@ -557,7 +558,8 @@ fn each_kind_of_malformed_text_is_answered_with_a_described_invalid_json() {
             "not valid JSON: invalid unicode code point",
         ),
     ];
-    let mut h = Harness::default();
+    // Every case at one instant: more than a burst of messages.
+    let mut h = Harness::new(without_message_limit());
     let a = h.open();
     let b = h.logged_in("bob");
     for &(input, description) in cases {

@@ -25,6 +25,13 @@ fn expired(username: &str) -> Event {
     }
 }
 
+/// The heartbeat is the same for every connection, and most tests here
+/// watch one that never logs in: the login timeout (`core_limits.rs`) is
+/// switched off so it does not close it first.
+fn harness() -> Harness {
+    Harness::new(without_login_timeout())
+}
+
 /// Advances the clock to `t` since the start.
 fn advance_to(h: &mut Harness, t: Duration) -> Vec<(Duration, Out)> {
     let by = t - h.elapsed();
@@ -48,7 +55,7 @@ fn keep_alive_until(h: &mut Harness, conns: &[ConnectionId], t: Duration) {
 
 #[test]
 fn a_silent_connection_is_pinged_retried_with_backoff_and_evicted_at_exactly_300s() {
-    let mut h = Harness::default();
+    let mut h = harness();
     let a = h.open();
     let mut expected: Vec<_> = SILENT_PINGS.map(|s| (secs(s), Out::Ping(a))).into();
     expected.push((secs(300), ping_timeout(a)));
@@ -61,7 +68,7 @@ fn a_silent_connection_is_pinged_retried_with_backoff_and_evicted_at_exactly_300
 
 #[test]
 fn nothing_happens_a_millisecond_before_each_heartbeat_instant() {
-    let mut h = Harness::default();
+    let mut h = harness();
     let a = h.open();
     for s in SILENT_PINGS {
         assert_eq!(advance_to(&mut h, secs(s) - ms(1)), []);
@@ -125,7 +132,7 @@ fn the_heartbeat_follows_the_config() {
 
 #[test]
 fn a_pong_resets_the_backoff() {
-    let mut h = Harness::default();
+    let mut h = harness();
     let a = h.open();
     assert_eq!(
         h.advance(secs(62)),
@@ -144,6 +151,7 @@ fn the_backoff_cap_is_the_ping_interval() {
     // With a long eviction, retries settle at one per ping_interval.
     let mut h = Harness::new(Config {
         evict_after: secs(600),
+        login_timeout: Duration::ZERO,
         ..Config::default()
     });
     let a = h.open();
@@ -161,7 +169,7 @@ fn the_backoff_cap_is_the_ping_interval() {
 
 #[test]
 fn every_kind_of_inbound_frame_postpones_the_next_ping() {
-    let mut h = Harness::default();
+    let mut h = harness();
     let idle = h.open();
     let text = h.open();
     let bad_text = h.open();
@@ -210,7 +218,7 @@ fn activity_while_pings_go_unanswered_restarts_the_schedule_from_it() {
 
 #[test]
 fn handle_timeout_called_early_does_nothing() {
-    let mut h = Harness::default();
+    let mut h = harness();
     let a = h.open();
     let due = h.start + secs(60);
     assert_eq!(h.server.poll_timeout(), Some(due));
@@ -225,7 +233,7 @@ fn handle_timeout_called_early_does_nothing() {
 
 #[test]
 fn a_late_driver_evicts_at_its_first_wake_after_the_deadline() {
-    let mut h = Harness::default();
+    let mut h = harness();
     let a = h.open();
     let b = h.open();
     h.skip(secs(200)); // the driver slept through six pings…

@@ -111,7 +111,8 @@ fn get<T: summary::Field>(summary: &Summary, key: &'static str) -> T {
 
 #[test]
 fn fanout_delivers_every_message_to_every_client_and_stops() {
-    let server = ChatServer::start(&[]);
+    // Senders go faster than a person types: no rate limit for a benchmark.
+    let server = ChatServer::start(&["--message-rate", "0"]);
     let (addr, pid) = (server.addr.to_string(), server.pid().to_string());
     let (status, summary) = loadgen(
         &[

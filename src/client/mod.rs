@@ -949,6 +949,7 @@ impl<R: Rng> Client<R> {
                     ErrorCode::EmptyMessage
                         | ErrorCode::MessageTooLong
                         | ErrorCode::MessagingWhileNotLoggedIn
+                        | ErrorCode::RateLimited
                         | ErrorCode::Unknown
                 );
                 // Whether the error is about one of our messages, and whether
@@ -1178,6 +1179,7 @@ fn describe(code: ErrorCode, description: Option<&str>) -> String {
         ErrorCode::InvalidUsername => "the name is not valid",
         ErrorCode::EmptyMessage => "the message is empty",
         ErrorCode::MessageTooLong => "the message is too long",
+        ErrorCode::RateLimited => "you are sending too fast; wait a moment",
         ErrorCode::Unknown => "no reason given",
     }
     .to_owned()

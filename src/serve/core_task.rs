@@ -236,5 +236,10 @@ fn log(event: &Event, routes: &HashMap<ConnectionId, Arc<Conn>>) {
         Event::Evicted { conn } => debug!(%conn, "evicted: no answer to pings"),
         Event::LoginExpired { username } => debug!(%username, "name released"),
         Event::LoggedOut { username } => debug!(%username, "logged out"),
+        Event::LoginTimedOut { conn } => debug!(%conn, "closed: no login in time"),
+        Event::RateLimited { conn, limit } => {
+            debug!(peer = peer(conn), %conn, ?limit, "rate limited")
+        }
+        Event::PingFlood { conn } => debug!(%conn, "closed: ping flood"),
     }
 }

@@ -84,6 +84,57 @@ pub struct Options {
     #[arg(long, env = "CHAT_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = duration)]
     pub shutdown_timeout: Duration,
 
+    /// Messages (text or binary frames) one connection may send per second;
+    /// more are refused with the error rateLimited. 0 switches the limit off.
+    #[arg(long, env = "CHAT_MESSAGE_RATE", value_name = "N", default_value = "5")]
+    pub message_rate: u32,
+
+    /// Messages one connection may send at once before --message-rate
+    /// applies. 0 switches the limit off.
+    #[arg(
+        long,
+        env = "CHAT_MESSAGE_BURST",
+        value_name = "N",
+        default_value = "10"
+    )]
+    pub message_burst: u32,
+
+    /// Wrong-secret logins allowed per peer IP address per minute; past that,
+    /// logins with a secret from that address get rateLimited until the
+    /// minute ends (guards against guessing secrets). 0 switches it off.
+    #[arg(
+        long,
+        env = "CHAT_LOGIN_FAILURES_PER_MINUTE",
+        value_name = "N",
+        default_value = "5"
+    )]
+    pub login_failures_per_minute: u32,
+
+    /// Close a connection that has not logged in this long after opening
+    /// with 1008 "login timeout". 0s switches it off.
+    #[arg(long, env = "CHAT_LOGIN_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    pub login_timeout: Duration,
+
+    /// WebSocket pings one peer may send per second; more get no pong, and a
+    /// sustained flood is closed with 1008 "ping flood". 0 switches it off.
+    #[arg(
+        long,
+        env = "CHAT_PEER_PING_RATE",
+        value_name = "N",
+        default_value = "2"
+    )]
+    pub peer_ping_rate: u32,
+
+    /// Pings one peer may send at once before --peer-ping-rate applies.
+    /// 0 switches the limit off.
+    #[arg(
+        long,
+        env = "CHAT_PEER_PING_BURST",
+        value_name = "N",
+        default_value = "10"
+    )]
+    pub peer_ping_burst: u32,
+
     /// Threads running connection I/O; `None` means one per CPU. Not a flag:
     /// for embedders such as tests and load generators.
     #[arg(skip)]
@@ -105,6 +156,12 @@ impl Default for Options {
             history_on_join: core.history_on_join,
             send_queue_bytes: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(5),
+            message_rate: core.message_rate,
+            message_burst: core.message_burst,
+            login_failures_per_minute: core.login_failures_per_minute,
+            login_timeout: core.login_timeout,
+            peer_ping_rate: core.inbound_ping_rate,
+            peer_ping_burst: core.inbound_ping_burst,
             threads: None,
         }
     }
@@ -120,6 +177,12 @@ impl Options {
             max_message_chars: self.max_message_chars,
             history_size: self.history_size,
             history_on_join: self.history_on_join,
+            message_rate: self.message_rate,
+            message_burst: self.message_burst,
+            login_failures_per_minute: self.login_failures_per_minute,
+            login_timeout: self.login_timeout,
+            inbound_ping_rate: self.peer_ping_rate,
+            inbound_ping_burst: self.peer_ping_burst,
             ..Config::default()
         }
     }
@@ -170,6 +233,8 @@ mod tests {
             &["--ping-interval", "0s"],
             &["--max-frame-bytes", "12"],
             &["--send-queue-bytes", "0"],
+            &["--message-rate", "lots"],
+            &["--login-timeout", "never"],
             &["--listen", "nowhere"],
         ] {
             let e = parse(args).unwrap_err();

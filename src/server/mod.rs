@@ -6,15 +6,17 @@
 //! reads no clock, spawns nothing and keeps no globals, so tests drive it
 //! with a virtual clock and the same code runs under any runtime.
 
+mod failed_logins;
 mod heartbeat;
 mod history;
 mod logins;
+mod rate;
 mod timers;
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rand::CryptoRng;
@@ -25,17 +27,22 @@ use crate::protocol::{
 };
 use crate::username::Username;
 use crate::{Config, id};
+use failed_logins::FailedLogins;
 use heartbeat::{Due, Heartbeat};
 use history::{History, Said};
 use logins::{Claim, Logins};
+use rate::{Bucket, Rate};
 use timers::{Timer, Timers};
 
 /// Names one connection for as long as it is open. Never reused: a handle to
 /// a closed connection stays dead even after its slot is taken again.
+///
+/// Ids order as their connections opened (`serial` comes first), so things
+/// due at the same instant happen to connections in that order.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionId {
-    slot: u32,
     serial: u32,
+    slot: u32,
 }
 
 impl fmt::Debug for ConnectionId {
@@ -151,6 +158,21 @@ pub enum Event {
     LoginExpired { username: Arc<str> },
     /// A login was released on request (v2 `logout`).
     LoggedOut { username: Arc<str> },
+    /// A connection held no login for `login_timeout` and was closed.
+    LoginTimedOut { conn: ConnectionId },
+    /// A frame was refused with `rateLimited`.
+    RateLimited { conn: ConnectionId, limit: Limit },
+    /// A connection kept pinging past its limit and was closed.
+    PingFlood { conn: ConnectionId },
+}
+
+/// Which limit refused a frame with `rateLimited`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// `message_rate` / `message_burst`.
+    Messages,
+    /// `login_failures_per_minute`.
+    LoginFailures,
 }
 
 /// The sans-IO chat server. `R` supplies ids and secrets: a CSPRNG seeded by
@@ -175,6 +197,10 @@ pub struct Server<R> {
     v2_connections: usize,
     next_serial: u32,
     logins: Logins,
+    failed_logins: FailedLogins,
+    /// The limits of `config`, `None` where switched off.
+    message_rate: Option<Rate>,
+    ping_rate: Option<Rate>,
     history: History,
     timers: Timers,
     /// Milliseconds since the Unix epoch at an instant; unset, timestamps
@@ -197,7 +223,24 @@ struct Connection {
     location: Arc<str>,
     /// Key and display name of the login this connection holds.
     login: Option<(Arc<str>, Arc<str>)>,
+    /// When the connection is closed unless it logs in first.
+    login_deadline: Option<Instant>,
     heartbeat: Heartbeat,
+    /// The instant of this connection's current entry in the timer heap.
+    /// Entries at other instants are stale (plans changed) and are dropped
+    /// when they come due, so the heap holds about one entry per connection.
+    timer_at: Instant,
+    messages: Bucket,
+    pings: Bucket,
+}
+
+impl Connection {
+    /// The next instant something is due on this connection.
+    fn deadline(&self, config: &Config) -> Instant {
+        let heartbeat = self.heartbeat.deadline(config);
+        self.login_deadline
+            .map_or(heartbeat, |login| login.min(heartbeat))
+    }
 }
 
 /// Frames of one broadcast, each encoded at most once.
@@ -212,12 +255,17 @@ impl<R: CryptoRng> Server<R> {
     pub fn new(config: Config, rng: R) -> Self {
         let history = History::new(config.history_size);
         Server {
-            config,
             rng,
             connections: Slab::new(),
             v2_connections: 0,
             next_serial: 0,
             logins: Logins::default(),
+            failed_logins: FailedLogins::new(
+                config.login_failures_per_minute,
+                config.login_failure_addresses,
+            ),
+            message_rate: Rate::new(config.message_rate, config.message_burst),
+            ping_rate: Rate::new(config.inbound_ping_rate, config.inbound_ping_burst),
             history,
             timers: Timers::default(),
             wall_clock: None,
@@ -225,6 +273,7 @@ impl<R: CryptoRng> Server<R> {
             actions: VecDeque::new(),
             actions_may_be_stale: false,
             events: VecDeque::new(),
+            config,
         }
     }
 
@@ -242,6 +291,12 @@ impl<R: CryptoRng> Server<R> {
     /// Reserved names, whether or not anyone holding them is connected.
     pub fn login_count(&self) -> usize {
         self.logins.len()
+    }
+
+    /// Peer addresses whose wrong secrets are being counted (at most
+    /// `login_failure_addresses`).
+    pub fn tracked_addresses(&self) -> usize {
+        self.failed_logins.len()
     }
 
     /// Whether `conn` is open (as far as the core knows).
@@ -280,16 +335,21 @@ impl<R: CryptoRng> Server<R> {
             slot: u32::try_from(entry.key()).unwrap_or(u32::MAX),
             serial: self.next_serial,
         };
-        let heartbeat = Heartbeat::new(now);
-        self.timers
-            .schedule(heartbeat.deadline(&self.config), Timer::Heartbeat(id));
-        entry.insert(Connection {
+        let mut connection = Connection {
             id,
             version,
             location: location.into(),
             login: None,
-            heartbeat,
-        });
+            login_deadline: login_deadline(&self.config, now),
+            heartbeat: Heartbeat::new(now),
+            timer_at: now,
+            messages: Bucket::new(now),
+            pings: Bucket::new(now),
+        };
+        connection.timer_at = connection.deadline(&self.config);
+        self.timers
+            .schedule(connection.timer_at, Timer::Connection(id));
+        entry.insert(connection);
         if version == Version::V2 {
             self.v2_connections += 1;
         }
@@ -299,11 +359,20 @@ impl<R: CryptoRng> Server<R> {
     /// A frame arrived on `conn`. Frames for unknown or closed connections
     /// are ignored.
     pub fn handle_frame(&mut self, conn: ConnectionId, frame: Inbound<'_>, now: Instant) {
-        let Some(connection) = self.connection_mut(conn) else {
+        let Some(connection) = self
+            .connections
+            .get_mut(conn.slot as usize)
+            .filter(|c| c.id == conn)
+        else {
             return;
         };
         connection.heartbeat.on_activity(now);
         let version = connection.version;
+        if let (Inbound::Text(_) | Inbound::Binary(_), Some(rate)) = (frame, &self.message_rate) {
+            if let Err(wait) = connection.messages.try_take(rate, now) {
+                return self.refuse_message(conn, frame, wait);
+            }
+        }
         match frame {
             Inbound::Text(bytes) => match ClientMessage::decode_for(bytes, version) {
                 Ok(message) => self.dispatch(conn, message, now),
@@ -325,10 +394,7 @@ impl<R: CryptoRng> Server<R> {
                 ErrorCode::BytesReceived,
                 "binary frames are not part of the protocol; send JSON in text frames",
             ),
-            Inbound::Ping(payload) => self.actions.push_back(Action::Pong {
-                to: conn,
-                payload: Bytes::copy_from_slice(payload),
-            }),
+            Inbound::Ping(payload) => self.ping(conn, payload, now),
             Inbound::Pong(_) => {}
         }
     }
@@ -344,9 +410,10 @@ impl<R: CryptoRng> Server<R> {
     /// Time has reached `now`: send due pings, evict silent connections,
     /// release expired names. Calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(timer) = self.timers.pop_due(now) {
+        while let Some((at, timer)) = self.timers.pop_due(now) {
             match timer {
-                Timer::Heartbeat(conn) => self.check_heartbeat(conn, now),
+                Timer::Connection(conn) => self.check_connection(conn, at, now),
+                Timer::FailedLogins { address } => self.failed_logins.expire(&address, now),
                 Timer::LoginExpiry { key, serial } => {
                     if let Some(login) = self.logins.expire(&key, serial, now) {
                         self.events.push_back(Event::LoginExpired {
@@ -483,6 +550,22 @@ impl<R: CryptoRng> Server<R> {
                 return self.send_error(conn, reply_to, ErrorCode::InvalidUsername, &e.to_string());
             }
         };
+        // Wrong secrets are counted per peer address, so that guessing from
+        // several connections counts as one.
+        let guesser = secret.and_then(|_| Some(self.connection(conn)?.location.clone()));
+        if let Some(address) = &guesser {
+            if let Err(wait) = self.failed_logins.check(address, now) {
+                let description = format!(
+                    "too many wrong secrets from your address; retry in {} s",
+                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+                );
+                self.events.push_back(Event::RateLimited {
+                    conn,
+                    limit: Limit::LoginFailures,
+                });
+                return self.send_error(conn, reply_to, ErrorCode::RateLimited, &description);
+            }
+        }
         // A reservation that ran out before a timer released it (the driver
         // woke late) is released here, and reported like any other expiry.
         if let Some(expired) = self.logins.take_expired(&name.key, now) {
@@ -496,6 +579,12 @@ impl<R: CryptoRng> Server<R> {
             .claim(&name.key, &name.display, secret, now, || id::secret(rng));
         let display = login.display.clone();
         if claim == Claim::Taken {
+            if let Some(address) = guesser {
+                if let Some(ends_at) = self.failed_logins.record(&address, now) {
+                    self.timers
+                        .schedule(ends_at, Timer::FailedLogins { address });
+                }
+            }
             self.events.push_back(Event::LoginRefused {
                 conn,
                 username: display.clone(),
@@ -511,6 +600,7 @@ impl<R: CryptoRng> Server<R> {
             .connection_mut(conn)
             .expect("handle_frame checked the connection");
         connection.login = Some((key, display.clone()));
+        connection.login_deadline = None;
         let location = connection.location.clone();
         let version = connection.version;
 
@@ -654,9 +744,17 @@ impl<R: CryptoRng> Server<R> {
             );
         };
         self.logins.remove(&key);
+        let deadline = login_deadline(&self.config, now);
         for (_, connection) in &mut self.connections {
             if connection.login.as_ref().is_some_and(|(k, _)| *k == key) {
                 connection.login = None;
+                connection.login_deadline = deadline;
+                // The login timeout starts again, maybe before anything the
+                // connection's timer waits for: arm an earlier timer.
+                if let Some(at) = deadline.filter(|&at| at < connection.timer_at) {
+                    connection.timer_at = at;
+                    self.timers.schedule(at, Timer::Connection(connection.id));
+                }
             }
         }
         self.broadcast_leave(&display, LeaveReason::Logout, now);
@@ -664,21 +762,42 @@ impl<R: CryptoRng> Server<R> {
             .push_back(Event::LoggedOut { username: display });
     }
 
-    fn check_heartbeat(&mut self, conn: ConnectionId, now: Instant) {
+    /// The timer of `conn` set for `at` came due: close it if it held no
+    /// login in time, otherwise see to its heartbeat, then re-arm.
+    fn check_connection(&mut self, conn: ConnectionId, at: Instant, now: Instant) {
         let config = &self.config;
         let Some(connection) = self
             .connections
             .get_mut(conn.slot as usize)
-            .filter(|c| c.id == conn)
+            .filter(|c| c.id == conn && c.timer_at == at)
         else {
-            return; // closed since this timer was set
+            return; // closed since this timer was set, or a stale entry
         };
-        match connection.heartbeat.due(config, now) {
-            Due::NotBefore(at) => self.timers.schedule(at, Timer::Heartbeat(conn)),
+        if connection
+            .login_deadline
+            .is_some_and(|deadline| deadline <= now)
+        {
+            self.events.push_back(Event::LoginTimedOut { conn });
+            return self.close(
+                conn,
+                CloseCode::POLICY,
+                "login timeout",
+                LeaveReason::Disconnected,
+                now,
+            );
+        }
+        let due = connection.heartbeat.due(config, now);
+        if due == Due::Ping {
+            connection.heartbeat.on_ping_sent(now);
+        }
+        if due != Due::Evict {
+            connection.timer_at = connection.deadline(config);
+            self.timers
+                .schedule(connection.timer_at, Timer::Connection(conn));
+        }
+        match due {
+            Due::NotBefore(_) => {}
             Due::Ping => {
-                connection.heartbeat.on_ping_sent(now);
-                let at = connection.heartbeat.deadline(config);
-                self.timers.schedule(at, Timer::Heartbeat(conn));
                 self.actions.push_back(Action::Ping {
                     to: conn,
                     payload: Bytes::from_static(b"wschat"),
@@ -756,6 +875,65 @@ impl<R: CryptoRng> Server<R> {
         }
     }
 
+    /// A ping within the limit is answered; past it, ignored; and past it by
+    /// another burst, the connection is closed. Every ping counts, answered
+    /// or not, so only a peer that slows down to the rate gets pongs again.
+    fn ping(&mut self, conn: ConnectionId, payload: &[u8], now: Instant) {
+        let Some(rate) = self.ping_rate else {
+            return self.pong(conn, payload);
+        };
+        let Some(connection) = self.connection_mut(conn) else {
+            return;
+        };
+        let wait = connection.pings.wait(&rate, now);
+        connection.pings.take(&rate, now);
+        if wait.is_zero() {
+            self.pong(conn, payload);
+        } else if wait > rate.span() {
+            self.events.push_back(Event::PingFlood { conn });
+            self.close(
+                conn,
+                CloseCode::POLICY,
+                "ping flood",
+                LeaveReason::Disconnected,
+                now,
+            );
+        }
+    }
+
+    fn pong(&mut self, conn: ConnectionId, payload: &[u8]) {
+        self.actions.push_back(Action::Pong {
+            to: conn,
+            payload: Bytes::copy_from_slice(payload),
+        });
+    }
+
+    /// A text or binary frame past `message_rate`: `rateLimited`, saying how
+    /// long to wait, and nothing else. It is not even decoded (but for the
+    /// `id` a v2 client needs to know which message to send again).
+    fn refuse_message(&mut self, conn: ConnectionId, frame: Inbound<'_>, wait: Duration) {
+        let reply_to = match frame {
+            Inbound::Text(bytes) if self.version(conn) >= Some(Version::V2) => salvage_id(bytes),
+            _ => None,
+        };
+        let description = format!(
+            "too many messages: at most {} a second, {} at once; retry in {} ms",
+            self.config.message_rate,
+            self.config.message_burst,
+            wait.as_millis() + u128::from(wait.subsec_nanos() % 1_000_000 > 0)
+        );
+        self.events.push_back(Event::RateLimited {
+            conn,
+            limit: Limit::Messages,
+        });
+        self.send_error(
+            conn,
+            reply_to.as_deref(),
+            ErrorCode::RateLimited,
+            &description,
+        );
+    }
+
     fn send_error(
         &mut self,
         conn: ConnectionId,
@@ -804,6 +982,11 @@ impl<R: CryptoRng> Server<R> {
             });
         }
     }
+}
+
+/// When a connection opening (or logging out) at `now` must hold a login by.
+fn login_deadline(config: &Config, now: Instant) -> Option<Instant> {
+    (!config.login_timeout.is_zero()).then(|| now + config.login_timeout)
 }
 
 /// The `id` of a message that failed to decode, if one can be made out, so

@@ -3,7 +3,10 @@
 //! Entries are never removed when plans change (activity just moves a
 //! connection's deadline later); a wake-up that finds nothing due re-arms
 //! itself. That keeps activity O(1) and the heap at about one entry per
-//! connection and idle login, at the price of a few harmless early wake-ups.
+//! connection, idle login and tracked address, at the price of a few
+//! harmless early wake-ups. When a deadline moves earlier (a logout restarts
+//! the login timeout), an earlier entry is added and the later one is
+//! dropped unheeded when it comes due.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -14,10 +17,12 @@ use super::ConnectionId;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Timer {
-    /// Check this connection's heartbeat.
-    Heartbeat(ConnectionId),
+    /// Check this connection's deadlines: heartbeat and login timeout.
+    Connection(ConnectionId),
     /// Release this reservation of a name if it is still idle.
     LoginExpiry { key: Arc<str>, serial: u64 },
+    /// Forget this address's wrong secrets if their window has ended.
+    FailedLogins { address: Arc<str> },
 }
 
 #[derive(Debug, Default)]
@@ -34,11 +39,12 @@ impl Timers {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// Pops the earliest timer if it is due at `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+    /// Pops the earliest timer, and the instant it was set for, if it is
+    /// due at `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Instant, Timer)> {
         if self.next()? > now {
             return None;
         }
-        self.heap.pop().map(|Reverse((_, timer))| timer)
+        self.heap.pop().map(|Reverse(entry)| entry)
     }
 }

@@ -44,6 +44,24 @@ pub fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
+/// The default config with one limit switched off, for tests of other rules
+/// that would trip it: many messages at one instant, or connections watched
+/// for minutes without logging in. The limits have their own tests.
+pub fn without_message_limit() -> Config {
+    Config {
+        message_rate: 0,
+        ..Config::default()
+    }
+}
+
+/// See [`without_message_limit`].
+pub fn without_login_timeout() -> Config {
+    Config {
+        login_timeout: Duration::ZERO,
+        ..Config::default()
+    }
+}
+
 impl Default for Harness {
     fn default() -> Self {
         Harness::new(Config::default())

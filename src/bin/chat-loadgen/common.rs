@@ -123,6 +123,26 @@ impl Ctx {
         }
     }
 
+    /// Waits until `clients` clients have logged in (or failed), then for
+    /// the join storm to settle behind the [barrier](Ctx::barrier). Returns
+    /// whether everyone alive heard the barrier before `until`.
+    pub async fn settle(&self, until: Instant, counters: &Counters, clients: usize) -> bool {
+        let logged_in = self
+            .wait_for(until, || {
+                Counters::get(&counters.logged_in) + Counters::get(&counters.failed) >= clients
+            })
+            .await;
+        logged_in
+            && counters.alive() > 0
+            && self
+                .barrier(
+                    until,
+                    || counters.alive(),
+                    || Counters::get(&counters.heard_barrier),
+                )
+                .await
+    }
+
     /// The join-phase barrier: once every client has logged in, one more
     /// connection logs in as [`Ctx::barrier_name`]. The server writes each
     /// connection's frames in order, so a client that hears the barrier's

@@ -248,20 +248,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<FanoutReport> {
         ctx.rt.spawn(client).detach();
     }
     let counters = &shared.counters;
-    let logged_in = ctx
-        .wait_for(setup_deadline, || {
-            Counters::get(&counters.logged_in) + Counters::get(&counters.failed) >= args.clients
-        })
-        .await;
-    let settled = logged_in
-        && counters.alive() > 0
-        && ctx
-            .barrier(
-                setup_deadline,
-                || counters.alive(),
-                || Counters::get(&counters.heard_barrier),
-            )
-            .await;
+    let settled = ctx.settle(setup_deadline, counters, args.clients).await;
     report.setup_s = secs(setup_start.elapsed());
     if counters.alive() == 0 {
         report.status = Status::Failed;
