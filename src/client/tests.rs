@@ -427,6 +427,7 @@ fn server_errors_become_sentences_never_codes() {
     )));
     h.type_line("slower");
     seen.extend(h.server(text("alice", "slower")));
+    assert_eq!(h.client.outbox.in_flight(), 0);
     seen.extend(h.server(error(
         ErrorCode::InvalidJson,
         Some("missing field \"text\""),
