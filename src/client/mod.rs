@@ -949,6 +949,7 @@ impl<R: Rng> Client<R> {
                     ErrorCode::EmptyMessage
                         | ErrorCode::MessageTooLong
                         | ErrorCode::MessagingWhileNotLoggedIn
+                        | ErrorCode::RateLimited
                         | ErrorCode::Unknown
                 );
                 // Whether the error is about one of our messages, and whether
