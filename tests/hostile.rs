@@ -318,6 +318,34 @@ fn connection_limits_refuse_with_503_and_everyone_else_carries_on() {
     }
 }
 
+/// A client connecting from `from` (another loopback address).
+fn connect_from(from: [u8; 4], addr: SocketAddr) -> Client {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::from((from, 0)).into()).unwrap();
+    socket.connect_timeout(&addr.into(), TIMEOUT).unwrap();
+    let tcp = TcpStream::from(socket);
+    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    tcp.set_write_timeout(Some(TIMEOUT)).unwrap();
+    let local_addr = tcp.local_addr().unwrap();
+    let (ws, _) = tungstenite::client(format!("ws://{addr}/"), tcp).expect("upgrade");
+    Client { ws, local_addr }
+}
+
+#[test]
+fn the_per_address_limit_leaves_other_addresses_in() {
+    let server = ServerProcess::start(&["--max-connections-per-ip", "2"]);
+    let (mut alice, _bob) = good_pair(&server);
+    let (status, _) = raw_upgrade(server.addr, "");
+    assert_eq!(status, 503);
+    let mut carol = connect_from([127, 0, 0, 2], server.addr);
+    let mut dave = connect_from([127, 0, 0, 2], server.addr);
+    carol.login("carol");
+    dave.login("dave");
+    assert_delivered(&mut carol, &mut alice, "from another address");
+    assert_delivered(&mut alice, &mut dave, "welcome");
+}
+
 #[test]
 fn a_foreign_origin_is_refused_with_403_and_no_origin_is_allowed() {
     let server = ServerProcess::start(&[
