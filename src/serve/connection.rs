@@ -14,6 +14,9 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use async_tungstenite::tungstenite::error::ProtocolError;
+use async_tungstenite::tungstenite::handshake::server::Request;
+use async_tungstenite::tungstenite::http::StatusCode;
+use async_tungstenite::tungstenite::http::header::ORIGIN;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender};
@@ -97,18 +100,34 @@ pub(crate) async fn run(
         id: OnceLock::new(),
         outbox: Outbox::new(ctx.send_queue_bytes),
     });
-    let register = |version| {
+    // Counts this connection against the limits until the task ends.
+    let mut _slot = None;
+    let register = |request: &Request, version| {
+        let slot = ctx
+            .admission
+            .admit(peer.ip(), request.headers().get(ORIGIN))?;
         let open = Input::Open {
             conn: conn.clone(),
             location: handshake::location(peer.ip()),
             version,
         };
         // A full inbox means the core is far behind: refuse rather than wait.
-        ctx.inbox.try_send(open).is_ok()
+        if ctx.inbox.try_send(open).is_err() {
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        _slot = Some(slot);
+        Ok(())
     };
     // Boxed: the upgrade's state is most of this task's size, and it is
     // only needed for a moment.
-    let upgrade = Box::pin(handshake::accept(io, &tcp, peer, ctx.websocket, register));
+    let upgrade = Box::pin(handshake::accept(
+        io,
+        &tcp,
+        peer,
+        ctx.websocket,
+        ctx.handshake_timeout,
+        register,
+    ));
     let ws = match upgrade.await {
         Ok(ws) => ws,
         Err(Failed { registered }) => {

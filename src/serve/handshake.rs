@@ -1,6 +1,7 @@
-//! The WebSocket upgrade: accepted on any path and from any Origin, as the
-//! original did; `wschat.v2` is selected when offered, no subprotocol
-//! otherwise (v1). Anything else gets an HTTP error.
+//! The WebSocket upgrade: accepted on any path and (unless
+//! `--allowed-origins` says otherwise) from any Origin, as the original did;
+//! `wschat.v2` is selected when offered, no subprotocol otherwise (v1).
+//! Anything else gets an HTTP error.
 
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
@@ -21,7 +22,8 @@ use tracing::debug;
 use super::with_timeout;
 use crate::Version;
 
-/// A peer that has not completed its upgrade by then is dropped.
+/// A peer that has not completed its upgrade by then is dropped (the
+/// default of `--handshake-timeout`).
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Room for the frames of one chat message plus headers; tungstenite's
@@ -67,8 +69,8 @@ pub(crate) struct Failed {
 /// `register` runs once the request is known to be a valid upgrade and
 /// before the `101` goes out, with the protocol version negotiated, so that
 /// a client that sees its upgrade complete also sees every broadcast from
-/// then on. If it returns false (the server is overloaded or stopping) the
-/// peer gets `503`.
+/// then on. If it refuses, the peer gets the HTTP status it returns (403
+/// for a foreign Origin, 503 when the server is full or stopping).
 ///
 /// A request that is not a WebSocket upgrade gets an HTTP error on `tcp`.
 pub(crate) async fn accept<S>(
@@ -76,7 +78,8 @@ pub(crate) async fn accept<S>(
     tcp: &Async<TcpStream>,
     peer: SocketAddr,
     config: WebSocketConfig,
-    register: impl FnOnce(Version) -> bool + Unpin,
+    timeout: Duration,
+    register: impl FnOnce(&Request, Version) -> Result<(), StatusCode> + Unpin,
 ) -> Result<WebSocketStream<S>, Failed>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -92,19 +95,23 @@ where
                 .headers_mut()
                 .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(selected));
         }
-        registered = register(version);
-        if registered {
-            Ok(response)
-        } else {
-            let mut busy = ErrorResponse::new(None);
-            *busy.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            busy.headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-            Err(busy)
+        match register(request, version) {
+            Ok(()) => {
+                registered = true;
+                Ok(response)
+            }
+            Err(status) => {
+                let mut refused = ErrorResponse::new(None);
+                *refused.status_mut() = status;
+                refused
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                Err(refused)
+            }
         }
     };
     let upgrade = async_tungstenite::accept_hdr_async_with_config(io, callback, Some(config));
-    let error = match with_timeout(HANDSHAKE_TIMEOUT, upgrade).await {
+    let error = match with_timeout(timeout, upgrade).await {
         Some(Ok(ws)) => return Ok(ws),
         Some(Err(error)) => error,
         None => {
@@ -115,7 +122,7 @@ where
     debug!(%peer, "handshake failed: {error}");
     if let Some(response) = rejection(&error) {
         let mut tcp = tcp;
-        let _ = with_timeout(HANDSHAKE_TIMEOUT, tcp.write_all(response.as_bytes())).await;
+        let _ = with_timeout(timeout, tcp.write_all(response.as_bytes())).await;
         let _ = tcp.get_ref().shutdown(std::net::Shutdown::Write);
     }
     Err(Failed { registered })

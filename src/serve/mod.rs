@@ -10,7 +10,9 @@
 //!   inputs (draining all that are queued before acting, to batch) or at the
 //!   core's `poll_timeout`, and routes the core's actions to outboxes;
 //! - `outbox`: a per-connection queue bounded in bytes; overflowing it
-//!   closes that connection with 1008 "too slow".
+//!   closes that connection with 1008 "too slow";
+//! - `admission`: the allowed Origins and the connection limits, checked
+//!   in the handshake.
 //!
 //! ```no_run
 //! use wschat::serve::{ChatServer, Options};
@@ -21,12 +23,14 @@
 //! # std::io::Result::Ok(())
 //! ```
 
+mod admission;
 mod connection;
 mod core_task;
 mod handshake;
 mod options;
 mod outbox;
 
+pub use admission::AllowedOrigins;
 pub use options::Options;
 
 use std::convert::Infallible;
@@ -47,6 +51,7 @@ use smol::{Async, Executor, Timer, future};
 use tracing::{debug, info, warn};
 
 use crate::Server;
+use admission::Admission;
 use core_task::Input;
 
 /// Inputs that may wait for the core task before readers are held back.
@@ -61,6 +66,8 @@ struct Context {
     inbox: Sender<Input>,
     websocket: WebSocketConfig,
     send_queue_bytes: usize,
+    handshake_timeout: Duration,
+    admission: Arc<Admission>,
 }
 
 /// A chat server bound to its address, not yet serving.
@@ -105,6 +112,12 @@ impl ChatServer {
             inbox: inbox.clone(),
             websocket: handshake::websocket_config(options.max_frame_bytes),
             send_queue_bytes: options.send_queue_bytes,
+            handshake_timeout: options.handshake_timeout,
+            admission: Arc::new(Admission::new(
+                options.allowed_origins.clone(),
+                options.max_connections,
+                options.max_connections_per_ip,
+            )),
         });
 
         let executor = Arc::new(Executor::new());

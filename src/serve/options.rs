@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use super::admission::AllowedOrigins;
+use super::handshake::HANDSHAKE_TIMEOUT;
 use crate::Config;
 
 /// Host a WebSocket group chat that the original web frontend works against.
@@ -135,6 +137,45 @@ pub struct Options {
     )]
     pub peer_ping_burst: u32,
 
+    /// Connections served at once; past this, new WebSocket handshakes are
+    /// refused with HTTP 503 and everyone connected carries on. 0: no limit.
+    #[arg(
+        long,
+        env = "CHAT_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value = "10000"
+    )]
+    pub max_connections: usize,
+
+    /// Connections served at once from one IP address; past this, HTTP 503.
+    /// 0: no limit (right where many users share an address, e.g. behind a
+    /// proxy or NAT).
+    #[arg(
+        long,
+        env = "CHAT_MAX_CONNECTIONS_PER_IP",
+        value_name = "N",
+        default_value = "0"
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// Origins whose web pages may connect, comma-separated and exact, like
+    /// `https://chat.example.com,http://localhost:8000`; a handshake with
+    /// another Origin gets HTTP 403 (against cross-site WebSocket
+    /// hijacking). A handshake without an Origin header (not a browser) is
+    /// always allowed. `*`: any origin.
+    #[arg(
+        long,
+        env = "CHAT_ALLOWED_ORIGINS",
+        value_name = "ORIGINS",
+        default_value = "*"
+    )]
+    pub allowed_origins: AllowedOrigins,
+
+    /// Close a TCP connection that has not completed its WebSocket upgrade
+    /// this long after connecting.
+    #[arg(long, env = "CHAT_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
+    pub handshake_timeout: Duration,
+
     /// Threads running connection I/O; `None` means one per CPU. Not a flag:
     /// for embedders such as tests and load generators.
     #[arg(skip)]
@@ -162,6 +203,10 @@ impl Default for Options {
             login_timeout: core.login_timeout,
             peer_ping_rate: core.inbound_ping_rate,
             peer_ping_burst: core.inbound_ping_burst,
+            max_connections: 10_000,
+            max_connections_per_ip: 0,
+            allowed_origins: AllowedOrigins::Any,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
             threads: None,
         }
     }
@@ -236,10 +281,42 @@ mod tests {
             &["--message-rate", "lots"],
             &["--login-timeout", "never"],
             &["--listen", "nowhere"],
+            &["--max-connections", "10k"],
+            &["--max-connections", "many"],
+            &["--max-connections-per-ip", "1.5"],
+            &["--allowed-origins", "chat.example.com"],
+            &["--allowed-origins", "https://chat.example.com/"],
+            &["--allowed-origins", ""],
+            &["--handshake-timeout", "0s"],
+            &["--handshake-timeout", "later"],
         ] {
             let e = parse(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}");
             assert!(e.to_string().contains(args[0]), "{args:?}: {e}");
         }
+    }
+
+    #[test]
+    fn connection_limits_and_origins_read_as_documented() {
+        let o = parse(&[
+            "--max-connections",
+            "0",
+            "--max-connections-per-ip",
+            "8",
+            "--allowed-origins",
+            "https://chat.example.com, http://localhost:8000",
+            "--handshake-timeout",
+            "1s",
+        ])
+        .unwrap();
+        assert_eq!((o.max_connections, o.max_connections_per_ip), (0, 8));
+        assert_eq!(
+            o.allowed_origins,
+            AllowedOrigins::Only(vec![
+                "https://chat.example.com".into(),
+                "http://localhost:8000".into()
+            ])
+        );
+        assert_eq!(o.handshake_timeout, Duration::from_secs(1));
     }
 }

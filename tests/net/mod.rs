@@ -90,6 +90,11 @@ impl ServerProcess {
         }
     }
 
+    /// The server's process id (for /proc/PID/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether a log line matching `pred` has been seen yet.
     pub fn has_logged(&self, pred: impl Fn(&str) -> bool) -> bool {
         self.log.lines.lock().unwrap().iter().any(|l| pred(l))
