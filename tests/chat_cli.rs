@@ -213,7 +213,6 @@ fn usage_errors_exit_2() {
     for args in [
         &["--name", "bot", "--bogus"][..],
         &[][..], // no name, and stdin is not a terminal
-        &["wss://127.0.0.1:1", "--name", "bot"][..],
         &["http://127.0.0.1:1", "--name", "bot"][..],
         &["--name", ""][..],
     ] {
@@ -232,6 +231,8 @@ fn usage_errors_exit_2() {
         "--secret",
         "--json",
         "CHAT_URL",
+        "wss://",
+        "--ca-file",
         "/me ACTION",
         "secrets.json",
         "NO_COLOR",

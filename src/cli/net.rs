@@ -7,14 +7,21 @@ use std::time::Duration;
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::client::IntoClientRequest;
+use async_tungstenite::tungstenite::error::ProtocolError::HttparseError;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use async_tungstenite::tungstenite::{self, Message};
 use futures_util::StreamExt;
+use futures_util::future::Either;
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::net::TcpStream;
 use smol::{Task, Timer};
+
+use super::tls;
+
+/// The socket under the WebSocket: TCP (`ws://`) or TLS over TCP (`wss://`).
+type Transport = Either<TcpStream, futures_rustls::client::TlsStream<TcpStream>>;
 
 /// What happened on a connection, tagged with its id by the receiver.
 #[derive(Debug)]
@@ -92,7 +99,7 @@ impl Connection {
     }
 }
 
-async fn connect(url: &str) -> Result<WebSocketStream<TcpStream>, String> {
+async fn connect(url: &str) -> Result<WebSocketStream<Transport>, String> {
     let request = url.into_client_request().map_err(|e| e.to_string())?;
     let uri = request.uri();
     let host = uri
@@ -101,11 +108,19 @@ async fn connect(url: &str) -> Result<WebSocketStream<TcpStream>, String> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let port = uri.port_u16().unwrap_or(80);
-    let stream = TcpStream::connect((host.as_str(), port))
+    let secure = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("wss"));
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let tcp = TcpStream::connect((host.as_str(), port))
         .await
         .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let stream = if secure {
+        Either::Right(tls::connect(&host, tcp).await?)
+    } else {
+        Either::Left(tcp)
+    };
     let config = WebSocketConfig::default()
         .read_buffer_size(8 * 1024)
         .max_message_size(Some(MAX_MESSAGE))
@@ -113,14 +128,22 @@ async fn connect(url: &str) -> Result<WebSocketStream<TcpStream>, String> {
     let (ws, _response) =
         async_tungstenite::client_async_with_config(request, stream, Some(config))
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| {
+                let reason = describe(&e);
+                // That is what a TLS server's answer looks like to HTTP.
+                if !secure && matches!(e, tungstenite::Error::Protocol(HttparseError(_))) {
+                    format!("{reason}; if the server uses TLS, try wss://")
+                } else {
+                    reason
+                }
+            })?;
     Ok(ws)
 }
 
 /// Runs an open connection until it ends. `None` when it was closed on
 /// request, else why it ended.
 async fn run(
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<Transport>,
     id: u64,
     events: &Sender<(u64, NetEvent)>,
     queue: Receiver<Outgoing>,
