@@ -15,7 +15,9 @@
 //! deliveries that never came as lost).
 //!
 //! `PROBE_NO_LOGIN=1` skips the logins (idle sockets only);
-//! `PROBE_HOLD_SECS=S` keeps the idle clients connected S more seconds.
+//! `PROBE_HOLD_SECS=S` keeps the idle clients connected S more seconds;
+//! `PROBE_CA_FILE=FILE` connects with wss:// (to `chat-server --tls-cert`),
+//! trusting the certificates in FILE.
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -25,10 +27,16 @@ use std::time::{Duration, Instant};
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use futures_rustls::TlsConnector;
+use futures_rustls::client::TlsStream;
+use futures_rustls::pki_types::ServerName;
+use futures_rustls::rustls::{self, ClientConfig, RootCertStore};
 use futures_util::StreamExt;
+use futures_util::future::Either;
 use smol::{Async, channel};
 
-type Ws = WebSocketStream<Async<TcpStream>>;
+type Tcp = Async<TcpStream>;
+type Ws = WebSocketStream<Either<Tcp, TlsStream<Tcp>>>;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -146,11 +154,19 @@ async fn fanout(addr: SocketAddr, n: usize, senders: usize, messages: usize, win
 /// N logged-in clients (`u0`…), each having read all N `loginBroadcast`s.
 async fn connect_and_log_in(addr: SocketAddr, n: usize) -> Vec<Ws> {
     let config = WebSocketConfig::default().read_buffer_size(4096);
+    let tls = tls_connector();
     let mut clients = Vec::with_capacity(n);
     for _ in 0..n {
         let tcp = Async::<TcpStream>::connect(addr).await.expect("connect");
-        let url = format!("ws://{addr}/");
-        let (ws, _) = async_tungstenite::client_async_with_config(url, tcp, Some(config))
+        let (url, stream) = match &tls {
+            None => (format!("ws://{addr}/"), Either::Left(tcp)),
+            Some(tls) => {
+                let name = ServerName::IpAddress(addr.ip().into());
+                let stream = tls.connect(name, tcp).await.expect("TLS handshake");
+                (format!("wss://{addr}/"), Either::Right(stream))
+            }
+        };
+        let (ws, _) = async_tungstenite::client_async_with_config(url, stream, Some(config))
             .await
             .expect("upgrade");
         clients.push(ws);
@@ -193,4 +209,21 @@ async fn connect_and_log_in(addr: SocketAddr, n: usize) -> Vec<Ws> {
         ready.push(WebSocketStream::reunite(sink, stream).expect("same socket"));
     }
     ready
+}
+
+/// With `PROBE_CA_FILE`, a TLS client trusting the certificates in it.
+fn tls_connector() -> Option<TlsConnector> {
+    let path = std::env::var_os("PROBE_CA_FILE")?;
+    let mut roots = RootCertStore::empty();
+    let certificates = wschat::tls::certificates(path.as_ref(), "CA certificate");
+    for certificate in certificates.unwrap_or_else(|e| panic!("{e}")) {
+        roots.add(certificate).expect("a usable CA certificate");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring does TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Some(TlsConnector::from(Arc::new(config)))
 }

@@ -65,6 +65,8 @@ pub mod protocol;
 #[cfg(feature = "server")]
 pub mod serve;
 pub mod server;
+#[cfg(any(feature = "server", feature = "cli"))]
+pub mod tls;
 pub mod username;
 
 pub use config::Config;

@@ -216,7 +216,6 @@ fn usage_errors_exit_2() {
     for args in [
         &["--name", "bot", "--bogus"][..],
         &[][..], // no name, and stdin is not a terminal
-        &["wss://127.0.0.1:1", "--name", "bot"][..],
         &["http://127.0.0.1:1", "--name", "bot"][..],
         &["--name", ""][..],
     ] {
@@ -235,6 +234,8 @@ fn usage_errors_exit_2() {
         "--secret",
         "--json",
         "CHAT_URL",
+        "wss://",
+        "--ca-file",
         "/me ACTION",
         "/who",
         "/logout",

@@ -517,6 +517,17 @@ fn help_lists_every_flag_and_bad_values_are_usage_errors() {
         assert!(block.contains(&format!("[env: {env}=")), "{block}");
         assert!(block.contains(&format!("[default: {default}]")), "{block}");
     }
+    for (flag, env, mentions) in [
+        ("--tls-cert", "CHAT_TLS_CERT", "wss://"),
+        ("--tls-key", "CHAT_TLS_KEY", "PKCS#8"),
+    ] {
+        let block = help
+            .split("\n\n")
+            .find(|b| b.lines().any(|l| l.trim_start().starts_with(flag)))
+            .unwrap_or_else(|| panic!("{flag} missing from --help"));
+        assert!(block.contains(&format!("[env: {env}=")), "{block}");
+        assert!(block.contains(mentions), "{block}");
+    }
 
     let bad = Command::new(exe)
         .args(["--ping-interval", "soon"])

@@ -4,6 +4,7 @@
 //! mode; the client's logic is `wschat::client`, the wiring `wschat::cli`.
 
 use std::io::{self, IsTerminal};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -22,7 +23,8 @@ use wschat::username::Username;
 #[derive(Debug, Parser)]
 #[command(name = "chat-cli", version, after_long_help = more_help())]
 struct Args {
-    /// The chat server's WebSocket URL (ws:// only).
+    /// The chat server's WebSocket URL: ws://HOST:PORT, or wss://HOST[:PORT]
+    /// for TLS (port 443 by default).
     #[arg(env = "CHAT_URL", default_value = "ws://127.0.0.1:8080", value_parser = parse_url)]
     url: String,
 
@@ -44,6 +46,12 @@ struct Args {
     /// Print every message from the server as one raw JSON line.
     #[arg(long)]
     json: bool,
+
+    /// For wss://, also trust the certificates in this PEM file: a private
+    /// CA's, or a self-signed server's own certificate. The web's public
+    /// certificate authorities (bundled with chat-cli) are always trusted.
+    #[arg(long, env = "CHAT_CA_FILE", value_name = "FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 fn more_help() -> String {
@@ -102,6 +110,12 @@ Dropped connections:
   not delivered if nobody can tell any more. On v1 such a line is reported as
   possibly not delivered.
 
+Secure connections (wss://):
+  chat-cli checks the server's certificate against the web's public
+  certificate authorities (bundled with it; the system's store is not read).
+  For a self-signed certificate or a private CA, pass that certificate with
+  --ca-file FILE (PEM). An untrusted certificate ends chat-cli with exit 1.
+
 Interactive mode uses colour when stdout is a terminal, unless NO_COLOR is set.
 
 Exit status: 0 success (a confirmed /logout included); 1 could not connect,
@@ -112,11 +126,8 @@ from another connection (the reason on stderr); 2 usage error."
 
 fn parse_url(url: &str) -> Result<String, String> {
     let lower = url.to_ascii_lowercase();
-    if lower.starts_with("wss://") {
-        return Err("wss:// (TLS) is not supported; use ws://".into());
-    }
-    if !lower.starts_with("ws://") {
-        return Err("the URL must start with ws://".into());
+    if !lower.starts_with("ws://") && !lower.starts_with("wss://") {
+        return Err("the URL must start with ws:// or wss://".into());
     }
     url.into_client_request().map_err(|e| e.to_string())?;
     Ok(url.to_owned())
@@ -138,6 +149,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<Exit> {
+    // Read even for ws://, so that a wrong path shows at once.
+    cli::tls::trust(args.ca_file.as_deref())?;
     let interactive = io::stdin().is_terminal();
     let mode = if interactive {
         Mode::Interactive

@@ -1,6 +1,7 @@
 //! `chat-server`: hosts the chat. See `chat-server --help`.
 
 use std::io::IsTerminal;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use async_signal::{Signal, Signals};
@@ -10,8 +11,18 @@ use tracing::info;
 use tracing_subscriber::EnvFilter;
 use wschat::serve::{ChatServer, Options};
 
-fn main() -> anyhow::Result<()> {
-    let options = Options::parse();
+fn main() -> ExitCode {
+    match run(Options::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, with every cause: "cannot read the TLS key k.pem: …".
+            eprintln!("chat-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(options: Options) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -22,8 +33,8 @@ fn main() -> anyhow::Result<()> {
     // tungstenite, whose trace level prints frame payloads, secrets included.
     tracing::subscriber::set_global_default(subscriber).context("cannot set up logging")?;
 
-    let listen = options.listen;
-    let server = ChatServer::bind(options).with_context(|| format!("cannot listen on {listen}"))?;
+    // Loads the TLS certificate and key (if given) before listening.
+    let server = ChatServer::bind(options)?;
     let mut signals =
         Signals::new([Signal::Term, Signal::Int]).context("cannot install signal handlers")?;
     server.run(async move {

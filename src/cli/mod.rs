@@ -11,6 +11,7 @@
 pub mod net;
 pub mod state;
 pub mod terminal;
+pub mod tls;
 
 use std::time::Instant;
 

@@ -14,10 +14,16 @@ use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use async_tungstenite::tungstenite::{self, Message};
 use futures_util::StreamExt;
+use futures_util::future::Either;
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::net::TcpStream;
 use smol::{Task, Timer};
+
+use super::tls;
+
+/// The socket under the WebSocket: TCP (`ws://`) or TLS over TCP (`wss://`).
+type Transport = Either<TcpStream, futures_rustls::client::TlsStream<TcpStream>>;
 
 /// What happened on a connection, tagged with its id by the receiver.
 #[derive(Debug)]
@@ -112,7 +118,7 @@ impl Connection {
 async fn connect(
     url: &str,
     subprotocol: Option<&'static str>,
-) -> Result<(WebSocketStream<TcpStream>, Option<String>), NetEvent> {
+) -> Result<(WebSocketStream<Transport>, Option<String>), NetEvent> {
     let failed = |reason: String| NetEvent::Closed(reason);
     let mut request = url
         .into_client_request()
@@ -130,11 +136,19 @@ async fn connect(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let port = uri.port_u16().unwrap_or(80);
-    let stream = TcpStream::connect((host.as_str(), port))
+    let secure = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("wss"));
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let tcp = TcpStream::connect((host.as_str(), port))
         .await
         .map_err(|e| failed(e.to_string()))?;
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let stream = if secure {
+        Either::Right(tls::connect(&host, tcp).await.map_err(failed)?)
+    } else {
+        Either::Left(tcp)
+    };
     let config = WebSocketConfig::default()
         .read_buffer_size(8 * 1024)
         .max_message_size(Some(MAX_MESSAGE))
@@ -145,6 +159,13 @@ async fn connect(
             Err(tungstenite::Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(
                 SubProtocolError::NoSubProtocol,
             ))) => return Err(NetEvent::SubprotocolRefused),
+            // That is what a TLS server's answer looks like to HTTP.
+            Err(e @ tungstenite::Error::Protocol(ProtocolError::HttparseError(_))) if !secure => {
+                return Err(failed(format!(
+                    "{}; if the server uses TLS, try wss://",
+                    describe(&e)
+                )));
+            }
             Err(e) => return Err(failed(describe(&e))),
         };
     let selected = response
@@ -158,7 +179,7 @@ async fn connect(
 /// Runs an open connection until it ends. `None` when it was closed on
 /// request, else why it ended.
 async fn run(
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<Transport>,
     id: u64,
     events: &Sender<(u64, NetEvent)>,
     queue: Receiver<Outgoing>,

@@ -1,6 +1,7 @@
 //! One connection: a reader that forwards frames to the core task and a
 //! writer that drains the connection's outbox into the socket, raced in one
-//! task so that whichever ends the connection drops the socket.
+//! task so that whichever ends the connection drops the socket. On `wss://`
+//! the same code runs over the TLS stream, once its handshake is done.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -11,7 +12,7 @@ use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::handshake::server::Request;
@@ -20,6 +21,7 @@ use async_tungstenite::tungstenite::http::header::ORIGIN;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender};
+use futures_rustls::TlsAcceptor;
 use futures_util::{SinkExt, StreamExt};
 use smol::channel::Sender;
 use smol::io::{AsyncRead, AsyncWrite};
@@ -29,7 +31,7 @@ use tracing::debug;
 use super::core_task::{InFrame, Input};
 use super::handshake::{self, Failed};
 use super::outbox::{Next, Outbox, Outgoing};
-use super::{Context, with_timeout};
+use super::{Context, with_deadline, with_timeout};
 use crate::{CloseCode, ConnectionId};
 
 /// After we send a Close, how long the peer has to answer it before the TCP
@@ -91,10 +93,38 @@ pub(crate) async fn run(
     _alive: Sender<Infallible>,
 ) {
     let written = AtomicU64::new(0);
+    // Counted below TLS: write progress is what reaches the socket.
     let io = Counted {
         tcp: &tcp,
         written: &written,
     };
+    // The TLS handshake and the WebSocket upgrade share one time limit.
+    // --handshake-timeout bounds the TLS handshake and the upgrade together.
+    let deadline = Instant::now() + ctx.handshake_timeout;
+    let Some(tls) = &ctx.tls else {
+        return serve(io, peer, &ctx, deadline, &written).await;
+    };
+    // Boxed, like the upgrade: rustls's handshake state is large and brief.
+    let handshake = Box::pin(TlsAcceptor::from(tls.clone()).accept(io));
+    match with_deadline(deadline, handshake).await {
+        Some(Ok(io)) => serve(io, peer, &ctx, deadline, &written).await,
+        // Dropping the stream closes the connection; rustls has already
+        // tried to send its alert.
+        Some(Err(error)) => debug!(%peer, "TLS handshake failed: {error}"),
+        None => debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Runs the WebSocket upgrade on `io` and then the connection.
+async fn serve<S>(
+    mut io: S,
+    peer: SocketAddr,
+    ctx: &Context,
+    deadline: Instant,
+    written: &AtomicU64,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let conn = Arc::new(Conn {
         peer,
         id: OnceLock::new(),
@@ -121,19 +151,21 @@ pub(crate) async fn run(
     // Boxed: the upgrade's state is most of this task's size, and it is
     // only needed for a moment.
     let upgrade = Box::pin(handshake::accept(
-        io,
-        &tcp,
+        &mut io,
         peer,
         ctx.websocket,
-        ctx.handshake_timeout,
+        deadline,
         register,
     ));
     let ws = match upgrade.await {
         Ok(ws) => ws,
-        Err(Failed { registered }) => {
+        Err(Failed { registered, answer }) => {
             conn.outbox.finish();
             if registered {
                 let _ = ctx.inbox.send(Input::Closed { conn }).await;
+            }
+            if let Some(answer) = answer {
+                handshake::refuse(&mut io, answer).await;
             }
             return;
         }
@@ -143,7 +175,7 @@ pub(crate) async fn run(
     let (mut sink, mut stream) = ws.split();
     let ended = future::or(
         read_loop(&mut stream, &conn, &ctx.inbox),
-        write_loop(&mut sink, &conn.outbox, &written),
+        write_loop(&mut sink, &conn.outbox, written),
     )
     .await;
     conn.outbox.finish();

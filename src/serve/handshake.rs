@@ -3,8 +3,8 @@
 //! `wschat.v2` is selected when offered, no subprotocol otherwise (v1).
 //! Anything else gets an HTTP error.
 
-use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Error as WsError;
@@ -15,15 +15,14 @@ use async_tungstenite::tungstenite::http::header::{
     CONNECTION, HeaderValue, SEC_WEBSOCKET_PROTOCOL,
 };
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
-use smol::Async;
 use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
-use super::with_timeout;
+use super::{with_deadline, with_timeout};
 use crate::Version;
 
-/// A peer that has not completed its upgrade by then is dropped (the
-/// default of `--handshake-timeout`).
+/// A peer that has not completed its upgrade by then (its TLS handshake
+/// included) is dropped: the default of `--handshake-timeout`.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Room for the frames of one chat message plus headers; tungstenite's
@@ -62,9 +61,13 @@ pub(crate) struct Failed {
     /// Whether `register` was called and said yes: then the core must be
     /// told that the connection is gone.
     pub(crate) registered: bool,
+    /// The HTTP answer owed to a request that was not a WebSocket upgrade
+    /// (see [`refuse`]).
+    pub(crate) answer: Option<&'static str>,
 }
 
-/// Runs the server side of the upgrade on `io` (which wraps `tcp`).
+/// Runs the server side of the upgrade on `io` (TCP, or TLS over TCP),
+/// giving up at `deadline`.
 ///
 /// `register` runs once the request is known to be a valid upgrade and
 /// before the `101` goes out, with the protocol version negotiated, so that
@@ -72,15 +75,15 @@ pub(crate) struct Failed {
 /// then on. If it refuses, the peer gets the HTTP status it returns (403
 /// for a foreign Origin, 503 when the server is full or stopping).
 ///
-/// A request that is not a WebSocket upgrade gets an HTTP error on `tcp`.
+/// `io` is borrowed rather than moved into tungstenite so that it is still
+/// there to [`refuse`] a request that is not a WebSocket upgrade.
 pub(crate) async fn accept<S>(
-    io: S,
-    tcp: &Async<TcpStream>,
+    io: &mut S,
     peer: SocketAddr,
     config: WebSocketConfig,
-    timeout: Duration,
+    deadline: Instant,
     register: impl FnOnce(&Request, Version) -> Result<(), StatusCode> + Unpin,
-) -> Result<WebSocketStream<S>, Failed>
+) -> Result<WebSocketStream<&mut S>, Failed>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -110,22 +113,36 @@ where
             }
         }
     };
-    let upgrade = async_tungstenite::accept_hdr_async_with_config(io, callback, Some(config));
-    let error = match with_timeout(timeout, upgrade).await {
+    let upgrade = async_tungstenite::accept_hdr_async_with_config(&mut *io, callback, Some(config));
+    let error = match with_deadline(deadline, upgrade).await {
         Some(Ok(ws)) => return Ok(ws),
         Some(Err(error)) => error,
         None => {
             debug!(%peer, "handshake timed out");
-            return Err(Failed { registered });
+            return Err(Failed {
+                registered,
+                answer: None,
+            });
         }
     };
     debug!(%peer, "handshake failed: {error}");
-    if let Some(response) = rejection(&error) {
-        let mut tcp = tcp;
-        let _ = with_timeout(timeout, tcp.write_all(response.as_bytes())).await;
-        let _ = tcp.get_ref().shutdown(std::net::Shutdown::Write);
-    }
-    Err(Failed { registered })
+    Err(Failed {
+        registered,
+        answer: rejection(&error),
+    })
+}
+
+/// Sends the HTTP `answer` to a failed upgrade, then closes our sending
+/// side (after TLS's close_notify, on TLS), bounded in time.
+pub(crate) async fn refuse<S>(io: &mut S, answer: &'static str)
+where
+    S: AsyncWrite + Unpin,
+{
+    let _ = with_timeout(HANDSHAKE_TIMEOUT, async {
+        io.write_all(answer.as_bytes()).await?;
+        io.close().await
+    })
+    .await;
 }
 
 /// The HTTP answer to a request that could not be upgraded, if it was HTTP

@@ -4,8 +4,9 @@
 //! Shape (see each module):
 //! - [`ChatServer::run`] accepts TCP connections and spawns one task per
 //!   connection on a multi-threaded executor (one thread per CPU);
-//! - `connection`: the WebSocket upgrade, then a reader forwarding frames to
-//!   the core task and a writer draining the connection's outbox;
+//! - `connection`: the TLS handshake (for `wss://`) and the WebSocket
+//!   upgrade, then a reader forwarding frames to the core task and a writer
+//!   draining the connection's outbox, the same code over TCP or TLS;
 //! - `core_task`: the one task owning [`Server`](crate::Server). It wakes on
 //!   inputs (draining all that are queued before acting, to batch) or at the
 //!   core's `poll_timeout`, and routes the core's actions to outboxes;
@@ -18,7 +19,7 @@
 //! use wschat::serve::{ChatServer, Options};
 //!
 //! let server = ChatServer::bind(Options::default())?;
-//! println!("chat on ws://{}", server.local_addr());
+//! println!("chat on {}://{}", server.scheme(), server.local_addr());
 //! server.run(std::future::pending())?; // serves until the future resolves
 //! # std::io::Result::Ok(())
 //! ```
@@ -41,9 +42,10 @@ use std::num::NonZeroUsize;
 use std::pin::pin;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use futures_rustls::rustls::ServerConfig;
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
 use smol::channel::{self, Sender};
@@ -51,6 +53,7 @@ use smol::{Async, Executor, Timer, future};
 use tracing::{debug, info, warn};
 
 use crate::Server;
+use crate::tls::{self, TlsError};
 use admission::Admission;
 use core_task::Input;
 
@@ -68,6 +71,8 @@ struct Context {
     send_queue_bytes: usize,
     handshake_timeout: Duration,
     admission: Arc<Admission>,
+    /// Set when serving `wss://`.
+    tls: Option<Arc<ServerConfig>>,
 }
 
 /// A chat server bound to its address, not yet serving.
@@ -76,17 +81,50 @@ pub struct ChatServer {
     listener: Async<TcpListener>,
     local_addr: SocketAddr,
     options: Options,
+    tls: Option<Arc<ServerConfig>>,
+}
+
+/// Why [`ChatServer::bind`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        error: io::Error,
+    },
+}
+
+impl From<BindError> for io::Error {
+    fn from(error: BindError) -> io::Error {
+        match error {
+            BindError::Listen { error, .. } => error,
+            tls @ BindError::Tls(_) => io::Error::new(io::ErrorKind::InvalidInput, tls),
+        }
+    }
 }
 
 impl ChatServer {
-    /// Binds `options.listen`.
-    pub fn bind(options: Options) -> io::Result<ChatServer> {
-        let listener = Async::<TcpListener>::bind(options.listen)?;
-        let local_addr = listener.get_ref().local_addr()?;
+    /// Loads the TLS certificate and key, if `options` name them, then
+    /// binds `options.listen`: a bad certificate never gets to listen.
+    pub fn bind(options: Options) -> Result<ChatServer, BindError> {
+        let tls = match (&options.tls_cert, &options.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            _ => None,
+        };
+        let addr = options.listen;
+        let listening = Async::<TcpListener>::bind(addr)
+            .and_then(|listener| Ok((listener.get_ref().local_addr()?, listener)));
+        let (local_addr, listener) =
+            listening.map_err(|error| BindError::Listen { addr, error })?;
         Ok(ChatServer {
             listener,
             local_addr,
             options,
+            tls,
         })
     }
 
@@ -95,15 +133,22 @@ impl ChatServer {
         self.local_addr
     }
 
+    /// `"wss"` when serving TLS, else `"ws"`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "wss" } else { "ws" }
+    }
+
     /// Serves until `shutdown` resolves, then shuts down gracefully: stops
     /// accepting, sends Close 1001 "server shutting down" to every
     /// connection and waits up to `shutdown_timeout` for them to close.
     /// Blocks the calling thread, which takes part in running connections.
     pub fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let scheme = self.scheme();
         let ChatServer {
             listener,
             local_addr,
             options,
+            tls,
         } = self;
         let rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
         let core = Server::new(options.config(), rng);
@@ -118,6 +163,7 @@ impl ChatServer {
                 options.max_connections,
                 options.max_connections_per_ip,
             )),
+            tls,
         });
 
         let executor = Arc::new(Executor::new());
@@ -138,7 +184,7 @@ impl ChatServer {
             .collect::<io::Result<Vec<_>>>()?;
 
         executor.spawn(core_task::run(core, inbox_rx)).detach();
-        info!("listening on ws://{local_addr}");
+        info!("listening on {scheme}://{local_addr}");
         smol::block_on(executor.run(async {
             let (alive, all_gone) = channel::bounded::<Infallible>(1);
             accept_loop(&listener, &executor, &ctx, alive, shutdown).await;
@@ -263,8 +309,13 @@ async fn accept_loop(
 
 /// `work`'s output, or `None` if it takes longer than `limit`.
 async fn with_timeout<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
+    with_deadline(Instant::now() + limit, work).await
+}
+
+/// `work`'s output, or `None` if it is not done by `deadline`.
+async fn with_deadline<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
     future::or(async { Some(work.await) }, async {
-        Timer::after(limit).await;
+        Timer::at(deadline).await;
         None
     })
     .await

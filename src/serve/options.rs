@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -19,7 +20,7 @@ use crate::Config;
 #[command(name = "chat-server", version)]
 pub struct Options {
     /// Address to listen on, as IP:PORT. Port 0 picks a free port; the log
-    /// line "listening on ws://…" tells which.
+    /// line "listening on ws://…" (or wss://) tells which.
     #[arg(
         long,
         env = "CHAT_LISTEN",
@@ -175,6 +176,17 @@ pub struct Options {
     /// this long after connecting.
     #[arg(long, env = "CHAT_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
     pub handshake_timeout: Duration,
+    /// Serve wss:// (TLS) with the certificate chain in this PEM file: the
+    /// server's certificate first, then any intermediates. Needs --tls-key.
+    /// Without both, the server speaks plain ws:// (for a LAN, or behind a
+    /// reverse proxy that terminates TLS).
+    #[arg(long, env = "CHAT_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert, in PEM: PKCS#8 ("PRIVATE KEY"), RSA
+    /// ("RSA PRIVATE KEY") or SEC1 ("EC PRIVATE KEY"). Needs --tls-cert.
+    #[arg(long, env = "CHAT_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     /// Threads running connection I/O; `None` means one per CPU. Not a flag:
     /// for embedders such as tests and load generators.
@@ -207,6 +219,8 @@ impl Default for Options {
             max_connections_per_ip: 0,
             allowed_origins: AllowedOrigins::Any,
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            tls_cert: None,
+            tls_key: None,
             threads: None,
         }
     }
@@ -318,5 +332,27 @@ mod tests {
             ])
         );
         assert_eq!(o.handshake_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn tls_takes_both_files_or_neither() {
+        if std::env::vars().any(|(k, _)| k.starts_with("CHAT_TLS_")) {
+            return;
+        }
+        let both = parse(&["--tls-cert", "cert.pem", "--tls-key", "key.pem"]).unwrap();
+        assert_eq!(both.tls_cert, Some(PathBuf::from("cert.pem")));
+        assert_eq!(both.tls_key, Some(PathBuf::from("key.pem")));
+        for (given, missing) in [("--tls-cert", "--tls-key"), ("--tls-key", "--tls-cert")] {
+            let e = parse(&[given, "file.pem"]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+            assert_eq!(e.exit_code(), 2);
+            let message = e.to_string();
+            let first = message.lines().next().unwrap_or_default();
+            assert!(
+                message.contains(&format!("{missing} <FILE>")),
+                "{given}: {message}"
+            );
+            assert!(first.contains("required"), "{given}: {message}");
+        }
     }
 }

@@ -20,6 +20,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Server {
     child: Child,
     pub port: u16,
+    /// `ws` or `wss`, as the server logged.
+    scheme: String,
 }
 
 impl Server {
@@ -28,17 +30,21 @@ impl Server {
         Server::start_on(0)
     }
 
-    /// Starts on a free port with these extra flags.
+    /// Starts on a free port with more flags (such as `--tls-cert`).
     pub fn start_with(args: &[&str]) -> Server {
-        Server::try_start(0, args).unwrap_or_else(|log| panic!("chat-server did not start: {log}"))
+        Server::start_with_on(0, args)
     }
 
     /// Starts on `port`, retrying briefly while the port is still held by
     /// a server that was just killed.
     pub fn start_on(port: u16) -> Server {
+        Server::start_with_on(port, &[])
+    }
+
+    fn start_with_on(port: u16, args: &[&str]) -> Server {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            match Server::try_start(port, &[]) {
+            match Server::try_start(port, args) {
                 Ok(server) => return server,
                 Err(log) if Instant::now() < deadline => {
                     eprintln!("chat-server did not start, retrying: {log}");
@@ -60,16 +66,22 @@ impl Server {
             .spawn()
             .expect("start chat-server");
         let lines = lines_of(child.stderr.take().expect("piped stderr"));
-        let mut server = Server { child, port: 0 };
+        let mut server = Server {
+            child,
+            port: 0,
+            scheme: String::new(),
+        };
         let deadline = Instant::now() + TIMEOUT;
         let mut log = String::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(addr) = line.split("listening on ws://").nth(1) {
+                    let url = line.split("listening on ").nth(1);
+                    if let Some((scheme, addr)) = url.and_then(|url| url.split_once("://")) {
                         let port = addr.trim().rsplit(':').next().and_then(|p| p.parse().ok());
                         server.port = port.unwrap_or_else(|| panic!("no port in {line:?}"));
+                        server.scheme = scheme.to_owned();
                         // Keep draining the log so the server never blocks on it.
                         thread::spawn(move || lines.into_iter().for_each(drop));
                         return Ok(server);
@@ -83,7 +95,7 @@ impl Server {
     }
 
     pub fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     /// Kills the server outright (SIGKILL), as a crash would.
@@ -129,7 +141,8 @@ pub fn chat_cli(state: &Path, args: &[&str]) -> Command {
         .env("NO_COLOR", "1")
         .env_remove("CHAT_URL")
         .env_remove("CHAT_NAME")
-        .env_remove("CHAT_SECRET");
+        .env_remove("CHAT_SECRET")
+        .env_remove("CHAT_CA_FILE");
     command
 }
 

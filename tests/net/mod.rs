@@ -34,7 +34,7 @@ struct Log {
 
 impl ServerProcess {
     /// Starts `chat-server --listen 127.0.0.1:0 ARGS` with debug logs and
-    /// waits for its "listening on" line.
+    /// waits for its "listening on ws://…" (or wss://) line.
     pub fn start(args: &[&str]) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args(["--listen", "127.0.0.1:0"])
@@ -65,12 +65,13 @@ impl ServerProcess {
             log,
         };
         let line = server
-            .wait_for_log(|l| l.contains("listening on ws://"))
-            .expect("the server logs its address");
+            .wait_for_log(|l| l.contains("listening on "))
+            .unwrap_or_else(|| panic!("the server logs its address: {}", server.log_text()));
         let addr = line
-            .split("listening on ws://")
+            .split("listening on ")
             .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|rest| rest.split_once("://"))
+            .and_then(|(_, rest)| rest.split_whitespace().next())
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
         server.addr = addr;

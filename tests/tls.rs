@@ -1,0 +1,400 @@
+//! wss:// on 127.0.0.1: `chat-server --tls-cert --tls-key` with a
+//! self-signed certificate made at test time (rcgen), and clients that
+//! trust it — async-tungstenite over futures-rustls, `chat-cli --ca-file` —
+//! or do not. Every wait is bounded; every child is killed when dropped.
+#![cfg(all(feature = "server", feature = "cli"))]
+
+mod clients;
+mod net;
+
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::Message;
+use futures_rustls::TlsConnector;
+use futures_rustls::client::TlsStream;
+use futures_rustls::pki_types::{CertificateDer, ServerName};
+use futures_rustls::rustls::{self, ClientConfig, RootCertStore};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use smol::{Async, Timer};
+
+use clients::{Cli, run_script};
+use net::ServerProcess;
+
+/// Longest any single wait may take before the test fails.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A self-signed certificate for 127.0.0.1 and its key, as PEM files.
+struct Certificate {
+    dir: tempfile::TempDir,
+    cert: PathBuf,
+    key: PathBuf,
+    der: CertificateDer<'static>,
+}
+
+impl Certificate {
+    fn new() -> Certificate {
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+            .expect("a self-signed certificate");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        Certificate {
+            dir,
+            cert,
+            key,
+            der: made.cert.der().clone(),
+        }
+    }
+
+    fn server_args(&self) -> [&str; 4] {
+        [
+            "--tls-cert",
+            path_str(&self.cert),
+            "--tls-key",
+            path_str(&self.key),
+        ]
+    }
+
+    /// The server, with debug logs, serving wss:// with this certificate.
+    fn start_server(&self) -> ServerProcess {
+        let server = ServerProcess::start(&self.server_args());
+        let url = format!("listening on wss://{}", server.addr);
+        assert!(
+            server.has_logged(|l| l.contains(&url)),
+            "{}",
+            server.log_text()
+        );
+        server
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 temporary path")
+}
+
+fn state_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary state directory")
+}
+
+/// `work`, or a panic naming `what` after `TIMEOUT`.
+fn bounded<T>(what: &str, work: impl Future<Output = T>) -> T {
+    smol::block_on(smol::future::or(work, async {
+        Timer::after(TIMEOUT).await;
+        panic!("{what}: no answer in time")
+    }))
+}
+
+/// A WebSocket client on async-tungstenite over futures-rustls, trusting
+/// only `roots`.
+struct WssClient {
+    ws: WebSocketStream<TlsStream<Async<TcpStream>>>,
+}
+
+impl WssClient {
+    fn tls(addr: SocketAddr, roots: RootCertStore) -> io::Result<TlsStream<Async<TcpStream>>> {
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("ring does TLS 1.2 and 1.3")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        bounded("TLS handshake", async {
+            let tcp = Async::<TcpStream>::connect(addr).await?;
+            let name = ServerName::IpAddress(addr.ip().into());
+            TlsConnector::from(Arc::new(config))
+                .connect(name, tcp)
+                .await
+        })
+    }
+
+    fn connect(addr: SocketAddr, trusted: &CertificateDer<'static>) -> WssClient {
+        let mut roots = RootCertStore::empty();
+        roots.add(trusted.clone()).expect("a usable trust anchor");
+        let tls = WssClient::tls(addr, roots).expect("a trusted TLS handshake");
+        let url = format!("wss://{addr}/");
+        let (ws, _) = bounded("upgrade", async_tungstenite::client_async(url, tls))
+            .expect("a WebSocket upgrade over TLS");
+        WssClient { ws }
+    }
+
+    fn send_json(&mut self, message: Value) {
+        bounded("send", self.ws.send(Message::text(message.to_string()))).expect("send");
+    }
+
+    /// The next message of type `kind`, skipping others and pings.
+    fn recv_type(&mut self, kind: &str) -> Value {
+        loop {
+            match bounded("receive", self.ws.next()) {
+                Some(Ok(Message::Text(text))) => {
+                    let message: Value = serde_json::from_str(&text).expect("JSON");
+                    if message["type"] == kind {
+                        return message;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected {kind}, got {other:?}"),
+            }
+        }
+    }
+
+    fn login(&mut self, username: &str) {
+        self.send_json(json!({"type": "login", "id": "l", "username": username}));
+        assert_eq!(self.recv_type("loginMessage")["username"], username);
+    }
+}
+
+#[test]
+fn a_plain_websocket_client_and_chat_cli_chat_over_wss() {
+    let certificate = Certificate::new();
+    let server = certificate.start_server();
+    let url = format!("wss://{}", server.addr);
+
+    let mut alice = WssClient::connect(server.addr, &certificate.der);
+    alice.login("alice");
+
+    let state = state_dir();
+    let mut bob = Cli::spawn(
+        state.path(),
+        &[
+            &url,
+            "--name",
+            "bob",
+            "--ca-file",
+            path_str(&certificate.cert),
+        ],
+    );
+    bob.send("hi alice, over TLS");
+    bob.expect_stdout("bob (you): hi alice, over TLS");
+    let heard = alice.recv_type("textBroadcast");
+    assert_eq!(
+        (heard["username"].as_str(), heard["message"].as_str()),
+        (Some("bob"), Some("hi alice, over TLS"))
+    );
+
+    alice.send_json(json!({"type": "textFromUser", "id": "m", "text": "hi bob"}));
+    bob.expect_stdout("alice: hi bob");
+    assert_eq!(alice.recv_type("textBroadcast")["message"], "hi bob");
+    let bob = bob.finish();
+    assert!(bob.status.success(), "{bob:?}");
+    assert_eq!(bob.stderr, Vec::<String>::new());
+
+    // The environment variables do what the flags do.
+    let state = state_dir();
+    let mut carol = clients::chat_cli(state.path(), &["--name", "carol"]);
+    carol
+        .env("CHAT_URL", &url)
+        .env("CHAT_CA_FILE", &certificate.cert);
+    let mut carol = Cli::from_command(carol);
+    carol.send("me too");
+    carol.expect_stdout("carol (you): me too");
+    assert_eq!(alice.recv_type("textBroadcast")["username"], "carol");
+    assert!(carol.finish().status.success());
+}
+
+#[test]
+fn a_client_that_does_not_trust_the_certificate_fails_clearly() {
+    let certificate = Certificate::new();
+    let server = certificate.start_server();
+    let url = format!("wss://{}", server.addr);
+
+    // Trusting the web PKI is not trusting a self-signed certificate.
+    let web_pki = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let error = WssClient::tls(server.addr, web_pki).expect_err("an untrusted certificate");
+    let cause = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    assert!(
+        matches!(
+            cause,
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+            ))
+        ),
+        "{error:?}"
+    );
+
+    // chat-cli without --ca-file: one line that says what to do, exit 1.
+    let state = state_dir();
+    let out = run_script(state.path(), &[&url, "--name", "bob"], "hi\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stderr.len(), 1, "{out:?}");
+    let line = &out.stderr[0];
+    assert!(
+        line.starts_with(&format!("chat-cli: could not connect to {url}: ")),
+        "{line}"
+    );
+    assert!(line.contains("not signed by an authority"), "{line}");
+    assert!(line.contains("--ca-file"), "{line}");
+    assert_eq!(out.stdout, Vec::<String>::new());
+
+    // The server logged the failed handshakes and carries on.
+    assert!(
+        server
+            .wait_for_log(|l| l.contains("TLS handshake failed"))
+            .is_some(),
+        "{}",
+        server.log_text()
+    );
+    let mut alice = WssClient::connect(server.addr, &certificate.der);
+    alice.login("alice");
+}
+
+#[test]
+fn ws_and_wss_mixed_up_are_refused_without_harm() {
+    let certificate = Certificate::new();
+    let tls_server = certificate.start_server();
+
+    // A plain WebSocket client on the TLS port: no upgrade.
+    let tcp = TcpStream::connect_timeout(&tls_server.addr, TIMEOUT).unwrap();
+    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    tcp.set_write_timeout(Some(TIMEOUT)).unwrap();
+    let upgrade = tungstenite::client(format!("ws://{}/", tls_server.addr), tcp);
+    assert!(upgrade.is_err(), "a plain upgrade on the TLS port");
+    let logged = tls_server.wait_for_log(|l| l.contains("TLS handshake failed"));
+    assert!(logged.is_some(), "{}", tls_server.log_text());
+    let mut alice = WssClient::connect(tls_server.addr, &certificate.der);
+    alice.login("alice");
+
+    // chat-cli too, and it suggests wss://.
+    let url = format!("ws://{}", tls_server.addr);
+    let state = state_dir();
+    let out = run_script(state.path(), &[&url, "--name", "bob"], "hi\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stderr.len(), 1, "{out:?}");
+    assert!(
+        out.stderr[0].ends_with("; if the server uses TLS, try wss://"),
+        "{out:?}"
+    );
+
+    // chat-cli asking for TLS from a plain server says so.
+    let plain_server = clients::Server::start();
+    let url = plain_server.url().replace("ws://", "wss://");
+    let state = state_dir();
+    let out = run_script(state.path(), &[&url, "--name", "bob"], "hi\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        out.stderr,
+        [format!(
+            "chat-cli: could not connect to {url}: the server does not speak TLS; \
+             try ws:// instead of wss://"
+        )]
+    );
+}
+
+#[test]
+fn silent_peers_are_dropped_at_the_handshake_timeout() {
+    let certificate = Certificate::new();
+    let server = certificate.start_server();
+    // One says nothing at all; the other completes TLS, then says nothing.
+    let mut silent = TcpStream::connect_timeout(&server.addr, TIMEOUT).unwrap();
+    silent.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(certificate.der.clone()).unwrap();
+    let mut after_tls = WssClient::tls(server.addr, roots).expect("a TLS handshake");
+
+    // The server hangs up on both (end of stream, or a reset).
+    let mut byte = [0; 1];
+    match silent.read(&mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the server to hang up, got {other:?}"),
+    }
+    let read = bounded("the server's hang-up", async {
+        use futures_util::AsyncReadExt;
+        after_tls.read(&mut byte).await
+    });
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+
+    for timed_out in ["TLS handshake timed out", "handshake timed out peer"] {
+        let logged = server.wait_for_log(|l| l.contains(timed_out));
+        assert!(logged.is_some(), "{timed_out}: {}", server.log_text());
+    }
+}
+
+/// A `chat-server` run that must end by itself; killed if it does not.
+struct Exiting(Child);
+
+impl Drop for Exiting {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs chat-server with `args` until it exits; its status and stderr.
+fn run_server_to_exit(args: &[&str]) -> (ExitStatus, Vec<String>) {
+    let child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chat-server");
+    let mut child = Exiting(child);
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait for chat-server") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "chat-server kept running");
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let pipe = child.0.stderr.as_mut().expect("piped stderr");
+    pipe.read_to_string(&mut stderr).expect("read stderr");
+    (status, stderr.lines().map(str::to_owned).collect())
+}
+
+#[test]
+fn bad_certificates_or_keys_stop_chat_server_before_it_listens() {
+    let certificate = Certificate::new();
+    let other = Certificate::new();
+    let dir = certificate.dir.path();
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&garbage, "-----BEGIN PRIVATE KEY-----\nnot base64!\n").unwrap();
+    let missing = dir.join("missing.pem");
+    let cert = path_str(&certificate.cert);
+
+    for (key, reason) in [
+        (&garbage, "is not valid PEM"),
+        (&missing, "cannot read the TLS key"),
+        (&other.key, "does not match the certificate"),
+        (&certificate.cert, "no private key in"),
+    ] {
+        let (status, stderr) =
+            run_server_to_exit(&["--tls-cert", cert, "--tls-key", path_str(key)]);
+        assert_eq!(status.code(), Some(1), "{key:?}: {stderr:?}");
+        assert_eq!(stderr.len(), 1, "one line: {stderr:?}");
+        let line = &stderr[0];
+        assert!(line.starts_with("chat-server: "), "{line}");
+        assert!(line.contains(reason), "{line}");
+        assert!(line.contains(path_str(key)), "names the file: {line}");
+    }
+
+    let (status, stderr) = run_server_to_exit(&[
+        "--tls-cert",
+        path_str(&missing),
+        "--tls-key",
+        path_str(&certificate.key),
+    ]);
+    assert_eq!(status.code(), Some(1), "{stderr:?}");
+    assert!(stderr[0].contains(path_str(&missing)), "{stderr:?}");
+
+    // One file without the other is a usage error.
+    let (status, stderr) = run_server_to_exit(&["--tls-cert", cert]);
+    assert_eq!(status.code(), Some(2), "{stderr:?}");
+    assert!(stderr.iter().any(|l| l.contains("--tls-key")), "{stderr:?}");
+}
