@@ -73,8 +73,10 @@ pub enum Mode {
     /// while offline are queued with a notice; end of input leaves at once.
     Interactive,
     /// A script: every line is a message as it is; at the end of input the
-    /// client waits (up to `linger`) until the server has confirmed every
-    /// message, then leaves; failing to deliver any is a failure. It shows
+    /// client waits until the server has confirmed every message (giving
+    /// up after `linger` without a confirmation), then leaves; failing to
+    /// deliver any is a failure. A message the server refuses as sent too
+    /// fast is sent again, in order, once the server allows. It shows
     /// what is said while it takes part (caught up after a reconnect), not
     /// the earlier messages a v2 server sends a newcomer for context.
     Script,
