@@ -275,3 +275,40 @@ fn a_corrupt_secrets_file_is_reported_and_ignored() {
     assert!(again.status.success(), "{again:?}");
     assert_eq!(again.stderr, Vec::<String>::new());
 }
+
+#[test]
+fn a_long_script_is_paced_to_the_servers_rate_limit_and_loses_nothing() {
+    // Default limits: 5 messages a second, 10 at once.
+    let server = Server::start();
+    let url = server.url();
+    let (watcher_state, bulk_state) = (state_dir(), state_dir());
+    let mut watcher = Cli::spawn(watcher_state.path(), &[&url, "--name", "watcher"]);
+    watcher.send("ready");
+    watcher.expect_stdout("watcher (you): ready");
+
+    let numbers: Vec<String> = (1..=30).map(|n| n.to_string()).collect();
+    let input: String = numbers.iter().map(|n| format!("{n}\n")).collect();
+    let out = run_script(bulk_state.path(), &[&url, "--name", "bulk"], &input);
+    assert!(out.status.success(), "{out:?}");
+    let own: Vec<String> = numbers.iter().map(|n| format!("bulk (you): {n}")).collect();
+    assert_eq!(out.stdout, own);
+    // At most one quiet line about it, nothing per message.
+    assert!(out.stderr.len() <= 1, "{out:?}");
+    assert!(
+        out.stderr.iter().all(|l| l.contains(
+            "sending slower: the server limits messages \
+             (too many messages: at most 5 a second, 10 at once)"
+        )),
+        "{out:?}"
+    );
+
+    watcher.expect_stdout("bulk: 30");
+    let watcher = watcher.finish();
+    assert!(watcher.status.success(), "{watcher:?}");
+    let seen: Vec<&str> = watcher
+        .stdout
+        .iter()
+        .filter_map(|l| l.strip_prefix("bulk: "))
+        .collect();
+    assert_eq!(seen, numbers);
+}

@@ -45,6 +45,7 @@
 pub mod backoff;
 pub mod command;
 mod outbox;
+mod pacing;
 pub mod render;
 pub mod secrets;
 
@@ -61,6 +62,7 @@ use crate::username::Username;
 pub use backoff::Backoff;
 use command::{Effect, Input};
 use outbox::Outbox;
+use pacing::Pacing;
 pub use render::{ClockTime, Line};
 pub use secrets::SecretStore;
 
@@ -71,8 +73,10 @@ pub enum Mode {
     /// while offline are queued with a notice; end of input leaves at once.
     Interactive,
     /// A script: every line is a message as it is; at the end of input the
-    /// client waits (up to `linger`) until the server has confirmed every
-    /// message, then leaves; failing to deliver any is a failure. It shows
+    /// client waits until the server has confirmed every message (giving
+    /// up after `linger` without a confirmation), then leaves; failing to
+    /// deliver any is a failure. A message the server refuses as sent too
+    /// fast is sent again, in order, once the server allows. It shows
     /// what is said while it takes part (caught up after a reconnect), not
     /// the earlier messages a v2 server sends a newcomer for context.
     Script,
@@ -106,7 +110,8 @@ pub struct ClientConfig {
     /// A ping unanswered this long means the connection is dead. Default 10 s.
     pub keepalive_timeout: Duration,
     /// How long a script waits at the end of its input for its messages to
-    /// be confirmed. Default 10 s.
+    /// be confirmed: it gives up after this long without a confirmation
+    /// (not counting a wait the server asked for). Default 10 s.
     pub linger: Duration,
     /// Most messages waiting to be sent; more are refused. Default 100.
     pub outbox_capacity: usize,
@@ -223,6 +228,8 @@ pub struct Client<R> {
     /// Failed attempts since the last stable connection.
     failures: u32,
     outbox: Outbox,
+    /// Slower sending after the server rate-limited a message of ours.
+    pacing: Pacing,
     /// Set at the end of a script's input: finish by then.
     ending: Option<Instant>,
     /// Messages refused, or maybe lost with a connection.
@@ -258,6 +265,7 @@ impl<R: Rng> Client<R> {
                 .or_else(|| config.saved_secret.clone()),
             saved_secret: config.saved_secret.clone(),
             outbox: Outbox::new(config.outbox_capacity, config.window),
+            pacing: Pacing::default(),
             config,
             rng,
             link: Link::Done,
@@ -440,6 +448,10 @@ impl<R: Rng> Client<R> {
                 };
                 self.show_live(seq, Line::from_text(&username, &message, own, timestamp));
                 if confirmed {
+                    // Progress: a script's wait at the end starts again.
+                    if self.ending.is_some() {
+                        self.ending = Some(now + self.config.linger);
+                    }
                     self.flush();
                     self.check_ending();
                 }
@@ -449,7 +461,7 @@ impl<R: Rng> Client<R> {
                 reply_to,
                 description,
                 ..
-            } => self.refused(error, reply_to.as_deref(), description.as_deref()),
+            } => self.refused(error, reply_to.as_deref(), description.as_deref(), now),
             ServerMessage::UserList { users, .. } => {
                 let line = Line::Info(self.who_is_online(&users));
                 self.show_server(line);
@@ -527,7 +539,9 @@ impl<R: Rng> Client<R> {
             Mode::Interactive if self.logout.is_some() => {} // it ends by itself
             Mode::Interactive => self.quit(),
             Mode::Script => {
-                self.ending = Some(now + self.config.linger);
+                // Not counting a wait the server asked for.
+                let from = self.pacing.resume_at().map_or(now, |at| at.max(now));
+                self.ending = Some(from + self.config.linger);
                 self.check_ending();
             }
         }
@@ -537,6 +551,12 @@ impl<R: Rng> Client<R> {
 
     /// Time has reached `now`. Calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.pacing.handle_timeout(now) {
+            if !self.pacing.is_slow() {
+                self.outbox.set_window(self.config.window);
+            }
+            self.flush();
+        }
         if let Some(deadline) = self.ending
             && now >= deadline
             && !self.is_finished()
@@ -625,6 +645,7 @@ impl<R: Rng> Client<R> {
             Some(link),
             self.ending,
             self.logout.as_ref().map(|(_, at)| *at),
+            self.pacing.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -909,7 +930,13 @@ impl<R: Rng> Client<R> {
     }
 
     /// The server answered with an error.
-    fn refused(&mut self, code: ErrorCode, reply_to: Option<&str>, description: Option<&str>) {
+    fn refused(
+        &mut self,
+        code: ErrorCode,
+        reply_to: Option<&str>,
+        description: Option<&str>,
+        now: Instant,
+    ) {
         match self.link {
             Link::LoggingIn { .. } => {
                 if let Some(join) = self.held_join.take() {
@@ -952,17 +979,23 @@ impl<R: Rng> Client<R> {
                         | ErrorCode::RateLimited
                         | ErrorCode::Unknown
                 );
-                // Whether the error is about one of our messages, and whether
-                // it took one out of flight.
-                let (about_ours, refused_one) = match self.version {
+                // Whether the error is about one of our messages, and the
+                // one it took out of flight.
+                let (about_ours, refused) = match self.version {
                     Version::V2 => {
-                        let ours = reply_to.and_then(|id| self.outbox.answered(id)).is_some();
-                        (ours, ours)
+                        let refused = reply_to.and_then(|id| self.outbox.answered(id));
+                        (refused.is_some(), refused)
                     }
                     // v1 cannot say which: the oldest in flight, if any.
-                    Version::V1 if about_a_message => (true, self.outbox.refuse_oldest().is_some()),
-                    Version::V1 => (false, false),
+                    Version::V1 if about_a_message => (true, self.outbox.refuse_oldest()),
+                    Version::V1 => (false, None),
                 };
+                if code == ErrorCode::RateLimited
+                    && let Some(sent) = refused
+                {
+                    return self.too_fast(sent, description, now);
+                }
+                let refused_one = refused.is_some();
                 let description = describe(code, description);
                 let line = if about_ours {
                     format!("your message was not sent: {description}")
@@ -984,9 +1017,31 @@ impl<R: Rng> Client<R> {
         }
     }
 
+    /// The server refused our message `text` as sent too fast: send it
+    /// again, first, once the server allows, then one at a time.
+    fn too_fast(&mut self, sent: outbox::Sent, description: Option<&str>, now: Instant) {
+        self.outbox.send_again(sent);
+        self.outbox.set_window(1);
+        let (resume_at, first) = self.pacing.limited(description, now);
+        // Waiting as asked is not a lack of progress.
+        if let Some(ending) = self.ending {
+            self.ending = Some(ending.max(resume_at + self.config.linger));
+        }
+        if first {
+            let limit = pacing::the_limit(description.unwrap_or_default());
+            let line = match limit {
+                "" => "sending slower: the server limits how fast messages may be sent".into(),
+                limit => format!("sending slower: the server limits messages ({limit})"),
+            };
+            self.show(Line::Status(line));
+        }
+    }
+
     /// The connection is gone: give up before the first login, else retry.
     fn lost(&mut self, reason: &str, now: Instant) {
         let was = std::mem::replace(&mut self.link, Link::Done);
+        // The next connection's rate limit starts afresh.
+        self.pacing.reconnected();
         self.held_join = None;
         self.accepted = None;
         self.held.clear();
@@ -1076,8 +1131,12 @@ impl<R: Rng> Client<R> {
 
     /// Sends what the window allows.
     fn flush(&mut self) {
-        if !self.is_online() || self.logout.is_some() {
+        if !self.is_online() || self.logout.is_some() || self.pacing.is_paused() {
             return;
+        }
+        if self.pacing.is_slow() && self.outbox.queued() == 0 && self.outbox.in_flight() == 0 {
+            self.pacing.drained();
+            self.outbox.set_window(self.config.window);
         }
         let rng = &mut self.rng;
         while let Some(sent) = self.outbox.next_to_send(|| id::message_id(rng)) {

@@ -16,15 +16,27 @@ use std::collections::VecDeque;
 pub(crate) struct Sent {
     pub(crate) id: String,
     pub(crate) text: String,
+    /// Its place in the order the messages were typed.
+    order: u64,
+}
+
+/// A message waiting to be sent.
+#[derive(Debug)]
+struct Queued {
+    order: u64,
+    text: String,
 }
 
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    queued: VecDeque<String>,
+    /// In the order typed: a message sent again goes back to its place.
+    queued: VecDeque<Queued>,
+    /// The `order` of the next message pushed.
+    next_order: u64,
     in_flight: VecDeque<Sent>,
     /// In flight when a v2 connection dropped: maybe delivered, maybe not,
     /// until the next login's `history` says.
-    unchecked: Vec<String>,
+    unchecked: Vec<Sent>,
     /// Most messages queued at once; more are refused.
     capacity: usize,
     /// Most messages in flight at once; the rest wait in the queue, which
@@ -51,6 +63,7 @@ impl Outbox {
     pub(crate) fn new(capacity: usize, window: usize) -> Self {
         Outbox {
             queued: VecDeque::new(),
+            next_order: 0,
             in_flight: VecDeque::new(),
             unchecked: Vec::new(),
             capacity: capacity.max(1),
@@ -62,8 +75,33 @@ impl Outbox {
         if self.queued.len() >= self.capacity {
             return Err(Full);
         }
-        self.queued.push_back(text);
+        self.queued.push_back(Queued {
+            order: self.next_order,
+            text,
+        });
+        self.next_order += 1;
         Ok(())
+    }
+
+    /// Most messages in flight at once from now on.
+    pub(crate) fn set_window(&mut self, window: usize) {
+        self.window = window.max(1);
+    }
+
+    /// A message sent once (refused as too fast, or never received before
+    /// a drop) goes again, in its place: after those typed before it,
+    /// before those typed after it.
+    pub(crate) fn send_again(&mut self, sent: Sent) {
+        let at = self
+            .queued
+            .partition_point(|queued| queued.order < sent.order);
+        self.queued.insert(
+            at,
+            Queued {
+                order: sent.order,
+                text: sent.text,
+            },
+        );
     }
 
     pub(crate) fn has_room(&self) -> bool {
@@ -76,8 +114,12 @@ impl Outbox {
         if self.in_flight.len() >= self.window {
             return None;
         }
-        let text = self.queued.pop_front()?;
-        let sent = Sent { id: id(), text };
+        let Queued { order, text } = self.queued.pop_front()?;
+        let sent = Sent {
+            id: id(),
+            text,
+            order,
+        };
         self.in_flight.push_back(sent.clone());
         Some(sent)
     }
@@ -93,15 +135,15 @@ impl Outbox {
     }
 
     /// v2: the server answered the message sent under `id`, by
-    /// broadcasting it or refusing it. Its text, if it was ours in flight.
-    pub(crate) fn answered(&mut self, id: &str) -> Option<String> {
+    /// broadcasting it or refusing it. The message, if it was ours in flight.
+    pub(crate) fn answered(&mut self, id: &str) -> Option<Sent> {
         let at = self.in_flight.iter().position(|sent| sent.id == id)?;
-        self.in_flight.remove(at).map(|sent| sent.text)
+        self.in_flight.remove(at)
     }
 
     /// v1: the server refused a message: the oldest in flight.
-    pub(crate) fn refuse_oldest(&mut self) -> Option<String> {
-        self.in_flight.pop_front().map(|sent| sent.text)
+    pub(crate) fn refuse_oldest(&mut self) -> Option<Sent> {
+        self.in_flight.pop_front()
     }
 
     /// The connection is gone: what was in flight may or may not have
@@ -113,14 +155,13 @@ impl Outbox {
     /// The v2 connection is gone: keep what was in flight to check against
     /// the next login's `history`.
     pub(crate) fn park_in_flight(&mut self) {
-        let texts = self.take_in_flight();
-        self.unchecked.extend(texts);
+        self.unchecked.extend(self.in_flight.drain(..));
     }
 
     /// The unchecked messages, for when no `history` will come (the client
     /// quits, or the server now speaks v1).
     pub(crate) fn take_unchecked(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.unchecked)
+        self.unchecked.drain(..).map(|sent| sent.text).collect()
     }
 
     pub(crate) fn unchecked(&self) -> usize {
@@ -130,8 +171,8 @@ impl Outbox {
     /// Settles the unchecked messages against `own`, the texts of our own
     /// messages in the catch-up (oldest first), which is `complete` or not.
     /// The server handled our messages in the order sent, so they are
-    /// matched in order; those never received go back to the front of the
-    /// queue, ahead of anything typed while offline.
+    /// matched in order; those never received go back to the queue, in
+    /// their place, ahead of anything typed while offline.
     pub(crate) fn check<'a>(
         &mut self,
         own: impl IntoIterator<Item = &'a str>,
@@ -140,18 +181,18 @@ impl Outbox {
         let own: Vec<&str> = own.into_iter().collect();
         let mut from = 0;
         let mut checked = Checked::default();
-        for text in self.unchecked.drain(..) {
-            match own[from..].iter().position(|said| *said == text) {
+        for sent in std::mem::take(&mut self.unchecked) {
+            match own[from..].iter().position(|said| *said == sent.text) {
                 Some(at) => {
                     from += at + 1;
-                    checked.delivered.push(text);
+                    checked.delivered.push(sent.text);
                 }
-                None if complete => checked.resent.push(text),
-                None => checked.unknown.push(text),
+                None if complete => {
+                    checked.resent.push(sent.text.clone());
+                    self.send_again(sent);
+                }
+                None => checked.unknown.push(sent.text),
             }
-        }
-        for text in checked.resent.iter().rev() {
-            self.queued.push_front(text.clone());
         }
         checked
     }
@@ -206,7 +247,10 @@ mod tests {
         );
         assert!(outbox.confirm_text("a"));
         assert_eq!(outbox.next_to_send(&mut id).unwrap().text, "c");
-        assert_eq!(outbox.refuse_oldest().as_deref(), Some("b"));
+        assert_eq!(
+            outbox.refuse_oldest().map(|sent| sent.text).as_deref(),
+            Some("b")
+        );
         assert_eq!(outbox.take_in_flight(), vec!["c".to_owned()]);
         assert!(outbox.is_empty());
     }
@@ -221,7 +265,10 @@ mod tests {
         let sent: Vec<Sent> = (0..3)
             .map(|_| outbox.next_to_send(&mut id).unwrap())
             .collect();
-        assert_eq!(outbox.answered("m2").as_deref(), Some("same"));
+        assert_eq!(
+            outbox.answered("m2").map(|sent| sent.text).as_deref(),
+            Some("same")
+        );
         assert_eq!(outbox.answered("m2"), None, "answered once");
         assert_eq!(outbox.answered("nope"), None);
         assert_eq!(outbox.in_flight(), 2);
@@ -260,6 +307,43 @@ mod tests {
             .map(|_| outbox.next_to_send(&mut id).unwrap().text)
             .collect();
         assert_eq!(order, ["b", "c", "d"]);
+    }
+
+    #[test]
+    fn messages_sent_again_keep_their_order_ahead_of_new_ones() {
+        let mut id = ids();
+        let mut outbox = Outbox::new(10, 3);
+        for text in ["a", "b", "c", "d"] {
+            outbox.push(text.into()).unwrap();
+        }
+        for _ in 0..3 {
+            outbox.next_to_send(&mut id);
+        }
+        assert!(outbox.confirm_text("a"));
+        // "b" and "c" refused in the order sent.
+        for _ in 0..2 {
+            let sent = outbox.refuse_oldest().unwrap();
+            outbox.send_again(sent);
+        }
+        outbox.set_window(1);
+        assert_eq!(outbox.next_to_send(&mut id).unwrap().text, "b");
+        assert_eq!(outbox.next_to_send(&mut id), None, "window of 1");
+        // "b" refused again: still first.
+        let sent = outbox.answered(&outbox_id(&outbox)).unwrap();
+        outbox.send_again(sent);
+        let order: Vec<String> = (0..3)
+            .map(|_| {
+                let sent = outbox.next_to_send(&mut id).unwrap();
+                assert!(outbox.confirm_text(&sent.text));
+                sent.text
+            })
+            .collect();
+        assert_eq!(order, ["b", "c", "d"]);
+        assert!(outbox.is_empty());
+    }
+
+    fn outbox_id(outbox: &Outbox) -> String {
+        outbox.in_flight.front().unwrap().id.clone()
     }
 
     #[test]

@@ -856,3 +856,132 @@ fn a_fast_script_is_paced_by_the_window_and_the_queue() {
         ["send text line 3", "show 12:00 alice (you): line 1"]
     );
 }
+
+// ---- rate limits ----
+
+const TOO_FAST: &str = "too many messages: at most 5 a second, 10 at once; retry in 200 ms";
+
+#[test]
+fn rate_limited_messages_are_sent_again_in_order_one_at_a_time() {
+    let mut h = Harness::script();
+    h.log_in("S");
+    let lines: Vec<String> = (1..=12).map(|n| n.to_string()).collect();
+    for line in &lines {
+        assert_eq!(h.type_line(line), [format!("send text {line}")]);
+    }
+    h.end_of_input();
+    for line in &lines[..10] {
+        h.server(text("alice", line));
+    }
+    // 11 and 12 refused, in the order sent: said once, quietly.
+    assert_eq!(
+        h.server(error(ErrorCode::RateLimited, Some(TOO_FAST))),
+        ["show 12:00 -- sending slower: the server limits messages \
+             (too many messages: at most 5 a second, 10 at once)"]
+    );
+    assert_eq!(
+        h.server(error(ErrorCode::RateLimited, Some(TOO_FAST))),
+        Vec::<String>::new()
+    );
+    assert!(!h.client.accepts_input(), "the input has ended");
+    // Nothing is sent before the server said to retry, then one at a time.
+    assert_eq!(
+        h.wake(),
+        (Duration::from_millis(200), vec!["send text 11".to_owned()])
+    );
+    assert_eq!(
+        h.server(text("alice", "11")),
+        ["send text 12", "show 12:00 alice (you): 11"]
+    );
+    // Refused again, with no time said: a second.
+    assert_eq!(
+        h.server(error(ErrorCode::RateLimited, Some("slow down"))),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        h.wake(),
+        (Duration::from_secs(1), vec!["send text 12".to_owned()])
+    );
+    assert_eq!(
+        h.server(text("alice", "12")),
+        ["close", "show 12:00 alice (you): 12", "exit 0"]
+    );
+}
+
+#[test]
+fn after_a_rate_limit_the_window_reopens_once_the_queue_drains() {
+    let mut c = config(Mode::Interactive);
+    c.window = 2;
+    let mut h = Harness::new(c);
+    h.log_in("S");
+    assert_eq!(h.type_line("a"), ["send text a"]);
+    assert_eq!(h.type_line("b"), ["send text b"]);
+    assert_eq!(h.type_line("c"), Vec::<String>::new(), "window of 2");
+    let out = h.server(error(ErrorCode::RateLimited, Some("retry in 50 ms")));
+    assert_eq!(out.len(), 1, "one status line: {out:?}");
+    assert!(
+        h.server(error(ErrorCode::RateLimited, Some("retry in 50 ms")))
+            .is_empty()
+    );
+    assert_eq!(
+        h.client.poll_timeout(),
+        Some(h.now + Duration::from_millis(50))
+    );
+    assert_eq!(h.advance(Duration::from_millis(49)), Vec::<String>::new());
+    assert_eq!(h.advance(Duration::from_millis(1)), ["send text a"]);
+    assert_eq!(
+        h.server(text("alice", "a")),
+        ["send text b", "show 12:00 alice (you): a"]
+    );
+    assert_eq!(
+        h.server(text("alice", "b")),
+        ["send text c", "show 12:00 alice (you): b"]
+    );
+    assert_eq!(h.type_line("d"), Vec::<String>::new(), "window of 1");
+    h.server(text("alice", "c"));
+    h.server(text("alice", "d"));
+    // The queue drained: two at a time again.
+    assert_eq!(h.type_line("e"), ["send text e"]);
+    assert_eq!(h.type_line("f"), ["send text f"]);
+    assert_eq!(h.type_line("g"), Vec::<String>::new());
+}
+
+#[test]
+fn a_long_paced_script_does_not_give_up_while_it_makes_progress() {
+    let mut h = Harness::script();
+    h.log_in("S");
+    for n in 1..=3 {
+        h.type_line(&n.to_string());
+    }
+    h.end_of_input();
+    h.server(text("alice", "1"));
+    h.server(error(ErrorCode::RateLimited, Some("retry in 8 s")));
+    h.server(error(ErrorCode::RateLimited, Some("retry in 8 s")));
+    assert_eq!(
+        h.wake(),
+        (Duration::from_secs(8), vec!["send text 2".to_owned()])
+    );
+    assert!(h.advance(Duration::from_secs(9)).is_empty());
+    assert_eq!(
+        h.server(text("alice", "2")),
+        ["send text 3", "show 12:00 alice (you): 2"]
+    );
+    assert!(
+        h.server(error(ErrorCode::RateLimited, Some("retry in 8 s")))
+            .is_empty()
+    );
+    assert_eq!(
+        h.wake(),
+        (Duration::from_secs(8), vec!["send text 3".to_owned()])
+    );
+    // 35 s after the end of input: the server stopped answering only now.
+    let (slept, out) = h.wake();
+    assert_eq!(slept, Duration::from_secs(10));
+    assert_eq!(
+        out,
+        [
+            "close",
+            "exit 1: gave up after 10 s: the server did not confirm 1 message"
+        ]
+    );
+}

@@ -736,3 +736,61 @@ fn a_logout_from_another_device_ends_the_session() {
         ]
     );
 }
+
+// ---- rate limits ----
+
+fn too_fast(reply_to: String, description: &str) -> ServerMessage<'_> {
+    ServerMessage::ErrorMessage {
+        error: ErrorCode::RateLimited,
+        id: "e".into(),
+        reply_to: Some(reply_to.into()),
+        description: Some(description.into()),
+    }
+}
+
+#[test]
+fn rate_limited_messages_are_matched_by_reply_to_and_sent_again_in_order() {
+    let mut h = Harness::script();
+    h.log_in_v2("S", vec![]);
+    for text in ["a", "b", "c"] {
+        assert_eq!(h.type_line(text), [format!("send text {text}")]);
+    }
+    h.end_of_input();
+    assert_eq!(
+        h.server(echo("a", h.id_of("a"), 1, at(9, 1))),
+        ["show 09:01 alice (you): a"]
+    );
+    // Refused in any order, they go again in the order typed.
+    let limit = "too many messages: at most 1 a second, 1 at once; retry in 1000 ms";
+    assert_eq!(
+        h.server(too_fast(h.id_of("c"), limit)),
+        ["show 12:00 -- sending slower: the server limits messages \
+             (too many messages: at most 1 a second, 1 at once)"]
+    );
+    // Not ours: nothing to send again.
+    assert_eq!(
+        h.server(too_fast("someone else's".into(), limit)),
+        [
+            "show 12:00 !! the server refused: too many messages: at most 1 a second, 1 at once; retry in 1000 ms"
+        ]
+    );
+    assert!(h.server(too_fast(h.id_of("b"), "retry in 2 s")).is_empty());
+    assert_eq!(
+        h.wake(),
+        (Duration::from_secs(2), vec!["send text b".to_owned()])
+    );
+    let (b, c) = (h.id_of("b"), h.id_of("c"));
+    // The old id of "c" answers nothing any more.
+    assert_eq!(
+        h.server(too_fast(c, "retry in 5 ms")),
+        ["show 12:00 !! the server refused: retry in 5 ms"]
+    );
+    assert_eq!(
+        h.server(echo("b", b, 2, at(9, 2))),
+        ["send text c", "show 09:02 alice (you): b"]
+    );
+    assert_eq!(
+        h.server(echo("c", h.id_of("c"), 3, at(9, 3))),
+        ["close", "show 09:03 alice (you): c", "exit 0"]
+    );
+}
