@@ -473,25 +473,6 @@ fn a_refusal_names_the_message_it_refuses() {
 }
 
 #[test]
-fn a_rate_limited_message_is_reported_as_not_sent() {
-    let mut h = Harness::interactive();
-    h.log_in_v2("S", vec![]);
-    h.type_line("too fast");
-    let id = h.id_of("too fast");
-    let refusal = ServerMessage::ErrorMessage {
-        error: ErrorCode::RateLimited,
-        id: "e".into(),
-        reply_to: Some(id.into()),
-        description: Some("too many messages; retry in 200 ms".into()),
-    };
-    assert_eq!(
-        h.server(refusal),
-        ["show 12:00 !! your message was not sent: too many messages; retry in 200 ms"]
-    );
-    assert_eq!(h.client.outbox.in_flight(), 0);
-}
-
-#[test]
 fn a_message_unconfirmed_at_a_drop_found_in_the_catch_up_was_delivered() {
     let mut h = Harness::interactive();
     h.log_in_v2("S", vec![]);
