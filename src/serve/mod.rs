@@ -296,7 +296,12 @@ async fn accept_loop(
 
 /// `work`'s output, or `None` if it takes longer than `limit`.
 async fn with_timeout<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
-    with_deadline(Instant::now() + limit, work).await
+    // Not through `with_deadline`: awaiting it here would store `work` twice.
+    future::or(async { Some(work.await) }, async {
+        Timer::after(limit).await;
+        None
+    })
+    .await
 }
 
 /// `work`'s output, or `None` if it is not done by `deadline`.
