@@ -252,6 +252,36 @@ fn a_client_that_does_not_trust_the_certificate_fails_clearly() {
 }
 
 #[test]
+fn a_ca_certificate_as_the_servers_own_is_explained() {
+    // What `openssl req -x509` makes by default: a self-signed CA:TRUE.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let made = params.self_signed(&key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key_file) = (dir.path().join("ca.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let server = ServerProcess::start(&[
+        "--tls-cert",
+        path_str(&cert),
+        "--tls-key",
+        path_str(&key_file),
+    ]);
+
+    let url = format!("wss://{}", server.addr);
+    let state = state_dir();
+    let out = run_script(
+        state.path(),
+        &[&url, "--name", "bob", "--ca-file", path_str(&cert)],
+        "hi\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stderr.len(), 1, "{out:?}");
+    assert!(out.stderr[0].contains("made with CA:FALSE"), "{out:?}");
+}
+
+#[test]
 fn ws_and_wss_mixed_up_are_refused_without_harm() {
     let certificate = Certificate::new();
     let tls_server = certificate.start_server();
