@@ -24,6 +24,7 @@ use futures_rustls::rustls::{self, ClientConfig, RootCertStore};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use smol::{Async, Timer};
+use wschat::serve::{BindError, ChatServer, Options};
 
 use clients::{Cli, run_script};
 use net::ServerProcess;
@@ -427,4 +428,28 @@ fn bad_certificates_or_keys_stop_chat_server_before_it_listens() {
     let (status, stderr) = run_server_to_exit(&["--tls-cert", cert]);
     assert_eq!(status.code(), Some(2), "{stderr:?}");
     assert!(stderr.iter().any(|l| l.contains("--tls-key")), "{stderr:?}");
+}
+
+#[test]
+fn the_library_refuses_half_a_tls_setup_and_serves_a_whole_one() {
+    let certificate = Certificate::new();
+    let options = Options {
+        listen: ([127, 0, 0, 1], 0).into(),
+        threads: std::num::NonZeroUsize::new(1),
+        tls_cert: Some(certificate.cert.clone()),
+        ..Options::default()
+    };
+    // Not served as plain ws://, which a wss:// client would not expect.
+    let refused = ChatServer::bind(options.clone()).unwrap_err();
+    assert!(matches!(refused, BindError::TlsIncomplete), "{refused}");
+
+    let whole = Options {
+        tls_key: Some(certificate.key.clone()),
+        ..options
+    };
+    let server = ChatServer::bind(whole).unwrap();
+    assert_eq!(server.scheme(), "wss");
+    let server = server.spawn().unwrap();
+    let mut alice = WssClient::connect(server.local_addr(), &certificate.der);
+    alice.login("alice");
 }

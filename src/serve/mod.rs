@@ -83,6 +83,9 @@ pub enum BindError {
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// Only one of `tls_cert` and `tls_key` was given.
+    #[error("TLS needs both a certificate and its key (--tls-cert and --tls-key)")]
+    TlsIncomplete,
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -95,7 +98,7 @@ impl From<BindError> for io::Error {
     fn from(error: BindError) -> io::Error {
         match error {
             BindError::Listen { error, .. } => error,
-            tls @ BindError::Tls(_) => io::Error::new(io::ErrorKind::InvalidInput, tls),
+            tls => io::Error::new(io::ErrorKind::InvalidInput, tls),
         }
     }
 }
@@ -106,7 +109,8 @@ impl ChatServer {
     pub fn bind(options: Options) -> Result<ChatServer, BindError> {
         let tls = match (&options.tls_cert, &options.tls_key) {
             (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
-            _ => None,
+            (None, None) => None,
+            _ => return Err(BindError::TlsIncomplete),
         };
         let addr = options.listen;
         let listening = Async::<TcpListener>::bind(addr)
