@@ -24,6 +24,7 @@ use futures_rustls::rustls::{self, ClientConfig, RootCertStore};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use smol::{Async, Timer};
+use wschat::serve::{BindError, ChatServer, Options};
 
 use clients::{Cli, run_script};
 use net::ServerProcess;
@@ -252,6 +253,36 @@ fn a_client_that_does_not_trust_the_certificate_fails_clearly() {
 }
 
 #[test]
+fn a_ca_certificate_as_the_servers_own_is_explained() {
+    // What `openssl req -x509` makes by default: a self-signed CA:TRUE.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let made = params.self_signed(&key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key_file) = (dir.path().join("ca.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let server = ServerProcess::start(&[
+        "--tls-cert",
+        path_str(&cert),
+        "--tls-key",
+        path_str(&key_file),
+    ]);
+
+    let url = format!("wss://{}", server.addr);
+    let state = state_dir();
+    let out = run_script(
+        state.path(),
+        &[&url, "--name", "bob", "--ca-file", path_str(&cert)],
+        "hi\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stderr.len(), 1, "{out:?}");
+    assert!(out.stderr[0].contains("made with CA:FALSE"), "{out:?}");
+}
+
+#[test]
 fn ws_and_wss_mixed_up_are_refused_without_harm() {
     let certificate = Certificate::new();
     let tls_server = certificate.start_server();
@@ -397,4 +428,28 @@ fn bad_certificates_or_keys_stop_chat_server_before_it_listens() {
     let (status, stderr) = run_server_to_exit(&["--tls-cert", cert]);
     assert_eq!(status.code(), Some(2), "{stderr:?}");
     assert!(stderr.iter().any(|l| l.contains("--tls-key")), "{stderr:?}");
+}
+
+#[test]
+fn the_library_refuses_half_a_tls_setup_and_serves_a_whole_one() {
+    let certificate = Certificate::new();
+    let options = Options {
+        listen: ([127, 0, 0, 1], 0).into(),
+        threads: std::num::NonZeroUsize::new(1),
+        tls_cert: Some(certificate.cert.clone()),
+        ..Options::default()
+    };
+    // Not served as plain ws://, which a wss:// client would not expect.
+    let refused = ChatServer::bind(options.clone()).unwrap_err();
+    assert!(matches!(refused, BindError::TlsIncomplete), "{refused}");
+
+    let whole = Options {
+        tls_key: Some(certificate.key.clone()),
+        ..options
+    };
+    let server = ChatServer::bind(whole).unwrap();
+    assert_eq!(server.scheme(), "wss");
+    let server = server.spawn().unwrap();
+    let mut alice = WssClient::connect(server.local_addr(), &certificate.der);
+    alice.login("alice");
 }

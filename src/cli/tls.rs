@@ -69,6 +69,16 @@ fn describe(error: &io::Error, host: &str) -> String {
         rustls::Error::InvalidCertificate(
             CertificateError::Expired | CertificateError::ExpiredContext { .. },
         ) => "the server's certificate has expired".to_owned(),
+        // What `openssl req -x509` makes unless told CA:FALSE; webpki's
+        // error is only reachable as text.
+        rustls::Error::InvalidCertificate(CertificateError::Other(other))
+            if other.to_string().contains("CaUsedAsEndEntity") =>
+        {
+            "the server's certificate is a CA certificate (CA:TRUE), which TLS \
+             refuses as a server's own; give the server a certificate made with \
+             CA:FALSE"
+                .to_owned()
+        }
         rustls::Error::InvalidCertificate(_) => {
             format!("the server's certificate is not acceptable: {tls}")
         }

@@ -22,6 +22,8 @@ use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender};
 use futures_rustls::TlsAcceptor;
+use futures_rustls::server::TlsStream;
+use futures_util::future::Either;
 use futures_util::{SinkExt, StreamExt};
 use smol::channel::Sender;
 use smol::io::{AsyncRead, AsyncWrite};
@@ -99,32 +101,12 @@ pub(crate) async fn run(
         written: &written,
     };
     // The TLS handshake and the WebSocket upgrade share one time limit.
-    // --handshake-timeout bounds the TLS handshake and the upgrade together.
+    // (--handshake-timeout).
     let deadline = Instant::now() + ctx.handshake_timeout;
-    let Some(tls) = &ctx.tls else {
-        return serve(io, peer, &ctx, deadline, &written).await;
+    // Boxed: the TLS handshake is large and needed for a moment only.
+    let Some(mut io) = Box::pin(secure(io, peer, &ctx, deadline)).await else {
+        return;
     };
-    // Boxed, like the upgrade: rustls's handshake state is large and brief.
-    let handshake = Box::pin(TlsAcceptor::from(tls.clone()).accept(io));
-    match with_deadline(deadline, handshake).await {
-        Some(Ok(io)) => serve(io, peer, &ctx, deadline, &written).await,
-        // Dropping the stream closes the connection; rustls has already
-        // tried to send its alert.
-        Some(Err(error)) => debug!(%peer, "TLS handshake failed: {error}"),
-        None => debug!(%peer, "TLS handshake timed out"),
-    }
-}
-
-/// Runs the WebSocket upgrade on `io` and then the connection.
-async fn serve<S>(
-    mut io: S,
-    peer: SocketAddr,
-    ctx: &Context,
-    deadline: Instant,
-    written: &AtomicU64,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
     let conn = Arc::new(Conn {
         peer,
         id: OnceLock::new(),
@@ -165,7 +147,8 @@ async fn serve<S>(
                 let _ = ctx.inbox.send(Input::Closed { conn }).await;
             }
             if let Some(answer) = answer {
-                handshake::refuse(&mut io, answer).await;
+                // Boxed: rare, and would otherwise grow every task.
+                Box::pin(handshake::refuse(&mut io, answer)).await;
             }
             return;
         }
@@ -175,7 +158,7 @@ async fn serve<S>(
     let (mut sink, mut stream) = ws.split();
     let ended = future::or(
         read_loop(&mut stream, &conn, &ctx.inbox),
-        write_loop(&mut sink, &conn.outbox, written),
+        write_loop(&mut sink, &conn.outbox, &written),
     )
     .await;
     conn.outbox.finish();
@@ -192,6 +175,39 @@ async fn serve<S>(
         Ended::Closed | Ended::CloseUnanswered | Ended::Lost(_) | Ended::ServerGone => {}
     }
     debug!(%peer, "disconnected: {ended}");
+}
+
+/// The stream that the WebSocket runs on: the TCP connection, or on
+/// `wss://` the TLS stream over it. One type for both, so that the rest of
+/// a connection is the same code and the same (one) future.
+type Stream<'a> = Either<Counted<'a>, Box<TlsStream<Counted<'a>>>>;
+
+/// Runs the TLS handshake if serving `wss://`; `None` if it failed (logged
+/// at debug level; dropping the stream closes the connection, rustls has
+/// already tried to send its alert).
+async fn secure<'a>(
+    io: Counted<'a>,
+    peer: SocketAddr,
+    ctx: &Context,
+    deadline: Instant,
+) -> Option<Stream<'a>> {
+    let Some(tls) = &ctx.tls else {
+        return Some(Either::Left(io));
+    };
+    let handshake = TlsAcceptor::from(tls.clone()).accept(io);
+    match with_deadline(deadline, handshake).await {
+        // Boxed: a rustls connection is ~1.2 KB, which inline would grow
+        // every connection's task, plain ones included.
+        Some(Ok(tls)) => Some(Either::Right(Box::new(tls))),
+        Some(Err(error)) => {
+            debug!(%peer, "TLS handshake failed: {error}");
+            None
+        }
+        None => {
+            debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
 }
 
 /// Forwards every frame to the core task, in order, until the connection

@@ -90,6 +90,9 @@ pub enum BindError {
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// Only one of `tls_cert` and `tls_key` was given.
+    #[error("TLS needs both a certificate and its key (--tls-cert and --tls-key)")]
+    TlsIncomplete,
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -102,7 +105,7 @@ impl From<BindError> for io::Error {
     fn from(error: BindError) -> io::Error {
         match error {
             BindError::Listen { error, .. } => error,
-            tls @ BindError::Tls(_) => io::Error::new(io::ErrorKind::InvalidInput, tls),
+            tls => io::Error::new(io::ErrorKind::InvalidInput, tls),
         }
     }
 }
@@ -113,7 +116,8 @@ impl ChatServer {
     pub fn bind(options: Options) -> Result<ChatServer, BindError> {
         let tls = match (&options.tls_cert, &options.tls_key) {
             (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
-            _ => None,
+            (None, None) => None,
+            _ => return Err(BindError::TlsIncomplete),
         };
         let addr = options.listen;
         let listening = Async::<TcpListener>::bind(addr)
@@ -309,7 +313,12 @@ async fn accept_loop(
 
 /// `work`'s output, or `None` if it takes longer than `limit`.
 async fn with_timeout<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
-    with_deadline(Instant::now() + limit, work).await
+    // Not through `with_deadline`: awaiting it here would store `work` twice.
+    future::or(async { Some(work.await) }, async {
+        Timer::after(limit).await;
+        None
+    })
+    .await
 }
 
 /// `work`'s output, or `None` if it is not done by `deadline`.
