@@ -509,13 +509,7 @@ fn help_lists_every_flag_and_bad_values_are_usage_errors() {
         ("--send-queue-bytes", "CHAT_SEND_QUEUE_BYTES", "1048576"),
         ("--shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT", "5s"),
     ] {
-        // Each flag's block ends at the first empty line.
-        let block = help
-            .split("\n\n")
-            .find(|b| b.lines().any(|l| l.trim_start().starts_with(flag)))
-            .unwrap_or_else(|| panic!("{flag} missing from --help"));
-        assert!(block.contains(&format!("[env: {env}=")), "{block}");
-        assert!(block.contains(&format!("[default: {default}]")), "{block}");
+        assert_flag_documented(&help, flag, env, default);
     }
     for (flag, env, mentions) in [
         ("--tls-cert", "CHAT_TLS_CERT", "wss://"),

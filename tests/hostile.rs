@@ -704,11 +704,6 @@ fn help_shows_the_driver_limits_with_their_defaults() {
         ("--allowed-origins", "CHAT_ALLOWED_ORIGINS", "*"),
         ("--handshake-timeout", "CHAT_HANDSHAKE_TIMEOUT", "10s"),
     ] {
-        let block = help
-            .split("\n\n")
-            .find(|b| b.lines().any(|l| l.trim_start().starts_with(flag)))
-            .unwrap_or_else(|| panic!("{flag} missing from --help"));
-        assert!(block.contains(&format!("[env: {env}=")), "{block}");
-        assert!(block.contains(&format!("[default: {default}]")), "{block}");
+        assert_flag_documented(&help, flag, env, default);
     }
 }

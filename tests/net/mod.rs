@@ -359,3 +359,15 @@ pub fn assert_random_id(value: &Value, len: usize) -> String {
     );
     id.to_owned()
 }
+
+/// Asserts that `chat-server --help` text documents `flag` with its
+/// environment variable and default (each flag's block ends at the first
+/// empty line).
+pub fn assert_flag_documented(help: &str, flag: &str, env: &str, default: &str) {
+    let block = help
+        .split("\n\n")
+        .find(|b| b.lines().any(|l| l.trim_start().starts_with(flag)))
+        .unwrap_or_else(|| panic!("{flag} missing from --help"));
+    assert!(block.contains(&format!("[env: {env}=")), "{block}");
+    assert!(block.contains(&format!("[default: {default}]")), "{block}");
+}
