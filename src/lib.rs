@@ -29,7 +29,8 @@
 //! let alice = server.handle_open("127.0.0.1", Version::V1, now);
 //! server.handle_frame(alice, Inbound::Text(br#"{"type":"login","id":"1","username":"alice"}"#), now);
 //!
-//! // Perform what the core asks: here, two frames for alice.
+//! // Perform what the core asks: here, two frames for alice. Frames are lent
+//! // (every recipient of a broadcast borrows the same bytes); copy to keep.
 //! let mut sent = Vec::new();
 //! while let Some(action) = server.poll_action() {
 //!     match action {

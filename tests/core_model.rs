@@ -751,7 +751,8 @@ impl Chat {
     /// Every action, as the model would describe it.
     fn drain(&mut self, seens: &mut Seens) {
         while let Some(action) = self.server.poll_action() {
-            match action {
+            // The action borrows the core, which the checks below consult.
+            match action.into_owned() {
                 Action::Send { to, frame } => {
                     assert!(self.server.is_open(to), "frame for closed {to:?}");
                     let version = self.server.version(to).expect("open");

@@ -196,7 +196,8 @@ impl Driver {
 
     fn drain(&mut self) {
         while let Some(action) = self.server.poll_action() {
-            match action {
+            // The action borrows the core, which the checks below consult.
+            match action.into_owned() {
                 Action::Send { to, frame } => {
                     self.assert_open(to, "frame");
                     let message = ServerMessage::decode(frame.bytes())

@@ -476,7 +476,7 @@ fn a_broadcast_is_encoded_once_and_every_recipient_shares_its_bytes() {
     // The same for a loginBroadcast; the loginMessage is its own frame.
     let d = h.open();
     h.login(d, "dave");
-    let frames: Vec<_> = std::iter::from_fn(|| h.server.poll_action())
+    let frames: Vec<_> = std::iter::from_fn(|| h.server.poll_action().map(Action::into_owned))
         .map(|action| match action {
             Action::Send { frame, .. } => frame,
             other => panic!("unexpected {other:?}"),

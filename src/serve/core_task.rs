@@ -54,8 +54,7 @@ struct Core<R> {
     /// The outbox of every connection the core knows.
     routes: HashMap<ConnectionId, Arc<Conn>>,
     shutting_down: bool,
-    /// The last frame's text: the recipients of a broadcast come one after
-    /// another with the same bytes, which are checked as UTF-8 only once.
+    /// The last frame's text (see [`text_of`]).
     last_text: Option<Utf8Bytes>,
     /// Writers to wake once the current batch of inputs is handled, so that
     /// each finds everything the batch queued for it and writes it at once.
@@ -157,7 +156,7 @@ impl<R: CryptoRng> Core<R> {
         while let Some(action) = self.server.poll_action() {
             match action {
                 Action::Send { to, frame } => {
-                    if let Some(text) = self.text_of(&frame) {
+                    if let Some(text) = text_of(&mut self.last_text, &frame) {
                         self.deliver(to, Outgoing::Text(text), now);
                     }
                 }
@@ -194,27 +193,29 @@ impl<R: CryptoRng> Core<R> {
             }
         }
     }
+}
 
-    fn text_of(&mut self, frame: &Frame) -> Option<Utf8Bytes> {
-        let bytes = frame.bytes();
-        // Holding `last_text` keeps its allocation alive, so an equal
-        // pointer and length mean the very same bytes.
-        if let Some(last) = &self.last_text
-            && last.as_ptr() == bytes.as_ptr()
-            && last.len() == bytes.len()
-        {
-            return Some(last.clone());
+/// The text of `frame` for tungstenite. The recipients of a broadcast come
+/// one after another with the same bytes, which are checked as UTF-8 once.
+fn text_of(last_text: &mut Option<Utf8Bytes>, frame: &Frame) -> Option<Utf8Bytes> {
+    let bytes = frame.bytes();
+    // Holding `last_text` keeps its allocation alive, so an equal
+    // pointer and length mean the very same bytes.
+    if let Some(last) = last_text.as_ref()
+        && last.as_ptr() == bytes.as_ptr()
+        && last.len() == bytes.len()
+    {
+        return Some(last.clone());
+    }
+    match Utf8Bytes::try_from(bytes.clone()) {
+        Ok(text) => {
+            *last_text = Some(text.clone());
+            Some(text)
         }
-        match Utf8Bytes::try_from(bytes.clone()) {
-            Ok(text) => {
-                self.last_text = Some(text.clone());
-                Some(text)
-            }
-            Err(error) => {
-                // The core builds frames from serde_json output only.
-                warn!("dropping a frame that is not UTF-8: {error}");
-                None
-            }
+        Err(error) => {
+            // The core builds frames from serde_json output only.
+            warn!("dropping a frame that is not UTF-8: {error}");
+            None
         }
     }
 }

@@ -10,9 +10,11 @@ mod failed_logins;
 mod heartbeat;
 mod history;
 mod logins;
+mod outbound;
 mod rate;
 mod timers;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use failed_logins::FailedLogins;
 use heartbeat::{Due, Heartbeat};
 use history::{History, Said};
 use logins::{Claim, Logins};
+use outbound::{FrameRef, Outbound};
 use rate::{Bucket, Rate};
 use timers::{Timer, Timers};
 
@@ -118,10 +121,18 @@ impl CloseCode {
 }
 
 /// Something the driver must do.
+///
+/// A frame is lent out of the core (`Cow::Borrowed`): every recipient of a
+/// broadcast is handed the same frame and the core keeps no reference count
+/// per recipient. A driver that queues the bytes clones them (`frame.bytes()`);
+/// [`Action::into_owned`] keeps a whole action past the next `poll_action`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub enum Action<'a> {
     /// Send this text frame on the connection.
-    Send { to: ConnectionId, frame: Frame },
+    Send {
+        to: ConnectionId,
+        frame: Cow<'a, Frame>,
+    },
     /// Send a WebSocket ping with this payload.
     Ping { to: ConnectionId, payload: Bytes },
     /// Answer a ping. A driver whose WebSocket library already answers pings
@@ -135,6 +146,31 @@ pub enum Action {
         code: CloseCode,
         reason: &'static str,
     },
+}
+
+impl Action<'_> {
+    /// The connection the action is for.
+    pub fn to(&self) -> ConnectionId {
+        match self {
+            Action::Send { to, .. }
+            | Action::Ping { to, .. }
+            | Action::Pong { to, .. }
+            | Action::Close { to, .. } => *to,
+        }
+    }
+
+    /// The same action, owning its frame.
+    pub fn into_owned(self) -> Action<'static> {
+        match self {
+            Action::Send { to, frame } => Action::Send {
+                to,
+                frame: Cow::Owned(frame.into_owned()),
+            },
+            Action::Ping { to, payload } => Action::Ping { to, payload },
+            Action::Pong { to, payload } => Action::Pong { to, payload },
+            Action::Close { to, code, reason } => Action::Close { to, code, reason },
+        }
+    }
 }
 
 /// Something that happened, for logs and metrics. Purely informational:
@@ -212,11 +248,7 @@ pub struct Server<R> {
     wall_clock: Option<(Instant, u64)>,
     /// Set by `shutdown`: nobody is left to tell who leaves.
     shutting_down: bool,
-    actions: VecDeque<Action>,
-    /// Some action in `actions` may name a connection closed since it was
-    /// queued, so `poll_action` must check each target until the queue
-    /// empties. Usually false: a driver drains after every input.
-    actions_may_be_stale: bool,
+    actions: Outbound,
     events: VecDeque<Event>,
 }
 
@@ -275,8 +307,7 @@ impl<R: CryptoRng> Server<R> {
             timers: Timers::default(),
             wall_clock: None,
             shutting_down: false,
-            actions: VecDeque::new(),
-            actions_may_be_stale: false,
+            actions: Outbound::default(),
             events: VecDeque::new(),
             config,
         }
@@ -334,6 +365,7 @@ impl<R: CryptoRng> Server<R> {
     /// `location` is what others see in `loginBroadcast` (the peer's IP as
     /// text, or "unknown").
     pub fn handle_open(&mut self, location: &str, version: Version, now: Instant) -> ConnectionId {
+        self.actions.start_input();
         self.next_serial = self.next_serial.wrapping_add(1);
         let entry = self.connections.vacant_entry();
         let id = ConnectionId {
@@ -369,6 +401,7 @@ impl<R: CryptoRng> Server<R> {
     /// A frame arrived on `conn`. Frames for unknown or closed connections
     /// are ignored.
     pub fn handle_frame(&mut self, conn: ConnectionId, frame: Inbound<'_>, now: Instant) {
+        self.actions.start_input();
         let Some(connection) = self
             .connections
             .get_mut(conn.slot as usize)
@@ -412,6 +445,7 @@ impl<R: CryptoRng> Server<R> {
     /// `conn` is gone (closed by the peer, by an error, or by the driver).
     /// Nothing will be sent to it again. Unknown ids are ignored.
     pub fn handle_close(&mut self, conn: ConnectionId, now: Instant) {
+        self.actions.start_input();
         if self.connection(conn).is_some() {
             self.forget(conn, LeaveReason::Disconnected, now);
         }
@@ -420,6 +454,7 @@ impl<R: CryptoRng> Server<R> {
     /// Time has reached `now`: send due pings, evict silent connections,
     /// release expired names. Calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.actions.start_input();
         while let Some((at, timer)) = self.timers.pop_due(now) {
             match timer {
                 Timer::Connection(conn) => self.check_connection(conn, at, now),
@@ -440,6 +475,7 @@ impl<R: CryptoRng> Server<R> {
     /// Closes every connection with 1001 "server shutting down". Logins stay
     /// reserved (and start their TTL), as after any close.
     pub fn shutdown(&mut self, now: Instant) {
+        self.actions.start_input();
         self.shutting_down = true;
         let all: Vec<ConnectionId> = self.connections.iter().map(|(_, c)| c.id).collect();
         for conn in all {
@@ -462,24 +498,13 @@ impl<R: CryptoRng> Server<R> {
     /// handed out: nothing is ever addressed to a closed connection.
     #[must_use]
     #[inline]
-    pub fn poll_action(&mut self) -> Option<Action> {
-        // Checking at drain time keeps closing O(1): no scan of the queue.
-        // And only when a close happened with actions queued, so that the
-        // drain of a broadcast does not look every recipient up again.
-        while let Some(action) = self.actions.pop_front() {
-            if !self.actions_may_be_stale {
-                return Some(action);
-            }
-            if self.actions.is_empty() {
-                self.actions_may_be_stale = false;
-            }
-            match &action {
-                Action::Send { to, .. } | Action::Ping { to, .. } | Action::Pong { to, .. }
-                    if !self.is_open(*to) => {}
-                _ => return Some(action),
-            }
-        }
-        None
+    pub fn poll_action(&mut self) -> Option<Action<'_>> {
+        let connections = &self.connections;
+        self.actions.pop(|to| {
+            connections
+                .get(to.slot as usize)
+                .is_some_and(|c| c.id == to)
+        })
     }
 
     /// The next thing that happened.
@@ -671,7 +696,7 @@ impl<R: CryptoRng> Server<R> {
             messages,
             complete: catch_up.complete,
         });
-        self.actions.push_back(Action::Send { to: conn, frame });
+        self.actions.send_new(conn, frame);
     }
 
     fn text(&mut self, conn: ConnectionId, reply_to: Option<&str>, text: &str, now: Instant) {
@@ -808,10 +833,7 @@ impl<R: CryptoRng> Server<R> {
         match due {
             Due::NotBefore(_) => {}
             Due::Ping => {
-                self.actions.push_back(Action::Ping {
-                    to: conn,
-                    payload: Bytes::from_static(b"wschat"),
-                });
+                self.actions.ping(conn, Bytes::from_static(b"wschat"));
             }
             Due::Evict => {
                 self.events.push_back(Event::Evicted { conn });
@@ -834,11 +856,7 @@ impl<R: CryptoRng> Server<R> {
         leave: LeaveReason,
         now: Instant,
     ) {
-        self.actions.push_back(Action::Close {
-            to: conn,
-            code,
-            reason,
-        });
+        self.actions.close(conn, code, reason);
         self.forget(conn, leave, now);
     }
 
@@ -851,7 +869,7 @@ impl<R: CryptoRng> Server<R> {
         if let Some(recipient) = self.recipients.get_mut(conn.slot as usize) {
             *recipient = None;
         }
-        self.actions_may_be_stale |= !self.actions.is_empty();
+        self.actions.connection_closed();
         if connection.version == Version::V2 {
             self.v2_connections -= 1;
         }
@@ -878,12 +896,10 @@ impl<R: CryptoRng> Server<R> {
             reason,
             timestamp: self.timestamp(now),
         });
-        for (_, connection) in &self.connections {
-            if connection.version >= Version::V2 {
-                self.actions.push_back(Action::Send {
-                    to: connection.id,
-                    frame: frame.clone(),
-                });
+        let frame = self.actions.add(frame);
+        for &(id, version) in self.recipients.iter().flatten() {
+            if version >= Version::V2 {
+                self.actions.send(id, frame);
             }
         }
     }
@@ -915,10 +931,7 @@ impl<R: CryptoRng> Server<R> {
     }
 
     fn pong(&mut self, conn: ConnectionId, payload: &[u8]) {
-        self.actions.push_back(Action::Pong {
-            to: conn,
-            payload: Bytes::copy_from_slice(payload),
-        });
+        self.actions.pong(conn, Bytes::copy_from_slice(payload));
     }
 
     /// A text or binary frame past `message_rate`: `rateLimited`, saying how
@@ -967,32 +980,28 @@ impl<R: CryptoRng> Server<R> {
     }
 
     fn send(&mut self, to: ConnectionId, message: &ServerMessage<'_>) {
-        self.actions.push_back(Action::Send {
-            to,
-            frame: Frame::encode(message),
-        });
+        self.actions.send_new(to, Frame::encode(message));
     }
 
     /// Every open connection gets the frame of its version; each distinct
     /// frame is encoded once and its bytes shared by all its recipients.
     fn broadcast(&mut self, message: Encoded<'_>) {
-        let v1 = Frame::encode(message.v1);
+        let v1 = self.actions.add(Frame::encode(message.v1));
         let v2 = match message.v2 {
-            Some(v2) if self.v2_connections > 0 => Frame::encode(v2),
-            _ => v1.clone(),
+            Some(v2) if self.v2_connections > 0 => self.actions.add(Frame::encode(v2)),
+            _ => v1,
         };
-        let own = message.own.map(|(conn, own)| (conn, Frame::encode(own)));
+        let own: Option<(ConnectionId, FrameRef)> = message
+            .own
+            .map(|(conn, own)| (conn, self.actions.add(Frame::encode(own))));
         self.actions.reserve(self.connections.len());
         for &(id, version) in self.recipients.iter().flatten() {
-            let frame = match (&own, version) {
-                (_, Version::V1) => &v1,
-                (Some((conn, own)), _) if *conn == id => own,
-                _ => &v2,
+            let frame = match (own, version) {
+                (_, Version::V1) => v1,
+                (Some((conn, own)), _) if conn == id => own,
+                _ => v2,
             };
-            self.actions.push_back(Action::Send {
-                to: id,
-                frame: frame.clone(),
-            });
+            self.actions.send(id, frame);
         }
     }
 }

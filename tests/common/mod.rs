@@ -157,6 +157,7 @@ impl Harness {
     pub fn drain(&mut self) -> Vec<Out> {
         let mut out = Vec::new();
         while let Some(action) = self.server.poll_action() {
+            let action = action.into_owned();
             out.push(self.render(action));
         }
         out
@@ -183,6 +184,7 @@ impl Harness {
             self.now = self.now.max(at);
             self.server.handle_timeout(self.now);
             while let Some(action) = self.server.poll_action() {
+                let action = action.into_owned();
                 let rendered = self.render(action);
                 out.push((self.elapsed(), rendered));
             }
@@ -190,19 +192,15 @@ impl Harness {
         self.now = target;
         self.server.handle_timeout(self.now);
         while let Some(action) = self.server.poll_action() {
+            let action = action.into_owned();
             let rendered = self.render(action);
             out.push((self.elapsed(), rendered));
         }
         out
     }
 
-    fn render(&mut self, action: Action) -> Out {
-        let to = match &action {
-            Action::Send { to, .. }
-            | Action::Ping { to, .. }
-            | Action::Pong { to, .. }
-            | Action::Close { to, .. } => *to,
-        };
+    fn render(&mut self, action: Action<'static>) -> Out {
+        let to = action.to();
         assert!(
             !self.closed.contains(&to),
             "{action:?} for a connection already closed"
