@@ -66,6 +66,17 @@ pub struct Config {
     /// Pings a peer may send at once before `inbound_ping_rate` applies.
     /// Default 10; 0 turns the limit off.
     pub inbound_ping_burst: u32,
+    /// v2 presence notices (`loginBroadcast`, `logoutBroadcast`) the server
+    /// sends per second, on average. Past the budget, joins and leaves are
+    /// held and summarised in one `presence` frame as soon as it allows: a
+    /// storm of N logins (every client reconnecting after a restart) costs
+    /// each v2 connection a few frames a second instead of N. v1 connections
+    /// always get every `loginBroadcast`, as the original protocol has it.
+    /// Default 10; 0 turns pacing off (one notice per join or leave).
+    pub presence_rate: u32,
+    /// Presence notices sent at once before `presence_rate` applies.
+    /// Default 20; 0 turns pacing off.
+    pub presence_burst: u32,
 }
 
 impl Default for Config {
@@ -87,6 +98,8 @@ impl Default for Config {
             login_timeout: Duration::from_secs(60),
             inbound_ping_rate: 2,
             inbound_ping_burst: 10,
+            presence_rate: 10,
+            presence_burst: 20,
         }
     }
 }

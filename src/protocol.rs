@@ -180,7 +180,24 @@ pub enum ServerMessage<'a> {
         reason: LeaveReason,
         timestamp: u64,
     },
+    /// v2: joins and leaves past the server's presence budget, summarised in
+    /// one frame instead of one `loginBroadcast` or `logoutBroadcast` each.
+    /// `joined` and `left` hold the most recent names (oldest first, at most
+    /// [`PRESENCE_NAMES`]); the counts say how many there were in all.
+    #[serde(rename_all = "camelCase")]
+    Presence {
+        id: Cow<'a, str>,
+        joined: Vec<Cow<'a, str>>,
+        joined_count: u64,
+        left: Vec<Cow<'a, str>>,
+        left_count: u64,
+        timestamp: u64,
+    },
 }
+
+/// The most names a `presence` summary lists of those who joined (and as
+/// many of those who left).
+pub const PRESENCE_NAMES: usize = 20;
 
 /// One online user in a `userList`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -49,6 +49,15 @@ fn v2_shape(text: &str) -> Value {
         Some("history") => &["type", "id", "replyTo", "messages", "complete"],
         Some("userList") => &["type", "id", "replyTo", "users"],
         Some("logoutBroadcast") => &["type", "id", "username", "reason", "timestamp"],
+        Some("presence") => &[
+            "type",
+            "id",
+            "joined",
+            "joinedCount",
+            "left",
+            "leftCount",
+            "timestamp",
+        ],
         _ => panic!("not a v2 message: {text}"),
     };
     assert_eq!(keys, expected, "{text}");
@@ -484,4 +493,45 @@ fn the_history_flags_bound_the_catch_up_and_a_newcomers_context() {
     );
     assert_eq!(texts(&catch_up), ["said 3", "said 4", "said 5"]);
     assert_eq!(catch_up["complete"], false);
+}
+
+#[test]
+fn past_the_presence_budget_a_v2_client_gets_a_summary_and_a_v1_client_every_login() {
+    // One notice at once, then one a second: the second and third logins
+    // come as one summary.
+    let server = ServerProcess::start(&["--presence-rate", "1", "--presence-burst", "1"]);
+    let mut watcher_v2 = Client::connect_v2(server.addr);
+    let mut watcher_v1 = Client::connect(server.addr);
+    let mut joiners: Vec<_> = (0..3).map(|_| Client::connect(server.addr)).collect();
+    // Sent together, so that all three arrive well within the second.
+    for (i, joiner) in joiners.iter_mut().enumerate() {
+        joiner.send_json(json!({"type": "login", "id": "l", "username": format!("j{i}")}));
+    }
+    for joiner in &mut joiners {
+        joiner.recv_type("loginMessage");
+    }
+    // The order the core took them in (sockets race): v1 hears each.
+    let order: Vec<Value> = (0..3)
+        .map(|_| {
+            let join = v1(&mut watcher_v1);
+            assert_eq!(join["type"], "loginBroadcast");
+            join["username"].clone()
+        })
+        .collect();
+    let mut names = order.clone();
+    names.sort_by_key(|n| n.to_string());
+    assert_eq!(names, [json!("j0"), json!("j1"), json!("j2")]);
+    let first = v2(&mut watcher_v2);
+    assert_eq!(
+        (&first["type"], &first["username"]),
+        (&json!("loginBroadcast"), &order[0])
+    );
+    let summary = v2(&mut watcher_v2);
+    assert_eq!(summary["type"], "presence");
+    assert_eq!(summary["joined"], json!(order[1..]));
+    assert_eq!(summary["joinedCount"], 2);
+    assert_eq!(
+        (&summary["left"], &summary["leftCount"]),
+        (&json!([]), &json!(0))
+    );
 }

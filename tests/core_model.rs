@@ -55,6 +55,8 @@ fn config() -> Config {
         login_failure_addresses: 2,
         // Pings are not part of the model; their limit has its own tests.
         inbound_ping_rate: 0,
+        // Nor is the pacing of presence notices (tests/core_v2.rs has it).
+        presence_rate: 0,
         ..Config::default()
     }
 }
@@ -863,6 +865,7 @@ impl Chat {
                 reason,
                 timestamp,
             },
+            ServerMessage::Presence { .. } => panic!("presence pacing is off in the model"),
         }
     }
 }

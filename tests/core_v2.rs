@@ -495,3 +495,163 @@ fn a_broadcast_is_encoded_once_per_version() {
         "the sender's copy carries replyTo"
     );
 }
+
+// ---- presence pacing: the join storm ----
+
+fn paced(rate: u32, burst: u32) -> Config {
+    Config {
+        presence_rate: rate,
+        presence_burst: burst,
+        ..without_message_limit()
+    }
+}
+
+/// What `conn` got, out of everything drained.
+fn to(conn: wschat::ConnectionId, out: Vec<Out>) -> Vec<Out> {
+    out.into_iter()
+        .filter(|o| matches!(o, Out::Send(c, _) if *c == conn))
+        .collect()
+}
+
+fn v2_login_broadcast(username: &str, at: u64) -> String {
+    format!(
+        r#"{{"type":"loginBroadcast","id":"*","username":"{username}","location":"127.0.0.1","timestamp":{at}}}"#
+    )
+}
+
+fn v2_logout_broadcast(username: &str, reason: &str, at: u64) -> String {
+    format!(
+        r#"{{"type":"logoutBroadcast","id":"*","username":"{username}","reason":"{reason}","timestamp":{at}}}"#
+    )
+}
+
+#[test]
+fn past_the_presence_budget_v2_gets_one_summary_and_v1_every_login() {
+    let mut h = Harness::new(paced(10, 2));
+    let old = h.open();
+    let new = h.open_v2();
+    let joiners: Vec<_> = (0..5).map(|_| h.open()).collect();
+    for (i, &conn) in joiners.iter().enumerate() {
+        h.login(conn, &format!("u{i}"));
+    }
+    let out = h.drain();
+    let v1: Vec<_> = (0..5)
+        .map(|i| send(old, &login_broadcast(&format!("u{i}"), "127.0.0.1")))
+        .collect();
+    assert_eq!(to(old, out.clone()), v1);
+    // The burst of two, then the rest held.
+    assert_eq!(
+        to(new, out),
+        [
+            send(new, &v2_login_broadcast("u0", t(0))),
+            send(new, &v2_login_broadcast("u1", t(0))),
+        ]
+    );
+    // One token comes back after 100 ms: the summary goes out then, to v2
+    // connections only.
+    assert_eq!(h.server.poll_timeout(), Some(h.start + ms(100)));
+    assert_eq!(
+        h.advance(ms(100)),
+        [(
+            ms(100),
+            send(
+                new,
+                &format!(
+                    r#"{{"type":"presence","id":"*","joined":["u2","u3","u4"],"joinedCount":3,"left":[],"leftCount":0,"timestamp":{}}}"#,
+                    t(100)
+                )
+            )
+        )]
+    );
+    // Once the budget has recovered, a join is its own notice again.
+    h.advance(secs(1));
+    let late = h.open();
+    h.login(late, "late");
+    assert_eq!(
+        to(new, h.drain()),
+        [send(new, &v2_login_broadcast("late", t(1100)))]
+    );
+}
+
+#[test]
+fn a_storm_of_300_logins_costs_a_v2_connection_the_burst_and_one_summary() {
+    let mut h = Harness::new(paced(10, 20));
+    let watcher = h.open_v2();
+    for i in 0..300 {
+        let conn = h.open();
+        h.login(conn, &format!("u{i:03}"));
+    }
+    let heard = to(watcher, h.drain());
+    assert_eq!(heard.len(), 20);
+    assert_eq!(heard[19], send(watcher, &v2_login_broadcast("u019", t(0))));
+    let summary = h.advance(secs(1));
+    let names: Vec<_> = (280..300).map(|i| format!("\"u{i:03}\"")).collect();
+    assert_eq!(
+        summary,
+        [(
+            ms(100),
+            send(
+                watcher,
+                &format!(
+                    r#"{{"type":"presence","id":"*","joined":[{}],"joinedCount":280,"left":[],"leftCount":0,"timestamp":{}}}"#,
+                    names.join(","),
+                    t(100)
+                )
+            )
+        )]
+    );
+}
+
+#[test]
+fn leaves_share_the_budget_and_a_logout_is_still_confirmed_at_once() {
+    let mut h = Harness::new(paced(10, 1));
+    let watcher = h.open_v2();
+    let alice = h.open_v2();
+    h.login(alice, "alice");
+    let _ = h.drain();
+    // The budget is spent: bob's join and alice's logout are held...
+    let bob = h.open_v2();
+    h.login(bob, "bob");
+    h.text(alice, r#"{"type":"logout","id":"o"}"#);
+    let out = h.drain();
+    assert_eq!(to(watcher, out.clone()), []);
+    // ...but alice, who asked, gets her logoutBroadcast as the confirmation.
+    assert_eq!(
+        to(alice, out),
+        [send(alice, &v2_logout_broadcast("alice", "logout", t(0)))]
+    );
+    let summary = format!(
+        r#"{{"type":"presence","id":"*","joined":["bob"],"joinedCount":1,"left":["alice"],"leftCount":1,"timestamp":{}}}"#,
+        t(100)
+    );
+    assert_eq!(
+        h.advance(ms(100)),
+        [watcher, alice, bob].map(|c| (ms(100), send(c, &summary)))
+    );
+}
+
+#[test]
+fn with_pacing_off_every_join_is_its_own_notice() {
+    let mut h = Harness::new(paced(0, 20));
+    let watcher = h.open_v2();
+    for i in 0..50 {
+        let conn = h.open();
+        h.login(conn, &format!("u{i}"));
+    }
+    assert_eq!(to(watcher, h.drain()).len(), 50);
+}
+
+#[test]
+fn nothing_held_is_sent_after_a_shutdown() {
+    let mut h = Harness::new(paced(10, 1));
+    let watcher = h.open_v2();
+    for name in ["a", "b"] {
+        let conn = h.open();
+        h.login(conn, name);
+    }
+    let _ = h.drain();
+    h.server.shutdown(h.now);
+    let _ = h.drain();
+    assert_eq!(h.advance(secs(1)), []);
+    assert!(!h.server.is_open(watcher));
+}

@@ -49,6 +49,7 @@ mod pacing;
 pub mod render;
 pub mod secrets;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -472,6 +473,25 @@ impl<R: Rng> Client<R> {
                 timestamp,
                 ..
             } => self.left(username.into_owned(), reason, timestamp),
+            ServerMessage::Presence {
+                joined,
+                joined_count,
+                left,
+                left_count,
+                timestamp,
+                ..
+            } => {
+                let names =
+                    |names: Vec<Cow<'_, str>>| names.into_iter().map(Cow::into_owned).collect();
+                let line = Line::Presence {
+                    joined: names(joined),
+                    joined_count,
+                    left: names(left),
+                    left_count,
+                    at: timestamp,
+                };
+                self.show_live(None, line);
+            }
         }
     }
 

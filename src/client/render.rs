@@ -56,6 +56,14 @@ pub enum Line {
         reason: LeaveReason,
         at: u64,
     },
+    /// v2: many joined or left at once; the most recent names, and counts.
+    Presence {
+        joined: Vec<String>,
+        joined_count: u64,
+        left: Vec<String>,
+        left_count: u64,
+        at: u64,
+    },
     /// The state of the connection: lost, retrying, back.
     Status(String),
     /// Something went wrong, said as a plain sentence.
@@ -97,7 +105,7 @@ impl Line {
     pub fn timestamp(&self) -> Option<u64> {
         match self {
             Line::Message { at, .. } | Line::Action { at, .. } | Line::Joined { at, .. } => *at,
-            Line::Left { at, .. } => Some(*at),
+            Line::Left { at, .. } | Line::Presence { at, .. } => Some(*at),
             _ => None,
         }
     }
@@ -111,6 +119,7 @@ impl Line {
                 | Line::Action { .. }
                 | Line::Joined { .. }
                 | Line::Left { .. }
+                | Line::Presence { .. }
                 | Line::Raw(_)
         )
     }
@@ -176,6 +185,27 @@ impl Line {
                 };
                 out.paint(NOTICE, text);
             }
+            Line::Presence {
+                joined,
+                joined_count,
+                left,
+                left_count,
+                ..
+            } => {
+                out.paint(NOTICE, "* ");
+                let groups = [
+                    (joined, *joined_count, "joined"),
+                    (left, *left_count, "left"),
+                ];
+                let groups = groups.into_iter().filter(|&(_, count, _)| count > 0);
+                for (i, (names, count, verb)) in groups.enumerate() {
+                    if i > 0 {
+                        out.paint(NOTICE, "; ");
+                    }
+                    out.names(names, count);
+                    out.paint(NOTICE, &format!(" {verb}"));
+                }
+            }
             Line::Status(text) => out.paint(NOTICE, &format!("-- {}", clean(text))),
             Line::Error(text) => out.paint(ERROR, &format!("!! {}", clean(text))),
             Line::Info(text) => out.plain(&clean_keep_newlines(text)),
@@ -234,7 +264,31 @@ impl Painter {
     fn plain(&mut self, text: &str) {
         self.out.push_str(text);
     }
+
+    /// "a, b and c", or "b, c and 998 others" when `count` is more than the
+    /// names given; at most the last [`NAMES_SHOWN`] names are shown.
+    fn names(&mut self, names: &[String], count: u64) {
+        let shown = &names[names.len().saturating_sub(NAMES_SHOWN)..];
+        let others = count.saturating_sub(shown.len() as u64);
+        for (i, name) in shown.iter().enumerate() {
+            if i > 0 {
+                let last = i + 1 == shown.len() && others == 0;
+                self.paint(NOTICE, if last { " and " } else { ", " });
+            }
+            self.paint(name_style(name, false), &clean(name));
+        }
+        match (shown.is_empty(), others) {
+            (_, 0) => {}
+            (true, 1) => self.paint(NOTICE, "1 person"),
+            (true, n) => self.paint(NOTICE, &format!("{n} people")),
+            (false, 1) => self.paint(NOTICE, " and 1 other"),
+            (false, n) => self.paint(NOTICE, &format!(" and {n} others")),
+        }
+    }
 }
+
+/// Names a presence line shows before it only counts the rest.
+const NAMES_SHOWN: usize = 5;
 
 /// Replaces control characters (escape sequences, newlines, bells…) with
 /// visible stand-ins, so one message stays one line and cannot restyle or
@@ -282,6 +336,31 @@ mod tests {
 
     fn plain(line: Line) -> String {
         line.render(NOON, false)
+    }
+
+    #[test]
+    fn a_presence_summary_names_the_latest_and_counts_the_rest() {
+        let presence = |joined: &[&str], joined_count, left: &[&str], left_count| {
+            let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+            plain(Line::Presence {
+                joined: names(joined),
+                joined_count,
+                left: names(left),
+                left_count,
+                at: 1,
+            })
+        };
+        assert_eq!(presence(&["a", "b"], 2, &[], 0), "12:05 * a and b joined");
+        assert_eq!(
+            presence(&["a", "b", "c", "d", "e", "f", "g"], 1000, &["x"], 1),
+            "12:05 * c, d, e, f, g and 995 others joined; x left"
+        );
+        assert_eq!(
+            presence(&["b", "c"], 3, &["x", "y"], 2),
+            "12:05 * b, c and 1 other joined; x and y left"
+        );
+        assert_eq!(presence(&[], 0, &[], 7), "12:05 * 7 people left");
+        assert_eq!(presence(&["a"], 1, &[], 0), "12:05 * a joined");
     }
 
     #[test]

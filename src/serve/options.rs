@@ -138,6 +138,29 @@ pub struct Options {
     )]
     pub peer_ping_burst: u32,
 
+    /// Join and leave notices per second for protocol-v2 clients. Past this
+    /// budget they are summarised in one `presence` message as often as it
+    /// allows, so a crowd logging in at once (everyone reconnecting after a
+    /// restart) costs each v2 client a few frames a second, not one per
+    /// login. v1 clients always get every loginBroadcast. 0: no pacing.
+    #[arg(
+        long,
+        env = "CHAT_PRESENCE_RATE",
+        value_name = "N",
+        default_value = "10"
+    )]
+    pub presence_rate: u32,
+
+    /// Join and leave notices sent at once before --presence-rate applies.
+    /// 0: no pacing.
+    #[arg(
+        long,
+        env = "CHAT_PRESENCE_BURST",
+        value_name = "N",
+        default_value = "20"
+    )]
+    pub presence_burst: u32,
+
     /// Connections served at once; past this, new WebSocket handshakes are
     /// refused with HTTP 503 and everyone connected carries on. 0: no limit.
     #[arg(
@@ -215,6 +238,8 @@ impl Default for Options {
             login_timeout: core.login_timeout,
             peer_ping_rate: core.inbound_ping_rate,
             peer_ping_burst: core.inbound_ping_burst,
+            presence_rate: core.presence_rate,
+            presence_burst: core.presence_burst,
             max_connections: 10_000,
             max_connections_per_ip: 0,
             allowed_origins: AllowedOrigins::Any,
@@ -240,6 +265,8 @@ impl Options {
             login_timeout: self.login_timeout,
             inbound_ping_rate: self.peer_ping_rate,
             inbound_ping_burst: self.peer_ping_burst,
+            presence_rate: self.presence_rate,
+            presence_burst: self.presence_burst,
             history_size: self.history_size,
             history_on_join: self.history_on_join,
             ..Config::default()

@@ -11,6 +11,7 @@ mod heartbeat;
 mod history;
 mod logins;
 mod outbound;
+mod presence;
 mod rate;
 mod timers;
 
@@ -34,6 +35,7 @@ use heartbeat::{Due, Heartbeat};
 use history::{History, Said};
 use logins::{Claim, Logins};
 use outbound::{FrameRef, Outbound};
+use presence::{Notice, Presence};
 use rate::{Bucket, Rate};
 use timers::{Timer, Timers};
 
@@ -242,6 +244,8 @@ pub struct Server<R> {
     message_rate: Option<Rate>,
     ping_rate: Option<Rate>,
     history: History,
+    /// The budget of v2 join and leave notices.
+    presence: Presence,
     timers: Timers,
     /// Milliseconds since the Unix epoch at an instant; unset, timestamps
     /// are 0.
@@ -282,6 +286,7 @@ impl Connection {
 /// Frames of one broadcast, each encoded at most once.
 struct Encoded<'m> {
     v1: &'m ServerMessage<'m>,
+    /// `None`: v2 connections get nothing (a join past the presence budget).
     v2: Option<&'m ServerMessage<'m>>,
     /// A different v2 frame for this connection (its own acknowledgement).
     own: Option<(ConnectionId, &'m ServerMessage<'m>)>,
@@ -304,6 +309,7 @@ impl<R: CryptoRng> Server<R> {
             message_rate: Rate::new(config.message_rate, config.message_burst),
             ping_rate: Rate::new(config.inbound_ping_rate, config.inbound_ping_burst),
             history,
+            presence: Presence::new(config.presence_rate, config.presence_burst),
             timers: Timers::default(),
             wall_clock: None,
             shutting_down: false,
@@ -459,6 +465,7 @@ impl<R: CryptoRng> Server<R> {
             match timer {
                 Timer::Connection(conn) => self.check_connection(conn, at, now),
                 Timer::FailedLogins { address } => self.failed_logins.expire(&address, now),
+                Timer::Presence => self.send_presence(now),
                 Timer::LoginExpiry { key, serial } => {
                     if let Some(login) = self.logins.expire(&key, serial, now) {
                         self.events.push_back(Event::LoginExpired {
@@ -477,6 +484,7 @@ impl<R: CryptoRng> Server<R> {
     pub fn shutdown(&mut self, now: Instant) {
         self.actions.start_input();
         self.shutting_down = true;
+        self.presence.clear();
         let all: Vec<ConnectionId> = self.connections.iter().map(|(_, c)| c.id).collect();
         for conn in all {
             self.close(
@@ -652,9 +660,15 @@ impl<R: CryptoRng> Server<R> {
             location: (*location).into(),
             timestamp: Some(self.timestamp(now)),
         };
+        // v1 hears of every login; v2 within the presence budget.
+        let v2_now = self.v2_connections > 0 && {
+            let notice = self.presence.joined(display.clone(), now);
+            self.arm_presence(notice);
+            notice == Notice::Send
+        };
         self.broadcast(Encoded {
             v1: &v1,
-            v2: Some(&v2),
+            v2: v2_now.then_some(&v2),
             own: None,
         });
         let reply_id = id::message_id(&mut self.rng);
@@ -780,8 +794,10 @@ impl<R: CryptoRng> Server<R> {
         };
         self.logins.remove(&key);
         let deadline = login_deadline(&self.config, now);
+        let mut holders = Vec::new();
         for (_, connection) in &mut self.connections {
             if connection.login.as_ref().is_some_and(|(k, _)| *k == key) {
+                holders.push(connection.id);
                 connection.login = None;
                 connection.login_deadline = deadline;
                 // The login timeout starts again, maybe before anything the
@@ -792,7 +808,7 @@ impl<R: CryptoRng> Server<R> {
                 }
             }
         }
-        self.broadcast_leave(&display, LeaveReason::Logout, now);
+        self.broadcast_leave(&display, LeaveReason::Logout, &holders, now);
         self.events
             .push_back(Event::LoggedOut { username: display });
     }
@@ -879,21 +895,84 @@ impl<R: CryptoRng> Server<R> {
         if let Some((at, serial)) = self.logins.release(&key, now, self.config.login_ttl) {
             self.timers.schedule(at, Timer::LoginExpiry { key, serial });
             if !self.shutting_down {
-                self.broadcast_leave(&display, leave, now);
+                self.broadcast_leave(&display, leave, &[], now);
             }
         }
     }
 
-    /// `logoutBroadcast` to every v2 connection (v1 has no such message).
-    fn broadcast_leave(&mut self, username: &str, reason: LeaveReason, now: Instant) {
+    /// `logoutBroadcast` to every v2 connection (v1 has no such message),
+    /// within the presence budget; past it, only to `holders` (the
+    /// connections that just logged out, for whom it is the confirmation)
+    /// and the others hear of it in the next `presence` summary.
+    fn broadcast_leave(
+        &mut self,
+        username: &Arc<str>,
+        reason: LeaveReason,
+        holders: &[ConnectionId],
+        now: Instant,
+    ) {
         if self.v2_connections == 0 {
+            return;
+        }
+        let notice = self.presence.left(username.clone(), now);
+        self.arm_presence(notice);
+        let to_everyone = notice == Notice::Send;
+        if !to_everyone && holders.is_empty() {
             return;
         }
         let id = id::message_id(&mut self.rng);
         let frame = Frame::encode(&ServerMessage::LogoutBroadcast {
             id: id.into(),
-            username: username.into(),
+            username: (**username).into(),
             reason,
+            timestamp: self.timestamp(now),
+        });
+        let frame = self.actions.add(frame);
+        if to_everyone {
+            for &(id, version) in self.recipients.iter().flatten() {
+                if version >= Version::V2 {
+                    self.actions.send(id, frame);
+                }
+            }
+        } else {
+            for &id in holders {
+                if self.version(id) >= Some(Version::V2) {
+                    self.actions.send(id, frame);
+                }
+            }
+        }
+    }
+
+    /// A presence notice was held: wake up to summarise it when the budget
+    /// allows.
+    fn arm_presence(&mut self, notice: Notice) {
+        if let Notice::HeldUntil(at) = notice {
+            self.timers.schedule(at, Timer::Presence);
+        }
+    }
+
+    /// The presence budget allows a notice again: every v2 connection gets
+    /// the summary of what was held.
+    fn send_presence(&mut self, now: Instant) {
+        let summary = match self.presence.due(now) {
+            Ok(summary) => summary,
+            Err(later) => {
+                if let Some(at) = later {
+                    self.timers.schedule(at, Timer::Presence);
+                }
+                return;
+            }
+        };
+        if self.v2_connections == 0 {
+            return;
+        }
+        let id = id::message_id(&mut self.rng);
+        let frame = Frame::encode(&ServerMessage::Presence {
+            id: id.into(),
+            joined: listed(&summary.joined),
+            joined_count: summary.joined_count,
+            left: listed(&summary.left),
+            left_count: summary.left_count,
             timestamp: self.timestamp(now),
         });
         let frame = self.actions.add(frame);
@@ -988,8 +1067,8 @@ impl<R: CryptoRng> Server<R> {
     fn broadcast(&mut self, message: Encoded<'_>) {
         let v1 = self.actions.add(Frame::encode(message.v1));
         let v2 = match message.v2 {
-            Some(v2) if self.v2_connections > 0 => self.actions.add(Frame::encode(v2)),
-            _ => v1,
+            Some(v2) if self.v2_connections > 0 => Some(self.actions.add(Frame::encode(v2))),
+            _ => None,
         };
         let own: Option<(ConnectionId, FrameRef)> = message
             .own
@@ -999,11 +1078,19 @@ impl<R: CryptoRng> Server<R> {
             let frame = match (own, version) {
                 (_, Version::V1) => v1,
                 (Some((conn, own)), _) if conn == id => own,
-                _ => v2,
+                _ => match v2 {
+                    Some(v2) => v2,
+                    None => continue,
+                },
             };
             self.actions.send(id, frame);
         }
     }
+}
+
+/// Names as a `presence` frame lists them.
+fn listed(names: &VecDeque<Arc<str>>) -> Vec<Cow<'_, str>> {
+    names.iter().map(|name| Cow::Borrowed(&**name)).collect()
 }
 
 /// When a connection opening (or logging out) at `now` must hold a login by.

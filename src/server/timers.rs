@@ -23,6 +23,8 @@ pub(crate) enum Timer {
     LoginExpiry { key: Arc<str>, serial: u64 },
     /// Forget this address's wrong secrets if their window has ended.
     FailedLogins { address: Arc<str> },
+    /// Send the held presence notices if the budget allows.
+    Presence,
 }
 
 #[derive(Debug, Default)]

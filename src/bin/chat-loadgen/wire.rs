@@ -129,7 +129,8 @@ fn hear(frame: &str, barrier: &str, barrier_field: &str) -> Heard {
         Ok(
             ServerMessage::History { .. }
             | ServerMessage::UserList { .. }
-            | ServerMessage::LogoutBroadcast { .. },
+            | ServerMessage::LogoutBroadcast { .. }
+            | ServerMessage::Presence { .. },
         )
         | Err(_) => Heard::Garbage,
     }

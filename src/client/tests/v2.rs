@@ -260,6 +260,18 @@ fn messages_joins_and_leaves_show_the_servers_time() {
         h.server(left("bob", LeaveReason::Logout, at(9, 24))),
         ["show 09:24 * bob logged out"]
     );
+    let summary = ServerMessage::Presence {
+        id: "p".into(),
+        joined: vec!["erin".into(), "fay".into()],
+        joined_count: 40,
+        left: vec!["gus".into()],
+        left_count: 1,
+        timestamp: at(9, 24),
+    };
+    assert_eq!(
+        h.server(summary),
+        ["show 09:24 * erin, fay and 38 others joined; gus left"]
+    );
     // An old connection of ours going away: we are still here.
     assert!(
         h.server(left("Alice", LeaveReason::Disconnected, at(9, 25)))
