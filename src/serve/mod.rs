@@ -187,7 +187,9 @@ impl ChatServer {
             })
             .collect::<io::Result<Vec<_>>>()?;
 
-        executor.spawn(core_task::run(core, inbox_rx)).detach();
+        executor
+            .spawn(core_task::run(core, inbox_rx, options.flush_interval))
+            .detach();
         info!("listening on {scheme}://{local_addr}");
         smol::block_on(executor.run(async {
             let (alive, all_gone) = channel::bounded::<Infallible>(1);

@@ -195,6 +195,14 @@ pub struct Options {
     )]
     pub allowed_origins: AllowedOrigins,
 
+    /// While messages keep coming, wake each connection's writer at most
+    /// this often, so that it writes everything queued meanwhile in one
+    /// system call: fewer, larger writes for the price of at most this much
+    /// latency (after a quiet spell, the next message goes out at once).
+    /// 0s: write every message as soon as it is handled.
+    #[arg(long, env = "CHAT_FLUSH_INTERVAL", value_name = "DURATION", default_value = "5ms", value_parser = duration)]
+    pub flush_interval: Duration,
+
     /// Close a TCP connection that has not completed its WebSocket upgrade
     /// this long after connecting.
     #[arg(long, env = "CHAT_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
@@ -244,6 +252,7 @@ impl Default for Options {
             max_connections_per_ip: 0,
             allowed_origins: AllowedOrigins::Any,
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            flush_interval: Duration::from_millis(5),
             tls_cert: None,
             tls_key: None,
             threads: None,
