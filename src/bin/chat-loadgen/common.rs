@@ -39,7 +39,9 @@ pub struct CommonArgs {
     /// Connections being opened (TCP + WebSocket handshake + login) at once.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub concurrency: usize,
-    /// tungstenite read buffer of each client, in bytes (client memory only).
+    /// tungstenite read buffer of each client, in bytes (client memory
+    /// only; below 4096 it saves none: tungstenite keeps its 4 KiB
+    /// handshake buffer as the read buffer).
     #[arg(long, value_name = "BYTES", default_value_t = 4096)]
     pub read_buffer: usize,
     /// Give up on one connection's TCP connect + WebSocket handshake after this.
@@ -122,17 +124,20 @@ impl Ctx {
     /// Opens client `n` (waiting for a free `--concurrency` slot) and sends
     /// its `login`; the `loginMessage` is the caller's to read.
     ///
-    /// The future is boxed: connecting (the handshake above all) needs a
-    /// few KiB of state that a client's task would otherwise carry inline
-    /// for its whole life, 6 KiB per idle client before this was boxed.
-    pub fn open_and_log_in(&self, n: usize) -> BoxFuture<'_, anyhow::Result<Ws>> {
-        Box::pin(async move {
-            let _opening = self.opening.acquire().await;
+    /// Connecting (the handshake above all) needs about 6 KiB of future
+    /// state. Boxed once a slot is free, it exists for at most
+    /// `--concurrency` clients at a time; inline, every client's task would
+    /// carry it for its whole life, and boxed before the wait, 19,000
+    /// waiting clients would hold it all at once.
+    pub async fn open_and_log_in(&self, n: usize) -> anyhow::Result<Ws> {
+        let _opening = self.opening.acquire().await;
+        let opened: BoxFuture<'_, anyhow::Result<Ws>> = Box::pin(async {
             let mut ws = self.dialer.dial().await?;
             ws.send(Message::text(wire::login(&self.username(n))))
                 .await?;
             Ok(ws)
-        })
+        });
+        opened.await
     }
 
     /// Waits until `done()` holds, checking every few milliseconds, or until
