@@ -109,14 +109,18 @@ fn get<T: summary::Field>(summary: &Summary, key: &'static str) -> T {
         .unwrap_or_else(|e| panic!("{e} in `{summary}`"))
 }
 
-#[test]
-fn fanout_delivers_every_message_to_every_client_and_stops() {
+/// Both protocol versions, as `--protocol` takes them.
+const PROTOCOLS: [&str; 2] = ["v1", "v2"];
+
+fn fanout_delivers_every_message_to_every_client_and_stops(protocol: &str) {
     // Senders go faster than a person types: no rate limit for a benchmark.
     let server = ChatServer::start(&["--message-rate", "0"]);
     let (addr, pid) = (server.addr.to_string(), server.pid().to_string());
     let (status, summary) = loadgen(
         &[
             "fanout",
+            "--protocol",
+            protocol,
             "--server",
             &addr,
             "--server-pid",
@@ -140,6 +144,7 @@ fn fanout_delivers_every_message_to_every_client_and_stops() {
     );
     assert!(status.success(), "{status} `{summary}`");
     assert_eq!(get::<String>(&summary, "status"), "ok");
+    assert_eq!(get::<String>(&summary, "protocol"), protocol);
     assert_eq!(get::<usize>(&summary, "logged_in"), 20);
     assert_eq!(get::<usize>(&summary, "receivers"), 20);
     // 300/s for 0.5 s, whatever the timing: the schedule fixes the count.
@@ -148,9 +153,20 @@ fn fanout_delivers_every_message_to_every_client_and_stops() {
     assert_eq!(get::<u64>(&summary, "delivered"), 150 * 20);
     assert_eq!(get::<u64>(&summary, "lost"), 0);
     assert_eq!(get::<u64>(&summary, "out_of_order"), 0);
+    // v2's history and logoutBroadcast are understood, not errors.
     assert_eq!(get::<u64>(&summary, "errors"), 0);
     assert!(get::<Option<u64>>(&summary, "p99_us").is_some());
     assert!(get::<Option<u64>>(&summary, "server_rss_kib").is_some());
+}
+
+#[test]
+fn fanout_v1_delivers_every_message_to_every_client_and_stops() {
+    fanout_delivers_every_message_to_every_client_and_stops("v1");
+}
+
+#[test]
+fn fanout_v2_delivers_every_message_to_every_client_and_stops() {
+    fanout_delivers_every_message_to_every_client_and_stops("v2");
 }
 
 #[test]
@@ -159,73 +175,107 @@ fn idle_clients_answer_pings_and_the_server_rss_is_reported() {
     // that did not answer would be closed well within the 2 s hold.
     let server = ChatServer::start(&["--ping-interval", "100ms", "--evict-after", "1s"]);
     let (addr, pid) = (server.addr.to_string(), server.pid().to_string());
-    let (status, summary) = loadgen(
-        &[
-            "idle",
-            "--server",
-            &addr,
-            "--server-pid",
-            &pid,
-            "--clients",
-            "30",
-            "--hold",
-            "2s",
-            "--timeout",
-            "60s",
-        ],
-        Duration::from_secs(90),
-    );
-    assert!(status.success(), "{status} `{summary}`");
-    assert_eq!(get::<usize>(&summary, "logged_in"), 30);
-    assert_eq!(get::<usize>(&summary, "closed"), 0);
-    assert!(get::<u64>(&summary, "pings") > 0, "`{summary}`");
-    assert!(get::<Option<u64>>(&summary, "server_rss_held_kib").is_some());
-    assert!(get::<Option<u64>>(&summary, "server_bytes_per_conn").is_some());
+    for protocol in PROTOCOLS {
+        let (status, summary) = loadgen(
+            &[
+                "idle",
+                "--protocol",
+                protocol,
+                "--server",
+                &addr,
+                "--server-pid",
+                &pid,
+                "--clients",
+                "30",
+                "--hold",
+                "2s",
+                "--timeout",
+                "60s",
+            ],
+            Duration::from_secs(90),
+        );
+        assert!(status.success(), "{status} `{summary}`");
+        assert_eq!(get::<String>(&summary, "protocol"), protocol);
+        assert_eq!(get::<usize>(&summary, "logged_in"), 30);
+        assert_eq!(get::<usize>(&summary, "closed"), 0);
+        assert_eq!(get::<u64>(&summary, "errors"), 0);
+        assert!(get::<u64>(&summary, "pings") > 0, "`{summary}`");
+        assert!(get::<Option<u64>>(&summary, "server_rss_held_kib").is_some());
+        assert!(get::<Option<u64>>(&summary, "server_bytes_per_conn").is_some());
+    }
 }
 
 #[test]
 fn accept_counts_logins_and_the_join_storm() {
     let server = ChatServer::start(&[]);
     let addr = server.addr.to_string();
-    let (status, summary) = loadgen(
-        &[
-            "accept",
-            "--server",
-            &addr,
-            "--connections",
-            "60",
-            "--concurrency",
-            "6",
-            "--timeout",
-            "60s",
-        ],
-        Duration::from_secs(90),
-    );
-    assert!(status.success(), "{status} `{summary}`");
-    assert_eq!(get::<usize>(&summary, "opened"), 60);
-    assert_eq!(get::<usize>(&summary, "failed"), 0);
-    // Each connection hears at least its own login and at most everyone's.
-    let join_frames: u64 = get(&summary, "join_frames");
-    assert!((60..=60 * 60).contains(&join_frames), "`{summary}`");
-    assert!(get::<Option<f64>>(&summary, "join_s").is_some());
-    assert!(get::<Option<u64>>(&summary, "p99_us").is_some());
+    for protocol in PROTOCOLS {
+        let (status, summary) = loadgen(
+            &[
+                "accept",
+                "--protocol",
+                protocol,
+                "--server",
+                &addr,
+                "--connections",
+                "60",
+                "--concurrency",
+                "6",
+                "--timeout",
+                "60s",
+            ],
+            Duration::from_secs(90),
+        );
+        assert!(status.success(), "{status} `{summary}`");
+        assert_eq!(get::<String>(&summary, "protocol"), protocol);
+        assert_eq!(get::<usize>(&summary, "opened"), 60);
+        assert_eq!(get::<usize>(&summary, "failed"), 0);
+        // Each connection hears at least its own login and at most everyone's.
+        let join_frames: u64 = get(&summary, "join_frames");
+        assert!((60..=60 * 60).contains(&join_frames), "`{summary}`");
+        // A frame tells of one join at least (a presence summary, of many).
+        let joins_heard: u64 = get(&summary, "joins_heard");
+        assert!(joins_heard >= join_frames, "`{summary}`");
+        if protocol == "v1" {
+            assert_eq!(joins_heard, join_frames, "`{summary}`");
+        }
+        assert!(get::<Option<f64>>(&summary, "join_s").is_some());
+        assert!(get::<Option<u64>>(&summary, "p99_us").is_some());
 
-    let (status, summary) = loadgen(
-        &[
-            "accept",
-            "--server",
-            &addr,
-            "--connections",
-            "30",
-            "--close-after-login",
-            "--timeout",
-            "60s",
-        ],
-        Duration::from_secs(90),
-    );
-    assert!(status.success(), "{status} `{summary}`");
-    assert_eq!(get::<usize>(&summary, "opened"), 30);
-    assert_eq!(get::<Option<f64>>(&summary, "join_s"), None);
+        let (status, summary) = loadgen(
+            &[
+                "accept",
+                "--protocol",
+                protocol,
+                "--server",
+                &addr,
+                "--connections",
+                "30",
+                "--close-after-login",
+                "--timeout",
+                "60s",
+            ],
+            Duration::from_secs(90),
+        );
+        assert!(status.success(), "{status} `{summary}`");
+        assert_eq!(get::<String>(&summary, "protocol"), protocol);
+        assert_eq!(get::<usize>(&summary, "opened"), 30);
+        assert_eq!(get::<Option<f64>>(&summary, "join_s"), None);
+    }
+}
+
+#[test]
+fn more_clients_than_the_open_file_limit_allows_are_refused_up_front() {
+    // No server needed: the limit is checked before the first connection.
+    let out = Command::new(env!("CARGO_BIN_EXE_chat-loadgen"))
+        .args(["idle", "--server", "127.0.0.1:9", "--clients", "100000000"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chat-loadgen");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("open-file limit"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("loadgen "));
 }
 
 #[test]

@@ -6,7 +6,10 @@
 //! passed. By default every connection stays open and keeps reading, as
 //! when all clients reconnect after a restart: in v1 each login is
 //! broadcast to every open connection, so N logins cost about N²/2 frames.
-//! A barrier login after the last one tells when that storm is over.
+//! A barrier login after the last one tells when that storm is over. In
+//! v2 a server past its presence budget summarises joins in paced
+//! `presence` frames instead: `join_frames` counts the frames and
+//! `joins_heard` the joins they told of, so the saving shows.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -16,12 +19,12 @@ use anyhow::ensure;
 use async_tungstenite::tungstenite::Message;
 use futures_util::StreamExt;
 
-use crate::common::{CommonArgs, Counters, Ctx, Ending, login, secs};
+use crate::common::{Barrier, CommonArgs, Counters, Ctx, Ending, login, secs};
 use crate::latency::Latencies;
 use crate::net::{Ws, within};
 use crate::procfs::CpuMeter;
 use crate::summary::{Status, report, round1};
-use crate::wire::{Ear, Heard};
+use crate::wire::{Ear, Joins, Protocol};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AcceptArgs {
@@ -43,6 +46,7 @@ report! {
     /// The accept summary line.
     pub struct AcceptReport (mode = "accept") {
         pub status: Status,
+        pub protocol: Protocol,
         /// Connections asked for.
         pub connections: usize,
         /// Connections kept open after login (false: closed at once).
@@ -63,8 +67,12 @@ report! {
         /// Connect start to WebSocket handshake done, microseconds.
         pub handshake_p50_us: Option<u64>,
         pub handshake_p99_us: Option<u64>,
-        /// loginBroadcast frames the clients received (the join storm).
+        /// Join notices the clients received (the join storm), in frames:
+        /// `loginBroadcast`s plus (v2) `presence` summaries.
         pub join_frames: u64,
+        /// The joins those frames told of: `loginBroadcast`s plus the
+        /// `joinedCount` of every `presence`. Equals `join_frames` in v1.
+        pub joins_heard: u64,
         /// From the first connect until every open connection had heard
         /// every login, seconds (`na` with --close-after-login).
         pub join_s: Option<f64>,
@@ -87,8 +95,10 @@ struct Shared {
     ear: Ear,
     next: AtomicUsize,
     counters: Counters,
-    /// loginBroadcasts received, per connection (no shared hot counter).
+    /// Join notices received, per connection (no shared hot counter):
+    /// frames and joins.
     join_frames: Vec<AtomicU64>,
+    joins_heard: Vec<AtomicU64>,
     /// Nanoseconds from `start` to the latest loginMessage.
     last_login_nanos: AtomicU64,
     to_login: Latencies,
@@ -97,14 +107,20 @@ struct Shared {
 
 pub async fn run(args: AcceptArgs) -> anyhow::Result<AcceptReport> {
     ensure!(args.connections >= 1, "--connections must be at least 1");
-    let ctx = Arc::new(Ctx::new(&args.common)?);
     let workers = args.common.concurrency.clamp(1, args.connections);
+    let sockets = match args.close_after_login {
+        true => workers,
+        // All of them, and the barrier.
+        false => args.connections + 1,
+    };
+    let ctx = Arc::new(Ctx::new(&args.common, sockets)?);
     let shared = Arc::new(Shared {
         start: Instant::now(),
         ear: ctx.ear(),
         next: AtomicUsize::new(0),
         counters: Counters::default(),
         join_frames: (0..args.connections).map(|_| AtomicU64::new(0)).collect(),
+        joins_heard: (0..args.connections).map(|_| AtomicU64::new(0)).collect(),
         last_login_nanos: AtomicU64::new(0),
         to_login: Latencies::new(),
         to_handshake: Latencies::new(),
@@ -153,13 +169,11 @@ pub async fn run(args: AcceptArgs) -> anyhow::Result<AcceptReport> {
     }
     let to_login = shared.to_login.percentiles();
     let to_handshake = shared.to_handshake.percentiles();
-    let join_frames = shared
-        .join_frames
-        .iter()
-        .map(|n| n.load(Ordering::Relaxed))
-        .sum();
+    let total = |counts: &[AtomicU64]| counts.iter().map(|n| n.load(Ordering::Relaxed)).sum();
+    let join_frames = total(&shared.join_frames);
     Ok(AcceptReport {
         status,
+        protocol: ctx.protocol,
         connections: args.connections,
         keep_open: !args.close_after_login,
         opened,
@@ -176,6 +190,7 @@ pub async fn run(args: AcceptArgs) -> anyhow::Result<AcceptReport> {
         handshake_p50_us: to_handshake.p50_us,
         handshake_p99_us: to_handshake.p99_us,
         join_frames,
+        joins_heard: total(&shared.joins_heard),
         join_s: join.map(secs),
         join_frames_per_s: join.map(|d| round1(join_frames as f64 / d.as_secs_f64())),
         closed: Counters::get(&counters.closed),
@@ -216,7 +231,7 @@ async fn worker(ctx: Arc<Ctx>, shared: Arc<Shared>) {
         shared
             .last_login_nanos
             .fetch_max(since_start, Ordering::Relaxed);
-        shared.join_frames[n].fetch_add(heard, Ordering::Relaxed);
+        shared.count_joins(n, heard);
         Counters::bump(&counters.logged_in);
         if !shared.args.close_after_login {
             ctx.rt.spawn(listen(n, ws, shared.clone())).detach();
@@ -227,19 +242,25 @@ async fn worker(ctx: Arc<Ctx>, shared: Arc<Shared>) {
 /// Keeps an open connection reading, counting the join storm.
 async fn listen(n: usize, mut ws: Ws, shared: Arc<Shared>) {
     let mut ending = Ending::default();
+    let mut barrier = Barrier::default();
     while let Some(next) = ws.next().await {
         ending.note(&next);
         if let Ok(Message::Text(text)) = next {
-            match shared.ear.hear(&text) {
-                Heard::LoginBroadcast { barrier: false } => {
-                    shared.join_frames[n].fetch_add(1, Ordering::Relaxed);
-                }
-                Heard::LoginBroadcast { barrier: true } => {
-                    Counters::bump(&shared.counters.heard_barrier);
-                }
-                _ => {}
-            }
+            let heard = shared.ear.hear(&text);
+            barrier.note(&heard, &shared.counters);
+            let mut joins = Joins::default();
+            joins.count(&heard);
+            shared.count_joins(n, joins);
         }
     }
     shared.counters.close(ending.as_str());
+}
+
+impl Shared {
+    fn count_joins(&self, n: usize, joins: Joins) {
+        if joins.frames > 0 {
+            self.join_frames[n].fetch_add(joins.frames, Ordering::Relaxed);
+            self.joins_heard[n].fetch_add(joins.heard, Ordering::Relaxed);
+        }
+    }
 }

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use smol::Timer;
 use smol::lock::Semaphore;
 
 use crate::net::{Dialer, Ws, within};
 use crate::runtime::Runtime;
-use crate::wire::{self, Ear, Heard};
+use crate::wire::{self, Ear, Heard, Joins, Protocol};
 
 /// Options of every mode.
 #[derive(Debug, Clone, clap::Args)]
@@ -22,6 +23,10 @@ pub struct CommonArgs {
     /// The server's address; loopback only.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub server: SocketAddr,
+    /// Protocol version: v2 offers the WebSocket subprotocol `wschat.v2`
+    /// and fails a connection whose server does not select it.
+    #[arg(long, value_enum, default_value_t = Protocol::V1)]
+    pub protocol: Protocol,
     /// PID of the server, to report its VmRSS from /proc/PID/status.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
@@ -34,7 +39,9 @@ pub struct CommonArgs {
     /// Connections being opened (TCP + WebSocket handshake + login) at once.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub concurrency: usize,
-    /// tungstenite read buffer of each client, in bytes (client memory only).
+    /// tungstenite read buffer of each client, in bytes (client memory
+    /// only; below 4096 it saves none: tungstenite keeps its 4 KiB
+    /// handshake buffer as the read buffer).
     #[arg(long, value_name = "BYTES", default_value_t = 4096)]
     pub read_buffer: usize,
     /// Give up on one connection's TCP connect + WebSocket handshake after this.
@@ -58,13 +65,17 @@ pub struct Ctx {
     /// Limits connections in the middle of connect + handshake + login.
     pub opening: Arc<Semaphore>,
     pub run: String,
+    pub protocol: Protocol,
     pub server_pid: Option<u32>,
     /// When the whole run must be over (`--timeout`).
     pub deadline: Instant,
 }
 
 impl Ctx {
-    pub fn new(args: &CommonArgs) -> anyhow::Result<Self> {
+    /// `sockets`: how many client sockets the run holds open at once at
+    /// most, checked against the open-file limit before anything starts.
+    pub fn new(args: &CommonArgs, sockets: usize) -> anyhow::Result<Self> {
+        crate::fdlimit::ensure_room_for(sockets)?;
         let threads = args
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -82,9 +93,11 @@ impl Ctx {
                 args.source_ips,
                 args.read_buffer,
                 args.connect_timeout,
+                args.protocol,
             )?),
             opening: Arc::new(Semaphore::new(args.concurrency.max(1))),
             run,
+            protocol: args.protocol,
             server_pid: args.server_pid,
             deadline: Instant::now() + args.timeout,
         })
@@ -106,6 +119,25 @@ impl Ctx {
 
     pub fn server_rss_kib(&self) -> Option<u64> {
         self.server_pid.and_then(crate::procfs::vm_rss_kib)
+    }
+
+    /// Opens client `n` (waiting for a free `--concurrency` slot) and sends
+    /// its `login`; the `loginMessage` is the caller's to read.
+    ///
+    /// Connecting (the handshake above all) needs about 6 KiB of future
+    /// state. Boxed once a slot is free, it exists for at most
+    /// `--concurrency` clients at a time; inline, every client's task would
+    /// carry it for its whole life, and boxed before the wait, 19,000
+    /// waiting clients would hold it all at once.
+    pub async fn open_and_log_in(&self, n: usize) -> anyhow::Result<Ws> {
+        let _opening = self.opening.acquire().await;
+        let opened: BoxFuture<'_, anyhow::Result<Ws>> = Box::pin(async {
+            let mut ws = self.dialer.dial().await?;
+            ws.send(Message::text(wire::login(&self.username(n))))
+                .await?;
+            Ok(ws)
+        });
+        opened.await
     }
 
     /// Waits until `done()` holds, checking every few milliseconds, or until
@@ -146,8 +178,13 @@ impl Ctx {
     /// The join-phase barrier: once every client has logged in, one more
     /// connection logs in as [`Ctx::barrier_name`]. The server writes each
     /// connection's frames in order, so a client that hears the barrier's
-    /// `loginBroadcast` has heard every earlier one: when all have heard
-    /// it, the join storm is over. `heard()` counts those that did.
+    /// join has heard every earlier one: when all have heard it, the join
+    /// storm is over. `heard()` counts those that did (see [`Barrier`]).
+    ///
+    /// A join is heard in its `loginBroadcast` or, in v2 beyond the
+    /// server's presence budget, in the `joined` names of a `presence`
+    /// summary: the barrier joins last, so it is among the most recent
+    /// names of the summary that covers it.
     ///
     /// Returns whether the storm settled before `until`.
     pub async fn barrier(
@@ -174,21 +211,38 @@ impl Ctx {
 }
 
 /// Sends `login` and reads until the `loginMessage`, skipping broadcasts.
-/// Returns how many `loginBroadcast`s came first (the client's own included).
-pub async fn login(ws: &mut Ws, username: &str, ear: &Ear) -> anyhow::Result<u64> {
+/// Returns the join notices that came first (the client's own included).
+pub async fn login(ws: &mut Ws, username: &str, ear: &Ear) -> anyhow::Result<Joins> {
     ws.send(Message::text(wire::login(username))).await?;
-    let mut broadcasts = 0;
+    let mut joins = Joins::default();
     while let Some(message) = ws.next().await {
         if let Message::Text(text) = message? {
             match ear.hear(&text) {
-                Heard::LoginMessage => return Ok(broadcasts),
-                Heard::LoginBroadcast { .. } => broadcasts += 1,
+                Heard::LoginMessage => return Ok(joins),
                 Heard::Error(code) => bail!("login as {username} refused: {code}"),
-                _ => {}
+                heard => joins.count(&heard),
             }
         }
     }
     Err(anyhow::anyhow!("closed before the loginMessage")).context(username.to_owned())
+}
+
+/// One client's side of the [barrier](Ctx::barrier): counts it in
+/// `Counters::heard_barrier` once, however many frames name it (in v2 the
+/// barrier's name may come again, in `joined` and `left` alike, once it has
+/// gone).
+#[derive(Debug, Default)]
+pub struct Barrier {
+    heard: bool,
+}
+
+impl Barrier {
+    pub fn note(&mut self, heard: &Heard, counters: &Counters) {
+        if !self.heard && heard.is_barrier() {
+            self.heard = true;
+            Counters::bump(&counters.heard_barrier);
+        }
+    }
 }
 
 /// Why a client that connected never saw its `loginMessage`.
@@ -322,6 +376,33 @@ mod tests {
         assert_eq!(ending.as_str(), r#"Close 1008 "too slow""#);
         ending.note(&Err(WsError::ConnectionClosed));
         assert_eq!(ending.as_str(), WsError::ConnectionClosed.to_string());
+    }
+
+    #[test]
+    fn a_client_counts_the_barrier_once_from_a_broadcast_or_a_summary() {
+        let counters = Counters::default();
+        let mut from_broadcast = Barrier::default();
+        let mut from_summary = Barrier::default();
+        let summary = Heard::Presence {
+            barrier: true,
+            joined: 40,
+        };
+        from_broadcast.note(&Heard::LoginBroadcast { barrier: false }, &counters);
+        from_summary.note(
+            &Heard::Presence {
+                barrier: false,
+                joined: 20,
+            },
+            &counters,
+        );
+        assert_eq!(Counters::get(&counters.heard_barrier), 0);
+        from_broadcast.note(&Heard::LoginBroadcast { barrier: true }, &counters);
+        from_summary.note(&summary, &counters);
+        assert_eq!(Counters::get(&counters.heard_barrier), 2);
+        // The name again, in a later summary: still two clients.
+        from_summary.note(&summary, &counters);
+        from_broadcast.note(&Heard::LoginBroadcast { barrier: true }, &counters);
+        assert_eq!(Counters::get(&counters.heard_barrier), 2);
     }
 
     #[test]

@@ -16,13 +16,13 @@ use futures_util::StreamExt;
 use smol::Timer;
 use smol::lock::OnceCell;
 
-use crate::common::{CommonArgs, Counters, Ctx, Ending, not_logged_in, secs};
+use crate::common::{Barrier, CommonArgs, Counters, Ctx, Ending, not_logged_in, secs};
 use crate::latency::Latencies;
 use crate::ledger::{Ledger, Tally};
 use crate::net::{Ws, WsSender};
 use crate::procfs::CpuMeter;
 use crate::summary::{Status, report, round1};
-use crate::wire::{self, Heard, Stamp};
+use crate::wire::{self, Heard, Protocol, Stamp};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct FanoutArgs {
@@ -55,6 +55,7 @@ report! {
     /// The fanout summary line.
     pub struct FanoutReport (mode = "fanout") {
         pub status: Status,
+        pub protocol: Protocol,
         /// Clients asked for.
         pub clients: usize,
         /// Clients that logged in.
@@ -187,7 +188,8 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<FanoutReport> {
         args.rate.is_finite() && args.rate > 0.0,
         "--rate must be positive"
     );
-    let ctx = Arc::new(Ctx::new(&args.common)?);
+    // The clients and the barrier.
+    let ctx = Arc::new(Ctx::new(&args.common, args.clients + 1)?);
     let shared = Arc::new(Shared {
         plan: Plan {
             senders: args.senders,
@@ -209,6 +211,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<FanoutReport> {
 
     let mut report = FanoutReport {
         status: Status::Timeout,
+        protocol: ctx.protocol,
         clients: args.clients,
         logged_in: 0,
         failed: 0,
@@ -357,18 +360,13 @@ async fn send_and_drain(
 /// below `senders` also sends, from a task of its own.
 async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>, receiver: Arc<Mutex<Receiver>>) {
     let counters = &shared.counters;
-    let opened = async {
-        let _opening = ctx.opening.acquire().await;
-        let mut ws = ctx.dialer.dial().await?;
-        ws.send(Message::text(wire::login(&ctx.username(n))))
-            .await?;
-        anyhow::Ok(ws)
-    };
+    let opened = ctx.open_and_log_in(n);
     let ws: Ws = match opened.await {
         Ok(ws) => ws,
         Err(error) => return counters.fail(format_args!("{error:#}")),
     };
     let ear = ctx.ear();
+    let mut barrier = Barrier::default();
     let mut refused = None;
     let (sender, mut frames) = ws.split();
     let mut sender = Some(sender);
@@ -394,8 +392,10 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>, receiver: Arc<Mute
                     receiver.flush(&shared.latencies);
                 }
             }
-            Heard::LoginBroadcast { barrier: true } => Counters::bump(&counters.heard_barrier),
-            Heard::LoginBroadcast { barrier: false } | Heard::Text => {}
+            heard @ (Heard::LoginBroadcast { .. } | Heard::Presence { .. }) => {
+                barrier.note(&heard, counters);
+            }
+            Heard::Text | Heard::Other => {}
             Heard::LoginMessage => {
                 lock(&receiver).logged_in = true;
                 Counters::bump(&counters.logged_in);

@@ -10,9 +10,9 @@ use async_tungstenite::tungstenite::Message;
 use futures_util::StreamExt;
 use smol::Timer;
 
-use crate::common::{CommonArgs, Counters, Ctx, Ending, not_logged_in, secs};
+use crate::common::{Barrier, CommonArgs, Counters, Ctx, Ending, not_logged_in, secs};
 use crate::summary::{Status, report};
-use crate::wire::{self, Heard};
+use crate::wire::{Heard, Protocol};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct IdleArgs {
@@ -34,6 +34,7 @@ report! {
     /// The idle summary line.
     pub struct IdleReport (mode = "idle") {
         pub status: Status,
+        pub protocol: Protocol,
         /// Clients asked for.
         pub clients: usize,
         /// Clients that logged in.
@@ -70,10 +71,12 @@ struct Shared {
 
 pub async fn run(args: IdleArgs) -> anyhow::Result<IdleReport> {
     ensure!(args.clients >= 1, "--clients must be at least 1");
-    let ctx = Arc::new(Ctx::new(&args.common)?);
+    // The clients and the barrier.
+    let ctx = Arc::new(Ctx::new(&args.common, args.clients + 1)?);
     let shared = Arc::new(Shared::default());
     let mut report = IdleReport {
         status: Status::Timeout,
+        protocol: ctx.protocol,
         clients: args.clients,
         logged_in: 0,
         failed: 0,
@@ -134,18 +137,13 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<IdleReport> {
 /// makes tungstenite answer the server's pings.
 async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>) {
     let counters = &shared.counters;
-    let opened = async {
-        let _opening = ctx.opening.acquire().await;
-        let mut ws = ctx.dialer.dial().await?;
-        ws.send(Message::text(wire::login(&ctx.username(n))))
-            .await?;
-        anyhow::Ok(ws)
-    };
+    let opened = ctx.open_and_log_in(n);
     let mut ws = match opened.await {
         Ok(ws) => ws,
         Err(error) => return counters.fail(format_args!("{error:#}")),
     };
     let ear = ctx.ear();
+    let mut barrier = Barrier::default();
     let mut logged_in = false;
     let mut refused = None;
     let mut ending = Ending::default();
@@ -158,7 +156,9 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>) {
                     logged_in = true;
                     Counters::bump(&counters.logged_in);
                 }
-                Heard::LoginBroadcast { barrier: true } => Counters::bump(&counters.heard_barrier),
+                heard @ (Heard::LoginBroadcast { .. } | Heard::Presence { .. }) => {
+                    barrier.note(&heard, counters);
+                }
                 Heard::Error(code) => {
                     shared.errors.fetch_add(1, Ordering::Relaxed);
                     refused.get_or_insert(code);

@@ -1,7 +1,7 @@
 //! chat-loadgen: the wschat load generator.
 //!
 //! Drives a running `chat-server` on loopback with many real protocol-v1
-//! clients and prints one `key=value` summary line per run; see
+//! or v2 clients and prints one `key=value` summary line per run; see
 //! docs/BENCHMARKS.md for the modes, the fields and the measured figures.
 //!
 //! It is a feature-gated binary rather than an example so that integration
@@ -15,6 +15,7 @@
 mod accept;
 mod common;
 mod fanout;
+mod fdlimit;
 mod idle;
 mod latency;
 mod ledger;
@@ -101,6 +102,7 @@ mod tests {
     fn every_report_reads_back_from_its_own_line() {
         let fanout = fanout::FanoutReport {
             status: Status::Ok,
+            protocol: wire::Protocol::V1,
             clients: 1000,
             logged_in: 1000,
             failed: 0,
@@ -132,12 +134,13 @@ mod tests {
             loadgen_rss_kib: None,
         };
         let line = fanout.to_summary().to_string();
-        assert!(line.starts_with("loadgen mode=fanout status=ok clients=1000 "));
+        assert!(line.starts_with("loadgen mode=fanout status=ok protocol=v1 clients=1000 "));
         let back = fanout::FanoutReport::from_summary(&line.parse().unwrap());
         assert_eq!(back, Ok(fanout));
 
         let idle = idle::IdleReport {
             status: Status::Timeout,
+            protocol: wire::Protocol::V2,
             clients: 19_000,
             logged_in: 18_000,
             failed: 3,
@@ -153,6 +156,7 @@ mod tests {
             loadgen_rss_kib: Some(300_000),
         };
         let line = idle.to_summary().to_string();
+        assert!(line.starts_with("loadgen mode=idle status=timeout protocol=v2 "));
         assert_eq!(
             idle::IdleReport::from_summary(&line.parse().unwrap()),
             Ok(idle)
@@ -160,6 +164,7 @@ mod tests {
 
         let accept = accept::AcceptReport {
             status: Status::Ok,
+            protocol: wire::Protocol::V2,
             connections: 2000,
             keep_open: true,
             opened: 2000,
@@ -173,6 +178,7 @@ mod tests {
             handshake_p50_us: Some(300),
             handshake_p99_us: Some(2000),
             join_frames: 2_001_000,
+            joins_heard: 2_345_678,
             join_s: Some(1.5),
             join_frames_per_s: Some(1_334_000.0),
             closed: 0,
@@ -182,6 +188,11 @@ mod tests {
             loadgen_rss_kib: Some(20_000),
         };
         let line = accept.to_summary().to_string();
+        assert!(line.contains(" protocol=v2 "), "{line}");
+        assert!(
+            line.contains(" join_frames=2001000 joins_heard=2345678 "),
+            "{line}"
+        );
         assert_eq!(
             accept::AcceptReport::from_summary(&line.parse().unwrap()),
             Ok(accept.clone())

@@ -14,9 +14,15 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::client::IntoClientRequest as _;
+use async_tungstenite::tungstenite::handshake::client::Request;
+use async_tungstenite::tungstenite::http::HeaderValue;
+use async_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use smol::{Async, Timer};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Socket, Type};
+
+use crate::wire::Protocol;
 
 /// A client's WebSocket.
 pub type Ws = WebSocketStream<Async<TcpStream>>;
@@ -28,7 +34,9 @@ pub type WsSender = async_tungstenite::WebSocketSender<Async<TcpStream>>;
 #[derive(Debug)]
 pub struct Dialer {
     server: SocketAddr,
-    url: String,
+    /// The handshake request, `Sec-WebSocket-Protocol` included for v2.
+    request: Request,
+    protocol: Protocol,
     sources: Vec<Ipv4Addr>,
     next_source: AtomicUsize,
     config: WebSocketConfig,
@@ -43,6 +51,7 @@ impl Dialer {
         source_ips: u8,
         read_buffer: usize,
         timeout: Duration,
+        protocol: Protocol,
     ) -> anyhow::Result<Self> {
         if !server.ip().is_loopback() {
             bail!("the load generator only targets loopback addresses, not {server}");
@@ -57,9 +66,17 @@ impl Dialer {
                 .map(|n| Ipv4Addr::new(127, 0, 0, n))
                 .collect(),
         };
+        let mut request = format!("ws://{server}/").into_client_request()?;
+        if let Some(subprotocol) = protocol.subprotocol() {
+            request.headers_mut().insert(
+                SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(subprotocol),
+            );
+        }
         Ok(Dialer {
             server,
-            url: format!("ws://{server}/"),
+            request,
+            protocol,
             sources,
             next_source: AtomicUsize::new(0),
             config: WebSocketConfig::default().read_buffer_size(read_buffer),
@@ -67,7 +84,9 @@ impl Dialer {
         })
     }
 
-    /// TCP connect plus WebSocket handshake, within the dial timeout.
+    /// TCP connect plus WebSocket handshake, within the dial timeout. On v2
+    /// the server must select `wschat.v2` (tungstenite refuses a response
+    /// that selects none of the subprotocols offered).
     pub async fn dial(&self) -> anyhow::Result<Ws> {
         let source = match self.sources.len() {
             0 => None,
@@ -78,10 +97,16 @@ impl Dialer {
                 let from = source.map_or("any address".into(), |ip| ip.to_string());
                 format!("connect from {from} to {}", self.server)
             })?;
-            let (ws, _response) =
-                async_tungstenite::client_async_with_config(&self.url, tcp, Some(self.config))
-                    .await
-                    .context("WebSocket handshake")?;
+            let (ws, _response) = async_tungstenite::client_async_with_config(
+                self.request.clone(),
+                tcp,
+                Some(self.config),
+            )
+            .await
+            .with_context(|| match self.protocol.subprotocol() {
+                Some(offered) => format!("WebSocket handshake offering {offered}"),
+                None => "WebSocket handshake".to_owned(),
+            })?;
             Ok(ws)
         };
         within(self.timeout, handshake)
@@ -98,7 +123,7 @@ async fn connect_from(
     let socket = Socket::new(
         Domain::for_address(server),
         Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
+        Some(socket2::Protocol::TCP),
     )?;
     socket.set_tcp_nodelay(true)?;
     if let Some(source) = source {
@@ -131,4 +156,28 @@ pub async fn within<T>(limit: Duration, work: impl Future<Output = T>) -> Result
         Err(Elapsed)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_offers_its_subprotocol_and_v1_offers_none() {
+        let server = "127.0.0.1:9".parse().unwrap();
+        let offered = |protocol| {
+            let dialer = Dialer::new(server, 4, 4096, Duration::from_secs(1), protocol).unwrap();
+            let offered = dialer.request.headers().get(SEC_WEBSOCKET_PROTOCOL);
+            offered.map(|value| value.to_str().unwrap().to_owned())
+        };
+        assert_eq!(offered(Protocol::V1), None);
+        assert_eq!(offered(Protocol::V2).as_deref(), Some("wschat.v2"));
+    }
+
+    #[test]
+    fn only_loopback_servers_are_dialed() {
+        let remote = "192.0.2.1:80".parse().unwrap();
+        let refused = Dialer::new(remote, 4, 4096, Duration::from_secs(1), Protocol::V2);
+        assert!(refused.is_err());
+    }
 }

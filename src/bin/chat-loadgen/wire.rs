@@ -1,16 +1,62 @@
 //! What the load generator says and how it reads what it hears.
 //!
-//! It speaks protocol v1 through `wschat::protocol`. Reading is the hot
-//! path of the fanout mode (hundreds of thousands of frames per second on
-//! the same two cores as the server), so the two frames that come in bulk,
-//! `textBroadcast` and `loginBroadcast`, are recognised by a byte scan that
-//! relies on the documented key order (docs/PROTOCOL.md: `type` first); any
-//! frame the scan does not recognise goes through the full decoder.
+//! It speaks protocol v1 or v2 through `wschat::protocol`. Reading is the
+//! hot path of the fanout mode (hundreds of thousands of frames per second
+//! on the same two cores as the server), so the two frames that come in
+//! bulk, `textBroadcast` and `loginBroadcast`, are recognised by a byte scan
+//! that relies on the documented key order (docs/PROTOCOL.md: `type`
+//! first); any frame the scan does not recognise goes through a decoder.
+//!
+//! v2 adds the paced `presence` summary, which stands for many joins and
+//! leaves at once: it is decoded here, leniently, by [`Presence`] rather
+//! than by `wschat::protocol`, so that the load generator reads exactly the
+//! fields it needs and ignores any others.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use serde::Deserialize;
 use wschat::ServerMessage;
-use wschat::protocol::ClientMessage;
+use wschat::protocol::{ClientMessage, SUBPROTOCOL_V2};
+
+use crate::summary::Field;
+
+/// The protocol version the clients speak (`--protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Protocol {
+    /// Offer no subprotocol: every login is one `loginBroadcast` to everyone.
+    #[default]
+    V1,
+    /// Offer `wschat.v2` and require the server to select it.
+    V2,
+}
+
+impl Protocol {
+    /// The `Sec-WebSocket-Protocol` to offer in the handshake.
+    pub fn subprotocol(self) -> Option<&'static str> {
+        match self {
+            Protocol::V1 => None,
+            Protocol::V2 => Some(SUBPROTOCOL_V2),
+        }
+    }
+}
+
+impl Field for Protocol {
+    fn render(&self) -> String {
+        match self {
+            Protocol::V1 => "v1",
+            Protocol::V2 => "v2",
+        }
+        .to_owned()
+    }
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "v1" => Some(Protocol::V1),
+            "v2" => Some(Protocol::V2),
+            _ => None,
+        }
+    }
+}
 
 /// The text a fanout sender puts in a `textFromUser`:
 /// `lg <sender> <seq> <sent_nanos> xxxx…`, padded with `x` to a fixed
@@ -62,19 +108,105 @@ pub enum Heard {
     Stamped(Stamp),
     /// Any other `textBroadcast`.
     Text,
-    /// A `loginBroadcast`; `barrier` when it announces the given barrier name.
+    /// A `loginBroadcast`: one join; `barrier` when it announces the
+    /// given barrier name.
     LoginBroadcast { barrier: bool },
+    /// v2: a `presence` summary of `joined` joins (its `joinedCount`);
+    /// `barrier` when the barrier name is among the names listed as joined.
+    Presence { barrier: bool, joined: u64 },
     /// The answer to our own login.
     LoginMessage,
     /// An `errorMessage`, with its code on the wire.
     Error(String),
-    /// Not a server message of protocol v1.
+    /// A v2 message the load generator has no use for: `history` (after
+    /// every v2 `loginMessage`), `logoutBroadcast`, `userList`.
+    Other,
+    /// Not a server message.
     Garbage,
+}
+
+impl Heard {
+    /// Whether this frame tells that the barrier has joined.
+    pub fn is_barrier(&self) -> bool {
+        matches!(
+            self,
+            Heard::LoginBroadcast { barrier: true } | Heard::Presence { barrier: true, .. }
+        )
+    }
+}
+
+/// The join notices one connection received: the frames, and the joins
+/// they told of. In v1 the two are equal; in v2 one `presence` frame may
+/// stand for thousands of joins, which is the point of pacing. The
+/// barrier's own join is not counted: it measures the storm, it is not
+/// part of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Joins {
+    /// `loginBroadcast` and `presence` frames.
+    pub frames: u64,
+    /// `loginBroadcast`s plus the `joinedCount` of every `presence`.
+    pub heard: u64,
+}
+
+impl Joins {
+    /// Counts `heard` if it is a join notice.
+    pub fn count(&mut self, heard: &Heard) {
+        match *heard {
+            Heard::LoginBroadcast { barrier: false } => {
+                self.frames += 1;
+                self.heard += 1;
+            }
+            Heard::Presence { barrier, joined } => {
+                self.frames += 1;
+                self.heard += joined.saturating_sub(u64::from(barrier));
+            }
+            _ => {}
+        }
+    }
 }
 
 const TEXT_BROADCAST: &str = r#"{"type":"textBroadcast","#;
 const LOGIN_BROADCAST: &str = r#"{"type":"loginBroadcast","#;
+const PRESENCE: &str = r#"{"type":"presence","#;
 const MESSAGE_KEY: &str = r#","message":""#;
+
+/// The fields of a v2 `presence` frame that the load generator reads:
+///
+/// ```json
+/// {"type":"presence","id":"…","joined":["lg-x-5","lg-x-6"],"joinedCount":1234,
+///  "left":["carol"],"leftCount":1,"timestamp":1764326400000}
+/// ```
+///
+/// `joined` lists the most recent names (up to 20), `joinedCount` the
+/// joins summarised. Other fields are ignored; a missing `joinedCount`
+/// counts the names listed.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Presence<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    joined: Vec<Name<'a>>,
+    #[serde(default)]
+    joined_count: Option<u64>,
+}
+
+/// A username, borrowed from the frame unless it holds JSON escapes.
+#[derive(Debug, Deserialize)]
+struct Name<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl Presence<'_> {
+    /// The frame as a presence summary, or `None` if it is none.
+    fn hear(frame: &str, barrier: &str) -> Option<Heard> {
+        let presence: Presence = serde_json::from_str(frame).ok()?;
+        (presence.kind == "presence").then(|| Heard::Presence {
+            barrier: presence.joined.iter().any(|name| name.0 == barrier),
+            joined: presence
+                .joined_count
+                .unwrap_or(presence.joined.len() as u64),
+        })
+    }
+}
 
 /// Classifies text frames.
 #[derive(Debug, Clone)]
@@ -114,6 +246,13 @@ fn hear(frame: &str, barrier: &str, barrier_field: &str) -> Heard {
         return Heard::LoginBroadcast {
             barrier: find(frame, barrier_field, LOGIN_BROADCAST.len()).is_some(),
         };
+    } else if frame.starts_with(PRESENCE) {
+        return Presence::hear(frame, barrier).unwrap_or(Heard::Garbage);
+    }
+    // Rare frames, or keys in another order: a presence summary by its
+    // own decoder (whatever `wschat::protocol` makes of it), then the rest.
+    if let Some(presence) = Presence::hear(frame, barrier) {
+        return presence;
     }
     match ServerMessage::decode(frame.as_bytes()) {
         Ok(ServerMessage::TextBroadcast { message, .. }) => match Stamp::parse(&message) {
@@ -125,14 +264,9 @@ fn hear(frame: &str, barrier: &str, barrier_field: &str) -> Heard {
         },
         Ok(ServerMessage::LoginMessage { .. }) => Heard::LoginMessage,
         Ok(ServerMessage::ErrorMessage { error, .. }) => Heard::Error(error.to_string()),
-        // v2 only: the load generator speaks v1.
-        Ok(
-            ServerMessage::History { .. }
-            | ServerMessage::UserList { .. }
-            | ServerMessage::LogoutBroadcast { .. }
-            | ServerMessage::Presence { .. },
-        )
-        | Err(_) => Heard::Garbage,
+        // history, logoutBroadcast, userList, and whatever v2 adds.
+        Ok(_) => Heard::Other,
+        Err(_) => Heard::Garbage,
     }
 }
 
@@ -226,17 +360,18 @@ mod tests {
         assert_eq!(hear(&text_broadcast("hello"), "b"), Heard::Text);
     }
 
+    fn login_broadcast(name: &str) -> String {
+        let msg = ServerMessage::LoginBroadcast {
+            id: "i".into(),
+            username: name.into(),
+            location: "127.0.0.3".into(),
+            timestamp: Some(1_764_326_400_000),
+        };
+        String::from_utf8(msg.encode()).unwrap()
+    }
+
     #[test]
     fn hears_logins_errors_and_garbage() {
-        let login_broadcast = |name: &str| {
-            let msg = ServerMessage::LoginBroadcast {
-                id: "i".into(),
-                username: name.into(),
-                location: "127.0.0.3".into(),
-                timestamp: None,
-            };
-            String::from_utf8(msg.encode()).unwrap()
-        };
         assert_eq!(
             hear(&login_broadcast("lg-1-barrier"), "lg-1-barrier"),
             Heard::LoginBroadcast { barrier: true }
@@ -264,6 +399,160 @@ mod tests {
         assert_eq!(hear(&error, "b"), Heard::Error("loginTaken".into()));
         assert_eq!(hear("null", "b"), Heard::Garbage);
         assert_eq!(hear(r#"{"type":"textBroadcast","#, "b"), Heard::Garbage);
+    }
+
+    /// A v2 `presence` frame, keys in the spec's order.
+    fn presence(joined: &[&str], joined_count: u64, left: &[&str]) -> String {
+        let names = |names: &[&str]| serde_json::to_string(names).unwrap();
+        format!(
+            r#"{{"type":"presence","id":"Pq3","joined":{},"joinedCount":{joined_count},"left":{},"leftCount":{},"timestamp":1764326400000}}"#,
+            names(joined),
+            names(left),
+            left.len(),
+        )
+    }
+
+    #[test]
+    fn a_presence_summary_with_the_barrier_among_the_joined_is_hearing_it() {
+        let barrier = "lg-x-barrier";
+        let frame = presence(&["lg-x-998", "lg-x-999", barrier], 1234, &["carol"]);
+        assert!(frame.starts_with(PRESENCE), "{frame}");
+        let heard = hear(&frame, barrier);
+        assert_eq!(
+            heard,
+            Heard::Presence {
+                barrier: true,
+                joined: 1234
+            }
+        );
+        assert!(heard.is_barrier());
+
+        // Not among the joined: not heard, even when it has left.
+        let heard = hear(&presence(&["lg-x-5"], 7, &[barrier]), barrier);
+        assert_eq!(
+            heard,
+            Heard::Presence {
+                barrier: false,
+                joined: 7
+            }
+        );
+        assert!(!heard.is_barrier());
+        // A name that merely contains the barrier's is another name.
+        let longer = format!("{barrier}2");
+        assert!(!hear(&presence(&[&longer], 1, &[]), barrier).is_barrier());
+    }
+
+    #[test]
+    fn a_presence_summary_is_read_leniently() {
+        let barrier = "lg-x-barrier";
+        // Keys in another order, unknown fields, an escaped name.
+        let frame = r#"{"joinedCount":3,"extra":{"a":[1,2]},"joined":["lg-x-\u0062arrier"],"type":"presence"}"#;
+        assert_eq!(
+            hear(frame, barrier),
+            Heard::Presence {
+                barrier: true,
+                joined: 3
+            }
+        );
+        // No joinedCount: the names listed are the joins known; no joined at all: none.
+        assert_eq!(
+            hear(r#"{"type":"presence","joined":["a","b"]}"#, barrier),
+            Heard::Presence {
+                barrier: false,
+                joined: 2
+            }
+        );
+        assert_eq!(
+            hear(r#"{"type":"presence","left":["a"],"leftCount":1}"#, barrier),
+            Heard::Presence {
+                barrier: false,
+                joined: 0
+            }
+        );
+        // Malformed: garbage, not a panic.
+        assert_eq!(
+            hear(r#"{"type":"presence","joined":"a"}"#, barrier),
+            Heard::Garbage
+        );
+        assert_eq!(hear(r#"{"type":"presence","#, barrier), Heard::Garbage);
+    }
+
+    #[test]
+    fn joins_heard_adds_the_joined_count_of_each_summary() {
+        let barrier = "lg-x-barrier";
+        let mut joins = Joins::default();
+        for frame in [
+            login_broadcast("lg-x-1"),
+            login_broadcast("lg-x-2"),
+            presence(&["lg-x-3", "lg-x-4"], 1000, &[]),
+            presence(&["lg-x-5"], 500, &["lg-x-1"]),
+        ] {
+            joins.count(&hear(&frame, barrier));
+        }
+        assert_eq!(
+            joins,
+            Joins {
+                frames: 4,
+                heard: 2 + 1000 + 500
+            }
+        );
+        // Other frames are no joins; the barrier's own join is not counted.
+        joins.count(&hear(&login_broadcast(barrier), barrier));
+        joins.count(&Heard::Text);
+        joins.count(&Heard::Other);
+        assert_eq!(joins.frames, 4);
+        joins.count(&hear(&presence(&["lg-x-6", barrier], 2, &[]), barrier));
+        assert_eq!(
+            joins,
+            Joins {
+                frames: 5,
+                heard: 1503
+            }
+        );
+    }
+
+    #[test]
+    fn hears_the_other_v2_messages() {
+        let stamp = Stamp {
+            sender: 1,
+            seq: 9,
+            sent_nanos: 77,
+        };
+        // The sender's own copy: replyTo before the message, seq and timestamp after.
+        let own = ServerMessage::TextBroadcast {
+            id: "K2f".into(),
+            reply_to: Some("9".into()),
+            username: "lg-x-1".into(),
+            message: stamp.to_text(100).into(),
+            seq: Some(43),
+            timestamp: Some(1_764_326_401_000),
+        };
+        let own = String::from_utf8(own.encode()).unwrap();
+        assert!(own.starts_with(TEXT_BROADCAST), "{own}");
+        assert_eq!(hear(&own, "b"), Heard::Stamped(stamp));
+
+        let history = ServerMessage::History {
+            id: "Rt4".into(),
+            reply_to: "l".into(),
+            messages: vec![ServerMessage::decode(own.as_bytes()).unwrap()],
+            complete: true,
+        };
+        let history = String::from_utf8(history.encode()).unwrap();
+        assert_eq!(hear(&history, "b"), Heard::Other);
+        let logout = r#"{"type":"logoutBroadcast","id":"i","username":"lg-x-barrier","reason":"disconnected","timestamp":1}"#;
+        assert_eq!(hear(logout, "lg-x-barrier"), Heard::Other);
+        let login_message = r#"{"type":"loginMessage","id":"Zq0","replyTo":"l","username":"u","location":"l","secret":"s"}"#;
+        assert_eq!(hear(login_message, "b"), Heard::LoginMessage);
+    }
+
+    #[test]
+    fn protocols_read_back_from_the_summary() {
+        for protocol in [Protocol::V1, Protocol::V2] {
+            assert_eq!(Protocol::parse(&protocol.render()), Some(protocol));
+        }
+        assert_eq!(Protocol::V1.subprotocol(), None);
+        assert_eq!(Protocol::V2.subprotocol(), Some("wschat.v2"));
+        assert_eq!(Protocol::parse("v3"), None);
     }
 
     #[test]
