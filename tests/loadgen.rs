@@ -298,3 +298,34 @@ fn without_a_server_it_reports_failure_and_stops() {
         assert_eq!(get::<usize>(&summary, "failed"), 5);
     }
 }
+
+#[test]
+fn paced_presence_shrinks_a_v2_join_storm_and_the_barrier_is_heard_in_a_summary() {
+    // One notice a second: 60 logins at once come to each v2 client as a
+    // handful of frames, the barrier's login among the names of the last.
+    let server = ChatServer::start(&["--presence-rate", "1", "--presence-burst", "1"]);
+    let (status, summary) = loadgen(
+        &[
+            "accept",
+            "--protocol",
+            "v2",
+            "--server",
+            &server.addr.to_string(),
+            "--connections",
+            "60",
+            "--concurrency",
+            "6",
+            "--timeout",
+            "60s",
+        ],
+        Duration::from_secs(90),
+    );
+    assert!(status.success(), "{status} `{summary}`");
+    assert_eq!(get::<usize>(&summary, "opened"), 60);
+    let join_frames: u64 = get(&summary, "join_frames");
+    let joins_heard: u64 = get(&summary, "joins_heard");
+    // Unpaced, 60 clients would hear ~1,800 joins in as many frames.
+    assert!(joins_heard >= 60 * 59 / 2, "`{summary}`");
+    assert!(join_frames * 4 < joins_heard, "`{summary}`");
+    assert!(get::<Option<f64>>(&summary, "join_s").is_some());
+}
