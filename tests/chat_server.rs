@@ -509,7 +509,7 @@ fn help_lists_every_flag_and_bad_values_are_usage_errors() {
         ("--send-queue-bytes", "CHAT_SEND_QUEUE_BYTES", "1048576"),
         ("--shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT", "5s"),
         ("--flush-interval", "CHAT_FLUSH_INTERVAL", "5ms"),
-        ("--presence-rate", "CHAT_PRESENCE_RATE", "10"),
+        ("--presence-rate", "CHAT_PRESENCE_RATE", "2"),
         ("--presence-burst", "CHAT_PRESENCE_BURST", "20"),
     ] {
         assert_flag_documented(&help, flag, env, default);

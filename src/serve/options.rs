@@ -147,7 +147,7 @@ pub struct Options {
         long,
         env = "CHAT_PRESENCE_RATE",
         value_name = "N",
-        default_value = "10"
+        default_value = "2"
     )]
     pub presence_rate: u32,
 

@@ -1065,6 +1065,12 @@ impl<R: CryptoRng> Server<R> {
     /// Every open connection gets the frame of its version; each distinct
     /// frame is encoded once and its bytes shared by all its recipients.
     fn broadcast(&mut self, message: Encoded<'_>) {
+        // A join past the presence budget, with only v2 connections open,
+        // is for nobody: skip walking every recipient for it.
+        let v1_connections = self.connections.len() - self.v2_connections;
+        if message.v2.is_none() && message.own.is_none() && v1_connections == 0 {
+            return;
+        }
         let v1 = self.actions.add(Frame::encode(message.v1));
         let v2 = match message.v2 {
             Some(v2) if self.v2_connections > 0 => Some(self.actions.add(Frame::encode(v2))),
