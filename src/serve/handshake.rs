@@ -25,9 +25,12 @@ use crate::Version;
 /// included) is dropped: the default of `--handshake-timeout`.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Room for the frames of one chat message plus headers; tungstenite's
-/// default (128 KiB per connection) would dominate an idle server's memory.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// tungstenite's read buffer: its first allocation, and the most one read
+/// asks of the socket. Room for a typical chat frame (a login, a message of
+/// a line or two) in one read; a longer frame takes a few more reads. Every
+/// connection keeps (part of) this allocation while idle, so it is small:
+/// tungstenite's default (128 KiB) would dominate an idle server's memory.
+const READ_BUFFER_BYTES: usize = 256;
 
 /// Frames are gathered up to this size before a write; the writer flushes
 /// once per batch anyway. tungstenite's write buffer never shrinks, so this
