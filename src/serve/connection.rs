@@ -8,10 +8,9 @@ use std::convert::Infallible;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::error::ProtocolError;
@@ -33,6 +32,7 @@ use tracing::debug;
 use super::core_task::{InFrame, Input};
 use super::handshake::{self, Failed};
 use super::outbox::{Next, Outbox, Outgoing};
+use super::socket::Socket;
 use super::{Context, with_deadline, with_timeout};
 use crate::{CloseCode, ConnectionId};
 
@@ -95,11 +95,8 @@ pub(crate) async fn run(
     _alive: Sender<Infallible>,
 ) {
     let written = AtomicU64::new(0);
-    // Counted below TLS: write progress is what reaches the socket.
-    let io = Counted {
-        tcp: &tcp,
-        written: &written,
-    };
+    // Below TLS: write progress is what reaches the kernel.
+    let io = Socket::new(&tcp, &written);
     // The TLS handshake and the WebSocket upgrade share one time limit.
     // (--handshake-timeout).
     let deadline = Instant::now() + ctx.handshake_timeout;
@@ -180,13 +177,13 @@ pub(crate) async fn run(
 /// The stream that the WebSocket runs on: the TCP connection, or on
 /// `wss://` the TLS stream over it. One type for both, so that the rest of
 /// a connection is the same code and the same (one) future.
-type Stream<'a> = Either<Counted<'a>, Box<TlsStream<Counted<'a>>>>;
+type Stream<'a> = Either<Socket<'a>, Box<TlsStream<Socket<'a>>>>;
 
 /// Runs the TLS handshake if serving `wss://`; `None` if it failed (logged
 /// at debug level; dropping the stream closes the connection, rustls has
 /// already tried to send its alert).
 async fn secure<'a>(
-    io: Counted<'a>,
+    io: Socket<'a>,
     peer: SocketAddr,
     ctx: &Context,
     deadline: Instant,
@@ -350,47 +347,4 @@ fn close_message(code: CloseCode, reason: &'static str) -> Message {
         code: code.0.into(),
         reason: Utf8Bytes::from_static(reason),
     }))
-}
-
-/// The TCP stream, counting the bytes written so that a slow peer can be
-/// told from a stalled one.
-struct Counted<'a> {
-    tcp: &'a Async<TcpStream>,
-    written: &'a AtomicU64,
-}
-
-impl AsyncRead for Counted<'_> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut tcp = self.tcp;
-        Pin::new(&mut tcp).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Counted<'_> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut tcp = self.tcp;
-        let poll = Pin::new(&mut tcp).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = poll {
-            self.written.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        poll
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        let mut tcp = self.tcp;
-        Pin::new(&mut tcp).poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        let mut tcp = self.tcp;
-        Pin::new(&mut tcp).poll_close(cx)
-    }
 }

@@ -32,22 +32,17 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// tungstenite's default (128 KiB) would dominate an idle server's memory.
 const READ_BUFFER_BYTES: usize = 256;
 
-/// Frames are gathered up to this size before a write; the writer flushes
-/// once per batch anyway. tungstenite's write buffer never shrinks, so this
-/// (plus one frame) is what every connection keeps after a burst.
-const WRITE_BUFFER_BYTES: usize = 2 * 1024;
-
 /// The WebSocket settings of every connection.
 pub(crate) fn websocket_config(max_frame_bytes: usize) -> WebSocketConfig {
-    // The largest frame the core sends is a message we accepted, JSON-escaped
-    // (at worst 6 bytes per input byte, `\u0000`), in a small envelope. The
-    // writer only feeds a frame once the previous ones are written, so this
-    // bound is never reached by a healthy connection.
-    let largest_outbound = max_frame_bytes.saturating_mul(6).saturating_add(1024);
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(WRITE_BUFFER_BYTES.saturating_add(largest_outbound))
+        // Each frame goes straight through to the socket, which gathers a
+        // batch into one write (see `socket`) and, unlike tungstenite's
+        // buffer that never shrinks, frees its buffer once it is flushed.
+        // tungstenite then holds one frame at a time, so its bound
+        // (`max_write_buffer_size`) stays unlimited: the outbox bounds what
+        // waits, and a frame as large as a long `userList` must pass.
+        .write_buffer_size(0)
         .max_frame_size(Some(max_frame_bytes))
         .max_message_size(Some(max_frame_bytes))
 }

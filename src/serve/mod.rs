@@ -12,6 +12,8 @@
 //!   core's `poll_timeout`, and routes the core's actions to outboxes;
 //! - `outbox`: a per-connection queue bounded in bytes; overflowing it
 //!   closes that connection with 1008 "too slow";
+//! - `socket`: the TCP stream under it all, gathering a batch's frames
+//!   into one `write` and holding no buffer between batches;
 //! - `admission`: the allowed Origins and the connection limits, checked
 //!   in the handshake.
 //!
@@ -30,6 +32,7 @@ mod core_task;
 mod handshake;
 mod options;
 mod outbox;
+mod socket;
 
 pub use admission::AllowedOrigins;
 pub use options::Options;
