@@ -46,10 +46,6 @@ pub(crate) const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// 1002: the peer broke the WebSocket protocol (RFC 6455, 7.4.1).
 const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
 
-/// A writer's batch keeps its allocation between batches up to this many
-/// frames; a burst beyond it does not pin memory on an idle connection.
-const SPARE_BATCH_FRAMES: usize = 16;
-
 /// What the core task and the connection task share.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -285,10 +281,9 @@ async fn write_loop<S>(sink: &mut WebSocketSender<S>, outbox: &Outbox, written: 
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut batch = VecDeque::new();
     loop {
-        match outbox.next(&mut batch).await {
-            Next::Frames => {
+        match outbox.next().await {
+            Next::Frames(mut batch) => {
                 // Most batches are written at once; only one that has to
                 // wait for the socket needs a future (boxed) to wait in.
                 let at_once = future::poll_fn(|cx| {
@@ -303,10 +298,6 @@ where
                 };
                 if let Err(error) = result {
                     return Ended::Lost(error.to_string());
-                }
-                batch.clear();
-                if batch.capacity() > SPARE_BATCH_FRAMES {
-                    batch = VecDeque::new();
                 }
             }
             Next::Close(closing) => return Box::pin(close_and_wait(sink, closing)).await,
