@@ -15,7 +15,9 @@
 //! - `socket`: the TCP stream under it all, gathering a batch's frames
 //!   into one `write` and holding no buffer between batches;
 //! - `admission`: the allowed Origins and the connection limits, checked
-//!   in the handshake.
+//!   in the handshake;
+//! - `memory`: gives the memory a burst freed back to the system once the
+//!   burst is over.
 //!
 //! ```no_run
 //! use wschat::serve::{ChatServer, Options};
@@ -30,6 +32,7 @@ mod admission;
 mod connection;
 mod core_task;
 mod handshake;
+mod memory;
 mod options;
 mod outbox;
 mod socket;
@@ -59,6 +62,7 @@ use crate::Server;
 use crate::tls::{self, TlsError};
 use admission::Admission;
 use core_task::Input;
+use memory::Activity;
 
 /// Inputs that may wait for the core task before readers are held back.
 const INBOX_CAPACITY: usize = 4096;
@@ -190,7 +194,15 @@ impl ChatServer {
             })
             .collect::<io::Result<Vec<_>>>()?;
 
-        executor.spawn(core_task::run(core, inbox_rx)).detach();
+        let activity = Arc::new(Activity::default());
+        executor
+            .spawn(core_task::run(core, inbox_rx, activity.clone()))
+            .detach();
+        if memory::CAN_RELEASE {
+            executor
+                .spawn(memory::release_after_bursts(activity))
+                .detach();
+        }
         info!("listening on {scheme}://{local_addr}");
         smol::block_on(executor.run(async {
             let (alive, all_gone) = channel::bounded::<Infallible>(1);
