@@ -8,10 +8,9 @@ use std::convert::Infallible;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll, ready};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::error::ProtocolError;
@@ -20,7 +19,7 @@ use async_tungstenite::tungstenite::http::StatusCode;
 use async_tungstenite::tungstenite::http::header::ORIGIN;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
-use async_tungstenite::{WebSocketReceiver, WebSocketSender};
+use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_rustls::TlsAcceptor;
 use futures_rustls::server::TlsStream;
 use futures_util::future::Either;
@@ -32,7 +31,8 @@ use tracing::debug;
 
 use super::core_task::{InFrame, Input};
 use super::handshake::{self, Failed};
-use super::outbox::{Next, Outbox, Outgoing};
+use super::outbox::{Closing, Next, Outbox, Outgoing};
+use super::socket::Socket;
 use super::{Context, with_deadline, with_timeout};
 use crate::{CloseCode, ConnectionId};
 
@@ -45,10 +45,6 @@ pub(crate) const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// 1002: the peer broke the WebSocket protocol (RFC 6455, 7.4.1).
 const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
-
-/// A writer's batch keeps its allocation between batches up to this many
-/// frames; a burst beyond it does not pin memory on an idle connection.
-const SPARE_BATCH_FRAMES: usize = 16;
 
 /// What the core task and the connection task share.
 #[derive(Debug)]
@@ -88,6 +84,10 @@ impl fmt::Display for Ended {
 
 /// Serves one accepted TCP connection until it closes. `_alive` is held
 /// for as long as the connection lives, so shutdown can wait for all of them.
+///
+/// This future is what every connection costs while idle, so whatever is
+/// large and needed only for a moment (the handshakes, a write that has to
+/// wait for the socket, the close) runs in a boxed future of its own.
 pub(crate) async fn run(
     tcp: Async<TcpStream>,
     peer: SocketAddr,
@@ -95,15 +95,11 @@ pub(crate) async fn run(
     _alive: Sender<Infallible>,
 ) {
     let written = AtomicU64::new(0);
-    // Counted below TLS: write progress is what reaches the socket.
-    let io = Counted {
-        tcp: &tcp,
-        written: &written,
-    };
+    // Below TLS: write progress is what reaches the kernel.
+    let io = Socket::new(&tcp, &written);
     // The TLS handshake and the WebSocket upgrade share one time limit.
     // (--handshake-timeout).
     let deadline = Instant::now() + ctx.handshake_timeout;
-    // Boxed: the TLS handshake is large and needed for a moment only.
     let Some(mut io) = Box::pin(secure(io, peer, &ctx, deadline)).await else {
         return;
     };
@@ -130,45 +126,41 @@ pub(crate) async fn run(
         _slot = Some(slot);
         Ok(())
     };
-    // Boxed: the upgrade's state is most of this task's size, and it is
-    // only needed for a moment.
-    let upgrade = Box::pin(handshake::accept(
-        &mut io,
-        peer,
-        ctx.websocket,
-        deadline,
-        register,
-    ));
-    let ws = match upgrade.await {
-        Ok(ws) => ws,
-        Err(Failed { registered, answer }) => {
-            conn.outbox.finish();
-            if registered {
-                let _ = ctx.inbox.send(Input::Closed { conn }).await;
-            }
-            if let Some(answer) = answer {
-                // Boxed: rare, and would otherwise grow every task.
-                Box::pin(handshake::refuse(&mut io, answer)).await;
-            }
-            return;
-        }
-    };
-    debug!(%peer, "connected");
+    let upgrade = handshake::accept(&mut io, peer, ctx.websocket, deadline, register);
+    // Split at once: the WebSocket moves to the heap, and the upgrade's
+    // result, which is large, is gone before this future next waits.
+    let upgraded = Box::pin(upgrade).await.map(WebSocketStream::split);
+    match upgraded {
+        Ok((sink, stream)) => serve(sink, stream, conn, &ctx, &written).await,
+        Err(failed) => Box::pin(refused(&mut io, failed, conn, &ctx)).await,
+    }
+}
 
-    let (mut sink, mut stream) = ws.split();
+/// Runs an upgraded connection until it closes.
+async fn serve<S>(
+    mut sink: WebSocketSender<S>,
+    mut stream: WebSocketReceiver<S>,
+    conn: Arc<Conn>,
+    ctx: &Context,
+    written: &AtomicU64,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let peer = conn.peer;
+    debug!(%peer, "connected");
     let ended = future::or(
         read_loop(&mut stream, &conn, &ctx.inbox),
-        write_loop(&mut sink, &conn.outbox, &written),
+        write_loop(&mut sink, &conn.outbox, written),
     )
     .await;
     conn.outbox.finish();
     // Harmless when the core closed it first; needed in every other case.
-    let _ = ctx.inbox.send(Input::Closed { conn: conn.clone() }).await;
+    let _ = ctx.inbox.send(Input::Closed { conn }).await;
 
     match &ended {
         Ended::Violation(code, reason) => {
             let close = close_message(*code, reason);
-            let _ = with_timeout(CLOSE_TIMEOUT, sink.send(close)).await;
+            let _ = Box::pin(with_timeout(CLOSE_TIMEOUT, sink.send(close))).await;
         }
         // The reader ended only once tungstenite had flushed its answer to
         // the peer's Close; nothing else is owed.
@@ -177,16 +169,28 @@ pub(crate) async fn run(
     debug!(%peer, "disconnected: {ended}");
 }
 
+/// Cleans up after a failed upgrade: tells the core task if it had been
+/// told of the connection, and sends the peer the HTTP answer it is owed.
+async fn refused(io: &mut Stream<'_>, failed: Failed, conn: Arc<Conn>, ctx: &Context) {
+    conn.outbox.finish();
+    if failed.registered {
+        let _ = ctx.inbox.send(Input::Closed { conn }).await;
+    }
+    if let Some(answer) = failed.answer {
+        handshake::refuse(io, answer).await;
+    }
+}
+
 /// The stream that the WebSocket runs on: the TCP connection, or on
 /// `wss://` the TLS stream over it. One type for both, so that the rest of
 /// a connection is the same code and the same (one) future.
-type Stream<'a> = Either<Counted<'a>, Box<TlsStream<Counted<'a>>>>;
+type Stream<'a> = Either<Socket<'a>, Box<TlsStream<Socket<'a>>>>;
 
 /// Runs the TLS handshake if serving `wss://`; `None` if it failed (logged
 /// at debug level; dropping the stream closes the connection, rustls has
 /// already tried to send its alert).
 async fn secure<'a>(
-    io: Counted<'a>,
+    io: Socket<'a>,
     peer: SocketAddr,
     ctx: &Context,
     deadline: Instant,
@@ -220,15 +224,11 @@ async fn read_loop<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    while let Some(message) = stream.next().await {
-        let frame = match message {
-            Ok(Message::Text(text)) => InFrame::Text(text),
-            Ok(Message::Binary(bytes)) => InFrame::Binary(bytes),
-            Ok(Message::Ping(payload)) => InFrame::Ping(payload),
-            Ok(Message::Pong(payload)) => InFrame::Pong(payload),
-            // tungstenite answers the Close itself; the stream ends next.
-            Ok(Message::Close(_) | Message::Frame(_)) => continue,
-            Err(error) => return ended_by(error),
+    loop {
+        let frame = match received(stream.next().await) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => continue,
+            Err(ended) => return ended,
         };
         // Once we are closing, the core has forgotten this connection: only
         // the peer's answer to our Close still matters.
@@ -243,7 +243,22 @@ where
             return Ended::ServerGone;
         }
     }
-    Ended::Closed
+}
+
+/// What the reader got: a frame for the core, nothing (`None`), or the end.
+/// Takes the message whole, so that the reader holds only the frame while it
+/// waits for the inbox.
+fn received(message: Option<Result<Message, WsError>>) -> Result<Option<InFrame>, Ended> {
+    match message {
+        Some(Ok(Message::Text(text))) => Ok(Some(InFrame::Text(text))),
+        Some(Ok(Message::Binary(bytes))) => Ok(Some(InFrame::Binary(bytes))),
+        Some(Ok(Message::Ping(payload))) => Ok(Some(InFrame::Ping(payload))),
+        Some(Ok(Message::Pong(payload))) => Ok(Some(InFrame::Pong(payload))),
+        // tungstenite answers the Close itself; the stream ends next.
+        Some(Ok(Message::Close(_) | Message::Frame(_))) => Ok(None),
+        Some(Err(error)) => Err(ended_by(error)),
+        None => Err(Ended::Closed),
+    }
 }
 
 fn ended_by(error: WsError) -> Ended {
@@ -266,70 +281,93 @@ async fn write_loop<S>(sink: &mut WebSocketSender<S>, outbox: &Outbox, written: 
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut batch = VecDeque::new();
     loop {
-        match outbox.next(&mut batch).await {
-            Next::Frames => {
-                if let Err(ended) = write_batch(sink, &mut batch, outbox, written).await {
-                    return ended;
-                }
-                batch.clear();
-                if batch.capacity() > SPARE_BATCH_FRAMES {
-                    batch = VecDeque::new();
-                }
-            }
-            Next::Close(closing) => {
-                let close = close_message(closing.code, closing.reason);
-                let _ = with_timeout(CLOSE_TIMEOUT, async {
-                    if sink.send(close).await.is_ok() {
-                        future::pending::<()>().await;
-                    }
+        match outbox.next().await {
+            Next::Frames(mut batch) => {
+                // Most batches are written at once; only one that has to
+                // wait for the socket needs a future (boxed) to wait in.
+                let at_once = future::poll_fn(|cx| {
+                    Poll::Ready(poll_write_batch(sink, &mut batch, outbox, cx))
                 })
                 .await;
-                return Ended::CloseUnanswered;
+                let result = match at_once {
+                    Poll::Ready(result) => result,
+                    Poll::Pending => {
+                        Box::pin(finish_batch(sink, &mut batch, outbox, written)).await
+                    }
+                };
+                if let Err(error) = result {
+                    return Ended::Lost(error.to_string());
+                }
             }
+            Next::Close(closing) => return Box::pin(close_and_wait(sink, closing)).await,
         }
     }
 }
 
-/// Writes one batch. Most batches complete at once; only a batch that has
-/// to wait for the socket arms the stall watchdog and listens for an abort
-/// (the core task gave up on this peer), which skips the rest of the batch.
-async fn write_batch<S>(
+/// Feeds the batch to the WebSocket frame by frame, then flushes it, as far
+/// as the socket takes it now.
+fn poll_write_batch<S>(
+    sink: &mut WebSocketSender<S>,
+    batch: &mut VecDeque<Outgoing>,
+    outbox: &Outbox,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Result<(), WsError>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while !batch.is_empty() {
+        ready!(sink.poll_ready_unpin(cx))?;
+        if let Some(frame) = batch.pop_front() {
+            let len = frame.len();
+            sink.start_send_unpin(frame.into_message())?;
+            outbox.sent(len);
+        }
+    }
+    sink.poll_flush_unpin(cx)
+}
+
+/// Writes the rest of a batch that had to wait for the socket, with the
+/// stall watchdog armed and an ear for an abort (the core task gave up on
+/// this peer), which skips the rest of the batch.
+async fn finish_batch<S>(
     sink: &mut WebSocketSender<S>,
     batch: &mut VecDeque<Outgoing>,
     outbox: &Outbox,
     written: &AtomicU64,
-) -> Result<(), Ended>
+) -> Result<(), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut write = pin!(async {
-        while let Some(frame) = batch.pop_front() {
-            let len = frame.len();
-            sink.feed(frame.into_message()).await?;
-            outbox.sent(len);
-        }
-        sink.flush().await
-    });
-    let result = match future::poll_once(write.as_mut()).await {
-        Some(result) => result,
-        None => {
-            let aborted = async {
-                outbox.aborted().await;
-                Ok(())
-            };
-            let stalled = async {
-                stalled(written).await;
-                Err(WsError::Io(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no write progress",
-                )))
-            };
-            future::or(write, future::or(aborted, stalled)).await
-        }
+    let write = future::poll_fn(|cx| poll_write_batch(sink, batch, outbox, cx));
+    let aborted = async {
+        outbox.aborted().await;
+        Ok(())
     };
-    result.map_err(|error| Ended::Lost(error.to_string()))
+    let stalled = async {
+        stalled(written).await;
+        Err(WsError::Io(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no write progress",
+        )))
+    };
+    future::or(write, future::or(aborted, stalled)).await
+}
+
+/// Sends our Close once everything queued before it is written, and waits
+/// for the answer, which ends the reader (and so the connection) first.
+async fn close_and_wait<S>(sink: &mut WebSocketSender<S>, closing: Closing) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let close = close_message(closing.code, closing.reason);
+    let _ = with_timeout(CLOSE_TIMEOUT, async {
+        if sink.send(close).await.is_ok() {
+            future::pending::<()>().await;
+        }
+    })
+    .await;
+    Ended::CloseUnanswered
 }
 
 /// Resolves when no byte has been written for `WRITE_STALL_TIMEOUT`.
@@ -350,47 +388,4 @@ fn close_message(code: CloseCode, reason: &'static str) -> Message {
         code: code.0.into(),
         reason: Utf8Bytes::from_static(reason),
     }))
-}
-
-/// The TCP stream, counting the bytes written so that a slow peer can be
-/// told from a stalled one.
-struct Counted<'a> {
-    tcp: &'a Async<TcpStream>,
-    written: &'a AtomicU64,
-}
-
-impl AsyncRead for Counted<'_> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut tcp = self.tcp;
-        Pin::new(&mut tcp).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Counted<'_> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut tcp = self.tcp;
-        let poll = Pin::new(&mut tcp).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = poll {
-            self.written.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        poll
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        let mut tcp = self.tcp;
-        Pin::new(&mut tcp).poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        let mut tcp = self.tcp;
-        Pin::new(&mut tcp).poll_close(cx)
-    }
 }

@@ -15,6 +15,7 @@ use tracing::field::display;
 use tracing::{debug, warn};
 
 use super::connection::Conn;
+use super::memory::{Activity, CONNECTION_BYTES};
 use super::outbox::{Outgoing, Overflow};
 use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server, Version};
 
@@ -59,6 +60,10 @@ struct Core<R> {
     /// Writers to wake once the current batch of inputs is handled, so that
     /// each finds everything the batch queued for it and writes it at once.
     wakes: Vec<Waker>,
+    /// Work done, for giving memory back after a burst (see `memory`),
+    /// published once per batch of inputs.
+    activity: Arc<Activity>,
+    unpublished: u64,
 }
 
 /// Runs the core until every sender of `inbox` is gone. Writers are woken
@@ -67,6 +72,7 @@ pub(crate) async fn run<R: CryptoRng>(
     server: Server<R>,
     inbox: Receiver<Input>,
     flush_interval: Duration,
+    activity: Arc<Activity>,
 ) {
     let mut core = Core {
         server,
@@ -74,6 +80,8 @@ pub(crate) async fn run<R: CryptoRng>(
         shutting_down: false,
         last_text: None,
         wakes: Vec::new(),
+        activity,
+        unpublished: 0,
     };
     let mut flushes = Flushes::new(flush_interval);
     let mut timer = Timer::never();
@@ -121,6 +129,7 @@ pub(crate) async fn run<R: CryptoRng>(
         core.server.handle_timeout(now);
         core.perform(now);
         flushes.after_batch(&mut core.wakes, now);
+        core.activity.add(std::mem::take(&mut core.unpublished));
     }
 }
 
@@ -175,6 +184,7 @@ impl<R: CryptoRng> Core<R> {
                 let _ = conn.id.set(id);
                 debug!(peer = %conn.peer, conn = %id, ?version, "open");
                 self.routes.insert(id, conn);
+                self.unpublished += CONNECTION_BYTES;
             }
             Input::Frame { conn, frame } => {
                 let Some(&id) = conn.id.get() else { return };
@@ -188,6 +198,7 @@ impl<R: CryptoRng> Core<R> {
             }
             Input::Closed { conn } => {
                 let Some(&id) = conn.id.get() else { return };
+                self.unpublished += CONNECTION_BYTES;
                 if self.routes.remove(&id).is_some() {
                     debug!(peer = %conn.peer, conn = %id, "closed by peer");
                 }
@@ -230,6 +241,7 @@ impl<R: CryptoRng> Core<R> {
         let Some(conn) = self.routes.get(&to) else {
             return;
         };
+        self.unpublished += frame.len() as u64;
         match conn.outbox.push(frame) {
             Ok(Some(waker)) => self.wakes.push(waker),
             Ok(None) => {}

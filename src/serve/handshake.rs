@@ -25,30 +25,24 @@ use crate::Version;
 /// included) is dropped: the default of `--handshake-timeout`.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Room for the frames of one chat message plus headers; tungstenite's
-/// default (128 KiB per connection) would dominate an idle server's memory.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
-
-/// Frames are gathered up to this size before a write; the writer flushes
-/// once per batch anyway. Most of a delivery's cost is the kernel's per
-/// `write` work, so a busy connection should write a whole batch at once:
-/// in fan-out at 500,000 deliveries/s, 2 KiB meant ~11 frames per call;
-/// 32 KiB with `--flush-interval 5ms`, ~58, and 40 % less system time.
-/// tungstenite's buffer grows only as far as the largest batch and never
-/// shrinks: an idle connection that never had a big batch keeps a small one.
-const WRITE_BUFFER_BYTES: usize = 32 * 1024;
+/// tungstenite's read buffer: its first allocation, and the most one read
+/// asks of the socket. Room for a typical chat frame (a login, a message of
+/// a line or two) in one read; a longer frame takes a few more reads. Every
+/// connection keeps (part of) this allocation while idle, so it is small:
+/// tungstenite's default (128 KiB) would dominate an idle server's memory.
+const READ_BUFFER_BYTES: usize = 256;
 
 /// The WebSocket settings of every connection.
 pub(crate) fn websocket_config(max_frame_bytes: usize) -> WebSocketConfig {
-    // The largest frame the core sends is a message we accepted, JSON-escaped
-    // (at worst 6 bytes per input byte, `\u0000`), in a small envelope. The
-    // writer only feeds a frame once the previous ones are written, so this
-    // bound is never reached by a healthy connection.
-    let largest_outbound = max_frame_bytes.saturating_mul(6).saturating_add(1024);
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(WRITE_BUFFER_BYTES.saturating_add(largest_outbound))
+        // Each frame goes straight through to the socket, which gathers a
+        // batch into one write (see `socket`) and, unlike tungstenite's
+        // buffer that never shrinks, frees its buffer once it is flushed.
+        // tungstenite then holds one frame at a time, so its bound
+        // (`max_write_buffer_size`) stays unlimited: the outbox bounds what
+        // waits, and a frame as large as a long `userList` must pass.
+        .write_buffer_size(0)
         .max_frame_size(Some(max_frame_bytes))
         .max_message_size(Some(max_frame_bytes))
 }

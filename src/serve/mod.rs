@@ -12,8 +12,12 @@
 //!   core's `poll_timeout`, and routes the core's actions to outboxes;
 //! - `outbox`: a per-connection queue bounded in bytes; overflowing it
 //!   closes that connection with 1008 "too slow";
+//! - `socket`: the TCP stream under it all, gathering a batch's frames
+//!   into one `write` and holding no buffer between batches;
 //! - `admission`: the allowed Origins and the connection limits, checked
-//!   in the handshake.
+//!   in the handshake;
+//! - `memory`: gives the memory a burst freed back to the system once the
+//!   burst is over.
 //!
 //! ```no_run
 //! use wschat::serve::{ChatServer, Options};
@@ -28,8 +32,10 @@ mod admission;
 mod connection;
 mod core_task;
 mod handshake;
+mod memory;
 mod options;
 mod outbox;
+mod socket;
 
 pub use admission::AllowedOrigins;
 pub use options::Options;
@@ -56,6 +62,7 @@ use crate::Server;
 use crate::tls::{self, TlsError};
 use admission::Admission;
 use core_task::Input;
+use memory::Activity;
 
 /// Inputs that may wait for the core task before readers are held back.
 const INBOX_CAPACITY: usize = 4096;
@@ -187,9 +194,20 @@ impl ChatServer {
             })
             .collect::<io::Result<Vec<_>>>()?;
 
+        let activity = Arc::new(Activity::default());
         executor
-            .spawn(core_task::run(core, inbox_rx, options.flush_interval))
+            .spawn(core_task::run(
+                core,
+                inbox_rx,
+                options.flush_interval,
+                activity.clone(),
+            ))
             .detach();
+        if memory::CAN_RELEASE {
+            executor
+                .spawn(memory::release_after_bursts(activity))
+                .detach();
+        }
         info!("listening on {scheme}://{local_addr}");
         smol::block_on(executor.run(async {
             let (alive, all_gone) = channel::bounded::<Infallible>(1);

@@ -54,10 +54,10 @@ pub(crate) struct Closing {
 pub(crate) struct Overflow;
 
 /// What the writer should do next.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Next {
-    /// Frames were moved into the caller's batch.
-    Frames,
+    /// Everything queued, in order.
+    Frames(VecDeque<Outgoing>),
     /// Nothing more to send: send this Close.
     Close(Closing),
 }
@@ -161,14 +161,14 @@ impl Outbox {
         self.lock().closing.is_some()
     }
 
-    /// Waits for frames and moves all of them into `batch` (which must be
-    /// empty; its allocation is reused), or for the close once none are left.
-    pub(crate) async fn next(&self, batch: &mut VecDeque<Outgoing>) -> Next {
+    /// Waits for frames and takes all of them, or for the close once none
+    /// are left. The queue's allocation goes with the frames: an idle
+    /// connection's queue holds none.
+    pub(crate) async fn next(&self) -> Next {
         future::poll_fn(|cx| {
             let mut state = self.lock();
             if !state.frames.is_empty() {
-                std::mem::swap(&mut state.frames, batch);
-                return Poll::Ready(Next::Frames);
+                return Poll::Ready(Next::Frames(std::mem::take(&mut state.frames)));
             }
             if let Some(closing) = state.closing {
                 return Poll::Ready(Next::Close(closing));
@@ -213,17 +213,21 @@ mod tests {
         Outgoing::Text(Utf8Bytes::from_static(s))
     }
 
-    fn take(outbox: &Outbox) -> (Next, Vec<String>) {
-        let mut batch = VecDeque::new();
-        let next = smol::block_on(outbox.next(&mut batch));
-        let texts = batch
-            .into_iter()
-            .map(|f| match f {
-                Outgoing::Text(t) => t.to_string(),
-                Outgoing::Ping(_) => "<ping>".into(),
-            })
-            .collect();
-        (next, texts)
+    /// What the writer gets next: the texts of the frames, or the close.
+    fn take(outbox: &Outbox) -> (Option<Closing>, Vec<String>) {
+        match smol::block_on(outbox.next()) {
+            Next::Frames(frames) => {
+                let texts = frames
+                    .into_iter()
+                    .map(|f| match f {
+                        Outgoing::Text(t) => t.to_string(),
+                        Outgoing::Ping(_) => "<ping>".into(),
+                    })
+                    .collect();
+                (None, texts)
+            }
+            Next::Close(closing) => (Some(closing), vec![]),
+        }
     }
 
     #[test]
@@ -231,8 +235,7 @@ mod tests {
         let outbox = Outbox::new(10);
         assert!(outbox.push(text("0123456789abc")).is_ok());
         assert!(matches!(outbox.push(text("x")), Err(Overflow)));
-        let (next, texts) = take(&outbox);
-        assert_eq!((next, texts), (Next::Frames, vec!["0123456789abc".into()]));
+        assert_eq!(take(&outbox), (None, vec!["0123456789abc".into()]));
         // Taken but not yet written still counts.
         assert!(matches!(outbox.push(text("x")), Err(Overflow)));
         outbox.sent(13);
@@ -247,20 +250,20 @@ mod tests {
         outbox.push(text("a")).unwrap();
         outbox.close(CloseCode::GOING_AWAY, "bye");
         outbox.push(text("late")).unwrap(); // dropped
-        assert_eq!(take(&outbox), (Next::Frames, vec!["a".into()]));
+        assert_eq!(take(&outbox), (None, vec!["a".into()]));
         let closing = Closing {
             code: CloseCode::GOING_AWAY,
             reason: "bye",
             discard: false,
         };
-        assert_eq!(take(&outbox), (Next::Close(closing), vec![]));
+        assert_eq!(take(&outbox), (Some(closing), vec![]));
 
         let outbox = Outbox::new(100);
         outbox.push(text("a")).unwrap();
         outbox.abort(CloseCode::POLICY, "too slow");
         outbox.close(CloseCode::GOING_AWAY, "bye"); // the first close wins
         assert!(
-            matches!(take(&outbox), (Next::Close(c), v) if c.code == CloseCode::POLICY && v.is_empty())
+            matches!(take(&outbox), (Some(c), v) if c.code == CloseCode::POLICY && v.is_empty())
         );
         smol::block_on(outbox.aborted());
     }
@@ -277,7 +280,7 @@ mod tests {
                 }
             })
         };
-        assert_eq!(take(&outbox), (Next::Frames, vec!["hi".into()]));
+        assert_eq!(take(&outbox), (None, vec!["hi".into()]));
         pusher.join().unwrap();
     }
 }
