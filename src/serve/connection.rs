@@ -21,6 +21,7 @@ use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_rustls::TlsAcceptor;
+use futures_rustls::rustls::ServerConfig;
 use futures_rustls::server::TlsStream;
 use futures_util::future::Either;
 use futures_util::{SinkExt, StreamExt};
@@ -100,8 +101,13 @@ pub(crate) async fn run(
     // The TLS handshake and the WebSocket upgrade share one time limit.
     // (--handshake-timeout).
     let deadline = Instant::now() + ctx.handshake_timeout;
-    let Some(mut io) = Box::pin(secure(io, peer, &ctx, deadline)).await else {
-        return;
+    let mut io = match &ctx.tls {
+        None => Either::Left(io),
+        // Boxed, as everything large and momentary here.
+        Some(tls) => match Box::pin(secure(io, tls, peer, deadline)).await {
+            Some(tls) => Either::Right(tls),
+            None => return,
+        },
     };
     let conn = Arc::new(Conn {
         peer,
@@ -186,23 +192,20 @@ async fn refused(io: &mut Stream<'_>, failed: Failed, conn: Arc<Conn>, ctx: &Con
 /// a connection is the same code and the same (one) future.
 type Stream<'a> = Either<Socket<'a>, Box<TlsStream<Socket<'a>>>>;
 
-/// Runs the TLS handshake if serving `wss://`; `None` if it failed (logged
-/// at debug level; dropping the stream closes the connection, rustls has
-/// already tried to send its alert).
+/// Runs the TLS handshake; `None` if it failed (logged at debug level;
+/// dropping the stream closes the connection, rustls has already tried to
+/// send its alert).
 async fn secure<'a>(
     io: Socket<'a>,
+    tls: &Arc<ServerConfig>,
     peer: SocketAddr,
-    ctx: &Context,
     deadline: Instant,
-) -> Option<Stream<'a>> {
-    let Some(tls) = &ctx.tls else {
-        return Some(Either::Left(io));
-    };
+) -> Option<Box<TlsStream<Socket<'a>>>> {
     let handshake = TlsAcceptor::from(tls.clone()).accept(io);
     match with_deadline(deadline, handshake).await {
         // Boxed: a rustls connection is ~1.2 KB, which inline would grow
         // every connection's task, plain ones included.
-        Some(Ok(tls)) => Some(Either::Right(Box::new(tls))),
+        Some(Ok(tls)) => Some(Box::new(tls)),
         Some(Err(error)) => {
             debug!(%peer, "TLS handshake failed: {error}");
             None
