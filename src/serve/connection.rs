@@ -3,7 +3,6 @@
 //! task so that whichever ends the connection drops the socket. On `wss://`
 //! the same code runs over the TLS stream, once its handshake is done.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt;
 use std::io;
@@ -30,9 +29,10 @@ use smol::io::{AsyncRead, AsyncWrite};
 use smol::{Async, Timer, future};
 use tracing::debug;
 
+use super::batch::Batch;
 use super::core_task::{InFrame, Input};
 use super::handshake::{self, Failed};
-use super::outbox::{Closing, Next, Outbox, Outgoing};
+use super::outbox::{Closing, Next, Outbox};
 use super::socket::Socket;
 use super::{Context, with_deadline, with_timeout};
 use crate::{CloseCode, ConnectionId};
@@ -286,7 +286,8 @@ where
 {
     loop {
         match outbox.next().await {
-            Next::Frames(mut batch) => {
+            Next::Frames(frames) => {
+                let mut batch = Batch::from(frames);
                 // Most batches are written at once; only one that has to
                 // wait for the socket needs a future (boxed) to wait in.
                 let at_once = future::poll_fn(|cx| {
@@ -308,11 +309,11 @@ where
     }
 }
 
-/// Feeds the batch to the WebSocket frame by frame, then flushes it, as far
-/// as the socket takes it now.
+/// Feeds the batch to the WebSocket frame by frame (a long text in
+/// fragments), then flushes it, as far as the socket takes it now.
 fn poll_write_batch<S>(
     sink: &mut WebSocketSender<S>,
-    batch: &mut VecDeque<Outgoing>,
+    batch: &mut Batch,
     outbox: &Outbox,
     cx: &mut TaskContext<'_>,
 ) -> Poll<Result<(), WsError>>
@@ -321,10 +322,9 @@ where
 {
     while !batch.is_empty() {
         ready!(sink.poll_ready_unpin(cx))?;
-        if let Some(frame) = batch.pop_front() {
-            let len = frame.len();
-            sink.start_send_unpin(frame.into_message())?;
-            outbox.sent(len);
+        if let Some((message, done)) = batch.next_message() {
+            sink.start_send_unpin(message)?;
+            outbox.sent(done);
         }
     }
     sink.poll_flush_unpin(cx)
@@ -335,7 +335,7 @@ where
 /// this peer), which skips the rest of the batch.
 async fn finish_batch<S>(
     sink: &mut WebSocketSender<S>,
-    batch: &mut VecDeque<Outgoing>,
+    batch: &mut Batch,
     outbox: &Outbox,
     written: &AtomicU64,
 ) -> Result<(), WsError>

@@ -12,6 +12,8 @@
 //!   core's `poll_timeout`, and routes the core's actions to outboxes;
 //! - `outbox`: a per-connection queue bounded in bytes; overflowing it
 //!   closes that connection with 1008 "too slow";
+//! - `batch`: what a writer sends from one take of its outbox, long texts
+//!   in fragments so that no connection's write buffer grows past one;
 //! - `socket`: the TCP stream under it all, gathering a batch's frames
 //!   into one `write` and holding no buffer between batches;
 //! - `admission`: the allowed Origins and the connection limits, checked
@@ -29,6 +31,7 @@
 //! ```
 
 mod admission;
+mod batch;
 mod connection;
 mod core_task;
 mod handshake;
