@@ -13,7 +13,7 @@
 //! - `outbox`: a per-connection queue bounded in bytes; overflowing it
 //!   closes that connection with 1008 "too slow";
 //! - `batch`: what a writer sends from one take of its outbox, long texts
-//!   in fragments so that no connection's write buffer grows past one;
+//!   in fragments, so that tungstenite's write buffer never grows past one;
 //! - `socket`: the TCP stream under it all, gathering a batch's frames
 //!   into one `write` and holding no buffer between batches;
 //! - `admission`: the allowed Origins and the connection limits, checked
