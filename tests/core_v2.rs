@@ -519,6 +519,16 @@ fn v2_login_broadcast(username: &str, at: u64) -> String {
     )
 }
 
+/// A `presence` summary (masked id) as the harness renders it.
+fn presence(joined: &[&str], joined_count: u64, left: &[&str], left_count: u64, at: u64) -> String {
+    let list = |names: &[&str]| serde_json::to_string(names).unwrap();
+    format!(
+        r#"{{"type":"presence","id":"*","joined":{},"joinedCount":{joined_count},"left":{},"leftCount":{left_count},"timestamp":{at}}}"#,
+        list(joined),
+        list(left)
+    )
+}
+
 fn v2_logout_broadcast(username: &str, reason: &str, at: u64) -> String {
     format!(
         r#"{{"type":"logoutBroadcast","id":"*","username":"{username}","reason":"{reason}","timestamp":{at}}}"#
@@ -554,13 +564,7 @@ fn past_the_presence_budget_v2_gets_one_summary_and_v1_every_login() {
         h.advance(ms(100)),
         [(
             ms(100),
-            send(
-                new,
-                &format!(
-                    r#"{{"type":"presence","id":"*","joined":["u2","u3","u4"],"joinedCount":3,"left":[],"leftCount":0,"timestamp":{}}}"#,
-                    t(100)
-                )
-            )
+            send(new, &presence(&["u2", "u3", "u4"], 3, &[], 0, t(100)))
         )]
     );
     // Once the budget has recovered, a join is its own notice again.
@@ -585,19 +589,13 @@ fn a_storm_of_300_logins_costs_a_v2_connection_the_burst_and_one_summary() {
     assert_eq!(heard.len(), 20);
     assert_eq!(heard[19], send(watcher, &v2_login_broadcast("u019", t(0))));
     let summary = h.advance(secs(1));
-    let names: Vec<_> = (280..300).map(|i| format!("\"u{i:03}\"")).collect();
+    let names: Vec<_> = (280..300).map(|i| format!("u{i:03}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     assert_eq!(
         summary,
         [(
             ms(100),
-            send(
-                watcher,
-                &format!(
-                    r#"{{"type":"presence","id":"*","joined":[{}],"joinedCount":280,"left":[],"leftCount":0,"timestamp":{}}}"#,
-                    names.join(","),
-                    t(100)
-                )
-            )
+            send(watcher, &presence(&names, 280, &[], 0, t(100)))
         )]
     );
 }
@@ -620,10 +618,7 @@ fn leaves_share_the_budget_and_a_logout_is_still_confirmed_at_once() {
         to(alice, out),
         [send(alice, &v2_logout_broadcast("alice", "logout", t(0)))]
     );
-    let summary = format!(
-        r#"{{"type":"presence","id":"*","joined":["bob"],"joinedCount":1,"left":["alice"],"leftCount":1,"timestamp":{}}}"#,
-        t(100)
-    );
+    let summary = presence(&["bob"], 1, &["alice"], 1, t(100));
     assert_eq!(
         h.advance(ms(100)),
         [watcher, alice, bob].map(|c| (ms(100), send(c, &summary)))

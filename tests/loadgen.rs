@@ -103,6 +103,21 @@ fn loadgen(args: &[&str], limit: Duration) -> (ExitStatus, Summary) {
     (status, lines[0].parse().expect("the summary line parses"))
 }
 
+/// Runs `chat-loadgen MODE --protocol PROTOCOL --server ADDR --timeout 60s
+/// EXTRA…`, allowing it 90 s to stop by itself.
+fn run(mode: &str, protocol: &str, addr: &str, extra: &[&str]) -> (ExitStatus, Summary) {
+    let common = [
+        mode,
+        "--protocol",
+        protocol,
+        "--server",
+        addr,
+        "--timeout",
+        "60s",
+    ];
+    loadgen(&[&common[..], extra].concat(), Duration::from_secs(90))
+}
+
 fn get<T: summary::Field>(summary: &Summary, key: &'static str) -> T {
     summary
         .get(key)
@@ -116,13 +131,11 @@ fn fanout_delivers_every_message_to_every_client_and_stops(protocol: &str) {
     // Senders go faster than a person types: no rate limit for a benchmark.
     let server = ChatServer::start(&["--message-rate", "0"]);
     let (addr, pid) = (server.addr.to_string(), server.pid().to_string());
-    let (status, summary) = loadgen(
+    let (status, summary) = run(
+        "fanout",
+        protocol,
+        &addr,
         &[
-            "fanout",
-            "--protocol",
-            protocol,
-            "--server",
-            &addr,
             "--server-pid",
             &pid,
             "--clients",
@@ -137,10 +150,7 @@ fn fanout_delivers_every_message_to_every_client_and_stops(protocol: &str) {
             "10s",
             "--source-ips",
             "4",
-            "--timeout",
-            "60s",
         ],
-        Duration::from_secs(90),
     );
     assert!(status.success(), "{status} `{summary}`");
     assert_eq!(get::<String>(&summary, "status"), "ok");
@@ -176,23 +186,11 @@ fn idle_clients_answer_pings_and_the_server_rss_is_reported() {
     let server = ChatServer::start(&["--ping-interval", "100ms", "--evict-after", "1s"]);
     let (addr, pid) = (server.addr.to_string(), server.pid().to_string());
     for protocol in PROTOCOLS {
-        let (status, summary) = loadgen(
-            &[
-                "idle",
-                "--protocol",
-                protocol,
-                "--server",
-                &addr,
-                "--server-pid",
-                &pid,
-                "--clients",
-                "30",
-                "--hold",
-                "2s",
-                "--timeout",
-                "60s",
-            ],
-            Duration::from_secs(90),
+        let (status, summary) = run(
+            "idle",
+            protocol,
+            &addr,
+            &["--server-pid", &pid, "--clients", "30", "--hold", "2s"],
         );
         assert!(status.success(), "{status} `{summary}`");
         assert_eq!(get::<String>(&summary, "protocol"), protocol);
@@ -210,21 +208,11 @@ fn accept_counts_logins_and_the_join_storm() {
     let server = ChatServer::start(&[]);
     let addr = server.addr.to_string();
     for protocol in PROTOCOLS {
-        let (status, summary) = loadgen(
-            &[
-                "accept",
-                "--protocol",
-                protocol,
-                "--server",
-                &addr,
-                "--connections",
-                "60",
-                "--concurrency",
-                "6",
-                "--timeout",
-                "60s",
-            ],
-            Duration::from_secs(90),
+        let (status, summary) = run(
+            "accept",
+            protocol,
+            &addr,
+            &["--connections", "60", "--concurrency", "6"],
         );
         assert!(status.success(), "{status} `{summary}`");
         assert_eq!(get::<String>(&summary, "protocol"), protocol);
@@ -242,20 +230,11 @@ fn accept_counts_logins_and_the_join_storm() {
         assert!(get::<Option<f64>>(&summary, "join_s").is_some());
         assert!(get::<Option<u64>>(&summary, "p99_us").is_some());
 
-        let (status, summary) = loadgen(
-            &[
-                "accept",
-                "--protocol",
-                protocol,
-                "--server",
-                &addr,
-                "--connections",
-                "30",
-                "--close-after-login",
-                "--timeout",
-                "60s",
-            ],
-            Duration::from_secs(90),
+        let (status, summary) = run(
+            "accept",
+            protocol,
+            &addr,
+            &["--connections", "30", "--close-after-login"],
         );
         assert!(status.success(), "{status} `{summary}`");
         assert_eq!(get::<String>(&summary, "protocol"), protocol);
@@ -304,21 +283,11 @@ fn paced_presence_shrinks_a_v2_join_storm_and_the_barrier_is_heard_in_a_summary(
     // One notice a second: 60 logins at once come to each v2 client as a
     // handful of frames, the barrier's login among the names of the last.
     let server = ChatServer::start(&["--presence-rate", "1", "--presence-burst", "1"]);
-    let (status, summary) = loadgen(
-        &[
-            "accept",
-            "--protocol",
-            "v2",
-            "--server",
-            &server.addr.to_string(),
-            "--connections",
-            "60",
-            "--concurrency",
-            "6",
-            "--timeout",
-            "60s",
-        ],
-        Duration::from_secs(90),
+    let (status, summary) = run(
+        "accept",
+        "v2",
+        &server.addr.to_string(),
+        &["--connections", "60", "--concurrency", "6"],
     );
     assert!(status.success(), "{status} `{summary}`");
     assert_eq!(get::<usize>(&summary, "opened"), 60);
