@@ -6,10 +6,8 @@
 
 #![cfg(all(feature = "loadgen", feature = "server"))]
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 // The summary format, shared with the binary so that the tests read the
@@ -20,6 +18,10 @@ mod summary;
 
 use summary::Summary;
 
+mod net;
+
+use net::ServerProcess;
+
 /// A child process killed when dropped.
 struct Reaped(Child);
 
@@ -27,49 +29,6 @@ impl Drop for Reaped {
     fn drop(&mut self) {
         self.0.kill().ok();
         self.0.wait().ok();
-    }
-}
-
-struct ChatServer {
-    process: Reaped,
-    addr: SocketAddr,
-}
-
-impl ChatServer {
-    fn start(extra: &[&str]) -> ChatServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start chat-server");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let process = Reaped(child);
-        let (found, addr) = mpsc::channel();
-        // Keep draining stderr for the server's whole life so it never
-        // blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on ws://") {
-                    let rest = &line[at + "listening on ws://".len()..];
-                    let addr = rest.split_whitespace().next().unwrap_or("");
-                    found.send(addr.trim_end_matches('/').to_owned()).ok();
-                }
-            }
-        });
-        let addr = addr
-            .recv_timeout(Duration::from_secs(20))
-            .expect("chat-server logs `listening on ws://HOST:PORT`")
-            .parse()
-            .expect("a socket address after ws://");
-        ChatServer { process, addr }
-    }
-
-    fn pid(&self) -> u32 {
-        self.process.0.id()
     }
 }
 
@@ -129,7 +88,7 @@ const PROTOCOLS: [&str; 2] = ["v1", "v2"];
 
 fn fanout_delivers_every_message_to_every_client_and_stops(protocol: &str) {
     // Senders go faster than a person types: no rate limit for a benchmark.
-    let server = ChatServer::start(&["--message-rate", "0"]);
+    let server = ServerProcess::start(&["--message-rate", "0"]);
     let (addr, pid) = (server.addr.to_string(), server.pid().to_string());
     let (status, summary) = run(
         "fanout",
@@ -183,7 +142,7 @@ fn fanout_v2_delivers_every_message_to_every_client_and_stops() {
 fn idle_clients_answer_pings_and_the_server_rss_is_reported() {
     // With pings every 100 ms and eviction after 1 s of silence, a client
     // that did not answer would be closed well within the 2 s hold.
-    let server = ChatServer::start(&["--ping-interval", "100ms", "--evict-after", "1s"]);
+    let server = ServerProcess::start(&["--ping-interval", "100ms", "--evict-after", "1s"]);
     let (addr, pid) = (server.addr.to_string(), server.pid().to_string());
     for protocol in PROTOCOLS {
         let (status, summary) = run(
@@ -205,7 +164,7 @@ fn idle_clients_answer_pings_and_the_server_rss_is_reported() {
 
 #[test]
 fn accept_counts_logins_and_the_join_storm() {
-    let server = ChatServer::start(&[]);
+    let server = ServerProcess::start(&[]);
     let addr = server.addr.to_string();
     for protocol in PROTOCOLS {
         let (status, summary) = run(
@@ -282,7 +241,7 @@ fn without_a_server_it_reports_failure_and_stops() {
 fn paced_presence_shrinks_a_v2_join_storm_and_the_barrier_is_heard_in_a_summary() {
     // One notice a second: 60 logins at once come to each v2 client as a
     // handful of frames, the barrier's login among the names of the last.
-    let server = ChatServer::start(&["--presence-rate", "1", "--presence-burst", "1"]);
+    let server = ServerProcess::start(&["--presence-rate", "1", "--presence-burst", "1"]);
     let (status, summary) = run(
         "accept",
         "v2",
