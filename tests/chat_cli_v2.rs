@@ -14,6 +14,58 @@ fn state_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("a temporary state directory")
 }
 
+/// A server with a proxy in front of it that can cut a client off, and the
+/// state directories of the clients started (kept until the end).
+struct Chat {
+    server: Server,
+    proxy: Proxy,
+    states: Vec<tempfile::TempDir>,
+}
+
+impl Chat {
+    /// `server`, behind `proxy` (`Proxy::start` or `Proxy::v1_only`).
+    fn start(server: Server, proxy: fn(u16) -> Proxy) -> Chat {
+        let proxy = proxy(server.port);
+        Chat {
+            server,
+            proxy,
+            states: Vec::new(),
+        }
+    }
+
+    /// chat-cli as `name` through the proxy, with `extra` flags.
+    fn behind_proxy(&mut self, name: &str, extra: &[&str]) -> Cli {
+        let url = self.proxy.url();
+        self.spawn(&url, name, extra)
+    }
+
+    /// chat-cli as `name`, straight to the server.
+    fn direct(&mut self, name: &str) -> Cli {
+        let url = self.server.url();
+        self.spawn(&url, name, &[])
+    }
+
+    fn spawn(&mut self, url: &str, name: &str, extra: &[&str]) -> Cli {
+        let state = state_dir();
+        let cli = Cli::spawn(state.path(), &[&[url, "--name", name][..], extra].concat());
+        self.states.push(state);
+        cli
+    }
+}
+
+/// The JSON lines of a `--json` run, and their types.
+fn json_lines(stdout: &[String]) -> (Vec<Value>, Vec<String>) {
+    let frames: Vec<Value> = stdout
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let types = frames
+        .iter()
+        .map(|f| f["type"].as_str().unwrap().to_owned())
+        .collect();
+    (frames, types)
+}
+
 /// Cuts the proxy and waits until both the client and the server (as
 /// `witness`, another chat-cli, hears) know the client is gone.
 fn cut_off(proxy: &Proxy, client: &mut Cli, name: &str, witness: &mut Cli) {
@@ -24,18 +76,16 @@ fn cut_off(proxy: &Proxy, client: &mut Cli, name: &str, witness: &mut Cli) {
 
 #[test]
 fn after_a_drop_the_client_prints_every_missed_message_once_in_order() {
-    let server = Server::start();
-    let proxy = Proxy::start(server.port);
-    let (alice_state, bob_state) = (state_dir(), state_dir());
-    let mut alice = Cli::spawn(alice_state.path(), &[&proxy.url(), "--name", "alice"]);
+    let mut chat = Chat::start(Server::start(), Proxy::start);
+    let mut alice = chat.behind_proxy("alice", &[]);
     alice.send("before");
     alice.expect_stdout("alice (you): before");
-    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    let mut bob = chat.direct("bob");
     alice.expect_stdout("* bob joined from 127.0.0.1");
     bob.send("hello alice");
     alice.expect_stdout("bob: hello alice");
 
-    cut_off(&proxy, &mut alice, "alice", &mut bob);
+    cut_off(&chat.proxy, &mut alice, "alice", &mut bob);
     let missed: Vec<String> = (1..=5)
         .map(|n| format!("while you were away {n}"))
         .collect();
@@ -43,7 +93,7 @@ fn after_a_drop_the_client_prints_every_missed_message_once_in_order() {
         bob.send(message);
         bob.expect_stdout(&format!("bob (you): {message}"));
     }
-    proxy.restore();
+    chat.proxy.restore();
     alice.expect_stderr("back online as alice");
     bob.expect_stdout("* alice joined from 127.0.0.1");
     bob.send("welcome back");
@@ -68,24 +118,19 @@ fn after_a_drop_the_client_prints_every_missed_message_once_in_order() {
 
 #[test]
 fn the_catch_up_after_a_drop_holds_exactly_what_was_missed() {
-    let server = Server::start();
-    let proxy = Proxy::start(server.port);
-    let (alice_state, bob_state) = (state_dir(), state_dir());
-    let mut alice = Cli::spawn(
-        alice_state.path(),
-        &[&proxy.url(), "--name", "alice", "--json"],
-    );
+    let mut chat = Chat::start(Server::start(), Proxy::start);
+    let mut alice = chat.behind_proxy("alice", &["--json"]);
     alice.send("mine");
     alice.expect_stdout_where("alice's own message", |l| l.contains(r#""message":"mine""#));
-    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    let mut bob = chat.direct("bob");
     bob.send("seen");
     alice.expect_stdout_where("bob's message", |l| l.contains(r#""message":"seen""#));
-    cut_off(&proxy, &mut alice, "alice", &mut bob);
+    cut_off(&chat.proxy, &mut alice, "alice", &mut bob);
     for message in ["missed 1", "missed 2"] {
         bob.send(message);
         bob.expect_stdout(&format!("bob (you): {message}"));
     }
-    proxy.restore();
+    chat.proxy.restore();
     let history = alice.expect_stdout_where("the catch-up", |l| l.contains(r#""type":"history""#));
     let history: Value = serde_json::from_str(&history).expect("JSON");
     let texts: Vec<&str> = history["messages"]
@@ -100,32 +145,30 @@ fn the_catch_up_after_a_drop_holds_exactly_what_was_missed() {
 
 #[test]
 fn a_message_left_unconfirmed_by_a_drop_is_delivered_exactly_once() {
-    let server = Server::start();
-    let proxy = Proxy::start(server.port);
-    let (alice_state, bob_state) = (state_dir(), state_dir());
-    let mut alice = Cli::spawn(alice_state.path(), &[&proxy.url(), "--name", "alice"]);
+    let mut chat = Chat::start(Server::start(), Proxy::start);
+    let mut alice = chat.behind_proxy("alice", &[]);
     alice.send("hi");
     alice.expect_stdout("alice (you): hi");
-    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    let mut bob = chat.direct("bob");
     alice.expect_stdout("* bob joined from 127.0.0.1");
 
     // The server gets the message; its confirmation is lost with the
     // connection. The catch-up shows it arrived: it is not sent again.
-    proxy.hold(Direction::ToClient);
+    chat.proxy.hold(Direction::ToClient);
     alice.send("did this arrive?");
     bob.expect_stdout("alice: did this arrive?");
-    cut_off(&proxy, &mut alice, "alice", &mut bob);
-    proxy.restore();
+    cut_off(&chat.proxy, &mut alice, "alice", &mut bob);
+    chat.proxy.restore();
     alice.expect_stderr("back online as alice");
     alice.expect_stdout("alice (you): did this arrive?");
 
     // The message never reaches the server: after the reconnect it is
     // sent again, and said so.
-    proxy.hold(Direction::ToServer);
+    chat.proxy.hold(Direction::ToServer);
     alice.send("and this one?");
-    proxy.wait_held();
-    cut_off(&proxy, &mut alice, "alice", &mut bob);
-    proxy.restore();
+    chat.proxy.wait_held();
+    cut_off(&chat.proxy, &mut alice, "alice", &mut bob);
+    chat.proxy.restore();
     alice.expect_stderr("sending it again: and this one?");
     alice.expect_stdout("alice (you): and this one?");
     bob.expect_stdout("alice: and this one?");
@@ -159,12 +202,7 @@ fn against_a_server_that_does_not_select_v2_the_client_falls_back_to_v1() {
     );
     assert!(out.status.success(), "{out:?}");
     assert_eq!(out.stderr, Vec::<String>::new());
-    let frames: Vec<Value> = out
-        .stdout
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
-    let types: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    let (frames, types) = json_lines(&out.stdout);
     assert_eq!(types, ["loginBroadcast", "loginMessage", "textBroadcast"]);
     for frame in &frames {
         for v2_field in ["seq", "timestamp", "replyTo"] {
@@ -183,12 +221,7 @@ fn against_a_server_that_does_not_select_v2_the_client_falls_back_to_v1() {
         "hi\n",
     );
     assert!(out.status.success(), "{out:?}");
-    let frames: Vec<Value> = out
-        .stdout
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
-    let types: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    let (frames, types) = json_lines(&out.stdout);
     assert_eq!(
         types,
         ["loginBroadcast", "loginMessage", "history", "textBroadcast"]
@@ -200,20 +233,18 @@ fn against_a_server_that_does_not_select_v2_the_client_falls_back_to_v1() {
 
 #[test]
 fn a_v1_session_still_works_through_a_drop() {
-    let server = Server::start();
-    let proxy = Proxy::v1_only(server.port);
-    let (alice_state, bob_state) = (state_dir(), state_dir());
-    let mut alice = Cli::spawn(alice_state.path(), &[&proxy.url(), "--name", "alice"]);
+    let mut chat = Chat::start(Server::start(), Proxy::v1_only);
+    let mut alice = chat.behind_proxy("alice", &[]);
     alice.send("on v1");
     alice.expect_stdout("alice (you): on v1");
-    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    let mut bob = chat.direct("bob");
     alice.expect_stdout("* bob joined from 127.0.0.1");
-    proxy.cut();
+    chat.proxy.cut();
     alice.expect_stderr("connection lost");
     bob.expect_stdout("* alice left");
     bob.send("lost to v1");
     bob.expect_stdout("bob (you): lost to v1");
-    proxy.restore();
+    chat.proxy.restore();
     alice.expect_stderr("back online as alice");
     bob.send("after");
     alice.expect_stdout("bob: after");
@@ -225,21 +256,19 @@ fn a_v1_session_still_works_through_a_drop() {
 
 #[test]
 fn when_the_server_no_longer_holds_everything_missed_the_client_says_so() {
-    let server = Server::start_with(&["--history-size", "3"]);
-    let proxy = Proxy::start(server.port);
-    let (alice_state, bob_state) = (state_dir(), state_dir());
-    let mut alice = Cli::spawn(alice_state.path(), &[&proxy.url(), "--name", "alice"]);
+    let mut chat = Chat::start(Server::start_with(&["--history-size", "3"]), Proxy::start);
+    let mut alice = chat.behind_proxy("alice", &[]);
     alice.send("here");
     alice.expect_stdout("alice (you): here");
-    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    let mut bob = chat.direct("bob");
     alice.expect_stdout("* bob joined from 127.0.0.1");
-    cut_off(&proxy, &mut alice, "alice", &mut bob);
+    cut_off(&chat.proxy, &mut alice, "alice", &mut bob);
     for n in 1..=5 {
         let message = format!("said {n}");
         bob.send(&message);
         bob.expect_stdout(&format!("bob (you): {message}"));
     }
-    proxy.restore();
+    chat.proxy.restore();
     alice.expect_stderr("back online as alice");
     alice.expect_stderr("some messages were missed while you were away");
     bob.send("and now");
