@@ -315,13 +315,16 @@ fn a_taken_name_is_a_failure_said_in_plain_words() {
     h.connected();
     assert_eq!(
         h.server(error(ErrorCode::LoginTaken, None)),
-        [
-            "close",
-            "exit 1: the name 'alice' is taken and the secret given for it does not match; \
-             pick another or wait until it is released"
-        ]
+        REFUSED_WITH_WRONG_SECRET
     );
 }
+
+/// What the client does when its saved secret no longer holds the name.
+const REFUSED_WITH_WRONG_SECRET: [&str; 2] = [
+    "close",
+    "exit 1: the name 'alice' is taken and the secret given for it does not match; \
+     pick another or wait until it is released",
+];
 
 #[test]
 fn other_login_refusals_use_the_servers_description() {
@@ -619,11 +622,7 @@ fn a_name_taken_while_away_ends_the_session() {
     h.connected();
     assert_eq!(
         h.server(error(ErrorCode::LoginTaken, None)),
-        [
-            "close",
-            "exit 1: the name 'alice' is taken and the secret given for it does not match; \
-             pick another or wait until it is released"
-        ]
+        REFUSED_WITH_WRONG_SECRET
     );
 }
 
