@@ -5,21 +5,38 @@
 
 mod clients;
 
+use std::path::Path;
+
 use clients::{Cli, Server, TIMEOUT, chat_cli, run_script};
 use nix::sys::wait::WaitStatus;
-use rexpect::session::{Options, spawn_with_options};
+use rexpect::error::Error;
+use rexpect::session::{Options, PtySession, spawn_with_options};
 
-#[test]
-fn a_message_arriving_while_typing_leaves_the_typed_line_intact()
--> Result<(), rexpect::error::Error> {
-    let server = Server::start();
-    let state = tempfile::tempdir().unwrap();
-    let mut command = chat_cli(state.path(), &[&server.url(), "--name", "alice"]);
+/// chat-cli as alice on `server`, interactive in a pseudo-terminal.
+fn alice_in_a_terminal(state: &Path, server: &Server) -> Result<PtySession, Error> {
+    let mut command = chat_cli(state, &[&server.url(), "--name", "alice"]);
     command.env("TERM", "xterm");
     let options = Options::new()
         .timeout_ms(Some(TIMEOUT.as_millis() as u64))
         .strip_ansi_escape_codes(true);
-    let mut alice = spawn_with_options(command, options)?;
+    spawn_with_options(command, options)
+}
+
+/// Waits for the end of the session and checks that it exited with 0.
+fn assert_exits_with_0(session: &mut PtySession) -> Result<(), Error> {
+    session.exp_eof()?;
+    assert!(
+        matches!(session.process().wait()?, WaitStatus::Exited(_, 0)),
+        "chat-cli did not exit with 0"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_message_arriving_while_typing_leaves_the_typed_line_intact() -> Result<(), Error> {
+    let server = Server::start();
+    let state = tempfile::tempdir().unwrap();
+    let mut alice = alice_in_a_terminal(state.path(), &server)?;
     alice.exp_string("connected to")?;
     alice.exp_string("alice> ")?;
     alice.send("half typ")?;
@@ -44,16 +61,12 @@ fn a_message_arriving_while_typing_leaves_the_typed_line_intact()
 
     // Ctrl-D leaves with status 0.
     alice.send_control('d')?;
-    alice.exp_eof()?;
-    assert!(
-        matches!(alice.process().wait()?, WaitStatus::Exited(_, 0)),
-        "chat-cli did not exit with 0"
-    );
+    assert_exits_with_0(&mut alice)?;
     Ok(())
 }
 
 #[test]
-fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), rexpect::error::Error> {
+fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), Error> {
     let server = Server::start();
     let bob_state = tempfile::tempdir().unwrap();
     let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
@@ -61,12 +74,7 @@ fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), rexpect::er
     bob.expect_stdout("bob (you): hi");
 
     let state = tempfile::tempdir().unwrap();
-    let mut command = chat_cli(state.path(), &[&server.url(), "--name", "alice"]);
-    command.env("TERM", "xterm");
-    let options = Options::new()
-        .timeout_ms(Some(TIMEOUT.as_millis() as u64))
-        .strip_ansi_escape_codes(true);
-    let mut alice = spawn_with_options(command, options)?;
+    let mut alice = alice_in_a_terminal(state.path(), &server)?;
     alice.exp_string("connected to")?;
     // A newcomer sees what was said before, for context.
     alice.exp_string("bob: hi")?;
@@ -75,11 +83,7 @@ fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), rexpect::er
     alice.exp_string("online (2): alice (you), bob")?;
     alice.send_line("/logout")?;
     alice.exp_string("logged out: the name alice is free")?;
-    alice.exp_eof()?;
-    assert!(
-        matches!(alice.process().wait()?, WaitStatus::Exited(_, 0)),
-        "chat-cli did not exit with 0"
-    );
+    assert_exits_with_0(&mut alice)?;
     bob.expect_stdout("* alice logged out");
 
     // Free at once: someone else takes it, no secret needed.
