@@ -474,18 +474,24 @@ fn sigterm_closes_everyone_with_1001_and_exits_0() {
 }
 
 #[test]
-fn plain_http_gets_404_and_the_server_carries_on() {
+fn plain_http_gets_404_or_405_and_the_server_carries_on() {
     let server = ServerProcess::start(&[]);
-    for request in [
-        "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
-        "POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
+    for (request, status) in [
+        ("GET /nothing HTTP/1.1\r\nHost: localhost\r\n\r\n", "404"),
+        (
+            "POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
+            "405",
+        ),
     ] {
         let mut tcp = TcpStream::connect(server.addr).unwrap();
         tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
         tcp.write_all(request.as_bytes()).unwrap();
         let mut response = String::new();
         tcp.read_to_string(&mut response).unwrap();
-        assert!(response.starts_with("HTTP/1.1 404 "), "{response:?}");
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{response:?}"
+        );
     }
     let mut client = Client::connect(server.addr);
     client.login("alice");

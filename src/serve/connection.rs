@@ -13,10 +13,9 @@ use std::task::{Context as TaskContext, Poll, ready};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::error::ProtocolError;
-use async_tungstenite::tungstenite::handshake::server::Request;
-use async_tungstenite::tungstenite::http::StatusCode;
 use async_tungstenite::tungstenite::http::header::ORIGIN;
-use async_tungstenite::tungstenite::protocol::CloseFrame;
+use async_tungstenite::tungstenite::http::{Method, StatusCode};
+use async_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_rustls::TlsAcceptor;
@@ -25,17 +24,20 @@ use futures_rustls::server::TlsStream;
 use futures_util::future::Either;
 use futures_util::{SinkExt, StreamExt};
 use smol::channel::Sender;
-use smol::io::{AsyncRead, AsyncWrite};
+use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use smol::{Async, Timer, future};
 use tracing::debug;
 
+use super::Context;
+use super::admission::Slot;
 use super::batch::Batch;
-use super::core_task::{InFrame, Input};
-use super::handshake::{self, Failed};
+use super::http;
+use super::link::{Conn, InFrame, Input};
 use super::outbox::{Closing, Next, Outbox};
 use super::socket::Socket;
-use super::{Context, with_deadline, with_timeout};
-use crate::{CloseCode, ConnectionId};
+use super::timeouts::{with_deadline, with_timeout};
+use super::upgrade;
+use crate::CloseCode;
 
 /// After we send a Close, how long the peer has to answer it before the TCP
 /// connection is dropped.
@@ -46,15 +48,6 @@ pub(crate) const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// 1002: the peer broke the WebSocket protocol (RFC 6455, 7.4.1).
 const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
-
-/// What the core task and the connection task share.
-#[derive(Debug)]
-pub(crate) struct Conn {
-    pub(crate) peer: SocketAddr,
-    /// Set by the core task when it has seen the connection open.
-    pub(crate) id: OnceLock<ConnectionId>,
-    pub(crate) outbox: Outbox,
-}
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -86,6 +79,10 @@ impl fmt::Display for Ended {
 /// Serves one accepted TCP connection until it closes. `_alive` is held
 /// for as long as the connection lives, so shutdown can wait for all of them.
 ///
+/// The way in, top-down: the TLS handshake (on `wss://`), the request head,
+/// then either a plain HTTP answer or the WebSocket upgrade, then the
+/// connection's reader and writer until it ends.
+///
 /// This future is what every connection costs while idle, so whatever is
 /// large and needed only for a moment (the handshakes, a write that has to
 /// wait for the socket, the close) runs in a boxed future of its own.
@@ -98,10 +95,10 @@ pub(crate) async fn run(
     let written = AtomicU64::new(0);
     // Below TLS: write progress is what reaches the kernel.
     let io = Socket::new(&tcp, &written);
-    // The TLS handshake and the WebSocket upgrade share one time limit.
-    // (--handshake-timeout).
+    // The TLS handshake, the request head and the upgrade share one time
+    // limit (--handshake-timeout).
     let deadline = Instant::now() + ctx.handshake_timeout;
-    let mut io = match &ctx.tls {
+    let io = match &ctx.tls {
         None => Either::Left(io),
         // Boxed, as everything large and momentary here.
         Some(tls) => match Box::pin(secure(io, tls, peer, deadline)).await {
@@ -114,32 +111,91 @@ pub(crate) async fn run(
         id: OnceLock::new(),
         outbox: Outbox::new(ctx.send_queue_bytes),
     });
-    // Counts this connection against the limits until the task ends.
-    let mut _slot = None;
-    let register = |request: &Request, version| {
-        let slot = ctx
-            .admission
-            .admit(peer.ip(), request.headers().get(ORIGIN))?;
+    // Split at once: the WebSocket moves to the heap, and the handshake's
+    // state, which is large, is gone before this future next waits.
+    let opened = Box::pin(open(io, &conn, &ctx, deadline)).await;
+    // `_slot` counts this connection against the limits until the task ends.
+    let Some((websocket, _slot)) = opened else {
+        return;
+    };
+    let (sink, stream) = websocket.split();
+    serve(sink, stream, conn, &ctx, &written).await;
+}
+
+/// Reads the request head and answers it: a plain request with its HTTP
+/// answer, an upgrade by telling the core task of the connection and then
+/// sending the `101`, so that a client that sees its upgrade complete also
+/// sees every broadcast from then on. Returns the WebSocket, and the
+/// admission slot that counts it, once the `101` is out.
+async fn open<'a>(
+    mut io: Stream<'a>,
+    conn: &Arc<Conn>,
+    ctx: &Context,
+    deadline: Instant,
+) -> Option<(WebSocketStream<Stream<'a>>, Slot)> {
+    let peer = conn.peer;
+    let head = match http::read_head(&mut io, deadline).await {
+        Ok(head) => head,
+        Err(error) => {
+            debug!(%peer, "no request: {error}");
+            if let Some(answer) = error.answer() {
+                http::send(&mut io, &answer, false).await;
+            }
+            return None;
+        }
+    };
+    let request = &head.request;
+    if !upgrade::is_upgrade(request) {
+        debug!(%peer, method = %request.method(), path = request.uri().path(), "HTTP request");
+        let head_only = request.method() == Method::HEAD;
+        http::send(&mut io, &http::answer(request), head_only).await;
+        return None;
+    }
+    let accepted = match upgrade::accept(request) {
+        Ok(accepted) => accepted,
+        Err(answer) => {
+            debug!(%peer, status = answer.status.as_u16(), "bad WebSocket upgrade");
+            http::send(&mut io, &answer, false).await;
+            return None;
+        }
+    };
+    let admitted = ctx
+        .admission
+        .admit(peer.ip(), request.headers().get(ORIGIN));
+    let open = |slot| {
         let open = Input::Open {
             conn: conn.clone(),
-            location: handshake::location(peer.ip()),
-            version,
+            location: upgrade::location(peer.ip()),
+            version: accepted.version,
         };
         // A full inbox means the core is far behind: refuse rather than wait.
-        if ctx.inbox.try_send(open).is_err() {
-            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        match ctx.inbox.try_send(open) {
+            Ok(()) => Ok(slot),
+            Err(_) => Err(StatusCode::SERVICE_UNAVAILABLE),
         }
-        _slot = Some(slot);
-        Ok(())
     };
-    let upgrade = handshake::accept(&mut io, peer, ctx.websocket, deadline, register);
-    // Split at once: the WebSocket moves to the heap, and the upgrade's
-    // result, which is large, is gone before this future next waits.
-    let upgraded = Box::pin(upgrade).await.map(WebSocketStream::split);
-    match upgraded {
-        Ok((sink, stream)) => serve(sink, stream, conn, &ctx, &written).await,
-        Err(failed) => Box::pin(refused(&mut io, failed, conn, &ctx)).await,
+    let slot = match admitted.and_then(open) {
+        Ok(slot) => slot,
+        Err(status) => {
+            debug!(%peer, status = status.as_u16(), "upgrade refused");
+            http::send(&mut io, &upgrade::refusal(status), false).await;
+            return None;
+        }
+    };
+    let sent = with_deadline(deadline, async {
+        io.write_all(&accepted.response).await?;
+        io.flush().await
+    })
+    .await;
+    if !matches!(sent, Some(Ok(()))) {
+        debug!(%peer, "handshake failed: the 101 was not sent in time");
+        conn.outbox.finish();
+        let _ = ctx.inbox.send(Input::Closed { conn: conn.clone() }).await;
+        return None;
     }
+    let config = Some(ctx.websocket);
+    let websocket = WebSocketStream::from_partially_read(io, head.rest, Role::Server, config).await;
+    Some((websocket, slot))
 }
 
 /// Runs an upgraded connection until it closes.
@@ -173,18 +229,6 @@ async fn serve<S>(
         Ended::Closed | Ended::CloseUnanswered | Ended::Lost(_) | Ended::ServerGone => {}
     }
     debug!(%peer, "disconnected: {ended}");
-}
-
-/// Cleans up after a failed upgrade: tells the core task if it had been
-/// told of the connection, and sends the peer the HTTP answer it is owed.
-async fn refused(io: &mut Stream<'_>, failed: Failed, conn: Arc<Conn>, ctx: &Context) {
-    conn.outbox.finish();
-    if failed.registered {
-        let _ = ctx.inbox.send(Input::Closed { conn }).await;
-    }
-    if let Some(answer) = failed.answer {
-        handshake::refuse(io, answer).await;
-    }
 }
 
 /// The stream that the WebSocket runs on: the TCP connection, or on

@@ -7,48 +7,22 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime};
 
-use async_tungstenite::tungstenite::{Bytes, Utf8Bytes};
+use async_tungstenite::tungstenite::Utf8Bytes;
 use rand::CryptoRng;
 use smol::channel::Receiver;
 use smol::{Timer, future};
 use tracing::field::display;
 use tracing::{debug, warn};
 
-use super::connection::Conn;
+use super::link::{Conn, InFrame, Input};
 use super::memory::{Activity, CONNECTION_BYTES};
 use super::outbox::{Outgoing, Overflow};
-use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server, Version};
+use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server};
 
 /// Inputs handled in one go (one clock reading, one timer re-arm) before
 /// waiting again: large enough for a burst, small enough to stay fair to the
 /// timer.
 const MAX_BATCH: usize = 256;
-
-/// What connections tell the core task.
-#[derive(Debug)]
-pub(crate) enum Input {
-    /// A WebSocket handshake completed, negotiating `version`.
-    Open {
-        conn: Arc<Conn>,
-        location: String,
-        version: Version,
-    },
-    /// A frame arrived.
-    Frame { conn: Arc<Conn>, frame: InFrame },
-    /// The connection is gone, whoever closed it.
-    Closed { conn: Arc<Conn> },
-    /// Close everyone with 1001, now and whoever connects from now on.
-    Shutdown,
-}
-
-/// A received frame, owning its bytes.
-#[derive(Debug)]
-pub(crate) enum InFrame {
-    Text(Utf8Bytes),
-    Binary(Bytes),
-    Ping(Bytes),
-    Pong(Bytes),
-}
 
 struct Core<R> {
     server: Server<R>,

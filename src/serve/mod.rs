@@ -34,11 +34,14 @@ mod admission;
 mod batch;
 mod connection;
 mod core_task;
-mod handshake;
+mod http;
+mod link;
 mod memory;
 mod options;
 mod outbox;
 mod socket;
+mod timeouts;
+mod upgrade;
 
 pub use admission::AllowedOrigins;
 pub use options::Options;
@@ -51,7 +54,7 @@ use std::num::NonZeroUsize;
 use std::pin::pin;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use futures_rustls::rustls::ServerConfig;
@@ -64,8 +67,9 @@ use tracing::{debug, info, warn};
 use crate::Server;
 use crate::tls::{self, TlsError};
 use admission::Admission;
-use core_task::Input;
+use link::Input;
 use memory::Activity;
+use timeouts::with_timeout;
 
 /// Inputs that may wait for the core task before readers are held back.
 const INBOX_CAPACITY: usize = 4096;
@@ -169,7 +173,7 @@ impl ChatServer {
         let (inbox, inbox_rx) = channel::bounded(INBOX_CAPACITY);
         let ctx = Arc::new(Context {
             inbox: inbox.clone(),
-            websocket: handshake::websocket_config(options.max_frame_bytes),
+            websocket: upgrade::websocket_config(options.max_frame_bytes),
             send_queue_bytes: options.send_queue_bytes,
             handshake_timeout: options.handshake_timeout,
             admission: Arc::new(Admission::new(
@@ -332,23 +336,4 @@ async fn accept_loop(
             }
         }
     }
-}
-
-/// `work`'s output, or `None` if it takes longer than `limit`.
-async fn with_timeout<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
-    // Not through `with_deadline`: awaiting it here would store `work` twice.
-    future::or(async { Some(work.await) }, async {
-        Timer::after(limit).await;
-        None
-    })
-    .await
-}
-
-/// `work`'s output, or `None` if it is not done by `deadline`.
-async fn with_deadline<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
-    future::or(async { Some(work.await) }, async {
-        Timer::at(deadline).await;
-        None
-    })
-    .await
 }

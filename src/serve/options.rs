@@ -9,7 +9,6 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::admission::AllowedOrigins;
-use super::handshake::HANDSHAKE_TIMEOUT;
 use crate::Config;
 
 /// Host a WebSocket group chat that the original web frontend works against.
@@ -251,7 +250,7 @@ impl Default for Options {
             max_connections: 10_000,
             max_connections_per_ip: 0,
             allowed_origins: AllowedOrigins::Any,
-            handshake_timeout: HANDSHAKE_TIMEOUT,
+            handshake_timeout: Duration::from_secs(10),
             flush_interval: Duration::from_millis(5),
             tls_cert: None,
             tls_key: None,

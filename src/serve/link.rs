@@ -1,0 +1,46 @@
+//! What a connection's task and the core task share: the connection's
+//! handle (its outbox and, once the core has seen it open, its id) and the
+//! inputs a connection sends the core task.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use async_tungstenite::tungstenite::{Bytes, Utf8Bytes};
+
+use super::outbox::Outbox;
+use crate::{ConnectionId, Version};
+
+/// One connection, as the core task and the connection's task both see it.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) peer: SocketAddr,
+    /// Set by the core task when it has seen the connection open.
+    pub(crate) id: OnceLock<ConnectionId>,
+    pub(crate) outbox: Outbox,
+}
+
+/// What connections tell the core task.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A WebSocket handshake completed, negotiating `version`.
+    Open {
+        conn: Arc<Conn>,
+        location: String,
+        version: Version,
+    },
+    /// A frame arrived.
+    Frame { conn: Arc<Conn>, frame: InFrame },
+    /// The connection is gone, whoever closed it.
+    Closed { conn: Arc<Conn> },
+    /// Close everyone with 1001, now and whoever connects from now on.
+    Shutdown,
+}
+
+/// A received frame, owning its bytes.
+#[derive(Debug)]
+pub(crate) enum InFrame {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+    Ping(Bytes),
+    Pong(Bytes),
+}
