@@ -2,6 +2,7 @@
 #![cfg(all(feature = "cli", feature = "server"))]
 
 mod clients;
+mod net;
 
 use std::fs;
 use std::net::TcpListener;
@@ -15,7 +16,7 @@ fn state_dir() -> tempfile::TempDir {
 
 #[test]
 fn piped_lines_are_sent_echoed_and_the_client_exits_0() {
-    let server = Server::start();
+    let server = Server::start(&[]);
     let state = state_dir();
     let out = run_script(
         state.path(),
@@ -29,7 +30,7 @@ fn piped_lines_are_sent_echoed_and_the_client_exits_0() {
 
 #[test]
 fn two_clients_exchange_messages_and_see_each_other_join() {
-    let server = Server::start();
+    let server = Server::start(&[]);
     let url = server.url();
     let (alice_state, bob_state) = (state_dir(), state_dir());
     let mut alice = Cli::spawn(alice_state.path(), &[&url, "--name", "alice"]);
@@ -59,7 +60,7 @@ fn two_clients_exchange_messages_and_see_each_other_join() {
 
 #[test]
 fn a_taken_name_exits_1_with_a_clear_reason() {
-    let server = Server::start();
+    let server = Server::start(&[]);
     let holder_state = state_dir();
     let mut holder = Cli::spawn(holder_state.path(), &[&server.url(), "--name", "alice"]);
     holder.send("mine");
@@ -84,7 +85,7 @@ fn a_taken_name_exits_1_with_a_clear_reason() {
 
 #[test]
 fn a_restarted_client_reclaims_its_name_with_the_saved_secret() {
-    let server = Server::start();
+    let server = Server::start(&[]);
     let url = server.url();
     let state = state_dir();
     let first = run_script(state.path(), &[&url, "--name", "carol"], "one\n");
@@ -140,8 +141,8 @@ fn a_restarted_client_reclaims_its_name_with_the_saved_secret() {
 
 #[test]
 fn the_client_reconnects_after_the_server_restarts() {
-    let mut server = Server::start();
-    let port = server.port;
+    let mut server = Server::start(&[]);
+    let port = server.port();
     let state = state_dir();
     let mut dave = Cli::spawn(state.path(), &[&server.url(), "--name", "dave"]);
     dave.send("before");
@@ -149,7 +150,7 @@ fn the_client_reconnects_after_the_server_restarts() {
 
     server.kill();
     dave.expect_stderr("connection lost");
-    let server = Server::start_on(port);
+    let server = Server::start_on(port, &[]);
     dave.expect_stderr("back online as dave");
     dave.send("after");
     dave.expect_stdout("dave (you): after");
@@ -165,7 +166,7 @@ fn the_client_reconnects_after_the_server_restarts() {
 
 #[test]
 fn json_mode_prints_each_server_message_as_one_json_line() {
-    let server = Server::start();
+    let server = Server::start(&[]);
     let state = state_dir();
     let out = run_script(
         state.path(),
@@ -251,7 +252,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn a_corrupt_secrets_file_is_reported_and_ignored() {
-    let server = Server::start();
+    let server = Server::start(&[]);
     let state = state_dir();
     fs::create_dir_all(state.path().join("wschat")).unwrap();
     fs::write(state.path().join("wschat/secrets.json"), "{ garbage").unwrap();
@@ -279,7 +280,7 @@ fn a_corrupt_secrets_file_is_reported_and_ignored() {
 #[test]
 fn a_long_script_is_paced_to_the_servers_rate_limit_and_loses_nothing() {
     // Default limits: 5 messages a second, 10 at once.
-    let server = Server::start();
+    let server = Server::start(&[]);
     let url = server.url();
     let (watcher_state, bulk_state) = (state_dir(), state_dir());
     let mut watcher = Cli::spawn(watcher_state.path(), &[&url, "--name", "watcher"]);

@@ -4,6 +4,7 @@
 #![cfg(all(unix, feature = "cli", feature = "server"))]
 
 mod clients;
+mod net;
 
 use std::path::Path;
 
@@ -34,7 +35,7 @@ fn assert_exits_with_0(session: &mut PtySession) -> Result<(), Error> {
 
 #[test]
 fn a_message_arriving_while_typing_leaves_the_typed_line_intact() -> Result<(), Error> {
-    let server = Server::start();
+    let server = Server::start(&[]);
     let state = tempfile::tempdir().unwrap();
     let mut alice = alice_in_a_terminal(state.path(), &server)?;
     alice.exp_string("connected to")?;
@@ -67,7 +68,7 @@ fn a_message_arriving_while_typing_leaves_the_typed_line_intact() -> Result<(), 
 
 #[test]
 fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), Error> {
-    let server = Server::start();
+    let server = Server::start(&[]);
     let bob_state = tempfile::tempdir().unwrap();
     let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
     bob.send("hi");

@@ -6,6 +6,7 @@
 #![cfg(all(feature = "cli", feature = "server"))]
 
 mod clients;
+mod net;
 
 use clients::{Cli, Direction, Proxy, Server, run_script};
 use serde_json::Value;
@@ -25,7 +26,7 @@ struct Chat {
 impl Chat {
     /// `server`, behind `proxy` (`Proxy::start` or `Proxy::v1_only`).
     fn start(server: Server, proxy: fn(u16) -> Proxy) -> Chat {
-        let proxy = proxy(server.port);
+        let proxy = proxy(server.port());
         Chat {
             server,
             proxy,
@@ -76,7 +77,7 @@ fn cut_off(proxy: &Proxy, client: &mut Cli, name: &str, witness: &mut Cli) {
 
 #[test]
 fn after_a_drop_the_client_prints_every_missed_message_once_in_order() {
-    let mut chat = Chat::start(Server::start(), Proxy::start);
+    let mut chat = Chat::start(Server::start(&[]), Proxy::start);
     let mut alice = chat.behind_proxy("alice", &[]);
     alice.send("before");
     alice.expect_stdout("alice (you): before");
@@ -118,7 +119,7 @@ fn after_a_drop_the_client_prints_every_missed_message_once_in_order() {
 
 #[test]
 fn the_catch_up_after_a_drop_holds_exactly_what_was_missed() {
-    let mut chat = Chat::start(Server::start(), Proxy::start);
+    let mut chat = Chat::start(Server::start(&[]), Proxy::start);
     let mut alice = chat.behind_proxy("alice", &["--json"]);
     alice.send("mine");
     alice.expect_stdout_where("alice's own message", |l| l.contains(r#""message":"mine""#));
@@ -145,7 +146,7 @@ fn the_catch_up_after_a_drop_holds_exactly_what_was_missed() {
 
 #[test]
 fn a_message_left_unconfirmed_by_a_drop_is_delivered_exactly_once() {
-    let mut chat = Chat::start(Server::start(), Proxy::start);
+    let mut chat = Chat::start(Server::start(&[]), Proxy::start);
     let mut alice = chat.behind_proxy("alice", &[]);
     alice.send("hi");
     alice.expect_stdout("alice (you): hi");
@@ -192,8 +193,8 @@ fn a_message_left_unconfirmed_by_a_drop_is_delivered_exactly_once() {
 
 #[test]
 fn against_a_server_that_does_not_select_v2_the_client_falls_back_to_v1() {
-    let server = Server::start();
-    let v1_only = Proxy::v1_only(server.port);
+    let server = Server::start(&[]);
+    let v1_only = Proxy::v1_only(server.port());
     let state = state_dir();
     let out = run_script(
         state.path(),
@@ -233,7 +234,7 @@ fn against_a_server_that_does_not_select_v2_the_client_falls_back_to_v1() {
 
 #[test]
 fn a_v1_session_still_works_through_a_drop() {
-    let mut chat = Chat::start(Server::start(), Proxy::v1_only);
+    let mut chat = Chat::start(Server::start(&[]), Proxy::v1_only);
     let mut alice = chat.behind_proxy("alice", &[]);
     alice.send("on v1");
     alice.expect_stdout("alice (you): on v1");
@@ -256,7 +257,7 @@ fn a_v1_session_still_works_through_a_drop() {
 
 #[test]
 fn when_the_server_no_longer_holds_everything_missed_the_client_says_so() {
-    let mut chat = Chat::start(Server::start_with(&["--history-size", "3"]), Proxy::start);
+    let mut chat = Chat::start(Server::start(&["--history-size", "3"]), Proxy::start);
     let mut alice = chat.behind_proxy("alice", &[]);
     alice.send("here");
     alice.expect_stdout("alice (you): here");

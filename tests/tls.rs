@@ -10,10 +10,8 @@ mod net;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Message;
@@ -310,7 +308,7 @@ fn ws_and_wss_mixed_up_are_refused_without_harm() {
     );
 
     // chat-cli asking for TLS from a plain server says so.
-    let plain_server = clients::Server::start();
+    let plain_server = clients::Server::start(&[]);
     let url = plain_server.url().replace("ws://", "wss://");
     let state = state_dir();
     let out = run_script(state.path(), &[&url, "--name", "bob"], "hi\n");
@@ -354,41 +352,6 @@ fn silent_peers_are_dropped_at_the_handshake_timeout() {
     }
 }
 
-/// A `chat-server` run that must end by itself; killed if it does not.
-struct Exiting(Child);
-
-impl Drop for Exiting {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs chat-server with `args` until it exits; its status and stderr.
-fn run_server_to_exit(args: &[&str]) -> (ExitStatus, Vec<String>) {
-    let child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chat-server");
-    let mut child = Exiting(child);
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait for chat-server") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "chat-server kept running");
-        thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    let pipe = child.0.stderr.as_mut().expect("piped stderr");
-    pipe.read_to_string(&mut stderr).expect("read stderr");
-    (status, stderr.lines().map(str::to_owned).collect())
-}
-
 #[test]
 fn bad_certificates_or_keys_stop_chat_server_before_it_listens() {
     let certificate = Certificate::new();
@@ -406,7 +369,7 @@ fn bad_certificates_or_keys_stop_chat_server_before_it_listens() {
         (&certificate.cert, "no private key in"),
     ] {
         let (status, stderr) =
-            run_server_to_exit(&["--tls-cert", cert, "--tls-key", path_str(key)]);
+            ServerProcess::run_to_exit(&["--tls-cert", cert, "--tls-key", path_str(key)]);
         assert_eq!(status.code(), Some(1), "{key:?}: {stderr:?}");
         assert_eq!(stderr.len(), 1, "one line: {stderr:?}");
         let line = &stderr[0];
@@ -415,7 +378,7 @@ fn bad_certificates_or_keys_stop_chat_server_before_it_listens() {
         assert!(line.contains(path_str(key)), "names the file: {line}");
     }
 
-    let (status, stderr) = run_server_to_exit(&[
+    let (status, stderr) = ServerProcess::run_to_exit(&[
         "--tls-cert",
         path_str(&missing),
         "--tls-key",
@@ -425,7 +388,7 @@ fn bad_certificates_or_keys_stop_chat_server_before_it_listens() {
     assert!(stderr[0].contains(path_str(&missing)), "{stderr:?}");
 
     // One file without the other is a usage error.
-    let (status, stderr) = run_server_to_exit(&["--tls-cert", cert]);
+    let (status, stderr) = ServerProcess::run_to_exit(&["--tls-cert", cert]);
     assert_eq!(status.code(), Some(2), "{stderr:?}");
     assert!(stderr.iter().any(|l| l.contains("--tls-key")), "{stderr:?}");
 }

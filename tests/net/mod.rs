@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,10 +20,15 @@ use tungstenite::{Message, WebSocket};
 /// Longest any single wait may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The server binary, running until dropped.
+/// The `chat-server` binary, running until dropped: the one way tests run
+/// a server (over the network, as users do). Its log is captured.
 pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
+    /// `ws` or `wss`, as the server logged.
+    scheme: String,
+    /// The flags it was started with, for `restart`.
+    args: Vec<String>,
     log: Arc<Log>,
 }
 
@@ -30,14 +36,51 @@ pub struct ServerProcess {
 struct Log {
     lines: Mutex<Vec<String>>,
     grew: Condvar,
+    /// The process closed its stderr (it exited).
+    ended: AtomicBool,
 }
 
 impl ServerProcess {
     /// Starts `chat-server --listen 127.0.0.1:0 ARGS` with debug logs and
     /// waits for its "listening on ws://…" (or wss://) line.
     pub fn start(args: &[&str]) -> ServerProcess {
+        ServerProcess::start_listening("127.0.0.1:0", args)
+    }
+
+    /// Starts on `port`, retrying briefly while the port is still held by
+    /// a server that was just killed.
+    pub fn start_on(port: u16, args: &[&str]) -> ServerProcess {
+        let listen = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match ServerProcess::try_start(&listen, args) {
+                Ok(server) => return server,
+                Err(log) if Instant::now() < deadline => {
+                    eprintln!("chat-server did not start, retrying: {log}");
+                    thread::sleep(Duration::from_millis(200));
+                }
+                Err(log) => panic!("chat-server did not start: {log}"),
+            }
+        }
+    }
+
+    /// Starts with `--listen LISTEN ARGS`.
+    pub fn start_listening(listen: &str, args: &[&str]) -> ServerProcess {
+        ServerProcess::try_start(listen, args)
+            .unwrap_or_else(|log| panic!("chat-server did not start: {log}"))
+    }
+
+    /// Starts again after a kill or an exit, on the same port with the same
+    /// flags.
+    pub fn restart(&mut self) {
+        self.kill();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        *self = ServerProcess::start_on(self.addr.port(), &args);
+    }
+
+    fn try_start(listen: &str, args: &[&str]) -> Result<ServerProcess, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(args)
             .env("RUST_LOG", "wschat=debug")
             .stdin(Stdio::null())
@@ -45,46 +88,79 @@ impl ServerProcess {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start chat-server");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Log::default());
-        // Drains stderr for the child's whole life, so it never blocks on a
-        // full pipe; ends at EOF when the child exits.
-        thread::spawn({
-            let log = log.clone();
-            move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    log.lines.lock().unwrap().push(line);
-                    log.grew.notify_all();
-                }
-            }
-        });
+        let log = capture(child.stderr.take().expect("piped stderr"));
         let mut server = ServerProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            scheme: String::new(),
+            args: args.iter().map(|a| a.to_string()).collect(),
             log,
         };
         let line = server
-            .wait_for_log(|l| l.contains("listening on "))
-            .unwrap_or_else(|| panic!("the server logs its address: {}", server.log_text()));
-        let addr = line
+            .wait_for_log(|l| l.contains("listening on ") || l.contains("chat-server: "))
+            .ok_or_else(|| server.log_text())?;
+        let (scheme, addr) = line
             .split("listening on ")
             .nth(1)
             .and_then(|rest| rest.split_once("://"))
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        server.addr = addr;
-        server
+            .and_then(|(scheme, rest)| Some((scheme, rest.split_whitespace().next()?)))
+            .ok_or_else(|| server.log_text())?;
+        server.scheme = scheme.to_owned();
+        server.addr = addr
+            .parse()
+            .map_err(|_| format!("no address in {line:?}"))?;
+        Ok(server)
     }
 
-    /// The first log line matching `pred`, waiting up to `TIMEOUT`.
+    /// Runs chat-server with `args` until it exits by itself (killed if it
+    /// does not within `TIMEOUT`): its status and its log lines.
+    pub fn run_to_exit(args: &[&str]) -> (ExitStatus, Vec<String>) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chat-server");
+        let log = capture(child.stderr.take().expect("piped stderr"));
+        let mut server = ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            scheme: String::new(),
+            args: Vec::new(),
+            log,
+        };
+        let status = server.wait_exit();
+        // The log ends at EOF, right after the exit.
+        let deadline = Instant::now() + TIMEOUT;
+        while !server.log.ended.load(Ordering::Acquire) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let lines = server.log.lines.lock().unwrap().clone();
+        (status, lines)
+    }
+
+    /// `ws://127.0.0.1:PORT` (or `wss://`).
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The first log line matching `pred`, waiting up to `TIMEOUT` (or
+    /// until the server exits).
     pub fn wait_for_log(&self, pred: impl Fn(&str) -> bool) -> Option<String> {
         let deadline = Instant::now() + TIMEOUT;
         let mut lines = self.log.lines.lock().unwrap();
         loop {
             if let Some(line) = lines.iter().find(|l| pred(l)) {
                 return Some(line.clone());
+            }
+            if self.log.ended.load(Ordering::Acquire) {
+                return None;
             }
             let left = deadline.checked_duration_since(Instant::now())?;
             lines = self.log.grew.wait_timeout(lines, left).unwrap().0;
@@ -114,6 +190,12 @@ impl ServerProcess {
         assert!(status.success());
     }
 
+    /// Kills the server outright (SIGKILL), as a crash would, and waits.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits up to `TIMEOUT` for the process to exit.
     pub fn wait_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + TIMEOUT;
@@ -129,9 +211,27 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
+}
+
+/// Collects the lines of `stderr` for the child's whole life, so that it
+/// never blocks on a full pipe; ends at EOF when the child exits.
+fn capture(stderr: impl Read + Send + 'static) -> Arc<Log> {
+    let log = Arc::new(Log::default());
+    thread::spawn({
+        let log = log.clone();
+        move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                log.lines.lock().unwrap().push(line);
+                log.grew.notify_all();
+            }
+            log.ended.store(true, Ordering::Release);
+            log.grew.notify_all();
+        }
+    });
+    log
 }
 
 /// A blocking WebSocket client whose every read times out after `TIMEOUT`.
@@ -364,10 +464,17 @@ pub fn assert_random_id(value: &Value, len: usize) -> String {
 /// environment variable and default (each flag's block ends at the first
 /// empty line).
 pub fn assert_flag_documented(help: &str, flag: &str, env: &str, default: &str) {
+    let block = assert_flag_documented_without_default(help, flag, env);
+    assert!(block.contains(&format!("[default: {default}]")), "{block}");
+}
+
+/// Like [`assert_flag_documented`], for a flag with no default; returns
+/// the flag's block of the help text.
+pub fn assert_flag_documented_without_default<'h>(help: &'h str, flag: &str, env: &str) -> &'h str {
     let block = help
         .split("\n\n")
         .find(|b| b.lines().any(|l| l.trim_start().starts_with(flag)))
         .unwrap_or_else(|| panic!("{flag} missing from --help"));
     assert!(block.contains(&format!("[env: {env}=")), "{block}");
-    assert!(block.contains(&format!("[default: {default}]")), "{block}");
+    block
 }
