@@ -60,12 +60,12 @@ pub struct Config {
     pub login_timeout: Duration,
     /// WebSocket pings a peer may send per second, on average. Pings past
     /// the limit get no pong; a peer that goes on to exceed it by another
-    /// `inbound_ping_burst` pings is closed with 1008 "ping flood".
+    /// `peer_ping_burst` pings is closed with 1008 "ping flood".
     /// Default 2; 0 turns the limit off.
-    pub inbound_ping_rate: u32,
-    /// Pings a peer may send at once before `inbound_ping_rate` applies.
+    pub peer_ping_rate: u32,
+    /// Pings a peer may send at once before `peer_ping_rate` applies.
     /// Default 10; 0 turns the limit off.
-    pub inbound_ping_burst: u32,
+    pub peer_ping_burst: u32,
     /// v2 presence notices (`loginBroadcast`, `logoutBroadcast`) the server
     /// sends per second, on average. Past the budget, joins and leaves are
     /// held and summarised in one `presence` frame as soon as it allows: a
@@ -98,8 +98,8 @@ impl Default for Config {
             login_failures_per_minute: 5,
             login_failure_addresses: 10_000,
             login_timeout: Duration::from_secs(60),
-            inbound_ping_rate: 2,
-            inbound_ping_burst: 10,
+            peer_ping_rate: 2,
+            peer_ping_burst: 10,
             presence_rate: 2,
             presence_burst: 20,
         }

@@ -210,6 +210,7 @@ pub struct UserPresence<'a> {
 /// Why a user left (`logoutBroadcast.reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum LeaveReason {
     Disconnected,
     Evicted,
@@ -236,6 +237,7 @@ impl ServerMessage<'_> {
 /// The `error` codes of `errorMessage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// `textFromUser` before a successful login.
     MessagingWhileNotLoggedIn,

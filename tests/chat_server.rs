@@ -12,6 +12,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use clap::CommandFactory;
 use net::*;
 use serde_json::json;
 use tungstenite::Message;
@@ -113,20 +114,11 @@ fn the_original_frontends_flow_works_field_by_field() {
 
 #[test]
 fn every_client_sees_every_broadcast_in_the_same_order() {
-    // In-process this time: the library API tools and tests build on.
-    let options = Options {
-        listen: ([127, 0, 0, 1], 0).into(),
-        threads: std::num::NonZeroUsize::new(2),
-        // Each client sends its 25 messages at once: no rate limit here.
-        message_rate: 0,
-        ..Options::default()
-    };
-    let server = ChatServer::bind(options).unwrap().spawn().unwrap();
+    // Each client sends its 25 messages at once: no rate limit here.
+    let server = ServerProcess::start(&["--message-rate", "0"]);
     const CLIENTS: usize = 4;
     const MESSAGES: usize = 25;
-    let mut clients: Vec<Client> = (0..CLIENTS)
-        .map(|_| Client::connect(server.local_addr()))
-        .collect();
+    let mut clients: Vec<Client> = (0..CLIENTS).map(|_| Client::connect(server.addr)).collect();
     for (i, client) in clients.iter_mut().enumerate() {
         client.login(&format!("user{i}"));
     }
@@ -165,13 +157,22 @@ fn every_client_sees_every_broadcast_in_the_same_order() {
         let sent: Vec<String> = (0..MESSAGES).map(|n| format!("user{i} #{n}")).collect();
         assert_eq!(mine, sent.iter().collect::<Vec<_>>(), "sender order kept");
     }
+}
 
-    // An in-process shutdown is as graceful as SIGTERM.
+// The library API that embedders build on (tests otherwise run the binary).
+#[test]
+fn an_in_process_server_shuts_down_as_gracefully_as_on_sigterm() {
+    let options = Options {
+        listen: ([127, 0, 0, 1], 0).into(),
+        threads: std::num::NonZeroUsize::new(1),
+        ..Options::default()
+    };
+    let server = ChatServer::bind(options).unwrap().spawn().unwrap();
+    let mut alice = Client::connect(server.local_addr());
+    alice.login("alice");
     let shutdown = thread::spawn(move || server.shutdown());
-    for (mut client, _) in results {
-        let (code, reason, _) = client.recv_close();
-        assert_eq!((code, reason.as_str()), (1001, "server shutting down"));
-    }
+    let (code, reason, _) = alice.recv_close();
+    assert_eq!((code, reason.as_str()), (1001, "server shutting down"));
     shutdown.join().unwrap().unwrap();
 }
 
@@ -503,32 +504,32 @@ fn help_lists_every_flag_and_bad_values_are_usage_errors() {
     let help = Command::new(exe).arg("--help").output().unwrap();
     assert!(help.status.success());
     let help = String::from_utf8(help.stdout).unwrap();
-    for (flag, env, default) in [
-        ("--listen", "CHAT_LISTEN", "127.0.0.1:8080"),
-        ("--ping-interval", "CHAT_PING_INTERVAL", "60s"),
-        ("--evict-after", "CHAT_EVICT_AFTER", "5m"),
-        ("--login-ttl", "CHAT_LOGIN_TTL", "10m"),
-        ("--max-frame-bytes", "CHAT_MAX_FRAME_BYTES", "65536"),
-        ("--max-message-chars", "CHAT_MAX_MESSAGE_CHARS", "4000"),
-        ("--history-size", "CHAT_HISTORY_SIZE", "1000"),
-        ("--history-on-join", "CHAT_HISTORY_ON_JOIN", "50"),
-        ("--send-queue-bytes", "CHAT_SEND_QUEUE_BYTES", "1048576"),
-        ("--shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT", "5s"),
-        ("--flush-interval", "CHAT_FLUSH_INTERVAL", "5ms"),
-        ("--presence-rate", "CHAT_PRESENCE_RATE", "2"),
-        ("--presence-burst", "CHAT_PRESENCE_BURST", "20"),
-    ] {
-        assert_flag_documented(&help, flag, env, default);
+    // Every flag the server has, from its own definition, so that none can
+    // be left out of this check.
+    let mut checked = 0;
+    for arg in Options::command().get_arguments() {
+        let Some(long) = arg.get_long().filter(|l| !["help", "version"].contains(l)) else {
+            continue;
+        };
+        let env = arg
+            .get_env()
+            .unwrap_or_else(|| panic!("--{long} has no variable"));
+        let env = env.to_str().unwrap();
+        let flag = format!("--{long} ");
+        match arg.get_default_values() {
+            [default] => assert_flag_documented(&help, &flag, env, default.to_str().unwrap()),
+            _ => {
+                assert_flag_documented_without_default(&help, &flag, env);
+            }
+        }
+        checked += 1;
     }
-    for (flag, env, mentions) in [
-        ("--tls-cert", "CHAT_TLS_CERT", "wss://"),
-        ("--tls-key", "CHAT_TLS_KEY", "PKCS#8"),
-    ] {
+    assert!(checked >= 25, "only {checked} flags");
+    for (flag, mentions) in [("--tls-cert", "wss://"), ("--tls-key", "PKCS#8")] {
         let block = help
             .split("\n\n")
             .find(|b| b.lines().any(|l| l.trim_start().starts_with(flag)))
             .unwrap_or_else(|| panic!("{flag} missing from --help"));
-        assert!(block.contains(&format!("[env: {env}=")), "{block}");
         assert!(block.contains(mentions), "{block}");
     }
 
@@ -544,4 +545,37 @@ fn help_lists_every_flag_and_bad_values_are_usage_errors() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--send-queue-bytes"));
+}
+
+#[test]
+fn flags_that_cannot_work_together_are_refused_in_one_line() {
+    let exe = env!("CARGO_BIN_EXE_chat-server");
+    let bad = Command::new(exe)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--ping-interval",
+            "30s",
+            "--evict-after",
+            "20s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8(bad.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "chat-server: --evict-after (20s) must be longer than --ping-interval (30s): a silent \
+         connection would be closed before it was ever pinged\n"
+    );
+}
+
+#[test]
+fn listen_takes_a_host_name() {
+    let mut server = ServerProcess::start_listening("localhost:0", &[]);
+    assert!(server.addr.ip().is_loopback(), "{}", server.addr);
+    let mut client = Client::connect(server.addr);
+    client.login("alice");
+    server.terminate();
+    assert_eq!(server.wait_exit().code(), Some(0));
 }

@@ -448,14 +448,14 @@ fn pings_at_the_rate_are_all_answered_and_a_pause_earns_pongs_again() {
 }
 
 #[test]
-fn inbound_ping_rate_or_burst_0_switches_the_limit_off() {
+fn peer_ping_rate_or_burst_0_switches_the_limit_off() {
     for config in [
         Config {
-            inbound_ping_rate: 0,
+            peer_ping_rate: 0,
             ..Config::default()
         },
         Config {
-            inbound_ping_burst: 0,
+            peer_ping_burst: 0,
             ..Config::default()
         },
     ] {

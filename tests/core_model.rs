@@ -54,7 +54,7 @@ fn config() -> Config {
         login_failures_per_minute: 1,
         login_failure_addresses: 2,
         // Pings are not part of the model; their limit has its own tests.
-        inbound_ping_rate: 0,
+        peer_ping_rate: 0,
         // Nor is the pacing of presence notices (tests/core_v2.rs has it).
         presence_rate: 0,
         ..Config::default()

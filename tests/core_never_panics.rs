@@ -110,8 +110,8 @@ impl Driver {
             login_failures_per_minute: 1,
             login_failure_addresses: 1,
             login_timeout: Duration::from_secs(5),
-            inbound_ping_rate: 1,
-            inbound_ping_burst: 2,
+            peer_ping_rate: 1,
+            peer_ping_burst: 2,
             ..Config::default()
         };
         Driver {

@@ -274,15 +274,21 @@ fn unfinished_upgrades_are_dropped_after_the_handshake_timeout() {
     carol.login("carol");
     assert_delivered(&mut carol, &mut bob, "hello from carol");
 
+    // Each is told 408 and hung up on (or reset, if it had sent nothing
+    // the server could answer before its answer arrived).
     for mut tcp in stalled {
-        let mut buf = [0; 64];
-        match tcp.read(&mut buf) {
-            Ok(0) => {}
+        let mut answer = Vec::new();
+        match tcp.read_to_end(&mut answer) {
+            Ok(_) => assert!(
+                answer.is_empty() || answer.starts_with(b"HTTP/1.1 408 "),
+                "{:?}",
+                String::from_utf8_lossy(&answer)
+            ),
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
-            other => panic!("expected a hang-up, got {other:?}"),
+            Err(e) => panic!("expected a hang-up, got {e}"),
         }
     }
-    assert!(server.has_logged(|l| l.contains("handshake timed out")));
+    assert!(server.has_logged(|l| l.contains("request head timed out")));
     assert_delivered(&mut alice, &mut carol, "after they left");
     assert_memory_bounded(&server, before);
 }
@@ -683,27 +689,4 @@ fn sigterm_during_heavy_traffic_closes_everyone_1001_and_exits_0() {
     let status = server.wait_exit();
     assert_eq!(status.code(), Some(0), "{}", server.log_text());
     assert!(!server.log_text().contains("panicked"));
-}
-
-// Every driver-level limit is in --help with its default.
-#[test]
-fn help_shows_the_driver_limits_with_their_defaults() {
-    let help = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(help.status.success());
-    let help = String::from_utf8(help.stdout).unwrap();
-    for (flag, env, default) in [
-        ("--max-connections ", "CHAT_MAX_CONNECTIONS", "10000"),
-        (
-            "--max-connections-per-ip",
-            "CHAT_MAX_CONNECTIONS_PER_IP",
-            "0",
-        ),
-        ("--allowed-origins", "CHAT_ALLOWED_ORIGINS", "*"),
-        ("--handshake-timeout", "CHAT_HANDSHAKE_TIMEOUT", "10s"),
-    ] {
-        assert_flag_documented(&help, flag, env, default);
-    }
 }

@@ -84,8 +84,8 @@ fn config() -> Config {
         login_failures_per_minute: 2,
         login_failure_addresses: 2,
         login_timeout: Duration::from_secs(5),
-        inbound_ping_rate: 1,
-        inbound_ping_burst: 2,
+        peer_ping_rate: 1,
+        peer_ping_burst: 2,
         ..Config::default()
     }
 }
@@ -265,8 +265,11 @@ fuzz_target!(|ops: Vec<Op>| {
         for (conn, g) in &granted {
             let elapsed = now - g.opened;
             let messages = bucket_bound(config.message_rate, config.message_burst, elapsed);
-            assert!(g.broadcasts <= messages, "{conn:?} broadcast past its limit");
-            let pings = bucket_bound(config.inbound_ping_rate, config.inbound_ping_burst, elapsed);
+            assert!(
+                g.broadcasts <= messages,
+                "{conn:?} broadcast past its limit"
+            );
+            let pings = bucket_bound(config.peer_ping_rate, config.peer_ping_burst, elapsed);
             assert!(g.pongs <= pings, "{conn:?} got pongs past its limit");
         }
         // Fixed one-minute windows: at most twice the limit in any minute.

@@ -12,7 +12,13 @@ use tracing_subscriber::EnvFilter;
 use wschat::serve::{ChatServer, Options};
 
 fn main() -> ExitCode {
-    match run(Options::parse()) {
+    let options = Options::parse();
+    if let Err(e) = options.check() {
+        // A usage error, as clap reports its own (exit status 2).
+        eprintln!("chat-server: {e}");
+        return ExitCode::from(2);
+    }
+    match run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, with every cause: "cannot read the TLS key k.pem: …".

@@ -79,6 +79,7 @@ impl Trimmer {
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // the crate's one FFI call outside the load generator
 fn release() {
     // SAFETY: malloc_trim only walks and trims glibc's own heap, under its
     // own locks; it is safe to call from any thread at any time.

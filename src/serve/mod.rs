@@ -44,7 +44,7 @@ mod timeouts;
 mod upgrade;
 
 pub use admission::AllowedOrigins;
-pub use options::Options;
+pub use options::{Options, OptionsError};
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -100,10 +100,14 @@ pub struct ChatServer {
 
 /// Why [`ChatServer::bind`] failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BindError {
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The options contradict each other.
+    #[error(transparent)]
+    Options(#[from] OptionsError),
     /// Only one of `tls_cert` and `tls_key` was given.
     #[error("TLS needs both a certificate and its key (--tls-cert and --tls-key)")]
     TlsIncomplete,
@@ -128,6 +132,7 @@ impl ChatServer {
     /// Loads the TLS certificate and key, if `options` name them, then
     /// binds `options.listen`: a bad certificate never gets to listen.
     pub fn bind(options: Options) -> Result<ChatServer, BindError> {
+        options.check()?;
         let tls = match (&options.tls_cert, &options.tls_key) {
             (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
             (None, None) => None,

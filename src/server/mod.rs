@@ -128,6 +128,10 @@ impl CloseCode {
 /// broadcast is handed the same frame and the core keeps no reference count
 /// per recipient. A driver that queues the bytes clones them (`frame.bytes()`);
 /// [`Action::into_owned`] keeps a whole action past the next `poll_action`.
+///
+/// Deliberately not `#[non_exhaustive]`: every action is a duty of the
+/// driver, so a new one must break a driver's `match` at compile time
+/// rather than fall into a `_ => {}` arm and be silently dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action<'a> {
     /// Send this text frame on the connection.
@@ -178,6 +182,7 @@ impl Action<'_> {
 /// Something that happened, for logs and metrics. Purely informational:
 /// a driver that does not care still drains them.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A connection logged in; `fresh` is false when it reclaimed a held name.
     LoggedIn {
@@ -206,6 +211,7 @@ pub enum Event {
 
 /// Which limit refused a frame with `rateLimited`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Limit {
     /// `message_rate` / `message_burst`.
     Messages,
@@ -307,7 +313,7 @@ impl<R: CryptoRng> Server<R> {
                 config.login_failure_addresses,
             ),
             message_rate: Rate::new(config.message_rate, config.message_burst),
-            ping_rate: Rate::new(config.inbound_ping_rate, config.inbound_ping_burst),
+            ping_rate: Rate::new(config.peer_ping_rate, config.peer_ping_burst),
             history,
             presence: Presence::new(config.presence_rate, config.presence_burst),
             timers: Timers::default(),

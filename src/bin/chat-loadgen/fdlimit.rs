@@ -28,6 +28,7 @@ pub fn ensure_room_for(sockets: usize) -> anyhow::Result<()> {
 /// the soft limit now in force and the hard one. A hard limit the kernel
 /// will not grant as a soft one (`RLIM_INFINITY` beyond `fs.nr_open`)
 /// leaves the soft limit as it was.
+#[allow(unsafe_code)] // getrlimit/setrlimit have no safe wrapper in libc
 pub fn raise_to_hard_limit() -> io::Result<(libc::rlim_t, libc::rlim_t)> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
