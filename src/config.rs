@@ -30,10 +30,13 @@ pub struct Config {
     /// v2: how many recent messages a login without `since` is sent, so a
     /// newcomer has context. Default 50.
     pub history_on_join: usize,
-    /// v2: the most message text one `history` reply carries, in bytes; older
-    /// messages past it are left out (and `complete` is false), so a catch-up
-    /// never overflows a connection's send queue. Default 256 KiB.
-    pub history_max_bytes: usize,
+    /// v2: the most bytes one reply built from what users said or chose
+    /// carries, counted as encoded JSON: a `history` leaves out the oldest
+    /// messages past it (and says `complete: false`), a `userList` the last
+    /// names (and says how many in `more`). So a reply never overflows a
+    /// connection's send queue or a client's frame limit, whatever the
+    /// messages hold. Default 256 KiB.
+    pub reply_max_bytes: usize,
     /// Messages a connection may send per second, on average. Every text or
     /// binary frame counts, whatever it holds (a `login`, a `logout` and
     /// even malformed JSON all cost the server an answer, and some a
@@ -48,19 +51,37 @@ pub struct Config {
     /// minute (counted from its first wrong secret) ends. Logins without a
     /// secret are never refused by it. Default 5; 0 turns the limit off.
     pub login_failures_per_minute: u32,
-    /// How many peer addresses `login_failures_per_minute` tracks at once,
-    /// bounding its memory (about 100 bytes each) whatever the number of
-    /// attacking addresses. While that many are tracked, logins with a
-    /// secret from any other address get `rateLimited`, for at most a
-    /// minute after the last wrong secret. Default 10 000.
+    /// How many peer addresses `login_failures_per_minute` tracks at once
+    /// (and `new_names_per_minute`, separately), bounding their memory
+    /// (about 100 bytes each) whatever the number of attacking addresses.
+    /// While that many are tracked, logins with a secret from any other
+    /// address get `rateLimited`, for at most a minute after the last wrong
+    /// secret; new names from addresses beyond it are not limited (the
+    /// ceiling `max_held_names` bounds them). Default 10 000.
     pub login_failure_addresses: usize,
+    /// New names (logins that take a free name) one address may take per
+    /// minute, on average; past it, such logins get `rateLimited`
+    /// (reclaiming a name with its secret is never refused by it). IPv6
+    /// addresses count per /64. Bounds how fast one host can reserve names
+    /// it does not use. Default 10; 0 turns the limit off.
+    pub new_names_per_minute: u32,
+    /// New names one address may take at once before
+    /// `new_names_per_minute` applies. Default 20; 0 turns the limit off.
+    pub new_names_burst: u32,
+    /// The most names held without any open connection (each waiting out
+    /// its `login_ttl`). Past it, the one idle longest is released early,
+    /// so a flood of logins cannot hold memory or names without bound.
+    /// Default 100 000 (about 40 MB); 0: no ceiling.
+    pub max_held_names: usize,
     /// A connection that holds no login this long after it opened (or after
     /// its login was logged out) is closed with 1008 "login timeout".
     /// Default 60 s; `Duration::ZERO` turns the limit off.
     pub login_timeout: Duration,
-    /// WebSocket pings a peer may send per second, on average. Pings past
-    /// the limit get no pong; a peer that goes on to exceed it by another
-    /// `peer_ping_burst` pings is closed with 1008 "ping flood".
+    /// WebSocket pings a peer may send per second, on average. The core
+    /// asks for no pong past the limit (but a driver whose WebSocket library
+    /// answers every ping itself, as chat-server's does, cannot withhold
+    /// it); a peer that goes on to exceed it by another `peer_ping_burst`
+    /// pings is closed with 1008 "ping flood".
     /// Default 2; 0 turns the limit off.
     pub peer_ping_rate: u32,
     /// Pings a peer may send at once before `peer_ping_rate` applies.
@@ -92,11 +113,14 @@ impl Default for Config {
             max_username_chars: 32,
             history_size: 1000,
             history_on_join: 50,
-            history_max_bytes: 256 * 1024,
+            reply_max_bytes: 256 * 1024,
             message_rate: 5,
             message_burst: 10,
             login_failures_per_minute: 5,
             login_failure_addresses: 10_000,
+            new_names_per_minute: 10,
+            new_names_burst: 20,
+            max_held_names: 100_000,
             login_timeout: Duration::from_secs(60),
             peer_ping_rate: 2,
             peer_ping_burst: 10,

@@ -66,6 +66,7 @@ pub mod protocol;
 #[cfg(feature = "server")]
 pub mod serve;
 pub mod server;
+pub mod text;
 #[cfg(any(feature = "server", feature = "cli"))]
 pub mod tls;
 pub mod username;

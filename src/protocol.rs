@@ -171,6 +171,10 @@ pub enum ServerMessage<'a> {
         id: Cow<'a, str>,
         reply_to: Cow<'a, str>,
         users: Vec<UserPresence<'a>>,
+        /// Users online but left out of `users`, which is bounded in bytes
+        /// (the first by name are listed); absent when 0.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        more: usize,
     },
     /// v2: a user left: their last connection closed (`disconnected`), was
     /// evicted (`evicted`), or they logged out (`logout`).
@@ -220,12 +224,39 @@ pub enum LeaveReason {
     Unknown,
 }
 
+/// The length of `value` encoded as JSON, counted without keeping it.
+pub fn encoded_len(value: &impl Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Cannot fail, as in `encode`.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl ServerMessage<'_> {
     /// Encodes the message as the JSON text of one frame.
     pub fn encode(&self) -> Vec<u8> {
         // Serializing these plain structs into a Vec cannot fail: every key is
         // a string and no value has a fallible `Serialize` impl.
         serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The length of [`encode`](Self::encode)'s output, without keeping it.
+    pub fn encoded_len(&self) -> usize {
+        encoded_len(self)
     }
 
     /// Decodes a server message (what a client does).
@@ -266,6 +297,19 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code a server sends.
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::MessagingWhileNotLoggedIn,
+        ErrorCode::LoginTaken,
+        ErrorCode::AlreadyLoggedIn,
+        ErrorCode::BytesReceived,
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidUsername,
+        ErrorCode::EmptyMessage,
+        ErrorCode::MessageTooLong,
+        ErrorCode::RateLimited,
+    ];
+
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -313,7 +357,15 @@ impl ClientMessage {
     /// is as unknown to it as to the original server.
     pub fn decode_for(bytes: &[u8], version: Version) -> Result<ClientMessage, DecodeError> {
         const V1_TYPES: &str = r#"expected "login" or "textFromUser""#;
-        match ClientMessage::decode(bytes) {
+        let decoded = match ClientMessage::decode(bytes) {
+            // v1 has no `since`: whatever it holds, it is an unknown field,
+            // ignored like any other. Only a failure pays for the retry.
+            Err(_) if version == Version::V1 => {
+                without_v2_fields(bytes).unwrap_or_else(|| ClientMessage::decode(bytes))
+            }
+            decoded => decoded,
+        };
+        match decoded {
             Ok(message) if !message.allowed_in(version) => Err(DecodeError(format!(
                 r#"unknown variant "{}", {V1_TYPES}"#,
                 message.kind()
@@ -334,6 +386,18 @@ impl ClientMessage {
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
+}
+
+/// `bytes` decoded as a message without the fields only v2 reads, if they
+/// were there.
+fn without_v2_fields(bytes: &[u8]) -> Option<Result<ClientMessage, DecodeError>> {
+    let mut object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes).ok()?;
+    object.remove("since")?;
+    Some(
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(|e| DecodeError(describe(&e))),
+    )
 }
 
 fn decode_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
@@ -441,6 +505,47 @@ mod tests {
             r#"unknown variant "shout", expected "login" or "textFromUser""#
         );
         assert!(ClientMessage::decode_for(br#"{"type":"logout","id":"o"}"#, Version::V2).is_ok());
+    }
+
+    #[test]
+    fn v1_ignores_since_whatever_it_holds_and_v2_types_it() {
+        let login = br#"{"type":"login","id":"l","username":"a","since":"yesterday"}"#;
+        assert_eq!(
+            ClientMessage::decode_for(login, Version::V1),
+            Ok(ClientMessage::Login {
+                id: "l".into(),
+                username: "a".into(),
+                secret: None,
+                since: None,
+            })
+        );
+        assert_eq!(
+            ClientMessage::decode_for(login, Version::V2)
+                .unwrap_err()
+                .description(),
+            r#"invalid type: string "yesterday", expected u64"#
+        );
+        // Other faults of a v1 login are still reported.
+        let bad = br#"{"type":"login","id":"l","since":"x"}"#;
+        assert_eq!(
+            ClientMessage::decode_for(bad, Version::V1)
+                .unwrap_err()
+                .description(),
+            r#"missing field "username""#
+        );
+    }
+
+    #[test]
+    fn the_encoded_length_is_the_encoding_s() {
+        let msg = ServerMessage::TextBroadcast {
+            id: "i".into(),
+            reply_to: None,
+            username: "u".into(),
+            message: "\u{1}\"é".into(),
+            seq: Some(7),
+            timestamp: Some(1),
+        };
+        assert_eq!(msg.encoded_len(), msg.encode().len());
     }
 
     #[test]

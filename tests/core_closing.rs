@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use wschat::protocol::LeaveReason;
 use wschat::{CloseCode, Event, Inbound};
 
 const HI_FROM_ALICE: &str =
@@ -134,6 +135,11 @@ fn a_closed_connection_leaves_nothing_but_its_logins_reservation() {
                 conn: alice,
                 username: "alice".into(),
                 fresh: true
+            },
+            Event::Left {
+                username: "alice".into(),
+                location: "127.0.0.1".into(),
+                reason: LeaveReason::Disconnected,
             },
             Event::LoginExpired {
                 username: "alice".into()

@@ -300,6 +300,161 @@ fn the_address_table_is_capped_and_a_full_table_refuses_untracked_addresses() {
 }
 
 #[test]
+fn wrong_secrets_from_one_ipv6_64_count_as_one_address() {
+    let mut h = Harness::new(Config {
+        login_failure_addresses: 2,
+        ..quiet_for_a_minute()
+    });
+    let alice = h.logged_in("alice");
+    let secret = h.secret_of(alice);
+    // One host, five addresses of its /64, one guess each.
+    let mut all = vec![alice];
+    for i in 1..=5 {
+        let conn = h.open_from(&format!("2001:db8:1:2::{i:x}"));
+        all.push(conn);
+        h.login_with_secret(conn, "alice", "guess");
+        assert_eq!(h.drain(), [taken(conn, "alice")], "guess {i}");
+    }
+    assert_eq!(h.server.tracked_addresses(), 1);
+    // The sixth address of that /64 is locked out like the first.
+    let sixth = h.open_from("2001:db8:1:2:ffff:ffff:ffff:ffff");
+    all.push(sixth);
+    h.login_with_secret(sixth, "alice", &secret);
+    assert_eq!(h.drain(), [guessing(sixth, 60)]);
+    // The table (capped at 2) is not full: another /64 is not locked out.
+    let neighbour = h.open_from("2001:db8:1:3::1");
+    all.push(neighbour);
+    h.login_with_secret(neighbour, "alice", &secret);
+    assert_eq!(
+        h.drain(),
+        login_outcome_from(&all, neighbour, "alice", "2001:db8:1:3::1")
+    );
+}
+
+// ---- new names per address, and the ceiling on names held ----
+
+fn too_many_names(conn: ConnectionId, wait_s: u64) -> Out {
+    rate_limited(
+        conn,
+        &format!("too many new names from your address; retry in {wait_s} s"),
+    )
+}
+
+#[test]
+fn an_address_takes_twenty_new_names_at_once_then_one_every_six_seconds() {
+    let mut h = Harness::new(quiet_for_a_minute());
+    let watcher = h.open_from("192.0.2.1");
+    let mut all = vec![watcher];
+    let join = |h: &mut Harness, all: &mut Vec<ConnectionId>, name: &str| {
+        let conn = h.open_from("10.0.0.9");
+        all.push(conn);
+        h.login(conn, name);
+        conn
+    };
+    for i in 0..20 {
+        let conn = join(&mut h, &mut all, &format!("n{i}"));
+        let mut expected = broadcast(&all, &login_broadcast(&format!("n{i}"), "10.0.0.9"));
+        expected.push(send(conn, &login_message(&format!("n{i}"), "10.0.0.9")));
+        assert_eq!(h.drain(), expected, "name {i}");
+    }
+    let squatter = join(&mut h, &mut all, "n20");
+    assert_eq!(h.drain(), [too_many_names(squatter, 6)]);
+    assert_eq!(h.server.login_count(), 20);
+    // Reclaiming a name with its secret is not a new name; nor is a login
+    // from another address.
+    let n0 = all[1];
+    let secret = h.secret_of(n0);
+    h.close(n0);
+    all.retain(|&c| c != n0);
+    h.login_with_secret(squatter, "n0", &secret);
+    let mut expected = broadcast(&all, &login_broadcast("n0", "10.0.0.9"));
+    expected.push(send(squatter, &login_message("n0", "10.0.0.9")));
+    assert_eq!(h.drain(), expected);
+    h.login(watcher, "watcher");
+    assert_eq!(h.drain().len(), all.len() + 1);
+    // Six seconds on, one more new name.
+    quiet_until(&mut h, secs(6) - ms(1));
+    let early = join(&mut h, &mut all, "n21");
+    assert_eq!(h.drain(), [too_many_names(early, 1)]);
+    quiet_until(&mut h, secs(6));
+    h.login(early, "n21");
+    assert_eq!(h.drain().len(), all.len() + 1);
+    let limited = h.events().into_iter().filter(|e| {
+        matches!(
+            e,
+            Event::RateLimited {
+                limit: Limit::NewNames,
+                ..
+            }
+        )
+    });
+    assert_eq!(limited.count(), 2);
+}
+
+#[test]
+fn past_max_held_names_the_name_idle_longest_is_released_first() {
+    let mut h = Harness::new(Config {
+        max_held_names: 3,
+        ..without_login_timeout()
+    });
+    let conns: Vec<_> = ["a", "b", "c", "d"].map(|n| h.logged_in(n)).into();
+    let _ = h.events();
+    // They leave in the order b, a, c, d: four idle names, one too many.
+    for i in [1, 0, 2] {
+        h.close(conns[i]);
+    }
+    assert_eq!(h.server.idle_login_count(), 3);
+    h.close(conns[3]);
+    let released: Vec<Event> = h
+        .events()
+        .into_iter()
+        .filter(|e| !matches!(e, Event::Left { .. }))
+        .collect();
+    assert_eq!(
+        released,
+        [Event::LoginEvicted {
+            username: "b".into()
+        }]
+    );
+    assert_eq!(
+        (h.server.login_count(), h.server.idle_login_count()),
+        (3, 3)
+    );
+    // "b" is free for anyone now; "a" is still held.
+    let other = h.open_from("10.0.0.2");
+    h.login(other, "b");
+    assert_eq!(
+        h.drain(),
+        login_outcome_from(&[other], other, "b", "10.0.0.2")
+    );
+    let another = h.open_from("10.0.0.2");
+    h.login(another, "a");
+    assert_eq!(h.drain(), [taken(another, "a")]);
+}
+
+fn login_outcome_from(all: &[ConnectionId], conn: ConnectionId, name: &str, at: &str) -> Vec<Out> {
+    let mut out = broadcast(all, &login_broadcast(name, at));
+    out.push(send(conn, &login_message(name, at)));
+    out
+}
+
+#[test]
+fn new_names_per_minute_and_max_held_names_0_switch_their_limits_off() {
+    let mut h = Harness::new(Config {
+        new_names_per_minute: 0,
+        max_held_names: 0,
+        ..without_message_limit()
+    });
+    for i in 0..500 {
+        let conn = h.open();
+        h.login(conn, &format!("n{i}"));
+        assert_eq!(h.drain().len(), 2, "name {i}");
+        h.close(conn);
+    }
+    assert_eq!(h.server.idle_login_count(), 500);
+}
+
+#[test]
 fn login_failures_per_minute_0_switches_the_limit_off() {
     let mut h = Harness::new(Config {
         login_failures_per_minute: 0,

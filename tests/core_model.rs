@@ -48,7 +48,7 @@ fn config() -> Config {
         max_message_chars: 8,
         history_size: 4,
         history_on_join: 2,
-        history_max_bytes: 24,
+        reply_max_bytes: REPLY_MAX_BYTES,
         message_rate: 2,
         message_burst: 3,
         login_failures_per_minute: 1,
@@ -68,7 +68,8 @@ const LOGIN_TIMEOUT_MS: u64 = 4_000;
 const MAX_MESSAGE_CHARS: usize = 8;
 const HISTORY_SIZE: usize = 4;
 const HISTORY_ON_JOIN: usize = 2;
-const HISTORY_MAX_BYTES: usize = 24;
+/// About two messages of `TEXTS` as a `history` carries them.
+const REPLY_MAX_BYTES: usize = 250;
 /// The message bucket, in milliseconds of refill: a token is 500 ms (2 a
 /// second), the bucket holds 3.
 const TOKEN_MS: u64 = 500;
@@ -89,7 +90,34 @@ const NAMES: [(&str, Option<usize>, &str); 6] = [
     ("", None, ""),
 ];
 
-const TEXTS: [&str; 5] = ["hi", "hello", "  ", "abcdefghi", "ça va"];
+const TEXTS: [&str; 6] = ["hi", "hello", "  ", "abcdefghi", "ça va", "a\u{1}b\u{202e}"];
+
+/// Message text as everyone sees it: control characters (but newline and
+/// tab) and bidirectional overrides replaced with U+FFFD.
+fn neutralised(text: &str) -> String {
+    let replaced = |c: char| {
+        (c < ' ' && c != '\n' && c != '\t')
+            || ('\u{7f}'..='\u{9f}').contains(&c)
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    text.chars()
+        .map(|c| if replaced(c) { '\u{fffd}' } else { c })
+        .collect()
+}
+
+/// The bytes `said` adds to a `history`: its v2 `textBroadcast`.
+fn encoded_len(said: &Said) -> usize {
+    ServerMessage::TextBroadcast {
+        id: "i".repeat(21).into(),
+        reply_to: None,
+        username: said.username.as_str().into(),
+        message: said.message.as_str().into(),
+        seq: Some(said.seq),
+        timestamp: Some(said.timestamp),
+    }
+    .encoded_len()
+}
 
 fn location(a: u8) -> String {
     format!("10.0.0.{a}")
@@ -422,7 +450,7 @@ impl Model {
             }
             None => (HISTORY_ON_JOIN.min(held), true),
         };
-        // Newest first, while the text fits in the byte budget.
+        // Newest first, while the encoded messages fit in the byte budget.
         let mut bytes = 0;
         let mut messages: Vec<Seen> = self
             .history
@@ -430,8 +458,8 @@ impl Model {
             .rev()
             .take(count)
             .take_while(|said| {
-                bytes += said.message.len() + said.username.len();
-                bytes <= HISTORY_MAX_BYTES
+                bytes += encoded_len(said) + 1;
+                bytes <= REPLY_MAX_BYTES
             })
             .map(|said| Seen::Text {
                 username: said.username.clone(),
@@ -461,7 +489,7 @@ impl Model {
         }
         let said = Said {
             username: self.logins[&class].display.clone(),
-            message: text.to_owned(),
+            message: neutralised(text),
             seq: self.history.last().map_or(0, |said| said.seq) + 1,
             timestamp: self.timestamp(),
         };

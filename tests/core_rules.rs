@@ -9,6 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use wschat::protocol::LeaveReason;
 use wschat::{Action, Config, Event, Inbound};
 
 const TAKEN_ALICE: &str =
@@ -258,7 +259,11 @@ fn the_secret_reclaims_a_name_whose_connections_all_closed_before_the_ttl() {
     assert_eq!(h.secret_of(b), secret);
     assert_eq!(
         h.events(),
-        [logged_in(a, "alice", true), logged_in(b, "alice", false)]
+        [
+            logged_in(a, "alice", true),
+            left("alice", LeaveReason::Disconnected),
+            logged_in(b, "alice", false)
+        ]
     );
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use wschat::protocol::LeaveReason;
 use wschat::{CloseCode, Config, ConnectionId, Event, Inbound};
 
 /// The default heartbeat of a connection silent since 0 s: pings at 60 s,
@@ -106,7 +107,8 @@ fn the_ping_carries_a_payload_and_a_logged_in_connection_is_evicted_alike() {
                 username: "alice".into(),
                 fresh: true
             },
-            Event::Evicted { conn: a }
+            Event::Evicted { conn: a },
+            left("alice", LeaveReason::Evicted),
         ]
     );
 }
@@ -332,7 +334,13 @@ fn an_evicted_connections_login_expires_ttl_after_the_eviction() {
         h.advance(secs(300)).last(),
         Some(&(secs(300), ping_timeout(a)))
     );
-    assert_eq!(h.events(), [Event::Evicted { conn: a }]);
+    assert_eq!(
+        h.events(),
+        [
+            Event::Evicted { conn: a },
+            left("alice", LeaveReason::Evicted)
+        ]
+    );
     assert_eq!(advance_to(&mut h, secs(900) - ms(1)), []);
     assert_eq!((h.events(), h.server.login_count()), (vec![], 1));
     assert_eq!(h.advance(ms(1)), []);
@@ -384,6 +392,7 @@ fn a_stale_expiry_timer_does_not_release_a_name_taken_afresh_by_someone_else() {
                 username: "alice".into(),
                 fresh: true
             },
+            left("alice", LeaveReason::Disconnected),
             expired("alice"),
             Event::LoggedIn {
                 conn: b,

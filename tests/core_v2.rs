@@ -140,6 +140,30 @@ fn v2_only_messages_are_unknown_types_on_v1() {
 }
 
 #[test]
+fn since_on_a_v1_login_is_ignored_whatever_it_holds() {
+    let mut h = Harness::default();
+    let old = h.open();
+    h.text(
+        old,
+        r#"{"type":"login","id":"l","username":"olga","since":"yesterday"}"#,
+    );
+    assert_eq!(h.drain(), login_outcome(&[old], old, "olga"));
+    // On v2 it is part of the protocol, and a wrong type is an error.
+    let new = h.open_v2();
+    h.text(
+        new,
+        r#"{"type":"login","id":"l","username":"nova","since":"yesterday"}"#,
+    );
+    assert_eq!(
+        h.drain(),
+        [send(
+            new,
+            r#"{"type":"errorMessage","error":"invalidJson","id":"*","replyTo":"l","description":"invalid type: string \"yesterday\", expected u64"}"#
+        )]
+    );
+}
+
+#[test]
 fn seq_increases_by_one_per_message_across_senders() {
     let mut h = Harness::default();
     let a = h.logged_in("a");
@@ -270,6 +294,95 @@ fn a_newcomer_gets_the_latest_history_on_join_messages() {
         history_texts(&history),
         (vec!["3:m3".into(), "4:m4".into()], true)
     );
+}
+
+/// The frame `conn` got last, as its text.
+fn last_frame_to(out: &[Out], conn: wschat::ConnectionId) -> String {
+    out.iter()
+        .rev()
+        .find_map(|o| match o {
+            Out::Send(c, f) if *c == conn => Some(f.clone()),
+            _ => None,
+        })
+        .expect("a frame")
+}
+
+#[test]
+fn control_characters_are_neutralised_and_a_history_stays_within_its_byte_budget() {
+    let mut h = Harness::new(without_message_limit());
+    let attacker = h.logged_in("mallory");
+    // Each U+0001 would be escaped as six bytes: 50 of these made a
+    // 1.2 MB history, more than a newcomer's 1 MiB send queue.
+    let crafted = "\u{1}".repeat(4000);
+    for _ in 0..50 {
+        h.say(attacker, &crafted);
+    }
+    let out = h.drain();
+    let echo: serde_json::Value = serde_json::from_str(&last_frame_to(&out, attacker)).unwrap();
+    assert_eq!(echo["message"], "\u{fffd}".repeat(4000));
+    // Bidirectional overrides too; newlines and tabs stay.
+    h.say(attacker, "\u{202e}txt.exe\tand\nmore\r");
+    let out = h.drain();
+    let echo: serde_json::Value = serde_json::from_str(&last_frame_to(&out, attacker)).unwrap();
+    assert_eq!(echo["message"], "\u{fffd}txt.exe\tand\nmore\u{fffd}");
+
+    let newcomer = h.open_v2();
+    h.login(newcomer, "newbie");
+    let out = h.drain();
+    let history = last_frame_to(&out, newcomer);
+    assert!(history.len() <= 256 * 1024 + 200, "{} bytes", history.len());
+    let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let (texts, complete) = history_texts(&history);
+    // As many of the newest as fit (12 kB each, and the short one last).
+    assert_eq!(texts.len(), 22);
+    assert!(texts.last().unwrap().starts_with("51:"));
+    assert!(!complete);
+}
+
+#[test]
+fn the_history_budget_counts_bytes_as_encoded() {
+    let mut h = Harness::new(without_message_limit());
+    let quoter = h.logged_in("quoter");
+    // A quote is one byte of text and two encoded: 40 of these are 160 kB
+    // of text but 320 kB of JSON.
+    for _ in 0..40 {
+        h.say(quoter, &"\"".repeat(4000));
+    }
+    let _ = h.drain();
+    let newcomer = h.open_v2();
+    h.login(newcomer, "newbie");
+    let history = last_frame_to(&h.drain(), newcomer);
+    assert!(history.len() <= 256 * 1024 + 200, "{} bytes", history.len());
+    let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let (texts, complete) = history_texts(&history);
+    assert_eq!((texts.len(), complete), (32, false));
+}
+
+#[test]
+fn a_user_list_stops_at_the_reply_budget_and_says_how_many_it_left_out() {
+    let mut h = Harness::new(Config {
+        reply_max_bytes: 200,
+        new_names_per_minute: 0,
+        ..without_message_limit()
+    });
+    let asker = h.open_v2();
+    h.login(asker, "asker");
+    for i in 0..20 {
+        h.logged_in(&format!("user{i:02}"));
+    }
+    let _ = h.drain();
+    h.text(asker, r#"{"type":"listUsers","id":"u"}"#);
+    let out = h.drain();
+    let list: serde_json::Value = serde_json::from_str(&last_frame_to(&out, asker)).unwrap();
+    let names: Vec<&str> = list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    // Sorted by name; as many as 200 bytes hold (36 bytes each).
+    assert_eq!(names, ["asker", "user00", "user01", "user02", "user03"]);
+    assert_eq!(list["more"], 16);
 }
 
 #[test]
@@ -498,10 +611,13 @@ fn a_broadcast_is_encoded_once_per_version() {
 
 // ---- presence pacing: the join storm ----
 
+/// Pacing tests log in crowds from one address: the limits on messages
+/// and on new names per address are off (each has its own tests).
 fn paced(rate: u32, burst: u32) -> Config {
     Config {
         presence_rate: rate,
         presence_burst: burst,
+        new_names_per_minute: 0,
         ..without_message_limit()
     }
 }

@@ -12,7 +12,7 @@ use rand::CryptoRng;
 use smol::channel::Receiver;
 use smol::{Timer, future};
 use tracing::field::display;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::link::{Conn, InFrame, Input};
 use super::memory::{Activity, CONNECTION_BYTES};
@@ -255,7 +255,9 @@ fn text_of(last_text: &mut Option<Utf8Bytes>, frame: &Frame) -> Option<Utf8Bytes
 }
 
 /// Logs an event of the core, with the peer's address where the connection
-/// is still known. Usernames are public; secrets never reach events.
+/// is still known. Joins and leaves are logged at `info` (the operator's
+/// view of who comes and goes), the rest at `debug`. Usernames are public;
+/// secrets never reach events.
 fn log(event: &Event, routes: &HashMap<ConnectionId, Arc<Conn>>) {
     let peer = |conn: &ConnectionId| routes.get(conn).map(|c| display(c.peer));
     match event {
@@ -263,14 +265,22 @@ fn log(event: &Event, routes: &HashMap<ConnectionId, Arc<Conn>>) {
             conn,
             username,
             fresh,
-        } => debug!(peer = peer(conn), %conn, %username, fresh, "logged in"),
+        } => info!(peer = peer(conn), %conn, %username, fresh, "joined"),
+        Event::Left {
+            username,
+            location,
+            reason,
+        } => info!(%username, address = %location, ?reason, "left"),
+        Event::LoggedOut { username } => info!(%username, "logged out"),
         Event::LoginRefused { conn, username } => {
             debug!(peer = peer(conn), %conn, %username, "login refused")
         }
         // The close was logged with the peer's address just before.
         Event::Evicted { conn } => debug!(%conn, "evicted: no answer to pings"),
         Event::LoginExpired { username } => debug!(%username, "name released"),
-        Event::LoggedOut { username } => debug!(%username, "logged out"),
+        Event::LoginEvicted { username } => {
+            debug!(%username, "name released early: too many names held")
+        }
         Event::LoginTimedOut { conn } => debug!(%conn, "closed: no login in time"),
         Event::RateLimited { conn, limit } => {
             debug!(peer = peer(conn), %conn, ?limit, "rate limited")

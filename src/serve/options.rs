@@ -158,6 +158,38 @@ pub struct Options {
     )]
     pub login_failures_per_minute: u32,
 
+    /// New names (logins that take a free name) one IP address may take per
+    /// minute; past that, rateLimited. Reclaiming a name with its secret does
+    /// not count. IPv6 addresses count per /64. 0 switches the limit off.
+    #[arg(
+        long,
+        env = "CHAT_NEW_NAMES_PER_MINUTE",
+        value_name = "N",
+        default_value_t = defaults().new_names_per_minute
+    )]
+    pub new_names_per_minute: u32,
+
+    /// New names one address may take at once before --new-names-per-minute
+    /// applies. 0 switches the limit off.
+    #[arg(
+        long,
+        env = "CHAT_NEW_NAMES_BURST",
+        value_name = "N",
+        default_value_t = defaults().new_names_burst
+    )]
+    pub new_names_burst: u32,
+
+    /// Most names held with no connection open (each waiting out
+    /// --login-ttl, about 400 bytes each); past it, the name idle longest is
+    /// released early. 0: no ceiling.
+    #[arg(
+        long,
+        env = "CHAT_MAX_HELD_NAMES",
+        value_name = "N",
+        default_value_t = defaults().max_held_names
+    )]
+    pub max_held_names: usize,
+
     /// Close a connection that has not logged in this long after opening
     /// with 1008 "login timeout". 0s switches it off.
     #[arg(
@@ -169,8 +201,9 @@ pub struct Options {
     )]
     pub login_timeout: Duration,
 
-    /// WebSocket pings one peer may send per second; more get no pong, and a
-    /// sustained flood is closed with 1008 "ping flood". 0 switches it off.
+    /// WebSocket pings one peer may send per second; a peer that exceeds this
+    /// by another --peer-ping-burst is closed with 1008 "ping flood" (pings
+    /// are still answered until then). 0 switches it off.
     #[arg(
         long,
         env = "CHAT_PEER_PING_RATE",
@@ -348,7 +381,13 @@ impl Options {
             message_rate: self.message_rate,
             message_burst: self.message_burst,
             login_failures_per_minute: self.login_failures_per_minute,
+            new_names_per_minute: self.new_names_per_minute,
+            new_names_burst: self.new_names_burst,
+            max_held_names: self.max_held_names,
             login_timeout: self.login_timeout,
+            // A reply (a catch-up, a user list) must fit well within the
+            // connection's send queue, beside what else is queued.
+            reply_max_bytes: defaults().reply_max_bytes.min(self.send_queue_bytes / 4),
             peer_ping_rate: self.peer_ping_rate,
             peer_ping_burst: self.peer_ping_burst,
             presence_rate: self.presence_rate,
@@ -422,6 +461,8 @@ mod tests {
     #[test]
     fn the_core_defaults_are_the_flags_defaults() {
         assert_eq!(Options::default().config(), Config::default());
+        let small = parse(&["--send-queue-bytes", "65536"]).unwrap().config();
+        assert_eq!(small.reply_max_bytes, 16384);
         let defaults = Options::default();
         assert_eq!(defaults.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
         assert_eq!(defaults.flush_interval, Duration::from_millis(5));

@@ -13,6 +13,8 @@ pub(crate) struct Said {
     pub(crate) message: String,
     pub(crate) seq: u64,
     pub(crate) timestamp: u64,
+    /// The length of its v2 `textBroadcast`, as a `history` carries it.
+    pub(crate) encoded_len: usize,
 }
 
 impl Said {
@@ -70,8 +72,8 @@ impl History {
         self.ring.push_back(said);
     }
 
-    /// Messages after `since`, newest kept first when `max_bytes` of text
-    /// would be exceeded. A `since` the server never reached (it restarted,
+    /// Messages after `since`, newest kept first when `max_bytes` of
+    /// encoded messages would be exceeded. A `since` the server never reached (it restarted,
     /// or the client is confused) gets everything held, marked incomplete.
     pub(crate) fn after(&self, since: u64, max_bytes: usize) -> CatchUp<'_> {
         if since > self.last_seq {
@@ -96,7 +98,7 @@ impl History {
             .rev()
             .take(count)
             .take_while(|said| {
-                bytes += said.message.len() + said.username.len();
+                bytes += said.encoded_len + 1; // and a comma
                 bytes <= max_bytes
             })
             .collect();
@@ -119,6 +121,7 @@ mod tests {
                 message: format!("m{seq}"),
                 seq,
                 timestamp: seq,
+                encoded_len: 3,
             });
         }
         history
@@ -145,8 +148,8 @@ mod tests {
 
     #[test]
     fn the_byte_budget_keeps_the_newest_and_marks_the_rest_missing() {
-        let history = ring(10, 5); // each message costs 3 bytes ("m1" + "u")
-        let budget = history.after(0, 7);
+        let history = ring(10, 5); // each message costs 3 bytes, and a comma
+        let budget = history.after(0, 9);
         assert_eq!((seqs(&budget), budget.complete), (vec![4, 5], false));
         let latest = history.latest(2, usize::MAX);
         assert_eq!((seqs(&latest), latest.complete), (vec![4, 5], true));

@@ -6,13 +6,16 @@
 //! reads no clock, spawns nothing and keeps no globals, so tests drive it
 //! with a virtual clock and the same code runs under any runtime.
 
+mod address;
 mod failed_logins;
 mod heartbeat;
 mod history;
 mod logins;
+mod new_names;
 mod outbound;
 mod presence;
 mod rate;
+mod stats;
 mod timers;
 
 use std::borrow::Cow;
@@ -26,18 +29,21 @@ use rand::CryptoRng;
 use slab::Slab;
 
 use crate::protocol::{
-    ClientMessage, ErrorCode, LeaveReason, ServerMessage, UserPresence, Version,
+    self, ClientMessage, ErrorCode, LeaveReason, ServerMessage, UserPresence, Version,
 };
 use crate::username::Username;
-use crate::{Config, id};
+use crate::{Config, id, text};
 use failed_logins::FailedLogins;
 use heartbeat::{Due, Heartbeat};
 use history::{History, Said};
 use logins::{Claim, Logins};
+use new_names::NewNames;
 use outbound::{FrameRef, Outbound};
 use presence::{Notice, Presence};
 use rate::{Bucket, Rate};
 use timers::{Timer, Timers};
+
+pub use stats::Stats;
 
 /// Names one connection for as long as it is open. Never reused: a handle to
 /// a closed connection stays dead even after its slot is taken again.
@@ -199,6 +205,18 @@ pub enum Event {
     Evicted { conn: ConnectionId },
     /// A name was released after its login's TTL ran out.
     LoginExpired { username: Arc<str> },
+    /// A name was released before its TTL ran out, because more than
+    /// `max_held_names` were held without a connection and it had been
+    /// idle longest.
+    LoginEvicted { username: Arc<str> },
+    /// A user's last connection went away (for a logout, see `LoggedOut`).
+    Left {
+        username: Arc<str>,
+        /// The peer address of that last connection.
+        location: Arc<str>,
+        reason: LeaveReason,
+    },
+
     /// A login was released on request (v2 `logout`).
     LoggedOut { username: Arc<str> },
     /// A connection held no login for `login_timeout` and was closed.
@@ -217,6 +235,8 @@ pub enum Limit {
     Messages,
     /// `login_failures_per_minute`.
     LoginFailures,
+    /// `new_names_per_minute` / `new_names_burst`.
+    NewNames,
 }
 
 /// The sans-IO chat server. `R` supplies ids and secrets: a CSPRNG seeded by
@@ -246,6 +266,7 @@ pub struct Server<R> {
     next_serial: u32,
     logins: Logins,
     failed_logins: FailedLogins,
+    new_names: NewNames,
     /// The limits of `config`, `None` where switched off.
     message_rate: Option<Rate>,
     ping_rate: Option<Rate>,
@@ -260,6 +281,7 @@ pub struct Server<R> {
     shutting_down: bool,
     actions: Outbound,
     events: VecDeque<Event>,
+    stats: Stats,
 }
 
 #[derive(Debug)]
@@ -267,6 +289,9 @@ struct Connection {
     id: ConnectionId,
     version: Version,
     location: Arc<str>,
+    /// What the per-address limits count this connection under (its
+    /// address; for IPv6, its /64).
+    address: Arc<str>,
     /// Key and display name of the login this connection holds.
     login: Option<(Arc<str>, Arc<str>)>,
     /// When the connection is closed unless it logs in first.
@@ -312,6 +337,11 @@ impl<R: CryptoRng> Server<R> {
                 config.login_failures_per_minute,
                 config.login_failure_addresses,
             ),
+            new_names: NewNames::new(
+                config.new_names_per_minute,
+                config.new_names_burst,
+                config.login_failure_addresses,
+            ),
             message_rate: Rate::new(config.message_rate, config.message_burst),
             ping_rate: Rate::new(config.peer_ping_rate, config.peer_ping_burst),
             history,
@@ -321,6 +351,7 @@ impl<R: CryptoRng> Server<R> {
             shutting_down: false,
             actions: Outbound::default(),
             events: VecDeque::new(),
+            stats: Stats::default(),
             config,
         }
     }
@@ -339,6 +370,17 @@ impl<R: CryptoRng> Server<R> {
     /// Reserved names, whether or not anyone holding them is connected.
     pub fn login_count(&self) -> usize {
         self.logins.len()
+    }
+
+    /// What the core has done so far, counted (for metrics).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Reserved names that no open connection holds (each waiting out its
+    /// TTL; at most `max_held_names`).
+    pub fn idle_login_count(&self) -> usize {
+        self.logins.idle_len()
     }
 
     /// Peer addresses whose wrong secrets are being counted (at most
@@ -388,6 +430,7 @@ impl<R: CryptoRng> Server<R> {
             id,
             version,
             location: location.into(),
+            address: address::key(location),
             login: None,
             login_deadline: login_deadline(&self.config, now),
             heartbeat: Heartbeat::new(now),
@@ -599,9 +642,12 @@ impl<R: CryptoRng> Server<R> {
                 return self.send_error(conn, reply_to, ErrorCode::InvalidUsername, &e.to_string());
             }
         };
+        let Some(address) = self.connection(conn).map(|c| c.address.clone()) else {
+            return;
+        };
         // Wrong secrets are counted per peer address, so that guessing from
         // several connections counts as one.
-        let guesser = secret.and_then(|_| Some(self.connection(conn)?.location.clone()));
+        let guesser = secret.map(|_| address.clone());
         if let Some(address) = &guesser {
             if let Err(wait) = self.failed_logins.check(address, now) {
                 let description = format!(
@@ -622,11 +668,27 @@ impl<R: CryptoRng> Server<R> {
                 username: expired.display,
             });
         }
+        if !self.logins.is_held(&name.key, now) {
+            if let Err(wait) = self.new_names.check(&address, now) {
+                let description = format!(
+                    "too many new names from your address; retry in {} s",
+                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+                );
+                self.events.push_back(Event::RateLimited {
+                    conn,
+                    limit: Limit::NewNames,
+                });
+                return self.send_error(conn, reply_to, ErrorCode::RateLimited, &description);
+            }
+        }
         let rng = &mut self.rng;
-        let (claim, login) = self
+        let claimed = self
             .logins
             .claim(&name.key, &name.display, secret, now, || id::secret(rng));
-        let display = login.display.clone();
+        let (claim, display) = (claimed.claim, claimed.display);
+        if claim == Claim::Fresh {
+            self.new_names.took(&address, now);
+        }
         if claim == Claim::Taken {
             if let Some(address) = guesser {
                 if let Some(ends_at) = self.failed_logins.record(&address, now) {
@@ -643,7 +705,7 @@ impl<R: CryptoRng> Server<R> {
             );
             return self.send_error(conn, reply_to, ErrorCode::LoginTaken, &description);
         }
-        let secret = login.secret().to_owned();
+        let secret = claimed.secret;
         let key: Arc<str> = name.key.into();
         let connection = self
             .connection_mut(conn)
@@ -699,7 +761,7 @@ impl<R: CryptoRng> Server<R> {
     }
 
     fn send_history(&mut self, conn: ConnectionId, reply_to: &str, since: Option<u64>) {
-        let max_bytes = self.config.history_max_bytes;
+        let max_bytes = self.config.reply_max_bytes;
         let catch_up = match since {
             Some(since) => self.history.after(since, max_bytes),
             None => self.history.latest(self.config.history_on_join, max_bytes),
@@ -744,20 +806,26 @@ impl<R: CryptoRng> Server<R> {
             let description = format!("the message is longer than {max} characters");
             return self.send_error(conn, reply_to, ErrorCode::MessageTooLong, &description);
         }
-        let said = Said {
+        let mut said = Said {
             id: id::message_id(&mut self.rng),
             username,
-            message: text.to_owned(),
+            message: text::neutralise(text).into_owned(),
             seq: self.history.next_seq(),
             timestamp: self.timestamp(now),
+            encoded_len: 0,
         };
         let (v1, v2) = (said.message(None, false), said.message(None, true));
         let own = reply_to.map(|r| said.message(Some(r), true));
-        self.broadcast(Encoded {
+        let v2_len = self.broadcast(Encoded {
             v1: &v1,
             v2: Some(&v2),
             own: own.as_ref().map(|own| (conn, own)),
         });
+        // What the message adds to a `history`: its v2 frame, encoded once
+        // already for the broadcast unless nobody speaks v2.
+        let encoded_len = v2_len.unwrap_or_else(|| v2.encoded_len());
+        said.encoded_len = encoded_len;
+        self.stats.messages += 1;
         self.history.push(said);
     }
 
@@ -771,22 +839,29 @@ impl<R: CryptoRng> Server<R> {
             );
         }
         let online = self.logins.online();
-        let users = online
+        // Names are short, but ten thousand of them would not be: the list
+        // stops at the reply budget, and says how many it left out.
+        let mut bytes = 0;
+        let users: Vec<UserPresence<'_>> = online
             .iter()
             .map(|(username, connections)| UserPresence {
                 username: (**username).into(),
                 connections: *connections,
             })
+            .take_while(|user| {
+                bytes += protocol::encoded_len(user) + 1; // and a comma
+                bytes <= self.config.reply_max_bytes
+            })
             .collect();
+        let more = online.len() - users.len();
         let id = id::message_id(&mut self.rng);
-        self.send(
-            conn,
-            &ServerMessage::UserList {
-                id: id.into(),
-                reply_to: reply_to.unwrap_or_default().into(),
-                users,
-            },
-        );
+        let frame = Frame::encode(&ServerMessage::UserList {
+            id: id.into(),
+            reply_to: reply_to.unwrap_or_default().into(),
+            users,
+            more,
+        });
+        self.actions.send_new(conn, frame);
     }
 
     fn logout(&mut self, conn: ConnectionId, reply_to: Option<&str>, now: Instant) {
@@ -902,6 +977,16 @@ impl<R: CryptoRng> Server<R> {
             self.timers.schedule(at, Timer::LoginExpiry { key, serial });
             if !self.shutting_down {
                 self.broadcast_leave(&display, leave, &[], now);
+            }
+            self.events.push_back(Event::Left {
+                username: display,
+                location: connection.location,
+                reason: leave,
+            });
+            while let Some(login) = self.logins.over_ceiling(self.config.max_held_names) {
+                self.events.push_back(Event::LoginEvicted {
+                    username: login.display,
+                });
             }
         }
     }
@@ -1052,6 +1137,7 @@ impl<R: CryptoRng> Server<R> {
         error: ErrorCode,
         description: &str,
     ) {
+        self.stats.count_error(error);
         let id = id::message_id(&mut self.rng);
         self.send(
             conn,
@@ -1070,16 +1156,22 @@ impl<R: CryptoRng> Server<R> {
 
     /// Every open connection gets the frame of its version; each distinct
     /// frame is encoded once and its bytes shared by all its recipients.
-    fn broadcast(&mut self, message: Encoded<'_>) {
+    /// Returns the v2 frame's length, if it was encoded.
+    fn broadcast(&mut self, message: Encoded<'_>) -> Option<usize> {
         // A join past the presence budget, with only v2 connections open,
         // is for nobody: skip walking every recipient for it.
         let v1_connections = self.connections.len() - self.v2_connections;
         if message.v2.is_none() && message.own.is_none() && v1_connections == 0 {
-            return;
+            return None;
         }
         let v1 = self.actions.add(Frame::encode(message.v1));
+        let mut v2_len = None;
         let v2 = match message.v2 {
-            Some(v2) if self.v2_connections > 0 => Some(self.actions.add(Frame::encode(v2))),
+            Some(v2) if self.v2_connections > 0 => {
+                let frame = Frame::encode(v2);
+                v2_len = Some(frame.0.len());
+                Some(self.actions.add(frame))
+            }
             _ => None,
         };
         let own: Option<(ConnectionId, FrameRef)> = message
@@ -1097,6 +1189,7 @@ impl<R: CryptoRng> Server<R> {
             };
             self.actions.send(id, frame);
         }
+        v2_len
     }
 }
 

@@ -25,10 +25,16 @@ impl Rate {
     /// `per_second` tokens a second, at most `burst` at once; `None` (no
     /// limit) when either is 0.
     pub(crate) fn new(per_second: u32, burst: u32) -> Option<Rate> {
-        if per_second == 0 || burst == 0 {
+        Rate::per(Duration::from_secs(1), per_second, burst)
+    }
+
+    /// `count` tokens per `period`, at most `burst` at once; `None` (no
+    /// limit) when either is 0.
+    pub(crate) fn per(period: Duration, count: u32, burst: u32) -> Option<Rate> {
+        if count == 0 || burst == 0 {
             return None;
         }
-        let interval = Duration::from_secs(1) / per_second;
+        let interval = period / count;
         Some(Rate {
             interval,
             tolerance: interval.saturating_mul(burst - 1),
@@ -72,6 +78,11 @@ impl Bucket {
             }
             wait => Err(wait),
         }
+    }
+
+    /// Whether the bucket is full at `now`: then it is the same as a new one.
+    pub(crate) fn is_full(&self, now: Instant) -> bool {
+        self.full_at <= now
     }
 
     /// Takes a token whether or not one is left, running into debt: a peer

@@ -338,6 +338,15 @@ pub fn error(to: ConnectionId, code: &str, description: &str) -> Out {
     )
 }
 
+/// The event of `username`'s last connection (from 127.0.0.1) going away.
+pub fn left(username: &str, reason: wschat::protocol::LeaveReason) -> Event {
+    Event::Left {
+        username: username.into(),
+        location: "127.0.0.1".into(),
+        reason,
+    }
+}
+
 /// Concatenates groups of expected outputs.
 pub fn seq<const N: usize>(groups: [Vec<Out>; N]) -> Vec<Out> {
     groups.into_iter().flatten().collect()

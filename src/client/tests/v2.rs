@@ -625,6 +625,7 @@ fn who_lists_everyone_online_with_their_devices() {
                 connections: 3,
             },
         ],
+        more: 0,
     };
     assert_eq!(
         h.server(list),
