@@ -108,7 +108,9 @@ Dropped connections:
   and settles a line that was on its way when the connection dropped: shown
   once if the server got it, sent again if it did not, reported as possibly
   not delivered if nobody can tell any more. On v1 such a line is reported as
-  possibly not delivered.
+  possibly not delivered. When the server's message store is new (wiped, or
+  the server keeps nothing across a restart), chat-cli says so once and shows
+  every message said since.
 
 Secure connections (wss://):
   chat-cli checks the server's certificate against the web's public

@@ -57,7 +57,8 @@ use rand::Rng;
 
 use crate::id;
 use crate::protocol::{
-    ClientMessage, ErrorCode, LeaveReason, SUBPROTOCOL_V2, ServerMessage, UserPresence, Version,
+    ClientMessage, EPOCH_MAX_CHARS, ErrorCode, LeaveReason, SUBPROTOCOL_V2, ServerMessage,
+    UserPresence, Version,
 };
 use crate::username::Username;
 pub use backoff::Backoff;
@@ -241,6 +242,9 @@ pub struct Client<R> {
     /// v2: the highest `seq` seen; the next login's `since`. A message at or
     /// below it has been shown already.
     last_seq: Option<u64>,
+    /// v2: the numbering `last_seq` belongs to (the `epoch` of the last
+    /// `history`), sent with `since`; `None` from a server that sends none.
+    epoch: Option<String>,
     /// v2: the `since` the current login sent.
     login_since: Option<u64>,
     /// v2: the name and secret of a `loginMessage`, until the `history`
@@ -279,6 +283,7 @@ impl<R: Rng> Client<R> {
             undelivered: 0,
             held_join: None,
             last_seq: None,
+            epoch: None,
             login_since: None,
             accepted: None,
             held: Vec::new(),
@@ -349,6 +354,7 @@ impl<R: Rng> Client<R> {
             username: self.config.username.clone(),
             secret: self.secret.clone(),
             since: self.login_since,
+            epoch: self.login_since.and(self.epoch.clone()),
         };
         self.send(&login);
     }
@@ -427,10 +433,17 @@ impl<R: Rng> Client<R> {
                 }
             }
             ServerMessage::History {
-                messages, complete, ..
+                messages,
+                complete,
+                epoch,
+                ..
             } => {
                 if matches!(self.link, Link::LoggingIn { .. }) {
-                    self.caught_up(messages, complete, now);
+                    // Longer than the protocol allows: not an epoch to trust.
+                    let epoch = epoch
+                        .filter(|e| e.chars().count() <= EPOCH_MAX_CHARS)
+                        .map(Cow::into_owned);
+                    self.caught_up(messages, complete, epoch, now);
                 }
             }
             ServerMessage::TextBroadcast {
@@ -745,27 +758,25 @@ impl<R: Rng> Client<R> {
     /// what was said while we were away (each `seq` once), settles the
     /// messages a dropped connection left unconfirmed, then shows what
     /// came while logging in and sends what waits.
-    fn caught_up(&mut self, messages: Vec<ServerMessage<'_>>, complete: bool, now: Instant) {
+    fn caught_up(
+        &mut self,
+        messages: Vec<ServerMessage<'_>>,
+        complete: bool,
+        epoch: Option<String>,
+        now: Instant,
+    ) {
         let Some((username, secret)) = self.accepted.take() else {
             return; // no loginMessage before it: not ours to act on
         };
         let returning = self.been_online;
-        let seq_of = |m: &ServerMessage<'_>| match m {
-            ServerMessage::TextBroadcast { seq, .. } => *seq,
-            _ => None,
-        };
-        // A server that no longer knows our `since` (it restarted and
-        // counts from 1 again) sends what it holds, marked incomplete:
-        // numbers we have seen mean nothing any more.
-        if !complete
-            && let Some(since) = self.login_since
-            && messages
-                .iter()
-                .find_map(seq_of)
-                .is_none_or(|first| first <= since)
-        {
+        let Reading { renumbered, missed } =
+            self.read_catch_up(&messages, complete, epoch.as_deref());
+        if renumbered {
+            // The numbers seen belong to a numbering that is gone: every
+            // message of the new one is new to us.
             self.last_seq = Some(0);
         }
+        self.epoch = epoch;
         let mut lines = Vec::new();
         let mut own = Vec::new();
         for message in messages {
@@ -793,7 +804,12 @@ impl<R: Rng> Client<R> {
         self.last_seq.get_or_insert(0);
         let checked = self.outbox.check(own.iter().map(String::as_str), complete);
         self.logged_in(username, secret, now);
-        if returning && !complete {
+        if returning && renumbered {
+            self.show(Line::Status(
+                "the server's message store is new: messages said before it are gone".into(),
+            ));
+        }
+        if returning && missed {
             self.show(Line::Status(
                 "some messages were missed while you were away: the server no longer holds them"
                     .into(),
@@ -826,6 +842,50 @@ impl<R: Rng> Client<R> {
         }
         self.flush();
         self.check_ending();
+    }
+
+    /// What the catch-up for our `since` says: whether it comes from
+    /// another numbering than the one we counted in (the numbers seen mean
+    /// nothing any more), and whether messages were missed.
+    ///
+    /// A server that names its numbering (`epoch`) says so: it then
+    /// answered as for `since: 0`, and `complete` is about its own
+    /// numbering. One that does not (older servers) shows a renumbering
+    /// only when our `since` is beyond what it ever counted: it sends
+    /// everything it holds, marked incomplete although nothing of its own
+    /// numbering is missing unless it no longer holds message 1. Once such
+    /// a server has counted past our `since` again, a renumbering cannot
+    /// be seen at all: only the epoch tells.
+    fn read_catch_up(
+        &self,
+        messages: &[ServerMessage<'_>],
+        complete: bool,
+        epoch: Option<&str>,
+    ) -> Reading {
+        let plain = Reading {
+            renumbered: false,
+            missed: !complete,
+        };
+        let Some(since) = self.login_since else {
+            return plain; // a newcomer: nothing seen to forget
+        };
+        if let (Some(ours), Some(theirs)) = (self.epoch.as_deref(), epoch) {
+            return Reading {
+                renumbered: ours != theirs,
+                missed: !complete,
+            };
+        }
+        let first = messages.iter().find_map(|m| match m {
+            ServerMessage::TextBroadcast { seq, .. } => *seq,
+            _ => None,
+        });
+        if !complete && first.is_none_or(|first| first <= since) {
+            return Reading {
+                renumbered: true,
+                missed: first.is_some_and(|first| first > 1),
+            };
+        }
+        plain
     }
 
     /// Whether a message numbered `seq` is new (and if so, remember it).
@@ -1235,6 +1295,14 @@ impl<R: Rng> Client<R> {
             self.show(line);
         }
     }
+}
+
+/// What a catch-up says besides its messages.
+struct Reading {
+    /// Its `seq` numbers count from another start than those seen before.
+    renumbered: bool,
+    /// Messages we asked for are no longer held.
+    missed: bool,
 }
 
 /// The server compares names case-insensitively after NFC normalisation.

@@ -79,6 +79,7 @@ impl Harness {
                         username,
                         secret,
                         since,
+                        epoch,
                     }) => {
                         assert_eq!(id.len(), crate::id::ID_LEN);
                         let mut line = format!("send login {username}");
@@ -87,6 +88,9 @@ impl Harness {
                         }
                         if let Some(since) = since {
                             line.push_str(&format!(" since={since}"));
+                        }
+                        if let Some(epoch) = epoch {
+                            line.push_str(&format!(" epoch={epoch}"));
                         }
                         line
                     }
