@@ -113,29 +113,131 @@ fn a_restarted_client_reclaims_its_name_with_the_saved_secret() {
     let out = run_script(stranger.path(), &[&url, "--name", "carol"], "three\n");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 
-    // On another machine, --secret gets the name; it is saved there too.
+    // On another machine, the secret in a file gets the name; it is saved
+    // there too.
     let secret = saved["servers"][&url]["carol"].as_str().unwrap().to_owned();
     let laptop = state_dir();
+    let secret_file = laptop.path().join("carol.secret");
+    fs::write(&secret_file, format!("{secret}\n")).unwrap();
     let out = run_script(
         laptop.path(),
-        &[&url, "--name", "carol", "--secret", &secret],
+        &[
+            &url,
+            "--name",
+            "carol",
+            "--secret-file",
+            secret_file.to_str().unwrap(),
+        ],
         "from the laptop\n",
     );
     assert!(out.status.success(), "{out:?}");
     let on_laptop = fs::read_to_string(laptop.path().join("wschat/secrets.json")).unwrap();
     assert!(on_laptop.contains(&secret), "{on_laptop}");
 
-    // --secret overrides the saved one.
-    let out = run_script(
-        state.path(),
-        &[&url, "--name", "carol", "--secret", "wrong"],
-        "four\n",
-    );
+    // CHAT_SECRET overrides the saved one.
+    let mut command = chat_cli(state.path(), &[&url, "--name", "carol"]);
+    command.env("CHAT_SECRET", "wrong");
+    let mut cli = Cli::from_command(command);
+    cli.send("four");
+    let out = cli.finish();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
         out.stderr[0].contains("the secret given for it does not match"),
         "{out:?}"
     );
+}
+
+#[test]
+fn a_secret_on_the_command_line_is_refused_and_the_ways_to_give_one_are_said() {
+    let state = state_dir();
+    let out = chat_cli(
+        state.path(),
+        &["ws://127.0.0.1:1", "--name", "bot", "--secret", "s3cr3t"],
+    )
+    .stdin(std::process::Stdio::null())
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("--secret is not accepted"), "{stderr}");
+    assert!(stderr.contains("CHAT_SECRET"), "{stderr}");
+    assert!(stderr.contains("--secret-file"), "{stderr}");
+
+    // An empty or missing secret file is an error, not an empty secret.
+    let empty = state.path().join("empty");
+    fs::write(&empty, "\n").unwrap();
+    for file in [empty, state.path().join("missing")] {
+        let out = run_script(
+            state.path(),
+            &[
+                "ws://127.0.0.1:1",
+                "--name",
+                "bot",
+                "--secret-file",
+                file.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(out.stderr.len(), 1, "{out:?}");
+        assert!(out.stderr[0].contains(file.to_str().unwrap()), "{out:?}");
+    }
+}
+
+#[test]
+fn json_mode_redacts_the_secret_unless_asked() {
+    let server = Server::start();
+    let state = state_dir();
+    let out = run_script(
+        state.path(),
+        &[&server.url(), "--name", "eve", "--json"],
+        "x\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let saved = fs::read_to_string(state.path().join("wschat/secrets.json")).unwrap();
+    let saved: Value = serde_json::from_str(&saved).unwrap();
+    let secret = saved["servers"][&server.url()]["eve"].as_str().unwrap();
+    let login: Value = serde_json::from_str(&out.stdout[1]).unwrap();
+    assert_eq!(login["type"], "loginMessage");
+    assert_eq!(login["secret"], "<redacted>");
+    assert!(
+        out.stdout.iter().all(|line| !line.contains(secret)),
+        "{out:?}"
+    );
+
+    let out = run_script(
+        state.path(),
+        &[&server.url(), "--name", "eve", "--json", "--show-secret"],
+        "y\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let login: Value = serde_json::from_str(&out.stdout[1]).unwrap();
+    assert_eq!(login["secret"], secret);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_state_directory_readable_by_others_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start();
+    let state = state_dir();
+    let dir = state.path().join("wschat");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run_script(state.path(), &[&server.url(), "--name", "gus"], "hi\n");
+    assert!(out.status.success(), "{out:?}");
+    let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    assert_eq!(
+        out.stderr,
+        [format!(
+            "chat-cli: {} was readable by others (mode 0755); it is now 0700",
+            dir.display()
+        )]
+    );
+    // Private already: nothing to say.
+    let again = run_script(state.path(), &[&server.url(), "--name", "gus"], "hi\n");
+    assert_eq!(again.stderr, Vec::<String>::new(), "{again:?}");
 }
 
 #[test]
@@ -196,10 +298,7 @@ fn no_server_means_exit_1_with_one_line() {
     let state = state_dir();
     let url = format!("ws://127.0.0.1:{port}");
     // A secret (or name) may start with "-": still a value, not a flag.
-    for args in [
-        &[&url, "--name", "bot"][..],
-        &[&url, "--name", "-bot-", "--secret", "-x_Y"][..],
-    ] {
+    for args in [&[&url, "--name", "bot"][..], &[&url, "--name", "-bot-"][..]] {
         let out = run_script(state.path(), args, "hi\n");
         assert_eq!(out.status.code(), Some(1), "{out:?}");
         assert_eq!(out.stderr.len(), 1, "{out:?}");
@@ -231,8 +330,10 @@ fn usage_errors_exit_2() {
     let help = String::from_utf8(help.stdout).unwrap();
     for topic in [
         "--name",
-        "--secret",
+        "--secret-file",
+        "CHAT_SECRET",
         "--json",
+        "--show-secret",
         "CHAT_URL",
         "wss://",
         "--ca-file",

@@ -34,18 +34,25 @@ struct Args {
     #[arg(short, long, env = "CHAT_NAME", allow_hyphen_values = true)]
     name: Option<String>,
 
-    /// The secret that reclaims your name, instead of the saved one.
-    #[arg(
-        long,
-        env = "CHAT_SECRET",
-        hide_env_values = true,
-        allow_hyphen_values = true
-    )]
+    /// Read the secret that reclaims your name from FILE (its first line)
+    /// instead of using the saved one; or set it in the environment
+    /// variable CHAT_SECRET. Never on the command line, where every local
+    /// user can read it (ps); --secret is refused.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+
+    /// Refused: a secret on the command line is visible to every local user.
+    #[arg(long, hide = true, allow_hyphen_values = true, value_name = "SECRET")]
     secret: Option<String>,
 
-    /// Print every message from the server as one raw JSON line.
+    /// Print every message from the server as one raw JSON line. The
+    /// secret in the loginMessage is shown as "<redacted>".
     #[arg(long)]
     json: bool,
+
+    /// With --json, print the loginMessage's secret as the server sent it.
+    #[arg(long, requires = "json")]
+    show_secret: bool,
 
     /// For wss://, also trust the certificates in this PEM file: a private
     /// CA's, or a self-signed server's own certificate. The web's public
@@ -96,9 +103,14 @@ Keeping your name:
   The server gives a secret with a new name. chat-cli saves it per server URL
   and name in $XDG_STATE_HOME/wschat/secrets.json (by default
   ~/.local/state/wschat/secrets.json, mode 0600) and sends it next time, so
-  you get the same name back. --secret overrides the saved one (and is
-  saved once it works: that is how a name moves to another machine). The
-  line history is kept next to it, in history.
+  you get the same name back. A secret in CHAT_SECRET, or in the first line
+  of the file given with --secret-file FILE, overrides the saved one (and
+  is saved once it works: that is how a name moves to another machine).
+  A secret is never taken on the command line, where every local user can
+  read it (ps). The line history is kept next to it, in history. The
+  directory is kept private (mode 0700): chat-cli tightens a looser one and
+  says so. With --json the secret the server sends is shown as
+  \"<redacted>\" unless --show-secret is given.
 
 Dropped connections:
   chat-cli says so, reconnects by itself (after 0.5 s, doubling up to 30 s,
@@ -151,8 +163,26 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<Exit> {
+    if args.secret.is_some() {
+        usage_error(
+            ErrorKind::ArgumentConflict,
+            "--secret is not accepted: a secret on the command line is visible to every \
+             local user (ps); set it in CHAT_SECRET or pass --secret-file FILE",
+        );
+    }
+    let given_secret = match &args.secret_file {
+        Some(path) => Some(state::read_secret_file(path)?),
+        None => std::env::var("CHAT_SECRET").ok().filter(|s| !s.is_empty()),
+    };
     // Read even for ws://, so that a wrong path shows at once.
     cli::tls::trust(args.ca_file.as_deref())?;
+    if let Some(dir) = state::state_dir() {
+        match state::keep_private(&dir) {
+            Ok(None) => {}
+            Ok(Some(note)) => eprintln!("chat-cli: {note}"),
+            Err(e) => eprintln!("chat-cli: {e}"),
+        }
+    }
     let interactive = io::stdin().is_terminal();
     let mode = if interactive {
         Mode::Interactive
@@ -192,9 +222,10 @@ fn run(args: Args) -> anyhow::Result<Exit> {
         && io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut config = ClientConfig::new(&args.url, &name, mode);
-    config.given_secret = args.secret;
+    config.given_secret = given_secret;
     config.saved_secret = saved;
     config.raw_json = args.json;
+    config.show_secret = args.show_secret;
     let rng = StdRng::try_from_rng(&mut SysRng).context("no randomness from the OS")?;
     let client = Client::new(config, rng, Instant::now());
     let session = Session {

@@ -277,7 +277,8 @@ impl<R: Rng> Driver<R> {
             Ok(None) => return,
             Ok(Some(note)) => Line::Status(note),
             Err(e) => Line::Error(format!(
-                "{e}; to keep the name '{username}' next time, pass --secret {secret}"
+                "{e}; to keep the name '{username}' next time, keep this secret and give it \
+                 in CHAT_SECRET or with --secret-file: {secret}"
             )),
         };
         self.show(&line).await;

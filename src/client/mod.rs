@@ -101,6 +101,9 @@ pub struct ClientConfig {
     pub mode: Mode,
     /// Show every server message as its raw JSON instead of a display line.
     pub raw_json: bool,
+    /// With `raw_json`, show the `secret` of a `loginMessage` as sent
+    /// instead of `"<redacted>"`.
+    pub show_secret: bool,
     /// Delays between reconnection attempts.
     pub backoff: Backoff,
     /// How long connecting plus logging in may take. Default 10 s.
@@ -130,6 +133,7 @@ impl ClientConfig {
             saved_secret: None,
             mode,
             raw_json: false,
+            show_secret: false,
             backoff: Backoff::default(),
             login_timeout: Duration::from_secs(10),
             stable_after: Duration::from_secs(10),
@@ -378,10 +382,15 @@ impl<R: Rng> Client<R> {
             return;
         }
         self.heard(now);
+        let message = ServerMessage::decode(text.as_bytes());
         if self.config.raw_json {
-            self.show(Line::Raw(text.to_owned()));
+            let shown = match &message {
+                Ok(message) if !self.config.show_secret => redacted(text, message),
+                _ => Cow::Borrowed(text),
+            };
+            self.show(Line::Raw(shown.into_owned()));
         }
-        let message = match ServerMessage::decode(text.as_bytes()) {
+        let message = match message {
             Ok(message) => message,
             Err(e) => {
                 return self.show_server(Line::Error(format!(
@@ -1295,6 +1304,30 @@ impl<R: Rng> Client<R> {
             self.show(line);
         }
     }
+}
+
+/// What `--json` shows of the frame `text` (which decoded as `message`):
+/// the frame as it is, except the secret of a `loginMessage`, which would
+/// reclaim the name for whoever reads the output (a log, a terminal
+/// recording). The secret's JSON string is replaced where it appears; if
+/// the server escaped it some other way, the message is encoded afresh.
+fn redacted<'t>(text: &'t str, message: &ServerMessage<'_>) -> Cow<'t, str> {
+    const REDACTED: &str = "<redacted>";
+    let ServerMessage::LoginMessage { secret, .. } = message else {
+        return Cow::Borrowed(text);
+    };
+    if secret.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let quoted = serde_json::to_string(secret).unwrap_or_default();
+    if text.contains(&quoted) {
+        return Cow::Owned(text.replace(&quoted, &format!("\"{REDACTED}\"")));
+    }
+    let mut message = message.clone();
+    if let ServerMessage::LoginMessage { secret, .. } = &mut message {
+        *secret = REDACTED.into();
+    }
+    Cow::Owned(String::from_utf8(message.encode()).unwrap_or_default())
 }
 
 /// What a catch-up says besides its messages.

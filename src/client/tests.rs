@@ -470,13 +470,15 @@ fn json_mode_shows_every_frame_raw_and_keeps_the_status_lines() {
     let mut h = Harness::new(c);
     assert_eq!(h.drain(), ["connect"]);
     h.connected();
-    let out = h.server(login_message("alice", "S"));
-    assert_eq!(out.len(), 2, "{out:?}");
-    assert!(
-        out[0].starts_with("show {\"type\":\"loginMessage\""),
-        "{out:?}"
+    let out = h.server(login_message("alice", "S3cr3t"));
+    assert_eq!(
+        out,
+        [
+            "show {\"type\":\"loginMessage\",\"id\":\"l\",\"username\":\"alice\",\
+             \"location\":\"127.0.0.1\",\"secret\":\"<redacted>\"}",
+            "save alice=S3cr3t",
+        ]
     );
-    assert_eq!(out[1], "save alice=S");
     assert_eq!(
         h.server(text("bob", "hi")),
         ["show {\"type\":\"textBroadcast\",\"id\":\"t\",\"username\":\"bob\",\"message\":\"hi\"}"]
@@ -488,6 +490,38 @@ fn json_mode_shows_every_frame_raw_and_keeps_the_status_lines() {
         out[0].starts_with("show 12:00 -- connection lost (reset)"),
         "{out:?}"
     );
+}
+
+#[test]
+fn json_mode_shows_the_secret_only_when_asked() {
+    let mut c = config(Mode::Script);
+    c.raw_json = true;
+    c.show_secret = true;
+    let mut h = Harness::new(c);
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected();
+    let out = h.server(login_message("alice", "S3cr3t"));
+    assert!(out[0].ends_with(r#""secret":"S3cr3t"}"#), "{out:?}");
+}
+
+#[test]
+fn json_mode_redacts_a_secret_the_server_escaped_oddly() {
+    let mut c = config(Mode::Script);
+    c.raw_json = true;
+    let mut h = Harness::new(c);
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected();
+    // "S3" spelled with a \u escape: not the plain JSON string of the secret.
+    h.client.handle_text(
+        r#"{"type":"loginMessage","id":"l","username":"alice","location":"x","secret":"\u00533"}"#,
+        h.now,
+    );
+    let out = h.drain();
+    assert_eq!(
+        out[0],
+        r#"show {"type":"loginMessage","id":"l","username":"alice","location":"x","secret":"<redacted>"}"#
+    );
+    assert_eq!(out[1], "save alice=S3");
 }
 
 // ---- commands ----
