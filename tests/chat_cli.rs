@@ -266,6 +266,34 @@ fn the_client_reconnects_after_the_server_restarts() {
 }
 
 #[test]
+fn the_urls_scheme_is_case_insensitive() {
+    let server = Server::start();
+    let state = state_dir();
+    let url = server.url().replacen("ws://", "WS://", 1);
+    let out = run_script(state.path(), &[&url, "--name", "caps"], "hi\n");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, ["caps (you): hi"]);
+}
+
+#[test]
+fn message_text_cannot_turn_a_line_around() {
+    let server = Server::start();
+    let (watcher_state, sender_state) = (state_dir(), state_dir());
+    let mut watcher = Cli::spawn(watcher_state.path(), &[&server.url(), "--name", "watcher"]);
+    watcher.send("ready");
+    watcher.expect_stdout("watcher (you): ready");
+    // U+202E makes the rest read right to left: "pay 10$" would show as "$01 yap".
+    let out = run_script(
+        sender_state.path(),
+        &[&server.url(), "--name", "mallory"],
+        "\u{202e}$01 yap\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    watcher.expect_stdout("mallory: \u{fffd}$01 yap");
+    assert!(watcher.finish().status.success());
+}
+
+#[test]
 fn json_mode_prints_each_server_message_as_one_json_line() {
     let server = Server::start();
     let state = state_dir();
@@ -297,14 +325,42 @@ fn no_server_means_exit_1_with_one_line() {
     };
     let state = state_dir();
     let url = format!("ws://127.0.0.1:{port}");
-    // A secret (or name) may start with "-": still a value, not a flag.
-    for args in [&[&url, "--name", "bot"][..], &[&url, "--name", "-bot-"][..]] {
-        let out = run_script(state.path(), args, "hi\n");
-        assert_eq!(out.status.code(), Some(1), "{out:?}");
-        assert_eq!(out.stderr.len(), 1, "{out:?}");
+    let out = run_script(state.path(), &[&url, "--name", "bot"], "hi\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stderr.len(), 1, "{out:?}");
+    assert!(
+        out.stderr[0].starts_with(&format!("chat-cli: could not connect to {url}: ")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_name_that_could_pass_for_anothers_or_a_notice_is_refused() {
+    let state = state_dir();
+    for (name, why) in [
+        (
+            "alice (you)",
+            "the name contains a space; join words with _, - or . instead",
+        ),
+        (
+            "-- back online as",
+            "the name starts with '-'; it must start with a letter, a digit or an emoji",
+        ),
+        // A value, even though it looks like a flag.
+        (
+            "-bot-",
+            "the name starts with '-'; it must start with a letter, a digit or an emoji",
+        ),
+    ] {
+        let out = chat_cli(state.path(), &["ws://127.0.0.1:1", "--name", name])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}: {out:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
         assert!(
-            out.stderr[0].starts_with(&format!("chat-cli: could not connect to {url}: ")),
-            "{out:?}"
+            stderr.contains(&format!("invalid --name: {why}")),
+            "{stderr}"
         );
     }
 }
@@ -316,6 +372,9 @@ fn usage_errors_exit_2() {
         &["--name", "bot", "--bogus"][..],
         &[][..], // no name, and stdin is not a terminal
         &["http://127.0.0.1:1", "--name", "bot"][..],
+        // Out of range: not port 80.
+        &["ws://127.0.0.1:99999", "--name", "bot"][..],
+        &["ws://127.0.0.1:0", "--name", "bot"][..],
         &["--name", ""][..],
     ] {
         let out = chat_cli(state.path(), args)

@@ -138,13 +138,37 @@ from another connection (the reason on stderr); 2 usage error."
     )
 }
 
+/// A `ws://` or `wss://` URL with a port in range; the scheme is written
+/// in lower case (schemes are case-insensitive, the WebSocket library's
+/// check is not).
 fn parse_url(url: &str) -> Result<String, String> {
-    let lower = url.to_ascii_lowercase();
-    if !lower.starts_with("ws://") && !lower.starts_with("wss://") {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("the URL must start with ws:// or wss://".into());
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "ws" && scheme != "wss" {
         return Err("the URL must start with ws:// or wss://".into());
     }
-    url.into_client_request().map_err(|e| e.to_string())?;
-    Ok(url.to_owned())
+    let url = format!("{scheme}://{rest}");
+    let request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    // The URI type forgets a port it cannot read, which would mean the
+    // default port: read it from the authority text.
+    let authority = request.uri().authority().map_or("", |a| a.as_str());
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    if let Some((_, port)) = host_port
+        .rsplit_once(':')
+        .filter(|_| !host_port.ends_with(']'))
+        && !port.is_empty()
+        && !matches!(port.parse::<u16>(), Ok(1..))
+    {
+        return Err(format!(
+            "the port {port} is out of range: a port is 1 to 65535"
+        ));
+    }
+    Ok(url)
 }
 
 fn main() -> ExitCode {

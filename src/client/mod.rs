@@ -60,7 +60,6 @@ use crate::protocol::{
     ClientMessage, EPOCH_MAX_CHARS, ErrorCode, LeaveReason, SUBPROTOCOL_V2, ServerMessage,
     UserPresence, Version,
 };
-use crate::username::Username;
 pub use backoff::Backoff;
 use command::{Effect, Input};
 use outbox::Outbox;
@@ -958,11 +957,12 @@ impl<R: Rng> Client<R> {
             .iter()
             .map(|user| {
                 let you = me == Some(&*user.username);
+                let name = render::shown_name(&user.username);
                 match (you, user.connections) {
-                    (true, 1) => format!("{} (you)", user.username),
-                    (true, n) => format!("{} (you, {n} devices)", user.username),
-                    (false, n) if n > 1 => format!("{} ({n} devices)", user.username),
-                    (false, _) => user.username.to_string(),
+                    (true, 1) => format!("{name} (you)"),
+                    (true, n) => format!("{name} (you, {n} devices)"),
+                    (false, n) if n > 1 => format!("{name} ({n} devices)"),
+                    (false, _) => name.into_owned(),
                 }
             })
             .collect();
@@ -1340,9 +1340,7 @@ struct Reading {
 
 /// The server compares names case-insensitively after NFC normalisation.
 pub(crate) fn name_key(name: &str) -> String {
-    Username::parse(name, usize::MAX)
-        .map(|u| u.key)
-        .unwrap_or_else(|_| name.to_owned())
+    crate::username::key(name)
 }
 
 /// The server's description, or a plain default when it gave none.

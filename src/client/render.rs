@@ -11,6 +11,7 @@ use std::fmt;
 use anstyle::{AnsiColor, Style};
 
 use crate::protocol::LeaveReason;
+use crate::username::Username;
 
 /// A wall-clock time of day, as shown in front of each line (`HH:MM`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +141,7 @@ impl Line {
             Line::Message {
                 from, text, own, ..
             } => {
-                out.paint(name_style(from, *own), &clean(from));
+                out.paint(name_style(from, *own), &shown_name(from));
                 if *own {
                     out.paint(TIME, " (you)");
                 }
@@ -151,7 +152,7 @@ impl Line {
                 from, action, own, ..
             } => {
                 out.plain("* ");
-                out.paint(name_style(from, *own), &clean(from));
+                out.paint(name_style(from, *own), &shown_name(from));
                 if *own {
                     out.paint(TIME, " (you)");
                 }
@@ -165,7 +166,7 @@ impl Line {
                 ..
             } => {
                 out.paint(NOTICE, "* ");
-                out.paint(name_style(name, *own), &clean(name));
+                out.paint(name_style(name, *own), &shown_name(name));
                 if *own {
                     out.paint(NOTICE, " (you)");
                 }
@@ -177,7 +178,7 @@ impl Line {
             }
             Line::Left { name, reason, .. } => {
                 out.paint(NOTICE, "* ");
-                out.paint(name_style(name, false), &clean(name));
+                out.paint(name_style(name, false), &shown_name(name));
                 let text = match reason {
                     LeaveReason::Evicted => " was disconnected (no answer)",
                     LeaveReason::Logout => " logged out",
@@ -275,7 +276,7 @@ impl Painter {
                 let last = i + 1 == shown.len() && others == 0;
                 self.paint(NOTICE, if last { " and " } else { ", " });
             }
-            self.paint(name_style(name, false), &clean(name));
+            self.paint(name_style(name, false), &shown_name(name));
         }
         match (shown.is_empty(), others) {
             (_, 0) => {}
@@ -284,6 +285,19 @@ impl Painter {
             (false, 1) => self.paint(NOTICE, " and 1 other"),
             (false, n) => self.paint(NOTICE, &format!(" and {n} others")),
         }
+    }
+}
+
+/// A name as shown: as it is when it follows the name rule
+/// ([`Username::parse`]), which no name on a wschat server can break; a
+/// name that breaks it (from an older or foreign server) is shown in
+/// brackets, which no valid name contains, so that it cannot pass for
+/// anything chat-cli writes itself ("alice (you)", "-- back online as").
+pub fn shown_name(name: &str) -> Cow<'_, str> {
+    if Username::parse(name, usize::MAX).is_ok() {
+        Cow::Borrowed(name)
+    } else {
+        Cow::Owned(format!("[{}]", clean(name)))
     }
 }
 
@@ -313,14 +327,23 @@ fn clean_keep_newlines(text: &str) -> Cow<'_, str> {
 }
 
 fn needs_cleaning(c: char) -> bool {
-    c.is_control() && c != '\t'
+    (c.is_control() && c != '\t') || is_bidi_control(c)
+}
+
+/// The bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069): they can make a line read backwards or move text across
+/// the name and the message ("Trojan Source"), so they never reach the
+/// terminal. The marks U+200E/U+200F/U+061C only nudge neutral characters
+/// and stay.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 fn stand_in(c: char) -> char {
     match c {
         '\t' => '\t',
         '\0'..='\x1f' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
-        c if c.is_control() => '\u{fffd}',
+        c if c.is_control() || is_bidi_control(c) => '\u{fffd}',
         c => c,
     }
 }
@@ -442,9 +465,62 @@ mod tests {
     #[test]
     fn control_characters_from_the_network_cannot_reach_the_terminal() {
         let line = Line::from_text("ev\x1bil", "red \x1b[31mtext\x07\nnext\u{9b}", false, None);
-        assert_eq!(plain(line), "12:05 ev␛il: red ␛[31mtext␇␊next\u{fffd}");
+        assert_eq!(plain(line), "12:05 [ev␛il]: red ␛[31mtext␇␊next\u{fffd}");
         assert_eq!(plain(Line::Info("x\x1by\nz".into())), "x␛y\nz");
         assert_eq!(clean("tab\tok"), "tab\tok");
+    }
+
+    #[test]
+    fn a_name_no_wschat_server_accepts_cannot_pass_for_a_notice_or_our_own() {
+        assert_eq!(
+            plain(Line::from_text(
+                "alice (you)",
+                "I will pay for lunch",
+                false,
+                None
+            )),
+            "12:05 [alice (you)]: I will pay for lunch"
+        );
+        assert_eq!(
+            plain(Line::from_text("-- back online as", "alice", false, None)),
+            "12:05 [-- back online as]: alice"
+        );
+        assert_eq!(
+            plain(Line::from_text(
+                "alice logged",
+                "* alice logged out",
+                false,
+                None
+            )),
+            "12:05 * [alice logged] out"
+        );
+        assert_eq!(
+            plain(Line::Left {
+                name: "ev\x1bil".into(),
+                reason: LeaveReason::Disconnected,
+                at: 1
+            }),
+            "12:05 * [ev␛il] left"
+        );
+        assert_eq!(
+            plain(Line::from_text("Zo\u{eb}", "hi", false, None)),
+            "12:05 Zo\u{eb}: hi"
+        );
+    }
+
+    #[test]
+    fn bidirectional_overrides_and_isolates_are_neutralised() {
+        for c in ('\u{202a}'..='\u{202e}').chain('\u{2066}'..='\u{2069}') {
+            let line = Line::from_text("bob", &format!("pay {c}01$ now"), false, None);
+            assert_eq!(
+                plain(line),
+                "12:05 bob: pay \u{fffd}01$ now",
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        // The marks only nudge neutral characters: kept, as in any text.
+        assert_eq!(clean("a\u{200f}b"), "a\u{200f}b");
     }
 
     #[test]
