@@ -14,7 +14,7 @@ use clap::{CommandFactory, Parser, error::ErrorKind};
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
 use wschat::cli::state::{self, SecretsFile};
-use wschat::cli::terminal::Prompt;
+use wschat::cli::terminal::{Answer, Prompt};
 use wschat::cli::{self, Session};
 use wschat::client::{Client, ClientConfig, Exit, Mode, command};
 use wschat::username::Username;
@@ -133,8 +133,12 @@ Secure connections (wss://):
 Interactive mode uses colour when stdout is a terminal, unless NO_COLOR is set.
 
 Exit status: 0 success (a confirmed /logout included); 1 could not connect,
-log in, deliver every message or have /logout confirmed, or was logged out
-from another connection (the reason on stderr); 2 usage error."
+log in, deliver every message (a /quit or Ctrl-D with messages not sent
+included) or have /logout confirmed, or was logged out from another
+connection (the reason on stderr); 2 usage error, or the server refused the
+--name given (taken, or not valid there); 130 cancelled with Ctrl-C at the
+name prompt. A name typed at the prompt that the server refuses is asked
+again."
     )
 }
 
@@ -179,6 +183,13 @@ fn main() -> ExitCode {
             eprintln!("chat-cli: {reason}");
             ExitCode::from(1)
         }
+        // Like a name refused before connecting: the argument must change.
+        Ok(Exit::NameRefused(reason)) => {
+            eprintln!("chat-cli: {reason}");
+            ExitCode::from(2)
+        }
+        // As a shell reports a command ended by Ctrl-C (128 + SIGINT).
+        Ok(Exit::Cancelled) => ExitCode::from(130),
         Err(e) => {
             eprintln!("chat-cli: {e:#}");
             ExitCode::from(1)
@@ -219,6 +230,7 @@ fn run(args: Args) -> anyhow::Result<Exit> {
         None
     };
 
+    let asked = args.name.is_none();
     let name = match (args.name, &mut prompt) {
         (Some(name), _) => {
             if let Err(e) = Username::parse(&name, usize::MAX) {
@@ -226,7 +238,11 @@ fn run(args: Args) -> anyhow::Result<Exit> {
             }
             name
         }
-        (None, Some(prompt)) => ask_name(prompt),
+        (None, Some(prompt)) => match prompt.ask_name() {
+            Answer::Given(name) => name,
+            Answer::Cancelled => return Ok(Exit::Cancelled),
+            Answer::Ended => return Ok(Exit::Failure("no name given".into())),
+        },
         (None, None) => usage_error(
             ErrorKind::MissingRequiredArgument,
             "--name (or CHAT_NAME) is required when stdin is not a terminal",
@@ -246,6 +262,7 @@ fn run(args: Args) -> anyhow::Result<Exit> {
         && io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut config = ClientConfig::new(&args.url, &name, mode);
+    config.ask_name = asked;
     config.given_secret = given_secret;
     config.saved_secret = saved;
     config.raw_json = args.json;
@@ -260,20 +277,6 @@ fn run(args: Args) -> anyhow::Result<Exit> {
         prompt,
     };
     Ok(cli::run(client, session))
-}
-
-/// Asks until a usable name is given; Ctrl-C or Ctrl-D gives up.
-fn ask_name(prompt: &mut Prompt) -> String {
-    loop {
-        let Some(answer) = prompt.ask("your name: ") else {
-            usage_error(ErrorKind::MissingRequiredArgument, "no name given");
-        };
-        let answer = answer.trim();
-        match Username::parse(answer, usize::MAX) {
-            Ok(_) => return answer.to_owned(),
-            Err(e) => eprintln!("that name cannot be used: {e}"),
-        }
-    }
 }
 
 /// Exits with status 2 and clap's usage hint.

@@ -16,6 +16,7 @@ use rustyline::{Config, DefaultEditor, ExternalPrinter};
 use smol::channel::{Receiver, Sender};
 
 use crate::client::Line;
+use crate::username::Username;
 
 /// A line from the user, or the end of input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +100,16 @@ pub fn read_stdin() -> Receiver<UserInput> {
     receiver
 }
 
+/// What the user answered to a question before the chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Given(String),
+    /// Ctrl-C.
+    Cancelled,
+    /// Ctrl-D, or the terminal is gone.
+    Ended,
+}
+
 /// The interactive line editor, before and after its thread starts.
 pub struct Prompt {
     editor: Option<DefaultEditor>,
@@ -133,11 +144,25 @@ impl Prompt {
         })
     }
 
-    /// Asks one question before the chat starts (the name). `None` on
-    /// Ctrl-C or Ctrl-D.
-    pub fn ask(&mut self, question: &str) -> Option<String> {
-        let editor = self.editor.as_mut()?;
-        editor.readline(question).ok()
+    /// Asks for a name until one that follows the name rule is given (an
+    /// empty or invalid one is said and asked again), before the chat
+    /// starts or after the server refused one.
+    pub fn ask_name(&mut self) -> Answer {
+        let Some(editor) = self.editor.as_mut() else {
+            return Answer::Ended;
+        };
+        loop {
+            let answer = match editor.readline("your name: ") {
+                Ok(answer) => answer,
+                Err(ReadlineError::Interrupted) => return Answer::Cancelled,
+                Err(_) => return Answer::Ended,
+            };
+            let answer = answer.trim();
+            match Username::parse(answer, usize::MAX) {
+                Ok(_) => return Answer::Given(answer.to_owned()),
+                Err(e) => eprintln!("that name cannot be used: {e}"),
+            }
+        }
     }
 
     /// A printer that keeps the prompt intact, when stdout is a terminal.

@@ -98,6 +98,10 @@ pub struct ClientConfig {
     /// issued) asks for it to be saved.
     pub saved_secret: Option<String>,
     pub mode: Mode,
+    /// The name was typed at a prompt: when the server refuses it (taken,
+    /// or not valid there) before the first login, ask for another
+    /// ([`Event::AskName`]) instead of ending.
+    pub ask_name: bool,
     /// Show every server message as its raw JSON instead of a display line.
     pub raw_json: bool,
     /// With `raw_json`, show the `secret` of a `loginMessage` as sent
@@ -131,6 +135,7 @@ impl ClientConfig {
             given_secret: None,
             saved_secret: None,
             mode,
+            ask_name: false,
             raw_json: false,
             show_secret: false,
             backoff: Backoff::default(),
@@ -171,6 +176,10 @@ pub enum Event {
     /// (per server and name) and pass it as `ClientConfig::saved_secret`
     /// next time.
     SecretIssued { username: String, secret: String },
+    /// The server refused the name typed at the prompt (`ask_name`), for
+    /// this reason: ask for another and hand it to
+    /// [`Client::handle_name`]. Nothing happens until then.
+    AskName(String),
     /// The client is done: perform the actions already polled, then exit.
     Finished(Exit),
 }
@@ -181,6 +190,11 @@ pub enum Exit {
     Success,
     /// Could not connect, log in, or deliver; the reason is one sentence.
     Failure(String),
+    /// The server refused the name given (taken, or not valid there); the
+    /// reason is one sentence. Another name may work.
+    NameRefused(String),
+    /// The user cancelled before the chat started (Ctrl-C at a prompt).
+    Cancelled,
 }
 
 /// The state of the connection.
@@ -204,6 +218,8 @@ enum Link {
     Waiting {
         retry_at: Instant,
     },
+    /// The name typed at the prompt was refused: waiting for another.
+    AskingName,
     Done,
 }
 
@@ -259,6 +275,12 @@ pub struct Client<R> {
     /// v2: the id of our `logout` and when to stop waiting for the server
     /// to confirm it.
     logout: Option<(String, Instant)>,
+    /// `/quit` was typed while messages waited to be sent, and the user was
+    /// asked to type it again to leave without them.
+    quit_asked: bool,
+    /// The reason the last reconnection attempt failed, once said: the same
+    /// failure again is not said again.
+    retry_failure: Option<String>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -291,6 +313,8 @@ impl<R: Rng> Client<R> {
             accepted: None,
             held: Vec::new(),
             logout: None,
+            quit_asked: false,
+            retry_failure: None,
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -550,6 +574,8 @@ impl<R: Rng> Client<R> {
                 "logging out; waiting for the server to confirm".into(),
             ));
         }
+        // "/quit again" means the very next line.
+        let quit_asked = std::mem::take(&mut self.quit_asked);
         match command::parse(line) {
             Input::Nothing => {}
             Input::Say(text) => self.say(text.to_owned()),
@@ -560,7 +586,7 @@ impl<R: Rng> Client<R> {
             }
             Input::Run(Effect::Who) => self.who(),
             Input::Run(Effect::Logout) => self.log_out(now),
-            Input::Run(Effect::Quit) => self.quit(),
+            Input::Run(Effect::Quit) => self.quit_typed(quit_asked),
             Input::Usage { command, hint } => self.show(Line::Info(format!(
                 "usage: {} ({hint})",
                 command::usage(command)
@@ -569,6 +595,20 @@ impl<R: Rng> Client<R> {
                 "unknown command /{name}; /help lists the commands, //{name} sends it as a message"
             ))),
         }
+    }
+
+    /// A new name, after [`Event::AskName`], with the secret saved for it
+    /// if any: connects again and logs in with it.
+    pub fn handle_name(&mut self, name: &str, saved_secret: Option<String>, now: Instant) {
+        if self.link != Link::AskingName {
+            return;
+        }
+        self.config.username = name.to_owned();
+        self.config.given_secret = None;
+        self.config.saved_secret = saved_secret.clone();
+        self.secret = saved_secret.clone();
+        self.saved_secret = saved_secret;
+        self.connect(now);
     }
 
     /// The input ended (Ctrl-D, or the end of a script's stdin).
@@ -680,7 +720,7 @@ impl<R: Rng> Client<R> {
                 ..
             } => at + self.config.keepalive_timeout,
             Link::Waiting { retry_at } => retry_at,
-            Link::Done => return None,
+            Link::AskingName | Link::Done => return None,
         };
         [
             Some(link),
@@ -1032,6 +1072,8 @@ impl<R: Rng> Client<R> {
                     self.show_server(join); // someone else's, after all
                 }
                 let name = &self.config.username;
+                let about_the_name =
+                    matches!(code, ErrorCode::LoginTaken | ErrorCode::InvalidUsername);
                 let reason = match code {
                     ErrorCode::LoginTaken if self.secret.is_some() => format!(
                         "the name '{name}' is taken and the secret given for it does not match; \
@@ -1049,7 +1091,15 @@ impl<R: Rng> Client<R> {
                         describe(code, description)
                     ),
                 };
-                self.leave(Exit::Failure(reason));
+                if !about_the_name || self.been_online {
+                    return self.leave(Exit::Failure(reason));
+                }
+                if self.config.ask_name {
+                    self.actions.push_back(Action::Close);
+                    self.link = Link::AskingName;
+                    return self.events.push_back(Event::AskName(reason));
+                }
+                self.leave(Exit::NameRefused(reason));
             }
             Link::Online { .. } => {
                 if let Some((id, _)) = &self.logout
@@ -1171,19 +1221,29 @@ impl<R: Rng> Client<R> {
         self.link = Link::Waiting {
             retry_at: now + delay,
         };
+        // One line per change of state, not one per attempt: while the
+        // server stays down for the same reason, nothing more is said until
+        // it is back (or fails otherwise).
         let status = match was {
             Link::Online { .. } => {
-                format!(
+                self.retry_failure = None;
+                Some(format!(
                     "connection lost ({reason}); reconnecting in {}",
                     seconds(delay)
-                )
+                ))
             }
-            _ => format!(
-                "could not reconnect ({reason}); next try in {}",
-                seconds(delay)
-            ),
+            _ if self.retry_failure.as_deref() == Some(reason) => None,
+            _ => {
+                self.retry_failure = Some(reason.to_owned());
+                Some(format!(
+                    "could not reconnect ({reason}); still trying, at most {} apart",
+                    seconds(self.config.backoff.max)
+                ))
+            }
         };
-        self.show(Line::Status(status));
+        if let Some(status) = status {
+            self.show(Line::Status(status));
+        }
         self.check_ending();
     }
 
@@ -1238,18 +1298,46 @@ impl<R: Rng> Client<R> {
         }
     }
 
+    /// `/quit`: leaves, unless messages still wait to be sent; then it
+    /// says which and leaves only when typed again.
+    fn quit_typed(&mut self, asked_before: bool) {
+        let waiting = self.outbox.waiting();
+        if waiting.is_empty() || asked_before {
+            return self.quit();
+        }
+        self.quit_asked = true;
+        let mut text = format!(
+            "{} not sent yet (the connection is down):",
+            plural(waiting.len(), "message is", "messages are")
+        );
+        for message in &waiting {
+            text.push_str(&format!("\n  {message}"));
+        }
+        text.push_str(
+            "\nthey are sent once the connection is back; /quit again leaves without them",
+        );
+        self.show(Line::Info(text));
+    }
+
+    /// Leaves now. Messages that were never sent, or whose fate a dropped
+    /// connection left unknown, are shown and make it a failure.
     fn quit(&mut self) {
         for text in self.outbox.take_unchecked() {
             self.maybe_lost(&text);
         }
-        let unsent = self.outbox.queued();
-        if unsent > 0 {
-            self.show(Line::Status(format!(
-                "{} not sent",
-                plural(unsent, "queued message was", "queued messages were")
-            )));
+        let queued = self.outbox.take_queued();
+        for text in &queued {
+            self.show(Line::Error(format!("not sent: {text}")));
         }
-        self.leave(Exit::Success);
+        self.undelivered += queued.len();
+        let exit = match self.undelivered {
+            0 => Exit::Success,
+            n => Exit::Failure(format!(
+                "{} not delivered",
+                plural(n, "message was", "messages were")
+            )),
+        };
+        self.leave(exit);
     }
 
     /// A script whose input ended finishes once everything is confirmed.

@@ -827,12 +827,21 @@ fn quitting_before_the_check_says_what_may_be_lost() {
     h.log_in_v2("S", vec![]);
     h.type_line("x");
     h.disconnected("reset");
+    h.type_line("y");
+    assert_eq!(
+        h.type_line("/quit"),
+        [
+            "show 2 messages are not sent yet (the connection is down):\n  x\n  y\n\
+          they are sent once the connection is back; /quit again leaves without them"
+        ]
+    );
     assert_eq!(
         h.type_line("/quit"),
         [
             "show 12:00 !! the connection dropped before the server confirmed this message; \
              it may not have been delivered: x",
-            "exit 0"
+            "show 12:00 !! not sent: y",
+            "exit 1: 2 messages were not delivered"
         ]
     );
 }
