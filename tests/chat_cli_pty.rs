@@ -177,3 +177,36 @@ fn commands_ignore_case_refuse_stray_arguments_and_quit_asks_before_losing_lines
     alice.exp_string("not sent: are you there")?;
     assert_exits_with(&mut alice, 1)
 }
+
+#[test]
+fn replayed_messages_are_set_apart_mentions_ring_and_a_pasted_paragraph_is_one_message()
+-> Result<(), Error> {
+    let server = Server::start();
+    let bob_state = tempfile::tempdir().unwrap();
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    bob.send("before you came");
+    bob.expect_stdout("bob (you): before you came");
+
+    let state = tempfile::tempdir().unwrap();
+    let mut alice = alice_in_a_terminal(state.path(), &server)?;
+    // (rexpect reads bytes as Latin-1: the rules "──" are left out.)
+    alice.exp_string(" 1 earlier message ")?;
+    alice.exp_string("bob: before you came")?;
+    alice.exp_string(" now ")?;
+    alice.exp_string("alice> ")?;
+
+    bob.send("lunch, alice?");
+    alice.exp_string("bob: lunch, alice?")?;
+    alice.exp_string("\u{7}")?;
+
+    // A bracketed paste of two lines, then Enter: one message.
+    alice.send("\x1b[200~first line\nsecond line\x1b[201~")?;
+    alice.flush()?;
+    alice.send_line("")?;
+    alice.exp_string("alice (you): first line")?;
+    alice.exp_string("                   second line")?;
+    bob.expect_stdout("alice: first line");
+    bob.expect_stdout("             second line");
+    alice.send_control('d')?;
+    assert_exits_with_0(&mut alice)
+}

@@ -50,6 +50,17 @@ struct Args {
     #[arg(long)]
     json: bool,
 
+    /// Ring the terminal bell when a message names you (the default in a
+    /// terminal). chat-cli cannot tell whether its terminal is in front,
+    /// so it rings on every such message; most terminals and tmux only
+    /// flag a bell from a window in the background.
+    #[arg(long, overrides_with = "no_bell")]
+    bell: bool,
+
+    /// Never ring the bell; mentions are still highlighted.
+    #[arg(long, overrides_with = "bell")]
+    no_bell: bool,
+
     /// With --json, print the loginMessage's secret as the server sent it.
     #[arg(long, requires = "json")]
     show_secret: bool,
@@ -74,7 +85,12 @@ Interactive mode (stdin is a terminal):
   the line you are typing, as \"HH:MM alice: hello\"; yours are marked (you).
   Arrivals and departures are shown too: \"* bob joined from 10.0.0.7\",
   \"* bob left\", \"* bob was disconnected (no answer)\", \"* bob logged out\".
-  The prompt appears once you are logged in. Commands:
+  Messages said before you joined, or while you were away, are set apart
+  from live ones (\"── 12 earlier messages ──\" … \"── now ──\"). A message that
+  names you is highlighted and rings the terminal bell (--no-bell: quiet).
+  A message of several lines shows its later lines indented under the
+  first; a paste of several lines is sent as one message, newlines kept.
+  The prompt appears once you are logged in. Commands (any case):
 {commands}
   /quit leaves and keeps your name reserved: the server releases it some
   minutes (10 by default) after your last connection closed, and until then
@@ -267,6 +283,7 @@ fn run(args: Args) -> anyhow::Result<Exit> {
     config.saved_secret = saved;
     config.raw_json = args.json;
     config.show_secret = args.show_secret;
+    config.bell = interactive && !args.no_bell;
     let rng = StdRng::try_from_rng(&mut SysRng).context("no randomness from the OS")?;
     let client = Client::new(config, rng, Instant::now());
     let session = Session {

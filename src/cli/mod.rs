@@ -261,6 +261,9 @@ impl<R: Rng> Driver<R> {
             Event::Line(line) => self.show(&line).await,
             Event::SecretIssued { username, secret } => self.save_secret(username, secret).await,
             Event::AskName(reason) => return self.ask_name(&reason).await,
+            Event::Bell => {
+                let _ = self.printer.send(Output::Bell).await;
+            }
             Event::Finished(exit) => return Some(exit),
         }
         None

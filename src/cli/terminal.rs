@@ -31,6 +31,8 @@ pub enum Output {
     Chat(String),
     /// A line for stderr (or the terminal).
     Diagnostic(String),
+    /// The terminal bell (BEL), with no line.
+    Bell,
 }
 
 /// The printing thread. Dropping the sender ends it; `finish` waits for it.
@@ -52,6 +54,13 @@ impl Printer {
                     (Some(printer), Output::Chat(line) | Output::Diagnostic(line)) => printer
                         .print(line + "\n")
                         .map_err(|e| io::Error::other(e.to_string())),
+                    (Some(printer), Output::Bell) => printer
+                        .print("\x07".into())
+                        .map_err(|e| io::Error::other(e.to_string())),
+                    (None, Output::Bell) => {
+                        let mut stdout = io::stdout().lock();
+                        stdout.write_all(b"\x07").and_then(|()| stdout.flush())
+                    }
                     (None, Output::Chat(line)) => writeln!(io::stdout().lock(), "{line}"),
                     (None, Output::Diagnostic(line)) => writeln!(io::stderr().lock(), "{line}"),
                 };

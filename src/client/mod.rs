@@ -104,6 +104,9 @@ pub struct ClientConfig {
     pub ask_name: bool,
     /// Show every server message as its raw JSON instead of a display line.
     pub raw_json: bool,
+    /// Ring the bell ([`Event::Bell`]) when someone names the user in a
+    /// message as it is said (not in a catch-up).
+    pub bell: bool,
     /// With `raw_json`, show the `secret` of a `loginMessage` as sent
     /// instead of `"<redacted>"`.
     pub show_secret: bool,
@@ -137,6 +140,7 @@ impl ClientConfig {
             mode,
             ask_name: false,
             raw_json: false,
+            bell: false,
             show_secret: false,
             backoff: Backoff::default(),
             login_timeout: Duration::from_secs(10),
@@ -180,6 +184,8 @@ pub enum Event {
     /// this reason: ask for another and hand it to
     /// [`Client::handle_name`]. Nothing happens until then.
     AskName(String),
+    /// Ring the terminal bell: someone just named the user (`bell`).
+    Bell,
     /// The client is done: perform the actions already polled, then exit.
     Finished(Exit),
 }
@@ -492,7 +498,13 @@ impl<R: Rng> Client<R> {
                     (Version::V2, None) => false,
                     (Version::V1, _) => own && self.outbox.confirm_text(&message),
                 };
-                self.show_live(seq, Line::from_text(&username, &message, own, timestamp));
+                let line = Line::from_text(&username, &message, own, timestamp)
+                    .mentioning(self.username());
+                let ring = self.config.bell && line.is_mention();
+                self.show_live(seq, line);
+                if ring {
+                    self.events.push_back(Event::Bell);
+                }
                 if confirmed {
                     // Progress: a script's wait at the end starts again.
                     if self.ending.is_some() {
@@ -842,7 +854,7 @@ impl<R: Rng> Client<R> {
                 continue;
             }
             let is_own = from == username;
-            lines.push(Line::from_text(&from, &message, is_own, timestamp));
+            lines.push(Line::from_text(&from, &message, is_own, timestamp).mentioning(&username));
             if is_own {
                 own.push(message.into_owned());
             }
@@ -866,8 +878,26 @@ impl<R: Rng> Client<R> {
         // A script prints what is said while it takes part; the context a
         // newcomer gets is for people.
         if returning || self.config.mode == Mode::Interactive {
+            // A person sees where the replayed messages end and the live
+            // ones begin; a script's output stays one message a line.
+            let divide =
+                self.config.mode == Mode::Interactive && !self.config.raw_json && !lines.is_empty();
+            if divide {
+                let count = lines.len();
+                self.show(Line::Divider(if returning {
+                    format!(
+                        "{} while you were away",
+                        plural(count, "message", "messages")
+                    )
+                } else {
+                    plural(count, "earlier message", "earlier messages")
+                }));
+            }
             for line in lines {
                 self.show_server(line);
+            }
+            if divide {
+                self.show(Line::Divider("now".into()));
             }
         }
         for text in checked.resent {

@@ -30,11 +30,13 @@ impl fmt::Display for ClockTime {
 /// (milliseconds since the Unix epoch), which v2 gives and v1 does not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
-    /// Someone said something; `own` when it was this user.
+    /// Someone said something; `own` when it was this user, `mention`
+    /// when someone else named this user in it.
     Message {
         from: String,
         text: String,
         own: bool,
+        mention: bool,
         at: Option<u64>,
     },
     /// A `/me` message (`* alice waves`), recognised by its text.
@@ -42,6 +44,7 @@ pub enum Line {
         from: String,
         action: String,
         own: bool,
+        mention: bool,
         at: Option<u64>,
     },
     /// Someone logged in.
@@ -71,6 +74,8 @@ pub enum Line {
     Error(String),
     /// Help and hints; shown without a time.
     Info(String),
+    /// Sets replayed messages apart from live ones: `── now ──`.
+    Divider(String),
     /// A server message verbatim (`--json`).
     Raw(String),
 }
@@ -89,15 +94,47 @@ impl Line {
                 from: from.to_owned(),
                 action: action.to_owned(),
                 own,
+                mention: false,
                 at,
             },
             None => Line::Message {
                 from: from.to_owned(),
                 text: text.to_owned(),
                 own,
+                mention: false,
                 at,
             },
         }
+    }
+
+    /// The same line, marked as a mention if someone else's message names
+    /// `me` as a word (case-insensitively: "Alice," and "@alice" do, "Alicia"
+    /// does not).
+    pub fn mentioning(mut self, me: &str) -> Line {
+        if let Line::Message {
+            text: said,
+            own: false,
+            mention,
+            ..
+        }
+        | Line::Action {
+            action: said,
+            own: false,
+            mention,
+            ..
+        } = &mut self
+        {
+            *mention = names(said, me);
+        }
+        self
+    }
+
+    /// Whether this line names the user (see [`mentioning`](Self::mentioning)).
+    pub fn is_mention(&self) -> bool {
+        matches!(
+            self,
+            Line::Message { mention: true, .. } | Line::Action { mention: true, .. }
+        )
     }
 
     /// When the server says this happened (milliseconds since the Unix
@@ -133,31 +170,43 @@ impl Line {
             out: String::new(),
             colour,
         };
-        if !matches!(self, Line::Info(_) | Line::Raw(_)) {
+        if !matches!(self, Line::Info(_) | Line::Raw(_) | Line::Divider(_)) {
             out.paint(TIME, &time.to_string());
             out.plain(" ");
         }
         match self {
             Line::Message {
-                from, text, own, ..
+                from,
+                text,
+                own,
+                mention,
+                ..
             } => {
-                out.paint(name_style(from, *own), &shown_name(from));
+                let name = shown_name(from);
+                out.paint(name_style(from, *own), &name);
                 if *own {
                     out.paint(TIME, " (you)");
                 }
                 out.plain(": ");
-                out.plain(&clean(text));
+                let indent = TIME_WIDTH + width(&name) + if *own { 6 } else { 0 } + 2;
+                out.said(text, indent, *mention);
             }
             Line::Action {
-                from, action, own, ..
+                from,
+                action,
+                own,
+                mention,
+                ..
             } => {
                 out.plain("* ");
-                out.paint(name_style(from, *own), &shown_name(from));
+                let name = shown_name(from);
+                out.paint(name_style(from, *own), &name);
                 if *own {
                     out.paint(TIME, " (you)");
                 }
                 out.plain(" ");
-                out.plain(&clean(action));
+                let indent = TIME_WIDTH + 2 + width(&name) + if *own { 6 } else { 0 } + 1;
+                out.said(action, indent, *mention);
             }
             Line::Joined {
                 name,
@@ -210,6 +259,7 @@ impl Line {
             Line::Status(text) => out.paint(NOTICE, &format!("-- {}", clean(text))),
             Line::Error(text) => out.paint(ERROR, &format!("!! {}", clean(text))),
             Line::Info(text) => out.plain(&clean_keep_newlines(text)),
+            Line::Divider(text) => out.paint(TIME, &format!("── {} ──", clean(text))),
             Line::Raw(text) => out.plain(&clean(text)),
         }
         out.out
@@ -217,6 +267,13 @@ impl Line {
 }
 
 const TIME: Style = Style::new().dimmed();
+/// "HH:MM ".
+const TIME_WIDTH: usize = 6;
+/// What someone said that names the user.
+const MENTION: Style = Style::new()
+    .bold()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Black)))
+    .bg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
 const NOTICE: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
 const ERROR: Style = Style::new()
     .bold()
@@ -266,6 +323,25 @@ impl Painter {
         self.out.push_str(text);
     }
 
+    /// What someone said: each of its lines cleaned of control characters,
+    /// the second and later ones on lines of their own indented by
+    /// `indent` columns, below the first (so no line of a message can pass
+    /// for a line of its own); highlighted when it is a mention.
+    fn said(&mut self, text: &str, indent: usize, mention: bool) {
+        for (i, part) in text.split('\n').enumerate() {
+            if i > 0 {
+                self.out.push('\n');
+                self.out.push_str(&" ".repeat(indent));
+            }
+            let part = clean(part);
+            if mention {
+                self.paint(MENTION, &part);
+            } else {
+                self.plain(&part);
+            }
+        }
+    }
+
     /// "a, b and c", or "b, c and 998 others" when `count` is more than the
     /// names given; at most the last [`NAMES_SHOWN`] names are shown.
     fn names(&mut self, names: &[String], count: u64) {
@@ -299,6 +375,26 @@ pub fn shown_name(name: &str) -> Cow<'_, str> {
     } else {
         Cow::Owned(format!("[{}]", clean(name)))
     }
+}
+
+/// Columns a text takes, counting each character as one (close enough to
+/// line up the lines of a message).
+fn width(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// Whether `text` contains `name` as a word, ignoring case.
+fn names(text: &str, name: &str) -> bool {
+    let (text, name) = (text.to_lowercase(), name.to_lowercase());
+    if name.is_empty() {
+        return false;
+    }
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(&name).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + name.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
 }
 
 /// Names a presence line shows before it only counts the rest.
@@ -464,8 +560,8 @@ mod tests {
 
     #[test]
     fn control_characters_from_the_network_cannot_reach_the_terminal() {
-        let line = Line::from_text("ev\x1bil", "red \x1b[31mtext\x07\nnext\u{9b}", false, None);
-        assert_eq!(plain(line), "12:05 [ev␛il]: red ␛[31mtext␇␊next\u{fffd}");
+        let line = Line::from_text("ev\x1bil", "red \x1b[31mtext\x07\rnext\u{9b}", false, None);
+        assert_eq!(plain(line), "12:05 [ev␛il]: red ␛[31mtext␇␍next\u{fffd}");
         assert_eq!(plain(Line::Info("x\x1by\nz".into())), "x␛y\nz");
         assert_eq!(clean("tab\tok"), "tab\tok");
     }
@@ -505,6 +601,44 @@ mod tests {
         assert_eq!(
             plain(Line::from_text("Zo\u{eb}", "hi", false, None)),
             "12:05 Zo\u{eb}: hi"
+        );
+    }
+
+    #[test]
+    fn a_mention_is_highlighted_and_only_in_colour() {
+        let line = Line::from_text("bob", "hi alice", false, None).mentioning("Alice");
+        assert!(line.is_mention());
+        assert_eq!(plain(line.clone()), "12:05 bob: hi alice");
+        assert!(
+            line.render(NOON, true)
+                .contains("\x1b[1m\x1b[30m\x1b[43mhi alice\x1b[0m"),
+            "{:?}",
+            line.render(NOON, true)
+        );
+        let own = Line::from_text("alice", "hi alice", true, None).mentioning("alice");
+        assert!(!own.is_mention());
+        let action = Line::from_text("bob", "* bob hugs alice", false, None).mentioning("alice");
+        assert!(action.is_mention());
+        assert!(
+            !Line::from_text("bob", "malice", false, None)
+                .mentioning("alice")
+                .is_mention()
+        );
+    }
+
+    #[test]
+    fn the_lines_of_a_message_are_indented_under_its_first() {
+        assert_eq!(
+            plain(Line::from_text("bob", "one\ntwo\n\x1bthree", false, None)),
+            "12:05 bob: one\n           two\n           ␛three"
+        );
+        assert_eq!(
+            plain(Line::from_text("alice", "a\nb", true, None)),
+            "12:05 alice (you): a\n                   b"
+        );
+        assert_eq!(
+            plain(Line::from_text("bob", "* bob waves\nhi", false, None)),
+            "12:05 * bob waves\n            hi"
         );
     }
 

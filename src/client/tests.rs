@@ -114,6 +114,7 @@ impl Harness {
                 Event::Finished(Exit::NameRefused(reason)) => format!("exit 2: {reason}"),
                 Event::Finished(Exit::Cancelled) => "exit 130".to_owned(),
                 Event::AskName(reason) => format!("ask name: {reason}"),
+                Event::Bell => "bell".to_owned(),
             });
         }
         out
@@ -522,6 +523,38 @@ fn json_mode_redacts_a_secret_the_server_escaped_oddly() {
         r#"show {"type":"loginMessage","id":"l","username":"alice","location":"x","secret":"<redacted>"}"#
     );
     assert_eq!(out[1], "save alice=S3");
+}
+
+#[test]
+fn a_message_naming_the_user_rings_the_bell_when_asked() {
+    let mut c = config(Mode::Interactive);
+    c.bell = true;
+    let mut h = Harness::new(c);
+    h.log_in("S");
+    assert_eq!(
+        h.server(text("bob", "lunch, Alice?")),
+        ["show 12:00 bob: lunch, Alice?", "bell"]
+    );
+    assert_eq!(
+        h.server(text("bob", "@alice!")),
+        ["show 12:00 bob: @alice!", "bell"]
+    );
+    // Not a word of its own, or our own message: no bell.
+    assert_eq!(h.server(text("bob", "Alicia")), ["show 12:00 bob: Alicia"]);
+    assert_eq!(
+        h.server(text("bob", "alice_b")),
+        ["show 12:00 bob: alice_b"]
+    );
+    h.type_line("hi alice");
+    assert_eq!(
+        h.server(text("alice", "hi alice")),
+        ["show 12:00 alice (you): hi alice"]
+    );
+
+    // --no-bell: highlighted only.
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    assert_eq!(h.server(text("bob", "alice?")), ["show 12:00 bob: alice?"]);
 }
 
 // ---- commands ----

@@ -171,8 +171,10 @@ fn offers_v2_and_the_history_after_login_message_completes_the_login() {
         [
             "save alice=S",
             "show 12:00 -- connected to ws://test as alice; /help lists the commands",
+            "show ── 2 earlier messages ──",
             "show 09:15 bob: earlier",
             "show 09:16 * carol waves",
+            "show ── now ──",
         ]
     );
     assert!(h.client.is_online());
@@ -321,8 +323,10 @@ fn what_comes_while_logging_in_is_shown_after_the_catch_up_in_order() {
         [
             "save alice=S",
             "show 12:00 -- connected to ws://test as alice; /help lists the commands",
+            "show ── 2 earlier messages ──",
             "show 09:01 bob: one",
             "show 09:02 bob: two",
+            "show ── now ──",
             "show 09:03 * carol joined from 10.0.0.7",
         ]
     );
@@ -376,9 +380,11 @@ fn a_reconnect_asks_since_the_last_seq_and_shows_each_missed_message_once() {
         )),
         [
             "show 12:00 -- back online as alice",
+            "show ── 3 messages while you were away ──",
             "show 09:03 bob: three",
             "show 09:04 carol: four",
             "show 09:05 carol: five",
+            "show ── now ──",
         ]
     );
     assert_eq!(
@@ -513,7 +519,9 @@ fn the_epoch_of_the_catch_up_goes_back_with_since() {
         )),
         [
             "show 12:00 -- back online as alice",
-            "show 09:03 bob: three"
+            "show ── 1 message while you were away ──",
+            "show 09:03 bob: three",
+            "show ── now ──",
         ]
     );
 }
@@ -548,9 +556,11 @@ fn a_new_message_store_is_said_once_and_every_message_of_it_is_shown() {
         [
             "show 12:00 -- back online as alice",
             STORE_IS_NEW,
+            "show ── 3 messages while you were away ──",
             "show 10:01 carol: c1",
             "show 10:02 carol: c2",
             "show 10:03 carol: c3",
+            "show ── now ──",
         ]
     );
     // Live messages of the new numbering are new too; the next login
@@ -649,8 +659,10 @@ fn what_comes_while_logging_in_after_a_renumbering_is_shown_once() {
         [
             "show 12:00 -- back online as alice",
             STORE_IS_NEW,
+            "show ── 2 messages while you were away ──",
             "show 10:01 carol: c1",
             "show 10:02 carol: c2",
+            "show ── now ──",
             "show 10:03 carol: c3",
         ]
     );
@@ -741,8 +753,10 @@ fn a_message_unconfirmed_at_a_drop_found_in_the_catch_up_was_delivered() {
         ),
         [
             "show 12:00 -- back online as alice",
+            "show ── 2 messages while you were away ──",
             "show 09:02 alice (you): did it arrive?",
             "show 09:03 bob: yes",
+            "show ── now ──",
         ]
     );
     // Not sent again.
@@ -764,7 +778,9 @@ fn a_message_the_server_never_got_is_sent_again_before_newer_ones() {
             "send text lost on the way",
             "send text typed while offline",
             "show 12:00 -- back online as alice; sending 2 queued messages",
+            "show ── 1 message while you were away ──",
             "show 09:01 bob: meanwhile",
+            "show ── now ──",
             "show 12:00 -- the server never got this message before the connection dropped; \
              sending it again: lost on the way",
         ]
