@@ -61,6 +61,11 @@ pub enum ClientMessage {
         /// what came after it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<u64>,
+        /// v2: the numbering `since` belongs to, as the `epoch` of the
+        /// `history` that gave it; a server whose epoch differs ignores
+        /// `since`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
     },
     /// Say something to everyone.
     TextFromUser { id: String, text: String },
@@ -161,6 +166,11 @@ pub enum ServerMessage<'a> {
     History {
         id: Cow<'a, str>,
         reply_to: Cow<'a, str>,
+        /// Which numbering the `seq` numbers belong to (opaque, at most
+        /// [`EPOCH_MAX_CHARS`] characters); it changes only when the
+        /// server's message store is new. Older servers send none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<Cow<'a, str>>,
         messages: Vec<ServerMessage<'a>>,
         /// False when messages the client asked for were no longer held.
         complete: bool,
@@ -198,6 +208,9 @@ pub enum ServerMessage<'a> {
         timestamp: u64,
     },
 }
+
+/// The longest `epoch` a `history` may carry.
+pub const EPOCH_MAX_CHARS: usize = 32;
 
 /// The most names a `presence` summary lists of those who joined (and as
 /// many of those who left).
@@ -358,7 +371,7 @@ impl ClientMessage {
     pub fn decode_for(bytes: &[u8], version: Version) -> Result<ClientMessage, DecodeError> {
         const V1_TYPES: &str = r#"expected "login" or "textFromUser""#;
         let decoded = match ClientMessage::decode(bytes) {
-            // v1 has no `since`: whatever it holds, it is an unknown field,
+            // v1 has no `since` or `epoch`: whatever they hold, they are unknown fields,
             // ignored like any other. Only a failure pays for the retry.
             Err(_) if version == Version::V1 => {
                 without_v2_fields(bytes).unwrap_or_else(|| ClientMessage::decode(bytes))
@@ -393,7 +406,9 @@ impl ClientMessage {
 fn without_v2_fields(bytes: &[u8]) -> Option<Result<ClientMessage, DecodeError>> {
     let mut object: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(bytes).ok()?;
-    object.remove("since")?;
+    let since = object.remove("since");
+    let epoch = object.remove("epoch");
+    since.or(epoch)?;
     Some(
         serde_json::from_value(serde_json::Value::Object(object))
             .map_err(|e| DecodeError(describe(&e))),
@@ -451,6 +466,7 @@ mod tests {
                 username: "alice".into(),
                 secret: None,
                 since: None,
+                epoch: None,
             })
         );
         assert_eq!(
@@ -460,6 +476,7 @@ mod tests {
                 username: "a".into(),
                 secret: Some("s".into()),
                 since: None,
+                epoch: None,
             })
         );
     }
@@ -517,6 +534,7 @@ mod tests {
                 username: "a".into(),
                 secret: None,
                 since: None,
+                epoch: None,
             })
         );
         assert_eq!(
@@ -588,6 +606,38 @@ mod tests {
             String::from_utf8(msg.encode()).unwrap(),
             r#"{"type":"loginMessage","id":"i","username":"u","location":"l","secret":"s"}"#
         );
+    }
+
+    #[test]
+    fn the_epoch_follows_reply_to_in_history_and_since_in_login() {
+        let history = ServerMessage::History {
+            id: "h".into(),
+            reply_to: "l1".into(),
+            epoch: Some("k3J".into()),
+            messages: vec![],
+            complete: true,
+        };
+        assert_eq!(
+            String::from_utf8(history.encode()).unwrap(),
+            r#"{"type":"history","id":"h","replyTo":"l1","epoch":"k3J","messages":[],"complete":true}"#
+        );
+        let login = ClientMessage::Login {
+            id: "l2".into(),
+            username: "alice".into(),
+            secret: Some("s".into()),
+            since: Some(41),
+            epoch: Some("k3J".into()),
+        };
+        assert_eq!(
+            String::from_utf8(login.encode()).unwrap(),
+            r#"{"type":"login","id":"l2","username":"alice","secret":"s","since":41,"epoch":"k3J"}"#
+        );
+        // Older servers send none, and a client may send none.
+        let old = br#"{"type":"history","id":"h","replyTo":"l1","messages":[],"complete":true}"#;
+        assert!(matches!(
+            ServerMessage::decode(old),
+            Ok(ServerMessage::History { epoch: None, .. })
+        ));
     }
 
     #[test]

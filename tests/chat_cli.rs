@@ -59,7 +59,7 @@ fn two_clients_exchange_messages_and_see_each_other_join() {
 }
 
 #[test]
-fn a_taken_name_exits_1_with_a_clear_reason() {
+fn a_taken_name_exits_2_with_a_clear_reason() {
     let server = Server::start(&[]);
     let holder_state = state_dir();
     let mut holder = Cli::spawn(holder_state.path(), &[&server.url(), "--name", "alice"]);
@@ -72,7 +72,8 @@ fn a_taken_name_exits_1_with_a_clear_reason() {
         &[&server.url(), "--name", "Alice"],
         "let me in\n",
     );
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // As for a --name refused before connecting: the argument must change.
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert_eq!(
         out.stderr,
         ["chat-cli: the name 'Alice' is taken; pick another or wait until it is released"]
@@ -112,31 +113,133 @@ fn a_restarted_client_reclaims_its_name_with_the_saved_secret() {
 
     let stranger = state_dir();
     let out = run_script(stranger.path(), &[&url, "--name", "carol"], "three\n");
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 
-    // On another machine, --secret gets the name; it is saved there too.
+    // On another machine, the secret in a file gets the name; it is saved
+    // there too.
     let secret = saved["servers"][&url]["carol"].as_str().unwrap().to_owned();
     let laptop = state_dir();
+    let secret_file = laptop.path().join("carol.secret");
+    fs::write(&secret_file, format!("{secret}\n")).unwrap();
     let out = run_script(
         laptop.path(),
-        &[&url, "--name", "carol", "--secret", &secret],
+        &[
+            &url,
+            "--name",
+            "carol",
+            "--secret-file",
+            secret_file.to_str().unwrap(),
+        ],
         "from the laptop\n",
     );
     assert!(out.status.success(), "{out:?}");
     let on_laptop = fs::read_to_string(laptop.path().join("wschat/secrets.json")).unwrap();
     assert!(on_laptop.contains(&secret), "{on_laptop}");
 
-    // --secret overrides the saved one.
-    let out = run_script(
-        state.path(),
-        &[&url, "--name", "carol", "--secret", "wrong"],
-        "four\n",
-    );
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // CHAT_SECRET overrides the saved one.
+    let mut command = chat_cli(state.path(), &[&url, "--name", "carol"]);
+    command.env("CHAT_SECRET", "wrong");
+    let mut cli = Cli::from_command(command);
+    cli.send("four");
+    let out = cli.finish();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
         out.stderr[0].contains("the secret given for it does not match"),
         "{out:?}"
     );
+}
+
+#[test]
+fn a_secret_on_the_command_line_is_refused_and_the_ways_to_give_one_are_said() {
+    let state = state_dir();
+    let out = chat_cli(
+        state.path(),
+        &["ws://127.0.0.1:1", "--name", "bot", "--secret", "s3cr3t"],
+    )
+    .stdin(std::process::Stdio::null())
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("--secret is not accepted"), "{stderr}");
+    assert!(stderr.contains("CHAT_SECRET"), "{stderr}");
+    assert!(stderr.contains("--secret-file"), "{stderr}");
+
+    // An empty or missing secret file is an error, not an empty secret.
+    let empty = state.path().join("empty");
+    fs::write(&empty, "\n").unwrap();
+    for file in [empty, state.path().join("missing")] {
+        let out = run_script(
+            state.path(),
+            &[
+                "ws://127.0.0.1:1",
+                "--name",
+                "bot",
+                "--secret-file",
+                file.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(out.stderr.len(), 1, "{out:?}");
+        assert!(out.stderr[0].contains(file.to_str().unwrap()), "{out:?}");
+    }
+}
+
+#[test]
+fn json_mode_redacts_the_secret_unless_asked() {
+    let server = Server::start(&[]);
+    let state = state_dir();
+    let out = run_script(
+        state.path(),
+        &[&server.url(), "--name", "eve", "--json"],
+        "x\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let saved = fs::read_to_string(state.path().join("wschat/secrets.json")).unwrap();
+    let saved: Value = serde_json::from_str(&saved).unwrap();
+    let secret = saved["servers"][&server.url()]["eve"].as_str().unwrap();
+    let login: Value = serde_json::from_str(&out.stdout[1]).unwrap();
+    assert_eq!(login["type"], "loginMessage");
+    assert_eq!(login["secret"], "<redacted>");
+    assert!(
+        out.stdout.iter().all(|line| !line.contains(secret)),
+        "{out:?}"
+    );
+
+    let out = run_script(
+        state.path(),
+        &[&server.url(), "--name", "eve", "--json", "--show-secret"],
+        "y\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let login: Value = serde_json::from_str(&out.stdout[1]).unwrap();
+    assert_eq!(login["secret"], secret);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_state_directory_readable_by_others_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(&[]);
+    let state = state_dir();
+    let dir = state.path().join("wschat");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run_script(state.path(), &[&server.url(), "--name", "gus"], "hi\n");
+    assert!(out.status.success(), "{out:?}");
+    let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    assert_eq!(
+        out.stderr,
+        [format!(
+            "chat-cli: {} was readable by others (mode 0755); it is now 0700",
+            dir.display()
+        )]
+    );
+    // Private already: nothing to say.
+    let again = run_script(state.path(), &[&server.url(), "--name", "gus"], "hi\n");
+    assert_eq!(again.stderr, Vec::<String>::new(), "{again:?}");
 }
 
 #[test]
@@ -150,18 +253,54 @@ fn the_client_reconnects_after_the_server_restarts() {
 
     server.kill();
     dave.expect_stderr("connection lost");
+    // Down for a while: several attempts fail alike, and that is said once.
+    std::thread::sleep(std::time::Duration::from_secs(4));
     let server = Server::start_on(port, &[]);
     dave.expect_stderr("back online as dave");
+    let failures: Vec<&String> = dave
+        .stderr_seen
+        .iter()
+        .filter(|l| l.contains("could not reconnect"))
+        .collect();
+    assert_eq!(failures.len(), 1, "{:?}", dave.stderr_seen);
     dave.send("after");
     dave.expect_stdout("dave (you): after");
 
     // Someone else can see it is the same dave.
     let other = state_dir();
     let out = run_script(other.path(), &[&server.url(), "--name", "dave"], "x\n");
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 
     let dave = dave.finish();
     assert!(dave.status.success(), "{dave:?}");
+}
+
+#[test]
+fn the_urls_scheme_is_case_insensitive() {
+    let server = Server::start(&[]);
+    let state = state_dir();
+    let url = server.url().replacen("ws://", "WS://", 1);
+    let out = run_script(state.path(), &[&url, "--name", "caps"], "hi\n");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, ["caps (you): hi"]);
+}
+
+#[test]
+fn message_text_cannot_turn_a_line_around() {
+    let server = Server::start(&[]);
+    let (watcher_state, sender_state) = (state_dir(), state_dir());
+    let mut watcher = Cli::spawn(watcher_state.path(), &[&server.url(), "--name", "watcher"]);
+    watcher.send("ready");
+    watcher.expect_stdout("watcher (you): ready");
+    // U+202E makes the rest read right to left: "pay 10$" would show as "$01 yap".
+    let out = run_script(
+        sender_state.path(),
+        &[&server.url(), "--name", "mallory"],
+        "\u{202e}$01 yap\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    watcher.expect_stdout("mallory: \u{fffd}$01 yap");
+    assert!(watcher.finish().status.success());
 }
 
 #[test]
@@ -196,17 +335,42 @@ fn no_server_means_exit_1_with_one_line() {
     };
     let state = state_dir();
     let url = format!("ws://127.0.0.1:{port}");
-    // A secret (or name) may start with "-": still a value, not a flag.
-    for args in [
-        &[&url, "--name", "bot"][..],
-        &[&url, "--name", "-bot-", "--secret", "-x_Y"][..],
+    let out = run_script(state.path(), &[&url, "--name", "bot"], "hi\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stderr.len(), 1, "{out:?}");
+    assert!(
+        out.stderr[0].starts_with(&format!("chat-cli: could not connect to {url}: ")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_name_that_could_pass_for_anothers_or_a_notice_is_refused() {
+    let state = state_dir();
+    for (name, why) in [
+        (
+            "alice (you)",
+            "the name contains a space; join words with _, - or . instead",
+        ),
+        (
+            "-- back online as",
+            "the name starts with '-'; it must start with a letter, a digit or an emoji",
+        ),
+        // A value, even though it looks like a flag.
+        (
+            "-bot-",
+            "the name starts with '-'; it must start with a letter, a digit or an emoji",
+        ),
     ] {
-        let out = run_script(state.path(), args, "hi\n");
-        assert_eq!(out.status.code(), Some(1), "{out:?}");
-        assert_eq!(out.stderr.len(), 1, "{out:?}");
+        let out = chat_cli(state.path(), &["ws://127.0.0.1:1", "--name", name])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}: {out:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
         assert!(
-            out.stderr[0].starts_with(&format!("chat-cli: could not connect to {url}: ")),
-            "{out:?}"
+            stderr.contains(&format!("invalid --name: {why}")),
+            "{stderr}"
         );
     }
 }
@@ -218,6 +382,9 @@ fn usage_errors_exit_2() {
         &["--name", "bot", "--bogus"][..],
         &[][..], // no name, and stdin is not a terminal
         &["http://127.0.0.1:1", "--name", "bot"][..],
+        // Out of range: not port 80.
+        &["ws://127.0.0.1:99999", "--name", "bot"][..],
+        &["ws://127.0.0.1:0", "--name", "bot"][..],
         &["--name", ""][..],
     ] {
         let out = chat_cli(state.path(), args)
@@ -232,8 +399,10 @@ fn usage_errors_exit_2() {
     let help = String::from_utf8(help.stdout).unwrap();
     for topic in [
         "--name",
-        "--secret",
+        "--secret-file",
+        "CHAT_SECRET",
         "--json",
+        "--show-secret",
         "CHAT_URL",
         "wss://",
         "--ca-file",

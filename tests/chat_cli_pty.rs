@@ -15,7 +15,12 @@ use rexpect::session::{Options, PtySession, spawn_with_options};
 
 /// chat-cli as alice on `server`, interactive in a pseudo-terminal.
 fn alice_in_a_terminal(state: &Path, server: &Server) -> Result<PtySession, Error> {
-    let mut command = chat_cli(state, &[&server.url(), "--name", "alice"]);
+    in_a_terminal(state, &[&server.url(), "--name", "alice"])
+}
+
+/// chat-cli with `args`, interactive in a pseudo-terminal.
+fn in_a_terminal(state: &Path, args: &[&str]) -> Result<PtySession, Error> {
+    let mut command = chat_cli(state, args);
     command.env("TERM", "xterm");
     let options = Options::new()
         .timeout_ms(Some(TIMEOUT.as_millis() as u64))
@@ -25,10 +30,17 @@ fn alice_in_a_terminal(state: &Path, server: &Server) -> Result<PtySession, Erro
 
 /// Waits for the end of the session and checks that it exited with 0.
 fn assert_exits_with_0(session: &mut PtySession) -> Result<(), Error> {
-    session.exp_eof()?;
+    assert_exits_with(session, 0)
+}
+
+/// Waits for the end of the session and checks its exit status; returns
+/// what it printed last.
+fn assert_exits_with(session: &mut PtySession, code: i32) -> Result<(), Error> {
+    let rest = session.exp_eof()?;
+    let status = session.process().wait()?;
     assert!(
-        matches!(session.process().wait()?, WaitStatus::Exited(_, 0)),
-        "chat-cli did not exit with 0"
+        matches!(status, WaitStatus::Exited(_, c) if c == code),
+        "chat-cli did not exit with {code}: {status:?}; it printed {rest:?}"
     );
     Ok(())
 }
@@ -97,4 +109,105 @@ fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), Error> {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(out.stdout, ["Alice (you): mine now"]);
     Ok(())
+}
+
+#[test]
+fn a_name_refused_at_the_prompt_is_asked_again() -> Result<(), Error> {
+    let server = Server::start(&[]);
+    let bob_state = tempfile::tempdir().unwrap();
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    bob.send("hi");
+    bob.expect_stdout("bob (you): hi");
+
+    let state = tempfile::tempdir().unwrap();
+    let mut session = in_a_terminal(state.path(), &[&server.url()])?;
+    session.exp_string("your name: ")?;
+    session.send_line("bob")?;
+    session.exp_string("the name 'bob' is taken; pick another")?;
+    session.exp_string("your name: ")?;
+    // Valid here, too long for the server (32 at most).
+    session.send_line(&"a".repeat(40))?;
+    session.exp_string("at most 32 are allowed")?;
+    session.exp_string("your name: ")?;
+    session.send_line("carol")?;
+    session.exp_string("connected to")?;
+    session.exp_string("carol> ")?;
+    session.send_line("made it")?;
+    session.exp_string("carol (you): made it")?;
+    bob.expect_stdout("carol: made it");
+    session.send_control('d')?;
+    assert_exits_with_0(&mut session)
+}
+
+#[test]
+fn ctrl_c_at_the_name_prompt_cancels_with_130() -> Result<(), Error> {
+    let state = tempfile::tempdir().unwrap();
+    let mut session = in_a_terminal(state.path(), &["ws://127.0.0.1:1"])?;
+    session.exp_string("your name: ")?;
+    session.send_control('c')?;
+    let rest = session.exp_eof()?;
+    assert!(!rest.contains("Usage"), "{rest:?}");
+    assert!(
+        matches!(session.process().wait()?, WaitStatus::Exited(_, 130)),
+        "{rest:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn commands_ignore_case_refuse_stray_arguments_and_quit_asks_before_losing_lines()
+-> Result<(), Error> {
+    let mut server = Server::start(&[]);
+    let state = tempfile::tempdir().unwrap();
+    let mut alice = alice_in_a_terminal(state.path(), &server)?;
+    alice.exp_string("alice> ")?;
+    alice.send_line("/WHO")?;
+    alice.exp_string("online (1): alice (you)")?;
+    alice.send_line("/quit now")?;
+    alice.exp_string("usage: /quit (it takes no argument)")?;
+
+    server.kill();
+    alice.exp_string("connection lost")?;
+    alice.send_line("are you there")?;
+    alice.exp_string("your message will be sent when the connection is back")?;
+    alice.send_line("/quit")?;
+    alice.exp_string("1 message is not sent yet (the connection is down):")?;
+    alice.exp_string("are you there")?;
+    alice.exp_string("/quit again leaves without them")?;
+    alice.send_line("/quit")?;
+    alice.exp_string("not sent: are you there")?;
+    assert_exits_with(&mut alice, 1)
+}
+
+#[test]
+fn replayed_messages_are_set_apart_mentions_ring_and_a_pasted_paragraph_is_one_message()
+-> Result<(), Error> {
+    let server = Server::start(&[]);
+    let bob_state = tempfile::tempdir().unwrap();
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    bob.send("before you came");
+    bob.expect_stdout("bob (you): before you came");
+
+    let state = tempfile::tempdir().unwrap();
+    let mut alice = alice_in_a_terminal(state.path(), &server)?;
+    // (rexpect reads bytes as Latin-1: the rules "──" are left out.)
+    alice.exp_string(" 1 earlier message ")?;
+    alice.exp_string("bob: before you came")?;
+    alice.exp_string(" now ")?;
+    alice.exp_string("alice> ")?;
+
+    bob.send("lunch, alice?");
+    alice.exp_string("bob: lunch, alice?")?;
+    alice.exp_string("\u{7}")?;
+
+    // A bracketed paste of two lines, then Enter: one message.
+    alice.send("\x1b[200~first line\nsecond line\x1b[201~")?;
+    alice.flush()?;
+    alice.send_line("")?;
+    alice.exp_string("alice (you): first line")?;
+    alice.exp_string("                   second line")?;
+    bob.expect_stdout("alice: first line");
+    bob.expect_stdout("             second line");
+    alice.send_control('d')?;
+    assert_exits_with_0(&mut alice)
 }

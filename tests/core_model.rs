@@ -930,6 +930,7 @@ impl StateMachineTest for CoreMatchesModel {
                     username: NAMES[name].0.into(),
                     secret,
                     since,
+                    epoch: None,
                 };
                 chat.send(conn, &login);
             }

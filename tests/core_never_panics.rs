@@ -173,6 +173,7 @@ impl Driver {
                     username: NAMES[name].into(),
                     secret,
                     since: None,
+                    epoch: None,
                 }
                 .encode();
                 self.frame(conn, Inbound::Text(&json));

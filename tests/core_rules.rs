@@ -79,6 +79,23 @@ fn each_kind_of_invalid_username_is_refused_with_its_description() {
             "bo\u{2028}b".into(),
             "the name contains the invisible or control character U+2028",
         ),
+        // Nothing a client writes around a name can be part of one.
+        (
+            "alice (you)".into(),
+            "the name contains a space; join words with _, - or . instead",
+        ),
+        (
+            "-- back online as".into(),
+            "the name starts with '-'; it must start with a letter, a digit or an emoji",
+        ),
+        (
+            "alice:".into(),
+            "the name contains ':' (U+003A); a name is made of letters, digits, emoji and _ - . '",
+        ),
+        (
+            "bo\u{200d}b".into(),
+            "the zero-width joiner U+200D is allowed only between two emoji",
+        ),
     ];
     // Every case at one instant: more than a burst of messages.
     let mut h = Harness::new(without_message_limit());
@@ -108,10 +125,11 @@ fn names_at_the_length_limit_are_accepted_counting_characters_after_nfc() {
     // 64 code points in NFD, 32 characters once composed.
     h.login(b, &"e\u{301}".repeat(32));
     assert_eq!(h.drain(), login_outcome(&[a, b], b, &"\u{e9}".repeat(32)));
-    // Inner spaces are fine.
+    // An emoji joined with U+200D counts its every character.
     let c = h.open();
-    h.login(c, "mary jane");
-    assert_eq!(h.drain(), login_outcome(&[a, b, c], c, "mary jane"));
+    let family = "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}";
+    h.login(c, family);
+    assert_eq!(h.drain(), login_outcome(&[a, b, c], c, family));
 }
 
 #[test]

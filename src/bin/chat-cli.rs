@@ -14,7 +14,7 @@ use clap::{CommandFactory, Parser, error::ErrorKind};
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
 use wschat::cli::state::{self, SecretsFile};
-use wschat::cli::terminal::Prompt;
+use wschat::cli::terminal::{Answer, Prompt};
 use wschat::cli::{self, Session};
 use wschat::client::{Client, ClientConfig, Exit, Mode, command};
 use wschat::username::Username;
@@ -34,18 +34,36 @@ struct Args {
     #[arg(short, long, env = "CHAT_NAME", allow_hyphen_values = true)]
     name: Option<String>,
 
-    /// The secret that reclaims your name, instead of the saved one.
-    #[arg(
-        long,
-        env = "CHAT_SECRET",
-        hide_env_values = true,
-        allow_hyphen_values = true
-    )]
+    /// Read the secret that reclaims your name from FILE (its first line)
+    /// instead of using the saved one; or set it in the environment
+    /// variable CHAT_SECRET. Never on the command line, where every local
+    /// user can read it (ps); --secret is refused.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+
+    /// Refused: a secret on the command line is visible to every local user.
+    #[arg(long, hide = true, allow_hyphen_values = true, value_name = "SECRET")]
     secret: Option<String>,
 
-    /// Print every message from the server as one raw JSON line.
+    /// Print every message from the server as one raw JSON line. The
+    /// secret in the loginMessage is shown as "<redacted>".
     #[arg(long)]
     json: bool,
+
+    /// Ring the terminal bell when a message names you (the default in a
+    /// terminal). chat-cli cannot tell whether its terminal is in front,
+    /// so it rings on every such message; most terminals and tmux only
+    /// flag a bell from a window in the background.
+    #[arg(long, overrides_with = "no_bell")]
+    bell: bool,
+
+    /// Never ring the bell; mentions are still highlighted.
+    #[arg(long, overrides_with = "bell")]
+    no_bell: bool,
+
+    /// With --json, print the loginMessage's secret as the server sent it.
+    #[arg(long, requires = "json")]
+    show_secret: bool,
 
     /// For wss://, also trust the certificates in this PEM file: a private
     /// CA's, or a self-signed server's own certificate. The web's public
@@ -67,7 +85,12 @@ Interactive mode (stdin is a terminal):
   the line you are typing, as \"HH:MM alice: hello\"; yours are marked (you).
   Arrivals and departures are shown too: \"* bob joined from 10.0.0.7\",
   \"* bob left\", \"* bob was disconnected (no answer)\", \"* bob logged out\".
-  The prompt appears once you are logged in. Commands:
+  Messages said before you joined, or while you were away, are set apart
+  from live ones (\"── 12 earlier messages ──\" … \"── now ──\"). A message that
+  names you is highlighted and rings the terminal bell (--no-bell: quiet).
+  A message of several lines shows its later lines indented under the
+  first; a paste of several lines is sent as one message, newlines kept.
+  The prompt appears once you are logged in. Commands (any case):
 {commands}
   /quit leaves and keeps your name reserved: the server releases it some
   minutes (10 by default) after your last connection closed, and until then
@@ -96,9 +119,14 @@ Keeping your name:
   The server gives a secret with a new name. chat-cli saves it per server URL
   and name in $XDG_STATE_HOME/wschat/secrets.json (by default
   ~/.local/state/wschat/secrets.json, mode 0600) and sends it next time, so
-  you get the same name back. --secret overrides the saved one (and is
-  saved once it works: that is how a name moves to another machine). The
-  line history is kept next to it, in history.
+  you get the same name back. A secret in CHAT_SECRET, or in the first line
+  of the file given with --secret-file FILE, overrides the saved one (and
+  is saved once it works: that is how a name moves to another machine).
+  A secret is never taken on the command line, where every local user can
+  read it (ps). The line history is kept next to it, in history. The
+  directory is kept private (mode 0700): chat-cli tightens a looser one and
+  says so. With --json the secret the server sends is shown as
+  \"<redacted>\" unless --show-secret is given.
 
 Dropped connections:
   chat-cli says so, reconnects by itself (after 0.5 s, doubling up to 30 s,
@@ -108,7 +136,9 @@ Dropped connections:
   and settles a line that was on its way when the connection dropped: shown
   once if the server got it, sent again if it did not, reported as possibly
   not delivered if nobody can tell any more. On v1 such a line is reported as
-  possibly not delivered.
+  possibly not delivered. When the server's message store is new (wiped, or
+  the server keeps nothing across a restart), chat-cli says so once and shows
+  every message said since.
 
 Secure connections (wss://):
   chat-cli checks the server's certificate against the web's public
@@ -119,18 +149,46 @@ Secure connections (wss://):
 Interactive mode uses colour when stdout is a terminal, unless NO_COLOR is set.
 
 Exit status: 0 success (a confirmed /logout included); 1 could not connect,
-log in, deliver every message or have /logout confirmed, or was logged out
-from another connection (the reason on stderr); 2 usage error."
+log in, deliver every message (a /quit or Ctrl-D with messages not sent
+included) or have /logout confirmed, or was logged out from another
+connection (the reason on stderr); 2 usage error, or the server refused the
+--name given (taken, or not valid there); 130 cancelled with Ctrl-C at the
+name prompt. A name typed at the prompt that the server refuses is asked
+again."
     )
 }
 
+/// A `ws://` or `wss://` URL with a port in range; the scheme is written
+/// in lower case (schemes are case-insensitive, the WebSocket library's
+/// check is not).
 fn parse_url(url: &str) -> Result<String, String> {
-    let lower = url.to_ascii_lowercase();
-    if !lower.starts_with("ws://") && !lower.starts_with("wss://") {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("the URL must start with ws:// or wss://".into());
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "ws" && scheme != "wss" {
         return Err("the URL must start with ws:// or wss://".into());
     }
-    url.into_client_request().map_err(|e| e.to_string())?;
-    Ok(url.to_owned())
+    let url = format!("{scheme}://{rest}");
+    let request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    // The URI type forgets a port it cannot read, which would mean the
+    // default port: read it from the authority text.
+    let authority = request.uri().authority().map_or("", |a| a.as_str());
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    if let Some((_, port)) = host_port
+        .rsplit_once(':')
+        .filter(|_| !host_port.ends_with(']'))
+        && !port.is_empty()
+        && !matches!(port.parse::<u16>(), Ok(1..))
+    {
+        return Err(format!(
+            "the port {port} is out of range: a port is 1 to 65535"
+        ));
+    }
+    Ok(url)
 }
 
 fn main() -> ExitCode {
@@ -141,6 +199,13 @@ fn main() -> ExitCode {
             eprintln!("chat-cli: {reason}");
             ExitCode::from(1)
         }
+        // Like a name refused before connecting: the argument must change.
+        Ok(Exit::NameRefused(reason)) => {
+            eprintln!("chat-cli: {reason}");
+            ExitCode::from(2)
+        }
+        // As a shell reports a command ended by Ctrl-C (128 + SIGINT).
+        Ok(Exit::Cancelled) => ExitCode::from(130),
         Err(e) => {
             eprintln!("chat-cli: {e:#}");
             ExitCode::from(1)
@@ -149,8 +214,26 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<Exit> {
+    if args.secret.is_some() {
+        usage_error(
+            ErrorKind::ArgumentConflict,
+            "--secret is not accepted: a secret on the command line is visible to every \
+             local user (ps); set it in CHAT_SECRET or pass --secret-file FILE",
+        );
+    }
+    let given_secret = match &args.secret_file {
+        Some(path) => Some(state::read_secret_file(path)?),
+        None => std::env::var("CHAT_SECRET").ok().filter(|s| !s.is_empty()),
+    };
     // Read even for ws://, so that a wrong path shows at once.
     cli::tls::trust(args.ca_file.as_deref())?;
+    if let Some(dir) = state::state_dir() {
+        match state::keep_private(&dir) {
+            Ok(None) => {}
+            Ok(Some(note)) => eprintln!("chat-cli: {note}"),
+            Err(e) => eprintln!("chat-cli: {e}"),
+        }
+    }
     let interactive = io::stdin().is_terminal();
     let mode = if interactive {
         Mode::Interactive
@@ -163,6 +246,7 @@ fn run(args: Args) -> anyhow::Result<Exit> {
         None
     };
 
+    let asked = args.name.is_none();
     let name = match (args.name, &mut prompt) {
         (Some(name), _) => {
             if let Err(e) = Username::parse(&name, usize::MAX) {
@@ -170,7 +254,11 @@ fn run(args: Args) -> anyhow::Result<Exit> {
             }
             name
         }
-        (None, Some(prompt)) => ask_name(prompt),
+        (None, Some(prompt)) => match prompt.ask_name() {
+            Answer::Given(name) => name,
+            Answer::Cancelled => return Ok(Exit::Cancelled),
+            Answer::Ended => return Ok(Exit::Failure("no name given".into())),
+        },
         (None, None) => usage_error(
             ErrorKind::MissingRequiredArgument,
             "--name (or CHAT_NAME) is required when stdin is not a terminal",
@@ -190,9 +278,12 @@ fn run(args: Args) -> anyhow::Result<Exit> {
         && io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut config = ClientConfig::new(&args.url, &name, mode);
-    config.given_secret = args.secret;
+    config.ask_name = asked;
+    config.given_secret = given_secret;
     config.saved_secret = saved;
     config.raw_json = args.json;
+    config.show_secret = args.show_secret;
+    config.bell = interactive && !args.no_bell;
     let rng = StdRng::try_from_rng(&mut SysRng).context("no randomness from the OS")?;
     let client = Client::new(config, rng, Instant::now());
     let session = Session {
@@ -203,20 +294,6 @@ fn run(args: Args) -> anyhow::Result<Exit> {
         prompt,
     };
     Ok(cli::run(client, session))
-}
-
-/// Asks until a usable name is given; Ctrl-C or Ctrl-D gives up.
-fn ask_name(prompt: &mut Prompt) -> String {
-    loop {
-        let Some(answer) = prompt.ask("your name: ") else {
-            usage_error(ErrorKind::MissingRequiredArgument, "no name given");
-        };
-        let answer = answer.trim();
-        match Username::parse(answer, usize::MAX) {
-            Ok(_) => return answer.to_owned(),
-            Err(e) => eprintln!("that name cannot be used: {e}"),
-        }
-    }
 }
 
 /// Exits with status 2 and clap's usage hint.

@@ -23,7 +23,7 @@ use smol::future::FutureExt;
 use crate::client::{Action, Client, ClockTime, Event, Exit, Line, Mode};
 use net::{Connection, NetEvent};
 use state::SecretsFile;
-use terminal::{Output, Printer, Prompt, TerminalGuard, UserInput};
+use terminal::{Answer, Output, Printer, Prompt, TerminalGuard, UserInput};
 
 /// How to run: everything the driver needs besides the core.
 pub struct Session {
@@ -128,13 +128,23 @@ impl<R: Rng> Driver<R> {
         net: Receiver<(u64, NetEvent)>,
     ) -> Exit {
         loop {
-            while let Some(action) = self.client.poll_action() {
-                self.perform(action, &net_events);
-            }
-            while let Some(event) = self.client.poll_event() {
-                if let Some(exit) = self.handle_event(event).await {
-                    self.finish().await;
-                    return exit;
+            // Handling an event can feed the core (a new name), which then
+            // has more to do: drain until it is quiet.
+            loop {
+                let mut quiet = true;
+                while let Some(action) = self.client.poll_action() {
+                    self.perform(action, &net_events);
+                    quiet = false;
+                }
+                while let Some(event) = self.client.poll_event() {
+                    quiet = false;
+                    if let Some(exit) = self.handle_event(event).await {
+                        self.finish().await;
+                        return exit;
+                    }
+                }
+                if quiet {
+                    break;
                 }
             }
             self.start_prompt_once_online();
@@ -250,6 +260,10 @@ impl<R: Rng> Driver<R> {
         match event {
             Event::Line(line) => self.show(&line).await,
             Event::SecretIssued { username, secret } => self.save_secret(username, secret).await,
+            Event::AskName(reason) => return self.ask_name(&reason).await,
+            Event::Bell => {
+                let _ = self.printer.send(Output::Bell).await;
+            }
             Event::Finished(exit) => return Some(exit),
         }
         None
@@ -277,10 +291,29 @@ impl<R: Rng> Driver<R> {
             Ok(None) => return,
             Ok(Some(note)) => Line::Status(note),
             Err(e) => Line::Error(format!(
-                "{e}; to keep the name '{username}' next time, pass --secret {secret}"
+                "{e}; to keep the name '{username}' next time, keep this secret and give it \
+                 in CHAT_SECRET or with --secret-file: {secret}"
             )),
         };
         self.show(&line).await;
+    }
+
+    /// The name typed at the prompt was refused: says why and asks for
+    /// another; `Some` when the user gives up.
+    async fn ask_name(&mut self, reason: &str) -> Option<Exit> {
+        self.show(&Line::Error(reason.to_owned())).await;
+        let prompt = self.session.prompt.as_mut()?;
+        let name = match prompt.ask_name() {
+            Answer::Given(name) => name,
+            Answer::Cancelled => return Some(Exit::Cancelled),
+            Answer::Ended => return Some(Exit::Failure("no name given".into())),
+        };
+        let saved = self.session.secrets.as_ref().and_then(|file| {
+            let store = file.load().ok()?;
+            store.get(&self.session.url, &name).map(str::to_owned)
+        });
+        self.client.handle_name(&name, saved, Instant::now());
+        None
     }
 
     /// In interactive mode, the prompt appears once logged in, so a refused

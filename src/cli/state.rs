@@ -32,6 +32,14 @@ pub enum StateError {
     Corrupt { path: PathBuf, reason: String },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+    #[error(
+        "{path} is readable by others (mode {mode:04o}) and could not be made private: {source}"
+    )]
+    Loose {
+        path: PathBuf,
+        mode: u32,
+        source: io::Error,
+    },
 }
 
 /// The file of saved login secrets: JSON, mode 0600, replaced atomically.
@@ -130,6 +138,63 @@ impl SecretsFile {
             path: self.path.clone(),
             source,
         }
+    }
+}
+
+/// The secret in the first line of `path` (`--secret-file`), without
+/// surrounding whitespace.
+pub fn read_secret_file(path: &Path) -> Result<String, StateError> {
+    let text = fs::read_to_string(path).map_err(|source| StateError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let secret = text.lines().next().unwrap_or_default().trim();
+    if secret.is_empty() {
+        return Err(StateError::Corrupt {
+            path: path.to_owned(),
+            reason: "its first line is empty".into(),
+        });
+    }
+    Ok(secret.to_owned())
+}
+
+/// Makes an existing state directory readable by the user alone (0700),
+/// so that the secrets and the history inside cannot be read by others
+/// whatever their own modes. A note when it had to be tightened; an error
+/// when it is too loose and could not be.
+pub fn keep_private(dir: &Path) -> Result<Option<String>, StateError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = match fs::metadata(dir) {
+            Ok(meta) => meta.permissions().mode() & 0o777,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: dir.to_owned(),
+                    source,
+                });
+            }
+        };
+        if mode & 0o077 == 0 {
+            return Ok(None);
+        }
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| {
+            StateError::Loose {
+                path: dir.to_owned(),
+                mode,
+                source,
+            }
+        })?;
+        Ok(Some(format!(
+            "{} was readable by others (mode {mode:04o}); it is now 0700",
+            dir.display()
+        )))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(None)
     }
 }
 

@@ -16,6 +16,7 @@ use rustyline::{Config, DefaultEditor, ExternalPrinter};
 use smol::channel::{Receiver, Sender};
 
 use crate::client::Line;
+use crate::username::Username;
 
 /// A line from the user, or the end of input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub enum Output {
     Chat(String),
     /// A line for stderr (or the terminal).
     Diagnostic(String),
+    /// The terminal bell (BEL), with no line.
+    Bell,
 }
 
 /// The printing thread. Dropping the sender ends it; `finish` waits for it.
@@ -51,6 +54,13 @@ impl Printer {
                     (Some(printer), Output::Chat(line) | Output::Diagnostic(line)) => printer
                         .print(line + "\n")
                         .map_err(|e| io::Error::other(e.to_string())),
+                    (Some(printer), Output::Bell) => printer
+                        .print("\x07".into())
+                        .map_err(|e| io::Error::other(e.to_string())),
+                    (None, Output::Bell) => {
+                        let mut stdout = io::stdout().lock();
+                        stdout.write_all(b"\x07").and_then(|()| stdout.flush())
+                    }
                     (None, Output::Chat(line)) => writeln!(io::stdout().lock(), "{line}"),
                     (None, Output::Diagnostic(line)) => writeln!(io::stderr().lock(), "{line}"),
                 };
@@ -99,6 +109,16 @@ pub fn read_stdin() -> Receiver<UserInput> {
     receiver
 }
 
+/// What the user answered to a question before the chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Given(String),
+    /// Ctrl-C.
+    Cancelled,
+    /// Ctrl-D, or the terminal is gone.
+    Ended,
+}
+
 /// The interactive line editor, before and after its thread starts.
 pub struct Prompt {
     editor: Option<DefaultEditor>,
@@ -133,11 +153,25 @@ impl Prompt {
         })
     }
 
-    /// Asks one question before the chat starts (the name). `None` on
-    /// Ctrl-C or Ctrl-D.
-    pub fn ask(&mut self, question: &str) -> Option<String> {
-        let editor = self.editor.as_mut()?;
-        editor.readline(question).ok()
+    /// Asks for a name until one that follows the name rule is given (an
+    /// empty or invalid one is said and asked again), before the chat
+    /// starts or after the server refused one.
+    pub fn ask_name(&mut self) -> Answer {
+        let Some(editor) = self.editor.as_mut() else {
+            return Answer::Ended;
+        };
+        loop {
+            let answer = match editor.readline("your name: ") {
+                Ok(answer) => answer,
+                Err(ReadlineError::Interrupted) => return Answer::Cancelled,
+                Err(_) => return Answer::Ended,
+            };
+            let answer = answer.trim();
+            match Username::parse(answer, usize::MAX) {
+                Ok(_) => return Answer::Given(answer.to_owned()),
+                Err(e) => eprintln!("that name cannot be used: {e}"),
+            }
+        }
     }
 
     /// A printer that keeps the prompt intact, when stdout is a terminal.

@@ -48,7 +48,7 @@ pub const COMMANDS: &[Command] = &[
         name: "help",
         args: "",
         about: "list the commands",
-        run: |_| Ok(Effect::Help),
+        run: |args| no_argument(args, Effect::Help),
     },
     Command {
         name: "me",
@@ -63,21 +63,30 @@ pub const COMMANDS: &[Command] = &[
         name: "who",
         args: "",
         about: "list who is online",
-        run: |_| Ok(Effect::Who),
+        run: |args| no_argument(args, Effect::Who),
     },
     Command {
         name: "logout",
         args: "",
         about: "free your name now (its secret stops working) and leave",
-        run: |_| Ok(Effect::Logout),
+        run: |args| no_argument(args, Effect::Logout),
     },
     Command {
         name: "quit",
         args: "",
         about: "leave; your name stays yours for a while (Ctrl-D does the same)",
-        run: |_| Ok(Effect::Quit),
+        run: |args| no_argument(args, Effect::Quit),
     },
 ];
+
+/// A command that takes no argument refuses one rather than ignore it:
+/// `/quit now` might mean something the user expects to happen.
+fn no_argument(args: &str, effect: Effect) -> Result<Effect, &'static str> {
+    match args {
+        "" => Ok(effect),
+        _ => Err("it takes no argument"),
+    }
+}
 
 /// A typed line, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +119,8 @@ pub fn parse(line: &str) -> Input<'_> {
         return Input::Say(rest);
     }
     let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-    match COMMANDS.iter().find(|c| c.name == name) {
+    // Commands are case-insensitive, as in IRC clients: /WHO is /who.
+    match COMMANDS.iter().find(|c| c.name.eq_ignore_ascii_case(name)) {
         Some(command) => match (command.run)(args.trim()) {
             Ok(effect) => Input::Run(effect),
             Err(hint) => Input::Usage { command, hint },
@@ -177,7 +187,15 @@ mod tests {
         assert_eq!(parse("/logout"), Input::Run(Effect::Logout));
         assert_eq!(parse("/whois"), Input::Unknown("whois"));
         assert_eq!(parse("/"), Input::Unknown(""));
-        assert_eq!(parse("/HELP"), Input::Unknown("HELP"));
+        assert_eq!(parse("/HELP"), Input::Run(Effect::Help));
+        assert_eq!(parse("/Who"), Input::Run(Effect::Who));
+        assert_eq!(parse("/ME waves"), Input::Run(Effect::Me("waves".into())));
+        assert!(matches!(
+            parse("/quit now"),
+            Input::Usage { command, hint } if command.name == "quit" && hint == "it takes no argument"
+        ));
+        assert!(matches!(parse("/who alice"), Input::Usage { .. }));
+        assert_eq!(parse("/quit  "), Input::Run(Effect::Quit));
     }
 
     #[test]

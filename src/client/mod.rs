@@ -57,9 +57,9 @@ use rand::Rng;
 
 use crate::id;
 use crate::protocol::{
-    ClientMessage, ErrorCode, LeaveReason, SUBPROTOCOL_V2, ServerMessage, UserPresence, Version,
+    ClientMessage, EPOCH_MAX_CHARS, ErrorCode, LeaveReason, SUBPROTOCOL_V2, ServerMessage,
+    UserPresence, Version,
 };
-use crate::username::Username;
 pub use backoff::Backoff;
 use command::{Effect, Input};
 use outbox::Outbox;
@@ -98,8 +98,18 @@ pub struct ClientConfig {
     /// issued) asks for it to be saved.
     pub saved_secret: Option<String>,
     pub mode: Mode,
+    /// The name was typed at a prompt: when the server refuses it (taken,
+    /// or not valid there) before the first login, ask for another
+    /// ([`Event::AskName`]) instead of ending.
+    pub ask_name: bool,
     /// Show every server message as its raw JSON instead of a display line.
     pub raw_json: bool,
+    /// Ring the bell ([`Event::Bell`]) when someone names the user in a
+    /// message as it is said (not in a catch-up).
+    pub bell: bool,
+    /// With `raw_json`, show the `secret` of a `loginMessage` as sent
+    /// instead of `"<redacted>"`.
+    pub show_secret: bool,
     /// Delays between reconnection attempts.
     pub backoff: Backoff,
     /// How long connecting plus logging in may take. Default 10 s.
@@ -128,7 +138,10 @@ impl ClientConfig {
             given_secret: None,
             saved_secret: None,
             mode,
+            ask_name: false,
             raw_json: false,
+            bell: false,
+            show_secret: false,
             backoff: Backoff::default(),
             login_timeout: Duration::from_secs(10),
             stable_after: Duration::from_secs(10),
@@ -167,6 +180,12 @@ pub enum Event {
     /// (per server and name) and pass it as `ClientConfig::saved_secret`
     /// next time.
     SecretIssued { username: String, secret: String },
+    /// The server refused the name typed at the prompt (`ask_name`), for
+    /// this reason: ask for another and hand it to
+    /// [`Client::handle_name`]. Nothing happens until then.
+    AskName(String),
+    /// Ring the terminal bell: someone just named the user (`bell`).
+    Bell,
     /// The client is done: perform the actions already polled, then exit.
     Finished(Exit),
 }
@@ -177,6 +196,11 @@ pub enum Exit {
     Success,
     /// Could not connect, log in, or deliver; the reason is one sentence.
     Failure(String),
+    /// The server refused the name given (taken, or not valid there); the
+    /// reason is one sentence. Another name may work.
+    NameRefused(String),
+    /// The user cancelled before the chat started (Ctrl-C at a prompt).
+    Cancelled,
 }
 
 /// The state of the connection.
@@ -200,6 +224,8 @@ enum Link {
     Waiting {
         retry_at: Instant,
     },
+    /// The name typed at the prompt was refused: waiting for another.
+    AskingName,
     Done,
 }
 
@@ -241,6 +267,9 @@ pub struct Client<R> {
     /// v2: the highest `seq` seen; the next login's `since`. A message at or
     /// below it has been shown already.
     last_seq: Option<u64>,
+    /// v2: the numbering `last_seq` belongs to (the `epoch` of the last
+    /// `history`), sent with `since`; `None` from a server that sends none.
+    epoch: Option<String>,
     /// v2: the `since` the current login sent.
     login_since: Option<u64>,
     /// v2: the name and secret of a `loginMessage`, until the `history`
@@ -252,6 +281,12 @@ pub struct Client<R> {
     /// v2: the id of our `logout` and when to stop waiting for the server
     /// to confirm it.
     logout: Option<(String, Instant)>,
+    /// `/quit` was typed while messages waited to be sent, and the user was
+    /// asked to type it again to leave without them.
+    quit_asked: bool,
+    /// The reason the last reconnection attempt failed, once said: the same
+    /// failure again is not said again.
+    retry_failure: Option<String>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -279,10 +314,13 @@ impl<R: Rng> Client<R> {
             undelivered: 0,
             held_join: None,
             last_seq: None,
+            epoch: None,
             login_since: None,
             accepted: None,
             held: Vec::new(),
             logout: None,
+            quit_asked: false,
+            retry_failure: None,
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -349,6 +387,7 @@ impl<R: Rng> Client<R> {
             username: self.config.username.clone(),
             secret: self.secret.clone(),
             since: self.login_since,
+            epoch: self.login_since.and(self.epoch.clone()),
         };
         self.send(&login);
     }
@@ -372,10 +411,15 @@ impl<R: Rng> Client<R> {
             return;
         }
         self.heard(now);
+        let message = ServerMessage::decode(text.as_bytes());
         if self.config.raw_json {
-            self.show(Line::Raw(text.to_owned()));
+            let shown = match &message {
+                Ok(message) if !self.config.show_secret => redacted(text, message),
+                _ => Cow::Borrowed(text),
+            };
+            self.show(Line::Raw(shown.into_owned()));
         }
-        let message = match ServerMessage::decode(text.as_bytes()) {
+        let message = match message {
             Ok(message) => message,
             Err(e) => {
                 return self.show_server(Line::Error(format!(
@@ -427,10 +471,17 @@ impl<R: Rng> Client<R> {
                 }
             }
             ServerMessage::History {
-                messages, complete, ..
+                messages,
+                complete,
+                epoch,
+                ..
             } => {
                 if matches!(self.link, Link::LoggingIn { .. }) {
-                    self.caught_up(messages, complete, now);
+                    // Longer than the protocol allows: not an epoch to trust.
+                    let epoch = epoch
+                        .filter(|e| e.chars().count() <= EPOCH_MAX_CHARS)
+                        .map(Cow::into_owned);
+                    self.caught_up(messages, complete, epoch, now);
                 }
             }
             ServerMessage::TextBroadcast {
@@ -447,7 +498,13 @@ impl<R: Rng> Client<R> {
                     (Version::V2, None) => false,
                     (Version::V1, _) => own && self.outbox.confirm_text(&message),
                 };
-                self.show_live(seq, Line::from_text(&username, &message, own, timestamp));
+                let line = Line::from_text(&username, &message, own, timestamp)
+                    .mentioning(self.username());
+                let ring = self.config.bell && line.is_mention();
+                self.show_live(seq, line);
+                if ring {
+                    self.events.push_back(Event::Bell);
+                }
                 if confirmed {
                     // Progress: a script's wait at the end starts again.
                     if self.ending.is_some() {
@@ -529,6 +586,8 @@ impl<R: Rng> Client<R> {
                 "logging out; waiting for the server to confirm".into(),
             ));
         }
+        // "/quit again" means the very next line.
+        let quit_asked = std::mem::take(&mut self.quit_asked);
         match command::parse(line) {
             Input::Nothing => {}
             Input::Say(text) => self.say(text.to_owned()),
@@ -539,7 +598,7 @@ impl<R: Rng> Client<R> {
             }
             Input::Run(Effect::Who) => self.who(),
             Input::Run(Effect::Logout) => self.log_out(now),
-            Input::Run(Effect::Quit) => self.quit(),
+            Input::Run(Effect::Quit) => self.quit_typed(quit_asked),
             Input::Usage { command, hint } => self.show(Line::Info(format!(
                 "usage: {} ({hint})",
                 command::usage(command)
@@ -548,6 +607,20 @@ impl<R: Rng> Client<R> {
                 "unknown command /{name}; /help lists the commands, //{name} sends it as a message"
             ))),
         }
+    }
+
+    /// A new name, after [`Event::AskName`], with the secret saved for it
+    /// if any: connects again and logs in with it.
+    pub fn handle_name(&mut self, name: &str, saved_secret: Option<String>, now: Instant) {
+        if self.link != Link::AskingName {
+            return;
+        }
+        self.config.username = name.to_owned();
+        self.config.given_secret = None;
+        self.config.saved_secret = saved_secret.clone();
+        self.secret = saved_secret.clone();
+        self.saved_secret = saved_secret;
+        self.connect(now);
     }
 
     /// The input ended (Ctrl-D, or the end of a script's stdin).
@@ -659,7 +732,7 @@ impl<R: Rng> Client<R> {
                 ..
             } => at + self.config.keepalive_timeout,
             Link::Waiting { retry_at } => retry_at,
-            Link::Done => return None,
+            Link::AskingName | Link::Done => return None,
         };
         [
             Some(link),
@@ -745,27 +818,25 @@ impl<R: Rng> Client<R> {
     /// what was said while we were away (each `seq` once), settles the
     /// messages a dropped connection left unconfirmed, then shows what
     /// came while logging in and sends what waits.
-    fn caught_up(&mut self, messages: Vec<ServerMessage<'_>>, complete: bool, now: Instant) {
+    fn caught_up(
+        &mut self,
+        messages: Vec<ServerMessage<'_>>,
+        complete: bool,
+        epoch: Option<String>,
+        now: Instant,
+    ) {
         let Some((username, secret)) = self.accepted.take() else {
             return; // no loginMessage before it: not ours to act on
         };
         let returning = self.been_online;
-        let seq_of = |m: &ServerMessage<'_>| match m {
-            ServerMessage::TextBroadcast { seq, .. } => *seq,
-            _ => None,
-        };
-        // A server that no longer knows our `since` (it restarted and
-        // counts from 1 again) sends what it holds, marked incomplete:
-        // numbers we have seen mean nothing any more.
-        if !complete
-            && let Some(since) = self.login_since
-            && messages
-                .iter()
-                .find_map(seq_of)
-                .is_none_or(|first| first <= since)
-        {
+        let Reading { renumbered, missed } =
+            self.read_catch_up(&messages, complete, epoch.as_deref());
+        if renumbered {
+            // The numbers seen belong to a numbering that is gone: every
+            // message of the new one is new to us.
             self.last_seq = Some(0);
         }
+        self.epoch = epoch;
         let mut lines = Vec::new();
         let mut own = Vec::new();
         for message in messages {
@@ -783,7 +854,7 @@ impl<R: Rng> Client<R> {
                 continue;
             }
             let is_own = from == username;
-            lines.push(Line::from_text(&from, &message, is_own, timestamp));
+            lines.push(Line::from_text(&from, &message, is_own, timestamp).mentioning(&username));
             if is_own {
                 own.push(message.into_owned());
             }
@@ -793,7 +864,12 @@ impl<R: Rng> Client<R> {
         self.last_seq.get_or_insert(0);
         let checked = self.outbox.check(own.iter().map(String::as_str), complete);
         self.logged_in(username, secret, now);
-        if returning && !complete {
+        if returning && renumbered {
+            self.show(Line::Status(
+                "the server's message store is new: messages said before it are gone".into(),
+            ));
+        }
+        if returning && missed {
             self.show(Line::Status(
                 "some messages were missed while you were away: the server no longer holds them"
                     .into(),
@@ -802,8 +878,26 @@ impl<R: Rng> Client<R> {
         // A script prints what is said while it takes part; the context a
         // newcomer gets is for people.
         if returning || self.config.mode == Mode::Interactive {
+            // A person sees where the replayed messages end and the live
+            // ones begin; a script's output stays one message a line.
+            let divide =
+                self.config.mode == Mode::Interactive && !self.config.raw_json && !lines.is_empty();
+            if divide {
+                let count = lines.len();
+                self.show(Line::Divider(if returning {
+                    format!(
+                        "{} while you were away",
+                        plural(count, "message", "messages")
+                    )
+                } else {
+                    plural(count, "earlier message", "earlier messages")
+                }));
+            }
             for line in lines {
                 self.show_server(line);
+            }
+            if divide {
+                self.show(Line::Divider("now".into()));
             }
         }
         for text in checked.resent {
@@ -826,6 +920,50 @@ impl<R: Rng> Client<R> {
         }
         self.flush();
         self.check_ending();
+    }
+
+    /// What the catch-up for our `since` says: whether it comes from
+    /// another numbering than the one we counted in (the numbers seen mean
+    /// nothing any more), and whether messages were missed.
+    ///
+    /// A server that names its numbering (`epoch`) says so: it then
+    /// answered as for `since: 0`, and `complete` is about its own
+    /// numbering. One that does not (older servers) shows a renumbering
+    /// only when our `since` is beyond what it ever counted: it sends
+    /// everything it holds, marked incomplete although nothing of its own
+    /// numbering is missing unless it no longer holds message 1. Once such
+    /// a server has counted past our `since` again, a renumbering cannot
+    /// be seen at all: only the epoch tells.
+    fn read_catch_up(
+        &self,
+        messages: &[ServerMessage<'_>],
+        complete: bool,
+        epoch: Option<&str>,
+    ) -> Reading {
+        let plain = Reading {
+            renumbered: false,
+            missed: !complete,
+        };
+        let Some(since) = self.login_since else {
+            return plain; // a newcomer: nothing seen to forget
+        };
+        if let (Some(ours), Some(theirs)) = (self.epoch.as_deref(), epoch) {
+            return Reading {
+                renumbered: ours != theirs,
+                missed: !complete,
+            };
+        }
+        let first = messages.iter().find_map(|m| match m {
+            ServerMessage::TextBroadcast { seq, .. } => *seq,
+            _ => None,
+        });
+        if !complete && first.is_none_or(|first| first <= since) {
+            return Reading {
+                renumbered: true,
+                missed: first.is_some_and(|first| first > 1),
+            };
+        }
+        plain
     }
 
     /// Whether a message numbered `seq` is new (and if so, remember it).
@@ -889,11 +1027,12 @@ impl<R: Rng> Client<R> {
             .iter()
             .map(|user| {
                 let you = me == Some(&*user.username);
+                let name = render::shown_name(&user.username);
                 match (you, user.connections) {
-                    (true, 1) => format!("{} (you)", user.username),
-                    (true, n) => format!("{} (you, {n} devices)", user.username),
-                    (false, n) if n > 1 => format!("{} ({n} devices)", user.username),
-                    (false, _) => user.username.to_string(),
+                    (true, 1) => format!("{name} (you)"),
+                    (true, n) => format!("{name} (you, {n} devices)"),
+                    (false, n) if n > 1 => format!("{name} ({n} devices)"),
+                    (false, _) => name.into_owned(),
                 }
             })
             .collect();
@@ -963,6 +1102,8 @@ impl<R: Rng> Client<R> {
                     self.show_server(join); // someone else's, after all
                 }
                 let name = &self.config.username;
+                let about_the_name =
+                    matches!(code, ErrorCode::LoginTaken | ErrorCode::InvalidUsername);
                 let reason = match code {
                     ErrorCode::LoginTaken if self.secret.is_some() => format!(
                         "the name '{name}' is taken and the secret given for it does not match; \
@@ -980,7 +1121,15 @@ impl<R: Rng> Client<R> {
                         describe(code, description)
                     ),
                 };
-                self.leave(Exit::Failure(reason));
+                if !about_the_name || self.been_online {
+                    return self.leave(Exit::Failure(reason));
+                }
+                if self.config.ask_name {
+                    self.actions.push_back(Action::Close);
+                    self.link = Link::AskingName;
+                    return self.events.push_back(Event::AskName(reason));
+                }
+                self.leave(Exit::NameRefused(reason));
             }
             Link::Online { .. } => {
                 if let Some((id, _)) = &self.logout
@@ -1102,19 +1251,29 @@ impl<R: Rng> Client<R> {
         self.link = Link::Waiting {
             retry_at: now + delay,
         };
+        // One line per change of state, not one per attempt: while the
+        // server stays down for the same reason, nothing more is said until
+        // it is back (or fails otherwise).
         let status = match was {
             Link::Online { .. } => {
-                format!(
+                self.retry_failure = None;
+                Some(format!(
                     "connection lost ({reason}); reconnecting in {}",
                     seconds(delay)
-                )
+                ))
             }
-            _ => format!(
-                "could not reconnect ({reason}); next try in {}",
-                seconds(delay)
-            ),
+            _ if self.retry_failure.as_deref() == Some(reason) => None,
+            _ => {
+                self.retry_failure = Some(reason.to_owned());
+                Some(format!(
+                    "could not reconnect ({reason}); still trying, at most {} apart",
+                    seconds(self.config.backoff.max)
+                ))
+            }
         };
-        self.show(Line::Status(status));
+        if let Some(status) = status {
+            self.show(Line::Status(status));
+        }
         self.check_ending();
     }
 
@@ -1169,18 +1328,46 @@ impl<R: Rng> Client<R> {
         }
     }
 
+    /// `/quit`: leaves, unless messages still wait to be sent; then it
+    /// says which and leaves only when typed again.
+    fn quit_typed(&mut self, asked_before: bool) {
+        let waiting = self.outbox.waiting();
+        if waiting.is_empty() || asked_before {
+            return self.quit();
+        }
+        self.quit_asked = true;
+        let mut text = format!(
+            "{} not sent yet (the connection is down):",
+            plural(waiting.len(), "message is", "messages are")
+        );
+        for message in &waiting {
+            text.push_str(&format!("\n  {message}"));
+        }
+        text.push_str(
+            "\nthey are sent once the connection is back; /quit again leaves without them",
+        );
+        self.show(Line::Info(text));
+    }
+
+    /// Leaves now. Messages that were never sent, or whose fate a dropped
+    /// connection left unknown, are shown and make it a failure.
     fn quit(&mut self) {
         for text in self.outbox.take_unchecked() {
             self.maybe_lost(&text);
         }
-        let unsent = self.outbox.queued();
-        if unsent > 0 {
-            self.show(Line::Status(format!(
-                "{} not sent",
-                plural(unsent, "queued message was", "queued messages were")
-            )));
+        let queued = self.outbox.take_queued();
+        for text in &queued {
+            self.show(Line::Error(format!("not sent: {text}")));
         }
-        self.leave(Exit::Success);
+        self.undelivered += queued.len();
+        let exit = match self.undelivered {
+            0 => Exit::Success,
+            n => Exit::Failure(format!(
+                "{} not delivered",
+                plural(n, "message was", "messages were")
+            )),
+        };
+        self.leave(exit);
     }
 
     /// A script whose input ended finishes once everything is confirmed.
@@ -1237,11 +1424,41 @@ impl<R: Rng> Client<R> {
     }
 }
 
+/// What `--json` shows of the frame `text` (which decoded as `message`):
+/// the frame as it is, except the secret of a `loginMessage`, which would
+/// reclaim the name for whoever reads the output (a log, a terminal
+/// recording). The secret's JSON string is replaced where it appears; if
+/// the server escaped it some other way, the message is encoded afresh.
+fn redacted<'t>(text: &'t str, message: &ServerMessage<'_>) -> Cow<'t, str> {
+    const REDACTED: &str = "<redacted>";
+    let ServerMessage::LoginMessage { secret, .. } = message else {
+        return Cow::Borrowed(text);
+    };
+    if secret.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let quoted = serde_json::to_string(secret).unwrap_or_default();
+    if text.contains(&quoted) {
+        return Cow::Owned(text.replace(&quoted, &format!("\"{REDACTED}\"")));
+    }
+    let mut message = message.clone();
+    if let ServerMessage::LoginMessage { secret, .. } = &mut message {
+        *secret = REDACTED.into();
+    }
+    Cow::Owned(String::from_utf8(message.encode()).unwrap_or_default())
+}
+
+/// What a catch-up says besides its messages.
+struct Reading {
+    /// Its `seq` numbers count from another start than those seen before.
+    renumbered: bool,
+    /// Messages we asked for are no longer held.
+    missed: bool,
+}
+
 /// The server compares names case-insensitively after NFC normalisation.
 pub(crate) fn name_key(name: &str) -> String {
-    Username::parse(name, usize::MAX)
-        .map(|u| u.key)
-        .unwrap_or_else(|_| name.to_owned())
+    crate::username::key(name)
 }
 
 /// The server's description, or a plain default when it gave none.

@@ -197,6 +197,21 @@ impl Outbox {
         checked
     }
 
+    /// The texts not known to have reached the server and not on their way
+    /// now: unchecked after a drop, then queued, in order.
+    pub(crate) fn waiting(&self) -> Vec<&str> {
+        self.unchecked
+            .iter()
+            .map(|sent| sent.text.as_str())
+            .chain(self.queued.iter().map(|queued| queued.text.as_str()))
+            .collect()
+    }
+
+    /// Takes what waits to be sent, in order.
+    pub(crate) fn take_queued(&mut self) -> Vec<String> {
+        self.queued.drain(..).map(|queued| queued.text).collect()
+    }
+
     /// Drops what waits to be sent; how many there were.
     pub(crate) fn clear_queued(&mut self) -> usize {
         let count = self.queued.len();

@@ -11,6 +11,7 @@ use std::fmt;
 use anstyle::{AnsiColor, Style};
 
 use crate::protocol::LeaveReason;
+use crate::username::Username;
 
 /// A wall-clock time of day, as shown in front of each line (`HH:MM`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +30,13 @@ impl fmt::Display for ClockTime {
 /// (milliseconds since the Unix epoch), which v2 gives and v1 does not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
-    /// Someone said something; `own` when it was this user.
+    /// Someone said something; `own` when it was this user, `mention`
+    /// when someone else named this user in it.
     Message {
         from: String,
         text: String,
         own: bool,
+        mention: bool,
         at: Option<u64>,
     },
     /// A `/me` message (`* alice waves`), recognised by its text.
@@ -41,6 +44,7 @@ pub enum Line {
         from: String,
         action: String,
         own: bool,
+        mention: bool,
         at: Option<u64>,
     },
     /// Someone logged in.
@@ -70,6 +74,8 @@ pub enum Line {
     Error(String),
     /// Help and hints; shown without a time.
     Info(String),
+    /// Sets replayed messages apart from live ones: `── now ──`.
+    Divider(String),
     /// A server message verbatim (`--json`).
     Raw(String),
 }
@@ -88,15 +94,47 @@ impl Line {
                 from: from.to_owned(),
                 action: action.to_owned(),
                 own,
+                mention: false,
                 at,
             },
             None => Line::Message {
                 from: from.to_owned(),
                 text: text.to_owned(),
                 own,
+                mention: false,
                 at,
             },
         }
+    }
+
+    /// The same line, marked as a mention if someone else's message names
+    /// `me` as a word (case-insensitively: "Alice," and "@alice" do, "Alicia"
+    /// does not).
+    pub fn mentioning(mut self, me: &str) -> Line {
+        if let Line::Message {
+            text: said,
+            own: false,
+            mention,
+            ..
+        }
+        | Line::Action {
+            action: said,
+            own: false,
+            mention,
+            ..
+        } = &mut self
+        {
+            *mention = names(said, me);
+        }
+        self
+    }
+
+    /// Whether this line names the user (see [`mentioning`](Self::mentioning)).
+    pub fn is_mention(&self) -> bool {
+        matches!(
+            self,
+            Line::Message { mention: true, .. } | Line::Action { mention: true, .. }
+        )
     }
 
     /// When the server says this happened (milliseconds since the Unix
@@ -132,31 +170,43 @@ impl Line {
             out: String::new(),
             colour,
         };
-        if !matches!(self, Line::Info(_) | Line::Raw(_)) {
+        if !matches!(self, Line::Info(_) | Line::Raw(_) | Line::Divider(_)) {
             out.paint(TIME, &time.to_string());
             out.plain(" ");
         }
         match self {
             Line::Message {
-                from, text, own, ..
+                from,
+                text,
+                own,
+                mention,
+                ..
             } => {
-                out.paint(name_style(from, *own), &clean(from));
+                let name = shown_name(from);
+                out.paint(name_style(from, *own), &name);
                 if *own {
                     out.paint(TIME, " (you)");
                 }
                 out.plain(": ");
-                out.plain(&clean(text));
+                let indent = TIME_WIDTH + width(&name) + if *own { 6 } else { 0 } + 2;
+                out.said(text, indent, *mention);
             }
             Line::Action {
-                from, action, own, ..
+                from,
+                action,
+                own,
+                mention,
+                ..
             } => {
                 out.plain("* ");
-                out.paint(name_style(from, *own), &clean(from));
+                let name = shown_name(from);
+                out.paint(name_style(from, *own), &name);
                 if *own {
                     out.paint(TIME, " (you)");
                 }
                 out.plain(" ");
-                out.plain(&clean(action));
+                let indent = TIME_WIDTH + 2 + width(&name) + if *own { 6 } else { 0 } + 1;
+                out.said(action, indent, *mention);
             }
             Line::Joined {
                 name,
@@ -165,7 +215,7 @@ impl Line {
                 ..
             } => {
                 out.paint(NOTICE, "* ");
-                out.paint(name_style(name, *own), &clean(name));
+                out.paint(name_style(name, *own), &shown_name(name));
                 if *own {
                     out.paint(NOTICE, " (you)");
                 }
@@ -177,7 +227,7 @@ impl Line {
             }
             Line::Left { name, reason, .. } => {
                 out.paint(NOTICE, "* ");
-                out.paint(name_style(name, false), &clean(name));
+                out.paint(name_style(name, false), &shown_name(name));
                 let text = match reason {
                     LeaveReason::Evicted => " was disconnected (no answer)",
                     LeaveReason::Logout => " logged out",
@@ -209,6 +259,7 @@ impl Line {
             Line::Status(text) => out.paint(NOTICE, &format!("-- {}", clean(text))),
             Line::Error(text) => out.paint(ERROR, &format!("!! {}", clean(text))),
             Line::Info(text) => out.plain(&clean_keep_newlines(text)),
+            Line::Divider(text) => out.paint(TIME, &format!("── {} ──", clean(text))),
             Line::Raw(text) => out.plain(&clean(text)),
         }
         out.out
@@ -216,6 +267,13 @@ impl Line {
 }
 
 const TIME: Style = Style::new().dimmed();
+/// "HH:MM ".
+const TIME_WIDTH: usize = 6;
+/// What someone said that names the user.
+const MENTION: Style = Style::new()
+    .bold()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Black)))
+    .bg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
 const NOTICE: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
 const ERROR: Style = Style::new()
     .bold()
@@ -265,6 +323,25 @@ impl Painter {
         self.out.push_str(text);
     }
 
+    /// What someone said: each of its lines cleaned of control characters,
+    /// the second and later ones on lines of their own indented by
+    /// `indent` columns, below the first (so no line of a message can pass
+    /// for a line of its own); highlighted when it is a mention.
+    fn said(&mut self, text: &str, indent: usize, mention: bool) {
+        for (i, part) in text.split('\n').enumerate() {
+            if i > 0 {
+                self.out.push('\n');
+                self.out.push_str(&" ".repeat(indent));
+            }
+            let part = clean(part);
+            if mention {
+                self.paint(MENTION, &part);
+            } else {
+                self.plain(&part);
+            }
+        }
+    }
+
     /// "a, b and c", or "b, c and 998 others" when `count` is more than the
     /// names given; at most the last [`NAMES_SHOWN`] names are shown.
     fn names(&mut self, names: &[String], count: u64) {
@@ -275,7 +352,7 @@ impl Painter {
                 let last = i + 1 == shown.len() && others == 0;
                 self.paint(NOTICE, if last { " and " } else { ", " });
             }
-            self.paint(name_style(name, false), &clean(name));
+            self.paint(name_style(name, false), &shown_name(name));
         }
         match (shown.is_empty(), others) {
             (_, 0) => {}
@@ -285,6 +362,39 @@ impl Painter {
             (false, n) => self.paint(NOTICE, &format!(" and {n} others")),
         }
     }
+}
+
+/// A name as shown: as it is when it follows the name rule
+/// ([`Username::parse`]), which no name on a wschat server can break; a
+/// name that breaks it (from an older or foreign server) is shown in
+/// brackets, which no valid name contains, so that it cannot pass for
+/// anything chat-cli writes itself ("alice (you)", "-- back online as").
+pub fn shown_name(name: &str) -> Cow<'_, str> {
+    if Username::parse(name, usize::MAX).is_ok() {
+        Cow::Borrowed(name)
+    } else {
+        Cow::Owned(format!("[{}]", clean(name)))
+    }
+}
+
+/// Columns a text takes, counting each character as one (close enough to
+/// line up the lines of a message).
+fn width(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// Whether `text` contains `name` as a word, ignoring case.
+fn names(text: &str, name: &str) -> bool {
+    let (text, name) = (text.to_lowercase(), name.to_lowercase());
+    if name.is_empty() {
+        return false;
+    }
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(&name).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + name.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
 }
 
 /// Names a presence line shows before it only counts the rest.
@@ -313,14 +423,23 @@ fn clean_keep_newlines(text: &str) -> Cow<'_, str> {
 }
 
 fn needs_cleaning(c: char) -> bool {
-    c.is_control() && c != '\t'
+    (c.is_control() && c != '\t') || is_bidi_control(c)
+}
+
+/// The bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069): they can make a line read backwards or move text across
+/// the name and the message ("Trojan Source"), so they never reach the
+/// terminal. The marks U+200E/U+200F/U+061C only nudge neutral characters
+/// and stay.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 fn stand_in(c: char) -> char {
     match c {
         '\t' => '\t',
         '\0'..='\x1f' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
-        c if c.is_control() => '\u{fffd}',
+        c if c.is_control() || is_bidi_control(c) => '\u{fffd}',
         c => c,
     }
 }
@@ -441,10 +560,101 @@ mod tests {
 
     #[test]
     fn control_characters_from_the_network_cannot_reach_the_terminal() {
-        let line = Line::from_text("ev\x1bil", "red \x1b[31mtext\x07\nnext\u{9b}", false, None);
-        assert_eq!(plain(line), "12:05 ev␛il: red ␛[31mtext␇␊next\u{fffd}");
+        let line = Line::from_text("ev\x1bil", "red \x1b[31mtext\x07\rnext\u{9b}", false, None);
+        assert_eq!(plain(line), "12:05 [ev␛il]: red ␛[31mtext␇␍next\u{fffd}");
         assert_eq!(plain(Line::Info("x\x1by\nz".into())), "x␛y\nz");
         assert_eq!(clean("tab\tok"), "tab\tok");
+    }
+
+    #[test]
+    fn a_name_no_wschat_server_accepts_cannot_pass_for_a_notice_or_our_own() {
+        assert_eq!(
+            plain(Line::from_text(
+                "alice (you)",
+                "I will pay for lunch",
+                false,
+                None
+            )),
+            "12:05 [alice (you)]: I will pay for lunch"
+        );
+        assert_eq!(
+            plain(Line::from_text("-- back online as", "alice", false, None)),
+            "12:05 [-- back online as]: alice"
+        );
+        assert_eq!(
+            plain(Line::from_text(
+                "alice logged",
+                "* alice logged out",
+                false,
+                None
+            )),
+            "12:05 * [alice logged] out"
+        );
+        assert_eq!(
+            plain(Line::Left {
+                name: "ev\x1bil".into(),
+                reason: LeaveReason::Disconnected,
+                at: 1
+            }),
+            "12:05 * [ev␛il] left"
+        );
+        assert_eq!(
+            plain(Line::from_text("Zo\u{eb}", "hi", false, None)),
+            "12:05 Zo\u{eb}: hi"
+        );
+    }
+
+    #[test]
+    fn a_mention_is_highlighted_and_only_in_colour() {
+        let line = Line::from_text("bob", "hi alice", false, None).mentioning("Alice");
+        assert!(line.is_mention());
+        assert_eq!(plain(line.clone()), "12:05 bob: hi alice");
+        assert!(
+            line.render(NOON, true)
+                .contains("\x1b[1m\x1b[30m\x1b[43mhi alice\x1b[0m"),
+            "{:?}",
+            line.render(NOON, true)
+        );
+        let own = Line::from_text("alice", "hi alice", true, None).mentioning("alice");
+        assert!(!own.is_mention());
+        let action = Line::from_text("bob", "* bob hugs alice", false, None).mentioning("alice");
+        assert!(action.is_mention());
+        assert!(
+            !Line::from_text("bob", "malice", false, None)
+                .mentioning("alice")
+                .is_mention()
+        );
+    }
+
+    #[test]
+    fn the_lines_of_a_message_are_indented_under_its_first() {
+        assert_eq!(
+            plain(Line::from_text("bob", "one\ntwo\n\x1bthree", false, None)),
+            "12:05 bob: one\n           two\n           ␛three"
+        );
+        assert_eq!(
+            plain(Line::from_text("alice", "a\nb", true, None)),
+            "12:05 alice (you): a\n                   b"
+        );
+        assert_eq!(
+            plain(Line::from_text("bob", "* bob waves\nhi", false, None)),
+            "12:05 * bob waves\n            hi"
+        );
+    }
+
+    #[test]
+    fn bidirectional_overrides_and_isolates_are_neutralised() {
+        for c in ('\u{202a}'..='\u{202e}').chain('\u{2066}'..='\u{2069}') {
+            let line = Line::from_text("bob", &format!("pay {c}01$ now"), false, None);
+            assert_eq!(
+                plain(line),
+                "12:05 bob: pay \u{fffd}01$ now",
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        // The marks only nudge neutral characters: kept, as in any text.
+        assert_eq!(clean("a\u{200f}b"), "a\u{200f}b");
     }
 
     #[test]

@@ -79,6 +79,7 @@ impl Harness {
                         username,
                         secret,
                         since,
+                        epoch,
                     }) => {
                         assert_eq!(id.len(), crate::id::ID_LEN);
                         let mut line = format!("send login {username}");
@@ -87,6 +88,9 @@ impl Harness {
                         }
                         if let Some(since) = since {
                             line.push_str(&format!(" since={since}"));
+                        }
+                        if let Some(epoch) = epoch {
+                            line.push_str(&format!(" epoch={epoch}"));
                         }
                         line
                     }
@@ -107,6 +111,10 @@ impl Harness {
                 Event::SecretIssued { username, secret } => format!("save {username}={secret}"),
                 Event::Finished(Exit::Success) => "exit 0".to_owned(),
                 Event::Finished(Exit::Failure(reason)) => format!("exit 1: {reason}"),
+                Event::Finished(Exit::NameRefused(reason)) => format!("exit 2: {reason}"),
+                Event::Finished(Exit::Cancelled) => "exit 130".to_owned(),
+                Event::AskName(reason) => format!("ask name: {reason}"),
+                Event::Bell => "bell".to_owned(),
             });
         }
         out
@@ -302,7 +310,7 @@ fn a_taken_name_is_a_failure_said_in_plain_words() {
         [
             "close",
             "show 12:00 * Alice joined from 10.0.0.7",
-            "exit 1: the name 'alice' is taken; pick another or wait until it is released"
+            "exit 2: the name 'alice' is taken; pick another or wait until it is released"
         ]
     );
     assert!(h.client.is_finished());
@@ -315,16 +323,13 @@ fn a_taken_name_is_a_failure_said_in_plain_words() {
     h.connected();
     assert_eq!(
         h.server(error(ErrorCode::LoginTaken, None)),
-        REFUSED_WITH_WRONG_SECRET
+        ["close", &format!("exit 2: {WRONG_SECRET}")]
     );
 }
 
-/// What the client does when its saved secret no longer holds the name.
-const REFUSED_WITH_WRONG_SECRET: [&str; 2] = [
-    "close",
-    "exit 1: the name 'alice' is taken and the secret given for it does not match; \
-     pick another or wait until it is released",
-];
+/// Why the client ends when its saved secret no longer holds the name.
+const WRONG_SECRET: &str = "the name 'alice' is taken and the secret given for it does not \
+                            match; pick another or wait until it is released";
 
 #[test]
 fn other_login_refusals_use_the_servers_description() {
@@ -338,7 +343,7 @@ fn other_login_refusals_use_the_servers_description() {
         )),
         [
             "close",
-            "exit 1: the server does not accept the name 'alice': \
+            "exit 2: the server does not accept the name 'alice': \
              the name has 40 characters; at most 32 are allowed"
         ]
     );
@@ -466,13 +471,15 @@ fn json_mode_shows_every_frame_raw_and_keeps_the_status_lines() {
     let mut h = Harness::new(c);
     assert_eq!(h.drain(), ["connect"]);
     h.connected();
-    let out = h.server(login_message("alice", "S"));
-    assert_eq!(out.len(), 2, "{out:?}");
-    assert!(
-        out[0].starts_with("show {\"type\":\"loginMessage\""),
-        "{out:?}"
+    let out = h.server(login_message("alice", "S3cr3t"));
+    assert_eq!(
+        out,
+        [
+            "show {\"type\":\"loginMessage\",\"id\":\"l\",\"username\":\"alice\",\
+             \"location\":\"127.0.0.1\",\"secret\":\"<redacted>\"}",
+            "save alice=S3cr3t",
+        ]
     );
-    assert_eq!(out[1], "save alice=S");
     assert_eq!(
         h.server(text("bob", "hi")),
         ["show {\"type\":\"textBroadcast\",\"id\":\"t\",\"username\":\"bob\",\"message\":\"hi\"}"]
@@ -484,6 +491,70 @@ fn json_mode_shows_every_frame_raw_and_keeps_the_status_lines() {
         out[0].starts_with("show 12:00 -- connection lost (reset)"),
         "{out:?}"
     );
+}
+
+#[test]
+fn json_mode_shows_the_secret_only_when_asked() {
+    let mut c = config(Mode::Script);
+    c.raw_json = true;
+    c.show_secret = true;
+    let mut h = Harness::new(c);
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected();
+    let out = h.server(login_message("alice", "S3cr3t"));
+    assert!(out[0].ends_with(r#""secret":"S3cr3t"}"#), "{out:?}");
+}
+
+#[test]
+fn json_mode_redacts_a_secret_the_server_escaped_oddly() {
+    let mut c = config(Mode::Script);
+    c.raw_json = true;
+    let mut h = Harness::new(c);
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected();
+    // "S3" spelled with a \u escape: not the plain JSON string of the secret.
+    h.client.handle_text(
+        r#"{"type":"loginMessage","id":"l","username":"alice","location":"x","secret":"\u00533"}"#,
+        h.now,
+    );
+    let out = h.drain();
+    assert_eq!(
+        out[0],
+        r#"show {"type":"loginMessage","id":"l","username":"alice","location":"x","secret":"<redacted>"}"#
+    );
+    assert_eq!(out[1], "save alice=S3");
+}
+
+#[test]
+fn a_message_naming_the_user_rings_the_bell_when_asked() {
+    let mut c = config(Mode::Interactive);
+    c.bell = true;
+    let mut h = Harness::new(c);
+    h.log_in("S");
+    assert_eq!(
+        h.server(text("bob", "lunch, Alice?")),
+        ["show 12:00 bob: lunch, Alice?", "bell"]
+    );
+    assert_eq!(
+        h.server(text("bob", "@alice!")),
+        ["show 12:00 bob: @alice!", "bell"]
+    );
+    // Not a word of its own, or our own message: no bell.
+    assert_eq!(h.server(text("bob", "Alicia")), ["show 12:00 bob: Alicia"]);
+    assert_eq!(
+        h.server(text("bob", "alice_b")),
+        ["show 12:00 bob: alice_b"]
+    );
+    h.type_line("hi alice");
+    assert_eq!(
+        h.server(text("alice", "hi alice")),
+        ["show 12:00 alice (you): hi alice"]
+    );
+
+    // --no-bell: highlighted only.
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    assert_eq!(h.server(text("bob", "alice?")), ["show 12:00 bob: alice?"]);
 }
 
 // ---- commands ----
@@ -521,10 +592,94 @@ fn ctrl_d_leaves_at_once_and_says_what_was_not_sent() {
     h.disconnected("reset");
     h.type_line("one");
     h.type_line("two");
+    // Ctrl-D cannot ask: it says which were not sent, and fails.
     assert_eq!(
         h.end_of_input(),
-        ["show 12:00 -- 2 queued messages were not sent", "exit 0"]
+        [
+            "show 12:00 !! not sent: one",
+            "show 12:00 !! not sent: two",
+            "exit 1: 2 messages were not delivered"
+        ]
     );
+}
+
+#[test]
+fn quit_while_messages_wait_says_which_and_asks_again() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    h.disconnected("reset");
+    h.type_line("one");
+    assert_eq!(
+        h.type_line("/quit"),
+        [
+            "show 1 message is not sent yet (the connection is down):\n  one\n\
+          they are sent once the connection is back; /quit again leaves without them"
+        ]
+    );
+    // Anything else in between: /quit asks again.
+    h.type_line("/help");
+    assert_eq!(h.type_line("/quit").len(), 1);
+    // Sent once back: /quit then leaves at once, successfully.
+    h.wake();
+    h.connected();
+    h.server(login_broadcast("alice", "127.0.0.1"));
+    h.server(login_message("alice", "S"));
+    h.server(text("alice", "one"));
+    assert_eq!(h.type_line("/quit"), ["close", "exit 0"]);
+
+    // Typed twice in a row: leaves without them, and fails.
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    h.disconnected("reset");
+    h.type_line("one");
+    h.type_line("/quit");
+    assert_eq!(
+        h.type_line("/QUIT"),
+        [
+            "show 12:00 !! not sent: one",
+            "exit 1: 1 message was not delivered"
+        ]
+    );
+}
+
+#[test]
+fn a_name_refused_at_the_prompt_is_asked_again() {
+    let mut c = config(Mode::Interactive);
+    c.ask_name = true;
+    let mut h = Harness::new(c);
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected();
+    assert_eq!(
+        h.server(error(
+            ErrorCode::InvalidUsername,
+            Some("the name has 40 characters; at most 32 are allowed")
+        )),
+        [
+            "close",
+            "ask name: the server does not accept the name 'alice': \
+             the name has 40 characters; at most 32 are allowed"
+        ]
+    );
+    assert_eq!(h.client.poll_timeout(), None, "waits for the user");
+    assert!(!h.client.is_finished());
+    h.client
+        .handle_name("bob", Some("saved-for-bob".into()), h.now);
+    assert_eq!(h.drain(), ["connect"]);
+    assert_eq!(h.connected(), ["send login bob secret=saved-for-bob"]);
+    assert_eq!(
+        h.server(error(ErrorCode::LoginTaken, None)),
+        [
+            "close",
+            "ask name: the name 'bob' is taken and the secret given for it does not match; \
+             pick another or wait until it is released"
+        ]
+    );
+    h.client.handle_name("carol", None, h.now);
+    h.drain();
+    assert_eq!(h.connected(), ["send login carol"]);
+    h.server(login_message("carol", "C"));
+    assert!(h.client.is_online());
+    // Once online, a refusal (the name taken while away) ends the session.
 }
 
 // ---- reconnecting ----
@@ -543,17 +698,27 @@ fn reconnects_with_growing_jittered_delays_capped_at_30_s() {
         "{out:?}"
     );
     let mut delays = Vec::new();
+    let mut said = Vec::new();
     for attempt in 0..10 {
         let (slept, out) = h.wake();
         assert_eq!(out, ["connect"], "attempt {attempt}");
         delays.push(slept);
-        let out = h.disconnected("Connection refused");
-        assert!(
-            out[0]
-                .starts_with("show 12:00 -- could not reconnect (Connection refused); next try in"),
-            "{out:?}"
-        );
+        let reason = match attempt {
+            0..5 => "Connection refused",
+            _ => "no route to host",
+        };
+        said.extend(h.disconnected(reason));
     }
+    // One line when the trouble changes, not one per attempt.
+    assert_eq!(
+        said,
+        [
+            "show 12:00 -- could not reconnect (Connection refused); \
+             still trying, at most 30 s apart",
+            "show 12:00 -- could not reconnect (no route to host); \
+             still trying, at most 30 s apart",
+        ]
+    );
     let ceilings = [
         500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000,
     ];
@@ -607,7 +772,8 @@ fn a_reconnect_that_hangs_is_abandoned_and_retried() {
     assert_eq!(out[0], "close");
     assert!(
         out[1]
-            .starts_with("show 12:00 -- could not reconnect (no answer within 10 s); next try in"),
+            == "show 12:00 -- could not reconnect (no answer within 10 s); \
+                still trying, at most 30 s apart",
         "{out:?}"
     );
     assert!(!h.client.is_finished());
@@ -622,7 +788,8 @@ fn a_name_taken_while_away_ends_the_session() {
     h.connected();
     assert_eq!(
         h.server(error(ErrorCode::LoginTaken, None)),
-        REFUSED_WITH_WRONG_SECRET
+        // Lost while away: not a name to correct, a failure.
+        ["close", &format!("exit 1: {WRONG_SECRET}")]
     );
 }
 

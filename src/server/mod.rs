@@ -775,6 +775,7 @@ impl<R: CryptoRng> Server<R> {
         let frame = Frame::encode(&ServerMessage::History {
             id: id.into(),
             reply_to: reply_to.into(),
+            epoch: None,
             messages,
             complete: catch_up.complete,
         });

@@ -288,6 +288,7 @@ pub fn login(username: &str) -> String {
         username: username.into(),
         secret: None,
         since: None,
+        epoch: None,
     })
 }
 
@@ -534,6 +535,7 @@ mod tests {
         let history = ServerMessage::History {
             id: "Rt4".into(),
             reply_to: "l".into(),
+            epoch: None,
             messages: vec![ServerMessage::decode(own.as_bytes()).unwrap()],
             complete: true,
         };
@@ -586,6 +588,7 @@ mod tests {
                 username: "lg-1-2".into(),
                 secret: None,
                 since: None,
+                epoch: None,
             })
         );
         assert_eq!(

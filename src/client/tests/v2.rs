@@ -40,6 +40,22 @@ fn history(messages: Vec<ServerMessage<'static>>, complete: bool) -> ServerMessa
     ServerMessage::History {
         id: "h".into(),
         reply_to: "l".into(),
+        epoch: None,
+        messages,
+        complete,
+    }
+}
+
+/// A `history` from a server that names its numbering `epoch`.
+fn history_in(
+    epoch: &'static str,
+    messages: Vec<ServerMessage<'static>>,
+    complete: bool,
+) -> ServerMessage<'static> {
+    ServerMessage::History {
+        id: "h".into(),
+        reply_to: "l".into(),
+        epoch: Some(epoch.into()),
         messages,
         complete,
     }
@@ -95,11 +111,17 @@ impl Harness {
         messages: Vec<ServerMessage<'static>>,
         complete: bool,
     ) -> Vec<String> {
+        self.log_in_with(secret, history(messages, complete))
+    }
+
+    /// After `connect`: the handshake, the login, and `history`; returns
+    /// what the client did after sending its login.
+    fn log_in_with(&mut self, secret: &str, history: ServerMessage<'static>) -> Vec<String> {
         let mut out = self.connected_v2();
         assert!(out.remove(0).starts_with("send login alice"), "{out:?}");
         out.extend(self.server(joined("alice", "127.0.0.1", at(9, 0))));
         out.extend(self.server(login_reply("alice", secret)));
-        out.extend(self.server(history(messages, complete)));
+        out.extend(self.server(history));
         out
     }
 
@@ -149,8 +171,10 @@ fn offers_v2_and_the_history_after_login_message_completes_the_login() {
         [
             "save alice=S",
             "show 12:00 -- connected to ws://test as alice; /help lists the commands",
+            "show ── 2 earlier messages ──",
             "show 09:15 bob: earlier",
             "show 09:16 * carol waves",
+            "show ── now ──",
         ]
     );
     assert!(h.client.is_online());
@@ -299,8 +323,10 @@ fn what_comes_while_logging_in_is_shown_after_the_catch_up_in_order() {
         [
             "save alice=S",
             "show 12:00 -- connected to ws://test as alice; /help lists the commands",
+            "show ── 2 earlier messages ──",
             "show 09:01 bob: one",
             "show 09:02 bob: two",
+            "show ── now ──",
             "show 09:03 * carol joined from 10.0.0.7",
         ]
     );
@@ -354,9 +380,11 @@ fn a_reconnect_asks_since_the_last_seq_and_shows_each_missed_message_once() {
         )),
         [
             "show 12:00 -- back online as alice",
+            "show ── 3 messages while you were away ──",
             "show 09:03 bob: three",
             "show 09:04 carol: four",
             "show 09:05 carol: five",
+            "show ── now ──",
         ]
     );
     assert_eq!(
@@ -396,7 +424,9 @@ fn a_restarted_server_numbering_from_one_again_is_followed() {
     h.server(said("bob", "forty", 40, at(9, 40)));
     h.disconnected("reset");
     h.wake();
-    // The server never reached 40 (it restarted): all it holds, incomplete.
+    // The server never reached 40 (it restarted): all it holds, incomplete
+    // only because 40 is beyond it. It holds its first message: nothing of
+    // its numbering was missed.
     let out = h.log_in_again(
         "NEW",
         vec![
@@ -410,8 +440,7 @@ fn a_restarted_server_numbering_from_one_again_is_followed() {
         [
             "save alice=NEW",
             "show 12:00 -- back online as alice",
-            "show 12:00 -- some messages were missed while you were away: \
-             the server no longer holds them",
+            STORE_IS_NEW,
             "show 10:01 bob: new one",
             "show 10:02 bob: new two",
         ]
@@ -420,18 +449,237 @@ fn a_restarted_server_numbering_from_one_again_is_followed() {
         h.server(said("bob", "new three", 3, at(10, 3))),
         ["show 10:03 bob: new three"]
     );
-    // Nothing held at all: counting starts afresh from 0.
+    // Restarted again, and nothing said since: nothing was missed either.
     h.disconnected("reset");
     h.wake();
     assert_eq!(
-        h.log_in_again("NEW", vec![], false)[1],
-        "show 12:00 -- some messages were missed while you were away: \
-         the server no longer holds them"
+        h.log_in_again("NEW", vec![], false),
+        ["show 12:00 -- back online as alice", STORE_IS_NEW]
     );
     h.disconnected("reset");
     h.wake();
     h.connected_v2();
     assert_eq!(h.last_since(), Some(0));
+}
+
+const STORE_IS_NEW: &str =
+    "show 12:00 -- the server's message store is new: messages said before it are gone";
+const MISSED: &str = "show 12:00 -- some messages were missed while you were away: \
+                      the server no longer holds them";
+
+#[test]
+fn a_restarted_server_that_lost_its_first_messages_too_says_both() {
+    let mut h = Harness::script();
+    h.log_in_v2("S", vec![]);
+    h.server(said("bob", "forty", 40, at(9, 40)));
+    h.disconnected("reset");
+    h.wake();
+    // Restarted, said 30 messages, holds the last 20.
+    assert_eq!(
+        h.log_in_again("S", vec![said("bob", "eleven", 11, at(10, 11))], false),
+        [
+            "show 12:00 -- back online as alice",
+            STORE_IS_NEW,
+            MISSED,
+            "show 10:11 bob: eleven",
+        ]
+    );
+}
+
+// ---- the epoch: which numbering a `seq` belongs to ----
+
+#[test]
+fn the_epoch_of_the_catch_up_goes_back_with_since() {
+    let mut h = Harness::interactive();
+    assert_eq!(h.drain(), ["connect"]);
+    h.log_in_with(
+        "S",
+        history_in("e1", vec![said("bob", "one", 1, at(9, 1))], true),
+    );
+    assert_eq!(h.sent.last().map(ClientMessage::kind), Some("login"));
+    h.server(said("bob", "two", 2, at(9, 2)));
+    h.disconnected("reset");
+    h.wake();
+    assert_eq!(
+        h.connected_v2(),
+        ["send login alice secret=S since=2 epoch=e1"]
+    );
+    // The same numbering: an ordinary catch-up, no notice.
+    for message in [
+        joined("alice", "127.0.0.1", at(9, 0)),
+        login_reply("alice", "S"),
+    ] {
+        h.server(message);
+    }
+    assert_eq!(
+        h.server(history_in(
+            "e1",
+            vec![said("bob", "three", 3, at(9, 3))],
+            true
+        )),
+        [
+            "show 12:00 -- back online as alice",
+            "show ── 1 message while you were away ──",
+            "show 09:03 bob: three",
+            "show ── now ──",
+        ]
+    );
+}
+
+#[test]
+fn a_new_message_store_is_said_once_and_every_message_of_it_is_shown() {
+    let mut h = Harness::interactive();
+    assert_eq!(h.drain(), ["connect"]);
+    h.log_in_with("S", history_in("old", vec![], true));
+    for seq in 1..=3 {
+        h.server(said("bob", "before", seq, at(9, seq)));
+    }
+    h.disconnected("reset");
+    h.wake();
+    // The store was wiped, and three messages were said before we came
+    // back: numbers we have seen, but new messages. The server ignored our
+    // `since` (3) and sent all it holds, from its first: nothing missed.
+    let out = h.log_in_with(
+        "S",
+        history_in(
+            "new",
+            vec![
+                said("carol", "c1", 1, at(10, 1)),
+                said("carol", "c2", 2, at(10, 2)),
+                said("carol", "c3", 3, at(10, 3)),
+            ],
+            true,
+        ),
+    );
+    assert_eq!(
+        out,
+        [
+            "show 12:00 -- back online as alice",
+            STORE_IS_NEW,
+            "show ── 3 messages while you were away ──",
+            "show 10:01 carol: c1",
+            "show 10:02 carol: c2",
+            "show 10:03 carol: c3",
+            "show ── now ──",
+        ]
+    );
+    // Live messages of the new numbering are new too; the next login
+    // counts in it.
+    assert_eq!(
+        h.server(said("bob", "four", 4, at(10, 4))),
+        ["show 10:04 bob: four"]
+    );
+    assert!(h.server(said("bob", "four", 4, at(10, 4))).is_empty());
+    h.disconnected("reset");
+    h.wake();
+    assert_eq!(
+        h.connected_v2(),
+        ["send login alice secret=S since=4 epoch=new"]
+    );
+}
+
+#[test]
+fn a_restart_with_nothing_said_is_neither_a_miss_nor_a_loss() {
+    let mut h = Harness::interactive();
+    assert_eq!(h.drain(), ["connect"]);
+    h.log_in_with(
+        "S",
+        history_in("old", vec![said("bob", "one", 1, at(9, 1))], true),
+    );
+    h.disconnected("reset");
+    h.wake();
+    // A new store holding nothing: complete.
+    assert_eq!(
+        h.log_in_with("S", history_in("new", vec![], true)),
+        ["show 12:00 -- back online as alice", STORE_IS_NEW]
+    );
+    // The first message of the new numbering reaches us although we saw a
+    // message numbered 1 before.
+    assert_eq!(
+        h.server(said("bob", "hello again", 1, at(10, 0))),
+        ["show 10:00 bob: hello again"]
+    );
+
+    // Persisted: the same store after a restart, nothing said meanwhile.
+    h.disconnected("reset");
+    h.wake();
+    assert_eq!(
+        h.log_in_with("S", history_in("new", vec![], true)),
+        ["show 12:00 -- back online as alice"]
+    );
+}
+
+#[test]
+fn a_new_store_that_no_longer_holds_its_first_message_says_what_was_missed() {
+    let mut h = Harness::script();
+    assert_eq!(h.drain(), ["connect"]);
+    h.log_in_with("S", history_in("old", vec![], true));
+    h.server(said("bob", "one", 1, at(9, 1)));
+    h.disconnected("reset");
+    h.wake();
+    assert_eq!(
+        h.log_in_with(
+            "S",
+            history_in("new", vec![said("bob", "late", 900, at(11, 0))], false)
+        ),
+        [
+            "show 12:00 -- back online as alice",
+            STORE_IS_NEW,
+            MISSED,
+            "show 11:00 bob: late",
+        ]
+    );
+}
+
+#[test]
+fn what_comes_while_logging_in_after_a_renumbering_is_shown_once() {
+    let mut h = Harness::interactive();
+    assert_eq!(h.drain(), ["connect"]);
+    h.log_in_with("S", history_in("old", vec![], true));
+    for seq in 1..=5 {
+        h.server(said("bob", "old", seq, at(9, seq)));
+    }
+    h.disconnected("reset");
+    h.wake();
+    h.connected_v2();
+    // Said while our login is answered: live, and in the history too.
+    assert!(h.server(said("carol", "c2", 2, at(10, 2))).is_empty());
+    h.server(joined("alice", "127.0.0.1", at(9, 0)));
+    h.server(login_reply("alice", "S"));
+    assert!(h.server(said("carol", "c3", 3, at(10, 3))).is_empty());
+    assert_eq!(
+        h.server(history_in(
+            "new",
+            vec![
+                said("carol", "c1", 1, at(10, 1)),
+                said("carol", "c2", 2, at(10, 2)),
+            ],
+            true
+        )),
+        [
+            "show 12:00 -- back online as alice",
+            STORE_IS_NEW,
+            "show ── 2 messages while you were away ──",
+            "show 10:01 carol: c1",
+            "show 10:02 carol: c2",
+            "show ── now ──",
+            "show 10:03 carol: c3",
+        ]
+    );
+}
+
+#[test]
+fn an_epoch_longer_than_the_protocol_allows_is_not_trusted() {
+    let mut h = Harness::interactive();
+    assert_eq!(h.drain(), ["connect"]);
+    let long: &'static str = "e".repeat(33).leak();
+    h.log_in_with(
+        "S",
+        history_in(long, vec![said("bob", "one", 1, at(9, 1))], true),
+    );
+    h.disconnected("reset");
+    h.wake();
+    assert_eq!(h.connected_v2(), ["send login alice secret=S since=1"]);
 }
 
 // ---- our own messages ----
@@ -505,8 +753,10 @@ fn a_message_unconfirmed_at_a_drop_found_in_the_catch_up_was_delivered() {
         ),
         [
             "show 12:00 -- back online as alice",
+            "show ── 2 messages while you were away ──",
             "show 09:02 alice (you): did it arrive?",
             "show 09:03 bob: yes",
+            "show ── now ──",
         ]
     );
     // Not sent again.
@@ -528,7 +778,9 @@ fn a_message_the_server_never_got_is_sent_again_before_newer_ones() {
             "send text lost on the way",
             "send text typed while offline",
             "show 12:00 -- back online as alice; sending 2 queued messages",
+            "show ── 1 message while you were away ──",
             "show 09:01 bob: meanwhile",
+            "show ── now ──",
             "show 12:00 -- the server never got this message before the connection dropped; \
              sending it again: lost on the way",
         ]
@@ -591,12 +843,21 @@ fn quitting_before_the_check_says_what_may_be_lost() {
     h.log_in_v2("S", vec![]);
     h.type_line("x");
     h.disconnected("reset");
+    h.type_line("y");
+    assert_eq!(
+        h.type_line("/quit"),
+        [
+            "show 2 messages are not sent yet (the connection is down):\n  x\n  y\n\
+          they are sent once the connection is back; /quit again leaves without them"
+        ]
+    );
     assert_eq!(
         h.type_line("/quit"),
         [
             "show 12:00 !! the connection dropped before the server confirmed this message; \
              it may not have been delivered: x",
-            "exit 0"
+            "show 12:00 !! not sent: y",
+            "exit 1: 2 messages were not delivered"
         ]
     );
 }
