@@ -9,22 +9,80 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use rand::{SeedableRng, rngs::StdRng};
+use wschat::username::Username;
 use wschat::{
     Action, ClientMessage, Config, ConnectionId, Inbound, Server, ServerMessage, Version,
 };
 
-/// Anything a peer might put in a text frame: raw bytes, printable junk, or
-/// JSON close enough to the protocol to reach the deeper checks.
+/// Anything a peer might put in a text frame: raw bytes, printable junk,
+/// JSON close enough to the protocol to reach the deeper checks, and (often)
+/// well-formed messages of every type, valid or not by the protocol's rules.
 fn text_payload() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        prop::collection::vec(any::<u8>(), 0..64),
-        chars(48).prop_map(String::into_bytes),
-        concat!(
+        2 => well_formed(),
+        1 => prop::collection::vec(any::<u8>(), 0..64),
+        1 => chars(48).prop_map(String::into_bytes),
+        1 => concat!(
             r#"\{"type":"(login|textFromUser|listUsers|logout|shout)"(,"(id|username|text|secret|since)":"#,
             r#"("[a-zA-Z \u{301}\u{200b}\u{3000}]{0,6}"|null|7|0|\[\]|\{\}))*\}"#
         )
         .prop_map(String::into_bytes),
     ]
+}
+
+/// A message of the protocol, well-formed JSON with every field typed
+/// right: a login with any of `NAMES` (and maybe a secret and `since`), a
+/// text of up to 12 characters, `listUsers` or `logout`.
+fn well_formed() -> impl Strategy<Value = Vec<u8>> {
+    let login = (0..NAMES.len(), any::<bool>(), prop::option::of(0..5u64)).prop_map(
+        |(name, secret, since)| ClientMessage::Login {
+            id: "l".into(),
+            username: NAMES[name].into(),
+            secret: secret.then(|| "s".into()),
+            since,
+            epoch: None,
+        },
+    );
+    let text = chars(12).prop_map(|text| ClientMessage::TextFromUser {
+        id: "m".into(),
+        text,
+    });
+    prop_oneof![
+        3 => login,
+        2 => text,
+        1 => Just(ClientMessage::ListUsers { id: "u".into() }),
+        1 => Just(ClientMessage::Logout { id: "o".into() }),
+    ]
+    .prop_map(|message| message.encode())
+}
+
+/// The types of the frames a lone connection (v2 or not, logged in as
+/// "alice" or not) must be answered with for `bytes`, as the protocol says.
+fn expected_answer(bytes: &[u8], logged_in: bool, v2: bool) -> Vec<&'static str> {
+    let version = if v2 { Version::V2 } else { Version::V1 };
+    let error = vec!["errorMessage"];
+    match ClientMessage::decode_for(bytes, version) {
+        Err(_) => error,
+        Ok(ClientMessage::Login { .. }) if logged_in => error,
+        Ok(ClientMessage::Login { username, .. }) => {
+            match Username::parse(&username, Config::default().max_username_chars) {
+                Err(_) => error,
+                Ok(_) if v2 => vec!["loginBroadcast", "loginMessage", "history"],
+                Ok(_) => vec!["loginBroadcast", "loginMessage"],
+            }
+        }
+        Ok(_) if !logged_in => error,
+        Ok(ClientMessage::TextFromUser { text, .. }) => {
+            // The driver's config allows 8 characters.
+            if text.trim().is_empty() || text.chars().count() > 8 {
+                error
+            } else {
+                vec!["textBroadcast"]
+            }
+        }
+        Ok(ClientMessage::ListUsers { .. }) => vec!["userList"],
+        Ok(ClientMessage::Logout { .. }) => vec!["logoutBroadcast"],
+    }
 }
 
 /// Up to `max` arbitrary characters (cheaper to generate than a regex).
@@ -264,13 +322,16 @@ proptest! {
             d.drain();
         }
         d.apply(Op::Text(0, bytes.clone()));
-        let mut answers = 0;
+        let mut answers = Vec::new();
         while let Some(action) = d.server.poll_action() {
-            prop_assert!(matches!(action, Action::Send { .. }), "{action:?}");
-            answers += 1;
+            let Action::Send { frame, .. } = action else {
+                panic!("expected frames only, got {action:?}");
+            };
+            let message: serde_json::Value = serde_json::from_slice(frame.bytes()).unwrap();
+            answers.push(message["type"].as_str().unwrap().to_owned());
         }
-        // An error, a login (broadcast + reply) or a broadcast: never silence.
-        prop_assert!((1..=2).contains(&answers), "{answers} answers");
+        // Exactly what the protocol says: never silence, never more.
+        prop_assert_eq!(answers, expected_answer(&bytes, logged_in, v2));
         d.apply(Op::Binary(0, bytes));
         let error = d.server.poll_action();
         let Some(Action::Send { frame, .. }) = error else {
