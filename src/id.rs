@@ -17,6 +17,14 @@ pub fn message_id<R: Rng + ?Sized>(rng: &mut R) -> String {
     random_string(rng, ID_LEN)
 }
 
+/// Length of an epoch: 16 × 6 = 96 bits, so that two stores never share one.
+pub const EPOCH_LEN: usize = 16;
+
+/// A fresh epoch, naming a new numbering of messages.
+pub fn epoch<R: Rng + ?Sized>(rng: &mut R) -> String {
+    random_string(rng, EPOCH_LEN)
+}
+
 /// A fresh login secret. Draw it from a CSPRNG: it is the only thing that
 /// protects a name.
 pub fn secret<R: Rng + ?Sized>(rng: &mut R) -> String {

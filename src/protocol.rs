@@ -304,6 +304,9 @@ pub enum ErrorCode {
     /// again (after a few hundred milliseconds for messages, within a minute
     /// for secrets).
     RateLimited,
+    /// The server could not do it now (its store failed to save a login or
+    /// a message). Nothing was done; try again in a moment.
+    Unavailable,
     /// A code this version does not know (a newer server); clients only.
     #[serde(other)]
     Unknown,
@@ -311,7 +314,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code a server sends.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::MessagingWhileNotLoggedIn,
         ErrorCode::LoginTaken,
         ErrorCode::AlreadyLoggedIn,
@@ -321,6 +324,7 @@ impl ErrorCode {
         ErrorCode::EmptyMessage,
         ErrorCode::MessageTooLong,
         ErrorCode::RateLimited,
+        ErrorCode::Unavailable,
     ];
 
     /// The code as it appears on the wire.
@@ -335,6 +339,7 @@ impl ErrorCode {
             ErrorCode::EmptyMessage => "emptyMessage",
             ErrorCode::MessageTooLong => "messageTooLong",
             ErrorCode::RateLimited => "rateLimited",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Unknown => "unknown",
         }
     }

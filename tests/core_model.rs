@@ -727,10 +727,10 @@ impl ReferenceStateMachine for ChatModel {
                 }
             }
             Step::Close { conn } => {
-                if let Some(conn) = model.pick(conn) {
-                    if model.conns[conn].open {
-                        model.gone(conn, LeaveReason::Disconnected);
-                    }
+                if let Some(conn) = model.pick(conn)
+                    && model.conns[conn].open
+                {
+                    model.gone(conn, LeaveReason::Disconnected);
                 }
             }
         }

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use rand::{SeedableRng, rngs::StdRng};
+use std::time::SystemTime;
+
+use wschat::server::{Snapshot, Ticket, Write, WriteError, Written};
 use wschat::username::Username;
 use wschat::{
     Action, ClientMessage, Config, ConnectionId, Inbound, Server, ServerMessage, Version,
@@ -123,6 +126,8 @@ enum Op {
     Advance(u64),
     Drain,
     Shutdown,
+    /// A server with a store: settle the next `n` writes, failing them or not.
+    Settle(u8, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -141,6 +146,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => prop_oneof![0..2_000u64, 0..1_000_000u64].prop_map(Op::Advance),
         3 => Just(Op::Drain),
         1 => Just(Op::Shutdown),
+        3 => (0..8u8, prop::bool::weighted(0.2)).prop_map(|(n, fail)| Op::Settle(n, fail)),
     ]
 }
 
@@ -151,10 +157,28 @@ struct Driver {
     opened: Vec<ConnectionId>,
     closed: HashSet<ConnectionId>,
     secrets: Vec<String>,
+    /// Writes asked for and not settled yet (a server with a store).
+    unsettled: std::collections::VecDeque<(Ticket, Write)>,
+    last_seq: u64,
 }
 
 impl Driver {
     fn new() -> Self {
+        Driver::with(Server::new)
+    }
+
+    /// A server with a store, started empty.
+    fn with_store() -> Self {
+        Driver::with(|config, rng| {
+            let snapshot = Snapshot {
+                epoch: "e".into(),
+                ..Snapshot::default()
+            };
+            Server::restore(config, rng, snapshot, SystemTime::now(), Instant::now())
+        })
+    }
+
+    fn with(make: impl FnOnce(Config, StdRng) -> Server<StdRng>) -> Self {
         // Short timings so that clock jumps reach pings, evictions, expiry
         // and login timeouts, and small limits that random input trips.
         let config = Config {
@@ -173,11 +197,13 @@ impl Driver {
             ..Config::default()
         };
         Driver {
-            server: Server::new(config, StdRng::seed_from_u64(0)),
+            server: make(config, StdRng::seed_from_u64(0)),
             now: Instant::now(),
             opened: Vec::new(),
             closed: HashSet::new(),
             secrets: Vec::new(),
+            unsettled: Default::default(),
+            last_seq: 0,
         }
     }
 
@@ -250,6 +276,28 @@ impl Driver {
             }
             Op::Drain => self.drain(),
             Op::Shutdown => self.server.shutdown(self.now),
+            Op::Settle(n, fail) => self.settle(usize::from(n), fail),
+        }
+    }
+
+    /// Settles the oldest `n` writes asked for, as a store would: in order,
+    /// numbering appends that succeed.
+    fn settle(&mut self, n: usize, fail: bool) {
+        self.unsettled
+            .extend(std::iter::from_fn(|| self.server.poll_write()));
+        for _ in 0..n {
+            let Some((ticket, write)) = self.unsettled.pop_front() else {
+                return;
+            };
+            let outcome = match write {
+                _ if fail => Err(WriteError("disk full".into())),
+                Write::Append { .. } => {
+                    self.last_seq += 1;
+                    Ok(Written::Appended { seq: self.last_seq })
+                }
+                _ => Ok(Written::Done),
+            };
+            self.server.handle_written(ticket, outcome, self.now);
         }
     }
 
@@ -357,5 +405,28 @@ proptest! {
         d.drain();
         prop_assert_eq!(d.server.connection_count(), 0);
         prop_assert_eq!(d.server.login_count(), 0);
+    }
+
+    #[test]
+    fn with_a_store_any_sequence_and_any_write_failures_never_panic(
+        ops in prop::collection::vec(op(), 1..120),
+    ) {
+        let mut d = Driver::with_store();
+        for op in ops {
+            d.apply(op);
+        }
+        // Everything settles; then silence evicts everyone and every login
+        // expires, as without a store.
+        d.apply(Op::Settle(u8::MAX, false));
+        d.drain();
+        d.apply(Op::Advance(3_600_000));
+        d.apply(Op::Settle(u8::MAX, false));
+        d.drain();
+        d.apply(Op::Advance(60_000));
+        d.apply(Op::Settle(u8::MAX, false));
+        d.drain();
+        prop_assert_eq!(d.server.connection_count(), 0);
+        prop_assert_eq!(d.server.login_count(), 0);
+        prop_assert_eq!(d.server.writes_in_flight(), 0);
     }
 }

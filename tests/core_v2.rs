@@ -38,7 +38,7 @@ fn v1_and_v2_connections_each_get_their_version_of_a_broadcast() {
             ),
             send(
                 new,
-                r#"{"type":"history","id":"*","replyTo":"l","messages":[],"complete":true}"#
+                r#"{"type":"history","id":"*","replyTo":"l","epoch":"<epoch>","messages":[],"complete":true}"#
             ),
         ]
     );

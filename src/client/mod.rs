@@ -1476,6 +1476,7 @@ fn describe(code: ErrorCode, description: Option<&str>) -> String {
         ErrorCode::EmptyMessage => "the message is empty",
         ErrorCode::MessageTooLong => "the message is too long",
         ErrorCode::RateLimited => "you are sending too fast; wait a moment",
+        ErrorCode::Unavailable => "the server cannot do that right now; try again in a moment",
         ErrorCode::Unknown => "no reason given",
     }
     .to_owned()

@@ -286,6 +286,8 @@ fn log(event: &Event, routes: &HashMap<ConnectionId, Arc<Conn>>) {
             debug!(peer = peer(conn), %conn, ?limit, "rate limited")
         }
         Event::PingFlood { conn } => debug!(%conn, "closed: ping flood"),
+        // The store's own log says what failed, once per spell of failures.
+        Event::WriteFailed { .. } => {}
     }
 }
 

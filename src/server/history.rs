@@ -8,9 +8,9 @@ use crate::protocol::ServerMessage;
 /// One message as said, kept for catch-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Said {
-    pub(crate) id: String,
+    pub(crate) id: Arc<str>,
     pub(crate) username: Arc<str>,
-    pub(crate) message: String,
+    pub(crate) message: Arc<str>,
     pub(crate) seq: u64,
     pub(crate) timestamp: u64,
     /// The length of its v2 `textBroadcast`, as a `history` carries it.
@@ -53,6 +53,26 @@ impl History {
             ring: VecDeque::new(),
             capacity,
             last_seq: 0,
+        }
+    }
+
+    /// Starts from what a store held: the latest `seq` ever given, and the
+    /// latest messages, oldest first.
+    pub(crate) fn restore(&mut self, last_seq: u64, messages: Vec<super::StoredMessage>) {
+        self.last_seq = last_seq;
+        let keep = messages.len().saturating_sub(self.capacity);
+        for stored in messages.into_iter().skip(keep) {
+            let mut said = Said {
+                id: stored.id.into(),
+                username: stored.username.into(),
+                message: stored.text.into(),
+                seq: stored.seq,
+                timestamp: stored.timestamp,
+                encoded_len: 0,
+            };
+            said.encoded_len = said.message(None, true).encoded_len();
+            self.last_seq = self.last_seq.max(said.seq);
+            self.ring.push_back(said);
         }
     }
 
@@ -116,9 +136,9 @@ mod tests {
         let mut history = History::new(capacity);
         for seq in 1..=count {
             history.push(Said {
-                id: format!("i{seq}"),
+                id: format!("i{seq}").into(),
                 username: "u".into(),
-                message: format!("m{seq}"),
+                message: format!("m{seq}").into(),
                 seq,
                 timestamp: seq,
                 encoded_len: 3,

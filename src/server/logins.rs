@@ -83,6 +83,10 @@ pub(crate) struct Claimed {
     pub(crate) display: Arc<str>,
     /// The secret to tell the claimant (none when `Taken`).
     pub(crate) secret: String,
+    /// Its hash, as kept.
+    pub(crate) hash: SecretHash,
+    /// Whether no connection held the login before this claim.
+    pub(crate) was_idle: bool,
 }
 
 #[derive(Debug, Default)]
@@ -134,6 +138,7 @@ impl Logins {
             .by_key
             .get_mut(key)
             .expect("the login was found or inserted above");
+        let was_idle = login.connections == 0;
         if claim != Claim::Taken {
             if login.connections == 0 && claim == Claim::Reclaimed {
                 self.idle_count -= 1;
@@ -145,6 +150,8 @@ impl Logins {
             claim,
             display: login.display.clone(),
             secret,
+            hash: login.secret,
+            was_idle,
         }
     }
 
@@ -162,6 +169,25 @@ impl Logins {
             idle_spell: 0,
         };
         self.by_key.entry(key).insert_entry(login).into_mut()
+    }
+
+    /// Reserves `key` as a store held it: idle, until `expires_at`.
+    pub(crate) fn restore(
+        &mut self,
+        key: Arc<str>,
+        display: Arc<str>,
+        secret: SecretHash,
+        expires_at: Instant,
+    ) -> u64 {
+        self.next_spell += 1;
+        let spell = self.next_spell;
+        let login = self.put(key.clone(), display, secret);
+        login.expires_at = Some(expires_at);
+        login.idle_spell = spell;
+        let serial = login.serial;
+        self.idle_count += 1;
+        self.idle.push_back((key, spell));
+        serial
     }
 
     /// One connection holding `key` closed. Returns when the login expires
@@ -193,13 +219,14 @@ impl Logins {
 
     /// The idle login that has waited longest, released, if more than `max`
     /// logins are idle (`max` 0: no ceiling).
-    pub(crate) fn over_ceiling(&mut self, max: usize) -> Option<Login> {
+    pub(crate) fn over_ceiling(&mut self, max: usize) -> Option<(Arc<str>, Login)> {
         if max == 0 || self.idle_count <= max {
             return None;
         }
         while let Some((key, spell)) = self.idle.pop_front() {
             if self.is_current(&key, spell) {
-                return self.remove(&key);
+                let login = self.remove(&key)?;
+                return Some((key, login));
             }
         }
         None
@@ -320,8 +347,8 @@ mod tests {
         logins.release(&keys[1], now, ttl);
         assert_eq!(logins.idle_len(), 3);
         assert!(logins.over_ceiling(3).is_none());
-        assert_eq!(&*logins.over_ceiling(1).unwrap().display, "a");
-        assert_eq!(&*logins.over_ceiling(1).unwrap().display, "c");
+        assert_eq!(&*logins.over_ceiling(1).unwrap().0, "a");
+        assert_eq!(&*logins.over_ceiling(1).unwrap().0, "c");
         assert!(logins.over_ceiling(1).is_none());
         assert!(logins.over_ceiling(0).is_none());
         assert_eq!((logins.len(), logins.idle_len()), (1, 1));

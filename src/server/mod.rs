@@ -10,6 +10,7 @@ mod address;
 mod failed_logins;
 mod heartbeat;
 mod history;
+mod journal;
 mod logins;
 mod new_names;
 mod outbound;
@@ -19,7 +20,7 @@ mod stats;
 mod timers;
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -36,6 +37,7 @@ use crate::{Config, id, text};
 use failed_logins::FailedLogins;
 use heartbeat::{Due, Heartbeat};
 use history::{History, Said};
+use journal::{PendingLogin, PendingMessage, Waiting};
 use logins::{Claim, Logins};
 use new_names::NewNames;
 use outbound::{FrameRef, Outbound};
@@ -43,6 +45,8 @@ use presence::{Notice, Presence};
 use rate::{Bucket, Rate};
 use timers::{Timer, Timers};
 
+pub use journal::{Snapshot, StoredMessage, StoredName, Ticket, Write, WriteError, Written};
+pub use logins::SecretHash;
 pub use stats::Stats;
 
 /// Names one connection for as long as it is open. Never reused: a handle to
@@ -209,6 +213,9 @@ pub enum Event {
     /// `max_held_names` were held without a connection and it had been
     /// idle longest.
     LoginEvicted { username: Arc<str> },
+    /// A write failed (`handle_written`): a login or message that waited on
+    /// it was refused with `unavailable`.
+    WriteFailed { error: WriteError },
     /// A user's last connection went away (for a logout, see `LoggedOut`).
     Left {
         username: Arc<str>,
@@ -282,6 +289,15 @@ pub struct Server<R> {
     actions: Outbound,
     events: VecDeque<Event>,
     stats: Stats,
+    /// Names the numbering of `seq` (the `epoch` of a `history`).
+    epoch: Arc<str>,
+    /// Whether writes go to a store (`restore`) or are settled at once
+    /// (`new`).
+    durable: bool,
+    next_ticket: u64,
+    writes: VecDeque<(Ticket, Write)>,
+    /// Logins and messages waiting for their writes.
+    waiting: HashMap<Ticket, Waiting>,
 }
 
 #[derive(Debug)]
@@ -303,7 +319,26 @@ struct Connection {
     timer_at: Instant,
     messages: Bucket,
     pings: Bucket,
+    /// Its login is being saved: it is not announced yet, and the frames
+    /// the connection sends meanwhile wait in `held`.
+    login_pending: bool,
+    held: VecDeque<Held>,
 }
+
+/// A frame held while its connection's login is being saved.
+#[derive(Debug)]
+enum Held {
+    Text(Vec<u8>),
+    Binary,
+}
+
+/// The most frames a connection may send while its login is being saved
+/// (a few milliseconds); past it, `rateLimited`.
+const MAX_HELD_FRAMES: usize = 64;
+
+/// How often a server with a store records that it is alive, which bounds
+/// how long after a crash the names then in use stay held.
+const ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 
 impl Connection {
     /// The next instant something is due on this connection.
@@ -324,8 +359,11 @@ struct Encoded<'m> {
 }
 
 impl<R: CryptoRng> Server<R> {
-    pub fn new(config: Config, rng: R) -> Self {
+    /// A server that keeps nothing: every name and message is forgotten
+    /// when it is dropped, and `seq` numbers under a new epoch each time.
+    pub fn new(config: Config, mut rng: R) -> Self {
         let history = History::new(config.history_size);
+        let epoch = id::epoch(&mut rng).into();
         Server {
             rng,
             connections: Slab::new(),
@@ -352,8 +390,72 @@ impl<R: CryptoRng> Server<R> {
             actions: Outbound::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            epoch,
+            durable: false,
+            next_ticket: 0,
+            writes: VecDeque::new(),
+            waiting: HashMap::new(),
             config,
         }
+    }
+
+    /// A server backed by a store, started from what the store holds. Every
+    /// durable fact leaves as a [`Write`] (`poll_write`), and logins and
+    /// messages are answered once their writes are reported durable
+    /// (`handle_written`). `wall` is the wall-clock time at `now`.
+    ///
+    /// Names whose TTL ran out while the server was down are released (and
+    /// their release written); names in use when it stopped count as
+    /// released at the last [`Write::Alive`] saved.
+    pub fn restore(
+        config: Config,
+        rng: R,
+        snapshot: Snapshot,
+        wall: SystemTime,
+        now: Instant,
+    ) -> Self {
+        let mut server = Server::new(config, rng);
+        server.durable = true;
+        server.set_wall_clock(wall, now);
+        server.epoch = snapshot.epoch.into();
+        server.history.restore(snapshot.last_seq, snapshot.messages);
+        let wall_now = server.timestamp(now);
+        let ttl = u64::try_from(server.config.login_ttl.as_millis()).unwrap_or(u64::MAX);
+        let stopped = snapshot.alive_at.unwrap_or(wall_now);
+        let mut names = snapshot.names;
+        // Oldest first, so that the idle queue is in the order they expire.
+        names.sort_by_key(|n| n.expires_at.unwrap_or(stopped.saturating_add(ttl)));
+        for name in names {
+            let key: Arc<str> = name.key.into();
+            let expires_at = match name.expires_at {
+                Some(at) => at,
+                None => {
+                    let at = stopped.saturating_add(ttl);
+                    server.record(Write::Idle {
+                        key: key.clone(),
+                        expires_at: at,
+                    });
+                    at
+                }
+            };
+            if expires_at <= wall_now {
+                server.record(Write::Release { key });
+                continue;
+            }
+            let at = now + Duration::from_millis(expires_at - wall_now);
+            let serial = server
+                .logins
+                .restore(key.clone(), name.display.into(), name.secret, at);
+            server
+                .timers
+                .schedule(at, Timer::LoginExpiry { key, serial });
+        }
+        while let Some((key, login)) = server.logins.over_ceiling(server.config.max_held_names) {
+            server.released_early(key, login);
+        }
+        server.record(Write::Alive { at: wall_now });
+        server.timers.schedule(now + ALIVE_INTERVAL, Timer::Alive);
+        server
     }
 
     // ---- getters ----
@@ -370,6 +472,16 @@ impl<R: CryptoRng> Server<R> {
     /// Reserved names, whether or not anyone holding them is connected.
     pub fn login_count(&self) -> usize {
         self.logins.len()
+    }
+
+    /// The numbering `seq` belongs to (see [`Snapshot::epoch`]).
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Writes asked for and not yet reported (`handle_written`).
+    pub fn writes_in_flight(&self) -> usize {
+        self.writes.len() + self.waiting.len()
     }
 
     /// What the core has done so far, counted (for metrics).
@@ -437,6 +549,8 @@ impl<R: CryptoRng> Server<R> {
             timer_at: now,
             messages: Bucket::new(now),
             pings: Bucket::new(now),
+            login_pending: false,
+            held: VecDeque::new(),
         };
         connection.timer_at = connection.deadline(&self.config);
         self.timers
@@ -465,12 +579,38 @@ impl<R: CryptoRng> Server<R> {
             return;
         };
         connection.heartbeat.on_activity(now);
-        let version = connection.version;
-        if let (Inbound::Text(_) | Inbound::Binary(_), Some(rate)) = (frame, &self.message_rate) {
-            if let Err(wait) = connection.messages.try_take(rate, now) {
-                return self.refuse_message(conn, frame, wait);
+        if let (Inbound::Text(_) | Inbound::Binary(_), Some(rate)) = (frame, &self.message_rate)
+            && let Err(wait) = connection.messages.try_take(rate, now)
+        {
+            return self.refuse_message(conn, frame, wait);
+        }
+        if connection.login_pending {
+            let held = match frame {
+                Inbound::Text(bytes) => Some(Held::Text(bytes.to_vec())),
+                Inbound::Binary(_) => Some(Held::Binary),
+                Inbound::Ping(_) | Inbound::Pong(_) => None,
+            };
+            if let Some(held) = held {
+                if connection.held.len() < MAX_HELD_FRAMES {
+                    connection.held.push_back(held);
+                    return;
+                }
+                return self.send_error(
+                    conn,
+                    None,
+                    ErrorCode::RateLimited,
+                    "too many messages while your login is being saved; send again in a moment",
+                );
             }
         }
+        self.handle_inbound(conn, frame, now);
+    }
+
+    /// A frame that is `conn`'s turn to be handled.
+    fn handle_inbound(&mut self, conn: ConnectionId, frame: Inbound<'_>, now: Instant) {
+        let Some(version) = self.version(conn) else {
+            return;
+        };
         match frame {
             Inbound::Text(bytes) => match ClientMessage::decode_for(bytes, version) {
                 Ok(message) => self.dispatch(conn, message, now),
@@ -520,7 +660,13 @@ impl<R: CryptoRng> Server<R> {
                         self.events.push_back(Event::LoginExpired {
                             username: login.display,
                         });
+                        self.record(Write::Release { key });
                     }
+                }
+                Timer::Alive => {
+                    let at = self.timestamp(now);
+                    self.record(Write::Alive { at });
+                    self.timers.schedule(now + ALIVE_INTERVAL, Timer::Alive);
                 }
             }
         }
@@ -570,6 +716,48 @@ impl<R: CryptoRng> Server<R> {
         self.events.pop_front()
     }
 
+    /// The next fact to make durable, in order. Report its outcome with
+    /// [`handle_written`](Self::handle_written). A server made with
+    /// [`new`](Self::new) asks for none.
+    #[must_use]
+    pub fn poll_write(&mut self) -> Option<(Ticket, Write)> {
+        self.writes.pop_front()
+    }
+
+    /// The write of `ticket` is durable (or failed). A login or a message
+    /// that waited for it is answered now: announced and acknowledged, or
+    /// refused with `unavailable`. Unknown tickets are ignored.
+    pub fn handle_written(
+        &mut self,
+        ticket: Ticket,
+        outcome: Result<Written, WriteError>,
+        now: Instant,
+    ) {
+        self.actions.start_input();
+        let waiting = self.waiting.remove(&ticket);
+        if let Err(error) = &outcome {
+            self.events.push_back(Event::WriteFailed {
+                error: error.clone(),
+            });
+        }
+        match (waiting, outcome) {
+            (None, _) => {}
+            (Some(Waiting::Login(login)), Ok(_)) => self.announce_login(login, now),
+            (Some(Waiting::Login(login)), Err(_)) => self.undo_login(login, now),
+            (Some(Waiting::Message(message)), Ok(Written::Appended { seq })) => {
+                self.accept_message(message, seq)
+            }
+            (Some(Waiting::Message(message)), _) => {
+                self.send_error(
+                    message.conn,
+                    message.reply_to.as_deref(),
+                    ErrorCode::Unavailable,
+                    "the server could not save the message; it was not sent, try again in a moment",
+                );
+            }
+        }
+    }
+
     /// When to call `handle_timeout` next; `None` when nothing is scheduled.
     /// May be earlier than strictly needed, never later.
     #[must_use]
@@ -578,6 +766,32 @@ impl<R: CryptoRng> Server<R> {
     }
 
     // ---- internals ----
+
+    /// Asks the driver to make `write` durable (a server with a store);
+    /// `None` when there is no store and the fact is settled already.
+    fn record(&mut self, write: Write) -> Option<Ticket> {
+        if !self.durable {
+            return None;
+        }
+        self.next_ticket += 1;
+        let ticket = Ticket(self.next_ticket);
+        self.writes.push_back((ticket, write));
+        Some(ticket)
+    }
+
+    /// When a login that goes idle at `now` expires, in wall-clock ms.
+    fn expires_at(&self, now: Instant) -> u64 {
+        let ttl = u64::try_from(self.config.login_ttl.as_millis()).unwrap_or(u64::MAX);
+        self.timestamp(now).saturating_add(ttl)
+    }
+
+    /// `login` was released before its TTL, over `max_held_names`.
+    fn released_early(&mut self, key: Arc<str>, login: logins::Login) {
+        self.events.push_back(Event::LoginEvicted {
+            username: login.display,
+        });
+        self.record(Write::Release { key });
+    }
 
     fn connection(&self, conn: ConnectionId) -> Option<&Connection> {
         self.connections
@@ -615,8 +829,18 @@ impl<R: CryptoRng> Server<R> {
                 username,
                 secret,
                 since,
+                epoch,
                 ..
-            } => self.login(conn, reply_to, username, secret.as_deref(), *since, now),
+            } => {
+                // A `since` of another numbering (a store that is new since
+                // the client last heard from it) means nothing here: the
+                // client has seen none of this numbering's messages.
+                let since = match (since, epoch) {
+                    (Some(_), Some(epoch)) if **epoch != *self.epoch => Some(0),
+                    _ => *since,
+                };
+                self.login(conn, reply_to, username, secret.as_deref(), since, now)
+            }
             ClientMessage::TextFromUser { text, .. } => self.text(conn, reply_to, text, now),
             ClientMessage::ListUsers { .. } => self.list_users(conn, reply_to),
             ClientMessage::Logout { .. } => self.logout(conn, reply_to, now),
@@ -648,18 +872,18 @@ impl<R: CryptoRng> Server<R> {
         // Wrong secrets are counted per peer address, so that guessing from
         // several connections counts as one.
         let guesser = secret.map(|_| address.clone());
-        if let Some(address) = &guesser {
-            if let Err(wait) = self.failed_logins.check(address, now) {
-                let description = format!(
-                    "too many wrong secrets from your address; retry in {} s",
-                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-                );
-                self.events.push_back(Event::RateLimited {
-                    conn,
-                    limit: Limit::LoginFailures,
-                });
-                return self.send_error(conn, reply_to, ErrorCode::RateLimited, &description);
-            }
+        if let Some(address) = &guesser
+            && let Err(wait) = self.failed_logins.check(address, now)
+        {
+            let description = format!(
+                "too many wrong secrets from your address; retry in {} s",
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+            );
+            self.events.push_back(Event::RateLimited {
+                conn,
+                limit: Limit::LoginFailures,
+            });
+            return self.send_error(conn, reply_to, ErrorCode::RateLimited, &description);
         }
         // A reservation that ran out before a timer released it (the driver
         // woke late) is released here, and reported like any other expiry.
@@ -667,19 +891,22 @@ impl<R: CryptoRng> Server<R> {
             self.events.push_back(Event::LoginExpired {
                 username: expired.display,
             });
+            self.record(Write::Release {
+                key: name.key.as_str().into(),
+            });
         }
-        if !self.logins.is_held(&name.key, now) {
-            if let Err(wait) = self.new_names.check(&address, now) {
-                let description = format!(
-                    "too many new names from your address; retry in {} s",
-                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-                );
-                self.events.push_back(Event::RateLimited {
-                    conn,
-                    limit: Limit::NewNames,
-                });
-                return self.send_error(conn, reply_to, ErrorCode::RateLimited, &description);
-            }
+        if !self.logins.is_held(&name.key, now)
+            && let Err(wait) = self.new_names.check(&address, now)
+        {
+            let description = format!(
+                "too many new names from your address; retry in {} s",
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+            );
+            self.events.push_back(Event::RateLimited {
+                conn,
+                limit: Limit::NewNames,
+            });
+            return self.send_error(conn, reply_to, ErrorCode::RateLimited, &description);
         }
         let rng = &mut self.rng;
         let claimed = self
@@ -690,11 +917,11 @@ impl<R: CryptoRng> Server<R> {
             self.new_names.took(&address, now);
         }
         if claim == Claim::Taken {
-            if let Some(address) = guesser {
-                if let Some(ends_at) = self.failed_logins.record(&address, now) {
-                    self.timers
-                        .schedule(ends_at, Timer::FailedLogins { address });
-                }
+            if let Some(address) = guesser
+                && let Some(ends_at) = self.failed_logins.record(&address, now)
+            {
+                self.timers
+                    .schedule(ends_at, Timer::FailedLogins { address });
             }
             self.events.push_back(Event::LoginRefused {
                 conn,
@@ -705,13 +932,61 @@ impl<R: CryptoRng> Server<R> {
             );
             return self.send_error(conn, reply_to, ErrorCode::LoginTaken, &description);
         }
-        let secret = claimed.secret;
         let key: Arc<str> = name.key.into();
         let connection = self
             .connection_mut(conn)
             .expect("handle_frame checked the connection");
-        connection.login = Some((key, display.clone()));
+        connection.login = Some((key.clone(), display.clone()));
         connection.login_deadline = None;
+        let write = match claim {
+            Claim::Fresh => Some(Write::Claim {
+                key: key.clone(),
+                display: display.clone(),
+                secret: claimed.hash,
+            }),
+            _ if claimed.was_idle => Some(Write::InUse { key: key.clone() }),
+            _ => None,
+        };
+        let pending = PendingLogin {
+            conn,
+            reply_to: reply_to.map(str::to_owned),
+            since,
+            fresh: claim == Claim::Fresh,
+            key,
+            display,
+            secret: claimed.secret,
+        };
+        match write.and_then(|write| self.record(write)) {
+            Some(ticket) => {
+                if let Some(connection) = self.connection_mut(conn) {
+                    connection.login_pending = true;
+                }
+                self.waiting.insert(ticket, Waiting::Login(pending));
+            }
+            None => self.announce_login(pending, now),
+        }
+    }
+
+    /// Tells everyone of a login, and the connection its outcome, once the
+    /// login is durable; then handles what the connection sent meanwhile.
+    fn announce_login(&mut self, pending: PendingLogin, now: Instant) {
+        let PendingLogin {
+            conn,
+            reply_to,
+            since,
+            fresh,
+            key,
+            display,
+            secret,
+        } = pending;
+        let reply_to = reply_to.as_deref();
+        let Some(connection) = self.connection_mut(conn) else {
+            return; // closed meanwhile: its login was released as it closed
+        };
+        if connection.login.as_ref().is_none_or(|(k, _)| *k != key) {
+            return; // logged out meanwhile (by another device)
+        }
+        connection.login_pending = false;
         let location = connection.location.clone();
         let version = connection.version;
 
@@ -756,8 +1031,77 @@ impl<R: CryptoRng> Server<R> {
         self.events.push_back(Event::LoggedIn {
             conn,
             username: display,
-            fresh: claim == Claim::Fresh,
+            fresh,
         });
+        self.release_held(conn, now);
+    }
+
+    /// A login could not be saved: the connection is not logged in after
+    /// all, and is told so.
+    fn undo_login(&mut self, pending: PendingLogin, now: Instant) {
+        let deadline = login_deadline(&self.config, now);
+        let Some(connection) = self.connection_mut(pending.conn) else {
+            return;
+        };
+        if connection
+            .login
+            .as_ref()
+            .is_none_or(|(k, _)| *k != pending.key)
+        {
+            return;
+        }
+        connection.login = None;
+        connection.login_pending = false;
+        connection.login_deadline = deadline;
+        if let Some(at) = deadline.filter(|&at| at < connection.timer_at) {
+            connection.timer_at = at;
+            self.timers.schedule(at, Timer::Connection(pending.conn));
+        }
+        let key = pending.key;
+        if let Some((at, serial)) = self.logins.release(&key, now, self.config.login_ttl) {
+            if pending.fresh {
+                // Never announced, never saved: as if it had not happened.
+                self.logins.remove(&key);
+            } else {
+                self.timers.schedule(
+                    at,
+                    Timer::LoginExpiry {
+                        key: key.clone(),
+                        serial,
+                    },
+                );
+                let expires_at = self.expires_at(now);
+                self.record(Write::Idle { key, expires_at });
+            }
+        }
+        self.send_error(
+            pending.conn,
+            pending.reply_to.as_deref(),
+            ErrorCode::Unavailable,
+            "the server could not save your login; try again in a moment",
+        );
+        self.release_held(pending.conn, now);
+    }
+
+    /// Handles, in order, the frames `conn` sent while its login was being
+    /// saved, until none is left or another login is.
+    fn release_held(&mut self, conn: ConnectionId, now: Instant) {
+        loop {
+            let Some(connection) = self.connection_mut(conn) else {
+                return;
+            };
+            if connection.login_pending {
+                return;
+            }
+            let Some(held) = connection.held.pop_front() else {
+                connection.held = VecDeque::new(); // free its memory
+                return;
+            };
+            match held {
+                Held::Text(bytes) => self.handle_inbound(conn, Inbound::Text(&bytes), now),
+                Held::Binary => self.handle_inbound(conn, Inbound::Binary(&[]), now),
+            }
+        }
     }
 
     fn send_history(&mut self, conn: ConnectionId, reply_to: &str, since: Option<u64>) {
@@ -775,7 +1119,7 @@ impl<R: CryptoRng> Server<R> {
         let frame = Frame::encode(&ServerMessage::History {
             id: id.into(),
             reply_to: reply_to.into(),
-            epoch: None,
+            epoch: Some((*self.epoch).into()),
             messages,
             complete: catch_up.complete,
         });
@@ -807,16 +1151,50 @@ impl<R: CryptoRng> Server<R> {
             let description = format!("the message is longer than {max} characters");
             return self.send_error(conn, reply_to, ErrorCode::MessageTooLong, &description);
         }
-        let mut said = Said {
-            id: id::message_id(&mut self.rng),
-            username,
-            message: text::neutralise(text).into_owned(),
-            seq: self.history.next_seq(),
+        let pending = PendingMessage {
+            conn,
+            reply_to: reply_to.map(str::to_owned),
+            id: id::message_id(&mut self.rng).into(),
             timestamp: self.timestamp(now),
+            username,
+            text: text::neutralise(text).into(),
+        };
+        if !self.durable {
+            let seq = self.history.next_seq();
+            return self.accept_message(pending, seq);
+        }
+        let write = Write::Append {
+            id: pending.id.clone(),
+            timestamp: pending.timestamp,
+            username: pending.username.clone(),
+            text: pending.text.clone(),
+        };
+        if let Some(ticket) = self.record(write) {
+            self.waiting.insert(ticket, Waiting::Message(pending));
+        }
+    }
+
+    /// A message is saved as number `seq`: everyone gets it, the sender its
+    /// acknowledgement (v2), and it joins the history.
+    fn accept_message(&mut self, pending: PendingMessage, seq: u64) {
+        let PendingMessage {
+            conn,
+            reply_to,
+            id,
+            timestamp,
+            username,
+            text,
+        } = pending;
+        let mut said = Said {
+            id,
+            username,
+            message: text,
+            seq,
+            timestamp,
             encoded_len: 0,
         };
         let (v1, v2) = (said.message(None, false), said.message(None, true));
-        let own = reply_to.map(|r| said.message(Some(r), true));
+        let own = reply_to.as_deref().map(|r| said.message(Some(r), true));
         let v2_len = self.broadcast(Encoded {
             v1: &v1,
             v2: Some(&v2),
@@ -875,6 +1253,7 @@ impl<R: CryptoRng> Server<R> {
             );
         };
         self.logins.remove(&key);
+        self.record(Write::Release { key: key.clone() });
         let deadline = login_deadline(&self.config, now);
         let mut holders = Vec::new();
         for (_, connection) in &mut self.connections {
@@ -975,19 +1354,29 @@ impl<R: CryptoRng> Server<R> {
             return;
         };
         if let Some((at, serial)) = self.logins.release(&key, now, self.config.login_ttl) {
-            self.timers.schedule(at, Timer::LoginExpiry { key, serial });
-            if !self.shutting_down {
-                self.broadcast_leave(&display, leave, &[], now);
-            }
-            self.events.push_back(Event::Left {
-                username: display,
-                location: connection.location,
-                reason: leave,
-            });
-            while let Some(login) = self.logins.over_ceiling(self.config.max_held_names) {
-                self.events.push_back(Event::LoginEvicted {
-                    username: login.display,
+            self.timers.schedule(
+                at,
+                Timer::LoginExpiry {
+                    key: key.clone(),
+                    serial,
+                },
+            );
+            let expires_at = self.expires_at(now);
+            self.record(Write::Idle { key, expires_at });
+            // A login still being saved was never announced: nobody is told
+            // it ends.
+            if !connection.login_pending {
+                if !self.shutting_down {
+                    self.broadcast_leave(&display, leave, &[], now);
+                }
+                self.events.push_back(Event::Left {
+                    username: display,
+                    location: connection.location,
+                    reason: leave,
                 });
+            }
+            while let Some((key, login)) = self.logins.over_ceiling(self.config.max_held_names) {
+                self.released_early(key, login);
             }
         }
     }
@@ -1117,7 +1506,7 @@ impl<R: CryptoRng> Server<R> {
             "too many messages: at most {} a second, {} at once; retry in {} ms",
             self.config.message_rate,
             self.config.message_burst,
-            wait.as_millis() + u128::from(wait.subsec_nanos() % 1_000_000 > 0)
+            wait.as_millis() + u128::from(!wait.subsec_nanos().is_multiple_of(1_000_000))
         );
         self.events.push_back(Event::RateLimited {
             conn,

@@ -25,6 +25,8 @@ pub(crate) enum Timer {
     FailedLogins { address: Arc<str> },
     /// Send the held presence notices if the budget allows.
     Presence,
+    /// Record that the server is alive (a server with a store).
+    Alive,
 }
 
 #[derive(Debug, Default)]

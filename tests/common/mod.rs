@@ -1,7 +1,8 @@
 //! A deterministic harness for the chat core: a virtual clock, fake
 //! connections, and actions rendered so whole lists can be compared.
 //!
-//! Random ids are replaced by `*` and secrets by `<secret>` in rendered
+//! Random ids are replaced by `*`, secrets by `<secret>` and the epoch by
+//! `<epoch>` in rendered
 //! frames (after checking their shape), so expectations stay readable;
 //! `secret_of` returns the real secret a connection was given.
 #![allow(dead_code)] // each test binary uses a different part
@@ -10,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rand::{SeedableRng, rngs::StdRng};
+use wschat::server::{Snapshot, Ticket, Write, WriteError, Written};
 use wschat::{Action, CloseCode, Config, ConnectionId, Event, Inbound, Server, Version};
 
 /// The wall-clock time at the harness's start, in ms since the Unix epoch:
@@ -73,6 +75,20 @@ impl Harness {
         let now = Instant::now();
         let mut server = Server::new(config, StdRng::seed_from_u64(42));
         server.set_wall_clock(UNIX_EPOCH + Duration::from_millis(EPOCH_MS), now);
+        Harness::around(server, now)
+    }
+
+    /// A server with a store, started from `snapshot` at wall-clock time
+    /// `EPOCH_MS`: writes are handed out (`writes`) and settled by the test
+    /// (`written`).
+    pub fn restored(config: Config, snapshot: Snapshot) -> Self {
+        let now = Instant::now();
+        let wall = UNIX_EPOCH + Duration::from_millis(EPOCH_MS);
+        let server = Server::restore(config, StdRng::seed_from_u64(42), snapshot, wall, now);
+        Harness::around(server, now)
+    }
+
+    fn around(server: Server<StdRng>, now: Instant) -> Self {
         Harness {
             server,
             now,
@@ -163,6 +179,16 @@ impl Harness {
         out
     }
 
+    /// Every write asked for so far, in order.
+    pub fn writes(&mut self) -> Vec<(Ticket, Write)> {
+        std::iter::from_fn(|| self.server.poll_write()).collect()
+    }
+
+    /// The store reports the outcome of `ticket`.
+    pub fn written(&mut self, ticket: Ticket, outcome: Result<Written, WriteError>) {
+        self.server.handle_written(ticket, outcome, self.now);
+    }
+
     /// Moves the virtual clock forward WITHOUT waking the core, as a late
     /// driver would; the next `advance` catches up.
     pub fn skip(&mut self, by: Duration) {
@@ -226,7 +252,14 @@ impl Harness {
                     self.secrets.insert(to, secret);
                     object["secret"] = "<secret>".into();
                 }
-                Out::Send(to, frame_with_replacements(frame.as_str(), object))
+                let mut text = frame_with_replacements(frame.as_str(), object);
+                // The epoch is random too: shown as <epoch>, once checked.
+                if let Some(epoch) = object.get("epoch") {
+                    assert_eq!(epoch.as_str(), Some(self.server.epoch()));
+                    let real = format!("\"epoch\":\"{}\"", self.server.epoch());
+                    text = text.replacen(&real, "\"epoch\":\"<epoch>\"", 1);
+                }
+                Out::Send(to, text)
             }
             Action::Ping { to, .. } => {
                 assert!(self.server.is_open(to), "ping for closed connection {to:?}");
