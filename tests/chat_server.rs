@@ -165,6 +165,7 @@ fn an_in_process_server_shuts_down_as_gracefully_as_on_sigterm() {
     let options = Options {
         listen: ([127, 0, 0, 1], 0).into(),
         threads: std::num::NonZeroUsize::new(1),
+        in_memory: true,
         ..Options::default()
     };
     let server = ChatServer::bind(options).unwrap().spawn().unwrap();
@@ -515,7 +516,11 @@ fn help_lists_every_flag_and_bad_values_are_usage_errors() {
             .get_env()
             .unwrap_or_else(|| panic!("--{long} has no variable"));
         let env = env.to_str().unwrap();
-        let flag = format!("--{long} ");
+        // A switch's line ends with its name; a flag's names its value next.
+        let flag = match arg.get_action() {
+            clap::ArgAction::SetTrue => format!("--{long}"),
+            _ => format!("--{long} "),
+        };
         match arg.get_default_values() {
             [default] => assert_flag_documented(&help, &flag, env, default.to_str().unwrap()),
             _ => {
@@ -577,5 +582,7 @@ fn listen_takes_a_host_name() {
     let mut client = Client::connect(server.addr);
     client.login("alice");
     server.terminate();
+    let (code, _, _) = client.recv_close();
+    assert_eq!(code, 1001);
     assert_eq!(server.wait_exit().code(), Some(0));
 }

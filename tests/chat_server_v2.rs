@@ -46,7 +46,7 @@ fn v2_shape(text: &str) -> Value {
         ],
         Some("textBroadcast") => &["type", "id", "username", "message", "seq", "timestamp"],
         Some("errorMessage") => &["type", "error", "id", "replyTo", "description"],
-        Some("history") => &["type", "id", "replyTo", "messages", "complete"],
+        Some("history") => &["type", "id", "replyTo", "epoch", "messages", "complete"],
         Some("userList") => &["type", "id", "replyTo", "users"],
         Some("logoutBroadcast") => &["type", "id", "username", "reason", "timestamp"],
         Some("presence") => &[

@@ -408,6 +408,7 @@ fn the_library_refuses_half_a_tls_setup_and_serves_a_whole_one() {
     let options = Options {
         listen: ([127, 0, 0, 1], 0).into(),
         threads: std::num::NonZeroUsize::new(1),
+        in_memory: true,
         tls_cert: Some(certificate.cert.clone()),
         ..Options::default()
     };

@@ -3,7 +3,7 @@
 //! the inbox and their outboxes, so no lock is held around the core.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,12 +17,36 @@ use tracing::{debug, info, warn};
 use super::link::{Conn, InFrame, Input};
 use super::memory::{Activity, CONNECTION_BYTES};
 use super::outbox::{Outgoing, Overflow};
+use super::store::Outcomes;
+use crate::server::{Ticket, Write, WriteError};
 use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server};
 
 /// Inputs handled in one go (one clock reading, one timer re-arm) before
 /// waiting again: large enough for a burst, small enough to stay fair to the
 /// timer.
 const MAX_BATCH: usize = 256;
+
+/// Writes waiting for the store past which no new input is taken (the
+/// store's outcomes still are): backpressure on the connections, rather
+/// than an ever longer queue in front of a slow disk.
+const MAX_WRITES_IN_FLIGHT: usize = 50_000;
+
+/// The core task's end of the store (see `store`): writes go to its thread,
+/// outcomes come back.
+#[derive(Debug)]
+pub(crate) struct StoreLink {
+    pub(crate) writes: mpsc::Sender<Vec<(Ticket, Write)>>,
+    pub(crate) outcomes: Receiver<Outcomes>,
+}
+
+/// What woke the core task.
+enum Woken {
+    Input(Input),
+    Outcomes(Outcomes),
+    /// Every sender of the inbox is gone.
+    Closed,
+    Timer,
+}
 
 struct Core<R> {
     server: Server<R>,
@@ -40,11 +64,13 @@ struct Core<R> {
     unpublished: u64,
 }
 
-/// Runs the core until every sender of `inbox` is gone. Writers are woken
-/// at most once per `flush_interval` (see [`Flushes`]).
+/// Runs the core until `Input::Finish` (or until every sender of `inbox` is
+/// gone), having handed every write to the store. Writers are woken at most
+/// once per `flush_interval` (see [`Flushes`]).
 pub(crate) async fn run<R: CryptoRng>(
     server: Server<R>,
     inbox: Receiver<Input>,
+    store: Option<StoreLink>,
     flush_interval: Duration,
     activity: Arc<Activity>,
 ) {
@@ -72,19 +98,50 @@ pub(crate) async fn run<R: CryptoRng>(
             }
             armed = deadline;
         }
-        let woken = future::or(async { Some(inbox.recv().await) }, async {
-            (&mut timer).await;
-            None
-        })
+        let taking_inputs = core.server.writes_in_flight() < MAX_WRITES_IN_FLIGHT;
+        let input = async {
+            if !taking_inputs {
+                future::pending::<()>().await;
+            }
+            inbox.recv().await.map_or(Woken::Closed, Woken::Input)
+        };
+        let outcomes = async {
+            match &store {
+                Some(link) => link
+                    .outcomes
+                    .recv()
+                    .await
+                    .map_or(Woken::Closed, Woken::Outcomes),
+                None => future::pending().await,
+            }
+        };
+        let woken = future::or(
+            input,
+            future::or(outcomes, async {
+                (&mut timer).await;
+                Woken::Timer
+            }),
+        )
         .await;
         let now = Instant::now();
         // v2 timestamps are wall-clock time; re-reading it on every wake
         // follows any step of the system clock.
         core.server.set_wall_clock(SystemTime::now(), now);
         match woken {
-            Some(Ok(input)) => core.handle(input, now),
-            Some(Err(_)) => return,
-            None => armed = None, // fired: re-arm even for the same instant
+            Woken::Input(Input::Finish) | Woken::Closed => {
+                core.perform(now);
+                core.send_writes(store.as_ref(), now);
+                core.wakes.drain(..).for_each(Waker::wake);
+                return; // dropping the link lets the store drain and stop
+            }
+            Woken::Input(input) => core.handle(input, now),
+            Woken::Outcomes(outcomes) => {
+                for (ticket, outcome) in outcomes {
+                    core.server.handle_written(ticket, outcome, now);
+                    core.perform(now);
+                }
+            }
+            Woken::Timer => armed = None, // fired: re-arm even for the same instant
         }
         // Each input's actions are performed before the next input is taken:
         // a broadcast is one action per connection, so letting a burst of
@@ -92,9 +149,19 @@ pub(crate) async fn run<R: CryptoRng>(
         // (hundreds of MB at 20,000 sockets). The outboxes batch instead:
         // writers are woken only once the whole batch is queued.
         core.perform(now);
+        let mut finishing = false;
         for _ in 1..MAX_BATCH {
-            let Ok(input) = inbox.try_recv() else { break };
-            core.handle(input, now);
+            if !taking_inputs {
+                break;
+            }
+            match inbox.try_recv() {
+                Ok(Input::Finish) => {
+                    finishing = true;
+                    break;
+                }
+                Ok(input) => core.handle(input, now),
+                Err(_) => break,
+            }
             core.perform(now);
         }
         if core.shutting_down && core.server.connection_count() > 0 {
@@ -102,6 +169,11 @@ pub(crate) async fn run<R: CryptoRng>(
         }
         core.server.handle_timeout(now);
         core.perform(now);
+        core.send_writes(store.as_ref(), now);
+        if finishing {
+            core.wakes.drain(..).for_each(Waker::wake);
+            return; // dropping the link lets the store drain and stop
+        }
         flushes.after_batch(&mut core.wakes, now);
         core.activity.add(std::mem::take(&mut core.unpublished));
     }
@@ -147,6 +219,25 @@ impl Flushes {
 }
 
 impl<R: CryptoRng> Core<R> {
+    /// Hands every write the core asked for to the store, in one batch.
+    fn send_writes(&mut self, store: Option<&StoreLink>, now: Instant) {
+        let writes: Vec<(Ticket, Write)> =
+            std::iter::from_fn(|| self.server.poll_write()).collect();
+        if writes.is_empty() {
+            return;
+        }
+        let Some(link) = store else { return };
+        if let Err(mpsc::SendError(writes)) = link.writes.send(writes) {
+            // The store's thread is gone (it panicked): nothing more can be
+            // saved, and nothing is acknowledged as if it had been.
+            for (ticket, _) in writes {
+                let error = WriteError("the store has stopped".into());
+                self.server.handle_written(ticket, Err(error), now);
+            }
+            self.perform(now);
+        }
+    }
+
     fn handle(&mut self, input: Input, now: Instant) {
         match input {
             Input::Open {
@@ -181,6 +272,7 @@ impl<R: CryptoRng> Core<R> {
             Input::Shutdown => {
                 self.shutting_down = true;
             }
+            Input::Finish => {} // handled by the loop
         }
     }
 

@@ -34,6 +34,8 @@ pub(crate) enum Input {
     Closed { conn: Arc<Conn> },
     /// Close everyone with 1001, now and whoever connects from now on.
     Shutdown,
+    /// Hand the store what is left to save, and stop.
+    Finish,
 }
 
 /// A received frame, owning its bytes.

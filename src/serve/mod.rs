@@ -40,11 +40,13 @@ mod memory;
 mod options;
 mod outbox;
 mod socket;
+mod store;
 mod timeouts;
 mod upgrade;
 
 pub use admission::AllowedOrigins;
 pub use options::{Options, OptionsError};
+pub use store::{FILE_NAME as STORE_FILE_NAME, StoreError};
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -53,8 +55,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use futures_rustls::rustls::ServerConfig;
@@ -65,10 +68,13 @@ use smol::{Async, Executor, Timer, future};
 use tracing::{debug, info, warn};
 
 use crate::Server;
+use crate::server::Snapshot;
 use crate::tls::{self, TlsError};
 use admission::Admission;
+use core_task::StoreLink;
 use link::Input;
 use memory::Activity;
+use store::Store;
 use timeouts::with_timeout;
 
 /// Inputs that may wait for the core task before readers are held back.
@@ -96,6 +102,8 @@ pub struct ChatServer {
     local_addr: SocketAddr,
     options: Options,
     tls: Option<Arc<ServerConfig>>,
+    /// The open store and what it holds; `None` with `--in-memory`.
+    store: Option<(Store, Snapshot)>,
 }
 
 /// Why [`ChatServer::bind`] failed.
@@ -108,6 +116,9 @@ pub enum BindError {
     /// The options contradict each other.
     #[error(transparent)]
     Options(#[from] OptionsError),
+    /// The store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// Only one of `tls_cert` and `tls_key` was given.
     #[error("TLS needs both a certificate and its key (--tls-cert and --tls-key)")]
     TlsIncomplete,
@@ -129,14 +140,19 @@ impl From<BindError> for io::Error {
 }
 
 impl ChatServer {
-    /// Loads the TLS certificate and key, if `options` name them, then
-    /// binds `options.listen`: a bad certificate never gets to listen.
+    /// Loads the TLS certificate and key, if `options` name them, opens the
+    /// store (unless `in_memory`), then binds `options.listen`: a bad
+    /// certificate or store never gets to listen.
     pub fn bind(options: Options) -> Result<ChatServer, BindError> {
         options.check()?;
         let tls = match (&options.tls_cert, &options.tls_key) {
             (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
             (None, None) => None,
             _ => return Err(BindError::TlsIncomplete),
+        };
+        let store = match options.in_memory {
+            true => None,
+            false => Some(Store::open(&options.data_dir, options.history_size)?),
         };
         let addr = options.listen;
         let listening = Async::<TcpListener>::bind(addr)
@@ -148,6 +164,7 @@ impl ChatServer {
             local_addr,
             options,
             tls,
+            store,
         })
     }
 
@@ -172,9 +189,36 @@ impl ChatServer {
             local_addr,
             options,
             tls,
+            store,
         } = self;
         let rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
-        let core = Server::new(options.config(), rng);
+        let (core, link, writer) = match store {
+            None => {
+                info!("keeping nothing on disk (--in-memory)");
+                (Server::new(options.config(), rng), None, None)
+            }
+            Some((store, snapshot)) => {
+                info!(
+                    "data in {} ({} names, {} messages, last seq {}, epoch {})",
+                    store.path.display(),
+                    snapshot.names.len(),
+                    snapshot.messages.len(),
+                    snapshot.last_seq,
+                    snapshot.epoch,
+                );
+                let core = Server::restore(
+                    options.config(),
+                    rng,
+                    snapshot,
+                    SystemTime::now(),
+                    Instant::now(),
+                );
+                let (writes, queued) = mpsc::channel();
+                let (done, outcomes) = channel::unbounded();
+                let writer = store.spawn(queued, done)?;
+                (core, Some(StoreLink { writes, outcomes }), Some(writer))
+            }
+        };
         let (inbox, inbox_rx) = channel::bounded(INBOX_CAPACITY);
         let ctx = Arc::new(Context {
             inbox: inbox.clone(),
@@ -207,14 +251,13 @@ impl ChatServer {
             .collect::<io::Result<Vec<_>>>()?;
 
         let activity = Arc::new(Activity::default());
-        executor
-            .spawn(core_task::run(
-                core,
-                inbox_rx,
-                options.flush_interval,
-                activity.clone(),
-            ))
-            .detach();
+        let core_task = executor.spawn(core_task::run(
+            core,
+            inbox_rx,
+            link,
+            options.flush_interval,
+            activity.clone(),
+        ));
         if memory::CAN_RELEASE {
             executor
                 .spawn(memory::release_after_bursts(activity))
@@ -235,11 +278,20 @@ impl ChatServer {
                 let open = all_gone.sender_count();
                 warn!("shutdown timeout: dropping {open} connections that did not close");
             }
+            // Everything the core still had to save goes to the store.
+            let _ = inbox.send(Input::Finish).await;
+            core_task.await;
         }));
 
         drop(stop);
         for worker in workers {
             let _ = worker.join();
+        }
+        // The store commits what it was handed, then stops.
+        if let Some(writer) = writer
+            && writer.join().is_err()
+        {
+            warn!("the store's thread panicked; what it had not committed is lost");
         }
         info!("stopped");
         Ok(())

@@ -30,6 +30,23 @@ pub struct Options {
     )]
     pub listen: SocketAddr,
 
+    /// Where names, their secrets (hashed), the latest messages and the
+    /// message numbering are kept, so that a restart forgets nothing.
+    /// Created on first start, readable by its owner only. See README, "Data".
+    #[arg(
+        long,
+        env = "CHAT_DATA_DIR",
+        value_name = "DIR",
+        default_value = DEFAULT_DATA_DIR
+    )]
+    pub data_dir: PathBuf,
+
+    /// Keep nothing: every name and message is forgotten when the server
+    /// stops, and message numbers start again (under a new epoch). The data
+    /// directory is not used.
+    #[arg(long, env = "CHAT_IN_MEMORY")]
+    pub in_memory: bool,
+
     /// Ping a connection that has been silent this long.
     #[arg(
         long,
@@ -323,6 +340,8 @@ pub struct Options {
 
 /// `--listen` when not given.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `--data-dir` when not given: in the working directory.
+const DEFAULT_DATA_DIR: &str = "wschat-data";
 const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
 const DEFAULT_SEND_QUEUE_BYTES: usize = 1024 * 1024;
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -481,7 +500,13 @@ mod tests {
                 "--{long} has no environment variable"
             );
             let optional = ["tls-cert", "tls-key"].contains(&long);
-            assert_eq!(arg.get_default_values().is_empty(), optional, "--{long}");
+            // A switch (such as --in-memory) is simply off unless given.
+            let switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
+            assert_eq!(
+                arg.get_default_values().is_empty(),
+                optional || switch,
+                "--{long}"
+            );
         }
     }
 

@@ -747,7 +747,8 @@ impl<R: CryptoRng> Server<R> {
             (Some(Waiting::Message(message)), Ok(Written::Appended { seq })) => {
                 self.accept_message(message, seq)
             }
-            (Some(Waiting::Message(message)), _) => {
+            // The sender is told, if it is still there to hear it.
+            (Some(Waiting::Message(message)), _) if self.is_open(message.conn) => {
                 self.send_error(
                     message.conn,
                     message.reply_to.as_deref(),
@@ -755,6 +756,7 @@ impl<R: CryptoRng> Server<R> {
                     "the server could not save the message; it was not sent, try again in a moment",
                 );
             }
+            (Some(Waiting::Message(_)), _) => {}
         }
     }
 

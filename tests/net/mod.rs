@@ -30,6 +30,9 @@ pub struct ServerProcess {
     /// The flags it was started with, for `restart`.
     args: Vec<String>,
     log: Arc<Log>,
+    /// Its data directory, unless the flags name one (or --in-memory):
+    /// private to this server, kept across restarts, removed when dropped.
+    data: Option<Arc<tempfile::TempDir>>,
 }
 
 #[derive(Default)]
@@ -71,16 +74,48 @@ impl ServerProcess {
     }
 
     /// Starts again after a kill or an exit, on the same port with the same
-    /// flags.
+    /// flags and the same data.
     pub fn restart(&mut self) {
         self.kill();
+        let data = self.data.take();
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        *self = ServerProcess::start_on(self.addr.port(), &args);
+        let port = self.addr.port();
+        let deadline = Instant::now() + TIMEOUT;
+        let server = loop {
+            match ServerProcess::try_start_with(&format!("127.0.0.1:{port}"), &args, data.clone()) {
+                Ok(server) => break server,
+                Err(log) if Instant::now() < deadline => {
+                    eprintln!("chat-server did not restart, retrying: {log}");
+                    thread::sleep(Duration::from_millis(200));
+                }
+                Err(log) => panic!("chat-server did not restart: {log}"),
+            }
+        };
+        *self = server;
+    }
+
+    /// The data directory the server keeps its store in, if the test did
+    /// not choose one.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data.as_deref().map(tempfile::TempDir::path)
     }
 
     fn try_start(listen: &str, args: &[&str]) -> Result<ServerProcess, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args(["--listen", listen])
+        let data = needs_data_dir(args).then(|| Arc::new(tempfile::tempdir().expect("a temp dir")));
+        ServerProcess::try_start_with(listen, args, data)
+    }
+
+    fn try_start_with(
+        listen: &str,
+        args: &[&str],
+        data: Option<Arc<tempfile::TempDir>>,
+    ) -> Result<ServerProcess, String> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+        command.args(["--listen", listen]);
+        if let Some(data) = &data {
+            command.arg("--data-dir").arg(data.path().join("data"));
+        }
+        let mut child = command
             .args(args)
             .env("RUST_LOG", "wschat=debug")
             .stdin(Stdio::null())
@@ -95,6 +130,7 @@ impl ServerProcess {
             scheme: String::new(),
             args: args.iter().map(|a| a.to_string()).collect(),
             log,
+            data,
         };
         let line = server
             .wait_for_log(|l| l.contains("listening on ") || l.contains("chat-server: "))
@@ -115,8 +151,13 @@ impl ServerProcess {
     /// Runs chat-server with `args` until it exits by itself (killed if it
     /// does not within `TIMEOUT`): its status and its log lines.
     pub fn run_to_exit(args: &[&str]) -> (ExitStatus, Vec<String>) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args(["--listen", "127.0.0.1:0"])
+        let data = needs_data_dir(args).then(|| Arc::new(tempfile::tempdir().expect("a temp dir")));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+        command.args(["--listen", "127.0.0.1:0"]);
+        if let Some(data) = &data {
+            command.arg("--data-dir").arg(data.path().join("data"));
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -130,6 +171,7 @@ impl ServerProcess {
             scheme: String::new(),
             args: Vec::new(),
             log,
+            data,
         };
         let status = server.wait_exit();
         // The log ends at EOF, right after the exit.
@@ -203,7 +245,11 @@ impl ServerProcess {
             if let Some(status) = self.child.try_wait().expect("wait for chat-server") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "chat-server did not exit");
+            assert!(
+                Instant::now() < deadline,
+                "chat-server did not exit; its log:\n{}",
+                self.log_text()
+            );
             thread::sleep(Duration::from_millis(20));
         }
     }
@@ -213,6 +259,14 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether a server started with `args` needs a data directory of its own:
+/// it would otherwise keep its store in the working directory.
+fn needs_data_dir(args: &[&str]) -> bool {
+    !args
+        .iter()
+        .any(|a| *a == "--data-dir" || *a == "--in-memory")
 }
 
 /// Collects the lines of `stderr` for the child's whole life, so that it

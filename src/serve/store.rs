@@ -1,0 +1,503 @@
+//! The embedded store: names, secrets (hashed), the latest messages and the
+//! `seq` counter in one redb file, so that a restart forgets nothing.
+//!
+//! One thread owns the database. It takes every write the core task has
+//! queued, applies them all in one transaction and commits it (fsync'd)
+//! before reporting their outcomes, so durability costs one fsync per batch,
+//! not per message. It numbers appended messages itself, from the counter it
+//! commits with them: a batch that fails leaves no gap in the numbering.
+//!
+//! Nothing unreadable is ever overwritten: a store that cannot be opened
+//! (not a directory, not readable, damaged, written by a newer wschat, or
+//! held by another running chat-server) stops chat-server before it
+//! listens, with one line naming the path and the problem.
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::rngs::{StdRng, SysRng};
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
+use smol::channel::Sender;
+use tracing::{info, warn};
+
+use crate::id;
+use crate::server::{
+    SecretHash, Snapshot, StoredMessage, StoredName, Ticket, Write, WriteError, Written,
+};
+
+/// The store's file in the data directory.
+pub const FILE_NAME: &str = "wschat.redb";
+
+/// The layout of the tables below; a store with a higher one was written by
+/// a newer wschat and is not touched.
+const FORMAT: u64 = 1;
+
+/// `format`, `last_seq`, `alive_at`.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// `epoch`.
+const META_TEXT: TableDefinition<&str, &str> = TableDefinition::new("meta_text");
+/// Key → (display, SHA-256 of the secret, expiry in ms since the Unix
+/// epoch, or 0 while a connection holds the name).
+const NAMES: TableDefinition<&str, (&str, &[u8], u64)> = TableDefinition::new("names");
+/// `seq` → (id, timestamp, username, text).
+const MESSAGES: TableDefinition<u64, (&str, u64, &str, &str)> = TableDefinition::new("messages");
+
+/// Writes taken into one transaction at most.
+const MAX_BATCH: usize = 4096;
+
+/// redb's page cache: the data of a chat (a thousand messages, a hundred
+/// thousand names) fits; the default (1 GiB) would be an idle server's
+/// largest cost.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Why the store could not be opened. Each names the path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("data directory {0}: not a directory")]
+    NotADirectory(PathBuf),
+    #[error("{path}: {error}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        error: io::Error,
+    },
+    #[error("store {0}: in use by another running chat-server")]
+    Locked(PathBuf),
+    #[error(
+        "store {path}: written by a newer wschat (format {found}; this one reads {FORMAT}); \
+         not touched"
+    )]
+    Newer { path: PathBuf, found: u64 },
+    #[error("store {path}: cannot be read ({detail}); not touched: move it away to start afresh")]
+    Unreadable { path: PathBuf, detail: String },
+}
+
+/// Outcomes of writes, in the order they were asked for.
+pub(crate) type Outcomes = Vec<(Ticket, Result<Written, WriteError>)>;
+
+/// An open store: its writer thread, fed through `writes`.
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub(crate) path: PathBuf,
+    db: Database,
+    last_seq: u64,
+    history_size: usize,
+}
+
+impl Store {
+    /// Opens the store in `dir` (created, owner-only, if missing), keeping
+    /// the latest `history_size` messages, and reads what it holds.
+    pub(crate) fn open(dir: &Path, history_size: usize) -> Result<(Store, Snapshot), StoreError> {
+        let io = |error| StoreError::Io {
+            path: dir.to_owned(),
+            error,
+        };
+        match fs::metadata(dir) {
+            Ok(meta) if !meta.is_dir() => return Err(StoreError::NotADirectory(dir.to_owned())),
+            Ok(meta) => private(dir, &meta, 0o700).map_err(io)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io)?,
+            Err(e) => return Err(io(e)),
+        }
+        let path = dir.join(FILE_NAME);
+        let file = |error| StoreError::Io {
+            path: path.clone(),
+            error,
+        };
+        let mut builder = Database::builder();
+        builder.set_cache_size(CACHE_BYTES);
+        let (db, new) = match fs::metadata(&path) {
+            Ok(meta) => {
+                private(&path, &meta, 0o600).map_err(file)?;
+                (builder.open(&path), false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Created empty and private; redb initialises an empty file.
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(file)?;
+                (builder.create(&path), true)
+            }
+            Err(e) => return Err(file(e)),
+        };
+        let db = db.map_err(|e| match e {
+            DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+                StoreError::Locked(path.clone())
+            }
+            DatabaseError::Storage(redb::StorageError::Io(error))
+                if error.kind() != io::ErrorKind::InvalidData =>
+            {
+                file(error)
+            }
+            other => StoreError::Unreadable {
+                path: path.clone(),
+                detail: other.to_string(),
+            },
+        })?;
+        let unreadable = |e: redb::Error| StoreError::Unreadable {
+            path: path.clone(),
+            detail: e.to_string(),
+        };
+        if new {
+            initialise(&db).map_err(unreadable)?;
+        }
+        let snapshot = read(&db, &path, history_size)?;
+        let store = Store {
+            path,
+            db,
+            last_seq: snapshot.last_seq,
+            history_size,
+        };
+        Ok((store, snapshot))
+    }
+
+    /// Runs the writer on a thread of its own until `writes` is closed and
+    /// drained; each batch's outcomes go to `outcomes`. Returns the thread,
+    /// to join (everything queued is committed before it ends).
+    pub(crate) fn spawn(
+        self,
+        writes: mpsc::Receiver<Vec<(Ticket, Write)>>,
+        outcomes: Sender<Outcomes>,
+    ) -> io::Result<thread::JoinHandle<()>> {
+        thread::Builder::new()
+            .name("chat-store".into())
+            .spawn(move || self.run(writes, outcomes))
+    }
+
+    fn run(mut self, writes: mpsc::Receiver<Vec<(Ticket, Write)>>, outcomes: Sender<Outcomes>) {
+        let mut failing = false;
+        while let Ok(mut batch) = writes.recv() {
+            while batch.len() < MAX_BATCH {
+                match writes.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => break,
+                }
+            }
+            let started = Instant::now();
+            let result = self.commit(&batch);
+            match (&result, failing) {
+                (Err(e), false) => {
+                    warn!(store = %self.path.display(), "cannot save: {e}; logins and messages \
+                          are refused until saving works again");
+                    failing = true;
+                }
+                (Ok(_), true) => {
+                    info!(store = %self.path.display(), "saving works again");
+                    failing = false;
+                }
+                _ => {}
+            }
+            tracing::trace!(writes = batch.len(), elapsed = ?started.elapsed(), "committed");
+            let outcomes_of_batch: Outcomes = match result {
+                Ok(seqs) => batch
+                    .iter()
+                    .zip(seqs)
+                    .map(|((ticket, _), seq)| {
+                        let written = seq.map_or(Written::Done, |seq| Written::Appended { seq });
+                        (*ticket, Ok(written))
+                    })
+                    .collect(),
+                Err(e) => {
+                    let error = WriteError(e.to_string());
+                    batch
+                        .iter()
+                        .map(|(ticket, _)| (*ticket, Err(error.clone())))
+                        .collect()
+                }
+            };
+            // The core task is gone at shutdown: nothing is left to answer.
+            let _ = outcomes.send_blocking(outcomes_of_batch);
+        }
+    }
+
+    /// Applies `batch` in one transaction; the `seq` given to each append.
+    fn commit(&mut self, batch: &[(Ticket, Write)]) -> Result<Vec<Option<u64>>, redb::Error> {
+        let tx = self.db.begin_write()?;
+        let mut last_seq = self.last_seq;
+        let mut seqs = Vec::with_capacity(batch.len());
+        {
+            let mut meta = tx.open_table(META)?;
+            let mut names = tx.open_table(NAMES)?;
+            let mut messages = tx.open_table(MESSAGES)?;
+            for (_, write) in batch {
+                let mut seq = None;
+                match write {
+                    Write::Claim {
+                        key,
+                        display,
+                        secret,
+                    } => {
+                        names.insert(&**key, (&**display, &secret.0[..], 0))?;
+                    }
+                    Write::InUse { key } => set_expiry(&mut names, key, 0)?,
+                    Write::Idle { key, expires_at } => {
+                        // 0 means "in use": an instant that old is past anyway.
+                        set_expiry(&mut names, key, (*expires_at).max(1))?;
+                    }
+                    Write::Release { key } => {
+                        names.remove(&**key)?;
+                    }
+                    Write::Append {
+                        id,
+                        timestamp,
+                        username,
+                        text,
+                    } => {
+                        last_seq += 1;
+                        messages.insert(last_seq, (&**id, *timestamp, &**username, &**text))?;
+                        if let Some(old) = last_seq.checked_sub(self.history_size as u64) {
+                            messages.remove(old)?;
+                        }
+                        seq = Some(last_seq);
+                    }
+                    Write::Alive { at } => {
+                        meta.insert("alive_at", *at)?;
+                    }
+                }
+                seqs.push(seq);
+            }
+            meta.insert("last_seq", last_seq)?;
+        }
+        tx.commit()?;
+        self.last_seq = last_seq;
+        Ok(seqs)
+    }
+}
+
+/// Sets the expiry of `key`, if it is still reserved (its claim may have
+/// failed to be saved).
+fn set_expiry(
+    names: &mut redb::Table<&str, (&str, &[u8], u64)>,
+    key: &str,
+    expires_at: u64,
+) -> Result<(), redb::Error> {
+    let entry = names.get(key)?.map(|guard| {
+        let (display, secret, _) = guard.value();
+        (display.to_owned(), secret.to_vec())
+    });
+    if let Some((display, secret)) = entry {
+        names.insert(key, (display.as_str(), secret.as_slice(), expires_at))?;
+    }
+    Ok(())
+}
+
+/// A new store: its format and a fresh epoch, committed at once.
+fn initialise(db: &Database) -> Result<(), redb::Error> {
+    let mut rng = StdRng::try_from_rng(&mut SysRng)
+        .map_err(|e| redb::Error::Io(io::Error::other(e.to_string())))?;
+    let epoch = id::epoch(&mut rng);
+    let tx = db.begin_write()?;
+    {
+        let mut meta = tx.open_table(META)?;
+        meta.insert("format", FORMAT)?;
+        meta.insert("last_seq", 0)?;
+        tx.open_table(META_TEXT)?.insert("epoch", epoch.as_str())?;
+        tx.open_table(NAMES)?;
+        tx.open_table(MESSAGES)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Everything the core starts from.
+fn read(db: &Database, path: &Path, history_size: usize) -> Result<Snapshot, StoreError> {
+    let unreadable = |detail: String| StoreError::Unreadable {
+        path: path.to_owned(),
+        detail,
+    };
+    let tx = db.begin_read().map_err(|e| unreadable(e.to_string()))?;
+    let meta = tx
+        .open_table(META)
+        .map_err(|_| unreadable("not a wschat store: it has no meta table".into()))?;
+    let number = |name: &str| -> Result<Option<u64>, StoreError> {
+        let value = meta.get(name).map_err(|e| unreadable(e.to_string()))?;
+        Ok(value.map(|v| v.value()))
+    };
+    match number("format")? {
+        Some(FORMAT) => {}
+        Some(found) if found > FORMAT => {
+            return Err(StoreError::Newer {
+                path: path.to_owned(),
+                found,
+            });
+        }
+        found => return Err(unreadable(format!("unknown format {found:?}"))),
+    }
+    let last_seq = number("last_seq")?.unwrap_or(0);
+    let alive_at = number("alive_at")?;
+    let epoch = tx
+        .open_table(META_TEXT)
+        .and_then(|t| Ok(t.get("epoch")?.map(|e| e.value().to_owned())))
+        .map_err(|e| unreadable(e.to_string()))?
+        .ok_or_else(|| unreadable("it has no epoch".into()))?;
+    let read_all = || -> Result<(Vec<StoredName>, Vec<StoredMessage>), redb::Error> {
+        let mut names = Vec::new();
+        for entry in tx.open_table(NAMES)?.iter()? {
+            let (key, value) = entry?;
+            let (display, secret, expires_at) = value.value();
+            let Ok(secret) = <[u8; 32]>::try_from(secret) else {
+                continue; // not a SHA-256: not a secret anyone can give
+            };
+            names.push(StoredName {
+                key: key.value().to_owned(),
+                display: display.to_owned(),
+                secret: SecretHash(secret),
+                expires_at: (expires_at != 0).then_some(expires_at),
+            });
+        }
+        let first = last_seq.saturating_sub(history_size as u64) + 1;
+        let mut messages = Vec::new();
+        for entry in tx.open_table(MESSAGES)?.range(first..)? {
+            let (seq, value) = entry?;
+            let (id, timestamp, username, text) = value.value();
+            messages.push(StoredMessage {
+                seq: seq.value(),
+                id: id.to_owned(),
+                timestamp,
+                username: username.to_owned(),
+                text: text.to_owned(),
+            });
+        }
+        Ok((names, messages))
+    };
+    let (names, messages) = read_all().map_err(|e| unreadable(e.to_string()))?;
+    Ok(Snapshot {
+        epoch,
+        last_seq,
+        messages,
+        names,
+        alive_at,
+    })
+}
+
+/// Makes `path` readable by its owner only, if it is not already.
+fn private(path: &Path, meta: &fs::Metadata, mode: u32) -> io::Result<()> {
+    if meta.permissions().mode() & 0o077 != 0 {
+        warn!(path = %path.display(), "made private (it was readable by others)");
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn append(text: &str) -> Write {
+        Write::Append {
+            id: "i".into(),
+            timestamp: 1,
+            username: "u".into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn what_is_committed_is_read_back_and_numbered_without_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, snapshot) = Store::open(dir.path(), 2).unwrap();
+        assert_eq!(
+            (snapshot.last_seq, snapshot.epoch.len()),
+            (0, id::EPOCH_LEN)
+        );
+        let key: Arc<str> = "alice".into();
+        let writes = [
+            Write::Claim {
+                key: key.clone(),
+                display: "Alice".into(),
+                secret: SecretHash::of("s"),
+            },
+            append("one"),
+            append("two"),
+            append("three"),
+            Write::Idle {
+                key: key.clone(),
+                expires_at: 99,
+            },
+            Write::Alive { at: 7 },
+        ];
+        let batch: Vec<_> = writes
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| (Ticket(i as u64), w))
+            .collect();
+        let seqs = store.commit(&batch).unwrap();
+        assert_eq!(seqs, [None, Some(1), Some(2), Some(3), None, None]);
+        drop(store);
+
+        let (_store, again) = Store::open(dir.path(), 2).unwrap();
+        assert_eq!(again.epoch, snapshot.epoch);
+        assert_eq!((again.last_seq, again.alive_at), (3, Some(7)));
+        let texts: Vec<&str> = again.messages.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["two", "three"]);
+        assert_eq!(
+            again.names,
+            [StoredName {
+                key: "alice".into(),
+                display: "Alice".into(),
+                secret: SecretHash::of("s"),
+                expires_at: Some(99),
+            }]
+        );
+    }
+
+    #[test]
+    fn the_files_are_private_and_hold_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (mut store, _) = Store::open(&data, 10).unwrap();
+        let claim = Write::Claim {
+            key: "bob".into(),
+            display: "bob".into(),
+            secret: SecretHash::of("the-secret-itself"),
+        };
+        store.commit(&[(Ticket(1), claim)]).unwrap();
+        drop(store);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join(FILE_NAME)), 0o600);
+        let bytes = fs::read(data.join(FILE_NAME)).unwrap();
+        let secret = b"the-secret-itself";
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret));
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        fs::write(&file, "x").unwrap();
+        assert!(matches!(
+            Store::open(&file, 10),
+            Err(StoreError::NotADirectory(_))
+        ));
+        let damaged = dir.path().join("damaged");
+        fs::create_dir(&damaged).unwrap();
+        fs::write(damaged.join(FILE_NAME), vec![7u8; 10_000]).unwrap();
+        let error = Store::open(&damaged, 10).unwrap_err();
+        assert!(matches!(error, StoreError::Unreadable { .. }), "{error}");
+        assert_eq!(
+            fs::read(damaged.join(FILE_NAME)).unwrap(),
+            vec![7u8; 10_000]
+        );
+
+        let held = dir.path().join("held");
+        let (_open, _) = Store::open(&held, 10).unwrap();
+        let error = Store::open(&held, 10).unwrap_err();
+        assert!(matches!(error, StoreError::Locked(_)), "{error}");
+    }
+}
