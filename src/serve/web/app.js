@@ -59,6 +59,8 @@ let pumpTimer = null;
 let listTimer = null;
 /** The ids of `listUsers` asked and not yet answered. */
 const listIds = new Set();
+/** What the message field's error is about: 'field' (what was typed) or 'rate' (the outbox). */
+let messageErrorKind = null;
 let timeline = new Timeline();
 let outbox = new Outbox();
 
@@ -121,10 +123,22 @@ function append(node) {
   if (atEnd) log.scrollTop = log.scrollHeight;
 }
 
+/** Messages of one person within this long of each other share one name line. */
+const GROUP_MS = 5 * 60 * 1000;
+
 function showText(message) {
   const name = String(message.username);
   const own = me !== null && name === me;
   const item = el('li', own ? 'msg own' : 'msg');
+  const previous = ui.log.lastElementChild;
+  const at = Number(message.timestamp);
+  if (previous && previous.classList.contains('msg') && previous.dataset.name === name
+      && previous.classList.contains('own') === own && Math.abs(at - Number(previous.dataset.at)) < GROUP_MS) {
+    // The name is still there for a screen reader; the eye sees one group.
+    item.classList.add('cont');
+  }
+  item.dataset.name = name;
+  item.dataset.at = String(at);
   item.append(timeOf(message.timestamp));
   const who = el('span', 'who', name);
   who.style.setProperty('--hue', String(hueOf(name)));
@@ -353,6 +367,7 @@ function live(frame) {
       if (!timeline.fresh(frame.seq)) return;
       showText(frame);
       if (typeof frame.replyTo === 'string' && outbox.acknowledged(frame.replyTo)) {
+        if (messageErrorKind === 'rate' && outbox.items.length === 0) setMessageError(null, '');
         renderOutbox();
         pump();
       }
@@ -443,10 +458,10 @@ function refused(frame) {
     loginRefused(frame.error, description);
   } else if (replyTo !== undefined && outbox.inFlight(replyTo)) {
     const item = outbox.refused(replyTo, frame.error, description, Date.now());
-    ui.messageError.textContent = frame.error === 'rateLimited'
-      ? `${description} (it will be sent again by itself)` : `Not sent: ${description}`;
-    if (frame.error !== 'rateLimited') {
-      ui.message.setAttribute('aria-invalid', 'true');
+    if (frame.error === 'rateLimited') {
+      setMessageError('rate', `${description} (it will be sent again by itself)`);
+    } else {
+      setMessageError('field', `Not sent: ${description}`);
       // Give the refused text back to edit, unless something else is being typed.
       if (!ui.message.value) { ui.message.value = item.text; session('set', item.text); grow(); }
     }
@@ -568,6 +583,7 @@ function loggedOut(hint) {
   timeline = new Timeline();
   outbox = new Outbox();
   hasBeenOnline = false;
+  setMessageError(null, '');
   ui.log.replaceChildren();
   ui.online.replaceChildren();
   ui.onlineCount.textContent = '';
@@ -576,6 +592,14 @@ function loggedOut(hint) {
   setStatus('out', 'Not connected');
   ui.name.value = name;
   showJoinView('', hint || `Logged out: "${name}" is free for anyone to take.`);
+}
+
+/** The error under the message field; `kind` null clears it. */
+function setMessageError(kind, text) {
+  messageErrorKind = kind;
+  ui.messageError.textContent = text;
+  if (kind === 'field') ui.message.setAttribute('aria-invalid', 'true');
+  else ui.message.removeAttribute('aria-invalid');
 }
 
 function grow() {
@@ -601,13 +625,11 @@ ui.sendForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = ui.message.value;
   if (!text.trim()) {
-    ui.messageError.textContent = 'The message is empty.';
-    ui.message.setAttribute('aria-invalid', 'true');
+    setMessageError('field', 'The message is empty.');
     ui.message.focus();
     return;
   }
-  ui.messageError.textContent = '';
-  ui.message.removeAttribute('aria-invalid');
+  if (messageErrorKind === 'field') setMessageError(null, '');
   ui.message.value = '';
   session('set', '');
   grow();
@@ -626,10 +648,7 @@ ui.message.addEventListener('keydown', (event) => {
 
 ui.message.addEventListener('input', () => {
   session('set', ui.message.value);
-  if (ui.messageError.textContent) {
-    ui.messageError.textContent = '';
-    ui.message.removeAttribute('aria-invalid');
-  }
+  if (messageErrorKind === 'field') setMessageError(null, '');
   grow();
 });
 
