@@ -21,6 +21,12 @@ const RECONNECT_MS = 20000;
 
 // --- talking to the Rust side ---------------------------------------------
 
+const started = Date.now();
+/** A line for the transcript that a failing test shows. */
+function log(text) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(2)} s] ${text}`);
+}
+
 const answers = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
 async function ask(request) {
@@ -175,8 +181,17 @@ async function expectStatus(who, pattern, ms = STEP_MS) {
   }, ms);
 }
 
+/**
+ * Presses "Reconnect now" while the page waits to reconnect, until it is
+ * online (it may also get there by itself in the meantime).
+ */
 async function reconnectNow(who) {
-  await who.page.getByRole('button', { name: 'Reconnect now', exact: true }).click();
+  const button = who.page.getByRole('button', { name: 'Reconnect now', exact: true });
+  await until(`${who.label} to be back online`, async () => {
+    const status = await who.page.locator('#status').textContent();
+    if (status === 'Reconnecting…') await button.click({ timeout: 1000 }).catch(() => {});
+    return { ok: status === 'Online', got: status };
+  }, RECONNECT_MS);
 }
 
 async function screenshot(who, name) {
@@ -193,9 +208,11 @@ function cutter(rewrite = {}) {
   const state = { cut: false, fromPage: [] };
   state.route = (ws) => {
     if (state.cut) {
+      log(`route: a new WebSocket refused (cut)`);
       ws.close({ code: 4000, reason: 'cut by the test' });
       return;
     }
+    log(`route: a new WebSocket connected (${open.size} open before)`);
     const server = ws.connectToServer();
     const pair = { ws, server };
     open.add(pair);
@@ -210,13 +227,14 @@ function cutter(rewrite = {}) {
   state.cut = false;
   state.drop = async () => {
     state.cut = true;
+    log(`route: cut, closing ${open.size} open`);
     for (const pair of [...open]) {
       open.delete(pair);
       await pair.ws.close({ code: 4000, reason: 'cut by the test' }).catch(() => {});
       await pair.server.close().catch(() => {});
     }
   };
-  state.restore = () => { state.cut = false; };
+  state.restore = () => { state.cut = false; log('route: restored'); };
   return state;
 }
 
