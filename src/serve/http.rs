@@ -1,8 +1,9 @@
 //! HTTP on the chat's port. Every connection starts with a request head,
 //! read here first, bounded in size ([`MAX_HEAD_BYTES`]) and in time (the
 //! handshake deadline). A WebSocket upgrade, on any path, goes on to
-//! `upgrade`; any other request gets a plain answer from [`answer`] and the
-//! connection is closed after it.
+//! `upgrade`; any other request gets a plain answer from [`answer`] (the
+//! web client's files, see `web`, or 404) and the connection is closed
+//! after it.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -14,6 +15,7 @@ use async_tungstenite::tungstenite::http::{self, HeaderName, HeaderValue, Method
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::timeouts::{with_deadline, with_timeout};
+use super::web;
 
 /// The largest request head accepted; a larger one gets 431. A WebSocket
 /// upgrade from a browser is well under 2 KiB.
@@ -210,9 +212,16 @@ pub(crate) fn answer(request: &Request) -> Response {
         return Response::text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n")
             .with("Allow", "GET, HEAD");
     }
+    match request.uri().path() {
+        path if web::serves(path) => web::answer(path, request),
+        _ => not_found(),
+    }
+}
+
+pub(crate) fn not_found() -> Response {
     Response::text(
         StatusCode::NOT_FOUND,
-        "not found: this is a WebSocket chat server; connect with a WebSocket client\n",
+        "not found: the chat is at /, in a browser or with a WebSocket client\n",
     )
 }
 
@@ -242,6 +251,32 @@ mod tests {
             "X-A: b\r\n".repeat(MAX_HEADERS + 1)
         );
         assert!(matches!(parse(many.as_bytes()), Err(HeadError::TooLarge)));
+    }
+
+    #[test]
+    fn the_web_client_is_routed_and_other_paths_are_404() {
+        let request = |method: &str, target: &str| {
+            Request::builder()
+                .method(method)
+                .uri(target)
+                .body(())
+                .unwrap()
+        };
+        let page = answer(&request("GET", "/?from=a-link"));
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.headers
+                .contains(&("Content-Type", "text/html; charset=utf-8".into()))
+        );
+        assert_eq!(answer(&request("HEAD", "/app.js")).status, StatusCode::OK);
+        assert_eq!(
+            answer(&request("GET", "/nothing")).status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            answer(&request("POST", "/")).status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //!   in fragments, so that tungstenite's write buffer never grows past one;
 //! - `socket`: the TCP stream under it all, gathering a batch's frames
 //!   into one `write` and holding no buffer between batches;
+//! - `http`: the request head every connection starts with, routed to the
+//!   WebSocket upgrade (any path) or a plain answer;
+//! - `web`: the browser client served at `/`, compiled into the binary;
 //! - `admission`: the allowed Origins and the connection limits, checked
 //!   in the handshake;
 //! - `memory`: gives the memory a burst freed back to the system once the
@@ -43,6 +46,7 @@ mod socket;
 mod store;
 mod timeouts;
 mod upgrade;
+mod web;
 
 pub use admission::AllowedOrigins;
 pub use options::{Options, OptionsError};

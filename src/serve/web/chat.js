@@ -1,0 +1,249 @@
+// The web client's protocol logic, without the DOM, sockets or clocks:
+// which messages are new across reconnects (`Timeline`), what waits to be
+// sent and what became of it (`Outbox`), and the wording of quiet lines.
+// app.js drives it; tests/browser/chat.test.mjs tests it under Node.
+
+/** The WebSocket subprotocol of protocol v2 (docs/PROTOCOL.md). */
+export const SUBPROTOCOL = 'wschat.v2';
+
+/**
+ * The delay before the next reconnection attempt after `failures` failures
+ * in a row: 0.5 s doubled up to 30 s, drawn from the upper half (as
+ * chat-cli does), so that a restarted server is not hit by every page at once.
+ */
+export function backoffDelay(failures, random = Math.random) {
+  const ceiling = Math.min(500 * 2 ** Math.min(failures, 20), 30000);
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/** A fresh message id: 16 characters from the URL-safe alphabet. */
+export function newId(getRandomValues = (a) => crypto.getRandomValues(a)) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const bytes = getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => alphabet[b & 63]).join('');
+}
+
+/** Names are one name case-insensitively, after NFC (docs/PROTOCOL.md, "Names"). */
+export function nameKey(name) {
+  return String(name).normalize('NFC').toLowerCase();
+}
+
+/** How long a `rateLimited` description says to wait, in ms (1 s if it does not say). */
+export function retryAfterMs(description) {
+  const match = /retry in (\d+(?:\.\d+)?)\s*(ms|s)\b/.exec(String(description));
+  if (!match) return 1000;
+  return Math.ceil(Number(match[1]) * (match[2] === 's' ? 1000 : 1));
+}
+
+const isText = (m) => m !== null && typeof m === 'object' && m.type === 'textBroadcast';
+const isSeq = (seq) => Number.isSafeInteger(seq) && seq >= 0;
+
+/**
+ * The message numbers seen, so that every message is shown once across
+ * reconnects: the highest `seq` (the next login's `since`) and the epoch of
+ * the server's message store it belongs to.
+ */
+export class Timeline {
+  constructor() {
+    /** The highest `seq` seen; null before the first history. */
+    this.lastSeq = null;
+    /** The store's epoch that `lastSeq` counts in; null if the server sent none. */
+    this.epoch = null;
+    /** What the current login sent. */
+    this.sentSince = null;
+    this.sentEpoch = null;
+  }
+
+  /** The catch-up fields of the next `login`: `since` (and `epoch`) once a history was seen. */
+  loginFields() {
+    this.sentSince = this.lastSeq;
+    this.sentEpoch = this.epoch;
+    const fields = {};
+    if (this.lastSeq !== null) {
+      fields.since = this.lastSeq;
+      if (this.epoch !== null) fields.epoch = this.epoch;
+    }
+    return fields;
+  }
+
+  /**
+   * Takes the `history` that completes a login. Returns the messages to
+   * show (each `seq` once, oldest first), `reset` ('epoch' when the server's
+   * store is new, 'restart' when a server without epochs evidently counts
+   * from 1 again, null otherwise) and `missed` (messages said while away are
+   * no longer held; not claimed for a mere renumbering).
+   */
+  history(history) {
+    const messages = Array.isArray(history.messages) ? history.messages.filter(isText) : [];
+    const returning = this.sentSince !== null;
+    const complete = history.complete !== false;
+    const epoch = typeof history.epoch === 'string' ? history.epoch : null;
+    let reset = null;
+    if (epoch !== null && this.sentEpoch !== null && epoch !== this.sentEpoch) {
+      reset = 'epoch';
+    } else if (returning && !complete) {
+      // Without an epoch to tell: a server that no longer knows our
+      // `since` (it restarted and counts from 1 again) sends what it holds,
+      // incomplete, starting at or below `since`.
+      const first = messages.map((m) => m.seq).find(isSeq);
+      if (first === undefined || first <= this.sentSince) reset = 'restart';
+    }
+    // A history without an epoch leaves the one we know (an older server).
+    if (epoch !== null) this.epoch = epoch;
+    if (reset !== null) this.lastSeq = null;
+    const fresh = messages.filter((m) => this.fresh(m.seq));
+    // From now on every login asks for what came after what we saw; an
+    // empty history for a newcomer means nothing was said yet.
+    if (this.lastSeq === null) this.lastSeq = 0;
+    return { messages: fresh, reset, missed: returning && !complete && reset !== 'epoch' };
+  }
+
+  /** Whether a message numbered `seq` is new (and if so, remember it). */
+  fresh(seq) {
+    if (!isSeq(seq)) return true;
+    if (this.lastSeq !== null && seq <= this.lastSeq) return false;
+    this.lastSeq = seq;
+    return true;
+  }
+}
+
+/**
+ * Messages typed but not yet confirmed by the server, oldest first. One is
+ * in flight at a time, so they arrive in order and a burst typed offline
+ * does not run into the server's rate limit. An item's `state`:
+ * 'waiting' (to be sent, not before `notBefore`), 'sent' (in flight),
+ * 'unconfirmed' (in flight when the connection dropped) or 'unknown' (the
+ * server no longer holds the messages that would tell whether it arrived).
+ */
+export class Outbox {
+  constructor(makeId = newId) {
+    this.items = [];
+    this.makeId = makeId;
+  }
+
+  add(text) {
+    const item = { id: null, text, state: 'waiting', notBefore: 0 };
+    this.items.push(item);
+    return item;
+  }
+
+  /** The item to send now, or null (one in flight, or none due before `now`). */
+  next(now) {
+    if (this.items.some((i) => i.state === 'sent' || i.state === 'unconfirmed')) return null;
+    const item = this.items.find((i) => i.state === 'waiting');
+    return item && item.notBefore <= now ? item : null;
+  }
+
+  /** When the next waiting item is due, or null. */
+  dueAt() {
+    const item = this.items.find((i) => i.state === 'waiting');
+    return item ? item.notBefore : null;
+  }
+
+  /** Marks `item` sent and returns the `textFromUser` frame for it. */
+  send(item) {
+    item.id = this.makeId();
+    item.state = 'sent';
+    return { type: 'textFromUser', id: item.id, text: item.text };
+  }
+
+  /** The item in flight under `id`, or undefined. */
+  inFlight(id) {
+    return this.items.find((i) => i.state === 'sent' && i.id === id);
+  }
+
+  /** The server broadcast the message sent under `id`: it is delivered. */
+  acknowledged(id) {
+    const item = this.inFlight(id);
+    if (item) this.remove(item);
+    return item;
+  }
+
+  /** The server refused the message sent under `id`; a rate-limited one is sent again later. */
+  refused(id, error, description, now) {
+    const item = this.inFlight(id);
+    if (!item) return undefined;
+    if (error === 'rateLimited') {
+      item.state = 'waiting';
+      item.notBefore = now + retryAfterMs(description);
+    } else {
+      this.remove(item);
+    }
+    return item;
+  }
+
+  /** The connection dropped: what was in flight may or may not have arrived. */
+  lost() {
+    for (const item of this.items) if (item.state === 'sent') item.state = 'unconfirmed';
+  }
+
+  /**
+   * After a reconnect: settles each unconfirmed item against `own`, the
+   * texts of our own messages in the catch-up (in order). Found: delivered.
+   * Not found in a complete catch-up: the server never got it, so it is
+   * sent again. Otherwise nobody can tell. Returns { resent, unknown }.
+   */
+  settle(own, complete) {
+    const resent = [];
+    const unknown = [];
+    let from = 0;
+    for (const item of [...this.items]) {
+      if (item.state !== 'unconfirmed') continue;
+      const at = own.indexOf(item.text, from);
+      if (at >= 0) {
+        from = at + 1;
+        this.remove(item);
+      } else if (complete) {
+        item.state = 'waiting';
+        resent.push(item);
+      } else {
+        item.state = 'unknown';
+        unknown.push(item);
+      }
+    }
+    return { resent, unknown };
+  }
+
+  /** The user chose to send an 'unknown' item again. */
+  retry(item) {
+    item.state = 'waiting';
+    item.notBefore = 0;
+  }
+
+  remove(item) {
+    this.items = this.items.filter((i) => i !== item);
+  }
+}
+
+/** A list of names as a person writes it: "a", "a and b", "a, b and c". */
+function names(list, others) {
+  const parts = [...list];
+  if (others > 0) parts.push(`${others} ${others === 1 ? 'other' : 'others'}`);
+  if (parts.length <= 1) return parts.join('');
+  return `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
+}
+
+/** The quiet lines for a `presence` summary. */
+export function presenceLines(presence) {
+  const lines = [];
+  const side = (list, count, verb) => {
+    const shown = Array.isArray(list) ? list.filter((n) => typeof n === 'string') : [];
+    const total = Number.isSafeInteger(count) ? Math.max(count, shown.length) : shown.length;
+    if (total > 0) lines.push(`${names(shown, total - shown.length)} ${verb}`);
+  };
+  side(presence.joined, presence.joinedCount, 'joined');
+  side(presence.left, presence.leftCount, 'left');
+  return lines;
+}
+
+/** The quiet line for a `logoutBroadcast`. */
+export function leaveLine(name, reason) {
+  switch (reason) {
+    case 'logout':
+      return `${name} logged out`;
+    case 'evicted':
+      return `${name} was disconnected (no answer)`;
+    default:
+      return `${name} left`;
+  }
+}

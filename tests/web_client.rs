@@ -1,0 +1,238 @@
+//! The web client that chat-server serves at `/` (issue 17), driven in a
+//! real headless Chromium (Debian's `chromium`) by playwright-core: each test
+//! starts a server on 127.0.0.1 and runs one scenario of
+//! tests/browser/scenarios.mjs against it. Chromium and the node packages
+//! are installed by tests/run.sh; without them these tests fail, never skip.
+//!
+//! Screenshots of the states a person sees land in
+//! `target/tmp/web_client/*.png`.
+
+mod net;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use net::{Client, ServerProcess};
+
+/// The longest one scenario may take, browser start included.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One browser at a time: the machine has two cores, and a scenario's
+/// timings should not depend on how many others run beside it.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Where the screenshots go.
+fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_client");
+    std::fs::create_dir_all(&dir).expect("create the screenshot directory");
+    dir
+}
+
+/// node with a script, in a process group of its own, so that Chromium and
+/// everything else it starts can be killed with it.
+fn node(args: &[&str]) -> Command {
+    use std::os::unix::process::CommandExt;
+    let dir = browser_dir();
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules is missing: run tests/run.sh (installs Chromium and \
+         playwright-core, then runs cargo test)"
+    );
+    let mut command = Command::new("node");
+    command.current_dir(&dir).args(args).process_group(0);
+    command
+}
+
+/// A child in its own process group, killed with its group when dropped.
+struct Group(Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `scenario` against a chat-server started with `server_args`,
+/// answering its requests (a server restart on the same port), and fails
+/// with everything it printed and the server's log unless it passes.
+fn run(scenario: &str, server_args: &[&str]) {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut server = ServerProcess::start(server_args);
+    let url = format!("http://{}/", server.addr);
+    let shots = screenshot_dir();
+    let child = node(&["scenarios.mjs", scenario, &url, shots.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run node (tests/run.sh installs it)");
+    let mut child = Group(child);
+    let mut stdin = child.0.stdin.take().unwrap();
+    let (lines, from_node) = mpsc::channel();
+    let stdout = child.0.stdout.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stderr = child.0.stderr.take().unwrap();
+    let errors = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+
+    let deadline = Instant::now() + SCENARIO_TIMEOUT;
+    let mut transcript = Vec::new();
+    let mut restarts = 0;
+    let timed_out = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match from_node.recv_timeout(left) {
+            Ok(line) if line == "@restart" => {
+                // A crash and a restart on the same port: the new server
+                // remembers nothing and numbers messages from 1 again.
+                server.restart();
+                restarts += 1;
+                writeln!(stdin, "ok").expect("answer node");
+                transcript.push(format!("(server restarted on {})", server.addr));
+            }
+            Ok(line) => transcript.push(line),
+            Err(RecvTimeoutError::Disconnected) => break false,
+            Err(RecvTimeoutError::Timeout) => break true,
+        }
+    };
+    if timed_out {
+        drop(child);
+    } else {
+        let status = child.0.wait().expect("wait for node");
+        let errors = errors.join().unwrap_or_default();
+        if status.success() {
+            assert!(
+                transcript
+                    .iter()
+                    .any(|l| l == &format!("scenario {scenario}: passed")),
+                "{transcript:?}"
+            );
+            return;
+        }
+        panic!(
+            "scenario {scenario} failed ({status}, {restarts} restarts):\n{}\n{errors}\n\
+             --- server log ---\n{}",
+            transcript.join("\n"),
+            server.log_text()
+        );
+    }
+    panic!(
+        "scenario {scenario} did not finish within {SCENARIO_TIMEOUT:?}:\n{}\n--- server log ---\n{}",
+        transcript.join("\n"),
+        server.log_text()
+    );
+}
+
+#[test]
+fn two_pages_chat_both_ways() {
+    run("two_pages_chat_both_ways", &[]);
+}
+
+#[test]
+fn a_reload_keeps_the_name_and_log_out_frees_it() {
+    run("reload_keeps_the_name", &[]);
+}
+
+#[test]
+fn a_drop_and_a_server_restart_are_caught_up_with_nothing_shown_twice() {
+    run("server_restart_catch_up", &[]);
+}
+
+#[test]
+fn against_a_server_without_epochs_a_restart_is_told_by_its_numbers() {
+    run("server_without_epochs", &[]);
+}
+
+#[test]
+fn markup_from_the_network_is_shown_as_text_and_no_script_runs() {
+    run("xss_is_text", &[]);
+}
+
+#[test]
+fn every_error_is_shown_next_to_where_it_happened() {
+    run(
+        "errors_are_shown_where_they_happened",
+        &[
+            "--max-message-chars",
+            "20",
+            "--message-rate",
+            "2",
+            "--message-burst",
+            "6",
+        ],
+    );
+}
+
+/// The page's protocol logic (src/serve/web/chat.js) under node's own test
+/// runner: catch-up, epochs, the outbox.
+#[test]
+fn the_page_logic_passes_its_unit_tests() {
+    let output = Command::new("node")
+        .current_dir(browser_dir())
+        .args(["--test", "chat.test.mjs"])
+        .output()
+        .expect("run node (tests/run.sh installs it)");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The page lives at `/`; a WebSocket upgrade on any path, `/` included,
+/// still goes to the chat (the original frontend's, v1), and a path the
+/// page does not have is 404.
+#[test]
+fn the_page_and_the_chat_share_the_port() {
+    let server = ServerProcess::start(&[]);
+    let get = |request: &str| {
+        let mut tcp = std::net::TcpStream::connect(server.addr).unwrap();
+        tcp.set_read_timeout(Some(net::TIMEOUT)).unwrap();
+        tcp.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).unwrap();
+        response
+    };
+    let page = get("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(
+        page.contains("Content-Type: text/html; charset=utf-8\r\n"),
+        "{page}"
+    );
+    assert!(page.contains("Content-Security-Policy: default-src 'none'; script-src 'self';"));
+    assert!(page.contains(r#"<label for="name">Name</label>"#), "{page}");
+    let head = get("HEAD /app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
+    let missing = get("GET /app.jsx HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
+
+    let mut v1 = Client::connect_to(server.addr, "/");
+    let mut other = Client::connect_to(server.addr, "/app.js");
+    v1.login("alice");
+    other.login("bob");
+    v1.say("still v1 at /");
+    let heard = other.recv_type("textBroadcast");
+    assert_eq!(heard["message"], "still v1 at /");
+    assert!(heard.get("seq").is_none(), "v1 has no seq: {heard}");
+}
