@@ -377,10 +377,11 @@ pub fn shown_name(name: &str) -> Cow<'_, str> {
     }
 }
 
-/// Columns a text takes, counting each character as one (close enough to
-/// line up the lines of a message).
-fn width(text: &str) -> usize {
-    text.chars().count()
+/// Columns a text takes on a terminal: two for a CJK character or an
+/// emoji, none for a combining mark, so that the later lines of a message
+/// line up under its first whatever the sender's name is made of.
+pub fn width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
 }
 
 /// Whether `text` contains `name` as a word, ignoring case.
@@ -639,6 +640,35 @@ mod tests {
         assert_eq!(
             plain(Line::from_text("bob", "* bob waves\nhi", false, None)),
             "12:05 * bob waves\n            hi"
+        );
+    }
+
+    #[test]
+    fn later_lines_line_up_under_wide_and_combined_names() {
+        // Two columns a character: the text starts at column 12, not 10.
+        assert_eq!(
+            plain(Line::from_text("李雷", "one\ntwo", false, None)),
+            "12:05 李雷: one\n            two"
+        );
+        // An emoji family is one glyph two columns wide, whatever its code
+        // points; a combining mark takes no column of its own.
+        assert_eq!(
+            plain(Line::from_text(
+                "👨\u{200d}👩\u{200d}👧",
+                "a\nb",
+                true,
+                None
+            )),
+            "12:05 👨\u{200d}👩\u{200d}👧 (you): a\n                b"
+        );
+        assert_eq!(
+            plain(Line::from_text(
+                "Zoe\u{308}",
+                "* Zoe\u{308} waves\nhi",
+                false,
+                None
+            )),
+            "12:05 * Zoe\u{308} waves\n            hi"
         );
     }
 
