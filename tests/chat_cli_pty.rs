@@ -197,8 +197,9 @@ fn replayed_messages_are_set_apart_mentions_ring_and_a_pasted_paragraph_is_one_m
     alice.exp_string("alice> ")?;
 
     bob.send("lunch, alice?");
-    alice.exp_string("bob: lunch, alice?")?;
+    // The bell rings with the line.
     alice.exp_string("\u{7}")?;
+    alice.exp_string("bob: lunch, alice?")?;
 
     // A bracketed paste of two lines, then Enter: one message.
     alice.send("\x1b[200~first line\nsecond line\x1b[201~")?;

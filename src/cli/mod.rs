@@ -264,6 +264,8 @@ impl<R: Rng> Driver<R> {
             Event::Bell => {
                 let _ = self.printer.send(Output::Bell).await;
             }
+            // Kept in view by the printer from the next commit on.
+            Event::Pending(_) => {}
             Event::Finished(exit) => return Some(exit),
         }
         None

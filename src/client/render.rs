@@ -76,6 +76,14 @@ pub enum Line {
     Info(String),
     /// Sets replayed messages apart from live ones: `── now ──`.
     Divider(String),
+    /// One of the user's messages, not confirmed by the server yet: on one
+    /// row, marked `(sending…)`, or `(waiting for the connection)` when
+    /// `waiting`.
+    Pending {
+        from: String,
+        text: String,
+        waiting: bool,
+    },
     /// A server message verbatim (`--json`).
     Raw(String),
 }
@@ -260,6 +268,25 @@ impl Line {
             Line::Error(text) => out.paint(ERROR, &format!("!! {}", clean(text))),
             Line::Info(text) => out.plain(&clean_keep_newlines(text)),
             Line::Divider(text) => out.paint(TIME, &format!("── {} ──", clean(text))),
+            Line::Pending {
+                from,
+                text,
+                waiting,
+            } => {
+                // As it will look once confirmed, on one row: its first
+                // line, and `…` for the rest.
+                let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+                let more = if rest.is_empty() { "" } else { " …" };
+                let said = Line::from_text(from, &format!("{first}{more}"), true, None);
+                let shown = said.render(time, false);
+                let shown = shown.get(TIME_WIDTH..).unwrap_or(&shown);
+                let mark = if *waiting {
+                    "(waiting for the connection)"
+                } else {
+                    "(sending…)"
+                };
+                out.paint(TIME, &format!("{shown} {mark}"));
+            }
             Line::Raw(text) => out.plain(&clean(text)),
         }
         out.out
@@ -267,6 +294,15 @@ impl Line {
 }
 
 const TIME: Style = Style::new().dimmed();
+
+/// `text` dimmed, as the time of a line is (when `colour`).
+pub fn dimmed(text: &str, colour: bool) -> String {
+    if colour {
+        format!("{TIME}{text}{TIME:#}")
+    } else {
+        text.to_owned()
+    }
+}
 /// "HH:MM ".
 const TIME_WIDTH: usize = 6;
 /// What someone said that names the user.
@@ -641,6 +677,33 @@ mod tests {
             plain(Line::from_text("bob", "* bob waves\nhi", false, None)),
             "12:05 * bob waves\n            hi"
         );
+    }
+
+    #[test]
+    fn a_pending_message_is_one_dim_row_that_says_so() {
+        let pending = |text: &str, waiting| Line::Pending {
+            from: "alice".into(),
+            text: text.into(),
+            waiting,
+        };
+        assert_eq!(
+            plain(pending("hi", false)),
+            "12:05 alice (you): hi (sending…)"
+        );
+        assert_eq!(
+            plain(pending("* alice waves", true)),
+            "12:05 * alice (you) waves (waiting for the connection)"
+        );
+        assert_eq!(
+            plain(pending("one\ntwo\x1b", false)),
+            "12:05 alice (you): one … (sending…)"
+        );
+        assert_eq!(
+            pending("hi", false).render(NOON, true),
+            "\x1b[2m12:05\x1b[0m \x1b[2malice (you): hi (sending…)\x1b[0m"
+        );
+        assert!(!pending("hi", false).is_chat());
+        assert_eq!(pending("hi", false).timestamp(), None);
     }
 
     #[test]
