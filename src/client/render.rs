@@ -145,6 +145,17 @@ impl Line {
         )
     }
 
+    /// What marks a pending line as such, at its end: `(sending…)`, or
+    /// `(waiting for the connection)`. A row too wide for the terminal is
+    /// cut before it, never through it.
+    pub fn pending_mark(&self) -> Option<&'static str> {
+        match self {
+            Line::Pending { waiting: true, .. } => Some("(waiting for the connection)"),
+            Line::Pending { waiting: false, .. } => Some("(sending…)"),
+            _ => None,
+        }
+    }
+
     /// When the server says this happened (milliseconds since the Unix
     /// epoch): show that time rather than the time of printing, so a
     /// message caught up after a reconnect shows when it was said.
@@ -268,11 +279,7 @@ impl Line {
             Line::Error(text) => out.paint(ERROR, &format!("!! {}", clean(text))),
             Line::Info(text) => out.plain(&clean_keep_newlines(text)),
             Line::Divider(text) => out.paint(TIME, &format!("── {} ──", clean(text))),
-            Line::Pending {
-                from,
-                text,
-                waiting,
-            } => {
+            Line::Pending { from, text, .. } => {
                 // As it will look once confirmed, on one row: its first
                 // line, and `…` for the rest.
                 let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
@@ -280,11 +287,7 @@ impl Line {
                 let said = Line::from_text(from, &format!("{first}{more}"), true, None);
                 let shown = said.render(time, false);
                 let shown = shown.get(TIME_WIDTH..).unwrap_or(&shown);
-                let mark = if *waiting {
-                    "(waiting for the connection)"
-                } else {
-                    "(sending…)"
-                };
+                let mark = self.pending_mark().unwrap_or_default();
                 out.paint(TIME, &format!("{shown} {mark}"));
             }
             Line::Raw(text) => out.plain(&clean(text)),
