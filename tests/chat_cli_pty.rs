@@ -52,6 +52,16 @@ fn assert_exits_with(session: &mut PtySession, code: i32) -> Result<(), Error> {
     Ok(())
 }
 
+/// `name` chatting on `server` from a script, once it has said `said` and
+/// seen it confirmed; its state directory lives as long as it.
+fn chatting(server: &Server, name: &str, said: &str) -> (Cli, tempfile::TempDir) {
+    let state = tempfile::tempdir().unwrap();
+    let mut cli = Cli::spawn(state.path(), &[&server.url(), "--name", name]);
+    cli.send(said);
+    cli.expect_stdout(&format!("{name} (you): {said}"));
+    (cli, state)
+}
+
 #[test]
 fn a_message_arriving_while_typing_leaves_the_typed_line_intact() -> Result<(), Error> {
     let server = Server::start(&[]);
@@ -88,10 +98,7 @@ fn a_message_arriving_while_typing_leaves_the_typed_line_intact() -> Result<(), 
 #[test]
 fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), Error> {
     let server = Server::start(&[]);
-    let bob_state = tempfile::tempdir().unwrap();
-    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
-    bob.send("hi");
-    bob.expect_stdout("bob (you): hi");
+    let (mut bob, _bob_state) = chatting(&server, "bob", "hi");
 
     let state = tempfile::tempdir().unwrap();
     let mut alice = alice_in_a_terminal(state.path(), &server)?;
@@ -121,10 +128,7 @@ fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), Error> {
 #[test]
 fn a_name_refused_at_the_prompt_is_asked_again() -> Result<(), Error> {
     let server = Server::start(&[]);
-    let bob_state = tempfile::tempdir().unwrap();
-    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
-    bob.send("hi");
-    bob.expect_stdout("bob (you): hi");
+    let (mut bob, _bob_state) = chatting(&server, "bob", "hi");
 
     let state = tempfile::tempdir().unwrap();
     let mut session = in_a_terminal(state.path(), &[&server.url()])?;
@@ -190,10 +194,7 @@ fn commands_ignore_case_refuse_stray_arguments_and_quit_asks_before_losing_lines
 fn replayed_messages_are_set_apart_mentions_ring_and_a_pasted_paragraph_is_one_message()
 -> Result<(), Error> {
     let server = Server::start(&[]);
-    let bob_state = tempfile::tempdir().unwrap();
-    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
-    bob.send("before you came");
-    bob.expect_stdout("bob (you): before you came");
+    let (mut bob, _bob_state) = chatting(&server, "bob", "before you came");
 
     let state = tempfile::tempdir().unwrap();
     let mut alice = alice_in_a_terminal(state.path(), &server)?;
@@ -424,10 +425,7 @@ fn count(rows: &[String], text: &str) -> usize {
 #[test]
 fn tab_completes_the_names_of_who_is_online_and_the_commands() {
     let server = Server::start(&[]);
-    let alice_state = tempfile::tempdir().unwrap();
-    let mut alice = Cli::spawn(alice_state.path(), &[&server.url(), "--name", "alice"]);
-    alice.send("hi");
-    alice.expect_stdout("alice (you): hi");
+    let (mut alice, _alice_state) = chatting(&server, "alice", "hi");
 
     let state = tempfile::tempdir().unwrap();
     let mut bob = Screen::start(state.path(), &[&server.url(), "--name", "bob"]);
@@ -588,10 +586,8 @@ fn replayed_messages_are_set_apart_from_live_ones_on_screen() {
 #[test]
 fn a_name_the_rule_refuses_at_the_prompt_is_said_above_the_prompt_asked_again() {
     let server = Server::start(&[]);
-    let bob_state = tempfile::tempdir().unwrap();
-    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
-    bob.send("hi");
-    bob.expect_stdout("bob (you): hi");
+    // Online, so that the name is taken.
+    let (_bob, _bob_state) = chatting(&server, "bob", "hi");
 
     let state = tempfile::tempdir().unwrap();
     let mut session = Screen::start(state.path(), &[&server.url()]);
