@@ -348,15 +348,21 @@ impl Validator for ChatHelper {}
 impl rustyline::Helper for ChatHelper {}
 
 /// Bound to the keys that make rustyline leave raw mode (Enter, Ctrl-J,
-/// Ctrl-C, Ctrl-D): closes the gate and notes the line on screen, then
-/// lets the key do what it does.
+/// Ctrl-C, and Ctrl-D on an empty line): closes the gate and notes the
+/// line on screen, then lets the key do what it does.
 struct LineEnds {
     gate: Arc<Gate>,
     shown: Arc<Mutex<String>>,
+    /// Ctrl-D: it ends the input only on an empty line (elsewhere it
+    /// deletes a character).
+    only_when_empty: bool,
 }
 
 impl ConditionalEventHandler for LineEnds {
     fn handle(&self, _: &Event, _: RepeatCount, _: bool, ctx: &EventContext) -> Option<Cmd> {
+        if self.only_when_empty && !ctx.line().is_empty() {
+            return None;
+        }
         *self.shown.lock().unwrap_or_else(|e| e.into_inner()) = ctx.line().to_owned();
         self.gate.close();
         None
@@ -504,6 +510,7 @@ impl Prompt {
             let handler = LineEnds {
                 gate: gate.clone(),
                 shown: shown.clone(),
+                only_when_empty: key == KeyEvent::ctrl('D'),
             };
             editor.bind_sequence(key, EventHandler::Conditional(Box::new(handler)));
         }
