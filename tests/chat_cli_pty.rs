@@ -1,16 +1,23 @@
 //! chat-cli in interactive mode, in a pseudo-terminal: a message that
 //! arrives while a line is half typed is printed above it, and the typed
-//! line survives.
+//! line survives. Tests of what the screen shows (a line erased, a row
+//! kept in view, colours) read it through a terminal emulator ([`Screen`]).
 #![cfg(all(unix, feature = "cli", feature = "server"))]
 
 mod clients;
 mod net;
 
+use std::fs::File;
+use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use clients::{Cli, Server, TIMEOUT, chat_cli, run_script};
+use clients::{Cli, Direction, Proxy, Server, TIMEOUT, chat_cli, run_script};
 use nix::sys::wait::WaitStatus;
 use rexpect::error::Error;
+use rexpect::process::PtyProcess;
 use rexpect::session::{Options, PtySession, spawn_with_options};
 
 /// chat-cli as alice on `server`, interactive in a pseudo-terminal.
@@ -43,6 +50,16 @@ fn assert_exits_with(session: &mut PtySession, code: i32) -> Result<(), Error> {
         "chat-cli did not exit with {code}: {status:?}; it printed {rest:?}"
     );
     Ok(())
+}
+
+/// `name` chatting on `server` from a script, once it has said `said` and
+/// seen it confirmed; its state directory lives as long as it.
+fn chatting(server: &Server, name: &str, said: &str) -> (Cli, tempfile::TempDir) {
+    let state = tempfile::tempdir().unwrap();
+    let mut cli = Cli::spawn(state.path(), &[&server.url(), "--name", name]);
+    cli.send(said);
+    cli.expect_stdout(&format!("{name} (you): {said}"));
+    (cli, state)
 }
 
 #[test]
@@ -81,10 +98,7 @@ fn a_message_arriving_while_typing_leaves_the_typed_line_intact() -> Result<(), 
 #[test]
 fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), Error> {
     let server = Server::start(&[]);
-    let bob_state = tempfile::tempdir().unwrap();
-    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
-    bob.send("hi");
-    bob.expect_stdout("bob (you): hi");
+    let (mut bob, _bob_state) = chatting(&server, "bob", "hi");
 
     let state = tempfile::tempdir().unwrap();
     let mut alice = alice_in_a_terminal(state.path(), &server)?;
@@ -114,10 +128,7 @@ fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), Error> {
 #[test]
 fn a_name_refused_at_the_prompt_is_asked_again() -> Result<(), Error> {
     let server = Server::start(&[]);
-    let bob_state = tempfile::tempdir().unwrap();
-    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
-    bob.send("hi");
-    bob.expect_stdout("bob (you): hi");
+    let (mut bob, _bob_state) = chatting(&server, "bob", "hi");
 
     let state = tempfile::tempdir().unwrap();
     let mut session = in_a_terminal(state.path(), &[&server.url()])?;
@@ -183,10 +194,7 @@ fn commands_ignore_case_refuse_stray_arguments_and_quit_asks_before_losing_lines
 fn replayed_messages_are_set_apart_mentions_ring_and_a_pasted_paragraph_is_one_message()
 -> Result<(), Error> {
     let server = Server::start(&[]);
-    let bob_state = tempfile::tempdir().unwrap();
-    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
-    bob.send("before you came");
-    bob.expect_stdout("bob (you): before you came");
+    let (mut bob, _bob_state) = chatting(&server, "bob", "before you came");
 
     let state = tempfile::tempdir().unwrap();
     let mut alice = alice_in_a_terminal(state.path(), &server)?;
@@ -197,8 +205,9 @@ fn replayed_messages_are_set_apart_mentions_ring_and_a_pasted_paragraph_is_one_m
     alice.exp_string("alice> ")?;
 
     bob.send("lunch, alice?");
-    alice.exp_string("bob: lunch, alice?")?;
+    // The bell rings with the line.
     alice.exp_string("\u{7}")?;
+    alice.exp_string("bob: lunch, alice?")?;
 
     // A bracketed paste of two lines, then Enter: one message.
     alice.send("\x1b[200~first line\nsecond line\x1b[201~")?;
@@ -210,4 +219,425 @@ fn replayed_messages_are_set_apart_mentions_ring_and_a_pasted_paragraph_is_one_m
     bob.expect_stdout("             second line");
     alice.send_control('d')?;
     assert_exits_with_0(&mut alice)
+}
+
+// ---- the screen, through a terminal emulator ----
+
+/// Rows and columns of the emulated terminal. chat-cli sees a
+/// pseudo-terminal of no size and takes it as 80 columns, as terminals
+/// usually are.
+const ROWS: u16 = 40;
+const COLUMNS: u16 = 80;
+
+/// chat-cli in a pseudo-terminal whose output goes through a vt100
+/// emulator: tests look at the rows of the screen, as a person would.
+struct Screen {
+    process: PtyProcess,
+    input: File,
+    output: Receiver<Vec<u8>>,
+    parser: vt100::Parser<Bells>,
+}
+
+/// Counts the bells the terminal rang.
+#[derive(Default)]
+struct Bells(usize);
+
+impl vt100::Callbacks for Bells {
+    fn audible_bell(&mut self, _: &mut vt100::Screen) {
+        self.0 += 1;
+    }
+}
+
+impl Screen {
+    /// chat-cli with `args`, without colour (NO_COLOR is set).
+    fn start(state: &Path, args: &[&str]) -> Screen {
+        Screen::start_with(chat_cli(state, args))
+    }
+
+    /// chat-cli with `args`, in colour.
+    fn start_in_colour(state: &Path, args: &[&str]) -> Screen {
+        let mut command = chat_cli(state, args);
+        command.env_remove("NO_COLOR");
+        Screen::start_with(command)
+    }
+
+    fn start_with(mut command: std::process::Command) -> Screen {
+        command.env("TERM", "xterm");
+        let mut process = PtyProcess::new(command).expect("start chat-cli in a pty");
+        process.set_kill_timeout(Some(2_000));
+        let input = process.get_file_handle().expect("the pty");
+        let mut reading = process.get_file_handle().expect("the pty");
+        let (bytes, output) = mpsc::channel();
+        thread::spawn(move || {
+            let mut buffer = [0; 4096];
+            // Ends with an error (EIO) once chat-cli is gone.
+            while let Ok(n @ 1..) = reading.read(&mut buffer) {
+                if bytes.send(buffer[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let size = |n| std::num::NonZeroU16::new(n).expect("not zero");
+        Screen {
+            process,
+            input,
+            output,
+            parser: vt100::Parser::new_with_callbacks(size(ROWS), size(COLUMNS), 0, Bells(0)),
+        }
+    }
+
+    /// Types `keys` (`\r` is Enter, `\t` Tab).
+    fn type_keys(&mut self, keys: &str) {
+        self.input.write_all(keys.as_bytes()).expect("type");
+        self.input.flush().expect("type");
+    }
+
+    /// The rows of the screen without trailing blanks, down to the last
+    /// row with something on it.
+    fn rows(&self) -> Vec<String> {
+        let mut rows: Vec<String> = self
+            .parser
+            .screen()
+            .rows(0, COLUMNS)
+            .map(|row| row.trim_end().to_owned())
+            .collect();
+        while rows.last().is_some_and(String::is_empty) {
+            rows.pop();
+        }
+        rows
+    }
+
+    /// Reads what chat-cli writes until the screen satisfies `check`;
+    /// fails, showing the screen, after [`TIMEOUT`].
+    fn wait_until(&mut self, what: &str, check: impl Fn(&[String]) -> bool) -> Vec<String> {
+        match self.read_until(Instant::now() + TIMEOUT, check) {
+            Ok(rows) => rows,
+            Err(rows) => panic!("the screen never showed {what}:\n{}", rows.join("\n")),
+        }
+    }
+
+    /// Reads what chat-cli writes until the screen satisfies `check`, or
+    /// until `deadline` (then `Err` with the screen).
+    fn read_until(
+        &mut self,
+        deadline: Instant,
+        check: impl Fn(&[String]) -> bool,
+    ) -> Result<Vec<String>, Vec<String>> {
+        loop {
+            let rows = self.rows();
+            if check(&rows) {
+                return Ok(rows);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.output.recv_timeout(left) {
+                Ok(bytes) => self.parser.process(&bytes),
+                Err(RecvTimeoutError::Timeout) => return Err(rows),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("chat-cli ended:\n{}", rows.join("\n"))
+                }
+            }
+        }
+    }
+
+    /// Waits until the last rows of the screen, their `HH:MM ` times
+    /// removed, are `bottom`; returns the whole screen.
+    fn wait_for_bottom(&mut self, bottom: &[&str]) -> Vec<String> {
+        self.wait_until(&format!("{bottom:#?} at the bottom"), |rows| {
+            rows.len() >= bottom.len()
+                && rows[rows.len() - bottom.len()..]
+                    .iter()
+                    .map(|row| strip(row))
+                    .eq(bottom.iter().copied())
+        })
+    }
+
+    /// Waits until a row contains `text`; returns its row and column.
+    fn wait_for_text(&mut self, text: &str) -> (u16, u16) {
+        let rows = self.wait_until(&format!("{text:?}"), |rows| {
+            rows.iter().any(|row| row.contains(text))
+        });
+        let (row, line) = rows
+            .iter()
+            .enumerate()
+            .find(|(_, row)| row.contains(text))
+            .expect("found");
+        let column = line[..line.find(text).expect("found")].chars().count();
+        (row as u16, column as u16)
+    }
+
+    /// Types `typed` then Tab until the prompt shows `completed`: the names
+    /// online come a moment after the prompt, sooner than anyone types but
+    /// not sooner than a test does.
+    fn complete(&mut self, prompt: &str, typed: &str, completed: &str) {
+        let last = format!("{prompt}{completed}").trim_end().to_owned();
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            self.type_keys(&format!("{typed}\t"));
+            let attempt = (Instant::now() + Duration::from_millis(500)).min(deadline);
+            match self.read_until(attempt, |rows| rows.last() == Some(&last)) {
+                Ok(_) => return,
+                Err(rows) if Instant::now() >= deadline => panic!(
+                    "Tab never completed {typed:?} to {completed:?}:\n{}",
+                    rows.join("\n")
+                ),
+                Err(_) => self.type_keys("\x15"), // Ctrl-U: clear the line, try again
+            }
+        }
+    }
+
+    fn bells(&self) -> usize {
+        self.parser.callbacks().0
+    }
+
+    /// Waits for chat-cli to exit; its status.
+    fn exit_status(&mut self) -> WaitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match self.process.status() {
+                Some(WaitStatus::StillAlive) | None => {}
+                Some(status) => return status,
+            }
+            assert!(Instant::now() < deadline, "chat-cli did not exit");
+            // Keep reading, so that chat-cli never blocks on a full pty.
+            while let Ok(bytes) = self.output.try_recv() {
+                self.parser.process(&bytes);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A row without its `HH:MM ` time.
+fn strip(row: &str) -> &str {
+    match row.as_bytes() {
+        [a, b, b':', c, d, b' ', ..] if [a, b, c, d].iter().all(|x| x.is_ascii_digit()) => {
+            &row[6..]
+        }
+        _ => row,
+    }
+}
+
+/// How many rows contain `text`.
+fn count(rows: &[String], text: &str) -> usize {
+    rows.iter().filter(|row| row.contains(text)).count()
+}
+
+#[test]
+fn tab_completes_the_names_of_who_is_online_and_the_commands() {
+    let server = Server::start(&[]);
+    let (mut alice, _alice_state) = chatting(&server, "alice", "hi");
+
+    let state = tempfile::tempdir().unwrap();
+    let mut bob = Screen::start(state.path(), &[&server.url(), "--name", "bob"]);
+    bob.wait_for_bottom(&["bob>"]);
+    // alice was online before bob came: the server's userList says so.
+    bob.complete("bob> ", "al", "alice: ");
+    bob.type_keys("\x15"); // Ctrl-U: clear the line
+
+    // Commands, in any case.
+    bob.complete("bob> ", "/wh", "/who");
+    bob.type_keys("\x15");
+    bob.complete("bob> ", "/ME", "/me ");
+    bob.type_keys("\x15");
+
+    // Carol comes later, and is completed in the middle of a line.
+    let carol_state = tempfile::tempdir().unwrap();
+    let mut carol = Cli::spawn(carol_state.path(), &[&server.url(), "--name", "Carol"]);
+    carol.send("hello");
+    bob.wait_for_text("Carol: hello");
+    bob.complete("bob> ", "lunch with ca", "lunch with Carol ");
+    bob.type_keys("tomorrow?\r");
+    bob.wait_for_text("bob (you): lunch with Carol tomorrow?");
+    alice.expect_stdout("bob: lunch with Carol tomorrow?");
+
+    // Once she is gone, she is no longer offered.
+    drop(carol);
+    bob.wait_for_text("Carol left");
+    bob.type_keys("ca\t");
+    bob.wait_for_bottom(&["bob> ca"]);
+    bob.type_keys("\x15\x04"); // Ctrl-D
+    assert!(matches!(bob.exit_status(), WaitStatus::Exited(_, 0)));
+}
+
+#[test]
+fn on_v1_tab_completes_the_names_seen_in_the_session() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::v1_only(server.addr.port());
+    let state = tempfile::tempdir().unwrap();
+    let mut bob = Screen::start(state.path(), &[&proxy.url(), "--name", "bob"]);
+    bob.wait_for_text("speaks protocol v1");
+    bob.wait_for_bottom(&["bob>"]);
+    let alice_state = tempfile::tempdir().unwrap();
+    let out = run_script(
+        alice_state.path(),
+        &[&server.url(), "--name", "alice"],
+        "hi bob\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    bob.wait_for_text("alice: hi bob");
+    bob.complete("bob> ", "thanks al", "thanks alice ");
+}
+
+#[test]
+fn your_line_shows_once_pending_until_the_server_confirms_it() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(server.addr.port());
+    let state = tempfile::tempdir().unwrap();
+    let mut alice = Screen::start(state.path(), &[&proxy.url(), "--name", "alice"]);
+    alice.wait_for_bottom(&["alice>"]);
+
+    // The server does not get the line yet: it is pending, and what was
+    // typed is gone from the prompt's row.
+    proxy.hold(Direction::ToServer);
+    alice.type_keys("hi there\r");
+    let rows = alice.wait_for_bottom(&["alice (you): hi there (sending…)", "alice>"]);
+    assert_eq!(count(&rows, "hi there"), 1, "{rows:#?}");
+
+    // Someone else speaks meanwhile: above the pending line, which stays
+    // just above the prompt.
+    let bob_state = tempfile::tempdir().unwrap();
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    bob.send("meanwhile");
+    alice.wait_for_bottom(&[
+        "bob: meanwhile",
+        "alice (you): hi there (sending…)",
+        "alice>",
+    ]);
+
+    // Confirmed: one line, in the chat after bob's, and nothing pending.
+    proxy.release(Direction::ToServer);
+    let rows = alice.wait_for_bottom(&["bob: meanwhile", "alice (you): hi there", "alice>"]);
+    assert_eq!(count(&rows, "hi there"), 1, "{rows:#?}");
+    bob.expect_stdout("alice: hi there");
+    assert_eq!(count(&rows, "sending"), 0, "{rows:#?}");
+
+    // Offline, a line waits for the connection, then shows once.
+    proxy.cut();
+    alice.wait_for_text("connection lost");
+    alice.type_keys("still here\r");
+    alice.wait_for_bottom(&[
+        "alice (you): still here (waiting for the connection)",
+        "alice>",
+    ]);
+    proxy.restore();
+    let rows = alice.wait_until("the line sent once back", |rows| {
+        rows.iter()
+            .any(|row| row.ends_with("alice (you): still here"))
+    });
+    assert_eq!(count(&rows, "still here"), 1, "{rows:#?}");
+    assert_eq!(count(&rows, "waiting for the connection"), 0, "{rows:#?}");
+    assert_eq!(count(&rows, "alice> "), 0, "no typed line left: {rows:#?}");
+    alice.type_keys("\x04");
+    assert!(matches!(alice.exit_status(), WaitStatus::Exited(_, 0)));
+}
+
+#[test]
+fn a_mention_is_highlighted_in_colour_and_rings_the_bell_once() {
+    let server = Server::start(&[]);
+    let bob_state = tempfile::tempdir().unwrap();
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    let state = tempfile::tempdir().unwrap();
+    let mut alice = Screen::start_in_colour(state.path(), &[&server.url(), "--name", "alice"]);
+    alice.wait_for_bottom(&["alice>"]);
+    bob.send("hello all");
+    alice.wait_for_bottom(&["bob: hello all", "alice>"]);
+    bob.send("lunch, alice?");
+    // The bell took no row of its own.
+    let rows = alice.wait_for_bottom(&["bob: hello all", "bob: lunch, alice?", "alice>"]);
+    let row = |text: &str| rows.iter().position(|row| row.contains(text)).unwrap() as u16;
+    let (plain, mention) = (row("hello all"), row("lunch, alice?"));
+    // "HH:MM bob: " is 11 columns.
+    let screen = alice.parser.screen();
+    let cell = screen.cell(mention, 11).expect("a cell");
+    assert_eq!(cell.contents(), "l");
+    assert!(cell.bold(), "a mention is bold…");
+    assert_eq!(cell.fgcolor(), vt100::Color::Idx(0), "…black…");
+    assert_eq!(cell.bgcolor(), vt100::Color::Idx(3), "…on yellow");
+    let cell = screen.cell(plain, 11).expect("a cell");
+    assert_eq!(cell.contents(), "h");
+    assert!(!cell.bold());
+    assert_eq!(cell.bgcolor(), vt100::Color::Default);
+    assert_eq!(alice.bells(), 1, "one bell, for the mention");
+}
+
+#[test]
+fn replayed_messages_are_set_apart_from_live_ones_on_screen() {
+    let server = Server::start(&[]);
+    let bob_state = tempfile::tempdir().unwrap();
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    bob.send("one");
+    bob.send("two");
+    bob.expect_stdout("bob (you): two");
+
+    let state = tempfile::tempdir().unwrap();
+    let mut alice = Screen::start(state.path(), &[&server.url(), "--name", "alice"]);
+    alice.wait_for_bottom(&["alice>"]);
+    bob.send("three");
+    alice.wait_for_bottom(&[
+        "── 2 earlier messages ──",
+        "bob: one",
+        "bob: two",
+        "── now ──",
+        "bob: three",
+        "alice>",
+    ]);
+}
+
+#[test]
+fn a_name_the_rule_refuses_at_the_prompt_is_said_above_the_prompt_asked_again() {
+    let server = Server::start(&[]);
+    // Online, so that the name is taken.
+    let (_bob, _bob_state) = chatting(&server, "bob", "hi");
+
+    let state = tempfile::tempdir().unwrap();
+    let mut session = Screen::start(state.path(), &[&server.url()]);
+    session.wait_for_bottom(&["your name:"]);
+    session.type_keys("bob\r");
+    session.wait_for_bottom(&[
+        "your name: bob",
+        "!! the name 'bob' is taken; pick another or wait until it is released",
+        "your name:",
+    ]);
+    // Refused by the name rule after the server refused one: said as the
+    // server's refusal was, in order, and asked again below.
+    session.type_keys("no-one at all\r");
+    session.wait_for_bottom(&[
+        "your name: no-one at all",
+        "!! that name cannot be used: the name contains a space; join words with _,",
+        " - or . instead",
+        "your name:",
+    ]);
+    session.type_keys("carol\r");
+    session.wait_for_bottom(&["carol>"]);
+}
+
+#[test]
+fn a_line_that_wraps_or_a_pasted_paragraph_is_erased_whole_and_shown_once() {
+    let server = Server::start(&[]);
+    let state = tempfile::tempdir().unwrap();
+    let mut alice = Screen::start(state.path(), &[&server.url(), "--name", "alice"]);
+    alice.wait_for_bottom(&["alice>"]);
+    // 7 + 100 columns: the typed line takes two rows.
+    let long = format!("start {} end", "x".repeat(90));
+    alice.type_keys(&format!("{long}\r"));
+    let rows = alice.wait_until("the long line, confirmed", |rows| {
+        rows.iter()
+            .any(|row| row.contains("alice (you): start xxx"))
+            && !rows.iter().any(|row| row.contains("sending"))
+            && rows.last().is_some_and(|row| row == "alice>")
+    });
+    assert_eq!(count(&rows, "start xxx"), 1, "{rows:#?}");
+    assert!(
+        rows[rows.len() - 2].ends_with("xxx end"),
+        "the rest of it on the next row, nothing after: {rows:#?}"
+    );
+
+    alice.type_keys("\x1b[200~first line\nsecond line\x1b[201~\r");
+    let rows = alice.wait_for_bottom(&[
+        "alice (you): first line",
+        "                   second line",
+        "alice>",
+    ]);
+    assert_eq!(count(&rows, "first line"), 1, "{rows:#?}");
+    assert_eq!(count(&rows, "second line"), 1, "{rows:#?}");
 }

@@ -158,8 +158,14 @@ fn a_drop_and_a_server_restart_are_caught_up_with_nothing_shown_twice() {
 }
 
 #[test]
+fn an_in_memory_servers_restart_is_a_new_history_said_once() {
+    run("in_memory_restart_catch_up", &["--in-memory"]);
+}
+
+#[test]
 fn against_a_server_without_epochs_a_restart_is_told_by_its_numbers() {
-    run("server_without_epochs", &[]);
+    // A restart that renumbers: only a server that keeps nothing does.
+    run("server_without_epochs", &["--in-memory"]);
 }
 
 #[test]

@@ -16,7 +16,7 @@ use rand::rngs::{StdRng, SysRng};
 use wschat::cli::state::{self, SecretsFile};
 use wschat::cli::terminal::{Answer, Prompt};
 use wschat::cli::{self, Session};
-use wschat::client::{Client, ClientConfig, Exit, Mode, command};
+use wschat::client::{Client, ClientConfig, Exit, Line, Mode, command};
 use wschat::username::Username;
 
 /// Chat in a wschat chat room from a terminal, or from a script.
@@ -90,12 +90,21 @@ Interactive mode (stdin is a terminal):
   names you is highlighted and rings the terminal bell (--no-bell: quiet).
   A message of several lines shows its later lines indented under the
   first; a paste of several lines is sent as one message, newlines kept.
+  When you press Enter the line you typed goes, and your message shows
+  dimmed just above the prompt, marked (sending…), or (waiting for the
+  connection) while offline, until the server confirms it: then it takes
+  its place in the chat, once.
+  Tab completes commands and the names of who is online (\"alice: \" at the
+  start of a line, to address her; \"alice \" elsewhere; Tab again for the
+  next match). On a protocol v1 server, which cannot list who is online, it
+  completes the names seen since chat-cli started.
   The prompt appears once you are logged in. Commands (any case):
 {commands}
-  /quit leaves and keeps your name reserved: the server releases it some
-  minutes (10 by default) after your last connection closed, and until then
-  only your secret gets it back. /logout frees it at once (the secret stops
-  working), waits for the server to confirm, then leaves.
+  /quit first waits (10 s at most) for the server to confirm a message you
+  just sent, then leaves and keeps your name reserved: the server releases
+  it some minutes (10 by default) after your last connection closed, and
+  until then only your secret gets it back. /logout frees it at once (the
+  secret stops working), waits for the server to confirm, then leaves.
 
 Scripting mode (stdin is not a terminal):
   Every line read is sent as a message, as it is; every message received is
@@ -246,6 +255,9 @@ fn run(args: Args) -> anyhow::Result<Exit> {
         None
     };
 
+    let colour = interactive
+        && io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let asked = args.name.is_none();
     let name = match (args.name, &mut prompt) {
         (Some(name), _) => {
@@ -254,7 +266,11 @@ fn run(args: Args) -> anyhow::Result<Exit> {
             }
             name
         }
-        (None, Some(prompt)) => match prompt.ask_name() {
+        // Nothing else prints yet: straight to stderr, as the printer
+        // shows such a line once the chat runs.
+        (None, Some(prompt)) => match prompt.ask_name(&mut |why| {
+            eprintln!("{}", Line::Error(why).render(cli::local_time(), colour));
+        }) {
             Answer::Given(name) => name,
             Answer::Cancelled => return Ok(Exit::Cancelled),
             Answer::Ended => return Ok(Exit::Failure("no name given".into())),
@@ -274,9 +290,6 @@ fn run(args: Args) -> anyhow::Result<Exit> {
         }
     });
 
-    let colour = interactive
-        && io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut config = ClientConfig::new(&args.url, &name, mode);
     config.ask_name = asked;
     config.given_secret = given_secret;

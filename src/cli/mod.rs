@@ -23,7 +23,7 @@ use smol::future::FutureExt;
 use crate::client::{Action, Client, ClockTime, Event, Exit, Line, Mode};
 use net::{Connection, NetEvent};
 use state::SecretsFile;
-use terminal::{Answer, Output, Printer, Prompt, TerminalGuard, UserInput};
+use terminal::{Answer, Gate, Output, Printer, Prompt, TerminalGuard, UserInput};
 
 /// How to run: everything the driver needs besides the core.
 pub struct Session {
@@ -42,7 +42,12 @@ pub struct Session {
 pub fn run<R: Rng>(client: Client<R>, mut session: Session) -> Exit {
     let guard = TerminalGuard::save();
     let external = session.prompt.as_mut().and_then(Prompt::external_printer);
-    let printer = Printer::start(external);
+    let gate = session
+        .prompt
+        .as_ref()
+        .map_or_else(Gate::open_always, Prompt::gate);
+    let keep_rows = session.prompt.as_ref().is_some_and(Prompt::keeps_rows);
+    let printer = Printer::start(external, gate, session.colour, keep_rows);
     let (typed, input) = match session.mode {
         Mode::Interactive => {
             let (typed, input) = smol::channel::unbounded();
@@ -60,6 +65,7 @@ pub fn run<R: Rng>(client: Client<R>, mut session: Session) -> Exit {
         current: None,
         closing: Vec::new(),
         next_id: 0,
+        roster_seen: None,
     };
     // Bounded: if the user's side stalls, reading stops and the server sees
     // a slow reader, instead of this process buffering without limit.
@@ -113,6 +119,8 @@ struct Driver<R> {
     /// Connections the core closed, finishing their close handshake.
     closing: Vec<smol::Task<()>>,
     next_id: u64,
+    /// The roster generation and name last handed to the completer.
+    roster_seen: Option<(u64, String)>,
 }
 
 enum Wake {
@@ -148,6 +156,7 @@ impl<R: Rng> Driver<R> {
                 }
             }
             self.start_prompt_once_online();
+            self.share_roster();
 
             let deadline = self.client.poll_timeout();
             let wants_input = self.input_open
@@ -264,6 +273,19 @@ impl<R: Rng> Driver<R> {
             Event::Bell => {
                 let _ = self.printer.send(Output::Bell).await;
             }
+            Event::Pending(lines) => {
+                let time = local_time();
+                let rows = lines
+                    .iter()
+                    .map(|line| {
+                        let text = line.render(time, false);
+                        let mark = line.pending_mark().unwrap_or_default();
+                        let text = text.strip_suffix(mark).unwrap_or(&text).trim_end();
+                        (text.to_owned(), mark)
+                    })
+                    .collect();
+                let _ = self.printer.send(Output::Pending(rows)).await;
+            }
             Event::Finished(exit) => return Some(exit),
         }
         None
@@ -302,8 +324,16 @@ impl<R: Rng> Driver<R> {
     /// another; `Some` when the user gives up.
     async fn ask_name(&mut self, reason: &str) -> Option<Exit> {
         self.show(&Line::Error(reason.to_owned())).await;
+        let colour = self.session.colour;
+        let printer = self.printer.clone();
+        // Through the printer, in order with everything else it shows.
+        let mut say = |why: String| {
+            let line = Line::Error(why);
+            let text = line.render(local_time(), colour);
+            let _ = printer.send_blocking(terminal::output(&line, text));
+        };
         let prompt = self.session.prompt.as_mut()?;
-        let name = match prompt.ask_name() {
+        let name = match prompt.ask_name(&mut say) {
             Answer::Given(name) => name,
             Answer::Cancelled => return Some(Exit::Cancelled),
             Answer::Ended => return Some(Exit::Failure("no name given".into())),
@@ -328,6 +358,22 @@ impl<R: Rng> Driver<R> {
         };
         if let Some(prompt) = &mut self.session.prompt {
             prompt.start(format!("{}> ", self.client.username()), typed);
+        }
+    }
+
+    /// Hands who is online to the completer when it changed.
+    fn share_roster(&mut self) {
+        let Some(prompt) = &self.session.prompt else {
+            return;
+        };
+        let seen = (
+            self.client.roster().generation(),
+            self.client.username().to_owned(),
+        );
+        if self.roster_seen.as_ref() != Some(&seen) {
+            let online = self.client.roster().names().map(str::to_owned).collect();
+            prompt.set_names(online, &seen.1);
+            self.roster_seen = Some(seen);
         }
     }
 

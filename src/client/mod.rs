@@ -44,6 +44,7 @@
 
 pub mod backoff;
 pub mod command;
+pub mod completion;
 mod outbox;
 mod pacing;
 pub mod render;
@@ -62,6 +63,7 @@ use crate::protocol::{
 };
 pub use backoff::Backoff;
 use command::{Effect, Input};
+pub use completion::{Completion, Roster};
 use outbox::Outbox;
 use pacing::Pacing;
 pub use render::{ClockTime, Line};
@@ -184,11 +186,21 @@ pub enum Event {
     /// this reason: ask for another and hand it to
     /// [`Client::handle_name`]. Nothing happens until then.
     AskName(String),
-    /// Ring the terminal bell: someone just named the user (`bell`).
+    /// Ring the terminal bell with the next line: it names the user and
+    /// was said just now (`bell`).
     Bell,
+    /// Interactive: the user's messages that the server has not confirmed
+    /// yet, as lines to keep in view below the chat (replacing those given
+    /// before) until each is confirmed and shown as a line of its own, or
+    /// reported as not sent. At most [`PENDING_SHOWN`] messages, then a
+    /// line that counts the rest. Empty when nothing is pending.
+    Pending(Vec<Line>),
     /// The client is done: perform the actions already polled, then exit.
     Finished(Exit),
 }
+
+/// Most of the user's pending messages shown at once ([`Event::Pending`]).
+pub const PENDING_SHOWN: usize = 3;
 
 /// How the client ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,6 +299,13 @@ pub struct Client<R> {
     /// The reason the last reconnection attempt failed, once said: the same
     /// failure again is not said again.
     retry_failure: Option<String>,
+    /// Who is online, for tab completion.
+    roster: Roster,
+    /// v2: the id of the `listUsers` sent after logging in to fill the
+    /// roster; its answer is not shown (a `/who`'s is).
+    roster_request: Option<String>,
+    /// What the last [`Event::Pending`] said.
+    pending: Vec<Line>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -321,6 +340,9 @@ impl<R: Rng> Client<R> {
             logout: None,
             quit_asked: false,
             retry_failure: None,
+            roster: Roster::default(),
+            roster_request: None,
+            pending: Vec::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -346,9 +368,17 @@ impl<R: Rng> Client<R> {
     }
 
     /// Whether a typed line can still do anything: not once finished, nor
-    /// while a `/logout` waits for the server (then the client only ends).
+    /// while a `/logout` or a `/quit` waits for the server (then the client
+    /// only ends).
     pub fn reads_lines(&self) -> bool {
-        !self.is_finished() && self.logout.is_none()
+        !self.is_finished() && self.logout.is_none() && self.ending.is_none()
+    }
+
+    /// Who is online as far as the client knows, for tab completion: on v2
+    /// everyone (from a `userList` after each login, then joins, leaves
+    /// and presence summaries); on v1 everyone seen in the session.
+    pub fn roster(&self) -> &Roster {
+        &self.roster
     }
 
     /// The protocol version of the current (or last) connection.
@@ -435,6 +465,7 @@ impl<R: Rng> Client<R> {
                 ..
             } => {
                 let ours = name_key(&username) == name_key(&self.config.username);
+                self.roster.add(&username);
                 let line = Line::Joined {
                     own: self.display_name.as_deref() == Some(&*username),
                     name: username.into_owned(),
@@ -498,13 +529,10 @@ impl<R: Rng> Client<R> {
                     (Version::V2, None) => false,
                     (Version::V1, _) => own && self.outbox.confirm_text(&message),
                 };
+                self.roster.add(&username);
                 let line = Line::from_text(&username, &message, own, timestamp)
                     .mentioning(self.username());
-                let ring = self.config.bell && line.is_mention();
                 self.show_live(seq, line);
-                if ring {
-                    self.events.push_back(Event::Bell);
-                }
                 if confirmed {
                     // Progress: a script's wait at the end starts again.
                     if self.ending.is_some() {
@@ -520,7 +548,15 @@ impl<R: Rng> Client<R> {
                 description,
                 ..
             } => self.refused(error, reply_to.as_deref(), description.as_deref(), now),
-            ServerMessage::UserList { users, .. } => {
+            ServerMessage::UserList {
+                users, reply_to, ..
+            } => {
+                self.roster
+                    .replace(users.iter().map(|user| &*user.username));
+                if self.roster_request.as_deref() == Some(&*reply_to) {
+                    self.roster_request = None;
+                    return; // asked for completion, not by the user
+                }
                 let line = Line::Info(self.who_is_online(&users));
                 self.show_server(line);
             }
@@ -538,6 +574,12 @@ impl<R: Rng> Client<R> {
                 timestamp,
                 ..
             } => {
+                for name in &joined {
+                    self.roster.add(name);
+                }
+                for name in &left {
+                    self.roster.remove(name);
+                }
                 let names =
                     |names: Vec<Cow<'_, str>>| names.into_iter().map(Cow::into_owned).collect();
                 let line = Line::Presence {
@@ -598,7 +640,7 @@ impl<R: Rng> Client<R> {
             }
             Input::Run(Effect::Who) => self.who(),
             Input::Run(Effect::Logout) => self.log_out(now),
-            Input::Run(Effect::Quit) => self.quit_typed(quit_asked),
+            Input::Run(Effect::Quit) => self.quit_typed(quit_asked, now),
             Input::Usage { command, hint } => self.show(Line::Info(format!(
                 "usage: {} ({hint})",
                 command::usage(command)
@@ -630,7 +672,7 @@ impl<R: Rng> Client<R> {
         }
         match self.config.mode {
             Mode::Interactive if self.logout.is_some() => {} // it ends by itself
-            Mode::Interactive => self.quit(),
+            Mode::Interactive => self.quit(now),
             Mode::Script => {
                 // Not counting a wait the server asked for.
                 let from = self.pacing.resume_at().map_or(now, |at| at.max(now));
@@ -655,6 +697,14 @@ impl<R: Rng> Client<R> {
             && !self.is_finished()
         {
             let pending = self.outbox.queued() + self.outbox.in_flight() + self.outbox.unchecked();
+            if self.config.mode == Mode::Interactive {
+                for text in self.outbox.take_in_flight() {
+                    self.show(Line::Error(format!(
+                        "the server did not confirm this message; it may not have been \
+                         delivered: {text}"
+                    )));
+                }
+            }
             return self.leave(Exit::Failure(format!(
                 "gave up after {}: the server did not confirm {}",
                 seconds(self.config.linger),
@@ -714,6 +764,9 @@ impl<R: Rng> Client<R> {
     /// The next thing to show or remember.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() {
+            self.update_pending();
+        }
         self.events.pop_front()
     }
 
@@ -915,8 +968,15 @@ impl<R: Rng> Client<R> {
         }
         for (seq, line) in std::mem::take(&mut self.held) {
             if self.fresh(seq) {
-                self.show_server(line);
+                self.show_now(line);
             }
+        }
+        // Names to complete: everyone online now (what is said from now on
+        // keeps it current).
+        if self.config.mode == Mode::Interactive && !self.config.raw_json {
+            let id = id::message_id(&mut self.rng);
+            self.send(&ClientMessage::ListUsers { id: id.clone() });
+            self.roster_request = Some(id);
         }
         self.flush();
         self.check_ending();
@@ -985,12 +1045,27 @@ impl<R: Rng> Client<R> {
         if self.version == Version::V2 && matches!(self.link, Link::LoggingIn { .. }) {
             self.held.push((seq, line));
         } else if self.fresh(seq) {
-            self.show_server(line);
+            self.show_now(line);
         }
+    }
+
+    /// Shows a line said just now, ringing the bell with it if it names
+    /// the user: when it is shown, not when it arrived (it may have been
+    /// held until a login completed).
+    fn show_now(&mut self, line: Line) {
+        if self.config.raw_json {
+            return; // the frame itself was shown
+        }
+        self.update_pending();
+        if self.config.bell && line.is_mention() {
+            self.events.push_back(Event::Bell);
+        }
+        self.show(line);
     }
 
     /// v2: a user left.
     fn left(&mut self, username: String, reason: LeaveReason, at: u64) {
+        self.roster.remove(&username);
         let ours = self
             .display_name
             .as_deref()
@@ -1330,10 +1405,10 @@ impl<R: Rng> Client<R> {
 
     /// `/quit`: leaves, unless messages still wait to be sent; then it
     /// says which and leaves only when typed again.
-    fn quit_typed(&mut self, asked_before: bool) {
+    fn quit_typed(&mut self, asked_before: bool, now: Instant) {
         let waiting = self.outbox.waiting();
         if waiting.is_empty() || asked_before {
-            return self.quit();
+            return self.quit(now);
         }
         self.quit_asked = true;
         let mut text = format!(
@@ -1349,9 +1424,11 @@ impl<R: Rng> Client<R> {
         self.show(Line::Info(text));
     }
 
-    /// Leaves now. Messages that were never sent, or whose fate a dropped
-    /// connection left unknown, are shown and make it a failure.
-    fn quit(&mut self) {
+    /// Leaves: at once, or once the server has confirmed the messages on
+    /// their way (waiting at most `linger`). Messages that were never sent,
+    /// or whose fate a dropped connection left unknown, are shown and make
+    /// it a failure.
+    fn quit(&mut self, now: Instant) {
         for text in self.outbox.take_unchecked() {
             self.maybe_lost(&text);
         }
@@ -1360,6 +1437,11 @@ impl<R: Rng> Client<R> {
             self.show(Line::Error(format!("not sent: {text}")));
         }
         self.undelivered += queued.len();
+        if self.outbox.in_flight() > 0 && self.is_online() {
+            // Sent a moment ago, most likely: its echo is on its way.
+            self.ending = Some(now + self.config.linger);
+            return self.check_ending();
+        }
         let exit = match self.undelivered {
             0 => Exit::Success,
             n => Exit::Failure(format!(
@@ -1412,7 +1494,45 @@ impl<R: Rng> Client<R> {
     }
 
     fn show(&mut self, line: Line) {
+        // What is pending is brought up to date first, so that a message
+        // confirmed now is never on screen twice, not even for a moment.
+        self.update_pending();
         self.events.push_back(Event::Line(line));
+    }
+
+    /// Interactive: says what is pending when it changed.
+    fn update_pending(&mut self) {
+        if self.config.mode != Mode::Interactive {
+            return;
+        }
+        let pending = self.pending_lines();
+        if pending != self.pending {
+            self.pending = pending.clone();
+            self.events.push_back(Event::Pending(pending));
+        }
+    }
+
+    /// The user's messages not confirmed yet, in the order typed: those
+    /// whose fate a dropped connection left open, those on their way, those
+    /// waiting to be sent.
+    fn pending_lines(&self) -> Vec<Line> {
+        let texts = self.outbox.pending();
+        let waiting = !self.is_online();
+        let mut lines: Vec<Line> = texts
+            .iter()
+            .take(PENDING_SHOWN)
+            .map(|text| Line::Pending {
+                from: self.username().to_owned(),
+                text: (*text).to_owned(),
+                waiting,
+            })
+            .collect();
+        if texts.len() > PENDING_SHOWN {
+            let more = texts.len() - PENDING_SHOWN;
+            let noun = if more == 1 { "message" } else { "messages" };
+            lines.push(Line::Info(format!("… and {more} more {noun}")));
+        }
+        lines
     }
 
     /// A line that only restates a server message: `--json` already showed

@@ -207,6 +207,20 @@ impl Outbox {
             .collect()
     }
 
+    /// Every message not confirmed yet, in the order typed: unchecked after
+    /// a drop, in flight, queued.
+    pub(crate) fn pending(&self) -> Vec<&str> {
+        let mut sent: Vec<(u64, &str)> = self
+            .unchecked
+            .iter()
+            .chain(&self.in_flight)
+            .map(|sent| (sent.order, sent.text.as_str()))
+            .chain(self.queued.iter().map(|q| (q.order, q.text.as_str())))
+            .collect();
+        sent.sort_by_key(|(order, _)| *order);
+        sent.into_iter().map(|(_, text)| text).collect()
+    }
+
     /// Takes what waits to be sent, in order.
     pub(crate) fn take_queued(&mut self) -> Vec<String> {
         self.queued.drain(..).map(|queued| queued.text).collect()

@@ -76,6 +76,14 @@ pub enum Line {
     Info(String),
     /// Sets replayed messages apart from live ones: `── now ──`.
     Divider(String),
+    /// One of the user's messages, not confirmed by the server yet: on one
+    /// row, marked `(sending…)`, or `(waiting for the connection)` when
+    /// `waiting`.
+    Pending {
+        from: String,
+        text: String,
+        waiting: bool,
+    },
     /// A server message verbatim (`--json`).
     Raw(String),
 }
@@ -135,6 +143,17 @@ impl Line {
             self,
             Line::Message { mention: true, .. } | Line::Action { mention: true, .. }
         )
+    }
+
+    /// What marks a pending line as such, at its end: `(sending…)`, or
+    /// `(waiting for the connection)`. A row too wide for the terminal is
+    /// cut before it, never through it.
+    pub fn pending_mark(&self) -> Option<&'static str> {
+        match self {
+            Line::Pending { waiting: true, .. } => Some("(waiting for the connection)"),
+            Line::Pending { waiting: false, .. } => Some("(sending…)"),
+            _ => None,
+        }
     }
 
     /// When the server says this happened (milliseconds since the Unix
@@ -260,6 +279,17 @@ impl Line {
             Line::Error(text) => out.paint(ERROR, &format!("!! {}", clean(text))),
             Line::Info(text) => out.plain(&clean_keep_newlines(text)),
             Line::Divider(text) => out.paint(TIME, &format!("── {} ──", clean(text))),
+            Line::Pending { from, text, .. } => {
+                // As it will look once confirmed, on one row: its first
+                // line, and `…` for the rest.
+                let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+                let more = if rest.is_empty() { "" } else { " …" };
+                let said = Line::from_text(from, &format!("{first}{more}"), true, None);
+                let shown = said.render(time, false);
+                let shown = shown.get(TIME_WIDTH..).unwrap_or(&shown);
+                let mark = self.pending_mark().unwrap_or_default();
+                out.paint(TIME, &format!("{shown} {mark}"));
+            }
             Line::Raw(text) => out.plain(&clean(text)),
         }
         out.out
@@ -267,6 +297,15 @@ impl Line {
 }
 
 const TIME: Style = Style::new().dimmed();
+
+/// `text` dimmed, as the time of a line is (when `colour`).
+pub fn dimmed(text: &str, colour: bool) -> String {
+    if colour {
+        format!("{TIME}{text}{TIME:#}")
+    } else {
+        text.to_owned()
+    }
+}
 /// "HH:MM ".
 const TIME_WIDTH: usize = 6;
 /// What someone said that names the user.
@@ -377,10 +416,11 @@ pub fn shown_name(name: &str) -> Cow<'_, str> {
     }
 }
 
-/// Columns a text takes, counting each character as one (close enough to
-/// line up the lines of a message).
-fn width(text: &str) -> usize {
-    text.chars().count()
+/// Columns a text takes on a terminal: two for a CJK character or an
+/// emoji, none for a combining mark, so that the later lines of a message
+/// line up under its first whatever the sender's name is made of.
+pub fn width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
 }
 
 /// Whether `text` contains `name` as a word, ignoring case.
@@ -639,6 +679,62 @@ mod tests {
         assert_eq!(
             plain(Line::from_text("bob", "* bob waves\nhi", false, None)),
             "12:05 * bob waves\n            hi"
+        );
+    }
+
+    #[test]
+    fn a_pending_message_is_one_dim_row_that_says_so() {
+        let pending = |text: &str, waiting| Line::Pending {
+            from: "alice".into(),
+            text: text.into(),
+            waiting,
+        };
+        assert_eq!(
+            plain(pending("hi", false)),
+            "12:05 alice (you): hi (sending…)"
+        );
+        assert_eq!(
+            plain(pending("* alice waves", true)),
+            "12:05 * alice (you) waves (waiting for the connection)"
+        );
+        assert_eq!(
+            plain(pending("one\ntwo\x1b", false)),
+            "12:05 alice (you): one … (sending…)"
+        );
+        assert_eq!(
+            pending("hi", false).render(NOON, true),
+            "\x1b[2m12:05\x1b[0m \x1b[2malice (you): hi (sending…)\x1b[0m"
+        );
+        assert!(!pending("hi", false).is_chat());
+        assert_eq!(pending("hi", false).timestamp(), None);
+    }
+
+    #[test]
+    fn later_lines_line_up_under_wide_and_combined_names() {
+        // Two columns a character: the text starts at column 12, not 10.
+        assert_eq!(
+            plain(Line::from_text("李雷", "one\ntwo", false, None)),
+            "12:05 李雷: one\n            two"
+        );
+        // An emoji family is one glyph two columns wide, whatever its code
+        // points; a combining mark takes no column of its own.
+        assert_eq!(
+            plain(Line::from_text(
+                "👨\u{200d}👩\u{200d}👧",
+                "a\nb",
+                true,
+                None
+            )),
+            "12:05 👨\u{200d}👩\u{200d}👧 (you): a\n                b"
+        );
+        assert_eq!(
+            plain(Line::from_text(
+                "Zoe\u{308}",
+                "* Zoe\u{308} waves\nhi",
+                false,
+                None
+            )),
+            "12:05 * Zoe\u{308} waves\n            hi"
         );
     }
 

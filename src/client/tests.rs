@@ -20,6 +20,9 @@ pub(super) struct Harness {
     pub(super) now: Instant,
     /// Every message the client sent, in order.
     pub(super) sent: Vec<ClientMessage>,
+    /// Whether `drain` shows [`Event::Pending`] (most tests are about
+    /// something else).
+    pub(super) pending: bool,
 }
 
 /// The time of day shown for a line: the server's timestamp in UTC when it
@@ -48,6 +51,7 @@ impl Harness {
             client: Client::new(config, StdRng::seed_from_u64(7), now),
             now,
             sent: Vec::new(),
+            pending: false,
         }
     }
 
@@ -106,6 +110,13 @@ impl Harness {
             });
         }
         while let Some(event) = self.client.poll_event() {
+            if let Event::Pending(lines) = &event {
+                if self.pending {
+                    let lines: Vec<String> = lines.iter().map(|l| l.render(NOON, false)).collect();
+                    out.push(format!("pending [{}]", lines.join(" | ")));
+                }
+                continue;
+            }
             out.push(match event {
                 Event::Line(line) => format!("show {}", line.render(shown_at(&line), false)),
                 Event::SecretIssued { username, secret } => format!("save {username}={secret}"),
@@ -115,6 +126,7 @@ impl Harness {
                 Event::Finished(Exit::Cancelled) => "exit 130".to_owned(),
                 Event::AskName(reason) => format!("ask name: {reason}"),
                 Event::Bell => "bell".to_owned(),
+                Event::Pending(_) => unreachable!("handled above"),
             });
         }
         out
@@ -531,13 +543,14 @@ fn a_message_naming_the_user_rings_the_bell_when_asked() {
     c.bell = true;
     let mut h = Harness::new(c);
     h.log_in("S");
+    // The bell rings with the line.
     assert_eq!(
         h.server(text("bob", "lunch, Alice?")),
-        ["show 12:00 bob: lunch, Alice?", "bell"]
+        ["bell", "show 12:00 bob: lunch, Alice?"]
     );
     assert_eq!(
         h.server(text("bob", "@alice!")),
-        ["show 12:00 bob: @alice!", "bell"]
+        ["bell", "show 12:00 bob: @alice!"]
     );
     // Not a word of its own, or our own message: no bell.
     assert_eq!(h.server(text("bob", "Alicia")), ["show 12:00 bob: Alicia"]);
@@ -576,6 +589,7 @@ fn commands_help_escape_and_hint() {
         ["show usage: /me ACTION (say what you are doing, e.g. /me waves)"]
     );
     assert_eq!(h.type_line("   "), Vec::<String>::new());
+    h.server(text("alice", "/shrug"));
     assert_eq!(h.type_line("/quit"), ["close", "exit 0"]);
     assert!(h.client.is_finished());
     assert_eq!(h.type_line("after the end"), Vec::<String>::new());
@@ -1144,5 +1158,61 @@ fn a_long_paced_script_does_not_give_up_while_it_makes_progress() {
             "close",
             "exit 1: gave up after 10 s: the server did not confirm 1 message"
         ]
+    );
+}
+
+#[test]
+fn quit_waits_for_the_echo_of_a_message_on_its_way() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    h.pending = true;
+    h.type_line("bye all");
+    // Its echo is still on its way: leave once it is here.
+    assert_eq!(h.type_line("/quit"), Vec::<String>::new());
+    assert!(!h.client.reads_lines(), "no more lines once leaving");
+    assert_eq!(
+        h.server(text("alice", "bye all")),
+        [
+            "close",
+            "pending []",
+            "show 12:00 alice (you): bye all",
+            "exit 0"
+        ]
+    );
+}
+
+#[test]
+fn a_message_never_echoed_before_quitting_counts_as_not_delivered() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    h.type_line("into the void");
+    assert_eq!(h.end_of_input(), Vec::<String>::new());
+    let (waited, out) = h.wake();
+    assert_eq!(waited, Duration::from_secs(10));
+    assert_eq!(
+        out,
+        [
+            "close",
+            "show 12:00 !! the server did not confirm this message; it may not have been \
+             delivered: into the void",
+            "exit 1: gave up after 10 s: the server did not confirm 1 message"
+        ]
+    );
+}
+
+#[test]
+fn v1_completes_names_seen_in_the_session() {
+    let mut h = Harness::interactive();
+    let out = h.log_in("S");
+    assert!(
+        !out.iter().any(|a| a == "send listUsers"),
+        "v1 has none: {out:?}"
+    );
+    h.server(login_broadcast("bob", "10.0.0.7"));
+    h.server(text("carol", "hi"));
+    // v1 says nobody left: they stay.
+    assert_eq!(
+        h.client.roster().names().collect::<Vec<_>>(),
+        ["alice", "bob", "carol"]
     );
 }

@@ -345,78 +345,19 @@ const scenarios = {
 
   /**
    * A dropped connection catches up with what was missed, sends what was
-   * typed meanwhile and keeps the draft; a server restart (a new store, so
-   * a new `epoch`) is survived; nothing is shown twice.
+   * typed meanwhile and keeps the draft; a server restart is survived, the
+   * store keeping the numbering (the same `epoch`); nothing is shown twice.
    */
   async server_restart_catch_up(browser) {
-    const link = cutter();
-    const alice = await person(browser, 'alice', { route: link.route });
-    const bob = await person(browser, 'bob');
-    await joined(alice, 'alice');
-    await joined(bob, 'bob');
-    await say(alice, 'one');
-    await say(bob, 'two');
-    await expectMessages(alice, [['alice', 'one', true], ['bob', 'two', false]]);
+    await restartCatchUp(browser, { kept: true });
+  },
 
-    // Alice's network goes away.
-    await link.drop();
-    await expectStatus(alice, /^Reconnecting…$/);
-    await alice.page.locator('#banner').filter({ hasText: /Reconnecting in \d+ s|Trying again in \d+ s/ }).waitFor();
-    await say(bob, 'away 1');
-    await say(bob, 'away 2');
-    await say(alice, 'typed offline');
-    await alice.page.locator('#outbox').filter({ hasText: 'will be sent when the connection is back' }).waitFor();
-    await messageField(alice.page).fill('a draft');
-    await screenshot(alice, 'reconnecting');
-    await expectMessages(bob, [['alice', 'one', false], ['bob', 'two', true], ['bob', 'away 1', true], ['bob', 'away 2', true]]);
-
-    link.restore();
-    const afterDrop = [['alice', 'one', true], ['bob', 'two', false], ['bob', 'away 1', false],
-      ['bob', 'away 2', false], ['alice', 'typed offline', true]];
-    await expectMessages(alice, afterDrop, RECONNECT_MS);
-    await expectMessages(bob, afterDrop.map(([n, t]) => [n, t, n === 'bob']));
-    assert.equal(await messageField(alice.page).inputValue(), 'a draft', 'the draft survives');
-    assert.deepEqual((await notices(alice)).filter((n) => /missed|restarted|history/.test(n)), []);
-
-    // The server restarts (with nothing kept: a new epoch, numbers from 1
-    // again) while alice is cut off; bob gets back first and talks to it.
-    await link.drop();
-    await ask('restart');
-    await expectStatus(bob, /^Online$/, RECONNECT_MS);
-    await say(bob, 'new 1');
-    await say(bob, 'new 2');
-    await expectMessages(bob, [...afterDrop.map(([n, t]) => [n, t, n === 'bob']),
-      ['bob', 'new 1', true], ['bob', 'new 2', true]]);
-    // Alice's page has been failing for a while and waits longer each time
-    // (up to 30 s): her "Reconnect now" does not wait.
-    link.restore();
-    await reconnectNow(alice);
-    await expectMessages(alice, [...afterDrop, ['bob', 'new 1', false], ['bob', 'new 2', false]], RECONNECT_MS);
-    await say(alice, 'the end');
-    const final = [...afterDrop, ['bob', 'new 1', false], ['bob', 'new 2', false], ['alice', 'the end', true]];
-    await expectMessages(alice, final);
-    await expectMessages(bob, final.map(([n, t]) => [n, t, n === 'bob']));
-    for (const who of [alice, bob]) {
-      const said = await notices(who);
-      assert.equal(said.filter((n) => /new message history/.test(n)).length, 1, `${who.label}: ${said.join('\n')}`);
-      assert.deepEqual(said.filter((n) => /missed|restarted/.test(n)), [], `${who.label}: ${said.join('\n')}`);
-    }
-
-    // Each login after the first asked for what came after the last seq
-    // seen, in the numbering (epoch) it was seen in.
-    const logins = link.fromPage.filter((f) => f.type === 'login');
-    const epochs = link.toPage.filter((f) => f.type === 'history').map((f) => f.epoch);
-    assert.equal(logins.length, 3, JSON.stringify(logins));
-    assert.equal(epochs.length, 3);
-    assert.ok(typeof epochs[0] === 'string' && epochs[0].length > 0, 'the server names its numbering');
-    assert.deepEqual(epochs.map((e) => e === epochs[0]), [true, true, false], 'a restart is a new epoch');
-    assert.ok(!('since' in logins[0]) && !('epoch' in logins[0]), JSON.stringify(logins[0]));
-    assert.deepEqual([logins[1].since, logins[1].epoch], [2, epochs[0]]);
-    assert.deepEqual([logins[2].since, logins[2].epoch], [5, epochs[0]]);
-
-    await expectOnline(alice, ['alice (you)', 'bob']);
-    await screenshot(alice, 'caught-up');
-    for (const who of [alice, bob]) assertClean(who, { allowConsole: SOCKET_ERRORS });
+  /**
+   * The same against a server that keeps nothing (`--in-memory`): its
+   * restart is a new numbering (a new `epoch`), said once.
+   */
+  async in_memory_restart_catch_up(browser) {
+    await restartCatchUp(browser, { kept: false });
   },
 
   /**
@@ -561,3 +502,81 @@ try {
   await browser.close().catch(() => {});
 }
 process.exit(failed ? 1 : 0);
+
+/**
+ * The drop-and-restart scenario; `kept`: whether the server keeps its
+ * numbering across the restart (a store) or starts a new one.
+ */
+async function restartCatchUp(browser, { kept }) {
+    const link = cutter();
+    const alice = await person(browser, 'alice', { route: link.route });
+    const bob = await person(browser, 'bob');
+    await joined(alice, 'alice');
+    await joined(bob, 'bob');
+    await say(alice, 'one');
+    await say(bob, 'two');
+    await expectMessages(alice, [['alice', 'one', true], ['bob', 'two', false]]);
+
+    // Alice's network goes away.
+    await link.drop();
+    await expectStatus(alice, /^Reconnecting…$/);
+    await alice.page.locator('#banner').filter({ hasText: /Reconnecting in \d+ s|Trying again in \d+ s/ }).waitFor();
+    await say(bob, 'away 1');
+    await say(bob, 'away 2');
+    await say(alice, 'typed offline');
+    await alice.page.locator('#outbox').filter({ hasText: 'will be sent when the connection is back' }).waitFor();
+    await messageField(alice.page).fill('a draft');
+    await screenshot(alice, 'reconnecting');
+    await expectMessages(bob, [['alice', 'one', false], ['bob', 'two', true], ['bob', 'away 1', true], ['bob', 'away 2', true]]);
+
+    link.restore();
+    const afterDrop = [['alice', 'one', true], ['bob', 'two', false], ['bob', 'away 1', false],
+      ['bob', 'away 2', false], ['alice', 'typed offline', true]];
+    await expectMessages(alice, afterDrop, RECONNECT_MS);
+    await expectMessages(bob, afterDrop.map(([n, t]) => [n, t, n === 'bob']));
+    assert.equal(await messageField(alice.page).inputValue(), 'a draft', 'the draft survives');
+    assert.deepEqual((await notices(alice)).filter((n) => /missed|restarted|history/.test(n)), []);
+
+    // The server restarts while alice is cut off (keeping its numbering, or
+    // with nothing kept: a new epoch, numbers from 1 again); bob gets back
+    // first and talks to it.
+    await link.drop();
+    await ask('restart');
+    await expectStatus(bob, /^Online$/, RECONNECT_MS);
+    await say(bob, 'new 1');
+    await say(bob, 'new 2');
+    await expectMessages(bob, [...afterDrop.map(([n, t]) => [n, t, n === 'bob']),
+      ['bob', 'new 1', true], ['bob', 'new 2', true]]);
+    // Alice's page has been failing for a while and waits longer each time
+    // (up to 30 s): her "Reconnect now" does not wait.
+    link.restore();
+    await reconnectNow(alice);
+    await expectMessages(alice, [...afterDrop, ['bob', 'new 1', false], ['bob', 'new 2', false]], RECONNECT_MS);
+    await say(alice, 'the end');
+    const final = [...afterDrop, ['bob', 'new 1', false], ['bob', 'new 2', false], ['alice', 'the end', true]];
+    await expectMessages(alice, final);
+    await expectMessages(bob, final.map(([n, t]) => [n, t, n === 'bob']));
+    for (const who of [alice, bob]) {
+      const said = await notices(who);
+      const fresh = said.filter((n) => /new message history/.test(n)).length;
+      assert.equal(fresh, kept ? 0 : 1, `${who.label}: ${said.join('\n')}`);
+      assert.deepEqual(said.filter((n) => /missed|restarted/.test(n)), [], `${who.label}: ${said.join('\n')}`);
+    }
+
+    // Each login after the first asked for what came after the last seq
+    // seen, in the numbering (epoch) it was seen in.
+    const logins = link.fromPage.filter((f) => f.type === 'login');
+    const epochs = link.toPage.filter((f) => f.type === 'history').map((f) => f.epoch);
+    assert.equal(logins.length, 3, JSON.stringify(logins));
+    assert.equal(epochs.length, 3);
+    assert.ok(typeof epochs[0] === 'string' && epochs[0].length > 0, 'the server names its numbering');
+    assert.deepEqual(epochs.map((e) => e === epochs[0]), [true, true, kept],
+      kept ? 'a store keeps its epoch' : 'a restart with nothing kept is a new epoch');
+    assert.ok(!('since' in logins[0]) && !('epoch' in logins[0]), JSON.stringify(logins[0]));
+    assert.deepEqual([logins[1].since, logins[1].epoch], [2, epochs[0]]);
+    assert.deepEqual([logins[2].since, logins[2].epoch], [5, epochs[0]]);
+
+    await expectOnline(alice, ['alice (you)', 'bob']);
+    await screenshot(alice, 'caught-up');
+    for (const who of [alice, bob]) assertClean(who, { allowConsole: SOCKET_ERRORS });
+}

@@ -220,7 +220,8 @@ fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
 /// a test needs: cut every connection through it and turn new ones away
 /// (a network outage, while the server and everyone else carry on), then
 /// restore it; or hold back the bytes of one direction, so a message or
-/// its confirmation is lost with the next cut. Stops when dropped.
+/// its confirmation is lost with the next cut, or comes late when
+/// released. Stops when dropped.
 pub struct Proxy {
     pub port: u16,
     state: Arc<ProxyState>,
@@ -363,6 +364,15 @@ impl Proxy {
             Direction::ToClient => &self.state.held_to_client,
         };
         flag.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets what was held back `direction` go on, and what follows.
+    pub fn release(&self, direction: Direction) {
+        let flag = match direction {
+            Direction::ToServer => &self.state.held_to_server,
+            Direction::ToClient => &self.state.held_to_client,
+        };
+        flag.store(false, Ordering::SeqCst);
     }
 
     /// Waits until something is being held back.

@@ -169,6 +169,7 @@ fn offers_v2_and_the_history_after_login_message_completes_the_login() {
             true
         )),
         [
+            "send listUsers",
             "save alice=S",
             "show 12:00 -- connected to ws://test as alice; /help lists the commands",
             "show ── 2 earlier messages ──",
@@ -321,6 +322,7 @@ fn what_comes_while_logging_in_is_shown_after_the_catch_up_in_order() {
             true
         )),
         [
+            "send listUsers",
             "save alice=S",
             "show 12:00 -- connected to ws://test as alice; /help lists the commands",
             "show ── 2 earlier messages ──",
@@ -379,6 +381,7 @@ fn a_reconnect_asks_since_the_last_seq_and_shows_each_missed_message_once() {
             true
         )),
         [
+            "send listUsers",
             "show 12:00 -- back online as alice",
             "show ── 3 messages while you were away ──",
             "show 09:03 bob: three",
@@ -496,7 +499,7 @@ fn the_epoch_of_the_catch_up_goes_back_with_since() {
         "S",
         history_in("e1", vec![said("bob", "one", 1, at(9, 1))], true),
     );
-    assert_eq!(h.sent.last().map(ClientMessage::kind), Some("login"));
+    assert_eq!(h.sent.first().map(ClientMessage::kind), Some("login"));
     h.server(said("bob", "two", 2, at(9, 2)));
     h.disconnected("reset");
     h.wake();
@@ -518,6 +521,7 @@ fn the_epoch_of_the_catch_up_goes_back_with_since() {
             true
         )),
         [
+            "send listUsers",
             "show 12:00 -- back online as alice",
             "show ── 1 message while you were away ──",
             "show 09:03 bob: three",
@@ -554,6 +558,7 @@ fn a_new_message_store_is_said_once_and_every_message_of_it_is_shown() {
     assert_eq!(
         out,
         [
+            "send listUsers",
             "show 12:00 -- back online as alice",
             STORE_IS_NEW,
             "show ── 3 messages while you were away ──",
@@ -591,7 +596,11 @@ fn a_restart_with_nothing_said_is_neither_a_miss_nor_a_loss() {
     // A new store holding nothing: complete.
     assert_eq!(
         h.log_in_with("S", history_in("new", vec![], true)),
-        ["show 12:00 -- back online as alice", STORE_IS_NEW]
+        [
+            "send listUsers",
+            "show 12:00 -- back online as alice",
+            STORE_IS_NEW
+        ]
     );
     // The first message of the new numbering reaches us although we saw a
     // message numbered 1 before.
@@ -605,7 +614,7 @@ fn a_restart_with_nothing_said_is_neither_a_miss_nor_a_loss() {
     h.wake();
     assert_eq!(
         h.log_in_with("S", history_in("new", vec![], true)),
-        ["show 12:00 -- back online as alice"]
+        ["send listUsers", "show 12:00 -- back online as alice"]
     );
 }
 
@@ -657,6 +666,7 @@ fn what_comes_while_logging_in_after_a_renumbering_is_shown_once() {
             true
         )),
         [
+            "send listUsers",
             "show 12:00 -- back online as alice",
             STORE_IS_NEW,
             "show ── 2 messages while you were away ──",
@@ -752,6 +762,7 @@ fn a_message_unconfirmed_at_a_drop_found_in_the_catch_up_was_delivered() {
             true
         ),
         [
+            "send listUsers",
             "show 12:00 -- back online as alice",
             "show ── 2 messages while you were away ──",
             "show 09:02 alice (you): did it arrive?",
@@ -775,6 +786,7 @@ fn a_message_the_server_never_got_is_sent_again_before_newer_ones() {
     assert_eq!(
         h.log_in_again("S", vec![said("bob", "meanwhile", 1, at(9, 1))], true),
         [
+            "send listUsers",
             "send text lost on the way",
             "send text typed while offline",
             "show 12:00 -- back online as alice; sending 2 queued messages",
@@ -1048,4 +1060,209 @@ fn rate_limited_messages_are_matched_by_reply_to_and_sent_again_in_order() {
         h.server(echo("c", h.id_of("c"), 3, at(9, 3))),
         ["close", "show 09:03 alice (you): c", "exit 0"]
     );
+}
+
+// ---- tab completion: who is online ----
+
+fn user_list(reply_to: String, names: &[&'static str]) -> ServerMessage<'static> {
+    ServerMessage::UserList {
+        id: "u".into(),
+        reply_to: reply_to.into(),
+        users: names
+            .iter()
+            .map(|name| UserPresence {
+                username: (*name).into(),
+                connections: 1,
+            })
+            .collect(),
+        more: 0,
+    }
+}
+
+impl Harness {
+    /// The id of the last `listUsers` sent.
+    fn list_users_id(&self) -> String {
+        self.sent
+            .iter()
+            .rev()
+            .find_map(|message| match message {
+                ClientMessage::ListUsers { id } => Some(id.clone()),
+                _ => None,
+            })
+            .expect("a listUsers was sent")
+    }
+
+    fn roster(&self) -> Vec<&str> {
+        self.client.roster().names().collect()
+    }
+}
+
+#[test]
+fn the_roster_comes_from_a_quiet_user_list_then_follows_joins_leaves_and_presence() {
+    let mut h = Harness::interactive();
+    let out = h.log_in_v2("S", vec![]);
+    assert_eq!(out[0], "send listUsers", "{out:?}");
+    // The answer fills the roster and is not shown: nobody typed /who.
+    let answer = user_list(h.list_users_id(), &["alice", "bob", "Carol"]);
+    assert_eq!(h.server(answer), Vec::<String>::new());
+    assert_eq!(h.roster(), ["alice", "bob", "Carol"]);
+
+    h.server(joined("dave", "10.0.0.9", at(9, 1)));
+    h.server(left("bob", LeaveReason::Disconnected, at(9, 2)));
+    h.server(ServerMessage::Presence {
+        id: "p".into(),
+        joined: vec!["erin".into(), "frank".into()],
+        joined_count: 40,
+        left: vec!["carol".into()],
+        left_count: 1,
+        timestamp: at(9, 3),
+    });
+    assert_eq!(h.roster(), ["alice", "dave", "erin", "frank"]);
+
+    // A /who is shown, and is the latest word on who is online.
+    h.type_line("/who");
+    let who = user_list(h.list_users_id(), &["alice", "zoe"]);
+    assert_eq!(h.server(who), ["show online (2): alice (you), zoe"]);
+    assert_eq!(h.roster(), ["alice", "zoe"]);
+
+    // After a reconnect the roster is asked for again: leaves were missed.
+    h.disconnected("reset");
+    h.wake();
+    let out = h.log_in_again("S", vec![], true);
+    assert_eq!(out[0], "send listUsers", "{out:?}");
+    let answer = user_list(h.list_users_id(), &["alice", "bob"]);
+    assert_eq!(h.server(answer), Vec::<String>::new());
+    assert_eq!(h.roster(), ["alice", "bob"]);
+}
+
+#[test]
+fn a_script_asks_for_no_roster() {
+    let mut h = Harness::script();
+    let out = h.log_in_v2("S", vec![]);
+    assert!(!out.iter().any(|a| a == "send listUsers"), "{out:?}");
+}
+
+#[test]
+fn a_mention_held_while_logging_in_rings_when_it_is_shown() {
+    let mut c = config(Mode::Interactive);
+    c.bell = true;
+    let mut h = Harness::new(c);
+    assert_eq!(h.drain(), ["connect"]);
+    h.connected_v2();
+    // Said while the login is under way: held until the catch-up is shown,
+    // and so is its bell.
+    assert_eq!(
+        h.server(said("bob", "alice, hi", 2, at(9, 2))),
+        Vec::<String>::new()
+    );
+    assert_eq!(h.server(login_reply("alice", "S")), Vec::<String>::new());
+    let out = h.server(history(vec![said("bob", "alice?", 1, at(9, 1))], true));
+    let shown: Vec<&str> = out
+        .iter()
+        .map(String::as_str)
+        .filter(|a| a.starts_with("show") || *a == "bell")
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "show 12:00 -- connected to ws://test as alice; /help lists the commands",
+            "show ── 1 earlier message ──",
+            // Replayed: no bell.
+            "show 09:01 bob: alice?",
+            "show ── now ──",
+            "bell",
+            "show 09:02 bob: alice, hi",
+        ]
+    );
+}
+
+// ---- your line, once: what is pending ----
+
+#[test]
+fn a_typed_message_is_pending_until_its_echo_which_clears_it_before_it_is_shown() {
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    h.pending = true;
+    assert_eq!(
+        h.type_line("hi"),
+        ["send text hi", "pending [12:00 alice (you): hi (sending…)]"]
+    );
+    let id = h.id_of("hi");
+    assert_eq!(
+        h.type_line("/me waves"),
+        [
+            "send text * alice waves",
+            "pending [12:00 alice (you): hi (sending…) | 12:00 * alice (you) waves (sending…)]"
+        ]
+    );
+    // Others' messages in between leave it pending.
+    assert_eq!(
+        h.server(said("bob", "yo", 1, at(9, 1))),
+        ["show 09:01 bob: yo"]
+    );
+    // Confirmed: off the pending rows first, then shown, once.
+    assert_eq!(
+        h.server(echo("hi", id, 2, at(9, 2))),
+        [
+            "pending [12:00 * alice (you) waves (sending…)]",
+            "show 09:02 alice (you): hi"
+        ]
+    );
+    let id = h.id_of("* alice waves");
+    assert_eq!(
+        h.server(echo("* alice waves", id, 3, at(9, 3))),
+        ["pending []", "show 09:03 * alice (you) waves"]
+    );
+}
+
+#[test]
+fn lines_typed_offline_are_pending_as_waiting_then_sending_and_at_most_three_show() {
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    h.pending = true;
+    assert_eq!(
+        h.type_line("on its way"),
+        [
+            "send text on its way",
+            "pending [12:00 alice (you): on its way (sending…)]"
+        ]
+    );
+    // The connection drops before its echo: its fate is open, it waits.
+    let out = h.disconnected("reset");
+    assert_eq!(
+        out[0],
+        "pending [12:00 alice (you): on its way (waiting for the connection)]"
+    );
+    for n in 1..=4 {
+        h.type_line(&format!("offline {n}"));
+    }
+    let out = h.type_line("offline 5");
+    assert_eq!(
+        out[0],
+        "pending [12:00 alice (you): on its way (waiting for the connection) | \
+         12:00 alice (you): offline 1 (waiting for the connection) | \
+         12:00 alice (you): offline 2 (waiting for the connection) | \
+         … and 3 more messages]"
+    );
+    // Back: settled by the catch-up, then all sending.
+    h.wake();
+    let out = h.log_in_again("S", vec![], true);
+    assert!(
+        out.contains(
+            &"pending [12:00 alice (you): on its way (sending…) | \
+              12:00 alice (you): offline 1 (sending…) | \
+              12:00 alice (you): offline 2 (sending…) | \
+              … and 3 more messages]"
+                .to_owned()
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_script_has_nothing_pending_to_show() {
+    let mut h = Harness::script();
+    h.log_in_v2("S", vec![]);
+    h.pending = true;
+    assert_eq!(h.type_line("hi"), ["send text hi"]);
 }
