@@ -289,3 +289,95 @@ fn when_the_server_no_longer_holds_everything_missed_the_client_says_so() {
         "what the server still held, once"
     );
 }
+
+// ---- across a server restart (issue 13) ----
+
+/// Says `texts` as `name` on a v2 connection of its own, each acknowledged.
+fn say_as(server: &Server, name: &str, texts: &[&str]) {
+    let mut client = net::Client::connect_v2(server.addr);
+    client.login(name);
+    for text in texts {
+        client.say(text);
+        loop {
+            let json = client.recv_type("textBroadcast");
+            if json["message"] == *text {
+                break;
+            }
+        }
+    }
+}
+
+/// How often `line` is in what chat-cli printed.
+fn count(lines: &[String], line: &str) -> usize {
+    lines.iter().filter(|l| *l == line).count()
+}
+
+#[test]
+fn across_a_restart_every_message_said_meanwhile_is_shown_once_and_in_order() {
+    let mut server = Server::start(&[]);
+    let (alice_state, bob_state) = (state_dir(), state_dir());
+    let mut alice = Cli::spawn(alice_state.path(), &[&server.url(), "--name", "alice"]);
+    let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
+    alice.send("before");
+    bob.expect_stdout("alice: before");
+
+    // The server dies and comes back on the same store; carol talks to it
+    // before (or while) the two reconnect.
+    server.kill();
+    alice.expect_stderr("connection lost");
+    bob.expect_stderr("connection lost");
+    server.restart();
+    say_as(&server, "carol", &["after 1", "after 2", "after 3"]);
+    for cli in [&mut alice, &mut bob] {
+        cli.expect_stderr("back online as");
+        cli.expect_stdout("carol: after 3");
+    }
+    alice.send("and back");
+    bob.expect_stdout("alice: and back");
+
+    for (name, cli) in [("alice", alice), ("bob", bob)] {
+        let out = cli.finish();
+        assert!(out.status.success(), "{name}: {out:?}");
+        let shown: Vec<&String> = out.stdout.iter().filter(|l| l.contains("after ")).collect();
+        assert_eq!(
+            shown,
+            ["carol: after 1", "carol: after 2", "carol: after 3"],
+            "{name}: {out:?}"
+        );
+        assert_eq!(count(&out.stdout, "carol: after 1"), 1, "{name}: {out:?}");
+        // Nothing was missed, and the store is the same: neither is said.
+        let all = [out.stdout.clone(), out.stderr.clone()].concat();
+        assert!(!all.iter().any(|l| l.contains("missed")), "{name}: {out:?}");
+        assert!(
+            !all.iter().any(|l| l.contains("store is new")),
+            "{name}: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn a_restart_that_kept_nothing_is_said_plainly_and_nothing_said_since_is_lost() {
+    let mut server = Server::start(&["--in-memory"]);
+    let state = state_dir();
+    let mut alice = Cli::spawn(state.path(), &[&server.url(), "--name", "alice"]);
+    alice.send("one");
+    alice.send("two");
+    alice.expect_stdout("alice (you): two");
+    server.kill();
+    alice.expect_stderr("connection lost");
+    server.restart();
+    // The new server numbers from 1 again, and has said as much as alice
+    // had seen by the time she is back: without the epoch, these would be
+    // taken for messages already shown.
+    say_as(&server, "carol", &["fresh 1", "fresh 2", "fresh 3"]);
+    alice.expect_stdout("carol: fresh 3");
+    let out = alice.finish();
+    assert!(out.status.success(), "{out:?}");
+    let all = [out.stdout.clone(), out.stderr.clone()].concat();
+    let new_store = all.iter().filter(|l| l.contains("store is new")).count();
+    assert_eq!(new_store, 1, "{out:?}");
+    assert!(!all.iter().any(|l| l.contains("missed")), "{out:?}");
+    for text in ["carol: fresh 1", "carol: fresh 2", "carol: fresh 3"] {
+        assert_eq!(count(&out.stdout, text), 1, "{text}: {out:?}");
+    }
+}

@@ -86,7 +86,9 @@ pub(crate) type Outcomes = Vec<(Ticket, Result<Written, WriteError>)>;
 #[derive(Debug)]
 pub(crate) struct Store {
     pub(crate) path: PathBuf,
-    db: Database,
+    /// `None` after a failed commit, until it is opened again: redb refuses
+    /// every transaction after an I/O error until then.
+    db: Option<Database>,
     last_seq: u64,
     history_size: usize,
 }
@@ -157,7 +159,7 @@ impl Store {
         let snapshot = read(&db, &path, history_size)?;
         let store = Store {
             path,
-            db,
+            db: Some(db),
             last_seq: snapshot.last_seq,
             history_size,
         };
@@ -224,8 +226,28 @@ impl Store {
     }
 
     /// Applies `batch` in one transaction; the `seq` given to each append.
+    /// After a failure the database is closed, and opened again (repaired
+    /// if need be) for the next batch.
     fn commit(&mut self, batch: &[(Ticket, Write)]) -> Result<Vec<Option<u64>>, redb::Error> {
-        let tx = self.db.begin_write()?;
+        let db = match self.db.take() {
+            Some(db) => db,
+            None => Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .open(&self.path)?,
+        };
+        let result = self.commit_to(&db, batch);
+        if result.is_ok() {
+            self.db = Some(db);
+        }
+        result
+    }
+
+    fn commit_to(
+        &mut self,
+        db: &Database,
+        batch: &[(Ticket, Write)],
+    ) -> Result<Vec<Option<u64>>, redb::Error> {
+        let tx = db.begin_write()?;
         let mut last_seq = self.last_seq;
         let mut seqs = Vec::with_capacity(batch.len());
         {

@@ -115,8 +115,24 @@ impl ServerProcess {
         if let Some(data) = &data {
             command.arg("--data-dir").arg(data.path().join("data"));
         }
+        command.args(args);
+        let args = args.iter().map(|a| a.to_string()).collect();
+        ServerProcess::from_command(command, args, data)
+    }
+
+    /// Starts chat-server as `command` says (it must give `--listen`), for
+    /// a test that needs to set up the process itself; it is not restarted.
+    pub fn spawn(command: Command) -> ServerProcess {
+        ServerProcess::from_command(command, Vec::new(), None)
+            .unwrap_or_else(|log| panic!("chat-server did not start: {log}"))
+    }
+
+    fn from_command(
+        mut command: Command,
+        args: Vec<String>,
+        data: Option<Arc<tempfile::TempDir>>,
+    ) -> Result<ServerProcess, String> {
         let mut child = command
-            .args(args)
             .env("RUST_LOG", "wschat=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -128,7 +144,7 @@ impl ServerProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             scheme: String::new(),
-            args: args.iter().map(|a| a.to_string()).collect(),
+            args,
             log,
             data,
         };
