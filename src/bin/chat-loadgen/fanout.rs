@@ -86,6 +86,15 @@ report! {
         pub p99_us: Option<u64>,
         pub p999_us: Option<u64>,
         pub max_us: Option<u64>,
+        /// Messages whose sender got its own copy back (on v2, the
+        /// acknowledgement: with a store, once the message is saved).
+        pub acked: u64,
+        /// `acked` over the sending time plus the drain, messages/s.
+        pub acked_per_s: f64,
+        /// Acknowledgement latency percentiles, due time to the sender's
+        /// own copy, in microseconds.
+        pub ack_p50_us: Option<u64>,
+        pub ack_p99_us: Option<u64>,
         /// Deliveries out of per-sender order (duplicates or late).
         pub out_of_order: u64,
         /// Deliveries of messages nobody sent.
@@ -138,6 +147,8 @@ struct Shared {
     senders_done: AtomicUsize,
     max_send_lag_us: AtomicU64,
     latencies: Latencies,
+    /// Of the senders' own copies only.
+    ack_latencies: Latencies,
 }
 
 /// One client's receiving side, read by the coordinator at the end.
@@ -151,6 +162,9 @@ struct Receiver {
     errors: u64,
     /// Latencies not yet in the shared histogram (batched to keep its lock cold).
     pending_us: Vec<u64>,
+    /// The same, of this client's own messages.
+    pending_ack_us: Vec<u64>,
+    acked: u64,
 }
 
 const LATENCY_BATCH: usize = 256;
@@ -165,12 +179,16 @@ impl Receiver {
             last_delivery_nanos: 0,
             errors: 0,
             pending_us: Vec::new(),
+            pending_ack_us: Vec::new(),
+            acked: 0,
         }
     }
 
-    fn flush(&mut self, latencies: &Latencies) {
-        latencies.record_us(&self.pending_us);
+    fn flush(&mut self, shared: &Shared) {
+        shared.latencies.record_us(&self.pending_us);
         self.pending_us.clear();
+        shared.ack_latencies.record_us(&self.pending_ack_us);
+        self.pending_ack_us.clear();
     }
 }
 
@@ -204,6 +222,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<FanoutReport> {
         senders_done: AtomicUsize::new(0),
         max_send_lag_us: AtomicU64::new(0),
         latencies: Latencies::new(),
+        ack_latencies: Latencies::new(),
     });
     let receivers: Vec<Arc<Mutex<Receiver>>> = (0..args.clients)
         .map(|_| Arc::new(Mutex::new(Receiver::new(args.senders))))
@@ -230,6 +249,10 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<FanoutReport> {
         p99_us: None,
         p999_us: None,
         max_us: None,
+        acked: 0,
+        acked_per_s: 0.0,
+        ack_p50_us: None,
+        ack_p99_us: None,
         out_of_order: 0,
         unexpected: 0,
         closed: 0,
@@ -315,10 +338,11 @@ async fn send_and_drain(
     let mut last_delivery_nanos = 0;
     for receiver in &listening {
         let mut receiver = lock(receiver);
-        receiver.flush(&shared.latencies);
+        receiver.flush(&shared);
         last_delivery_nanos = last_delivery_nanos.max(receiver.last_delivery_nanos);
         report.errors += receiver.errors;
         report.closed += usize::from(receiver.closed);
+        report.acked += receiver.acked;
         ledgers.push(receiver.ledger.clone());
     }
     let tally = Tally::settle(&sent, &ledgers);
@@ -336,6 +360,13 @@ async fn send_and_drain(
         0.0 => 0.0,
         s => round1(tally.delivered as f64 / s),
     };
+    report.acked_per_s = match delivering.as_secs_f64() {
+        0.0 => 0.0,
+        s => round1(report.acked as f64 / s),
+    };
+    let acks = shared.ack_latencies.percentiles();
+    report.ack_p50_us = acks.p50_us;
+    report.ack_p99_us = acks.p99_us;
     report.p50_us = latency.p50_us;
     report.p99_us = latency.p99_us;
     report.p999_us = latency.p999_us;
@@ -385,11 +416,14 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>, receiver: Arc<Mute
                 receiver.ledger.record(stamp.sender as usize, stamp.seq);
                 receiver.delivered += 1;
                 receiver.last_delivery_nanos = now;
-                receiver
-                    .pending_us
-                    .push(now.saturating_sub(stamp.sent_nanos) / 1000);
+                let latency_us = now.saturating_sub(stamp.sent_nanos) / 1000;
+                receiver.pending_us.push(latency_us);
+                if stamp.sender as usize == n {
+                    receiver.acked += 1;
+                    receiver.pending_ack_us.push(latency_us);
+                }
                 if receiver.pending_us.len() >= LATENCY_BATCH {
-                    receiver.flush(&shared.latencies);
+                    receiver.flush(&shared);
                 }
             }
             heard @ (Heard::LoginBroadcast { .. } | Heard::Presence { .. }) => {
