@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use rand::{SeedableRng, rngs::StdRng};
 use std::time::SystemTime;
 
-use wschat::server::{Snapshot, Ticket, Write, WriteError, Written};
+use wschat::server::{Failed, Outcome, Request, Snapshot, Ticket};
 use wschat::username::Username;
 use wschat::{
     Action, ClientMessage, Config, ConnectionId, Inbound, Server, ServerMessage, Version,
@@ -158,7 +158,7 @@ struct Driver {
     closed: HashSet<ConnectionId>,
     secrets: Vec<String>,
     /// Writes asked for and not settled yet (a server with a store).
-    unsettled: std::collections::VecDeque<(Ticket, Write)>,
+    unsettled: std::collections::VecDeque<(Ticket, Request)>,
     last_seq: u64,
 }
 
@@ -284,20 +284,20 @@ impl Driver {
     /// numbering appends that succeed.
     fn settle(&mut self, n: usize, fail: bool) {
         self.unsettled
-            .extend(std::iter::from_fn(|| self.server.poll_write()));
+            .extend(std::iter::from_fn(|| self.server.poll_request()));
         for _ in 0..n {
             let Some((ticket, write)) = self.unsettled.pop_front() else {
                 return;
             };
             let outcome = match write {
-                _ if fail => Err(WriteError("disk full".into())),
-                Write::Append { .. } => {
+                _ if fail => Err(Failed("disk full".into())),
+                Request::Append { .. } => {
                     self.last_seq += 1;
-                    Ok(Written::Appended { seq: self.last_seq })
+                    Ok(Outcome::Appended { seq: self.last_seq })
                 }
-                _ => Ok(Written::Done),
+                _ => Ok(Outcome::Done),
             };
-            self.server.handle_written(ticket, outcome, self.now);
+            self.server.handle_outcome(ticket, outcome, self.now);
         }
     }
 
@@ -427,6 +427,6 @@ proptest! {
         d.drain();
         prop_assert_eq!(d.server.connection_count(), 0);
         prop_assert_eq!(d.server.login_count(), 0);
-        prop_assert_eq!(d.server.writes_in_flight(), 0);
+        prop_assert_eq!(d.server.requests_in_flight(), 0);
     }
 }

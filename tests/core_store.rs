@@ -13,7 +13,7 @@ use std::sync::Arc;
 use common::*;
 use wschat::protocol::LeaveReason;
 use wschat::server::{
-    SecretHash, Snapshot, StoredMessage, StoredName, Ticket, Write, WriteError, Written,
+    Failed, Outcome, Request, SecretHash, Snapshot, StoredMessage, StoredName, Ticket,
 };
 use wschat::{Config, ConnectionId, Event};
 
@@ -21,8 +21,8 @@ fn key(name: &str) -> Arc<str> {
     name.into()
 }
 
-fn failed() -> Result<Written, WriteError> {
-    Err(WriteError("disk full".into()))
+fn failed() -> Result<Outcome, Failed> {
+    Err(Failed("disk full".into()))
 }
 
 /// A store with nothing in it yet.
@@ -35,10 +35,10 @@ fn empty() -> Snapshot {
 
 /// Only the writes; the periodic `Alive` of a server with a store is
 /// checked by its own test.
-fn writes(h: &mut Harness) -> Vec<(Ticket, Write)> {
+fn writes(h: &mut Harness) -> Vec<(Ticket, Request)> {
     h.writes()
         .into_iter()
-        .filter(|(_, w)| !matches!(w, Write::Alive { .. }))
+        .filter(|(_, w)| !matches!(w, Request::Alive { .. }))
         .collect()
 }
 
@@ -48,10 +48,10 @@ fn durable_login(h: &mut Harness, name: &str) -> ConnectionId {
     h.login(conn, name);
     let claim = writes(h);
     assert!(
-        matches!(&claim[..], [(_, Write::Claim { .. })]),
+        matches!(&claim[..], [(_, Request::Claim { .. })]),
         "{claim:?}"
     );
-    h.written(claim[0].0, Ok(Written::Done));
+    h.written(claim[0].0, Ok(Outcome::Done));
     let _ = h.drain();
     let _ = h.events();
     conn
@@ -69,7 +69,7 @@ fn a_login_is_answered_once_its_claim_is_durable() {
     let [
         (
             ticket,
-            Write::Claim {
+            Request::Claim {
                 key,
                 display,
                 secret,
@@ -80,7 +80,7 @@ fn a_login_is_answered_once_its_claim_is_durable() {
         panic!("{claim:?}");
     };
     assert_eq!((&**key, &**display), ("alice", "alice"));
-    h.written(*ticket, Ok(Written::Done));
+    h.written(*ticket, Ok(Outcome::Done));
     assert_eq!(h.drain(), login_outcome(&[watcher, alice], alice, "alice"));
     // The secret told is the one whose hash was saved, never the secret itself.
     assert_eq!(*secret, SecretHash::of(&h.secret_of(alice)));
@@ -101,7 +101,7 @@ fn a_message_is_broadcast_with_the_stores_seq_once_it_is_durable() {
     let [
         (
             ticket,
-            Write::Append {
+            Request::Append {
                 text,
                 username,
                 timestamp,
@@ -113,7 +113,7 @@ fn a_message_is_broadcast_with_the_stores_seq_once_it_is_durable() {
         panic!("{append:?}");
     };
     assert_eq!((&**text, &**username, *timestamp), ("hello", "alice", t(0)));
-    h.written(*ticket, Ok(Written::Appended { seq: 41 }));
+    h.written(*ticket, Ok(Outcome::Appended { seq: 41 }));
     assert_eq!(
         h.drain(),
         [
@@ -153,11 +153,11 @@ fn a_failed_write_refuses_the_message_and_service_resumes_with_the_next() {
     assert_eq!(
         h.events(),
         [Event::WriteFailed {
-            error: WriteError("disk full".into())
+            error: Failed("disk full".into())
         }]
     );
     // The store numbers what it keeps: no gap for the one it could not.
-    h.written(appends[1].0, Ok(Written::Appended { seq: 1 }));
+    h.written(appends[1].0, Ok(Outcome::Appended { seq: 1 }));
     assert_eq!(h.drain(), [send(alice, &text_broadcast("alice", "kept"))]);
 }
 
@@ -184,7 +184,7 @@ fn a_claim_that_cannot_be_saved_leaves_the_name_free() {
     assert_eq!(writes(&mut h), []);
     h.login(alice, "alice");
     let claim = writes(&mut h);
-    h.written(claim[0].0, Ok(Written::Done));
+    h.written(claim[0].0, Ok(Outcome::Done));
     assert_eq!(h.drain(), login_outcome(&[alice], alice, "alice"));
 }
 
@@ -197,7 +197,7 @@ fn frames_sent_while_a_login_is_saved_are_answered_after_it_in_order() {
     h.text(alice, r#"{"type":"listUsers","id":"u"}"#);
     assert_eq!(h.drain(), []);
     let claim = writes(&mut h);
-    h.written(claim[0].0, Ok(Written::Done));
+    h.written(claim[0].0, Ok(Outcome::Done));
     let out = h.drain();
     let kinds: Vec<&str> = out
         .iter()
@@ -213,7 +213,7 @@ fn frames_sent_while_a_login_is_saved_are_answered_after_it_in_order() {
     );
     let append = writes(&mut h);
     assert!(
-        matches!(&append[..], [(_, Write::Append { .. })]),
+        matches!(&append[..], [(_, Request::Append { .. })]),
         "{append:?}"
     );
 }
@@ -234,7 +234,7 @@ fn names_and_messages_journal_every_change_at_its_instant() {
             .into_iter()
             .map(|(_, w)| w)
             .collect::<Vec<_>>(),
-        [Write::Idle {
+        [Request::Idle {
             key: key("alice"),
             expires_at: t(600_000)
         }]
@@ -244,9 +244,9 @@ fn names_and_messages_journal_every_change_at_its_instant() {
     let again = h.open();
     h.login_with_secret(again, "alice", &secret);
     let in_use = writes(&mut h);
-    assert_eq!(in_use[0].1, Write::InUse { key: key("alice") });
+    assert_eq!(in_use[0].1, Request::InUse { key: key("alice") });
     assert_eq!(h.drain(), []);
-    h.written(in_use[0].0, Ok(Written::Done));
+    h.written(in_use[0].0, Ok(Outcome::Done));
     assert_eq!(h.drain(), login_outcome(&[again], again, "alice"));
     // A second device of an online name writes nothing.
     let phone = h.open();
@@ -263,7 +263,7 @@ fn names_and_messages_journal_every_change_at_its_instant() {
             .into_iter()
             .map(|(_, w)| w)
             .collect::<Vec<_>>(),
-        [Write::Release { key: key("alice") }]
+        [Request::Release { key: key("alice") }]
     );
 }
 
@@ -271,12 +271,12 @@ fn names_and_messages_journal_every_change_at_its_instant() {
 fn a_server_with_a_store_says_it_is_alive_every_30_seconds() {
     let mut h = Harness::restored(Config::default(), empty());
     let alive =
-        |h: &mut Harness| -> Vec<Write> { h.writes().into_iter().map(|(_, w)| w).collect() };
-    assert_eq!(alive(&mut h), [Write::Alive { at: t(0) }]);
+        |h: &mut Harness| -> Vec<Request> { h.writes().into_iter().map(|(_, w)| w).collect() };
+    assert_eq!(alive(&mut h), [Request::Alive { at: t(0) }]);
     h.advance(secs(30) - ms(1));
     assert_eq!(alive(&mut h), []);
     h.advance(ms(1));
-    assert_eq!(alive(&mut h), [Write::Alive { at: t(30_000) }]);
+    assert_eq!(alive(&mut h), [Request::Alive { at: t(30_000) }]);
 }
 
 #[test]
@@ -335,8 +335,8 @@ fn a_restored_server_holds_its_names_history_and_numbering() {
             .map(|(_, w)| w)
             .collect::<Vec<_>>(),
         [
-            Write::Release { key: key("gone") },
-            Write::Idle {
+            Request::Release { key: key("gone") },
+            Request::Idle {
                 key: key("bob"),
                 expires_at: EPOCH_MS - 30_000 + 600_000
             },
@@ -361,7 +361,7 @@ fn a_restored_server_holds_its_names_history_and_numbering() {
         "secret": "a".repeat(24), "since": 6, "epoch": "epoch-one"});
     h.text(conn, &login.to_string());
     let in_use = writes(&mut h);
-    h.written(in_use[0].0, Ok(Written::Done));
+    h.written(in_use[0].0, Ok(Outcome::Done));
     let history = h.drain().pop().unwrap();
     assert_eq!(
         history,
@@ -380,7 +380,7 @@ fn a_restored_server_holds_its_names_history_and_numbering() {
         r#"{"type":"login","id":"l","username":"gone","since":7,"epoch":"older"}"#,
     );
     let claim = writes(&mut h);
-    h.written(claim[0].0, Ok(Written::Done));
+    h.written(claim[0].0, Ok(Outcome::Done));
     let history = h.drain().pop().unwrap();
     let Out::Send(_, history) = history else {
         panic!("{history:?}")
@@ -401,15 +401,15 @@ fn a_connection_that_closes_while_its_login_is_saved_is_never_announced() {
     let watcher = h.open_v2();
     h.login(watcher, "watcher");
     let claim = writes(&mut h);
-    h.written(claim[0].0, Ok(Written::Done));
+    h.written(claim[0].0, Ok(Outcome::Done));
     let _ = h.drain();
     let _ = h.events();
     let brief = h.open();
     h.login(brief, "brief");
     h.close(brief);
-    let journal: Vec<Write> = writes(&mut h).into_iter().map(|(_, w)| w).collect();
+    let journal: Vec<Request> = writes(&mut h).into_iter().map(|(_, w)| w).collect();
     assert!(
-        matches!(&journal[..], [Write::Claim { .. }, Write::Idle { .. }]),
+        matches!(&journal[..], [Request::Claim { .. }, Request::Idle { .. }]),
         "{journal:?}"
     );
     // No leave notice for a join nobody heard of.

@@ -18,7 +18,7 @@ use super::link::{Conn, InFrame, Input};
 use super::memory::{Activity, CONNECTION_BYTES};
 use super::outbox::{Outgoing, Overflow};
 use super::store::Outcomes;
-use crate::server::{Ticket, Write, WriteError};
+use crate::server::{Failed, Request, Ticket};
 use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server};
 
 /// Inputs handled in one go (one clock reading, one timer re-arm) before
@@ -35,7 +35,7 @@ const MAX_WRITES_IN_FLIGHT: usize = 50_000;
 /// outcomes come back.
 #[derive(Debug)]
 pub(crate) struct StoreLink {
-    pub(crate) writes: mpsc::Sender<Vec<(Ticket, Write)>>,
+    pub(crate) writes: mpsc::Sender<Vec<(Ticket, Request)>>,
     pub(crate) outcomes: Receiver<Outcomes>,
 }
 
@@ -98,7 +98,7 @@ pub(crate) async fn run<R: CryptoRng>(
             }
             armed = deadline;
         }
-        let taking_inputs = core.server.writes_in_flight() < MAX_WRITES_IN_FLIGHT;
+        let taking_inputs = core.server.requests_in_flight() < MAX_WRITES_IN_FLIGHT;
         let input = async {
             if !taking_inputs {
                 future::pending::<()>().await;
@@ -137,7 +137,7 @@ pub(crate) async fn run<R: CryptoRng>(
             Woken::Input(input) => core.handle(input, now),
             Woken::Outcomes(outcomes) => {
                 for (ticket, outcome) in outcomes {
-                    core.server.handle_written(ticket, outcome, now);
+                    core.server.handle_outcome(ticket, outcome, now);
                     core.perform(now);
                 }
             }
@@ -221,8 +221,8 @@ impl Flushes {
 impl<R: CryptoRng> Core<R> {
     /// Hands every write the core asked for to the store, in one batch.
     fn send_writes(&mut self, store: Option<&StoreLink>, now: Instant) {
-        let writes: Vec<(Ticket, Write)> =
-            std::iter::from_fn(|| self.server.poll_write()).collect();
+        let writes: Vec<(Ticket, Request)> =
+            std::iter::from_fn(|| self.server.poll_request()).collect();
         if writes.is_empty() {
             return;
         }
@@ -231,8 +231,8 @@ impl<R: CryptoRng> Core<R> {
             // The store's thread is gone (it panicked): nothing more can be
             // saved, and nothing is acknowledged as if it had been.
             for (ticket, _) in writes {
-                let error = WriteError("the store has stopped".into());
-                self.server.handle_written(ticket, Err(error), now);
+                let error = Failed("the store has stopped".into());
+                self.server.handle_outcome(ticket, Err(error), now);
             }
             self.perform(now);
         }

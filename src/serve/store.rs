@@ -28,7 +28,7 @@ use tracing::{info, warn};
 
 use crate::id;
 use crate::server::{
-    SecretHash, Snapshot, StoredMessage, StoredName, Ticket, Write, WriteError, Written,
+    Failed, Outcome, Request, SecretHash, Snapshot, StoredMessage, StoredName, Ticket,
 };
 
 /// The store's file in the data directory.
@@ -80,7 +80,7 @@ pub enum StoreError {
 }
 
 /// Outcomes of writes, in the order they were asked for.
-pub(crate) type Outcomes = Vec<(Ticket, Result<Written, WriteError>)>;
+pub(crate) type Outcomes = Vec<(Ticket, Result<Outcome, Failed>)>;
 
 /// An open store: its writer thread, fed through `writes`.
 #[derive(Debug)]
@@ -171,7 +171,7 @@ impl Store {
     /// to join (everything queued is committed before it ends).
     pub(crate) fn spawn(
         self,
-        writes: mpsc::Receiver<Vec<(Ticket, Write)>>,
+        writes: mpsc::Receiver<Vec<(Ticket, Request)>>,
         outcomes: Sender<Outcomes>,
     ) -> io::Result<thread::JoinHandle<()>> {
         thread::Builder::new()
@@ -179,7 +179,7 @@ impl Store {
             .spawn(move || self.run(writes, outcomes))
     }
 
-    fn run(mut self, writes: mpsc::Receiver<Vec<(Ticket, Write)>>, outcomes: Sender<Outcomes>) {
+    fn run(mut self, writes: mpsc::Receiver<Vec<(Ticket, Request)>>, outcomes: Sender<Outcomes>) {
         let mut failing = false;
         while let Ok(mut batch) = writes.recv() {
             while batch.len() < MAX_BATCH {
@@ -208,12 +208,12 @@ impl Store {
                     .iter()
                     .zip(seqs)
                     .map(|((ticket, _), seq)| {
-                        let written = seq.map_or(Written::Done, |seq| Written::Appended { seq });
+                        let written = seq.map_or(Outcome::Done, |seq| Outcome::Appended { seq });
                         (*ticket, Ok(written))
                     })
                     .collect(),
                 Err(e) => {
-                    let error = WriteError(e.to_string());
+                    let error = Failed(e.to_string());
                     batch
                         .iter()
                         .map(|(ticket, _)| (*ticket, Err(error.clone())))
@@ -228,7 +228,7 @@ impl Store {
     /// Applies `batch` in one transaction; the `seq` given to each append.
     /// After a failure the database is closed, and opened again (repaired
     /// if need be) for the next batch.
-    fn commit(&mut self, batch: &[(Ticket, Write)]) -> Result<Vec<Option<u64>>, redb::Error> {
+    fn commit(&mut self, batch: &[(Ticket, Request)]) -> Result<Vec<Option<u64>>, redb::Error> {
         let db = match self.db.take() {
             Some(db) => db,
             None => Database::builder()
@@ -245,7 +245,7 @@ impl Store {
     fn commit_to(
         &mut self,
         db: &Database,
-        batch: &[(Ticket, Write)],
+        batch: &[(Ticket, Request)],
     ) -> Result<Vec<Option<u64>>, redb::Error> {
         let tx = db.begin_write()?;
         let mut last_seq = self.last_seq;
@@ -257,22 +257,22 @@ impl Store {
             for (_, write) in batch {
                 let mut seq = None;
                 match write {
-                    Write::Claim {
+                    Request::Claim {
                         key,
                         display,
                         secret,
                     } => {
                         names.insert(&**key, (&**display, &secret.0[..], 0))?;
                     }
-                    Write::InUse { key } => set_expiry(&mut names, key, 0)?,
-                    Write::Idle { key, expires_at } => {
+                    Request::InUse { key } => set_expiry(&mut names, key, 0)?,
+                    Request::Idle { key, expires_at } => {
                         // 0 means "in use": an instant that old is past anyway.
                         set_expiry(&mut names, key, (*expires_at).max(1))?;
                     }
-                    Write::Release { key } => {
+                    Request::Release { key } => {
                         names.remove(&**key)?;
                     }
-                    Write::Append {
+                    Request::Append {
                         id,
                         timestamp,
                         username,
@@ -285,7 +285,7 @@ impl Store {
                         }
                         seq = Some(last_seq);
                     }
-                    Write::Alive { at } => {
+                    Request::Alive { at } => {
                         meta.insert("alive_at", *at)?;
                     }
                 }
@@ -420,8 +420,8 @@ mod tests {
 
     use super::*;
 
-    fn append(text: &str) -> Write {
-        Write::Append {
+    fn append(text: &str) -> Request {
+        Request::Append {
             id: "i".into(),
             timestamp: 1,
             username: "u".into(),
@@ -439,7 +439,7 @@ mod tests {
         );
         let key: Arc<str> = "alice".into();
         let writes = [
-            Write::Claim {
+            Request::Claim {
                 key: key.clone(),
                 display: "Alice".into(),
                 secret: SecretHash::of("s"),
@@ -447,11 +447,11 @@ mod tests {
             append("one"),
             append("two"),
             append("three"),
-            Write::Idle {
+            Request::Idle {
                 key: key.clone(),
                 expires_at: 99,
             },
-            Write::Alive { at: 7 },
+            Request::Alive { at: 7 },
         ];
         let batch: Vec<_> = writes
             .into_iter()
@@ -483,7 +483,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let (mut store, _) = Store::open(&data, 10).unwrap();
-        let claim = Write::Claim {
+        let claim = Request::Claim {
             key: "bob".into(),
             display: "bob".into(),
             secret: SecretHash::of("the-secret-itself"),

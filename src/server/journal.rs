@@ -2,10 +2,10 @@
 //!
 //! The core does no I/O, so durability is a conversation with the driver:
 //!
-//! - every fact that must survive a restart leaves as a [`Write`]
-//!   (`Server::poll_write`), numbered by a [`Ticket`];
+//! - every fact that must survive a restart leaves as a [`Request`]
+//!   (`Server::poll_request`), numbered by a [`Ticket`];
 //! - the driver makes writes durable, in order (a store commits them in
-//!   groups), and reports each outcome (`Server::handle_written`): a message
+//!   groups), and reports each outcome (`Server::handle_outcome`): a message
 //!   appended gets its `seq` there, decided by the store, so that the
 //!   numbering has no gaps even when a write fails;
 //! - a login and a message are answered only once their write is durable:
@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use super::logins::SecretHash;
 
-/// Names one [`Write`], so that its outcome can be matched to it.
+/// Names one [`Request`], so that its outcome can be matched to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ticket(pub(crate) u64);
 
@@ -38,7 +38,7 @@ impl Ticket {
 /// A fact to make durable. Times are wall-clock milliseconds since the Unix
 /// epoch, so that they mean the same after a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Write {
+pub enum Request {
     /// A free name was reserved, by a connection that holds it now.
     Claim {
         key: Arc<str>,
@@ -53,7 +53,7 @@ pub enum Write {
     /// released early): the name is free and its secret worthless.
     Release { key: Arc<str> },
     /// A chat message was accepted. The store gives it the next `seq`
-    /// (reported in [`Written::Appended`]) and keeps the latest
+    /// (reported in [`Outcome::Appended`]) and keeps the latest
     /// `history_size` messages.
     Append {
         id: Arc<str>,
@@ -68,9 +68,9 @@ pub enum Write {
 
 /// A write that succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
+pub enum Outcome {
     Done,
-    /// An [`Write::Append`], numbered `seq`.
+    /// An [`Request::Append`], numbered `seq`.
     Appended {
         seq: u64,
     },
@@ -79,7 +79,7 @@ pub enum Written {
 /// A write that failed; its text says why (for the log).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct WriteError(pub String);
+pub struct Failed(pub String);
 
 /// What a store holds, to start the core from (`Server::restore`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,7 +91,7 @@ pub struct Snapshot {
     /// The latest messages, oldest first.
     pub messages: Vec<StoredMessage>,
     pub names: Vec<StoredName>,
-    /// The latest [`Write::Alive`] saved.
+    /// The latest [`Request::Alive`] saved.
     pub alive_at: Option<u64>,
 }
 

@@ -45,7 +45,7 @@ use presence::{Notice, Presence};
 use rate::{Bucket, Rate};
 use timers::{Timer, Timers};
 
-pub use journal::{Snapshot, StoredMessage, StoredName, Ticket, Write, WriteError, Written};
+pub use journal::{Failed, Outcome, Request, Snapshot, StoredMessage, StoredName, Ticket};
 pub use logins::SecretHash;
 pub use stats::Stats;
 
@@ -213,9 +213,9 @@ pub enum Event {
     /// `max_held_names` were held without a connection and it had been
     /// idle longest.
     LoginEvicted { username: Arc<str> },
-    /// A write failed (`handle_written`): a login or message that waited on
+    /// A write failed (`handle_outcome`): a login or message that waited on
     /// it was refused with `unavailable`.
-    WriteFailed { error: WriteError },
+    WriteFailed { error: Failed },
     /// A user's last connection went away (for a logout, see `LoggedOut`).
     Left {
         username: Arc<str>,
@@ -295,7 +295,7 @@ pub struct Server<R> {
     /// (`new`).
     durable: bool,
     next_ticket: u64,
-    writes: VecDeque<(Ticket, Write)>,
+    writes: VecDeque<(Ticket, Request)>,
     /// Logins and messages waiting for their writes.
     waiting: HashMap<Ticket, Waiting>,
 }
@@ -400,13 +400,13 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// A server backed by a store, started from what the store holds. Every
-    /// durable fact leaves as a [`Write`] (`poll_write`), and logins and
+    /// durable fact leaves as a [`Request`] (`poll_request`), and logins and
     /// messages are answered once their writes are reported durable
-    /// (`handle_written`). `wall` is the wall-clock time at `now`.
+    /// (`handle_outcome`). `wall` is the wall-clock time at `now`.
     ///
     /// Names whose TTL ran out while the server was down are released (and
     /// their release written); names in use when it stopped count as
-    /// released at the last [`Write::Alive`] saved.
+    /// released at the last [`Request::Alive`] saved.
     pub fn restore(
         config: Config,
         rng: R,
@@ -431,7 +431,7 @@ impl<R: CryptoRng> Server<R> {
                 Some(at) => at,
                 None => {
                     let at = stopped.saturating_add(ttl);
-                    server.record(Write::Idle {
+                    server.record(Request::Idle {
                         key: key.clone(),
                         expires_at: at,
                     });
@@ -439,7 +439,7 @@ impl<R: CryptoRng> Server<R> {
                 }
             };
             if expires_at <= wall_now {
-                server.record(Write::Release { key });
+                server.record(Request::Release { key });
                 continue;
             }
             let at = now + Duration::from_millis(expires_at - wall_now);
@@ -453,7 +453,7 @@ impl<R: CryptoRng> Server<R> {
         while let Some((key, login)) = server.logins.over_ceiling(server.config.max_held_names) {
             server.released_early(key, login);
         }
-        server.record(Write::Alive { at: wall_now });
+        server.record(Request::Alive { at: wall_now });
         server.timers.schedule(now + ALIVE_INTERVAL, Timer::Alive);
         server
     }
@@ -479,8 +479,8 @@ impl<R: CryptoRng> Server<R> {
         &self.epoch
     }
 
-    /// Writes asked for and not yet reported (`handle_written`).
-    pub fn writes_in_flight(&self) -> usize {
+    /// Writes asked for and not yet reported (`handle_outcome`).
+    pub fn requests_in_flight(&self) -> usize {
         self.writes.len() + self.waiting.len()
     }
 
@@ -660,12 +660,12 @@ impl<R: CryptoRng> Server<R> {
                         self.events.push_back(Event::LoginExpired {
                             username: login.display,
                         });
-                        self.record(Write::Release { key });
+                        self.record(Request::Release { key });
                     }
                 }
                 Timer::Alive => {
                     let at = self.timestamp(now);
-                    self.record(Write::Alive { at });
+                    self.record(Request::Alive { at });
                     self.timers.schedule(now + ALIVE_INTERVAL, Timer::Alive);
                 }
             }
@@ -717,20 +717,20 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// The next fact to make durable, in order. Report its outcome with
-    /// [`handle_written`](Self::handle_written). A server made with
+    /// [`handle_outcome`](Self::handle_outcome). A server made with
     /// [`new`](Self::new) asks for none.
     #[must_use]
-    pub fn poll_write(&mut self) -> Option<(Ticket, Write)> {
+    pub fn poll_request(&mut self) -> Option<(Ticket, Request)> {
         self.writes.pop_front()
     }
 
     /// The write of `ticket` is durable (or failed). A login or a message
     /// that waited for it is answered now: announced and acknowledged, or
     /// refused with `unavailable`. Unknown tickets are ignored.
-    pub fn handle_written(
+    pub fn handle_outcome(
         &mut self,
         ticket: Ticket,
-        outcome: Result<Written, WriteError>,
+        outcome: Result<Outcome, Failed>,
         now: Instant,
     ) {
         self.actions.start_input();
@@ -744,7 +744,7 @@ impl<R: CryptoRng> Server<R> {
             (None, _) => {}
             (Some(Waiting::Login(login)), Ok(_)) => self.announce_login(login, now),
             (Some(Waiting::Login(login)), Err(_)) => self.undo_login(login, now),
-            (Some(Waiting::Message(message)), Ok(Written::Appended { seq })) => {
+            (Some(Waiting::Message(message)), Ok(Outcome::Appended { seq })) => {
                 self.accept_message(message, seq)
             }
             // The sender is told, if it is still there to hear it.
@@ -771,7 +771,7 @@ impl<R: CryptoRng> Server<R> {
 
     /// Asks the driver to make `write` durable (a server with a store);
     /// `None` when there is no store and the fact is settled already.
-    fn record(&mut self, write: Write) -> Option<Ticket> {
+    fn record(&mut self, write: Request) -> Option<Ticket> {
         if !self.durable {
             return None;
         }
@@ -792,7 +792,7 @@ impl<R: CryptoRng> Server<R> {
         self.events.push_back(Event::LoginEvicted {
             username: login.display,
         });
-        self.record(Write::Release { key });
+        self.record(Request::Release { key });
     }
 
     fn connection(&self, conn: ConnectionId) -> Option<&Connection> {
@@ -893,7 +893,7 @@ impl<R: CryptoRng> Server<R> {
             self.events.push_back(Event::LoginExpired {
                 username: expired.display,
             });
-            self.record(Write::Release {
+            self.record(Request::Release {
                 key: name.key.as_str().into(),
             });
         }
@@ -941,12 +941,12 @@ impl<R: CryptoRng> Server<R> {
         connection.login = Some((key.clone(), display.clone()));
         connection.login_deadline = None;
         let write = match claim {
-            Claim::Fresh => Some(Write::Claim {
+            Claim::Fresh => Some(Request::Claim {
                 key: key.clone(),
                 display: display.clone(),
                 secret: claimed.hash,
             }),
-            _ if claimed.was_idle => Some(Write::InUse { key: key.clone() }),
+            _ if claimed.was_idle => Some(Request::InUse { key: key.clone() }),
             _ => None,
         };
         let pending = PendingLogin {
@@ -1073,7 +1073,7 @@ impl<R: CryptoRng> Server<R> {
                     },
                 );
                 let expires_at = self.expires_at(now);
-                self.record(Write::Idle { key, expires_at });
+                self.record(Request::Idle { key, expires_at });
             }
         }
         self.send_error(
@@ -1165,7 +1165,7 @@ impl<R: CryptoRng> Server<R> {
             let seq = self.history.next_seq();
             return self.accept_message(pending, seq);
         }
-        let write = Write::Append {
+        let write = Request::Append {
             id: pending.id.clone(),
             timestamp: pending.timestamp,
             username: pending.username.clone(),
@@ -1255,7 +1255,7 @@ impl<R: CryptoRng> Server<R> {
             );
         };
         self.logins.remove(&key);
-        self.record(Write::Release { key: key.clone() });
+        self.record(Request::Release { key: key.clone() });
         let deadline = login_deadline(&self.config, now);
         let mut holders = Vec::new();
         for (_, connection) in &mut self.connections {
@@ -1364,7 +1364,7 @@ impl<R: CryptoRng> Server<R> {
                 },
             );
             let expires_at = self.expires_at(now);
-            self.record(Write::Idle { key, expires_at });
+            self.record(Request::Idle { key, expires_at });
             // A login still being saved was never announced: nobody is told
             // it ends.
             if !connection.login_pending {

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rand::{SeedableRng, rngs::StdRng};
-use wschat::server::{Snapshot, Ticket, Write, WriteError, Written};
+use wschat::server::{Failed, Outcome, Request, Snapshot, Ticket};
 use wschat::{Action, CloseCode, Config, ConnectionId, Event, Inbound, Server, Version};
 
 /// The wall-clock time at the harness's start, in ms since the Unix epoch:
@@ -180,13 +180,13 @@ impl Harness {
     }
 
     /// Every write asked for so far, in order.
-    pub fn writes(&mut self) -> Vec<(Ticket, Write)> {
-        std::iter::from_fn(|| self.server.poll_write()).collect()
+    pub fn writes(&mut self) -> Vec<(Ticket, Request)> {
+        std::iter::from_fn(|| self.server.poll_request()).collect()
     }
 
     /// The store reports the outcome of `ticket`.
-    pub fn written(&mut self, ticket: Ticket, outcome: Result<Written, WriteError>) {
-        self.server.handle_written(ticket, outcome, self.now);
+    pub fn written(&mut self, ticket: Ticket, outcome: Result<Outcome, Failed>) {
+        self.server.handle_outcome(ticket, outcome, self.now);
     }
 
     /// Moves the virtual clock forward WITHOUT waking the core, as a late
