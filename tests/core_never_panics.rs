@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use rand::{SeedableRng, rngs::StdRng};
 use std::time::SystemTime;
 
-use wschat::server::{Failed, Outcome, Request, Snapshot, Ticket};
+use wschat::server::{Claim, Failed, Outcome, Request, Snapshot, Ticket};
 use wschat::username::Username;
 use wschat::{
     Action, ClientMessage, Config, ConnectionId, Inbound, Server, ServerMessage, Version,
@@ -167,6 +167,17 @@ impl Driver {
         Driver::with(Server::new)
     }
 
+    /// One node of a cluster, its shared store played by `settle`.
+    fn in_cluster() -> Self {
+        Driver::with(|config, rng| {
+            let snapshot = Snapshot {
+                epoch: "e".into(),
+                ..Snapshot::default()
+            };
+            Server::cluster(config, rng, snapshot, SystemTime::now(), Instant::now())
+        })
+    }
+
     /// A server with a store, started empty.
     fn with_store() -> Self {
         Driver::with(|config, rng| {
@@ -295,9 +306,23 @@ impl Driver {
                     self.last_seq += 1;
                     Ok(Outcome::Appended { seq: self.last_seq })
                 }
+                // A shared store's decisions, varied by ticket.
+                Request::Reserve { display, .. } => Ok(Outcome::Claimed {
+                    claim: [Claim::Fresh, Claim::Reclaimed, Claim::Taken]
+                        [ticket.get() as usize % 3],
+                    display,
+                }),
+                Request::Disconnect { .. } => Ok(Outcome::Released {
+                    gone: ticket.get() % 2 == 0,
+                }),
+                Request::Online => Ok(Outcome::Online(vec![("x".into(), 1)])),
                 _ => Ok(Outcome::Done),
             };
             self.server.handle_outcome(ticket, outcome, self.now);
+            // An outcome may lead to more requests (a login answered for a
+            // connection that closed meanwhile is given back): in order.
+            self.unsettled
+                .extend(std::iter::from_fn(|| self.server.poll_request()));
         }
     }
 
@@ -405,6 +430,23 @@ proptest! {
         d.drain();
         prop_assert_eq!(d.server.connection_count(), 0);
         prop_assert_eq!(d.server.login_count(), 0);
+    }
+
+    #[test]
+    fn in_a_cluster_any_sequence_and_any_answers_of_its_store_never_panic(
+        ops in prop::collection::vec(op(), 1..120),
+    ) {
+        let mut d = Driver::in_cluster();
+        for op in ops {
+            d.apply(op);
+        }
+        d.apply(Op::Settle(u8::MAX, false));
+        d.drain();
+        d.apply(Op::Advance(3_600_000));
+        d.apply(Op::Settle(u8::MAX, false));
+        d.drain();
+        prop_assert_eq!(d.server.connection_count(), 0);
+        prop_assert_eq!(d.server.requests_in_flight(), 0);
     }
 
     #[test]

@@ -288,6 +288,11 @@ impl Store {
                     Request::Alive { at } => {
                         meta.insert("alive_at", *at)?;
                     }
+                    // Only a cluster's core asks these, of its shared store.
+                    Request::Reserve { .. }
+                    | Request::Disconnect { .. }
+                    | Request::Logout { .. }
+                    | Request::Online => {}
                 }
                 seqs.push(seq);
             }

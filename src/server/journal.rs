@@ -22,6 +22,7 @@
 use std::sync::Arc;
 
 use super::logins::SecretHash;
+use crate::protocol::LeaveReason;
 
 /// Names one [`Request`], so that its outcome can be matched to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -64,16 +65,96 @@ pub enum Request {
     /// The server was alive at `at`. Names held by connections open at a
     /// crash count as released at the last such instant saved.
     Alive { at: u64 },
+
+    // ---- asked of a shared store, which decides (a cluster) ----
+    /// One of this node's connections wants `key`. The store decides, for
+    /// every node at once: a free name (never held, its TTL run out, or
+    /// released) is reserved with `fresh`, the hash of a new secret; a held
+    /// one is reclaimed if `offered` is its secret's hash, and otherwise
+    /// taken ([`Outcome::Claimed`]). A name claimed gains one connection of
+    /// this node, and the other nodes are told `display` joined from
+    /// `location` at `timestamp`.
+    Reserve {
+        key: Arc<str>,
+        display: Arc<str>,
+        offered: Option<SecretHash>,
+        fresh: SecretHash,
+        location: Arc<str>,
+        timestamp: u64,
+    },
+    /// One of this node's connections holding `key` went away, for
+    /// `reason` ([`Outcome::Released`]). If none on any node holds it any
+    /// more, it waits out the login TTL from now, and the other nodes are
+    /// told that `display` left.
+    Disconnect {
+        key: Arc<str>,
+        display: Arc<str>,
+        reason: LeaveReason,
+    },
+    /// Free `key` everywhere at once (a v2 `logout`); the other nodes are
+    /// told, and log their own holders of it out.
+    Logout { key: Arc<str>, display: Arc<str> },
+    /// Who is online on every node ([`Outcome::Online`]).
+    Online,
 }
 
-/// A write that succeeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A request that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done,
     /// An [`Request::Append`], numbered `seq`.
     Appended {
         seq: u64,
     },
+    /// A [`Request::Reserve`]: the store's decision, and the name as
+    /// everyone sees it.
+    Claimed {
+        claim: Claim,
+        display: Arc<str>,
+    },
+    /// A [`Request::Disconnect`]: whether no connection on any node holds
+    /// the name any more.
+    Released {
+        gone: bool,
+    },
+    /// A [`Request::Online`]: everyone with an open connection on any node,
+    /// with how many, in any order.
+    Online(Vec<(Arc<str>, usize)>),
+}
+
+/// What a shared store decided of a name ([`Request::Reserve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// It was free: reserved now, with the new secret.
+    Fresh,
+    /// It was held, and the secret offered was its own.
+    Reclaimed,
+    /// It is held, and no secret or a wrong one was offered.
+    Taken,
+}
+
+/// What the other nodes of a cluster did, as the shared store tells it
+/// (`Server::handle_remote`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote {
+    /// A message said on another node. The driver delivers messages in
+    /// `seq` order, this node's own (as [`Outcome::Appended`]) among them,
+    /// each once.
+    Message(StoredMessage),
+    /// Someone logged in on another node.
+    Joined {
+        username: Arc<str>,
+        location: Arc<str>,
+        timestamp: u64,
+    },
+    /// Someone's last connection on any node went away.
+    Left {
+        username: Arc<str>,
+        reason: LeaveReason,
+    },
+    /// Someone logged out on another node: the name is free everywhere,
+    /// and this node's connections holding it are logged out too.
+    LoggedOut { key: Arc<str>, username: Arc<str> },
 }
 
 /// A write that failed; its text says why (for the log).
@@ -141,9 +222,34 @@ pub(crate) struct PendingMessage {
     pub(crate) text: Arc<str>,
 }
 
+/// A cluster login waiting for the shared store's decision.
+#[derive(Debug)]
+pub(crate) struct PendingReserve {
+    pub(crate) conn: super::ConnectionId,
+    pub(crate) reply_to: Option<String>,
+    pub(crate) since: Option<u64>,
+    pub(crate) key: Arc<str>,
+    /// The secret the client gave, if any.
+    pub(crate) offered: Option<String>,
+    /// The secret it is told if the name was free.
+    pub(crate) fresh: String,
+}
+
 /// What waits on a ticket.
 #[derive(Debug)]
 pub(crate) enum Waiting {
     Login(PendingLogin),
     Message(PendingMessage),
+    Reserve(PendingReserve),
+    /// A connection of this node left; its user may have left everywhere.
+    Disconnect {
+        display: Arc<str>,
+        location: Arc<str>,
+        reason: LeaveReason,
+    },
+    /// A `listUsers` of `conn`.
+    Online {
+        conn: super::ConnectionId,
+        reply_to: Option<String>,
+    },
 }

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub(crate) use super::journal::Claim;
+
 /// The SHA-256 of a login secret.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SecretHash(pub [u8; 32]);
@@ -62,17 +64,6 @@ impl Login {
     fn is_expired(&self, now: Instant) -> bool {
         self.connections == 0 && self.expires_at.is_some_and(|at| at <= now)
     }
-}
-
-/// The outcome of asking for a name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Claim {
-    /// The name was free (or its reservation had expired): a new login.
-    Fresh,
-    /// The right secret for a held name: the same login joins.
-    Reclaimed,
-    /// Held, and the secret was missing or wrong.
-    Taken,
 }
 
 /// What a claim gave.

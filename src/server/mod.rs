@@ -7,6 +7,7 @@
 //! with a virtual clock and the same code runs under any runtime.
 
 mod address;
+mod cluster;
 mod failed_logins;
 mod heartbeat;
 mod history;
@@ -38,14 +39,16 @@ use failed_logins::FailedLogins;
 use heartbeat::{Due, Heartbeat};
 use history::{History, Said};
 use journal::{PendingLogin, PendingMessage, Waiting};
-use logins::{Claim, Logins};
+use logins::Logins;
 use new_names::NewNames;
 use outbound::{FrameRef, Outbound};
 use presence::{Notice, Presence};
 use rate::{Bucket, Rate};
 use timers::{Timer, Timers};
 
-pub use journal::{Failed, Outcome, Request, Snapshot, StoredMessage, StoredName, Ticket};
+pub use journal::{
+    Claim, Failed, Outcome, Remote, Request, Snapshot, StoredMessage, StoredName, Ticket,
+};
 pub use logins::SecretHash;
 pub use stats::Stats;
 
@@ -291,9 +294,8 @@ pub struct Server<R> {
     stats: Stats,
     /// Names the numbering of `seq` (the `epoch` of a `history`).
     epoch: Arc<str>,
-    /// Whether writes go to a store (`restore`) or are settled at once
-    /// (`new`).
-    durable: bool,
+    /// Who decides names and keeps what must outlive the process.
+    authority: Authority,
     next_ticket: u64,
     writes: VecDeque<(Ticket, Request)>,
     /// Logins and messages waiting for their writes.
@@ -323,6 +325,19 @@ struct Connection {
     /// the connection sends meanwhile wait in `held`.
     login_pending: bool,
     held: VecDeque<Held>,
+}
+
+/// Who decides names and numbers messages, and keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Authority {
+    /// The core, keeping nothing (`Server::new`): requests are settled at
+    /// once and none is handed out.
+    Memory,
+    /// The core, recording each fact in a store (`Server::restore`).
+    Store,
+    /// A store shared by several nodes, which decides names and numbers
+    /// (`Server::cluster`): the core asks, and acts on its answers.
+    Shared,
 }
 
 /// A frame held while its connection's login is being saved.
@@ -391,7 +406,7 @@ impl<R: CryptoRng> Server<R> {
             events: VecDeque::new(),
             stats: Stats::default(),
             epoch,
-            durable: false,
+            authority: Authority::Memory,
             next_ticket: 0,
             writes: VecDeque::new(),
             waiting: HashMap::new(),
@@ -415,7 +430,7 @@ impl<R: CryptoRng> Server<R> {
         now: Instant,
     ) -> Self {
         let mut server = Server::new(config, rng);
-        server.durable = true;
+        server.authority = Authority::Store;
         server.set_wall_clock(wall, now);
         server.epoch = snapshot.epoch.into();
         server.history.restore(snapshot.last_seq, snapshot.messages);
@@ -757,6 +772,32 @@ impl<R: CryptoRng> Server<R> {
                 );
             }
             (Some(Waiting::Message(_)), _) => {}
+            (Some(Waiting::Reserve(pending)), outcome) => {
+                self.reserved(pending, cluster::claim_of(outcome), now)
+            }
+            (
+                Some(Waiting::Disconnect {
+                    display,
+                    location,
+                    reason,
+                }),
+                outcome,
+            ) => {
+                // Unanswered, the user may still have left: the store's
+                // sweep of idle names settles it, and tells everyone.
+                let gone = matches!(outcome, Ok(Outcome::Released { gone: true }));
+                self.disconnected(display, location, reason, gone, now);
+            }
+            (Some(Waiting::Online { conn, reply_to }), Ok(Outcome::Online(mut online))) => {
+                online.sort_by_cached_key(|(name, _)| crate::username::key(name));
+                self.send_user_list(conn, reply_to.as_deref(), &online);
+            }
+            (Some(Waiting::Online { conn, reply_to }), _) => self.send_error(
+                conn,
+                reply_to.as_deref(),
+                ErrorCode::Unavailable,
+                "the server could not reach its store to list who is online; try again",
+            ),
         }
     }
 
@@ -772,7 +813,7 @@ impl<R: CryptoRng> Server<R> {
     /// Asks the driver to make `write` durable (a server with a store);
     /// `None` when there is no store and the fact is settled already.
     fn record(&mut self, write: Request) -> Option<Ticket> {
-        if !self.durable {
+        if self.authority == Authority::Memory {
             return None;
         }
         self.next_ticket += 1;
@@ -897,9 +938,14 @@ impl<R: CryptoRng> Server<R> {
                 key: name.key.as_str().into(),
             });
         }
-        if !self.logins.is_held(&name.key, now)
-            && let Err(wait) = self.new_names.check(&address, now)
-        {
+        // On a cluster only its store knows which names are free: a login
+        // without a secret (which takes a free name or is refused) is what
+        // counts against the limit of new names there.
+        let fresh = match self.authority {
+            Authority::Shared => secret.is_none(),
+            _ => !self.logins.is_held(&name.key, now),
+        };
+        if fresh && let Err(wait) = self.new_names.check(&address, now) {
             let description = format!(
                 "too many new names from your address; retry in {} s",
                 wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
@@ -909,6 +955,9 @@ impl<R: CryptoRng> Server<R> {
                 limit: Limit::NewNames,
             });
             return self.send_error(conn, reply_to, ErrorCode::RateLimited, &description);
+        }
+        if self.authority == Authority::Shared {
+            return self.reserve(conn, reply_to, name, secret, since, now);
         }
         let rng = &mut self.rng;
         let claimed = self
@@ -992,30 +1041,8 @@ impl<R: CryptoRng> Server<R> {
         let location = connection.location.clone();
         let version = connection.version;
 
-        let broadcast_id = id::message_id(&mut self.rng);
-        let v1 = ServerMessage::LoginBroadcast {
-            id: (&*broadcast_id).into(),
-            username: (*display).into(),
-            location: (*location).into(),
-            timestamp: None,
-        };
-        let v2 = ServerMessage::LoginBroadcast {
-            id: (&*broadcast_id).into(),
-            username: (*display).into(),
-            location: (*location).into(),
-            timestamp: Some(self.timestamp(now)),
-        };
-        // v1 hears of every login; v2 within the presence budget.
-        let v2_now = self.v2_connections > 0 && {
-            let notice = self.presence.joined(display.clone(), now);
-            self.arm_presence(notice);
-            notice == Notice::Send
-        };
-        self.broadcast(Encoded {
-            v1: &v1,
-            v2: v2_now.then_some(&v2),
-            own: None,
-        });
+        let timestamp = self.timestamp(now);
+        self.broadcast_join(&display, &location, timestamp, now);
         let reply_id = id::message_id(&mut self.rng);
         self.send(
             conn,
@@ -1036,6 +1063,34 @@ impl<R: CryptoRng> Server<R> {
             fresh,
         });
         self.release_held(conn, now);
+    }
+
+    /// Tells everyone that `display` joined from `location`: every v1
+    /// connection, and v2 ones within the presence budget.
+    fn broadcast_join(&mut self, display: &Arc<str>, location: &str, timestamp: u64, now: Instant) {
+        let broadcast_id = id::message_id(&mut self.rng);
+        let v1 = ServerMessage::LoginBroadcast {
+            id: (&*broadcast_id).into(),
+            username: (**display).into(),
+            location: location.into(),
+            timestamp: None,
+        };
+        let v2 = ServerMessage::LoginBroadcast {
+            id: (&*broadcast_id).into(),
+            username: (**display).into(),
+            location: location.into(),
+            timestamp: Some(timestamp),
+        };
+        let v2_now = self.v2_connections > 0 && {
+            let notice = self.presence.joined(display.clone(), now);
+            self.arm_presence(notice);
+            notice == Notice::Send
+        };
+        self.broadcast(Encoded {
+            v1: &v1,
+            v2: v2_now.then_some(&v2),
+            own: None,
+        });
     }
 
     /// A login could not be saved: the connection is not logged in after
@@ -1161,7 +1216,7 @@ impl<R: CryptoRng> Server<R> {
             username,
             text: text::neutralise(text).into(),
         };
-        if !self.durable {
+        if self.authority == Authority::Memory {
             let seq = self.history.next_seq();
             return self.accept_message(pending, seq);
         }
@@ -1187,6 +1242,22 @@ impl<R: CryptoRng> Server<R> {
             username,
             text,
         } = pending;
+        let own = reply_to.map(|reply_to| (conn, reply_to));
+        self.deliver_message(seq, id, timestamp, username, text, own);
+        self.stats.messages += 1;
+    }
+
+    /// Message `seq` goes to everyone (with the sender's `own` copy, which
+    /// acknowledges it on v2) and joins the history.
+    fn deliver_message(
+        &mut self,
+        seq: u64,
+        id: Arc<str>,
+        timestamp: u64,
+        username: Arc<str>,
+        text: Arc<str>,
+        own: Option<(ConnectionId, String)>,
+    ) {
         let mut said = Said {
             id,
             username,
@@ -1196,17 +1267,18 @@ impl<R: CryptoRng> Server<R> {
             encoded_len: 0,
         };
         let (v1, v2) = (said.message(None, false), said.message(None, true));
-        let own = reply_to.as_deref().map(|r| said.message(Some(r), true));
+        let own_copy = own
+            .as_ref()
+            .map(|(conn, reply_to)| (*conn, said.message(Some(reply_to), true)));
         let v2_len = self.broadcast(Encoded {
             v1: &v1,
             v2: Some(&v2),
-            own: own.as_ref().map(|own| (conn, own)),
+            own: own_copy.as_ref().map(|(conn, own)| (*conn, own)),
         });
         // What the message adds to a `history`: its v2 frame, encoded once
         // already for the broadcast unless nobody speaks v2.
         let encoded_len = v2_len.unwrap_or_else(|| v2.encoded_len());
         said.encoded_len = encoded_len;
-        self.stats.messages += 1;
         self.history.push(said);
     }
 
@@ -1219,7 +1291,23 @@ impl<R: CryptoRng> Server<R> {
                 "log in before listing users",
             );
         }
+        if self.authority == Authority::Shared {
+            return self.ask_online(conn, reply_to);
+        }
         let online = self.logins.online();
+        self.send_user_list(conn, reply_to, &online);
+    }
+
+    /// The `userList` of `online` (sorted), for `conn`.
+    fn send_user_list(
+        &mut self,
+        conn: ConnectionId,
+        reply_to: Option<&str>,
+        online: &[(Arc<str>, usize)],
+    ) {
+        if !self.is_open(conn) {
+            return;
+        }
         // Names are short, but ten thousand of them would not be: the list
         // stops at the reply budget, and says how many it left out.
         let mut bytes = 0;
@@ -1254,23 +1342,17 @@ impl<R: CryptoRng> Server<R> {
                 "log in before logging out",
             );
         };
-        self.logins.remove(&key);
-        self.record(Request::Release { key: key.clone() });
-        let deadline = login_deadline(&self.config, now);
-        let mut holders = Vec::new();
-        for (_, connection) in &mut self.connections {
-            if connection.login.as_ref().is_some_and(|(k, _)| *k == key) {
-                holders.push(connection.id);
-                connection.login = None;
-                connection.login_deadline = deadline;
-                // The login timeout starts again, maybe before anything the
-                // connection's timer waits for: arm an earlier timer.
-                if let Some(at) = deadline.filter(|&at| at < connection.timer_at) {
-                    connection.timer_at = at;
-                    self.timers.schedule(at, Timer::Connection(connection.id));
-                }
-            }
+        if self.authority == Authority::Shared {
+            let request = Request::Logout {
+                key: key.clone(),
+                display: display.clone(),
+            };
+            self.record(request);
+        } else {
+            self.logins.remove(&key);
+            self.record(Request::Release { key: key.clone() });
         }
+        let holders = self.log_out_holders(&key, now);
         self.broadcast_leave(&display, LeaveReason::Logout, &holders, now);
         self.events
             .push_back(Event::LoggedOut { username: display });
@@ -1355,6 +1437,11 @@ impl<R: CryptoRng> Server<R> {
         let Some((key, display)) = connection.login else {
             return;
         };
+        if self.authority == Authority::Shared {
+            // A cluster login is announced as soon as it is held: whether
+            // its user left is the store's to say.
+            return self.disconnect(key, display, connection.location, leave);
+        }
         if let Some((at, serial)) = self.logins.release(&key, now, self.config.login_ttl) {
             self.timers.schedule(
                 at,

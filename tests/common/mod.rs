@@ -88,6 +88,16 @@ impl Harness {
         Harness::around(server, now)
     }
 
+    /// One node of a cluster, started from `snapshot` at wall-clock time
+    /// `EPOCH_MS`: the test plays the shared store (`writes`, `written`)
+    /// and the other nodes (`server.handle_remote`).
+    pub fn cluster(config: Config, snapshot: Snapshot) -> Self {
+        let now = Instant::now();
+        let wall = UNIX_EPOCH + Duration::from_millis(EPOCH_MS);
+        let server = Server::cluster(config, StdRng::seed_from_u64(42), snapshot, wall, now);
+        Harness::around(server, now)
+    }
+
     fn around(server: Server<StdRng>, now: Instant) -> Self {
         Harness {
             server,

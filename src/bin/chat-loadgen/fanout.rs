@@ -338,7 +338,7 @@ async fn send_and_drain(
     let mut last_delivery_nanos = 0;
     for receiver in &listening {
         let mut receiver = lock(receiver);
-        receiver.flush(&shared);
+        receiver.flush(shared);
         last_delivery_nanos = last_delivery_nanos.max(receiver.last_delivery_nanos);
         report.errors += receiver.errors;
         report.closed += usize::from(receiver.closed);

@@ -1,0 +1,315 @@
+//! The core as one node of a cluster (issue 15), on the virtual clock: the
+//! test plays the shared store, which decides names and numbers messages,
+//! and the other nodes, whose doings arrive as `Remote` inputs. Whole lists
+//! of requests and actions are compared.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use wschat::protocol::LeaveReason;
+use wschat::server::{
+    Claim, Failed, Outcome, Remote, Request, SecretHash, Snapshot, StoredMessage, Ticket,
+};
+use wschat::{Config, ConnectionId, Event};
+
+fn node() -> Harness {
+    Harness::cluster(
+        Config::default(),
+        Snapshot {
+            epoch: "shared".into(),
+            last_seq: 10,
+            ..Snapshot::default()
+        },
+    )
+}
+
+fn only(h: &mut Harness) -> (Ticket, Request) {
+    let requests = h.writes();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    requests.into_iter().next().unwrap()
+}
+
+fn claimed(claim: Claim, display: &str) -> Result<Outcome, Failed> {
+    Ok(Outcome::Claimed {
+        claim,
+        display: display.into(),
+    })
+}
+
+/// Logs `name` in on a fresh connection of this node, the store saying it
+/// was free.
+fn joined(h: &mut Harness, name: &str) -> ConnectionId {
+    let conn = h.open();
+    h.login(conn, name);
+    let (ticket, _) = only(h);
+    h.written(ticket, claimed(Claim::Fresh, name));
+    let _ = h.drain();
+    let _ = h.events();
+    conn
+}
+
+#[test]
+fn a_login_asks_the_store_and_is_answered_by_its_decision() {
+    let mut h = node();
+    let watcher = joined(&mut h, "watcher");
+    let alice = h.open();
+    h.login(alice, "Alice");
+    assert_eq!(h.drain(), []);
+    let (ticket, request) = only(&mut h);
+    let Request::Reserve {
+        key,
+        display,
+        offered,
+        fresh,
+        location,
+        timestamp,
+    } = request
+    else {
+        panic!("{request:?}");
+    };
+    assert_eq!(
+        (&*key, &*display, offered, &*location),
+        ("alice", "Alice", None, "127.0.0.1")
+    );
+    assert_eq!(timestamp, EPOCH_MS);
+    // Free: reserved with the new secret, whose hash the store was given.
+    h.written(ticket, claimed(Claim::Fresh, "Alice"));
+    assert_eq!(h.drain(), login_outcome(&[watcher, alice], alice, "Alice"));
+    assert_eq!(fresh, SecretHash::of(&h.secret_of(alice)));
+
+    // Taken on another node: refused, and counted as a wrong secret.
+    let guesser = h.open_from("10.0.0.9");
+    h.login_with_secret(guesser, "alice", "not-the-secret");
+    let (ticket, request) = only(&mut h);
+    assert!(
+        matches!(request, Request::Reserve { offered: Some(hash), .. } if hash == SecretHash::of("not-the-secret"))
+    );
+    h.written(ticket, claimed(Claim::Taken, "Alice"));
+    assert_eq!(
+        h.drain(),
+        [error(
+            guesser,
+            "loginTaken",
+            "the name \"Alice\" is taken; give its secret to reclaim it, or pick another"
+        )]
+    );
+    assert_eq!(h.server.tracked_addresses(), 1);
+
+    // Reclaimed with its secret: told back the secret it gave.
+    let phone = h.open();
+    let secret = h.secret_of(alice);
+    h.login_with_secret(phone, "alice", &secret);
+    let (ticket, _) = only(&mut h);
+    h.written(ticket, claimed(Claim::Reclaimed, "Alice"));
+    let out = h.drain();
+    assert_eq!(
+        out.last(),
+        Some(&send(phone, &login_message("Alice", "127.0.0.1")))
+    );
+    assert_eq!(h.secret_of(phone), secret);
+}
+
+#[test]
+fn a_store_that_cannot_answer_refuses_the_login_with_unavailable() {
+    let mut h = node();
+    let alice = h.open_v2();
+    h.text(alice, r#"{"type":"login","id":"l","username":"alice"}"#);
+    h.text(
+        alice,
+        r#"{"type":"textFromUser","id":"m","text":"too early"}"#,
+    );
+    let (ticket, _) = only(&mut h);
+    h.written(ticket, Err(Failed("redis is down".into())));
+    assert_eq!(
+        h.drain(),
+        [
+            send(
+                alice,
+                r#"{"type":"errorMessage","error":"unavailable","id":"*","replyTo":"l","description":"the server could not reach its store to log you in; try again in a moment"}"#
+            ),
+            // What waited behind the login is answered after it, in order.
+            send(
+                alice,
+                r#"{"type":"errorMessage","error":"messagingWhileNotLoggedIn","id":"*","replyTo":"m","description":"log in before sending messages"}"#
+            ),
+        ]
+    );
+    assert_eq!(h.server.username(alice), None);
+}
+
+#[test]
+fn messages_of_every_node_are_delivered_in_the_order_the_store_gives() {
+    let mut h = node();
+    let alice = joined(&mut h, "alice");
+    let new = h.open_v2();
+    h.say(alice, "mine");
+    let (ticket, request) = only(&mut h);
+    assert!(matches!(request, Request::Append { .. }), "{request:?}");
+    assert_eq!(h.drain(), []);
+    // Another node's message first (seq 11), then this one's (12).
+    h.server.handle_remote(
+        Remote::Message(StoredMessage {
+            seq: 11,
+            id: "x".repeat(21),
+            timestamp: EPOCH_MS,
+            username: "bob".into(),
+            text: "from node two".into(),
+        }),
+        h.now,
+    );
+    h.written(ticket, Ok(Outcome::Appended { seq: 12 }));
+    let v2 = |name: &str, text: &str, seq: u64| {
+        format!(
+            r#"{{"type":"textBroadcast","id":"*","username":"{name}","message":"{text}","seq":{seq},"timestamp":{EPOCH_MS}}}"#
+        )
+    };
+    assert_eq!(
+        h.drain(),
+        [
+            send(alice, &text_broadcast("bob", "from node two")),
+            send(new, &v2("bob", "from node two", 11)),
+            send(alice, &text_broadcast("alice", "mine")),
+            send(new, &v2("alice", "mine", 12)),
+        ]
+    );
+    // Both are in the history a v2 login catches up from.
+    h.text(
+        new,
+        r#"{"type":"login","id":"l","username":"nova","since":10,"epoch":"shared"}"#,
+    );
+    let (ticket, _) = only(&mut h);
+    h.written(ticket, claimed(Claim::Fresh, "nova"));
+    let history = h.drain().pop().unwrap();
+    let Out::Send(_, history) = history else {
+        panic!()
+    };
+    assert!(
+        history.contains(r#""seq":11"#) && history.contains(r#""seq":12"#),
+        "{history}"
+    );
+}
+
+#[test]
+fn a_user_leaves_only_when_the_store_says_no_node_holds_the_name() {
+    let mut h = node();
+    let watcher = h.open_v2();
+    h.login(watcher, "watcher");
+    let (ticket, _) = only(&mut h);
+    h.written(ticket, claimed(Claim::Fresh, "watcher"));
+    let _ = h.drain();
+    let alice = joined(&mut h, "alice");
+    h.close(alice);
+    let (ticket, request) = only(&mut h);
+    assert_eq!(
+        request,
+        Request::Disconnect {
+            key: "alice".into(),
+            display: "alice".into(),
+            reason: LeaveReason::Disconnected
+        }
+    );
+    // Still on another node: nobody is told anything.
+    h.written(ticket, Ok(Outcome::Released { gone: false }));
+    assert_eq!(h.drain(), []);
+
+    let bob = joined(&mut h, "bob");
+    h.close(bob);
+    let (ticket, _) = only(&mut h);
+    h.written(ticket, Ok(Outcome::Released { gone: true }));
+    assert_eq!(
+        h.drain(),
+        [send(
+            watcher,
+            &format!(
+                r#"{{"type":"logoutBroadcast","id":"*","username":"bob","reason":"disconnected","timestamp":{EPOCH_MS}}}"#
+            )
+        )]
+    );
+    assert_eq!(
+        h.events(),
+        [Event::Left {
+            username: "bob".into(),
+            location: "127.0.0.1".into(),
+            reason: LeaveReason::Disconnected
+        }]
+    );
+}
+
+#[test]
+fn what_other_nodes_did_reaches_this_nodes_connections() {
+    let mut h = node();
+    let old = joined(&mut h, "olga");
+    let new = h.open_v2();
+    h.login(new, "nova");
+    let (ticket, _) = only(&mut h);
+    h.written(ticket, claimed(Claim::Fresh, "nova"));
+    let _ = h.drain();
+    let alice = joined(&mut h, "alice"); // alice on this node too
+    h.server.handle_remote(
+        Remote::Joined {
+            username: "carol".into(),
+            location: "10.0.0.3".into(),
+            timestamp: EPOCH_MS,
+        },
+        h.now,
+    );
+    let out = h.drain();
+    assert_eq!(out[0], send(old, &login_broadcast("carol", "10.0.0.3")));
+    assert_eq!(out.len(), 3);
+
+    // alice logged out on another node: logged out here too, and told.
+    h.server.handle_remote(
+        Remote::LoggedOut {
+            key: Arc::from("alice"),
+            username: "alice".into(),
+        },
+        h.now,
+    );
+    let leave = format!(
+        r#"{{"type":"logoutBroadcast","id":"*","username":"alice","reason":"logout","timestamp":{EPOCH_MS}}}"#
+    );
+    assert_eq!(h.drain(), [send(new, &leave)]);
+    assert_eq!(h.server.username(alice), None);
+    h.server.handle_remote(
+        Remote::Left {
+            username: "dave".into(),
+            reason: LeaveReason::Evicted,
+        },
+        h.now,
+    );
+    assert_eq!(h.drain().len(), 1);
+}
+
+#[test]
+fn list_users_asks_the_store_and_logout_tells_it() {
+    let mut h = node();
+    let alice = h.open_v2();
+    h.login(alice, "alice");
+    let (ticket, _) = only(&mut h);
+    h.written(ticket, claimed(Claim::Fresh, "alice"));
+    let _ = h.drain();
+    h.text(alice, r#"{"type":"listUsers","id":"u"}"#);
+    let (ticket, request) = only(&mut h);
+    assert_eq!(request, Request::Online);
+    let online = vec![("bob".into(), 2), ("alice".into(), 1), ("Carol".into(), 1)];
+    h.written(ticket, Ok(Outcome::Online(online)));
+    assert_eq!(
+        h.drain(),
+        [send(
+            alice,
+            r#"{"type":"userList","id":"*","replyTo":"u","users":[{"username":"alice","connections":1},{"username":"bob","connections":2},{"username":"Carol","connections":1}]}"#
+        )]
+    );
+    h.text(alice, r#"{"type":"logout","id":"o"}"#);
+    let (_, request) = only(&mut h);
+    assert_eq!(
+        request,
+        Request::Logout {
+            key: "alice".into(),
+            display: "alice".into()
+        }
+    );
+    assert_eq!(h.drain().len(), 1); // its own logoutBroadcast: the confirmation
+}
