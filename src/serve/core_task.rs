@@ -3,13 +3,13 @@
 //! the inbox and their outboxes, so no lock is held around the core.
 
 use std::collections::HashMap;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_tungstenite::tungstenite::Utf8Bytes;
 use rand::CryptoRng;
-use smol::channel::Receiver;
+use smol::channel::{Receiver, Sender, TrySendError};
 use smol::{Timer, future};
 use tracing::field::display;
 use tracing::{debug, info, warn};
@@ -17,8 +17,7 @@ use tracing::{debug, info, warn};
 use super::link::{Conn, InFrame, Input};
 use super::memory::{Activity, CONNECTION_BYTES};
 use super::outbox::{Outgoing, Overflow};
-use super::store::Outcomes;
-use crate::server::{Failed, Request, Ticket};
+use crate::server::{Failed, Outcome, Remote, Request, Ticket};
 use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server};
 
 /// Inputs handled in one go (one clock reading, one timer re-arm) before
@@ -31,18 +30,29 @@ const MAX_BATCH: usize = 256;
 /// than an ever longer queue in front of a slow disk.
 const MAX_WRITES_IN_FLIGHT: usize = 50_000;
 
-/// The core task's end of the store (see `store`): writes go to its thread,
-/// outcomes come back.
+/// The core task's end of its backend: the embedded store (`store`, on a
+/// thread of its own) or a cluster's Redis (`cluster`, a task). Requests go
+/// out in one batch per loop turn; replies come back in the order the core
+/// must take them.
 #[derive(Debug)]
-pub(crate) struct StoreLink {
-    pub(crate) writes: mpsc::Sender<Vec<(Ticket, Request)>>,
-    pub(crate) outcomes: Receiver<Outcomes>,
+pub(crate) struct Backend {
+    pub(crate) requests: Sender<Vec<(Ticket, Request)>>,
+    pub(crate) replies: Receiver<Vec<Reply>>,
+}
+
+/// What a backend tells the core.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The outcome of a request.
+    Outcome(Ticket, Result<Outcome, Failed>),
+    /// What another node of a cluster did.
+    Remote(Remote),
 }
 
 /// What woke the core task.
 enum Woken {
     Input(Input),
-    Outcomes(Outcomes),
+    Replies(Vec<Reply>),
     /// Every sender of the inbox is gone.
     Closed,
     Timer,
@@ -70,7 +80,7 @@ struct Core<R> {
 pub(crate) async fn run<R: CryptoRng>(
     server: Server<R>,
     inbox: Receiver<Input>,
-    store: Option<StoreLink>,
+    store: Option<Backend>,
     flush_interval: Duration,
     activity: Arc<Activity>,
 ) {
@@ -108,10 +118,10 @@ pub(crate) async fn run<R: CryptoRng>(
         let outcomes = async {
             match &store {
                 Some(link) => link
-                    .outcomes
+                    .replies
                     .recv()
                     .await
-                    .map_or(Woken::Closed, Woken::Outcomes),
+                    .map_or(Woken::Closed, Woken::Replies),
                 None => future::pending().await,
             }
         };
@@ -135,9 +145,14 @@ pub(crate) async fn run<R: CryptoRng>(
                 return; // dropping the link lets the store drain and stop
             }
             Woken::Input(input) => core.handle(input, now),
-            Woken::Outcomes(outcomes) => {
-                for (ticket, outcome) in outcomes {
-                    core.server.handle_outcome(ticket, outcome, now);
+            Woken::Replies(replies) => {
+                for reply in replies {
+                    match reply {
+                        Reply::Outcome(ticket, outcome) => {
+                            core.server.handle_outcome(ticket, outcome, now)
+                        }
+                        Reply::Remote(remote) => core.server.handle_remote(remote, now),
+                    }
                     core.perform(now);
                 }
             }
@@ -219,17 +234,20 @@ impl Flushes {
 }
 
 impl<R: CryptoRng> Core<R> {
-    /// Hands every write the core asked for to the store, in one batch.
-    fn send_writes(&mut self, store: Option<&StoreLink>, now: Instant) {
+    /// Hands every request the core made to the backend, in one batch.
+    fn send_writes(&mut self, store: Option<&Backend>, now: Instant) {
         let writes: Vec<(Ticket, Request)> =
             std::iter::from_fn(|| self.server.poll_request()).collect();
         if writes.is_empty() {
             return;
         }
         let Some(link) = store else { return };
-        if let Err(mpsc::SendError(writes)) = link.writes.send(writes) {
-            // The store's thread is gone (it panicked): nothing more can be
-            // saved, and nothing is acknowledged as if it had been.
+        if let Err(TrySendError::Closed(writes) | TrySendError::Full(writes)) =
+            link.requests.try_send(writes)
+        {
+            // The backend is gone (the store's thread panicked): nothing
+            // more can be saved, and nothing is acknowledged as if it had
+            // been. (Its channel is unbounded: never full.)
             for (ticket, _) in writes {
                 let error = Failed("the store has stopped".into());
                 self.server.handle_outcome(ticket, Err(error), now);

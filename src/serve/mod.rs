@@ -22,7 +22,10 @@
 //! - `admission`: the allowed Origins and the connection limits, checked
 //!   in the handshake;
 //! - `memory`: gives the memory a burst freed back to the system once the
-//!   burst is over.
+//!   burst is over;
+//! - `store` and `cluster`: the core's backends, which keep what must
+//!   outlive the process: the embedded store (one node), or Redis shared by
+//!   several nodes (`--redis-url`).
 //!
 //! ```no_run
 //! use wschat::serve::{ChatServer, Options};
@@ -35,6 +38,7 @@
 
 mod admission;
 mod batch;
+mod cluster;
 mod connection;
 mod core_task;
 mod http;
@@ -59,7 +63,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -75,7 +78,8 @@ use crate::Server;
 use crate::server::Snapshot;
 use crate::tls::{self, TlsError};
 use admission::Admission;
-use core_task::StoreLink;
+use cluster::Cluster;
+use core_task::Backend;
 use link::Input;
 use memory::Activity;
 use store::Store;
@@ -106,8 +110,18 @@ pub struct ChatServer {
     local_addr: SocketAddr,
     options: Options,
     tls: Option<Arc<ServerConfig>>,
-    /// The open store and what it holds; `None` with `--in-memory`.
-    store: Option<(Store, Snapshot)>,
+    keeper: Keeper,
+}
+
+/// What keeps the chat's names and messages, with what it holds at start.
+#[derive(Debug)]
+enum Keeper {
+    /// Nothing (`--in-memory`).
+    Memory,
+    /// The embedded store (`--data-dir`).
+    Store(Store, Snapshot),
+    /// Redis, shared with the other nodes (`--redis-url`).
+    Cluster(Cluster, Snapshot),
 }
 
 /// Why [`ChatServer::bind`] failed.
@@ -123,6 +137,9 @@ pub enum BindError {
     /// The store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Redis cannot be used (a bad --redis-url).
+    #[error("{0}")]
+    Redis(String),
     /// Only one of `tls_cert` and `tls_key` was given.
     #[error("TLS needs both a certificate and its key (--tls-cert and --tls-key)")]
     TlsIncomplete,
@@ -145,8 +162,9 @@ impl From<BindError> for io::Error {
 
 impl ChatServer {
     /// Loads the TLS certificate and key, if `options` name them, opens the
-    /// store (unless `in_memory`), then binds `options.listen`: a bad
-    /// certificate or store never gets to listen.
+    /// store (unless `in_memory`) or connects to Redis (`redis_url`: waiting
+    /// as long as it cannot be reached, and saying so), then binds
+    /// `options.listen`: a bad certificate or store never gets to listen.
     pub fn bind(options: Options) -> Result<ChatServer, BindError> {
         options.check()?;
         let tls = match (&options.tls_cert, &options.tls_key) {
@@ -154,9 +172,22 @@ impl ChatServer {
             (None, None) => None,
             _ => return Err(BindError::TlsIncomplete),
         };
-        let store = match options.in_memory {
-            true => None,
-            false => Some(Store::open(&options.data_dir, options.history_size)?),
+        let keeper = match (&options.redis_url, options.in_memory) {
+            (Some(url), _) => {
+                let settings = cluster::Settings {
+                    history_size: options.history_size,
+                    login_ttl: options.login_ttl,
+                    node_timeout: options.node_timeout,
+                };
+                let (cluster, snapshot) =
+                    smol::block_on(Cluster::start(url, settings)).map_err(BindError::Redis)?;
+                Keeper::Cluster(cluster, snapshot)
+            }
+            (None, true) => Keeper::Memory,
+            (None, false) => {
+                let (store, snapshot) = Store::open(&options.data_dir, options.history_size)?;
+                Keeper::Store(store, snapshot)
+            }
         };
         let addr = options.listen;
         let listening = Async::<TcpListener>::bind(addr)
@@ -168,7 +199,7 @@ impl ChatServer {
             local_addr,
             options,
             tls,
-            store,
+            keeper,
         })
     }
 
@@ -193,15 +224,33 @@ impl ChatServer {
             local_addr,
             options,
             tls,
-            store,
+            keeper,
         } = self;
         let rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
-        let (core, link, writer) = match store {
-            None => {
+        let mut redis = None;
+        let (core, link, writer) = match keeper {
+            Keeper::Memory => {
                 info!("keeping nothing on disk (--in-memory)");
                 (Server::new(options.config(), rng), None, None)
             }
-            Some((store, snapshot)) => {
+            Keeper::Cluster(cluster, snapshot) => {
+                let core = Server::cluster(
+                    options.config(),
+                    rng,
+                    snapshot,
+                    SystemTime::now(),
+                    Instant::now(),
+                );
+                let (requests, queued) = channel::unbounded();
+                let (replies, answered) = channel::unbounded();
+                redis = Some((cluster, queued, replies));
+                let link = Backend {
+                    requests,
+                    replies: answered,
+                };
+                (core, Some(link), None)
+            }
+            Keeper::Store(store, snapshot) => {
                 info!(
                     "data in {} ({} names, {} messages, last seq {}, epoch {})",
                     store.path.display(),
@@ -217,10 +266,10 @@ impl ChatServer {
                     SystemTime::now(),
                     Instant::now(),
                 );
-                let (writes, queued) = mpsc::channel();
-                let (done, outcomes) = channel::unbounded();
+                let (requests, queued) = channel::unbounded();
+                let (done, replies) = channel::unbounded();
                 let writer = store.spawn(queued, done)?;
-                (core, Some(StoreLink { writes, outcomes }), Some(writer))
+                (core, Some(Backend { requests, replies }), Some(writer))
             }
         };
         let (inbox, inbox_rx) = channel::bounded(INBOX_CAPACITY);
@@ -254,6 +303,9 @@ impl ChatServer {
             })
             .collect::<io::Result<Vec<_>>>()?;
 
+        // The cluster's link to Redis: a task beside the core's.
+        let redis =
+            redis.map(|(cluster, queued, replies)| executor.spawn(cluster.run(queued, replies)));
         let activity = Arc::new(Activity::default());
         let core_task = executor.spawn(core_task::run(
             core,
@@ -285,6 +337,10 @@ impl ChatServer {
             // Everything the core still had to save goes to the store.
             let _ = inbox.send(Input::Finish).await;
             core_task.await;
+            // Redis answers what was left, and this node leaves it.
+            if let Some(redis) = redis {
+                redis.await;
+            }
         }));
 
         drop(stop);

@@ -47,6 +47,36 @@ pub struct Options {
     #[arg(long, env = "CHAT_IN_MEMORY")]
     pub in_memory: bool,
 
+    /// Serve one chat from several nodes: Redis at this URL holds the names,
+    /// their secrets (hashed), login TTLs, presence, the message numbering
+    /// and history, and carries messages between nodes, so a client may use
+    /// any node. `redis://HOST:PORT/DB`, or `rediss://` for TLS (a password:
+    /// `redis://:PASSWORD@HOST`). No data directory is used, so neither
+    /// --data-dir nor --in-memory may be given with it. See README, "Running
+    /// several nodes".
+    #[arg(
+        long,
+        env = "CHAT_REDIS_URL",
+        value_name = "URL",
+        value_parser = redis_url,
+        conflicts_with_all = ["data_dir", "in_memory"],
+    )]
+    pub redis_url: Option<String>,
+
+    /// With --redis-url: a node that has not told Redis it is alive for this
+    /// long (it was killed, or cut off) counts as gone. Its users leave
+    /// everyone's presence at most this long plus a fifth of it after it
+    /// stopped; their names stay held for --login-ttl. Nodes tell it every
+    /// fifth of this.
+    #[arg(
+        long,
+        env = "CHAT_NODE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = span(DEFAULT_NODE_TIMEOUT),
+        value_parser = positive_duration,
+    )]
+    pub node_timeout: Duration,
+
     /// Ping a connection that has been silent this long.
     #[arg(
         long,
@@ -348,6 +378,9 @@ const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 0;
 const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(5);
+/// Long enough to ride out a slow Redis or a short network hiccup, short
+/// enough that a killed node's users are seen gone within seconds.
+const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A peer that has not completed its upgrade by then (its TLS handshake
 /// included) is dropped.
 const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -456,6 +489,12 @@ fn listen_address(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{text} resolves to no address"))
 }
 
+/// `redis://…` or `rediss://…`, checked as the redis crate reads it.
+fn redis_url(text: &str) -> Result<String, String> {
+    super::cluster::check_url(text)?;
+    Ok(text.to_owned())
+}
+
 fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("{e} (expected a duration such as 250ms, 30s or 5m)"))
@@ -499,7 +538,7 @@ mod tests {
                 arg.get_env().is_some(),
                 "--{long} has no environment variable"
             );
-            let optional = ["tls-cert", "tls-key"].contains(&long);
+            let optional = ["tls-cert", "tls-key", "redis-url"].contains(&long);
             // A switch (such as --in-memory) is simply off unless given.
             let switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
             assert_eq!(
@@ -607,5 +646,31 @@ mod tests {
             );
             assert!(first.contains("required"), "{given}: {message}");
         }
+    }
+
+    #[test]
+    fn redis_takes_the_place_of_the_data_directory() {
+        let o = parse(&["--redis-url", "redis://127.0.0.1:6379/2"]).unwrap();
+        assert_eq!(o.redis_url.as_deref(), Some("redis://127.0.0.1:6379/2"));
+        assert!(parse(&["--redis-url", "rediss://redis.example.com"]).is_ok());
+        for other in [&["--in-memory"][..], &["--data-dir", "/var/lib/wschat"]] {
+            let args = [&["--redis-url", "redis://127.0.0.1"][..], other].concat();
+            let e = parse(&args).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict, "{e}");
+            assert!(e.to_string().contains(other[0]), "{e}");
+        }
+        for bad in [
+            "127.0.0.1:6379",
+            "http://127.0.0.1",
+            "redis://",
+            "redis://h:port",
+        ] {
+            let e = parse(&["--redis-url", bad]).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.to_string().contains("--redis-url"), "{bad}: {e}");
+        }
+        let o = parse(&["--node-timeout", "3s"]).unwrap();
+        assert_eq!(o.node_timeout, Duration::from_secs(3));
+        assert_eq!(Options::default().node_timeout, DEFAULT_NODE_TIMEOUT);
     }
 }

@@ -16,16 +16,16 @@ use std::fs::{self, DirBuilder, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
-use smol::channel::Sender;
+use smol::channel::{Receiver, Sender};
 use tracing::{info, warn};
 
+use super::core_task::Reply;
 use crate::id;
 use crate::server::{
     Failed, Outcome, Request, SecretHash, Snapshot, StoredMessage, StoredName, Ticket,
@@ -78,9 +78,6 @@ pub enum StoreError {
     #[error("store {path}: cannot be read ({detail}); not touched: move it away to start afresh")]
     Unreadable { path: PathBuf, detail: String },
 }
-
-/// Outcomes of writes, in the order they were asked for.
-pub(crate) type Outcomes = Vec<(Ticket, Result<Outcome, Failed>)>;
 
 /// An open store: its writer thread, fed through `writes`.
 #[derive(Debug)]
@@ -171,17 +168,17 @@ impl Store {
     /// to join (everything queued is committed before it ends).
     pub(crate) fn spawn(
         self,
-        writes: mpsc::Receiver<Vec<(Ticket, Request)>>,
-        outcomes: Sender<Outcomes>,
+        writes: Receiver<Vec<(Ticket, Request)>>,
+        outcomes: Sender<Vec<Reply>>,
     ) -> io::Result<thread::JoinHandle<()>> {
         thread::Builder::new()
             .name("chat-store".into())
             .spawn(move || self.run(writes, outcomes))
     }
 
-    fn run(mut self, writes: mpsc::Receiver<Vec<(Ticket, Request)>>, outcomes: Sender<Outcomes>) {
+    fn run(mut self, writes: Receiver<Vec<(Ticket, Request)>>, outcomes: Sender<Vec<Reply>>) {
         let mut failing = false;
-        while let Ok(mut batch) = writes.recv() {
+        while let Ok(mut batch) = writes.recv_blocking() {
             while batch.len() < MAX_BATCH {
                 match writes.try_recv() {
                     Ok(more) => batch.extend(more),
@@ -203,20 +200,20 @@ impl Store {
                 _ => {}
             }
             tracing::trace!(writes = batch.len(), elapsed = ?started.elapsed(), "committed");
-            let outcomes_of_batch: Outcomes = match result {
+            let outcomes_of_batch: Vec<Reply> = match result {
                 Ok(seqs) => batch
                     .iter()
                     .zip(seqs)
                     .map(|((ticket, _), seq)| {
                         let written = seq.map_or(Outcome::Done, |seq| Outcome::Appended { seq });
-                        (*ticket, Ok(written))
+                        Reply::Outcome(*ticket, Ok(written))
                     })
                     .collect(),
                 Err(e) => {
                     let error = Failed(e.to_string());
                     batch
                         .iter()
-                        .map(|(ticket, _)| (*ticket, Err(error.clone())))
+                        .map(|(ticket, _)| Reply::Outcome(*ticket, Err(error.clone())))
                         .collect()
                 }
             };

@@ -1,0 +1,246 @@
+//! What nodes tell each other through Redis, as the scripts write it: the
+//! events published on the channel (JSON arrays of strings, made by the
+//! scripts with `cjson`) and the messages of the history stream.
+//!
+//! Anything else on the channel (another program publishing there) is
+//! ignored with a debug line, never trusted.
+
+use redis::Value;
+
+use crate::protocol::LeaveReason;
+use crate::server::{Remote, StoredMessage};
+
+/// An event heard on the channel, with the node it came from.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Heard {
+    pub(crate) origin: String,
+    pub(crate) what: What,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum What {
+    Message(StoredMessage),
+    Other(Remote),
+}
+
+/// Decodes one published event:
+/// `["m", node, seq, id, timestamp, username, text]`,
+/// `["j", node, username, location, timestamp]`,
+/// `["l", node, username, reason]`, `["o", node, key, username]`.
+pub(crate) fn decode(payload: &[u8]) -> Result<Heard, String> {
+    let fields: Vec<String> =
+        serde_json::from_slice(payload).map_err(|e| format!("not an event: {e}"))?;
+    let number = |text: &str| {
+        text.parse::<u64>()
+            .map_err(|_| format!("not a number: {text:?}"))
+    };
+    let [kind, origin, rest @ ..] = fields.as_slice() else {
+        return Err("an event without a kind and an origin".into());
+    };
+    let what = match (kind.as_str(), rest) {
+        ("m", [seq, id, timestamp, username, text]) => What::Message(StoredMessage {
+            seq: number(seq)?,
+            id: id.clone(),
+            timestamp: number(timestamp)?,
+            username: username.clone(),
+            text: text.clone(),
+        }),
+        ("j", [username, location, timestamp]) => What::Other(Remote::Joined {
+            username: username.as_str().into(),
+            location: location.as_str().into(),
+            timestamp: number(timestamp)?,
+        }),
+        ("l", [username, reason]) => What::Other(Remote::Left {
+            username: username.as_str().into(),
+            reason: leave_reason(reason)?,
+        }),
+        ("o", [key, username]) => What::Other(Remote::LoggedOut {
+            key: key.as_str().into(),
+            username: username.as_str().into(),
+        }),
+        _ => {
+            return Err(format!(
+                "an unknown event: {kind:?} with {} fields",
+                rest.len()
+            ));
+        }
+    };
+    Ok(Heard {
+        origin: origin.clone(),
+        what,
+    })
+}
+
+/// A [`LeaveReason`] as the scripts write it.
+pub(crate) fn reason_name(reason: LeaveReason) -> &'static str {
+    match reason {
+        LeaveReason::Evicted => "evicted",
+        LeaveReason::Logout => "logout",
+        _ => "disconnected",
+    }
+}
+
+fn leave_reason(name: &str) -> Result<LeaveReason, String> {
+    match name {
+        "disconnected" => Ok(LeaveReason::Disconnected),
+        "evicted" => Ok(LeaveReason::Evicted),
+        "logout" => Ok(LeaveReason::Logout),
+        other => Err(format!("an unknown leave reason {other:?}")),
+    }
+}
+
+/// The entries of the history stream (`XRANGE`'s reply): each message,
+/// with the node that said it. Entries that are not messages are skipped.
+pub(crate) fn history(reply: &Value) -> Vec<(StoredMessage, String)> {
+    let Value::Array(entries) = reply else {
+        return Vec::new();
+    };
+    entries.iter().filter_map(history_entry).collect()
+}
+
+/// One stream entry: `[ "SEQ-0", [field, value, …] ]` with the fields
+/// `n` (node), `i` (id), `t` (timestamp), `u` (username), `x` (text).
+fn history_entry(entry: &Value) -> Option<(StoredMessage, String)> {
+    let Value::Array(parts) = entry else {
+        return None;
+    };
+    let [id, Value::Array(fields)] = parts.as_slice() else {
+        return None;
+    };
+    let id = text(id)?;
+    let seq = id.split_once('-').map_or(id.as_str(), |(ms, _)| ms);
+    let seq = seq.parse().ok()?;
+    let (mut node, mut message_id, mut timestamp, mut username, mut said) =
+        (None, None, None, None, None);
+    for pair in fields.chunks_exact(2) {
+        let value = text(&pair[1])?;
+        match text(&pair[0])?.as_str() {
+            "n" => node = Some(value),
+            "i" => message_id = Some(value),
+            "t" => timestamp = value.parse().ok(),
+            "u" => username = Some(value),
+            "x" => said = Some(value),
+            _ => {}
+        }
+    }
+    let message = StoredMessage {
+        seq,
+        id: message_id?,
+        timestamp: timestamp?,
+        username: username?,
+        text: said?,
+    };
+    Some((message, node?))
+}
+
+/// A string reply as text (lossy: Redis only ever holds what wschat wrote).
+pub(crate) fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(text) => Some(text.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A number reply (Redis's integers, or numbers as strings).
+pub(crate) fn number(value: &Value) -> Option<u64> {
+    match value {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        other => text(other)?.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn events_decode_as_the_scripts_write_them() {
+        let m = decode(br#"["m","n1","7","id7","1700","bob","hi \/ \"there\""]"#).unwrap();
+        assert_eq!(m.origin, "n1");
+        assert_eq!(
+            m.what,
+            What::Message(StoredMessage {
+                seq: 7,
+                id: "id7".into(),
+                timestamp: 1700,
+                username: "bob".into(),
+                text: "hi / \"there\"".into(),
+            })
+        );
+        let j = decode(br#"["j","n2","Bob","127.0.0.1","1700"]"#).unwrap();
+        assert_eq!(
+            j.what,
+            What::Other(Remote::Joined {
+                username: "Bob".into(),
+                location: "127.0.0.1".into(),
+                timestamp: 1700
+            })
+        );
+        let l = decode(br#"["l","n2","Bob","evicted"]"#).unwrap();
+        assert_eq!(
+            l.what,
+            What::Other(Remote::Left {
+                username: "Bob".into(),
+                reason: LeaveReason::Evicted
+            })
+        );
+        let o = decode(br#"["o","n3","bob","Bob"]"#).unwrap();
+        assert_eq!(
+            o.what,
+            What::Other(Remote::LoggedOut {
+                key: "bob".into(),
+                username: "Bob".into()
+            })
+        );
+    }
+
+    #[test]
+    fn anything_else_on_the_channel_is_refused_not_trusted() {
+        for bad in [
+            &b"hello"[..],
+            br#"{"type":"m"}"#,
+            br#"["m","n1","seven","id","1","u","t"]"#,
+            br#"["m","n1","7"]"#,
+            br#"["l","n1","Bob","sulked"]"#,
+            br#"["x","n1"]"#,
+            br#"["m"]"#,
+            br#"[1,2,3]"#,
+        ] {
+            assert!(decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn history_entries_carry_their_seq_in_the_id() {
+        let entry = |id: &str, fields: &[&str]| {
+            Value::Array(vec![
+                bulk(id),
+                Value::Array(fields.iter().map(|f| bulk(f)).collect()),
+            ])
+        };
+        let reply = Value::Array(vec![
+            entry(
+                "41-0",
+                &["n", "a", "i", "x1", "t", "5", "u", "bob", "x", "hi"],
+            ),
+            entry("42-0", &["n", "a", "i", "x2"]), // incomplete: skipped
+            entry("43-0", &["n", "b", "i", "x3", "t", "6", "u", "al", "x", ""]),
+        ]);
+        let got = history(&reply);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].0.seq, got[0].0.text.as_str(), got[0].1.as_str()),
+            (41, "hi", "a")
+        );
+        assert_eq!(
+            (got[1].0.seq, got[1].0.username.as_str(), got[1].1.as_str()),
+            (43, "al", "b")
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! The Lua scripts that make each multi-key step atomic across nodes
+//! (WATCH/MULTI would be unsound on a multiplexed connection, where other
+//! tasks' commands interleave). They are loaded once per connection and
+//! run with EVALSHA; a NOSCRIPT (Redis restarted, or its scripts flushed)
+//! loads them again.
+//!
+//! The key schema (README, "What lives in Redis"), with the prefix
+//! `wschat:`:
+//! - `meta` hash: `epoch` (set once), `seq` (the latest message's);
+//! - `history` stream: the latest `--history-size` messages, entry id
+//!   `SEQ-0`, fields `n` node, `i` id, `t` timestamp, `u` username, `x` text;
+//! - `name:KEY` hash: `display`, `secret` (SHA-256 hex), `expires` (ms;
+//!   0 while a connection holds it); expires by itself (PEXPIREAT);
+//! - `online` hash: KEY → connections holding it on every node;
+//! - `presence:NODE` hash: KEY → connections holding it on that node;
+//! - `nodes` sorted set: NODE → its latest heartbeat (ms);
+//! - channel `wschat:events`: what each node tells the others.
+//!
+//! Times are Redis's own clock (`TIME`), so the nodes' clocks never
+//! disagree about a TTL.
+
+/// Every key and the channel start with this.
+pub(crate) const PREFIX: &str = "wschat:";
+pub(crate) const META: &str = "wschat:meta";
+pub(crate) const HISTORY: &str = "wschat:history";
+pub(crate) const ONLINE: &str = "wschat:online";
+pub(crate) const NODES: &str = "wschat:nodes";
+pub(crate) const CHANNEL: &str = "wschat:events";
+
+pub(crate) fn name_key(key: &str) -> String {
+    format!("{PREFIX}name:{key}")
+}
+
+pub(crate) fn presence_key(node: &str) -> String {
+    format!("{PREFIX}presence:{node}")
+}
+
+/// Functions every script may use.
+const PRELUDE: &str = r#"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- No connection on any node holds KEY since AT (ms): its name waits out the
+-- TTL from then, and every node but ORIGIN's hears that it left.
+local function released(prefix, key, at, ttl, origin, reason, channel)
+  local name = prefix .. 'name:' .. key
+  local display = redis.call('HGET', name, 'display')
+  if not display then return end
+  local expires = at + ttl
+  redis.call('HSET', name, 'expires', string.format('%d', expires))
+  redis.call('PEXPIREAT', name, string.format('%d', expires))
+  redis.call('PUBLISH', channel, cjson.encode({'l', origin, display, reason}))
+  return display
+end
+
+-- Takes COUNT connections of NODE's presence off KEY's total; true when
+-- none is left on any node.
+local function drop(online, key, count)
+  if redis.call('HINCRBY', online, key, -count) > 0 then return false end
+  redis.call('HDEL', online, key)
+  return true
+end
+"#;
+
+/// A login: reserve a free name, reclaim a held one with its secret, or
+/// say it is taken.
+/// KEYS: name, online, presence. ARGV: key, display, offered (hex, or ""),
+/// fresh (hex), node, location, timestamp, channel.
+/// Returns `{claim, display}`, claim one of fresh, reclaimed, taken.
+pub(crate) const RESERVE: &str = r#"
+local name, online, presence = KEYS[1], KEYS[2], KEYS[3]
+local key = ARGV[1]
+local found = redis.call('HMGET', name, 'display', 'secret', 'expires')
+local claim, display
+local held = found[1] and (tonumber(redis.call('HGET', online, key) or '0') > 0
+  or tonumber(found[3] or '0') > now_ms())
+if held then
+  -- Hashes are compared, not secrets: timing tells nothing of a secret.
+  if ARGV[3] == '' or ARGV[3] ~= found[2] then return {'taken', found[1]} end
+  claim, display = 'reclaimed', found[1]
+else
+  claim, display = 'fresh', ARGV[2]
+  redis.call('DEL', name)
+  redis.call('HSET', name, 'display', display, 'secret', ARGV[4])
+end
+redis.call('HSET', name, 'expires', '0')
+redis.call('PERSIST', name)
+redis.call('HINCRBY', online, key, 1)
+redis.call('HINCRBY', presence, key, 1)
+redis.call('PUBLISH', ARGV[8], cjson.encode({'j', ARGV[5], display, ARGV[6], ARGV[7]}))
+return {claim, display}
+"#;
+
+/// A connection holding a name went away.
+/// KEYS: online, presence. ARGV: key, node, reason, ttl (ms), prefix,
+/// channel. Returns 1 when no connection on any node holds it any more.
+pub(crate) const DISCONNECT: &str = r#"
+local online, presence = KEYS[1], KEYS[2]
+local key = ARGV[1]
+-- Not held here (any more): swept while this node was cut off, or
+-- logged out; whoever released it told everyone.
+if tonumber(redis.call('HGET', presence, key) or '0') <= 0 then return 0 end
+if redis.call('HINCRBY', presence, key, -1) <= 0 then redis.call('HDEL', presence, key) end
+if not drop(online, key, 1) then return 0 end
+released(ARGV[5], key, now_ms(), tonumber(ARGV[4]), ARGV[2], ARGV[3], ARGV[6])
+return 1
+"#;
+
+/// A v2 logout: the name is free everywhere and its secret worthless.
+/// KEYS: name, online, nodes. ARGV: key, secret (hex: the holder's, so
+/// that a stale logout never frees someone else's name), node, display,
+/// prefix, channel. Returns 1 if it was freed.
+pub(crate) const LOGOUT: &str = r#"
+local name, online, nodes = KEYS[1], KEYS[2], KEYS[3]
+local key = ARGV[1]
+if redis.call('HGET', name, 'secret') ~= ARGV[2] then return 0 end
+redis.call('DEL', name)
+redis.call('HDEL', online, key)
+for _, node in ipairs(redis.call('ZRANGE', nodes, 0, -1)) do
+  redis.call('HDEL', ARGV[5] .. 'presence:' .. node, key)
+end
+redis.call('PUBLISH', ARGV[6], cjson.encode({'o', ARGV[3], key, ARGV[4]}))
+return 1
+"#;
+
+/// Who is online on every node. KEYS: online. ARGV: prefix.
+/// Returns `{display, connections, …}`.
+pub(crate) const ONLINE_LIST: &str = r#"
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local display = redis.call('HGET', ARGV[1] .. 'name:' .. all[i], 'display')
+  if display then
+    out[#out + 1] = display
+    out[#out + 1] = all[i + 1]
+  end
+end
+return out
+"#;
+
+/// A message: the next `seq`, into the history (trimmed), published: one
+/// round trip. KEYS: meta, history. ARGV: node, id, timestamp, username,
+/// text, history size, channel. Returns the seq.
+pub(crate) const APPEND: &str = r#"
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') + 1
+local s = string.format('%d', seq)
+-- First, so that a stream out of step with the counter fails it whole.
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[6], s .. '-0',
+  'n', ARGV[1], 'i', ARGV[2], 't', ARGV[3], 'u', ARGV[4], 'x', ARGV[5])
+redis.call('HSET', KEYS[1], 'seq', s)
+redis.call('PUBLISH', ARGV[7], cjson.encode({'m', ARGV[1], s, ARGV[2], ARGV[3], ARGV[4], ARGV[5]}))
+return seq
+"#;
+
+/// A node's heartbeat, and the sweep of dead nodes: a node silent for the
+/// node timeout releases every name it held (at its last heartbeat), and
+/// everyone hears those users left. At most 8 dead nodes per beat.
+/// KEYS: nodes, online. ARGV: node, timeout (ms), ttl (ms), prefix,
+/// channel. Returns `{1 if this node was not registered, nodes swept}`.
+pub(crate) const HEARTBEAT: &str = r#"
+local nodes, online = KEYS[1], KEYS[2]
+local now = now_ms()
+local absent = redis.call('ZADD', nodes, string.format('%d', now), ARGV[1])
+local timeout, ttl, prefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local dead = redis.call('ZRANGEBYSCORE', nodes, '-inf', string.format('(%d', now - timeout),
+  'WITHSCORES', 'LIMIT', 0, 8)
+local swept = 0
+for i = 1, #dead, 2 do
+  local node, beat = dead[i], tonumber(dead[i + 1])
+  local presence = prefix .. 'presence:' .. node
+  local held = redis.call('HGETALL', presence)
+  for j = 1, #held, 2 do
+    if drop(online, held[j], tonumber(held[j + 1])) then
+      released(prefix, held[j], beat, ttl, node, 'disconnected', ARGV[5])
+    end
+  end
+  redis.call('DEL', presence)
+  redis.call('ZREM', nodes, node)
+  swept = swept + 1
+end
+return {absent, swept}
+"#;
+
+/// A node (re)joins: at its start, and after every reconnect.
+/// - The numbering: the epoch is set if Redis has none (a new Redis, or
+///   one that lost its data), `seq` never goes back (below the stream's
+///   top, or below what this node already delivered).
+/// - Its presence: made exactly what this node holds (names, secrets and
+///   connection counts), so that nothing is lost or counted twice whatever
+///   happened while it was cut off; a name someone else took meanwhile is
+///   returned as a conflict.
+/// - With `snapshot` > 0, the latest that many messages.
+///
+/// KEYS: meta, history, online, nodes, presence. ARGV: node, epoch (this
+/// node's, or a fresh one at start), rejoining (1/0), delivered, ttl (ms),
+/// prefix, channel, snapshot, then KEY DISPLAY SECRET COUNT for each name
+/// held. Returns `{epoch, seq, conflicts, gone, entries}` (`gone`: the
+/// users whose last connection closed while Redis was out of reach, whom
+/// this node's own clients have not heard leave); when rejoining a
+/// Redis that holds another epoch: `{epoch}` and nothing is changed.
+pub(crate) const JOIN: &str = r#"
+local meta, history, online, nodes, presence = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local node, prefix, channel = ARGV[1], ARGV[6], ARGV[7]
+local ttl = tonumber(ARGV[5])
+redis.call('HSETNX', meta, 'epoch', ARGV[2])
+local epoch = redis.call('HGET', meta, 'epoch')
+if ARGV[3] == '1' and epoch ~= ARGV[2] then return {epoch} end
+local seq = math.max(tonumber(redis.call('HGET', meta, 'seq') or '0'), tonumber(ARGV[4]))
+local top = redis.call('XREVRANGE', history, '+', '-', 'COUNT', 1)[1]
+if top then seq = math.max(seq, tonumber(string.match(top[1], '^(%d+)'))) end
+redis.call('HSET', meta, 'seq', string.format('%d', seq))
+
+local now = now_ms()
+local wanted, conflicts, gone = {}, {}, {}
+for i = 9, #ARGV, 4 do
+  local key, display, secret, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local name = prefix .. 'name:' .. key
+  local found = redis.call('HGET', name, 'secret')
+  if found and found ~= secret then
+    conflicts[#conflicts + 1] = key
+  else
+    if not found then redis.call('HSET', name, 'display', display, 'secret', secret) end
+    redis.call('HSET', name, 'expires', '0')
+    redis.call('PERSIST', name)
+    local here = tonumber(redis.call('HGET', presence, key) or '0')
+    if redis.call('HINCRBY', online, key, count - here) < count then
+      redis.call('HSET', online, key, count) -- lost meanwhile: at least ours
+    end
+    redis.call('HSET', presence, key, count)
+    wanted[key] = true
+  end
+end
+local held = redis.call('HGETALL', presence)
+for j = 1, #held, 2 do
+  local key = held[j]
+  if not wanted[key] then
+    redis.call('HDEL', presence, key)
+    if drop(online, key, tonumber(held[j + 1])) then
+      gone[#gone + 1] = released(prefix, key, now, ttl, node, 'disconnected', channel)
+    end
+  end
+end
+redis.call('ZADD', nodes, string.format('%d', now), node)
+
+local entries = {}
+local snapshot = tonumber(ARGV[8])
+if snapshot > 0 then
+  entries = redis.call('XREVRANGE', history, string.format('%d', seq), '-', 'COUNT', snapshot)
+end
+return {epoch, seq, conflicts, gone, entries}
+"#;
+
+/// A node stops (SIGTERM): its remaining presence is released at once, as
+/// the sweep would have done later. KEYS: nodes, online, presence.
+/// ARGV: node, ttl (ms), prefix, channel.
+pub(crate) const LEAVE: &str = r#"
+local nodes, online, presence = KEYS[1], KEYS[2], KEYS[3]
+local now = now_ms()
+local held = redis.call('HGETALL', presence)
+for j = 1, #held, 2 do
+  if drop(online, held[j], tonumber(held[j + 1])) then
+    released(ARGV[3], held[j], now, tonumber(ARGV[2]), ARGV[1], 'disconnected', ARGV[4])
+  end
+end
+redis.call('DEL', presence)
+redis.call('ZREM', nodes, ARGV[1])
+return 1
+"#;
+
+/// A script, run by its SHA-1.
+#[derive(Debug)]
+pub(crate) struct Lua {
+    pub(crate) code: String,
+    pub(crate) hash: String,
+}
+
+impl Lua {
+    fn new(body: &str) -> Lua {
+        let code = format!("{PRELUDE}{body}");
+        let hash = redis::Script::new(&code).get_hash().to_owned();
+        Lua { code, hash }
+    }
+}
+
+/// The scripts, ready to run by their SHA-1.
+#[derive(Debug)]
+pub(crate) struct Scripts {
+    pub(crate) reserve: Lua,
+    pub(crate) disconnect: Lua,
+    pub(crate) logout: Lua,
+    pub(crate) online: Lua,
+    pub(crate) append: Lua,
+    pub(crate) heartbeat: Lua,
+    pub(crate) join: Lua,
+    pub(crate) leave: Lua,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Scripts {
+        Scripts {
+            reserve: Lua::new(RESERVE),
+            disconnect: Lua::new(DISCONNECT),
+            logout: Lua::new(LOGOUT),
+            online: Lua::new(ONLINE_LIST),
+            append: Lua::new(APPEND),
+            heartbeat: Lua::new(HEARTBEAT),
+            join: Lua::new(JOIN),
+            leave: Lua::new(LEAVE),
+        }
+    }
+
+    pub(crate) fn all(&self) -> [&Lua; 8] {
+        [
+            &self.reserve,
+            &self.disconnect,
+            &self.logout,
+            &self.online,
+            &self.append,
+            &self.heartbeat,
+            &self.join,
+            &self.leave,
+        ]
+    }
+}
