@@ -1281,14 +1281,7 @@ impl<R: Rng> Client<R> {
     /// The server refused our message `text` as sent too fast: send it
     /// again, first, once the server allows, then one at a time.
     fn too_fast(&mut self, sent: outbox::Sent, description: Option<&str>, now: Instant) {
-        self.outbox.send_again(sent);
-        self.outbox.set_window(1);
-        let (resume_at, first) = self.pacing.limited(description, now);
-        // Waiting as asked is not a lack of progress.
-        if let Some(ending) = self.ending {
-            self.ending = Some(ending.max(resume_at + self.config.linger));
-        }
-        if first {
+        if self.send_again_later(sent, description, now) {
             let limit = pacing::the_limit(description.unwrap_or_default());
             let line = match limit {
                 "" => "sending slower: the server limits how fast messages may be sent".into(),
@@ -1298,17 +1291,30 @@ impl<R: Rng> Client<R> {
         }
     }
 
+    /// Puts `sent` back first in line, to be sent again when `description`
+    /// says (a second if it says nothing), then one at a time; whether
+    /// this is the first such wait, to be said.
+    fn send_again_later(
+        &mut self,
+        sent: outbox::Sent,
+        description: Option<&str>,
+        now: Instant,
+    ) -> bool {
+        self.outbox.send_again(sent);
+        self.outbox.set_window(1);
+        let (resume_at, first) = self.pacing.limited(description, now);
+        // Waiting as asked is not a lack of progress.
+        if let Some(ending) = self.ending {
+            self.ending = Some(ending.max(resume_at + self.config.linger));
+        }
+        first
+    }
+
     /// The server could not save our message `sent` (its store is failing)
     /// and did not send it: send it again, first, in a second, then one at
     /// a time, saying so once.
     fn not_saved(&mut self, sent: outbox::Sent, now: Instant) {
-        self.outbox.send_again(sent);
-        self.outbox.set_window(1);
-        let (resume_at, first) = self.pacing.limited(Some("retry in 1 s"), now);
-        if let Some(ending) = self.ending {
-            self.ending = Some(ending.max(resume_at + self.config.linger));
-        }
-        if first {
+        if self.send_again_later(sent, None, now) {
             let line = "the server cannot save messages right now; yours will be sent again";
             self.show(Line::Status(line.into()));
         }

@@ -154,25 +154,8 @@ impl<R: CryptoRng> Server<R> {
                 "the server could not reach its store to log you in; try again in a moment",
             ),
             Some((Claim::Taken, display)) => {
-                if offered.is_some()
-                    && let Some(ends_at) = self.failed_logins.record(&address, now)
-                {
-                    self.timers
-                        .schedule(ends_at, Timer::FailedLogins { address });
-                }
-                self.events.push_back(Event::LoginRefused {
-                    conn,
-                    username: display.clone(),
-                });
-                let description = format!(
-                    "the name \"{display}\" is taken; give its secret to reclaim it, or pick another"
-                );
-                self.send_error(
-                    conn,
-                    reply_to.as_deref(),
-                    ErrorCode::LoginTaken,
-                    &description,
-                );
+                let guesser = offered.is_some().then_some(address);
+                self.refuse_taken(conn, reply_to.as_deref(), display, guesser, now);
             }
             Some((claim, display)) => {
                 if claim == Claim::Fresh {

@@ -918,15 +918,7 @@ impl<R: CryptoRng> Server<R> {
         if let Some(address) = &guesser
             && let Err(wait) = self.failed_logins.check(address, now)
         {
-            let description = format!(
-                "too many wrong secrets from your address; retry in {} s",
-                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-            );
-            self.events.push_back(Event::RateLimited {
-                conn,
-                limit: Limit::LoginFailures,
-            });
-            return self.send_error(conn, reply_to, ErrorCode::RateLimited, &description);
+            return self.refuse_login(conn, reply_to, Limit::LoginFailures, wait);
         }
         // A reservation that ran out before a timer released it (the driver
         // woke late) is released here, and reported like any other expiry.
@@ -946,15 +938,7 @@ impl<R: CryptoRng> Server<R> {
             _ => !self.logins.is_held(&name.key, now),
         };
         if fresh && let Err(wait) = self.new_names.check(&address, now) {
-            let description = format!(
-                "too many new names from your address; retry in {} s",
-                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-            );
-            self.events.push_back(Event::RateLimited {
-                conn,
-                limit: Limit::NewNames,
-            });
-            return self.send_error(conn, reply_to, ErrorCode::RateLimited, &description);
+            return self.refuse_login(conn, reply_to, Limit::NewNames, wait);
         }
         if self.authority == Authority::Shared {
             return self.reserve(conn, reply_to, name, secret, since, now);
@@ -968,20 +952,7 @@ impl<R: CryptoRng> Server<R> {
             self.new_names.took(&address, now);
         }
         if claim == Claim::Taken {
-            if let Some(address) = guesser
-                && let Some(ends_at) = self.failed_logins.record(&address, now)
-            {
-                self.timers
-                    .schedule(ends_at, Timer::FailedLogins { address });
-            }
-            self.events.push_back(Event::LoginRefused {
-                conn,
-                username: display.clone(),
-            });
-            let description = format!(
-                "the name \"{display}\" is taken; give its secret to reclaim it, or pick another"
-            );
-            return self.send_error(conn, reply_to, ErrorCode::LoginTaken, &description);
+            return self.refuse_taken(conn, reply_to, display, guesser, now);
         }
         let key: Arc<str> = name.key.into();
         let connection = self
@@ -1063,6 +1034,51 @@ impl<R: CryptoRng> Server<R> {
             fresh,
         });
         self.release_held(conn, now);
+    }
+
+    /// A login past a limit of `conn`'s address, which allows the next in
+    /// `wait`.
+    fn refuse_login(
+        &mut self,
+        conn: ConnectionId,
+        reply_to: Option<&str>,
+        limit: Limit,
+        wait: Duration,
+    ) {
+        let too_many = match limit {
+            Limit::NewNames => "too many new names",
+            _ => "too many wrong secrets",
+        };
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let description = format!("{too_many} from your address; retry in {secs} s");
+        self.events.push_back(Event::RateLimited { conn, limit });
+        self.send_error(conn, reply_to, ErrorCode::RateLimited, &description);
+    }
+
+    /// A login refused because someone holds `display`; a wrong secret
+    /// (one was given, by `guesser`'s address) counts against the address.
+    fn refuse_taken(
+        &mut self,
+        conn: ConnectionId,
+        reply_to: Option<&str>,
+        display: Arc<str>,
+        guesser: Option<Arc<str>>,
+        now: Instant,
+    ) {
+        if let Some(address) = guesser
+            && let Some(ends_at) = self.failed_logins.record(&address, now)
+        {
+            self.timers
+                .schedule(ends_at, Timer::FailedLogins { address });
+        }
+        let description = format!(
+            "the name \"{display}\" is taken; give its secret to reclaim it, or pick another"
+        );
+        self.events.push_back(Event::LoginRefused {
+            conn,
+            username: display,
+        });
+        self.send_error(conn, reply_to, ErrorCode::LoginTaken, &description);
     }
 
     /// Tells everyone that `display` joined from `location`: every v1

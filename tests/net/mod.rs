@@ -110,12 +110,7 @@ impl ServerProcess {
         args: &[&str],
         data: Option<Arc<tempfile::TempDir>>,
     ) -> Result<ServerProcess, String> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
-        command.args(["--listen", listen]);
-        if let Some(data) = &data {
-            command.arg("--data-dir").arg(data.path().join("data"));
-        }
-        command.args(args);
+        let command = chat_server(listen, args, data.as_deref());
         let args = args.iter().map(|a| a.to_string()).collect();
         ServerProcess::from_command(command, args, data)
     }
@@ -168,13 +163,7 @@ impl ServerProcess {
     /// does not within `TIMEOUT`): its status and its log lines.
     pub fn run_to_exit(args: &[&str]) -> (ExitStatus, Vec<String>) {
         let data = needs_data_dir(args).then(|| Arc::new(tempfile::tempdir().expect("a temp dir")));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
-        command.args(["--listen", "127.0.0.1:0"]);
-        if let Some(data) = &data {
-            command.arg("--data-dir").arg(data.path().join("data"));
-        }
-        let mut child = command
-            .args(args)
+        let mut child = chat_server("127.0.0.1:0", args, data.as_deref())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -275,6 +264,18 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The chat-server command listening on `listen` with `args`, keeping its
+/// store in `data` if given.
+fn chat_server(listen: &str, args: &[&str], data: Option<&tempfile::TempDir>) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+    command.args(["--listen", listen]);
+    if let Some(data) = data {
+        command.arg("--data-dir").arg(data.path().join("data"));
+    }
+    command.args(args);
+    command
 }
 
 /// Whether a server started with `args` needs a data directory of its own:
