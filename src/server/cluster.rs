@@ -42,12 +42,7 @@ impl<R: CryptoRng> Server<R> {
         wall: SystemTime,
         now: Instant,
     ) -> Self {
-        let mut server = Server::new(config, rng);
-        server.authority = Authority::Shared;
-        server.set_wall_clock(wall, now);
-        server.epoch = snapshot.epoch.into();
-        server.history.restore(snapshot.last_seq, snapshot.messages);
-        server
+        Server::resumed(config, rng, Authority::Shared, snapshot, wall, now)
     }
 
     /// What another node did, as the shared store tells it. Messages come

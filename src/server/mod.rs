@@ -429,15 +429,14 @@ impl<R: CryptoRng> Server<R> {
         wall: SystemTime,
         now: Instant,
     ) -> Self {
-        let mut server = Server::new(config, rng);
-        server.authority = Authority::Store;
-        server.set_wall_clock(wall, now);
-        server.epoch = snapshot.epoch.into();
-        server.history.restore(snapshot.last_seq, snapshot.messages);
+        let mut snapshot = snapshot;
+        let names = std::mem::take(&mut snapshot.names);
+        let alive_at = snapshot.alive_at;
+        let mut server = Server::resumed(config, rng, Authority::Store, snapshot, wall, now);
         let wall_now = server.timestamp(now);
         let ttl = u64::try_from(server.config.login_ttl.as_millis()).unwrap_or(u64::MAX);
-        let stopped = snapshot.alive_at.unwrap_or(wall_now);
-        let mut names = snapshot.names;
+        let stopped = alive_at.unwrap_or(wall_now);
+        let mut names = names;
         // Oldest first, so that the idle queue is in the order they expire.
         names.sort_by_key(|n| n.expires_at.unwrap_or(stopped.saturating_add(ttl)));
         for name in names {
@@ -470,6 +469,24 @@ impl<R: CryptoRng> Server<R> {
         }
         server.record(Request::Alive { at: wall_now });
         server.timers.schedule(now + ALIVE_INTERVAL, Timer::Alive);
+        server
+    }
+
+    /// A core that goes on from `snapshot`'s numbering and messages, under
+    /// `authority`; `wall` is the wall-clock time at `now`.
+    fn resumed(
+        config: Config,
+        rng: R,
+        authority: Authority,
+        snapshot: Snapshot,
+        wall: SystemTime,
+        now: Instant,
+    ) -> Self {
+        let mut server = Server::new(config, rng);
+        server.authority = authority;
+        server.set_wall_clock(wall, now);
+        server.epoch = snapshot.epoch.into();
+        server.history.restore(snapshot.last_seq, snapshot.messages);
         server
     }
 
@@ -822,6 +839,20 @@ impl<R: CryptoRng> Server<R> {
         Some(ticket)
     }
 
+    /// Reservation `serial` of `key` went idle at `now`, until `at`: its
+    /// expiry is timed and recorded.
+    fn went_idle(&mut self, key: Arc<str>, at: Instant, serial: u64, now: Instant) {
+        self.timers.schedule(
+            at,
+            Timer::LoginExpiry {
+                key: key.clone(),
+                serial,
+            },
+        );
+        let expires_at = self.expires_at(now);
+        self.record(Request::Idle { key, expires_at });
+    }
+
     /// When a login that goes idle at `now` expires, in wall-clock ms.
     fn expires_at(&self, now: Instant) -> u64 {
         let ttl = u64::try_from(self.config.login_ttl.as_millis()).unwrap_or(u64::MAX);
@@ -1136,15 +1167,7 @@ impl<R: CryptoRng> Server<R> {
                 // Never announced, never saved: as if it had not happened.
                 self.logins.remove(&key);
             } else {
-                self.timers.schedule(
-                    at,
-                    Timer::LoginExpiry {
-                        key: key.clone(),
-                        serial,
-                    },
-                );
-                let expires_at = self.expires_at(now);
-                self.record(Request::Idle { key, expires_at });
+                self.went_idle(key, at, serial, now);
             }
         }
         self.send_error(
@@ -1459,15 +1482,7 @@ impl<R: CryptoRng> Server<R> {
             return self.disconnect(key, display, connection.location, leave);
         }
         if let Some((at, serial)) = self.logins.release(&key, now, self.config.login_ttl) {
-            self.timers.schedule(
-                at,
-                Timer::LoginExpiry {
-                    key: key.clone(),
-                    serial,
-                },
-            );
-            let expires_at = self.expires_at(now);
-            self.record(Request::Idle { key, expires_at });
+            self.went_idle(key, at, serial, now);
             // A login still being saved was never announced: nobody is told
             // it ends.
             if !connection.login_pending {

@@ -122,11 +122,12 @@ impl ServerProcess {
             .unwrap_or_else(|log| panic!("chat-server did not start: {log}"))
     }
 
-    fn from_command(
+    /// Runs `command`, its log captured, without waiting for anything.
+    fn spawned(
         mut command: Command,
         args: Vec<String>,
         data: Option<Arc<tempfile::TempDir>>,
-    ) -> Result<ServerProcess, String> {
+    ) -> ServerProcess {
         let mut child = command
             .env("RUST_LOG", "wschat=debug")
             .stdin(Stdio::null())
@@ -135,14 +136,22 @@ impl ServerProcess {
             .spawn()
             .expect("start chat-server");
         let log = capture(child.stderr.take().expect("piped stderr"));
-        let mut server = ServerProcess {
+        ServerProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             scheme: String::new(),
             args,
             log,
             data,
-        };
+        }
+    }
+
+    fn from_command(
+        command: Command,
+        args: Vec<String>,
+        data: Option<Arc<tempfile::TempDir>>,
+    ) -> Result<ServerProcess, String> {
+        let mut server = ServerProcess::spawned(command, args, data);
         let line = server
             .wait_for_log(|l| l.contains("listening on ") || l.contains("chat-server: "))
             .ok_or_else(|| server.log_text())?;
@@ -163,21 +172,8 @@ impl ServerProcess {
     /// does not within `TIMEOUT`): its status and its log lines.
     pub fn run_to_exit(args: &[&str]) -> (ExitStatus, Vec<String>) {
         let data = needs_data_dir(args).then(|| Arc::new(tempfile::tempdir().expect("a temp dir")));
-        let mut child = chat_server("127.0.0.1:0", args, data.as_deref())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start chat-server");
-        let log = capture(child.stderr.take().expect("piped stderr"));
-        let mut server = ServerProcess {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            scheme: String::new(),
-            args: Vec::new(),
-            log,
-            data,
-        };
+        let command = chat_server("127.0.0.1:0", args, data.as_deref());
+        let mut server = ServerProcess::spawned(command, Vec::new(), data);
         let status = server.wait_exit();
         // The log ends at EOF, right after the exit.
         let deadline = Instant::now() + TIMEOUT;
