@@ -1176,6 +1176,17 @@ impl<R: Rng> Client<R> {
                 if let Some(join) = self.held_join.take() {
                     self.show_server(join); // someone else's, after all
                 }
+                // The server cannot log anyone in right now (its store is
+                // failing): once online before, wait and try again, as
+                // after a dropped connection.
+                if code == ErrorCode::Unavailable && self.been_online {
+                    self.actions.push_back(Action::Close);
+                    let reason = format!(
+                        "the server could not log you in: {}",
+                        describe(code, description)
+                    );
+                    return self.lost(&reason, now);
+                }
                 let name = &self.config.username;
                 let about_the_name =
                     matches!(code, ErrorCode::LoginTaken | ErrorCode::InvalidUsername);
@@ -1221,6 +1232,7 @@ impl<R: Rng> Client<R> {
                         | ErrorCode::MessageTooLong
                         | ErrorCode::MessagingWhileNotLoggedIn
                         | ErrorCode::RateLimited
+                        | ErrorCode::Unavailable
                         | ErrorCode::Unknown
                 );
                 // Whether the error is about one of our messages, and the
@@ -1238,6 +1250,11 @@ impl<R: Rng> Client<R> {
                     && let Some(sent) = refused
                 {
                     return self.too_fast(sent, description, now);
+                }
+                if code == ErrorCode::Unavailable
+                    && let Some(sent) = refused
+                {
+                    return self.not_saved(sent, now);
                 }
                 let refused_one = refused.is_some();
                 let description = describe(code, description);
@@ -1264,6 +1281,25 @@ impl<R: Rng> Client<R> {
     /// The server refused our message `text` as sent too fast: send it
     /// again, first, once the server allows, then one at a time.
     fn too_fast(&mut self, sent: outbox::Sent, description: Option<&str>, now: Instant) {
+        if self.send_again_later(sent, description, now) {
+            let limit = pacing::the_limit(description.unwrap_or_default());
+            let line = match limit {
+                "" => "sending slower: the server limits how fast messages may be sent".into(),
+                limit => format!("sending slower: the server limits messages ({limit})"),
+            };
+            self.show(Line::Status(line));
+        }
+    }
+
+    /// Puts `sent` back first in line, to be sent again when `description`
+    /// says (a second if it says nothing), then one at a time; whether
+    /// this is the first such wait, to be said.
+    fn send_again_later(
+        &mut self,
+        sent: outbox::Sent,
+        description: Option<&str>,
+        now: Instant,
+    ) -> bool {
         self.outbox.send_again(sent);
         self.outbox.set_window(1);
         let (resume_at, first) = self.pacing.limited(description, now);
@@ -1271,13 +1307,16 @@ impl<R: Rng> Client<R> {
         if let Some(ending) = self.ending {
             self.ending = Some(ending.max(resume_at + self.config.linger));
         }
-        if first {
-            let limit = pacing::the_limit(description.unwrap_or_default());
-            let line = match limit {
-                "" => "sending slower: the server limits how fast messages may be sent".into(),
-                limit => format!("sending slower: the server limits messages ({limit})"),
-            };
-            self.show(Line::Status(line));
+        first
+    }
+
+    /// The server could not save our message `sent` (its store is failing)
+    /// and did not send it: send it again, first, in a second, then one at
+    /// a time, saying so once.
+    fn not_saved(&mut self, sent: outbox::Sent, now: Instant) {
+        if self.send_again_later(sent, None, now) {
+            let line = "the server cannot save messages right now; yours will be sent again";
+            self.show(Line::Status(line.into()));
         }
     }
 

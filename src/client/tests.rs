@@ -1084,6 +1084,53 @@ fn rate_limited_messages_are_sent_again_in_order_one_at_a_time() {
 }
 
 #[test]
+fn a_message_the_server_could_not_save_is_sent_again_a_second_later() {
+    let mut h = Harness::script();
+    h.log_in("S");
+    assert_eq!(h.type_line("kept"), ["send text kept"]);
+    h.end_of_input();
+    let unavailable =
+        "the server could not save the message; it was not sent, try again in a moment";
+    assert_eq!(
+        h.server(error(ErrorCode::Unavailable, Some(unavailable))),
+        ["show 12:00 -- the server cannot save messages right now; yours will be sent again"]
+    );
+    assert_eq!(
+        h.wake(),
+        (Duration::from_secs(1), vec!["send text kept".to_owned()])
+    );
+    assert_eq!(
+        h.server(text("alice", "kept")),
+        ["close", "show 12:00 alice (you): kept", "exit 0"]
+    );
+}
+
+#[test]
+fn a_login_the_server_cannot_save_on_a_reconnect_is_tried_again_later() {
+    let mut h = Harness::interactive();
+    h.log_in("S");
+    h.now += Duration::from_secs(60);
+    let _ = h.disconnected("Connection reset by peer");
+    let (_, out) = h.wake();
+    assert_eq!(out, ["connect"]);
+    let out = h.connected();
+    assert!(out[0].starts_with("send login alice"), "{out:?}");
+    // The store is failing: no exit, a close, and another try later.
+    let out = h.server(error(
+        ErrorCode::Unavailable,
+        Some("the server could not save your login; try again in a moment"),
+    ));
+    assert_eq!(out[0], "close", "{out:?}");
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        out[1].starts_with("show 12:00 -- could not reconnect (the server could not log you in"),
+        "{out:?}"
+    );
+    let (_, out) = h.wake();
+    assert_eq!(out, ["connect"]);
+}
+
+#[test]
 fn after_a_rate_limit_the_window_reopens_once_the_queue_drains() {
     let mut c = config(Mode::Interactive);
     c.window = 2;

@@ -42,12 +42,7 @@ impl<R: CryptoRng> Server<R> {
         wall: SystemTime,
         now: Instant,
     ) -> Self {
-        let mut server = Server::new(config, rng);
-        server.authority = Authority::Shared;
-        server.set_wall_clock(wall, now);
-        server.epoch = snapshot.epoch.into();
-        server.history.restore(snapshot.last_seq, snapshot.messages);
-        server
+        Server::resumed(config, rng, Authority::Shared, snapshot, wall, now)
     }
 
     /// What another node did, as the shared store tells it. Messages come
@@ -154,25 +149,8 @@ impl<R: CryptoRng> Server<R> {
                 "the server could not reach its store to log you in; try again in a moment",
             ),
             Some((Claim::Taken, display)) => {
-                if offered.is_some()
-                    && let Some(ends_at) = self.failed_logins.record(&address, now)
-                {
-                    self.timers
-                        .schedule(ends_at, Timer::FailedLogins { address });
-                }
-                self.events.push_back(Event::LoginRefused {
-                    conn,
-                    username: display.clone(),
-                });
-                let description = format!(
-                    "the name \"{display}\" is taken; give its secret to reclaim it, or pick another"
-                );
-                self.send_error(
-                    conn,
-                    reply_to.as_deref(),
-                    ErrorCode::LoginTaken,
-                    &description,
-                );
+                let guesser = offered.is_some().then_some(address);
+                self.refuse_taken(conn, reply_to.as_deref(), display, guesser, now);
             }
             Some((claim, display)) => {
                 if claim == Claim::Fresh {

@@ -429,15 +429,14 @@ impl<R: CryptoRng> Server<R> {
         wall: SystemTime,
         now: Instant,
     ) -> Self {
-        let mut server = Server::new(config, rng);
-        server.authority = Authority::Store;
-        server.set_wall_clock(wall, now);
-        server.epoch = snapshot.epoch.into();
-        server.history.restore(snapshot.last_seq, snapshot.messages);
+        let mut snapshot = snapshot;
+        let names = std::mem::take(&mut snapshot.names);
+        let alive_at = snapshot.alive_at;
+        let mut server = Server::resumed(config, rng, Authority::Store, snapshot, wall, now);
         let wall_now = server.timestamp(now);
         let ttl = u64::try_from(server.config.login_ttl.as_millis()).unwrap_or(u64::MAX);
-        let stopped = snapshot.alive_at.unwrap_or(wall_now);
-        let mut names = snapshot.names;
+        let stopped = alive_at.unwrap_or(wall_now);
+        let mut names = names;
         // Oldest first, so that the idle queue is in the order they expire.
         names.sort_by_key(|n| n.expires_at.unwrap_or(stopped.saturating_add(ttl)));
         for name in names {
@@ -470,6 +469,24 @@ impl<R: CryptoRng> Server<R> {
         }
         server.record(Request::Alive { at: wall_now });
         server.timers.schedule(now + ALIVE_INTERVAL, Timer::Alive);
+        server
+    }
+
+    /// A core that goes on from `snapshot`'s numbering and messages, under
+    /// `authority`; `wall` is the wall-clock time at `now`.
+    fn resumed(
+        config: Config,
+        rng: R,
+        authority: Authority,
+        snapshot: Snapshot,
+        wall: SystemTime,
+        now: Instant,
+    ) -> Self {
+        let mut server = Server::new(config, rng);
+        server.authority = authority;
+        server.set_wall_clock(wall, now);
+        server.epoch = snapshot.epoch.into();
+        server.history.restore(snapshot.last_seq, snapshot.messages);
         server
     }
 
@@ -822,6 +839,20 @@ impl<R: CryptoRng> Server<R> {
         Some(ticket)
     }
 
+    /// Reservation `serial` of `key` went idle at `now`, until `at`: its
+    /// expiry is timed and recorded.
+    fn went_idle(&mut self, key: Arc<str>, at: Instant, serial: u64, now: Instant) {
+        self.timers.schedule(
+            at,
+            Timer::LoginExpiry {
+                key: key.clone(),
+                serial,
+            },
+        );
+        let expires_at = self.expires_at(now);
+        self.record(Request::Idle { key, expires_at });
+    }
+
     /// When a login that goes idle at `now` expires, in wall-clock ms.
     fn expires_at(&self, now: Instant) -> u64 {
         let ttl = u64::try_from(self.config.login_ttl.as_millis()).unwrap_or(u64::MAX);
@@ -918,15 +949,7 @@ impl<R: CryptoRng> Server<R> {
         if let Some(address) = &guesser
             && let Err(wait) = self.failed_logins.check(address, now)
         {
-            let description = format!(
-                "too many wrong secrets from your address; retry in {} s",
-                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-            );
-            self.events.push_back(Event::RateLimited {
-                conn,
-                limit: Limit::LoginFailures,
-            });
-            return self.send_error(conn, reply_to, ErrorCode::RateLimited, &description);
+            return self.refuse_login(conn, reply_to, Limit::LoginFailures, wait);
         }
         // A reservation that ran out before a timer released it (the driver
         // woke late) is released here, and reported like any other expiry.
@@ -946,15 +969,7 @@ impl<R: CryptoRng> Server<R> {
             _ => !self.logins.is_held(&name.key, now),
         };
         if fresh && let Err(wait) = self.new_names.check(&address, now) {
-            let description = format!(
-                "too many new names from your address; retry in {} s",
-                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-            );
-            self.events.push_back(Event::RateLimited {
-                conn,
-                limit: Limit::NewNames,
-            });
-            return self.send_error(conn, reply_to, ErrorCode::RateLimited, &description);
+            return self.refuse_login(conn, reply_to, Limit::NewNames, wait);
         }
         if self.authority == Authority::Shared {
             return self.reserve(conn, reply_to, name, secret, since, now);
@@ -968,20 +983,7 @@ impl<R: CryptoRng> Server<R> {
             self.new_names.took(&address, now);
         }
         if claim == Claim::Taken {
-            if let Some(address) = guesser
-                && let Some(ends_at) = self.failed_logins.record(&address, now)
-            {
-                self.timers
-                    .schedule(ends_at, Timer::FailedLogins { address });
-            }
-            self.events.push_back(Event::LoginRefused {
-                conn,
-                username: display.clone(),
-            });
-            let description = format!(
-                "the name \"{display}\" is taken; give its secret to reclaim it, or pick another"
-            );
-            return self.send_error(conn, reply_to, ErrorCode::LoginTaken, &description);
+            return self.refuse_taken(conn, reply_to, display, guesser, now);
         }
         let key: Arc<str> = name.key.into();
         let connection = self
@@ -1065,6 +1067,51 @@ impl<R: CryptoRng> Server<R> {
         self.release_held(conn, now);
     }
 
+    /// A login past a limit of `conn`'s address, which allows the next in
+    /// `wait`.
+    fn refuse_login(
+        &mut self,
+        conn: ConnectionId,
+        reply_to: Option<&str>,
+        limit: Limit,
+        wait: Duration,
+    ) {
+        let too_many = match limit {
+            Limit::NewNames => "too many new names",
+            _ => "too many wrong secrets",
+        };
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let description = format!("{too_many} from your address; retry in {secs} s");
+        self.events.push_back(Event::RateLimited { conn, limit });
+        self.send_error(conn, reply_to, ErrorCode::RateLimited, &description);
+    }
+
+    /// A login refused because someone holds `display`; a wrong secret
+    /// (one was given, by `guesser`'s address) counts against the address.
+    fn refuse_taken(
+        &mut self,
+        conn: ConnectionId,
+        reply_to: Option<&str>,
+        display: Arc<str>,
+        guesser: Option<Arc<str>>,
+        now: Instant,
+    ) {
+        if let Some(address) = guesser
+            && let Some(ends_at) = self.failed_logins.record(&address, now)
+        {
+            self.timers
+                .schedule(ends_at, Timer::FailedLogins { address });
+        }
+        let description = format!(
+            "the name \"{display}\" is taken; give its secret to reclaim it, or pick another"
+        );
+        self.events.push_back(Event::LoginRefused {
+            conn,
+            username: display,
+        });
+        self.send_error(conn, reply_to, ErrorCode::LoginTaken, &description);
+    }
+
     /// Tells everyone that `display` joined from `location`: every v1
     /// connection, and v2 ones within the presence budget.
     fn broadcast_join(&mut self, display: &Arc<str>, location: &str, timestamp: u64, now: Instant) {
@@ -1120,15 +1167,7 @@ impl<R: CryptoRng> Server<R> {
                 // Never announced, never saved: as if it had not happened.
                 self.logins.remove(&key);
             } else {
-                self.timers.schedule(
-                    at,
-                    Timer::LoginExpiry {
-                        key: key.clone(),
-                        serial,
-                    },
-                );
-                let expires_at = self.expires_at(now);
-                self.record(Request::Idle { key, expires_at });
+                self.went_idle(key, at, serial, now);
             }
         }
         self.send_error(
@@ -1443,15 +1482,7 @@ impl<R: CryptoRng> Server<R> {
             return self.disconnect(key, display, connection.location, leave);
         }
         if let Some((at, serial)) = self.logins.release(&key, now, self.config.login_ttl) {
-            self.timers.schedule(
-                at,
-                Timer::LoginExpiry {
-                    key: key.clone(),
-                    serial,
-                },
-            );
-            let expires_at = self.expires_at(now);
-            self.record(Request::Idle { key, expires_at });
+            self.went_idle(key, at, serial, now);
             // A login still being saved was never announced: nobody is told
             // it ends.
             if !connection.login_pending {

@@ -110,12 +110,7 @@ impl ServerProcess {
         args: &[&str],
         data: Option<Arc<tempfile::TempDir>>,
     ) -> Result<ServerProcess, String> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
-        command.args(["--listen", listen]);
-        if let Some(data) = &data {
-            command.arg("--data-dir").arg(data.path().join("data"));
-        }
-        command.args(args);
+        let command = chat_server(listen, args, data.as_deref());
         let args = args.iter().map(|a| a.to_string()).collect();
         ServerProcess::from_command(command, args, data)
     }
@@ -127,11 +122,12 @@ impl ServerProcess {
             .unwrap_or_else(|log| panic!("chat-server did not start: {log}"))
     }
 
-    fn from_command(
+    /// Runs `command`, its log captured, without waiting for anything.
+    fn spawned(
         mut command: Command,
         args: Vec<String>,
         data: Option<Arc<tempfile::TempDir>>,
-    ) -> Result<ServerProcess, String> {
+    ) -> ServerProcess {
         let mut child = command
             .env("RUST_LOG", "wschat=debug")
             .stdin(Stdio::null())
@@ -140,14 +136,22 @@ impl ServerProcess {
             .spawn()
             .expect("start chat-server");
         let log = capture(child.stderr.take().expect("piped stderr"));
-        let mut server = ServerProcess {
+        ServerProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             scheme: String::new(),
             args,
             log,
             data,
-        };
+        }
+    }
+
+    fn from_command(
+        command: Command,
+        args: Vec<String>,
+        data: Option<Arc<tempfile::TempDir>>,
+    ) -> Result<ServerProcess, String> {
+        let mut server = ServerProcess::spawned(command, args, data);
         let line = server
             .wait_for_log(|l| l.contains("listening on ") || l.contains("chat-server: "))
             .ok_or_else(|| server.log_text())?;
@@ -168,27 +172,8 @@ impl ServerProcess {
     /// does not within `TIMEOUT`): its status and its log lines.
     pub fn run_to_exit(args: &[&str]) -> (ExitStatus, Vec<String>) {
         let data = needs_data_dir(args).then(|| Arc::new(tempfile::tempdir().expect("a temp dir")));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
-        command.args(["--listen", "127.0.0.1:0"]);
-        if let Some(data) = &data {
-            command.arg("--data-dir").arg(data.path().join("data"));
-        }
-        let mut child = command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start chat-server");
-        let log = capture(child.stderr.take().expect("piped stderr"));
-        let mut server = ServerProcess {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            scheme: String::new(),
-            args: Vec::new(),
-            log,
-            data,
-        };
+        let command = chat_server("127.0.0.1:0", args, data.as_deref());
+        let mut server = ServerProcess::spawned(command, Vec::new(), data);
         let status = server.wait_exit();
         // The log ends at EOF, right after the exit.
         let deadline = Instant::now() + TIMEOUT;
@@ -275,6 +260,18 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The chat-server command listening on `listen` with `args`, keeping its
+/// store in `data` if given.
+fn chat_server(listen: &str, args: &[&str], data: Option<&tempfile::TempDir>) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+    command.args(["--listen", listen]);
+    if let Some(data) = data {
+        command.arg("--data-dir").arg(data.path().join("data"));
+    }
+    command.args(args);
+    command
 }
 
 /// Whether a server started with `args` needs a data directory of its own:
