@@ -121,7 +121,7 @@ enum Keeper {
     /// The embedded store (`--data-dir`).
     Store(Store, Snapshot),
     /// Redis, shared with the other nodes (`--redis-url`).
-    Cluster(Cluster, Snapshot),
+    Cluster(Box<Cluster>, Snapshot),
 }
 
 /// Why [`ChatServer::bind`] failed.
@@ -181,7 +181,7 @@ impl ChatServer {
                 };
                 let (cluster, snapshot) =
                     smol::block_on(Cluster::start(url, settings)).map_err(BindError::Redis)?;
-                Keeper::Cluster(cluster, snapshot)
+                Keeper::Cluster(Box::new(cluster), snapshot)
             }
             (None, true) => Keeper::Memory,
             (None, false) => {
@@ -305,7 +305,7 @@ impl ChatServer {
 
         // The cluster's link to Redis: a task beside the core's.
         let redis =
-            redis.map(|(cluster, queued, replies)| executor.spawn(cluster.run(queued, replies)));
+            redis.map(|(cluster, queued, replies)| executor.spawn((*cluster).run(queued, replies)));
         let activity = Arc::new(Activity::default());
         let core_task = executor.spawn(core_task::run(
             core,

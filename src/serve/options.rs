@@ -65,9 +65,9 @@ pub struct Options {
 
     /// With --redis-url: a node that has not told Redis it is alive for this
     /// long (it was killed, or cut off) counts as gone. Its users leave
-    /// everyone's presence at most this long plus a fifth of it after it
-    /// stopped; their names stay held for --login-ttl. Nodes tell it every
-    /// fifth of this.
+    /// everyone's presence at most 1.2 times this after it stopped; their
+    /// names stay held for --login-ttl. Nodes tell Redis every fifth of
+    /// this; give every node the same value.
     #[arg(
         long,
         env = "CHAT_NODE_TIMEOUT",

@@ -3,6 +3,8 @@
 //! bounded.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod redis;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -279,7 +281,7 @@ fn chat_server(listen: &str, args: &[&str], data: Option<&tempfile::TempDir>) ->
 fn needs_data_dir(args: &[&str]) -> bool {
     !args
         .iter()
-        .any(|a| *a == "--data-dir" || *a == "--in-memory")
+        .any(|a| ["--data-dir", "--in-memory", "--redis-url"].contains(a))
 }
 
 /// Collects the lines of `stderr` for the child's whole life, so that it

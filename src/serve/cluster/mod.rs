@@ -341,7 +341,7 @@ impl Cluster {
                     }
                 };
                 let beat = async {
-                    (&mut beats).next().await;
+                    beats.next().await;
                     Woken::Beat
                 };
                 let retried = async {
@@ -644,7 +644,7 @@ impl Cluster {
     }
 
     fn send_beat(&self, mut conn: MultiplexedConnection) {
-        let mut cmd = evalsha(&self.scripts.heartbeat, &[NODES, ONLINE]);
+        let mut cmd = evalsha(&self.scripts.heartbeat, &[NODES, ONLINE, META]);
         cmd.arg(&*self.node)
             .arg(millis(self.settings.node_timeout))
             .arg(millis(self.settings.login_ttl))

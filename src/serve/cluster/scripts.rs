@@ -6,7 +6,8 @@
 //!
 //! The key schema (README, "What lives in Redis"), with the prefix
 //! `wschat:`:
-//! - `meta` hash: `epoch` (set once), `seq` (the latest message's);
+//! - `meta` hash: `epoch` (set once), `seq` (the latest message's),
+//!   `beat` and `calm` (the sweep's: see [`HEARTBEAT`]);
 //! - `history` stream: the latest `--history-size` messages, entry id
 //!   `SEQ-0`, fields `n` node, `i` id, `t` timestamp, `u` username, `x` text;
 //! - `name:KEY` hash: `display`, `secret` (SHA-256 hex), `expires` (ms;
@@ -154,16 +155,25 @@ redis.call('PUBLISH', ARGV[7], cjson.encode({'m', ARGV[1], s, ARGV[2], ARGV[3], 
 return seq
 "#;
 
-/// A node's heartbeat, and the sweep of dead nodes: a node silent for the
-/// node timeout releases every name it held (at its last heartbeat), and
-/// everyone hears those users left. At most 8 dead nodes per beat.
-/// KEYS: nodes, online. ARGV: node, timeout (ms), ttl (ms), prefix,
+/// A node's heartbeat, and the sweep of dead nodes: a node whose last
+/// heartbeat is older than the node timeout releases every name it held
+/// (at its last heartbeat), and everyone hears those users left. After a
+/// pause in everyone's heartbeats (Redis stalled or unreachable, so every
+/// node looks silent at once) nobody is swept for one node timeout, so
+/// that the living have time to beat again. At most 8 dead nodes per beat.
+/// KEYS: nodes, online, meta. ARGV: node, timeout (ms), ttl (ms), prefix,
 /// channel. Returns `{1 if this node was not registered, nodes swept}`.
 pub(crate) const HEARTBEAT: &str = r#"
-local nodes, online = KEYS[1], KEYS[2]
+local nodes, online, meta = KEYS[1], KEYS[2], KEYS[3]
 local now = now_ms()
 local absent = redis.call('ZADD', nodes, string.format('%d', now), ARGV[1])
 local timeout, ttl, prefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local last = tonumber(redis.call('HGET', meta, 'beat') or '0')
+redis.call('HSET', meta, 'beat', string.format('%d', now))
+if last > 0 and now - last > timeout / 2 then
+  redis.call('HSET', meta, 'calm', string.format('%d', now + timeout))
+end
+if now < tonumber(redis.call('HGET', meta, 'calm') or '0') then return {absent, 0} end
 local dead = redis.call('ZRANGEBYSCORE', nodes, '-inf', string.format('(%d', now - timeout),
   'WITHSCORES', 'LIMIT', 0, 8)
 local swept = 0
