@@ -170,7 +170,7 @@ local absent = redis.call('ZADD', nodes, string.format('%d', now), ARGV[1])
 local timeout, ttl, prefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local last = tonumber(redis.call('HGET', meta, 'beat') or '0')
 redis.call('HSET', meta, 'beat', string.format('%d', now))
-if last > 0 and now - last > timeout / 2 then
+if now - last > timeout / 2 then
   redis.call('HSET', meta, 'calm', string.format('%d', now + timeout))
 end
 if now < tonumber(redis.call('HGET', meta, 'calm') or '0') then return {absent, 0} end
@@ -253,6 +253,9 @@ for j = 1, #held, 2 do
   end
 end
 redis.call('ZADD', nodes, string.format('%d', now), node)
+-- The heartbeats' clock starts with the first node (see HEARTBEAT); a node
+-- coming back after an outage must not restart it.
+redis.call('HSETNX', meta, 'beat', string.format('%d', now))
 
 local entries = {}
 local snapshot = tonumber(ARGV[8])
