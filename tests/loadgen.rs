@@ -257,3 +257,54 @@ fn paced_presence_shrinks_a_v2_join_storm_and_the_barrier_is_heard_in_a_summary(
     assert!(join_frames * 4 < joins_heard, "`{summary}`");
     assert!(get::<Option<f64>>(&summary, "join_s").is_some());
 }
+
+#[test]
+fn fanout_spreads_clients_over_a_clusters_nodes_and_adds_up_their_cpu() {
+    let redis = net::redis::RedisServer::start();
+    let url = redis.url();
+    let nodes: Vec<ServerProcess> = (0..3)
+        .map(|_| ServerProcess::start(&["--redis-url", &url, "--message-rate", "0"]))
+        .collect();
+    let mut args = vec!["fanout".to_owned(), "--protocol".into(), "v2".into()];
+    for node in &nodes {
+        args.extend(["--server".into(), node.addr.to_string()]);
+        args.extend(["--server-pid".into(), node.pid().to_string()]);
+    }
+    args.extend(
+        [
+            "--clients",
+            "30",
+            "--senders",
+            "3",
+            "--rate",
+            "150",
+            "--duration",
+            "500ms",
+            "--drain",
+            "10s",
+            "--timeout",
+            "60s",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, summary) = loadgen(&args, Duration::from_secs(90));
+    assert!(status.success(), "{status} `{summary}`");
+    assert_eq!(get::<String>(&summary, "status"), "ok");
+    assert_eq!(get::<u64>(&summary, "sent"), 75);
+    // Every client hears every message, whichever node either is on, in
+    // each sender's order, once.
+    assert_eq!(get::<u64>(&summary, "delivered"), 75 * 30);
+    assert_eq!(get::<u64>(&summary, "lost"), 0);
+    assert_eq!(get::<u64>(&summary, "out_of_order"), 0);
+    assert_eq!(get::<u64>(&summary, "errors"), 0);
+    assert!(get::<Option<f64>>(&summary, "server_cpu_s").is_some());
+    // Clients were spread over the nodes: each node logged some in.
+    for node in &nodes {
+        assert!(
+            node.has_logged(|l| l.contains("joined")),
+            "{}",
+            node.log_text()
+        );
+    }
+}

@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use crate::common::{Barrier, CommonArgs, Counters, Ctx, Ending, login, secs};
 use crate::latency::Latencies;
 use crate::net::{Ws, within};
-use crate::procfs::CpuMeter;
+use crate::procfs::{CpuMeter, CpuMeters};
 use crate::summary::{Status, report, round1};
 use crate::wire::{Ear, Joins, Protocol};
 
@@ -127,7 +127,7 @@ pub async fn run(args: AcceptArgs) -> anyhow::Result<AcceptReport> {
         args,
     });
     let args = &shared.args;
-    let server_cpu = CpuMeter::start(ctx.server_pid);
+    let server_cpu = CpuMeters::start(&ctx.server_pids);
     let loadgen_cpu = CpuMeter::start(None);
 
     let tasks: Vec<_> = (0..workers)
@@ -194,7 +194,7 @@ pub async fn run(args: AcceptArgs) -> anyhow::Result<AcceptReport> {
         join_s: join.map(secs),
         join_frames_per_s: join.map(|d| round1(join_frames as f64 / d.as_secs_f64())),
         closed: Counters::get(&counters.closed),
-        server_cpu_s: ctx.server_pid.and(server_cpu.seconds()),
+        server_cpu_s: server_cpu.seconds(),
         loadgen_cpu_s: loadgen_cpu.seconds(),
         server_rss_kib: ctx.server_rss_kib(),
         loadgen_rss_kib: crate::procfs::own_rss_kib(),

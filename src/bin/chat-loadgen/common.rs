@@ -20,16 +20,19 @@ use crate::wire::{self, Ear, Heard, Joins, Protocol};
 /// Options of every mode.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
-    /// The server's address; loopback only.
+    /// The server's address; loopback only. Repeat it for the nodes of a
+    /// cluster: clients are spread over them in turn.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    pub server: SocketAddr,
+    pub server: Vec<SocketAddr>,
     /// Protocol version: v2 offers the WebSocket subprotocol `wschat.v2`
     /// and fails a connection whose server does not select it.
     #[arg(long, value_enum, default_value_t = Protocol::V1)]
     pub protocol: Protocol,
-    /// PID of the server, to report its VmRSS from /proc/PID/status.
+    /// PID of the server, to report its VmRSS from /proc/PID/status and
+    /// its CPU time. Repeat it for a cluster's nodes (and its Redis): their
+    /// memory and CPU time are added up.
     #[arg(long, value_name = "PID")]
-    pub server_pid: Option<u32>,
+    pub server_pid: Vec<u32>,
     /// Executor threads of the load generator (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -66,7 +69,8 @@ pub struct Ctx {
     pub opening: Arc<Semaphore>,
     pub run: String,
     pub protocol: Protocol,
-    pub server_pid: Option<u32>,
+    /// The server's processes (`--server-pid`), maybe none.
+    pub server_pids: Vec<u32>,
     /// When the whole run must be over (`--timeout`).
     pub deadline: Instant,
 }
@@ -89,7 +93,7 @@ impl Ctx {
         Ok(Ctx {
             rt: Runtime::start(threads)?,
             dialer: Arc::new(Dialer::new(
-                args.server,
+                &args.server,
                 args.source_ips,
                 args.read_buffer,
                 args.connect_timeout,
@@ -98,7 +102,7 @@ impl Ctx {
             opening: Arc::new(Semaphore::new(args.concurrency.max(1))),
             run,
             protocol: args.protocol,
-            server_pid: args.server_pid,
+            server_pids: args.server_pid.clone(),
             deadline: Instant::now() + args.timeout,
         })
     }
@@ -117,8 +121,15 @@ impl Ctx {
         Ear::new(&self.barrier_name())
     }
 
+    /// The server's VmRSS (all its processes' together).
     pub fn server_rss_kib(&self) -> Option<u64> {
-        self.server_pid.and_then(crate::procfs::vm_rss_kib)
+        if self.server_pids.is_empty() {
+            return None;
+        }
+        self.server_pids
+            .iter()
+            .map(|&pid| crate::procfs::vm_rss_kib(pid))
+            .sum()
     }
 
     /// Opens client `n` (waiting for a free `--concurrency` slot) and sends

@@ -20,7 +20,7 @@ use crate::common::{Barrier, CommonArgs, Counters, Ctx, Ending, not_logged_in, s
 use crate::latency::Latencies;
 use crate::ledger::{Ledger, Tally};
 use crate::net::{Ws, WsSender};
-use crate::procfs::CpuMeter;
+use crate::procfs::{CpuMeter, CpuMeters};
 use crate::summary::{Status, report, round1};
 use crate::wire::{self, Heard, Protocol, Stamp};
 
@@ -304,7 +304,7 @@ async fn send_and_drain(
     let end = t0 + args.duration;
     shared.start.set_blocking(t0).ok();
     Timer::at(t0).await;
-    let server_cpu = CpuMeter::start(ctx.server_pid);
+    let server_cpu = CpuMeters::start(&ctx.server_pids);
     let loadgen_cpu = CpuMeter::start(None);
     Timer::at(end.min(ctx.deadline)).await;
 
@@ -326,7 +326,7 @@ async fn send_and_drain(
         })
         .await;
     let drain_end = Instant::now();
-    report.server_cpu_s = ctx.server_pid.and(server_cpu.seconds());
+    report.server_cpu_s = server_cpu.seconds();
     report.loadgen_cpu_s = loadgen_cpu.seconds();
 
     let sent: Vec<u64> = shared

@@ -30,12 +30,14 @@ pub type Ws = WebSocketStream<Async<TcpStream>>;
 /// The sending half of a split [`Ws`].
 pub type WsSender = async_tungstenite::WebSocketSender<Async<TcpStream>>;
 
-/// Opens connections to one server, rotating over source addresses.
+/// Opens connections to the server (to each node of a cluster in turn),
+/// rotating over source addresses.
 #[derive(Debug)]
 pub struct Dialer {
-    server: SocketAddr,
-    /// The handshake request, `Sec-WebSocket-Protocol` included for v2.
-    request: Request,
+    /// Each server with its handshake request (`Sec-WebSocket-Protocol`
+    /// included for v2).
+    servers: Vec<(SocketAddr, Request)>,
+    next_server: AtomicUsize,
     protocol: Protocol,
     sources: Vec<Ipv4Addr>,
     next_source: AtomicUsize,
@@ -47,35 +49,47 @@ impl Dialer {
     /// `source_ips` addresses from 127.0.0.1 up; `read_buffer` is the
     /// client's tungstenite read buffer (its memory, not the server's).
     pub fn new(
-        server: SocketAddr,
+        servers: &[SocketAddr],
         source_ips: u8,
         read_buffer: usize,
         timeout: Duration,
         protocol: Protocol,
     ) -> anyhow::Result<Self> {
-        if !server.ip().is_loopback() {
+        if let Some(server) = servers.iter().find(|s| !s.ip().is_loopback()) {
             bail!("the load generator only targets loopback addresses, not {server}");
+        }
+        let Some(&first) = servers.first() else {
+            bail!("no --server given");
+        };
+        if servers.iter().any(|s| s.is_ipv6() != first.is_ipv6()) {
+            bail!("--server: all IPv4 or all IPv6");
         }
         if source_ips == 0 {
             bail!("--source-ips must be at least 1");
         }
-        let sources = match server {
+        let sources = match first {
             // An IPv6 server is reached from ::1 only.
             SocketAddr::V6(_) => Vec::new(),
             SocketAddr::V4(_) => (1..=source_ips)
                 .map(|n| Ipv4Addr::new(127, 0, 0, n))
                 .collect(),
         };
-        let mut request = format!("ws://{server}/").into_client_request()?;
-        if let Some(subprotocol) = protocol.subprotocol() {
-            request.headers_mut().insert(
-                SEC_WEBSOCKET_PROTOCOL,
-                HeaderValue::from_static(subprotocol),
-            );
-        }
+        let request = |server: &SocketAddr| -> anyhow::Result<Request> {
+            let mut request = format!("ws://{server}/").into_client_request()?;
+            if let Some(subprotocol) = protocol.subprotocol() {
+                request.headers_mut().insert(
+                    SEC_WEBSOCKET_PROTOCOL,
+                    HeaderValue::from_static(subprotocol),
+                );
+            }
+            Ok(request)
+        };
         Ok(Dialer {
-            server,
-            request,
+            servers: servers
+                .iter()
+                .map(|s| Ok((*s, request(s)?)))
+                .collect::<anyhow::Result<_>>()?,
+            next_server: AtomicUsize::new(0),
             protocol,
             sources,
             next_source: AtomicUsize::new(0),
@@ -92,13 +106,15 @@ impl Dialer {
             0 => None,
             n => Some(self.sources[self.next_source.fetch_add(1, Ordering::Relaxed) % n]),
         };
+        let turn = self.next_server.fetch_add(1, Ordering::Relaxed);
+        let (server, request) = &self.servers[turn % self.servers.len()];
         let handshake = async {
-            let tcp = connect_from(source, self.server).await.with_context(|| {
+            let tcp = connect_from(source, *server).await.with_context(|| {
                 let from = source.map_or("any address".into(), |ip| ip.to_string());
-                format!("connect from {from} to {}", self.server)
+                format!("connect from {from} to {server}")
             })?;
             let (ws, _response) = async_tungstenite::client_async_with_config(
-                self.request.clone(),
+                request.clone(),
                 tcp,
                 Some(self.config),
             )
@@ -164,10 +180,10 @@ mod tests {
 
     #[test]
     fn v2_offers_its_subprotocol_and_v1_offers_none() {
-        let server = "127.0.0.1:9".parse().unwrap();
+        let server = ["127.0.0.1:9".parse().unwrap()];
         let offered = |protocol| {
-            let dialer = Dialer::new(server, 4, 4096, Duration::from_secs(1), protocol).unwrap();
-            let offered = dialer.request.headers().get(SEC_WEBSOCKET_PROTOCOL);
+            let dialer = Dialer::new(&server, 4, 4096, Duration::from_secs(1), protocol).unwrap();
+            let offered = dialer.servers[0].1.headers().get(SEC_WEBSOCKET_PROTOCOL);
             offered.map(|value| value.to_str().unwrap().to_owned())
         };
         assert_eq!(offered(Protocol::V1), None);
@@ -176,8 +192,26 @@ mod tests {
 
     #[test]
     fn only_loopback_servers_are_dialed() {
+        let local = "127.0.0.1:80".parse().unwrap();
         let remote = "192.0.2.1:80".parse().unwrap();
-        let refused = Dialer::new(remote, 4, 4096, Duration::from_secs(1), Protocol::V2);
-        assert!(refused.is_err());
+        for servers in [vec![remote], vec![local, remote], vec![]] {
+            let refused = Dialer::new(&servers, 4, 4096, Duration::from_secs(1), Protocol::V2);
+            assert!(refused.is_err(), "{servers:?}");
+        }
+    }
+
+    #[test]
+    fn each_server_has_its_own_request() {
+        let servers = [
+            "127.0.0.1:9001".parse().unwrap(),
+            "127.0.0.1:9002".parse().unwrap(),
+        ];
+        let dialer = Dialer::new(&servers, 1, 4096, Duration::from_secs(1), Protocol::V1).unwrap();
+        let hosts: Vec<String> = dialer
+            .servers
+            .iter()
+            .map(|(_, request)| request.uri().to_string())
+            .collect();
+        assert_eq!(hosts, ["ws://127.0.0.1:9001/", "ws://127.0.0.1:9002/"]);
     }
 }

@@ -72,6 +72,27 @@ impl CpuMeter {
     }
 }
 
+/// CPU seconds several processes spend together from now (the nodes of a
+/// cluster and their Redis), until [`CpuMeters::seconds`].
+#[derive(Debug, Clone)]
+pub struct CpuMeters(Vec<CpuMeter>);
+
+impl CpuMeters {
+    pub fn start(pids: &[u32]) -> Self {
+        CpuMeters(pids.iter().map(|&pid| CpuMeter::start(Some(pid))).collect())
+    }
+
+    /// Their CPU seconds in all; `None` without processes, or if one of
+    /// them cannot be read.
+    pub fn seconds(&self) -> Option<f64> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let total: Option<f64> = self.0.iter().map(CpuMeter::seconds).sum();
+        total.map(|s| (s * 100.0).round() / 100.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +117,13 @@ mod tests {
     fn reads_its_own_rss() {
         assert!(own_rss_kib().is_some_and(|kib| kib > 0));
         assert!(vm_rss_kib(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn several_processes_cpu_adds_up() {
+        assert_eq!(CpuMeters::start(&[]).seconds(), None);
+        let own = std::process::id();
+        assert!(CpuMeters::start(&[own, own]).seconds().is_some());
+        assert_eq!(CpuMeters::start(&[own, u32::MAX]).seconds(), None);
     }
 }
