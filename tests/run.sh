@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the browser tests
-# (tests/web_client.rs) need when it is missing — Debian's chromium, and
-# playwright-core in tests/browser from its lock file — then runs
+# (tests/web_client.rs) and the cluster tests (tests/cluster.rs) need when
+# it is missing — Debian's chromium and redis-server, and playwright-core
+# in tests/browser from its lock file — then runs
 # `cargo test` with any arguments given. Says nothing when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,15 @@ if [ ! -x "$chromium" ]; then
   quietly $sudo apt-get update
   quietly $sudo env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends chromium
+fi
+
+if ! command -v redis-server >/dev/null; then
+  say "installing Debian's redis-server for the cluster tests"
+  sudo=
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  quietly $sudo apt-get update
+  quietly $sudo env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends redis-server
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
