@@ -318,6 +318,9 @@ impl Cluster {
         let mut beating = false;
         let mut filling = false;
         let mut connecting = false;
+        // Redis lost this node's registration (swept while it was slow):
+        // made again once nothing is in flight.
+        let mut rejoin = false;
         let mut beats = Timer::interval(self.settings.node_timeout / 5);
         let mut retry = Timer::never();
         let mut backoff = BACKOFF.0;
@@ -431,15 +434,14 @@ impl Cluster {
                             if swept > 0 {
                                 info!("swept {swept} dead nodes: their users left");
                             }
-                            if absent && in_flight.is_none() {
+                            if absent {
                                 warn!(
                                     "Redis counted this node as gone (no heartbeat for {:?}): \
                                      registering its {} names again",
                                     self.settings.node_timeout,
                                     self.held.len()
                                 );
-                                self.send_join();
-                                in_flight = Some(InFlight::Join);
+                                rejoin = true;
                             }
                         }
                         Ok(other) => debug!("heartbeat: unexpected answer {other:?}"),
@@ -511,6 +513,11 @@ impl Cluster {
                         .detach();
                     }
                 }
+            }
+            if rejoin && in_flight.is_none() && self.link.is_some() {
+                rejoin = false;
+                self.send_join();
+                in_flight = Some(InFlight::Join);
             }
             let busy = in_flight.is_some();
             self.sequencer.release(busy, &mut out);
