@@ -5,10 +5,12 @@
 #
 #   benches/loadgen.sh              # every target below
 #   benches/loadgen.sh fanout       # one: fanout | store | acks | idle | accept | storm | startup
+#   benches/loadgen.sh cluster      # three nodes on one Redis (not part of `all`)
+#   benches/loadgen.sh cluster-tiny # the same at a tiny load: checks the script itself
 #   SERVER=path/to/chat-server benches/loadgen.sh fanout   # another build, same load
 #
 # Each server gets a fresh data directory (removed afterwards) unless its
-# flags say --in-memory. Needs `ulimit -n` of at least 20000 (it raises the
+# flags say --in-memory (or --redis-url: a cluster's nodes keep nothing). Needs `ulimit -n` of at least 20000 (it raises the
 # soft limit itself). Run it on a quiet machine: the server and the load
 # generator share its cores.
 set -euo pipefail
@@ -24,9 +26,12 @@ failed=0
 # directory (unless --in-memory); sets $port, $pid, $data.
 start() {
     port=$((20000 + RANDOM % 10000))
-    data=$(mktemp -d /tmp/wschat-bench-data.XXXXXX)
-    local store=(--data-dir "$data/data")
-    for flag in "$@"; do [ "$flag" = --in-memory ] && store=(); done
+    data=
+    local store=()
+    case " $* " in
+        *" --in-memory "* | *" --redis-url "*) ;; # keeps nothing here
+        *) data=$(mktemp -d /tmp/wschat-bench-data.XXXXXX) store=(--data-dir "$data/data") ;;
+    esac
     "$server" --listen "127.0.0.1:$port" --message-rate 0 --max-connections 0 \
         "${store[@]}" "$@" 2>"/tmp/wschat-bench-$port.log" &
     pid=$!
@@ -46,7 +51,7 @@ stop() {
         failed=1
     fi
     wait "$pid" 2>/dev/null || true
-    rm -rf "/tmp/wschat-bench-$port.log" "/tmp/wschat-bench-$port.out" "$data"
+    rm -rf "/tmp/wschat-bench-$port.log" "/tmp/wschat-bench-$port.out" ${data:+"$data"}
 }
 
 # load MODE [LOADGEN_FLAGS]: one measured run against the running server.
@@ -70,7 +75,80 @@ run() {
     stop
 }
 
+# start_cluster NODE_FLAGS...: a redis-server on a free port (keeping
+# nothing: --save "" --appendonly no) and three nodes on it; sets $ports,
+# $pids (the nodes'), $redis_pid and $redis_dir.
+start_cluster() {
+    local redis_port=$((30000 + RANDOM % 10000))
+    redis_dir=$(mktemp -d /tmp/wschat-bench-redis.XXXXXX)
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$redis_dir" --logfile "$redis_dir/log" --daemonize no &
+    redis_pid=$!
+    for _ in $(seq 100); do
+        [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
+        sleep 0.1
+    done
+    ports=() pids=()
+    for _ in 1 2 3; do
+        start --redis-url "redis://127.0.0.1:$redis_port" "$@"
+        ports+=("$port") pids+=("$pid")
+    done
+}
+
+# stop_cluster: every node (which must have survived), then Redis.
+stop_cluster() {
+    for i in "${!pids[@]}"; do
+        port=${ports[$i]} pid=${pids[$i]} data=
+        stop
+    done
+    kill "$redis_pid" 2>/dev/null || { echo "# redis-server died during the run"; failed=1; }
+    wait "$redis_pid" 2>/dev/null || true
+    rm -rf "$redis_dir"
+}
+
+# load_cluster MODE [LOADGEN_FLAGS]: one measured run, clients spread over
+# the nodes in turn; CPU and memory are the nodes' and Redis's together.
+load_cluster() {
+    echo "# $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg) loadgen [$*] on ${#ports[@]} nodes"
+    local targets=() status=0
+    for i in "${!ports[@]}"; do
+        targets+=(--server "127.0.0.1:${ports[$i]}" --server-pid "${pids[$i]}")
+    done
+    "$loadgen" "$@" "${targets[@]}" --server-pid "$redis_pid" >"/tmp/wschat-bench-cluster.out" \
+        || status=$?
+    grep '^loadgen ' /tmp/wschat-bench-cluster.out || cat /tmp/wschat-bench-cluster.out
+    rm -f /tmp/wschat-bench-cluster.out
+    [ "$status" = 0 ] || { echo "# chat-loadgen exited with $status"; failed=1; }
+}
+
+# cluster CLIENTS RATE CONNECTIONS: the cluster's runs, each on a fresh
+# Redis and fresh nodes.
+cluster() {
+    command -v redis-server >/dev/null || { echo "# needs redis-server (apt-get install redis-server)"; exit 1; }
+    # Fan-out: the single node's documented load (fanout, store), spread
+    # over three nodes. Compare deliveries/s, p99 and server_cpu_s per
+    # delivery with `benches/loadgen.sh fanout` and `store`.
+    start_cluster
+    echo "# cluster [$server --redis-url … ×3]"
+    load_cluster fanout --clients "$1" --senders 10 --rate "$2" --duration 10s
+    stop_cluster
+    # Acknowledged messages on v2, as `acks`.
+    start_cluster
+    load_cluster fanout --protocol v2 --clients 100 --senders 100 --rate $(( $2 * 40 )) --duration 10s
+    stop_cluster
+    # Connect-and-login rate (each login is one Redis round trip).
+    start_cluster
+    load_cluster accept --close-after-login --connections "$3" --concurrency 64
+    stop_cluster
+}
+
 what=${1:-all}
+if [ "$what" = cluster ]; then
+    cluster 1000 500 20000
+fi
+if [ "$what" = cluster-tiny ]; then
+    cluster 30 20 200
+fi
 if [ "$what" = all ] || [ "$what" = fanout ]; then
     # The documented load: 1,000 clients, 10 senders, 500 messages a second
     # in all (500,000 deliveries a second offered), nothing kept.
