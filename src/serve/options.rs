@@ -30,6 +30,17 @@ pub struct Options {
     )]
     pub listen: SocketAddr,
 
+    /// Serve /healthz, /readyz and /metrics on this address (plain HTTP)
+    /// instead of on the chat's port, which then answers them 404: for
+    /// operators who do not expose them publicly. See README, "Monitoring".
+    #[arg(
+        long,
+        env = "CHAT_ADMIN_LISTEN",
+        value_name = "ADDR",
+        value_parser = listen_address,
+    )]
+    pub admin_listen: Option<SocketAddr>,
+
     /// Where names, their secrets (hashed), the latest messages and the
     /// message numbering are kept, so that a restart forgets nothing.
     /// Created on first start, readable by its owner only. See README, "Data".
@@ -499,7 +510,7 @@ mod tests {
                 arg.get_env().is_some(),
                 "--{long} has no environment variable"
             );
-            let optional = ["tls-cert", "tls-key"].contains(&long);
+            let optional = ["tls-cert", "tls-key", "admin-listen"].contains(&long);
             // A switch (such as --in-memory) is simply off unless given.
             let switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
             assert_eq!(
@@ -508,6 +519,16 @@ mod tests {
                 "--{long}"
             );
         }
+    }
+
+    #[test]
+    fn the_admin_endpoints_are_off_the_chat_port_only_when_asked() {
+        assert_eq!(Options::default().admin_listen, None);
+        let o = parse(&["--admin-listen", "127.0.0.1:9090"]).unwrap();
+        assert_eq!(
+            o.admin_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        );
     }
 
     #[test]
@@ -559,6 +580,7 @@ mod tests {
             &["--allowed-origins", ""],
             &["--handshake-timeout", "0s"],
             &["--handshake-timeout", "later"],
+            &["--admin-listen", "nowhere"],
         ] {
             let e = parse(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}");
