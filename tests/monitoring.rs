@@ -2,7 +2,7 @@
 //! `/readyz` and `/metrics` on the chat's port or on `--admin-listen`,
 //! what a scrape counts after a scripted session (read with a Prometheus
 //! text parser), readiness while draining, request heads that are too
-//! large, too slow or malformed.
+//! large, too slow or malformed, and JSON logs.
 #![cfg(feature = "server")]
 
 mod net;
@@ -579,4 +579,37 @@ fn heads_too_large_too_slow_or_malformed_get_431_408_400_on_both_ports() {
     let mut alice = Client::connect(server.addr);
     alice.login("alice");
     assert!(!server.log_text().contains("panicked"));
+}
+
+#[test]
+fn json_logs_carry_the_fields_of_the_text_logs() {
+    let mut server = ServerProcess::start(&["--log-format", "json"]);
+    let mut alice = Client::connect(server.addr);
+    alice.login("alice");
+    server.terminate();
+    alice.recv_close();
+    assert_eq!(server.wait_exit().code(), Some(0));
+    let log = server.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(lines.len() >= 5, "{log}");
+    for line in &lines {
+        for field in ["timestamp", "level", "target", "message"] {
+            assert!(line[field].is_string(), "no {field} in {line}");
+        }
+    }
+    let joined = lines
+        .iter()
+        .find(|l| l["message"] == "joined")
+        .unwrap_or_else(|| panic!("no joined line in {log}"));
+    assert_eq!(joined["level"], "INFO");
+    assert_eq!(joined["username"], "alice");
+    assert_eq!(joined["fresh"], true);
+    assert_eq!(joined["peer"], alice.local_addr.to_string());
+    assert!(
+        joined["conn"].as_str().is_some_and(|c| c.starts_with('c')),
+        "{joined}"
+    );
 }

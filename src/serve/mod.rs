@@ -54,7 +54,7 @@ mod upgrade;
 mod web;
 
 pub use admission::AllowedOrigins;
-pub use options::{Options, OptionsError};
+pub use options::{LogFormat, Options, OptionsError};
 pub use store::{FILE_NAME as STORE_FILE_NAME, StoreError};
 
 use std::convert::Infallible;
