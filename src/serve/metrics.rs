@@ -507,7 +507,7 @@ impl Collector for Sockets {
             None,
             counter.metric_type(),
         )?)?;
-        let gauge = ConstGauge::new(gauge_value(queued as usize));
+        let gauge = ConstGauge::new(i64::try_from(queued).unwrap_or(i64::MAX));
         gauge.encode(encoder.encode_descriptor(
             "wschat_send_queue_bytes",
             "Bytes queued for connections and not yet written, all connections together",
