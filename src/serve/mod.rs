@@ -21,6 +21,8 @@
 //! - `web`: the browser client served at `/`, compiled into the binary;
 //! - `admission`: the allowed Origins and the connection limits, checked
 //!   in the handshake;
+//! - `admin`, `metrics`, `readiness`: `/healthz`, `/readyz` and `/metrics`,
+//!   on the chat's port or (`--admin-listen`) a listener of their own;
 //! - `memory`: gives the memory a burst freed back to the system once the
 //!   burst is over.
 //!
@@ -33,6 +35,7 @@
 //! # std::io::Result::Ok(())
 //! ```
 
+mod admin;
 mod admission;
 mod batch;
 mod connection;
@@ -40,8 +43,10 @@ mod core_task;
 mod http;
 mod link;
 mod memory;
+mod metrics;
 mod options;
 mod outbox;
+mod readiness;
 mod socket;
 mod store;
 mod timeouts;
@@ -49,7 +54,7 @@ mod upgrade;
 mod web;
 
 pub use admission::AllowedOrigins;
-pub use options::{Options, OptionsError};
+pub use options::{LogFormat, Options, OptionsError};
 pub use store::{FILE_NAME as STORE_FILE_NAME, StoreError};
 
 use std::convert::Infallible;
@@ -59,6 +64,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -74,10 +80,13 @@ use tracing::{debug, info, warn};
 use crate::Server;
 use crate::server::Snapshot;
 use crate::tls::{self, TlsError};
+use admin::Admin;
 use admission::Admission;
 use core_task::StoreLink;
 use link::Input;
 use memory::Activity;
+use metrics::Metrics;
+use readiness::{Check, Readiness};
 use store::Store;
 use timeouts::with_timeout;
 
@@ -97,6 +106,13 @@ struct Context {
     admission: Arc<Admission>,
     /// Set when serving `wss://`.
     tls: Option<Arc<ServerConfig>>,
+    metrics: Arc<Metrics>,
+    /// The operator's endpoints, when served on the chat's port (no
+    /// `--admin-listen`).
+    admin: Option<Arc<Admin>>,
+    /// Set once a shutdown has begun: upgrades are refused (503) while
+    /// everyone connected is closed.
+    draining: AtomicBool,
 }
 
 /// A chat server bound to its address, not yet serving.
@@ -108,6 +124,8 @@ pub struct ChatServer {
     tls: Option<Arc<ServerConfig>>,
     /// The open store and what it holds; `None` with `--in-memory`.
     store: Option<(Store, Snapshot)>,
+    /// The `--admin-listen` listener and its address.
+    admin: Option<(Async<TcpListener>, SocketAddr)>,
 }
 
 /// Why [`ChatServer::bind`] failed.
@@ -158,18 +176,22 @@ impl ChatServer {
             true => None,
             false => Some(Store::open(&options.data_dir, options.history_size)?),
         };
-        let addr = options.listen;
-        let listening = Async::<TcpListener>::bind(addr)
-            .and_then(|listener| Ok((listener.get_ref().local_addr()?, listener)));
-        let (local_addr, listener) =
-            listening.map_err(|error| BindError::Listen { addr, error })?;
+        let (listener, local_addr) = listen(options.listen)?;
+        let admin = options.admin_listen.map(listen).transpose()?;
         Ok(ChatServer {
             listener,
             local_addr,
             options,
             tls,
             store,
+            admin,
         })
+    }
+
+    /// Where `/healthz`, `/readyz` and `/metrics` are served when not on
+    /// the chat's port (`--admin-listen`).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The bound address (with the real port when port 0 was asked for).
@@ -194,7 +216,10 @@ impl ChatServer {
             options,
             tls,
             store,
+            admin: admin_listener,
         } = self;
+        let metrics = Arc::new(Metrics::new());
+        let readiness = Arc::new(Readiness::new());
         let rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
         let (core, link, writer) = match store {
             None => {
@@ -219,11 +244,15 @@ impl ChatServer {
                 );
                 let (writes, queued) = mpsc::channel();
                 let (done, outcomes) = channel::unbounded();
-                let writer = store.spawn(queued, done)?;
+                let writer = store.spawn(queued, done, metrics.clone(), readiness.clone())?;
                 (core, Some(StoreLink { writes, outcomes }), Some(writer))
             }
         };
         let (inbox, inbox_rx) = channel::bounded(INBOX_CAPACITY);
+        let admin = Arc::new(Admin {
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+        });
         let ctx = Arc::new(Context {
             inbox: inbox.clone(),
             websocket: upgrade::websocket_config(options.max_frame_bytes),
@@ -235,6 +264,12 @@ impl ChatServer {
                 options.max_connections_per_ip,
             )),
             tls,
+            metrics: metrics.clone(),
+            admin: match admin_listener {
+                Some(_) => None,
+                None => Some(admin.clone()),
+            },
+            draining: AtomicBool::new(false),
         });
 
         let executor = Arc::new(Executor::new());
@@ -261,27 +296,50 @@ impl ChatServer {
             link,
             options.flush_interval,
             activity.clone(),
+            metrics.clone(),
         ));
         if memory::CAN_RELEASE {
             executor
                 .spawn(memory::release_after_bursts(activity))
                 .detach();
         }
+        if let Some((listener, addr)) = admin_listener {
+            info!("/healthz, /readyz and /metrics on http://{addr}");
+            let head_timeout = options.handshake_timeout;
+            let serving = admin::serve(listener, admin, executor.clone(), head_timeout);
+            executor.spawn(serving).detach();
+        }
         info!("listening on {scheme}://{local_addr}");
         smol::block_on(executor.run(async {
             let (alive, all_gone) = channel::bounded::<Infallible>(1);
-            accept_loop(&listener, &executor, &ctx, alive, shutdown).await;
-            drop(listener);
+            readiness.pass(Check::Listening);
+            accept_loop(&listener, &executor, &ctx, &alive, shutdown).await;
+            drop(alive);
+            // From now on /readyz answers 503 and upgrades are refused, so
+            // that a load balancer sends no one new, while the port stays
+            // open for probes until everyone connected has been closed.
+            readiness.fail(Check::Shutdown, "shutting down");
+            ctx.draining.store(true, Ordering::Relaxed);
             let open = all_gone.sender_count();
             info!("shutting down: closing {open} connections");
             let _ = inbox.send(Input::Shutdown).await;
-            if with_timeout(options.shutdown_timeout, all_gone.recv())
-                .await
-                .is_none()
-            {
+            // Connections made while draining are not waited for.
+            let (stray, _) = channel::bounded::<Infallible>(1);
+            let drained = future::or(
+                async {
+                    let drained = with_timeout(options.shutdown_timeout, all_gone.recv());
+                    drained.await.is_some()
+                },
+                async {
+                    accept_loop(&listener, &executor, &ctx, &stray, future::pending()).await;
+                    false
+                },
+            );
+            if !drained.await {
                 let open = all_gone.sender_count();
                 warn!("shutdown timeout: dropping {open} connections that did not close");
             }
+            drop(listener);
             // Everything the core still had to save goes to the store.
             let _ = inbox.send(Input::Finish).await;
             core_task.await;
@@ -355,13 +413,22 @@ impl Drop for RunningServer {
     }
 }
 
+/// Binds a listener on `addr`: the listener and its address (with the real
+/// port when port 0 was asked for).
+fn listen(addr: SocketAddr) -> Result<(Async<TcpListener>, SocketAddr), BindError> {
+    Async::<TcpListener>::bind(addr)
+        .and_then(|listener| Ok((listener.get_ref().local_addr()?, listener)))
+        .map(|(local, listener)| (listener, local))
+        .map_err(|error| BindError::Listen { addr, error })
+}
+
 /// Accepts connections until `shutdown` resolves. Each connection task
 /// holds a clone of `alive` until it ends.
 async fn accept_loop(
     listener: &Async<TcpListener>,
     executor: &Executor<'static>,
     ctx: &Arc<Context>,
-    alive: Sender<Infallible>,
+    alive: &Sender<Infallible>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shutdown = pin!(shutdown);
