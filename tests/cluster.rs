@@ -450,6 +450,14 @@ fn nodes_ride_out_a_redis_outage_and_a_restart_refusing_meanwhile() {
     let mut carol = Client::connect_v2(cluster.addr(2));
     let refused = try_login(&mut carol, "carol", None, None);
     assert_eq!(refused["error"], "unavailable", "{refused}");
+    // A load balancer asking /readyz is told why, and sends no one new.
+    let readyz = http_get(cluster.addr(0), "/readyz");
+    assert_eq!(readyz.status, 503, "{}", readyz.body);
+    assert!(
+        readyz.body.contains("Redis at redis://127.0.0.1:"),
+        "{}",
+        readyz.body
+    );
     cluster.redis.restart();
     let after = retry_until_said(&mut alice, "after the restart");
     assert!(
@@ -474,6 +482,15 @@ fn nodes_ride_out_a_redis_outage_and_a_restart_refusing_meanwhile() {
         thread::sleep(Duration::from_millis(100));
     }
     let (_, _, _) = v2_login(cluster.addr(2), "carol", None, None);
+    for n in 0..3 {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut readyz = http_get(cluster.addr(n), "/readyz");
+        while readyz.status != 200 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+            readyz = http_get(cluster.addr(n), "/readyz");
+        }
+        assert_eq!(readyz.status, 200, "node {n}: {}", readyz.body);
+    }
 
     // Each outage was logged once, not once per refusal: node 0 refused
     // a dozen messages in two outages; the others may not have noticed

@@ -344,7 +344,7 @@ fn connect_from(from: [u8; 4], addr: SocketAddr) -> Client {
     tcp.set_write_timeout(Some(TIMEOUT)).unwrap();
     let local_addr = tcp.local_addr().unwrap();
     let (ws, _) = tungstenite::client(format!("ws://{addr}/"), tcp).expect("upgrade");
-    Client { ws, local_addr }
+    Client::new(ws, local_addr)
 }
 
 #[test]

@@ -9,7 +9,7 @@ use clap::Parser;
 use futures_util::StreamExt;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
-use wschat::serve::{ChatServer, Options};
+use wschat::serve::{ChatServer, LogFormat, Options};
 
 fn main() -> ExitCode {
     let options = Options::parse();
@@ -30,14 +30,27 @@ fn main() -> ExitCode {
 
 fn run(options: Options) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let subscriber = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .finish();
+        .with_writer(std::io::stderr);
     // Not `.init()`: that would also capture the `log` records of
     // tungstenite, whose trace level prints frame payloads, secrets included.
-    tracing::subscriber::set_global_default(subscriber).context("cannot set up logging")?;
+    let installed = match options.log_format {
+        LogFormat::Text => {
+            let logs = logs.with_ansi(std::io::stderr().is_terminal());
+            tracing::subscriber::set_global_default(logs.finish())
+        }
+        // The event's fields at the top level beside timestamp, level,
+        // target and message: what the text line shows, one key each.
+        LogFormat::Json => tracing::subscriber::set_global_default(
+            logs.json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .finish(),
+        ),
+    };
+    installed.context("cannot set up logging")?;
 
     // Loads the TLS certificate and key (if given) before listening.
     let server = ChatServer::bind(options)?;

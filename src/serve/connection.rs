@@ -37,7 +37,7 @@ use super::outbox::{Closing, Next, Outbox};
 use super::socket::Socket;
 use super::timeouts::{with_deadline, with_timeout};
 use super::upgrade;
-use crate::CloseCode;
+use crate::{CloseCode, Version};
 
 /// After we send a Close, how long the peer has to answer it before the TCP
 /// connection is dropped.
@@ -52,8 +52,9 @@ const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
 /// How a connection ended.
 #[derive(Debug)]
 enum Ended {
-    /// The peer closed, or answered our Close.
-    Closed,
+    /// The peer closed (with the code of its Close, if one was seen), or
+    /// answered our Close.
+    Closed(Option<u16>),
     /// The peer broke the protocol; tell it with this close code.
     Violation(CloseCode, &'static str),
     /// We sent a Close and gave up waiting for the answer.
@@ -67,7 +68,7 @@ enum Ended {
 impl fmt::Display for Ended {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Ended::Closed => f.write_str("closed"),
+            Ended::Closed(_) => f.write_str("closed"),
             Ended::Violation(code, reason) => write!(f, "closed with {} \"{reason}\"", code.0),
             Ended::CloseUnanswered => f.write_str("our close went unanswered"),
             Ended::Lost(error) => write!(f, "lost: {error}"),
@@ -92,9 +93,17 @@ pub(crate) async fn run(
     ctx: Arc<Context>,
     _alive: Sender<Infallible>,
 ) {
-    let written = AtomicU64::new(0);
+    let conn = Arc::new(Conn {
+        peer,
+        id: OnceLock::new(),
+        outbox: Outbox::new(ctx.send_queue_bytes),
+        sent: AtomicU64::new(0),
+        received: AtomicU64::new(0),
+    });
+    // Its bytes and queue count in /metrics until the connection ends.
+    let _tracked = ctx.metrics.sockets.track(&conn);
     // Below TLS: write progress is what reaches the kernel.
-    let io = Socket::new(&tcp, &written);
+    let io = Socket::new(&tcp, &conn.sent, &conn.received);
     // The TLS handshake, the request head and the upgrade share one time
     // limit (--handshake-timeout).
     let deadline = Instant::now() + ctx.handshake_timeout;
@@ -103,42 +112,42 @@ pub(crate) async fn run(
         // Boxed, as everything large and momentary here.
         Some(tls) => match Box::pin(secure(io, tls, peer, deadline)).await {
             Some(tls) => Either::Right(tls),
-            None => return,
+            None => {
+                ctx.metrics.tls_handshake_failed();
+                return;
+            }
         },
     };
-    let conn = Arc::new(Conn {
-        peer,
-        id: OnceLock::new(),
-        outbox: Outbox::new(ctx.send_queue_bytes),
-    });
     // Split at once: the WebSocket moves to the heap, and the handshake's
     // state, which is large, is gone before this future next waits.
     let opened = Box::pin(open(io, &conn, &ctx, deadline)).await;
     // `_slot` counts this connection against the limits until the task ends.
-    let Some((websocket, _slot)) = opened else {
+    let Some((websocket, version, _slot)) = opened else {
         return;
     };
     let (sink, stream) = websocket.split();
-    serve(sink, stream, conn, &ctx, &written).await;
+    let (code, reason) = serve(sink, stream, conn.clone(), &ctx).await;
+    ctx.metrics.closed(version, code, reason);
 }
 
 /// Reads the request head and answers it: a plain request with its HTTP
 /// answer, an upgrade by telling the core task of the connection and then
 /// sending the `101`, so that a client that sees its upgrade complete also
-/// sees every broadcast from then on. Returns the WebSocket, and the
-/// admission slot that counts it, once the `101` is out.
+/// sees every broadcast from then on. Returns the WebSocket, its protocol
+/// version, and the admission slot that counts it, once the `101` is out.
 async fn open<'a>(
     mut io: Stream<'a>,
     conn: &Arc<Conn>,
     ctx: &Context,
     deadline: Instant,
-) -> Option<(WebSocketStream<Stream<'a>>, Slot)> {
+) -> Option<(WebSocketStream<Stream<'a>>, Version, Slot)> {
     let peer = conn.peer;
     let head = match http::read_head(&mut io, deadline).await {
         Ok(head) => head,
         Err(error) => {
             debug!(%peer, "no request: {error}");
             if let Some(answer) = error.answer() {
+                ctx.metrics.handshake_refused(answer.status.as_u16());
                 http::send(&mut io, &answer, false).await;
             }
             return None;
@@ -148,20 +157,26 @@ async fn open<'a>(
     if !upgrade::is_upgrade(request) {
         debug!(%peer, method = %request.method(), path = request.uri().path(), "HTTP request");
         let head_only = request.method() == Method::HEAD;
-        http::send(&mut io, &http::answer(request), head_only).await;
+        let answer = http::answer(request, ctx.admin.as_deref());
+        http::send(&mut io, &answer, head_only).await;
         return None;
     }
     let accepted = match upgrade::accept(request) {
         Ok(accepted) => accepted,
         Err(answer) => {
             debug!(%peer, status = answer.status.as_u16(), "bad WebSocket upgrade");
+            ctx.metrics.handshake_refused(answer.status.as_u16());
             http::send(&mut io, &answer, false).await;
             return None;
         }
     };
-    let admitted = ctx
-        .admission
-        .admit(peer.ip(), request.headers().get(ORIGIN));
+    // While the server drains, no one new comes in (503, as when full).
+    let admitted = match ctx.draining.load(Ordering::Relaxed) {
+        true => Err(StatusCode::SERVICE_UNAVAILABLE),
+        false => ctx
+            .admission
+            .admit(peer.ip(), request.headers().get(ORIGIN)),
+    };
     let open = |slot| {
         let open = Input::Open {
             conn: conn.clone(),
@@ -178,10 +193,13 @@ async fn open<'a>(
         Ok(slot) => slot,
         Err(status) => {
             debug!(%peer, status = status.as_u16(), "upgrade refused");
+            ctx.metrics.handshake_refused(status.as_u16());
             http::send(&mut io, &upgrade::refusal(status), false).await;
             return None;
         }
     };
+    // Counted before the peer can see its `101`, as the core does.
+    ctx.metrics.opened(accepted.version);
     let sent = with_deadline(deadline, async {
         io.write_all(&accepted.response).await?;
         io.flush().await
@@ -189,32 +207,35 @@ async fn open<'a>(
     .await;
     if !matches!(sent, Some(Ok(()))) {
         debug!(%peer, "handshake failed: the 101 was not sent in time");
+        ctx.metrics.closed(accepted.version, 1006, "lost");
         conn.outbox.finish();
         let _ = ctx.inbox.send(Input::Closed { conn: conn.clone() }).await;
         return None;
     }
     let config = Some(ctx.websocket);
     let websocket = WebSocketStream::from_partially_read(io, head.rest, Role::Server, config).await;
-    Some((websocket, slot))
+    Some((websocket, accepted.version, slot))
 }
 
-/// Runs an upgraded connection until it closes.
+/// Runs an upgraded connection until it closes. Returns the close code
+/// that ended it and why, for `/metrics`.
 async fn serve<S>(
     mut sink: WebSocketSender<S>,
     mut stream: WebSocketReceiver<S>,
     conn: Arc<Conn>,
     ctx: &Context,
-    written: &AtomicU64,
-) where
+) -> (u16, &'static str)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let peer = conn.peer;
     debug!(%peer, "connected");
     let ended = future::or(
         read_loop(&mut stream, &conn, &ctx.inbox),
-        write_loop(&mut sink, &conn.outbox, written),
+        write_loop(&mut sink, &conn.outbox, &conn.sent),
     )
     .await;
+    let closed = close_of(conn.outbox.closing(), &ended);
     conn.outbox.finish();
     // Harmless when the core closed it first; needed in every other case.
     let _ = ctx.inbox.send(Input::Closed { conn }).await;
@@ -226,9 +247,28 @@ async fn serve<S>(
         }
         // The reader ended only once tungstenite had flushed its answer to
         // the peer's Close; nothing else is owed.
-        Ended::Closed | Ended::CloseUnanswered | Ended::Lost(_) | Ended::ServerGone => {}
+        Ended::Closed(_) | Ended::CloseUnanswered | Ended::Lost(_) | Ended::ServerGone => {}
     }
     debug!(%peer, "disconnected: {ended}");
+    closed
+}
+
+/// The close code that ended a connection, and why: ours if we started
+/// closing (the core's reasons, "too slow", a protocol violation), else the
+/// peer's. 1005 and 1006 are RFC 6455's codes for "no code given" and "no
+/// Close at all".
+fn close_of(ours: Option<(CloseCode, &'static str)>, ended: &Ended) -> (u16, &'static str) {
+    const NO_STATUS: u16 = 1005;
+    const ABNORMAL: u16 = 1006;
+    if let Some((code, reason)) = ours {
+        return (code.0, reason);
+    }
+    match ended {
+        Ended::Violation(code, reason) => (code.0, reason),
+        Ended::Closed(code) => (code.unwrap_or(NO_STATUS), "closed by peer"),
+        Ended::Lost(_) | Ended::CloseUnanswered => (ABNORMAL, "lost"),
+        Ended::ServerGone => (ABNORMAL, "server stopped"),
+    }
 }
 
 /// The stream that the WebSocket runs on: the TCP connection, or on
@@ -271,10 +311,16 @@ async fn read_loop<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut peer_close = None;
     loop {
-        let frame = match received(stream.next().await) {
+        let message = stream.next().await;
+        if let Some(Ok(Message::Close(close))) = &message {
+            peer_close = Some(close.as_ref().map_or(1005, |c| u16::from(c.code)));
+        }
+        let frame = match received(message) {
             Ok(Some(frame)) => frame,
             Ok(None) => continue,
+            Err(Ended::Closed(_)) => return Ended::Closed(peer_close),
             Err(ended) => return ended,
         };
         // Once we are closing, the core has forgotten this connection: only
@@ -304,7 +350,7 @@ fn received(message: Option<Result<Message, WsError>>) -> Result<Option<InFrame>
         // tungstenite answers the Close itself; the stream ends next.
         Some(Ok(Message::Close(_) | Message::Frame(_))) => Ok(None),
         Some(Err(error)) => Err(ended_by(error)),
-        None => Err(Ended::Closed),
+        None => Err(Ended::Closed(None)),
     }
 }
 
@@ -316,7 +362,7 @@ fn ended_by(error: WsError) -> Ended {
             Ended::Lost("reset without closing handshake".into())
         }
         WsError::Protocol(_) => Ended::Violation(PROTOCOL_ERROR, "protocol error"),
-        WsError::ConnectionClosed | WsError::AlreadyClosed => Ended::Closed,
+        WsError::ConnectionClosed | WsError::AlreadyClosed => Ended::Closed(None),
         other => Ended::Lost(other.to_string()),
     }
 }

@@ -16,7 +16,8 @@ use tracing::{debug, info, warn};
 
 use super::link::{Conn, InFrame, Input};
 use super::memory::{Activity, CONNECTION_BYTES};
-use super::outbox::{Outgoing, Overflow};
+use super::metrics::{Metrics, Tally};
+use super::outbox::{Outgoing, Refused};
 use crate::server::{Failed, Outcome, Remote, Request, Ticket};
 use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server};
 
@@ -72,6 +73,8 @@ struct Core<R> {
     /// published once per batch of inputs.
     activity: Arc<Activity>,
     unpublished: u64,
+    /// What `/metrics` counts, published once per batch of inputs.
+    tally: Tally,
 }
 
 /// Runs the core until `Input::Finish` (or until every sender of `inbox` is
@@ -83,6 +86,7 @@ pub(crate) async fn run<R: CryptoRng>(
     store: Option<Backend>,
     flush_interval: Duration,
     activity: Arc<Activity>,
+    metrics: Arc<Metrics>,
 ) {
     let mut core = Core {
         server,
@@ -92,6 +96,7 @@ pub(crate) async fn run<R: CryptoRng>(
         wakes: Vec::new(),
         activity,
         unpublished: 0,
+        tally: Tally::new(metrics),
     };
     let mut flushes = Flushes::new(flush_interval);
     let mut timer = Timer::never();
@@ -189,6 +194,8 @@ pub(crate) async fn run<R: CryptoRng>(
             core.wakes.drain(..).for_each(Waker::wake);
             return; // dropping the link lets the store drain and stop
         }
+        // Counted before any writer is woken to send what was counted.
+        core.tally.publish(&core.server, now);
         flushes.after_batch(&mut core.wakes, now);
         core.activity.add(std::mem::take(&mut core.unpublished));
     }
@@ -315,6 +322,7 @@ impl<R: CryptoRng> Core<R> {
             }
         }
         while let Some(event) = self.server.poll_event() {
+            self.tally.event(&event);
             log(&event, &self.routes);
         }
     }
@@ -326,10 +334,17 @@ impl<R: CryptoRng> Core<R> {
             return;
         };
         self.unpublished += frame.len() as u64;
+        let text = matches!(frame, Outgoing::Text(_));
         match conn.outbox.push(frame) {
-            Ok(Some(waker)) => self.wakes.push(waker),
-            Ok(None) => {}
-            Err(Overflow) => {
+            Ok(waker) => {
+                if text {
+                    self.tally.delivered();
+                }
+                self.wakes.extend(waker);
+            }
+            // Closing: the connection is gone, whatever was for it too.
+            Err(Refused::Closing) => {}
+            Err(Refused::Overflow) => {
                 debug!(peer = %conn.peer, conn = %to, code = 1008, "closing: too slow");
                 conn.outbox.abort(CloseCode::POLICY, "too slow");
                 self.routes.remove(&to);

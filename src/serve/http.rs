@@ -2,8 +2,8 @@
 //! read here first, bounded in size ([`MAX_HEAD_BYTES`]) and in time (the
 //! handshake deadline). A WebSocket upgrade, on any path, goes on to
 //! `upgrade`; any other request gets a plain answer from [`answer`] (the
-//! web client's files, see `web`, or 404) and the connection is closed
-//! after it.
+//! web client's files, see `web`, the operator's endpoints, see `admin`,
+//! or 404) and the connection is closed after it.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -14,6 +14,7 @@ use async_tungstenite::tungstenite::handshake::server::Request;
 use async_tungstenite::tungstenite::http::{self, HeaderName, HeaderValue, Method, StatusCode};
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::admin::Admin;
 use super::timeouts::{with_deadline, with_timeout};
 use super::web;
 
@@ -206,16 +207,29 @@ where
     .await;
 }
 
-/// The answer to a request that is not a WebSocket upgrade.
-pub(crate) fn answer(request: &Request) -> Response {
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        return Response::text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n")
-            .with("Allow", "GET, HEAD");
+/// The answer to a request that is not a WebSocket upgrade. `admin` is set
+/// when the operator's endpoints are served on this port (no
+/// `--admin-listen`); otherwise they are 404 here.
+pub(crate) fn answer(request: &Request, admin: Option<&Admin>) -> Response {
+    if let Err(refused) = allowed(request) {
+        return refused;
     }
-    match request.uri().path() {
-        path if web::serves(path) => web::answer(path, request),
+    match (request.uri().path(), admin) {
+        (path, _) if web::serves(path) => web::answer(path, request),
+        (path, Some(admin)) if Admin::serves(path) => admin.answer(path, request),
         _ => not_found(),
     }
+}
+
+/// Only `GET` and `HEAD` are answered; anything else gets 405.
+pub(crate) fn allowed(request: &Request) -> Result<(), Response> {
+    if request.method() == Method::GET || request.method() == Method::HEAD {
+        return Ok(());
+    }
+    Err(
+        Response::text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n")
+            .with("Allow", "GET, HEAD"),
+    )
 }
 
 pub(crate) fn not_found() -> Response {
@@ -254,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn the_web_client_is_routed_and_other_paths_are_404() {
+    fn the_web_client_and_the_endpoints_are_routed_and_other_paths_are_404() {
         let request = |method: &str, target: &str| {
             Request::builder()
                 .method(method)
@@ -262,6 +276,11 @@ mod tests {
                 .body(())
                 .unwrap()
         };
+        let admin = Admin {
+            metrics: std::sync::Arc::new(super::super::metrics::Metrics::new()),
+            readiness: std::sync::Arc::new(super::super::readiness::Readiness::new()),
+        };
+        let answer = |request: &Request| answer(request, Some(&admin));
         let page = answer(&request("GET", "/?from=a-link"));
         assert_eq!(page.status, StatusCode::OK);
         assert!(
@@ -277,6 +296,16 @@ mod tests {
             answer(&request("POST", "/")).status,
             StatusCode::METHOD_NOT_ALLOWED
         );
+        assert_eq!(answer(&request("GET", "/healthz")).status, StatusCode::OK);
+        assert_eq!(
+            answer(&request("POST", "/metrics")).status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        // With --admin-listen, the endpoints are elsewhere.
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            let elsewhere = super::answer(&request("GET", path), None);
+            assert_eq!(elsewhere.status, StatusCode::NOT_FOUND, "{path}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! inputs a connection sends the core task.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 use async_tungstenite::tungstenite::{Bytes, Utf8Bytes};
@@ -17,6 +18,11 @@ pub(crate) struct Conn {
     /// Set by the core task when it has seen the connection open.
     pub(crate) id: OnceLock<ConnectionId>,
     pub(crate) outbox: Outbox,
+    /// Bytes handed to the kernel: a stalled writer is told from a slow one
+    /// by this, and `/metrics` sums it.
+    pub(crate) sent: AtomicU64,
+    /// Bytes read from the kernel, for `/metrics`.
+    pub(crate) received: AtomicU64,
 }
 
 /// What connections tell the core task.

@@ -21,6 +21,8 @@
 //! - `web`: the browser client served at `/`, compiled into the binary;
 //! - `admission`: the allowed Origins and the connection limits, checked
 //!   in the handshake;
+//! - `admin`, `metrics`, `readiness`: `/healthz`, `/readyz` and `/metrics`,
+//!   on the chat's port or (`--admin-listen`) a listener of their own;
 //! - `memory`: gives the memory a burst freed back to the system once the
 //!   burst is over;
 //! - `store` and `cluster`: the core's backends, which keep what must
@@ -36,6 +38,7 @@
 //! # std::io::Result::Ok(())
 //! ```
 
+mod admin;
 mod admission;
 mod batch;
 mod cluster;
@@ -44,8 +47,10 @@ mod core_task;
 mod http;
 mod link;
 mod memory;
+mod metrics;
 mod options;
 mod outbox;
+mod readiness;
 mod socket;
 mod store;
 mod timeouts;
@@ -53,7 +58,7 @@ mod upgrade;
 mod web;
 
 pub use admission::AllowedOrigins;
-pub use options::{Options, OptionsError};
+pub use options::{LogFormat, Options, OptionsError};
 pub use store::{FILE_NAME as STORE_FILE_NAME, StoreError};
 
 use std::convert::Infallible;
@@ -63,6 +68,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -77,11 +83,14 @@ use tracing::{debug, info, warn};
 use crate::Server;
 use crate::server::Snapshot;
 use crate::tls::{self, TlsError};
+use admin::Admin;
 use admission::Admission;
 use cluster::Cluster;
 use core_task::Backend;
 use link::Input;
 use memory::Activity;
+use metrics::Metrics;
+use readiness::{Check, Readiness};
 use store::Store;
 use timeouts::with_timeout;
 
@@ -101,6 +110,13 @@ struct Context {
     admission: Arc<Admission>,
     /// Set when serving `wss://`.
     tls: Option<Arc<ServerConfig>>,
+    metrics: Arc<Metrics>,
+    /// The operator's endpoints, when served on the chat's port (no
+    /// `--admin-listen`).
+    admin: Option<Arc<Admin>>,
+    /// Set once a shutdown has begun: upgrades are refused (503) while
+    /// everyone connected is closed.
+    draining: AtomicBool,
 }
 
 /// A chat server bound to its address, not yet serving.
@@ -111,6 +127,8 @@ pub struct ChatServer {
     options: Options,
     tls: Option<Arc<ServerConfig>>,
     keeper: Keeper,
+    /// The `--admin-listen` listener and its address.
+    admin: Option<(Async<TcpListener>, SocketAddr)>,
 }
 
 /// What keeps the chat's names and messages, with what it holds at start.
@@ -189,18 +207,22 @@ impl ChatServer {
                 Keeper::Store(store, snapshot)
             }
         };
-        let addr = options.listen;
-        let listening = Async::<TcpListener>::bind(addr)
-            .and_then(|listener| Ok((listener.get_ref().local_addr()?, listener)));
-        let (local_addr, listener) =
-            listening.map_err(|error| BindError::Listen { addr, error })?;
+        let (listener, local_addr) = listen(options.listen)?;
+        let admin = options.admin_listen.map(listen).transpose()?;
         Ok(ChatServer {
             listener,
             local_addr,
             options,
             tls,
             keeper,
+            admin,
         })
+    }
+
+    /// Where `/healthz`, `/readyz` and `/metrics` are served when not on
+    /// the chat's port (`--admin-listen`).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The bound address (with the real port when port 0 was asked for).
@@ -225,7 +247,10 @@ impl ChatServer {
             options,
             tls,
             keeper,
+            admin: admin_listener,
         } = self;
+        let metrics = Arc::new(Metrics::new());
+        let readiness = Arc::new(Readiness::new());
         let rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
         let mut redis = None;
         let (core, link, writer) = match keeper {
@@ -268,11 +293,15 @@ impl ChatServer {
                 );
                 let (requests, queued) = channel::unbounded();
                 let (done, replies) = channel::unbounded();
-                let writer = store.spawn(queued, done)?;
+                let writer = store.spawn(queued, done, metrics.clone(), readiness.clone())?;
                 (core, Some(Backend { requests, replies }), Some(writer))
             }
         };
         let (inbox, inbox_rx) = channel::bounded(INBOX_CAPACITY);
+        let admin = Arc::new(Admin {
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+        });
         let ctx = Arc::new(Context {
             inbox: inbox.clone(),
             websocket: upgrade::websocket_config(options.max_frame_bytes),
@@ -284,6 +313,12 @@ impl ChatServer {
                 options.max_connections_per_ip,
             )),
             tls,
+            metrics: metrics.clone(),
+            admin: match admin_listener {
+                Some(_) => None,
+                None => Some(admin.clone()),
+            },
+            draining: AtomicBool::new(false),
         });
 
         let executor = Arc::new(Executor::new());
@@ -304,8 +339,9 @@ impl ChatServer {
             .collect::<io::Result<Vec<_>>>()?;
 
         // The cluster's link to Redis: a task beside the core's.
-        let redis =
-            redis.map(|(cluster, queued, replies)| executor.spawn((*cluster).run(queued, replies)));
+        let redis = redis.map(|(cluster, queued, replies)| {
+            executor.spawn((*cluster).run(queued, replies, readiness.clone()))
+        });
         let activity = Arc::new(Activity::default());
         let core_task = executor.spawn(core_task::run(
             core,
@@ -313,27 +349,50 @@ impl ChatServer {
             link,
             options.flush_interval,
             activity.clone(),
+            metrics.clone(),
         ));
         if memory::CAN_RELEASE {
             executor
                 .spawn(memory::release_after_bursts(activity))
                 .detach();
         }
+        if let Some((listener, addr)) = admin_listener {
+            info!("/healthz, /readyz and /metrics on http://{addr}");
+            let head_timeout = options.handshake_timeout;
+            let serving = admin::serve(listener, admin, executor.clone(), head_timeout);
+            executor.spawn(serving).detach();
+        }
         info!("listening on {scheme}://{local_addr}");
         smol::block_on(executor.run(async {
             let (alive, all_gone) = channel::bounded::<Infallible>(1);
-            accept_loop(&listener, &executor, &ctx, alive, shutdown).await;
-            drop(listener);
+            readiness.pass(Check::Listening);
+            accept_loop(&listener, &executor, &ctx, &alive, shutdown).await;
+            drop(alive);
+            // From now on /readyz answers 503 and upgrades are refused, so
+            // that a load balancer sends no one new, while the port stays
+            // open for probes until everyone connected has been closed.
+            readiness.fail(Check::Shutdown, "shutting down");
+            ctx.draining.store(true, Ordering::Relaxed);
             let open = all_gone.sender_count();
             info!("shutting down: closing {open} connections");
             let _ = inbox.send(Input::Shutdown).await;
-            if with_timeout(options.shutdown_timeout, all_gone.recv())
-                .await
-                .is_none()
-            {
+            // Connections made while draining are not waited for.
+            let (stray, _) = channel::bounded::<Infallible>(1);
+            let drained = future::or(
+                async {
+                    let drained = with_timeout(options.shutdown_timeout, all_gone.recv());
+                    drained.await.is_some()
+                },
+                async {
+                    accept_loop(&listener, &executor, &ctx, &stray, future::pending()).await;
+                    false
+                },
+            );
+            if !drained.await {
                 let open = all_gone.sender_count();
                 warn!("shutdown timeout: dropping {open} connections that did not close");
             }
+            drop(listener);
             // Everything the core still had to save goes to the store.
             let _ = inbox.send(Input::Finish).await;
             core_task.await;
@@ -411,13 +470,22 @@ impl Drop for RunningServer {
     }
 }
 
+/// Binds a listener on `addr`: the listener and its address (with the real
+/// port when port 0 was asked for).
+fn listen(addr: SocketAddr) -> Result<(Async<TcpListener>, SocketAddr), BindError> {
+    Async::<TcpListener>::bind(addr)
+        .and_then(|listener| Ok((listener.get_ref().local_addr()?, listener)))
+        .map(|(local, listener)| (listener, local))
+        .map_err(|error| BindError::Listen { addr, error })
+}
+
 /// Accepts connections until `shutdown` resolves. Each connection task
 /// holds a clone of `alive` until it ends.
 async fn accept_loop(
     listener: &Async<TcpListener>,
     executor: &Executor<'static>,
     ctx: &Arc<Context>,
-    alive: Sender<Infallible>,
+    alive: &Sender<Infallible>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shutdown = pin!(shutdown);

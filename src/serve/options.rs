@@ -30,6 +30,28 @@ pub struct Options {
     )]
     pub listen: SocketAddr,
 
+    /// Serve /healthz, /readyz and /metrics on this address (plain HTTP)
+    /// instead of on the chat's port, which then answers them 404: for
+    /// operators who do not expose them publicly. See README, "Monitoring".
+    #[arg(
+        long,
+        env = "CHAT_ADMIN_LISTEN",
+        value_name = "ADDR",
+        value_parser = listen_address,
+    )]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// How log lines are written to stderr: `text` for people, `json` for
+    /// log shippers (one JSON object a line, with the same fields). The
+    /// level is set with RUST_LOG (default: info).
+    #[arg(
+        long,
+        env = "CHAT_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
     /// Where names, their secrets (hashed), the latest messages and the
     /// message numbering are kept, so that a restart forgets nothing.
     /// Created on first start, readable by its owner only. See README, "Data".
@@ -368,6 +390,15 @@ pub struct Options {
     pub threads: Option<NonZeroUsize>,
 }
 
+/// The `--log-format` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    // No doc comments: clap would list the values in a block of their own.
+    #[default]
+    Text,
+    Json,
+}
+
 /// `--listen` when not given.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// `--data-dir` when not given: in the working directory.
@@ -538,7 +569,7 @@ mod tests {
                 arg.get_env().is_some(),
                 "--{long} has no environment variable"
             );
-            let optional = ["tls-cert", "tls-key", "redis-url"].contains(&long);
+            let optional = ["tls-cert", "tls-key", "admin-listen", "redis-url"].contains(&long);
             // A switch (such as --in-memory) is simply off unless given.
             let switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
             assert_eq!(
@@ -547,6 +578,21 @@ mod tests {
                 "--{long}"
             );
         }
+    }
+
+    #[test]
+    fn the_admin_endpoints_and_the_log_format_read_as_documented() {
+        let defaults = Options::default();
+        assert_eq!(
+            (defaults.admin_listen, defaults.log_format),
+            (None, LogFormat::Text)
+        );
+        let o = parse(&["--admin-listen", "127.0.0.1:9090", "--log-format", "json"]).unwrap();
+        assert_eq!(
+            o.admin_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        );
+        assert_eq!(o.log_format, LogFormat::Json);
     }
 
     #[test]
@@ -598,6 +644,8 @@ mod tests {
             &["--allowed-origins", ""],
             &["--handshake-timeout", "0s"],
             &["--handshake-timeout", "later"],
+            &["--admin-listen", "nowhere"],
+            &["--log-format", "xml"],
         ] {
             let e = parse(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}");

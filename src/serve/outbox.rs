@@ -49,9 +49,14 @@ pub(crate) struct Closing {
     discard: bool,
 }
 
-/// The queue was full: the frame was not queued.
+/// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Overflow;
+pub(crate) enum Refused {
+    /// The queue is full.
+    Overflow,
+    /// The connection is closing or gone: the frame is dropped.
+    Closing,
+}
 
 /// What the writer should do next.
 #[derive(Debug)]
@@ -93,20 +98,20 @@ impl Outbox {
     /// Queues a frame. Refused when it would take the queue past its bound,
     /// unless the queue is empty: a single frame always fits, so a bound
     /// smaller than a large message cannot close an idle reader. Frames for
-    /// a closing connection are silently dropped.
+    /// a closing connection are dropped (`Refused::Closing`).
     ///
     /// Returns the writer's waker when the writer is waiting for this frame.
     /// The caller wakes it once it has queued everything it has at hand, so
     /// the writer finds a whole batch.
-    pub(crate) fn push(&self, frame: Outgoing) -> Result<Option<Waker>, Overflow> {
+    pub(crate) fn push(&self, frame: Outgoing) -> Result<Option<Waker>, Refused> {
         let mut state = self.lock();
         if state.closing.is_some() || state.finished {
-            return Ok(None);
+            return Err(Refused::Closing);
         }
         let len = frame.len();
         let queued = self.queued.load(Ordering::Acquire);
         if queued > 0 && queued + len > self.limit {
-            return Err(Overflow);
+            return Err(Refused::Overflow);
         }
         self.queued.fetch_add(len, Ordering::AcqRel);
         state.frames.push_back(frame);
@@ -193,6 +198,16 @@ impl Outbox {
         .await
     }
 
+    /// Bytes waiting to be written (for `/metrics`).
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// The close we started, if we did: its code and reason.
+    pub(crate) fn closing(&self) -> Option<(CloseCode, &'static str)> {
+        self.lock().closing.map(|c| (c.code, c.reason))
+    }
+
     /// The writer handed `bytes` of taken frames to the WebSocket.
     pub(crate) fn sent(&self, bytes: usize) {
         self.queued.fetch_sub(bytes, Ordering::AcqRel);
@@ -234,14 +249,14 @@ mod tests {
     fn overflows_past_its_bound_but_always_takes_one_frame() {
         let outbox = Outbox::new(10);
         assert!(outbox.push(text("0123456789abc")).is_ok());
-        assert!(matches!(outbox.push(text("x")), Err(Overflow)));
+        assert!(matches!(outbox.push(text("x")), Err(Refused::Overflow)));
         assert_eq!(take(&outbox), (None, vec!["0123456789abc".into()]));
         // Taken but not yet written still counts.
-        assert!(matches!(outbox.push(text("x")), Err(Overflow)));
+        assert!(matches!(outbox.push(text("x")), Err(Refused::Overflow)));
         outbox.sent(13);
         assert!(outbox.push(text("0123456")).is_ok());
         assert!(outbox.push(text("789")).is_ok());
-        assert!(matches!(outbox.push(text("a")), Err(Overflow)));
+        assert!(matches!(outbox.push(text("a")), Err(Refused::Overflow)));
     }
 
     #[test]
@@ -249,7 +264,7 @@ mod tests {
         let outbox = Outbox::new(100);
         outbox.push(text("a")).unwrap();
         outbox.close(CloseCode::GOING_AWAY, "bye");
-        outbox.push(text("late")).unwrap(); // dropped
+        assert_eq!(outbox.push(text("late")).err(), Some(Refused::Closing));
         assert_eq!(take(&outbox), (None, vec!["a".into()]));
         let closing = Closing {
             code: CloseCode::GOING_AWAY,

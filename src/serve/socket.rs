@@ -31,15 +31,23 @@ const FIRST_GATHER_BYTES: usize = 1024;
 pub(crate) struct Socket<'a> {
     tcp: &'a Async<TcpStream>,
     written: &'a AtomicU64,
+    read: &'a AtomicU64,
     /// Written since the last flush, not yet handed to the kernel.
     gathered: Vec<u8>,
 }
 
 impl<'a> Socket<'a> {
-    pub(crate) fn new(tcp: &'a Async<TcpStream>, written: &'a AtomicU64) -> Self {
+    /// A socket that counts the bytes it writes in `written` and those it
+    /// reads in `read`.
+    pub(crate) fn new(
+        tcp: &'a Async<TcpStream>,
+        written: &'a AtomicU64,
+        read: &'a AtomicU64,
+    ) -> Self {
         Socket {
             tcp,
             written,
+            read,
             gathered: Vec::new(),
         }
     }
@@ -75,7 +83,10 @@ impl Drop for Socket<'_> {
         while !self.gathered.is_empty() {
             match tcp.write(&self.gathered) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => drop(self.gathered.drain(..n)),
+                Ok(n) => {
+                    self.written.fetch_add(n as u64, Ordering::Relaxed);
+                    drop(self.gathered.drain(..n));
+                }
             }
         }
     }
@@ -88,7 +99,9 @@ impl AsyncRead for Socket<'_> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let mut tcp = self.tcp;
-        Pin::new(&mut tcp).poll_read(cx, buf)
+        let n = ready!(Pin::new(&mut tcp).poll_read(cx, buf))?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Poll::Ready(Ok(n))
     }
 }
 
@@ -132,7 +145,7 @@ mod tests {
     use std::io::Read as _;
     use std::net::TcpListener;
 
-    use smol::io::AsyncWriteExt;
+    use smol::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
 
@@ -149,8 +162,8 @@ mod tests {
     #[test]
     fn writes_are_gathered_until_the_flush_and_the_buffer_is_freed() {
         let (tcp, mut peer) = pair();
-        let written = AtomicU64::new(0);
-        let mut socket = Socket::new(&tcp, &written);
+        let (written, read) = (AtomicU64::new(0), AtomicU64::new(0));
+        let mut socket = Socket::new(&tcp, &written, &read);
         smol::block_on(async {
             socket.write_all(b"one ").await.unwrap();
             socket.write_all(b"two").await.unwrap();
@@ -171,16 +184,21 @@ mod tests {
         let mut got = [0; 7];
         peer.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"one two");
+        peer.write_all(b"three").unwrap();
+        let mut three = [0; 5];
+        smol::block_on(socket.read_exact(&mut three)).unwrap();
+        assert_eq!(read.load(Ordering::Relaxed), 5, "what is read is counted");
     }
 
     #[test]
     fn what_is_gathered_is_sent_when_dropped_without_a_flush() {
         let (tcp, mut peer) = pair();
-        let written = AtomicU64::new(0);
-        let mut socket = Socket::new(&tcp, &written);
+        let (written, read) = (AtomicU64::new(0), AtomicU64::new(0));
+        let mut socket = Socket::new(&tcp, &written, &read);
         smol::block_on(socket.write_all(b"close frame")).unwrap();
         drop(socket);
         drop(tcp);
+        assert_eq!(written.load(Ordering::Relaxed), 11, "counted when sent");
         let mut got = Vec::new();
         peer.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"close frame");
@@ -189,8 +207,8 @@ mod tests {
     #[test]
     fn a_burst_is_sent_in_order_without_gathering_more_than_the_bound() {
         let (tcp, mut peer) = pair();
-        let written = AtomicU64::new(0);
-        let mut socket = Socket::new(&tcp, &written);
+        let (written, read) = (AtomicU64::new(0), AtomicU64::new(0));
+        let mut socket = Socket::new(&tcp, &written, &read);
         let chunks: Vec<Vec<u8>> = (0..40u8)
             .map(|i| vec![i; 100 + 97 * usize::from(i)])
             .collect();

@@ -16,6 +16,7 @@ use std::fs::{self, DirBuilder, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
@@ -26,6 +27,8 @@ use smol::channel::{Receiver, Sender};
 use tracing::{info, warn};
 
 use super::core_task::Reply;
+use super::metrics::Metrics;
+use super::readiness::{Check, Readiness};
 use crate::id;
 use crate::server::{
     Failed, Outcome, Request, SecretHash, Snapshot, StoredMessage, StoredName, Ticket,
@@ -165,18 +168,32 @@ impl Store {
 
     /// Runs the writer on a thread of its own until `writes` is closed and
     /// drained; each batch's outcomes go to `outcomes`. Returns the thread,
-    /// to join (everything queued is committed before it ends).
+    /// to join (everything queued is committed before it ends). Each
+    /// commit's time goes to `metrics`; while commits fail, and once the
+    /// thread has ended, `readiness` says the store is not saving.
     pub(crate) fn spawn(
         self,
         writes: Receiver<Vec<(Ticket, Request)>>,
         outcomes: Sender<Vec<Reply>>,
+        metrics: Arc<Metrics>,
+        readiness: Arc<Readiness>,
     ) -> io::Result<thread::JoinHandle<()>> {
         thread::Builder::new()
             .name("chat-store".into())
-            .spawn(move || self.run(writes, outcomes))
+            .spawn(move || {
+                // On every way out, a panic included.
+                let _stopped = Stopped(&readiness);
+                self.run(writes, outcomes, &metrics, &readiness)
+            })
     }
 
-    fn run(mut self, writes: Receiver<Vec<(Ticket, Request)>>, outcomes: Sender<Vec<Reply>>) {
+    fn run(
+        mut self,
+        writes: Receiver<Vec<(Ticket, Request)>>,
+        outcomes: Sender<Vec<Reply>>,
+        metrics: &Metrics,
+        readiness: &Readiness,
+    ) {
         let mut failing = false;
         while let Ok(mut batch) = writes.recv_blocking() {
             while batch.len() < MAX_BATCH {
@@ -187,14 +204,17 @@ impl Store {
             }
             let started = Instant::now();
             let result = self.commit(&batch);
+            metrics.store_committed(started.elapsed());
             match (&result, failing) {
                 (Err(e), false) => {
                     warn!(store = %self.path.display(), "cannot save: {e}; logins and messages \
                           are refused until saving works again");
+                    readiness.fail(Check::Store, format!("the store cannot save: {e}"));
                     failing = true;
                 }
                 (Ok(_), true) => {
                     info!(store = %self.path.display(), "saving works again");
+                    readiness.pass(Check::Store);
                     failing = false;
                 }
                 _ => {}
@@ -298,6 +318,15 @@ impl Store {
         tx.commit()?;
         self.last_seq = last_seq;
         Ok(seqs)
+    }
+}
+
+/// Marks the store as not saving when the writer's thread ends.
+struct Stopped<'r>(&'r Readiness);
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        self.0.fail(Check::Store, "the store has stopped");
     }
 }
 

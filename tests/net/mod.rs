@@ -157,17 +157,24 @@ impl ServerProcess {
         let line = server
             .wait_for_log(|l| l.contains("listening on ") || l.contains("chat-server: "))
             .ok_or_else(|| server.log_text())?;
-        let (scheme, addr) = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_once("://"))
-            .and_then(|(scheme, rest)| Some((scheme, rest.split_whitespace().next()?)))
-            .ok_or_else(|| server.log_text())?;
-        server.scheme = scheme.to_owned();
-        server.addr = addr
-            .parse()
-            .map_err(|_| format!("no address in {line:?}"))?;
+        let (scheme, addr) =
+            address_after(&line, "listening on ").ok_or_else(|| server.log_text())?;
+        server.scheme = scheme;
+        server.addr = addr;
         Ok(server)
+    }
+
+    /// Where `--admin-listen` serves /healthz, /readyz and /metrics, as the
+    /// server logged it.
+    pub fn admin_addr(&self) -> SocketAddr {
+        let marker = "/metrics on ";
+        let line = self
+            .wait_for_log(|l| l.contains(marker))
+            .unwrap_or_else(|| panic!("no admin address logged:\n{}", self.log_text()));
+        let (scheme, addr) =
+            address_after(&line, marker).unwrap_or_else(|| panic!("no address in {line:?}"));
+        assert_eq!(scheme, "http");
+        addr
     }
 
     /// Runs chat-server with `args` until it exits by itself (killed if it
@@ -276,6 +283,17 @@ fn chat_server(listen: &str, args: &[&str], data: Option<&tempfile::TempDir>) ->
     command
 }
 
+/// The `SCHEME://IP:PORT` after `marker` in a log line, text or JSON.
+fn address_after(line: &str, marker: &str) -> Option<(String, SocketAddr)> {
+    let (_, rest) = line.split_once(marker)?;
+    let (scheme, rest) = rest.split_once("://")?;
+    let addr: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || ".:[]".contains(*c))
+        .collect();
+    Some((scheme.to_owned(), addr.parse().ok()?))
+}
+
 /// Whether a server started with `args` needs a data directory of its own:
 /// it would otherwise keep its store in the working directory.
 fn needs_data_dir(args: &[&str]) -> bool {
@@ -307,9 +325,19 @@ fn capture(stderr: impl Read + Send + 'static) -> Arc<Log> {
 pub struct Client {
     pub ws: WebSocket<TcpStream>,
     pub local_addr: SocketAddr,
+    /// Text frames received so far.
+    pub texts_received: u64,
 }
 
 impl Client {
+    pub fn new(ws: WebSocket<TcpStream>, local_addr: SocketAddr) -> Client {
+        Client {
+            ws,
+            local_addr,
+            texts_received: 0,
+        }
+    }
+
     pub fn connect(addr: SocketAddr) -> Client {
         Client::connect_to(addr, "/")
     }
@@ -320,7 +348,7 @@ impl Client {
         tcp.set_write_timeout(Some(TIMEOUT)).unwrap();
         let local_addr = tcp.local_addr().unwrap();
         let (ws, _) = tungstenite::client(format!("ws://{addr}{path}"), tcp).expect("upgrade");
-        Client { ws, local_addr }
+        Client::new(ws, local_addr)
     }
 
     /// Upgrades with a hand-written request carrying one
@@ -365,7 +393,7 @@ impl Client {
         let mut selected = header("Sec-WebSocket-Protocol");
         assert!(selected.len() <= 1, "{head}");
         let ws = WebSocket::from_raw_socket(tcp, Role::Client, None);
-        (Client { ws, local_addr }, selected.pop())
+        (Client::new(ws, local_addr), selected.pop())
     }
 
     /// A client that offered `wschat.v2` and got it.
@@ -385,7 +413,9 @@ impl Client {
 
     /// The next message of any kind, pings included.
     pub fn recv_any(&mut self) -> Message {
-        self.ws.read().expect("read a message in time")
+        let message = self.ws.read().expect("read a message in time");
+        self.texts_received += u64::from(message.is_text());
+        message
     }
 
     /// The next text or close, skipping pings and pongs.
@@ -527,6 +557,72 @@ pub fn assert_random_id(value: &Value, len: usize) -> String {
         "{id}"
     );
     id.to_owned()
+}
+
+/// A plain HTTP answer, read to the end (the server closes after it).
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// The value of header `name` (the first, if repeated).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `request` (a whole request head) to `addr` and reads the answer.
+pub fn http(addr: SocketAddr, request: &str) -> HttpAnswer {
+    let mut tcp = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    tcp.write_all(request.as_bytes()).expect("send the request");
+    let mut bytes = Vec::new();
+    tcp.read_to_end(&mut bytes)
+        .expect("an answer, then a hang-up");
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(&bytes) {
+        Ok(httparse::Status::Complete(len)) => len,
+        other => panic!(
+            "not an HTTP answer ({other:?}): {:?}",
+            String::from_utf8_lossy(&bytes)
+        ),
+    };
+    let headers: Vec<(String, String)> = response
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    let answer = HttpAnswer {
+        status: response.code.expect("a status"),
+        headers,
+        body: String::from_utf8(bytes[head_len..].to_vec()).expect("a UTF-8 body"),
+    };
+    // A HEAD answer says how long the body would be, and leaves it out.
+    if !request.starts_with("HEAD ") {
+        let length = answer.header("Content-Length").and_then(|l| l.parse().ok());
+        assert_eq!(length, Some(answer.body.len()), "{answer:?}");
+    }
+    answer
+}
+
+/// `GET path`, as a load balancer's probe or a scraper sends it.
+pub fn http_get(addr: SocketAddr, path: &str) -> HttpAnswer {
+    http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+    )
 }
 
 /// Asserts that `chat-server --help` text documents `flag` with its

@@ -33,7 +33,6 @@ mod sequencer;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -44,6 +43,7 @@ use smol::{Task, Timer, future};
 use tracing::{debug, error, info, warn};
 
 use super::core_task::Reply;
+use super::readiness::{Check, Readiness};
 use super::timeouts::with_timeout;
 use crate::protocol::LeaveReason;
 use crate::server::{Claim, Failed, Outcome, Remote, Request, SecretHash, Snapshot, Ticket};
@@ -100,7 +100,10 @@ pub(crate) struct Cluster {
     sequencer: Sequencer,
     /// The names this node's connections hold, as Redis must count them.
     held: HashMap<Arc<str>, Held>,
-    ready: Arc<AtomicBool>,
+    /// Told whether Redis can be reached (`/readyz`); set by `run`.
+    readiness: Option<Arc<Readiness>>,
+    /// The other epoch found in Redis on rejoining, once it has been said.
+    other_epoch: Option<String>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -202,7 +205,8 @@ impl Cluster {
             events,
             sequencer: Sequencer::new(0),
             held: HashMap::new(),
-            ready: Arc::new(AtomicBool::new(false)),
+            readiness: None,
+            other_epoch: None,
         };
         let mut backoff = BACKOFF.0;
         let mut waiting = false;
@@ -217,7 +221,6 @@ impl Cluster {
                         snapshot.last_seq,
                         snapshot.epoch,
                     );
-                    cluster.ready.store(true, Ordering::Release);
                     return Ok((cluster, snapshot));
                 }
                 Err(e) => {
@@ -235,12 +238,6 @@ impl Cluster {
                 }
             }
         }
-    }
-
-    /// Whether Redis answers, for a readiness check (/readyz) to read.
-    #[allow(dead_code)] // until the HTTP side has a readiness route
-    pub(crate) fn ready(&self) -> Arc<AtomicBool> {
-        self.ready.clone()
     }
 
     async fn first_join(&mut self) -> Result<Snapshot, String> {
@@ -309,11 +306,14 @@ impl Cluster {
     /// Serves the core task until it stops (`requests` closes): its
     /// requests go to Redis, their outcomes and the other nodes' doings
     /// come back on `replies`. Then this node leaves Redis.
+    /// `readiness` hears when Redis cannot be reached ([`Check::Redis`]).
     pub(crate) async fn run(
         mut self,
         requests: Receiver<Vec<(Ticket, Request)>>,
         replies: Sender<Vec<Reply>>,
+        readiness: Arc<Readiness>,
     ) {
+        self.readiness = Some(readiness);
         let mut in_flight: Option<InFlight> = None;
         let mut beating = false;
         let mut filling = false;
@@ -394,7 +394,9 @@ impl Cluster {
                                         );
                                     }
                                     backoff = BACKOFF.0;
-                                    self.ready.store(true, Ordering::Release);
+                                    if let Some(readiness) = &self.readiness {
+                                        readiness.pass(Check::Redis);
+                                    }
                                 }
                                 Err(e) => {
                                     self.lost(&mut outage, e, &mut in_flight, &mut out);
@@ -806,6 +808,9 @@ impl Cluster {
             && answer.len() == 1
         {
             let found = answer.first().and_then(text).unwrap_or_default();
+            if self.other_epoch.replace(found.clone()).as_ref() == Some(&found) {
+                return Err(format!("Redis holds epoch {found}")); // said already
+            }
             error!(
                 "Redis at {} holds another chat (epoch {found}; this node serves epoch {}): it \
                  lost its data and another node started afresh meanwhile. Restart this node to \
@@ -876,7 +881,10 @@ impl Cluster {
             );
             *outage = Some((Instant::now(), why.clone()));
         }
-        self.ready.store(false, Ordering::Release);
+        if let Some(readiness) = &self.readiness {
+            let reason = format!("Redis at {} cannot be reached: {why}", self.place);
+            readiness.fail(Check::Redis, reason);
+        }
         self.link = None;
         self.generation += 1; // what the old link's tasks report is stale
         if let Some(InFlight::Requests(batch)) = in_flight.take() {
