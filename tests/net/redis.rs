@@ -20,23 +20,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts redis-server on a free port.
     pub fn start() -> RedisServer {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let port = free_port();
-            let dir = tempfile::tempdir().expect("a temp dir");
-            match RedisServer::spawn(port, &dir) {
-                Ok(child) => {
-                    return RedisServer {
-                        child: Some(child),
-                        port,
-                        dir,
-                    };
-                }
-                // Someone took the port meanwhile: another one.
-                Err(e) if Instant::now() < deadline => eprintln!("redis-server: {e}; retrying"),
-                Err(e) => panic!("{e}"),
-            }
-        }
+        RedisServer::start_with(free_port)
     }
 
     /// A port no redis-server listens on (for a node started before its
@@ -47,23 +31,21 @@ impl RedisServer {
 
     /// Starts redis-server on `port` (empty: nothing is kept).
     pub fn start_on(port: u16) -> RedisServer {
+        RedisServer::start_with(|| port)
+    }
+
+    /// Starts redis-server on `port()`, asked again after each failure (a
+    /// port taken meanwhile, or still held by a server just killed).
+    fn start_with(port: impl Fn() -> u16) -> RedisServer {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match RedisServer::spawn(port, &dir) {
-                Ok(child) => {
-                    return RedisServer {
-                        child: Some(child),
-                        port,
-                        dir,
-                    };
-                }
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("redis-server: {e}; retrying");
-                    thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => panic!("{e}"),
-            }
+        let port = retrying(|| {
+            let port = port();
+            RedisServer::spawn(port, &dir).map(|child| (port, child))
+        });
+        RedisServer {
+            child: Some(port.1),
+            port: port.0,
+            dir,
         }
     }
 
@@ -116,17 +98,7 @@ impl RedisServer {
     /// Starts it again on the same port, empty (nothing was saved).
     pub fn restart(&mut self) {
         self.kill();
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match RedisServer::spawn(self.port, &self.dir) {
-                Ok(child) => return self.child = Some(child),
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("{e}; retrying");
-                    thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
+        self.child = Some(retrying(|| RedisServer::spawn(self.port, &self.dir)));
     }
 
     /// Freezes it (SIGSTOP): connections stay open and nothing answers.
@@ -178,6 +150,21 @@ impl Drop for RedisServer {
         if self.child.is_some() {
             // A paused server would not die of SIGTERM; SIGKILL always works.
             self.kill();
+        }
+    }
+}
+
+/// `attempt()`'s success, trying again every 100 ms for up to `TIMEOUT`.
+fn retrying<T>(mut attempt: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match attempt() {
+            Ok(done) => return done,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("{e}; retrying");
+                thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("{e}"),
         }
     }
 }
