@@ -118,14 +118,14 @@ pub(crate) async fn run(
             }
         },
     };
-    // Split at once: the WebSocket moves to the heap, and the handshake's
-    // state, which is large, is gone before this future next waits.
+    // Boxed, and split inside: the WebSocket moves to the heap, and neither
+    // it nor the handshake's state, which are large, has a place in this
+    // future, which every idle connection keeps.
     let opened = Box::pin(open(io, &conn, &ctx, deadline)).await;
     // `_slot` counts this connection against the limits until the task ends.
-    let Some((websocket, version, _slot)) = opened else {
+    let Some((sink, stream, version, _slot)) = opened else {
         return;
     };
-    let (sink, stream) = websocket.split();
     let (code, reason) = serve(sink, stream, conn.clone(), &ctx).await;
     ctx.metrics.closed(version, code, reason);
 }
@@ -140,7 +140,12 @@ async fn open<'a>(
     conn: &Arc<Conn>,
     ctx: &Context,
     deadline: Instant,
-) -> Option<(WebSocketStream<Stream<'a>>, Version, Slot)> {
+) -> Option<(
+    WebSocketSender<Stream<'a>>,
+    WebSocketReceiver<Stream<'a>>,
+    Version,
+    Slot,
+)> {
     let peer = conn.peer;
     let head = match http::read_head(&mut io, deadline).await {
         Ok(head) => head,
@@ -214,7 +219,8 @@ async fn open<'a>(
     }
     let config = Some(ctx.websocket);
     let websocket = WebSocketStream::from_partially_read(io, head.rest, Role::Server, config).await;
-    Some((websocket, accepted.version, slot))
+    let (sink, stream) = websocket.split();
+    Some((sink, stream, accepted.version, slot))
 }
 
 /// Runs an upgraded connection until it closes. Returns the close code

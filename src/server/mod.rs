@@ -564,6 +564,7 @@ impl<R: CryptoRng> Server<R> {
     /// text, or "unknown").
     pub fn handle_open(&mut self, location: &str, version: Version, now: Instant) -> ConnectionId {
         self.actions.start_input();
+        let location: Arc<str> = location.into();
         self.next_serial = self.next_serial.wrapping_add(1);
         let entry = self.connections.vacant_entry();
         let id = ConnectionId {
@@ -573,8 +574,8 @@ impl<R: CryptoRng> Server<R> {
         let mut connection = Connection {
             id,
             version,
-            location: location.into(),
-            address: address::key(location),
+            address: address::key(&location),
+            location,
             login: None,
             login_deadline: login_deadline(&self.config, now),
             heartbeat: Heartbeat::new(now),
