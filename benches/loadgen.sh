@@ -180,7 +180,7 @@ fi
 if [ "$what" = all ] || [ "$what" = startup ]; then
     # Start-up with a full history and 100,000 stored names: fill a store,
     # stop the server, then time three starts until each listens.
-    fill=(--login-ttl 1h --new-names-per-minute 0 --max-held-names 0)
+    fill=(--login-ttl 1h --max-held-names 0)
     start "${fill[@]}"
     echo "# filling a store: 100,000 names, then a full history"
     load accept --close-after-login --connections 100000 --concurrency 64 --timeout 10m
