@@ -56,6 +56,56 @@
 //! }
 //! assert_eq!(closed, Some((CloseCode::NORMAL, "ping timeout")));
 //! ```
+//!
+//! ## With a store
+//!
+//! A core started from what a store holds ([`Server::restore`]) hands the
+//! facts that must outlive the process to the driver as requests, and
+//! answers a login or a message only once the driver reports its request
+//! durable. chat-server's store commits them in groups on a thread of its
+//! own; here a `Vec` stands in for it:
+//!
+//! ```
+//! use std::time::{Instant, SystemTime};
+//! use rand::{SeedableRng, rngs::StdRng};
+//! use wschat::server::{Outcome, Request, Snapshot};
+//! use wschat::{Action, Config, Inbound, Server, Version};
+//!
+//! let now = Instant::now();
+//! let snapshot = Snapshot { epoch: "k3J".into(), last_seq: 41, ..Snapshot::default() };
+//! let rng = StdRng::seed_from_u64(1);
+//! let mut server = Server::restore(Config::default(), rng, snapshot, SystemTime::now(), now);
+//! let mut saved = Vec::new(); // the store
+//!
+//! let alice = server.handle_open("127.0.0.1", Version::V2, now);
+//! server.handle_frame(alice, Inbound::Text(br#"{"type":"login","id":"l","username":"alice"}"#), now);
+//! server.handle_frame(alice, Inbound::Text(br#"{"type":"textFromUser","id":"m","text":"hi"}"#), now);
+//! assert!(server.poll_action().is_none(), "nothing is answered before it is saved");
+//!
+//! // Make each request durable, in order, and report it; the store numbers
+//! // what it appends. Answering may ask for more (the message, held until
+//! // the login was saved): loop until none is left.
+//! let mut seq = 41;
+//! while let Some((ticket, request)) = server.poll_request() {
+//!     let outcome = match &request {
+//!         Request::Append { .. } => { seq += 1; Outcome::Appended { seq } }
+//!         _ => Outcome::Done,
+//!     };
+//!     saved.push(request);
+//!     server.handle_outcome(ticket, Ok(outcome), now);
+//! }
+//! let mut frames = Vec::new();
+//! while let Some(action) = server.poll_action() {
+//!     if let Action::Send { frame, .. } = action {
+//!         frames.push(frame.as_str().to_owned());
+//!     }
+//! }
+//! // The login's answer and history, then the message, numbered 42.
+//! assert!(frames[1].contains(r#""type":"loginMessage""#));
+//! assert!(frames[2].contains(r#""epoch":"k3J""#));
+//! assert!(frames[3].contains(r#""replyTo":"m""#) && frames[3].contains(r#""seq":42"#));
+//! assert!(saved.iter().any(|r| matches!(r, Request::Claim { .. })));
+//! ```
 
 #[cfg(feature = "cli")]
 pub mod cli;
