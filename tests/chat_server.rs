@@ -586,3 +586,31 @@ fn listen_takes_a_host_name() {
     assert_eq!(code, 1001);
     assert_eq!(server.wait_exit().code(), Some(0));
 }
+
+#[test]
+fn at_the_default_log_level_joins_and_leaves_are_logged_without_secrets() {
+    let data = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path().join("data"))
+        .env("RUST_LOG", "info");
+    let server = ServerProcess::spawn(command);
+    let mut alice = Client::connect(server.addr);
+    let secret = alice.login("alice");
+    drop(alice);
+    let joined = server
+        .wait_for_log(|l| l.contains("joined") && l.contains("alice"))
+        .expect("a join logged at info");
+    assert!(joined.contains("127.0.0.1"), "{joined}");
+    let left = server
+        .wait_for_log(|l| l.contains("left") && l.contains("alice"))
+        .expect("a leave logged at info");
+    assert!(left.contains("127.0.0.1"), "{left}");
+    assert!(
+        !server.log_text().contains(&secret),
+        "{}",
+        server.log_text()
+    );
+    assert!(!server.log_text().contains("DEBUG"));
+}

@@ -130,8 +130,11 @@ impl ServerProcess {
         args: Vec<String>,
         data: Option<Arc<tempfile::TempDir>>,
     ) -> ServerProcess {
+        // Debug logs, unless the test chose a level itself.
+        if !command.get_envs().any(|(key, _)| key == "RUST_LOG") {
+            command.env("RUST_LOG", "wschat=debug");
+        }
         let mut child = command
-            .env("RUST_LOG", "wschat=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
