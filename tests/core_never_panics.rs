@@ -326,6 +326,21 @@ impl Driver {
         }
     }
 
+    /// Applies `ops`, then lets every request settle, and again after each
+    /// jump of the clock in `later` (ms).
+    fn run_then_settle(&mut self, ops: Vec<Op>, later: &[u64]) {
+        for op in ops {
+            self.apply(op);
+        }
+        self.apply(Op::Settle(u8::MAX, false));
+        self.drain();
+        for &ms in later {
+            self.apply(Op::Advance(ms));
+            self.apply(Op::Settle(u8::MAX, false));
+            self.drain();
+        }
+    }
+
     fn drain(&mut self) {
         while let Some(action) = self.server.poll_action() {
             // The action borrows the core, which the checks below consult.
@@ -437,14 +452,7 @@ proptest! {
         ops in prop::collection::vec(op(), 1..120),
     ) {
         let mut d = Driver::in_cluster();
-        for op in ops {
-            d.apply(op);
-        }
-        d.apply(Op::Settle(u8::MAX, false));
-        d.drain();
-        d.apply(Op::Advance(3_600_000));
-        d.apply(Op::Settle(u8::MAX, false));
-        d.drain();
+        d.run_then_settle(ops, &[3_600_000]);
         prop_assert_eq!(d.server.connection_count(), 0);
         prop_assert_eq!(d.server.requests_in_flight(), 0);
     }
@@ -454,19 +462,8 @@ proptest! {
         ops in prop::collection::vec(op(), 1..120),
     ) {
         let mut d = Driver::with_store();
-        for op in ops {
-            d.apply(op);
-        }
-        // Everything settles; then silence evicts everyone and every login
-        // expires, as without a store.
-        d.apply(Op::Settle(u8::MAX, false));
-        d.drain();
-        d.apply(Op::Advance(3_600_000));
-        d.apply(Op::Settle(u8::MAX, false));
-        d.drain();
-        d.apply(Op::Advance(60_000));
-        d.apply(Op::Settle(u8::MAX, false));
-        d.drain();
+        // Silence evicts everyone and every login expires, as without a store.
+        d.run_then_settle(ops, &[3_600_000, 60_000]);
         prop_assert_eq!(d.server.connection_count(), 0);
         prop_assert_eq!(d.server.login_count(), 0);
         prop_assert_eq!(d.server.requests_in_flight(), 0);

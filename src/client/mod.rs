@@ -1481,6 +1481,12 @@ impl<R: Rng> Client<R> {
             self.ending = Some(now + self.config.linger);
             return self.check_ending();
         }
+        self.leave_as_delivered();
+    }
+
+    /// Leaves with success if every message was delivered, else saying how
+    /// many were not.
+    fn leave_as_delivered(&mut self) {
         let exit = match self.undelivered {
             0 => Exit::Success,
             n => Exit::Failure(format!(
@@ -1500,14 +1506,7 @@ impl<R: Rng> Client<R> {
         {
             return;
         }
-        let exit = match self.undelivered {
-            0 => Exit::Success,
-            n => Exit::Failure(format!(
-                "{} not delivered",
-                plural(n, "message was", "messages were")
-            )),
-        };
-        self.leave(exit);
+        self.leave_as_delivered();
     }
 
     /// Closes the connection, if any, and finishes.
