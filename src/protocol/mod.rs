@@ -1,4 +1,5 @@
-//! Wire protocol v1: the JSON messages of the original chat server.
+//! The wire protocol: v1, the JSON messages of the original chat server, and
+//! v2, which adds to them (the `wschat.v2` subprotocol; docs/PROTOCOL.md).
 //!
 //! Every message is one JSON object in one WebSocket text frame. Decoding is
 //! strict and total: any byte string either decodes into a [`ClientMessage`]
@@ -12,6 +13,10 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use fault::Fault;
+
+mod fault;
 
 /// The protocol a connection speaks, chosen in the WebSocket handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -355,12 +360,20 @@ impl fmt::Display for ErrorCode {
 /// client author can act on, e.g. `missing field "username"`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct DecodeError(String);
+pub struct DecodeError(String, Option<Fault>);
 
 impl DecodeError {
     /// The human-readable reason.
     pub fn description(&self) -> &str {
         &self.0
+    }
+
+    /// A frame that is JSON but not a message, for the `fault` found.
+    fn of_data(fault: Option<Fault>) -> DecodeError {
+        // serde_json refused what the second decoder took: never expected,
+        // but a description must still be given.
+        let fault = fault.unwrap_or_else(|| Fault::Other("not a message of this protocol".into()));
+        DecodeError(fault.to_string(), Some(fault))
     }
 }
 
@@ -374,7 +387,6 @@ impl ClientMessage {
     /// connection is told of v1's message types only, and a v2-only type
     /// is as unknown to it as to the original server.
     pub fn decode_for(bytes: &[u8], version: Version) -> Result<ClientMessage, DecodeError> {
-        const V1_TYPES: &str = r#"expected "login" or "textFromUser""#;
         let decoded = match ClientMessage::decode(bytes) {
             // v1 has no `since` or `epoch`: whatever they hold, they are unknown fields,
             // ignored like any other. Only a failure pays for the retry.
@@ -383,18 +395,15 @@ impl ClientMessage {
             }
             decoded => decoded,
         };
+        let v1_types = || fault::one_of(&["login", "textFromUser"]);
         match decoded {
-            Ok(message) if !message.allowed_in(version) => Err(DecodeError(format!(
-                r#"unknown variant "{}", {V1_TYPES}"#,
-                message.kind()
-            ))),
-            Err(DecodeError(text)) if version == Version::V1 => {
-                match text.find(", expected one of ") {
-                    Some(at) if text.starts_with("unknown variant") => {
-                        Err(DecodeError(format!("{}, {V1_TYPES}", &text[..at])))
-                    }
-                    _ => Err(DecodeError(text)),
-                }
+            Ok(message) if !message.allowed_in(version) => Err(DecodeError(
+                format!(r#"unknown variant "{}", {}"#, message.kind(), v1_types()),
+                None,
+            )),
+            Err(DecodeError(_, Some(fault))) if version == Version::V1 => {
+                let text = fault.describe_with_types(&v1_types());
+                Err(DecodeError(text, Some(fault)))
             }
             other => other,
         }
@@ -415,8 +424,8 @@ fn without_v2_fields(bytes: &[u8]) -> Option<Result<ClientMessage, DecodeError>>
     let epoch = object.remove("epoch");
     since.or(epoch)?;
     Some(
-        serde_json::from_value(serde_json::Value::Object(object))
-            .map_err(|e| DecodeError(describe(&e))),
+        serde_json::from_value(serde_json::Value::Object(object.clone()))
+            .map_err(|_| DecodeError::of_data(Fault::of_value::<ClientMessage>(object.into()))),
     )
 }
 
@@ -428,27 +437,21 @@ fn decode_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Deco
         Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
             return Err(DecodeError(
                 "expected a JSON object with a \"type\" field".into(),
+                None,
             ));
         }
         Some(_) => {}
-        None => return Err(DecodeError("empty frame: expected a JSON object".into())),
+        None => {
+            return Err(DecodeError(
+                "empty frame: expected a JSON object".into(),
+                None,
+            ));
+        }
     }
-    serde_json::from_slice(bytes).map_err(|e| DecodeError(describe(&e)))
-}
-
-/// serde_json's message, minus the position suffix and with backticks turned
-/// into quotes; syntax errors are prefixed so they read as "not JSON".
-fn describe(error: &serde_json::Error) -> String {
-    let text = error.to_string();
-    let text = match text.rfind(" at line ") {
-        Some(at) => &text[..at],
-        None => &text,
-    };
-    let text = text.replace('`', "\"");
-    match error.classify() {
-        serde_json::error::Category::Data => text,
-        _ => format!("not valid JSON: {text}"),
-    }
+    serde_json::from_slice(bytes).map_err(|error| match error.classify() {
+        serde_json::error::Category::Data => DecodeError::of_data(Fault::of::<T>(bytes)),
+        _ => DecodeError(fault::syntax(&error, bytes), None),
+    })
 }
 
 #[cfg(test)]
