@@ -4,7 +4,7 @@
 # run: the date, the load average, the command and chat-loadgen's summary.
 #
 #   benches/loadgen.sh              # every target below
-#   benches/loadgen.sh fanout       # one: fanout | store | acks | idle | accept | storm | startup
+#   benches/loadgen.sh fanout       # one: fanout | fanout-2m | store | acks | idle | accept | storm | startup
 #   benches/loadgen.sh cluster      # three nodes on one Redis (not part of `all`)
 #   benches/loadgen.sh cluster-tiny # the same at a tiny load: checks the script itself
 #   SERVER=path/to/chat-server benches/loadgen.sh fanout   # another build, same load
@@ -155,6 +155,10 @@ if [ "$what" = all ] || [ "$what" = fanout ]; then
     # The documented load: 1,000 clients, 10 senders, 500 messages a second
     # in all (500,000 deliveries a second offered), nothing kept.
     run --in-memory -- fanout --clients 1000 --senders 10 --rate 500 --duration 10s
+fi
+if [ "$what" = all ] || [ "$what" = fanout-2m ]; then
+    # Four times the documented load: 2,000,000 deliveries a second offered.
+    run --in-memory -- fanout --clients 1000 --senders 10 --rate 2000 --duration 10s
 fi
 if [ "$what" = all ] || [ "$what" = store ]; then
     # The same load with the store on (the default): every message saved
