@@ -78,6 +78,17 @@ pub(super) struct Logout {
     pub(super) deadline: Instant,
 }
 
+/// Reconnecting after a connection was lost: spans the attempts (each a
+/// `Connecting`, maybe a `LoggingIn`, then a `Waiting`) until one stays up.
+#[derive(Debug, Default)]
+pub(super) struct Retries {
+    /// Failed attempts since the last stable connection.
+    pub(super) failures: u32,
+    /// Why the last attempt failed, once said: the same failure again is
+    /// not said again.
+    pub(super) last_said: Option<String>,
+}
+
 impl Link {
     /// A connection is open, or being opened.
     pub(super) fn is_connected(&self) -> bool {
@@ -268,7 +279,7 @@ impl<R: Rng> Client<R> {
         if let Link::Online(Online { up_since, .. }) = was
             && now.saturating_duration_since(up_since) >= self.config.stable_after
         {
-            self.failures = 0;
+            self.retries.failures = 0;
         }
         match self.version {
             // The catch-up after the next login will tell.
@@ -279,8 +290,11 @@ impl<R: Rng> Client<R> {
                 }
             }
         }
-        let delay = self.config.backoff.delay(self.failures, &mut self.rng);
-        self.failures = self.failures.saturating_add(1);
+        let delay = self
+            .config
+            .backoff
+            .delay(self.retries.failures, &mut self.rng);
+        self.retries.failures = self.retries.failures.saturating_add(1);
         self.link = Link::Waiting {
             retry_at: now + delay,
         };
@@ -289,15 +303,15 @@ impl<R: Rng> Client<R> {
         // it is back (or fails otherwise).
         let status = match was {
             Link::Online(_) => {
-                self.retry_failure = None;
+                self.retries.last_said = None;
                 Some(format!(
                     "connection lost ({reason}); reconnecting in {}",
                     seconds(delay)
                 ))
             }
-            _ if self.retry_failure.as_deref() == Some(reason) => None,
+            _ if self.retries.last_said.as_deref() == Some(reason) => None,
             _ => {
-                self.retry_failure = Some(reason.to_owned());
+                self.retries.last_said = Some(reason.to_owned());
                 Some(format!(
                     "could not reconnect ({reason}); still trying, at most {} apart",
                     seconds(self.config.backoff.max)

@@ -66,7 +66,7 @@ use crate::protocol::{ClientMessage, ErrorCode, ServerMessage, Version};
 pub use backoff::Backoff;
 pub use completion::{Completion, Roster};
 pub use config::{ClientConfig, Mode, OnNameRefused, Output};
-use link::Link;
+use link::{Link, Retries};
 use login::Seen;
 use outbox::Outbox;
 use pacing::Pacing;
@@ -157,11 +157,8 @@ pub struct Client<R> {
     secret: Option<String>,
     /// What the driver has saved (or been asked to save).
     saved_secret: Option<String>,
-    /// Failed attempts since the last stable connection.
-    failures: u32,
-    /// The reason the last reconnection attempt failed, once said: the same
-    /// failure again is not said again.
-    retry_failure: Option<String>,
+    /// Reconnection attempts that failed, for the backoff and the notices.
+    retries: Retries,
     outbox: Outbox,
     /// Slower sending after the server rate-limited a message of ours.
     pacing: Pacing,
@@ -200,8 +197,7 @@ impl<R: Rng> Client<R> {
             offer: Version::V2,
             version: Version::V2,
             display_name: None,
-            failures: 0,
-            retry_failure: None,
+            retries: Retries::default(),
             ending: None,
             undelivered: 0,
             seen: Seen::default(),
