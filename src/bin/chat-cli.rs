@@ -16,7 +16,7 @@ use rand::rngs::{StdRng, SysRng};
 use wschat::cli::state::{self, SecretsFile};
 use wschat::cli::terminal::{Answer, Prompt};
 use wschat::cli::{self, Session};
-use wschat::client::{Client, ClientConfig, Exit, Line, Mode, command};
+use wschat::client::{Client, ClientConfig, Exit, Line, Mode, OnNameRefused, Output, command};
 use wschat::username::Username;
 
 /// Chat in a wschat chat room from a terminal, or from a script.
@@ -291,12 +291,20 @@ fn run(args: Args) -> anyhow::Result<Exit> {
     });
 
     let mut config = ClientConfig::new(&args.url, &name, mode);
-    config.ask_name = asked;
+    if asked {
+        config.on_name_refused = OnNameRefused::AskAnother;
+    }
     config.given_secret = given_secret;
     config.saved_secret = saved;
-    config.raw_json = args.json;
-    config.show_secret = args.show_secret;
-    config.bell = interactive && !args.no_bell;
+    config.output = if args.json {
+        Output::Json {
+            show_secret: args.show_secret,
+        }
+    } else {
+        Output::Lines {
+            bell: interactive && !args.no_bell,
+        }
+    };
     let rng = StdRng::try_from_rng(&mut SysRng).context("no randomness from the OS")?;
     let client = Client::new(config, rng, Instant::now());
     let session = Session {

@@ -227,8 +227,8 @@ fn columns() -> u16 {
 
 /// Keeps the printer from writing to the terminal while the editor does
 /// (see the module's documentation). Closed, the printer waits; but never
-/// longer than [`GATE_PATIENCE`], so that a gate left closed by mistake
-/// costs a garbled row rather than a hang.
+/// longer than `GATE_PATIENCE` (a second), so that a gate left closed by
+/// mistake costs a garbled row rather than a hang.
 pub struct Gate {
     /// Whether it is used at all: not on a terminal rustyline cannot drive
     /// (`TERM=dumb`), where no prompt is drawn to open it again.

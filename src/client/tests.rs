@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use rand::{SeedableRng, rngs::StdRng};
 
 use super::*;
+use crate::protocol::{LeaveReason, SUBPROTOCOL_V2, UserPresence};
 
 pub(super) const NOON: ClockTime = ClockTime {
     hour: 12,
@@ -479,7 +480,7 @@ fn a_frame_it_cannot_read_is_reported_and_ignored() {
 #[test]
 fn json_mode_shows_every_frame_raw_and_keeps_the_status_lines() {
     let mut c = config(Mode::Script);
-    c.raw_json = true;
+    c.output = Output::Json { show_secret: false };
     let mut h = Harness::new(c);
     assert_eq!(h.drain(), ["connect"]);
     h.connected();
@@ -508,8 +509,7 @@ fn json_mode_shows_every_frame_raw_and_keeps_the_status_lines() {
 #[test]
 fn json_mode_shows_the_secret_only_when_asked() {
     let mut c = config(Mode::Script);
-    c.raw_json = true;
-    c.show_secret = true;
+    c.output = Output::Json { show_secret: true };
     let mut h = Harness::new(c);
     assert_eq!(h.drain(), ["connect"]);
     h.connected();
@@ -520,7 +520,7 @@ fn json_mode_shows_the_secret_only_when_asked() {
 #[test]
 fn json_mode_redacts_a_secret_the_server_escaped_oddly() {
     let mut c = config(Mode::Script);
-    c.raw_json = true;
+    c.output = Output::Json { show_secret: false };
     let mut h = Harness::new(c);
     assert_eq!(h.drain(), ["connect"]);
     h.connected();
@@ -540,7 +540,7 @@ fn json_mode_redacts_a_secret_the_server_escaped_oddly() {
 #[test]
 fn a_message_naming_the_user_rings_the_bell_when_asked() {
     let mut c = config(Mode::Interactive);
-    c.bell = true;
+    c.output = Output::Lines { bell: true };
     let mut h = Harness::new(c);
     h.log_in("S");
     // The bell rings with the line.
@@ -659,7 +659,7 @@ fn quit_while_messages_wait_says_which_and_asks_again() {
 #[test]
 fn a_name_refused_at_the_prompt_is_asked_again() {
     let mut c = config(Mode::Interactive);
-    c.ask_name = true;
+    c.on_name_refused = OnNameRefused::AskAnother;
     let mut h = Harness::new(c);
     assert_eq!(h.drain(), ["connect"]);
     h.connected();

@@ -337,7 +337,7 @@ fn what_comes_while_logging_in_is_shown_after_the_catch_up_in_order() {
 #[test]
 fn json_mode_prints_frames_once_and_adds_no_lines_for_them() {
     let mut c = config(Mode::Script);
-    c.raw_json = true;
+    c.output = Output::Json { show_secret: false };
     let mut h = Harness::new(c);
     let out = h.log_in_v2("S", vec![said("bob", "old", 1, at(9, 1))]);
     let kinds: Vec<&str> = out
@@ -1145,7 +1145,7 @@ fn a_script_asks_for_no_roster() {
 #[test]
 fn a_mention_held_while_logging_in_rings_when_it_is_shown() {
     let mut c = config(Mode::Interactive);
-    c.bell = true;
+    c.output = Output::Lines { bell: true };
     let mut h = Harness::new(c);
     assert_eq!(h.drain(), ["connect"]);
     h.connected_v2();

@@ -1,0 +1,371 @@
+//! Logging in: the server's answer (`loginMessage`, then on v2 the
+//! catch-up `history` that completes the login), a refused login, the
+//! secret to keep, and where the client stands in the server's numbering.
+
+use std::time::Instant;
+
+use rand::Rng;
+
+use super::link::{Accepted, Link, Online};
+use super::{Action, Client, Event, Exit, Line, Mode, OnNameRefused, describe, plural};
+use crate::id;
+use crate::protocol::{ClientMessage, EPOCH_MAX_CHARS, ErrorCode, ServerMessage, Version};
+
+/// v2: how far into the server's numbered messages the client has seen.
+#[derive(Debug, Default)]
+pub(super) struct Seen {
+    /// The highest `seq` seen; the next login's `since`. A message at or
+    /// below it has been shown already.
+    pub(super) last_seq: Option<u64>,
+    /// The numbering `last_seq` belongs to (the `epoch` of the last
+    /// `history`), sent with `since`; `None` from a server that sends none.
+    pub(super) epoch: Option<String>,
+}
+
+impl Seen {
+    /// Whether a message numbered `seq` is new (and if so, remember it).
+    /// v1 messages have no number and are always new.
+    pub(super) fn fresh(&mut self, seq: Option<u64>) -> bool {
+        let Some(seq) = seq else {
+            return true;
+        };
+        if self.last_seq.is_some_and(|last| seq <= last) {
+            return false;
+        }
+        self.last_seq = Some(seq);
+        true
+    }
+}
+
+/// What a catch-up says besides its messages.
+struct Reading {
+    /// Its `seq` numbers count from another start than those seen before.
+    renumbered: bool,
+    /// Messages we asked for are no longer held.
+    missed: bool,
+}
+
+impl<R: Rng> Client<R> {
+    /// A new name, after [`Event::AskName`], with the secret saved for it
+    /// if any: connects again and logs in with it.
+    pub fn handle_name(&mut self, name: &str, saved_secret: Option<String>, now: Instant) {
+        if !matches!(self.link, Link::AskingName) {
+            return;
+        }
+        self.config.username = name.to_owned();
+        self.config.given_secret = None;
+        self.config.saved_secret = saved_secret.clone();
+        self.secret = saved_secret.clone();
+        self.saved_secret = saved_secret;
+        self.connect(now);
+    }
+
+    /// `loginMessage`: the server accepted the login. On v1 that is all;
+    /// on v2 the `history` that follows completes it.
+    pub(super) fn on_login_message(&mut self, username: String, secret: String, now: Instant) {
+        let Link::LoggingIn(login) = &mut self.link else {
+            return;
+        };
+        match self.version {
+            Version::V2 => login.accepted = Some(Accepted { username, secret }),
+            Version::V1 => {
+                self.logged_in(username, secret, now);
+                // A v2 connection dropped, and the server came back
+                // speaking v1: no history will tell.
+                for text in self.outbox.take_unchecked() {
+                    self.maybe_lost(&text);
+                }
+                self.flush();
+                self.check_ending();
+            }
+        }
+    }
+
+    /// `history`: on v2, the catch-up that completes a login.
+    pub(super) fn on_history(
+        &mut self,
+        messages: Vec<ServerMessage<'_>>,
+        complete: bool,
+        epoch: Option<&str>,
+        now: Instant,
+    ) {
+        if matches!(self.link, Link::LoggingIn(_)) {
+            // Longer than the protocol allows: not an epoch to trust.
+            let epoch = epoch
+                .filter(|e| e.chars().count() <= EPOCH_MAX_CHARS)
+                .map(str::to_owned);
+            self.caught_up(messages, complete, epoch, now);
+        }
+    }
+
+    /// The login succeeded: online, secret saved, and the user told.
+    fn logged_in(&mut self, username: String, secret: String, now: Instant) {
+        self.link = Link::Online(Online {
+            up_since: now,
+            last_heard: now,
+            ping_sent: None,
+            logout: None,
+            roster_request: None,
+        });
+        if self.saved_secret.as_deref() != Some(secret.as_str()) {
+            self.events.push_back(Event::SecretIssued {
+                username: username.clone(),
+                secret: secret.clone(),
+            });
+            self.saved_secret = Some(secret.clone());
+        }
+        self.secret = Some(secret);
+        let status = if self.been_online() {
+            match self.outbox.queued() {
+                0 => Some(format!("back online as {username}")),
+                n => Some(format!(
+                    "back online as {username}; sending {}",
+                    plural(n, "queued message", "queued messages")
+                )),
+            }
+        } else if self.config.mode == Mode::Interactive {
+            let v1 = match self.version {
+                Version::V1 => {
+                    " (this server speaks protocol v1: no catch-up after a dropped connection, \
+                     no /who, no /logout)"
+                }
+                Version::V2 => "",
+            };
+            Some(format!(
+                "connected to {} as {username}; /help lists the commands{v1}",
+                self.config.server
+            ))
+        } else {
+            None
+        };
+        if let Some(status) = status {
+            self.show(Line::Status(status));
+        }
+        self.display_name = Some(username);
+    }
+
+    /// v2: the `history` after `loginMessage` completes the login. Shows
+    /// what was said while we were away (each `seq` once), settles the
+    /// messages a dropped connection left unconfirmed, then shows what
+    /// came while logging in and sends what waits.
+    fn caught_up(
+        &mut self,
+        messages: Vec<ServerMessage<'_>>,
+        complete: bool,
+        epoch: Option<String>,
+        now: Instant,
+    ) {
+        let Link::LoggingIn(login) = &mut self.link else {
+            return;
+        };
+        let Some(Accepted { username, secret }) = login.accepted.take() else {
+            return; // no loginMessage before it: not ours to act on
+        };
+        let login_since = login.since;
+        let held = std::mem::take(&mut login.held);
+        let returning = self.been_online();
+        let Reading { renumbered, missed } =
+            self.read_catch_up(login_since, &messages, complete, epoch.as_deref());
+        if renumbered {
+            // The numbers seen belong to a numbering that is gone: every
+            // message of the new one is new to us.
+            self.seen.last_seq = Some(0);
+        }
+        self.seen.epoch = epoch;
+        let mut lines = Vec::new();
+        let mut own = Vec::new();
+        for message in messages {
+            let ServerMessage::TextBroadcast {
+                username: from,
+                message,
+                seq,
+                timestamp,
+                ..
+            } = message
+            else {
+                continue;
+            };
+            if !self.seen.fresh(seq) {
+                continue;
+            }
+            let is_own = from == username;
+            lines.push(Line::from_text(&from, &message, is_own, timestamp).mentioning(&username));
+            if is_own {
+                own.push(message.into_owned());
+            }
+        }
+        // From now on every login asks for what came after what we saw;
+        // an empty catch-up for a newcomer means nothing was said yet.
+        self.seen.last_seq.get_or_insert(0);
+        let checked = self.outbox.check(own.iter().map(String::as_str), complete);
+        self.logged_in(username, secret, now);
+        if returning && renumbered {
+            self.show(Line::Status(
+                "the server's message store is new: messages said before it are gone".into(),
+            ));
+        }
+        if returning && missed {
+            self.show(Line::Status(
+                "some messages were missed while you were away: the server no longer holds them"
+                    .into(),
+            ));
+        }
+        // A script prints what is said while it takes part; the context a
+        // newcomer gets is for people.
+        if returning || self.config.mode == Mode::Interactive {
+            // A person sees where the replayed messages end and the live
+            // ones begin; a script's output stays one message a line.
+            let divide = self.config.mode == Mode::Interactive
+                && !self.config.output.is_json()
+                && !lines.is_empty();
+            if divide {
+                let count = lines.len();
+                self.show(Line::Divider(if returning {
+                    format!(
+                        "{} while you were away",
+                        plural(count, "message", "messages")
+                    )
+                } else {
+                    plural(count, "earlier message", "earlier messages")
+                }));
+            }
+            for line in lines {
+                self.show_server(line);
+            }
+            if divide {
+                self.show(Line::Divider("now".into()));
+            }
+        }
+        for text in checked.resent {
+            self.show(Line::Status(format!(
+                "the server never got this message before the connection dropped; \
+                 sending it again: {text}"
+            )));
+        }
+        for text in checked.unknown {
+            self.undelivered += 1;
+            self.show(Line::Error(format!(
+                "the connection dropped before the server confirmed this message, and the server \
+                 no longer holds the messages of that time: it may not have been delivered: {text}"
+            )));
+        }
+        for (seq, line) in held {
+            if self.seen.fresh(seq) {
+                self.show_now(line);
+            }
+        }
+        // Names to complete: everyone online now (what is said from now on
+        // keeps it current).
+        if self.config.mode == Mode::Interactive && !self.config.output.is_json() {
+            let id = id::message_id(&mut self.rng);
+            self.send(&ClientMessage::ListUsers { id: id.clone() });
+            if let Link::Online(online) = &mut self.link {
+                online.roster_request = Some(id);
+            }
+        }
+        self.flush();
+        self.check_ending();
+    }
+
+    /// What the catch-up for our `since` says: whether it comes from
+    /// another numbering than the one we counted in (the numbers seen mean
+    /// nothing any more), and whether messages were missed.
+    ///
+    /// A server that names its numbering (`epoch`) says so: it then
+    /// answered as for `since: 0`, and `complete` is about its own
+    /// numbering. One that does not (older servers) shows a renumbering
+    /// only when our `since` is beyond what it ever counted: it sends
+    /// everything it holds, marked incomplete although nothing of its own
+    /// numbering is missing unless it no longer holds message 1. Once such
+    /// a server has counted past our `since` again, a renumbering cannot
+    /// be seen at all: only the epoch tells.
+    fn read_catch_up(
+        &self,
+        login_since: Option<u64>,
+        messages: &[ServerMessage<'_>],
+        complete: bool,
+        epoch: Option<&str>,
+    ) -> Reading {
+        let plain = Reading {
+            renumbered: false,
+            missed: !complete,
+        };
+        let Some(since) = login_since else {
+            return plain; // a newcomer: nothing seen to forget
+        };
+        if let (Some(ours), Some(theirs)) = (self.seen.epoch.as_deref(), epoch) {
+            return Reading {
+                renumbered: ours != theirs,
+                missed: !complete,
+            };
+        }
+        let first = messages.iter().find_map(|m| match m {
+            ServerMessage::TextBroadcast { seq, .. } => *seq,
+            _ => None,
+        });
+        if !complete && first.is_none_or(|first| first <= since) {
+            return Reading {
+                renumbered: true,
+                missed: first.is_some_and(|first| first > 1),
+            };
+        }
+        plain
+    }
+
+    /// The server refused the login (or could not do it now).
+    pub(super) fn login_refused(
+        &mut self,
+        code: ErrorCode,
+        description: Option<&str>,
+        now: Instant,
+    ) {
+        let held_join = match &mut self.link {
+            Link::LoggingIn(login) => login.held_join.take(),
+            _ => None,
+        };
+        if let Some(join) = held_join {
+            self.show_server(join); // someone else's, after all
+        }
+        // The server cannot log anyone in right now (its store is
+        // failing): once online before, wait and try again, as after a
+        // dropped connection.
+        if code == ErrorCode::Unavailable && self.been_online() {
+            self.actions.push_back(Action::Close);
+            let reason = format!(
+                "the server could not log you in: {}",
+                describe(code, description)
+            );
+            return self.lost(&reason, now);
+        }
+        let name = &self.config.username;
+        let about_the_name = matches!(code, ErrorCode::LoginTaken | ErrorCode::InvalidUsername);
+        let reason = match code {
+            ErrorCode::LoginTaken if self.secret.is_some() => format!(
+                "the name '{name}' is taken and the secret given for it does not match; \
+                 pick another or wait until it is released"
+            ),
+            ErrorCode::LoginTaken => {
+                format!("the name '{name}' is taken; pick another or wait until it is released")
+            }
+            ErrorCode::InvalidUsername => format!(
+                "the server does not accept the name '{name}': {}",
+                describe(code, description)
+            ),
+            _ => format!(
+                "the server refused the login: {}",
+                describe(code, description)
+            ),
+        };
+        if !about_the_name || self.been_online() {
+            return self.leave(Exit::Failure(reason));
+        }
+        match self.config.on_name_refused {
+            OnNameRefused::AskAnother => {
+                self.actions.push_back(Action::Close);
+                self.link = Link::AskingName;
+                self.events.push_back(Event::AskName(reason));
+            }
+            OnNameRefused::Finish => self.leave(Exit::NameRefused(reason)),
+        }
+    }
+}
