@@ -7,12 +7,8 @@ mod net;
 use std::fs;
 use std::net::TcpListener;
 
-use clients::{Cli, Server, chat_cli, run_script};
+use clients::{Cli, Server, chat_cli, chatting, run_script, state_dir};
 use serde_json::Value;
-
-fn state_dir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("a temporary state directory")
-}
 
 #[test]
 fn piped_lines_are_sent_echoed_and_the_client_exits_0() {
@@ -32,10 +28,8 @@ fn piped_lines_are_sent_echoed_and_the_client_exits_0() {
 fn two_clients_exchange_messages_and_see_each_other_join() {
     let server = Server::start(&[]);
     let url = server.url();
-    let (alice_state, bob_state) = (state_dir(), state_dir());
-    let mut alice = Cli::spawn(alice_state.path(), &[&url, "--name", "alice"]);
-    alice.send("anyone here?");
-    alice.expect_stdout("alice (you): anyone here?");
+    let (mut alice, _alice_state) = chatting(&server, "alice", "anyone here?");
+    let bob_state = state_dir();
 
     // Through the environment this time.
     let mut bob = {
@@ -61,10 +55,7 @@ fn two_clients_exchange_messages_and_see_each_other_join() {
 #[test]
 fn a_taken_name_exits_2_with_a_clear_reason() {
     let server = Server::start(&[]);
-    let holder_state = state_dir();
-    let mut holder = Cli::spawn(holder_state.path(), &[&server.url(), "--name", "alice"]);
-    holder.send("mine");
-    holder.expect_stdout("alice (you): mine");
+    let (mut holder, _holder_state) = chatting(&server, "alice", "mine");
 
     let other = state_dir();
     let out = run_script(
@@ -288,10 +279,8 @@ fn the_urls_scheme_is_case_insensitive() {
 #[test]
 fn message_text_cannot_turn_a_line_around() {
     let server = Server::start(&[]);
-    let (watcher_state, sender_state) = (state_dir(), state_dir());
-    let mut watcher = Cli::spawn(watcher_state.path(), &[&server.url(), "--name", "watcher"]);
-    watcher.send("ready");
-    watcher.expect_stdout("watcher (you): ready");
+    let (mut watcher, _watcher_state) = chatting(&server, "watcher", "ready");
+    let sender_state = state_dir();
     // U+202E makes the rest read right to left: "pay 10$" would show as "$01 yap".
     let out = run_script(
         sender_state.path(),
@@ -451,10 +440,8 @@ fn a_long_script_is_paced_to_the_servers_rate_limit_and_loses_nothing() {
     // Default limits: 5 messages a second, 10 at once.
     let server = Server::start(&[]);
     let url = server.url();
-    let (watcher_state, bulk_state) = (state_dir(), state_dir());
-    let mut watcher = Cli::spawn(watcher_state.path(), &[&url, "--name", "watcher"]);
-    watcher.send("ready");
-    watcher.expect_stdout("watcher (you): ready");
+    let (mut watcher, _watcher_state) = chatting(&server, "watcher", "ready");
+    let bulk_state = state_dir();
 
     let numbers: Vec<String> = (1..=30).map(|n| n.to_string()).collect();
     let input: String = numbers.iter().map(|n| format!("{n}\n")).collect();

@@ -58,7 +58,7 @@ fn v2_login(
     let reply = try_login(&mut client, name, secret, since);
     assert_eq!(reply["type"], "loginMessage", "{name}: {reply}");
     let secret = reply["secret"].as_str().expect("a secret").to_owned();
-    let history = reply_to(&mut client, "l");
+    let history = client.reply_to("l");
     assert_eq!(history["type"], "history", "{history}");
     (client, secret, history)
 }
@@ -73,24 +73,14 @@ fn try_login(client: &mut Client, name: &str, secret: Option<&str>, since: Optio
         login["since"] = since.into();
     }
     client.send_json(login);
-    reply_to(client, "l")
-}
-
-/// The next frame answering `id`, skipping everything else.
-fn reply_to(client: &mut Client, id: &str) -> Value {
-    loop {
-        let frame = client.recv_json();
-        if frame["replyTo"] == id {
-            return frame;
-        }
-    }
+    client.reply_to("l")
 }
 
 /// Says `text` as `id`; the answer: the sender's own copy (its `seq`) or
 /// an error.
 fn say(client: &mut Client, id: &str, text: &str) -> Value {
     client.send_json(json!({"type": "textFromUser", "id": id, "text": text}));
-    reply_to(client, id)
+    client.reply_to(id)
 }
 
 /// The next frame of type `kind` about `username`, skipping others.
@@ -101,22 +91,6 @@ fn next_about(client: &mut Client, kind: &str, username: &str) -> Value {
             return frame;
         }
     }
-}
-
-/// A `listUsers`, as (name, devices), sorted by the server.
-fn users(client: &mut Client, id: &str) -> Vec<(String, u64)> {
-    client.send_json(json!({"type": "listUsers", "id": id}));
-    let list = reply_to(client, id);
-    assert_eq!(list["type"], "userList", "{list}");
-    list["users"]
-        .as_array()
-        .expect("users")
-        .iter()
-        .map(|u| {
-            let name = u["username"].as_str().unwrap().to_owned();
-            (name, u["connections"].as_u64().unwrap())
-        })
-        .collect()
 }
 
 /// Closes `client` and waits until `node` has seen it go.
@@ -308,11 +282,11 @@ fn list_users_counts_every_nodes_devices_and_a_logout_frees_the_name_everywhere(
     let (mut phone, _, _) = v2_login(cluster.addr(1), "alice", Some(&secret), None);
     let (mut bob, _, _) = v2_login(cluster.addr(2), "bob", None, None);
     assert_eq!(
-        users(&mut bob, "u1"),
+        bob.list_users("u1"),
         [("alice".into(), 2), ("bob".into(), 1)]
     );
     assert_eq!(
-        users(&mut laptop, "u2"),
+        laptop.list_users("u2"),
         [("alice".into(), 2), ("bob".into(), 1)]
     );
 
@@ -325,7 +299,7 @@ fn list_users_counts_every_nodes_devices_and_a_logout_frees_the_name_everywhere(
     }
     let refused = say(&mut phone, "p", "still here?");
     assert_eq!(refused["error"], "messagingWhileNotLoggedIn", "{refused}");
-    assert_eq!(users(&mut bob, "u3"), [("bob".into(), 1)]);
+    assert_eq!(bob.list_users("u3"), [("bob".into(), 1)]);
     let (_, fresh, _) = v2_login(cluster.addr(1), "alice", Some(&secret), None);
     assert_ne!(fresh, secret, "the old secret is worthless: a fresh login");
 }
@@ -396,7 +370,7 @@ fn a_killed_nodes_users_leave_presence_in_bounded_time_and_catch_up_elsewhere() 
         "alice left presence after {took:?}, over {bound:?}"
     );
     assert_eq!(
-        users(&mut watcher, "u"),
+        watcher.list_users("u"),
         [("talker".into(), 1), ("watcher".into(), 1)]
     );
 

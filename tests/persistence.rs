@@ -10,7 +10,7 @@
 mod net;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -19,45 +19,21 @@ use std::time::{Duration, Instant};
 
 use net::*;
 use rand::RngExt;
-use serde_json::{Value, json};
-use tungstenite::{Message, WebSocket};
+use serde_json::json;
 
 /// A v2 client that never panics on a lost connection: the senders of the
 /// crash test run until the server dies under them.
 struct Sender {
-    ws: WebSocket<TcpStream>,
+    client: Client,
     name: String,
 }
 
 impl Sender {
     fn connect(addr: SocketAddr, name: &str) -> Option<Sender> {
-        let tcp = TcpStream::connect_timeout(&addr, TIMEOUT).ok()?;
-        tcp.set_read_timeout(Some(TIMEOUT)).ok()?;
-        let request = tungstenite::ClientRequestBuilder::new(format!("ws://{addr}/").parse().ok()?)
-            .with_sub_protocol("wschat.v2");
-        let (ws, _) = tungstenite::client(request, tcp).ok()?;
         Some(Sender {
-            ws,
+            client: Client::try_connect_v2(addr)?,
             name: name.to_owned(),
         })
-    }
-
-    fn send(&mut self, json: Value) -> Option<()> {
-        self.ws.send(Message::text(json.to_string())).ok()
-    }
-
-    /// The next frame with `replyTo` equal to `id` (skipping everything
-    /// else), or `None` once the connection is gone.
-    fn reply_to(&mut self, id: &str) -> Option<Value> {
-        loop {
-            let Message::Text(text) = self.ws.read().ok()? else {
-                continue;
-            };
-            let json: Value = serde_json::from_str(&text).ok()?;
-            if json["replyTo"] == id {
-                return Some(json);
-            }
-        }
     }
 
     /// Logs in (reclaiming with `secret` if given); the secret.
@@ -66,15 +42,16 @@ impl Sender {
         if let Some(secret) = secret {
             login["secret"] = secret.into();
         }
-        self.send(login)?;
-        let reply = self.reply_to("l")?;
+        self.client.try_send_json(login)?;
+        let reply = self.client.try_reply_to("l")?;
         reply["secret"].as_str().map(str::to_owned)
     }
 
     /// Says `text` and waits for its acknowledgement: its `seq`.
     fn say(&mut self, id: &str, text: &str) -> Option<u64> {
-        self.send(json!({"type": "textFromUser", "id": id, "text": text}))?;
-        let ack = self.reply_to(id)?;
+        self.client
+            .try_send_json(json!({"type": "textFromUser", "id": id, "text": text}))?;
+        let ack = self.client.try_reply_to(id)?;
         (ack["type"] == "textBroadcast").then(|| ack["seq"].as_u64())?
     }
 }
@@ -409,10 +386,11 @@ fn a_failing_disk_refuses_messages_and_service_resumes_by_itself() {
     let big = "x".repeat(3900);
     let mut refused = None;
     for n in 0..2000 {
+        let id = format!("m{n}");
         alice
-            .send(json!({"type": "textFromUser", "id": format!("m{n}"), "text": big}))
-            .unwrap();
-        let reply = alice.reply_to(&format!("m{n}")).unwrap();
+            .client
+            .send_json(json!({"type": "textFromUser", "id": id, "text": big}));
+        let reply = alice.client.reply_to(&id);
         if reply["type"] == "errorMessage" {
             refused = Some(reply);
             break;
@@ -432,11 +410,9 @@ fn a_failing_disk_refuses_messages_and_service_resumes_by_itself() {
         server.log_text()
     );
     // Logins are refused too (the name cannot be saved).
-    let mut carol = Sender::connect(server.addr, "carol").unwrap();
-    carol
-        .send(json!({"type": "login", "id": "l", "username": "carol"}))
-        .unwrap();
-    assert_eq!(carol.reply_to("l").unwrap()["error"], "unavailable");
+    let mut carol = Client::connect_v2(server.addr);
+    carol.send_json(json!({"type": "login", "id": "l", "username": "carol"}));
+    assert_eq!(carol.reply_to("l")["error"], "unavailable");
 
     // Space comes back: the next message goes through, by itself.
     let unlimited = libc::rlimit {

@@ -38,6 +38,12 @@ pub struct Finished {
     pub stderr: Vec<String>,
 }
 
+/// A private state directory for one chat-cli (its secrets and history),
+/// removed when dropped.
+pub fn state_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary state directory")
+}
+
 /// A chat-cli command with its state (secrets, history) in `state` and no
 /// chat settings inherited from the environment.
 pub fn chat_cli(state: &Path, args: &[&str]) -> Command {
@@ -141,6 +147,16 @@ impl Drop for Cli {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `name` chatting on `server` from a script, once it has said `said` and
+/// seen it confirmed; its state directory lives as long as it.
+pub fn chatting(server: &Server, name: &str, said: &str) -> (Cli, tempfile::TempDir) {
+    let state = state_dir();
+    let mut cli = Cli::spawn(state.path(), &[&server.url(), "--name", name]);
+    cli.send(said);
+    cli.expect_stdout(&format!("{name} (you): {said}"));
+    (cli, state)
 }
 
 /// Runs chat-cli with `input` on stdin until it exits.
