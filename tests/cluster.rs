@@ -39,11 +39,18 @@ impl Cluster {
     }
 }
 
-/// A node on the Redis at `url`.
+/// A node on the Redis at `url`, listening.
 fn node(url: &str, extra: &[&str]) -> ServerProcess {
+    let mut node = launch_node(url, extra);
+    node.wait_listening();
+    node
+}
+
+/// A node on the Redis at `url`, started but perhaps not listening yet.
+fn launch_node(url: &str, extra: &[&str]) -> ServerProcess {
     let timeout = format!("{}ms", NODE_TIMEOUT.as_millis());
     let args = [&["--redis-url", url, "--node-timeout", &timeout][..], extra].concat();
-    ServerProcess::start(&args)
+    ServerProcess::launch(&args)
 }
 
 /// A v2 connection to `addr`, logged in as `name` (with `secret` and
@@ -140,6 +147,7 @@ fn a_secret_reclaims_a_name_on_any_node_and_the_ttl_counts_every_nodes_connectio
     let cluster = Cluster::start(&["--login-ttl", "1s"]);
     let (watcher, _, _) = v2_login(cluster.addr(2), "watcher", None, None);
     let (laptop, secret, _) = v2_login(cluster.addr(0), "alice", None, None);
+    let (bob, _, _) = v2_login(cluster.addr(0), "bob", None, None);
     let (phone, same, _) = v2_login(cluster.addr(1), "Alice", Some(&secret), None);
     assert_eq!(same, secret, "reclaimed with its secret on another node");
     let mut intruder = Client::connect_v2(cluster.addr(2));
@@ -147,9 +155,12 @@ fn a_secret_reclaims_a_name_on_any_node_and_the_ttl_counts_every_nodes_connectio
     assert_eq!(wrong["error"], "loginTaken", "{wrong}");
 
     // Node 0's connection goes; node 1's still holds the name, however
-    // long past the TTL.
+    // long past the TTL: past bob's, who left node 0 just after and whose
+    // name is seen free.
     close(laptop, &cluster.nodes[0]);
-    thread::sleep(Duration::from_millis(1500));
+    close(bob, &cluster.nodes[0]);
+    let mut newcomer = Client::connect_v2(cluster.addr(2));
+    login_once_free(&mut newcomer, "bob");
     let taken = try_login(&mut intruder, "alice", None, None);
     assert_eq!(taken["error"], "loginTaken", "{taken}");
 
@@ -162,16 +173,25 @@ fn a_secret_reclaims_a_name_on_any_node_and_the_ttl_counts_every_nodes_connectio
     assert_eq!(left["reason"], "disconnected");
     let held = try_login(&mut intruder, "alice", None, None);
     assert_eq!(held["error"], "loginTaken", "held for the TTL: {held}");
+    let answer = login_once_free(&mut intruder, "alice");
+    assert_ne!(answer["secret"], secret.as_str(), "a fresh secret");
+    assert_eq!(answer["username"], "alice", "the new holder's spelling");
+}
+
+/// Tries to log `client` in as `name` every 200 ms until the name is free
+/// (its TTL ran out): the `loginMessage`.
+fn login_once_free(client: &mut Client, name: &str) -> Value {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         thread::sleep(Duration::from_millis(200));
-        let answer = try_login(&mut intruder, "alice", None, None);
+        let answer = try_login(client, name, None, None);
         if answer["type"] == "loginMessage" {
-            assert_ne!(answer["secret"], secret.as_str(), "a fresh secret");
-            assert_eq!(answer["username"], "alice", "the new holder's spelling");
-            break;
+            return answer;
         }
-        assert!(Instant::now() < deadline, "the TTL never ran out: {answer}");
+        assert!(
+            Instant::now() < deadline,
+            "{name}'s TTL never ran out: {answer}"
+        );
     }
 }
 
@@ -502,10 +522,19 @@ fn retry_until_said(client: &mut Client, text: &str) -> u64 {
 fn a_node_started_while_redis_is_down_waits_and_says_so() {
     let port = RedisServer::unused_port();
     let url = format!("redis://127.0.0.1:{port}");
-    let starting = thread::spawn(move || node(&url, &[]));
-    thread::sleep(Duration::from_millis(1500));
+    let mut node = launch_node(&url, &[]);
+    // Seen trying four times (each attempt is logged, the first as a
+    // warning, the others at debug), and not listening meanwhile.
+    let address = format!("127.0.0.1:{port}");
+    let tried = node.wait_for_nth_log(4, |l| l.contains("Redis at") && l.contains(&address));
+    assert!(tried.is_some(), "{}", node.log_text());
+    assert!(
+        !node.has_logged(|l| l.contains("listening on")),
+        "{}",
+        node.log_text()
+    );
     let _redis = RedisServer::start_on(port);
-    let node = starting.join().unwrap();
+    node.wait_listening();
     let log = node.log_text();
     assert_eq!(log.matches("waiting for Redis").count(), 1, "{log}");
     let waiting = log.find("waiting for Redis").unwrap();

@@ -157,14 +157,37 @@ impl ServerProcess {
         data: Option<Arc<tempfile::TempDir>>,
     ) -> Result<ServerProcess, String> {
         let mut server = ServerProcess::spawned(command, args, data);
-        let line = server
-            .wait_for_log(|l| l.contains("listening on ") || l.contains("chat-server: "))
-            .ok_or_else(|| server.log_text())?;
-        let (scheme, addr) =
-            address_after(&line, "listening on ").ok_or_else(|| server.log_text())?;
-        server.scheme = scheme;
-        server.addr = addr;
+        server.listening()?;
         Ok(server)
+    }
+
+    /// Starts `chat-server --listen 127.0.0.1:0 ARGS` without waiting for
+    /// it to listen, for a test that watches what it does before
+    /// (`wait_listening` then waits).
+    pub fn launch(args: &[&str]) -> ServerProcess {
+        let data = needs_data_dir(args).then(|| Arc::new(tempfile::tempdir().expect("a temp dir")));
+        let command = chat_server("127.0.0.1:0", args, data.as_deref());
+        let args = args.iter().map(|a| a.to_string()).collect();
+        ServerProcess::spawned(command, args, data)
+    }
+
+    /// Waits for a `launch`ed server's "listening on …" line.
+    pub fn wait_listening(&mut self) {
+        self.listening()
+            .unwrap_or_else(|log| panic!("chat-server did not start: {log}"));
+    }
+
+    /// Waits for "listening on …" (or chat-server's one line of failure)
+    /// and takes the address from it; the log, if it did not listen.
+    fn listening(&mut self) -> Result<(), String> {
+        let line = self
+            .wait_for_log(|l| l.contains("listening on ") || l.contains("chat-server: "))
+            .ok_or_else(|| self.log_text())?;
+        let (scheme, addr) =
+            address_after(&line, "listening on ").ok_or_else(|| self.log_text())?;
+        self.scheme = scheme;
+        self.addr = addr;
+        Ok(())
     }
 
     /// Where `--admin-listen` serves /healthz, /readyz and /metrics, as the
@@ -183,9 +206,7 @@ impl ServerProcess {
     /// Runs chat-server with `args` until it exits by itself (killed if it
     /// does not within `TIMEOUT`): its status and its log lines.
     pub fn run_to_exit(args: &[&str]) -> (ExitStatus, Vec<String>) {
-        let data = needs_data_dir(args).then(|| Arc::new(tempfile::tempdir().expect("a temp dir")));
-        let command = chat_server("127.0.0.1:0", args, data.as_deref());
-        let mut server = ServerProcess::spawned(command, Vec::new(), data);
+        let mut server = ServerProcess::launch(args);
         let status = server.wait_exit();
         // The log ends at EOF, right after the exit.
         let deadline = Instant::now() + TIMEOUT;
@@ -208,10 +229,16 @@ impl ServerProcess {
     /// The first log line matching `pred`, waiting up to `TIMEOUT` (or
     /// until the server exits).
     pub fn wait_for_log(&self, pred: impl Fn(&str) -> bool) -> Option<String> {
+        self.wait_for_nth_log(1, pred)
+    }
+
+    /// The `n`th log line matching `pred`, waiting up to `TIMEOUT` (or
+    /// until the server exits).
+    pub fn wait_for_nth_log(&self, n: usize, pred: impl Fn(&str) -> bool) -> Option<String> {
         let deadline = Instant::now() + TIMEOUT;
         let mut lines = self.log.lines.lock().unwrap();
         loop {
-            if let Some(line) = lines.iter().find(|l| pred(l)) {
+            if let Some(line) = lines.iter().filter(|l| pred(l)).nth(n - 1) {
                 return Some(line.clone());
             }
             if self.log.ended.load(Ordering::Acquire) {
