@@ -7,7 +7,7 @@ mod net;
 use std::fs;
 use std::net::TcpListener;
 
-use clients::{Cli, Server, chat_cli, chatting, run_script, state_dir};
+use clients::{Cli, Proxy, Server, chat_cli, chatting, run_script, state_dir};
 use serde_json::Value;
 
 #[test]
@@ -237,15 +237,20 @@ fn a_state_directory_readable_by_others_is_made_private() {
 fn the_client_reconnects_after_the_server_restarts() {
     let mut server = Server::start(&[]);
     let port = server.port();
+    // Through a proxy, which counts dave's attempts and answers each alike
+    // while the server is down.
+    let proxy = Proxy::start(port);
     let state = state_dir();
-    let mut dave = Cli::spawn(state.path(), &[&server.url(), "--name", "dave"]);
+    let mut dave = Cli::spawn(state.path(), &[&proxy.url(), "--name", "dave"]);
     dave.send("before");
     dave.expect_stdout("dave (you): before");
 
     server.kill();
     dave.expect_stderr("connection lost");
     // Down for a while: several attempts fail alike, and that is said once.
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    // (The first connection, then three attempts: the third came, so the
+    // first two had failed.)
+    proxy.wait_tried(1 + 3);
     let server = Server::start_on(port, &[]);
     dave.expect_stderr("back online as dave");
     let failures: Vec<&String> = dave
