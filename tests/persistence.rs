@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -106,10 +108,12 @@ fn a_crash_in_heavy_traffic_loses_no_acknowledged_message_nor_name() {
         // 20 senders, each saying its messages one after another as fast as
         // they are acknowledged, until the server dies under them.
         let addr = server.addr;
+        let acks = Arc::new(AtomicUsize::new(0));
         let senders: Vec<_> = (0..SENDERS)
             .map(|i| {
                 let name = names[i].clone();
                 let secret = secrets[i].clone();
+                let acks = acks.clone();
                 thread::spawn(move || {
                     let mut acked = Vec::new();
                     let Some(mut sender) = Sender::connect(addr, &name) else {
@@ -121,7 +125,10 @@ fn a_crash_in_heavy_traffic_loses_no_acknowledged_message_nor_name() {
                     for n in 0..PER_ROUND {
                         let text = format!("{name} round {round} #{n}");
                         match sender.say(&format!("m{n}"), &text) {
-                            Some(seq) => acked.push((seq, text)),
+                            Some(seq) => {
+                                acked.push((seq, text));
+                                acks.fetch_add(1, Ordering::SeqCst);
+                            }
                             None => break,
                         }
                     }
@@ -130,7 +137,14 @@ fn a_crash_in_heavy_traffic_loses_no_acknowledged_message_nor_name() {
             })
             .collect();
         // The crash: at a random moment while they talk (or, in the last
-        // round, a SIGTERM, which must lose nothing either).
+        // round, a SIGTERM, which must lose nothing either), once they are
+        // seen talking: a loaded machine may take longer than the moment
+        // to connect them.
+        let deadline = Instant::now() + TIMEOUT;
+        while acks.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "round {round}: nothing said");
+            thread::sleep(Duration::from_millis(5));
+        }
         thread::sleep(Duration::from_millis(rng.random_range(30..250)));
         let graceful = round == 3;
         if graceful {
@@ -241,23 +255,64 @@ fn the_data_files_hold_no_secret_and_are_private() {
 
 #[test]
 fn a_name_whose_ttl_ran_out_while_the_server_was_down_is_free() {
+    const TTL: Duration = Duration::from_secs(2);
     let mut server = ServerProcess::start(&["--login-ttl", "2s"]);
+    // The server was last known alive when it started (the next time it
+    // says so is 30 s on), at the latest now.
+    let alive = Instant::now();
     let mut alice = Client::connect(server.addr);
     let old_secret = alice.login("alice");
     let mut bob = Client::connect(server.addr);
     bob.login("bob");
-    drop(alice); // alice's TTL starts; bob stays till the crash
-    thread::sleep(Duration::from_millis(300));
+    // alice leaves a TTL after the server was last known alive, so that
+    // the two ways a name's TTL runs out while it is down end apart: bob's
+    // connection counts as closed when the server was last known alive,
+    // alice's TTL counts from her leaving.
+    thread::sleep(TTL.saturating_sub(alive.elapsed()));
+    let left = Instant::now();
+    drop(alice);
+    server
+        .wait_for_log(|l| l.contains("left") && l.contains("alice"))
+        .expect("alice's leaving logged");
+    let seen_left = Instant::now();
+    // A message acknowledged after it: her leaving is saved too.
+    bob.say("saved");
+    while bob.recv_type("textBroadcast")["message"] != "saved" {}
     server.kill();
-    thread::sleep(Duration::from_millis(2500));
+
+    // Restarted within her TTL: bob's name is free, alice's still held.
     server.restart();
-    // Both are free: alice's TTL ran out, and bob's connection counts as
-    // closed when the server was last known alive, over 2 s ago.
-    for name in ["alice", "bob"] {
-        let mut newcomer = Client::connect(server.addr);
-        let secret = newcomer.login(name);
-        assert_ne!(secret, old_secret);
-    }
+    let held = login_answer(server.addr, "alice");
+    assert!(
+        left.elapsed() < TTL,
+        "restarted too slowly to tell: {:?} after alice left",
+        left.elapsed()
+    );
+    assert_eq!(held["error"], "loginTaken", "{held}");
+    let free = login_answer(server.addr, "bob");
+    assert_eq!(free["type"], "loginMessage", "{free}");
+    server.kill();
+    // Killed before her TTL ran out: not released while it ran.
+    assert!(
+        left.elapsed() < TTL,
+        "{:?} after alice left",
+        left.elapsed()
+    );
+
+    // Restarted once it ran out: free.
+    thread::sleep((seen_left + TTL).saturating_duration_since(Instant::now()));
+    server.restart();
+    let free = login_answer(server.addr, "alice");
+    assert_eq!(free["type"], "loginMessage", "{free}");
+    assert_ne!(free["secret"], old_secret.as_str());
+}
+
+/// The answer to a v2 login as `name` without a secret: a `loginMessage`
+/// or an `errorMessage`.
+fn login_answer(addr: SocketAddr, name: &str) -> serde_json::Value {
+    let mut client = Client::connect_v2(addr);
+    client.send_json(json!({"type": "login", "id": "l", "username": name}));
+    client.reply_to("l")
 }
 
 #[test]
