@@ -7,12 +7,8 @@ mod net;
 use std::fs;
 use std::net::TcpListener;
 
-use clients::{Cli, Server, chat_cli, run_script};
+use clients::{Cli, Proxy, Server, chat_cli, chatting, run_script, state_dir};
 use serde_json::Value;
-
-fn state_dir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("a temporary state directory")
-}
 
 #[test]
 fn piped_lines_are_sent_echoed_and_the_client_exits_0() {
@@ -32,10 +28,8 @@ fn piped_lines_are_sent_echoed_and_the_client_exits_0() {
 fn two_clients_exchange_messages_and_see_each_other_join() {
     let server = Server::start(&[]);
     let url = server.url();
-    let (alice_state, bob_state) = (state_dir(), state_dir());
-    let mut alice = Cli::spawn(alice_state.path(), &[&url, "--name", "alice"]);
-    alice.send("anyone here?");
-    alice.expect_stdout("alice (you): anyone here?");
+    let (mut alice, _alice_state) = chatting(&server, "alice", "anyone here?");
+    let bob_state = state_dir();
 
     // Through the environment this time.
     let mut bob = {
@@ -61,10 +55,7 @@ fn two_clients_exchange_messages_and_see_each_other_join() {
 #[test]
 fn a_taken_name_exits_2_with_a_clear_reason() {
     let server = Server::start(&[]);
-    let holder_state = state_dir();
-    let mut holder = Cli::spawn(holder_state.path(), &[&server.url(), "--name", "alice"]);
-    holder.send("mine");
-    holder.expect_stdout("alice (you): mine");
+    let (mut holder, _holder_state) = chatting(&server, "alice", "mine");
 
     let other = state_dir();
     let out = run_script(
@@ -246,15 +237,20 @@ fn a_state_directory_readable_by_others_is_made_private() {
 fn the_client_reconnects_after_the_server_restarts() {
     let mut server = Server::start(&[]);
     let port = server.port();
+    // Through a proxy, which counts dave's attempts and answers each alike
+    // while the server is down.
+    let proxy = Proxy::start(port);
     let state = state_dir();
-    let mut dave = Cli::spawn(state.path(), &[&server.url(), "--name", "dave"]);
+    let mut dave = Cli::spawn(state.path(), &[&proxy.url(), "--name", "dave"]);
     dave.send("before");
     dave.expect_stdout("dave (you): before");
 
     server.kill();
     dave.expect_stderr("connection lost");
     // Down for a while: several attempts fail alike, and that is said once.
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    // (The first connection, then three attempts: the third came, so the
+    // first two had failed.)
+    proxy.wait_tried(1 + 3);
     let server = Server::start_on(port, &[]);
     dave.expect_stderr("back online as dave");
     let failures: Vec<&String> = dave
@@ -288,10 +284,8 @@ fn the_urls_scheme_is_case_insensitive() {
 #[test]
 fn message_text_cannot_turn_a_line_around() {
     let server = Server::start(&[]);
-    let (watcher_state, sender_state) = (state_dir(), state_dir());
-    let mut watcher = Cli::spawn(watcher_state.path(), &[&server.url(), "--name", "watcher"]);
-    watcher.send("ready");
-    watcher.expect_stdout("watcher (you): ready");
+    let (mut watcher, _watcher_state) = chatting(&server, "watcher", "ready");
+    let sender_state = state_dir();
     // U+202E makes the rest read right to left: "pay 10$" would show as "$01 yap".
     let out = run_script(
         sender_state.path(),
@@ -451,10 +445,8 @@ fn a_long_script_is_paced_to_the_servers_rate_limit_and_loses_nothing() {
     // Default limits: 5 messages a second, 10 at once.
     let server = Server::start(&[]);
     let url = server.url();
-    let (watcher_state, bulk_state) = (state_dir(), state_dir());
-    let mut watcher = Cli::spawn(watcher_state.path(), &[&url, "--name", "watcher"]);
-    watcher.send("ready");
-    watcher.expect_stdout("watcher (you): ready");
+    let (mut watcher, _watcher_state) = chatting(&server, "watcher", "ready");
+    let bulk_state = state_dir();
 
     let numbers: Vec<String> = (1..=30).map(|n| n.to_string()).collect();
     let input: String = numbers.iter().map(|n| format!("{n}\n")).collect();

@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use clients::{Cli, Direction, Proxy, Server, TIMEOUT, chat_cli, run_script};
+use clients::{Cli, Direction, Proxy, Server, TIMEOUT, chat_cli, chatting, run_script, state_dir};
 use nix::sys::wait::WaitStatus;
 use rexpect::error::Error;
 use rexpect::process::PtyProcess;
@@ -52,20 +52,10 @@ fn assert_exits_with(session: &mut PtySession, code: i32) -> Result<(), Error> {
     Ok(())
 }
 
-/// `name` chatting on `server` from a script, once it has said `said` and
-/// seen it confirmed; its state directory lives as long as it.
-fn chatting(server: &Server, name: &str, said: &str) -> (Cli, tempfile::TempDir) {
-    let state = tempfile::tempdir().unwrap();
-    let mut cli = Cli::spawn(state.path(), &[&server.url(), "--name", name]);
-    cli.send(said);
-    cli.expect_stdout(&format!("{name} (you): {said}"));
-    (cli, state)
-}
-
 #[test]
 fn a_message_arriving_while_typing_leaves_the_typed_line_intact() -> Result<(), Error> {
     let server = Server::start(&[]);
-    let state = tempfile::tempdir().unwrap();
+    let state = state_dir();
     let mut alice = alice_in_a_terminal(state.path(), &server)?;
     alice.exp_string("connected to")?;
     alice.exp_string("alice> ")?;
@@ -73,7 +63,7 @@ fn a_message_arriving_while_typing_leaves_the_typed_line_intact() -> Result<(), 
     alice.flush()?;
     alice.exp_string("half typ")?;
 
-    let bob_state = tempfile::tempdir().unwrap();
+    let bob_state = state_dir();
     let bob = run_script(
         bob_state.path(),
         &[&server.url(), "--name", "bob"],
@@ -100,7 +90,7 @@ fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), Error> {
     let server = Server::start(&[]);
     let (mut bob, _bob_state) = chatting(&server, "bob", "hi");
 
-    let state = tempfile::tempdir().unwrap();
+    let state = state_dir();
     let mut alice = alice_in_a_terminal(state.path(), &server)?;
     alice.exp_string("connected to")?;
     // A newcomer sees what was said before, for context.
@@ -114,7 +104,7 @@ fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), Error> {
     bob.expect_stdout("* alice logged out");
 
     // Free at once: someone else takes it, no secret needed.
-    let other = tempfile::tempdir().unwrap();
+    let other = state_dir();
     let out = run_script(
         other.path(),
         &[&server.url(), "--name", "Alice"],
@@ -130,7 +120,7 @@ fn a_name_refused_at_the_prompt_is_asked_again() -> Result<(), Error> {
     let server = Server::start(&[]);
     let (mut bob, _bob_state) = chatting(&server, "bob", "hi");
 
-    let state = tempfile::tempdir().unwrap();
+    let state = state_dir();
     let mut session = in_a_terminal(state.path(), &[&server.url()])?;
     session.exp_string("your name: ")?;
     session.send_line("bob")?;
@@ -152,7 +142,7 @@ fn a_name_refused_at_the_prompt_is_asked_again() -> Result<(), Error> {
 
 #[test]
 fn ctrl_c_at_the_name_prompt_cancels_with_130() -> Result<(), Error> {
-    let state = tempfile::tempdir().unwrap();
+    let state = state_dir();
     let mut session = in_a_terminal(state.path(), &["ws://127.0.0.1:1"])?;
     session.exp_string("your name: ")?;
     session.send_control('c')?;
@@ -169,7 +159,7 @@ fn ctrl_c_at_the_name_prompt_cancels_with_130() -> Result<(), Error> {
 fn commands_ignore_case_refuse_stray_arguments_and_quit_asks_before_losing_lines()
 -> Result<(), Error> {
     let mut server = Server::start(&[]);
-    let state = tempfile::tempdir().unwrap();
+    let state = state_dir();
     let mut alice = alice_in_a_terminal(state.path(), &server)?;
     alice.exp_string("alice> ")?;
     alice.send_line("/WHO")?;
@@ -196,7 +186,7 @@ fn replayed_messages_are_set_apart_mentions_ring_and_a_pasted_paragraph_is_one_m
     let server = Server::start(&[]);
     let (mut bob, _bob_state) = chatting(&server, "bob", "before you came");
 
-    let state = tempfile::tempdir().unwrap();
+    let state = state_dir();
     let mut alice = alice_in_a_terminal(state.path(), &server)?;
     // (rexpect reads bytes as Latin-1: the rules "──" are left out.)
     alice.exp_string(" 1 earlier message ")?;
@@ -427,7 +417,7 @@ fn tab_completes_the_names_of_who_is_online_and_the_commands() {
     let server = Server::start(&[]);
     let (mut alice, _alice_state) = chatting(&server, "alice", "hi");
 
-    let state = tempfile::tempdir().unwrap();
+    let state = state_dir();
     let mut bob = Screen::start(state.path(), &[&server.url(), "--name", "bob"]);
     bob.wait_for_bottom(&["bob>"]);
     // alice was online before bob came: the server's userList says so.
@@ -441,7 +431,7 @@ fn tab_completes_the_names_of_who_is_online_and_the_commands() {
     bob.type_keys("\x15");
 
     // Carol comes later, and is completed in the middle of a line.
-    let carol_state = tempfile::tempdir().unwrap();
+    let carol_state = state_dir();
     let mut carol = Cli::spawn(carol_state.path(), &[&server.url(), "--name", "Carol"]);
     carol.send("hello");
     bob.wait_for_text("Carol: hello");
@@ -463,11 +453,11 @@ fn tab_completes_the_names_of_who_is_online_and_the_commands() {
 fn on_v1_tab_completes_the_names_seen_in_the_session() {
     let server = Server::start(&[]);
     let proxy = Proxy::v1_only(server.addr.port());
-    let state = tempfile::tempdir().unwrap();
+    let state = state_dir();
     let mut bob = Screen::start(state.path(), &[&proxy.url(), "--name", "bob"]);
     bob.wait_for_text("speaks protocol v1");
     bob.wait_for_bottom(&["bob>"]);
-    let alice_state = tempfile::tempdir().unwrap();
+    let alice_state = state_dir();
     let out = run_script(
         alice_state.path(),
         &[&server.url(), "--name", "alice"],
@@ -482,7 +472,7 @@ fn on_v1_tab_completes_the_names_seen_in_the_session() {
 fn your_line_shows_once_pending_until_the_server_confirms_it() {
     let server = Server::start(&[]);
     let proxy = Proxy::start(server.addr.port());
-    let state = tempfile::tempdir().unwrap();
+    let state = state_dir();
     let mut alice = Screen::start(state.path(), &[&proxy.url(), "--name", "alice"]);
     alice.wait_for_bottom(&["alice>"]);
 
@@ -495,7 +485,7 @@ fn your_line_shows_once_pending_until_the_server_confirms_it() {
 
     // Someone else speaks meanwhile: above the pending line, which stays
     // just above the prompt.
-    let bob_state = tempfile::tempdir().unwrap();
+    let bob_state = state_dir();
     let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
     bob.send("meanwhile");
     alice.wait_for_bottom(&[
@@ -534,9 +524,9 @@ fn your_line_shows_once_pending_until_the_server_confirms_it() {
 #[test]
 fn a_mention_is_highlighted_in_colour_and_rings_the_bell_once() {
     let server = Server::start(&[]);
-    let bob_state = tempfile::tempdir().unwrap();
+    let bob_state = state_dir();
     let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
-    let state = tempfile::tempdir().unwrap();
+    let state = state_dir();
     let mut alice = Screen::start_in_colour(state.path(), &[&server.url(), "--name", "alice"]);
     alice.wait_for_bottom(&["alice>"]);
     bob.send("hello all");
@@ -563,13 +553,13 @@ fn a_mention_is_highlighted_in_colour_and_rings_the_bell_once() {
 #[test]
 fn replayed_messages_are_set_apart_from_live_ones_on_screen() {
     let server = Server::start(&[]);
-    let bob_state = tempfile::tempdir().unwrap();
+    let bob_state = state_dir();
     let mut bob = Cli::spawn(bob_state.path(), &[&server.url(), "--name", "bob"]);
     bob.send("one");
     bob.send("two");
     bob.expect_stdout("bob (you): two");
 
-    let state = tempfile::tempdir().unwrap();
+    let state = state_dir();
     let mut alice = Screen::start(state.path(), &[&server.url(), "--name", "alice"]);
     alice.wait_for_bottom(&["alice>"]);
     bob.send("three");
@@ -589,7 +579,7 @@ fn a_name_the_rule_refuses_at_the_prompt_is_said_above_the_prompt_asked_again() 
     // Online, so that the name is taken.
     let (_bob, _bob_state) = chatting(&server, "bob", "hi");
 
-    let state = tempfile::tempdir().unwrap();
+    let state = state_dir();
     let mut session = Screen::start(state.path(), &[&server.url()]);
     session.wait_for_bottom(&["your name:"]);
     session.type_keys("bob\r");
@@ -614,7 +604,7 @@ fn a_name_the_rule_refuses_at_the_prompt_is_said_above_the_prompt_asked_again() 
 #[test]
 fn a_line_that_wraps_or_a_pasted_paragraph_is_erased_whole_and_shown_once() {
     let server = Server::start(&[]);
-    let state = tempfile::tempdir().unwrap();
+    let state = state_dir();
     let mut alice = Screen::start(state.path(), &[&server.url(), "--name", "alice"]);
     alice.wait_for_bottom(&["alice>"]);
     // 7 + 100 columns: the typed line takes two rows.

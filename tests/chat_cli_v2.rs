@@ -8,12 +8,8 @@
 mod clients;
 mod net;
 
-use clients::{Cli, Direction, Proxy, Server, run_script};
+use clients::{Cli, Direction, Proxy, Server, run_script, state_dir};
 use serde_json::Value;
-
-fn state_dir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("a temporary state directory")
-}
 
 /// A server with a proxy in front of it that can cut a client off, and the
 /// state directories of the clients started (kept until the end).

@@ -106,18 +106,23 @@ fn v2(client: &mut Client) -> Value {
 fn login_v2(client: &mut Client, json: Value) -> (String, Value) {
     let id = json["id"].as_str().expect("an id").to_owned();
     client.send_json(json);
+    login_v2_reply(client, &id)
+}
+
+/// The `loginMessage` (its secret) and `history` answering login `id`,
+/// skipping the broadcasts before them.
+fn login_v2_reply(client: &mut Client, id: &str) -> (String, Value) {
     let reply = loop {
         let frame = v2(client);
         if frame["type"] == "loginMessage" {
             break frame;
         }
     };
-    assert_eq!(reply["replyTo"], id.as_str());
+    assert_eq!(reply["replyTo"], id);
     let history = v2(client);
     assert_eq!(history["type"], "history");
-    assert_eq!(history["replyTo"], id.as_str());
-    let secret = reply["secret"].as_str().expect("a secret").to_owned();
-    (secret, history)
+    assert_eq!(history["replyTo"], id);
+    (reply["secret"].as_str().unwrap().to_owned(), history)
 }
 
 /// Reads a v2 connection up to the `textBroadcast` of `message`.
@@ -128,20 +133,6 @@ fn until_said(client: &mut Client, message: &str) -> Value {
             return frame;
         }
     }
-}
-
-fn users(list: &Value) -> Vec<(String, u64)> {
-    list["users"]
-        .as_array()
-        .expect("users")
-        .iter()
-        .map(|u| {
-            (
-                u["username"].as_str().unwrap().to_owned(),
-                u["connections"].as_u64().unwrap(),
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -195,7 +186,7 @@ fn a_v1_and_a_v2_client_in_one_chat_each_get_what_their_version_promises() {
     let list = v2(&mut nova);
     assert_eq!(list["type"], "userList");
     assert_eq!(list["replyTo"], "u1");
-    assert_eq!(users(&list), [("nova".into(), 1), ("olga".into(), 1)]);
+    assert_eq!(user_list(&list), [("nova".into(), 1), ("olga".into(), 1)]);
     olga.send_json(json!({"type": "listUsers", "id": "u2"}));
     let error = v1(&mut olga);
     assert_eq!(error["error"], "invalidJson");
@@ -358,22 +349,6 @@ fn a_v2_client_that_reconnects_with_since_gets_exactly_what_it_missed() {
     assert_eq!(live["seq"].as_u64(), Some(last_seen + 6));
 }
 
-/// The `loginMessage` (its secret) and `history` answering login `id`,
-/// skipping the broadcasts before them.
-fn login_v2_reply(client: &mut Client, id: &str) -> (String, Value) {
-    let reply = loop {
-        let frame = v2(client);
-        if frame["type"] == "loginMessage" {
-            break frame;
-        }
-    };
-    assert_eq!(reply["replyTo"], id);
-    let history = v2(client);
-    assert_eq!(history["type"], "history");
-    assert_eq!(history["replyTo"], id);
-    (reply["secret"].as_str().unwrap().to_owned(), history)
-}
-
 #[test]
 fn list_users_counts_devices_and_logout_frees_the_name_at_once() {
     let server = ServerProcess::start(&[]);
@@ -397,7 +372,7 @@ fn list_users_counts_devices_and_logout_frees_the_name_at_once() {
     bob.send_json(json!({"type": "listUsers", "id": "w1"}));
     let list = v2(&mut bob);
     assert_eq!(list["replyTo"], "w1");
-    assert_eq!(users(&list), [("alice".into(), 2), ("bob".into(), 1)]);
+    assert_eq!(user_list(&list), [("alice".into(), 2), ("bob".into(), 1)]);
 
     // One device goes: alice has not left, and nobody is told she did.
     let phone_addr = format!("peer={}", phone.local_addr);
@@ -411,7 +386,7 @@ fn list_users_counts_devices_and_logout_frees_the_name_at_once() {
     assert_eq!(next["message"], "marker", "no logoutBroadcast before it");
     bob.send_json(json!({"type": "listUsers", "id": "w2"}));
     assert_eq!(
-        users(&v2(&mut bob)),
+        user_list(&v2(&mut bob)),
         [("alice".into(), 1), ("bob".into(), 1)]
     );
 
@@ -434,7 +409,7 @@ fn list_users_counts_devices_and_logout_frees_the_name_at_once() {
     assert_eq!(refused["error"], "messagingWhileNotLoggedIn");
     assert_eq!(refused["replyTo"], "w3");
     bob.send_json(json!({"type": "listUsers", "id": "w4"}));
-    assert_eq!(users(&v2(&mut bob)), [("bob".into(), 1)]);
+    assert_eq!(user_list(&v2(&mut bob)), [("bob".into(), 1)]);
 
     // The name is free: someone else takes it (the old secret is worthless
     // and counts as no secret), and then the old secret is refused.

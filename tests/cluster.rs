@@ -39,11 +39,18 @@ impl Cluster {
     }
 }
 
-/// A node on the Redis at `url`.
+/// A node on the Redis at `url`, listening.
 fn node(url: &str, extra: &[&str]) -> ServerProcess {
+    let mut node = launch_node(url, extra);
+    node.wait_listening();
+    node
+}
+
+/// A node on the Redis at `url`, started but perhaps not listening yet.
+fn launch_node(url: &str, extra: &[&str]) -> ServerProcess {
     let timeout = format!("{}ms", NODE_TIMEOUT.as_millis());
     let args = [&["--redis-url", url, "--node-timeout", &timeout][..], extra].concat();
-    ServerProcess::start(&args)
+    ServerProcess::launch(&args)
 }
 
 /// A v2 connection to `addr`, logged in as `name` (with `secret` and
@@ -58,7 +65,7 @@ fn v2_login(
     let reply = try_login(&mut client, name, secret, since);
     assert_eq!(reply["type"], "loginMessage", "{name}: {reply}");
     let secret = reply["secret"].as_str().expect("a secret").to_owned();
-    let history = reply_to(&mut client, "l");
+    let history = client.reply_to("l");
     assert_eq!(history["type"], "history", "{history}");
     (client, secret, history)
 }
@@ -73,24 +80,14 @@ fn try_login(client: &mut Client, name: &str, secret: Option<&str>, since: Optio
         login["since"] = since.into();
     }
     client.send_json(login);
-    reply_to(client, "l")
-}
-
-/// The next frame answering `id`, skipping everything else.
-fn reply_to(client: &mut Client, id: &str) -> Value {
-    loop {
-        let frame = client.recv_json();
-        if frame["replyTo"] == id {
-            return frame;
-        }
-    }
+    client.reply_to("l")
 }
 
 /// Says `text` as `id`; the answer: the sender's own copy (its `seq`) or
 /// an error.
 fn say(client: &mut Client, id: &str, text: &str) -> Value {
     client.send_json(json!({"type": "textFromUser", "id": id, "text": text}));
-    reply_to(client, id)
+    client.reply_to(id)
 }
 
 /// The next frame of type `kind` about `username`, skipping others.
@@ -101,22 +98,6 @@ fn next_about(client: &mut Client, kind: &str, username: &str) -> Value {
             return frame;
         }
     }
-}
-
-/// A `listUsers`, as (name, devices), sorted by the server.
-fn users(client: &mut Client, id: &str) -> Vec<(String, u64)> {
-    client.send_json(json!({"type": "listUsers", "id": id}));
-    let list = reply_to(client, id);
-    assert_eq!(list["type"], "userList", "{list}");
-    list["users"]
-        .as_array()
-        .expect("users")
-        .iter()
-        .map(|u| {
-            let name = u["username"].as_str().unwrap().to_owned();
-            (name, u["connections"].as_u64().unwrap())
-        })
-        .collect()
 }
 
 /// Closes `client` and waits until `node` has seen it go.
@@ -166,6 +147,7 @@ fn a_secret_reclaims_a_name_on_any_node_and_the_ttl_counts_every_nodes_connectio
     let cluster = Cluster::start(&["--login-ttl", "1s"]);
     let (watcher, _, _) = v2_login(cluster.addr(2), "watcher", None, None);
     let (laptop, secret, _) = v2_login(cluster.addr(0), "alice", None, None);
+    let (bob, _, _) = v2_login(cluster.addr(0), "bob", None, None);
     let (phone, same, _) = v2_login(cluster.addr(1), "Alice", Some(&secret), None);
     assert_eq!(same, secret, "reclaimed with its secret on another node");
     let mut intruder = Client::connect_v2(cluster.addr(2));
@@ -173,9 +155,12 @@ fn a_secret_reclaims_a_name_on_any_node_and_the_ttl_counts_every_nodes_connectio
     assert_eq!(wrong["error"], "loginTaken", "{wrong}");
 
     // Node 0's connection goes; node 1's still holds the name, however
-    // long past the TTL.
+    // long past the TTL: past bob's, who left node 0 just after and whose
+    // name is seen free.
     close(laptop, &cluster.nodes[0]);
-    thread::sleep(Duration::from_millis(1500));
+    close(bob, &cluster.nodes[0]);
+    let mut newcomer = Client::connect_v2(cluster.addr(2));
+    login_once_free(&mut newcomer, "bob");
     let taken = try_login(&mut intruder, "alice", None, None);
     assert_eq!(taken["error"], "loginTaken", "{taken}");
 
@@ -188,16 +173,25 @@ fn a_secret_reclaims_a_name_on_any_node_and_the_ttl_counts_every_nodes_connectio
     assert_eq!(left["reason"], "disconnected");
     let held = try_login(&mut intruder, "alice", None, None);
     assert_eq!(held["error"], "loginTaken", "held for the TTL: {held}");
+    let answer = login_once_free(&mut intruder, "alice");
+    assert_ne!(answer["secret"], secret.as_str(), "a fresh secret");
+    assert_eq!(answer["username"], "alice", "the new holder's spelling");
+}
+
+/// Tries to log `client` in as `name` every 200 ms until the name is free
+/// (its TTL ran out): the `loginMessage`.
+fn login_once_free(client: &mut Client, name: &str) -> Value {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         thread::sleep(Duration::from_millis(200));
-        let answer = try_login(&mut intruder, "alice", None, None);
+        let answer = try_login(client, name, None, None);
         if answer["type"] == "loginMessage" {
-            assert_ne!(answer["secret"], secret.as_str(), "a fresh secret");
-            assert_eq!(answer["username"], "alice", "the new holder's spelling");
-            break;
+            return answer;
         }
-        assert!(Instant::now() < deadline, "the TTL never ran out: {answer}");
+        assert!(
+            Instant::now() < deadline,
+            "{name}'s TTL never ran out: {answer}"
+        );
     }
 }
 
@@ -308,11 +302,11 @@ fn list_users_counts_every_nodes_devices_and_a_logout_frees_the_name_everywhere(
     let (mut phone, _, _) = v2_login(cluster.addr(1), "alice", Some(&secret), None);
     let (mut bob, _, _) = v2_login(cluster.addr(2), "bob", None, None);
     assert_eq!(
-        users(&mut bob, "u1"),
+        bob.list_users("u1"),
         [("alice".into(), 2), ("bob".into(), 1)]
     );
     assert_eq!(
-        users(&mut laptop, "u2"),
+        laptop.list_users("u2"),
         [("alice".into(), 2), ("bob".into(), 1)]
     );
 
@@ -325,7 +319,7 @@ fn list_users_counts_every_nodes_devices_and_a_logout_frees_the_name_everywhere(
     }
     let refused = say(&mut phone, "p", "still here?");
     assert_eq!(refused["error"], "messagingWhileNotLoggedIn", "{refused}");
-    assert_eq!(users(&mut bob, "u3"), [("bob".into(), 1)]);
+    assert_eq!(bob.list_users("u3"), [("bob".into(), 1)]);
     let (_, fresh, _) = v2_login(cluster.addr(1), "alice", Some(&secret), None);
     assert_ne!(fresh, secret, "the old secret is worthless: a fresh login");
 }
@@ -396,7 +390,7 @@ fn a_killed_nodes_users_leave_presence_in_bounded_time_and_catch_up_elsewhere() 
         "alice left presence after {took:?}, over {bound:?}"
     );
     assert_eq!(
-        users(&mut watcher, "u"),
+        watcher.list_users("u"),
         [("talker".into(), 1), ("watcher".into(), 1)]
     );
 
@@ -528,10 +522,19 @@ fn retry_until_said(client: &mut Client, text: &str) -> u64 {
 fn a_node_started_while_redis_is_down_waits_and_says_so() {
     let port = RedisServer::unused_port();
     let url = format!("redis://127.0.0.1:{port}");
-    let starting = thread::spawn(move || node(&url, &[]));
-    thread::sleep(Duration::from_millis(1500));
+    let mut node = launch_node(&url, &[]);
+    // Seen trying four times (each attempt is logged, the first as a
+    // warning, the others at debug), and not listening meanwhile.
+    let address = format!("127.0.0.1:{port}");
+    let tried = node.wait_for_nth_log(4, |l| l.contains("Redis at") && l.contains(&address));
+    assert!(tried.is_some(), "{}", node.log_text());
+    assert!(
+        !node.has_logged(|l| l.contains("listening on")),
+        "{}",
+        node.log_text()
+    );
     let _redis = RedisServer::start_on(port);
-    let node = starting.join().unwrap();
+    node.wait_listening();
     let log = node.log_text();
     assert_eq!(log.matches("waiting for Redis").count(), 1, "{log}");
     let waiting = log.find("waiting for Redis").unwrap();

@@ -339,12 +339,7 @@ fn connect_from(from: [u8; 4], addr: SocketAddr) -> Client {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     socket.bind(&SocketAddr::from((from, 0)).into()).unwrap();
     socket.connect_timeout(&addr.into(), TIMEOUT).unwrap();
-    let tcp = TcpStream::from(socket);
-    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
-    tcp.set_write_timeout(Some(TIMEOUT)).unwrap();
-    let local_addr = tcp.local_addr().unwrap();
-    let (ws, _) = tungstenite::client(format!("ws://{addr}/"), tcp).expect("upgrade");
-    Client::new(ws, local_addr)
+    Client::over_tcp(TcpStream::from(socket), &format!("ws://{addr}/"))
 }
 
 #[test]

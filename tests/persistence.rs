@@ -10,54 +10,32 @@
 mod net;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use net::*;
 use rand::RngExt;
-use serde_json::{Value, json};
-use tungstenite::{Message, WebSocket};
+use serde_json::json;
 
 /// A v2 client that never panics on a lost connection: the senders of the
 /// crash test run until the server dies under them.
 struct Sender {
-    ws: WebSocket<TcpStream>,
+    client: Client,
     name: String,
 }
 
 impl Sender {
     fn connect(addr: SocketAddr, name: &str) -> Option<Sender> {
-        let tcp = TcpStream::connect_timeout(&addr, TIMEOUT).ok()?;
-        tcp.set_read_timeout(Some(TIMEOUT)).ok()?;
-        let request = tungstenite::ClientRequestBuilder::new(format!("ws://{addr}/").parse().ok()?)
-            .with_sub_protocol("wschat.v2");
-        let (ws, _) = tungstenite::client(request, tcp).ok()?;
         Some(Sender {
-            ws,
+            client: Client::try_connect_v2(addr)?,
             name: name.to_owned(),
         })
-    }
-
-    fn send(&mut self, json: Value) -> Option<()> {
-        self.ws.send(Message::text(json.to_string())).ok()
-    }
-
-    /// The next frame with `replyTo` equal to `id` (skipping everything
-    /// else), or `None` once the connection is gone.
-    fn reply_to(&mut self, id: &str) -> Option<Value> {
-        loop {
-            let Message::Text(text) = self.ws.read().ok()? else {
-                continue;
-            };
-            let json: Value = serde_json::from_str(&text).ok()?;
-            if json["replyTo"] == id {
-                return Some(json);
-            }
-        }
     }
 
     /// Logs in (reclaiming with `secret` if given); the secret.
@@ -66,15 +44,16 @@ impl Sender {
         if let Some(secret) = secret {
             login["secret"] = secret.into();
         }
-        self.send(login)?;
-        let reply = self.reply_to("l")?;
+        self.client.try_send_json(login)?;
+        let reply = self.client.try_reply_to("l")?;
         reply["secret"].as_str().map(str::to_owned)
     }
 
     /// Says `text` and waits for its acknowledgement: its `seq`.
     fn say(&mut self, id: &str, text: &str) -> Option<u64> {
-        self.send(json!({"type": "textFromUser", "id": id, "text": text}))?;
-        let ack = self.reply_to(id)?;
+        self.client
+            .try_send_json(json!({"type": "textFromUser", "id": id, "text": text}))?;
+        let ack = self.client.try_reply_to(id)?;
         (ack["type"] == "textBroadcast").then(|| ack["seq"].as_u64())?
     }
 }
@@ -129,10 +108,12 @@ fn a_crash_in_heavy_traffic_loses_no_acknowledged_message_nor_name() {
         // 20 senders, each saying its messages one after another as fast as
         // they are acknowledged, until the server dies under them.
         let addr = server.addr;
+        let acks = Arc::new(AtomicUsize::new(0));
         let senders: Vec<_> = (0..SENDERS)
             .map(|i| {
                 let name = names[i].clone();
                 let secret = secrets[i].clone();
+                let acks = acks.clone();
                 thread::spawn(move || {
                     let mut acked = Vec::new();
                     let Some(mut sender) = Sender::connect(addr, &name) else {
@@ -144,7 +125,10 @@ fn a_crash_in_heavy_traffic_loses_no_acknowledged_message_nor_name() {
                     for n in 0..PER_ROUND {
                         let text = format!("{name} round {round} #{n}");
                         match sender.say(&format!("m{n}"), &text) {
-                            Some(seq) => acked.push((seq, text)),
+                            Some(seq) => {
+                                acked.push((seq, text));
+                                acks.fetch_add(1, Ordering::SeqCst);
+                            }
                             None => break,
                         }
                     }
@@ -153,7 +137,14 @@ fn a_crash_in_heavy_traffic_loses_no_acknowledged_message_nor_name() {
             })
             .collect();
         // The crash: at a random moment while they talk (or, in the last
-        // round, a SIGTERM, which must lose nothing either).
+        // round, a SIGTERM, which must lose nothing either), once they are
+        // seen talking: a loaded machine may take longer than the moment
+        // to connect them.
+        let deadline = Instant::now() + TIMEOUT;
+        while acks.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "round {round}: nothing said");
+            thread::sleep(Duration::from_millis(5));
+        }
         thread::sleep(Duration::from_millis(rng.random_range(30..250)));
         let graceful = round == 3;
         if graceful {
@@ -264,23 +255,64 @@ fn the_data_files_hold_no_secret_and_are_private() {
 
 #[test]
 fn a_name_whose_ttl_ran_out_while_the_server_was_down_is_free() {
+    const TTL: Duration = Duration::from_secs(2);
     let mut server = ServerProcess::start(&["--login-ttl", "2s"]);
+    // The server was last known alive when it started (the next time it
+    // says so is 30 s on), at the latest now.
+    let alive = Instant::now();
     let mut alice = Client::connect(server.addr);
     let old_secret = alice.login("alice");
     let mut bob = Client::connect(server.addr);
     bob.login("bob");
-    drop(alice); // alice's TTL starts; bob stays till the crash
-    thread::sleep(Duration::from_millis(300));
+    // alice leaves a TTL after the server was last known alive, so that
+    // the two ways a name's TTL runs out while it is down end apart: bob's
+    // connection counts as closed when the server was last known alive,
+    // alice's TTL counts from her leaving.
+    thread::sleep(TTL.saturating_sub(alive.elapsed()));
+    let left = Instant::now();
+    drop(alice);
+    server
+        .wait_for_log(|l| l.contains("left") && l.contains("alice"))
+        .expect("alice's leaving logged");
+    let seen_left = Instant::now();
+    // A message acknowledged after it: her leaving is saved too.
+    bob.say("saved");
+    while bob.recv_type("textBroadcast")["message"] != "saved" {}
     server.kill();
-    thread::sleep(Duration::from_millis(2500));
+
+    // Restarted within her TTL: bob's name is free, alice's still held.
     server.restart();
-    // Both are free: alice's TTL ran out, and bob's connection counts as
-    // closed when the server was last known alive, over 2 s ago.
-    for name in ["alice", "bob"] {
-        let mut newcomer = Client::connect(server.addr);
-        let secret = newcomer.login(name);
-        assert_ne!(secret, old_secret);
-    }
+    let held = login_answer(server.addr, "alice");
+    assert!(
+        left.elapsed() < TTL,
+        "restarted too slowly to tell: {:?} after alice left",
+        left.elapsed()
+    );
+    assert_eq!(held["error"], "loginTaken", "{held}");
+    let free = login_answer(server.addr, "bob");
+    assert_eq!(free["type"], "loginMessage", "{free}");
+    server.kill();
+    // Killed before her TTL ran out: not released while it ran.
+    assert!(
+        left.elapsed() < TTL,
+        "{:?} after alice left",
+        left.elapsed()
+    );
+
+    // Restarted once it ran out: free.
+    thread::sleep((seen_left + TTL).saturating_duration_since(Instant::now()));
+    server.restart();
+    let free = login_answer(server.addr, "alice");
+    assert_eq!(free["type"], "loginMessage", "{free}");
+    assert_ne!(free["secret"], old_secret.as_str());
+}
+
+/// The answer to a v2 login as `name` without a secret: a `loginMessage`
+/// or an `errorMessage`.
+fn login_answer(addr: SocketAddr, name: &str) -> serde_json::Value {
+    let mut client = Client::connect_v2(addr);
+    client.send_json(json!({"type": "login", "id": "l", "username": name}));
+    client.reply_to("l")
 }
 
 #[test]
@@ -409,10 +441,11 @@ fn a_failing_disk_refuses_messages_and_service_resumes_by_itself() {
     let big = "x".repeat(3900);
     let mut refused = None;
     for n in 0..2000 {
+        let id = format!("m{n}");
         alice
-            .send(json!({"type": "textFromUser", "id": format!("m{n}"), "text": big}))
-            .unwrap();
-        let reply = alice.reply_to(&format!("m{n}")).unwrap();
+            .client
+            .send_json(json!({"type": "textFromUser", "id": id, "text": big}));
+        let reply = alice.client.reply_to(&id);
         if reply["type"] == "errorMessage" {
             refused = Some(reply);
             break;
@@ -432,11 +465,9 @@ fn a_failing_disk_refuses_messages_and_service_resumes_by_itself() {
         server.log_text()
     );
     // Logins are refused too (the name cannot be saved).
-    let mut carol = Sender::connect(server.addr, "carol").unwrap();
-    carol
-        .send(json!({"type": "login", "id": "l", "username": "carol"}))
-        .unwrap();
-    assert_eq!(carol.reply_to("l").unwrap()["error"], "unavailable");
+    let mut carol = Client::connect_v2(server.addr);
+    carol.send_json(json!({"type": "login", "id": "l", "username": "carol"}));
+    assert_eq!(carol.reply_to("l")["error"], "unavailable");
 
     // Space comes back: the next message goes through, by itself.
     let unlimited = libc::rlimit {

@@ -1,7 +1,8 @@
 //! wss:// on 127.0.0.1: `chat-server --tls-cert --tls-key` with a
 //! self-signed certificate made at test time (rcgen), and clients that
-//! trust it — async-tungstenite over futures-rustls, `chat-cli --ca-file` —
-//! or do not. Every wait is bounded; every child is killed when dropped.
+//! trust it — the tests' WebSocket client over rustls, `chat-cli
+//! --ca-file` — or do not. Every wait is bounded; every child is killed
+//! when dropped.
 #![cfg(all(feature = "server", feature = "cli"))]
 
 mod clients;
@@ -13,19 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_tungstenite::WebSocketStream;
-use async_tungstenite::tungstenite::Message;
-use futures_rustls::TlsConnector;
-use futures_rustls::client::TlsStream;
 use futures_rustls::pki_types::{CertificateDer, ServerName};
-use futures_rustls::rustls::{self, ClientConfig, RootCertStore};
-use futures_util::StreamExt;
-use serde_json::{Value, json};
-use smol::{Async, Timer};
+use futures_rustls::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use wschat::serve::{BindError, ChatServer, Options};
 
-use clients::{Cli, run_script};
-use net::ServerProcess;
+use clients::{Cli, run_script, state_dir};
+use net::{Client, ServerProcess};
 
 /// Longest any single wait may take before the test fails.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -81,75 +75,37 @@ fn path_str(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 temporary path")
 }
 
-fn state_dir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("a temporary state directory")
+/// TLS over TCP: what the shared WebSocket client runs on for wss://.
+type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+/// A TLS connection to `addr` trusting only `roots`, its handshake done:
+/// rustls on a blocking TCP stream whose every read and write is bounded.
+fn tls(addr: SocketAddr, roots: RootCertStore) -> io::Result<Tls> {
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring does TLS 1.2 and 1.3")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tcp = TcpStream::connect_timeout(&addr, TIMEOUT)?;
+    tcp.set_read_timeout(Some(TIMEOUT))?;
+    tcp.set_write_timeout(Some(TIMEOUT))?;
+    let name = ServerName::IpAddress(addr.ip().into());
+    let connection = ClientConnection::new(Arc::new(config), name).map_err(io::Error::other)?;
+    let mut tls = StreamOwned::new(connection, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    Ok(tls)
 }
 
-/// `work`, or a panic naming `what` after `TIMEOUT`.
-fn bounded<T>(what: &str, work: impl Future<Output = T>) -> T {
-    smol::block_on(smol::future::or(work, async {
-        Timer::after(TIMEOUT).await;
-        panic!("{what}: no answer in time")
-    }))
-}
-
-/// A WebSocket client on async-tungstenite over futures-rustls, trusting
-/// only `roots`.
-struct WssClient {
-    ws: WebSocketStream<TlsStream<Async<TcpStream>>>,
-}
-
-impl WssClient {
-    fn tls(addr: SocketAddr, roots: RootCertStore) -> io::Result<TlsStream<Async<TcpStream>>> {
-        let config =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("ring does TLS 1.2 and 1.3")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        bounded("TLS handshake", async {
-            let tcp = Async::<TcpStream>::connect(addr).await?;
-            let name = ServerName::IpAddress(addr.ip().into());
-            TlsConnector::from(Arc::new(config))
-                .connect(name, tcp)
-                .await
-        })
-    }
-
-    fn connect(addr: SocketAddr, trusted: &CertificateDer<'static>) -> WssClient {
-        let mut roots = RootCertStore::empty();
-        roots.add(trusted.clone()).expect("a usable trust anchor");
-        let tls = WssClient::tls(addr, roots).expect("a trusted TLS handshake");
-        let url = format!("wss://{addr}/");
-        let (ws, _) = bounded("upgrade", async_tungstenite::client_async(url, tls))
-            .expect("a WebSocket upgrade over TLS");
-        WssClient { ws }
-    }
-
-    fn send_json(&mut self, message: Value) {
-        bounded("send", self.ws.send(Message::text(message.to_string()))).expect("send");
-    }
-
-    /// The next message of type `kind`, skipping others and pings.
-    fn recv_type(&mut self, kind: &str) -> Value {
-        loop {
-            match bounded("receive", self.ws.next()) {
-                Some(Ok(Message::Text(text))) => {
-                    let message: Value = serde_json::from_str(&text).expect("JSON");
-                    if message["type"] == kind {
-                        return message;
-                    }
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                other => panic!("expected {kind}, got {other:?}"),
-            }
-        }
-    }
-
-    fn login(&mut self, username: &str) {
-        self.send_json(json!({"type": "login", "id": "l", "username": username}));
-        assert_eq!(self.recv_type("loginMessage")["username"], username);
-    }
+/// The tests' WebSocket client over wss://, trusting only `trusted`.
+fn wss_client(addr: SocketAddr, trusted: &CertificateDer<'static>) -> Client<Tls> {
+    let mut roots = RootCertStore::empty();
+    roots.add(trusted.clone()).expect("a usable trust anchor");
+    let tls = tls(addr, roots).expect("a trusted TLS handshake");
+    let local_addr = tls.sock.local_addr().unwrap();
+    Client::upgrade(tls, &format!("wss://{addr}/"), local_addr)
 }
 
 #[test]
@@ -158,7 +114,7 @@ fn a_plain_websocket_client_and_chat_cli_chat_over_wss() {
     let server = certificate.start_server();
     let url = format!("wss://{}", server.addr);
 
-    let mut alice = WssClient::connect(server.addr, &certificate.der);
+    let mut alice = wss_client(server.addr, &certificate.der);
     alice.login("alice");
 
     let state = state_dir();
@@ -180,7 +136,7 @@ fn a_plain_websocket_client_and_chat_cli_chat_over_wss() {
         (Some("bob"), Some("hi alice, over TLS"))
     );
 
-    alice.send_json(json!({"type": "textFromUser", "id": "m", "text": "hi bob"}));
+    alice.say("hi bob");
     bob.expect_stdout("alice: hi bob");
     assert_eq!(alice.recv_type("textBroadcast")["message"], "hi bob");
     let bob = bob.finish();
@@ -210,7 +166,7 @@ fn a_client_that_does_not_trust_the_certificate_fails_clearly() {
     let web_pki = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    let error = WssClient::tls(server.addr, web_pki).expect_err("an untrusted certificate");
+    let error = tls(server.addr, web_pki).expect_err("an untrusted certificate");
     let cause = error
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>());
@@ -246,7 +202,7 @@ fn a_client_that_does_not_trust_the_certificate_fails_clearly() {
         "{}",
         server.log_text()
     );
-    let mut alice = WssClient::connect(server.addr, &certificate.der);
+    let mut alice = wss_client(server.addr, &certificate.der);
     alice.login("alice");
 }
 
@@ -293,7 +249,7 @@ fn ws_and_wss_mixed_up_are_refused_without_harm() {
     assert!(upgrade.is_err(), "a plain upgrade on the TLS port");
     let logged = tls_server.wait_for_log(|l| l.contains("TLS handshake failed"));
     assert!(logged.is_some(), "{}", tls_server.log_text());
-    let mut alice = WssClient::connect(tls_server.addr, &certificate.der);
+    let mut alice = wss_client(tls_server.addr, &certificate.der);
     alice.login("alice");
 
     // chat-cli too, and it suggests wss://.
@@ -331,7 +287,7 @@ fn silent_peers_are_dropped_at_the_handshake_timeout() {
     silent.set_read_timeout(Some(TIMEOUT)).unwrap();
     let mut roots = RootCertStore::empty();
     roots.add(certificate.der.clone()).unwrap();
-    let mut after_tls = WssClient::tls(server.addr, roots).expect("a TLS handshake");
+    let mut after_tls = tls(server.addr, roots).expect("a TLS handshake");
 
     // The server hangs up on both (end of stream, or a reset); the one
     // that got as far as HTTP is told 408 first.
@@ -341,18 +297,21 @@ fn silent_peers_are_dropped_at_the_handshake_timeout() {
         Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
         other => panic!("expected the server to hang up, got {other:?}"),
     }
-    let read = bounded("the server's hang-up", async {
-        use futures_util::AsyncReadExt;
-        let mut answer = Vec::new();
-        after_tls.read_to_end(&mut answer).await.map(|_| answer)
-    });
+    let mut answer = Vec::new();
+    let read = after_tls.read_to_end(&mut answer).map(|_| answer);
     match read {
         Ok(answer) => assert!(
             answer.is_empty() || answer.starts_with(b"HTTP/1.1 408 "),
             "{:?}",
             String::from_utf8_lossy(&answer)
         ),
-        Err(e) => assert_ne!(e.kind(), io::ErrorKind::TimedOut, "{e}"),
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ),
+            "no hang-up in time: {e}"
+        ),
     }
 
     for timed_out in ["TLS handshake timed out", "request head timed out"] {
@@ -423,6 +382,6 @@ fn the_library_refuses_half_a_tls_setup_and_serves_a_whole_one() {
     let server = ChatServer::bind(whole).unwrap();
     assert_eq!(server.scheme(), "wss");
     let server = server.spawn().unwrap();
-    let mut alice = WssClient::connect(server.local_addr(), &certificate.der);
+    let mut alice = wss_client(server.local_addr(), &certificate.der);
     alice.login("alice");
 }

@@ -38,6 +38,12 @@ pub struct Finished {
     pub stderr: Vec<String>,
 }
 
+/// A private state directory for one chat-cli (its secrets and history),
+/// removed when dropped.
+pub fn state_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary state directory")
+}
+
 /// A chat-cli command with its state (secrets, history) in `state` and no
 /// chat settings inherited from the environment.
 pub fn chat_cli(state: &Path, args: &[&str]) -> Command {
@@ -143,6 +149,16 @@ impl Drop for Cli {
     }
 }
 
+/// `name` chatting on `server` from a script, once it has said `said` and
+/// seen it confirmed; its state directory lives as long as it.
+pub fn chatting(server: &Server, name: &str, said: &str) -> (Cli, tempfile::TempDir) {
+    let state = state_dir();
+    let mut cli = Cli::spawn(state.path(), &[&server.url(), "--name", name]);
+    cli.send(said);
+    cli.expect_stdout(&format!("{name} (you): {said}"));
+    (cli, state)
+}
+
 /// Runs chat-cli with `input` on stdin until it exits.
 pub fn run_script(state: &Path, args: &[&str], input: &str) -> Finished {
     let mut cli = Cli::spawn(state, args);
@@ -221,7 +237,8 @@ fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
 /// (a network outage, while the server and everyone else carry on), then
 /// restore it; or hold back the bytes of one direction, so a message or
 /// its confirmation is lost with the next cut, or comes late when
-/// released. Stops when dropped.
+/// released. While the server behind is down, it answers every attempt
+/// with 503. Stops when dropped.
 pub struct Proxy {
     pub port: u16,
     state: Arc<ProxyState>,
@@ -246,6 +263,8 @@ struct ProxyState {
     held_to_client: AtomicBool,
     /// Bytes read but held back since the last `hold`.
     held_bytes: AtomicUsize,
+    /// Connections that came to the proxy, let through or not.
+    tried: AtomicUsize,
     /// Connections passed on to the server.
     passed: AtomicUsize,
     links: Mutex<Vec<Link>>,
@@ -280,6 +299,7 @@ impl Proxy {
             held_to_server: AtomicBool::new(false),
             held_to_client: AtomicBool::new(false),
             held_bytes: AtomicUsize::new(0),
+            tried: AtomicUsize::new(0),
             passed: AtomicUsize::new(0),
             links: Mutex::new(Vec::new()),
         });
@@ -291,11 +311,13 @@ impl Proxy {
                         return;
                     }
                     let Ok(client) = client else { continue };
+                    state.tried.fetch_add(1, Ordering::SeqCst);
                     if !state.up.load(Ordering::SeqCst) {
                         let _ = client.shutdown(Shutdown::Both); // down: turned away
                         continue;
                     }
                     let Ok(server) = TcpStream::connect_timeout(&state.upstream, TIMEOUT) else {
+                        thread::spawn(move || answer_503(client));
                         continue;
                     };
                     state.passed.fetch_add(1, Ordering::SeqCst);
@@ -384,6 +406,19 @@ impl Proxy {
         }
     }
 
+    /// Waits until `count` connections have come to the proxy, let
+    /// through or not: a client's attempts to connect, seen happen.
+    pub fn wait_tried(&self, count: usize) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.state.tried.load(Ordering::SeqCst) < count {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {count} connections came"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// How many connections were passed on to the server.
     pub fn connections(&self) -> usize {
         self.state.passed.load(Ordering::SeqCst)
@@ -399,6 +434,29 @@ impl Drop for Proxy {
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
         }
+    }
+}
+
+/// What a load balancer says while the server behind it is down: the
+/// same answer to every attempt (a hang-up could reach the client as a
+/// reset or as an end of stream, each said apart). The request head is
+/// read first, so that closing does not reset the answer away.
+fn answer_503(mut client: TcpStream) {
+    let _ = client.set_read_timeout(Some(TIMEOUT));
+    let mut head = Vec::new();
+    let mut buffer = [0; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match client.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let answer =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    if client.write_all(answer.as_bytes()).is_ok() {
+        let _ = client.shutdown(Shutdown::Write);
+        // Until the client hangs up: nothing it sent is left unread.
+        while matches!(client.read(&mut buffer), Ok(n) if n > 0) {}
     }
 }
 

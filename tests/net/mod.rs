@@ -157,14 +157,37 @@ impl ServerProcess {
         data: Option<Arc<tempfile::TempDir>>,
     ) -> Result<ServerProcess, String> {
         let mut server = ServerProcess::spawned(command, args, data);
-        let line = server
-            .wait_for_log(|l| l.contains("listening on ") || l.contains("chat-server: "))
-            .ok_or_else(|| server.log_text())?;
-        let (scheme, addr) =
-            address_after(&line, "listening on ").ok_or_else(|| server.log_text())?;
-        server.scheme = scheme;
-        server.addr = addr;
+        server.listening()?;
         Ok(server)
+    }
+
+    /// Starts `chat-server --listen 127.0.0.1:0 ARGS` without waiting for
+    /// it to listen, for a test that watches what it does before
+    /// (`wait_listening` then waits).
+    pub fn launch(args: &[&str]) -> ServerProcess {
+        let data = needs_data_dir(args).then(|| Arc::new(tempfile::tempdir().expect("a temp dir")));
+        let command = chat_server("127.0.0.1:0", args, data.as_deref());
+        let args = args.iter().map(|a| a.to_string()).collect();
+        ServerProcess::spawned(command, args, data)
+    }
+
+    /// Waits for a `launch`ed server's "listening on …" line.
+    pub fn wait_listening(&mut self) {
+        self.listening()
+            .unwrap_or_else(|log| panic!("chat-server did not start: {log}"));
+    }
+
+    /// Waits for "listening on …" (or chat-server's one line of failure)
+    /// and takes the address from it; the log, if it did not listen.
+    fn listening(&mut self) -> Result<(), String> {
+        let line = self
+            .wait_for_log(|l| l.contains("listening on ") || l.contains("chat-server: "))
+            .ok_or_else(|| self.log_text())?;
+        let (scheme, addr) =
+            address_after(&line, "listening on ").ok_or_else(|| self.log_text())?;
+        self.scheme = scheme;
+        self.addr = addr;
+        Ok(())
     }
 
     /// Where `--admin-listen` serves /healthz, /readyz and /metrics, as the
@@ -183,9 +206,7 @@ impl ServerProcess {
     /// Runs chat-server with `args` until it exits by itself (killed if it
     /// does not within `TIMEOUT`): its status and its log lines.
     pub fn run_to_exit(args: &[&str]) -> (ExitStatus, Vec<String>) {
-        let data = needs_data_dir(args).then(|| Arc::new(tempfile::tempdir().expect("a temp dir")));
-        let command = chat_server("127.0.0.1:0", args, data.as_deref());
-        let mut server = ServerProcess::spawned(command, Vec::new(), data);
+        let mut server = ServerProcess::launch(args);
         let status = server.wait_exit();
         // The log ends at EOF, right after the exit.
         let deadline = Instant::now() + TIMEOUT;
@@ -208,10 +229,16 @@ impl ServerProcess {
     /// The first log line matching `pred`, waiting up to `TIMEOUT` (or
     /// until the server exits).
     pub fn wait_for_log(&self, pred: impl Fn(&str) -> bool) -> Option<String> {
+        self.wait_for_nth_log(1, pred)
+    }
+
+    /// The `n`th log line matching `pred`, waiting up to `TIMEOUT` (or
+    /// until the server exits).
+    pub fn wait_for_nth_log(&self, n: usize, pred: impl Fn(&str) -> bool) -> Option<String> {
         let deadline = Instant::now() + TIMEOUT;
         let mut lines = self.log.lines.lock().unwrap();
         loop {
-            if let Some(line) = lines.iter().find(|l| pred(l)) {
+            if let Some(line) = lines.iter().filter(|l| pred(l)).nth(n - 1) {
                 return Some(line.clone());
             }
             if self.log.ended.load(Ordering::Acquire) {
@@ -324,34 +351,53 @@ fn capture(stderr: impl Read + Send + 'static) -> Arc<Log> {
     log
 }
 
-/// A blocking WebSocket client whose every read times out after `TIMEOUT`.
-pub struct Client {
-    pub ws: WebSocket<TcpStream>,
+/// A blocking WebSocket client whose every read times out after `TIMEOUT`:
+/// the one WebSocket client of the tests, over plain TCP (`S` by default)
+/// or over TLS on a TCP stream whose timeouts are set
+/// (`Client::upgrade`).
+pub struct Client<S = TcpStream> {
+    pub ws: WebSocket<S>,
     pub local_addr: SocketAddr,
     /// Text frames received so far.
     pub texts_received: u64,
 }
 
-impl Client {
-    pub fn new(ws: WebSocket<TcpStream>, local_addr: SocketAddr) -> Client {
+impl<S> Client<S> {
+    pub fn new(ws: WebSocket<S>, local_addr: SocketAddr) -> Client<S> {
         Client {
             ws,
             local_addr,
             texts_received: 0,
         }
     }
+}
 
+impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         Client::connect_to(addr, "/")
     }
 
     pub fn connect_to(addr: SocketAddr, path: &str) -> Client {
         let tcp = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
-        tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
-        tcp.set_write_timeout(Some(TIMEOUT)).unwrap();
-        let local_addr = tcp.local_addr().unwrap();
-        let (ws, _) = tungstenite::client(format!("ws://{addr}{path}"), tcp).expect("upgrade");
-        Client::new(ws, local_addr)
+        Client::over_tcp(tcp, &format!("ws://{addr}{path}"))
+    }
+
+    /// Upgrades `tcp`, connected already (from an address of the test's
+    /// choosing, say), to a WebSocket at `url`.
+    pub fn over_tcp(tcp: TcpStream, url: &str) -> Client {
+        let local_addr = bounded(&tcp);
+        Client::upgrade(tcp, url, local_addr)
+    }
+
+    /// A v2 client, or `None` where the server cannot be reached or does
+    /// not upgrade, for a test in which the server may die at any moment.
+    pub fn try_connect_v2(addr: SocketAddr) -> Option<Client> {
+        let tcp = TcpStream::connect_timeout(&addr, TIMEOUT).ok()?;
+        let local_addr = bounded(&tcp);
+        let request = tungstenite::ClientRequestBuilder::new(format!("ws://{addr}/").parse().ok()?)
+            .with_sub_protocol("wschat.v2");
+        let (ws, _) = tungstenite::client(request, tcp).ok()?;
+        Some(Client::new(ws, local_addr))
     }
 
     /// Upgrades with a hand-written request carrying one
@@ -361,9 +407,7 @@ impl Client {
     /// it cannot show that answer.)
     pub fn connect_offering(addr: SocketAddr, offers: &[&str]) -> (Client, Option<String>) {
         let mut tcp = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
-        tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
-        tcp.set_write_timeout(Some(TIMEOUT)).unwrap();
-        let local_addr = tcp.local_addr().unwrap();
+        let local_addr = bounded(&tcp);
         let key = tungstenite::handshake::client::generate_key();
         let mut request = format!(
             "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -404,6 +448,17 @@ impl Client {
         let (client, selected) = Client::connect_offering(addr, &["wschat.v2"]);
         assert_eq!(selected.as_deref(), Some("wschat.v2"));
         client
+    }
+}
+
+impl<S: Read + Write> Client<S> {
+    /// Upgrades `stream` to a WebSocket at `url` (`ws://` or `wss://`: a
+    /// TLS stream is the caller's to set up, on a TCP stream whose every
+    /// read and write is bounded).
+    pub fn upgrade(stream: S, url: &str, local_addr: SocketAddr) -> Client<S> {
+        let (ws, _) =
+            tungstenite::client(url, stream).unwrap_or_else(|e| panic!("upgrade at {url}: {e}"));
+        Client::new(ws, local_addr)
     }
 
     pub fn send_text(&mut self, text: &str) {
@@ -453,6 +508,44 @@ impl Client {
         }
     }
 
+    /// The next frame answering `id` (its `replyTo`), skipping all else.
+    pub fn reply_to(&mut self, id: &str) -> Value {
+        loop {
+            let frame = self.recv_json();
+            if frame["replyTo"] == id {
+                return frame;
+            }
+        }
+    }
+
+    /// Like `send_json`, but `None` once the connection is gone.
+    pub fn try_send_json(&mut self, json: Value) -> Option<()> {
+        self.ws.send(Message::text(json.to_string())).ok()
+    }
+
+    /// Like `reply_to`, but `None` once the connection is gone.
+    pub fn try_reply_to(&mut self, id: &str) -> Option<Value> {
+        loop {
+            let Message::Text(text) = self.ws.read().ok()? else {
+                continue;
+            };
+            self.texts_received += 1;
+            let json: Value = serde_json::from_str(&text).ok()?;
+            if json["replyTo"] == id {
+                return Some(json);
+            }
+        }
+    }
+
+    /// Asks for the `userList` (a v2 request, answered as `id`): (name,
+    /// devices) as the server sorts them.
+    pub fn list_users(&mut self, id: &str) -> Vec<(String, u64)> {
+        self.send_json(serde_json::json!({"type": "listUsers", "id": id}));
+        let list = self.reply_to(id);
+        assert_eq!(list["type"], "userList", "{list}");
+        user_list(&list)
+    }
+
     pub fn login(&mut self, username: &str) -> String {
         self.send_json(serde_json::json!({"type": "login", "id": "l", "username": username}));
         let reply = self.recv_type("loginMessage");
@@ -483,6 +576,26 @@ impl Client {
             }
         }
     }
+}
+
+/// Bounds every read and write on `tcp` by `TIMEOUT`; its local address.
+fn bounded(tcp: &TcpStream) -> SocketAddr {
+    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    tcp.set_write_timeout(Some(TIMEOUT)).unwrap();
+    tcp.local_addr().unwrap()
+}
+
+/// The users of a `userList` frame, as (name, devices) in its order.
+pub fn user_list(list: &Value) -> Vec<(String, u64)> {
+    list["users"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no users in {list}"))
+        .iter()
+        .map(|u| {
+            let name = u["username"].as_str().expect("a username").to_owned();
+            (name, u["connections"].as_u64().expect("a device count"))
+        })
+        .collect()
 }
 
 /// The keys of a JSON object, in wire order.
