@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use super::machine::{Command, CommandId, Join, JoinName, RedisLink, Status};
-use super::requests::{Call, Claim, HeldName, Outcome, Remote, StoredMessage, Ticket, ToCore, hex};
+use super::requests::{
+    Call, Claim, Failed, HeldName, Outcome, Remote, StoredMessage, Ticket, ToCore, hex,
+};
 use super::{Settings, check_url};
 use crate::protocol::LeaveReason;
 use crate::server::SecretHash;
@@ -285,6 +287,166 @@ fn a_node_counted_gone_by_the_sweep_registers_again_and_hears_who_left() {
         reason: LeaveReason::Disconnected,
     };
     assert_eq!(to_core(&mut link), [ToCore::Remote(left)]);
+}
+
+/// Loses the link of `link` (its subscription ends) and connects again,
+/// up to the core's question; returns the new connection.
+fn reconnect(link: &mut RedisLink, conn: CommandId, now: Instant) -> CommandId {
+    link.handle_unsubscribed(conn, now);
+    let retry = link.poll_timeout().unwrap();
+    link.handle_timeout(retry);
+    let connect = commands(link)
+        .into_iter()
+        .find_map(|c| match c {
+            Command::Connect { id } => Some(id),
+            _ => None,
+        })
+        .unwrap();
+    link.handle_connected(connect, retry);
+    connect
+}
+
+#[test]
+fn while_redis_is_out_of_reach_requests_fail_at_once_and_in_flight_ones_too() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(10, t0);
+    link.handle_requests([(Ticket(1), Ok(Call::Online))], t0);
+    assert_eq!(
+        commands(&mut link),
+        [Command::Calls {
+            id: CommandId(1),
+            calls: vec![Call::Online]
+        }]
+    );
+    link.handle_requests([(Ticket(2), Ok(Call::Online))], t0); // waits its turn
+    link.handle_reply(CommandId(1), Err("connection reset".into()), t0);
+    let error = |why: &str| Err(Failed(format!("Redis is unreachable: {why}")));
+    assert_eq!(
+        to_core(&mut link),
+        [
+            ToCore::Outcome(Ticket(1), error("connection reset")),
+            ToCore::Outcome(Ticket(2), error("connection reset")),
+        ]
+    );
+    assert_eq!(commands(&mut link), [Command::Close]);
+    link.handle_requests([(Ticket(3), Ok(Call::Online))], t0);
+    assert_eq!(
+        to_core(&mut link),
+        [ToCore::Outcome(Ticket(3), error("connection reset"))]
+    );
+    // A reply of the lost connection, or what it published, is stale.
+    link.handle_published(conn, &published("other", 11), t0);
+    assert_eq!(to_core(&mut link), []);
+    assert_eq!(commands(&mut link), []);
+}
+
+#[test]
+fn a_heartbeat_in_flight_when_the_link_is_lost_does_not_stop_the_next() {
+    let t0 = Instant::now();
+    let period = NODE_TIMEOUT / 5;
+    let (mut link, conn) = link(10, t0);
+    link.handle_timeout(t0 + period);
+    assert_eq!(
+        commands(&mut link),
+        [Command::Heartbeat { id: CommandId(1) }]
+    );
+    let conn = reconnect(&mut link, conn, t0 + period);
+    assert_eq!(to_core(&mut link), [ToCore::HeldNamesWanted(1)]);
+    link.handle_held_names(1, Vec::new(), None, t0 + period);
+    let join = match commands(&mut link).as_slice() {
+        [Command::Join { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    let joined = Value::Array(vec![
+        bulk("E"),
+        Value::Int(10),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+    ]);
+    link.handle_reply(join, Ok(vec![joined]), t0 + period);
+    // The old connection's beat never answers; the next one goes anyway.
+    link.handle_timeout(t0 + 2 * period);
+    let beat = CommandId(join.0 + 1);
+    assert_eq!(commands(&mut link), [Command::Heartbeat { id: beat }]);
+    let _ = conn;
+}
+
+#[test]
+fn secrets_of_names_no_longer_held_are_forgotten_when_the_core_is_asked() {
+    let t0 = Instant::now();
+    let (mut link, _conn) = link(10, t0);
+    // 1025 logins, each given a name: past 1024 secrets, the core is asked
+    // which names it still holds.
+    let mut next = 0;
+    let mut log_in = |link: &mut RedisLink, key: &str| {
+        next += 1;
+        let reserve = Call::Reserve {
+            key: key.into(),
+            display: key.into(),
+            offered: String::new(),
+            fresh: format!("secret of {key}"),
+            location: "127.0.0.1".into(),
+            timestamp: 5,
+        };
+        link.handle_requests([(Ticket(next), Ok(reserve))], t0);
+        let sent = commands(link);
+        let [Command::Calls { id, .. }] = sent.as_slice() else {
+            panic!("no batch");
+        };
+        let claimed = Value::Array(vec![bulk("fresh"), bulk(key)]);
+        link.handle_reply(*id, Ok(vec![claimed]), t0);
+        to_core(link)
+    };
+    for n in 0..1024 {
+        let out = log_in(&mut link, &format!("u{n}"));
+        assert!(matches!(out.as_slice(), [ToCore::Outcome(..)]), "{out:?}");
+    }
+    let out = log_in(&mut link, "late");
+    assert!(
+        matches!(
+            out.as_slice(),
+            [ToCore::Outcome(..), ToCore::HeldNamesWanted(1)]
+        ),
+        "{out:?}"
+    );
+    // Learnt after the question: kept whatever the answer says.
+    log_in(&mut link, "later");
+    let held = |key: &str| HeldName {
+        key: key.into(),
+        display: key.into(),
+        connections: 1,
+    };
+    link.handle_held_names(1, vec![held("u7")], Some(Ticket(1025)), t0);
+    assert_eq!(commands(&mut link), []);
+    // Logging out takes the secret it had; a name forgotten has none.
+    let logout = |key: &str| {
+        Ok(Call::Logout {
+            key: key.into(),
+            display: key.into(),
+            secret: String::new(),
+        })
+    };
+    link.handle_requests(
+        [
+            (Ticket(1027), logout("u7")),
+            (Ticket(1028), logout("u8")),
+            (Ticket(1029), logout("later")),
+        ],
+        t0,
+    );
+    let sent = commands(&mut link);
+    let [Command::Calls { calls, .. }] = sent.as_slice() else {
+        panic!("no batch");
+    };
+    let secrets: Vec<_> = calls
+        .iter()
+        .map(|call| match call {
+            Call::Logout { secret, .. } => secret.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(secrets, ["secret of u7", "", "secret of later"]);
 }
 
 #[test]
