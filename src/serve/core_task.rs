@@ -18,6 +18,7 @@ use super::link::{Conn, InFrame, Input};
 use super::memory::{Activity, CONNECTION_BYTES};
 use super::metrics::{Metrics, Tally};
 use super::outbox::{Outgoing, Refused};
+use crate::server::held::HeldName;
 use crate::server::{Failed, Outcome, Remote, Request, Ticket};
 use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server};
 
@@ -48,6 +49,10 @@ pub(crate) enum Reply {
     Outcome(Ticket, Result<Outcome, Failed>),
     /// What another node of a cluster did.
     Remote(Remote),
+    /// A cluster's link asks which names this node holds (to register them
+    /// again): answered on the channel given, after every request asked so
+    /// far has been handed on, with the last one's ticket.
+    HeldNamesWanted(Sender<(Vec<HeldName>, Option<Ticket>)>),
 }
 
 /// What woke the core task.
@@ -157,6 +162,11 @@ pub(crate) async fn run<R: CryptoRng>(
                             core.server.handle_outcome(ticket, outcome, now)
                         }
                         Reply::Remote(remote) => core.server.handle_remote(remote, now),
+                        Reply::HeldNamesWanted(answer) => {
+                            core.send_writes(store.as_ref(), now);
+                            let held = (core.server.held_names(), core.server.last_ticket());
+                            let _ = answer.try_send(held);
+                        }
                     }
                     core.perform(now);
                 }

@@ -10,6 +10,7 @@ mod address;
 mod cluster;
 mod failed_logins;
 mod heartbeat;
+pub mod held;
 mod history;
 mod journal;
 mod logins;

@@ -7,8 +7,8 @@
 
 use redis::Value;
 
+use super::requests::{Remote, StoredMessage};
 use crate::protocol::LeaveReason;
-use crate::server::{Remote, StoredMessage};
 
 /// An event heard on the channel, with the node it came from.
 #[derive(Debug, PartialEq, Eq)]
@@ -148,6 +148,43 @@ pub(crate) fn number(value: &Value) -> Option<u64> {
     match value {
         Value::Int(n) => u64::try_from(*n).ok(),
         other => text(other)?.parse().ok(),
+    }
+}
+
+/// What the JOIN script answered.
+pub(crate) struct Joined {
+    pub(crate) epoch: String,
+    pub(crate) seq: u64,
+    pub(crate) conflicts: Vec<String>,
+    pub(crate) gone: Vec<String>,
+    pub(crate) entries: Value,
+}
+
+impl Joined {
+    pub(crate) fn read(value: &Value) -> Option<Joined> {
+        let Value::Array(parts) = value else {
+            return None;
+        };
+        let strings = |value: &Value| match value {
+            Value::Array(items) => items.iter().filter_map(text).collect(),
+            _ => Vec::new(),
+        };
+        Some(Joined {
+            epoch: text(parts.first()?)?,
+            seq: number(parts.get(1)?)?,
+            conflicts: strings(parts.get(2)?),
+            gone: strings(parts.get(3)?),
+            entries: parts.get(4).cloned().unwrap_or(Value::Nil),
+        })
+    }
+}
+
+/// The only answer of a one-command pipeline, its error as an `Err`.
+pub(crate) fn single(mut values: Vec<Value>) -> Result<Value, String> {
+    match values.pop() {
+        Some(Value::ServerError(e)) => Err(redis::RedisError::from(e).to_string()),
+        Some(value) => Ok(value),
+        None => Err("no answer".into()),
     }
 }
 

@@ -25,8 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use tracing::warn;
 
-use super::super::core_task::Reply;
-use crate::server::{Failed, Outcome, Remote, StoredMessage, Ticket};
+use super::requests::{Failed, Outcome, Remote, StoredMessage, Ticket, ToCore};
 
 #[derive(Debug)]
 pub(crate) struct Sequencer {
@@ -72,10 +71,10 @@ impl Sequencer {
     /// The reply to this node's append `ticket`: it took `seq`. Answers
     /// straight away (as a failure) if `seq` was somehow handed on already,
     /// so that nothing is broadcast twice.
-    pub(crate) fn appended(&mut self, ticket: Ticket, seq: u64, out: &mut Vec<Reply>) {
+    pub(crate) fn appended(&mut self, ticket: Ticket, seq: u64, out: &mut VecDeque<ToCore>) {
         if seq < self.next {
             let error = Failed(format!("message {seq} was delivered before its reply came"));
-            return out.push(Reply::Outcome(ticket, Err(error)));
+            return out.push_back(ToCore::Outcome(ticket, Err(error)));
         }
         self.held.insert(seq, Held::Own(ticket));
     }
@@ -143,13 +142,13 @@ impl Sequencer {
     /// Hands on, in order, all that can go: stops at a gap, and at an
     /// echo of this node's own while an append is `in_flight` (its reply
     /// may be on the way).
-    pub(crate) fn release(&mut self, in_flight: bool, out: &mut Vec<Reply>) {
+    pub(crate) fn release(&mut self, in_flight: bool, out: &mut VecDeque<ToCore>) {
         loop {
             while let Some((after, _)) = self.events.front()
                 && *after < self.next
             {
                 if let Some((_, remote)) = self.events.pop_front() {
-                    out.push(Reply::Remote(remote));
+                    out.push_back(ToCore::Remote(remote));
                 }
             }
             let Some(entry) = self.held.first_entry() else {
@@ -161,10 +160,10 @@ impl Sequencer {
             let seq = *entry.key();
             match entry.remove() {
                 Held::Own(ticket) => {
-                    out.push(Reply::Outcome(ticket, Ok(Outcome::Appended { seq })))
+                    out.push_back(ToCore::Outcome(ticket, Ok(Outcome::Appended { seq })))
                 }
                 Held::Other(message) | Held::Echo(message) => {
-                    out.push(Reply::Remote(Remote::Message(message)))
+                    out.push_back(ToCore::Remote(Remote::Message(message)))
                 }
                 Held::Lost => {}
             }
@@ -205,27 +204,28 @@ mod tests {
     /// What `release` hands on, as short strings: `own:SEQ`, `msg:SEQ`,
     /// `left:NAME`.
     fn released(s: &mut Sequencer, in_flight: bool) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         s.release(in_flight, &mut out);
         out.iter().map(describe).collect()
     }
 
-    fn describe(reply: &Reply) -> String {
+    fn describe(reply: &ToCore) -> String {
         match reply {
-            Reply::Outcome(ticket, Ok(Outcome::Appended { seq })) => {
+            ToCore::Outcome(ticket, Ok(Outcome::Appended { seq })) => {
                 format!("own:{seq}:t{}", ticket.get())
             }
-            Reply::Outcome(ticket, other) => format!("t{}:{other:?}", ticket.get()),
-            Reply::Remote(Remote::Message(m)) => format!("msg:{}", m.seq),
-            Reply::Remote(Remote::Left { username, .. }) => format!("left:{username}"),
-            Reply::Remote(other) => format!("{other:?}"),
+            ToCore::Outcome(ticket, other) => format!("t{}:{other:?}", ticket.get()),
+            ToCore::Remote(Remote::Message(m)) => format!("msg:{}", m.seq),
+            ToCore::Remote(Remote::Left { username, .. }) => format!("left:{username}"),
+            ToCore::Remote(other) => format!("{other:?}"),
+            ToCore::HeldNamesWanted(query) => format!("held?{query}"),
         }
     }
 
     #[test]
     fn own_replies_and_other_nodes_messages_interleave_in_seq_order() {
         let mut s = Sequencer::new(10);
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         // 12 is ours; 11 and 13 come from other nodes, 13 first.
         s.published(message(13), false);
         s.appended(ticket(1), 12, &mut out);
@@ -245,7 +245,7 @@ mod tests {
         let mut s = Sequencer::new(0);
         s.published(message(1), true);
         assert_eq!(released(&mut s, true), Vec::<String>::new());
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         s.appended(ticket(7), 1, &mut out);
         // The reply claims it: acknowledged, not broadcast as another's.
         assert_eq!(released(&mut s, false), ["own:1:t7"]);
@@ -281,7 +281,7 @@ mod tests {
     #[test]
     fn a_gap_above_what_was_heard_is_still_on_its_way() {
         let mut s = Sequencer::new(0);
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         // Our reply says 3: 1 and 2 were said elsewhere and are in transit.
         s.appended(ticket(1), 3, &mut out);
         assert_eq!(s.gap(), None);
@@ -309,7 +309,7 @@ mod tests {
         s.event(left("after-2"));
         // 1 (ours) is in flight: the leave heard after 2 waits for it.
         assert_eq!(released(&mut s, true), ["left:early"]);
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         s.appended(ticket(1), 1, &mut out);
         assert_eq!(
             released(&mut s, false),
@@ -322,9 +322,9 @@ mod tests {
         let mut s = Sequencer::new(0);
         s.published(message(1), true);
         assert_eq!(released(&mut s, false), ["msg:1"]);
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         s.appended(ticket(2), 1, &mut out);
         assert_eq!(out.len(), 1);
-        assert!(matches!(out[0], Reply::Outcome(_, Err(_))), "{out:?}");
+        assert!(matches!(out[0], ToCore::Outcome(_, Err(_))), "{out:?}");
     }
 }

@@ -1,0 +1,791 @@
+//! This node's side of the cluster protocol, sans IO: no socket, no task,
+//! no clock. The driver (`Cluster::run`) feeds it the core's requests,
+//! Redis's replies, what is published, the link going up or down and the
+//! time (`handle_*`, each with `now`), and carries out what it asks
+//! (`poll_command`, `poll_to_core`, `poll_status`) until `poll_timeout`.
+//!
+//! - Requests: a batch of the core's requests goes out as one pipeline of
+//!   script calls ([`Command::Calls`]), one batch in flight at a time, so
+//!   that Redis runs this node's requests in the order the core asked.
+//! - Messages reach the core through the [`Sequencer`], in `seq` order,
+//!   each once; what pub/sub lost is fetched from the history
+//!   ([`Command::Fill`]) while nothing is in flight.
+//! - A heartbeat every fifth of `--node-timeout` keeps this node alive in
+//!   Redis and sweeps dead nodes.
+//! - When Redis cannot be reached, every request fails at once, the outage
+//!   is said once, and the link is made again with backoff. Once it is
+//!   back, and whenever Redis forgot this node, its presence is made
+//!   exactly what the core says it holds ([`Command::Join`]): the core is
+//!   asked ([`ToCore::HeldNamesWanted`]), and nothing else is sent until
+//!   the JOIN has run (see [`RedisLink::handle_held_names`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::Value;
+use tracing::{debug, error, info, warn};
+
+use super::Settings;
+pub(crate) use super::commands::{Command, CommandId, Join, JoinName, Status};
+use super::events::{self, Joined, What, number, single, text};
+use super::requests::{Call, Failed, HeldName, Remote, Ticket, ToCore, outcome_of, secret_claimed};
+use super::secrets::Secrets;
+use super::sequencer::Sequencer;
+use crate::protocol::LeaveReason;
+
+/// Between reconnection attempts: doubling from the first to the last.
+pub(crate) const BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(2));
+/// Requests sent in one pipeline at most (whole batches of the core: more
+/// wait for the next).
+const MAX_BATCH: usize = 1024;
+
+pub(crate) struct RedisLink {
+    /// Where Redis is, for the log (never the password).
+    place: String,
+    node: Arc<str>,
+    epoch: String,
+    settings: Settings,
+    sequencer: Sequencer,
+    /// What LOGOUT and JOIN need, and the core keeps none of.
+    secrets: Secrets,
+    /// The question to the core that will prune `secrets`, if asked.
+    pruning: Option<u64>,
+    /// Questions asked of the core so far.
+    questions: u64,
+    state: State,
+    /// The core's requests waiting for their pipeline, in its batches.
+    queue: VecDeque<Vec<(Ticket, Call)>>,
+    next_id: u64,
+    backoff: Duration,
+    next_beat: Instant,
+    /// When the current outage began, and why.
+    outage: Option<(Instant, String)>,
+    /// Redis refused some of the last batch's requests (said once).
+    failing_calls: bool,
+    /// The other epoch found in Redis on rejoining, once it has been said.
+    other_epoch: Option<String>,
+    commands: VecDeque<Command>,
+    to_core: VecDeque<ToCore>,
+    status: VecDeque<Status>,
+}
+
+enum State {
+    /// No connection: requests fail at once.
+    Down {
+        /// When to try connecting again, unless trying already.
+        retry_at: Option<Instant>,
+        connecting: Option<CommandId>,
+    },
+    Up {
+        connection: CommandId,
+        beat: Option<CommandId>,
+        fill: Option<(CommandId, u64, u64)>,
+        phase: Phase,
+    },
+}
+
+enum Phase {
+    Ready {
+        in_flight: Option<InFlight>,
+        /// Redis forgot this node: it registers again once nothing is in
+        /// flight.
+        rejoin: bool,
+    },
+    /// The core was asked which names it holds; nothing goes out meanwhile.
+    Asking {
+        question: u64,
+    },
+    /// The requests the core asked for before it answered run first; the
+    /// JOIN waits for them, and counts the names they were given.
+    Settling {
+        in_flight: InFlight,
+        names: Vec<JoinName>,
+    },
+    Joining {
+        id: CommandId,
+        names: Vec<JoinName>,
+    },
+}
+
+struct InFlight {
+    id: CommandId,
+    batch: Vec<(Ticket, Call)>,
+}
+
+impl RedisLink {
+    /// Connected (as `connection`) and joined: the core has every message
+    /// up to `last_seq`, and the cluster's `epoch`.
+    pub(crate) fn joined(
+        place: String,
+        node: Arc<str>,
+        epoch: String,
+        settings: Settings,
+        last_seq: u64,
+        now: Instant,
+    ) -> (RedisLink, CommandId) {
+        let connection = CommandId(0);
+        let link = RedisLink {
+            place,
+            node,
+            epoch,
+            next_beat: now + settings.node_timeout / 5,
+            settings,
+            sequencer: Sequencer::new(last_seq),
+            secrets: Secrets::new(),
+            pruning: None,
+            questions: 0,
+            state: State::Up {
+                connection,
+                beat: None,
+                fill: None,
+                phase: Phase::Ready {
+                    in_flight: None,
+                    rejoin: false,
+                },
+            },
+            queue: VecDeque::new(),
+            next_id: 0,
+            backoff: BACKOFF.0,
+            outage: None,
+            failing_calls: false,
+            other_epoch: None,
+            commands: VecDeque::new(),
+            to_core: VecDeque::new(),
+            status: VecDeque::new(),
+        };
+        (link, connection)
+    }
+
+    /// The JOIN of a node starting (nothing held, nothing delivered).
+    pub(crate) fn first_join(epoch: &str) -> Join {
+        Join {
+            epoch: epoch.to_owned(),
+            rejoining: false,
+            delivered: 0,
+            names: Vec::new(),
+        }
+    }
+
+    /// Requests of the core, in the order it asked.
+    pub(crate) fn handle_requests(
+        &mut self,
+        requests: impl IntoIterator<Item = (Ticket, Result<Call, super::requests::Outcome>)>,
+        now: Instant,
+    ) {
+        let mut batch = Vec::new();
+        for (ticket, call) in requests {
+            match call {
+                Ok(mut call) => {
+                    // A logout frees the name with the secret it had.
+                    if let Call::Logout { key, secret, .. } = &mut call {
+                        *secret = self.secrets.take(key).unwrap_or_default();
+                    }
+                    batch.push((ticket, call));
+                }
+                Err(outcome) => self.to_core.push_back(ToCore::Outcome(ticket, Ok(outcome))),
+            }
+        }
+        match &self.state {
+            State::Down { .. } => {
+                let reason = self
+                    .outage
+                    .as_ref()
+                    .map_or("not connected", |o| o.1.as_str());
+                let reason = reason.to_owned();
+                self.fail(batch, &reason);
+            }
+            State::Up { .. } if batch.is_empty() => {}
+            State::Up { .. } => self.queue.push_back(batch),
+        }
+        self.progress(now);
+    }
+
+    /// The core's answer to [`ToCore::HeldNamesWanted`]`(question)`: the
+    /// names it holds, counting every request it asked up to `as_of`. The
+    /// driver hands this node every such request before the answer.
+    pub(crate) fn handle_held_names(
+        &mut self,
+        question: u64,
+        names: Vec<HeldName>,
+        as_of: Option<Ticket>,
+        now: Instant,
+    ) {
+        if self.pruning == Some(question) {
+            self.pruning = None;
+            self.secrets.prune(question, &names);
+        }
+        let State::Up { phase, .. } = &mut self.state else {
+            return;
+        };
+        if !matches!(phase, Phase::Asking { question: q } if *q == question) {
+            return; // the link was lost meanwhile
+        }
+        self.secrets.prune(question, &names);
+        let names = names
+            .into_iter()
+            .filter_map(|held| {
+                let Some(secret) = self.secrets.get(&held.key) else {
+                    warn!(
+                        "{} is held without a secret known: not registered",
+                        held.display
+                    );
+                    return None;
+                };
+                Some(JoinName {
+                    key: held.key,
+                    display: held.display,
+                    secret: secret.to_owned(),
+                    connections: held.connections,
+                })
+            })
+            .collect();
+        // What the core asked before it answered is counted in its answer
+        // and must run before the JOIN; what it asked after, after.
+        let mut before = Vec::new();
+        while let Some(batch) = self.queue.front_mut() {
+            let split = batch.partition_point(|(t, _)| Some(*t) <= as_of);
+            before.extend(batch.drain(..split));
+            if !batch.is_empty() {
+                break;
+            }
+            self.queue.pop_front();
+        }
+        let id = self.next_id();
+        let phase = if before.is_empty() {
+            self.join_phase(id, names)
+        } else {
+            let calls = before.iter().map(|(_, call)| call.clone()).collect();
+            self.commands.push_back(Command::Calls { id, calls });
+            let in_flight = InFlight { id, batch: before };
+            Phase::Settling { in_flight, names }
+        };
+        self.set_phase(phase);
+        self.progress(now);
+    }
+
+    /// The reply to command `id`: one value per command of its pipeline, or
+    /// why the connection failed.
+    pub(crate) fn handle_reply(
+        &mut self,
+        id: CommandId,
+        reply: Result<Vec<Value>, String>,
+        now: Instant,
+    ) {
+        let State::Up {
+            beat, fill, phase, ..
+        } = &mut self.state
+        else {
+            return;
+        };
+        if *beat == Some(id) {
+            *beat = None;
+            match reply.and_then(single) {
+                Ok(value) => self.beaten(value),
+                Err(why) => self.lost(why, self.backoff, now),
+            }
+        } else if let Some((_, from, to)) = (*fill).filter(|f| f.0 == id) {
+            *fill = None;
+            match reply.and_then(single) {
+                Ok(value) => {
+                    let messages = events::history(&value)
+                        .into_iter()
+                        .map(|(message, origin)| (message, origin == *self.node))
+                        .collect();
+                    self.sequencer.filled(from, to, messages);
+                }
+                Err(why) => self.lost(why, self.backoff, now),
+            }
+        } else {
+            let phase = std::mem::replace(
+                phase,
+                Phase::Ready {
+                    in_flight: None,
+                    rejoin: false,
+                },
+            );
+            match (phase, reply) {
+                (
+                    Phase::Ready {
+                        in_flight: Some(f),
+                        rejoin,
+                    },
+                    Ok(values),
+                ) if f.id == id => {
+                    self.set_phase(Phase::Ready {
+                        in_flight: None,
+                        rejoin,
+                    });
+                    self.replied(f.batch, values, None);
+                }
+                (
+                    Phase::Settling {
+                        in_flight,
+                        mut names,
+                    },
+                    Ok(values),
+                ) if in_flight.id == id => {
+                    self.replied(in_flight.batch, values, Some(&mut names));
+                    let id = self.next_id();
+                    let phase = self.join_phase(id, names);
+                    self.set_phase(phase);
+                }
+                (Phase::Joining { id: joining, names }, Ok(mut values)) if joining == id => {
+                    match self.rejoined(values.pop(), names) {
+                        Ok(()) => {
+                            if let Some((since, why)) = self.outage.take() {
+                                info!(
+                                    "Redis at {} is back after {:.1?} ({why}): logins and \
+                                     messages are taken again",
+                                    self.place,
+                                    now.saturating_duration_since(since)
+                                );
+                            }
+                            self.backoff = BACKOFF.0;
+                            self.status.push_back(Status::Reachable);
+                        }
+                        Err(why) => self.lost(why, BACKOFF.1, now),
+                    }
+                }
+                (phase, Ok(_)) => self.set_phase(phase), // not awaited: stale
+                (phase, Err(why)) => {
+                    let awaited = match &phase {
+                        Phase::Ready { in_flight, .. } => {
+                            in_flight.as_ref().is_some_and(|f| f.id == id)
+                        }
+                        Phase::Settling { in_flight, .. } => in_flight.id == id,
+                        Phase::Joining { id: joining, .. } => *joining == id,
+                        Phase::Asking { .. } => false,
+                    };
+                    self.set_phase(phase);
+                    if awaited {
+                        self.lost(why, self.backoff, now);
+                    }
+                }
+            }
+        }
+        self.progress(now);
+    }
+
+    /// Connection `id` is up, subscribed, its scripts loaded.
+    pub(crate) fn handle_connected(&mut self, id: CommandId, now: Instant) {
+        if !matches!(self.state, State::Down { connecting: Some(c), .. } if c == id) {
+            return; // never: one connection is tried at a time
+        }
+        self.questions += 1;
+        let question = self.questions;
+        self.to_core.push_back(ToCore::HeldNamesWanted(question));
+        self.state = State::Up {
+            connection: id,
+            beat: None,
+            fill: None,
+            phase: Phase::Asking { question },
+        };
+        self.progress(now);
+    }
+
+    /// Connecting as `id` failed.
+    pub(crate) fn handle_connect_failed(&mut self, id: CommandId, why: &str, now: Instant) {
+        if let State::Down {
+            retry_at,
+            connecting,
+        } = &mut self.state
+            && *connecting == Some(id)
+        {
+            debug!("Redis at {}: {why}", self.place);
+            *connecting = None;
+            *retry_at = Some(now + self.backoff);
+            self.backoff = (self.backoff * 2).min(BACKOFF.1);
+        }
+    }
+
+    /// An event published on the channel, heard on connection `connection`.
+    pub(crate) fn handle_published(&mut self, connection: CommandId, payload: &[u8], now: Instant) {
+        if !self.is_current(connection) {
+            return;
+        }
+        let heard = match events::decode(payload) {
+            Ok(heard) => heard,
+            Err(e) => return debug!("ignoring an event on {}: {e}", super::scripts::CHANNEL),
+        };
+        let own = heard.origin == *self.node;
+        match heard.what {
+            What::Message(message) => self.sequencer.published(message, own),
+            What::Other(_) if own => {}
+            What::Other(remote) => {
+                if let Remote::LoggedOut { key, .. } = &remote {
+                    self.secrets.take(key);
+                }
+                self.sequencer.event(remote);
+            }
+        }
+        self.progress(now);
+    }
+
+    /// The subscription of `connection` ended.
+    pub(crate) fn handle_unsubscribed(&mut self, connection: CommandId, now: Instant) {
+        if self.is_current(connection) {
+            self.lost("the subscription ended".to_owned(), self.backoff, now);
+            self.progress(now);
+        }
+    }
+
+    /// Time passed: a heartbeat or a reconnection may be due. Early calls
+    /// do nothing.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.next_beat <= now {
+            let period = self.settings.node_timeout / 5;
+            while self.next_beat <= now {
+                self.next_beat += period;
+            }
+            if let State::Up {
+                beat: beat @ None, ..
+            } = &mut self.state
+            {
+                self.next_id += 1;
+                let id = CommandId(self.next_id);
+                *beat = Some(id);
+                self.commands.push_back(Command::Heartbeat { id });
+            }
+        }
+        if let State::Down {
+            retry_at: Some(at),
+            connecting: connecting @ None,
+        } = &mut self.state
+            && *at <= now
+        {
+            self.next_id += 1;
+            let id = CommandId(self.next_id);
+            *connecting = Some(id);
+            self.commands.push_back(Command::Connect { id });
+            if let State::Down { retry_at, .. } = &mut self.state {
+                *retry_at = None;
+            }
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due.
+    #[must_use]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Down {
+                retry_at: Some(at),
+                connecting: None,
+            } => Some(at.min(self.next_beat)),
+            _ => Some(self.next_beat),
+        }
+    }
+
+    #[must_use]
+    pub(crate) fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    #[must_use]
+    pub(crate) fn poll_to_core(&mut self) -> Option<ToCore> {
+        self.to_core.pop_front()
+    }
+
+    #[must_use]
+    pub(crate) fn poll_status(&mut self) -> Option<Status> {
+        self.status.pop_front()
+    }
+
+    /// Whether a batch or a JOIN is in flight (at shutdown, its reply is
+    /// waited for before leaving).
+    pub(crate) fn busy(&self) -> bool {
+        match &self.state {
+            State::Up { phase, .. } => match phase {
+                Phase::Ready { in_flight, .. } => in_flight.is_some(),
+                Phase::Asking { .. } => false,
+                Phase::Settling { .. } | Phase::Joining { .. } => true,
+            },
+            State::Down { .. } => false,
+        }
+    }
+
+    /// Whether connected (at shutdown, leaving is worth trying).
+    pub(crate) fn is_up(&self) -> bool {
+        matches!(self.state, State::Up { .. })
+    }
+
+    /// Where Redis is, for the log.
+    pub(crate) fn place(&self) -> &str {
+        &self.place
+    }
+
+    fn is_current(&self, connection: CommandId) -> bool {
+        matches!(self.state, State::Up { connection: c, .. } if c == connection)
+    }
+
+    fn next_id(&mut self) -> CommandId {
+        self.next_id += 1;
+        CommandId(self.next_id)
+    }
+
+    fn set_phase(&mut self, new: Phase) {
+        if let State::Up { phase, .. } = &mut self.state {
+            *phase = new;
+        }
+    }
+
+    fn join_phase(&mut self, id: CommandId, names: Vec<JoinName>) -> Phase {
+        let join = Join {
+            epoch: self.epoch.clone(),
+            rejoining: true,
+            delivered: self.sequencer.delivered(),
+            names: names.clone(),
+        };
+        self.commands.push_back(Command::Join { id, join });
+        Phase::Joining { id, names }
+    }
+
+    /// After every input: the next batch or JOIN goes out, messages that
+    /// can go reach the core, and a gap is fetched while nothing is in
+    /// flight.
+    fn progress(&mut self, _now: Instant) {
+        if self.pruning.is_none() && self.secrets.wants_pruning() {
+            self.questions += 1;
+            self.pruning = Some(self.questions);
+            self.to_core
+                .push_back(ToCore::HeldNamesWanted(self.questions));
+        }
+        if let State::Up {
+            phase:
+                Phase::Ready {
+                    in_flight: in_flight @ None,
+                    rejoin,
+                },
+            ..
+        } = &mut self.state
+        {
+            if *rejoin {
+                self.questions += 1;
+                let question = self.questions;
+                self.to_core.push_back(ToCore::HeldNamesWanted(question));
+                self.set_phase(Phase::Asking { question });
+            } else if !self.queue.is_empty() {
+                let mut batch = Vec::new();
+                while batch.len() < MAX_BATCH
+                    && let Some(more) = self.queue.pop_front()
+                {
+                    batch.extend(more);
+                }
+                self.next_id += 1;
+                let id = CommandId(self.next_id);
+                let calls = batch.iter().map(|(_, call)| call.clone()).collect();
+                self.commands.push_back(Command::Calls { id, calls });
+                *in_flight = Some(InFlight { id, batch });
+            }
+        }
+        let busy = self.busy();
+        self.sequencer.release(busy, &mut self.to_core);
+        if let State::Up {
+            fill: fill @ None, ..
+        } = &mut self.state
+            && !busy
+            && let Some((from, to)) = self.sequencer.gap()
+        {
+            self.next_id += 1;
+            let id = CommandId(self.next_id);
+            *fill = Some((id, from, to));
+            self.commands.push_back(Command::Fill { id, from, to });
+        }
+    }
+
+    /// The answers to a batch: each request's outcome, this node's
+    /// messages through the sequencer. While settling before a JOIN, the
+    /// names given count in `joining`.
+    fn replied(
+        &mut self,
+        batch: Vec<(Ticket, Call)>,
+        values: Vec<Value>,
+        mut joining: Option<&mut Vec<JoinName>>,
+    ) {
+        let mut errors = 0;
+        let mut values = values.into_iter();
+        for (ticket, call) in batch {
+            let value = values.next().unwrap_or(Value::Nil);
+            if let Value::ServerError(e) = &value {
+                if !self.failing_calls {
+                    warn!("Redis at {} refused a request: {e}", self.place);
+                }
+                errors += 1;
+                let error = Failed(format!("Redis: {e}"));
+                self.to_core.push_back(ToCore::Outcome(ticket, Err(error)));
+                continue;
+            }
+            let Some(outcome) = outcome_of(&call, &value) else {
+                if !self.failing_calls {
+                    warn!("Redis at {}: an unexpected answer {value:?}", self.place);
+                }
+                errors += 1;
+                let error = Failed("an unexpected answer from Redis".into());
+                self.to_core.push_back(ToCore::Outcome(ticket, Err(error)));
+                continue;
+            };
+            if let Some(secret) = secret_claimed(&call, &outcome) {
+                let Call::Reserve { key, .. } = &call else {
+                    continue;
+                };
+                if let (Some(names), super::requests::Outcome::Claimed { display, .. }) =
+                    (joining.as_deref_mut(), &outcome)
+                {
+                    match names.iter_mut().find(|n| n.key == *key) {
+                        Some(name) => name.connections += 1,
+                        None => names.push(JoinName {
+                            key: key.clone(),
+                            display: display.clone(),
+                            secret: secret.to_owned(),
+                            connections: 1,
+                        }),
+                    }
+                }
+                let hash = secret.to_owned();
+                self.secrets.learn(key.clone(), hash, self.questions);
+            }
+            match outcome {
+                super::requests::Outcome::Appended { seq } => {
+                    self.sequencer.appended(ticket, seq, &mut self.to_core)
+                }
+                outcome => self.to_core.push_back(ToCore::Outcome(ticket, Ok(outcome))),
+            }
+        }
+        if errors == 0 && self.failing_calls {
+            info!("Redis at {} takes requests again", self.place);
+        }
+        self.failing_calls = errors > 0;
+    }
+
+    /// The heartbeat's answer: `{1 if this node was not registered, nodes
+    /// swept}`.
+    fn beaten(&mut self, value: Value) {
+        let Value::Array(values) = value else {
+            return debug!("heartbeat: unexpected answer {value:?}");
+        };
+        let absent = values.first().and_then(number) == Some(1);
+        let swept = values.get(1).and_then(number).unwrap_or(0);
+        if swept > 0 {
+            info!("swept {swept} dead nodes: their users left");
+        }
+        if absent
+            && let State::Up {
+                phase: Phase::Ready { rejoin, .. },
+                ..
+            } = &mut self.state
+        {
+            warn!(
+                "Redis counted this node as gone (no heartbeat for {:?}): registering its \
+                 names again",
+                self.settings.node_timeout,
+            );
+            *rejoin = true;
+        }
+    }
+
+    /// The JOIN script's answer after a (re)connect.
+    fn rejoined(&mut self, value: Option<Value>, names: Vec<JoinName>) -> Result<(), String> {
+        let value = single(value.into_iter().collect())?;
+        if let Value::Array(answer) = &value
+            && answer.len() == 1
+        {
+            let found = answer.first().and_then(text).unwrap_or_default();
+            if self.other_epoch.replace(found.clone()).as_ref() == Some(&found) {
+                return Err(format!("Redis holds epoch {found}")); // said already
+            }
+            error!(
+                "Redis at {} holds another chat (epoch {found}; this node serves epoch {}): it \
+                 lost its data and another node started afresh meanwhile. Restart this node to \
+                 join that chat; until then it refuses logins and messages",
+                self.place, self.epoch
+            );
+            return Err(format!("Redis holds epoch {found}"));
+        }
+        let joined = Joined::read(&value).ok_or("an unexpected answer to joining")?;
+        self.sequencer.published_up_to(joined.seq);
+        for key in joined.conflicts {
+            // Someone else holds it now: this node's holders lose it.
+            let Some(name) = names.iter().find(|n| *n.key == *key) else {
+                continue;
+            };
+            warn!(
+                "{} was taken by someone else while Redis was out of reach",
+                name.display
+            );
+            self.secrets.take(&key);
+            self.sequencer.event(Remote::LoggedOut {
+                key: name.key.clone(),
+                username: name.display.clone(),
+            });
+        }
+        for username in joined.gone {
+            self.sequencer.event(Remote::Left {
+                username: username.into(),
+                reason: LeaveReason::Disconnected,
+            });
+        }
+        Ok(())
+    }
+
+    /// Redis cannot be reached: every request in flight or waiting fails
+    /// (never acknowledged), and so does every new one until it is back;
+    /// a connection is tried again after `retry`. Said once per outage.
+    fn lost(&mut self, why: String, retry: Duration, now: Instant) {
+        if !matches!(self.state, State::Up { .. }) {
+            return;
+        }
+        if self.outage.is_none() {
+            warn!(
+                "lost Redis at {}: {why}; refusing logins and messages until it is back \
+                 (reconnecting)",
+                self.place
+            );
+            self.outage = Some((now, why.clone()));
+        }
+        let reason = format!("Redis at {} cannot be reached: {why}", self.place);
+        self.status.push_back(Status::Unreachable(reason));
+        self.commands.push_back(Command::Close);
+        let state = std::mem::replace(
+            &mut self.state,
+            State::Down {
+                retry_at: Some(now + retry),
+                connecting: None,
+            },
+        );
+        if let State::Up {
+            phase:
+                Phase::Ready {
+                    in_flight: Some(InFlight { batch, .. }),
+                    ..
+                }
+                | Phase::Settling {
+                    in_flight: InFlight { batch, .. },
+                    ..
+                },
+            ..
+        } = state
+        {
+            self.fail(batch, &why);
+        }
+        let waiting: Vec<_> = self.queue.drain(..).flatten().collect();
+        self.fail(waiting, &why);
+    }
+
+    fn fail(&mut self, batch: Vec<(Ticket, Call)>, why: &str) {
+        let error = Failed(format!("Redis is unreachable: {why}"));
+        for (ticket, _) in batch {
+            self.to_core
+                .push_back(ToCore::Outcome(ticket, Err(error.clone())));
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLink")
+            .field("place", &self.place)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,473 @@
+//! The Redis link on a virtual clock, without Redis: what the machine asks
+//! of Redis and tells the core, given replies, published events and time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use super::machine::{Command, CommandId, Join, JoinName, RedisLink, Status};
+use super::requests::{
+    Call, Claim, Failed, HeldName, Outcome, Remote, StoredMessage, Ticket, ToCore, hex,
+};
+use super::{Settings, check_url};
+use crate::protocol::LeaveReason;
+use crate::server::SecretHash;
+
+const NODE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn link(last_seq: u64, now: Instant) -> (RedisLink, CommandId) {
+    let settings = Settings {
+        history_size: 100,
+        login_ttl: Duration::from_secs(60),
+        node_timeout: NODE_TIMEOUT,
+    };
+    RedisLink::joined(
+        "redis://test".into(),
+        "me".into(),
+        "E".into(),
+        settings,
+        last_seq,
+        now,
+    )
+}
+
+fn commands(link: &mut RedisLink) -> Vec<Command> {
+    std::iter::from_fn(|| link.poll_command()).collect()
+}
+
+fn to_core(link: &mut RedisLink) -> Vec<ToCore> {
+    std::iter::from_fn(|| link.poll_to_core()).collect()
+}
+
+fn bulk(text: &str) -> Value {
+    Value::BulkString(text.as_bytes().to_vec())
+}
+
+fn message(seq: u64) -> StoredMessage {
+    StoredMessage {
+        seq,
+        id: format!("id{seq}"),
+        timestamp: 1_000 + seq,
+        username: "bob".into(),
+        text: format!("text {seq}"),
+    }
+}
+
+/// Message `seq` as published by `node`.
+fn published(node: &str, seq: u64) -> Vec<u8> {
+    let m = message(seq);
+    format!(
+        r#"["m","{node}","{seq}","{}","{}","{}","{}"]"#,
+        m.id, m.timestamp, m.username, m.text
+    )
+    .into_bytes()
+}
+
+/// Message `seq` of `node` as XRANGE returns it.
+fn entry(node: &str, seq: u64) -> Value {
+    let m = message(seq);
+    let fields = [
+        "n",
+        node,
+        "i",
+        &m.id,
+        "t",
+        &m.timestamp.to_string(),
+        "u",
+        &m.username,
+        "x",
+        &m.text,
+    ];
+    Value::Array(vec![
+        bulk(&format!("{seq}-0")),
+        Value::Array(fields.iter().map(|f| bulk(f)).collect()),
+    ])
+}
+
+fn remote_message(seq: u64) -> ToCore {
+    ToCore::Remote(Remote::Message(message(seq)))
+}
+
+#[test]
+fn a_gap_is_filled_from_the_history_and_delivered_in_order() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(10, t0);
+    // 12 arrives, 11 was lost by pub/sub.
+    link.handle_published(conn, &published("other", 12), t0);
+    assert_eq!(to_core(&mut link), []);
+    let fill = CommandId(1);
+    assert_eq!(
+        commands(&mut link),
+        [Command::Fill {
+            id: fill,
+            from: 11,
+            to: 12
+        }]
+    );
+    let history = Value::Array(vec![entry("other", 11), entry("other", 12)]);
+    link.handle_reply(fill, Ok(vec![history]), t0);
+    assert_eq!(to_core(&mut link), [remote_message(11), remote_message(12)]);
+    assert_eq!(commands(&mut link), []);
+}
+
+#[test]
+fn a_duplicate_event_is_dropped() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(10, t0);
+    link.handle_published(conn, &published("other", 11), t0);
+    assert_eq!(to_core(&mut link), [remote_message(11)]);
+    // Heard again (say, pub/sub and a fill both brought it): dropped, and
+    // what follows still goes.
+    link.handle_published(conn, &published("other", 11), t0);
+    link.handle_published(conn, &published("other", 12), t0);
+    link.handle_published(conn, &published("other", 12), t0);
+    assert_eq!(to_core(&mut link), [remote_message(12)]);
+    assert_eq!(commands(&mut link), []);
+}
+
+#[test]
+fn a_reconnect_registers_again_what_the_core_holds() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let (mut link, conn) = link(10, t0);
+    // Bob logs in: the link learns the secret Redis keeps for him.
+    let reserve = Call::Reserve {
+        key: "bob".into(),
+        display: "Bob".into(),
+        offered: String::new(),
+        fresh: hex(&SecretHash::of("s")),
+        location: "127.0.0.1".into(),
+        timestamp: 5,
+    };
+    link.handle_requests([(Ticket(1), Ok(reserve.clone()))], t0);
+    let batch = CommandId(1);
+    assert_eq!(
+        commands(&mut link),
+        [Command::Calls {
+            id: batch,
+            calls: vec![reserve]
+        }]
+    );
+    let claimed = Value::Array(vec![bulk("fresh"), bulk("Bob")]);
+    link.handle_reply(batch, Ok(vec![claimed]), t0);
+    let outcome = Outcome::Claimed {
+        claim: Claim::Fresh,
+        display: "Bob".into(),
+    };
+    assert_eq!(
+        to_core(&mut link),
+        [ToCore::Outcome(Ticket(1), Ok(outcome))]
+    );
+
+    // The subscription ends: the link is lost, and made again after the
+    // first backoff.
+    link.handle_unsubscribed(conn, t0);
+    assert_eq!(commands(&mut link), [Command::Close]);
+    let reason = "Redis at redis://test cannot be reached: the subscription ended";
+    assert_eq!(link.poll_status(), Some(Status::Unreachable(reason.into())));
+    assert_eq!(link.poll_timeout(), Some(t0 + ms(100)));
+    link.handle_timeout(t0 + ms(99)); // early: nothing
+    assert_eq!(commands(&mut link), []);
+    link.handle_timeout(t0 + ms(100));
+    let connect = CommandId(2);
+    assert_eq!(commands(&mut link), [Command::Connect { id: connect }]);
+
+    // Up again: the core is asked what it holds.
+    link.handle_connected(connect, t0 + ms(110));
+    assert_eq!(to_core(&mut link), [ToCore::HeldNamesWanted(1)]);
+    assert_eq!(commands(&mut link), []);
+    // Before answering, the core asked `listUsers` (ticket 2); after, a
+    // message (ticket 3). Bob has two connections now.
+    let append = Call::Append {
+        id: "m".into(),
+        timestamp: 6,
+        username: "Bob".into(),
+        text: "hi".into(),
+    };
+    link.handle_requests([(Ticket(2), Ok(Call::Online))], t0 + ms(111));
+    link.handle_requests([(Ticket(3), Ok(append.clone()))], t0 + ms(111));
+    let held = vec![HeldName {
+        key: "bob".into(),
+        display: "Bob".into(),
+        connections: 2,
+    }];
+    link.handle_held_names(1, held, Some(Ticket(2)), t0 + ms(112));
+    // What the core asked before it answered runs before the JOIN...
+    let settling = CommandId(3);
+    assert_eq!(
+        commands(&mut link),
+        [Command::Calls {
+            id: settling,
+            calls: vec![Call::Online]
+        }]
+    );
+    link.handle_reply(settling, Ok(vec![Value::Array(vec![])]), t0 + ms(113));
+    assert_eq!(
+        to_core(&mut link),
+        [ToCore::Outcome(Ticket(2), Ok(Outcome::Online(vec![])))]
+    );
+    // ...then the JOIN, with the names the core holds and their secrets.
+    let join = CommandId(4);
+    let names = vec![JoinName {
+        key: "bob".into(),
+        display: "Bob".into(),
+        secret: hex(&SecretHash::of("s")),
+        connections: 2,
+    }];
+    let expected = Join {
+        epoch: "E".into(),
+        rejoining: true,
+        delivered: 10,
+        names,
+    };
+    assert_eq!(
+        commands(&mut link),
+        [Command::Join {
+            id: join,
+            join: expected
+        }]
+    );
+    let joined = Value::Array(vec![
+        bulk("E"),
+        Value::Int(10),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+    ]);
+    link.handle_reply(join, Ok(vec![joined]), t0 + ms(114));
+    assert_eq!(link.poll_status(), Some(Status::Reachable));
+    // ...and what the core asked after its answer, after the JOIN.
+    assert_eq!(
+        commands(&mut link),
+        [Command::Calls {
+            id: CommandId(5),
+            calls: vec![append]
+        }]
+    );
+}
+
+#[test]
+fn a_node_counted_gone_by_the_sweep_registers_again_and_hears_who_left() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(10, t0);
+    let beat_at = t0 + NODE_TIMEOUT / 5;
+    assert_eq!(link.poll_timeout(), Some(beat_at));
+    link.handle_timeout(beat_at - Duration::from_millis(1)); // early: nothing
+    assert_eq!(commands(&mut link), []);
+    link.handle_timeout(beat_at);
+    let beat = CommandId(1);
+    assert_eq!(commands(&mut link), [Command::Heartbeat { id: beat }]);
+    assert_eq!(link.poll_timeout(), Some(beat_at + NODE_TIMEOUT / 5));
+
+    // This node's heartbeat was older than --node-timeout: the sweep
+    // counted it gone (and another node with it). It registers again what
+    // the core holds.
+    let answer = Value::Array(vec![Value::Int(1), Value::Int(2)]);
+    link.handle_reply(beat, Ok(vec![answer]), beat_at);
+    assert_eq!(to_core(&mut link), [ToCore::HeldNamesWanted(1)]);
+    link.handle_held_names(1, Vec::new(), None, beat_at);
+    let expected = Join {
+        epoch: "E".into(),
+        rejoining: true,
+        delivered: 10,
+        names: Vec::new(),
+    };
+    assert_eq!(
+        commands(&mut link),
+        [Command::Join {
+            id: CommandId(2),
+            join: expected
+        }]
+    );
+    // The swept node's users leave everyone's presence.
+    link.handle_published(conn, br#"["l","dead","Al","disconnected"]"#, beat_at);
+    let left = Remote::Left {
+        username: Arc::from("Al"),
+        reason: LeaveReason::Disconnected,
+    };
+    assert_eq!(to_core(&mut link), [ToCore::Remote(left)]);
+}
+
+/// Loses the link of `link` (its subscription ends) and connects again,
+/// up to the core's question; returns the new connection.
+fn reconnect(link: &mut RedisLink, conn: CommandId, now: Instant) -> CommandId {
+    link.handle_unsubscribed(conn, now);
+    let retry = link.poll_timeout().unwrap();
+    link.handle_timeout(retry);
+    let connect = commands(link)
+        .into_iter()
+        .find_map(|c| match c {
+            Command::Connect { id } => Some(id),
+            _ => None,
+        })
+        .unwrap();
+    link.handle_connected(connect, retry);
+    connect
+}
+
+#[test]
+fn while_redis_is_out_of_reach_requests_fail_at_once_and_in_flight_ones_too() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(10, t0);
+    link.handle_requests([(Ticket(1), Ok(Call::Online))], t0);
+    assert_eq!(
+        commands(&mut link),
+        [Command::Calls {
+            id: CommandId(1),
+            calls: vec![Call::Online]
+        }]
+    );
+    link.handle_requests([(Ticket(2), Ok(Call::Online))], t0); // waits its turn
+    link.handle_reply(CommandId(1), Err("connection reset".into()), t0);
+    let error = |why: &str| Err(Failed(format!("Redis is unreachable: {why}")));
+    assert_eq!(
+        to_core(&mut link),
+        [
+            ToCore::Outcome(Ticket(1), error("connection reset")),
+            ToCore::Outcome(Ticket(2), error("connection reset")),
+        ]
+    );
+    assert_eq!(commands(&mut link), [Command::Close]);
+    link.handle_requests([(Ticket(3), Ok(Call::Online))], t0);
+    assert_eq!(
+        to_core(&mut link),
+        [ToCore::Outcome(Ticket(3), error("connection reset"))]
+    );
+    // A reply of the lost connection, or what it published, is stale.
+    link.handle_published(conn, &published("other", 11), t0);
+    assert_eq!(to_core(&mut link), []);
+    assert_eq!(commands(&mut link), []);
+}
+
+#[test]
+fn a_heartbeat_in_flight_when_the_link_is_lost_does_not_stop_the_next() {
+    let t0 = Instant::now();
+    let period = NODE_TIMEOUT / 5;
+    let (mut link, conn) = link(10, t0);
+    link.handle_timeout(t0 + period);
+    assert_eq!(
+        commands(&mut link),
+        [Command::Heartbeat { id: CommandId(1) }]
+    );
+    let conn = reconnect(&mut link, conn, t0 + period);
+    assert_eq!(to_core(&mut link), [ToCore::HeldNamesWanted(1)]);
+    link.handle_held_names(1, Vec::new(), None, t0 + period);
+    let join = match commands(&mut link).as_slice() {
+        [Command::Join { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    let joined = Value::Array(vec![
+        bulk("E"),
+        Value::Int(10),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+    ]);
+    link.handle_reply(join, Ok(vec![joined]), t0 + period);
+    // The old connection's beat never answers; the next one goes anyway.
+    link.handle_timeout(t0 + 2 * period);
+    let beat = CommandId(join.0 + 1);
+    assert_eq!(commands(&mut link), [Command::Heartbeat { id: beat }]);
+    let _ = conn;
+}
+
+#[test]
+fn secrets_of_names_no_longer_held_are_forgotten_when_the_core_is_asked() {
+    let t0 = Instant::now();
+    let (mut link, _conn) = link(10, t0);
+    // 1025 logins, each given a name: past 1024 secrets, the core is asked
+    // which names it still holds.
+    let mut next = 0;
+    let mut log_in = |link: &mut RedisLink, key: &str| {
+        next += 1;
+        let reserve = Call::Reserve {
+            key: key.into(),
+            display: key.into(),
+            offered: String::new(),
+            fresh: format!("secret of {key}"),
+            location: "127.0.0.1".into(),
+            timestamp: 5,
+        };
+        link.handle_requests([(Ticket(next), Ok(reserve))], t0);
+        let sent = commands(link);
+        let [Command::Calls { id, .. }] = sent.as_slice() else {
+            panic!("no batch");
+        };
+        let claimed = Value::Array(vec![bulk("fresh"), bulk(key)]);
+        link.handle_reply(*id, Ok(vec![claimed]), t0);
+        to_core(link)
+    };
+    for n in 0..1024 {
+        let out = log_in(&mut link, &format!("u{n}"));
+        assert!(matches!(out.as_slice(), [ToCore::Outcome(..)]), "{out:?}");
+    }
+    let out = log_in(&mut link, "late");
+    assert!(
+        matches!(
+            out.as_slice(),
+            [ToCore::Outcome(..), ToCore::HeldNamesWanted(1)]
+        ),
+        "{out:?}"
+    );
+    // Learnt after the question: kept whatever the answer says.
+    log_in(&mut link, "later");
+    let held = |key: &str| HeldName {
+        key: key.into(),
+        display: key.into(),
+        connections: 1,
+    };
+    link.handle_held_names(1, vec![held("u7")], Some(Ticket(1025)), t0);
+    assert_eq!(commands(&mut link), []);
+    // Logging out takes the secret it had; a name forgotten has none.
+    let logout = |key: &str| {
+        Ok(Call::Logout {
+            key: key.into(),
+            display: key.into(),
+            secret: String::new(),
+        })
+    };
+    link.handle_requests(
+        [
+            (Ticket(1027), logout("u7")),
+            (Ticket(1028), logout("u8")),
+            (Ticket(1029), logout("later")),
+        ],
+        t0,
+    );
+    let sent = commands(&mut link);
+    let [Command::Calls { calls, .. }] = sent.as_slice() else {
+        panic!("no batch");
+    };
+    let secrets: Vec<_> = calls
+        .iter()
+        .map(|call| match call {
+            Call::Logout { secret, .. } => secret.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(secrets, ["secret of u7", "", "secret of later"]);
+}
+
+#[test]
+fn urls_are_redis_or_rediss() {
+    assert_eq!(check_url("redis://127.0.0.1:6379/2"), Ok(()));
+    assert_eq!(check_url("rediss://redis.example.com"), Ok(()));
+    assert_eq!(check_url("redis://:secret@127.0.0.1"), Ok(()));
+    for bad in [
+        "127.0.0.1:6379",
+        "http://x",
+        "unix:///tmp/r.sock",
+        "redis://h:port",
+    ] {
+        assert!(check_url(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn hashes_are_kept_in_hex() {
+    let hash = SecretHash::of("s");
+    let hex = hex(&hash);
+    assert_eq!(hex.len(), 64);
+    assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
+}
