@@ -32,7 +32,7 @@ use super::Context;
 use super::admission::Slot;
 use super::batch::Batch;
 use super::http;
-use super::link::{Conn, InFrame, Input};
+use super::inbox::{Conn, InFrame, Input};
 use super::outbox::{Closing, Next, Outbox};
 use super::socket::Socket;
 use super::timeouts::{with_deadline, with_timeout};

@@ -40,12 +40,13 @@
 
 mod admin;
 mod admission;
+mod backend;
 mod batch;
 mod cluster;
 mod connection;
 mod core_task;
 mod http;
-mod link;
+mod inbox;
 mod memory;
 mod metrics;
 mod options;
@@ -70,7 +71,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use futures_rustls::rustls::ServerConfig;
@@ -80,22 +81,17 @@ use smol::channel::{self, Sender};
 use smol::{Async, Executor, Timer, future};
 use tracing::{debug, info, warn};
 
-use crate::Server;
-use crate::server::Snapshot;
 use crate::tls::{self, TlsError};
 use admin::Admin;
 use admission::Admission;
+use backend::Backend;
 use cluster::Cluster;
-use core_task::Backend;
-use link::Input;
+use inbox::Input;
 use memory::Activity;
 use metrics::Metrics;
 use readiness::{Check, Readiness};
 use store::Store;
 use timeouts::with_timeout;
-
-/// Inputs that may wait for the core task before readers are held back.
-const INBOX_CAPACITY: usize = 4096;
 
 /// Pause after an `accept()` failure such as EMFILE, instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -126,20 +122,9 @@ pub struct ChatServer {
     local_addr: SocketAddr,
     options: Options,
     tls: Option<Arc<ServerConfig>>,
-    keeper: Keeper,
+    backend: Backend,
     /// The `--admin-listen` listener and its address.
     admin: Option<(Async<TcpListener>, SocketAddr)>,
-}
-
-/// What keeps the chat's names and messages, with what it holds at start.
-#[derive(Debug)]
-enum Keeper {
-    /// Nothing (`--in-memory`).
-    Memory,
-    /// The embedded store (`--data-dir`).
-    Store(Store, Snapshot),
-    /// Redis, shared with the other nodes (`--redis-url`).
-    Cluster(Box<Cluster>, Snapshot),
 }
 
 /// Why [`ChatServer::bind`] failed.
@@ -190,7 +175,7 @@ impl ChatServer {
             (None, None) => None,
             _ => return Err(BindError::TlsIncomplete),
         };
-        let keeper = match (&options.redis_url, options.in_memory) {
+        let backend = match (&options.redis_url, options.in_memory) {
             (Some(url), _) => {
                 let settings = cluster::Settings {
                     history_size: options.history_size,
@@ -199,12 +184,12 @@ impl ChatServer {
                 };
                 let (cluster, snapshot) =
                     smol::block_on(Cluster::start(url, settings)).map_err(BindError::Redis)?;
-                Keeper::Cluster(Box::new(cluster), snapshot)
+                Backend::Cluster(Box::new(cluster), snapshot)
             }
-            (None, true) => Keeper::Memory,
+            (None, true) => Backend::Memory,
             (None, false) => {
                 let (store, snapshot) = Store::open(&options.data_dir, options.history_size)?;
-                Keeper::Store(store, snapshot)
+                Backend::Store(store, snapshot)
             }
         };
         let (listener, local_addr) = listen(options.listen)?;
@@ -214,7 +199,7 @@ impl ChatServer {
             local_addr,
             options,
             tls,
-            keeper,
+            backend,
             admin,
         })
     }
@@ -246,58 +231,16 @@ impl ChatServer {
             local_addr,
             options,
             tls,
-            keeper,
+            backend,
             admin: admin_listener,
         } = self;
         let metrics = Arc::new(Metrics::new());
         let readiness = Arc::new(Readiness::new());
         let rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
-        let mut redis = None;
-        let (core, link, writer) = match keeper {
-            Keeper::Memory => {
-                info!("keeping nothing on disk (--in-memory)");
-                (Server::new(options.config(), rng), None, None)
-            }
-            Keeper::Cluster(cluster, snapshot) => {
-                let core = Server::cluster(
-                    options.config(),
-                    rng,
-                    snapshot,
-                    SystemTime::now(),
-                    Instant::now(),
-                );
-                let (requests, queued) = channel::unbounded();
-                let (replies, answered) = channel::unbounded();
-                redis = Some((cluster, queued, replies));
-                let link = Backend {
-                    requests,
-                    replies: answered,
-                };
-                (core, Some(link), None)
-            }
-            Keeper::Store(store, snapshot) => {
-                info!(
-                    "data in {} ({} names, {} messages, last seq {}, epoch {})",
-                    store.path.display(),
-                    snapshot.names.len(),
-                    snapshot.messages.len(),
-                    snapshot.last_seq,
-                    snapshot.epoch,
-                );
-                let core = Server::restore(
-                    options.config(),
-                    rng,
-                    snapshot,
-                    SystemTime::now(),
-                    Instant::now(),
-                );
-                let (requests, queued) = channel::unbounded();
-                let (done, replies) = channel::unbounded();
-                let writer = store.spawn(queued, done, metrics.clone(), readiness.clone())?;
-                (core, Some(Backend { requests, replies }), Some(writer))
-            }
-        };
-        let (inbox, inbox_rx) = channel::bounded(INBOX_CAPACITY);
+        let executor = Arc::new(Executor::new());
+        let (core, seam, mut backend) =
+            backend.start(options.config(), rng, &executor, &metrics, &readiness)?;
+        let (inbox, inbox_rx) = inbox::channel();
         let admin = Arc::new(Admin {
             metrics: metrics.clone(),
             readiness: readiness.clone(),
@@ -321,7 +264,6 @@ impl ChatServer {
             draining: AtomicBool::new(false),
         });
 
-        let executor = Arc::new(Executor::new());
         let threads = options
             .threads
             .or_else(|| thread::available_parallelism().ok())
@@ -338,15 +280,11 @@ impl ChatServer {
             })
             .collect::<io::Result<Vec<_>>>()?;
 
-        // The cluster's link to Redis: a task beside the core's.
-        let redis = redis.map(|(cluster, queued, replies)| {
-            executor.spawn((*cluster).run(queued, replies, readiness.clone()))
-        });
         let activity = Arc::new(Activity::default());
         let core_task = executor.spawn(core_task::run(
             core,
             inbox_rx,
-            link,
+            seam,
             options.flush_interval,
             activity.clone(),
             metrics.clone(),
@@ -396,10 +334,7 @@ impl ChatServer {
             // Everything the core still had to save goes to the store.
             let _ = inbox.send(Input::Finish).await;
             core_task.await;
-            // Redis answers what was left, and this node leaves it.
-            if let Some(redis) = redis {
-                redis.await;
-            }
+            backend.settle().await;
         }));
 
         drop(stop);
@@ -407,11 +342,7 @@ impl ChatServer {
             let _ = worker.join();
         }
         // The store commits what it was handed, then stops.
-        if let Some(writer) = writer
-            && writer.join().is_err()
-        {
-            warn!("the store's thread panicked; what it had not committed is lost");
-        }
+        backend.join();
         info!("stopped");
         Ok(())
     }
