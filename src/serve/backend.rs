@@ -1,12 +1,6 @@
-//! The driver's side of the core's seam: what keeps the chat's names and
-//! messages beyond the core ([`Backend`]: nothing, the embedded store or a
-//! cluster's Redis), the core task's end of the seam to it ([`Seam`]) and
-//! what crosses back ([`Reply`]).
-//!
-//! The core asks ([`Request`], each with its [`Ticket`]); the backend
-//! answers each request with its outcome, and in a cluster also tells what
-//! the other nodes did. The core task sends its requests in one batch per
-//! loop turn and takes the replies in the order the core must handle them.
+//! What keeps the chat's names and messages beyond the core: nothing, the
+//! embedded store (`store`) or a cluster's Redis (`cluster`), on the far
+//! side of the core task's [`Seam`](super::seam::Seam).
 
 use std::io;
 use std::sync::Arc;
@@ -17,15 +11,15 @@ use rand::CryptoRng;
 use smol::Executor;
 #[cfg(feature = "cluster")]
 use smol::Task;
-use smol::channel::{self, Receiver, Sender};
 use tracing::{info, warn};
 
 #[cfg(feature = "cluster")]
 use super::cluster::Cluster;
 use super::metrics::Metrics;
 use super::readiness::Readiness;
+use super::seam::{self, Seam};
 use super::store::Store;
-use crate::server::{Failed, Outcome, Remote, Request, Snapshot, Ticket};
+use crate::server::Snapshot;
 use crate::{Config, Server};
 
 /// What keeps the chat's names and messages, opened (with what it holds)
@@ -39,26 +33,6 @@ pub(crate) enum Backend {
     /// Redis, shared with the other nodes (`--redis-url`).
     #[cfg(feature = "cluster")]
     Cluster(Box<Cluster>, Snapshot),
-}
-
-/// The core task's end of the seam to its backend.
-#[derive(Debug)]
-pub(crate) struct Seam {
-    pub(crate) requests: Sender<Vec<(Ticket, Request)>>,
-    pub(crate) replies: Receiver<Vec<Reply>>,
-}
-
-/// What a backend tells the core.
-#[derive(Debug)]
-pub(crate) enum Reply {
-    /// The outcome of a request.
-    Outcome(Ticket, Result<Outcome, Failed>),
-    /// What another node of a cluster did.
-    #[cfg_attr(
-        not(feature = "cluster"),
-        allow(dead_code, reason = "only Redis tells")
-    )]
-    Remote(Remote),
 }
 
 /// A started backend, to be waited for once the core has stopped.
@@ -103,7 +77,7 @@ impl Backend {
                 );
                 let core =
                     Server::restore(config, rng, snapshot, SystemTime::now(), Instant::now());
-                let (seam, requests, replies) = seam();
+                let (seam, requests, replies) = seam::pair();
                 let writer = store.spawn(requests, replies, metrics.clone(), readiness.clone())?;
                 Ok((core, Some(seam), Running::Store(writer)))
             }
@@ -111,24 +85,12 @@ impl Backend {
             Backend::Cluster(cluster, snapshot) => {
                 let core =
                     Server::cluster(config, rng, snapshot, SystemTime::now(), Instant::now());
-                let (seam, requests, replies) = seam();
+                let (seam, requests, replies) = seam::pair();
                 let task = executor.spawn((*cluster).run(requests, replies, readiness.clone()));
                 Ok((core, Some(seam), Running::Cluster(task)))
             }
         }
     }
-}
-
-/// The seam's two ends: the core task's, and the backend's (the requests
-/// it is handed, where its replies go).
-fn seam() -> (Seam, Receiver<Vec<(Ticket, Request)>>, Sender<Vec<Reply>>) {
-    let (requests, handed) = channel::unbounded();
-    let (replies, answered) = channel::unbounded();
-    let seam = Seam {
-        requests,
-        replies: answered,
-    };
-    (seam, handed, replies)
 }
 
 impl Running {

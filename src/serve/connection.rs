@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll, ready};
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::http::header::ORIGIN;
 use async_tungstenite::tungstenite::http::{Method, StatusCode};
-use async_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_rustls::TlsAcceptor;
@@ -28,12 +28,14 @@ use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use smol::{Async, Timer, future};
 use tracing::debug;
 
-use super::Context;
-use super::admission::Slot;
+use super::admin::Admin;
+use super::admission::{Admission, Slot};
 use super::batch::Batch;
 use super::http;
 use super::inbox::{Conn, InFrame, Input};
+use super::metrics::Metrics;
 use super::outbox::{Closing, Next, Outbox};
+use super::routes;
 use super::socket::Socket;
 use super::timeouts::{with_deadline, with_timeout};
 use super::upgrade;
@@ -48,6 +50,43 @@ pub(crate) const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// 1002: the peer broke the WebSocket protocol (RFC 6455, 7.4.1).
 const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
+
+/// What every connection task needs, shared by all of them.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) inbox: Sender<Input>,
+    pub(crate) websocket: WebSocketConfig,
+    pub(crate) send_queue_bytes: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) admission: Arc<Admission>,
+    /// Set when serving `wss://`.
+    pub(crate) tls: Option<Arc<ServerConfig>>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// The operator's endpoints, when served on the chat's port (no
+    /// `--admin-listen`).
+    pub(crate) admin: Option<Arc<Admin>>,
+    /// Whether the server is draining.
+    pub(crate) draining: Draining,
+}
+
+/// Whether the server is draining: the driver's one record of a shutdown,
+/// and the only one the accept side reads. Begun once, when the shutdown
+/// future given to `ChatServer::run` resolves; from then on upgrades are
+/// refused (503, as when full) while the port stays open for plain HTTP,
+/// so that probes see `/readyz` fail. The core keeps its own shutdown
+/// state, told by `Input::Shutdown`.
+#[derive(Debug, Default)]
+pub(crate) struct Draining(AtomicBool);
+
+impl Draining {
+    pub(crate) fn begin(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn has_begun(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -162,7 +201,7 @@ async fn open<'a>(
     if !upgrade::is_upgrade(request) {
         debug!(%peer, method = %request.method(), path = request.uri().path(), "HTTP request");
         let head_only = request.method() == Method::HEAD;
-        let answer = http::answer(request, ctx.admin.as_deref());
+        let answer = routes::answer(request, ctx.admin.as_deref());
         http::send(&mut io, &answer, head_only).await;
         return None;
     }
@@ -176,7 +215,7 @@ async fn open<'a>(
         }
     };
     // While the server drains, no one new comes in (503, as when full).
-    let admitted = match ctx.draining.load(Ordering::Relaxed) {
+    let admitted = match ctx.draining.has_begun() {
         true => Err(StatusCode::SERVICE_UNAVAILABLE),
         false => ctx
             .admission

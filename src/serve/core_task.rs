@@ -14,7 +14,7 @@ use smol::{Timer, future};
 use tracing::field::display;
 use tracing::{debug, info, warn};
 
-use super::backend::{Reply, Seam};
+use super::seam::{Reply, Seam};
 use super::inbox::{Conn, InFrame, Input};
 use super::memory::{Activity, CONNECTION_BYTES};
 use super::metrics::{Metrics, Tally};

@@ -52,6 +52,8 @@ mod metrics;
 mod options;
 mod outbox;
 mod readiness;
+mod routes;
+mod seam;
 mod socket;
 mod store;
 mod timeouts;
@@ -69,11 +71,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use futures_rustls::rustls::ServerConfig;
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
@@ -86,6 +86,7 @@ use admin::Admin;
 use admission::Admission;
 use backend::Backend;
 use cluster::Cluster;
+use connection::{Context, Draining};
 use inbox::Input;
 use memory::Activity;
 use metrics::Metrics;
@@ -95,25 +96,6 @@ use timeouts::with_timeout;
 
 /// Pause after an `accept()` failure such as EMFILE, instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// What every connection task needs.
-#[derive(Debug)]
-struct Context {
-    inbox: Sender<Input>,
-    websocket: WebSocketConfig,
-    send_queue_bytes: usize,
-    handshake_timeout: Duration,
-    admission: Arc<Admission>,
-    /// Set when serving `wss://`.
-    tls: Option<Arc<ServerConfig>>,
-    metrics: Arc<Metrics>,
-    /// The operator's endpoints, when served on the chat's port (no
-    /// `--admin-listen`).
-    admin: Option<Arc<Admin>>,
-    /// Set once a shutdown has begun: upgrades are refused (503) while
-    /// everyone connected is closed.
-    draining: AtomicBool,
-}
 
 /// A chat server bound to its address, not yet serving.
 #[derive(Debug)]
@@ -261,7 +243,7 @@ impl ChatServer {
                 Some(_) => None,
                 None => Some(admin.clone()),
             },
-            draining: AtomicBool::new(false),
+            draining: Draining::default(),
         });
 
         let threads = options
@@ -310,7 +292,7 @@ impl ChatServer {
             // that a load balancer sends no one new, while the port stays
             // open for probes until everyone connected has been closed.
             readiness.fail(Check::Shutdown, "shutting down");
-            ctx.draining.store(true, Ordering::Relaxed);
+            ctx.draining.begin();
             let open = all_gone.sender_count();
             info!("shutting down: closing {open} connections");
             let _ = inbox.send(Input::Shutdown).await;

@@ -26,7 +26,7 @@ use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefini
 use smol::channel::{Receiver, Sender};
 use tracing::{info, warn};
 
-use super::backend::Reply;
+use super::seam::Reply;
 use super::metrics::Metrics;
 use super::readiness::{Check, Readiness};
 use crate::id;

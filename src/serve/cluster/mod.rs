@@ -1,5 +1,5 @@
 //! The cluster's shared store: Redis (`--redis-url`), the other backend of
-//! the core's seam beside the embedded store (see `backend`).
+//! the core's seam beside the embedded store (see `seam`).
 //!
 //! One task, the dispatcher, owns this node's side of Redis:
 //! - the core's requests go out as EVALSHA of the scripts in [`scripts`], a
@@ -42,7 +42,7 @@ use smol::channel::{self, Receiver, Sender};
 use smol::{Task, Timer, future};
 use tracing::{debug, error, info, warn};
 
-use super::backend::Reply;
+use super::seam::Reply;
 use super::readiness::{Check, Readiness};
 use super::timeouts::with_timeout;
 use crate::protocol::LeaveReason;

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use tracing::warn;
 
-use super::super::backend::Reply;
+use super::super::seam::Reply;
 use crate::server::{Failed, Outcome, Remote, StoredMessage, Ticket};
 
 #[derive(Debug)]

@@ -1,0 +1,45 @@
+//! The core task's seam to its backend (see `backend`): the core asks
+//! ([`Request`], each with its [`Ticket`]); the backend answers each request
+//! with its outcome, and in a cluster also tells what the other nodes did.
+//! The core task sends its requests in one batch per loop turn and takes
+//! the replies in the order the core must handle them.
+//!
+//! Apart from `backend`, which chooses and starts a backend, so that the
+//! backends (`store`, `cluster`) and the core task import these types from
+//! a module that imports none of them.
+
+use smol::channel::{self, Receiver, Sender};
+
+use crate::server::{Failed, Outcome, Remote, Request, Ticket};
+
+/// The core task's end of the seam to its backend.
+#[derive(Debug)]
+pub(crate) struct Seam {
+    pub(crate) requests: Sender<Vec<(Ticket, Request)>>,
+    pub(crate) replies: Receiver<Vec<Reply>>,
+}
+
+/// What a backend tells the core.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The outcome of a request.
+    Outcome(Ticket, Result<Outcome, Failed>),
+    /// What another node of a cluster did.
+    #[cfg_attr(
+        not(feature = "cluster"),
+        allow(dead_code, reason = "only Redis tells")
+    )]
+    Remote(Remote),
+}
+
+/// The seam's two ends: the core task's, and the backend's (the requests
+/// it is handed, where its replies go).
+pub(crate) fn pair() -> (Seam, Receiver<Vec<(Ticket, Request)>>, Sender<Vec<Reply>>) {
+    let (requests, handed) = channel::unbounded();
+    let (replies, answered) = channel::unbounded();
+    let seam = Seam {
+        requests,
+        replies: answered,
+    };
+    (seam, handed, replies)
+}
