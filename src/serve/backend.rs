@@ -1,6 +1,6 @@
 //! What keeps the chat's names and messages beyond the core: nothing, the
 //! embedded store (`store`) or a cluster's Redis (`cluster`), on the far
-//! side of the core task's [`Seam`](super::seam::Seam).
+//! side of the core task's `Seam` (see `seam`).
 
 use std::io;
 use std::sync::Arc;

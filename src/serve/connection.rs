@@ -34,6 +34,7 @@ use super::batch::Batch;
 use super::http;
 use super::inbox::{Conn, InFrame, Input};
 use super::metrics::Metrics;
+use super::options::Options;
 use super::outbox::{Closing, Next, Outbox};
 use super::routes;
 use super::socket::Socket;
@@ -54,19 +55,46 @@ const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
 /// What every connection task needs, shared by all of them.
 #[derive(Debug)]
 pub(crate) struct Context {
-    pub(crate) inbox: Sender<Input>,
-    pub(crate) websocket: WebSocketConfig,
-    pub(crate) send_queue_bytes: usize,
-    pub(crate) handshake_timeout: Duration,
-    pub(crate) admission: Arc<Admission>,
+    inbox: Sender<Input>,
+    websocket: WebSocketConfig,
+    send_queue_bytes: usize,
+    handshake_timeout: Duration,
+    admission: Arc<Admission>,
     /// Set when serving `wss://`.
-    pub(crate) tls: Option<Arc<ServerConfig>>,
-    pub(crate) metrics: Arc<Metrics>,
+    tls: Option<Arc<ServerConfig>>,
+    metrics: Arc<Metrics>,
     /// The operator's endpoints, when served on the chat's port (no
     /// `--admin-listen`).
-    pub(crate) admin: Option<Arc<Admin>>,
+    admin: Option<Arc<Admin>>,
     /// Whether the server is draining.
     pub(crate) draining: Draining,
+}
+
+impl Context {
+    /// What `options` say every connection needs; not draining.
+    pub(crate) fn new(
+        options: &Options,
+        tls: Option<Arc<ServerConfig>>,
+        inbox: Sender<Input>,
+        metrics: Arc<Metrics>,
+        admin: Option<Arc<Admin>>,
+    ) -> Context {
+        Context {
+            inbox,
+            websocket: upgrade::websocket_config(options.max_frame_bytes),
+            send_queue_bytes: options.send_queue_bytes,
+            handshake_timeout: options.handshake_timeout,
+            admission: Arc::new(Admission::new(
+                options.allowed_origins.clone(),
+                options.max_connections,
+                options.max_connections_per_ip,
+            )),
+            tls,
+            metrics,
+            admin,
+            draining: Draining::default(),
+        }
+    }
 }
 
 /// Whether the server is draining: the driver's one record of a shutdown,

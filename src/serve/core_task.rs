@@ -14,11 +14,11 @@ use smol::{Timer, future};
 use tracing::field::display;
 use tracing::{debug, info, warn};
 
-use super::seam::{Reply, Seam};
 use super::inbox::{Conn, InFrame, Input};
 use super::memory::{Activity, CONNECTION_BYTES};
 use super::metrics::{Metrics, Tally};
 use super::outbox::{Outgoing, Refused};
+use super::seam::{Reply, Seam};
 use crate::server::{Failed, Request, Ticket};
 use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server};
 

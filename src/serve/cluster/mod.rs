@@ -42,8 +42,8 @@ use smol::channel::{self, Receiver, Sender};
 use smol::{Task, Timer, future};
 use tracing::{debug, error, info, warn};
 
-use super::seam::Reply;
 use super::readiness::{Check, Readiness};
+use super::seam::Reply;
 use super::timeouts::with_timeout;
 use crate::protocol::LeaveReason;
 use crate::server::{Claim, Failed, Outcome, Remote, Request, SecretHash, Snapshot, Ticket};
