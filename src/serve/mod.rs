@@ -54,6 +54,7 @@ mod admin;
 mod admission;
 mod backend;
 mod batch;
+#[cfg(feature = "cluster")]
 mod cluster;
 mod connection;
 mod core_task;
@@ -96,6 +97,7 @@ use tracing::{debug, info, warn};
 use crate::tls::{self, TlsError};
 use admin::Admin;
 use backend::{Backend, Running};
+#[cfg(feature = "cluster")]
 use cluster::Cluster;
 use connection::Context;
 use inbox::Input;
@@ -133,7 +135,8 @@ pub enum BindError {
     /// The store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Redis cannot be used (a bad --redis-url).
+    /// Redis cannot be used (a bad --redis-url, or a build without the
+    /// `cluster` feature).
     #[error("{0}")]
     Redis(String),
     /// Only one of `tls_cert` and `tls_key` was given.
@@ -168,23 +171,7 @@ impl ChatServer {
             (None, None) => None,
             _ => return Err(BindError::TlsIncomplete),
         };
-        let backend = match (&options.redis_url, options.in_memory) {
-            (Some(url), _) => {
-                let settings = cluster::Settings {
-                    history_size: options.history_size,
-                    login_ttl: options.login_ttl,
-                    node_timeout: options.node_timeout,
-                };
-                let (cluster, snapshot) =
-                    smol::block_on(Cluster::start(url, settings)).map_err(BindError::Redis)?;
-                Backend::Cluster(Box::new(cluster), snapshot)
-            }
-            (None, true) => Backend::Memory,
-            (None, false) => {
-                let (store, snapshot) = Store::open(&options.data_dir, options.history_size)?;
-                Backend::Store(store, snapshot)
-            }
-        };
+        let backend = open_backend(&options)?;
         let (listener, local_addr) = listen(options.listen)?;
         let admin = options.admin_listen.map(listen).transpose()?;
         Ok(ChatServer {
@@ -323,6 +310,39 @@ impl Drop for RunningServer {
     fn drop(&mut self) {
         let _ = self.stop_and_join();
     }
+}
+
+/// Connects to Redis (`redis_url`), or opens the store (unless
+/// `in_memory`).
+fn open_backend(options: &Options) -> Result<Backend, BindError> {
+    if let Some(url) = &options.redis_url {
+        return open_cluster(url, options);
+    }
+    if options.in_memory {
+        return Ok(Backend::Memory);
+    }
+    let (store, snapshot) = Store::open(&options.data_dir, options.history_size)?;
+    Ok(Backend::Store(store, snapshot))
+}
+
+/// Connects to Redis at `url`, waiting as long as it cannot be reached.
+#[cfg(feature = "cluster")]
+fn open_cluster(url: &str, options: &Options) -> Result<Backend, BindError> {
+    let settings = cluster::Settings {
+        history_size: options.history_size,
+        login_ttl: options.login_ttl,
+        node_timeout: options.node_timeout,
+    };
+    let (cluster, snapshot) =
+        smol::block_on(Cluster::start(url, settings)).map_err(BindError::Redis)?;
+    Ok(Backend::Cluster(Box::new(cluster), snapshot))
+}
+
+/// Options parsed from flags never get here (the flag is refused); set in
+/// code, they fail as a bad URL would.
+#[cfg(not(feature = "cluster"))]
+fn open_cluster(_: &str, _: &Options) -> Result<Backend, BindError> {
+    Err(BindError::Redis(options::NO_CLUSTER.into()))
 }
 
 /// Step 1: starts the backend, and the core task beside it (restored

@@ -12,10 +12,13 @@ use smol::channel::{self, Receiver, Sender};
 
 use crate::server::{Failed, Outcome, Remote, Request, Ticket};
 
+/// The core's requests of one loop turn, in the order it made them.
+pub(crate) type Requests = Vec<(Ticket, Request)>;
+
 /// The core task's end of the seam to its backend.
 #[derive(Debug)]
 pub(crate) struct Seam {
-    pub(crate) requests: Sender<Vec<(Ticket, Request)>>,
+    pub(crate) requests: Sender<Requests>,
     pub(crate) replies: Receiver<Vec<Reply>>,
 }
 
@@ -34,7 +37,7 @@ pub(crate) enum Reply {
 
 /// The seam's two ends: the core task's, and the backend's (the requests
 /// it is handed, where its replies go).
-pub(crate) fn pair() -> (Seam, Receiver<Vec<(Ticket, Request)>>, Sender<Vec<Reply>>) {
+pub(crate) fn pair() -> (Seam, Receiver<Requests>, Sender<Vec<Reply>>) {
     let (requests, handed) = channel::unbounded();
     let (replies, answered) = channel::unbounded();
     let seam = Seam {
