@@ -236,9 +236,13 @@ impl ChatServer {
             executor: executor.clone(),
             ctx: Arc::new(ctx),
         };
+        // Ready by the time the log says so, which is what tests and
+        // supervisors wait for (the port is bound; the backlog holds
+        // whoever comes before the first accept).
+        readiness.pass(Check::Listening);
         info!("listening on {scheme}://{local_addr}");
         smol::block_on(executor.run(async {
-            let connections = serve(&port, &readiness, shutdown).await;
+            let connections = serve(&port, shutdown).await;
             drain(
                 port,
                 connections,
@@ -449,13 +453,8 @@ fn serve_admin(
 
 /// Step 3: accepts connections until `shutdown` resolves. Returns what
 /// tells when every connection accepted meanwhile has ended.
-async fn serve(
-    port: &ChatPort,
-    readiness: &Readiness,
-    shutdown: impl Future<Output = ()>,
-) -> Receiver<Infallible> {
+async fn serve(port: &ChatPort, shutdown: impl Future<Output = ()>) -> Receiver<Infallible> {
     let (alive, all_gone) = channel::bounded::<Infallible>(1);
-    readiness.pass(Check::Listening);
     port.accept(&alive, shutdown).await;
     all_gone
 }
