@@ -512,6 +512,10 @@ fn help_lists_every_flag_and_bad_values_are_usage_errors() {
         let Some(long) = arg.get_long().filter(|l| !["help", "version"].contains(l)) else {
             continue;
         };
+        // Hidden, and refused: --redis-url without the `cluster` feature.
+        if arg.is_hide_set() {
+            continue;
+        }
         let env = arg
             .get_env()
             .unwrap_or_else(|| panic!("--{long} has no variable"));

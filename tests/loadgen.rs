@@ -258,6 +258,7 @@ fn paced_presence_shrinks_a_v2_join_storm_and_the_barrier_is_heard_in_a_summary(
     assert!(get::<Option<f64>>(&summary, "join_s").is_some());
 }
 
+#[cfg(feature = "cluster")]
 #[test]
 fn fanout_spreads_clients_over_a_clusters_nodes_and_adds_up_their_cpu() {
     let redis = net::redis::RedisServer::start();

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the browser tests
-# (tests/web_client.rs) and the cluster tests (tests/cluster.rs) need when
-# it is missing — Debian's chromium and redis-server, and playwright-core
-# in tests/browser from its lock file — then runs
-# `cargo test` with any arguments given. Says nothing when all is there.
+# (tests/web_client.rs) and the cluster tests (tests/cluster.rs, built with
+# the `cluster` feature, on by default) need when it is missing — Debian's
+# chromium and redis-server, and playwright-core in tests/browser from its
+# lock file — then runs `cargo test` with any arguments given. Says nothing
+# when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll, ready};
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::http::header::ORIGIN;
 use async_tungstenite::tungstenite::http::{Method, StatusCode};
-use async_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use futures_rustls::TlsAcceptor;
@@ -28,12 +28,15 @@ use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use smol::{Async, Timer, future};
 use tracing::debug;
 
-use super::Context;
-use super::admission::Slot;
+use super::admin::Admin;
+use super::admission::{Admission, Slot};
 use super::batch::Batch;
 use super::http;
-use super::link::{Conn, InFrame, Input};
+use super::inbox::{Conn, InFrame, Input};
+use super::metrics::Metrics;
+use super::options::Options;
 use super::outbox::{Closing, Next, Outbox};
+use super::routes;
 use super::socket::Socket;
 use super::timeouts::{with_deadline, with_timeout};
 use super::upgrade;
@@ -48,6 +51,70 @@ pub(crate) const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// 1002: the peer broke the WebSocket protocol (RFC 6455, 7.4.1).
 const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
+
+/// What every connection task needs, shared by all of them.
+#[derive(Debug)]
+pub(crate) struct Context {
+    inbox: Sender<Input>,
+    websocket: WebSocketConfig,
+    send_queue_bytes: usize,
+    handshake_timeout: Duration,
+    admission: Arc<Admission>,
+    /// Set when serving `wss://`.
+    tls: Option<Arc<ServerConfig>>,
+    metrics: Arc<Metrics>,
+    /// The operator's endpoints, when served on the chat's port (no
+    /// `--admin-listen`).
+    admin: Option<Arc<Admin>>,
+    /// Whether the server is draining.
+    pub(crate) draining: Draining,
+}
+
+impl Context {
+    /// What `options` say every connection needs; not draining.
+    pub(crate) fn new(
+        options: &Options,
+        tls: Option<Arc<ServerConfig>>,
+        inbox: Sender<Input>,
+        metrics: Arc<Metrics>,
+        admin: Option<Arc<Admin>>,
+    ) -> Context {
+        Context {
+            inbox,
+            websocket: upgrade::websocket_config(options.max_frame_bytes),
+            send_queue_bytes: options.send_queue_bytes,
+            handshake_timeout: options.handshake_timeout,
+            admission: Arc::new(Admission::new(
+                options.allowed_origins.clone(),
+                options.max_connections,
+                options.max_connections_per_ip,
+            )),
+            tls,
+            metrics,
+            admin,
+            draining: Draining::default(),
+        }
+    }
+}
+
+/// Whether the server is draining: the driver's one record of a shutdown,
+/// and the only one the accept side reads. Begun once, when the shutdown
+/// future given to `ChatServer::run` resolves; from then on upgrades are
+/// refused (503, as when full) while the port stays open for plain HTTP,
+/// so that probes see `/readyz` fail. The core keeps its own shutdown
+/// state, told by `Input::Shutdown`.
+#[derive(Debug, Default)]
+pub(crate) struct Draining(AtomicBool);
+
+impl Draining {
+    pub(crate) fn begin(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn has_begun(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -162,7 +229,7 @@ async fn open<'a>(
     if !upgrade::is_upgrade(request) {
         debug!(%peer, method = %request.method(), path = request.uri().path(), "HTTP request");
         let head_only = request.method() == Method::HEAD;
-        let answer = http::answer(request, ctx.admin.as_deref());
+        let answer = routes::answer(request, ctx.admin.as_deref());
         http::send(&mut io, &answer, head_only).await;
         return None;
     }
@@ -176,7 +243,7 @@ async fn open<'a>(
         }
     };
     // While the server drains, no one new comes in (503, as when full).
-    let admitted = match ctx.draining.load(Ordering::Relaxed) {
+    let admitted = match ctx.draining.has_begun() {
         true => Err(StatusCode::SERVICE_UNAVAILABLE),
         false => ctx
             .admission

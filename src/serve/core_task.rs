@@ -9,17 +9,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_tungstenite::tungstenite::Utf8Bytes;
 use rand::CryptoRng;
-use smol::channel::{Receiver, Sender, TrySendError};
+use smol::channel::{Receiver, TrySendError};
 use smol::{Timer, future};
 use tracing::field::display;
 use tracing::{debug, info, warn};
 
-use super::link::{Conn, InFrame, Input};
+use super::inbox::{Conn, InFrame, Input};
 use super::memory::{Activity, CONNECTION_BYTES};
 use super::metrics::{Metrics, Tally};
 use super::outbox::{Outgoing, Refused};
-use crate::server::held::HeldName;
-use crate::server::{Failed, Outcome, Remote, Request, Ticket};
+use super::seam::{Reply, Seam};
+use crate::server::{Failed, Request, Ticket};
 use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server};
 
 /// Inputs handled in one go (one clock reading, one timer re-arm) before
@@ -31,29 +31,6 @@ const MAX_BATCH: usize = 256;
 /// store's outcomes still are): backpressure on the connections, rather
 /// than an ever longer queue in front of a slow disk.
 const MAX_WRITES_IN_FLIGHT: usize = 50_000;
-
-/// The core task's end of its backend: the embedded store (`store`, on a
-/// thread of its own) or a cluster's Redis (`cluster`, a task). Requests go
-/// out in one batch per loop turn; replies come back in the order the core
-/// must take them.
-#[derive(Debug)]
-pub(crate) struct Backend {
-    pub(crate) requests: Sender<Vec<(Ticket, Request)>>,
-    pub(crate) replies: Receiver<Vec<Reply>>,
-}
-
-/// What a backend tells the core.
-#[derive(Debug)]
-pub(crate) enum Reply {
-    /// The outcome of a request.
-    Outcome(Ticket, Result<Outcome, Failed>),
-    /// What another node of a cluster did.
-    Remote(Remote),
-    /// A cluster's link asks which names this node holds (to register them
-    /// again): answered on the channel given, after every request asked so
-    /// far has been handed on, with the last one's ticket.
-    HeldNamesWanted(Sender<(Vec<HeldName>, Option<Ticket>)>),
-}
 
 /// What woke the core task.
 enum Woken {
@@ -88,7 +65,7 @@ struct Core<R> {
 pub(crate) async fn run<R: CryptoRng>(
     server: Server<R>,
     inbox: Receiver<Input>,
-    store: Option<Backend>,
+    backend: Option<Seam>,
     flush_interval: Duration,
     activity: Arc<Activity>,
     metrics: Arc<Metrics>,
@@ -126,7 +103,7 @@ pub(crate) async fn run<R: CryptoRng>(
             inbox.recv().await.map_or(Woken::Closed, Woken::Input)
         };
         let outcomes = async {
-            match &store {
+            match &backend {
                 Some(link) => link
                     .replies
                     .recv()
@@ -150,7 +127,7 @@ pub(crate) async fn run<R: CryptoRng>(
         match woken {
             Woken::Input(Input::Finish) | Woken::Closed => {
                 core.perform(now);
-                core.send_writes(store.as_ref(), now);
+                core.send_writes(backend.as_ref(), now);
                 core.wakes.drain(..).for_each(Waker::wake);
                 return; // dropping the link lets the store drain and stop
             }
@@ -163,7 +140,7 @@ pub(crate) async fn run<R: CryptoRng>(
                         }
                         Reply::Remote(remote) => core.server.handle_remote(remote, now),
                         Reply::HeldNamesWanted(answer) => {
-                            core.send_writes(store.as_ref(), now);
+                            core.send_writes(backend.as_ref(), now);
                             let held = (core.server.held_names(), core.server.last_ticket());
                             let _ = answer.try_send(held);
                         }
@@ -199,7 +176,7 @@ pub(crate) async fn run<R: CryptoRng>(
         }
         core.server.handle_timeout(now);
         core.perform(now);
-        core.send_writes(store.as_ref(), now);
+        core.send_writes(backend.as_ref(), now);
         if finishing {
             core.wakes.drain(..).for_each(Waker::wake);
             return; // dropping the link lets the store drain and stop
@@ -252,13 +229,13 @@ impl Flushes {
 
 impl<R: CryptoRng> Core<R> {
     /// Hands every request the core made to the backend, in one batch.
-    fn send_writes(&mut self, store: Option<&Backend>, now: Instant) {
+    fn send_writes(&mut self, backend: Option<&Seam>, now: Instant) {
         let writes: Vec<(Ticket, Request)> =
             std::iter::from_fn(|| self.server.poll_request()).collect();
         if writes.is_empty() {
             return;
         }
-        let Some(link) = store else { return };
+        let Some(link) = backend else { return };
         if let Err(TrySendError::Closed(writes) | TrySendError::Full(writes)) =
             link.requests.try_send(writes)
         {

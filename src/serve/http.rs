@@ -1,9 +1,8 @@
 //! HTTP on the chat's port. Every connection starts with a request head,
 //! read here first, bounded in size ([`MAX_HEAD_BYTES`]) and in time (the
 //! handshake deadline). A WebSocket upgrade, on any path, goes on to
-//! `upgrade`; any other request gets a plain answer from [`answer`] (the
-//! web client's files, see `web`, the operator's endpoints, see `admin`,
-//! or 404) and the connection is closed after it.
+//! `upgrade`; any other request gets a plain answer (see `routes`) and the
+//! connection is closed after it.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -14,9 +13,7 @@ use async_tungstenite::tungstenite::handshake::server::Request;
 use async_tungstenite::tungstenite::http::{self, HeaderName, HeaderValue, Method, StatusCode};
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::admin::Admin;
 use super::timeouts::{with_deadline, with_timeout};
-use super::web;
 
 /// The largest request head accepted; a larger one gets 431. A WebSocket
 /// upgrade from a browser is well under 2 KiB.
@@ -207,20 +204,6 @@ where
     .await;
 }
 
-/// The answer to a request that is not a WebSocket upgrade. `admin` is set
-/// when the operator's endpoints are served on this port (no
-/// `--admin-listen`); otherwise they are 404 here.
-pub(crate) fn answer(request: &Request, admin: Option<&Admin>) -> Response {
-    if let Err(refused) = allowed(request) {
-        return refused;
-    }
-    match (request.uri().path(), admin) {
-        (path, _) if web::serves(path) => web::answer(path, request),
-        (path, Some(admin)) if Admin::serves(path) => admin.answer(path, request),
-        _ => not_found(),
-    }
-}
-
 /// Only `GET` and `HEAD` are answered; anything else gets 405.
 pub(crate) fn allowed(request: &Request) -> Result<(), Response> {
     if request.method() == Method::GET || request.method() == Method::HEAD {
@@ -265,47 +248,6 @@ mod tests {
             "X-A: b\r\n".repeat(MAX_HEADERS + 1)
         );
         assert!(matches!(parse(many.as_bytes()), Err(HeadError::TooLarge)));
-    }
-
-    #[test]
-    fn the_web_client_and_the_endpoints_are_routed_and_other_paths_are_404() {
-        let request = |method: &str, target: &str| {
-            Request::builder()
-                .method(method)
-                .uri(target)
-                .body(())
-                .unwrap()
-        };
-        let admin = Admin {
-            metrics: std::sync::Arc::new(super::super::metrics::Metrics::new()),
-            readiness: std::sync::Arc::new(super::super::readiness::Readiness::new()),
-        };
-        let answer = |request: &Request| answer(request, Some(&admin));
-        let page = answer(&request("GET", "/?from=a-link"));
-        assert_eq!(page.status, StatusCode::OK);
-        assert!(
-            page.headers
-                .contains(&("Content-Type", "text/html; charset=utf-8".into()))
-        );
-        assert_eq!(answer(&request("HEAD", "/app.js")).status, StatusCode::OK);
-        assert_eq!(
-            answer(&request("GET", "/nothing")).status,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            answer(&request("POST", "/")).status,
-            StatusCode::METHOD_NOT_ALLOWED
-        );
-        assert_eq!(answer(&request("GET", "/healthz")).status, StatusCode::OK);
-        assert_eq!(
-            answer(&request("POST", "/metrics")).status,
-            StatusCode::METHOD_NOT_ALLOWED
-        );
-        // With --admin-listen, the endpoints are elsewhere.
-        for path in ["/healthz", "/readyz", "/metrics"] {
-            let elsewhere = super::answer(&request("GET", path), None);
-            assert_eq!(elsewhere.status, StatusCode::NOT_FOUND, "{path}");
-        }
     }
 
     #[test]

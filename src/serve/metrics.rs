@@ -24,7 +24,7 @@ use prometheus_client::registry::{Registry, Unit};
 use rand::CryptoRng;
 use slab::Slab;
 
-use super::link::Conn;
+use super::inbox::Conn;
 use crate::protocol::ErrorCode;
 use crate::server::{Limit, Stats};
 use crate::{CloseCode, Event, Server, Version};

@@ -2,11 +2,15 @@
 //! async-tungstenite. Behind the `server` feature.
 //!
 //! Shape (see each module):
-//! - [`ChatServer::run`] accepts TCP connections and spawns one task per
-//!   connection on a multi-threaded executor (one thread per CPU);
+//! - [`ChatServer::run`], in four steps: start the backend and the core
+//!   task, start the worker threads (one per CPU), serve (accept TCP
+//!   connections, one task each), drain (close everyone, stop the core,
+//!   let the backend finish);
 //! - `connection`: the TLS handshake (for `wss://`) and the WebSocket
 //!   upgrade, then a reader forwarding frames to the core task and a writer
 //!   draining the connection's outbox, the same code over TCP or TLS;
+//! - `inbox`: what connections tell the core task, and the handle a
+//!   connection shares with it;
 //! - `core_task`: the one task owning [`Server`](crate::Server). It wakes on
 //!   inputs (draining all that are queued before acting, to batch) or at the
 //!   core's `poll_timeout`, and routes the core's actions to outboxes;
@@ -16,8 +20,9 @@
 //!   in fragments, so that tungstenite's write buffer never grows past one;
 //! - `socket`: the TCP stream under it all, gathering a batch's frames
 //!   into one `write` and holding no buffer between batches;
-//! - `http`: the request head every connection starts with, routed to the
-//!   WebSocket upgrade (any path) or a plain answer;
+//! - `http`: the request head every connection starts with, and plain
+//!   answers; `upgrade` takes a WebSocket upgrade (any path), `routes`
+//!   anything else;
 //! - `web`: the browser client served at `/`, compiled into the binary;
 //! - `admission`: the allowed Origins and the connection limits, checked
 //!   in the handshake;
@@ -25,9 +30,16 @@
 //!   on the chat's port or (`--admin-listen`) a listener of their own;
 //! - `memory`: gives the memory a burst freed back to the system once the
 //!   burst is over;
-//! - `store` and `cluster`: the core's backends, which keep what must
-//!   outlive the process: the embedded store (one node), or Redis shared by
-//!   several nodes (`--redis-url`).
+//! - `seam`: what the core task and its backend tell each other;
+//! - `backend`: which backend keeps what must outlive the process, and
+//!   starting it: the embedded store (`store`, one node), or Redis shared
+//!   by several nodes (`cluster`, `--redis-url`, with the `cluster`
+//!   feature).
+//!
+//! Shutdown: once the future given to [`ChatServer::run`] resolves, the
+//! driver's one record of it is `connection::Draining`, which the accept
+//! side reads (upgrades get 503); the core task is told once, by
+//! `Input::Shutdown`, and the core keeps its own state from there.
 //!
 //! ```no_run
 //! use wschat::serve::{ChatServer, Options};
@@ -40,17 +52,21 @@
 
 mod admin;
 mod admission;
+mod backend;
 mod batch;
+#[cfg(feature = "cluster")]
 mod cluster;
 mod connection;
 mod core_task;
 mod http;
-mod link;
+mod inbox;
 mod memory;
 mod metrics;
 mod options;
 mod outbox;
 mod readiness;
+mod routes;
+mod seam;
 mod socket;
 mod store;
 mod timeouts;
@@ -68,56 +84,31 @@ use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use futures_rustls::rustls::ServerConfig;
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
-use smol::channel::{self, Sender};
-use smol::{Async, Executor, Timer, future};
+use smol::channel::{self, Receiver, Sender};
+use smol::{Async, Executor, Task, Timer, future};
 use tracing::{debug, info, warn};
 
-use crate::Server;
-use crate::server::Snapshot;
 use crate::tls::{self, TlsError};
 use admin::Admin;
-use admission::Admission;
+use backend::{Backend, Running};
+#[cfg(feature = "cluster")]
 use cluster::Cluster;
-use core_task::Backend;
-use link::Input;
+use connection::Context;
+use inbox::Input;
 use memory::Activity;
 use metrics::Metrics;
 use readiness::{Check, Readiness};
 use store::Store;
 use timeouts::with_timeout;
 
-/// Inputs that may wait for the core task before readers are held back.
-const INBOX_CAPACITY: usize = 4096;
-
 /// Pause after an `accept()` failure such as EMFILE, instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// What every connection task needs.
-#[derive(Debug)]
-struct Context {
-    inbox: Sender<Input>,
-    websocket: WebSocketConfig,
-    send_queue_bytes: usize,
-    handshake_timeout: Duration,
-    admission: Arc<Admission>,
-    /// Set when serving `wss://`.
-    tls: Option<Arc<ServerConfig>>,
-    metrics: Arc<Metrics>,
-    /// The operator's endpoints, when served on the chat's port (no
-    /// `--admin-listen`).
-    admin: Option<Arc<Admin>>,
-    /// Set once a shutdown has begun: upgrades are refused (503) while
-    /// everyone connected is closed.
-    draining: AtomicBool,
-}
 
 /// A chat server bound to its address, not yet serving.
 #[derive(Debug)]
@@ -126,20 +117,9 @@ pub struct ChatServer {
     local_addr: SocketAddr,
     options: Options,
     tls: Option<Arc<ServerConfig>>,
-    keeper: Keeper,
+    backend: Backend,
     /// The `--admin-listen` listener and its address.
     admin: Option<(Async<TcpListener>, SocketAddr)>,
-}
-
-/// What keeps the chat's names and messages, with what it holds at start.
-#[derive(Debug)]
-enum Keeper {
-    /// Nothing (`--in-memory`).
-    Memory,
-    /// The embedded store (`--data-dir`).
-    Store(Store, Snapshot),
-    /// Redis, shared with the other nodes (`--redis-url`).
-    Cluster(Box<Cluster>, Snapshot),
 }
 
 /// Why [`ChatServer::bind`] failed.
@@ -155,7 +135,8 @@ pub enum BindError {
     /// The store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Redis cannot be used (a bad --redis-url).
+    /// Redis cannot be used (a bad --redis-url, or a build without the
+    /// `cluster` feature).
     #[error("{0}")]
     Redis(String),
     /// Only one of `tls_cert` and `tls_key` was given.
@@ -190,23 +171,7 @@ impl ChatServer {
             (None, None) => None,
             _ => return Err(BindError::TlsIncomplete),
         };
-        let keeper = match (&options.redis_url, options.in_memory) {
-            (Some(url), _) => {
-                let settings = cluster::Settings {
-                    history_size: options.history_size,
-                    login_ttl: options.login_ttl,
-                    node_timeout: options.node_timeout,
-                };
-                let (cluster, snapshot) =
-                    smol::block_on(Cluster::start(url, settings)).map_err(BindError::Redis)?;
-                Keeper::Cluster(Box::new(cluster), snapshot)
-            }
-            (None, true) => Keeper::Memory,
-            (None, false) => {
-                let (store, snapshot) = Store::open(&options.data_dir, options.history_size)?;
-                Keeper::Store(store, snapshot)
-            }
-        };
+        let backend = open_backend(&options)?;
         let (listener, local_addr) = listen(options.listen)?;
         let admin = options.admin_listen.map(listen).transpose()?;
         Ok(ChatServer {
@@ -214,7 +179,7 @@ impl ChatServer {
             local_addr,
             options,
             tls,
-            keeper,
+            backend,
             admin,
         })
     }
@@ -239,6 +204,9 @@ impl ChatServer {
     /// accepting, sends Close 1001 "server shutting down" to every
     /// connection and waits up to `shutdown_timeout` for them to close.
     /// Blocks the calling thread, which takes part in running connections.
+    ///
+    /// In four steps: start the backend (and the core task beside it),
+    /// start the workers, serve, drain.
     pub fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let scheme = self.scheme();
         let ChatServer {
@@ -246,172 +214,50 @@ impl ChatServer {
             local_addr,
             options,
             tls,
-            keeper,
+            backend,
             admin: admin_listener,
         } = self;
         let metrics = Arc::new(Metrics::new());
         let readiness = Arc::new(Readiness::new());
-        let rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
-        let mut redis = None;
-        let (core, link, writer) = match keeper {
-            Keeper::Memory => {
-                info!("keeping nothing on disk (--in-memory)");
-                (Server::new(options.config(), rng), None, None)
-            }
-            Keeper::Cluster(cluster, snapshot) => {
-                let core = Server::cluster(
-                    options.config(),
-                    rng,
-                    snapshot,
-                    SystemTime::now(),
-                    Instant::now(),
-                );
-                let (requests, queued) = channel::unbounded();
-                let (replies, answered) = channel::unbounded();
-                redis = Some((cluster, queued, replies));
-                let link = Backend {
-                    requests,
-                    replies: answered,
-                };
-                (core, Some(link), None)
-            }
-            Keeper::Store(store, snapshot) => {
-                info!(
-                    "data in {} ({} names, {} messages, last seq {}, epoch {})",
-                    store.path.display(),
-                    snapshot.names.len(),
-                    snapshot.messages.len(),
-                    snapshot.last_seq,
-                    snapshot.epoch,
-                );
-                let core = Server::restore(
-                    options.config(),
-                    rng,
-                    snapshot,
-                    SystemTime::now(),
-                    Instant::now(),
-                );
-                let (requests, queued) = channel::unbounded();
-                let (done, replies) = channel::unbounded();
-                let writer = store.spawn(queued, done, metrics.clone(), readiness.clone())?;
-                (core, Some(Backend { requests, replies }), Some(writer))
-            }
-        };
-        let (inbox, inbox_rx) = channel::bounded(INBOX_CAPACITY);
+        let executor = Arc::new(Executor::new());
+
+        let (core, mut backend) =
+            start_backend(backend, &options, &executor, &metrics, &readiness)?;
+        let workers = Workers::start(&executor, options.threads)?;
+
         let admin = Arc::new(Admin {
             metrics: metrics.clone(),
             readiness: readiness.clone(),
         });
-        let ctx = Arc::new(Context {
-            inbox: inbox.clone(),
-            websocket: upgrade::websocket_config(options.max_frame_bytes),
-            send_queue_bytes: options.send_queue_bytes,
-            handshake_timeout: options.handshake_timeout,
-            admission: Arc::new(Admission::new(
-                options.allowed_origins.clone(),
-                options.max_connections,
-                options.max_connections_per_ip,
-            )),
-            tls,
-            metrics: metrics.clone(),
-            admin: match admin_listener {
-                Some(_) => None,
-                None => Some(admin.clone()),
-            },
-            draining: AtomicBool::new(false),
-        });
-
-        let executor = Arc::new(Executor::new());
-        let threads = options
-            .threads
-            .or_else(|| thread::available_parallelism().ok())
-            .map_or(1, NonZeroUsize::get);
-        // The workers run until `stop` is dropped; this thread is one more.
-        let (stop, stopped) = channel::bounded::<Infallible>(1);
-        let workers = (1..threads)
-            .map(|i| {
-                let executor = executor.clone();
-                let stopped = stopped.clone();
-                thread::Builder::new()
-                    .name(format!("chat-io-{i}"))
-                    .spawn(move || smol::block_on(executor.run(stopped.recv())))
-            })
-            .collect::<io::Result<Vec<_>>>()?;
-
-        // The cluster's link to Redis: a task beside the core's.
-        let redis = redis.map(|(cluster, queued, replies)| {
-            executor.spawn((*cluster).run(queued, replies, readiness.clone()))
-        });
-        let activity = Arc::new(Activity::default());
-        let core_task = executor.spawn(core_task::run(
-            core,
-            inbox_rx,
-            link,
-            options.flush_interval,
-            activity.clone(),
-            metrics.clone(),
-        ));
-        if memory::CAN_RELEASE {
-            executor
-                .spawn(memory::release_after_bursts(activity))
-                .detach();
-        }
-        if let Some((listener, addr)) = admin_listener {
-            info!("/healthz, /readyz and /metrics on http://{addr}");
-            let head_timeout = options.handshake_timeout;
-            let serving = admin::serve(listener, admin, executor.clone(), head_timeout);
-            executor.spawn(serving).detach();
-        }
+        let admin = serve_admin(admin_listener, admin, &executor, options.handshake_timeout);
+        let ctx = Context::new(&options, tls, core.inbox.clone(), metrics, admin);
+        let port = ChatPort {
+            listener,
+            executor: executor.clone(),
+            ctx: Arc::new(ctx),
+        };
+        // Ready by the time the log says so, which is what tests and
+        // supervisors wait for (the port is bound; the backlog holds
+        // whoever comes before the first accept).
+        readiness.pass(Check::Listening);
         info!("listening on {scheme}://{local_addr}");
         smol::block_on(executor.run(async {
-            let (alive, all_gone) = channel::bounded::<Infallible>(1);
-            readiness.pass(Check::Listening);
-            accept_loop(&listener, &executor, &ctx, &alive, shutdown).await;
-            drop(alive);
-            // From now on /readyz answers 503 and upgrades are refused, so
-            // that a load balancer sends no one new, while the port stays
-            // open for probes until everyone connected has been closed.
-            readiness.fail(Check::Shutdown, "shutting down");
-            ctx.draining.store(true, Ordering::Relaxed);
-            let open = all_gone.sender_count();
-            info!("shutting down: closing {open} connections");
-            let _ = inbox.send(Input::Shutdown).await;
-            // Connections made while draining are not waited for.
-            let (stray, _) = channel::bounded::<Infallible>(1);
-            let drained = future::or(
-                async {
-                    let drained = with_timeout(options.shutdown_timeout, all_gone.recv());
-                    drained.await.is_some()
-                },
-                async {
-                    accept_loop(&listener, &executor, &ctx, &stray, future::pending()).await;
-                    false
-                },
-            );
-            if !drained.await {
-                let open = all_gone.sender_count();
-                warn!("shutdown timeout: dropping {open} connections that did not close");
-            }
-            drop(listener);
-            // Everything the core still had to save goes to the store.
-            let _ = inbox.send(Input::Finish).await;
-            core_task.await;
+            let connections = serve(&port, shutdown).await;
+            drain(
+                port,
+                connections,
+                &readiness,
+                core,
+                options.shutdown_timeout,
+            )
+            .await;
             // Redis answers what was left, and this node leaves it.
-            if let Some(redis) = redis {
-                redis.await;
-            }
+            backend.settle().await;
         }));
 
-        drop(stop);
-        for worker in workers {
-            let _ = worker.join();
-        }
+        workers.stop();
         // The store commits what it was handed, then stops.
-        if let Some(writer) = writer
-            && writer.join().is_err()
-        {
-            warn!("the store's thread panicked; what it had not committed is lost");
-        }
+        backend.join();
         info!("stopped");
         Ok(())
     }
@@ -470,6 +316,184 @@ impl Drop for RunningServer {
     }
 }
 
+/// Connects to Redis (`redis_url`), or opens the store (unless
+/// `in_memory`).
+fn open_backend(options: &Options) -> Result<Backend, BindError> {
+    if let Some(url) = &options.redis_url {
+        return open_cluster(url, options);
+    }
+    if options.in_memory {
+        return Ok(Backend::Memory);
+    }
+    let (store, snapshot) = Store::open(&options.data_dir, options.history_size)?;
+    Ok(Backend::Store(store, snapshot))
+}
+
+/// Connects to Redis at `url`, waiting as long as it cannot be reached.
+#[cfg(feature = "cluster")]
+fn open_cluster(url: &str, options: &Options) -> Result<Backend, BindError> {
+    let settings = cluster::Settings {
+        history_size: options.history_size,
+        login_ttl: options.login_ttl,
+        node_timeout: options.node_timeout,
+    };
+    let (cluster, snapshot) =
+        smol::block_on(Cluster::start(url, settings)).map_err(BindError::Redis)?;
+    Ok(Backend::Cluster(Box::new(cluster), snapshot))
+}
+
+/// Options parsed from flags never get here (the flag is refused); set in
+/// code, they fail as a bad URL would.
+#[cfg(not(feature = "cluster"))]
+fn open_cluster(_: &str, _: &Options) -> Result<Backend, BindError> {
+    Err(BindError::Redis(options::NO_CLUSTER.into()))
+}
+
+/// Step 1: starts the backend, and the core task beside it (restored
+/// from what the backend holds).
+fn start_backend(
+    backend: Backend,
+    options: &Options,
+    executor: &Executor<'static>,
+    metrics: &Arc<Metrics>,
+    readiness: &Arc<Readiness>,
+) -> io::Result<(CoreTask, Running)> {
+    let rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
+    let (core, seam, running) =
+        backend.start(options.config(), rng, executor, metrics, readiness)?;
+    let (inbox, inbox_rx) = inbox::channel();
+    let activity = Arc::new(Activity::default());
+    let task = executor.spawn(core_task::run(
+        core,
+        inbox_rx,
+        seam,
+        options.flush_interval,
+        activity.clone(),
+        metrics.clone(),
+    ));
+    if memory::CAN_RELEASE {
+        executor
+            .spawn(memory::release_after_bursts(activity))
+            .detach();
+    }
+    Ok((CoreTask { inbox, task }, running))
+}
+
+/// The core task, and its inbox.
+struct CoreTask {
+    inbox: Sender<Input>,
+    task: Task<()>,
+}
+
+impl CoreTask {
+    /// Everything the core still had to save goes to the backend, and the
+    /// core task ends.
+    async fn finish(self) {
+        let _ = self.inbox.send(Input::Finish).await;
+        self.task.await;
+    }
+}
+
+/// Step 2: the threads that run the executor beside the one calling
+/// [`ChatServer::run`], until stopped.
+struct Workers {
+    /// The workers run until this is dropped.
+    stop: Sender<Infallible>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// One thread per CPU (or `threads`), this one included.
+    fn start(
+        executor: &Arc<Executor<'static>>,
+        threads: Option<NonZeroUsize>,
+    ) -> io::Result<Workers> {
+        let threads = threads
+            .or_else(|| thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get);
+        let (stop, stopped) = channel::bounded::<Infallible>(1);
+        let threads = (1..threads)
+            .map(|i| {
+                let executor = executor.clone();
+                let stopped = stopped.clone();
+                thread::Builder::new()
+                    .name(format!("chat-io-{i}"))
+                    .spawn(move || {
+                        let _ = smol::block_on(executor.run(stopped.recv()));
+                    })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Workers { stop, threads })
+    }
+
+    fn stop(self) {
+        drop(self.stop);
+        for worker in self.threads {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// Serves the operator's endpoints on `listener` (`--admin-listen`), or
+/// returns them to be served on the chat's port.
+fn serve_admin(
+    listener: Option<(Async<TcpListener>, SocketAddr)>,
+    admin: Arc<Admin>,
+    executor: &Arc<Executor<'static>>,
+    head_timeout: Duration,
+) -> Option<Arc<Admin>> {
+    let Some((listener, addr)) = listener else {
+        return Some(admin);
+    };
+    info!("/healthz, /readyz and /metrics on http://{addr}");
+    let serving = admin::serve(listener, admin, executor.clone(), head_timeout);
+    executor.spawn(serving).detach();
+    None
+}
+
+/// Step 3: accepts connections until `shutdown` resolves. Returns what
+/// tells when every connection accepted meanwhile has ended.
+async fn serve(port: &ChatPort, shutdown: impl Future<Output = ()>) -> Receiver<Infallible> {
+    let (alive, all_gone) = channel::bounded::<Infallible>(1);
+    port.accept(&alive, shutdown).await;
+    all_gone
+}
+
+/// Step 4: closes every connection, waiting up to `timeout` for them to
+/// close, then stops the core task, having handed the backend everything.
+///
+/// From the first moment /readyz answers 503 and upgrades are refused, so
+/// that a load balancer sends no one new, while the port stays open for
+/// probes until everyone connected has been closed.
+async fn drain(
+    port: ChatPort,
+    connections: Receiver<Infallible>,
+    readiness: &Readiness,
+    core: CoreTask,
+    timeout: Duration,
+) {
+    readiness.fail(Check::Shutdown, "shutting down");
+    port.ctx.draining.begin();
+    let open = connections.sender_count();
+    info!("shutting down: closing {open} connections");
+    let _ = core.inbox.send(Input::Shutdown).await;
+    // Connections made while draining are not waited for.
+    let (stray, _) = channel::bounded::<Infallible>(1);
+    let drained = future::or(
+        async { with_timeout(timeout, connections.recv()).await.is_some() },
+        async {
+            port.accept(&stray, future::pending()).await;
+            false
+        },
+    );
+    if !drained.await {
+        let open = connections.sender_count();
+        warn!("shutdown timeout: dropping {open} connections that did not close");
+    }
+    drop(port);
+    core.finish().await;
+}
+
 /// Binds a listener on `addr`: the listener and its address (with the real
 /// port when port 0 was asked for).
 fn listen(addr: SocketAddr) -> Result<(Async<TcpListener>, SocketAddr), BindError> {
@@ -479,45 +503,49 @@ fn listen(addr: SocketAddr) -> Result<(Async<TcpListener>, SocketAddr), BindErro
         .map_err(|error| BindError::Listen { addr, error })
 }
 
-/// Accepts connections until `shutdown` resolves. Each connection task
-/// holds a clone of `alive` until it ends.
-async fn accept_loop(
-    listener: &Async<TcpListener>,
-    executor: &Executor<'static>,
-    ctx: &Arc<Context>,
-    alive: &Sender<Infallible>,
-    shutdown: impl Future<Output = ()>,
-) {
-    let mut shutdown = pin!(shutdown);
-    loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            shutdown.as_mut().await;
-            None
-        })
-        .await;
-        match accepted {
-            None => return,
-            Some(Ok((tcp, peer))) => {
-                // Frames are coalesced by the writer; don't delay them further.
-                let _ = tcp.get_ref().set_nodelay(true);
-                let task = connection::run(tcp, peer, ctx.clone(), alive.clone());
-                executor.spawn(task).detach();
-            }
-            // The peer gave up before we got to it: nothing to back off from.
-            Some(Err(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionAborted
-                        | io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                debug!("accept: {e}");
-            }
-            Some(Err(e)) => {
-                // Typically EMFILE: out of file descriptors until some close.
-                warn!("accept failed: {e}; retrying in {ACCEPT_BACKOFF:?}");
-                Timer::after(ACCEPT_BACKOFF).await;
+/// The chat's port: what accepts its connections, and runs each as a
+/// task of its own.
+struct ChatPort {
+    listener: Async<TcpListener>,
+    executor: Arc<Executor<'static>>,
+    ctx: Arc<Context>,
+}
+
+impl ChatPort {
+    /// Accepts connections until `shutdown` resolves. Each connection task
+    /// holds a clone of `alive` until it ends.
+    async fn accept(&self, alive: &Sender<Infallible>, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = pin!(shutdown);
+        loop {
+            let accepted = future::or(async { Some(self.listener.accept().await) }, async {
+                shutdown.as_mut().await;
+                None
+            })
+            .await;
+            match accepted {
+                None => return,
+                Some(Ok((tcp, peer))) => {
+                    // Frames are coalesced by the writer; don't delay them further.
+                    let _ = tcp.get_ref().set_nodelay(true);
+                    let task = connection::run(tcp, peer, self.ctx.clone(), alive.clone());
+                    self.executor.spawn(task).detach();
+                }
+                // The peer gave up before we got to it: nothing to back off from.
+                Some(Err(e))
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    debug!("accept: {e}");
+                }
+                Some(Err(e)) => {
+                    // Typically EMFILE: out of file descriptors until some close.
+                    warn!("accept failed: {e}; retrying in {ACCEPT_BACKOFF:?}");
+                    Timer::after(ACCEPT_BACKOFF).await;
+                }
             }
         }
     }

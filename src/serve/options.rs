@@ -76,12 +76,24 @@ pub struct Options {
     /// `redis://:PASSWORD@HOST`). No data directory is used, so neither
     /// --data-dir nor --in-memory may be given with it. See README, "Running
     /// several nodes".
-    #[arg(
-        long,
-        env = "CHAT_REDIS_URL",
-        value_name = "URL",
-        value_parser = redis_url,
-        conflicts_with_all = ["data_dir", "in_memory"],
+    //
+    // Without the `cluster` feature: hidden, and refused with one line
+    // saying why. Not left unknown, which clap would say of the flag but
+    // not of CHAT_REDIS_URL: set for a cluster, that would start a node
+    // that quietly keeps a chat of its own.
+    #[cfg_attr(
+        feature = "cluster",
+        arg(
+            long,
+            env = "CHAT_REDIS_URL",
+            value_name = "URL",
+            value_parser = redis_url,
+            conflicts_with_all = ["data_dir", "in_memory"],
+        )
+    )]
+    #[cfg_attr(
+        not(feature = "cluster"),
+        arg(long, env = "CHAT_REDIS_URL", value_name = "URL", value_parser = redis_url, hide = true)
     )]
     pub redis_url: Option<String>,
 
@@ -90,6 +102,7 @@ pub struct Options {
     /// everyone's presence at most 1.2 times this after it stopped; their
     /// names stay held for --login-ttl. Nodes tell Redis every fifth of
     /// this; give every node the same value.
+    #[cfg(feature = "cluster")]
     #[arg(
         long,
         env = "CHAT_NODE_TIMEOUT",
@@ -409,6 +422,7 @@ const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 0;
 const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(5);
+#[cfg(feature = "cluster")]
 /// Long enough to ride out a slow Redis or a short network hiccup, short
 /// enough that a killed node's users are seen gone within seconds.
 const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -521,10 +535,21 @@ fn listen_address(text: &str) -> Result<SocketAddr, String> {
 }
 
 /// `redis://…` or `rediss://…`, checked as the redis crate reads it.
+#[cfg(feature = "cluster")]
 fn redis_url(text: &str) -> Result<String, String> {
     super::cluster::check_url(text)?;
     Ok(text.to_owned())
 }
+
+#[cfg(not(feature = "cluster"))]
+fn redis_url(_: &str) -> Result<String, String> {
+    Err(NO_CLUSTER.into())
+}
+
+/// Why `--redis-url` is refused by a chat-server built without Redis.
+#[cfg(not(feature = "cluster"))]
+pub(crate) const NO_CLUSTER: &str = "this chat-server was built without the `cluster` feature, \
+     so it cannot use Redis (build it with the default features)";
 
 fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
@@ -696,6 +721,32 @@ mod tests {
         }
     }
 
+    #[cfg(not(feature = "cluster"))]
+    #[test]
+    fn without_the_cluster_feature_redis_url_is_hidden_and_refused_in_one_line() {
+        let help = Options::command().render_long_help().to_string();
+        assert!(!help.contains("redis"), "{help}");
+        assert!(!help.contains("--node-timeout"), "{help}");
+        let e = parse(&["--redis-url", "redis://127.0.0.1"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let message = e.to_string();
+        assert!(message.contains("--redis-url"), "{message}");
+        assert!(
+            message.contains("built without the `cluster` feature"),
+            "{message}"
+        );
+        // The environment variable too, which an unknown flag would not be.
+        let command = Options::command();
+        let from_env = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some("redis-url"));
+        assert_eq!(
+            from_env.and_then(|a| a.get_env()),
+            Some(std::ffi::OsStr::new("CHAT_REDIS_URL"))
+        );
+    }
+
+    #[cfg(feature = "cluster")]
     #[test]
     fn redis_takes_the_place_of_the_data_directory() {
         let o = parse(&["--redis-url", "redis://127.0.0.1:6379/2"]).unwrap();

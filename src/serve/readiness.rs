@@ -17,6 +17,7 @@ pub(crate) enum Check {
     Store,
     /// A cluster's Redis answers (`--redis-url`): failing while it cannot
     /// be reached, when logins and messages are refused.
+    #[cfg(feature = "cluster")]
     Redis,
     /// No shutdown has begun: failing from the first moment of one, so
     /// that a load balancer sends no one new while the node drains.

@@ -26,9 +26,9 @@ use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefini
 use smol::channel::{Receiver, Sender};
 use tracing::{info, warn};
 
-use super::core_task::Reply;
 use super::metrics::Metrics;
 use super::readiness::{Check, Readiness};
+use super::seam::Reply;
 use crate::id;
 use crate::server::{
     Failed, Outcome, Request, SecretHash, Snapshot, StoredMessage, StoredName, Ticket,

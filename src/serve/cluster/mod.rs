@@ -1,5 +1,5 @@
 //! The cluster's shared store: Redis (`--redis-url`), the other backend of
-//! the core's seam beside the embedded store (see `core_task::Backend`).
+//! the core's seam beside the embedded store (see `seam`).
 //!
 //! The protocol is [`machine::RedisLink`], sans IO: the core's requests as
 //! pipelines of script calls, the [`sequencer`] of every node's messages,
@@ -38,8 +38,8 @@ use smol::channel::{self, Receiver, Sender};
 use smol::{Task, Timer, future};
 use tracing::{debug, info, warn};
 
-use super::core_task::Reply;
 use super::readiness::{Check, Readiness};
+use super::seam::Reply;
 use super::timeouts::with_timeout;
 use crate::server::{Request, Snapshot, Ticket};
 use encode::Encoder;

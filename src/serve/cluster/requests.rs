@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use redis::Value;
 
-use super::super::core_task::Reply;
+use super::super::seam::Reply;
 use super::events::{number, text};
 use crate::protocol::LeaveReason;
 pub(crate) use crate::server::held::HeldName;

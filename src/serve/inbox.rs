@@ -1,15 +1,24 @@
-//! What a connection's task and the core task share: the connection's
-//! handle (its outbox and, once the core has seen it open, its id) and the
-//! inputs a connection sends the core task.
+//! The core task's inbox: what connections tell the core task ([`Input`]),
+//! and the handle a connection's task and the core task share ([`Conn`]:
+//! its outbox and, once the core has seen it open, its id).
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 use async_tungstenite::tungstenite::{Bytes, Utf8Bytes};
+use smol::channel::{self, Receiver, Sender};
 
 use super::outbox::Outbox;
 use crate::{ConnectionId, Version};
+
+/// Inputs that may wait for the core task before readers are held back.
+const CAPACITY: usize = 4096;
+
+/// A new inbox: the connections' end and the core task's.
+pub(crate) fn channel() -> (Sender<Input>, Receiver<Input>) {
+    channel::bounded(CAPACITY)
+}
 
 /// One connection, as the core task and the connection's task both see it.
 #[derive(Debug)]
