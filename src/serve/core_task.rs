@@ -18,7 +18,7 @@ use super::link::{Conn, InFrame, Input};
 use super::memory::{Activity, CONNECTION_BYTES};
 use super::metrics::{Metrics, Tally};
 use super::outbox::{Outgoing, Refused};
-use crate::server::{Failed, Outcome, Remote, Request, Ticket};
+use crate::server::{Answer, Failed, Remote, Request};
 use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server};
 
 /// Inputs handled in one go (one clock reading, one timer re-arm) before
@@ -37,15 +37,15 @@ const MAX_WRITES_IN_FLIGHT: usize = 50_000;
 /// must take them.
 #[derive(Debug)]
 pub(crate) struct Backend {
-    pub(crate) requests: Sender<Vec<(Ticket, Request)>>,
+    pub(crate) requests: Sender<Vec<Request>>,
     pub(crate) replies: Receiver<Vec<Reply>>,
 }
 
 /// What a backend tells the core.
 #[derive(Debug)]
 pub(crate) enum Reply {
-    /// The outcome of a request.
-    Outcome(Ticket, Result<Outcome, Failed>),
+    /// The answer to a request.
+    Answer(Answer),
     /// What another node of a cluster did.
     Remote(Remote),
 }
@@ -153,9 +153,7 @@ pub(crate) async fn run<R: CryptoRng>(
             Woken::Replies(replies) => {
                 for reply in replies {
                     match reply {
-                        Reply::Outcome(ticket, outcome) => {
-                            core.server.handle_outcome(ticket, outcome, now)
-                        }
+                        Reply::Answer(answer) => core.server.handle_answer(answer, now),
                         Reply::Remote(remote) => core.server.handle_remote(remote, now),
                     }
                     core.perform(now);
@@ -243,8 +241,7 @@ impl Flushes {
 impl<R: CryptoRng> Core<R> {
     /// Hands every request the core made to the backend, in one batch.
     fn send_writes(&mut self, store: Option<&Backend>, now: Instant) {
-        let writes: Vec<(Ticket, Request)> =
-            std::iter::from_fn(|| self.server.poll_request()).collect();
+        let writes: Vec<Request> = std::iter::from_fn(|| self.server.poll_request()).collect();
         if writes.is_empty() {
             return;
         }
@@ -255,9 +252,9 @@ impl<R: CryptoRng> Core<R> {
             // The backend is gone (the store's thread panicked): nothing
             // more can be saved, and nothing is acknowledged as if it had
             // been. (Its channel is unbounded: never full.)
-            for (ticket, _) in writes {
+            for request in writes {
                 let error = Failed("the store has stopped".into());
-                self.server.handle_outcome(ticket, Err(error), now);
+                self.server.handle_answer(request.fail(error), now);
             }
             self.perform(now);
         }

@@ -46,7 +46,10 @@ use super::core_task::Reply;
 use super::readiness::{Check, Readiness};
 use super::timeouts::with_timeout;
 use crate::protocol::LeaveReason;
-use crate::server::{Claim, Failed, Outcome, Remote, Request, SecretHash, Snapshot, Ticket};
+use crate::server::{
+    Answer, Append, Claim, Disconnect, Failed, Remote, Request, Reserve, SecretHash, Snapshot,
+    Write,
+};
 use events::{What, number, text};
 use scripts::{CHANNEL, HISTORY, Lua, META, NODES, ONLINE, PREFIX, Scripts};
 use sequencer::Sequencer;
@@ -161,14 +164,14 @@ enum Event {
 
 /// The batch in flight.
 enum InFlight {
-    Requests(Vec<(Ticket, Request)>),
+    Requests(Vec<Request>),
     /// Making this node's presence what it holds, after a (re)connect.
     Join,
 }
 
 /// What woke the dispatcher.
 enum Woken {
-    Requests(Option<Vec<(Ticket, Request)>>),
+    Requests(Option<Vec<Request>>),
     Event(Event),
     Beat,
     Retry,
@@ -309,7 +312,7 @@ impl Cluster {
     /// `readiness` hears when Redis cannot be reached ([`Check::Redis`]).
     pub(crate) async fn run(
         mut self,
-        requests: Receiver<Vec<(Ticket, Request)>>,
+        requests: Receiver<Vec<Request>>,
         replies: Sender<Vec<Reply>>,
         readiness: Arc<Readiness>,
     ) {
@@ -540,22 +543,25 @@ impl Cluster {
     /// The EVALSHA of each request (or `None`: settled without Redis).
     /// The names this node holds are counted here as the core asks: a
     /// connection that closed is gone whatever Redis answers.
-    fn commands(&mut self, batch: &[(Ticket, Request)]) -> Vec<Option<Cmd>> {
+    fn commands(&mut self, batch: &[Request]) -> Vec<Option<Cmd>> {
         let node = &*self.node;
         let presence = scripts::presence_key(node);
         let ttl = millis(self.settings.login_ttl);
         batch
             .iter()
-            .map(|(_, request)| {
+            .map(|request| {
                 let cmd = match request {
-                    Request::Reserve {
-                        key,
-                        display,
-                        offered,
-                        fresh,
-                        location,
-                        timestamp,
-                    } => {
+                    Request::Reserve(
+                        _,
+                        Reserve {
+                            key,
+                            display,
+                            offered,
+                            fresh,
+                            location,
+                            timestamp,
+                        },
+                    ) => {
                         let name = scripts::name_key(key);
                         let mut cmd = evalsha(&self.scripts.reserve, &[&name, ONLINE, &presence]);
                         cmd.arg(&**key)
@@ -568,7 +574,7 @@ impl Cluster {
                             .arg(CHANNEL);
                         cmd
                     }
-                    Request::Disconnect { key, reason, .. } => {
+                    Request::Disconnect(_, Disconnect { key, reason, .. }) => {
                         if let Some(held) = self.held.get_mut(key) {
                             held.connections = held.connections.saturating_sub(1);
                             if held.connections == 0 {
@@ -584,7 +590,7 @@ impl Cluster {
                             .arg(CHANNEL);
                         cmd
                     }
-                    Request::Logout { key, display } => {
+                    Request::Write(_, Write::Logout { key, display }) => {
                         let secret = self.held.remove(key).map(|h| h.secret).unwrap_or_default();
                         let name = scripts::name_key(key);
                         let mut cmd = evalsha(&self.scripts.logout, &[&name, ONLINE, NODES]);
@@ -596,17 +602,20 @@ impl Cluster {
                             .arg(CHANNEL);
                         cmd
                     }
-                    Request::Online => {
+                    Request::Online(_) => {
                         let mut cmd = evalsha(&self.scripts.online, &[ONLINE]);
                         cmd.arg(PREFIX);
                         cmd
                     }
-                    Request::Append {
-                        id,
-                        timestamp,
-                        username,
-                        text,
-                    } => {
+                    Request::Append(
+                        _,
+                        Append {
+                            id,
+                            timestamp,
+                            username,
+                            text,
+                        },
+                    ) => {
                         let mut cmd = evalsha(&self.scripts.append, &[META, HISTORY]);
                         cmd.arg(node)
                             .arg(&**id)
@@ -618,11 +627,14 @@ impl Cluster {
                         cmd
                     }
                     // A cluster's core asks none of the embedded store's.
-                    Request::Claim { .. }
-                    | Request::InUse { .. }
-                    | Request::Idle { .. }
-                    | Request::Release { .. }
-                    | Request::Alive { .. } => return None,
+                    Request::Write(
+                        _,
+                        Write::Claim { .. }
+                        | Write::InUse { .. }
+                        | Write::Idle { .. }
+                        | Write::Release { .. }
+                        | Write::Alive { .. },
+                    ) => return None,
                 };
                 Some(cmd)
             })
@@ -699,21 +711,17 @@ impl Cluster {
     /// messages through the sequencer.
     fn replied(
         &mut self,
-        batch: Vec<(Ticket, Request)>,
+        batch: Vec<Request>,
         values: Vec<Value>,
         failing: &mut bool,
         out: &mut Vec<Reply>,
     ) {
         let mut errors = 0;
         let mut values = values.into_iter();
-        for (ticket, request) in batch {
-            let value = match request {
-                Request::Claim { .. }
-                | Request::InUse { .. }
-                | Request::Idle { .. }
-                | Request::Release { .. }
-                | Request::Alive { .. } => {
-                    out.push(Reply::Outcome(ticket, Ok(Outcome::Done)));
+        for request in batch {
+            let value = match &request {
+                Request::Write(ticket, write) if !matches!(write, Write::Logout { .. }) => {
+                    out.push(Reply::Answer(ticket.answer(Ok(()))));
                     continue;
                 }
                 _ => values.next().unwrap_or(Value::Nil),
@@ -723,19 +731,22 @@ impl Cluster {
                     warn!("Redis at {} refused a request: {e}", self.place);
                 }
                 errors += 1;
-                out.push(Reply::Outcome(ticket, Err(Failed(format!("Redis: {e}")))));
+                let error = Failed(format!("Redis: {e}"));
+                out.push(Reply::Answer(request.fail(error)));
                 continue;
             }
-            match self.outcome(request, &value) {
-                Some(Outcome::Appended { seq }) => self.sequencer.appended(ticket, seq, out),
-                Some(outcome) => out.push(Reply::Outcome(ticket, Ok(outcome))),
+            match self.outcome(&request, &value) {
+                Some(Answer::Appended(ticket, Ok(seq))) => {
+                    self.sequencer.appended(ticket, seq, out)
+                }
+                Some(answer) => out.push(Reply::Answer(answer)),
                 None => {
                     if !*failing {
                         warn!("Redis at {}: an unexpected answer {value:?}", self.place);
                     }
                     errors += 1;
                     let error = Failed("an unexpected answer from Redis".into());
-                    out.push(Reply::Outcome(ticket, Err(error)));
+                    out.push(Reply::Answer(request.fail(error)));
                 }
             }
         }
@@ -746,14 +757,17 @@ impl Cluster {
     }
 
     /// What the script's answer `value` to `request` means to the core.
-    fn outcome(&mut self, request: Request, value: &Value) -> Option<Outcome> {
+    fn outcome(&mut self, request: &Request, value: &Value) -> Option<Answer> {
         Some(match request {
-            Request::Reserve {
-                key,
-                offered,
-                fresh,
-                ..
-            } => {
+            Request::Reserve(
+                ticket,
+                Reserve {
+                    key,
+                    offered,
+                    fresh,
+                    ..
+                },
+            ) => {
                 let Value::Array(answer) = value else {
                     return None;
                 };
@@ -765,12 +779,12 @@ impl Cluster {
                 };
                 let display: Arc<str> = text(answer.get(1)?)?.into();
                 let secret = match claim {
-                    Claim::Fresh => Some(hex(&fresh)),
+                    Claim::Fresh => Some(hex(fresh)),
                     Claim::Reclaimed => offered.as_ref().map(hex),
                     Claim::Taken => None,
                 };
                 if let Some(secret) = secret {
-                    let held = self.held.entry(key).or_insert_with(|| Held {
+                    let held = self.held.entry(key.clone()).or_insert_with(|| Held {
                         display: display.clone(),
                         secret: secret.clone(),
                         connections: 0,
@@ -778,13 +792,11 @@ impl Cluster {
                     held.connections += 1;
                     held.secret = secret;
                 }
-                Outcome::Claimed { claim, display }
+                ticket.answer(Ok((claim, display)))
             }
-            Request::Disconnect { .. } => Outcome::Released {
-                gone: number(value)? == 1,
-            },
-            Request::Logout { .. } => Outcome::Done,
-            Request::Online => {
+            Request::Disconnect(ticket, _) => ticket.answer(Ok(number(value)? == 1)),
+            Request::Write(ticket, _) => ticket.answer(Ok(())),
+            Request::Online(ticket) => {
                 let Value::Array(flat) = value else {
                     return None;
                 };
@@ -792,12 +804,9 @@ impl Cluster {
                     .chunks_exact(2)
                     .filter_map(|pair| Some((text(&pair[0])?.into(), number(&pair[1])? as usize)))
                     .collect();
-                Outcome::Online(online)
+                ticket.answer(Ok(online))
             }
-            Request::Append { .. } => Outcome::Appended {
-                seq: number(value)?,
-            },
-            _ => Outcome::Done,
+            Request::Append(ticket, _) => ticket.answer(Ok(number(value)?)),
         })
     }
 
@@ -892,12 +901,12 @@ impl Cluster {
         }
     }
 
-    fn fail(&mut self, batch: Vec<(Ticket, Request)>, why: &str, out: &mut Vec<Reply>) {
+    fn fail(&mut self, batch: Vec<Request>, why: &str, out: &mut Vec<Reply>) {
         let error = Failed(format!("Redis is unreachable: {why}"));
-        for (ticket, request) in batch {
+        for request in batch {
             // What a connection gave up must not be counted when it is back.
             match &request {
-                Request::Disconnect { key, .. } => {
+                Request::Disconnect(_, Disconnect { key, .. }) => {
                     if let Some(held) = self.held.get_mut(key) {
                         held.connections = held.connections.saturating_sub(1);
                         if held.connections == 0 {
@@ -905,12 +914,12 @@ impl Cluster {
                         }
                     }
                 }
-                Request::Logout { key, .. } => {
+                Request::Write(_, Write::Logout { key, .. }) => {
                     self.held.remove(key);
                 }
                 _ => {}
             }
-            out.push(Reply::Outcome(ticket, Err(error.clone())));
+            out.push(Reply::Answer(request.fail(error.clone())));
         }
     }
 

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, VecDeque};
 use tracing::warn;
 
 use super::super::core_task::Reply;
-use crate::server::{Failed, Outcome, Remote, StoredMessage, Ticket};
+use crate::server::{Append, Failed, Remote, StoredMessage, Ticket};
 
 #[derive(Debug)]
 pub(crate) struct Sequencer {
@@ -43,7 +43,7 @@ pub(crate) struct Sequencer {
 #[derive(Debug)]
 enum Held {
     /// This node's own, its reply come: the ticket to answer.
-    Own(Ticket),
+    Own(Ticket<Append>),
     /// Another node's.
     Other(StoredMessage),
     /// This node's own, heard or fetched before (or without) its reply.
@@ -72,10 +72,10 @@ impl Sequencer {
     /// The reply to this node's append `ticket`: it took `seq`. Answers
     /// straight away (as a failure) if `seq` was somehow handed on already,
     /// so that nothing is broadcast twice.
-    pub(crate) fn appended(&mut self, ticket: Ticket, seq: u64, out: &mut Vec<Reply>) {
+    pub(crate) fn appended(&mut self, ticket: Ticket<Append>, seq: u64, out: &mut Vec<Reply>) {
         if seq < self.next {
             let error = Failed(format!("message {seq} was delivered before its reply came"));
-            return out.push(Reply::Outcome(ticket, Err(error)));
+            return out.push(Reply::Answer(ticket.answer(Err(error))));
         }
         self.held.insert(seq, Held::Own(ticket));
     }
@@ -160,9 +160,7 @@ impl Sequencer {
             }
             let seq = *entry.key();
             match entry.remove() {
-                Held::Own(ticket) => {
-                    out.push(Reply::Outcome(ticket, Ok(Outcome::Appended { seq })))
-                }
+                Held::Own(ticket) => out.push(Reply::Answer(ticket.answer(Ok(seq)))),
                 Held::Other(message) | Held::Echo(message) => {
                     out.push(Reply::Remote(Remote::Message(message)))
                 }
@@ -187,6 +185,7 @@ mod tests {
 
     use super::*;
     use crate::protocol::LeaveReason;
+    use crate::server::Answer;
 
     fn message(seq: u64) -> StoredMessage {
         StoredMessage {
@@ -198,8 +197,8 @@ mod tests {
         }
     }
 
-    fn ticket(n: u64) -> Ticket {
-        Ticket(n)
+    fn ticket(n: u64) -> Ticket<Append> {
+        Ticket::for_tests(n)
     }
 
     /// What `release` hands on, as short strings: `own:SEQ`, `msg:SEQ`,
@@ -212,10 +211,10 @@ mod tests {
 
     fn describe(reply: &Reply) -> String {
         match reply {
-            Reply::Outcome(ticket, Ok(Outcome::Appended { seq })) => {
+            Reply::Answer(Answer::Appended(ticket, Ok(seq))) => {
                 format!("own:{seq}:t{}", ticket.get())
             }
-            Reply::Outcome(ticket, other) => format!("t{}:{other:?}", ticket.get()),
+            Reply::Answer(other) => format!("{other:?}"),
             Reply::Remote(Remote::Message(m)) => format!("msg:{}", m.seq),
             Reply::Remote(Remote::Left { username, .. }) => format!("left:{username}"),
             Reply::Remote(other) => format!("{other:?}"),
@@ -325,6 +324,9 @@ mod tests {
         let mut out = Vec::new();
         s.appended(ticket(2), 1, &mut out);
         assert_eq!(out.len(), 1);
-        assert!(matches!(out[0], Reply::Outcome(_, Err(_))), "{out:?}");
+        assert!(
+            matches!(&out[0], Reply::Answer(a) if a.error().is_some()),
+            "{out:?}"
+        );
     }
 }
