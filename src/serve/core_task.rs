@@ -63,7 +63,6 @@ struct Core<R> {
     server: Server<R>,
     /// The outbox of every connection the core knows.
     routes: HashMap<ConnectionId, Arc<Conn>>,
-    shutting_down: bool,
     /// The last frame's text (see [`text_of`]).
     last_text: Option<Utf8Bytes>,
     /// Writers to wake once the current batch of inputs is handled, so that
@@ -91,7 +90,6 @@ pub(crate) async fn run<R: CryptoRng>(
     let mut core = Core {
         server,
         routes: HashMap::new(),
-        shutting_down: false,
         last_text: None,
         wakes: Vec::new(),
         activity,
@@ -181,9 +179,6 @@ pub(crate) async fn run<R: CryptoRng>(
                 Err(_) => break,
             }
             core.perform(now);
-        }
-        if core.shutting_down && core.server.connection_count() > 0 {
-            core.server.shutdown(now);
         }
         core.server.handle_timeout(now);
         core.perform(now);
@@ -291,9 +286,9 @@ impl<R: CryptoRng> Core<R> {
                 }
                 self.server.handle_close(id, now);
             }
-            Input::Shutdown => {
-                self.shutting_down = true;
-            }
+            // Closes every connection, and from now on every one that
+            // opens: the core keeps that state.
+            Input::Shutdown => self.server.shutdown(now),
             Input::Finish => {} // handled by the loop
         }
     }

@@ -103,7 +103,8 @@ impl Connections {
         self.get(id).is_some()
     }
 
-    /// A new id, never given before, for the next connection.
+    /// A new id, never given before: for the next connection to be
+    /// inserted, or for one refused at once.
     fn next_id(&mut self) -> ConnectionId {
         self.last_serial = self.last_serial.wrapping_add(1);
         ConnectionId {
@@ -192,6 +193,15 @@ impl<R: CryptoRng> Server<R> {
             self.timers
                 .schedule(connection.timer_at, Timer::Connection(id));
         }
+        id
+    }
+
+    /// A connection opens while the server shuts down: it is closed at
+    /// once, and never counted as open.
+    pub(super) fn refuse_open(&mut self) -> ConnectionId {
+        let id = self.connections.next_id();
+        self.actions
+            .close(id, CloseCode::GOING_AWAY, "server shutting down");
         id
     }
 

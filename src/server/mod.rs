@@ -108,7 +108,8 @@ pub struct Server<R> {
     /// Milliseconds since the Unix epoch at an instant; unset, timestamps
     /// are 0.
     wall_clock: Option<(Instant, u64)>,
-    /// Set by `shutdown`: nobody is left to tell who leaves.
+    /// Set by `shutdown`, for good: nobody is left to tell who leaves, and
+    /// a connection that opens now is closed at once.
     shutting_down: bool,
     actions: Outbound,
     events: VecDeque<Event>,
@@ -279,6 +280,12 @@ impl<R: CryptoRng> Server<R> {
             .map(|(_, d)| &**d)
     }
 
+    /// Whether [`shutdown`](Self::shutdown) was called: every connection
+    /// was closed, and any that opens is closed at once.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
     /// The names this node's open connections hold: each one's key, display
     /// name, secret's hash and how many connections hold it, ordered by key.
     ///
@@ -309,9 +316,15 @@ impl<R: CryptoRng> Server<R> {
     /// A WebSocket connection finished its handshake, speaking `version`.
     /// `location` is what others see in `loginBroadcast` (the peer's IP as
     /// text, or "unknown").
-
+    ///
+    /// After [`shutdown`](Self::shutdown) the connection is closed at once
+    /// with 1001 "server shutting down": its id is only good for routing
+    /// that `Close`.
     pub fn handle_open(&mut self, location: &str, version: Version, now: Instant) -> ConnectionId {
         self.actions.start_input();
+        if self.shutting_down {
+            return self.refuse_open();
+        }
         self.open(location, version, now)
     }
 
@@ -411,8 +424,9 @@ impl<R: CryptoRng> Server<R> {
 
     // ---- commands ----
 
-    /// Closes every connection with 1001 "server shutting down". Logins stay
-    /// reserved (and start their TTL), as after any close.
+    /// Closes every connection with 1001 "server shutting down", and every
+    /// connection that opens from now on. Logins stay reserved (and start
+    /// their TTL), as after any close.
     pub fn shutdown(&mut self, now: Instant) {
         self.actions.start_input();
         self.shutting_down = true;
