@@ -335,3 +335,59 @@ fn list_users_asks_the_store_and_logout_tells_it() {
     );
     assert_eq!(h.drain().len(), 1); // its own logoutBroadcast: the confirmation
 }
+
+#[test]
+fn the_node_says_which_names_its_connections_hold_as_the_store_counts_them() {
+    let mut h = node();
+    let laptop = h.open_v2();
+    h.login(laptop, "Alice");
+    let reserve = only(&mut h);
+    // Not held until the store says so.
+    assert_eq!(h.server.held_names(), []);
+    claimed(&mut h, &reserve, Claim::Fresh, "Alice");
+    let _ = h.drain();
+    let secret = h.secret_of(laptop);
+    let phone = h.open();
+    h.login_with_secret(phone, "alice", &secret);
+    let reclaim = only(&mut h);
+    claimed(&mut h, &reclaim, Claim::Reclaimed, "Alice");
+    let bob = joined(&mut h, "bob");
+    let _ = h.drain();
+    let held = |h: &Harness| -> Vec<(String, String, SecretHash, usize)> {
+        let names = h.server.held_names();
+        names
+            .into_iter()
+            .map(|n| {
+                (
+                    n.key.to_string(),
+                    n.display.to_string(),
+                    n.secret,
+                    n.connections,
+                )
+            })
+            .collect()
+    };
+    let alice = |connections| {
+        let hash = SecretHash::of(&secret);
+        ("alice".to_owned(), "Alice".to_owned(), hash, connections)
+    };
+    let bob_hash = SecretHash::of(&h.secret_of(bob));
+    let bob_held = ("bob".to_owned(), "bob".to_owned(), bob_hash, 1);
+    assert_eq!(held(&h), [alice(2), bob_held.clone()]);
+
+    // A connection that closes no longer counts; a name logged out on
+    // another node, or here, is held no more.
+    h.close(phone);
+    let _ = h.writes();
+    assert_eq!(held(&h), [alice(1), bob_held]);
+    h.server.handle_remote(
+        Remote::LoggedOut {
+            key: Arc::from("bob"),
+            username: "bob".into(),
+        },
+        h.now,
+    );
+    assert_eq!(held(&h), [alice(1)]);
+    h.text(laptop, r#"{"type":"logout","id":"o"}"#);
+    assert_eq!(held(&h), []);
+}
