@@ -29,7 +29,7 @@ pub enum Event {
     /// `max_held_names` were held without a connection and it had been
     /// idle longest.
     LoginEvicted { username: Arc<str> },
-    /// A write failed (`handle_outcome`): a login or message that waited on
+    /// A write failed (`handle_answer`): a login or message that waited on
     /// it was refused with `unavailable`.
     WriteFailed { error: Failed },
     /// A user's last connection went away (for a logout, see `LoggedOut`).

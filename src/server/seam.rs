@@ -256,6 +256,45 @@ pub struct Online;
 /// The answer to one [`Request`], given to `Server::handle_answer`. Each
 /// variant takes the ticket of its own kind of request and that kind's
 /// result (build one with the ticket's `answer`, or [`Request::fail`]).
+///
+/// ```
+/// use wschat::server::{Answer, Request};
+///
+/// /// A store that numbers appends and keeps plain writes.
+/// fn answer(request: &Request, next_seq: u64) -> Answer {
+///     match request {
+///         Request::Write(ticket, _) => ticket.answer(Ok(())),
+///         Request::Append(ticket, _) => ticket.answer(Ok(next_seq)),
+///         other => other.fail(wschat::server::Failed("no shared store here".into())),
+///     }
+/// }
+/// ```
+///
+/// An append answered as if it were a plain write does not compile:
+///
+/// ```compile_fail
+/// use wschat::server::{Answer, Request};
+///
+/// fn answer(request: &Request) -> Option<Answer> {
+///     match request {
+///         Request::Append(ticket, _) => Some(Answer::Written(*ticket, Ok(()))),
+///         _ => None,
+///     }
+/// }
+/// ```
+///
+/// nor does an append answered without its `seq`:
+///
+/// ```compile_fail
+/// use wschat::server::{Answer, Request};
+///
+/// fn answer(request: &Request) -> Option<Answer> {
+///     match request {
+///         Request::Append(ticket, _) => Some(ticket.answer(Ok(()))),
+///         _ => None,
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// A [`Write`] is durable, or failed.
