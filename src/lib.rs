@@ -6,9 +6,11 @@
 //! - [`protocol`]: the JSON messages of wire protocols v1 and v2, decoded
 //!   strictly and totally (any bytes in, a message or a described error
 //!   out);
-//! - [`Server`]: the chat state machine. It takes frames and clock ticks and
-//!   asks for frames, pings and closes in return. It never touches a socket
-//!   or a clock, so it runs under smol (`chat-server`), plain threads
+//! - [`Server`]: the chat state machine, speaking v1 and v2 (each connection
+//!   its own). It takes frames and clock ticks and asks for frames, pings
+//!   and closes in return; what must outlive the process leaves through a
+//!   typed request/answer seam. It never touches a socket or a clock, so it
+//!   runs under smol (`chat-server`), plain threads
 //!   (`examples/threaded_server.rs`) or a test's virtual clock alike.
 //! - [`client`]: the chat client's state machine behind `chat-cli` (login,
 //!   saved secrets, reconnecting, commands, display lines), driven the same way.
