@@ -28,6 +28,7 @@ use std::time::Instant;
 
 use rand::CryptoRng;
 
+use super::login::Asked;
 use super::logins::{Claim, HeldName, SecretHash};
 use super::names::Names;
 use super::seam::{
@@ -37,7 +38,6 @@ use super::snapshot::StoredMessage;
 use super::{ConnectionId, Event, Limit, Server};
 use crate::id;
 use crate::protocol::{ErrorCode, LeaveReason};
-use crate::username::Username;
 
 /// What the other nodes of a cluster did, as the shared store tells it
 /// (`Server::handle_remote`).
@@ -154,17 +154,15 @@ impl<R: CryptoRng> Server<R> {
     /// A login of `conn` on a cluster, valid and within the limit of wrong
     /// secrets: the store is asked for the name, and the connection's
     /// frames wait for its answer.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn reserve(
-        &mut self,
-        conn: ConnectionId,
-        reply_to: Option<&str>,
-        name: Username,
-        offered: Option<&str>,
-        since: Option<u64>,
-        address: Arc<str>,
-        now: Instant,
-    ) {
+    pub(super) fn reserve(&mut self, asked: Asked<'_>, now: Instant) {
+        let Asked {
+            conn,
+            reply_to,
+            name,
+            secret: offered,
+            since,
+            address,
+        } = asked;
         // Only the store knows which names are free: a login without a
         // secret (which takes a free name or is refused) is what counts
         // against the limit of new names here.

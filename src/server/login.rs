@@ -18,6 +18,27 @@ use crate::id;
 use crate::protocol::{ErrorCode, LeaveReason, ServerMessage, Version};
 use crate::username::Username;
 
+/// A login asked for, valid and within the limit of wrong secrets: whether
+/// its name is free is for this node (`names`) or the shared store
+/// (`cluster`) to decide.
+pub(super) struct Asked<'a> {
+    pub(super) conn: ConnectionId,
+    pub(super) reply_to: Option<&'a str>,
+    pub(super) name: Username,
+    /// The secret given, to reclaim the name.
+    pub(super) secret: Option<&'a str>,
+    pub(super) since: Option<u64>,
+    /// What the per-address limits count the connection under.
+    pub(super) address: Arc<str>,
+}
+
+impl Asked<'_> {
+    /// The address to count a wrong secret against, if one was given.
+    pub(super) fn guesser(&self) -> Option<Arc<str>> {
+        self.secret.map(|_| self.address.clone())
+    }
+}
+
 impl<R: CryptoRng> Server<R> {
     pub(super) fn login(
         &mut self,
@@ -49,11 +70,17 @@ impl<R: CryptoRng> Server<R> {
         {
             return self.refuse_login(conn, reply_to, Limit::LoginFailures, wait);
         }
+        let asked = Asked {
+            conn,
+            reply_to,
+            name,
+            secret,
+            since,
+            address,
+        };
         match self.names {
-            Names::Local(_) => {
-                self.claim_locally(conn, reply_to, name, secret, since, address, guesser, now)
-            }
-            Names::Shared(_) => self.reserve(conn, reply_to, name, secret, since, address, now),
+            Names::Local(_) => self.claim_locally(asked, now),
+            Names::Shared(_) => self.reserve(asked, now),
         }
     }
 

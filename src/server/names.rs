@@ -19,14 +19,14 @@ use std::time::{Duration, Instant};
 use rand::CryptoRng;
 
 use super::cluster::Shared;
+use super::login::Asked;
 use super::logins::{Claim, Login, Logins};
 use super::seam::{PendingLogin, Seam, Ticket, Write};
 use super::snapshot::StoredName;
 use super::timers::Timer;
-use super::{ConnectionId, Event, Limit, Server};
+use super::{Event, Limit, Server};
 use crate::id;
 use crate::protocol::LeaveReason;
-use crate::username::Username;
 
 /// Who decides names.
 #[derive(Debug)]
@@ -144,18 +144,16 @@ impl<R: CryptoRng> Server<R> {
     /// secrets: this node decides whether the name is free, reclaimed with
     /// its secret, or taken. With a store, the login is announced once its
     /// claim is durable, and the connection's frames wait meanwhile.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn claim_locally(
-        &mut self,
-        conn: ConnectionId,
-        reply_to: Option<&str>,
-        name: Username,
-        secret: Option<&str>,
-        since: Option<u64>,
-        address: Arc<str>,
-        guesser: Option<Arc<str>>,
-        now: Instant,
-    ) {
+    pub(super) fn claim_locally(&mut self, asked: Asked<'_>, now: Instant) {
+        let guesser = asked.guesser();
+        let Asked {
+            conn,
+            reply_to,
+            name,
+            secret,
+            since,
+            address,
+        } = asked;
         let Some(logins) = self.names.logins_mut() else {
             return;
         };
