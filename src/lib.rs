@@ -3,11 +3,14 @@
 //! A WebSocket group chat, wire-compatible with the original TypeScript
 //! proof of concept and its web frontend. This library is its sans-IO heart:
 //!
-//! - [`protocol`]: the JSON messages of wire protocol v1, decoded strictly
-//!   and totally (any bytes in, a message or a described error out);
-//! - [`Server`]: the chat state machine. It takes frames and clock ticks and
-//!   asks for frames, pings and closes in return. It never touches a socket
-//!   or a clock, so it runs under smol (`chat-server`), plain threads
+//! - [`protocol`]: the JSON messages of wire protocols v1 and v2, decoded
+//!   strictly and totally (any bytes in, a message or a described error
+//!   out);
+//! - [`Server`]: the chat state machine, speaking v1 and v2 (each connection
+//!   its own). It takes frames and clock ticks and asks for frames, pings
+//!   and closes in return; what must outlive the process leaves through a
+//!   typed request/answer seam. It never touches a socket or a clock, so it
+//!   runs under smol (`chat-server`), plain threads
 //!   (`examples/threaded_server.rs`) or a test's virtual clock alike.
 //! - [`client`]: the chat client's state machine behind `chat-cli` (login,
 //!   saved secrets, reconnecting, commands, display lines), driven the same way.
@@ -63,12 +66,18 @@
 //! facts that must outlive the process to the driver as requests, and
 //! answers a login or a message only once the driver reports its request
 //! durable. chat-server's store commits them in groups on a thread of its
-//! own; here a `Vec` stands in for it:
+//! own; here a `Vec` stands in for it.
+//!
+//! The seam is typed: each [`Request`](server::Request) carries a ticket of
+//! its own kind, and the [`Answer`](server::Answer) given back to
+//! [`Server::handle_answer`] is built from that ticket with that kind's
+//! result (an append's `seq`, a plain write's `()`, …), so a request cannot
+//! be answered with another's result:
 //!
 //! ```
 //! use std::time::{Instant, SystemTime};
 //! use rand::{SeedableRng, rngs::StdRng};
-//! use wschat::server::{Outcome, Request, Snapshot};
+//! use wschat::server::{Request, Snapshot, Write};
 //! use wschat::{Action, Config, Inbound, Server, Version};
 //!
 //! let now = Instant::now();
@@ -86,13 +95,15 @@
 //! // what it appends. Answering may ask for more (the message, held until
 //! // the login was saved): loop until none is left.
 //! let mut seq = 41;
-//! while let Some((ticket, request)) = server.poll_request() {
-//!     let outcome = match &request {
-//!         Request::Append { .. } => { seq += 1; Outcome::Appended { seq } }
-//!         _ => Outcome::Done,
+//! while let Some(request) = server.poll_request() {
+//!     let answer = match &request {
+//!         Request::Write(ticket, _) => ticket.answer(Ok(())),
+//!         Request::Append(ticket, _) => { seq += 1; ticket.answer(Ok(seq)) }
+//!         // Asked only of a cluster's shared store, which decides names.
+//!         other => other.fail(wschat::server::Failed("not a cluster".into())),
 //!     };
 //!     saved.push(request);
-//!     server.handle_outcome(ticket, Ok(outcome), now);
+//!     server.handle_answer(answer, now);
 //! }
 //! let mut frames = Vec::new();
 //! while let Some(action) = server.poll_action() {
@@ -104,7 +115,7 @@
 //! assert!(frames[1].contains(r#""type":"loginMessage""#));
 //! assert!(frames[2].contains(r#""epoch":"k3J""#));
 //! assert!(frames[3].contains(r#""replyTo":"m""#) && frames[3].contains(r#""seq":42"#));
-//! assert!(saved.iter().any(|r| matches!(r, Request::Claim { .. })));
+//! assert!(saved.iter().any(|r| matches!(r, Request::Write(_, Write::Claim { .. }))));
 //! ```
 
 #[cfg(feature = "cli")]

@@ -247,3 +247,30 @@ fn shutdown_closes_everyone_with_1001_and_starts_every_logins_ttl() {
     h.server.shutdown(h.now);
     assert_eq!(h.drain(), []);
 }
+
+#[test]
+fn a_connection_that_opens_after_shutdown_is_closed_at_once() {
+    let mut h = Harness::default();
+    let alice = h.logged_in("alice");
+    h.server.shutdown(h.now);
+    assert!(h.server.is_shutting_down());
+    assert_eq!(
+        h.drain(),
+        [close(alice, CloseCode::GOING_AWAY, SHUTTING_DOWN)]
+    );
+    let _ = h.events();
+    // The driver calls nothing more: the core remembers it is shutting down.
+    h.advance(secs(1));
+    let late = h.open_v2();
+    h.login(late, "bob");
+    assert_eq!(
+        h.drain(),
+        [close(late, CloseCode::GOING_AWAY, SHUTTING_DOWN)]
+    );
+    assert!(!h.server.is_open(late));
+    assert_eq!(
+        (h.server.connection_count(), h.server.login_count()),
+        (0, 1)
+    );
+    assert_eq!(h.events(), []);
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use common::*;
 use wschat::protocol::LeaveReason;
 use wschat::server::{
-    Claim, Failed, Outcome, Remote, Request, SecretHash, Snapshot, StoredMessage, Ticket,
+    Claim, Disconnect, Failed, Remote, Request, Reserve, SecretHash, Snapshot, StoredMessage, Write,
 };
 use wschat::{Config, ConnectionId, Event};
 
@@ -25,17 +25,26 @@ fn node() -> Harness {
     )
 }
 
-fn only(h: &mut Harness) -> (Ticket, Request) {
+fn only(h: &mut Harness) -> Request {
     let requests = h.writes();
     assert_eq!(requests.len(), 1, "{requests:?}");
     requests.into_iter().next().unwrap()
 }
 
-fn claimed(claim: Claim, display: &str) -> Result<Outcome, Failed> {
-    Ok(Outcome::Claimed {
-        claim,
-        display: display.into(),
-    })
+/// The store decides `claim` of the name `request` reserves.
+fn claimed(h: &mut Harness, request: &Request, claim: Claim, display: &str) {
+    let Request::Reserve(ticket, _) = request else {
+        panic!("not a reservation: {request:?}");
+    };
+    h.answer(ticket.answer(Ok((claim, display.into()))));
+}
+
+/// The store says whether the user of `request`, a disconnect, is gone.
+fn released(h: &mut Harness, request: &Request, gone: bool) {
+    let Request::Disconnect(ticket, _) = request else {
+        panic!("not a disconnect: {request:?}");
+    };
+    h.answer(ticket.answer(Ok(gone)));
 }
 
 /// Logs `name` in on a fresh connection of this node, the store saying it
@@ -43,8 +52,8 @@ fn claimed(claim: Claim, display: &str) -> Result<Outcome, Failed> {
 fn joined(h: &mut Harness, name: &str) -> ConnectionId {
     let conn = h.open();
     h.login(conn, name);
-    let (ticket, _) = only(h);
-    h.written(ticket, claimed(Claim::Fresh, name));
+    let request = only(h);
+    claimed(h, &request, Claim::Fresh, name);
     let _ = h.drain();
     let _ = h.events();
     conn
@@ -57,15 +66,18 @@ fn a_login_asks_the_store_and_is_answered_by_its_decision() {
     let alice = h.open();
     h.login(alice, "Alice");
     assert_eq!(h.drain(), []);
-    let (ticket, request) = only(&mut h);
-    let Request::Reserve {
-        key,
-        display,
-        offered,
-        fresh,
-        location,
-        timestamp,
-    } = request
+    let request = only(&mut h);
+    let Request::Reserve(
+        _,
+        Reserve {
+            key,
+            display,
+            offered,
+            fresh,
+            location,
+            timestamp,
+        },
+    ) = request.clone()
     else {
         panic!("{request:?}");
     };
@@ -75,18 +87,18 @@ fn a_login_asks_the_store_and_is_answered_by_its_decision() {
     );
     assert_eq!(timestamp, EPOCH_MS);
     // Free: reserved with the new secret, whose hash the store was given.
-    h.written(ticket, claimed(Claim::Fresh, "Alice"));
+    claimed(&mut h, &request, Claim::Fresh, "Alice");
     assert_eq!(h.drain(), login_outcome(&[watcher, alice], alice, "Alice"));
     assert_eq!(fresh, SecretHash::of(&h.secret_of(alice)));
 
     // Taken on another node: refused, and counted as a wrong secret.
     let guesser = h.open_from("10.0.0.9");
     h.login_with_secret(guesser, "alice", "not-the-secret");
-    let (ticket, request) = only(&mut h);
+    let request = only(&mut h);
     assert!(
-        matches!(request, Request::Reserve { offered: Some(hash), .. } if hash == SecretHash::of("not-the-secret"))
+        matches!(&request, Request::Reserve(_, Reserve { offered: Some(hash), .. }) if *hash == SecretHash::of("not-the-secret"))
     );
-    h.written(ticket, claimed(Claim::Taken, "Alice"));
+    claimed(&mut h, &request, Claim::Taken, "Alice");
     assert_eq!(
         h.drain(),
         [error(
@@ -101,8 +113,8 @@ fn a_login_asks_the_store_and_is_answered_by_its_decision() {
     let phone = h.open();
     let secret = h.secret_of(alice);
     h.login_with_secret(phone, "alice", &secret);
-    let (ticket, _) = only(&mut h);
-    h.written(ticket, claimed(Claim::Reclaimed, "Alice"));
+    let request = only(&mut h);
+    claimed(&mut h, &request, Claim::Reclaimed, "Alice");
     let out = h.drain();
     assert_eq!(
         out.last(),
@@ -120,8 +132,8 @@ fn a_store_that_cannot_answer_refuses_the_login_with_unavailable() {
         alice,
         r#"{"type":"textFromUser","id":"m","text":"too early"}"#,
     );
-    let (ticket, _) = only(&mut h);
-    h.written(ticket, Err(Failed("redis is down".into())));
+    let request = only(&mut h);
+    h.answer(request.fail(Failed("redis is down".into())));
     assert_eq!(
         h.drain(),
         [
@@ -145,8 +157,10 @@ fn messages_of_every_node_are_delivered_in_the_order_the_store_gives() {
     let alice = joined(&mut h, "alice");
     let new = h.open_v2();
     h.say(alice, "mine");
-    let (ticket, request) = only(&mut h);
-    assert!(matches!(request, Request::Append { .. }), "{request:?}");
+    let request = only(&mut h);
+    let Request::Append(ticket, _) = request else {
+        panic!("{request:?}");
+    };
     assert_eq!(h.drain(), []);
     // Another node's message first (seq 11), then this one's (12).
     h.server.handle_remote(
@@ -159,7 +173,7 @@ fn messages_of_every_node_are_delivered_in_the_order_the_store_gives() {
         }),
         h.now,
     );
-    h.written(ticket, Ok(Outcome::Appended { seq: 12 }));
+    h.answer(ticket.answer(Ok(12)));
     let v2 = |name: &str, text: &str, seq: u64| {
         format!(
             r#"{{"type":"textBroadcast","id":"*","username":"{name}","message":"{text}","seq":{seq},"timestamp":{EPOCH_MS}}}"#
@@ -179,8 +193,8 @@ fn messages_of_every_node_are_delivered_in_the_order_the_store_gives() {
         new,
         r#"{"type":"login","id":"l","username":"nova","since":10,"epoch":"shared"}"#,
     );
-    let (ticket, _) = only(&mut h);
-    h.written(ticket, claimed(Claim::Fresh, "nova"));
+    let request = only(&mut h);
+    claimed(&mut h, &request, Claim::Fresh, "nova");
     let history = h.drain().pop().unwrap();
     let Out::Send(_, history) = history else {
         panic!()
@@ -196,28 +210,31 @@ fn a_user_leaves_only_when_the_store_says_no_node_holds_the_name() {
     let mut h = node();
     let watcher = h.open_v2();
     h.login(watcher, "watcher");
-    let (ticket, _) = only(&mut h);
-    h.written(ticket, claimed(Claim::Fresh, "watcher"));
+    let request = only(&mut h);
+    claimed(&mut h, &request, Claim::Fresh, "watcher");
     let _ = h.drain();
     let alice = joined(&mut h, "alice");
     h.close(alice);
-    let (ticket, request) = only(&mut h);
+    let request = only(&mut h);
+    let Request::Disconnect(_, disconnect) = &request else {
+        panic!("{request:?}");
+    };
     assert_eq!(
-        request,
-        Request::Disconnect {
+        *disconnect,
+        Disconnect {
             key: "alice".into(),
             display: "alice".into(),
             reason: LeaveReason::Disconnected
         }
     );
     // Still on another node: nobody is told anything.
-    h.written(ticket, Ok(Outcome::Released { gone: false }));
+    released(&mut h, &request, false);
     assert_eq!(h.drain(), []);
 
     let bob = joined(&mut h, "bob");
     h.close(bob);
-    let (ticket, _) = only(&mut h);
-    h.written(ticket, Ok(Outcome::Released { gone: true }));
+    let request = only(&mut h);
+    released(&mut h, &request, true);
     assert_eq!(
         h.drain(),
         [send(
@@ -243,8 +260,8 @@ fn what_other_nodes_did_reaches_this_nodes_connections() {
     let old = joined(&mut h, "olga");
     let new = h.open_v2();
     h.login(new, "nova");
-    let (ticket, _) = only(&mut h);
-    h.written(ticket, claimed(Claim::Fresh, "nova"));
+    let request = only(&mut h);
+    claimed(&mut h, &request, Claim::Fresh, "nova");
     let _ = h.drain();
     let alice = joined(&mut h, "alice"); // alice on this node too
     h.server.handle_remote(
@@ -287,14 +304,16 @@ fn list_users_asks_the_store_and_logout_tells_it() {
     let mut h = node();
     let alice = h.open_v2();
     h.login(alice, "alice");
-    let (ticket, _) = only(&mut h);
-    h.written(ticket, claimed(Claim::Fresh, "alice"));
+    let request = only(&mut h);
+    claimed(&mut h, &request, Claim::Fresh, "alice");
     let _ = h.drain();
     h.text(alice, r#"{"type":"listUsers","id":"u"}"#);
-    let (ticket, request) = only(&mut h);
-    assert_eq!(request, Request::Online);
+    let request = only(&mut h);
+    let Request::Online(ticket) = request else {
+        panic!("{request:?}");
+    };
     let online = vec![("bob".into(), 2), ("alice".into(), 1), ("Carol".into(), 1)];
-    h.written(ticket, Ok(Outcome::Online(online)));
+    h.answer(ticket.answer(Ok(online)));
     assert_eq!(
         h.drain(),
         [send(
@@ -303,13 +322,72 @@ fn list_users_asks_the_store_and_logout_tells_it() {
         )]
     );
     h.text(alice, r#"{"type":"logout","id":"o"}"#);
-    let (_, request) = only(&mut h);
+    let request = only(&mut h);
+    let Request::Write(_, logout) = request else {
+        panic!("{request:?}");
+    };
     assert_eq!(
-        request,
-        Request::Logout {
+        logout,
+        Write::Logout {
             key: "alice".into(),
             display: "alice".into()
         }
     );
     assert_eq!(h.drain().len(), 1); // its own logoutBroadcast: the confirmation
+}
+
+#[test]
+fn the_node_says_which_names_its_connections_hold_as_the_store_counts_them() {
+    let mut h = node();
+    let laptop = h.open_v2();
+    h.login(laptop, "Alice");
+    let reserve = only(&mut h);
+    // Not held until the store says so.
+    assert_eq!(h.server.held_names(), []);
+    claimed(&mut h, &reserve, Claim::Fresh, "Alice");
+    let _ = h.drain();
+    let secret = h.secret_of(laptop);
+    let phone = h.open();
+    h.login_with_secret(phone, "alice", &secret);
+    let reclaim = only(&mut h);
+    claimed(&mut h, &reclaim, Claim::Reclaimed, "Alice");
+    let bob = joined(&mut h, "bob");
+    let _ = h.drain();
+    let held = |h: &Harness| -> Vec<(String, String, SecretHash, usize)> {
+        let names = h.server.held_names();
+        names
+            .into_iter()
+            .map(|n| {
+                (
+                    n.key.to_string(),
+                    n.display.to_string(),
+                    n.secret,
+                    n.connections,
+                )
+            })
+            .collect()
+    };
+    let alice = |connections| {
+        let hash = SecretHash::of(&secret);
+        ("alice".to_owned(), "Alice".to_owned(), hash, connections)
+    };
+    let bob_hash = SecretHash::of(&h.secret_of(bob));
+    let bob_held = ("bob".to_owned(), "bob".to_owned(), bob_hash, 1);
+    assert_eq!(held(&h), [alice(2), bob_held.clone()]);
+
+    // A connection that closes no longer counts; a name logged out on
+    // another node, or here, is held no more.
+    h.close(phone);
+    let _ = h.writes();
+    assert_eq!(held(&h), [alice(1), bob_held]);
+    h.server.handle_remote(
+        Remote::LoggedOut {
+            key: Arc::from("bob"),
+            username: "bob".into(),
+        },
+        h.now,
+    );
+    assert_eq!(held(&h), [alice(1)]);
+    h.text(laptop, r#"{"type":"logout","id":"o"}"#);
+    assert_eq!(held(&h), []);
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use wschat::server::{Claim, Failed, Outcome, Remote, Request, Snapshot, Ticket};
+use wschat::server::{Claim, Remote, Request, Reserve, Snapshot, Ticket};
 use wschat::{Config, ConnectionId};
 
 fn node() -> Harness {
@@ -20,17 +20,19 @@ fn node() -> Harness {
     )
 }
 
-fn only(h: &mut Harness) -> (Ticket, Request) {
+/// The one request asked: a reservation.
+fn only(h: &mut Harness) -> Ticket<Reserve> {
     let requests = h.writes();
     assert_eq!(requests.len(), 1, "{requests:?}");
-    requests.into_iter().next().unwrap()
+    match requests.into_iter().next() {
+        Some(Request::Reserve(ticket, _)) => ticket,
+        other => panic!("not a reservation: {other:?}"),
+    }
 }
 
-fn claimed(claim: Claim, display: &str) -> Result<Outcome, Failed> {
-    Ok(Outcome::Claimed {
-        claim,
-        display: display.into(),
-    })
+/// The store's answer to `ticket`: `claim`, of the name shown as `display`.
+fn claimed(h: &mut Harness, ticket: Ticket<Reserve>, claim: Claim, display: &str) {
+    h.answer(ticket.answer(Ok((claim, display.into()))));
 }
 
 /// `held_names()` in a fixed order, as (key, display, connections).
@@ -56,8 +58,8 @@ fn log_in(h: &mut Harness, display: &str, secret: Option<&str>, claim: Claim) ->
         Some(secret) => h.login_with_secret(conn, display, secret),
         None => h.login(conn, display),
     }
-    let (ticket, _) = only(h);
-    h.written(ticket, claimed(claim, display));
+    let ticket = only(h);
+    claimed(h, ticket, claim, display);
     let _ = h.drain();
     conn
 }
@@ -66,15 +68,15 @@ fn log_in(h: &mut Harness, display: &str, secret: Option<&str>, claim: Claim) ->
 fn held_names_count_each_names_connections_from_the_stores_answer_until_they_go() {
     let mut h = node();
     assert_eq!(held(&h), []);
-    assert_eq!(h.server.last_ticket(), None);
+    assert_eq!(h.server.last_ticket(), 0);
 
     // Asked, not answered yet: not held.
     let alice = h.open();
     h.login(alice, "Alice");
-    let (ticket, _) = only(&mut h);
-    assert_eq!(h.server.last_ticket(), Some(ticket));
+    let ticket = only(&mut h);
+    assert_eq!(h.server.last_ticket(), ticket.get());
     assert_eq!(held(&h), []);
-    h.written(ticket, claimed(Claim::Fresh, "Alice"));
+    claimed(&mut h, ticket, Claim::Fresh, "Alice");
     let _ = h.drain();
     assert_eq!(held(&h), [name("alice", "Alice", 1)]);
 

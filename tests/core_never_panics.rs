@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use rand::{SeedableRng, rngs::StdRng};
 use std::time::SystemTime;
 
-use wschat::server::{Claim, Failed, Outcome, Request, Snapshot, Ticket};
+use wschat::server::{Claim, Failed, Request, Snapshot};
 use wschat::username::Username;
 use wschat::{
     Action, ClientMessage, Config, ConnectionId, Inbound, Server, ServerMessage, Version,
@@ -158,7 +158,7 @@ struct Driver {
     closed: HashSet<ConnectionId>,
     secrets: Vec<String>,
     /// Writes asked for and not settled yet (a server with a store).
-    unsettled: std::collections::VecDeque<(Ticket, Request)>,
+    unsettled: std::collections::VecDeque<Request>,
     last_seq: u64,
 }
 
@@ -297,28 +297,26 @@ impl Driver {
         self.unsettled
             .extend(std::iter::from_fn(|| self.server.poll_request()));
         for _ in 0..n {
-            let Some((ticket, write)) = self.unsettled.pop_front() else {
+            let Some(request) = self.unsettled.pop_front() else {
                 return;
             };
-            let outcome = match write {
-                _ if fail => Err(Failed("disk full".into())),
-                Request::Append { .. } => {
+            let answer = match request {
+                _ if fail => request.fail(Failed("disk full".into())),
+                Request::Write(ticket, _) => ticket.answer(Ok(())),
+                Request::Append(ticket, _) => {
                     self.last_seq += 1;
-                    Ok(Outcome::Appended { seq: self.last_seq })
+                    ticket.answer(Ok(self.last_seq))
                 }
                 // A shared store's decisions, varied by ticket.
-                Request::Reserve { display, .. } => Ok(Outcome::Claimed {
-                    claim: [Claim::Fresh, Claim::Reclaimed, Claim::Taken]
-                        [ticket.get() as usize % 3],
-                    display,
-                }),
-                Request::Disconnect { .. } => Ok(Outcome::Released {
-                    gone: ticket.get() % 2 == 0,
-                }),
-                Request::Online => Ok(Outcome::Online(vec![("x".into(), 1)])),
-                _ => Ok(Outcome::Done),
+                Request::Reserve(ticket, reserve) => {
+                    let claim =
+                        [Claim::Fresh, Claim::Reclaimed, Claim::Taken][ticket.get() as usize % 3];
+                    ticket.answer(Ok((claim, reserve.display)))
+                }
+                Request::Disconnect(ticket, _) => ticket.answer(Ok(ticket.get() % 2 == 0)),
+                Request::Online(ticket) => ticket.answer(Ok(vec![("x".into(), 1)])),
             };
-            self.server.handle_outcome(ticket, outcome, self.now);
+            self.server.handle_answer(answer, self.now);
             // An outcome may lead to more requests (a login answered for a
             // connection that closed meanwhile is given back): in order.
             self.unsettled

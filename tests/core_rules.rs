@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use common::*;
 use wschat::protocol::LeaveReason;
+use wschat::server::SecretHash;
 use wschat::{Action, Config, Event, Inbound};
 
 const TAKEN_ALICE: &str =
@@ -640,4 +641,30 @@ fn a_ping_is_answered_with_a_pong_carrying_its_payload() {
     // A pong from the peer needs no answer.
     h.frame(a, Inbound::Pong(b"wschat"));
     assert_eq!(h.drain(), []);
+}
+
+#[test]
+fn a_single_node_says_which_names_its_open_connections_hold() {
+    let mut h = Harness::default();
+    let laptop = h.logged_in("Alice");
+    let secret = h.secret_of(laptop);
+    let phone = h.open();
+    h.login_with_secret(phone, "alice", &secret);
+    let bob = h.logged_in("bob");
+    // Held, but by no connection: not this node's to register anywhere.
+    h.close(bob);
+    let _ = h.drain();
+    let held: Vec<_> = h
+        .server
+        .held_names()
+        .into_iter()
+        .map(|n| (n.key, n.display, n.secret, n.connections))
+        .collect();
+    let alice = (
+        Arc::from("alice"),
+        Arc::from("Alice"),
+        SecretHash::of(&secret),
+        2,
+    );
+    assert_eq!(held, [alice]);
 }

@@ -12,17 +12,43 @@ use std::sync::Arc;
 
 use common::*;
 use wschat::protocol::LeaveReason;
-use wschat::server::{
-    Failed, Outcome, Request, SecretHash, Snapshot, StoredMessage, StoredName, Ticket,
-};
+use wschat::server::{Failed, Request, SecretHash, Snapshot, StoredMessage, StoredName, Write};
 use wschat::{Config, ConnectionId, Event};
 
 fn key(name: &str) -> Arc<str> {
     name.into()
 }
 
-fn failed() -> Result<Outcome, Failed> {
-    Err(Failed("disk full".into()))
+/// The store reports `request` failed.
+fn fail(h: &mut Harness, request: &Request) {
+    h.answer(request.fail(Failed("disk full".into())));
+}
+
+/// The store reports `request`, a plain write, durable.
+fn durable(h: &mut Harness, request: &Request) {
+    let Request::Write(ticket, _) = request else {
+        panic!("not a plain write: {request:?}");
+    };
+    h.answer(ticket.answer(Ok(())));
+}
+
+/// The store reports `request`, an append, durable as number `seq`.
+fn appended(h: &mut Harness, request: &Request, seq: u64) {
+    let Request::Append(ticket, _) = request else {
+        panic!("not an append: {request:?}");
+    };
+    h.answer(ticket.answer(Ok(seq)));
+}
+
+/// The facts of plain writes, without their tickets.
+fn facts(requests: Vec<Request>) -> Vec<Write> {
+    requests
+        .into_iter()
+        .map(|request| match request {
+            Request::Write(_, write) => write,
+            other => panic!("not a plain write: {other:?}"),
+        })
+        .collect()
 }
 
 /// A store with nothing in it yet.
@@ -35,10 +61,10 @@ fn empty() -> Snapshot {
 
 /// Only the writes; the periodic `Alive` of a server with a store is
 /// checked by its own test.
-fn writes(h: &mut Harness) -> Vec<(Ticket, Request)> {
+fn writes(h: &mut Harness) -> Vec<Request> {
     h.writes()
         .into_iter()
-        .filter(|(_, w)| !matches!(w, Request::Alive { .. }))
+        .filter(|r| !matches!(r, Request::Write(_, Write::Alive { .. })))
         .collect()
 }
 
@@ -48,10 +74,10 @@ fn durable_login(h: &mut Harness, name: &str) -> ConnectionId {
     h.login(conn, name);
     let claim = writes(h);
     assert!(
-        matches!(&claim[..], [(_, Request::Claim { .. })]),
+        matches!(&claim[..], [Request::Write(_, Write::Claim { .. })]),
         "{claim:?}"
     );
-    h.written(claim[0].0, Ok(Outcome::Done));
+    durable(h, &claim[0]);
     let _ = h.drain();
     let _ = h.events();
     conn
@@ -67,9 +93,9 @@ fn a_login_is_answered_once_its_claim_is_durable() {
     assert_eq!(h.drain(), []);
     let claim = writes(&mut h);
     let [
-        (
+        Request::Write(
             ticket,
-            Request::Claim {
+            Write::Claim {
                 key,
                 display,
                 secret,
@@ -80,7 +106,7 @@ fn a_login_is_answered_once_its_claim_is_durable() {
         panic!("{claim:?}");
     };
     assert_eq!((&**key, &**display), ("alice", "alice"));
-    h.written(*ticket, Ok(Outcome::Done));
+    h.answer(ticket.answer(Ok(())));
     assert_eq!(h.drain(), login_outcome(&[watcher, alice], alice, "alice"));
     // The secret told is the one whose hash was saved, never the secret itself.
     assert_eq!(*secret, SecretHash::of(&h.secret_of(alice)));
@@ -98,22 +124,12 @@ fn a_message_is_broadcast_with_the_stores_seq_once_it_is_durable() {
     h.say(alice, "hello");
     assert_eq!(h.drain(), []);
     let append = writes(&mut h);
-    let [
-        (
-            ticket,
-            Request::Append {
-                text,
-                username,
-                timestamp,
-                ..
-            },
-        ),
-    ] = &append[..]
-    else {
+    let [Request::Append(ticket, append)] = &append[..] else {
         panic!("{append:?}");
     };
-    assert_eq!((&**text, &**username, *timestamp), ("hello", "alice", t(0)));
-    h.written(*ticket, Ok(Outcome::Appended { seq: 41 }));
+    let (text, username, timestamp) = (&*append.text, &*append.username, append.timestamp);
+    assert_eq!((text, username, timestamp), ("hello", "alice", t(0)));
+    h.answer(ticket.answer(Ok(41)));
     assert_eq!(
         h.drain(),
         [
@@ -141,7 +157,7 @@ fn a_failed_write_refuses_the_message_and_service_resumes_with_the_next() {
     h.say(alice, "kept");
     let appends = writes(&mut h);
     assert_eq!(appends.len(), 2);
-    h.written(appends[0].0, failed());
+    fail(&mut h, &appends[0]);
     assert_eq!(
         h.drain(),
         [error(
@@ -157,7 +173,7 @@ fn a_failed_write_refuses_the_message_and_service_resumes_with_the_next() {
         }]
     );
     // The store numbers what it keeps: no gap for the one it could not.
-    h.written(appends[1].0, Ok(Outcome::Appended { seq: 1 }));
+    appended(&mut h, &appends[1], 1);
     assert_eq!(h.drain(), [send(alice, &text_broadcast("alice", "kept"))]);
 }
 
@@ -167,7 +183,7 @@ fn a_claim_that_cannot_be_saved_leaves_the_name_free() {
     let alice = h.open();
     h.login(alice, "alice");
     let claim = writes(&mut h);
-    h.written(claim[0].0, failed());
+    fail(&mut h, &claim[0]);
     assert_eq!(
         h.drain(),
         [error(
@@ -184,7 +200,7 @@ fn a_claim_that_cannot_be_saved_leaves_the_name_free() {
     assert_eq!(writes(&mut h), []);
     h.login(alice, "alice");
     let claim = writes(&mut h);
-    h.written(claim[0].0, Ok(Outcome::Done));
+    durable(&mut h, &claim[0]);
     assert_eq!(h.drain(), login_outcome(&[alice], alice, "alice"));
 }
 
@@ -197,7 +213,7 @@ fn frames_sent_while_a_login_is_saved_are_answered_after_it_in_order() {
     h.text(alice, r#"{"type":"listUsers","id":"u"}"#);
     assert_eq!(h.drain(), []);
     let claim = writes(&mut h);
-    h.written(claim[0].0, Ok(Outcome::Done));
+    durable(&mut h, &claim[0]);
     let out = h.drain();
     let kinds: Vec<&str> = out
         .iter()
@@ -212,10 +228,7 @@ fn frames_sent_while_a_login_is_saved_are_answered_after_it_in_order() {
         ["loginBroadcast", "loginMessage", "history", "userList"]
     );
     let append = writes(&mut h);
-    assert!(
-        matches!(&append[..], [(_, Request::Append { .. })]),
-        "{append:?}"
-    );
+    assert!(matches!(&append[..], [Request::Append(..)]), "{append:?}");
 }
 
 #[test]
@@ -230,11 +243,8 @@ fn names_and_messages_journal_every_change_at_its_instant() {
     // The last connection closes: held until ten minutes on.
     h.close(alice);
     assert_eq!(
-        writes(&mut h)
-            .into_iter()
-            .map(|(_, w)| w)
-            .collect::<Vec<_>>(),
-        [Request::Idle {
+        facts(writes(&mut h)),
+        [Write::Idle {
             key: key("alice"),
             expires_at: t(600_000)
         }]
@@ -244,9 +254,9 @@ fn names_and_messages_journal_every_change_at_its_instant() {
     let again = h.open();
     h.login_with_secret(again, "alice", &secret);
     let in_use = writes(&mut h);
-    assert_eq!(in_use[0].1, Request::InUse { key: key("alice") });
+    assert_eq!(facts(in_use.clone()), [Write::InUse { key: key("alice") }]);
     assert_eq!(h.drain(), []);
-    h.written(in_use[0].0, Ok(Outcome::Done));
+    durable(&mut h, &in_use[0]);
     assert_eq!(h.drain(), login_outcome(&[again], again, "alice"));
     // A second device of an online name writes nothing.
     let phone = h.open();
@@ -259,24 +269,20 @@ fn names_and_messages_journal_every_change_at_its_instant() {
     let _ = writes(&mut h);
     h.advance(secs(600));
     assert_eq!(
-        writes(&mut h)
-            .into_iter()
-            .map(|(_, w)| w)
-            .collect::<Vec<_>>(),
-        [Request::Release { key: key("alice") }]
+        facts(writes(&mut h)),
+        [Write::Release { key: key("alice") }]
     );
 }
 
 #[test]
 fn a_server_with_a_store_says_it_is_alive_every_30_seconds() {
     let mut h = Harness::restored(Config::default(), empty());
-    let alive =
-        |h: &mut Harness| -> Vec<Request> { h.writes().into_iter().map(|(_, w)| w).collect() };
-    assert_eq!(alive(&mut h), [Request::Alive { at: t(0) }]);
+    let alive = |h: &mut Harness| facts(h.writes());
+    assert_eq!(alive(&mut h), [Write::Alive { at: t(0) }]);
     h.advance(secs(30) - ms(1));
     assert_eq!(alive(&mut h), []);
     h.advance(ms(1));
-    assert_eq!(alive(&mut h), [Request::Alive { at: t(30_000) }]);
+    assert_eq!(alive(&mut h), [Write::Alive { at: t(30_000) }]);
 }
 
 #[test]
@@ -330,13 +336,10 @@ fn a_restored_server_holds_its_names_history_and_numbering() {
     let mut h = Harness::restored(Config::default(), snapshot);
     assert_eq!(h.server.epoch(), "epoch-one");
     assert_eq!(
-        writes(&mut h)
-            .into_iter()
-            .map(|(_, w)| w)
-            .collect::<Vec<_>>(),
+        facts(writes(&mut h)),
         [
-            Request::Release { key: key("gone") },
-            Request::Idle {
+            Write::Release { key: key("gone") },
+            Write::Idle {
                 key: key("bob"),
                 expires_at: EPOCH_MS - 30_000 + 600_000
             },
@@ -361,7 +364,7 @@ fn a_restored_server_holds_its_names_history_and_numbering() {
         "secret": "a".repeat(24), "since": 6, "epoch": "epoch-one"});
     h.text(conn, &login.to_string());
     let in_use = writes(&mut h);
-    h.written(in_use[0].0, Ok(Outcome::Done));
+    durable(&mut h, &in_use[0]);
     let history = h.drain().pop().unwrap();
     assert_eq!(
         history,
@@ -380,7 +383,7 @@ fn a_restored_server_holds_its_names_history_and_numbering() {
         r#"{"type":"login","id":"l","username":"gone","since":7,"epoch":"older"}"#,
     );
     let claim = writes(&mut h);
-    h.written(claim[0].0, Ok(Outcome::Done));
+    durable(&mut h, &claim[0]);
     let history = h.drain().pop().unwrap();
     let Out::Send(_, history) = history else {
         panic!("{history:?}")
@@ -401,15 +404,15 @@ fn a_connection_that_closes_while_its_login_is_saved_is_never_announced() {
     let watcher = h.open_v2();
     h.login(watcher, "watcher");
     let claim = writes(&mut h);
-    h.written(claim[0].0, Ok(Outcome::Done));
+    durable(&mut h, &claim[0]);
     let _ = h.drain();
     let _ = h.events();
     let brief = h.open();
     h.login(brief, "brief");
     h.close(brief);
-    let journal: Vec<Request> = writes(&mut h).into_iter().map(|(_, w)| w).collect();
+    let journal = facts(writes(&mut h));
     assert!(
-        matches!(&journal[..], [Request::Claim { .. }, Request::Idle { .. }]),
+        matches!(&journal[..], [Write::Claim { .. }, Write::Idle { .. }]),
         "{journal:?}"
     );
     // No leave notice for a join nobody heard of.

@@ -19,7 +19,7 @@ use super::memory::{Activity, CONNECTION_BYTES};
 use super::metrics::{Metrics, Tally};
 use super::outbox::{Outgoing, Refused};
 use super::seam::{Reply, Seam};
-use crate::server::{Failed, Request, Ticket};
+use crate::server::{Failed, Request};
 use crate::{Action, CloseCode, ConnectionId, Event, Frame, Inbound, Server};
 
 /// Inputs handled in one go (one clock reading, one timer re-arm) before
@@ -45,7 +45,6 @@ struct Core<R> {
     server: Server<R>,
     /// The outbox of every connection the core knows.
     routes: HashMap<ConnectionId, Arc<Conn>>,
-    shutting_down: bool,
     /// The last frame's text (see [`text_of`]).
     last_text: Option<Utf8Bytes>,
     /// Writers to wake once the current batch of inputs is handled, so that
@@ -73,7 +72,6 @@ pub(crate) async fn run<R: CryptoRng>(
     let mut core = Core {
         server,
         routes: HashMap::new(),
-        shutting_down: false,
         last_text: None,
         wakes: Vec::new(),
         activity,
@@ -135,9 +133,7 @@ pub(crate) async fn run<R: CryptoRng>(
             Woken::Replies(replies) => {
                 for reply in replies {
                     match reply {
-                        Reply::Outcome(ticket, outcome) => {
-                            core.server.handle_outcome(ticket, outcome, now)
-                        }
+                        Reply::Answer(answer) => core.server.handle_answer(answer, now),
                         Reply::Remote(remote) => core.server.handle_remote(remote, now),
                         Reply::HeldNamesWanted(answer) => {
                             core.send_writes(backend.as_ref(), now);
@@ -170,9 +166,6 @@ pub(crate) async fn run<R: CryptoRng>(
                 Err(_) => break,
             }
             core.perform(now);
-        }
-        if core.shutting_down && core.server.connection_count() > 0 {
-            core.server.shutdown(now);
         }
         core.server.handle_timeout(now);
         core.perform(now);
@@ -230,8 +223,7 @@ impl Flushes {
 impl<R: CryptoRng> Core<R> {
     /// Hands every request the core made to the backend, in one batch.
     fn send_writes(&mut self, backend: Option<&Seam>, now: Instant) {
-        let writes: Vec<(Ticket, Request)> =
-            std::iter::from_fn(|| self.server.poll_request()).collect();
+        let writes: Vec<Request> = std::iter::from_fn(|| self.server.poll_request()).collect();
         if writes.is_empty() {
             return;
         }
@@ -242,9 +234,9 @@ impl<R: CryptoRng> Core<R> {
             // The backend is gone (the store's thread panicked): nothing
             // more can be saved, and nothing is acknowledged as if it had
             // been. (Its channel is unbounded: never full.)
-            for (ticket, _) in writes {
+            for request in writes {
                 let error = Failed("the store has stopped".into());
-                self.server.handle_outcome(ticket, Err(error), now);
+                self.server.handle_answer(request.fail(error), now);
             }
             self.perform(now);
         }
@@ -281,9 +273,9 @@ impl<R: CryptoRng> Core<R> {
                 }
                 self.server.handle_close(id, now);
             }
-            Input::Shutdown => {
-                self.shutting_down = true;
-            }
+            // Closes every connection, and from now on every one that
+            // opens: the core keeps that state.
+            Input::Shutdown => self.server.shutdown(now),
             Input::Finish => {} // handled by the loop
         }
     }

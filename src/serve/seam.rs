@@ -1,6 +1,6 @@
 //! The core task's seam to its backend (see `backend`): the core asks
-//! ([`Request`], each with its [`Ticket`]); the backend answers each request
-//! with its outcome, and in a cluster also tells what the other nodes did.
+//! ([`Request`], each with its typed ticket); the backend answers each
+//! request ([`Answer`]), and in a cluster also tells what the other nodes did.
 //! The core task sends its requests in one batch per loop turn and takes
 //! the replies in the order the core must handle them.
 //!
@@ -10,11 +10,10 @@
 
 use smol::channel::{self, Receiver, Sender};
 
-use crate::server::held::HeldName;
-use crate::server::{Failed, Outcome, Remote, Request, Ticket};
+use crate::server::{Answer, HeldName, Remote, Request};
 
 /// The core's requests of one loop turn, in the order it made them.
-pub(crate) type Requests = Vec<(Ticket, Request)>;
+pub(crate) type Requests = Vec<Request>;
 
 /// The core task's end of the seam to its backend.
 #[derive(Debug)]
@@ -26,8 +25,8 @@ pub(crate) struct Seam {
 /// What a backend tells the core.
 #[derive(Debug)]
 pub(crate) enum Reply {
-    /// The outcome of a request.
-    Outcome(Ticket, Result<Outcome, Failed>),
+    /// The answer to a request.
+    Answer(Answer),
     /// What another node of a cluster did.
     #[cfg_attr(
         not(feature = "cluster"),
@@ -36,9 +35,9 @@ pub(crate) enum Reply {
     Remote(Remote),
     /// A cluster's link asks which names this node holds (to register them
     /// again): answered on the channel given, after every request asked so
-    /// far has been handed on, with the last one's ticket.
+    /// far has been handed on, with the last one's number.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code, reason = "only Redis asks"))]
-    HeldNamesWanted(Sender<(Vec<HeldName>, Option<Ticket>)>),
+    HeldNamesWanted(Sender<(Vec<HeldName>, u64)>),
 }
 
 /// The seam's two ends: the core task's, and the backend's (the requests

@@ -31,7 +31,7 @@ use super::readiness::{Check, Readiness};
 use super::seam::Reply;
 use crate::id;
 use crate::server::{
-    Failed, Outcome, Request, SecretHash, Snapshot, StoredMessage, StoredName, Ticket,
+    Answer, Failed, Request, SecretHash, Snapshot, StoredMessage, StoredName, Write,
 };
 
 /// The store's file in the data directory.
@@ -173,7 +173,7 @@ impl Store {
     /// thread has ended, `readiness` says the store is not saving.
     pub(crate) fn spawn(
         self,
-        writes: Receiver<Vec<(Ticket, Request)>>,
+        writes: Receiver<Vec<Request>>,
         outcomes: Sender<Vec<Reply>>,
         metrics: Arc<Metrics>,
         readiness: Arc<Readiness>,
@@ -189,7 +189,7 @@ impl Store {
 
     fn run(
         mut self,
-        writes: Receiver<Vec<(Ticket, Request)>>,
+        writes: Receiver<Vec<Request>>,
         outcomes: Sender<Vec<Reply>>,
         metrics: &Metrics,
         readiness: &Readiness,
@@ -221,19 +221,12 @@ impl Store {
             }
             tracing::trace!(writes = batch.len(), elapsed = ?started.elapsed(), "committed");
             let outcomes_of_batch: Vec<Reply> = match result {
-                Ok(seqs) => batch
-                    .iter()
-                    .zip(seqs)
-                    .map(|((ticket, _), seq)| {
-                        let written = seq.map_or(Outcome::Done, |seq| Outcome::Appended { seq });
-                        Reply::Outcome(*ticket, Ok(written))
-                    })
-                    .collect(),
+                Ok(answers) => answers.into_iter().map(Reply::Answer).collect(),
                 Err(e) => {
                     let error = Failed(e.to_string());
                     batch
                         .iter()
-                        .map(|(ticket, _)| Reply::Outcome(*ticket, Err(error.clone())))
+                        .map(|request| Reply::Answer(request.fail(error.clone())))
                         .collect()
                 }
             };
@@ -242,10 +235,10 @@ impl Store {
         }
     }
 
-    /// Applies `batch` in one transaction; the `seq` given to each append.
-    /// After a failure the database is closed, and opened again (repaired
-    /// if need be) for the next batch.
-    fn commit(&mut self, batch: &[(Ticket, Request)]) -> Result<Vec<Option<u64>>, redb::Error> {
+    /// Applies `batch` in one transaction; the answer to each request (an
+    /// append's gives its `seq`). After a failure the database is closed,
+    /// and opened again (repaired if need be) for the next batch.
+    fn commit(&mut self, batch: &[Request]) -> Result<Vec<Answer>, redb::Error> {
         let db = match self.db.take() {
             Some(db) => db,
             None => Database::builder()
@@ -259,65 +252,67 @@ impl Store {
         result
     }
 
-    fn commit_to(
-        &mut self,
-        db: &Database,
-        batch: &[(Ticket, Request)],
-    ) -> Result<Vec<Option<u64>>, redb::Error> {
+    fn commit_to(&mut self, db: &Database, batch: &[Request]) -> Result<Vec<Answer>, redb::Error> {
         let tx = db.begin_write()?;
         let mut last_seq = self.last_seq;
-        let mut seqs = Vec::with_capacity(batch.len());
+        let mut answers = Vec::with_capacity(batch.len());
         {
             let mut meta = tx.open_table(META)?;
             let mut names = tx.open_table(NAMES)?;
             let mut messages = tx.open_table(MESSAGES)?;
-            for (_, write) in batch {
-                let mut seq = None;
-                match write {
-                    Request::Claim {
-                        key,
-                        display,
-                        secret,
-                    } => {
-                        names.insert(&**key, (&**display, &secret.0[..], 0))?;
+            for request in batch {
+                let answer = match request {
+                    Request::Write(ticket, write) => {
+                        match write {
+                            Write::Claim {
+                                key,
+                                display,
+                                secret,
+                            } => {
+                                names.insert(&**key, (&**display, &secret.0[..], 0))?;
+                            }
+                            Write::InUse { key } => set_expiry(&mut names, key, 0)?,
+                            Write::Idle { key, expires_at } => {
+                                // 0 means "in use": an instant that old is past anyway.
+                                set_expiry(&mut names, key, (*expires_at).max(1))?;
+                            }
+                            Write::Release { key } => {
+                                names.remove(&**key)?;
+                            }
+                            Write::Alive { at } => {
+                                meta.insert("alive_at", *at)?;
+                            }
+                            // Only a cluster's core asks this, of its shared store.
+                            Write::Logout { .. } => {}
+                        }
+                        ticket.answer(Ok(()))
                     }
-                    Request::InUse { key } => set_expiry(&mut names, key, 0)?,
-                    Request::Idle { key, expires_at } => {
-                        // 0 means "in use": an instant that old is past anyway.
-                        set_expiry(&mut names, key, (*expires_at).max(1))?;
-                    }
-                    Request::Release { key } => {
-                        names.remove(&**key)?;
-                    }
-                    Request::Append {
-                        id,
-                        timestamp,
-                        username,
-                        text,
-                    } => {
+                    Request::Append(ticket, append) => {
                         last_seq += 1;
-                        messages.insert(last_seq, (&**id, *timestamp, &**username, &**text))?;
+                        let message = (
+                            &*append.id,
+                            append.timestamp,
+                            &*append.username,
+                            &*append.text,
+                        );
+                        messages.insert(last_seq, message)?;
                         if let Some(old) = last_seq.checked_sub(self.history_size as u64) {
                             messages.remove(old)?;
                         }
-                        seq = Some(last_seq);
-                    }
-                    Request::Alive { at } => {
-                        meta.insert("alive_at", *at)?;
+                        ticket.answer(Ok(last_seq))
                     }
                     // Only a cluster's core asks these, of its shared store.
-                    Request::Reserve { .. }
-                    | Request::Disconnect { .. }
-                    | Request::Logout { .. }
-                    | Request::Online => {}
-                }
-                seqs.push(seq);
+                    Request::Reserve(..) | Request::Disconnect(..) | Request::Online(_) => {
+                        request.fail(Failed("the embedded store decides no names".into()))
+                    }
+                };
+                answers.push(answer);
             }
             meta.insert("last_seq", last_seq)?;
         }
         tx.commit()?;
         self.last_seq = last_seq;
-        Ok(seqs)
+        Ok(answers)
     }
 }
 
@@ -450,14 +445,20 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::server::{Append, Ticket};
 
-    fn append(text: &str) -> Request {
-        Request::Append {
+    fn write(number: u64, write: Write) -> Request {
+        Request::Write(Ticket::for_tests(number), write)
+    }
+
+    fn append(number: u64, text: &str) -> Request {
+        let append = Append {
             id: "i".into(),
             timestamp: 1,
             username: "u".into(),
             text: text.into(),
-        }
+        };
+        Request::Append(Ticket::for_tests(number), append)
     }
 
     #[test]
@@ -469,28 +470,37 @@ mod tests {
             (0, id::EPOCH_LEN)
         );
         let key: Arc<str> = "alice".into();
-        let writes = [
-            Request::Claim {
-                key: key.clone(),
-                display: "Alice".into(),
-                secret: SecretHash::of("s"),
-            },
-            append("one"),
-            append("two"),
-            append("three"),
-            Request::Idle {
-                key: key.clone(),
-                expires_at: 99,
-            },
-            Request::Alive { at: 7 },
+        let batch = [
+            write(
+                1,
+                Write::Claim {
+                    key: key.clone(),
+                    display: "Alice".into(),
+                    secret: SecretHash::of("s"),
+                },
+            ),
+            append(2, "one"),
+            append(3, "two"),
+            append(4, "three"),
+            write(
+                5,
+                Write::Idle {
+                    key: key.clone(),
+                    expires_at: 99,
+                },
+            ),
+            write(6, Write::Alive { at: 7 }),
         ];
-        let batch: Vec<_> = writes
-            .into_iter()
-            .enumerate()
-            .map(|(i, w)| (Ticket(i as u64), w))
+        let answers = store.commit(&batch).unwrap();
+        let seqs: Vec<Option<u64>> = answers
+            .iter()
+            .map(|answer| match answer {
+                Answer::Appended(_, Ok(seq)) => Some(*seq),
+                _ => None,
+            })
             .collect();
-        let seqs = store.commit(&batch).unwrap();
         assert_eq!(seqs, [None, Some(1), Some(2), Some(3), None, None]);
+        assert!(answers.iter().all(|answer| answer.error().is_none()));
         drop(store);
 
         let (_store, again) = Store::open(dir.path(), 2).unwrap();
@@ -514,12 +524,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let (mut store, _) = Store::open(&data, 10).unwrap();
-        let claim = Request::Claim {
+        let claim = Write::Claim {
             key: "bob".into(),
             display: "bob".into(),
             secret: SecretHash::of("the-secret-itself"),
         };
-        store.commit(&[(Ticket(1), claim)]).unwrap();
+        store.commit(&[write(1, claim)]).unwrap();
         drop(store);
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&data), 0o700);

@@ -2,53 +2,121 @@
 //! (Redis, in chat-server) decides who holds a name and which `seq` a
 //! message takes, for every node at once, and tells each node what the
 //! others did. The core asks through the same seam as with its own store
-//! (a request out, its outcome in) and hears the others through
+//! (a request out, its answer in) and hears the others through
 //! `handle_remote`; it still owns everything about its own connections:
 //! their logins, limits, heartbeats, pacing and frames.
 //!
 //! What differs from a single node, and why:
-//! - a login asks the store ([`Request::Reserve`]) instead of deciding, so
-//!   no two nodes give out one name; its frames wait meanwhile, as when a
-//!   login is being saved;
+//! - a login asks the store ([`Request::Reserve`](super::Request::Reserve))
+//!   instead of deciding, so no two nodes give out one name; its frames
+//!   wait meanwhile, as when a login is being saved;
 //! - a connection's close asks the store whether its user is gone from
-//!   every node ([`Request::Disconnect`]) before anyone is told they left;
+//!   every node ([`Request::Disconnect`](super::Request::Disconnect)) before
+//!   anyone is told they left;
 //! - `listUsers` asks the store, which counts devices on every node;
 //! - names expire in the store: no timers here, and no ceiling of held
 //!   names (the store bounds them);
 //! - the limits per address (wrong secrets, new names) count this node's
-//!   connections only.
+//!   connections only;
+//! - the names this node's connections hold are counted here
+//!   (`Server::held_names`), for the link to register them again after it
+//!   reconnects.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use rand::CryptoRng;
 
-use super::journal::{
-    Claim, Outcome, PendingLogin, PendingReserve, Remote, Request, Snapshot, Waiting,
+use super::login::Asked;
+use super::logins::{Claim, HeldName, SecretHash};
+use super::names::Names;
+use super::seam::{
+    Disconnect, PendingDisconnect, PendingLogin, PendingOnline, PendingReserve, Reserve, Seam,
 };
-use super::logins::SecretHash;
-use super::{Authority, ConnectionId, Event, Server, Timer, login_deadline};
+use super::snapshot::StoredMessage;
+use super::{ConnectionId, Event, Limit, Server};
 use crate::id;
 use crate::protocol::{ErrorCode, LeaveReason};
 
-impl<R: CryptoRng> Server<R> {
-    /// One node of a cluster, started from what the shared store holds
-    /// (`snapshot`: its epoch, the latest `seq` and messages; names stay in
-    /// the store). `wall` is the wall-clock time at `now`.
-    pub fn cluster(
-        config: crate::Config,
-        rng: R,
-        snapshot: Snapshot,
-        wall: SystemTime,
-        now: Instant,
-    ) -> Self {
-        Server::resumed(config, rng, Authority::Shared, snapshot, wall, now)
+/// What the other nodes of a cluster did, as the shared store tells it
+/// (`Server::handle_remote`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote {
+    /// A message said on another node. The driver delivers messages in
+    /// `seq` order, this node's own (as [`Answer::Appended`](super::Answer::Appended))
+    /// among them, each once.
+    Message(StoredMessage),
+    /// Someone logged in on another node.
+    Joined {
+        username: Arc<str>,
+        location: Arc<str>,
+        timestamp: u64,
+    },
+    /// Someone's last connection on any node went away.
+    Left {
+        username: Arc<str>,
+        reason: LeaveReason,
+    },
+    /// Someone logged out on another node: the name is free everywhere,
+    /// and this node's connections holding it are logged out too.
+    LoggedOut { key: Arc<str>, username: Arc<str> },
+}
+
+/// A node of a cluster's names: asked of the shared store.
+#[derive(Debug, Default)]
+pub(super) struct Shared {
+    pub(super) seam: Seam,
+    /// The names this node's connections hold, as the store counts them.
+    pub(super) held: HeldNames,
+}
+
+/// The names this node's connections hold, from the store's answer to
+/// their login until they close or log out.
+#[derive(Debug, Default)]
+pub(super) struct HeldNames {
+    by_key: HashMap<Arc<str>, HeldName>,
+}
+
+impl HeldNames {
+    /// One more connection holds `key`.
+    fn add(&mut self, key: &Arc<str>, display: &Arc<str>, secret: SecretHash) {
+        let held = self.by_key.entry(key.clone()).or_insert_with(|| HeldName {
+            key: key.clone(),
+            display: display.clone(),
+            secret,
+            connections: 0,
+        });
+        held.connections += 1;
+        held.secret = secret;
     }
 
-    /// What another node did, as the shared store tells it. Messages come
-    /// in `seq` order (see [`Remote::Message`]).
-    pub fn handle_remote(&mut self, remote: Remote, now: Instant) {
-        self.actions.start_input();
+    /// One connection holding `key` went away.
+    fn release(&mut self, key: &str) {
+        if let Some(held) = self.by_key.get_mut(key) {
+            held.connections = held.connections.saturating_sub(1);
+            if held.connections == 0 {
+                self.by_key.remove(key);
+            }
+        }
+    }
+
+    /// `key` was logged out: no connection of this node holds it.
+    pub(super) fn remove(&mut self, key: &str) {
+        self.by_key.remove(key);
+    }
+
+    /// Every name held, ordered by key.
+    pub(super) fn list(&self) -> Vec<HeldName> {
+        let mut held: Vec<HeldName> = self.by_key.values().cloned().collect();
+        held.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        held
+    }
+}
+
+impl<R: CryptoRng> Server<R> {
+    /// What another node did (`handle_remote`).
+    pub(super) fn remote(&mut self, remote: Remote, now: Instant) {
         match remote {
             Remote::Message(message) => self.deliver_message(
                 message.seq,
@@ -67,29 +135,48 @@ impl<R: CryptoRng> Server<R> {
                 self.broadcast_leave(&username, reason, &[], now);
             }
             Remote::LoggedOut { key, username } => {
+                if let Some(shared) = self.shared_mut() {
+                    shared.held.remove(&key);
+                }
                 let holders = self.log_out_holders(&key, now);
                 self.broadcast_leave(&username, LeaveReason::Logout, &holders, now);
             }
         }
     }
 
-    /// A login of `conn`, valid and within its limits: the store is asked
-    /// for the name, and the connection's frames wait for its answer.
-    pub(super) fn reserve(
-        &mut self,
-        conn: ConnectionId,
-        reply_to: Option<&str>,
-        name: crate::username::Username,
-        offered: Option<&str>,
-        since: Option<u64>,
-        now: Instant,
-    ) {
-        let Some(connection) = self.connection(conn) else {
+    fn shared_mut(&mut self) -> Option<&mut Shared> {
+        match &mut self.names {
+            Names::Shared(shared) => Some(shared),
+            Names::Local(_) => None,
+        }
+    }
+
+    /// A login of `conn` on a cluster, valid and within the limit of wrong
+    /// secrets: the store is asked for the name, and the connection's
+    /// frames wait for its answer.
+    pub(super) fn reserve(&mut self, asked: Asked<'_>, now: Instant) {
+        let Asked {
+            conn,
+            reply_to,
+            name,
+            secret: offered,
+            since,
+            address,
+        } = asked;
+        // Only the store knows which names are free: a login without a
+        // secret (which takes a free name or is refused) is what counts
+        // against the limit of new names here.
+        if offered.is_none()
+            && let Err(wait) = self.new_names.check(&address, now)
+        {
+            return self.refuse_login(conn, reply_to, Limit::NewNames, wait);
+        }
+        let Some(connection) = self.connections.get(conn) else {
             return;
         };
         let location = connection.location.clone();
         let fresh = id::secret(&mut self.rng);
-        let request = Request::Reserve {
+        let request = Reserve {
             key: name.key.as_str().into(),
             display: name.display.as_str().into(),
             offered: offered.map(SecretHash::of),
@@ -97,12 +184,6 @@ impl<R: CryptoRng> Server<R> {
             location,
             timestamp: self.timestamp(now),
         };
-        let Some(ticket) = self.record(request) else {
-            return;
-        };
-        if let Some(connection) = self.connection_mut(conn) {
-            connection.login_pending = true;
-        }
         let pending = PendingReserve {
             conn,
             reply_to: reply_to.map(str::to_owned),
@@ -111,10 +192,16 @@ impl<R: CryptoRng> Server<R> {
             offered: offered.map(str::to_owned),
             fresh,
         };
-        self.waiting.insert(ticket, Waiting::Reserve(pending));
+        let Some(shared) = self.shared_mut() else {
+            return;
+        };
+        shared.seam.reserve(request, pending);
+        if let Some(connection) = self.connections.get_mut(conn) {
+            connection.login_pending = true;
+        }
     }
 
-    /// The store's answer to a login.
+    /// The store's answer to a login; `None` if it failed.
     pub(super) fn reserved(
         &mut self,
         pending: PendingReserve,
@@ -129,7 +216,7 @@ impl<R: CryptoRng> Server<R> {
             offered,
             fresh,
         } = pending;
-        let Some(address) = self.connection(conn).map(|c| c.address.clone()) else {
+        let Some(address) = self.connections.get(conn).map(|c| c.address.clone()) else {
             // Closed meanwhile: a name it was given has one connection too
             // many in the store.
             if let Some((Claim::Fresh | Claim::Reclaimed, display)) = outcome {
@@ -138,7 +225,7 @@ impl<R: CryptoRng> Server<R> {
             }
             return;
         };
-        if let Some(connection) = self.connection_mut(conn) {
+        if let Some(connection) = self.connections.get_mut(conn) {
             connection.login_pending = false;
         }
         match outcome {
@@ -160,7 +247,10 @@ impl<R: CryptoRng> Server<R> {
                     Claim::Fresh => fresh,
                     _ => offered.unwrap_or_default(),
                 };
-                if let Some(connection) = self.connection_mut(conn) {
+                if let Some(shared) = self.shared_mut() {
+                    shared.held.add(&key, &display, SecretHash::of(&secret));
+                }
+                if let Some(connection) = self.connections.get_mut(conn) {
                     connection.login = Some((key.clone(), display.clone()));
                     connection.login_deadline = None;
                 }
@@ -189,33 +279,34 @@ impl<R: CryptoRng> Server<R> {
         location: Arc<str>,
         reason: LeaveReason,
     ) {
-        let request = Request::Disconnect {
+        let Some(shared) = self.shared_mut() else {
+            return;
+        };
+        shared.held.release(&key);
+        let request = Disconnect {
             key,
             display: display.clone(),
             reason,
         };
-        if let Some(ticket) = self.record(request) {
-            let waiting = Waiting::Disconnect {
-                display,
-                location,
-                reason,
-            };
-            self.waiting.insert(ticket, waiting);
-        }
+        let left = PendingDisconnect {
+            display,
+            location,
+            reason,
+        };
+        shared.seam.disconnect(request, left);
     }
 
-    /// The store's answer to a disconnect.
-    pub(super) fn disconnected(
-        &mut self,
-        display: Arc<str>,
-        location: Arc<str>,
-        reason: LeaveReason,
-        gone: bool,
-        now: Instant,
-    ) {
+    /// The store's answer to a disconnect: `gone` when no connection on any
+    /// node holds the name any more.
+    pub(super) fn disconnected(&mut self, left: PendingDisconnect, gone: bool, now: Instant) {
         if !gone {
             return; // another device, on some node, still holds the name
         }
+        let PendingDisconnect {
+            display,
+            location,
+            reason,
+        } = left;
         if !self.shutting_down {
             self.broadcast_leave(&display, reason, &[], now);
         }
@@ -228,47 +319,17 @@ impl<R: CryptoRng> Server<R> {
 
     /// A `listUsers` on a cluster: the store counts every node's devices.
     pub(super) fn ask_online(&mut self, conn: ConnectionId, reply_to: Option<&str>) {
-        if let Some(ticket) = self.record(Request::Online) {
-            let waiting = Waiting::Online {
+        if let Some(shared) = self.shared_mut() {
+            let asked = PendingOnline {
                 conn,
                 reply_to: reply_to.map(str::to_owned),
             };
-            self.waiting.insert(ticket, waiting);
+            shared.seam.online(asked);
         }
-    }
-
-    /// Logs out this node's connections holding `key` (the name was freed
-    /// on another node, or by one of them); returns them.
-    pub(super) fn log_out_holders(&mut self, key: &str, now: Instant) -> Vec<ConnectionId> {
-        let deadline = login_deadline(&self.config, now);
-        let mut holders = Vec::new();
-        for (_, connection) in &mut self.connections {
-            if connection.login.as_ref().is_some_and(|(k, _)| **k == *key) {
-                holders.push(connection.id);
-                connection.login = None;
-                connection.login_deadline = deadline;
-                // The login timeout starts again, maybe before anything the
-                // connection's timer waits for: arm an earlier timer.
-                if let Some(at) = deadline.filter(|&at| at < connection.timer_at) {
-                    connection.timer_at = at;
-                    self.timers.schedule(at, Timer::Connection(connection.id));
-                }
-            }
-        }
-        holders
     }
 }
 
 /// The location of a connection that closed before its login was answered.
 fn location_unknown() -> Arc<str> {
     "unknown".into()
-}
-
-/// The outcome of a reserve, as `reserved` takes it: `None` if the store
-/// failed, or gave an answer that is not one.
-pub(super) fn claim_of(outcome: Result<Outcome, super::Failed>) -> Option<(Claim, Arc<str>)> {
-    match outcome {
-        Ok(Outcome::Claimed { claim, display }) => Some((claim, display)),
-        _ => None,
-    }
 }

@@ -19,7 +19,30 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub(crate) use super::journal::Claim;
+/// What was decided of a name a login asked for, by this node or by a
+/// shared store (`Answer::Claimed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// It was free: reserved now, with the new secret.
+    Fresh,
+    /// It was held, and the secret offered was its own.
+    Reclaimed,
+    /// It is held, and no secret or a wrong one was offered.
+    Taken,
+}
+
+/// A name this node's open connections hold (`Server::held_names`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldName {
+    /// The name's key (see `Username::key`).
+    pub key: Arc<str>,
+    /// The name as everyone sees it.
+    pub display: Arc<str>,
+    /// The hash of its secret.
+    pub secret: SecretHash,
+    /// How many of this node's connections hold it (at least one).
+    pub connections: usize,
+}
 
 /// The SHA-256 of a login secret.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -265,6 +288,23 @@ impl Logins {
             .into_iter()
             .map(|(_, login)| (login.display.clone(), login.connections))
             .collect()
+    }
+
+    /// The names held by at least one open connection, ordered by key.
+    pub(crate) fn held(&self) -> Vec<HeldName> {
+        let mut held: Vec<HeldName> = self
+            .by_key
+            .iter()
+            .filter(|(_, login)| login.connections > 0)
+            .map(|(key, login)| HeldName {
+                key: key.clone(),
+                display: login.display.clone(),
+                secret: login.secret,
+                connections: login.connections,
+            })
+            .collect();
+        held.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        held
     }
 
     pub(crate) fn len(&self) -> usize {

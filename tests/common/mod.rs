@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rand::{SeedableRng, rngs::StdRng};
-use wschat::server::{Failed, Outcome, Request, Snapshot, Ticket};
+use wschat::server::{Answer, Request, Snapshot};
 use wschat::{Action, CloseCode, Config, ConnectionId, Event, Inbound, Server, Version};
 
 /// The wall-clock time at the harness's start, in ms since the Unix epoch:
@@ -80,7 +80,7 @@ impl Harness {
 
     /// A server with a store, started from `snapshot` at wall-clock time
     /// `EPOCH_MS`: writes are handed out (`writes`) and settled by the test
-    /// (`written`).
+    /// (`answer`).
     pub fn restored(config: Config, snapshot: Snapshot) -> Self {
         let now = Instant::now();
         let wall = UNIX_EPOCH + Duration::from_millis(EPOCH_MS);
@@ -89,7 +89,7 @@ impl Harness {
     }
 
     /// One node of a cluster, started from `snapshot` at wall-clock time
-    /// `EPOCH_MS`: the test plays the shared store (`writes`, `written`)
+    /// `EPOCH_MS`: the test plays the shared store (`writes`, `answer`)
     /// and the other nodes (`server.handle_remote`).
     pub fn cluster(config: Config, snapshot: Snapshot) -> Self {
         let now = Instant::now();
@@ -189,14 +189,14 @@ impl Harness {
         out
     }
 
-    /// Every write asked for so far, in order.
-    pub fn writes(&mut self) -> Vec<(Ticket, Request)> {
+    /// Every request made so far, in order.
+    pub fn writes(&mut self) -> Vec<Request> {
         std::iter::from_fn(|| self.server.poll_request()).collect()
     }
 
-    /// The store reports the outcome of `ticket`.
-    pub fn written(&mut self, ticket: Ticket, outcome: Result<Outcome, Failed>) {
-        self.server.handle_outcome(ticket, outcome, self.now);
+    /// The store answers a request.
+    pub fn answer(&mut self, answer: Answer) {
+        self.server.handle_answer(answer, self.now);
     }
 
     /// Moves the virtual clock forward WITHOUT waking the core, as a late

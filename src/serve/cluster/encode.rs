@@ -33,6 +33,7 @@ impl Encoder {
                 fresh,
                 location,
                 timestamp,
+                ..
             } => {
                 let name = scripts::name_key(key);
                 let mut cmd = evalsha(&scripts.reserve, &[&name, ONLINE, &presence]);
@@ -46,7 +47,7 @@ impl Encoder {
                     .arg(CHANNEL);
                 cmd
             }
-            Call::Disconnect { key, reason } => {
+            Call::Disconnect { key, reason, .. } => {
                 let mut cmd = evalsha(&scripts.disconnect, &[ONLINE, &presence]);
                 cmd.arg(&**key)
                     .arg(node)
@@ -60,6 +61,7 @@ impl Encoder {
                 key,
                 display,
                 secret,
+                ..
             } => {
                 let name = scripts::name_key(key);
                 let mut cmd = evalsha(&scripts.logout, &[&name, ONLINE, NODES]);
@@ -71,7 +73,7 @@ impl Encoder {
                     .arg(CHANNEL);
                 cmd
             }
-            Call::Online => {
+            Call::Online { .. } => {
                 let mut cmd = evalsha(&scripts.online, &[ONLINE]);
                 cmd.arg(PREFIX);
                 cmd
@@ -81,6 +83,7 @@ impl Encoder {
                 timestamp,
                 username,
                 text,
+                ..
             } => {
                 let mut cmd = evalsha(&scripts.append, &[META, HISTORY]);
                 cmd.arg(node)

@@ -29,7 +29,7 @@ use tracing::{debug, error, info, warn};
 use super::Settings;
 pub(crate) use super::commands::{Command, CommandId, Join, JoinName, Status};
 use super::events::{self, Joined, What, number, single, text};
-use super::requests::{Call, Failed, HeldName, Remote, Ticket, ToCore, outcome_of, secret_claimed};
+use super::requests::{Answer, Call, Failed, HeldName, Remote, ToCore, answer_of, secret_claimed};
 use super::secrets::Secrets;
 use super::sequencer::Sequencer;
 use crate::protocol::LeaveReason;
@@ -56,7 +56,7 @@ pub(crate) struct RedisLink {
     questions: u64,
     state: State,
     /// The core's requests waiting for their pipeline, in its batches.
-    queue: VecDeque<Vec<(Ticket, Call)>>,
+    queue: VecDeque<Vec<Call>>,
     next_id: u64,
     backoff: Duration,
     next_beat: Instant,
@@ -111,7 +111,7 @@ enum Phase {
 
 struct InFlight {
     id: CommandId,
-    batch: Vec<(Ticket, Call)>,
+    batch: Vec<Call>,
 }
 
 impl RedisLink {
@@ -171,20 +171,20 @@ impl RedisLink {
     /// Requests of the core, in the order it asked.
     pub(crate) fn handle_requests(
         &mut self,
-        requests: impl IntoIterator<Item = (Ticket, Result<Call, super::requests::Outcome>)>,
+        requests: impl IntoIterator<Item = Result<Call, Answer>>,
         now: Instant,
     ) {
         let mut batch = Vec::new();
-        for (ticket, call) in requests {
+        for call in requests {
             match call {
                 Ok(mut call) => {
                     // A logout frees the name with the secret it had.
                     if let Call::Logout { key, secret, .. } = &mut call {
                         *secret = self.secrets.take(key).unwrap_or_default();
                     }
-                    batch.push((ticket, call));
+                    batch.push(call);
                 }
-                Err(outcome) => self.to_core.push_back(ToCore::Outcome(ticket, Ok(outcome))),
+                Err(answer) => self.to_core.push_back(ToCore::Answer(answer)),
             }
         }
         match &self.state {
@@ -209,7 +209,7 @@ impl RedisLink {
         &mut self,
         question: u64,
         names: Vec<HeldName>,
-        as_of: Option<Ticket>,
+        as_of: u64,
         now: Instant,
     ) {
         if self.pruning == Some(question) {
@@ -245,7 +245,7 @@ impl RedisLink {
         // and must run before the JOIN; what it asked after, after.
         let mut before = Vec::new();
         while let Some(batch) = self.queue.front_mut() {
-            let split = batch.partition_point(|(t, _)| Some(*t) <= as_of);
+            let split = batch.partition_point(|call| call.number() <= as_of);
             before.extend(batch.drain(..split));
             if !batch.is_empty() {
                 break;
@@ -256,7 +256,7 @@ impl RedisLink {
         let phase = if before.is_empty() {
             self.join_phase(id, names)
         } else {
-            let calls = before.iter().map(|(_, call)| call.clone()).collect();
+            let calls = before.to_vec();
             self.commands.push_back(Command::Calls { id, calls });
             let in_flight = InFlight { id, batch: before };
             Phase::Settling { in_flight, names }
@@ -574,7 +574,7 @@ impl RedisLink {
                 }
                 self.next_id += 1;
                 let id = CommandId(self.next_id);
-                let calls = batch.iter().map(|(_, call)| call.clone()).collect();
+                let calls = batch.clone();
                 self.commands.push_back(Command::Calls { id, calls });
                 *in_flight = Some(InFlight { id, batch });
             }
@@ -599,13 +599,13 @@ impl RedisLink {
     /// names given count in `joining`.
     fn replied(
         &mut self,
-        batch: Vec<(Ticket, Call)>,
+        batch: Vec<Call>,
         values: Vec<Value>,
         mut joining: Option<&mut Vec<JoinName>>,
     ) {
         let mut errors = 0;
         let mut values = values.into_iter();
-        for (ticket, call) in batch {
+        for call in batch {
             let value = values.next().unwrap_or(Value::Nil);
             if let Value::ServerError(e) = &value {
                 if !self.failing_calls {
@@ -613,25 +613,23 @@ impl RedisLink {
                 }
                 errors += 1;
                 let error = Failed(format!("Redis: {e}"));
-                self.to_core.push_back(ToCore::Outcome(ticket, Err(error)));
+                self.to_core.push_back(ToCore::Answer(call.fail(error)));
                 continue;
             }
-            let Some(outcome) = outcome_of(&call, &value) else {
+            let Some(answer) = answer_of(&call, &value) else {
                 if !self.failing_calls {
                     warn!("Redis at {}: an unexpected answer {value:?}", self.place);
                 }
                 errors += 1;
                 let error = Failed("an unexpected answer from Redis".into());
-                self.to_core.push_back(ToCore::Outcome(ticket, Err(error)));
+                self.to_core.push_back(ToCore::Answer(call.fail(error)));
                 continue;
             };
-            if let Some(secret) = secret_claimed(&call, &outcome) {
+            if let Some((secret, display)) = secret_claimed(&call, &answer) {
                 let Call::Reserve { key, .. } = &call else {
                     continue;
                 };
-                if let (Some(names), super::requests::Outcome::Claimed { display, .. }) =
-                    (joining.as_deref_mut(), &outcome)
-                {
+                if let Some(names) = joining.as_deref_mut() {
                     match names.iter_mut().find(|n| n.key == *key) {
                         Some(name) => name.connections += 1,
                         None => names.push(JoinName {
@@ -645,11 +643,11 @@ impl RedisLink {
                 let hash = secret.to_owned();
                 self.secrets.learn(key.clone(), hash, self.questions);
             }
-            match outcome {
-                super::requests::Outcome::Appended { seq } => {
+            match answer {
+                Answer::Appended(ticket, Ok(seq)) => {
                     self.sequencer.appended(ticket, seq, &mut self.to_core)
                 }
-                outcome => self.to_core.push_back(ToCore::Outcome(ticket, Ok(outcome))),
+                answer => self.to_core.push_back(ToCore::Answer(answer)),
             }
         }
         if errors == 0 && self.failing_calls {
@@ -772,11 +770,11 @@ impl RedisLink {
         self.fail(waiting, &why);
     }
 
-    fn fail(&mut self, batch: Vec<(Ticket, Call)>, why: &str) {
+    fn fail(&mut self, batch: Vec<Call>, why: &str) {
         let error = Failed(format!("Redis is unreachable: {why}"));
-        for (ticket, _) in batch {
+        for call in batch {
             self.to_core
-                .push_back(ToCore::Outcome(ticket, Err(error.clone())));
+                .push_back(ToCore::Answer(call.fail(error.clone())));
         }
     }
 }

@@ -41,7 +41,7 @@ use tracing::{debug, info, warn};
 use super::readiness::{Check, Readiness};
 use super::seam::Reply;
 use super::timeouts::with_timeout;
-use crate::server::{Request, Snapshot, Ticket};
+use crate::server::{Request, Snapshot};
 use encode::Encoder;
 use events::Joined;
 use machine::{BACKOFF, Command, CommandId, RedisLink, Status};
@@ -122,9 +122,9 @@ enum Event {
 
 /// What woke the driver.
 enum Woken {
-    Requests(Option<Vec<(Ticket, Request)>>),
+    Requests(Option<Vec<Request>>),
     Event(Event),
-    HeldNames(Vec<HeldName>, Option<Ticket>),
+    HeldNames(Vec<HeldName>, u64),
     Timer,
 }
 
@@ -212,7 +212,7 @@ impl Cluster {
     /// `readiness` hears when Redis cannot be reached ([`Check::Redis`]).
     pub(crate) async fn run(
         mut self,
-        requests: Receiver<Vec<(Ticket, Request)>>,
+        requests: Receiver<Vec<Request>>,
         replies: Sender<Vec<Reply>>,
         readiness: Arc<Readiness>,
     ) {
@@ -294,10 +294,8 @@ impl Cluster {
         self.leave().await;
     }
 
-    fn feed(&mut self, batch: Vec<(Ticket, Request)>, now: Instant) {
-        let calls = batch
-            .into_iter()
-            .map(|(ticket, request)| (ticket, requests::call_of(request)));
+    fn feed(&mut self, batch: Vec<Request>, now: Instant) {
+        let calls = batch.into_iter().map(requests::call_of);
         self.link.handle_requests(calls, now);
     }
 

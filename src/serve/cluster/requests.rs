@@ -1,7 +1,8 @@
 //! The one place where the Redis link meets the core's seam: the core's
-//! requests become script [`Call`]s, the scripts' answers become outcomes,
-//! and what the link tells the core becomes the core task's [`Reply`]s.
-//! Everything else in `cluster` speaks in its own terms.
+//! requests become script [`Call`]s, each keeping its request's typed
+//! ticket, so that a script's answer can only become the [`Answer`] of its
+//! own kind; what the link tells the core becomes the core task's
+//! [`Reply`]s. Everything else in `cluster` speaks in its own terms.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -11,9 +12,10 @@ use redis::Value;
 use super::super::seam::Reply;
 use super::events::{number, text};
 use crate::protocol::LeaveReason;
-pub(crate) use crate::server::held::HeldName;
-pub(crate) use crate::server::{Claim, Failed, Outcome, Remote, StoredMessage, Ticket};
-use crate::server::{Request, SecretHash};
+pub(crate) use crate::server::{
+    Answer, Append, Claim, Failed, HeldName, Remote, StoredMessage, Ticket,
+};
+use crate::server::{Disconnect, Online, Request, Reserve, SecretHash, Write};
 
 /// One script run for one request of the core (one EVALSHA each, in the
 /// pipeline of its batch). Secrets are SHA-256 hashes in hex, as Redis
@@ -21,6 +23,7 @@ use crate::server::{Request, SecretHash};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Call {
     Reserve {
+        ticket: Ticket<Reserve>,
         key: Arc<str>,
         display: Arc<str>,
         /// The hash of the secret offered, or "".
@@ -30,18 +33,23 @@ pub(crate) enum Call {
         timestamp: u64,
     },
     Disconnect {
+        ticket: Ticket<Disconnect>,
         key: Arc<str>,
         reason: LeaveReason,
     },
     Logout {
+        ticket: Ticket<Write>,
         key: Arc<str>,
         display: Arc<str>,
         /// The holder's (filled in by the link, which knows it), so that
         /// a stale logout never frees someone else's name.
         secret: String,
     },
-    Online,
+    Online {
+        ticket: Ticket<Online>,
+    },
     Append {
+        ticket: Ticket<Append>,
         id: Arc<str>,
         timestamp: u64,
         username: Arc<str>,
@@ -49,18 +57,47 @@ pub(crate) enum Call {
     },
 }
 
-/// A request of the core as a script call, or its outcome when it needs
-/// none (a cluster's core asks none of the embedded store's requests).
-pub(crate) fn call_of(request: Request) -> Result<Call, Outcome> {
+impl Call {
+    /// The number of the request it runs for (requests are numbered in the
+    /// order the core asked them).
+    pub(crate) fn number(&self) -> u64 {
+        match self {
+            Call::Reserve { ticket, .. } => ticket.get(),
+            Call::Disconnect { ticket, .. } => ticket.get(),
+            Call::Logout { ticket, .. } => ticket.get(),
+            Call::Online { ticket } => ticket.get(),
+            Call::Append { ticket, .. } => ticket.get(),
+        }
+    }
+
+    /// Its request failed, for `error`.
+    pub(crate) fn fail(&self, error: Failed) -> Answer {
+        match self {
+            Call::Reserve { ticket, .. } => ticket.answer(Err(error)),
+            Call::Disconnect { ticket, .. } => ticket.answer(Err(error)),
+            Call::Logout { ticket, .. } => ticket.answer(Err(error)),
+            Call::Online { ticket } => ticket.answer(Err(error)),
+            Call::Append { ticket, .. } => ticket.answer(Err(error)),
+        }
+    }
+}
+
+/// A request of the core as a script call, or its answer when it needs
+/// none (a cluster's core asks none of the embedded store's writes).
+pub(crate) fn call_of(request: Request) -> Result<Call, Answer> {
     Ok(match request {
-        Request::Reserve {
-            key,
-            display,
-            offered,
-            fresh,
-            location,
-            timestamp,
-        } => Call::Reserve {
+        Request::Reserve(
+            ticket,
+            Reserve {
+                key,
+                display,
+                offered,
+                fresh,
+                location,
+                timestamp,
+            },
+        ) => Call::Reserve {
+            ticket,
             key,
             display,
             offered: offered.as_ref().map(hex).unwrap_or_default(),
@@ -68,37 +105,42 @@ pub(crate) fn call_of(request: Request) -> Result<Call, Outcome> {
             location,
             timestamp,
         },
-        Request::Disconnect { key, reason, .. } => Call::Disconnect { key, reason },
-        Request::Logout { key, display } => Call::Logout {
+        Request::Disconnect(ticket, Disconnect { key, reason, .. }) => Call::Disconnect {
+            ticket,
+            key,
+            reason,
+        },
+        Request::Write(ticket, Write::Logout { key, display }) => Call::Logout {
+            ticket,
             key,
             display,
             secret: String::new(),
         },
-        Request::Online => Call::Online,
-        Request::Append {
-            id,
-            timestamp,
-            username,
-            text,
-        } => Call::Append {
+        Request::Online(ticket) => Call::Online { ticket },
+        Request::Append(
+            ticket,
+            Append {
+                id,
+                timestamp,
+                username,
+                text,
+            },
+        ) => Call::Append {
+            ticket,
             id,
             timestamp,
             username,
             text,
         },
-        Request::Claim { .. }
-        | Request::InUse { .. }
-        | Request::Idle { .. }
-        | Request::Release { .. }
-        | Request::Alive { .. } => return Err(Outcome::Done),
+        Request::Write(ticket, _) => return Err(ticket.answer(Ok(()))),
     })
 }
 
 /// What the script's answer `value` to `call` means to the core; `None`
 /// when it is not an answer to it.
-pub(crate) fn outcome_of(call: &Call, value: &Value) -> Option<Outcome> {
+pub(crate) fn answer_of(call: &Call, value: &Value) -> Option<Answer> {
     Some(match call {
-        Call::Reserve { .. } => {
+        Call::Reserve { ticket, .. } => {
             let Value::Array(answer) = value else {
                 return None;
             };
@@ -109,13 +151,11 @@ pub(crate) fn outcome_of(call: &Call, value: &Value) -> Option<Outcome> {
                 _ => return None,
             };
             let display: Arc<str> = text(answer.get(1)?)?.into();
-            Outcome::Claimed { claim, display }
+            ticket.answer(Ok((claim, display)))
         }
-        Call::Disconnect { .. } => Outcome::Released {
-            gone: number(value)? == 1,
-        },
-        Call::Logout { .. } => Outcome::Done,
-        Call::Online => {
+        Call::Disconnect { ticket, .. } => ticket.answer(Ok(number(value)? == 1)),
+        Call::Logout { ticket, .. } => ticket.answer(Ok(())),
+        Call::Online { ticket } => {
             let Value::Array(flat) = value else {
                 return None;
             };
@@ -123,32 +163,22 @@ pub(crate) fn outcome_of(call: &Call, value: &Value) -> Option<Outcome> {
                 .chunks_exact(2)
                 .filter_map(|pair| Some((text(&pair[0])?.into(), number(&pair[1])? as usize)))
                 .collect();
-            Outcome::Online(online)
+            ticket.answer(Ok(online))
         }
-        Call::Append { .. } => Outcome::Appended {
-            seq: number(value)?,
-        },
+        Call::Append { ticket, .. } => ticket.answer(Ok(number(value)?)),
     })
 }
 
-/// The secret a reserve's `outcome` gave this node's connection, if it
-/// was given the name.
-pub(crate) fn secret_claimed<'c>(call: &'c Call, outcome: &Outcome) -> Option<&'c str> {
-    match (call, outcome) {
-        (
-            Call::Reserve { fresh, .. },
-            Outcome::Claimed {
-                claim: Claim::Fresh,
-                ..
-            },
-        ) => Some(fresh),
-        (
-            Call::Reserve { offered, .. },
-            Outcome::Claimed {
-                claim: Claim::Reclaimed,
-                ..
-            },
-        ) => Some(offered),
+/// The secret a reserve's `answer` gave this node's connection, and the
+/// name as everyone sees it, if it was given the name.
+pub(crate) fn secret_claimed<'c>(call: &'c Call, answer: &Answer) -> Option<(&'c str, Arc<str>)> {
+    match (call, answer) {
+        (Call::Reserve { fresh, .. }, Answer::Claimed(_, Ok((Claim::Fresh, display)))) => {
+            Some((fresh, display.clone()))
+        }
+        (Call::Reserve { offered, .. }, Answer::Claimed(_, Ok((Claim::Reclaimed, display)))) => {
+            Some((offered, display.clone()))
+        }
         _ => None,
     }
 }
@@ -156,8 +186,8 @@ pub(crate) fn secret_claimed<'c>(call: &'c Call, outcome: &Outcome) -> Option<&'
 /// What the link tells the core.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ToCore {
-    /// The outcome of a request.
-    Outcome(Ticket, Result<Outcome, Failed>),
+    /// The answer to a request.
+    Answer(Answer),
     /// What another node did.
     Remote(Remote),
     /// Which names does this node hold? Answered with
@@ -167,12 +197,9 @@ pub(crate) enum ToCore {
 
 impl ToCore {
     /// As the core task takes it; a question comes with where to answer.
-    pub(crate) fn into_reply(
-        self,
-        answer: &smol::channel::Sender<(Vec<HeldName>, Option<Ticket>)>,
-    ) -> Reply {
+    pub(crate) fn into_reply(self, answer: &smol::channel::Sender<(Vec<HeldName>, u64)>) -> Reply {
         match self {
-            ToCore::Outcome(ticket, outcome) => Reply::Outcome(ticket, outcome),
+            ToCore::Answer(answer) => Reply::Answer(answer),
             ToCore::Remote(remote) => Reply::Remote(remote),
             ToCore::HeldNamesWanted(_) => Reply::HeldNamesWanted(answer.clone()),
         }

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use tracing::warn;
 
-use super::requests::{Failed, Outcome, Remote, StoredMessage, Ticket, ToCore};
+use super::requests::{Append, Failed, Remote, StoredMessage, Ticket, ToCore};
 
 #[derive(Debug)]
 pub(crate) struct Sequencer {
@@ -42,7 +42,7 @@ pub(crate) struct Sequencer {
 #[derive(Debug)]
 enum Held {
     /// This node's own, its reply come: the ticket to answer.
-    Own(Ticket),
+    Own(Ticket<Append>),
     /// Another node's.
     Other(StoredMessage),
     /// This node's own, heard or fetched before (or without) its reply.
@@ -71,10 +71,15 @@ impl Sequencer {
     /// The reply to this node's append `ticket`: it took `seq`. Answers
     /// straight away (as a failure) if `seq` was somehow handed on already,
     /// so that nothing is broadcast twice.
-    pub(crate) fn appended(&mut self, ticket: Ticket, seq: u64, out: &mut VecDeque<ToCore>) {
+    pub(crate) fn appended(
+        &mut self,
+        ticket: Ticket<Append>,
+        seq: u64,
+        out: &mut VecDeque<ToCore>,
+    ) {
         if seq < self.next {
             let error = Failed(format!("message {seq} was delivered before its reply came"));
-            return out.push_back(ToCore::Outcome(ticket, Err(error)));
+            return out.push_back(ToCore::Answer(ticket.answer(Err(error))));
         }
         self.held.insert(seq, Held::Own(ticket));
     }
@@ -159,9 +164,7 @@ impl Sequencer {
             }
             let seq = *entry.key();
             match entry.remove() {
-                Held::Own(ticket) => {
-                    out.push_back(ToCore::Outcome(ticket, Ok(Outcome::Appended { seq })))
-                }
+                Held::Own(ticket) => out.push_back(ToCore::Answer(ticket.answer(Ok(seq)))),
                 Held::Other(message) | Held::Echo(message) => {
                     out.push_back(ToCore::Remote(Remote::Message(message)))
                 }
@@ -186,6 +189,7 @@ mod tests {
 
     use super::*;
     use crate::protocol::LeaveReason;
+    use crate::server::Answer;
 
     fn message(seq: u64) -> StoredMessage {
         StoredMessage {
@@ -197,8 +201,8 @@ mod tests {
         }
     }
 
-    fn ticket(n: u64) -> Ticket {
-        Ticket(n)
+    fn ticket(n: u64) -> Ticket<Append> {
+        Ticket::for_tests(n)
     }
 
     /// What `release` hands on, as short strings: `own:SEQ`, `msg:SEQ`,
@@ -211,10 +215,10 @@ mod tests {
 
     fn describe(reply: &ToCore) -> String {
         match reply {
-            ToCore::Outcome(ticket, Ok(Outcome::Appended { seq })) => {
+            ToCore::Answer(Answer::Appended(ticket, Ok(seq))) => {
                 format!("own:{seq}:t{}", ticket.get())
             }
-            ToCore::Outcome(ticket, other) => format!("t{}:{other:?}", ticket.get()),
+            ToCore::Answer(other) => format!("{other:?}"),
             ToCore::Remote(Remote::Message(m)) => format!("msg:{}", m.seq),
             ToCore::Remote(Remote::Left { username, .. }) => format!("left:{username}"),
             ToCore::Remote(other) => format!("{other:?}"),
@@ -325,6 +329,9 @@ mod tests {
         let mut out = VecDeque::new();
         s.appended(ticket(2), 1, &mut out);
         assert_eq!(out.len(), 1);
-        assert!(matches!(out[0], ToCore::Outcome(_, Err(_))), "{out:?}");
+        assert!(
+            matches!(out[0], ToCore::Answer(Answer::Appended(_, Err(_)))),
+            "{out:?}"
+        );
     }
 }

@@ -7,12 +7,10 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use super::machine::{Command, CommandId, Join, JoinName, RedisLink, Status};
-use super::requests::{
-    Call, Claim, Failed, HeldName, Outcome, Remote, StoredMessage, Ticket, ToCore, hex,
-};
+use super::requests::{Call, Claim, Failed, HeldName, Remote, StoredMessage, Ticket, ToCore, hex};
 use super::{Settings, check_url};
 use crate::protocol::LeaveReason;
-use crate::server::SecretHash;
+use crate::server::{Online, Reserve, SecretHash};
 
 const NODE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -133,6 +131,7 @@ fn a_reconnect_registers_again_what_the_core_holds() {
     let (mut link, conn) = link(10, t0);
     // Bob logs in: the link learns the secret Redis keeps for him.
     let reserve = Call::Reserve {
+        ticket: Ticket::for_tests(1),
         key: "bob".into(),
         display: "Bob".into(),
         offered: String::new(),
@@ -140,7 +139,7 @@ fn a_reconnect_registers_again_what_the_core_holds() {
         location: "127.0.0.1".into(),
         timestamp: 5,
     };
-    link.handle_requests([(Ticket(1), Ok(reserve.clone()))], t0);
+    link.handle_requests([Ok(reserve.clone())], t0);
     let batch = CommandId(1);
     assert_eq!(
         commands(&mut link),
@@ -151,14 +150,8 @@ fn a_reconnect_registers_again_what_the_core_holds() {
     );
     let claimed = Value::Array(vec![bulk("fresh"), bulk("Bob")]);
     link.handle_reply(batch, Ok(vec![claimed]), t0);
-    let outcome = Outcome::Claimed {
-        claim: Claim::Fresh,
-        display: "Bob".into(),
-    };
-    assert_eq!(
-        to_core(&mut link),
-        [ToCore::Outcome(Ticket(1), Ok(outcome))]
-    );
+    let answer = Ticket::<Reserve>::for_tests(1).answer(Ok((Claim::Fresh, "Bob".into())));
+    assert_eq!(to_core(&mut link), [ToCore::Answer(answer)]);
 
     // The subscription ends: the link is lost, and made again after the
     // first backoff.
@@ -180,32 +173,39 @@ fn a_reconnect_registers_again_what_the_core_holds() {
     // Before answering, the core asked `listUsers` (ticket 2); after, a
     // message (ticket 3). Bob has two connections now.
     let append = Call::Append {
+        ticket: Ticket::for_tests(3),
         id: "m".into(),
         timestamp: 6,
         username: "Bob".into(),
         text: "hi".into(),
     };
-    link.handle_requests([(Ticket(2), Ok(Call::Online))], t0 + ms(111));
-    link.handle_requests([(Ticket(3), Ok(append.clone()))], t0 + ms(111));
+    let online = Call::Online {
+        ticket: Ticket::for_tests(2),
+    };
+    link.handle_requests([Ok(online.clone())], t0 + ms(111));
+    link.handle_requests([Ok(append.clone())], t0 + ms(111));
     let held = vec![HeldName {
         key: "bob".into(),
         display: "Bob".into(),
+        secret: SecretHash::of("s"),
         connections: 2,
     }];
-    link.handle_held_names(1, held, Some(Ticket(2)), t0 + ms(112));
+    link.handle_held_names(1, held, 2, t0 + ms(112));
     // What the core asked before it answered runs before the JOIN...
     let settling = CommandId(3);
     assert_eq!(
         commands(&mut link),
         [Command::Calls {
             id: settling,
-            calls: vec![Call::Online]
+            calls: vec![online]
         }]
     );
     link.handle_reply(settling, Ok(vec![Value::Array(vec![])]), t0 + ms(113));
     assert_eq!(
         to_core(&mut link),
-        [ToCore::Outcome(Ticket(2), Ok(Outcome::Online(vec![])))]
+        [ToCore::Answer(
+            Ticket::<Online>::for_tests(2).answer(Ok(vec![]))
+        )]
     );
     // ...then the JOIN, with the names the core holds and their secrets.
     let join = CommandId(4);
@@ -266,7 +266,7 @@ fn a_node_counted_gone_by_the_sweep_registers_again_and_hears_who_left() {
     let answer = Value::Array(vec![Value::Int(1), Value::Int(2)]);
     link.handle_reply(beat, Ok(vec![answer]), beat_at);
     assert_eq!(to_core(&mut link), [ToCore::HeldNamesWanted(1)]);
-    link.handle_held_names(1, Vec::new(), None, beat_at);
+    link.handle_held_names(1, Vec::new(), 0, beat_at);
     let expected = Join {
         epoch: "E".into(),
         rejoining: true,
@@ -310,30 +310,31 @@ fn reconnect(link: &mut RedisLink, conn: CommandId, now: Instant) -> CommandId {
 fn while_redis_is_out_of_reach_requests_fail_at_once_and_in_flight_ones_too() {
     let t0 = Instant::now();
     let (mut link, conn) = link(10, t0);
-    link.handle_requests([(Ticket(1), Ok(Call::Online))], t0);
+    let online = |n| Call::Online {
+        ticket: Ticket::for_tests(n),
+    };
+    link.handle_requests([Ok(online(1))], t0);
     assert_eq!(
         commands(&mut link),
         [Command::Calls {
             id: CommandId(1),
-            calls: vec![Call::Online]
+            calls: vec![online(1)]
         }]
     );
-    link.handle_requests([(Ticket(2), Ok(Call::Online))], t0); // waits its turn
+    link.handle_requests([Ok(online(2))], t0); // waits its turn
     link.handle_reply(CommandId(1), Err("connection reset".into()), t0);
-    let error = |why: &str| Err(Failed(format!("Redis is unreachable: {why}")));
+    let error = |n, why: &str| {
+        let answer = Ticket::<Online>::for_tests(n)
+            .answer(Err(Failed(format!("Redis is unreachable: {why}"))));
+        ToCore::Answer(answer)
+    };
     assert_eq!(
         to_core(&mut link),
-        [
-            ToCore::Outcome(Ticket(1), error("connection reset")),
-            ToCore::Outcome(Ticket(2), error("connection reset")),
-        ]
+        [error(1, "connection reset"), error(2, "connection reset")]
     );
     assert_eq!(commands(&mut link), [Command::Close]);
-    link.handle_requests([(Ticket(3), Ok(Call::Online))], t0);
-    assert_eq!(
-        to_core(&mut link),
-        [ToCore::Outcome(Ticket(3), error("connection reset"))]
-    );
+    link.handle_requests([Ok(online(3))], t0);
+    assert_eq!(to_core(&mut link), [error(3, "connection reset")]);
     // A reply of the lost connection, or what it published, is stale.
     link.handle_published(conn, &published("other", 11), t0);
     assert_eq!(to_core(&mut link), []);
@@ -352,7 +353,7 @@ fn a_heartbeat_in_flight_when_the_link_is_lost_does_not_stop_the_next() {
     );
     let conn = reconnect(&mut link, conn, t0 + period);
     assert_eq!(to_core(&mut link), [ToCore::HeldNamesWanted(1)]);
-    link.handle_held_names(1, Vec::new(), None, t0 + period);
+    link.handle_held_names(1, Vec::new(), 0, t0 + period);
     let join = match commands(&mut link).as_slice() {
         [Command::Join { id, .. }] => *id,
         other => panic!("{other:?}"),
@@ -382,6 +383,7 @@ fn secrets_of_names_no_longer_held_are_forgotten_when_the_core_is_asked() {
     let mut log_in = |link: &mut RedisLink, key: &str| {
         next += 1;
         let reserve = Call::Reserve {
+            ticket: Ticket::for_tests(next),
             key: key.into(),
             display: key.into(),
             offered: String::new(),
@@ -389,7 +391,7 @@ fn secrets_of_names_no_longer_held_are_forgotten_when_the_core_is_asked() {
             location: "127.0.0.1".into(),
             timestamp: 5,
         };
-        link.handle_requests([(Ticket(next), Ok(reserve))], t0);
+        link.handle_requests([Ok(reserve)], t0);
         let sent = commands(link);
         let [Command::Calls { id, .. }] = sent.as_slice() else {
             panic!("no batch");
@@ -400,13 +402,13 @@ fn secrets_of_names_no_longer_held_are_forgotten_when_the_core_is_asked() {
     };
     for n in 0..1024 {
         let out = log_in(&mut link, &format!("u{n}"));
-        assert!(matches!(out.as_slice(), [ToCore::Outcome(..)]), "{out:?}");
+        assert!(matches!(out.as_slice(), [ToCore::Answer(..)]), "{out:?}");
     }
     let out = log_in(&mut link, "late");
     assert!(
         matches!(
             out.as_slice(),
-            [ToCore::Outcome(..), ToCore::HeldNamesWanted(1)]
+            [ToCore::Answer(..), ToCore::HeldNamesWanted(1)]
         ),
         "{out:?}"
     );
@@ -415,13 +417,15 @@ fn secrets_of_names_no_longer_held_are_forgotten_when_the_core_is_asked() {
     let held = |key: &str| HeldName {
         key: key.into(),
         display: key.into(),
+        secret: SecretHash::of(key),
         connections: 1,
     };
-    link.handle_held_names(1, vec![held("u7")], Some(Ticket(1025)), t0);
+    link.handle_held_names(1, vec![held("u7")], 1025, t0);
     assert_eq!(commands(&mut link), []);
     // Logging out takes the secret it had; a name forgotten has none.
-    let logout = |key: &str| {
+    let logout = |n, key: &str| {
         Ok(Call::Logout {
+            ticket: Ticket::for_tests(n),
             key: key.into(),
             display: key.into(),
             secret: String::new(),
@@ -429,9 +433,9 @@ fn secrets_of_names_no_longer_held_are_forgotten_when_the_core_is_asked() {
     };
     link.handle_requests(
         [
-            (Ticket(1027), logout("u7")),
-            (Ticket(1028), logout("u8")),
-            (Ticket(1029), logout("later")),
+            logout(1027, "u7"),
+            logout(1028, "u8"),
+            logout(1029, "later"),
         ],
         t0,
     );
