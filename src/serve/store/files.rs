@@ -152,3 +152,33 @@ fn private(file: &File, path: &Path, mode: u32) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_failed_start_created_is_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("new/nested/data");
+        let mut created = Created::default();
+        data_dir(&data, &mut created).unwrap();
+        let (_file, new) = store_file(&data.join("store"), &mut created).unwrap();
+        assert!(new);
+        drop(created);
+        assert!(!dir.path().join("new").exists());
+        assert!(dir.path().exists());
+
+        let mut created = Created::default();
+        data_dir(&data, &mut created).unwrap();
+        store_file(&data.join("store"), &mut created).unwrap();
+        created.keep();
+        // Opened again: nothing of it is removed by a later failure.
+        let mut again = Created::default();
+        data_dir(&data, &mut again).unwrap();
+        let (_file, new) = store_file(&data.join("store"), &mut again).unwrap();
+        assert!(!new);
+        drop(again);
+        assert!(data.join("store").exists());
+    }
+}
