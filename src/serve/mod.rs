@@ -142,12 +142,13 @@ pub enum BindError {
     /// Only one of `tls_cert` and `tls_key` was given.
     #[error("TLS needs both a certificate and its key (--tls-cert and --tls-key)")]
     TlsIncomplete,
-    #[error("cannot listen on {addr}")]
-    Listen {
-        addr: SocketAddr,
-        #[source]
-        error: io::Error,
-    },
+    /// The operating system's error is part of the message (one line),
+    /// hence no `source`.
+    #[error(
+        "cannot listen on {addr}: {error}; if another server holds it, stop that one or give \
+         this one another address with --listen ADDR (--admin-listen ADDR for the admin port)"
+    )]
+    Listen { addr: SocketAddr, error: io::Error },
 }
 
 impl From<BindError> for io::Error {
@@ -160,10 +161,12 @@ impl From<BindError> for io::Error {
 }
 
 impl ChatServer {
-    /// Loads the TLS certificate and key, if `options` name them, opens the
-    /// store (unless `in_memory`) or connects to Redis (`redis_url`: waiting
-    /// as long as it cannot be reached, and saying so), then binds
-    /// `options.listen`: a bad certificate or store never gets to listen.
+    /// Loads the TLS certificate and key, if `options` name them, connects
+    /// to Redis (`redis_url`: waiting as long as it cannot be reached, and
+    /// saying so), binds `options.listen`, then opens the store (unless
+    /// `in_memory` or `redis_url`): a bad certificate never gets to listen,
+    /// a store that cannot be used is refused before anything is served,
+    /// and a port that is taken leaves no store behind.
     pub fn bind(options: Options) -> Result<ChatServer, BindError> {
         options.check()?;
         let tls = match (&options.tls_cert, &options.tls_key) {
@@ -171,9 +174,19 @@ impl ChatServer {
             (None, None) => None,
             _ => return Err(BindError::TlsIncomplete),
         };
-        let backend = open_backend(&options)?;
+        // Redis first (it may be waited for), then the ports, then the
+        // store: creating its directory and file is what a failed start
+        // would leave behind, so that comes once the ports are ours.
+        let cluster = match &options.redis_url {
+            Some(url) => Some(open_cluster(url, &options)?),
+            None => None,
+        };
         let (listener, local_addr) = listen(options.listen)?;
         let admin = options.admin_listen.map(listen).transpose()?;
+        let backend = match cluster {
+            Some(cluster) => cluster,
+            None => open_local(&options)?,
+        };
         Ok(ChatServer {
             listener,
             local_addr,
@@ -316,12 +329,8 @@ impl Drop for RunningServer {
     }
 }
 
-/// Connects to Redis (`redis_url`), or opens the store (unless
-/// `in_memory`).
-fn open_backend(options: &Options) -> Result<Backend, BindError> {
-    if let Some(url) = &options.redis_url {
-        return open_cluster(url, options);
-    }
+/// Opens the store (unless `in_memory`).
+fn open_local(options: &Options) -> Result<Backend, BindError> {
     if options.in_memory {
         return Ok(Backend::Memory);
     }

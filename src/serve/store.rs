@@ -8,13 +8,17 @@
 //! commits with them: a batch that fails leaves no gap in the numbering.
 //!
 //! Nothing unreadable is ever overwritten: a store that cannot be opened
-//! (not a directory, not readable, damaged, written by a newer wschat, or
-//! held by another running chat-server) stops chat-server before it
-//! listens, with one line naming the path and the problem.
+//! (not a directory, not readable, damaged, written by a newer wschat, a
+//! symbolic link, or held by another running chat-server) stops
+//! chat-server before it serves, with one line naming the path, the
+//! problem and what to do, and leaves the file as it was (a damaged store
+//! is found by a check that writes nothing: see `check`). A start that
+//! fails removes what it created (see `files`).
 
-use std::fs::{self, DirBuilder, OpenOptions};
+mod check;
+mod files;
+
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
@@ -22,6 +26,7 @@ use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
+use redb::backends::FileBackend;
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
 use smol::channel::{Receiver, Sender};
 use tracing::{info, warn};
@@ -59,19 +64,34 @@ const MAX_BATCH: usize = 4096;
 /// largest cost.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
-/// Why the store could not be opened. Each names the path.
+/// What to do when the data directory cannot be used.
+const TRY_ANOTHER: &str = "give one it may create and write with --data-dir DIR, or keep nothing on disk with --in-memory";
+
+/// Why the store could not be opened. Each names the path, and what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error("data directory {0}: not a directory")]
+    #[error("data directory {0}: not a directory; {TRY_ANOTHER}")]
     NotADirectory(PathBuf),
-    #[error("{path}: {error}")]
+    #[error(
+        "{what} {path}: a symbolic link, not followed (what it points to would be made \
+         private, or written); put the real one in its place, or give the real directory as \
+         --data-dir DIR"
+    )]
+    SymbolicLink { what: &'static str, path: PathBuf },
+    /// The operating system's error is part of the message (one line),
+    /// hence no `source`.
+    #[error("cannot {tried} {path}: {error}; {TRY_ANOTHER}")]
     Io {
+        /// What was tried: "create the data directory", ….
+        tried: &'static str,
         path: PathBuf,
-        #[source]
         error: io::Error,
     },
-    #[error("store {0}: in use by another running chat-server")]
+    #[error(
+        "store {0}: in use by another running chat-server; stop it, or give this one another \
+         --data-dir DIR"
+    )]
     Locked(PathBuf),
     #[error(
         "store {path}: written by a newer wschat (format {found}; this one reads {FORMAT}); \
@@ -95,68 +115,41 @@ pub(crate) struct Store {
 
 impl Store {
     /// Opens the store in `dir` (created, owner-only, if missing), keeping
-    /// the latest `history_size` messages, and reads what it holds.
+    /// the latest `history_size` messages, and reads what it holds. A
+    /// store that exists is checked whole before anything writes to it
+    /// (see `check`); what this call created is removed if it fails.
     pub(crate) fn open(dir: &Path, history_size: usize) -> Result<(Store, Snapshot), StoreError> {
-        let io = |error| StoreError::Io {
-            path: dir.to_owned(),
-            error,
-        };
-        match fs::metadata(dir) {
-            Ok(meta) if !meta.is_dir() => return Err(StoreError::NotADirectory(dir.to_owned())),
-            Ok(meta) => private(dir, &meta, 0o700).map_err(io)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(io)?,
-            Err(e) => return Err(io(e)),
-        }
+        // Messages name the directory wherever chat-server was started.
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+        let mut created = files::Created::default();
+        files::data_dir(&dir, &mut created)?;
         let path = dir.join(FILE_NAME);
-        let file = |error| StoreError::Io {
-            path: path.clone(),
-            error,
-        };
-        let mut builder = Database::builder();
-        builder.set_cache_size(CACHE_BYTES);
-        let (db, new) = match fs::metadata(&path) {
-            Ok(meta) => {
-                private(&path, &meta, 0o600).map_err(file)?;
-                (builder.open(&path), false)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // Created empty and private; redb initialises an empty file.
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(file)?;
-                (builder.create(&path), true)
-            }
-            Err(e) => return Err(file(e)),
-        };
-        let db = db.map_err(|e| match e {
-            DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
-                StoreError::Locked(path.clone())
-            }
-            DatabaseError::Storage(redb::StorageError::Io(error))
-                if error.kind() != io::ErrorKind::InvalidData =>
-            {
-                file(error)
-            }
-            other => StoreError::Unreadable {
+        let (file, new) = files::store_file(&path, &mut created)?;
+        let (db, snapshot) = if new {
+            let db = open_database(&path, FileBackend::new(file), false)?;
+            initialise(&db).map_err(|e| unreadable(&path, e))?;
+            let snapshot = read_guarded(&db, &path, history_size)?;
+            (db, snapshot)
+        } else {
+            let copy = file.try_clone().map_err(|error| StoreError::Io {
+                tried: "open the store",
                 path: path.clone(),
-                detail: other.to_string(),
-            },
-        })?;
-        let unreadable = |e: redb::Error| StoreError::Unreadable {
-            path: path.clone(),
-            detail: e.to_string(),
+                error,
+            })?;
+            let scratch = check::Scratch::new(copy).map_err(|error| StoreError::Io {
+                tried: "look at the store",
+                path: path.clone(),
+                error,
+            })?;
+            let checked = open_database(&path, scratch, true)?;
+            let snapshot = read_guarded(&checked, &path, history_size)?;
+            check::without_panicking(|| drop(checked)).map_err(|said| damaged(&path, &said))?;
+            (
+                open_database(&path, FileBackend::new(file), false)?,
+                snapshot,
+            )
         };
-        if new {
-            initialise(&db).map_err(unreadable)?;
-        }
-        let snapshot = read(&db, &path, history_size)?;
+        created.keep();
         let store = Store {
             path,
             db: Some(db),
@@ -362,9 +355,12 @@ fn initialise(db: &Database) -> Result<(), redb::Error> {
 
 /// Everything the core starts from.
 fn read(db: &Database, path: &Path, history_size: usize) -> Result<Snapshot, StoreError> {
-    let unreadable = |detail: String| StoreError::Unreadable {
-        path: path.to_owned(),
-        detail,
+    let unreadable = |detail: String| match detail.strip_prefix("DB corrupted: ") {
+        Some(what) => damaged(path, what),
+        None => StoreError::Unreadable {
+            path: path.to_owned(),
+            detail,
+        },
     };
     let tx = db.begin_read().map_err(|e| unreadable(e.to_string()))?;
     let meta = tx
@@ -431,17 +427,65 @@ fn read(db: &Database, path: &Path, history_size: usize) -> Result<Snapshot, Sto
     })
 }
 
-/// Makes `path` readable by its owner only, if it is not already.
-fn private(path: &Path, meta: &fs::Metadata, mode: u32) -> io::Result<()> {
-    if meta.permissions().mode() & 0o077 != 0 {
-        warn!(path = %path.display(), "made private (it was readable by others)");
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+/// Opens a redb database on `backend` (the store at `path`), with redb's
+/// whole check if `check` (see `check`).
+fn open_database(
+    path: &Path,
+    backend: impl redb::StorageBackend,
+    check: bool,
+) -> Result<Database, StoreError> {
+    let opened = check::without_panicking(|| {
+        Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .set_check_integrity_on_open(check)
+            .create_with_backend(backend)
+    })
+    .map_err(|said| damaged(path, &said))?;
+    opened.map_err(|e| match e {
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+            StoreError::Locked(path.to_owned())
+        }
+        DatabaseError::Storage(redb::StorageError::Io(error))
+            if error.kind() != io::ErrorKind::InvalidData =>
+        {
+            StoreError::Io {
+                tried: "read the store",
+                path: path.to_owned(),
+                error,
+            }
+        }
+        DatabaseError::Storage(redb::StorageError::Corrupted(what)) => damaged(path, &what),
+        other => unreadable(path, other.into()),
+    })
+}
+
+/// [`read`], with a panic inside redb reported as damage.
+fn read_guarded(db: &Database, path: &Path, history_size: usize) -> Result<Snapshot, StoreError> {
+    check::without_panicking(|| read(db, path, history_size))
+        .map_err(|said| damaged(path, &said))?
+}
+
+fn unreadable(path: &Path, e: redb::Error) -> StoreError {
+    match e {
+        redb::Error::Corrupted(what) => damaged(path, &what),
+        e => StoreError::Unreadable {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        },
     }
-    Ok(())
+}
+
+fn damaged(path: &Path, what: &str) -> StoreError {
+    StoreError::Unreadable {
+        path: path.to_owned(),
+        detail: format!("damaged: {what}"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
     use std::sync::Arc;
 
     use super::*;
