@@ -444,14 +444,11 @@ fn nodes_ride_out_a_redis_outage_and_a_restart_refusing_meanwhile() {
     let mut carol = Client::connect_v2(cluster.addr(2));
     let refused = try_login(&mut carol, "carol", None, None);
     assert_eq!(refused["error"], "unavailable", "{refused}");
-    // A load balancer asking /readyz is told why, and sends no one new.
+    // A load balancer asking /readyz sends no one new; on the public port
+    // it is not told why (the Redis host is the operator's business, on
+    // --admin-listen).
     let readyz = http_get(cluster.addr(0), "/readyz");
-    assert_eq!(readyz.status, 503, "{}", readyz.body);
-    assert!(
-        readyz.body.contains("Redis at redis://127.0.0.1:"),
-        "{}",
-        readyz.body
-    );
+    assert_eq!((readyz.status, &*readyz.body), (503, "not ready\n"));
     cluster.redis.restart();
     let after = retry_until_said(&mut alice, "after the restart");
     assert!(

@@ -25,6 +25,15 @@ const MAX_ADMIN_CONNECTIONS: usize = 64;
 /// Pause after an `accept()` failure such as EMFILE, instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Who asks: the public (the chat's port) is told whether the node is
+/// ready; the operator (`--admin-listen`) is also told why not, which may
+/// name the Redis host or quote an I/O error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    Public,
+    Operator,
+}
+
 /// What the endpoints report on.
 #[derive(Debug)]
 pub(crate) struct Admin {
@@ -38,13 +47,17 @@ impl Admin {
         matches!(path, "/healthz" | "/readyz" | "/metrics")
     }
 
-    /// The answer at `path` (one of [`Admin::serves`]; 404 otherwise).
-    pub(crate) fn answer(&self, path: &str, request: &Request) -> Response {
+    /// The answer at `path` (one of [`Admin::serves`]; 404 otherwise) to
+    /// `audience`.
+    pub(crate) fn answer(&self, path: &str, request: &Request, audience: Audience) -> Response {
         let response = match path {
             "/healthz" => Response::text(StatusCode::OK, "ok\n"),
-            "/readyz" => match self.readiness.status() {
-                Ok(()) => Response::text(StatusCode::OK, "ready\n"),
-                Err(reason) => Response::text(
+            "/readyz" => match (self.readiness.status(), audience) {
+                (Ok(()), _) => Response::text(StatusCode::OK, "ready\n"),
+                (Err(_), Audience::Public) => {
+                    Response::text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                }
+                (Err(reason), Audience::Operator) => Response::text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("not ready: {reason}\n"),
                 ),
@@ -138,7 +151,7 @@ async fn answer_one(
     let head_only = request.method() == Method::HEAD;
     let response = match http::allowed(request) {
         Err(refused) => refused,
-        Ok(()) => admin.answer(request.uri().path(), request),
+        Ok(()) => admin.answer(request.uri().path(), request, Audience::Operator),
     };
     http::send(&mut tcp, &response, head_only).await;
 }
@@ -153,7 +166,7 @@ mod tests {
         if let Some(accept) = accept {
             request = request.header("Accept", accept);
         }
-        admin.answer(path, &request.body(()).unwrap())
+        admin.answer(path, &request.body(()).unwrap(), Audience::Operator)
     }
 
     fn header<'r>(response: &'r Response, name: &str) -> &'r str {
@@ -177,6 +190,20 @@ mod tests {
         assert_eq!(&*ready.body, b"not ready: starting\n");
         admin.readiness.pass(Check::Listening);
         assert_eq!(get(&admin, "/readyz", None).status, StatusCode::OK);
+        admin
+            .readiness
+            .fail(Check::Store, "cannot save: Input/output error");
+        let request = Request::builder().uri("/readyz").body(()).unwrap();
+        let public = admin.answer("/readyz", &request, Audience::Public);
+        assert_eq!(
+            (public.status, &*public.body),
+            (StatusCode::SERVICE_UNAVAILABLE, &b"not ready\n"[..]),
+            "the public is not told why"
+        );
+        assert_eq!(
+            &*get(&admin, "/readyz", None).body,
+            b"not ready: cannot save: Input/output error\n"
+        );
         for response in [&health, &ready] {
             assert_eq!(
                 header(response, "Content-Type"),

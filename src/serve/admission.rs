@@ -1,47 +1,88 @@
-//! Who may open a WebSocket: the Origins allowed, and how many connections
-//! the server holds in all and per peer address. Checked in the handshake,
-//! before the `101`, so a refused peer costs no more than its request.
+//! Who may open a WebSocket, and how many connections the server holds.
+//!
+//! Two stages, each bounded in all and per peer address (an IPv6 address
+//! per /64, as the core's limits count: one host is usually given a whole
+//! /64):
+//! - from `accept`, a connection is *in its handshake* (TLS, the request
+//!   head, the upgrade) until it is upgraded or answered. Past the bound on
+//!   handshakes it is closed at once, before it costs more than its file
+//!   descriptor for an instant: connections that never send a byte cannot
+//!   pile up until the process runs out of descriptors;
+//! - at the upgrade, the allowed Origins and the bound on WebSocket
+//!   connections (`--max-connections`, `--max-connections-per-ip`): past
+//!   them, an HTTP 403 or 503, so a refused peer costs no more than its
+//!   request.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 
 /// The `--allowed-origins` setting.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AllowedOrigins {
-    /// Any Origin, or none (the default, as the original).
+    /// The page's own origin: `http://` or `https://` and the request's
+    /// `Host` (the default, written `self`), or none. Any other site's page
+    /// is refused, so that it cannot make its visitors' browsers connect.
     #[default]
+    SameHost,
+    /// Any Origin, or none (`*`, as the original did).
     Any,
     /// Only these origins (`scheme://host[:port]`, lowercase), or none.
     Only(Vec<String>),
 }
 
 impl AllowedOrigins {
-    /// Whether a handshake with this `Origin` header may proceed. A request
-    /// without one is not from a browser, which always sends it on a
-    /// WebSocket upgrade; any other program can send what it likes anyway,
-    /// so refusing it would protect nothing.
-    pub fn allows(&self, origin: Option<&HeaderValue>) -> bool {
+    /// Whether a handshake with this `Origin` header, asking for `host`
+    /// (its `Host` header), may proceed. A request without an Origin is
+    /// not from a browser, which always sends it on a WebSocket upgrade;
+    /// any other program can send what it likes anyway, so refusing it
+    /// would protect nothing.
+    pub fn allows(&self, origin: Option<&HeaderValue>, host: Option<&HeaderValue>) -> bool {
         match (self, origin) {
             (AllowedOrigins::Any, _) | (_, None) => true,
             (AllowedOrigins::Only(list), Some(origin)) => list
                 .iter()
                 .any(|allowed| allowed.as_bytes().eq_ignore_ascii_case(origin.as_bytes())),
+            (AllowedOrigins::SameHost, Some(origin)) => {
+                host.is_some_and(|host| is_own_origin(origin.as_bytes(), host.as_bytes()))
+            }
         }
     }
+}
+
+/// Whether `origin` is `http://HOST` or `https://HOST`, `HOST` being the
+/// request's `Host` (without regard to case, or to a default port written
+/// on one side only).
+fn is_own_origin(origin: &[u8], host: &[u8]) -> bool {
+    let origin = origin.to_ascii_lowercase();
+    let host = host.to_ascii_lowercase();
+    let (authority, default_port): (&[u8], &[u8]) =
+        if let Some(a) = origin.strip_prefix(b"https://") {
+            (a, b":443")
+        } else if let Some(a) = origin.strip_prefix(b"http://") {
+            (a, b":80")
+        } else {
+            return false;
+        };
+    let bare =
+        |text: &'_ [u8]| -> Vec<u8> { text.strip_suffix(default_port).unwrap_or(text).to_vec() };
+    !authority.is_empty() && bare(authority) == bare(&host)
 }
 
 impl FromStr for AllowedOrigins {
     type Err = String;
 
-    /// `*` for any; otherwise origins separated by commas.
+    /// `self` for the page's own origin, `*` for any; otherwise origins
+    /// separated by commas.
     fn from_str(text: &str) -> Result<Self, String> {
-        if text.trim() == "*" {
-            return Ok(AllowedOrigins::Any);
+        match text.trim() {
+            "*" => return Ok(AllowedOrigins::Any),
+            "self" => return Ok(AllowedOrigins::SameHost),
+            _ => {}
         }
         let origins = text
             .split(',')
@@ -54,6 +95,7 @@ impl FromStr for AllowedOrigins {
 impl fmt::Display for AllowedOrigins {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            AllowedOrigins::SameHost => f.write_str("self"),
             AllowedOrigins::Any => f.write_str("*"),
             AllowedOrigins::Only(list) => f.write_str(&list.join(",")),
         }
@@ -62,7 +104,7 @@ impl fmt::Display for AllowedOrigins {
 
 /// An origin as browsers send it: `scheme://host[:port]`, nothing more.
 fn parse_origin(origin: &str) -> Result<String, String> {
-    let expected = "(expected origins such as https://chat.example.com, or *)";
+    let expected = "(expected origins such as https://chat.example.com, or self, or *)";
     let Some((scheme, host)) = origin.split_once("://") else {
         return Err(format!("{origin:?} has no scheme {expected}"));
     };
@@ -78,195 +120,227 @@ fn parse_origin(origin: &str) -> Result<String, String> {
     Ok(origin.to_ascii_lowercase())
 }
 
+/// Connections in their handshake at once, at most, however large
+/// `--max-connections` is: a handshake takes milliseconds, so this many at
+/// once is a storm of reconnects already.
+const MOST_HANDSHAKES: usize = 1024;
+
+/// Without `--max-connections-per-ip`, one address may hold this share of
+/// the handshakes (one eighth), and never fewer than
+/// [`LEAST_HANDSHAKES_PER_ADDRESS`] (unless that is all there are).
+const HANDSHAKE_SHARE_PER_ADDRESS: usize = 8;
+const LEAST_HANDSHAKES_PER_ADDRESS: usize = 16;
+
+/// How many connections may be open, as the flags say (0: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// WebSocket connections in all (`--max-connections`).
+    pub(crate) connections: usize,
+    /// WebSocket connections per address (`--max-connections-per-ip`).
+    pub(crate) per_address: usize,
+    /// Connections in their handshake, in all.
+    pub(crate) handshakes: usize,
+    /// Connections in their handshake, per address.
+    pub(crate) handshakes_per_address: usize,
+}
+
+impl Limits {
+    /// The bounds on handshakes follow from the flags: as many as
+    /// `--max-connections` (up to [`MOST_HANDSHAKES`]), so that the
+    /// descriptors the chat's port can hold stay within twice that; per
+    /// address, `--max-connections-per-ip`, or else a share of them.
+    pub(crate) fn new(connections: usize, per_address: usize) -> Limits {
+        let handshakes = connections.min(MOST_HANDSHAKES);
+        let handshakes_per_address = match (per_address, handshakes) {
+            (0, 0) => 0,
+            (0, all) => (all / HANDSHAKE_SHARE_PER_ADDRESS)
+                .max(LEAST_HANDSHAKES_PER_ADDRESS)
+                .min(all),
+            (per_address, _) => per_address,
+        };
+        Limits {
+            connections,
+            per_address,
+            handshakes,
+            handshakes_per_address,
+        }
+    }
+
+    /// The most connections the chat's port holds at once (0: no bound).
+    pub(crate) fn most_open(&self) -> usize {
+        match (self.connections, self.handshakes) {
+            (0, _) | (_, 0) => 0,
+            (connections, handshakes) => connections + handshakes,
+        }
+    }
+}
+
 /// The limits, and the connections counted against them.
 #[derive(Debug)]
 pub(crate) struct Admission {
     origins: AllowedOrigins,
-    /// 0: no limit.
-    max_connections: usize,
-    /// 0: no limit (and no table).
-    max_per_ip: usize,
+    limits: Limits,
     counts: Mutex<Counts>,
 }
 
 #[derive(Debug, Default)]
 struct Counts {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    handshakes: usize,
+    open: usize,
+    /// Only addresses with something counted; none when no limit is per
+    /// address.
+    per_address: HashMap<IpAddr, PerAddress>,
 }
 
-/// A connection counted against the limits until this is dropped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct PerAddress {
+    handshakes: usize,
+    open: usize,
+}
+
+/// The address under which `ip` is counted: an IPv4 address (mapped or
+/// not) as itself, an IPv6 address as its /64.
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(ip) => {
+            let [a, b, c, d, ..] = ip.segments();
+            IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// Why a connection was closed at accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Crowded {
+    #[error("{0} connections are in their handshake")]
+    Handshakes(usize),
+    #[error("{0} connections from this address are in their handshake")]
+    HandshakesFromAddress(usize),
+}
+
+/// What a [`Slot`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Handshake,
+    Open,
+}
+
+/// A connection counted against the limits until this is dropped: in its
+/// handshake ([`Admission::arrive`]) or upgraded ([`Admission::admit`]).
 #[derive(Debug)]
 pub(crate) struct Slot {
     admission: Arc<Admission>,
-    ip: IpAddr,
+    key: IpAddr,
+    stage: Stage,
 }
 
 impl Admission {
-    pub(crate) fn new(origins: AllowedOrigins, max_connections: usize, max_per_ip: usize) -> Self {
+    pub(crate) fn new(origins: AllowedOrigins, limits: Limits) -> Self {
         Admission {
             origins,
-            max_connections,
-            max_per_ip,
+            limits,
             counts: Mutex::default(),
         }
     }
 
-    /// Counts a new connection from `ip`, or says which HTTP status refuses
-    /// it: 403 for an Origin not allowed, 503 past a connection limit.
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Counts a connection from `ip` just accepted, in its handshake until
+    /// the slot is dropped; or says which bound it is past (the connection
+    /// is then closed at once).
+    pub(crate) fn arrive(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Crowded> {
+        let limits = self.limits;
+        let key = address_key(ip);
+        let mut counts = self.lock();
+        if limits.handshakes != 0 && counts.handshakes >= limits.handshakes {
+            return Err(Crowded::Handshakes(limits.handshakes));
+        }
+        if limits.handshakes_per_address != 0 {
+            let here = counts.per_address.entry(key).or_default();
+            if here.handshakes >= limits.handshakes_per_address {
+                return Err(Crowded::HandshakesFromAddress(
+                    limits.handshakes_per_address,
+                ));
+            }
+            here.handshakes += 1;
+        }
+        counts.handshakes += 1;
+        Ok(Slot {
+            admission: self.clone(),
+            key,
+            stage: Stage::Handshake,
+        })
+    }
+
+    /// Counts a WebSocket connection from `ip`, or says which HTTP status
+    /// refuses it: 403 for an `origin` not allowed (for a request to
+    /// `host`), 503 past a connection limit.
     pub(crate) fn admit(
         self: &Arc<Self>,
         ip: IpAddr,
         origin: Option<&HeaderValue>,
+        host: Option<&HeaderValue>,
     ) -> Result<Slot, StatusCode> {
-        if !self.origins.allows(origin) {
+        if !self.origins.allows(origin, host) {
             return Err(StatusCode::FORBIDDEN);
         }
-        let ip = ip.to_canonical();
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.max_connections != 0 && counts.total >= self.max_connections {
+        let limits = self.limits;
+        let key = address_key(ip);
+        let mut counts = self.lock();
+        if limits.connections != 0 && counts.open >= limits.connections {
             return Err(StatusCode::SERVICE_UNAVAILABLE);
         }
-        if self.max_per_ip != 0 {
-            let here = counts.per_ip.entry(ip).or_default();
-            if *here >= self.max_per_ip {
+        if limits.per_address != 0 {
+            let here = counts.per_address.entry(key).or_default();
+            if here.open >= limits.per_address {
                 return Err(StatusCode::SERVICE_UNAVAILABLE);
             }
-            *here += 1;
+            here.open += 1;
         }
-        counts.total += 1;
+        counts.open += 1;
         Ok(Slot {
             admission: self.clone(),
-            ip,
+            key,
+            stage: Stage::Open,
         })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let admission = &self.admission;
-        let mut counts = admission
-            .counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        counts.total -= 1;
-        if admission.max_per_ip != 0
-            && let Some(here) = counts.per_ip.get_mut(&self.ip)
-        {
-            *here -= 1;
-            if *here == 0 {
-                counts.per_ip.remove(&self.ip);
+        let limits = self.admission.limits;
+        let mut counts = self.admission.lock();
+        let per_address = match self.stage {
+            Stage::Handshake => {
+                counts.handshakes -= 1;
+                limits.handshakes_per_address != 0
+            }
+            Stage::Open => {
+                counts.open -= 1;
+                limits.per_address != 0
+            }
+        };
+        if !per_address {
+            return;
+        }
+        if let Some(here) = counts.per_address.get_mut(&self.key) {
+            match self.stage {
+                Stage::Handshake => here.handshakes -= 1,
+                Stage::Open => here.open -= 1,
+            }
+            if *here == PerAddress::default() {
+                counts.per_address.remove(&self.key);
             }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
-    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
-
-    fn origin(text: &'static str) -> Option<HeaderValue> {
-        Some(HeaderValue::from_static(text))
-    }
-
-    #[test]
-    fn connections_are_limited_in_all_and_per_address_and_slots_come_back() {
-        let admission = Arc::new(Admission::new(AllowedOrigins::Any, 3, 2));
-        let a1 = admission.admit(A, None).unwrap();
-        let _a2 = admission.admit(A, None).unwrap();
-        assert_eq!(
-            admission.admit(A, None).unwrap_err(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        let b1 = admission.admit(B, None).unwrap();
-        assert_eq!(
-            admission.admit(B, None).unwrap_err(),
-            StatusCode::SERVICE_UNAVAILABLE,
-            "3 in all"
-        );
-        drop(b1);
-        let _b1 = admission.admit(B, None).unwrap();
-        drop(a1);
-        let _a3 = admission.admit(A, None).unwrap();
-        drop(_b1);
-        assert_eq!(admission.counts.lock().unwrap().total, 2);
-        assert_eq!(admission.counts.lock().unwrap().per_ip.get(&B), None);
-    }
-
-    #[test]
-    fn an_ipv4_mapped_address_counts_as_its_ipv4_address() {
-        let admission = Arc::new(Admission::new(AllowedOrigins::Any, 0, 1));
-        let _a = admission.admit(A, None).unwrap();
-        let mapped = "::ffff:192.0.2.1".parse().unwrap();
-        assert!(admission.admit(mapped, None).is_err());
-    }
-
-    #[test]
-    fn zero_means_no_limit() {
-        let admission = Arc::new(Admission::new(AllowedOrigins::Any, 0, 0));
-        let slots: Vec<_> = (0..100)
-            .map(|_| admission.admit(A, None).unwrap())
-            .collect();
-        assert_eq!(slots.len(), 100);
-        assert!(admission.counts.lock().unwrap().per_ip.is_empty());
-    }
-
-    #[test]
-    fn only_listed_origins_or_none_pass() {
-        let origins: AllowedOrigins = "https://Chat.example.com, http://localhost:8000"
-            .parse()
-            .unwrap();
-        let admission = Arc::new(Admission::new(origins, 0, 0));
-        for allowed in [
-            None,
-            origin("https://chat.example.com"),
-            origin("http://localhost:8000"),
-        ] {
-            assert!(admission.admit(A, allowed.as_ref()).is_ok(), "{allowed:?}");
-        }
-        for refused in [
-            "https://evil.example",
-            "http://chat.example.com",
-            "https://chat.example.com:8443",
-            "null",
-            "",
-        ] {
-            let refused = HeaderValue::from_static(refused);
-            assert_eq!(
-                admission.admit(A, Some(&refused)).unwrap_err(),
-                StatusCode::FORBIDDEN,
-                "{refused:?}"
-            );
-        }
-        assert!(
-            Admission::new(AllowedOrigins::Any, 0, 0)
-                .origins
-                .allows(origin("https://evil.example").as_ref())
-        );
-    }
-
-    #[test]
-    fn origins_parse_strictly() {
-        assert_eq!("*".parse(), Ok(AllowedOrigins::Any));
-        assert_eq!(
-            "https://a.example,http://b.example:81".parse(),
-            Ok(AllowedOrigins::Only(vec![
-                "https://a.example".into(),
-                "http://b.example:81".into()
-            ]))
-        );
-        for bad in [
-            "",
-            "chat.example.com",
-            "https://",
-            "https://chat.example.com/",
-            "https://a.example,,https://b.example",
-            "*,https://a.example",
-        ] {
-            assert!(bad.parse::<AllowedOrigins>().is_err(), "{bad:?}");
-        }
-    }
-}
+mod tests;

@@ -13,7 +13,7 @@ use std::task::{Context as TaskContext, Poll, ready};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::error::ProtocolError;
-use async_tungstenite::tungstenite::http::header::ORIGIN;
+use async_tungstenite::tungstenite::http::header::{HOST, ORIGIN};
 use async_tungstenite::tungstenite::http::{Method, StatusCode};
 use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -29,7 +29,7 @@ use smol::{Async, Timer, future};
 use tracing::debug;
 
 use super::admin::Admin;
-use super::admission::{Admission, Slot};
+use super::admission::{Admission, Limits, Slot};
 use super::batch::Batch;
 use super::http;
 use super::inbox::{Conn, InFrame, Input};
@@ -59,7 +59,7 @@ pub(crate) struct Context {
     websocket: WebSocketConfig,
     send_queue_bytes: usize,
     handshake_timeout: Duration,
-    admission: Arc<Admission>,
+    pub(crate) admission: Arc<Admission>,
     /// Set when serving `wss://`.
     tls: Option<Arc<ServerConfig>>,
     metrics: Arc<Metrics>,
@@ -86,8 +86,7 @@ impl Context {
             handshake_timeout: options.handshake_timeout,
             admission: Arc::new(Admission::new(
                 options.allowed_origins.clone(),
-                options.max_connections,
-                options.max_connections_per_ip,
+                Limits::new(options.max_connections, options.max_connections_per_ip),
             )),
             tls,
             metrics,
@@ -145,7 +144,9 @@ impl fmt::Display for Ended {
 }
 
 /// Serves one accepted TCP connection until it closes. `_alive` is held
-/// for as long as the connection lives, so shutdown can wait for all of them.
+/// for as long as the connection lives, so shutdown can wait for all of them;
+/// `handshake` counts it as in its handshake until it is upgraded or
+/// answered.
 ///
 /// The way in, top-down: the TLS handshake (on `wss://`), the request head,
 /// then either a plain HTTP answer or the WebSocket upgrade, then the
@@ -159,6 +160,7 @@ pub(crate) async fn run(
     peer: SocketAddr,
     ctx: Arc<Context>,
     _alive: Sender<Infallible>,
+    handshake: Slot,
 ) {
     let conn = Arc::new(Conn {
         peer,
@@ -189,6 +191,7 @@ pub(crate) async fn run(
     // it nor the handshake's state, which are large, has a place in this
     // future, which every idle connection keeps.
     let opened = Box::pin(open(io, &conn, &ctx, deadline)).await;
+    drop(handshake);
     // `_slot` counts this connection against the limits until the task ends.
     let Some((sink, stream, version, _slot)) = opened else {
         return;
@@ -245,9 +248,11 @@ async fn open<'a>(
     // While the server drains, no one new comes in (503, as when full).
     let admitted = match ctx.draining.has_begun() {
         true => Err(StatusCode::SERVICE_UNAVAILABLE),
-        false => ctx
-            .admission
-            .admit(peer.ip(), request.headers().get(ORIGIN)),
+        false => ctx.admission.admit(
+            peer.ip(),
+            request.headers().get(ORIGIN),
+            request.headers().get(HOST),
+        ),
     };
     let open = |slot| {
         let open = Input::Open {

@@ -24,8 +24,9 @@
 //!   answers; `upgrade` takes a WebSocket upgrade (any path), `routes`
 //!   anything else;
 //! - `web`: the browser client served at `/`, compiled into the binary;
-//! - `admission`: the allowed Origins and the connection limits, checked
-//!   in the handshake;
+//! - `admission`: the allowed Origins and the connection limits: the
+//!   bound on connections in their handshake, checked at accept, and the
+//!   rest in the upgrade; `open_files`: the open-file limit they need;
 //! - `admin`, `metrics`, `readiness`: `/healthz`, `/readyz` and `/metrics`,
 //!   on the chat's port or (`--admin-listen`) a listener of their own;
 //! - `memory`: gives the memory a burst freed back to the system once the
@@ -62,6 +63,7 @@ mod http;
 mod inbox;
 mod memory;
 mod metrics;
+mod open_files;
 mod options;
 mod outbox;
 mod readiness;
@@ -85,7 +87,7 @@ use std::num::NonZeroUsize;
 use std::pin::pin;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_rustls::rustls::ServerConfig;
 use rand::SeedableRng;
@@ -96,6 +98,7 @@ use tracing::{debug, info, warn};
 
 use crate::tls::{self, TlsError};
 use admin::Admin;
+use admission::Crowded;
 use backend::{Backend, Running};
 #[cfg(feature = "cluster")]
 use cluster::Cluster;
@@ -249,6 +252,7 @@ impl ChatServer {
             executor: executor.clone(),
             ctx: Arc::new(ctx),
         };
+        open_files::make_room_for(port.ctx.admission.limits());
         // Ready by the time the log says so, which is what tests and
         // supervisors wait for (the port is bound; the backlog holds
         // whoever comes before the first accept).
@@ -525,6 +529,7 @@ impl ChatPort {
     /// holds a clone of `alive` until it ends.
     async fn accept(&self, alive: &Sender<Infallible>, shutdown: impl Future<Output = ()>) {
         let mut shutdown = pin!(shutdown);
+        let mut crowded = CrowdedLog::default();
         loop {
             let accepted = future::or(async { Some(self.listener.accept().await) }, async {
                 shutdown.as_mut().await;
@@ -534,9 +539,20 @@ impl ChatPort {
             match accepted {
                 None => return,
                 Some(Ok((tcp, peer))) => {
+                    // Counted from here, so that connections that never
+                    // upgrade cannot hold every descriptor; past the bound,
+                    // closed at once (dropping `tcp`).
+                    let handshake = match self.ctx.admission.arrive(peer.ip()) {
+                        Ok(handshake) => handshake,
+                        Err(why) => {
+                            crowded.dropped(peer, why, Instant::now());
+                            continue;
+                        }
+                    };
                     // Frames are coalesced by the writer; don't delay them further.
                     let _ = tcp.get_ref().set_nodelay(true);
-                    let task = connection::run(tcp, peer, self.ctx.clone(), alive.clone());
+                    let task =
+                        connection::run(tcp, peer, self.ctx.clone(), alive.clone(), handshake);
                     self.executor.spawn(task).detach();
                 }
                 // The peer gave up before we got to it: nothing to back off from.
@@ -557,5 +573,37 @@ impl ChatPort {
                 }
             }
         }
+    }
+}
+
+/// How often at most a line says that connections are being closed at
+/// accept: a flood must not flood the log too.
+const CROWDED_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The warnings about connections closed at accept (past the bounds on
+/// handshakes): the first at once, then one per [`CROWDED_LOG_INTERVAL`]
+/// with how many more there were; each at debug level.
+#[derive(Debug, Default)]
+struct CrowdedLog {
+    last_warned: Option<Instant>,
+    unlogged: u64,
+}
+
+impl CrowdedLog {
+    fn dropped(&mut self, peer: SocketAddr, why: Crowded, now: Instant) {
+        debug!(%peer, "closed at accept: {why}");
+        let quiet = self
+            .last_warned
+            .is_none_or(|then| now.duration_since(then) >= CROWDED_LOG_INTERVAL);
+        if !quiet {
+            self.unlogged += 1;
+            return;
+        }
+        let more = match std::mem::take(&mut self.unlogged) {
+            0 => String::new(),
+            n => format!(" ({n} more since the last such line)"),
+        };
+        warn!(%peer, "connection closed at accept: {why}{more}");
+        self.last_warned = Some(now);
     }
 }

@@ -229,9 +229,10 @@ pub struct Options {
     )]
     pub message_burst: u32,
 
-    /// Wrong-secret logins allowed per peer IP address per minute; past that,
-    /// logins with a secret from that address get rateLimited until the
-    /// minute ends (guards against guessing secrets). 0 switches it off.
+    /// Wrong-secret logins allowed per peer IP address (IPv6: per /64) per
+    /// minute; past that, logins with a secret from that address get
+    /// rateLimited until the minute ends (guards against guessing secrets).
+    /// 0 switches it off.
     #[arg(
         long,
         env = "CHAT_LOGIN_FAILURES_PER_MINUTE",
@@ -327,8 +328,14 @@ pub struct Options {
     )]
     pub presence_burst: u32,
 
-    /// Connections served at once; past this, new WebSocket handshakes are
-    /// refused with HTTP 503 and everyone connected carries on. 0: no limit.
+    /// WebSocket connections served at once; past this, new WebSocket
+    /// handshakes are refused with HTTP 503 and everyone connected carries
+    /// on. Connections still in their handshake (TLS, the request, the
+    /// upgrade) are counted from accept: as many more as this (at most
+    /// 1024), and per address --max-connections-per-ip of them (or else an
+    /// eighth, at least 16); past that, a new connection is closed at once.
+    /// The open-file limit is raised to the hard limit at start, with a
+    /// warning if this cannot be reached under it. 0: no limit.
     #[arg(
         long,
         env = "CHAT_MAX_CONNECTIONS",
@@ -337,9 +344,9 @@ pub struct Options {
     )]
     pub max_connections: usize,
 
-    /// Connections served at once from one IP address; past this, HTTP 503.
-    /// 0: no limit (right where many users share an address, e.g. behind a
-    /// proxy or NAT).
+    /// Connections served at once from one IP address (IPv6: one /64);
+    /// past this, HTTP 503. 0: no limit (right where many users share an
+    /// address, e.g. behind a proxy or NAT).
     #[arg(
         long,
         env = "CHAT_MAX_CONNECTIONS_PER_IP",
@@ -348,16 +355,19 @@ pub struct Options {
     )]
     pub max_connections_per_ip: usize,
 
-    /// Origins whose web pages may connect, comma-separated and exact, like
-    /// `https://chat.example.com,http://localhost:8000`; a handshake with
-    /// another Origin gets HTTP 403 (against cross-site WebSocket
+    /// Origins whose web pages may connect: `self`, the page's own origin
+    /// (http:// or https:// and the Host the browser asked for, such as
+    /// the page this server serves at /); or origins, comma-separated and
+    /// exact, like `https://chat.example.com,http://localhost:8000` (list
+    /// this server's own too if its page is used); or `*`, any. A handshake
+    /// with another Origin gets HTTP 403 (against cross-site WebSocket
     /// hijacking). A handshake without an Origin header (not a browser) is
-    /// always allowed. `*`: any origin.
+    /// always allowed.
     #[arg(
         long,
         env = "CHAT_ALLOWED_ORIGINS",
         value_name = "ORIGINS",
-        default_value = "*"
+        default_value = "self"
     )]
     pub allowed_origins: AllowedOrigins,
 
@@ -580,7 +590,9 @@ mod tests {
         let defaults = Options::default();
         assert_eq!(defaults.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
         assert_eq!(defaults.flush_interval, Duration::from_millis(5));
-        assert_eq!(defaults.allowed_origins, AllowedOrigins::Any);
+        assert_eq!(defaults.allowed_origins, AllowedOrigins::SameHost);
+        let any = parse(&["--allowed-origins", "*"]).unwrap();
+        assert_eq!(any.allowed_origins, AllowedOrigins::Any);
     }
 
     #[test]

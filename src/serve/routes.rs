@@ -4,20 +4,21 @@
 
 use async_tungstenite::tungstenite::handshake::server::Request;
 
-use super::admin::Admin;
+use super::admin::{Admin, Audience};
 use super::http::{self, Response};
 use super::web;
 
 /// The answer to a request that is not a WebSocket upgrade. `admin` is set
 /// when the operator's endpoints are served on this port (no
-/// `--admin-listen`); otherwise they are 404 here.
+/// `--admin-listen`); otherwise they are 404 here. Either way `/readyz`
+/// here tells the public only whether the node is ready, not why not.
 pub(crate) fn answer(request: &Request, admin: Option<&Admin>) -> Response {
     if let Err(refused) = http::allowed(request) {
         return refused;
     }
     match (request.uri().path(), admin) {
         (path, _) if web::serves(path) => web::answer(path, request),
-        (path, Some(admin)) if Admin::serves(path) => admin.answer(path, request),
+        (path, Some(admin)) if Admin::serves(path) => admin.answer(path, request, Audience::Public),
         _ => http::not_found(),
     }
 }
@@ -65,6 +66,16 @@ mod tests {
         assert_eq!(
             answer(&request("POST", "/metrics")).status,
             StatusCode::METHOD_NOT_ALLOWED
+        );
+        admin.readiness.fail(
+            super::super::readiness::Check::Store,
+            "cannot save: disk full",
+        );
+        let readyz = answer(&request("GET", "/readyz"));
+        assert_eq!(
+            (readyz.status, &*readyz.body),
+            (StatusCode::SERVICE_UNAVAILABLE, &b"not ready\n"[..]),
+            "no reasons on the public port"
         );
         // With --admin-listen, the endpoints are elsewhere.
         for path in ["/healthz", "/readyz", "/metrics"] {

@@ -1,7 +1,6 @@
 //! The WebSocket upgrade of a request whose head `http` has read: accepted
-//! on any path and (unless `--allowed-origins` says otherwise) from any
-//! Origin, as the original did; `wschat.v2` is selected when offered, no
-//! subprotocol otherwise (v1).
+//! on any path, as the original did, from the Origins `admission` allows;
+//! `wschat.v2` is selected when offered, no subprotocol otherwise (v1).
 
 use std::net::IpAddr;
 
