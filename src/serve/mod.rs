@@ -26,6 +26,8 @@
 //! - `web`: the browser client served at `/`, compiled into the binary;
 //! - `admission`: the allowed Origins and the connection limits, checked
 //!   in the handshake;
+//! - `proxied`: the client's address behind a trusted reverse proxy or
+//!   load balancer (`X-Forwarded-For`, `Forwarded`, the PROXY protocol);
 //! - `admin`, `metrics`, `readiness`: `/healthz`, `/readyz` and `/metrics`,
 //!   on the chat's port or (`--admin-listen`) a listener of their own;
 //! - `memory`: gives the memory a burst freed back to the system once the
@@ -64,6 +66,7 @@ mod memory;
 mod metrics;
 mod options;
 mod outbox;
+mod proxied;
 mod readiness;
 mod routes;
 mod seam;
@@ -75,6 +78,7 @@ mod web;
 
 pub use admission::AllowedOrigins;
 pub use options::{LogFormat, Options, OptionsError};
+pub use proxied::{ClientIpHeader, TrustedProxies};
 pub use store::{FILE_NAME as STORE_FILE_NAME, StoreError};
 
 use std::convert::Infallible;
