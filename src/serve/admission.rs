@@ -233,6 +233,8 @@ pub(crate) struct Slot {
     admission: Arc<Admission>,
     key: IpAddr,
     stage: Stage,
+    /// Counted against its address's bound too.
+    per_address: bool,
 }
 
 impl Admission {
@@ -250,15 +252,18 @@ impl Admission {
 
     /// Counts a connection from `ip` just accepted, in its handshake until
     /// the slot is dropped; or says which bound it is past (the connection
-    /// is then closed at once).
-    pub(crate) fn arrive(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Crowded> {
+    /// is then closed at once). A connection from a trusted proxy counts
+    /// only against the overall bound: it carries many clients, whose own
+    /// addresses are known only once its request head is read.
+    pub(crate) fn arrive(self: &Arc<Self>, ip: IpAddr, proxy: bool) -> Result<Slot, Crowded> {
         let limits = self.limits;
         let key = address_key(ip);
         let mut counts = self.lock();
         if limits.handshakes != 0 && counts.handshakes >= limits.handshakes {
             return Err(Crowded::Handshakes(limits.handshakes));
         }
-        if limits.handshakes_per_address != 0 {
+        let per_address = limits.handshakes_per_address != 0 && !proxy;
+        if per_address {
             let here = counts.per_address.entry(key).or_default();
             if here.handshakes >= limits.handshakes_per_address {
                 return Err(Crowded::HandshakesFromAddress(
@@ -272,6 +277,7 @@ impl Admission {
             admission: self.clone(),
             key,
             stage: Stage::Handshake,
+            per_address,
         })
     }
 
@@ -305,6 +311,7 @@ impl Admission {
             admission: self.clone(),
             key,
             stage: Stage::Open,
+            per_address: limits.per_address != 0,
         })
     }
 
@@ -315,19 +322,12 @@ impl Admission {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let limits = self.admission.limits;
         let mut counts = self.admission.lock();
-        let per_address = match self.stage {
-            Stage::Handshake => {
-                counts.handshakes -= 1;
-                limits.handshakes_per_address != 0
-            }
-            Stage::Open => {
-                counts.open -= 1;
-                limits.per_address != 0
-            }
-        };
-        if !per_address {
+        match self.stage {
+            Stage::Handshake => counts.handshakes -= 1,
+            Stage::Open => counts.open -= 1,
+        }
+        if !self.per_address {
             return;
         }
         if let Some(here) = counts.per_address.get_mut(&self.key) {

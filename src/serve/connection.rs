@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll, ready};
@@ -26,7 +26,7 @@ use futures_util::{SinkExt, StreamExt};
 use smol::channel::Sender;
 use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use smol::{Async, Timer, future};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::admin::Admin;
 use super::admission::{Admission, Limits, Slot};
@@ -36,6 +36,7 @@ use super::inbox::{Conn, InFrame, Input};
 use super::metrics::Metrics;
 use super::options::Options;
 use super::outbox::{Closing, Next, Outbox};
+use super::proxied::{self, Peer, Proxies};
 use super::routes;
 use super::socket::Socket;
 use super::timeouts::{with_deadline, with_timeout};
@@ -60,6 +61,8 @@ pub(crate) struct Context {
     send_queue_bytes: usize,
     handshake_timeout: Duration,
     pub(crate) admission: Arc<Admission>,
+    /// Whose word is taken for a client's address.
+    pub(crate) proxies: Proxies,
     /// Set when serving `wss://`.
     tls: Option<Arc<ServerConfig>>,
     metrics: Arc<Metrics>,
@@ -88,6 +91,11 @@ impl Context {
                 options.allowed_origins.clone(),
                 Limits::new(options.max_connections, options.max_connections_per_ip),
             )),
+            proxies: Proxies::new(
+                options.trusted_proxies.clone(),
+                options.proxy_protocol,
+                options.client_ip_header,
+            ),
             tls,
             metrics,
             admin,
@@ -163,7 +171,7 @@ pub(crate) async fn run(
     handshake: Slot,
 ) {
     let conn = Arc::new(Conn {
-        peer,
+        peer: Peer::new(peer),
         id: OnceLock::new(),
         outbox: Outbox::new(ctx.send_queue_bytes),
         sent: AtomicU64::new(0),
@@ -172,10 +180,22 @@ pub(crate) async fn run(
     // Its bytes and queue count in /metrics until the connection ends.
     let _tracked = ctx.metrics.sockets.track(&conn);
     // Below TLS: write progress is what reaches the kernel.
-    let io = Socket::new(&tcp, &conn.sent, &conn.received);
-    // The TLS handshake, the request head and the upgrade share one time
-    // limit (--handshake-timeout).
+    let mut io = Socket::new(&tcp, &conn.sent, &conn.received);
+    // The PROXY header, the TLS handshake, the request head and the
+    // upgrade share one time limit (--handshake-timeout).
     let deadline = Instant::now() + ctx.handshake_timeout;
+    // Who sent the request: the peer, or the client its PROXY header names.
+    let hop = match ctx.proxies.expects_proxy_header(peer.ip()) {
+        false => peer.ip(),
+        true => match Box::pin(proxied::read_proxy_header(&mut io, deadline)).await {
+            Ok(source) => source.map_or(peer.ip(), |source| source.ip()),
+            Err(error) => {
+                // From a trusted load balancer: its configuration is wrong.
+                warn!(%peer, "closing a connection from a trusted proxy: {error}");
+                return;
+            }
+        },
+    };
     let io = match &ctx.tls {
         None => Either::Left(io),
         // Boxed, as everything large and momentary here.
@@ -190,7 +210,7 @@ pub(crate) async fn run(
     // Boxed, and split inside: the WebSocket moves to the heap, and neither
     // it nor the handshake's state, which are large, has a place in this
     // future, which every idle connection keeps.
-    let opened = Box::pin(open(io, &conn, &ctx, deadline)).await;
+    let opened = Box::pin(open(io, &conn, hop, &ctx, deadline)).await;
     drop(handshake);
     // `_slot` counts this connection against the limits until the task ends.
     let Some((sink, stream, version, _slot)) = opened else {
@@ -205,9 +225,11 @@ pub(crate) async fn run(
 /// sending the `101`, so that a client that sees its upgrade complete also
 /// sees every broadcast from then on. Returns the WebSocket, its protocol
 /// version, and the admission slot that counts it, once the `101` is out.
+/// `hop` sent the request: the peer, or the client a PROXY header named.
 async fn open<'a>(
     mut io: Stream<'a>,
     conn: &Arc<Conn>,
+    hop: IpAddr,
     ctx: &Context,
     deadline: Instant,
 ) -> Option<(
@@ -216,7 +238,7 @@ async fn open<'a>(
     Version,
     Slot,
 )> {
-    let peer = conn.peer;
+    let peer = &conn.peer;
     let head = match http::read_head(&mut io, deadline).await {
         Ok(head) => head,
         Err(error) => {
@@ -229,6 +251,19 @@ async fn open<'a>(
         }
     };
     let request = &head.request;
+    let client = match ctx.proxies.client(hop, request.headers()) {
+        Ok(client) => client,
+        Err(error) => {
+            debug!(%peer, "bad request: {error}");
+            ctx.metrics
+                .handshake_refused(StatusCode::BAD_REQUEST.as_u16());
+            let answer = http::Response::text(StatusCode::BAD_REQUEST, format!("{error}\n"));
+            http::send(&mut io, &answer, false).await;
+            return None;
+        }
+    };
+    // From here on, logs name the client.
+    peer.learn(client);
     if !upgrade::is_upgrade(request) {
         debug!(%peer, method = %request.method(), path = request.uri().path(), "HTTP request");
         let head_only = request.method() == Method::HEAD;
@@ -249,7 +284,7 @@ async fn open<'a>(
     let admitted = match ctx.draining.has_begun() {
         true => Err(StatusCode::SERVICE_UNAVAILABLE),
         false => ctx.admission.admit(
-            peer.ip(),
+            client,
             request.headers().get(ORIGIN),
             request.headers().get(HOST),
         ),
@@ -257,7 +292,7 @@ async fn open<'a>(
     let open = |slot| {
         let open = Input::Open {
             conn: conn.clone(),
-            location: upgrade::location(peer.ip()),
+            location: upgrade::location(client),
             version: accepted.version,
         };
         // A full inbox means the core is far behind: refuse rather than wait.
@@ -306,7 +341,7 @@ async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let peer = conn.peer;
+    let peer = &conn.peer;
     debug!(%peer, "connected");
     let ended = future::or(
         read_loop(&mut stream, &conn, &ctx.inbox),
@@ -316,7 +351,7 @@ where
     let closed = close_of(conn.outbox.closing(), &ended);
     conn.outbox.finish();
     // Harmless when the core closed it first; needed in every other case.
-    let _ = ctx.inbox.send(Input::Closed { conn }).await;
+    let _ = ctx.inbox.send(Input::Closed { conn: conn.clone() }).await;
 
     match &ended {
         Ended::Violation(code, reason) => {

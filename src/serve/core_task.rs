@@ -363,7 +363,7 @@ fn text_of(last_text: &mut Option<Utf8Bytes>, frame: &Frame) -> Option<Utf8Bytes
 /// view of who comes and goes), the rest at `debug`. Usernames are public;
 /// secrets never reach events.
 fn log(event: &Event, routes: &HashMap<ConnectionId, Arc<Conn>>) {
-    let peer = |conn: &ConnectionId| routes.get(conn).map(|c| display(c.peer));
+    let peer = |conn: &ConnectionId| routes.get(conn).map(|c| display(&c.peer));
     match event {
         Event::LoggedIn {
             conn,

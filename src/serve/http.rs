@@ -13,6 +13,7 @@ use async_tungstenite::tungstenite::handshake::server::Request;
 use async_tungstenite::tungstenite::http::{self, HeaderName, HeaderValue, Method, StatusCode};
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::proxied::looks_like_proxy_header;
 use super::timeouts::{with_deadline, with_timeout};
 
 /// The largest request head accepted; a larger one gets 431. A WebSocket
@@ -113,6 +114,14 @@ fn parse(bytes: &[u8]) -> Result<Option<Head>, HeadError> {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        // What a load balancer sends, to a port that does not take it
+        // from this peer: say so, for whoever sets the balancer up.
+        Err(_) if looks_like_proxy_header(bytes) => {
+            return Err(HeadError::Malformed(
+                "a PROXY protocol header, taken only with --proxy-protocol and from \
+                 --trusted-proxies",
+            ));
+        }
         Err(_) => return Err(HeadError::Malformed("not an HTTP/1.x request")),
     };
     let version = match parsed.version {

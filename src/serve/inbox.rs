@@ -2,7 +2,6 @@
 //! and the handle a connection's task and the core task share ([`Conn`]:
 //! its outbox and, once the core has seen it open, its id).
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
@@ -10,6 +9,7 @@ use async_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 use smol::channel::{self, Receiver, Sender};
 
 use super::outbox::Outbox;
+use super::proxied::Peer;
 use crate::{ConnectionId, Version};
 
 /// Inputs that may wait for the core task before readers are held back.
@@ -23,7 +23,7 @@ pub(crate) fn channel() -> (Sender<Input>, Receiver<Input>) {
 /// One connection, as the core task and the connection's task both see it.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) peer: SocketAddr,
+    pub(crate) peer: Peer,
     /// Set by the core task when it has seen the connection open.
     pub(crate) id: OnceLock<ConnectionId>,
     pub(crate) outbox: Outbox,

@@ -27,6 +27,8 @@
 //! - `admission`: the allowed Origins and the connection limits: the
 //!   bound on connections in their handshake, checked at accept, and the
 //!   rest in the upgrade; `open_files`: the open-file limit they need;
+//! - `proxied`: the client's address behind a trusted reverse proxy or
+//!   load balancer (`X-Forwarded-For`, `Forwarded`, the PROXY protocol);
 //! - `admin`, `metrics`, `readiness`: `/healthz`, `/readyz` and `/metrics`,
 //!   on the chat's port or (`--admin-listen`) a listener of their own;
 //! - `memory`: gives the memory a burst freed back to the system once the
@@ -66,6 +68,7 @@ mod metrics;
 mod open_files;
 mod options;
 mod outbox;
+mod proxied;
 mod readiness;
 mod routes;
 mod seam;
@@ -77,6 +80,7 @@ mod web;
 
 pub use admission::AllowedOrigins;
 pub use options::{LogFormat, Options, OptionsError};
+pub use proxied::{ClientIpHeader, TrustedProxies};
 pub use store::{FILE_NAME as STORE_FILE_NAME, StoreError};
 
 use std::convert::Infallible;
@@ -542,7 +546,8 @@ impl ChatPort {
                     // Counted from here, so that connections that never
                     // upgrade cannot hold every descriptor; past the bound,
                     // closed at once (dropping `tcp`).
-                    let handshake = match self.ctx.admission.arrive(peer.ip()) {
+                    let proxy = self.ctx.proxies.trusts(peer.ip());
+                    let handshake = match self.ctx.admission.arrive(peer.ip(), proxy) {
                         Ok(handshake) => handshake,
                         Err(why) => {
                             crowded.dropped(peer, why, Instant::now());

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use super::admission::AllowedOrigins;
+use super::proxied::{ClientIpHeader, TrustedProxies};
 use crate::Config;
 
 /// Host a WebSocket group chat that the original web frontend works against.
@@ -346,7 +347,7 @@ pub struct Options {
 
     /// Connections served at once from one IP address (IPv6: one /64);
     /// past this, HTTP 503. 0: no limit (right where many users share an
-    /// address, e.g. behind a proxy or NAT).
+    /// address, e.g. behind NAT, or a proxy not in --trusted-proxies).
     #[arg(
         long,
         env = "CHAT_MAX_CONNECTIONS_PER_IP",
@@ -370,6 +371,40 @@ pub struct Options {
         default_value = "self"
     )]
     pub allowed_origins: AllowedOrigins,
+
+    /// Reverse proxies and load balancers, as CIDRs or addresses separated
+    /// by commas (`127.0.0.1,10.0.0.0/8,fd00::/8`), whose word is taken for
+    /// their clients' addresses (--client-ip-header, --proxy-protocol):
+    /// every per-address limit, log line and the location others see then
+    /// use the client's. Whatever other peers send is ignored. `none`: every
+    /// peer's address is its own. See README, "Behind a reverse proxy".
+    #[arg(
+        long,
+        env = "CHAT_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        default_value = "none"
+    )]
+    pub trusted_proxies: TrustedProxies,
+
+    /// The header a trusted proxy puts the client's address in: the
+    /// rightmost address that is not itself a trusted proxy is the client's.
+    /// Only this one is read, since a proxy passes the other on as the
+    /// client wrote it. `forwarded` is RFC 7239's `Forwarded: for=…`.
+    #[arg(
+        long,
+        env = "CHAT_CLIENT_IP_HEADER",
+        value_name = "HEADER",
+        default_value = "x-forwarded-for"
+    )]
+    pub client_ip_header: ClientIpHeader,
+
+    /// Every connection from --trusted-proxies starts with a PROXY protocol
+    /// header (v1 or v2, as HAProxy's send-proxy and cloud load balancers
+    /// send), which gives the client's address; one without it is closed.
+    /// Other peers' connections are read as plain ones, where a PROXY
+    /// header gets HTTP 400.
+    #[arg(long, env = "CHAT_PROXY_PROTOCOL")]
+    pub proxy_protocol: bool,
 
     /// While messages keep coming, wake each connection's writer at most
     /// this often, so that it writes everything queued meanwhile in one
@@ -513,6 +548,11 @@ pub enum OptionsError {
          connection would be closed before it was ever pinged"
     )]
     EvictBeforePing { evict: String, ping: String },
+    #[error(
+        "--proxy-protocol needs --trusted-proxies: the PROXY header is read only from the \
+         load balancers listed there"
+    )]
+    ProxyProtocolUntrusted,
 }
 
 impl Options {
@@ -523,6 +563,9 @@ impl Options {
                 evict: span(self.evict_after),
                 ping: span(self.ping_interval),
             });
+        }
+        if self.proxy_protocol && self.trusted_proxies.is_empty() {
+            return Err(OptionsError::ProxyProtocolUntrusted);
         }
         Ok(())
     }
@@ -683,6 +726,9 @@ mod tests {
             &["--handshake-timeout", "later"],
             &["--admin-listen", "nowhere"],
             &["--log-format", "xml"],
+            &["--trusted-proxies", "10.0.0.0/33"],
+            &["--trusted-proxies", ""],
+            &["--client-ip-header", "x-real-ip"],
         ] {
             let e = parse(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}");
@@ -712,6 +758,31 @@ mod tests {
             ])
         );
         assert_eq!(o.handshake_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn proxies_read_as_documented() {
+        let defaults = Options::default();
+        assert!(defaults.trusted_proxies.is_empty());
+        assert_eq!(defaults.client_ip_header, ClientIpHeader::XForwardedFor);
+        assert!(!defaults.proxy_protocol);
+        let o = parse(&[
+            "--trusted-proxies",
+            "127.0.0.1, 10.0.0.0/8,fd00::/8",
+            "--client-ip-header",
+            "forwarded",
+            "--proxy-protocol",
+        ])
+        .unwrap();
+        assert_eq!(
+            o.trusted_proxies.to_string(),
+            "127.0.0.1/32,10.0.0.0/8,fd00::/8"
+        );
+        assert_eq!(o.client_ip_header, ClientIpHeader::Forwarded);
+        assert!(o.proxy_protocol);
+        assert_eq!(o.check(), Ok(()));
+        let alone = parse(&["--proxy-protocol"]).unwrap();
+        assert_eq!(alone.check(), Err(OptionsError::ProxyProtocolUntrusted));
     }
 
     #[test]

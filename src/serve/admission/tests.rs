@@ -47,8 +47,8 @@ fn an_ipv4_mapped_address_counts_as_its_ipv4_address() {
     let admission = admission(AllowedOrigins::Any, 0, 1);
     let _a = admission.admit(A, None, None).unwrap();
     assert!(admission.admit(ip("::ffff:192.0.2.1"), None, None).is_err());
-    let _shaking = admission.arrive(A).unwrap();
-    assert!(admission.arrive(ip("::ffff:192.0.2.1")).is_err());
+    let _shaking = admission.arrive(A, false).unwrap();
+    assert!(admission.arrive(ip("::ffff:192.0.2.1"), false).is_err());
 }
 
 #[test]
@@ -65,28 +65,28 @@ fn ipv6_addresses_of_one_64_count_as_one_address() {
     );
     let _other = admission.admit(next_64, None, None).unwrap();
     // The handshakes too.
-    let _shaking = admission.arrive(same_64).unwrap();
+    let _shaking = admission.arrive(same_64, false).unwrap();
     assert_eq!(
-        admission.arrive(one).unwrap_err(),
+        admission.arrive(one, false).unwrap_err(),
         Crowded::HandshakesFromAddress(1)
     );
-    assert!(admission.arrive(next_64).is_ok());
+    assert!(admission.arrive(next_64, false).is_ok());
     assert_eq!(address_key(one), ip("2001:db8:1:2::"));
 }
 
 #[test]
 fn handshakes_are_bounded_in_all_and_per_address_apart_from_open_connections() {
     let admission = admission(AllowedOrigins::Any, 4, 2);
-    let a1 = admission.arrive(A).unwrap();
-    let _a2 = admission.arrive(A).unwrap();
+    let a1 = admission.arrive(A, false).unwrap();
+    let _a2 = admission.arrive(A, false).unwrap();
     assert_eq!(
-        admission.arrive(A).unwrap_err(),
+        admission.arrive(A, false).unwrap_err(),
         Crowded::HandshakesFromAddress(2)
     );
-    let _b1 = admission.arrive(B).unwrap();
-    let _b2 = admission.arrive(B).unwrap();
+    let _b1 = admission.arrive(B, false).unwrap();
+    let _b2 = admission.arrive(B, false).unwrap();
     assert_eq!(
-        admission.arrive(ip("192.0.2.3")).unwrap_err(),
+        admission.arrive(ip("192.0.2.3"), false).unwrap_err(),
         Crowded::Handshakes(4)
     );
     // Handshakes do not take the upgraded connections' places.
@@ -94,7 +94,7 @@ fn handshakes_are_bounded_in_all_and_per_address_apart_from_open_connections() {
         .map(|_| admission.admit(A, None, None).unwrap())
         .collect();
     drop(a1);
-    let _a3 = admission.arrive(A).unwrap();
+    let _a3 = admission.arrive(A, false).unwrap();
     assert_eq!(admission.lock().handshakes, 4);
     assert_eq!(
         admission.lock().per_address[&A],
@@ -131,7 +131,7 @@ fn zero_means_no_limit() {
     let admission = admission(AllowedOrigins::Any, 0, 0);
     let slots: Vec<_> = (0..100)
         .map(|_| admission.admit(A, None, None).unwrap())
-        .chain((0..2000).map(|_| admission.arrive(A).unwrap()))
+        .chain((0..2000).map(|_| admission.arrive(A, false).unwrap()))
         .collect();
     assert_eq!(slots.len(), 2100);
     assert!(admission.lock().per_address.is_empty());
@@ -233,4 +233,19 @@ fn origins_parse_strictly() {
     ] {
         assert!(bad.parse::<AllowedOrigins>().is_err(), "{bad:?}");
     }
+}
+
+#[test]
+fn a_trusted_proxys_handshakes_count_only_against_the_overall_bound() {
+    let admission = admission(AllowedOrigins::Any, 4, 2);
+    // A proxy carries many clients: past its address's share, still in.
+    let proxied: Vec<_> = (0..3).map(|_| admission.arrive(A, true).unwrap()).collect();
+    assert!(!admission.lock().per_address.contains_key(&A));
+    let _other = admission.arrive(B, false).unwrap();
+    assert_eq!(
+        admission.arrive(B, true).unwrap_err(),
+        Crowded::Handshakes(4)
+    );
+    drop(proxied);
+    assert_eq!(admission.lock().handshakes, 1);
 }
