@@ -18,6 +18,11 @@
 //!   exactly what the core says it holds ([`Command::Join`]): the core is
 //!   asked ([`ToCore::HeldNamesWanted`]), and nothing else is sent until
 //!   the JOIN has run (see [`RedisLink::handle_held_names`]).
+//! - A script answering [`LOST`] (Redis lost the cluster's keys, or swept
+//!   this node) did nothing: its request fails, and this node registers
+//!   again the same way. While the cluster rebuilds (see `scripts`),
+//!   Redis refuses new names and messages ([`REBUILDING`]), and this node
+//!   is not ready.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -29,7 +34,10 @@ use tracing::{debug, error, info, warn};
 use super::Settings;
 pub(crate) use super::commands::{Command, CommandId, Join, JoinName, Status};
 use super::events::{self, Joined, What, number, single, text};
-use super::requests::{Answer, Call, Failed, HeldName, Remote, ToCore, answer_of, secret_claimed};
+use super::requests::{
+    Answer, Call, Failed, HeldName, Remote, ToCore, answer_of, hex, secret_claimed,
+};
+use super::scripts::{LOST, REBUILDING};
 use super::secrets::Secrets;
 use super::sequencer::Sequencer;
 use crate::protocol::LeaveReason;
@@ -66,6 +74,10 @@ pub(crate) struct RedisLink {
     failing_calls: bool,
     /// The other epoch found in Redis on rejoining, once it has been said.
     other_epoch: Option<String>,
+    /// Redis answered [`LOST`]: said once, until registered again.
+    forgotten: bool,
+    /// When the cluster's rebuilding window ends, after Redis lost its keys.
+    rebuilt_at: Option<Instant>,
     commands: VecDeque<Command>,
     to_core: VecDeque<ToCore>,
     status: VecDeque<Status>,
@@ -151,6 +163,8 @@ impl RedisLink {
             outage: None,
             failing_calls: false,
             other_epoch: None,
+            forgotten: false,
+            rebuilt_at: None,
             commands: VecDeque::new(),
             to_core: VecDeque::new(),
             status: VecDeque::new(),
@@ -225,20 +239,20 @@ impl RedisLink {
         self.secrets.prune(question, &names);
         let names = names
             .into_iter()
-            .filter_map(|held| {
-                let Some(secret) = self.secrets.get(&held.key) else {
-                    warn!(
-                        "{} is held without a secret known: not registered",
-                        held.display
-                    );
-                    return None;
-                };
-                Some(JoinName {
+            .map(|held| {
+                // The core's hash of the secret when this link never saw
+                // the reserve (learnt before a restart of the link's
+                // memory of secrets, or pruned).
+                let secret = self
+                    .secrets
+                    .get(&held.key)
+                    .map_or_else(|| hex(&held.secret), str::to_owned);
+                JoinName {
                     key: held.key,
                     display: held.display,
-                    secret: secret.to_owned(),
+                    secret,
                     connections: held.connections,
-                })
+                }
             })
             .collect();
         // What the core asked before it answered is counted in its answer
@@ -281,9 +295,12 @@ impl RedisLink {
         };
         if *beat == Some(id) {
             *beat = None;
-            match reply.and_then(single) {
-                Ok(value) => self.beaten(value),
-                Err(why) => self.lost(why, self.backoff, now),
+            match reply {
+                Ok(values) if values.iter().any(|v| is_error(v, LOST)) => self.forgot(),
+                reply => match reply.and_then(single) {
+                    Ok(value) => self.beaten(value),
+                    Err(why) => self.lost(why, self.backoff, now),
+                },
             }
         } else if let Some((_, from, to)) = (*fill).filter(|f| f.0 == id) {
             *fill = None;
@@ -333,7 +350,7 @@ impl RedisLink {
                 }
                 (Phase::Joining { id: joining, names }, Ok(mut values)) if joining == id => {
                     match self.rejoined(values.pop(), names) {
-                        Ok(()) => {
+                        Ok(rebuilding) => {
                             if let Some((since, why)) = self.outage.take() {
                                 info!(
                                     "Redis at {} is back after {:.1?} ({why}): logins and \
@@ -343,7 +360,12 @@ impl RedisLink {
                                 );
                             }
                             self.backoff = BACKOFF.0;
-                            self.status.push_back(Status::Reachable);
+                            self.forgotten = false;
+                            if rebuilding.is_zero() {
+                                self.status.push_back(Status::Reachable);
+                            } else {
+                                self.rebuilding(rebuilding, now);
+                            }
                         }
                         Err(why) => self.lost(why, BACKOFF.1, now),
                     }
@@ -434,6 +456,19 @@ impl RedisLink {
     /// Time passed: a heartbeat or a reconnection may be due. Early calls
     /// do nothing.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if let Some(at) = self.rebuilt_at
+            && at <= now
+        {
+            self.rebuilt_at = None;
+            if matches!(self.state, State::Up { .. }) && !self.forgotten {
+                info!(
+                    "the cluster's state in Redis at {} is rebuilt: new names and messages are \
+                     taken again",
+                    self.place
+                );
+                self.status.push_back(Status::Reachable);
+            }
+        }
         if self.next_beat <= now {
             let period = self.settings.node_timeout / 5;
             while self.next_beat <= now {
@@ -468,13 +503,14 @@ impl RedisLink {
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
+        let next = match self.state {
             State::Down {
                 retry_at: Some(at),
                 connecting: None,
-            } => Some(at.min(self.next_beat)),
-            _ => Some(self.next_beat),
-        }
+            } => at.min(self.next_beat),
+            _ => self.next_beat,
+        };
+        Some(self.rebuilt_at.map_or(next, |at| at.min(next)))
     }
 
     #[must_use]
@@ -607,6 +643,20 @@ impl RedisLink {
         let mut values = values.into_iter();
         for call in batch {
             let value = values.next().unwrap_or(Value::Nil);
+            if is_error(&value, LOST) {
+                self.forgot();
+                let error = Failed(format!(
+                    "Redis at {} lost the cluster's keys: registering again",
+                    self.place
+                ));
+                self.to_core.push_back(ToCore::Answer(call.fail(error)));
+                continue;
+            }
+            if is_error(&value, REBUILDING) {
+                let error = Failed("the cluster is registering again what it holds".into());
+                self.to_core.push_back(ToCore::Answer(call.fail(error)));
+                continue;
+            }
             if let Value::ServerError(e) = &value {
                 if !self.failing_calls {
                     warn!("Redis at {} refused a request: {e}", self.place);
@@ -682,8 +732,54 @@ impl RedisLink {
         }
     }
 
-    /// The JOIN script's answer after a (re)connect.
-    fn rejoined(&mut self, value: Option<Value>, names: Vec<JoinName>) -> Result<(), String> {
+    /// A script answered [`LOST`]: Redis does not know this node any more.
+    /// It registers again what it holds once nothing is in flight (a JOIN
+    /// under way already does); not ready until then.
+    fn forgot(&mut self) {
+        let State::Up { phase, .. } = &mut self.state else {
+            return;
+        };
+        if let Phase::Ready { rejoin, .. } = phase {
+            *rejoin = true;
+        }
+        if !std::mem::replace(&mut self.forgotten, true) {
+            warn!(
+                "Redis at {} does not know this node any more: it lost the cluster's keys \
+                 (FLUSHALL, eviction under maxmemory, a failover to an empty replica) or \
+                 swept this node; registering again what it holds, refusing new names and \
+                 messages until the cluster has",
+                self.place
+            );
+            let reason = format!(
+                "Redis at {} does not know this node (it lost the cluster's keys?): \
+                 registering again",
+                self.place
+            );
+            self.status.push_back(Status::Rebuilding(reason));
+        }
+    }
+
+    /// Registered again after a loss; the other nodes have `left` to do
+    /// the same, and Redis refuses new names and messages meanwhile.
+    fn rebuilding(&mut self, left: Duration, now: Instant) {
+        if self.rebuilt_at.is_none() {
+            warn!(
+                "Redis at {} lost the cluster's keys: this node registered again what it \
+                 holds; new names and messages are refused for {left:.1?} while every node does",
+                self.place,
+            );
+        }
+        self.rebuilt_at = Some(now + left);
+        let reason = format!(
+            "Redis at {} lost the cluster's keys: rebuilding the cluster's state",
+            self.place
+        );
+        self.status.push_back(Status::Rebuilding(reason));
+    }
+
+    /// The JOIN script's answer after a (re)connect: how long the cluster
+    /// is still rebuilding after a loss.
+    fn rejoined(&mut self, value: Option<Value>, names: Vec<JoinName>) -> Result<Duration, String> {
         let value = single(value.into_iter().collect())?;
         if let Value::Array(answer) = &value
             && answer.len() == 1
@@ -723,7 +819,7 @@ impl RedisLink {
                 reason: LeaveReason::Disconnected,
             });
         }
-        Ok(())
+        Ok(Duration::from_millis(joined.rebuilding))
     }
 
     /// Redis cannot be reached: every request in flight or waiting fails
@@ -777,6 +873,11 @@ impl RedisLink {
                 .push_back(ToCore::Answer(call.fail(error.clone())));
         }
     }
+}
+
+/// Whether `value` is a script's error with this `code`.
+fn is_error(value: &Value, code: &str) -> bool {
+    matches!(value, Value::ServerError(e) if e.code() == code)
 }
 
 impl std::fmt::Debug for RedisLink {

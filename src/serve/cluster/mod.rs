@@ -236,7 +236,9 @@ impl Cluster {
             while let Some(status) = self.link.poll_status() {
                 match status {
                     Status::Reachable => readiness.pass(Check::Redis),
-                    Status::Unreachable(reason) => readiness.fail(Check::Redis, reason),
+                    Status::Unreachable(reason) | Status::Rebuilding(reason) => {
+                        readiness.fail(Check::Redis, reason)
+                    }
                 }
             }
             let deadline = self.link.poll_timeout();
