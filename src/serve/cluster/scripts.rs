@@ -212,7 +212,9 @@ return seq
 /// node looks silent at once) nobody is swept for one node timeout, so
 /// that the living have time to beat again. At most 8 dead nodes per beat.
 /// KEYS: nodes, online, meta. ARGV: node, timeout (ms), ttl (ms), prefix,
-/// channel. Returns `{1 if this node was not registered, nodes swept}`.
+/// channel. Returns `{1 if this node was not registered, nodes swept}`
+/// (the first is never 1 now: an unregistered node is answered [`LOST`]
+/// first).
 pub(crate) const HEARTBEAT: &str = r#"
 local nodes, online, meta = KEYS[1], KEYS[2], KEYS[3]
 local gone = lost(nodes, ARGV[1])
