@@ -472,7 +472,9 @@ fn nodes_ride_out_a_redis_outage_and_a_restart_refusing_meanwhile() {
         assert!(Instant::now() < deadline, "node 2 never came back");
         thread::sleep(Duration::from_millis(100));
     }
-    let (_, _, _) = v2_login(cluster.addr(2), "carol", None, None);
+    // Restarted empty, Redis forgot the cluster's keys: new names wait
+    // for the rebuild (one node timeout).
+    login_when_available(&mut carol, "carol", None);
     for n in 0..3 {
         let deadline = Instant::now() + TIMEOUT;
         let mut readyz = http_get(cluster.addr(n), "/readyz");
@@ -536,6 +538,91 @@ fn a_node_started_while_redis_is_down_waits_and_says_so() {
     assert_eq!(log.matches("waiting for Redis").count(), 1, "{log}");
     let waiting = log.find("waiting for Redis").unwrap();
     assert!(waiting < log.find("listening on").unwrap(), "{log}");
+    let (mut alice, _, _) = v2_login(node.addr, "alice", None, None);
+    assert_eq!(say(&mut alice, "m", "hello")["seq"], 1);
+}
+
+/// Logs `client` in as `name` with `secret`, saying it again while the
+/// cluster answers `unavailable`: the loginMessage.
+fn login_when_available(client: &mut Client, name: &str, secret: Option<&str>) -> Value {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let answer = try_login(client, name, secret, None);
+        if answer["type"] == "loginMessage" {
+            return answer;
+        }
+        assert_eq!(answer["error"], "unavailable", "{name}: {answer}");
+        assert!(Instant::now() < deadline, "{name} never taken: {answer}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_redis_that_forgets_gives_no_held_name_away_and_the_holders_secret_still_works() {
+    let cluster = Cluster::start(&["--message-rate", "0"]);
+    let (mut alice, secret, _) = v2_login(cluster.addr(0), "alice", None, None);
+    let (mut bob, _, _) = v2_login(cluster.addr(1), "bob", None, None);
+    let before = say(&mut alice, "m0", "before the flush")["seq"]
+        .as_u64()
+        .unwrap();
+    next_about(&mut bob, "textBroadcast", "alice");
+
+    // Redis forgets everything while alice is online on node 0. On node 2,
+    // at once and until well past the rebuild, "alice" without her secret
+    // is refused: unavailable while the nodes register again, then taken.
+    cluster.redis.command(&["FLUSHALL"]);
+    let flushed = Instant::now();
+    let mut intruder = Client::connect_v2(cluster.addr(2));
+    let mut taken = false;
+    while !taken || flushed.elapsed() < NODE_TIMEOUT * 3 {
+        let answer = try_login(&mut intruder, "alice", None, None);
+        match answer["error"].as_str() {
+            Some("loginTaken") => taken = true,
+            Some("unavailable") => assert!(!taken, "unavailable after taken: {answer}"),
+            _ => panic!("alice was given away: {answer}"),
+        }
+        assert!(flushed.elapsed() < TIMEOUT, "never taken again");
+        thread::sleep(Duration::from_millis(50));
+    }
+    // Her own secret works on any node, a new name and a message are
+    // taken again, and numbering did not go back.
+    let mut phone = Client::connect_v2(cluster.addr(2));
+    let again = login_when_available(&mut phone, "alice", Some(&secret));
+    assert_eq!(again["secret"], secret.as_str(), "{again}");
+    let mut carol = Client::connect_v2(cluster.addr(1));
+    login_when_available(&mut carol, "carol", None);
+    let after = retry_until_said(&mut bob, "after the flush");
+    assert!(
+        after > before,
+        "{after} after {before}: numbering went back"
+    );
+    for n in 0..3 {
+        let readyz = http_get(cluster.addr(n), "/readyz");
+        assert_eq!(readyz.status, 200, "node {n}: {}", readyz.body);
+    }
+    let noticed = |l: &str| l.contains("does not know this node any more");
+    assert!(cluster.nodes[0].has_logged(noticed));
+}
+
+#[test]
+fn a_redis_that_may_evict_the_cluster_keys_is_refused_until_it_may_not() {
+    let redis = RedisServer::start();
+    redis.command(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    let mut node = launch_node(&redis.url(), &[]);
+    let refused = node.wait_for_log(|l| l.contains("maxmemory-policy is allkeys-lru"));
+    assert!(refused.is_some(), "{}", node.log_text());
+    assert!(
+        refused.unwrap().contains("set maxmemory-policy noeviction"),
+        "{}",
+        node.log_text()
+    );
+    // Not ready: not listening yet, or /readyz says why.
+    if node.has_logged(|l| l.contains("listening on")) {
+        let readyz = http_get(node.addr, "/readyz");
+        assert_eq!(readyz.status, 503, "{}", readyz.body);
+    }
+    redis.command(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    node.wait_listening();
     let (mut alice, _, _) = v2_login(node.addr, "alice", None, None);
     assert_eq!(say(&mut alice, "m", "hello")["seq"], 1);
 }

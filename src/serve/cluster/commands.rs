@@ -53,4 +53,7 @@ pub(crate) struct JoinName {
 pub(crate) enum Status {
     Reachable,
     Unreachable(String),
+    /// Reachable, but the cluster's state is being registered again after
+    /// Redis lost it: not ready.
+    Rebuilding(String),
 }

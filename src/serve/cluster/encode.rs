@@ -36,7 +36,8 @@ impl Encoder {
                 ..
             } => {
                 let name = scripts::name_key(key);
-                let mut cmd = evalsha(&scripts.reserve, &[&name, ONLINE, &presence]);
+                let keys = [&*name, ONLINE, &presence, NODES, META];
+                let mut cmd = evalsha(&scripts.reserve, &keys);
                 cmd.arg(&**key)
                     .arg(&**display)
                     .arg(offered)
@@ -48,7 +49,7 @@ impl Encoder {
                 cmd
             }
             Call::Disconnect { key, reason, .. } => {
-                let mut cmd = evalsha(&scripts.disconnect, &[ONLINE, &presence]);
+                let mut cmd = evalsha(&scripts.disconnect, &[ONLINE, &presence, NODES]);
                 cmd.arg(&**key)
                     .arg(node)
                     .arg(events::reason_name(*reason))
@@ -74,8 +75,8 @@ impl Encoder {
                 cmd
             }
             Call::Online { .. } => {
-                let mut cmd = evalsha(&scripts.online, &[ONLINE]);
-                cmd.arg(PREFIX);
+                let mut cmd = evalsha(&scripts.online, &[ONLINE, NODES]);
+                cmd.arg(PREFIX).arg(node);
                 cmd
             }
             Call::Append {
@@ -85,7 +86,7 @@ impl Encoder {
                 text,
                 ..
             } => {
-                let mut cmd = evalsha(&scripts.append, &[META, HISTORY]);
+                let mut cmd = evalsha(&scripts.append, &[META, HISTORY, NODES]);
                 cmd.arg(node)
                     .arg(&**id)
                     .arg(*timestamp)
@@ -117,7 +118,8 @@ impl Encoder {
                 0
             } else {
                 self.settings.history_size
-            });
+            })
+            .arg(millis(self.settings.node_timeout));
         for name in &join.names {
             cmd.arg(&*name.key)
                 .arg(&*name.display)

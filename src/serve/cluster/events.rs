@@ -158,6 +158,9 @@ pub(crate) struct Joined {
     pub(crate) conflicts: Vec<String>,
     pub(crate) gone: Vec<String>,
     pub(crate) entries: Value,
+    /// How long the cluster is still rebuilding after Redis lost its keys
+    /// (ms; 0 when it is not).
+    pub(crate) rebuilding: u64,
 }
 
 impl Joined {
@@ -175,6 +178,7 @@ impl Joined {
             conflicts: strings(parts.get(2)?),
             gone: strings(parts.get(3)?),
             entries: parts.get(4).cloned().unwrap_or(Value::Nil),
+            rebuilding: parts.get(5).and_then(number).unwrap_or(0),
         })
     }
 }

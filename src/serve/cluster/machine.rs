@@ -18,21 +18,30 @@
 //!   exactly what the core says it holds ([`Command::Join`]): the core is
 //!   asked ([`ToCore::HeldNamesWanted`]), and nothing else is sent until
 //!   the JOIN has run (see [`RedisLink::handle_held_names`]).
+//! - A script answering [`LOST`] (Redis lost the cluster's keys, or swept
+//!   this node) did nothing: its request fails, and this node registers
+//!   again the same way. While the cluster rebuilds (see `scripts`),
+//!   Redis refuses new names and messages (`REBUILDING`), and this node
+//!   is not ready.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::Value;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use super::Settings;
 pub(crate) use super::commands::{Command, CommandId, Join, JoinName, Status};
-use super::events::{self, Joined, What, number, single, text};
-use super::requests::{Answer, Call, Failed, HeldName, Remote, ToCore, answer_of, secret_claimed};
+use super::events::{self, What, single};
+use super::requests::{Answer, Call, Failed, HeldName, Remote, ToCore, hex};
+use super::scripts::LOST;
 use super::secrets::Secrets;
 use super::sequencer::Sequencer;
-use crate::protocol::LeaveReason;
+
+mod answers;
+
+use answers::is_error;
 
 /// Between reconnection attempts: doubling from the first to the last.
 pub(crate) const BACKOFF: (Duration, Duration) =
@@ -66,6 +75,10 @@ pub(crate) struct RedisLink {
     failing_calls: bool,
     /// The other epoch found in Redis on rejoining, once it has been said.
     other_epoch: Option<String>,
+    /// Redis answered [`LOST`]: said once, until registered again.
+    forgotten: bool,
+    /// When the cluster's rebuilding window ends, after Redis lost its keys.
+    rebuilt_at: Option<Instant>,
     commands: VecDeque<Command>,
     to_core: VecDeque<ToCore>,
     status: VecDeque<Status>,
@@ -151,6 +164,8 @@ impl RedisLink {
             outage: None,
             failing_calls: false,
             other_epoch: None,
+            forgotten: false,
+            rebuilt_at: None,
             commands: VecDeque::new(),
             to_core: VecDeque::new(),
             status: VecDeque::new(),
@@ -225,20 +240,20 @@ impl RedisLink {
         self.secrets.prune(question, &names);
         let names = names
             .into_iter()
-            .filter_map(|held| {
-                let Some(secret) = self.secrets.get(&held.key) else {
-                    warn!(
-                        "{} is held without a secret known: not registered",
-                        held.display
-                    );
-                    return None;
-                };
-                Some(JoinName {
+            .map(|held| {
+                // The core's hash of the secret when this link never saw
+                // the reserve (learnt before a restart of the link's
+                // memory of secrets, or pruned).
+                let secret = self
+                    .secrets
+                    .get(&held.key)
+                    .map_or_else(|| hex(&held.secret), str::to_owned);
+                JoinName {
                     key: held.key,
                     display: held.display,
-                    secret: secret.to_owned(),
+                    secret,
                     connections: held.connections,
-                })
+                }
             })
             .collect();
         // What the core asked before it answered is counted in its answer
@@ -281,9 +296,12 @@ impl RedisLink {
         };
         if *beat == Some(id) {
             *beat = None;
-            match reply.and_then(single) {
-                Ok(value) => self.beaten(value),
-                Err(why) => self.lost(why, self.backoff, now),
+            match reply {
+                Ok(values) if values.iter().any(|v| is_error(v, LOST)) => self.forgot(),
+                reply => match reply.and_then(single) {
+                    Ok(value) => self.beaten(value),
+                    Err(why) => self.lost(why, self.backoff, now),
+                },
             }
         } else if let Some((_, from, to)) = (*fill).filter(|f| f.0 == id) {
             *fill = None;
@@ -333,7 +351,7 @@ impl RedisLink {
                 }
                 (Phase::Joining { id: joining, names }, Ok(mut values)) if joining == id => {
                     match self.rejoined(values.pop(), names) {
-                        Ok(()) => {
+                        Ok(rebuilding) => {
                             if let Some((since, why)) = self.outage.take() {
                                 info!(
                                     "Redis at {} is back after {:.1?} ({why}): logins and \
@@ -343,7 +361,12 @@ impl RedisLink {
                                 );
                             }
                             self.backoff = BACKOFF.0;
-                            self.status.push_back(Status::Reachable);
+                            self.forgotten = false;
+                            if rebuilding.is_zero() {
+                                self.status.push_back(Status::Reachable);
+                            } else {
+                                self.rebuilding(rebuilding, now);
+                            }
                         }
                         Err(why) => self.lost(why, BACKOFF.1, now),
                     }
@@ -434,6 +457,19 @@ impl RedisLink {
     /// Time passed: a heartbeat or a reconnection may be due. Early calls
     /// do nothing.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if let Some(at) = self.rebuilt_at
+            && at <= now
+        {
+            self.rebuilt_at = None;
+            if matches!(self.state, State::Up { .. }) && !self.forgotten {
+                info!(
+                    "the cluster's state in Redis at {} is rebuilt: new names and messages are \
+                     taken again",
+                    self.place
+                );
+                self.status.push_back(Status::Reachable);
+            }
+        }
         if self.next_beat <= now {
             let period = self.settings.node_timeout / 5;
             while self.next_beat <= now {
@@ -468,13 +504,14 @@ impl RedisLink {
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
+        let next = match self.state {
             State::Down {
                 retry_at: Some(at),
                 connecting: None,
-            } => Some(at.min(self.next_beat)),
-            _ => Some(self.next_beat),
-        }
+            } => at.min(self.next_beat),
+            _ => self.next_beat,
+        };
+        Some(self.rebuilt_at.map_or(next, |at| at.min(next)))
     }
 
     #[must_use]
@@ -592,138 +629,6 @@ impl RedisLink {
             *fill = Some((id, from, to));
             self.commands.push_back(Command::Fill { id, from, to });
         }
-    }
-
-    /// The answers to a batch: each request's outcome, this node's
-    /// messages through the sequencer. While settling before a JOIN, the
-    /// names given count in `joining`.
-    fn replied(
-        &mut self,
-        batch: Vec<Call>,
-        values: Vec<Value>,
-        mut joining: Option<&mut Vec<JoinName>>,
-    ) {
-        let mut errors = 0;
-        let mut values = values.into_iter();
-        for call in batch {
-            let value = values.next().unwrap_or(Value::Nil);
-            if let Value::ServerError(e) = &value {
-                if !self.failing_calls {
-                    warn!("Redis at {} refused a request: {e}", self.place);
-                }
-                errors += 1;
-                let error = Failed(format!("Redis: {e}"));
-                self.to_core.push_back(ToCore::Answer(call.fail(error)));
-                continue;
-            }
-            let Some(answer) = answer_of(&call, &value) else {
-                if !self.failing_calls {
-                    warn!("Redis at {}: an unexpected answer {value:?}", self.place);
-                }
-                errors += 1;
-                let error = Failed("an unexpected answer from Redis".into());
-                self.to_core.push_back(ToCore::Answer(call.fail(error)));
-                continue;
-            };
-            if let Some((secret, display)) = secret_claimed(&call, &answer) {
-                let Call::Reserve { key, .. } = &call else {
-                    continue;
-                };
-                if let Some(names) = joining.as_deref_mut() {
-                    match names.iter_mut().find(|n| n.key == *key) {
-                        Some(name) => name.connections += 1,
-                        None => names.push(JoinName {
-                            key: key.clone(),
-                            display: display.clone(),
-                            secret: secret.to_owned(),
-                            connections: 1,
-                        }),
-                    }
-                }
-                let hash = secret.to_owned();
-                self.secrets.learn(key.clone(), hash, self.questions);
-            }
-            match answer {
-                Answer::Appended(ticket, Ok(seq)) => {
-                    self.sequencer.appended(ticket, seq, &mut self.to_core)
-                }
-                answer => self.to_core.push_back(ToCore::Answer(answer)),
-            }
-        }
-        if errors == 0 && self.failing_calls {
-            info!("Redis at {} takes requests again", self.place);
-        }
-        self.failing_calls = errors > 0;
-    }
-
-    /// The heartbeat's answer: `{1 if this node was not registered, nodes
-    /// swept}`.
-    fn beaten(&mut self, value: Value) {
-        let Value::Array(values) = value else {
-            return debug!("heartbeat: unexpected answer {value:?}");
-        };
-        let absent = values.first().and_then(number) == Some(1);
-        let swept = values.get(1).and_then(number).unwrap_or(0);
-        if swept > 0 {
-            info!("swept {swept} dead nodes: their users left");
-        }
-        if absent
-            && let State::Up {
-                phase: Phase::Ready { rejoin, .. },
-                ..
-            } = &mut self.state
-        {
-            warn!(
-                "Redis counted this node as gone (no heartbeat for {:?}): registering its \
-                 names again",
-                self.settings.node_timeout,
-            );
-            *rejoin = true;
-        }
-    }
-
-    /// The JOIN script's answer after a (re)connect.
-    fn rejoined(&mut self, value: Option<Value>, names: Vec<JoinName>) -> Result<(), String> {
-        let value = single(value.into_iter().collect())?;
-        if let Value::Array(answer) = &value
-            && answer.len() == 1
-        {
-            let found = answer.first().and_then(text).unwrap_or_default();
-            if self.other_epoch.replace(found.clone()).as_ref() == Some(&found) {
-                return Err(format!("Redis holds epoch {found}")); // said already
-            }
-            error!(
-                "Redis at {} holds another chat (epoch {found}; this node serves epoch {}): it \
-                 lost its data and another node started afresh meanwhile. Restart this node to \
-                 join that chat; until then it refuses logins and messages",
-                self.place, self.epoch
-            );
-            return Err(format!("Redis holds epoch {found}"));
-        }
-        let joined = Joined::read(&value).ok_or("an unexpected answer to joining")?;
-        self.sequencer.published_up_to(joined.seq);
-        for key in joined.conflicts {
-            // Someone else holds it now: this node's holders lose it.
-            let Some(name) = names.iter().find(|n| *n.key == *key) else {
-                continue;
-            };
-            warn!(
-                "{} was taken by someone else while Redis was out of reach",
-                name.display
-            );
-            self.secrets.take(&key);
-            self.sequencer.event(Remote::LoggedOut {
-                key: name.key.clone(),
-                username: name.display.clone(),
-            });
-        }
-        for username in joined.gone {
-            self.sequencer.event(Remote::Left {
-                username: username.into(),
-                reason: LeaveReason::Disconnected,
-            });
-        }
-        Ok(())
     }
 
     /// Redis cannot be reached: every request in flight or waiting fails

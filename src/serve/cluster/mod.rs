@@ -36,7 +36,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Cmd, ServerErrorKind, Value};
 use smol::channel::{self, Receiver, Sender};
 use smol::{Task, Timer, future};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::readiness::{Check, Readiness};
 use super::seam::Reply;
@@ -236,7 +236,9 @@ impl Cluster {
             while let Some(status) = self.link.poll_status() {
                 match status {
                     Status::Reachable => readiness.pass(Check::Redis),
-                    Status::Unreachable(reason) => readiness.fail(Check::Redis, reason),
+                    Status::Unreachable(reason) | Status::Rebuilding(reason) => {
+                        readiness.fail(Check::Redis, reason)
+                    }
                 }
             }
             let deadline = self.link.poll_timeout();
@@ -446,6 +448,7 @@ async fn open(
         .await
         .ok_or_else(timed_out)??;
     load(&mut conn, scripts).await?;
+    check_eviction(&mut conn).await?;
     let subscription = smol::spawn(async move {
         let mut stream = pubsub.into_on_message();
         while let Some(message) = stream.next().await {
@@ -464,6 +467,63 @@ async fn open(
         conn,
         _subscription: subscription,
     })
+}
+
+/// Refuses a Redis that may evict the cluster's keys (`maxmemory-policy`
+/// other than `noeviction`): an evicted name is handed to someone else
+/// while its holder is online. Not even `volatile-*`: a released name
+/// waits out its TTL with an expiry set, and evicting it early gives it
+/// away before its holder's secret stops being the only way in. Where
+/// CONFIG is disabled (managed Redis), a warning.
+async fn check_eviction(conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+    let reply: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(conn)
+        .await;
+    match eviction_refusal(reply) {
+        Ok(()) => Ok(()),
+        Err(why) => Err(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "refused",
+            why,
+        ))),
+    }
+}
+
+/// What `CONFIG GET maxmemory-policy` answered means: `Err` with why the
+/// Redis is refused.
+fn eviction_refusal(reply: redis::RedisResult<Vec<String>>) -> Result<(), String> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Said once each (connecting is retried every few seconds).
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    static REFUSED: AtomicBool = AtomicBool::new(false);
+    match reply {
+        Ok(pair) => match pair.get(1).map(String::as_str) {
+            Some("noeviction") => Ok(()),
+            Some(policy) => {
+                let why = format!(
+                    "Redis's maxmemory-policy is {policy}: it may evict the cluster's keys, and \
+                     an evicted name is given to someone else while its holder is online; set \
+                     maxmemory-policy noeviction (and give the chat a Redis of its own)"
+                );
+                if !REFUSED.swap(true, Ordering::Relaxed) {
+                    error!("{why}; not serving until it is (retrying)");
+                }
+                Err(why)
+            }
+            None => Ok(()), // no such setting: nothing evicts
+        },
+        Err(e) => {
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                warn!(
+                    "could not read Redis's maxmemory-policy ({e}): make sure it is \
+                     noeviction, or evicted keys may give held names away"
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn load(conn: &mut MultiplexedConnection, scripts: &Scripts) -> redis::RedisResult<()> {

@@ -7,7 +7,9 @@
 //! The key schema (README, "What lives in Redis"), with the prefix
 //! `wschat:`:
 //! - `meta` hash: `epoch` (set once), `seq` (the latest message's),
-//!   `beat` and `calm` (the sweep's: see [`HEARTBEAT`]);
+//!   `beat` and `calm` (the sweep's: see [`HEARTBEAT`]), `rebuilding`
+//!   (ms: until then, after Redis lost the cluster's keys, no name is
+//!   given afresh and no message numbered; see [`JOIN`]);
 //! - `history` stream: the latest `--history-size` messages, entry id
 //!   `SEQ-0`, fields `n` node, `i` id, `t` timestamp, `u` username, `x` text;
 //! - `name:KEY` hash: `display`, `secret` (SHA-256 hex), `expires` (ms;
@@ -19,6 +21,25 @@
 //!
 //! Times are Redis's own clock (`TIME`), so the nodes' clocks never
 //! disagree about a TTL.
+//!
+//! A Redis that forgets (FLUSHALL, eviction under `maxmemory`, a failover
+//! to an empty replica) must never hand out names its holders still hold.
+//! Every script but LEAVE first checks that its node is registered in
+//! `nodes`, which only JOIN adds it to; if not, it changes nothing and
+//! answers [`LOST`], and the node registers again what it holds. So after
+//! a loss every node, each at its next request or heartbeat, re-registers
+//! its own names; the first JOIN to find no `epoch` opens a rebuilding
+//! window of one node timeout, by which every living node has beaten
+//! (and so re-registered) and after which a name nobody re-registered is
+//! nobody's. Meanwhile RESERVE gives no name afresh and APPEND numbers no
+//! message: both answer [`REBUILDING`].
+
+/// The error code of a script whose node is not registered (Redis lost
+/// the cluster's keys, or swept the node): nothing was done.
+pub(crate) const LOST: &str = "WSCHAT_LOST";
+/// The error code of a RESERVE of a free name, or an APPEND, while the
+/// cluster's state is rebuilt after a loss: nothing was done.
+pub(crate) const REBUILDING: &str = "WSCHAT_REBUILDING";
 
 /// Every key and the channel start with this.
 pub(crate) const PREFIX: &str = "wschat:";
@@ -41,6 +62,19 @@ const PRELUDE: &str = r#"
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- NODE is not in NODES: Redis lost the cluster's keys, or swept NODE. The
+-- script must change nothing and answer this; the node registers again.
+local function lost(nodes, node)
+  if redis.call('ZSCORE', nodes, node) then return nil end
+  return redis.error_reply('WSCHAT_LOST this node is not registered (Redis lost its keys?)')
+end
+
+-- After a loss, until every node has registered again what it holds.
+local function rebuilding(meta)
+  if now_ms() >= tonumber(redis.call('HGET', meta, 'rebuilding') or '0') then return nil end
+  return redis.error_reply('WSCHAT_REBUILDING the cluster is registering again what it holds')
 end
 
 -- No connection on any node holds KEY since AT (ms): its name waits out the
@@ -67,12 +101,14 @@ end
 
 /// A login: reserve a free name, reclaim a held one with its secret, or
 /// say it is taken.
-/// KEYS: name, online, presence. ARGV: key, display, offered (hex, or ""),
-/// fresh (hex), node, location, timestamp, channel.
+/// KEYS: name, online, presence, nodes, meta. ARGV: key, display, offered
+/// (hex, or ""), fresh (hex), node, location, timestamp, channel.
 /// Returns `{claim, display}`, claim one of fresh, reclaimed, taken.
 pub(crate) const RESERVE: &str = r#"
 local name, online, presence = KEYS[1], KEYS[2], KEYS[3]
 local key = ARGV[1]
+local gone = lost(KEYS[4], ARGV[5])
+if gone then return gone end
 local found = redis.call('HMGET', name, 'display', 'secret', 'expires')
 local claim, display
 local held = found[1] and (tonumber(redis.call('HGET', online, key) or '0') > 0
@@ -82,6 +118,8 @@ if held then
   if ARGV[3] == '' or ARGV[3] ~= found[2] then return {'taken', found[1]} end
   claim, display = 'reclaimed', found[1]
 else
+  local wait = rebuilding(KEYS[5])
+  if wait then return wait end
   claim, display = 'fresh', ARGV[2]
   redis.call('DEL', name)
   redis.call('HSET', name, 'display', display, 'secret', ARGV[4])
@@ -95,11 +133,14 @@ return {claim, display}
 "#;
 
 /// A connection holding a name went away.
-/// KEYS: online, presence. ARGV: key, node, reason, ttl (ms), prefix,
-/// channel. Returns 1 when no connection on any node holds it any more.
+/// KEYS: online, presence, nodes. ARGV: key, node, reason, ttl (ms),
+/// prefix, channel. Returns 1 when no connection on any node holds it any
+/// more.
 pub(crate) const DISCONNECT: &str = r#"
 local online, presence = KEYS[1], KEYS[2]
 local key = ARGV[1]
+local gone = lost(KEYS[3], ARGV[2])
+if gone then return gone end
 -- Not held here (any more): swept while this node was cut off, or
 -- logged out; whoever released it told everyone.
 if tonumber(redis.call('HGET', presence, key) or '0') <= 0 then return 0 end
@@ -116,6 +157,8 @@ return 1
 pub(crate) const LOGOUT: &str = r#"
 local name, online, nodes = KEYS[1], KEYS[2], KEYS[3]
 local key = ARGV[1]
+local gone = lost(nodes, ARGV[3])
+if gone then return gone end
 if redis.call('HGET', name, 'secret') ~= ARGV[2] then return 0 end
 redis.call('DEL', name)
 redis.call('HDEL', online, key)
@@ -126,9 +169,11 @@ redis.call('PUBLISH', ARGV[6], cjson.encode({'o', ARGV[3], key, ARGV[4]}))
 return 1
 "#;
 
-/// Who is online on every node. KEYS: online. ARGV: prefix.
+/// Who is online on every node. KEYS: online, nodes. ARGV: prefix, node.
 /// Returns `{display, connections, …}`.
 pub(crate) const ONLINE_LIST: &str = r#"
+local gone = lost(KEYS[2], ARGV[2])
+if gone then return gone end
 local all = redis.call('HGETALL', KEYS[1])
 local out = {}
 for i = 1, #all, 2 do
@@ -142,9 +187,14 @@ return out
 "#;
 
 /// A message: the next `seq`, into the history (trimmed), published: one
-/// round trip. KEYS: meta, history. ARGV: node, id, timestamp, username,
-/// text, history size, channel. Returns the seq.
+/// round trip. KEYS: meta, history, nodes. ARGV: node, id, timestamp,
+/// username, text, history size, channel. Returns the seq.
+/// While rebuilding after a loss, `seq` is only as high as the nodes that
+/// registered again delivered: a message numbered then could reuse a seq
+/// another node's clients already have, so none is.
 pub(crate) const APPEND: &str = r#"
+local gone = lost(KEYS[3], ARGV[1]) or rebuilding(KEYS[1])
+if gone then return gone end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') + 1
 local s = string.format('%d', seq)
 -- First, so that a stream out of step with the counter fails it whole.
@@ -162,9 +212,13 @@ return seq
 /// node looks silent at once) nobody is swept for one node timeout, so
 /// that the living have time to beat again. At most 8 dead nodes per beat.
 /// KEYS: nodes, online, meta. ARGV: node, timeout (ms), ttl (ms), prefix,
-/// channel. Returns `{1 if this node was not registered, nodes swept}`.
+/// channel. Returns `{1 if this node was not registered, nodes swept}`
+/// (the first is never 1 now: an unregistered node is answered [`LOST`]
+/// first).
 pub(crate) const HEARTBEAT: &str = r#"
 local nodes, online, meta = KEYS[1], KEYS[2], KEYS[3]
+local gone = lost(nodes, ARGV[1])
+if gone then return gone end
 local now = now_ms()
 local absent = redis.call('ZADD', nodes, string.format('%d', now), ARGV[1])
 local timeout, ttl, prefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -202,19 +256,29 @@ return {absent, swept}
 ///   happened while it was cut off; a name someone else took meanwhile is
 ///   returned as a conflict.
 /// - With `snapshot` > 0, the latest that many messages.
+/// - Rejoining a Redis without an epoch: it lost the cluster's keys. The
+///   rebuilding window opens (one node timeout: see the module's notes);
+///   `seq` starts again from what this node delivered, and each node
+///   rejoining raises it to what it delivered, so that numbering never
+///   goes back for anyone's clients once messages are taken again.
 ///
 /// KEYS: meta, history, online, nodes, presence. ARGV: node, epoch (this
 /// node's, or a fresh one at start), rejoining (1/0), delivered, ttl (ms),
-/// prefix, channel, snapshot, then KEY DISPLAY SECRET COUNT for each name
-/// held. Returns `{epoch, seq, conflicts, gone, entries}` (`gone`: the
-/// users whose last connection closed while Redis was out of reach, whom
-/// this node's own clients have not heard leave); when rejoining a
-/// Redis that holds another epoch: `{epoch}` and nothing is changed.
+/// prefix, channel, snapshot, node timeout (ms), then KEY DISPLAY SECRET
+/// COUNT for each name held. Returns `{epoch, seq, conflicts, gone,
+/// entries, rebuilding}` (`gone`: the users whose last connection closed
+/// while Redis was out of reach, whom this node's own clients have not
+/// heard leave; `rebuilding`: ms left of the rebuilding window, or 0);
+/// when rejoining a Redis that holds another epoch: `{epoch}` and nothing
+/// is changed.
 pub(crate) const JOIN: &str = r#"
 local meta, history, online, nodes, presence = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local node, prefix, channel = ARGV[1], ARGV[6], ARGV[7]
 local ttl = tonumber(ARGV[5])
-redis.call('HSETNX', meta, 'epoch', ARGV[2])
+local now = now_ms()
+if redis.call('HSETNX', meta, 'epoch', ARGV[2]) == 1 and ARGV[3] == '1' then
+  redis.call('HSET', meta, 'rebuilding', string.format('%d', now + tonumber(ARGV[9])))
+end
 local epoch = redis.call('HGET', meta, 'epoch')
 if ARGV[3] == '1' and epoch ~= ARGV[2] then return {epoch} end
 local seq = math.max(tonumber(redis.call('HGET', meta, 'seq') or '0'), tonumber(ARGV[4]))
@@ -222,9 +286,8 @@ local top = redis.call('XREVRANGE', history, '+', '-', 'COUNT', 1)[1]
 if top then seq = math.max(seq, tonumber(string.match(top[1], '^(%d+)'))) end
 redis.call('HSET', meta, 'seq', string.format('%d', seq))
 
-local now = now_ms()
 local wanted, conflicts, gone = {}, {}, {}
-for i = 9, #ARGV, 4 do
+for i = 10, #ARGV, 4 do
   local key, display, secret, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local name = prefix .. 'name:' .. key
   local found = redis.call('HGET', name, 'secret')
@@ -262,7 +325,8 @@ local snapshot = tonumber(ARGV[8])
 if snapshot > 0 then
   entries = redis.call('XREVRANGE', history, string.format('%d', seq), '-', 'COUNT', snapshot)
 end
-return {epoch, seq, conflicts, gone, entries}
+local rebuilding = math.max(0, tonumber(redis.call('HGET', meta, 'rebuilding') or '0') - now)
+return {epoch, seq, conflicts, gone, entries, rebuilding}
 "#;
 
 /// A node stops (SIGTERM): its remaining presence is released at once, as

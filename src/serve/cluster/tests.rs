@@ -475,3 +475,104 @@ fn hashes_are_kept_in_hex() {
     assert_eq!(hex.len(), 64);
     assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
 }
+
+/// A script's error reply with this code, as Redis sends it.
+fn script_error(code: &str) -> Value {
+    let value = redis::parse_redis_value(format!("-{code} details\r\n").as_bytes()).unwrap();
+    assert!(matches!(value, Value::ServerError(_)), "{value:?}");
+    value
+}
+
+fn reserve(ticket: u64, key: &str) -> Call {
+    Call::Reserve {
+        ticket: Ticket::for_tests(ticket),
+        key: key.into(),
+        display: key.into(),
+        offered: String::new(),
+        fresh: format!("secret of {key}"),
+        location: "127.0.0.1".into(),
+        timestamp: 5,
+    }
+}
+
+#[test]
+fn a_redis_that_lost_the_keys_gets_the_held_names_again_and_gives_none_meanwhile() {
+    let t0 = Instant::now();
+    let (mut link, _conn) = link(10, t0);
+    // Redis was flushed: the script did nothing and says so. The login
+    // fails (unavailable), and the core is asked what it holds.
+    link.handle_requests([Ok(reserve(1, "carol"))], t0);
+    let [Command::Calls { id, .. }] = commands(&mut link)[..] else {
+        panic!("no batch");
+    };
+    link.handle_reply(id, Ok(vec![script_error("WSCHAT_LOST")]), t0);
+    let out = to_core(&mut link);
+    assert!(
+        matches!(
+            out.as_slice(),
+            [ToCore::Answer(answer), ToCore::HeldNamesWanted(1)]
+                if *answer == Ticket::<Reserve>::for_tests(1).answer(Err(Failed(
+                    "Redis at redis://test lost the cluster's keys: registering again".into()
+                )))
+        ),
+        "{out:?}"
+    );
+    assert!(
+        matches!(link.poll_status(), Some(Status::Rebuilding(_))),
+        "not ready while registering again"
+    );
+    // Another login meanwhile waits for the JOIN.
+    link.handle_requests([Ok(reserve(2, "dave"))], t0);
+    assert_eq!(commands(&mut link), []);
+    let alice = HeldName {
+        key: "alice".into(),
+        display: "Alice".into(),
+        secret: SecretHash::of("a"),
+        connections: 1,
+    };
+    link.handle_held_names(1, vec![alice], 1, t0);
+    let names = vec![JoinName {
+        key: "alice".into(),
+        display: "Alice".into(),
+        secret: hex(&SecretHash::of("a")),
+        connections: 1,
+    }];
+    let join = Join {
+        epoch: "E".into(),
+        rejoining: true,
+        delivered: 10,
+        names,
+    };
+    let [Command::Join { id, join: sent }] = &commands(&mut link)[..] else {
+        panic!("no JOIN");
+    };
+    assert_eq!(*sent, join, "alice is registered again with her secret");
+    // The JOIN opened the rebuilding window: not ready until it ends.
+    let joined = Value::Array(vec![
+        bulk("E"),
+        Value::Int(10),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+        Value::Int(10_000),
+    ]);
+    link.handle_reply(*id, Ok(vec![joined]), t0);
+    assert!(matches!(link.poll_status(), Some(Status::Rebuilding(_))));
+    // Dave's login goes now; Redis gives no fresh name while rebuilding.
+    let [Command::Calls { id, calls }] = &commands(&mut link)[..] else {
+        panic!("no batch");
+    };
+    assert_eq!(*calls, [reserve(2, "dave")]);
+    link.handle_reply(*id, Ok(vec![script_error("WSCHAT_REBUILDING")]), t0);
+    let refused = Ticket::<Reserve>::for_tests(2).answer(Err(Failed(
+        "the cluster is registering again what it holds".into(),
+    )));
+    assert_eq!(to_core(&mut link), [ToCore::Answer(refused)]);
+    assert_eq!(commands(&mut link), [], "no second JOIN");
+    // Ready again when the window ends.
+    let rebuilt = t0 + Duration::from_secs(10);
+    link.handle_timeout(rebuilt - Duration::from_millis(1));
+    assert_eq!(link.poll_status(), None);
+    link.handle_timeout(rebuilt);
+    assert_eq!(link.poll_status(), Some(Status::Reachable));
+}
