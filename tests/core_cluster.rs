@@ -337,6 +337,34 @@ fn list_users_asks_the_store_and_logout_tells_it() {
 }
 
 #[test]
+fn a_node_lists_users_by_name_as_a_single_node_does() {
+    let mut h = node();
+    let alice = h.open_v2();
+    h.login(alice, "alice");
+    let request = only(&mut h);
+    claimed(&mut h, &request, Claim::Fresh, "alice");
+    let _ = h.drain();
+    h.text(alice, r#"{"type":"listUsers","id":"u"}"#);
+    let Request::Online(ticket) = only(&mut h) else {
+        panic!("not an online request");
+    };
+    // By letters, not by key: the key spells 0 as O, which sorts after 9.
+    let online = vec![
+        ("user09".into(), 1),
+        ("user00".into(), 1),
+        ("alice".into(), 1),
+    ];
+    h.answer(ticket.answer(Ok(online)));
+    assert_eq!(
+        h.drain(),
+        [send(
+            alice,
+            r#"{"type":"userList","id":"*","replyTo":"u","users":[{"username":"alice","connections":1},{"username":"user00","connections":1},{"username":"user09","connections":1}]}"#
+        )]
+    );
+}
+
+#[test]
 fn the_node_says_which_names_its_connections_hold_as_the_store_counts_them() {
     let mut h = node();
     let laptop = h.open_v2();

@@ -50,10 +50,14 @@ impl SecretStore {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 
+    /// The secret saved for `name` on `server`: under the name's key, or
+    /// else under the key a chat-cli before issue 21 saved it by (so
+    /// "mallory", keyed "rnallory" now, still finds its secret).
     pub fn get(&self, server: &str, name: &str) -> Option<&str> {
-        self.servers
-            .get(server_key(server))?
+        let names = self.servers.get(server_key(server))?;
+        names
             .get(&name_key(name))
+            .or_else(|| names.get(&crate::username::legacy_key(name)))
             .map(String::as_str)
     }
 
@@ -86,6 +90,20 @@ mod tests {
         assert_eq!(store.get("ws://h:1", "bob"), None);
         store.set("ws://h:1", "alice", "s3");
         assert_eq!(store.get("ws://h:1", "Alice"), Some("s3"));
+    }
+
+    #[test]
+    fn finds_secrets_saved_under_the_keys_of_before_issue_21() {
+        // As a chat-cli keyed names then: lower case.
+        let old = r#"{"version": 1, "servers": {"ws://h:1": {"mallory": "s1", "stra\u00dfe": "s2", "bob": "s3"}}}"#;
+        let mut store = SecretStore::parse(old.as_bytes()).unwrap();
+        assert_eq!(store.get("ws://h:1", "Mallory"), Some("s1"));
+        assert_eq!(store.get("ws://h:1", "Stra\u{df}e"), Some("s2"));
+        assert_eq!(store.get("ws://h:1", "bob"), Some("s3"));
+        assert_eq!(store.get("ws://h:1", "STRASSE"), None); // never saved as such
+        // A secret saved since, under today's key, comes first.
+        store.set("ws://h:1", "mallory", "s4");
+        assert_eq!(store.get("ws://h:1", "mallory"), Some("s4"));
     }
 
     #[test]

@@ -489,6 +489,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::Config;
     use crate::server::{Append, Ticket};
 
     fn write(number: u64, write: Write) -> Request {
@@ -559,6 +560,46 @@ mod tests {
                 display: "Alice".into(),
                 secret: SecretHash::of("s"),
                 expires_at: Some(99),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_restore_moves_a_name_saved_under_its_key_of_before_issue_21() {
+        use std::time::{Duration, SystemTime};
+
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = Store::open(dir.path(), 2).unwrap();
+        let wall_ms = 1_700_000_000_000;
+        let claim = Write::Claim {
+            key: "mallory".into(),
+            display: "mallory".into(),
+            secret: SecretHash::of("s"),
+        };
+        let idle = Write::Idle {
+            key: "mallory".into(),
+            expires_at: wall_ms + 60_000,
+        };
+        store.commit(&[write(1, claim), write(2, idle)]).unwrap();
+        drop(store);
+
+        let (mut store, snapshot) = Store::open(dir.path(), 2).unwrap();
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_millis(wall_ms);
+        let rng = StdRng::seed_from_u64(1);
+        let mut core =
+            crate::server::Server::restore(Config::default(), rng, snapshot, wall, Instant::now());
+        let requests: Vec<Request> = std::iter::from_fn(|| core.poll_request()).collect();
+        store.commit(&requests).unwrap();
+        drop(store);
+
+        let (_store, again) = Store::open(dir.path(), 2).unwrap();
+        assert_eq!(
+            again.names,
+            [StoredName {
+                key: "rnallory".into(),
+                display: "mallory".into(),
+                secret: SecretHash::of("s"),
+                expires_at: Some(wall_ms + 60_000),
             }]
         );
     }

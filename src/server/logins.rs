@@ -276,14 +276,16 @@ impl Logins {
     }
 
     /// Everyone with at least one open connection, with how many, ordered by
-    /// name so the answer does not depend on hashing.
+    /// name as readers expect (`username::fold`: by letters, not by key,
+    /// which spells "user00" as "userOO"), so the answer does not depend
+    /// on hashing.
     pub(crate) fn online(&self) -> Vec<(Arc<str>, usize)> {
         let mut online: Vec<(&Arc<str>, &Login)> = self
             .by_key
             .iter()
             .filter(|(_, login)| login.connections > 0)
             .collect();
-        online.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        online.sort_by_cached_key(|(_, login)| crate::username::fold(&login.display));
         online
             .into_iter()
             .map(|(_, login)| (login.display.clone(), login.connections))

@@ -168,7 +168,10 @@ impl<R: CryptoRng> Server<R> {
     ///
     /// Names whose TTL ran out while the server was down are released (and
     /// their release written); names in use when it stopped count as
-    /// released at the last [`Write::Alive`] saved.
+    /// released at the last [`Write::Alive`] saved. Names saved under the
+    /// key of an older name rule are moved to today's key (their owners
+    /// keep them), and those it refuses or makes one with another are
+    /// released (issue 21).
     pub fn restore(
         config: Config,
         rng: R,

@@ -13,6 +13,8 @@
 //! The single node's way of claiming, releasing and expiring names lives
 //! here; the cluster's in `cluster`.
 
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,32 +104,45 @@ impl<R: CryptoRng> Server<R> {
     /// Takes back the names a store held at start-up: those whose TTL ran
     /// out meanwhile are released, those in use when the server stopped
     /// count as released at `alive_at`, the last instant it was known alive.
+    ///
+    /// Each is held under its key by today's name rule (see `settle_keys`
+    /// and `move_keys`), so that names saved under an older rule keep their
+    /// owners.
     pub(super) fn restore_names(
         &mut self,
-        mut names: Vec<StoredName>,
+        names: Vec<StoredName>,
         alive_at: Option<u64>,
         now: Instant,
     ) {
         let wall_now = self.timestamp(now);
         let ttl = u64::try_from(self.config.login_ttl.as_millis()).unwrap_or(u64::MAX);
         let stopped = alive_at.unwrap_or(wall_now);
+        let in_use_until = stopped.saturating_add(ttl);
+        let (mut names, dropped) = settle_keys(names);
+        let moved_to = self.move_keys(&names, dropped, |name| {
+            let expires_at = name.expires_at.unwrap_or(in_use_until);
+            (expires_at > wall_now).then_some(expires_at)
+        });
         // Oldest first, so that the idle queue is in the order they expire.
-        names.sort_by_key(|n| n.expires_at.unwrap_or(stopped.saturating_add(ttl)));
-        for name in names {
-            let key: Arc<str> = name.key.into();
-            let expires_at = match name.expires_at {
-                Some(at) => at,
-                None => {
-                    let at = stopped.saturating_add(ttl);
-                    self.record(Write::Idle {
-                        key: key.clone(),
-                        expires_at: at,
-                    });
-                    at
-                }
-            };
+        names.sort_by_key(|(_, n)| n.expires_at.unwrap_or(in_use_until));
+        for (key, name) in names {
+            let key: Arc<str> = key.into();
+            let rekeyed = *key != name.key;
+            let expires_at = name.expires_at.unwrap_or(in_use_until);
+            if name.expires_at.is_none() && !rekeyed {
+                self.record(Write::Idle {
+                    key: key.clone(),
+                    expires_at,
+                });
+            }
             if expires_at <= wall_now {
-                self.record(Write::Release { key });
+                // Released where it was saved: nothing was written under a
+                // new key for it.
+                if !moved_to.contains(&name.key) {
+                    self.record(Write::Release {
+                        key: name.key.into(),
+                    });
+                }
                 continue;
             }
             let at = now + Duration::from_millis(expires_at - wall_now);
@@ -138,6 +153,50 @@ impl<R: CryptoRng> Server<R> {
             self.timers.schedule(at, Timer::LoginExpiry { key, serial });
         }
         self.release_over_ceiling();
+    }
+
+    /// Writes the moves of the names held on (`expires_at` says until when,
+    /// `None`: not held) whose key changed, and the release of the saved
+    /// keys of `dropped` names. Returns the keys names moved to.
+    ///
+    /// A name moves with its new claim and its idle time first, and the
+    /// release of its saved key last, so that a crash in between loses
+    /// nothing (the next restore settles the duplicate). A claim overwrites
+    /// whatever was saved under its key: so a key a name moves to is never
+    /// released, and a name saved under it moves first.
+    fn move_keys(
+        &mut self,
+        names: &[(String, StoredName)],
+        dropped: Vec<String>,
+        expires_at: impl Fn(&StoredName) -> Option<u64>,
+    ) -> HashSet<String> {
+        let moves: Vec<(&str, &StoredName, u64)> = names
+            .iter()
+            .filter(|(key, name)| *key != name.key)
+            .filter_map(|(key, name)| Some((key.as_str(), name, expires_at(name)?)))
+            .collect();
+        let moved_to: HashSet<String> = moves.iter().map(|(key, ..)| (*key).to_owned()).collect();
+        for key in dropped {
+            if !moved_to.contains(&key) {
+                self.record(Write::Release { key: key.into() });
+            }
+        }
+        for at in move_order(&moves) {
+            let (key, name, expires_at) = moves[at];
+            let key: Arc<str> = key.into();
+            self.record(Write::Claim {
+                key: key.clone(),
+                display: name.display.as_str().into(),
+                secret: name.secret,
+            });
+            self.record(Write::Idle { key, expires_at });
+            if !moved_to.contains(&name.key) {
+                self.record(Write::Release {
+                    key: name.key.as_str().into(),
+                });
+            }
+        }
+        moved_to
     }
 
     /// A login on a single node, valid and within the limit of wrong
@@ -325,4 +384,72 @@ impl<R: CryptoRng> Server<R> {
         });
         self.record(Write::Release { key });
     }
+}
+
+/// The names a store saved, each with its key by today's name rule
+/// (`username::key_of_stored`; issue 21), which may not be the key it was
+/// saved under; and the saved keys of the names to release: those the rule
+/// now refuses, and of names that are now one, all but the one used last
+/// (one in use counts as latest).
+fn settle_keys(names: Vec<StoredName>) -> (Vec<(String, StoredName)>, Vec<String>) {
+    // Idle names all wait the same TTL, so the later expiry was used later.
+    // Among equals, the one already saved under the key stays (fewer
+    // writes), then the lowest saved key (an order that does not depend on
+    // the store's).
+    let rank = |key: &str, name: &StoredName| {
+        (
+            name.expires_at.unwrap_or(u64::MAX),
+            name.key == key,
+            std::cmp::Reverse(name.key.clone()),
+        )
+    };
+    let mut kept: BTreeMap<String, StoredName> = BTreeMap::new();
+    let mut dropped = Vec::new();
+    for name in names {
+        let Ok(key) = crate::username::key_of_stored(&name.display) else {
+            dropped.push(name.key);
+            continue;
+        };
+        match kept.entry(key) {
+            Entry::Vacant(entry) => {
+                entry.insert(name);
+            }
+            Entry::Occupied(mut entry) => {
+                let loser = if rank(entry.key(), &name) > rank(entry.key(), entry.get()) {
+                    std::mem::replace(entry.get_mut(), name)
+                } else {
+                    name
+                };
+                dropped.push(loser.key);
+            }
+        }
+    }
+    (kept.into_iter().collect(), dropped)
+}
+
+/// The order to write `moves` (new key, name) in: each after the move of
+/// the name saved under the key it moves to, whose row its claim
+/// overwrites. (Names that would swap keys, which no rule change so far
+/// makes, are written in an arbitrary order.)
+fn move_order(moves: &[(&str, &StoredName, u64)]) -> Vec<usize> {
+    let saved_under: HashMap<&str, usize> = moves
+        .iter()
+        .enumerate()
+        .map(|(at, (_, name, _))| (name.key.as_str(), at))
+        .collect();
+    let mut placed = vec![false; moves.len()];
+    let mut order = Vec::with_capacity(moves.len());
+    for start in 0..moves.len() {
+        // This move, the one saved where it moves to, and so on: the last
+        // goes first.
+        let mut chain = Vec::new();
+        let mut next = Some(start);
+        while let Some(at) = next.filter(|&at| !placed[at]) {
+            placed[at] = true;
+            chain.push(at);
+            next = saved_under.get(moves[at].0).copied();
+        }
+        order.extend(chain.into_iter().rev());
+    }
+    order
 }

@@ -165,7 +165,8 @@ impl<R: CryptoRng> Server<R> {
         let PendingOnline { conn, reply_to } = asked;
         match online {
             Ok(mut online) => {
-                online.sort_by_cached_key(|(name, _)| crate::username::key(name));
+                // Ordered as a single node orders them (`Logins::online`).
+                online.sort_by_cached_key(|(name, _)| crate::username::fold(name));
                 self.send_user_list(conn, reply_to.as_deref(), &online);
             }
             Err(_) => self.send_error(
