@@ -97,8 +97,6 @@ use tracing::{debug, info, warn};
 use crate::tls::{self, TlsError};
 use admin::Admin;
 use backend::{Backend, Running};
-#[cfg(feature = "cluster")]
-use cluster::Cluster;
 use connection::Context;
 use inbox::Input;
 use memory::Activity;
@@ -161,9 +159,10 @@ impl From<BindError> for io::Error {
 
 impl ChatServer {
     /// Loads the TLS certificate and key, if `options` name them, opens the
-    /// store (unless `in_memory`) or connects to Redis (`redis_url`: waiting
-    /// as long as it cannot be reached, and saying so), then binds
-    /// `options.listen`: a bad certificate or store never gets to listen.
+    /// store (unless `in_memory`) or reads `redis_url` (Redis is reached in
+    /// [`ChatServer::run`], which listens meanwhile), then binds
+    /// `options.listen`: a bad certificate, store or URL never gets to
+    /// listen.
     pub fn bind(options: Options) -> Result<ChatServer, BindError> {
         options.check()?;
         let tls = match (&options.tls_cert, &options.tls_key) {
@@ -221,8 +220,21 @@ impl ChatServer {
         let readiness = Arc::new(Readiness::new());
         let executor = Arc::new(Executor::new());
 
-        let (core, mut backend) =
-            start_backend(backend, &options, &executor, &metrics, &readiness)?;
+        let (inbox, inbox_rx) = inbox::channel();
+        let waiting = backend.must_wait(&readiness);
+        let start = if waiting {
+            Start::Later(backend, inbox_rx)
+        } else {
+            let (core, running) = start_backend(
+                backend,
+                (inbox.clone(), inbox_rx),
+                &options,
+                &executor,
+                &metrics,
+                &readiness,
+            )?;
+            Start::Now(core, running)
+        };
         let workers = Workers::start(&executor, options.threads)?;
 
         let admin = Arc::new(Admin {
@@ -230,7 +242,10 @@ impl ChatServer {
             readiness: readiness.clone(),
         });
         let admin = serve_admin(admin_listener, admin, &executor, options.handshake_timeout);
-        let ctx = Context::new(&options, tls, core.inbox.clone(), metrics, admin);
+        let ctx = Context::new(&options, tls, inbox.clone(), metrics.clone(), admin);
+        if waiting {
+            ctx.starting.begin();
+        }
         let port = ChatPort {
             listener,
             executor: executor.clone(),
@@ -238,11 +253,38 @@ impl ChatServer {
         };
         // Ready by the time the log says so, which is what tests and
         // supervisors wait for (the port is bound; the backlog holds
-        // whoever comes before the first accept).
+        // whoever comes before the first accept), unless the backend is
+        // still awaited (then /readyz says so).
         readiness.pass(Check::Listening);
         info!("listening on {scheme}://{local_addr}");
-        smol::block_on(executor.run(async {
-            let connections = serve(&port, shutdown).await;
+        let running = smol::block_on(executor.run(async {
+            let mut shutdown = pin!(shutdown);
+            let (connections, started) = match start {
+                Start::Now(core, running) => {
+                    (serve(&port, shutdown.as_mut()).await, Some((core, running)))
+                }
+                Start::Later(backend, inbox_rx) => {
+                    // Served meanwhile (probes, and 503 to upgrades); a
+                    // shutdown gives up waiting.
+                    let mut started = None;
+                    let connections = future::or(serve(&port, shutdown.as_mut()), async {
+                        let backend = backend.opened(&readiness).await;
+                        started = Some(start_backend(
+                            backend,
+                            (inbox, inbox_rx),
+                            &options,
+                            &executor,
+                            &metrics,
+                            &readiness,
+                        ));
+                        port.ctx.starting.end();
+                        future::pending().await
+                    })
+                    .await;
+                    (connections, started.transpose()?)
+                }
+            };
+            let (core, running) = started.unzip();
             drain(
                 port,
                 connections,
@@ -252,12 +294,18 @@ impl ChatServer {
             )
             .await;
             // Redis answers what was left, and this node leaves it.
-            backend.settle().await;
-        }));
+            let mut running = running;
+            if let Some(running) = &mut running {
+                running.settle().await;
+            }
+            io::Result::Ok(running)
+        }))?;
 
         workers.stop();
         // The store commits what it was handed, then stops.
-        backend.join();
+        if let Some(running) = running {
+            running.join();
+        }
         info!("stopped");
         Ok(())
     }
@@ -316,8 +364,7 @@ impl Drop for RunningServer {
     }
 }
 
-/// Connects to Redis (`redis_url`), or opens the store (unless
-/// `in_memory`).
+/// Names Redis (`redis_url`), or opens the store (unless `in_memory`).
 fn open_backend(options: &Options) -> Result<Backend, BindError> {
     if let Some(url) = &options.redis_url {
         return open_cluster(url, options);
@@ -329,7 +376,8 @@ fn open_backend(options: &Options) -> Result<Backend, BindError> {
     Ok(Backend::Store(store, snapshot))
 }
 
-/// Connects to Redis at `url`, waiting as long as it cannot be reached.
+/// Reads `url`: Redis is reached once the node listens (see
+/// `Backend::opened`).
 #[cfg(feature = "cluster")]
 fn open_cluster(url: &str, options: &Options) -> Result<Backend, BindError> {
     let settings = cluster::Settings {
@@ -337,9 +385,8 @@ fn open_cluster(url: &str, options: &Options) -> Result<Backend, BindError> {
         login_ttl: options.login_ttl,
         node_timeout: options.node_timeout,
     };
-    let (cluster, snapshot) =
-        smol::block_on(Cluster::start(url, settings)).map_err(BindError::Redis)?;
-    Ok(Backend::Cluster(Box::new(cluster), snapshot))
+    let connecting = cluster::Connecting::new(url, settings).map_err(BindError::Redis)?;
+    Ok(Backend::Redis(Box::new(connecting)))
 }
 
 /// Options parsed from flags never get here (the flag is refused); set in
@@ -353,6 +400,7 @@ fn open_cluster(_: &str, _: &Options) -> Result<Backend, BindError> {
 /// from what the backend holds).
 fn start_backend(
     backend: Backend,
+    (inbox, inbox_rx): (Sender<Input>, Receiver<Input>),
     options: &Options,
     executor: &Executor<'static>,
     metrics: &Arc<Metrics>,
@@ -361,7 +409,6 @@ fn start_backend(
     let rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
     let (core, seam, running) =
         backend.start(options.config(), rng, executor, metrics, readiness)?;
-    let (inbox, inbox_rx) = inbox::channel();
     let activity = Arc::new(Activity::default());
     let task = executor.spawn(core_task::run(
         core,
@@ -377,6 +424,13 @@ fn start_backend(
             .detach();
     }
     Ok((CoreTask { inbox, task }, running))
+}
+
+/// How the core starts: at once, or once the backend (a cluster's Redis)
+/// is reached, the node listening meanwhile.
+enum Start {
+    Now(CoreTask, Running),
+    Later(Backend, Receiver<Input>),
 }
 
 /// The core task, and its inbox.
@@ -469,14 +523,16 @@ async fn drain(
     port: ChatPort,
     connections: Receiver<Infallible>,
     readiness: &Readiness,
-    core: CoreTask,
+    core: Option<CoreTask>,
     timeout: Duration,
 ) {
     readiness.fail(Check::Shutdown, "shutting down");
     port.ctx.draining.begin();
     let open = connections.sender_count();
     info!("shutting down: closing {open} connections");
-    let _ = core.inbox.send(Input::Shutdown).await;
+    if let Some(core) = &core {
+        let _ = core.inbox.send(Input::Shutdown).await;
+    }
     // Connections made while draining are not waited for.
     let (stray, _) = channel::bounded::<Infallible>(1);
     let drained = future::or(
@@ -491,7 +547,9 @@ async fn drain(
         warn!("shutdown timeout: dropping {open} connections that did not close");
     }
     drop(port);
-    core.finish().await;
+    if let Some(core) = core {
+        core.finish().await;
+    }
 }
 
 /// Binds a listener on `addr`: the listener and its address (with the real
