@@ -1,8 +1,9 @@
-//! A node and its Redis at start (issue 21, item 13), over real processes:
-//! a node started while Redis is away listens at once (probes answered,
-//! chat handshakes refused until it can start the chat from Redis) and a
+//! A node and its Redis (issue 21, item 13), over real processes: a node
+//! started while Redis is away listens at once (probes answered, chat
+//! handshakes refused until it can start the chat from Redis) and a
 //! SIGTERM while it waits ends it cleanly; a node on `rediss://`, Debian's
-//! redis-server serving TLS with a certificate the test makes.
+//! redis-server serving TLS with a certificate the test makes; a logout
+//! heard after a fresh claim of the same name leaves the new holder be.
 #![cfg(all(feature = "server", target_os = "linux"))]
 
 mod net;
@@ -165,4 +166,28 @@ fn a_node_on_rediss_trusting_the_servers_ca_chats() {
     wait_ready(node.addr);
     assert_eq!(login_and_say(node.addr, "alice", "over TLS"), 1);
     assert!(node.has_logged(|l| l.contains(&format!("Redis at {url}"))));
+}
+
+#[test]
+fn a_logout_heard_after_a_fresh_claim_of_the_name_leaves_the_new_holder_be() {
+    let redis = RedisServer::start();
+    let mut node = launch_node(&redis.url(), &[]);
+    node.wait_listening();
+    wait_ready(node.addr);
+    let mut bob = Client::connect_v2(node.addr);
+    bob.send_json(json!({"type": "login", "id": "l", "username": "alice"}));
+    let reply = bob.reply_to("l");
+    assert_eq!(reply["type"], "loginMessage", "{reply}");
+    // What another node's LOGOUT publishes when its alice logged out just
+    // before bob claimed her freed name here: heard after bob's claim, as
+    // it may be (the reply and the event come on two connections). Its
+    // secret is the old holder's, not bob's.
+    let stale = json!(["o", "elsewhere", "alice", "alice", "0".repeat(64)]).to_string();
+    let heard = redis.command(&["PUBLISH", "wschat:events", &stale]);
+    assert_eq!(heard, "1", "the node listens on the channel");
+    thread::sleep(Duration::from_millis(500));
+    bob.send_json(json!({"type": "textFromUser", "id": "m", "text": "still here"}));
+    let said = bob.reply_to("m");
+    assert_eq!(said["type"], "textBroadcast", "{said}");
+    assert_eq!(said["username"], "alice", "{said}");
 }
