@@ -191,3 +191,53 @@ fn a_logout_heard_after_a_fresh_claim_of_the_name_leaves_the_new_holder_be() {
     assert_eq!(said["type"], "textBroadcast", "{said}");
     assert_eq!(said["username"], "alice", "{said}");
 }
+
+/// The text of the Lua constant `name` in src/serve/cluster/scripts.rs,
+/// as the node loads it: `r#"…"#`.
+fn lua_source(name: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/serve/cluster/scripts.rs");
+    let source = std::fs::read_to_string(path).expect("read scripts.rs");
+    let start = format!("const {name}: &str = r#\"");
+    let (_, rest) = source.split_once(&start).expect("the constant");
+    let (body, _) = rest.split_once("\"#;").expect("its end");
+    body.to_owned()
+}
+
+#[test]
+fn a_stale_logout_never_frees_a_name_claimed_afresh_since() {
+    let redis = RedisServer::start();
+    let mut node = launch_node(&redis.url(), &[]);
+    node.wait_listening();
+    wait_ready(node.addr);
+    let mut bob = Client::connect_v2(node.addr);
+    bob.send_json(json!({"type": "login", "id": "l", "username": "alice"}));
+    let reply = bob.reply_to("l");
+    assert_eq!(reply["type"], "loginMessage", "{reply}");
+    // The LOGOUT another node sends for its alice, whose name was freed
+    // (swept, expired) and claimed afresh by bob since: her old secret.
+    let code = format!("{}{}", lua_source("PRELUDE"), lua_source("LOGOUT"));
+    let stale = "0".repeat(64);
+    let freed = redis.command(&[
+        "EVAL",
+        &code,
+        "3",
+        "wschat:name:alice",
+        "wschat:online",
+        "wschat:nodes",
+        "alice",
+        &stale,
+        "elsewhere",
+        "alice",
+        "wschat:",
+        "wschat:events",
+    ]);
+    assert_eq!(freed, "0", "a stale logout freed the name");
+    assert_eq!(
+        redis.command(&["HGET", "wschat:name:alice", "display"]),
+        "alice"
+    );
+    assert_eq!(redis.command(&["HGET", "wschat:online", "alice"]), "1");
+    bob.send_json(json!({"type": "textFromUser", "id": "m", "text": "still here"}));
+    let said = bob.reply_to("m");
+    assert_eq!(said["type"], "textBroadcast", "{said}");
+}
