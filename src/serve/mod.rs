@@ -5,7 +5,8 @@
 //! - [`ChatServer::run`], in four steps: start the backend and the core
 //!   task, start the worker threads (one per CPU), serve (accept TCP
 //!   connections, one task each), drain (close everyone, stop the core,
-//!   let the backend finish);
+//!   let the backend finish). A cluster's Redis not reached yet: the
+//!   node serves while it waits, upgrades refused until the core starts;
 //! - `connection`: the TLS handshake (for `wss://`) and the WebSocket
 //!   upgrade, then a reader forwarding frames to the core task and a writer
 //!   draining the connection's outbox, the same code over TCP or TLS;
@@ -205,7 +206,10 @@ impl ChatServer {
     /// Blocks the calling thread, which takes part in running connections.
     ///
     /// In four steps: start the backend (and the core task beside it),
-    /// start the workers, serve, drain.
+    /// start the workers, serve, drain. When the core can only start from
+    /// Redis's snapshot, the first step runs beside the serving (`/healthz`
+    /// 200, `/readyz` 503 "waiting for Redis", upgrades 503), and a
+    /// shutdown meanwhile gives up waiting.
     pub fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let scheme = self.scheme();
         let ChatServer {
