@@ -1,8 +1,8 @@
 //! Many nodes, one chat (issue 15), over real processes: three chat-server
 //! nodes on one real redis-server (started by each test on a free port,
 //! keeping no files, killed at the end). Seen from any client the cluster
-//! behaves as one server; a killed node, a Redis restart or outage, and a
-//! node started before its Redis are survived.
+//! behaves as one server; a killed node, a Redis restart or outage are
+//! survived (a node started before its Redis: tests/cluster_start.rs).
 #![cfg(all(feature = "server", target_os = "linux"))]
 
 mod net;
@@ -39,10 +39,13 @@ impl Cluster {
     }
 }
 
-/// A node on the Redis at `url`, listening.
+/// A node on the Redis at `url`, listening, and started from Redis (it
+/// listens before, refusing chat handshakes until then).
 fn node(url: &str, extra: &[&str]) -> ServerProcess {
     let mut node = launch_node(url, extra);
     node.wait_listening();
+    node.wait_for_log(|l| l.contains(": this is node "))
+        .unwrap_or_else(|| panic!("the node never joined Redis: {}", node.log_text()));
     node
 }
 
@@ -517,31 +520,6 @@ fn retry_until_said(client: &mut Client, text: &str) -> u64 {
     unreachable!()
 }
 
-#[test]
-fn a_node_started_while_redis_is_down_waits_and_says_so() {
-    let port = RedisServer::unused_port();
-    let url = format!("redis://127.0.0.1:{port}");
-    let mut node = launch_node(&url, &[]);
-    // Seen trying four times (each attempt is logged, the first as a
-    // warning, the others at debug), and not listening meanwhile.
-    let address = format!("127.0.0.1:{port}");
-    let tried = node.wait_for_nth_log(4, |l| l.contains("Redis at") && l.contains(&address));
-    assert!(tried.is_some(), "{}", node.log_text());
-    assert!(
-        !node.has_logged(|l| l.contains("listening on")),
-        "{}",
-        node.log_text()
-    );
-    let _redis = RedisServer::start_on(port);
-    node.wait_listening();
-    let log = node.log_text();
-    assert_eq!(log.matches("waiting for Redis").count(), 1, "{log}");
-    let waiting = log.find("waiting for Redis").unwrap();
-    assert!(waiting < log.find("listening on").unwrap(), "{log}");
-    let (mut alice, _, _) = v2_login(node.addr, "alice", None, None);
-    assert_eq!(say(&mut alice, "m", "hello")["seq"], 1);
-}
-
 /// Logs `client` in as `name` with `secret`, saying it again while the
 /// cluster answers `unavailable`: the loginMessage.
 fn login_when_available(client: &mut Client, name: &str, secret: Option<&str>) -> Value {
@@ -616,13 +594,13 @@ fn a_redis_that_may_evict_the_cluster_keys_is_refused_until_it_may_not() {
         "{}",
         node.log_text()
     );
-    // Not ready: not listening yet, or /readyz says why.
-    if node.has_logged(|l| l.contains("listening on")) {
-        let readyz = http_get(node.addr, "/readyz");
-        assert_eq!(readyz.status, 503, "{}", readyz.body);
-    }
-    redis.command(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    // Listening (a node listens at once), and not ready.
     node.wait_listening();
+    let readyz = http_get(node.addr, "/readyz");
+    assert_eq!(readyz.status, 503, "{}", readyz.body);
+    redis.command(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    let joined = node.wait_for_log(|l| l.contains(": this is node "));
+    assert!(joined.is_some(), "{}", node.log_text());
     let (mut alice, _, _) = v2_login(node.addr, "alice", None, None);
     assert_eq!(say(&mut alice, "m", "hello")["seq"], 1);
 }

@@ -266,6 +266,11 @@ fn fanout_spreads_clients_over_a_clusters_nodes_and_adds_up_their_cpu() {
     let nodes: Vec<ServerProcess> = (0..3)
         .map(|_| ServerProcess::start(&["--redis-url", &url, "--message-rate", "0"]))
         .collect();
+    // Each listens at once, and lets clients in once started from Redis.
+    for node in &nodes {
+        node.wait_for_log(|l| l.contains(": this is node "))
+            .expect("the node joined Redis");
+    }
     let mut args = vec!["fanout".to_owned(), "--protocol".into(), "v2".into()];
     for node in &nodes {
         args.extend(["--server".into(), node.addr.to_string()]);

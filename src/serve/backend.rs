@@ -14,8 +14,10 @@ use smol::Task;
 use tracing::{info, warn};
 
 #[cfg(feature = "cluster")]
-use super::cluster::Cluster;
+use super::cluster::{Cluster, Connecting};
 use super::metrics::Metrics;
+#[cfg(feature = "cluster")]
+use super::readiness::Check;
 use super::readiness::Readiness;
 use super::seam::{self, Seam};
 use super::store::Store;
@@ -30,7 +32,11 @@ pub(crate) enum Backend {
     Memory,
     /// The embedded store (`--data-dir`).
     Store(Store, Snapshot),
-    /// Redis, shared with the other nodes (`--redis-url`).
+    /// Redis, shared with the other nodes (`--redis-url`), not reached
+    /// yet: the node listens while it waits for it ([`Backend::opened`]).
+    #[cfg(feature = "cluster")]
+    Redis(Box<Connecting>),
+    /// Redis, reached, with what the core starts from.
     #[cfg(feature = "cluster")]
     Cluster(Box<Cluster>, Snapshot),
 }
@@ -47,6 +53,37 @@ pub(crate) enum Running {
 }
 
 impl Backend {
+    /// Whether the core must wait for the backend before it can start (a
+    /// cluster's Redis not reached yet): if so, `readiness` hears why.
+    pub(crate) fn must_wait(&self, readiness: &Readiness) -> bool {
+        #[cfg(feature = "cluster")]
+        if let Backend::Redis(connecting) = self {
+            let waiting = format!("waiting for Redis at {}", connecting.place());
+            readiness.fail(Check::Redis, waiting);
+            return true;
+        }
+        let _ = readiness;
+        false
+    }
+
+    /// The backend with what the core starts from: waits for Redis as long
+    /// as it cannot be reached (see [`Backend::must_wait`]); the others are
+    /// open already.
+    pub(crate) async fn opened(self, readiness: &Readiness) -> Backend {
+        match self {
+            #[cfg(feature = "cluster")]
+            Backend::Redis(connecting) => {
+                let (cluster, snapshot) = connecting.start().await;
+                readiness.pass(Check::Redis);
+                Backend::Cluster(Box::new(cluster), snapshot)
+            }
+            open => {
+                let _ = readiness;
+                open
+            }
+        }
+    }
+
     /// The core, restored from what the backend holds, and the backend
     /// started beside it: the store on a thread of its own, the link to
     /// Redis as a task on `executor`. `metrics` and `readiness` hear how
@@ -81,6 +118,8 @@ impl Backend {
                 let writer = store.spawn(requests, replies, metrics.clone(), readiness.clone())?;
                 Ok((core, Some(seam), Running::Store(writer)))
             }
+            #[cfg(feature = "cluster")]
+            Backend::Redis(_) => Err(io::Error::other("Redis was not reached yet")),
             #[cfg(feature = "cluster")]
             Backend::Cluster(cluster, snapshot) => {
                 let core =

@@ -71,6 +71,8 @@ pub(crate) struct Context {
     admin: Option<Arc<Admin>>,
     /// Whether the server is draining.
     pub(crate) draining: Draining,
+    /// Whether the core is still waiting for its backend.
+    pub(crate) starting: Starting,
 }
 
 impl Context {
@@ -100,6 +102,7 @@ impl Context {
             metrics,
             admin,
             draining: Draining::default(),
+            starting: Starting::default(),
         }
     }
 }
@@ -119,6 +122,26 @@ impl Draining {
     }
 
     pub(crate) fn has_begun(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether the core is still waiting for its backend (a cluster's Redis
+/// not reached yet, so nothing to start it from): the port is open for
+/// probes, and upgrades are refused (503) until the core has started.
+#[derive(Debug, Default)]
+pub(crate) struct Starting(AtomicBool);
+
+impl Starting {
+    pub(crate) fn begin(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn end(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_on(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
 }
@@ -280,8 +303,9 @@ async fn open<'a>(
             return None;
         }
     };
-    // While the server drains, no one new comes in (503, as when full).
-    let admitted = match ctx.draining.has_begun() {
+    // While the server drains, or its core waits to start, no one new
+    // comes in (503, as when full).
+    let admitted = match ctx.draining.has_begun() || ctx.starting.is_on() {
         true => Err(StatusCode::SERVICE_UNAVAILABLE),
         false => ctx.admission.admit(
             client,

@@ -5,7 +5,8 @@
 //! - [`ChatServer::run`], in four steps: start the backend and the core
 //!   task, start the worker threads (one per CPU), serve (accept TCP
 //!   connections, one task each), drain (close everyone, stop the core,
-//!   let the backend finish);
+//!   let the backend finish). A cluster's Redis not reached yet: the
+//!   node serves while it waits, upgrades refused until the core starts;
 //! - `connection`: the TLS handshake (for `wss://`) and the WebSocket
 //!   upgrade, then a reader forwarding frames to the core task and a writer
 //!   draining the connection's outbox, the same code over TCP or TLS;
@@ -104,8 +105,6 @@ use crate::tls::{self, TlsError};
 use admin::Admin;
 use admission::Crowded;
 use backend::{Backend, Running};
-#[cfg(feature = "cluster")]
-use cluster::Cluster;
 use connection::Context;
 use inbox::Input;
 use memory::Activity;
@@ -168,12 +167,12 @@ impl From<BindError> for io::Error {
 }
 
 impl ChatServer {
-    /// Loads the TLS certificate and key, if `options` name them, connects
-    /// to Redis (`redis_url`: waiting as long as it cannot be reached, and
-    /// saying so), binds `options.listen`, then opens the store (unless
-    /// `in_memory` or `redis_url`): a bad certificate never gets to listen,
-    /// a store that cannot be used is refused before anything is served,
-    /// and a port that is taken leaves no store behind.
+    /// Loads the TLS certificate and key, if `options` name them, reads
+    /// `redis_url` (Redis is reached in [`ChatServer::run`], which listens
+    /// meanwhile), binds `options.listen`, then opens the store (unless
+    /// `in_memory` or `redis_url`): a bad certificate or URL never gets to
+    /// listen, a store that cannot be used is refused before anything is
+    /// served, and a port that is taken leaves no store behind.
     pub fn bind(options: Options) -> Result<ChatServer, BindError> {
         options.check()?;
         let tls = match (&options.tls_cert, &options.tls_key) {
@@ -181,9 +180,10 @@ impl ChatServer {
             (None, None) => None,
             _ => return Err(BindError::TlsIncomplete),
         };
-        // Redis first (it may be waited for), then the ports, then the
-        // store: creating its directory and file is what a failed start
-        // would leave behind, so that comes once the ports are ours.
+        // The Redis URL first (read only: Redis is reached once the node
+        // listens), then the ports, then the store: creating its directory
+        // and file is what a failed start would leave behind, so that comes
+        // once the ports are ours.
         let cluster = match &options.redis_url {
             Some(url) => Some(open_cluster(url, &options)?),
             None => None,
@@ -226,7 +226,10 @@ impl ChatServer {
     /// Blocks the calling thread, which takes part in running connections.
     ///
     /// In four steps: start the backend (and the core task beside it),
-    /// start the workers, serve, drain.
+    /// start the workers, serve, drain. When the core can only start from
+    /// Redis's snapshot, the first step runs beside the serving (`/healthz`
+    /// 200, `/readyz` 503 "waiting for Redis", upgrades 503), and a
+    /// shutdown meanwhile gives up waiting.
     pub fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let scheme = self.scheme();
         let ChatServer {
@@ -241,8 +244,21 @@ impl ChatServer {
         let readiness = Arc::new(Readiness::new());
         let executor = Arc::new(Executor::new());
 
-        let (core, mut backend) =
-            start_backend(backend, &options, &executor, &metrics, &readiness)?;
+        let (inbox, inbox_rx) = inbox::channel();
+        let waiting = backend.must_wait(&readiness);
+        let start = if waiting {
+            Start::Later(backend, inbox_rx)
+        } else {
+            let (core, running) = start_backend(
+                backend,
+                (inbox.clone(), inbox_rx),
+                &options,
+                &executor,
+                &metrics,
+                &readiness,
+            )?;
+            Start::Now(core, running)
+        };
         let workers = Workers::start(&executor, options.threads)?;
 
         let admin = Arc::new(Admin {
@@ -250,7 +266,10 @@ impl ChatServer {
             readiness: readiness.clone(),
         });
         let admin = serve_admin(admin_listener, admin, &executor, options.handshake_timeout);
-        let ctx = Context::new(&options, tls, core.inbox.clone(), metrics, admin);
+        let ctx = Context::new(&options, tls, inbox.clone(), metrics.clone(), admin);
+        if waiting {
+            ctx.starting.begin();
+        }
         let port = ChatPort {
             listener,
             executor: executor.clone(),
@@ -259,11 +278,38 @@ impl ChatServer {
         open_files::make_room_for(port.ctx.admission.limits());
         // Ready by the time the log says so, which is what tests and
         // supervisors wait for (the port is bound; the backlog holds
-        // whoever comes before the first accept).
+        // whoever comes before the first accept), unless the backend is
+        // still awaited (then /readyz says so).
         readiness.pass(Check::Listening);
         info!("listening on {scheme}://{local_addr}");
-        smol::block_on(executor.run(async {
-            let connections = serve(&port, shutdown).await;
+        let running = smol::block_on(executor.run(async {
+            let mut shutdown = pin!(shutdown);
+            let (connections, started) = match start {
+                Start::Now(core, running) => {
+                    (serve(&port, shutdown.as_mut()).await, Some((core, running)))
+                }
+                Start::Later(backend, inbox_rx) => {
+                    // Served meanwhile (probes, and 503 to upgrades); a
+                    // shutdown gives up waiting.
+                    let mut started = None;
+                    let connections = future::or(serve(&port, shutdown.as_mut()), async {
+                        let backend = backend.opened(&readiness).await;
+                        started = Some(start_backend(
+                            backend,
+                            (inbox, inbox_rx),
+                            &options,
+                            &executor,
+                            &metrics,
+                            &readiness,
+                        ));
+                        port.ctx.starting.end();
+                        future::pending().await
+                    })
+                    .await;
+                    (connections, started.transpose()?)
+                }
+            };
+            let (core, running) = started.unzip();
             drain(
                 port,
                 connections,
@@ -273,12 +319,18 @@ impl ChatServer {
             )
             .await;
             // Redis answers what was left, and this node leaves it.
-            backend.settle().await;
-        }));
+            let mut running = running;
+            if let Some(running) = &mut running {
+                running.settle().await;
+            }
+            io::Result::Ok(running)
+        }))?;
 
         workers.stop();
         // The store commits what it was handed, then stops.
-        backend.join();
+        if let Some(running) = running {
+            running.join();
+        }
         info!("stopped");
         Ok(())
     }
@@ -346,7 +398,8 @@ fn open_local(options: &Options) -> Result<Backend, BindError> {
     Ok(Backend::Store(store, snapshot))
 }
 
-/// Connects to Redis at `url`, waiting as long as it cannot be reached.
+/// Reads `url`: Redis is reached once the node listens (see
+/// `Backend::opened`).
 #[cfg(feature = "cluster")]
 fn open_cluster(url: &str, options: &Options) -> Result<Backend, BindError> {
     let settings = cluster::Settings {
@@ -354,9 +407,8 @@ fn open_cluster(url: &str, options: &Options) -> Result<Backend, BindError> {
         login_ttl: options.login_ttl,
         node_timeout: options.node_timeout,
     };
-    let (cluster, snapshot) =
-        smol::block_on(Cluster::start(url, settings)).map_err(BindError::Redis)?;
-    Ok(Backend::Cluster(Box::new(cluster), snapshot))
+    let connecting = cluster::Connecting::new(url, settings).map_err(BindError::Redis)?;
+    Ok(Backend::Redis(Box::new(connecting)))
 }
 
 /// Options parsed from flags never get here (the flag is refused); set in
@@ -370,6 +422,7 @@ fn open_cluster(_: &str, _: &Options) -> Result<Backend, BindError> {
 /// from what the backend holds).
 fn start_backend(
     backend: Backend,
+    (inbox, inbox_rx): (Sender<Input>, Receiver<Input>),
     options: &Options,
     executor: &Executor<'static>,
     metrics: &Arc<Metrics>,
@@ -378,7 +431,6 @@ fn start_backend(
     let rng = StdRng::try_from_rng(&mut SysRng).map_err(io::Error::other)?;
     let (core, seam, running) =
         backend.start(options.config(), rng, executor, metrics, readiness)?;
-    let (inbox, inbox_rx) = inbox::channel();
     let activity = Arc::new(Activity::default());
     let task = executor.spawn(core_task::run(
         core,
@@ -394,6 +446,13 @@ fn start_backend(
             .detach();
     }
     Ok((CoreTask { inbox, task }, running))
+}
+
+/// How the core starts: at once, or once the backend (a cluster's Redis)
+/// is reached, the node listening meanwhile.
+enum Start {
+    Now(CoreTask, Running),
+    Later(Backend, Receiver<Input>),
 }
 
 /// The core task, and its inbox.
@@ -486,14 +545,16 @@ async fn drain(
     port: ChatPort,
     connections: Receiver<Infallible>,
     readiness: &Readiness,
-    core: CoreTask,
+    core: Option<CoreTask>,
     timeout: Duration,
 ) {
     readiness.fail(Check::Shutdown, "shutting down");
     port.ctx.draining.begin();
     let open = connections.sender_count();
     info!("shutting down: closing {open} connections");
-    let _ = core.inbox.send(Input::Shutdown).await;
+    if let Some(core) = &core {
+        let _ = core.inbox.send(Input::Shutdown).await;
+    }
     // Connections made while draining are not waited for.
     let (stray, _) = channel::bounded::<Infallible>(1);
     let drained = future::or(
@@ -508,7 +569,9 @@ async fn drain(
         warn!("shutdown timeout: dropping {open} connections that did not close");
     }
     drop(port);
-    core.finish().await;
+    if let Some(core) = core {
+        core.finish().await;
+    }
 }
 
 /// Binds a listener on `addr`: the listener and its address (with the real

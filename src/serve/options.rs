@@ -74,9 +74,12 @@ pub struct Options {
     /// their secrets (hashed), login TTLs, presence, the message numbering
     /// and history, and carries messages between nodes, so a client may use
     /// any node. `redis://HOST:PORT/DB`, or `rediss://` for TLS (a password:
-    /// `redis://:PASSWORD@HOST`). No data directory is used, so neither
-    /// --data-dir nor --in-memory may be given with it. See README, "Running
-    /// several nodes".
+    /// `redis://:PASSWORD@HOST`). With `rediss://` the system's CA
+    /// certificates are trusted, or only those in the PEM file named by the
+    /// SSL_CERT_FILE environment variable (a private CA). No data directory
+    /// is used, so neither --data-dir nor --in-memory may be given with it.
+    /// The node listens at once; it lets chat clients in, and /readyz says
+    /// ready, once Redis answers. See README, "Running several nodes".
     //
     // Without the `cluster` feature: hidden, and refused with one line
     // saying why. Not left unknown, which clap would say of the flag but

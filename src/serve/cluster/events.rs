@@ -20,13 +20,20 @@ pub(crate) struct Heard {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum What {
     Message(StoredMessage),
+    /// A logout, and the secret (hash) it freed: `None` from a node
+    /// older than that field.
+    LoggedOut {
+        key: String,
+        username: String,
+        secret: Option<String>,
+    },
     Other(Remote),
 }
 
 /// Decodes one published event:
 /// `["m", node, seq, id, timestamp, username, text]`,
 /// `["j", node, username, location, timestamp]`,
-/// `["l", node, username, reason]`, `["o", node, key, username]`.
+/// `["l", node, username, reason]`, `["o", node, key, username, secret]`.
 pub(crate) fn decode(payload: &[u8]) -> Result<Heard, String> {
     let fields: Vec<String> =
         serde_json::from_slice(payload).map_err(|e| format!("not an event: {e}"))?;
@@ -54,10 +61,11 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Heard, String> {
             username: username.as_str().into(),
             reason: leave_reason(reason)?,
         }),
-        ("o", [key, username]) => What::Other(Remote::LoggedOut {
-            key: key.as_str().into(),
-            username: username.as_str().into(),
-        }),
+        ("o", [key, username, secret @ ..]) if secret.len() <= 1 => What::LoggedOut {
+            key: key.clone(),
+            username: username.clone(),
+            secret: secret.first().cloned(),
+        },
         _ => {
             return Err(format!(
                 "an unknown event: {kind:?} with {} fields",
@@ -231,13 +239,23 @@ mod tests {
                 reason: LeaveReason::Evicted
             })
         );
-        let o = decode(br#"["o","n3","bob","Bob"]"#).unwrap();
+        let o = decode(br#"["o","n3","bob","Bob","ab12"]"#).unwrap();
         assert_eq!(
             o.what,
-            What::Other(Remote::LoggedOut {
+            What::LoggedOut {
                 key: "bob".into(),
-                username: "Bob".into()
-            })
+                username: "Bob".into(),
+                secret: Some("ab12".into()),
+            }
+        );
+        let older = decode(br#"["o","n3","bob","Bob"]"#).unwrap();
+        assert_eq!(
+            older.what,
+            What::LoggedOut {
+                key: "bob".into(),
+                username: "Bob".into(),
+                secret: None,
+            }
         );
     }
 

@@ -435,13 +435,29 @@ impl RedisLink {
         let own = heard.origin == *self.node;
         match heard.what {
             What::Message(message) => self.sequencer.published(message, own),
-            What::Other(_) if own => {}
-            What::Other(remote) => {
-                if let Remote::LoggedOut { key, .. } = &remote {
-                    self.secrets.take(key);
+            What::Other(_) | What::LoggedOut { .. } if own => {}
+            What::LoggedOut {
+                key,
+                username,
+                secret,
+            } => {
+                // A logout of the secret this node's holders were given;
+                // one of another secret is older than their fresh claim
+                // (the name was freed, then claimed here): it is not theirs.
+                let held = self.secrets.get(&key);
+                if let (Some(freed), Some(held)) = (&secret, held)
+                    && freed != held
+                {
+                    debug!("{username} logged out elsewhere before it was claimed here: ignored");
+                } else {
+                    self.secrets.take(&key);
+                    self.sequencer.event(Remote::LoggedOut {
+                        key: key.into(),
+                        username: username.into(),
+                    });
                 }
-                self.sequencer.event(remote);
             }
+            What::Other(remote) => self.sequencer.event(remote),
         }
         self.progress(now);
     }

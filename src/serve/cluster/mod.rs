@@ -128,13 +128,26 @@ enum Woken {
     Timer,
 }
 
-impl Cluster {
-    /// Connects to Redis at `url` and reads what the core starts from,
-    /// waiting (and saying so, once) for as long as Redis cannot be reached.
-    pub(crate) async fn start(
-        url: &str,
-        settings: Settings,
-    ) -> Result<(Cluster, Snapshot), String> {
+/// A cluster's Redis, named but not reached yet: [`Connecting::start`]
+/// waits for it.
+pub(crate) struct Connecting {
+    client: redis::Client,
+    settings: Settings,
+    /// `redis://HOST:PORT` or `rediss://…`, for the log and `/readyz`.
+    place: String,
+}
+
+impl std::fmt::Debug for Connecting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connecting")
+            .field("place", &self.place)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connecting {
+    /// Reads `url` (refusing a bad one); nothing is connected yet.
+    pub(crate) fn new(url: &str, settings: Settings) -> Result<Connecting, String> {
         let client = redis::Client::open(url).map_err(|e| format!("--redis-url: {e}"))?;
         let tls = url.starts_with("rediss:");
         let place = format!(
@@ -142,9 +155,32 @@ impl Cluster {
             if tls { "rediss://" } else { "redis://" },
             client.get_connection_info().addr()
         );
-        let mut rng = rand::rng();
-        let node: Arc<str> = crate::id::epoch(&mut rng)[..8].into();
-        let candidate = crate::id::epoch(&mut rng);
+        Ok(Connecting {
+            client,
+            settings,
+            place,
+        })
+    }
+
+    /// Where Redis is looked for, as the log names it.
+    pub(crate) fn place(&self) -> &str {
+        &self.place
+    }
+
+    /// Connects and reads what the core starts from, waiting (and saying
+    /// so, once) for as long as Redis cannot be reached. The node listens
+    /// meanwhile; dropping this future gives up (a shutdown while waiting).
+    pub(crate) async fn start(self) -> (Cluster, Snapshot) {
+        let Connecting {
+            client,
+            settings,
+            place,
+        } = self;
+        let (node, candidate) = {
+            let mut rng = rand::rng();
+            let node: Arc<str> = crate::id::epoch(&mut rng)[..8].into();
+            (node, crate::id::epoch(&mut rng))
+        };
         let encoder = Encoder {
             node: node.clone(),
             settings: settings.clone(),
@@ -190,7 +226,7 @@ impl Cluster {
                         messages,
                         ..Snapshot::default()
                     };
-                    return Ok((cluster, snapshot));
+                    return (cluster, snapshot);
                 }
                 Err(e) => {
                     if !waiting {
@@ -205,7 +241,9 @@ impl Cluster {
             }
         }
     }
+}
 
+impl Cluster {
     /// Serves the core task until it stops (`requests` closes): its
     /// requests go to Redis, their outcomes and the other nodes' doings
     /// come back on `replies`. Then this node leaves Redis.

@@ -152,8 +152,10 @@ return 1
 
 /// A v2 logout: the name is free everywhere and its secret worthless.
 /// KEYS: name, online, nodes. ARGV: key, secret (hex: the holder's, so
-/// that a stale logout never frees someone else's name), node, display,
-/// prefix, channel. Returns 1 if it was freed.
+/// that a stale logout never frees someone else's name: compare and
+/// delete), node, display, prefix, channel. Returns 1 if it was freed.
+/// The event names the secret freed, so that a node whose user claimed
+/// the name afresh since (another secret) keeps that user logged in.
 pub(crate) const LOGOUT: &str = r#"
 local name, online, nodes = KEYS[1], KEYS[2], KEYS[3]
 local key = ARGV[1]
@@ -165,7 +167,7 @@ redis.call('HDEL', online, key)
 for _, node in ipairs(redis.call('ZRANGE', nodes, 0, -1)) do
   redis.call('HDEL', ARGV[5] .. 'presence:' .. node, key)
 end
-redis.call('PUBLISH', ARGV[6], cjson.encode({'o', ARGV[3], key, ARGV[4]}))
+redis.call('PUBLISH', ARGV[6], cjson.encode({'o', ARGV[3], key, ARGV[4], ARGV[2]}))
 return 1
 "#;
 
