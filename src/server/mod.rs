@@ -251,9 +251,27 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// Reserved names that no open connection holds (each waiting out its
-    /// TTL; at most `max_held_names`).
+    /// TTL; at most `max_held_names`). 0 on a cluster: the shared store
+    /// keeps those names, for every node.
     pub fn idle_login_count(&self) -> usize {
         self.names.logins().map_or(0, |logins| logins.idle_len())
+    }
+
+    /// Names held by at least one of this node's open connections. On a
+    /// cluster a name counts from the store's answer to its login until
+    /// its holders here close or log out (as in [`held_names`](Self::held_names)):
+    /// a user connected to two nodes counts on both.
+    pub fn logged_in_count(&self) -> usize {
+        match &self.names {
+            Names::Local(local) => local.logins.len() - local.logins.idle_len(),
+            Names::Shared(shared) => shared.held.len(),
+        }
+    }
+
+    /// Whether this is one node of a cluster ([`cluster`](Self::cluster)),
+    /// whose shared store decides names and keeps the idle ones.
+    pub fn is_cluster_node(&self) -> bool {
+        matches!(self.names, Names::Shared(_))
     }
 
     /// Peer addresses whose wrong secrets are being counted (at most
