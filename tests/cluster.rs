@@ -604,3 +604,48 @@ fn a_redis_that_may_evict_the_cluster_keys_is_refused_until_it_may_not() {
     let (mut alice, _, _) = v2_login(node.addr, "alice", None, None);
     assert_eq!(say(&mut alice, "m", "hello")["seq"], 1);
 }
+
+/// The name gauges of `node`'s `/metrics`, once they read `expected` (they
+/// are published after each batch the core handles), or as they last read.
+fn name_gauges(node: &ServerProcess, expected: &[&str]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = http_get(node.addr, "/metrics");
+        assert_eq!(metrics.status, 200, "{metrics:?}");
+        let gauges: Vec<String> = metrics
+            .body
+            .lines()
+            .filter(|l| {
+                l.starts_with("wschat_logged_in_users") || l.starts_with("wschat_held_names")
+            })
+            .map(str::to_owned)
+            .collect();
+        if gauges == expected || Instant::now() > deadline {
+            return gauges;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Each node's metrics (issue 21, item 11): the names its own connections
+/// hold, each once; names waiting out their TTL are kept in Redis for the
+/// whole cluster, so no node shows a count of them.
+#[test]
+fn each_nodes_metrics_count_the_names_its_own_connections_hold() {
+    let cluster = Cluster::start(&[]);
+    let (_laptop, secret, _) = v2_login(cluster.addr(0), "alice", None, None);
+    let (_phone, _, _) = v2_login(cluster.addr(0), "alice", Some(&secret), None);
+    let (bob, _, _) = v2_login(cluster.addr(0), "bob", None, None);
+    let (_carol, _, _) = v2_login(cluster.addr(1), "carol", None, None);
+    for (node, expected) in [(0, "2"), (1, "1"), (2, "0")] {
+        let line = format!("wschat_logged_in_users {expected}");
+        assert_eq!(
+            name_gauges(&cluster.nodes[node], &[&line]),
+            [line],
+            "node {node}"
+        );
+    }
+    close(bob, &cluster.nodes[0]);
+    let line = "wschat_logged_in_users 1";
+    assert_eq!(name_gauges(&cluster.nodes[0], &[line]), [line]);
+}

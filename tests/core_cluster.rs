@@ -419,3 +419,31 @@ fn the_node_says_which_names_its_connections_hold_as_the_store_counts_them() {
     h.text(laptop, r#"{"type":"logout","id":"o"}"#);
     assert_eq!(held(&h), []);
 }
+
+/// What `wschat_logged_in_users` shows on a node (issue 21, item 11): the
+/// names this node's connections hold, each once however many hold it;
+/// names idle in the store are not this node's to count.
+#[test]
+fn a_node_counts_the_names_its_connections_hold_as_logged_in_users() {
+    let mut h = node();
+    assert!(h.server.is_cluster_node());
+    let alice = joined(&mut h, "alice");
+    let secret = h.secret_of(alice);
+    let phone = h.open();
+    h.login_with_secret(phone, "alice", &secret);
+    let reclaim = only(&mut h);
+    claimed(&mut h, &reclaim, Claim::Reclaimed, "alice");
+    let bob = joined(&mut h, "bob");
+    let counts = |h: &Harness| (h.server.logged_in_count(), h.server.idle_login_count());
+    assert_eq!(counts(&h), (2, 0));
+    h.close(phone);
+    let _ = h.writes();
+    assert_eq!(counts(&h), (2, 0));
+    h.close(bob);
+    let disconnect = only(&mut h);
+    released(&mut h, &disconnect, true);
+    assert_eq!(counts(&h), (1, 0));
+    h.close(alice);
+    let _ = h.writes();
+    assert_eq!(counts(&h), (0, 0));
+}

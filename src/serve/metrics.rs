@@ -9,7 +9,7 @@
 //! or a `write` costs no shared atomic at all.
 
 use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -47,7 +47,7 @@ pub(crate) struct Metrics {
     handshakes_refused: Family<StatusLabel, Counter>,
     tls_handshakes_failed: Counter,
     logged_in_users: Gauge,
-    held_names: Gauge,
+    held_names: Arc<HeldNames>,
     requests_in_flight: Gauge,
     /// By [`Tally::event`]'s `fresh`: a free name taken, a held one reclaimed.
     logins: [Counter; 2],
@@ -192,13 +192,10 @@ impl Metrics {
         let logged_in_users = gauge(
             &mut registry,
             "wschat_logged_in_users",
-            "Names held by at least one open connection",
+            "Names held by at least one of this node's open connections",
         );
-        let held_names = gauge(
-            &mut registry,
-            "wschat_held_names",
-            "Names reserved with no connection open, waiting out --login-ttl",
-        );
+        let held_names = Arc::new(HeldNames(AtomicI64::new(0)));
+        registry.register_collector(Box::new(held_names.clone()));
         let requests_in_flight = gauge(
             &mut registry,
             "wschat_requests_in_flight",
@@ -407,10 +404,12 @@ impl Tally {
             }
             self.seen = stats.clone();
         }
-        let idle = server.idle_login_count();
-        m.logged_in_users
-            .set(gauge_value(server.login_count() - idle));
-        m.held_names.set(gauge_value(idle));
+        m.logged_in_users.set(gauge_value(server.logged_in_count()));
+        let idle = match server.is_cluster_node() {
+            true => HeldNames::NOT_COUNTED,
+            false => gauge_value(server.idle_login_count()),
+        };
+        m.held_names.0.store(idle, Ordering::Relaxed);
         m.requests_in_flight
             .set(gauge_value(server.requests_in_flight()));
         m.core_step.observe(started.elapsed().as_secs_f64());
@@ -425,6 +424,33 @@ fn add(counter: &Counter, count: &mut u64) {
 
 fn gauge_value(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// `wschat_held_names`: names reserved with no connection open, counted
+/// where names are decided. A node of a cluster leaves it out rather than
+/// show 0: the shared store keeps those names for every node, and no node
+/// can say how many of them are its own.
+#[derive(Debug)]
+struct HeldNames(AtomicI64);
+
+impl HeldNames {
+    const NOT_COUNTED: i64 = -1;
+}
+
+impl Collector for HeldNames {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let held = self.0.load(Ordering::Relaxed);
+        if held == HeldNames::NOT_COUNTED {
+            return Ok(());
+        }
+        let gauge = ConstGauge::new(held);
+        gauge.encode(encoder.encode_descriptor(
+            "wschat_held_names",
+            "Names reserved with no connection open, waiting out --login-ttl",
+            None,
+            gauge.metric_type(),
+        )?)
+    }
 }
 
 /// Every TCP connection on the chat port while it is open, and the bytes of
@@ -553,5 +579,60 @@ mod tests {
         }
         let open = Metrics::new().render(true);
         assert!(open.ends_with("# EOF\n"), "{open}");
+    }
+
+    use crate::server::{Request, Snapshot};
+    use crate::{Config, Inbound};
+    use rand::{SeedableRng, rngs::StdRng};
+    use std::time::UNIX_EPOCH;
+
+    /// The lines of the two name gauges after `server` is published.
+    fn name_gauges(server: &Server<StdRng>) -> Vec<String> {
+        let mut tally = Tally::new(Arc::new(Metrics::new()));
+        tally.publish(server, Instant::now());
+        let text = tally.metrics.render(false);
+        text.lines()
+            .filter(|l| {
+                l.starts_with("wschat_logged_in_users") || l.starts_with("wschat_held_names")
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn log_in(server: &mut Server<StdRng>, name: &str, now: Instant) -> crate::ConnectionId {
+        let conn = server.handle_open("10.0.0.1", Version::V2, now);
+        let login = format!(r#"{{"type":"login","id":"l","username":"{name}"}}"#);
+        server.handle_frame(conn, Inbound::Text(login.as_bytes()), now);
+        conn
+    }
+
+    #[test]
+    fn a_single_node_counts_names_held_by_connections_and_idle_ones() {
+        let now = Instant::now();
+        let mut server = Server::new(Config::default(), StdRng::seed_from_u64(1));
+        let _alice = log_in(&mut server, "alice", now);
+        let bob = log_in(&mut server, "bob", now);
+        server.handle_close(bob, now);
+        assert_eq!(
+            name_gauges(&server),
+            ["wschat_logged_in_users 1", "wschat_held_names 1"]
+        );
+    }
+
+    #[test]
+    fn a_cluster_node_counts_its_own_logged_in_users_and_leaves_held_names_to_the_store() {
+        let now = Instant::now();
+        let wall = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let (rng, snapshot) = (StdRng::seed_from_u64(1), Snapshot::default());
+        let mut server = Server::cluster(Config::default(), rng, snapshot, wall, now);
+        for name in ["alice", "bob"] {
+            log_in(&mut server, name, now);
+            let Some(Request::Reserve(ticket, _)) = server.poll_request() else {
+                panic!("a login on a cluster asks the store");
+            };
+            let answer = ticket.answer(Ok((crate::server::Claim::Fresh, name.into())));
+            server.handle_answer(answer, now);
+        }
+        assert_eq!(name_gauges(&server), ["wschat_logged_in_users 2"]);
     }
 }

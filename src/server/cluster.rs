@@ -106,6 +106,11 @@ impl HeldNames {
         self.by_key.remove(key);
     }
 
+    /// Names held.
+    pub(super) fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
     /// Every name held, ordered by key.
     pub(super) fn list(&self) -> Vec<HeldName> {
         let mut held: Vec<HeldName> = self.by_key.values().cloned().collect();

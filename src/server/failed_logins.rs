@@ -95,6 +95,11 @@ impl FailedLogins {
         }
     }
 
+    /// When the window of `address` ends, if it is tracked.
+    pub(crate) fn window_ends_at(&self, address: &str) -> Option<Instant> {
+        self.by_address.get(address).map(|window| window.ends_at)
+    }
+
     /// Addresses tracked.
     pub(crate) fn len(&self) -> usize {
         self.by_address.len()

@@ -265,6 +265,14 @@ impl Logins {
         self.remove(key)
     }
 
+    /// Whether reservation `serial` of `key` is idle and expires at `at`:
+    /// whether an expiry timer set for then is still wanted.
+    pub(crate) fn expires_then(&self, key: &str, serial: u64, at: Instant) -> bool {
+        self.by_key.get(key).is_some_and(|login| {
+            login.serial == serial && login.connections == 0 && login.expires_at == Some(at)
+        })
+    }
+
     /// Releases `key` at once (a v2 `logout`, or an expiry): the name is
     /// free and the secret worthless.
     pub(crate) fn remove(&mut self, key: &str) -> Option<Login> {

@@ -62,6 +62,7 @@ use crate::{Config, id};
 use connections::Connections;
 use failed_logins::FailedLogins;
 use history::History;
+use logins::Logins;
 use names::{Local, Names};
 use new_names::NewNames;
 use outbound::Outbound;
@@ -253,15 +254,40 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// Reserved names that no open connection holds (each waiting out its
-    /// TTL; at most `max_held_names`).
+    /// TTL; at most `max_held_names`). 0 on a cluster: the shared store
+    /// keeps those names, for every node.
     pub fn idle_login_count(&self) -> usize {
         self.names.logins().map_or(0, |logins| logins.idle_len())
+    }
+
+    /// Names held by at least one of this node's open connections. On a
+    /// cluster a name counts from the store's answer to its login until
+    /// its holders here close or log out (as in [`held_names`](Self::held_names)):
+    /// a user connected to two nodes counts on both.
+    pub fn logged_in_count(&self) -> usize {
+        match &self.names {
+            Names::Local(local) => local.logins.len() - local.logins.idle_len(),
+            Names::Shared(shared) => shared.held.len(),
+        }
+    }
+
+    /// Whether this is one node of a cluster ([`cluster`](Self::cluster)),
+    /// whose shared store decides names and keeps the idle ones.
+    pub fn is_cluster_node(&self) -> bool {
+        matches!(self.names, Names::Shared(_))
     }
 
     /// Peer addresses whose wrong secrets are being counted (at most
     /// `login_failure_addresses`).
     pub fn tracked_addresses(&self) -> usize {
         self.failed_logins.len()
+    }
+
+    /// Entries in the timer heap, stale ones included: what memory under
+    /// churn is bounded by (see `timers`). For tests.
+    #[doc(hidden)]
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
     }
 
     /// Whether `conn` is open (as far as the core knows).
@@ -331,7 +357,7 @@ impl<R: CryptoRng> Server<R> {
     /// with 1001 "server shutting down": its id is only good for routing
     /// that `Close`.
     pub fn handle_open(&mut self, location: &str, version: Version, now: Instant) -> ConnectionId {
-        self.actions.start_input();
+        self.start_input();
         if self.shutting_down {
             return self.refuse_open();
         }
@@ -341,14 +367,14 @@ impl<R: CryptoRng> Server<R> {
     /// A frame arrived on `conn`. Frames for unknown or closed connections
     /// are ignored.
     pub fn handle_frame(&mut self, conn: ConnectionId, frame: Inbound<'_>, now: Instant) {
-        self.actions.start_input();
+        self.start_input();
         self.take_frame(conn, frame, now);
     }
 
     /// `conn` is gone (closed by the peer, by an error, or by the driver).
     /// Nothing will be sent to it again. Unknown ids are ignored.
     pub fn handle_close(&mut self, conn: ConnectionId, now: Instant) {
-        self.actions.start_input();
+        self.start_input();
         if self.connections.is_open(conn) {
             self.forget(conn, LeaveReason::Disconnected, now);
         }
@@ -357,7 +383,7 @@ impl<R: CryptoRng> Server<R> {
     /// Time has reached `now`: send due pings, evict silent connections,
     /// release expired names. Calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.actions.start_input();
+        self.start_input();
         while let Some((at, timer)) = self.timers.pop_due(now) {
             match timer {
                 Timer::Connection(conn) => self.check_connection(conn, at, now),
@@ -379,7 +405,7 @@ impl<R: CryptoRng> Server<R> {
     /// reported as [`Event::WriteFailed`]. Answers to unknown tickets are
     /// ignored (but for that event).
     pub fn handle_answer(&mut self, answer: Answer, now: Instant) {
-        self.actions.start_input();
+        self.start_input();
         if let Some(error) = answer.error() {
             self.events.push_back(Event::WriteFailed {
                 error: error.clone(),
@@ -428,7 +454,7 @@ impl<R: CryptoRng> Server<R> {
     /// What another node of a cluster did, as the shared store tells it.
     /// Messages come in `seq` order (see [`Remote::Message`]).
     pub fn handle_remote(&mut self, remote: Remote, now: Instant) {
-        self.actions.start_input();
+        self.start_input();
         self.remote(remote, now);
     }
 
@@ -438,7 +464,7 @@ impl<R: CryptoRng> Server<R> {
     /// connection that opens from now on. Logins stay reserved (and start
     /// their TTL), as after any close.
     pub fn shutdown(&mut self, now: Instant) {
-        self.actions.start_input();
+        self.start_input();
         self.shutting_down = true;
         self.presence.clear();
         for conn in self.connections.ids() {
@@ -488,6 +514,33 @@ impl<R: CryptoRng> Server<R> {
     }
 
     // ---- shared helpers ----
+
+    /// Called before each input is handled.
+    fn start_input(&mut self) {
+        self.actions.start_input();
+        self.compact_timers();
+    }
+
+    /// Drops the timer entries that nothing waits for any more (see
+    /// `timers`): a connection's at any instant but its current one, an
+    /// idle name's unless it is that very spell's expiry, an address's
+    /// unless its window ends then.
+    fn compact_timers(&mut self) {
+        let connections = &self.connections;
+        let logins = self.names.logins();
+        let failed_logins = &self.failed_logins;
+        // At most one live entry per connection, idle name and tracked
+        // address, and one each of `Presence` and `Alive`.
+        let live = connections.len() + logins.map_or(0, Logins::idle_len) + failed_logins.len() + 2;
+        self.timers.compact(live, |at, timer| match timer {
+            Timer::Connection(conn) => connections.get(*conn).is_some_and(|c| c.timer_at == at),
+            Timer::LoginExpiry { key, serial } => {
+                logins.is_some_and(|logins| logins.expires_then(key, *serial, at))
+            }
+            Timer::FailedLogins { address } => failed_logins.window_ends_at(address) == Some(at),
+            Timer::Presence | Timer::Alive => true,
+        });
+    }
 
     /// Milliseconds since the Unix epoch at `now`.
     fn timestamp(&self, now: Instant) -> u64 {
