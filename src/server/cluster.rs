@@ -28,9 +28,8 @@ use std::time::Instant;
 
 use rand::CryptoRng;
 
-use super::login::Asked;
+use super::logins::Asked;
 use super::logins::{Claim, HeldName, SecretHash};
-use super::names::Names;
 use super::seam::{
     Disconnect, PendingDisconnect, PendingLogin, PendingOnline, PendingReserve, Reserve, Seam,
 };
@@ -150,10 +149,7 @@ impl<R: CryptoRng> Server<R> {
     }
 
     fn shared_mut(&mut self) -> Option<&mut Shared> {
-        match &mut self.names {
-            Names::Shared(shared) => Some(shared),
-            Names::Local(_) => None,
-        }
+        self.names.shared_mut()
     }
 
     /// A login of `conn` on a cluster, valid and within the limit of wrong

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::CryptoRng;
 
+use super::logins::Asked;
 use super::names::Names;
 use super::seam::{PendingLogin, Write};
 use super::timers::Timer;
@@ -17,27 +18,6 @@ use super::{ConnectionId, Event, Limit, Server};
 use crate::id;
 use crate::protocol::{ErrorCode, LeaveReason, ServerMessage, Version};
 use crate::username::Username;
-
-/// A login asked for, valid and within the limit of wrong secrets: whether
-/// its name is free is for this node (`names`) or the shared store
-/// (`cluster`) to decide.
-pub(super) struct Asked<'a> {
-    pub(super) conn: ConnectionId,
-    pub(super) reply_to: Option<&'a str>,
-    pub(super) name: Username,
-    /// The secret given, to reclaim the name.
-    pub(super) secret: Option<&'a str>,
-    pub(super) since: Option<u64>,
-    /// What the per-address limits count the connection under.
-    pub(super) address: Arc<str>,
-}
-
-impl Asked<'_> {
-    /// The address to count a wrong secret against, if one was given.
-    pub(super) fn guesser(&self) -> Option<Arc<str>> {
-        self.secret.map(|_| self.address.clone())
-    }
-}
 
 impl<R: CryptoRng> Server<R> {
     pub(super) fn login(

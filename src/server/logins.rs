@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::ConnectionId;
+use crate::username::Username;
+
 /// What was decided of a name a login asked for, by this node or by a
 /// shared store (`Answer::Claimed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,6 +345,27 @@ impl Logins {
         self.by_key
             .get(key)
             .is_some_and(|l| l.idle_spell == spell && l.connections == 0)
+    }
+}
+
+/// A login asked for, valid and within the limit of wrong secrets: whether
+/// its name is free is for this node (`names`) or the shared store
+/// (`cluster`) to decide.
+pub(super) struct Asked<'a> {
+    pub(super) conn: ConnectionId,
+    pub(super) reply_to: Option<&'a str>,
+    pub(super) name: Username,
+    /// The secret given, to reclaim the name.
+    pub(super) secret: Option<&'a str>,
+    pub(super) since: Option<u64>,
+    /// What the per-address limits count the connection under.
+    pub(super) address: Arc<str>,
+}
+
+impl Asked<'_> {
+    /// The address to count a wrong secret against, if one was given.
+    pub(super) fn guesser(&self) -> Option<Arc<str>> {
+        self.secret.map(|_| self.address.clone())
     }
 }
 

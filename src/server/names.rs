@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 use rand::CryptoRng;
 
 use super::cluster::Shared;
-use super::login::Asked;
-use super::logins::{Claim, Login, Logins};
+use super::logins::{Asked, Claim, Login, Logins};
 use super::seam::{PendingLogin, Seam, Ticket, Write};
 use super::snapshot::StoredName;
 use super::timers::Timer;
@@ -75,6 +74,14 @@ impl Names {
         match self {
             Names::Local(local) => local.store.as_mut(),
             Names::Shared(shared) => Some(&mut shared.seam),
+        }
+    }
+
+    /// A cluster node's names.
+    pub(super) fn shared_mut(&mut self) -> Option<&mut Shared> {
+        match self {
+            Names::Shared(shared) => Some(shared),
+            Names::Local(_) => None,
         }
     }
 

@@ -7,8 +7,8 @@
 
 use redis::Value;
 
-use super::requests::{Remote, StoredMessage};
 use crate::protocol::LeaveReason;
+use crate::server::{Remote, StoredMessage};
 
 /// An event heard on the channel, with the node it came from.
 #[derive(Debug, PartialEq, Eq)]
