@@ -320,6 +320,36 @@ impl Admission {
     }
 }
 
+impl Slot {
+    /// A trusted proxy's connection turned out to carry `client` (its PROXY
+    /// header said so): from now on it counts against `client`'s share of
+    /// the handshakes too, so that one client behind a load balancer that
+    /// passes idle connections on cannot take every slot.
+    pub(crate) fn count_from(&mut self, client: IpAddr) -> Result<(), Crowded> {
+        let limits = self.admission.limits;
+        if self.per_address || self.stage != Stage::Handshake || limits.handshakes_per_address == 0
+        {
+            return Ok(());
+        }
+        let key = address_key(client);
+        let mut counts = self.admission.lock();
+        let here = counts.per_address.entry(key).or_default();
+        if here.handshakes >= limits.handshakes_per_address {
+            if *here == PerAddress::default() {
+                counts.per_address.remove(&key);
+            }
+            return Err(Crowded::HandshakesFromAddress(
+                limits.handshakes_per_address,
+            ));
+        }
+        here.handshakes += 1;
+        drop(counts);
+        self.key = key;
+        self.per_address = true;
+        Ok(())
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = self.admission.lock();

@@ -191,7 +191,7 @@ pub(crate) async fn run(
     peer: SocketAddr,
     ctx: Arc<Context>,
     _alive: Sender<Infallible>,
-    handshake: Slot,
+    mut handshake: Slot,
 ) {
     let conn = Arc::new(Conn {
         peer: Peer::new(peer),
@@ -219,6 +219,15 @@ pub(crate) async fn run(
             }
         },
     };
+    // A client behind the balancer counts against its own share of the
+    // handshakes, as it would connecting directly.
+    if hop != peer.ip()
+        && !ctx.proxies.trusts(hop)
+        && let Err(crowded) = handshake.count_from(hop)
+    {
+        debug!(%peer, client = %hop, "closed at once: {crowded}");
+        return;
+    }
     let io = match &ctx.tls {
         None => Either::Left(io),
         // Boxed, as everything large and momentary here.

@@ -249,3 +249,24 @@ fn a_trusted_proxys_handshakes_count_only_against_the_overall_bound() {
     drop(proxied);
     assert_eq!(admission.lock().handshakes, 1);
 }
+
+#[test]
+fn a_client_named_by_a_proxy_header_counts_against_its_own_share() {
+    let admission = admission(AllowedOrigins::Any, 8, 2);
+    let client = B;
+    let mut first = admission.arrive(A, true).unwrap();
+    let mut second = admission.arrive(A, true).unwrap();
+    let mut third = admission.arrive(A, true).unwrap();
+    assert_eq!(first.count_from(client), Ok(()));
+    assert_eq!(second.count_from(client), Ok(()));
+    assert_eq!(
+        third.count_from(client),
+        Err(Crowded::HandshakesFromAddress(2))
+    );
+    assert_eq!(admission.lock().per_address[&client].handshakes, 2);
+    drop(first);
+    assert_eq!(admission.lock().per_address[&client].handshakes, 1);
+    drop((second, third));
+    assert!(admission.lock().per_address.is_empty());
+    assert_eq!(admission.lock().handshakes, 0);
+}
