@@ -238,16 +238,23 @@ impl RedisLink {
             return; // the link was lost meanwhile
         }
         self.secrets.prune(question, &names);
+        let questions = self.questions;
         let names = names
             .into_iter()
             .map(|held| {
                 // The core's hash of the secret when this link never saw
                 // the reserve (learnt before a restart of the link's
-                // memory of secrets, or pruned).
-                let secret = self
-                    .secrets
-                    .get(&held.key)
-                    .map_or_else(|| hex(&held.secret), str::to_owned);
+                // memory of secrets, or pruned); kept, so that a logout
+                // of the name frees it with that secret.
+                let secret = match self.secrets.get(&held.key) {
+                    Some(secret) => secret.to_owned(),
+                    None => {
+                        let secret = hex(&held.secret);
+                        self.secrets
+                            .learn(held.key.clone(), secret.clone(), questions);
+                        secret
+                    }
+                };
                 JoinName {
                     key: held.key,
                     display: held.display,

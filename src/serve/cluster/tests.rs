@@ -576,3 +576,54 @@ fn a_redis_that_lost_the_keys_gets_the_held_names_again_and_gives_none_meanwhile
     link.handle_timeout(rebuilt);
     assert_eq!(link.poll_status(), Some(Status::Reachable));
 }
+
+#[test]
+fn a_name_registered_with_the_cores_hash_is_logged_out_with_it() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(10, t0);
+    // The core holds carol, whose reserve this link never saw (its memory
+    // of secrets was pruned, say): she is registered with the core's hash.
+    let later = t0 + Duration::from_secs(1);
+    reconnect(&mut link, conn, later);
+    assert_eq!(to_core(&mut link), [ToCore::HeldNamesWanted(1)]);
+    let carol = HeldName {
+        key: "carol".into(),
+        display: "Carol".into(),
+        secret: SecretHash::of("c"),
+        connections: 1,
+    };
+    link.handle_held_names(1, vec![carol], 0, later);
+    let join = commands(&mut link)
+        .into_iter()
+        .find_map(|c| match c {
+            Command::Join { id, .. } => Some(id),
+            _ => None,
+        })
+        .expect("a JOIN");
+    let joined = Value::Array(vec![
+        bulk("E"),
+        Value::Int(10),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+    ]);
+    link.handle_reply(join, Ok(vec![joined]), later);
+    let _ = commands(&mut link);
+    // Her logout frees the name with that hash, not with nothing.
+    let logout = Call::Logout {
+        ticket: Ticket::for_tests(1),
+        key: "carol".into(),
+        display: "Carol".into(),
+        secret: String::new(),
+    };
+    link.handle_requests([Ok(logout)], later);
+    let sent = commands(&mut link);
+    let [Command::Calls { calls, .. }] = sent.as_slice() else {
+        panic!("{sent:?}");
+    };
+    let expected = hex(&SecretHash::of("c"));
+    assert!(
+        matches!(calls.as_slice(), [Call::Logout { secret, .. }] if *secret == expected),
+        "{calls:?}"
+    );
+}
