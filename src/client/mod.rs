@@ -526,7 +526,8 @@ fn redacted<'t>(text: &'t str, message: &ServerMessage<'_>) -> Cow<'t, str> {
     Cow::Owned(String::from_utf8(message.encode()).unwrap_or_default())
 }
 
-/// The server compares names case-insensitively after NFC normalisation.
+/// The server's key of a name: two names are one when their keys match
+/// (NFKC_Casefold, then the UTS #39 confusable skeleton; see `username`).
 pub(crate) fn name_key(name: &str) -> String {
     crate::username::key(name)
 }

@@ -4,9 +4,10 @@
 //! elements separated by commas, each `for=NODE` among other pairs, with
 //! IPv6 addresses in brackets inside a quoted string).
 //!
-//! Both give their addresses as an iterator, rightmost first, each parsed
-//! only when the walk reaches it: what a client wrote to the left of its
-//! proxy's address is never looked at, so it cannot get anyone refused.
+//! Both give their addresses as an iterator, rightmost first. In
+//! `X-Forwarded-For` each is parsed only when the walk reaches it; a
+//! `Forwarded` line is parsed whole, so a malformed element a client wrote
+//! on the line its proxy appends to gets that client (and nobody else) a 400.
 
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -8,7 +8,9 @@
 //! A chain of proxies is read from the right, as each appends the address
 //! it took the request from: the client is the rightmost address that is
 //! not itself a trusted proxy (what a client writes further left is never
-//! believed, nor even parsed).
+//! believed; in `X-Forwarded-For` it is not even parsed, while a `Forwarded`
+//! line is parsed whole, so a malformed element a client put on the line its
+//! proxy appends to gets that client, and only it, a 400).
 
 mod forwarded;
 mod proxy_protocol;
