@@ -404,12 +404,13 @@ impl Painter {
 }
 
 /// A name as shown: as it is when it follows the name rule
-/// ([`Username::parse`]), which no name on a wschat server can break; a
+/// ([`Username::validate`]), which no name on a wschat server can break; a
 /// name that breaks it (from an older or foreign server) is shown in
 /// brackets, which no valid name contains, so that it cannot pass for
 /// anything chat-cli writes itself ("alice (you)", "-- back online as").
 pub fn shown_name(name: &str) -> Cow<'_, str> {
-    if Username::parse(name, usize::MAX).is_ok() {
+    // Only the rule matters here, not the key (a name is drawn often).
+    if Username::validate(name, usize::MAX).is_ok() {
         Cow::Borrowed(name)
     } else {
         Cow::Owned(format!("[{}]", clean(name)))

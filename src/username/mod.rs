@@ -97,6 +97,20 @@ impl Username {
     /// combining marks on one letter, and no mix of scripts beyond UTS #39's
     /// Moderately Restrictive level (no Latin with Cyrillic or Greek).
     pub fn parse(raw: &str, max_chars: usize) -> Result<Username, UsernameError> {
+        let display = Username::checked(raw, max_chars)?;
+        let key = key(&display);
+        Ok(Username { display, key })
+    }
+
+    /// Whether `raw` follows the rule of [`parse`](Self::parse), without
+    /// computing its key (case folding and the confusable skeleton), which
+    /// only uniqueness needs: for a client showing names it did not choose.
+    pub fn validate(raw: &str, max_chars: usize) -> Result<(), UsernameError> {
+        Username::checked(raw, max_chars).map(drop)
+    }
+
+    /// `raw` in NFC if it follows the rule.
+    fn checked(raw: &str, max_chars: usize) -> Result<String, UsernameError> {
         let display: String = raw.nfc().collect();
         let chars: Vec<char> = display.chars().collect();
         let Some(&first) = chars.first() else {
@@ -138,8 +152,7 @@ impl Username {
         }
         marks::check(&display)?;
         scripts::check(&display)?;
-        let key = key(&display);
-        Ok(Username { display, key })
+        Ok(display)
     }
 }
 

@@ -217,3 +217,25 @@ fn a_stored_name_is_rekeyed_from_its_display() {
         Err(UsernameError::Invisible(0x34f))
     );
 }
+
+#[test]
+fn validate_says_what_parse_says() {
+    for raw in [
+        "alice",
+        "Zoë",
+        "李小龍",
+        "👨\u{200d}👩\u{200d}👧",
+        "",
+        "alice logged",
+        "alice\u{034f}",
+        "\u{3164}",
+        "аlice_bob",
+        "-dash",
+    ] {
+        assert_eq!(
+            Username::validate(raw, 32),
+            Username::parse(raw, 32).map(drop),
+            "{raw:?}"
+        );
+    }
+}
