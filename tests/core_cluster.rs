@@ -367,9 +367,12 @@ fn a_node_lists_users_by_name_as_a_single_node_does() {
 #[test]
 fn the_node_says_which_names_its_connections_hold_as_the_store_counts_them() {
     let mut h = node();
+    assert_eq!(h.server.last_ticket(), 0);
     let laptop = h.open_v2();
     h.login(laptop, "Alice");
     let reserve = only(&mut h);
+    // What held_names reflects: every request up to the latest asked.
+    assert_eq!(h.server.last_ticket(), reserve.ticket());
     // Not held until the store says so.
     assert_eq!(h.server.held_names(), []);
     claimed(&mut h, &reserve, Claim::Fresh, "Alice");
@@ -380,6 +383,11 @@ fn the_node_says_which_names_its_connections_hold_as_the_store_counts_them() {
     let reclaim = only(&mut h);
     claimed(&mut h, &reclaim, Claim::Reclaimed, "Alice");
     let bob = joined(&mut h, "bob");
+    // A login the store refuses holds nothing.
+    let guess = h.open();
+    h.login_with_secret(guess, "bob", "wrong");
+    let taken = only(&mut h);
+    claimed(&mut h, &taken, Claim::Taken, "bob");
     let _ = h.drain();
     let held = |h: &Harness| -> Vec<(String, String, SecretHash, usize)> {
         let names = h.server.held_names();

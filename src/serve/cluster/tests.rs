@@ -38,6 +38,18 @@ fn to_core(link: &mut RedisLink) -> Vec<ToCore> {
     std::iter::from_fn(|| link.poll_to_core()).collect()
 }
 
+/// The JOIN script's answer: epoch "E", `seq`, and nobody gone, nothing
+/// to tell, no one online elsewhere.
+fn joined(seq: i64) -> Value {
+    Value::Array(vec![
+        bulk("E"),
+        Value::Int(seq),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+    ])
+}
+
 fn bulk(text: &str) -> Value {
     Value::BulkString(text.as_bytes().to_vec())
 }
@@ -228,13 +240,7 @@ fn a_reconnect_registers_again_what_the_core_holds() {
             join: expected
         }]
     );
-    let joined = Value::Array(vec![
-        bulk("E"),
-        Value::Int(10),
-        Value::Array(vec![]),
-        Value::Array(vec![]),
-        Value::Array(vec![]),
-    ]);
+    let joined = joined(10);
     link.handle_reply(join, Ok(vec![joined]), t0 + ms(114));
     assert_eq!(link.poll_status(), Some(Status::Reachable));
     // ...and what the core asked after its answer, after the JOIN.
@@ -358,13 +364,7 @@ fn a_heartbeat_in_flight_when_the_link_is_lost_does_not_stop_the_next() {
         [Command::Join { id, .. }] => *id,
         other => panic!("{other:?}"),
     };
-    let joined = Value::Array(vec![
-        bulk("E"),
-        Value::Int(10),
-        Value::Array(vec![]),
-        Value::Array(vec![]),
-        Value::Array(vec![]),
-    ]);
+    let joined = joined(10);
     link.handle_reply(join, Ok(vec![joined]), t0 + period);
     // The old connection's beat never answers; the next one goes anyway.
     link.handle_timeout(t0 + 2 * period);
@@ -548,14 +548,11 @@ fn a_redis_that_lost_the_keys_gets_the_held_names_again_and_gives_none_meanwhile
     };
     assert_eq!(*sent, join, "alice is registered again with her secret");
     // The JOIN opened the rebuilding window: not ready until it ends.
-    let joined = Value::Array(vec![
-        bulk("E"),
-        Value::Int(10),
-        Value::Array(vec![]),
-        Value::Array(vec![]),
-        Value::Array(vec![]),
-        Value::Int(10_000),
-    ]);
+    let Value::Array(mut joined) = joined(10) else {
+        unreachable!()
+    };
+    joined.push(Value::Int(10_000)); // the rebuilding window still to run, in ms
+    let joined = Value::Array(joined);
     link.handle_reply(*id, Ok(vec![joined]), t0);
     assert!(matches!(link.poll_status(), Some(Status::Rebuilding(_))));
     // Dave's login goes now; Redis gives no fresh name while rebuilding.
@@ -600,13 +597,7 @@ fn a_name_registered_with_the_cores_hash_is_logged_out_with_it() {
             _ => None,
         })
         .expect("a JOIN");
-    let joined = Value::Array(vec![
-        bulk("E"),
-        Value::Int(10),
-        Value::Array(vec![]),
-        Value::Array(vec![]),
-        Value::Array(vec![]),
-    ]);
+    let joined = joined(10);
     link.handle_reply(join, Ok(vec![joined]), later);
     let _ = commands(&mut link);
     // Her logout frees the name with that hash, not with nothing.
