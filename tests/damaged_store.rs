@@ -172,15 +172,7 @@ fn a_symbolic_link_in_the_data_directory_is_refused_and_not_followed() {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
     let link = data.join(STORE_FILE_NAME);
     std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
-    let line = refusal(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        |_| {},
-    );
+    let line = refusal_of_data_dir(&data);
     assert!(
         line.contains(&*link.to_string_lossy()) && line.contains("symbolic link"),
         "{line}"
@@ -194,21 +186,19 @@ fn a_symbolic_link_in_the_data_directory_is_refused_and_not_followed() {
     std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
     let linked = dir.path().join("linked");
     std::os::unix::fs::symlink(&other, &linked).unwrap();
-    let line = refusal(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            linked.to_str().unwrap(),
-        ],
-        |_| {},
-    );
+    let line = refusal_of_data_dir(&linked);
     assert!(
         line.contains(&*linked.to_string_lossy()) && line.contains("symbolic link"),
         "{line}"
     );
     assert_eq!(mode(&other), 0o755);
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
+}
+
+/// The one line of a start on `data_dir` that must refuse it.
+fn refusal_of_data_dir(data_dir: &std::path::Path) -> String {
+    let dir = data_dir.to_str().unwrap();
+    refusal(&["--listen", "127.0.0.1:0", "--data-dir", dir], |_| {})
 }
 
 #[test]
