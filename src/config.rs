@@ -100,6 +100,24 @@ pub struct Config {
     /// Presence notices sent at once before `presence_rate` applies.
     /// Default 20; 0 turns pacing off.
     pub presence_burst: u32,
+    /// Messages kept per room and per direct conversation (v3); the lobby
+    /// keeps `history_size`. Default 500.
+    pub room_history: usize,
+    /// Rooms one name may be in at once (the lobby and DMs not counted).
+    /// Default 100.
+    pub max_rooms_per_name: usize,
+    /// Names one room may hold. Default 10,000.
+    pub max_room_members: usize,
+    /// Rooms one address may create a minute. Default 10; 0: no limit.
+    pub rooms_per_address_per_minute: u32,
+    /// Rooms in all (DMs not counted). Default 100,000.
+    pub max_rooms: usize,
+    /// New direct conversations one name may start a minute. Default 10; 0:
+    /// no limit.
+    pub new_dms_per_minute: u32,
+    /// Server operators: operators of every room, the lobby included (names
+    /// as given; compared by their key).
+    pub operators: Vec<String>,
 }
 
 impl Default for Config {
@@ -126,6 +144,13 @@ impl Default for Config {
             peer_ping_burst: 10,
             presence_rate: 2,
             presence_burst: 20,
+            room_history: 500,
+            max_rooms_per_name: 100,
+            max_room_members: 10_000,
+            rooms_per_address_per_minute: 10,
+            max_rooms: 100_000,
+            new_dms_per_minute: 10,
+            operators: Vec::new(),
         }
     }
 }

@@ -170,6 +170,7 @@ fn messages_of_every_node_are_delivered_in_the_order_the_store_gives() {
             timestamp: EPOCH_MS,
             username: "bob".into(),
             text: "from node two".into(),
+            notice: false,
         }),
         h.now,
     );

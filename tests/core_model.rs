@@ -115,6 +115,7 @@ fn encoded_len(said: &Said) -> usize {
         message: said.message.as_str().into(),
         seq: Some(said.seq),
         timestamp: Some(said.timestamp),
+        room: None,
     }
     .encoded_len()
 }
@@ -894,6 +895,7 @@ impl Chat {
                 timestamp,
             },
             ServerMessage::Presence { .. } => panic!("presence pacing is off in the model"),
+            other => panic!("a v3 message on a v2 connection: {other:?}"),
         }
     }
 }
@@ -931,6 +933,7 @@ impl StateMachineTest for CoreMatchesModel {
                     secret,
                     since,
                     epoch: None,
+                    rooms: None,
                 };
                 chat.send(conn, &login);
             }
@@ -938,6 +941,7 @@ impl StateMachineTest for CoreMatchesModel {
                 let say = ClientMessage::TextFromUser {
                     id: "m".into(),
                     text: TEXTS[text].into(),
+                    room: None,
                 };
                 chat.send(conn, &say);
             }

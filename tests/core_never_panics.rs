@@ -44,11 +44,13 @@ fn well_formed() -> impl Strategy<Value = Vec<u8>> {
             secret: secret.then(|| "s".into()),
             since,
             epoch: None,
+            rooms: None,
         },
     );
     let text = chars(12).prop_map(|text| ClientMessage::TextFromUser {
         id: "m".into(),
         text,
+        room: None,
     });
     prop_oneof![
         3 => login,
@@ -85,6 +87,7 @@ fn expected_answer(bytes: &[u8], logged_in: bool, v2: bool) -> Vec<&'static str>
         }
         Ok(ClientMessage::ListUsers { .. }) => vec!["userList"],
         Ok(ClientMessage::Logout { .. }) => vec!["logoutBroadcast"],
+        Ok(other) => panic!("a v3 message decoded for a v1 or v2 connection: {other:?}"),
     }
 }
 
@@ -269,6 +272,7 @@ impl Driver {
                     secret,
                     since: None,
                     epoch: None,
+                    rooms: None,
                 }
                 .encode();
                 self.frame(conn, Inbound::Text(&json));
@@ -277,6 +281,7 @@ impl Driver {
                 let json = ClientMessage::TextFromUser {
                     id: "m".into(),
                     text,
+                    room: None,
                 }
                 .encode();
                 self.frame(i, Inbound::Text(&json));

@@ -298,6 +298,7 @@ fn a_restored_server_holds_its_names_history_and_numbering() {
                 timestamp: EPOCH_MS - 5000,
                 username: "alice".into(),
                 text: "before the restart".into(),
+                notice: false,
             },
             StoredMessage {
                 seq: 7,
@@ -305,6 +306,7 @@ fn a_restored_server_holds_its_names_history_and_numbering() {
                 timestamp: EPOCH_MS - 4000,
                 username: "bob".into(),
                 text: "me too".into(),
+                notice: false,
             },
         ],
         names: vec![
@@ -332,6 +334,9 @@ fn a_restored_server_holds_its_names_history_and_numbering() {
             },
         ],
         alive_at: Some(EPOCH_MS - 30_000),
+        rooms: Vec::new(),
+        reads: Vec::new(),
+        left_lobby: Vec::new(),
     };
     let mut h = Harness::restored(Config::default(), snapshot);
     assert_eq!(h.server.epoch(), "epoch-one");

@@ -8,7 +8,7 @@ use rand::Rng;
 
 use super::{Action, Client, ClientConfig, Exit, Line, seconds};
 use crate::id;
-use crate::protocol::{ClientMessage, SUBPROTOCOL_V2, Version};
+use crate::protocol::{ClientMessage, SUBPROTOCOL_V2, SUBPROTOCOL_V3, Version};
 
 /// The state of the connection.
 #[derive(Debug)]
@@ -132,11 +132,12 @@ impl<R: Rng> Client<R> {
             return;
         };
         self.version = match subprotocol {
+            Some(SUBPROTOCOL_V3) => Version::V3,
             Some(SUBPROTOCOL_V2) => Version::V2,
             _ => Version::V1,
         };
         let since = match self.version {
-            Version::V2 => self.seen.last_seq,
+            Version::V2 | Version::V3 => self.seen.last_seq,
             Version::V1 => None,
         };
         self.link = Link::LoggingIn(LoggingIn {
@@ -152,6 +153,7 @@ impl<R: Rng> Client<R> {
             secret: self.secret.clone(),
             since,
             epoch: since.and(self.seen.epoch.clone()),
+            rooms: None,
         };
         self.send(&login);
     }
@@ -189,6 +191,7 @@ impl<R: Rng> Client<R> {
             deadline: now + self.config.login_timeout,
         };
         let subprotocol = match self.offer {
+            Version::V3 => Some(SUBPROTOCOL_V3),
             Version::V2 => Some(SUBPROTOCOL_V2),
             Version::V1 => None,
         };
@@ -283,7 +286,7 @@ impl<R: Rng> Client<R> {
         }
         match self.version {
             // The catch-up after the next login will tell.
-            Version::V2 => self.outbox.park_in_flight(),
+            Version::V2 | Version::V3 => self.outbox.park_in_flight(),
             Version::V1 => {
                 for text in self.outbox.take_in_flight() {
                     self.maybe_lost(&text);

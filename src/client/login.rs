@@ -67,7 +67,7 @@ impl<R: Rng> Client<R> {
             return;
         };
         match self.version {
-            Version::V2 => login.accepted = Some(Accepted { username, secret }),
+            Version::V2 | Version::V3 => login.accepted = Some(Accepted { username, secret }),
             Version::V1 => {
                 self.logged_in(username, secret, now);
                 // A v2 connection dropped, and the server came back
@@ -129,7 +129,7 @@ impl<R: Rng> Client<R> {
                     " (this server speaks protocol v1: no catch-up after a dropped connection, \
                      no /who, no /logout)"
                 }
-                Version::V2 => "",
+                Version::V2 | Version::V3 => "",
             };
             Some(format!(
                 "connected to {} as {username}; /help lists the commands{v1}",

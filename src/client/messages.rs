@@ -25,8 +25,8 @@ impl<R: Rng> Client<R> {
     ) {
         let own = self.display_name.as_deref() == Some(username);
         let confirmed = match (self.version, reply_to) {
-            (Version::V2, Some(id)) => self.outbox.answered(id).is_some(),
-            (Version::V2, None) => false,
+            (Version::V2 | Version::V3, Some(id)) => self.outbox.answered(id).is_some(),
+            (Version::V2 | Version::V3, None) => false,
             (Version::V1, _) => own && self.outbox.confirm_text(message),
         };
         self.roster.add(username);
@@ -87,7 +87,7 @@ impl<R: Rng> Client<R> {
         // Whether the error is about one of our messages, and the one it
         // took out of flight.
         let (about_ours, refused) = match self.version {
-            Version::V2 => {
+            Version::V2 | Version::V3 => {
                 let refused = reply_to.and_then(|id| self.outbox.answered(id));
                 (refused.is_some(), refused)
             }
@@ -210,6 +210,7 @@ impl<R: Rng> Client<R> {
             let message = ClientMessage::TextFromUser {
                 id: sent.id,
                 text: sent.text,
+                room: None,
             };
             let text = String::from_utf8(message.encode()).unwrap_or_default();
             self.actions.push_back(Action::Send(text));

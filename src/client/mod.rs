@@ -341,6 +341,15 @@ impl<R: Rng> Client<R> {
                 timestamp,
                 ..
             } => self.on_presence(joined, joined_count, left, left_count, timestamp),
+            // v3 (rooms): chat-cli does not offer v3 yet, so a server never
+            // sends these to it.
+            ServerMessage::Notice { .. }
+            | ServerMessage::Member { .. }
+            | ServerMessage::Membership { .. }
+            | ServerMessage::RoomList { .. }
+            | ServerMessage::MemberList { .. }
+            | ServerMessage::Rooms { .. }
+            | ServerMessage::ReadMarker { .. } => {}
         }
     }
 
@@ -548,6 +557,13 @@ fn describe(code: ErrorCode, description: Option<&str>) -> String {
         ErrorCode::MessageTooLong => "the message is too long",
         ErrorCode::RateLimited => "you are sending too fast; wait a moment",
         ErrorCode::Unavailable => "the server cannot do that right now; try again in a moment",
+        ErrorCode::InvalidRoom => "not a valid room name",
+        ErrorCode::NoSuchUser => "no such user",
+        ErrorCode::NotAMember => "you are not in that room",
+        ErrorCode::Forbidden => "you may not do that",
+        ErrorCode::Banned => "you are banned from that room",
+        ErrorCode::Muted => "you are muted in that room",
+        ErrorCode::LimitReached => "a limit of the server's was reached",
         ErrorCode::Unknown => "no reason given",
     }
     .to_owned()

@@ -85,6 +85,7 @@ impl Harness {
                         secret,
                         since,
                         epoch,
+                        ..
                     }) => {
                         assert_eq!(id.len(), crate::id::ID_LEN);
                         let mut line = format!("send login {username}");
@@ -99,7 +100,7 @@ impl Harness {
                         }
                         line
                     }
-                    Ok(ClientMessage::TextFromUser { id, text }) => {
+                    Ok(ClientMessage::TextFromUser { id, text, .. }) => {
                         assert_eq!(id.len(), crate::id::ID_LEN);
                         format!("send text {text}")
                     }
@@ -215,6 +216,7 @@ pub(super) fn text<'a>(name: &'a str, message: &'a str) -> ServerMessage<'a> {
         message: message.into(),
         seq: None,
         timestamp: None,
+        room: None,
     }
 }
 

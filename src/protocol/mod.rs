@@ -1,5 +1,6 @@
-//! The wire protocol: v1, the JSON messages of the original chat server, and
-//! v2, which adds to them (the `wschat.v2` subprotocol; docs/PROTOCOL.md).
+//! The wire protocol: v1, the JSON messages of the original chat server; v2,
+//! which adds to them (the `wschat.v2` subprotocol); and v3, rooms and direct
+//! messages (`wschat.v3`; docs/PROTOCOL.md).
 //!
 //! Every message is one JSON object in one WebSocket text frame. Decoding is
 //! strict and total: any byte string either decodes into a [`ClientMessage`]
@@ -15,8 +16,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use fault::Fault;
+pub use v3::{Act, Change, MemberEntry, Role, RoomChange, RoomSince, RoomState};
 
 mod fault;
+mod v3;
 
 /// The protocol a connection speaks, chosen in the WebSocket handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -27,10 +30,15 @@ pub enum Version {
     /// v1 plus timestamps, `seq`, `replyTo`, history, presence and logout;
     /// selected when the client offers [`SUBPROTOCOL_V2`].
     V2,
+    /// v2 plus rooms and direct messages; selected when the client offers
+    /// [`SUBPROTOCOL_V3`].
+    V3,
 }
 
 /// The `Sec-WebSocket-Protocol` value that selects [`Version::V2`].
 pub const SUBPROTOCOL_V2: &str = "wschat.v2";
+/// The `Sec-WebSocket-Protocol` value that selects [`Version::V3`].
+pub const SUBPROTOCOL_V3: &str = "wschat.v3";
 
 impl Version {
     /// The version to speak given the subprotocols a client offered (the
@@ -39,14 +47,29 @@ impl Version {
     pub fn negotiate<'a>(
         offered: impl IntoIterator<Item = &'a str>,
     ) -> (Version, Option<&'static str>) {
-        let v2 = offered
+        Version::negotiate_up_to(offered, Version::V3)
+    }
+
+    /// As [`negotiate`](Self::negotiate), by a server that speaks no version
+    /// above `max` (a node of a cluster speaks v2 at most, for now).
+    pub fn negotiate_up_to<'a>(
+        offered: impl IntoIterator<Item = &'a str>,
+        max: Version,
+    ) -> (Version, Option<&'static str>) {
+        let best = offered
             .into_iter()
             .flat_map(|header| header.split(','))
-            .any(|p| p.trim() == SUBPROTOCOL_V2);
-        if v2 {
-            (Version::V2, Some(SUBPROTOCOL_V2))
-        } else {
-            (Version::V1, None)
+            .filter_map(|p| match p.trim() {
+                SUBPROTOCOL_V2 => Some(Version::V2),
+                SUBPROTOCOL_V3 => Some(Version::V3),
+                _ => None,
+            })
+            .filter(|&version| version <= max)
+            .max();
+        match best {
+            Some(Version::V3) => (Version::V3, Some(SUBPROTOCOL_V3)),
+            Some(Version::V2) => (Version::V2, Some(SUBPROTOCOL_V2)),
+            _ => (Version::V1, None),
         }
     }
 }
@@ -71,13 +94,127 @@ pub enum ClientMessage {
         /// `since`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<String>,
+        /// v3: the rooms the client knows, each with its epoch and last
+        /// `seq`; the reply catches up on each.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rooms: Option<Vec<RoomSince>>,
     },
-    /// Say something to everyone.
-    TextFromUser { id: String, text: String },
+    /// Say something to everyone (v3: in `room`, the lobby by default).
+    TextFromUser {
+        id: String,
+        text: String,
+        /// v3: `#name`, or `@name` for a direct message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
     /// v2: who is online.
     ListUsers { id: String },
     /// v2: release my name now.
     Logout { id: String },
+    /// v3: join a room, creating it if it does not exist.
+    #[serde(rename_all = "camelCase")]
+    Join {
+        id: String,
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        invite_only: Option<bool>,
+    },
+    /// v3: leave a room.
+    Part {
+        id: String,
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// v3: the public rooms, and this name's own.
+    ListRooms { id: String },
+    /// v3: a room's members and their roles.
+    ListMembers { id: String, room: String },
+    /// v3: a page of a room's messages, before or after a `seq`, or the
+    /// latest.
+    History {
+        id: String,
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
+    /// v3: the last `seq` read in a room.
+    Read { id: String, room: String, seq: u64 },
+    /// v3 (operator): set a room's topic.
+    Topic {
+        id: String,
+        room: String,
+        topic: String,
+    },
+    /// v3 (operator): make a room invite-only, or public.
+    #[serde(rename_all = "camelCase")]
+    Mode {
+        id: String,
+        room: String,
+        invite_only: bool,
+    },
+    /// v3 (operator): let a name join an invite-only room.
+    Invite {
+        id: String,
+        room: String,
+        username: String,
+    },
+    /// v3 (operator): remove a member.
+    Kick {
+        id: String,
+        room: String,
+        username: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// v3 (operator): remove a name and keep it out, for `seconds` or for
+    /// good.
+    Ban {
+        id: String,
+        room: String,
+        username: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seconds: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// v3 (operator): lift a ban.
+    Unban {
+        id: String,
+        room: String,
+        username: String,
+    },
+    /// v3 (operator): the member may read but not say, for `seconds` or
+    /// for good.
+    Mute {
+        id: String,
+        room: String,
+        username: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seconds: Option<u64>,
+    },
+    /// v3 (operator): lift a mute.
+    Unmute {
+        id: String,
+        room: String,
+        username: String,
+    },
+    /// v3 (owner): make a member an operator.
+    Op {
+        id: String,
+        room: String,
+        username: String,
+    },
+    /// v3 (owner): undo `op`.
+    Deop {
+        id: String,
+        room: String,
+        username: String,
+    },
 }
 
 impl ClientMessage {
@@ -87,7 +224,23 @@ impl ClientMessage {
             ClientMessage::Login { id, .. }
             | ClientMessage::TextFromUser { id, .. }
             | ClientMessage::ListUsers { id }
-            | ClientMessage::Logout { id } => id,
+            | ClientMessage::Logout { id }
+            | ClientMessage::Join { id, .. }
+            | ClientMessage::Part { id, .. }
+            | ClientMessage::ListRooms { id }
+            | ClientMessage::ListMembers { id, .. }
+            | ClientMessage::History { id, .. }
+            | ClientMessage::Read { id, .. }
+            | ClientMessage::Topic { id, .. }
+            | ClientMessage::Mode { id, .. }
+            | ClientMessage::Invite { id, .. }
+            | ClientMessage::Kick { id, .. }
+            | ClientMessage::Ban { id, .. }
+            | ClientMessage::Unban { id, .. }
+            | ClientMessage::Mute { id, .. }
+            | ClientMessage::Unmute { id, .. }
+            | ClientMessage::Op { id, .. }
+            | ClientMessage::Deop { id, .. } => id,
         }
     }
 
@@ -98,16 +251,37 @@ impl ClientMessage {
             ClientMessage::TextFromUser { .. } => "textFromUser",
             ClientMessage::ListUsers { .. } => "listUsers",
             ClientMessage::Logout { .. } => "logout",
+            ClientMessage::Join { .. } => "join",
+            ClientMessage::Part { .. } => "part",
+            ClientMessage::ListRooms { .. } => "listRooms",
+            ClientMessage::ListMembers { .. } => "listMembers",
+            ClientMessage::History { .. } => "history",
+            ClientMessage::Read { .. } => "read",
+            ClientMessage::Topic { .. } => "topic",
+            ClientMessage::Mode { .. } => "mode",
+            ClientMessage::Invite { .. } => "invite",
+            ClientMessage::Kick { .. } => "kick",
+            ClientMessage::Ban { .. } => "ban",
+            ClientMessage::Unban { .. } => "unban",
+            ClientMessage::Mute { .. } => "mute",
+            ClientMessage::Unmute { .. } => "unmute",
+            ClientMessage::Op { .. } => "op",
+            ClientMessage::Deop { .. } => "deop",
+        }
+    }
+
+    /// The oldest version that has this message.
+    pub fn since_version(&self) -> Version {
+        match self {
+            ClientMessage::Login { .. } | ClientMessage::TextFromUser { .. } => Version::V1,
+            ClientMessage::ListUsers { .. } | ClientMessage::Logout { .. } => Version::V2,
+            _ => Version::V3,
         }
     }
 
     /// Whether a connection speaking `version` may send this message.
     pub fn allowed_in(&self, version: Version) -> bool {
-        version >= Version::V2
-            || matches!(
-                self,
-                ClientMessage::Login { .. } | ClientMessage::TextFromUser { .. }
-            )
+        self.since_version() <= version
     }
 }
 
@@ -153,6 +327,10 @@ pub enum ServerMessage<'a> {
         /// v2: milliseconds since the Unix epoch.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timestamp: Option<u64>,
+        /// v3: the room (`#name`, or `@name` for a DM: the other party);
+        /// `seq` is this room's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<Cow<'a, str>>,
     },
     /// Your last message was refused.
     #[serde(rename_all = "camelCase")]
@@ -179,6 +357,9 @@ pub enum ServerMessage<'a> {
         messages: Vec<ServerMessage<'a>>,
         /// False when messages the client asked for were no longer held.
         complete: bool,
+        /// v3: the room these messages are of.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<Cow<'a, str>>,
     },
     /// v2: the answer to `listUsers`.
     #[serde(rename_all = "camelCase")]
@@ -211,6 +392,95 @@ pub enum ServerMessage<'a> {
         left: Vec<Cow<'a, str>>,
         left_count: u64,
         timestamp: u64,
+    },
+    /// v3: a moderation act, told to the room and kept in its history
+    /// (numbered with its messages).
+    #[serde(rename_all = "camelCase")]
+    Notice {
+        id: Cow<'a, str>,
+        room: Cow<'a, str>,
+        seq: u64,
+        timestamp: u64,
+        act: Act,
+        /// Who did it.
+        by: Cow<'a, str>,
+        /// Whom it was done to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<Cow<'a, str>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Cow<'a, str>>,
+        /// When a ban or mute ends (ms since the Unix epoch); absent: for
+        /// good.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<Cow<'a, str>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        invite_only: Option<bool>,
+    },
+    /// v3: someone joined or left a room this connection's name is in
+    /// (paced like v2 presence).
+    Member {
+        id: Cow<'a, str>,
+        room: Cow<'a, str>,
+        username: Cow<'a, str>,
+        change: Change,
+        timestamp: u64,
+    },
+    /// v3: this name's own membership of a room changed (on this device or
+    /// another).
+    #[serde(rename_all = "camelCase")]
+    Membership {
+        id: Cow<'a, str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<Cow<'a, str>>,
+        room: Cow<'a, str>,
+        change: Change,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Cow<'a, str>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Cow<'a, str>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
+        /// The room as it is now, when the name is in it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<RoomState<'a>>,
+    },
+    /// v3: the answer to `listRooms`.
+    #[serde(rename_all = "camelCase")]
+    RoomList {
+        id: Cow<'a, str>,
+        reply_to: Cow<'a, str>,
+        rooms: Vec<RoomState<'a>>,
+    },
+    /// v3: the answer to `listMembers`.
+    #[serde(rename_all = "camelCase")]
+    MemberList {
+        id: Cow<'a, str>,
+        reply_to: Cow<'a, str>,
+        room: Cow<'a, str>,
+        members: Vec<MemberEntry<'a>>,
+        /// Members left out of `members`, which is bounded in bytes.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        more: usize,
+    },
+    /// v3: after `loginMessage`, the name's rooms and what changed while
+    /// this client was away.
+    #[serde(rename_all = "camelCase")]
+    Rooms {
+        id: Cow<'a, str>,
+        reply_to: Cow<'a, str>,
+        rooms: Vec<RoomState<'a>>,
+        changes: Vec<RoomChange<'a>>,
+    },
+    /// v3: the last `seq` this name has read in a room (from any device).
+    #[serde(rename_all = "camelCase")]
+    ReadMarker {
+        id: Cow<'a, str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<Cow<'a, str>>,
+        room: Cow<'a, str>,
+        seq: u64,
     },
 }
 
@@ -312,6 +582,23 @@ pub enum ErrorCode {
     /// The server could not do it now (its store failed to save a login or
     /// a message). Nothing was done; try again in a moment.
     Unavailable,
+    /// v3: not a valid room name.
+    InvalidRoom,
+    /// v3: a DM or an act names a name that is not held.
+    NoSuchUser,
+    /// v3: the name is not in that room (or the room is invite-only, or
+    /// does not exist: a non-member cannot tell).
+    NotAMember,
+    /// v3: an act this name may not do, or an invite-only room without an
+    /// invite.
+    Forbidden,
+    /// v3: the name is banned from the room; the description says until
+    /// when.
+    Banned,
+    /// v3: the name is muted in the room.
+    Muted,
+    /// v3: a limit of the server's was reached; the description says which.
+    LimitReached,
     /// A code this version does not know (a newer server); clients only.
     #[serde(other)]
     Unknown,
@@ -319,7 +606,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code a server sends.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::MessagingWhileNotLoggedIn,
         ErrorCode::LoginTaken,
         ErrorCode::AlreadyLoggedIn,
@@ -330,6 +617,13 @@ impl ErrorCode {
         ErrorCode::MessageTooLong,
         ErrorCode::RateLimited,
         ErrorCode::Unavailable,
+        ErrorCode::InvalidRoom,
+        ErrorCode::NoSuchUser,
+        ErrorCode::NotAMember,
+        ErrorCode::Forbidden,
+        ErrorCode::Banned,
+        ErrorCode::Muted,
+        ErrorCode::LimitReached,
     ];
 
     /// The code as it appears on the wire.
@@ -345,6 +639,13 @@ impl ErrorCode {
             ErrorCode::MessageTooLong => "messageTooLong",
             ErrorCode::RateLimited => "rateLimited",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::InvalidRoom => "invalidRoom",
+            ErrorCode::NoSuchUser => "noSuchUser",
+            ErrorCode::NotAMember => "notAMember",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Banned => "banned",
+            ErrorCode::Muted => "muted",
+            ErrorCode::LimitReached => "limitReached",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -383,28 +684,60 @@ impl ClientMessage {
         decode_object(bytes)
     }
 
-    /// Decodes one text frame from a connection speaking `version`: a v1
-    /// connection is told of v1's message types only, and a v2-only type
-    /// is as unknown to it as to the original server.
+    /// Decodes one text frame from a connection speaking `version`: a
+    /// connection is told of its version's message types only (a v2-only
+    /// type is as unknown to v1 as to the original server, a v3 one to v1
+    /// and v2), and the fields of later versions are unknown fields to it,
+    /// ignored whatever they hold.
     pub fn decode_for(bytes: &[u8], version: Version) -> Result<ClientMessage, DecodeError> {
         let decoded = match ClientMessage::decode(bytes) {
-            // v1 has no `since` or `epoch`: whatever they hold, they are unknown fields,
-            // ignored like any other. Only a failure pays for the retry.
-            Err(_) if version == Version::V1 => {
-                without_v2_fields(bytes).unwrap_or_else(|| ClientMessage::decode(bytes))
+            // Only a failure pays for the retry without the later fields.
+            Err(_) if version < Version::V3 => {
+                without_later_fields(bytes, version).unwrap_or_else(|| ClientMessage::decode(bytes))
             }
             decoded => decoded,
         };
-        let v1_types = || fault::one_of(&["login", "textFromUser"]);
+        let types = || match version {
+            Version::V1 => fault::one_of(&["login", "textFromUser"]),
+            _ => fault::one_of(&["login", "textFromUser", "listUsers", "logout"]),
+        };
         match decoded {
             Ok(message) if !message.allowed_in(version) => Err(DecodeError(
-                format!(r#"unknown variant "{}", {}"#, message.kind(), v1_types()),
+                format!(r#"unknown variant "{}", {}"#, message.kind(), types()),
                 None,
             )),
-            Err(DecodeError(_, Some(fault))) if version == Version::V1 => {
-                let text = fault.describe_with_types(&v1_types());
+            Ok(message) if version < Version::V3 => Ok(message.without_v3_fields()),
+            Err(DecodeError(_, Some(fault))) if version < Version::V3 => {
+                let text = fault.describe_with_types(&types());
                 Err(DecodeError(text, Some(fault)))
             }
+            other => other,
+        }
+    }
+
+    /// The message as a v1 or v2 connection means it: its v3 fields unread.
+    fn without_v3_fields(self) -> ClientMessage {
+        match self {
+            ClientMessage::Login {
+                id,
+                username,
+                secret,
+                since,
+                epoch,
+                ..
+            } => ClientMessage::Login {
+                id,
+                username,
+                secret,
+                since,
+                epoch,
+                rooms: None,
+            },
+            ClientMessage::TextFromUser { id, text, .. } => ClientMessage::TextFromUser {
+                id,
+                text,
+                room: None,
+            },
             other => other,
         }
     }
@@ -415,14 +748,25 @@ impl ClientMessage {
     }
 }
 
-/// `bytes` decoded as a message without the fields only v2 reads, if they
-/// were there.
-fn without_v2_fields(bytes: &[u8]) -> Option<Result<ClientMessage, DecodeError>> {
+/// `bytes` decoded as a message without the fields that only versions after
+/// `version` read, if they were there.
+fn without_later_fields(
+    bytes: &[u8],
+    version: Version,
+) -> Option<Result<ClientMessage, DecodeError>> {
     let mut object: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(bytes).ok()?;
-    let since = object.remove("since");
-    let epoch = object.remove("epoch");
-    since.or(epoch)?;
+    let later: &[&str] = match version {
+        Version::V1 => &["since", "epoch", "room", "rooms"],
+        _ => &["room", "rooms"],
+    };
+    let removed = later
+        .iter()
+        .filter(|field| object.remove(**field).is_some())
+        .count();
+    if removed == 0 {
+        return None;
+    }
     Some(
         serde_json::from_value(serde_json::Value::Object(object.clone()))
             .map_err(|_| DecodeError::of_data(Fault::of_value::<ClientMessage>(object.into()))),
@@ -475,6 +819,7 @@ mod tests {
                 secret: None,
                 since: None,
                 epoch: None,
+                rooms: None
             })
         );
         assert_eq!(
@@ -485,6 +830,7 @@ mod tests {
                 secret: Some("s".into()),
                 since: None,
                 epoch: None,
+                rooms: None
             })
         );
     }
@@ -497,7 +843,11 @@ mod tests {
         );
         assert_eq!(
             err(r#"{"type":"shout","id":"l1"}"#),
-            r#"unknown variant "shout", expected one of "login", "textFromUser", "listUsers", "logout""#
+            concat!(
+                r#"unknown variant "shout", expected one of "login", "textFromUser", "listUsers", "logout", "#,
+                r#""join", "part", "listRooms", "listMembers", "history", "read", "topic", "mode", "#,
+                r#""invite", "kick", "ban", "unban", "mute", "unmute", "op", "deop""#
+            )
         );
         assert_eq!(err(r#"{"id":"l1"}"#), r#"missing field "type""#);
         assert_eq!(
@@ -533,6 +883,73 @@ mod tests {
     }
 
     #[test]
+    fn v2_connections_are_told_of_v2_types_only_and_ignore_v3_fields() {
+        let v2 = |input: &str| ClientMessage::decode_for(input.as_bytes(), Version::V2);
+        let expected = r#"unknown variant "join", expected one of "login", "textFromUser", "listUsers", "logout""#;
+        assert_eq!(
+            v2(r##"{"type":"join","id":"j","room":"#dev"}"##)
+                .unwrap_err()
+                .description(),
+            expected
+        );
+        assert_eq!(
+            v2(r#"{"type":"shout","id":"j"}"#)
+                .unwrap_err()
+                .description(),
+            r#"unknown variant "shout", expected one of "login", "textFromUser", "listUsers", "logout""#
+        );
+        // `room` means nothing to v2, whatever it holds: the lobby.
+        for room in [r##""#dev""##, "7", "null"] {
+            let text = format!(r#"{{"type":"textFromUser","id":"m","text":"hi","room":{room}}}"#);
+            assert_eq!(
+                v2(&text),
+                Ok(ClientMessage::TextFromUser {
+                    id: "m".into(),
+                    text: "hi".into(),
+                    room: None
+                })
+            );
+        }
+        let v3 = ClientMessage::decode_for(
+            br#"{"type":"textFromUser","id":"m","text":"hi","room":"@bob"}"#,
+            Version::V3,
+        );
+        assert!(matches!(v3, Ok(ClientMessage::TextFromUser { room: Some(r), .. }) if r == "@bob"));
+    }
+
+    #[test]
+    fn every_v3_message_round_trips() {
+        let inputs = [
+            r##"{"type":"login","id":"l","username":"a","rooms":[{"room":"#dev","epoch":"e","since":4}]}"##,
+            r##"{"type":"join","id":"j","room":"#dev","inviteOnly":true}"##,
+            r##"{"type":"part","id":"p","room":"#dev","reason":"bye"}"##,
+            r#"{"type":"listRooms","id":"r"}"#,
+            r##"{"type":"listMembers","id":"m","room":"#dev"}"##,
+            r##"{"type":"history","id":"h","room":"#dev","before":120,"limit":50}"##,
+            r##"{"type":"read","id":"r","room":"#dev","seq":8}"##,
+            r##"{"type":"topic","id":"t","room":"#dev","topic":"builds"}"##,
+            r##"{"type":"mode","id":"o","room":"#dev","inviteOnly":false}"##,
+            r##"{"type":"invite","id":"i","room":"#dev","username":"carol"}"##,
+            r##"{"type":"kick","id":"k","room":"#dev","username":"carol","reason":"spam"}"##,
+            r##"{"type":"ban","id":"b","room":"#dev","username":"carol","seconds":60}"##,
+            r##"{"type":"unban","id":"u","room":"#dev","username":"carol"}"##,
+            r##"{"type":"mute","id":"m","room":"#dev","username":"carol","seconds":60}"##,
+            r##"{"type":"unmute","id":"u","room":"#dev","username":"carol"}"##,
+            r##"{"type":"op","id":"o","room":"#dev","username":"carol"}"##,
+            r##"{"type":"deop","id":"d","room":"#dev","username":"carol"}"##,
+        ];
+        for input in inputs {
+            let message = ClientMessage::decode_for(input.as_bytes(), Version::V3)
+                .unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(String::from_utf8(message.encode()).unwrap(), input);
+            assert!(
+                ClientMessage::decode_for(input.as_bytes(), Version::V2).is_err()
+                    || message.kind() == "login"
+            );
+        }
+    }
+
+    #[test]
     fn v1_ignores_since_whatever_it_holds_and_v2_types_it() {
         let login = br#"{"type":"login","id":"l","username":"a","since":"yesterday"}"#;
         assert_eq!(
@@ -543,6 +960,7 @@ mod tests {
                 secret: None,
                 since: None,
                 epoch: None,
+                rooms: None
             })
         );
         assert_eq!(
@@ -570,6 +988,7 @@ mod tests {
             message: "\u{1}\"é".into(),
             seq: Some(7),
             timestamp: Some(1),
+            room: None,
         };
         assert_eq!(msg.encoded_len(), msg.encode().len());
     }
@@ -624,6 +1043,7 @@ mod tests {
             epoch: Some("k3J".into()),
             messages: vec![],
             complete: true,
+            room: None,
         };
         assert_eq!(
             String::from_utf8(history.encode()).unwrap(),
@@ -635,6 +1055,7 @@ mod tests {
             secret: Some("s".into()),
             since: Some(41),
             epoch: Some("k3J".into()),
+            rooms: None,
         };
         assert_eq!(
             String::from_utf8(login.encode()).unwrap(),
@@ -657,6 +1078,7 @@ mod tests {
             message: "héllo \"quoted\"".into(),
             seq: Some(7),
             timestamp: Some(1_700_000_000_000),
+            room: None,
         };
         assert_eq!(ServerMessage::decode(&msg.encode()), Ok(msg));
         assert_eq!(

@@ -41,8 +41,8 @@ pub(crate) const OPENMETRICS_TEXT: &str =
 pub(crate) struct Metrics {
     registry: Registry,
     /// Open WebSocket connections, by protocol (`v1`, `v2`).
-    connections: [Gauge; 2],
-    opened: [Counter; 2],
+    connections: [Gauge; 3],
+    opened: [Counter; 3],
     closed: Family<CloseLabels, Counter>,
     handshakes_refused: Family<StatusLabel, Counter>,
     tls_handshakes_failed: Counter,
@@ -127,6 +127,7 @@ fn protocol_index(version: Version) -> usize {
     match version {
         Version::V1 => 0,
         Version::V2 => 1,
+        Version::V3 => 2,
     }
 }
 
@@ -151,7 +152,7 @@ where
 impl Metrics {
     pub(crate) fn new() -> Metrics {
         let mut registry = Registry::default();
-        let protocols = || ["v1", "v2"].map(|protocol| ProtocolLabel { protocol });
+        let protocols = || ["v1", "v2", "v3"].map(|protocol| ProtocolLabel { protocol });
         let connections = fixed(
             &mut registry,
             "wschat_connections",

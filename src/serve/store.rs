@@ -254,51 +254,70 @@ impl Store {
             let mut names = tx.open_table(NAMES)?;
             let mut messages = tx.open_table(MESSAGES)?;
             for request in batch {
-                let answer = match request {
-                    Request::Write(ticket, write) => {
-                        match write {
-                            Write::Claim {
-                                key,
-                                display,
-                                secret,
-                            } => {
-                                names.insert(&**key, (&**display, &secret.0[..], 0))?;
+                let answer =
+                    match request {
+                        Request::Write(ticket, write) => {
+                            match write {
+                                Write::Claim {
+                                    key,
+                                    display,
+                                    secret,
+                                } => {
+                                    names.insert(&**key, (&**display, &secret.0[..], 0))?;
+                                }
+                                Write::InUse { key } => set_expiry(&mut names, key, 0)?,
+                                Write::Idle { key, expires_at } => {
+                                    // 0 means "in use": an instant that old is past anyway.
+                                    set_expiry(&mut names, key, (*expires_at).max(1))?;
+                                }
+                                Write::Release { key } => {
+                                    names.remove(&**key)?;
+                                }
+                                Write::Alive { at } => {
+                                    meta.insert("alive_at", *at)?;
+                                }
+                                // Only a cluster's core asks this, of its shared store.
+                                Write::Logout { .. } => {}
+                                // v3: rooms are not kept yet.
+                                Write::Room { .. }
+                                | Write::Member { .. }
+                                | Write::Unmember { .. }
+                                | Write::Ban { .. }
+                                | Write::Unban { .. }
+                                | Write::Invite { .. }
+                                | Write::Uninvite { .. }
+                                | Write::Read { .. }
+                                | Write::DropRoom { .. } => {
+                                    answers.push(ticket.answer(Err(Failed(
+                                        "this store keeps no rooms yet".into(),
+                                    ))));
+                                    continue;
+                                }
                             }
-                            Write::InUse { key } => set_expiry(&mut names, key, 0)?,
-                            Write::Idle { key, expires_at } => {
-                                // 0 means "in use": an instant that old is past anyway.
-                                set_expiry(&mut names, key, (*expires_at).max(1))?;
-                            }
-                            Write::Release { key } => {
-                                names.remove(&**key)?;
-                            }
-                            Write::Alive { at } => {
-                                meta.insert("alive_at", *at)?;
-                            }
-                            // Only a cluster's core asks this, of its shared store.
-                            Write::Logout { .. } => {}
+                            ticket.answer(Ok(()))
                         }
-                        ticket.answer(Ok(()))
-                    }
-                    Request::Append(ticket, append) => {
-                        last_seq += 1;
-                        let message = (
-                            &*append.id,
-                            append.timestamp,
-                            &*append.username,
-                            &*append.text,
-                        );
-                        messages.insert(last_seq, message)?;
-                        if let Some(old) = last_seq.checked_sub(self.history_size as u64) {
-                            messages.remove(old)?;
+                        Request::Append(ticket, append) if append.room.is_some() => {
+                            ticket.answer(Err(Failed("this store keeps no rooms yet".into())))
                         }
-                        ticket.answer(Ok(last_seq))
-                    }
-                    // Only a cluster's core asks these, of its shared store.
-                    Request::Reserve(..) | Request::Disconnect(..) | Request::Online(_) => {
-                        request.fail(Failed("the embedded store decides no names".into()))
-                    }
-                };
+                        Request::Append(ticket, append) => {
+                            last_seq += 1;
+                            let message = (
+                                &*append.id,
+                                append.timestamp,
+                                &*append.username,
+                                &*append.text,
+                            );
+                            messages.insert(last_seq, message)?;
+                            if let Some(old) = last_seq.checked_sub(self.history_size as u64) {
+                                messages.remove(old)?;
+                            }
+                            ticket.answer(Ok(last_seq))
+                        }
+                        // Only a cluster's core asks these, of its shared store.
+                        Request::Reserve(..) | Request::Disconnect(..) | Request::Online(_) => {
+                            request.fail(Failed("the embedded store decides no names".into()))
+                        }
+                    };
                 answers.push(answer);
             }
             meta.insert("last_seq", last_seq)?;
@@ -413,6 +432,7 @@ fn read(db: &Database, path: &Path, history_size: usize) -> Result<Snapshot, Sto
                 timestamp,
                 username: username.to_owned(),
                 text: text.to_owned(),
+                notice: false,
             });
         }
         Ok((names, messages))
@@ -424,6 +444,9 @@ fn read(db: &Database, path: &Path, history_size: usize) -> Result<Snapshot, Sto
         messages,
         names,
         alive_at,
+        rooms: Vec::new(),
+        reads: Vec::new(),
+        left_lobby: Vec::new(),
     })
 }
 
@@ -502,6 +525,8 @@ mod tests {
             timestamp: 1,
             username: "u".into(),
             text: text.into(),
+            notice: false,
+            room: None,
         };
         Request::Append(Ticket::for_tests(number), append)
     }

@@ -66,7 +66,9 @@ pub(crate) struct Accepted {
 pub(crate) fn accept(request: &Request) -> Result<Accepted, Response> {
     let mut response = create_response(request).map_err(|error| rejection(&error))?;
     let offered = request.headers().get_all(SEC_WEBSOCKET_PROTOCOL);
-    let (version, selected) = Version::negotiate(offered.iter().filter_map(|v| v.to_str().ok()));
+    // v3 (rooms) is selected once the core and the store serve it.
+    let (version, selected) =
+        Version::negotiate_up_to(offered.iter().filter_map(|v| v.to_str().ok()), Version::V2);
     if let Some(selected) = selected {
         response
             .headers_mut()

@@ -74,6 +74,8 @@ impl<R: CryptoRng> Server<R> {
             timestamp: pending.timestamp,
             username: pending.username.clone(),
             text: pending.text.clone(),
+            notice: false,
+            room: None,
         };
         seam.append(append, pending);
     }
@@ -162,6 +164,7 @@ impl<R: CryptoRng> Server<R> {
             epoch: Some((*self.epoch).into()),
             messages,
             complete: catch_up.complete,
+            room: None,
         });
         self.actions.send_new(conn, frame);
     }

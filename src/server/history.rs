@@ -28,6 +28,7 @@ impl Said {
             message: (&*self.message).into(),
             seq: v2.then_some(self.seq),
             timestamp: v2.then_some(self.timestamp),
+            room: None,
         }
     }
 }

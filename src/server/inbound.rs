@@ -129,6 +129,8 @@ impl<R: CryptoRng> Server<R> {
             ClientMessage::TextFromUser { text, .. } => self.text(conn, reply_to, text, now),
             ClientMessage::ListUsers { .. } => self.list_users(conn, reply_to),
             ClientMessage::Logout { .. } => self.logout(conn, reply_to, now),
+            // v3: rooms, direct messages and moderation (see `rooms`).
+            _ => self.rooms_message(conn, reply_to, message, now),
         }
     }
 

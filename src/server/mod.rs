@@ -46,6 +46,7 @@ mod notices;
 mod outbound;
 mod presence;
 mod rate;
+mod rooms;
 mod seam;
 mod snapshot;
 mod stats;
@@ -75,7 +76,7 @@ pub use cluster::Remote;
 pub use event::{Event, Limit};
 pub use logins::{Claim, HeldName, SecretHash};
 pub use seam::{Answer, Append, Disconnect, Failed, Online, Request, Reserve, Ticket, Write};
-pub use snapshot::{Snapshot, StoredMessage, StoredName};
+pub use snapshot::{Snapshot, StoredMember, StoredMessage, StoredName, StoredRead, StoredRoom};
 pub use stats::Stats;
 
 /// The sans-IO chat server. `R` supplies ids and secrets: a CSPRNG seeded by

@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use super::ConnectionId;
 use super::logins::{Claim, SecretHash};
-use crate::protocol::LeaveReason;
+use crate::protocol::{LeaveReason, Role};
 
 /// Names one request of kind `K`, so that its answer can be matched to it
 /// and can only be an answer of that kind. Only the core makes tickets.
@@ -199,7 +199,10 @@ pub enum Write {
     /// A name's last connection closed: it is held until `expires_at`.
     Idle { key: Arc<str>, expires_at: u64 },
     /// A name was released (its TTL ran out, it was logged out, or it was
-    /// released early): the name is free and its secret worthless.
+    /// released early): the name is free and its secret worthless. Its
+    /// memberships (its lobby "left" mark too), invites and read markers
+    /// are forgotten with it, and every direct conversation it is a party
+    /// of is dropped; its bans stay, and a room it owned has no owner.
     Release { key: Arc<str> },
     /// The server was alive at `at`. Names held by connections open at a
     /// crash count as released at the last such instant saved.
@@ -208,16 +211,63 @@ pub enum Write {
     /// (a v2 `logout`); the other nodes are told, and log their own
     /// holders of it out.
     Logout { key: Arc<str>, display: Arc<str> },
+    /// v3: a room's settings, on creation and on every change of topic or
+    /// mode (an upsert). `room` is its key (see `rooms`).
+    Room {
+        room: Arc<str>,
+        display: Arc<str>,
+        owner: Option<Arc<str>>,
+        invite_only: bool,
+        topic: Option<Arc<str>>,
+        epoch: Arc<str>,
+    },
+    /// v3: `name` is in `room` with `role`, muted until `muted_until` (ms
+    /// since the Unix epoch; `Some(u64::MAX)` for good); an upsert. For the
+    /// lobby: the name is back in it.
+    Member {
+        room: Arc<str>,
+        name: Arc<str>,
+        role: Role,
+        muted_until: Option<u64>,
+    },
+    /// v3: `name` is no longer in `room`. For the lobby: the name left it.
+    Unmember { room: Arc<str>, name: Arc<str> },
+    /// v3: `name` is banned from `room` until `until` (`None`: for good).
+    Ban {
+        room: Arc<str>,
+        name: Arc<str>,
+        until: Option<u64>,
+    },
+    /// v3: a ban is lifted.
+    Unban { room: Arc<str>, name: Arc<str> },
+    /// v3: `name` may join the invite-only `room`.
+    Invite { room: Arc<str>, name: Arc<str> },
+    /// v3: an invite is used or withdrawn.
+    Uninvite { room: Arc<str>, name: Arc<str> },
+    /// v3: the last `seq` `name` has read in `room`.
+    Read {
+        name: Arc<str>,
+        room: Arc<str>,
+        seq: u64,
+    },
+    /// v3: a room and everything of it is gone.
+    DropRoom { room: Arc<str> },
 }
 
 /// A chat message was accepted. The store gives it the next `seq`
 /// ([`Answer::Appended`]) and keeps the latest `history_size` messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Append {
+    /// v3: the room's key; `None`: the lobby (v2's numbering). The answer's
+    /// `seq` is in this room's numbering.
+    pub room: Option<Arc<str>>,
     pub id: Arc<str>,
     pub timestamp: u64,
     pub username: Arc<str>,
     pub text: Arc<str>,
+    /// A moderation notice: `text` is the notice's JSON object as the core
+    /// encodes it, and `username` who did it.
+    pub notice: bool,
 }
 
 /// Asked of a shared store (a cluster): one of this node's connections

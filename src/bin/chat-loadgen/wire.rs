@@ -289,6 +289,7 @@ pub fn login(username: &str) -> String {
         secret: None,
         since: None,
         epoch: None,
+        rooms: None,
     })
 }
 
@@ -297,6 +298,7 @@ pub fn text_from_user(id: u64, text: String) -> String {
     encode(&ClientMessage::TextFromUser {
         id: id.to_string(),
         text,
+        room: None,
     })
 }
 
@@ -322,6 +324,7 @@ mod tests {
             message: message.into(),
             seq: None,
             timestamp: None,
+            room: None,
         };
         String::from_utf8(msg.encode()).unwrap()
     }
@@ -527,6 +530,7 @@ mod tests {
             message: stamp.to_text(100).into(),
             seq: Some(43),
             timestamp: Some(1_764_326_401_000),
+            room: None,
         };
         let own = String::from_utf8(own.encode()).unwrap();
         assert!(own.starts_with(TEXT_BROADCAST), "{own}");
@@ -538,6 +542,7 @@ mod tests {
             epoch: None,
             messages: vec![ServerMessage::decode(own.as_bytes()).unwrap()],
             complete: true,
+            room: None,
         };
         let history = String::from_utf8(history.encode()).unwrap();
         assert_eq!(hear(&history, "b"), Heard::Other);
@@ -589,13 +594,15 @@ mod tests {
                 secret: None,
                 since: None,
                 epoch: None,
+                rooms: None
             })
         );
         assert_eq!(
             ClientMessage::decode(text_from_user(5, "lg 1 2 3 x".into()).as_bytes()),
             Ok(ClientMessage::TextFromUser {
                 id: "5".into(),
-                text: "lg 1 2 3 x".into()
+                text: "lg 1 2 3 x".into(),
+                room: None
             })
         );
     }

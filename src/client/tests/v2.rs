@@ -21,6 +21,7 @@ fn said<'a>(name: &'a str, message: &'a str, seq: u64, timestamp: u64) -> Server
         message: message.into(),
         seq: Some(seq),
         timestamp: Some(timestamp),
+        room: None,
     }
 }
 
@@ -33,6 +34,7 @@ fn echo<'a>(message: &'a str, reply_to: String, seq: u64, timestamp: u64) -> Ser
         message: message.into(),
         seq: Some(seq),
         timestamp: Some(timestamp),
+        room: None,
     }
 }
 
@@ -43,6 +45,7 @@ fn history(messages: Vec<ServerMessage<'static>>, complete: bool) -> ServerMessa
         epoch: None,
         messages,
         complete,
+        room: None,
     }
 }
 
@@ -58,6 +61,7 @@ fn history_in(
         epoch: Some(epoch.into()),
         messages,
         complete,
+        room: None,
     }
 }
 
@@ -131,7 +135,7 @@ impl Harness {
             .iter()
             .rev()
             .find_map(|message| match message {
-                ClientMessage::TextFromUser { id, text: t } if t == text => Some(id.clone()),
+                ClientMessage::TextFromUser { id, text: t, .. } if t == text => Some(id.clone()),
                 _ => None,
             })
             .unwrap_or_else(|| panic!("{text:?} was never sent"))

@@ -51,6 +51,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Heard, String> {
             timestamp: number(timestamp)?,
             username: username.clone(),
             text: text.clone(),
+            notice: false,
         }),
         ("j", [username, location, timestamp]) => What::Other(Remote::Joined {
             username: username.as_str().into(),
@@ -137,6 +138,7 @@ fn history_entry(entry: &Value) -> Option<(StoredMessage, String)> {
         timestamp: timestamp?,
         username: username?,
         text: said?,
+        notice: false,
     };
     Some((message, node?))
 }
@@ -220,6 +222,7 @@ mod tests {
                 timestamp: 1700,
                 username: "bob".into(),
                 text: "hi / \"there\"".into(),
+                notice: false
             })
         );
         let j = decode(br#"["j","n2","Bob","127.0.0.1","1700"]"#).unwrap();

@@ -124,6 +124,7 @@ pub(crate) fn call_of(request: Request) -> Result<Call, Answer> {
                 timestamp,
                 username,
                 text,
+                ..
             },
         ) => Call::Append {
             ticket,

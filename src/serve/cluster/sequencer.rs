@@ -198,6 +198,7 @@ mod tests {
             timestamp: 1_000 + seq,
             username: "bob".into(),
             text: format!("text {seq}"),
+            notice: false,
         }
     }
 

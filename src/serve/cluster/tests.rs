@@ -61,6 +61,7 @@ fn message(seq: u64) -> StoredMessage {
         timestamp: 1_000 + seq,
         username: "bob".into(),
         text: format!("text {seq}"),
+        notice: false,
     }
 }
 
