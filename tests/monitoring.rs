@@ -356,6 +356,7 @@ fn a_scrape_after_a_session_shows_exactly_what_the_session_did() {
     let expected = [
         at("wschat_connections", &[("protocol", "v1")], 1.0),
         at("wschat_connections", &[("protocol", "v2")], 0.0),
+        at("wschat_connections", &[("protocol", "v3")], 0.0),
         at(
             "wschat_connections_opened_total",
             &[("protocol", "v1")],
@@ -365,6 +366,11 @@ fn a_scrape_after_a_session_shows_exactly_what_the_session_did() {
             "wschat_connections_opened_total",
             &[("protocol", "v2")],
             1.0,
+        ),
+        at(
+            "wschat_connections_opened_total",
+            &[("protocol", "v3")],
+            0.0,
         ),
         at(
             "wschat_connections_closed_total",
@@ -397,6 +403,13 @@ fn a_scrape_after_a_session_shows_exactly_what_the_session_did() {
         error("invalidUsername", 0.0),
         error("messageTooLong", 0.0),
         error("unavailable", 0.0),
+        error("invalidRoom", 0.0),
+        error("noSuchUser", 0.0),
+        error("notAMember", 0.0),
+        error("forbidden", 0.0),
+        error("banned", 0.0),
+        error("muted", 0.0),
+        error("limitReached", 0.0),
         at("wschat_rate_limited_total", &[("limit", "messages")], 1.0),
         at(
             "wschat_rate_limited_total",
