@@ -314,3 +314,97 @@ fn fanout_spreads_clients_over_a_clusters_nodes_and_adds_up_their_cpu() {
         );
     }
 }
+
+mod fake_v3;
+
+/// Runs the rooms mode small against `addr`: 3 rooms of 4 members, each
+/// saying a message every 200 ms for 1 s.
+fn rooms(addr: &str, pid: Option<u32>) -> (ExitStatus, Summary) {
+    let pid = pid.map(|pid| pid.to_string());
+    let mut args = vec![
+        "rooms",
+        "--server",
+        addr,
+        "--timeout",
+        "60s",
+        "--rooms",
+        "3",
+        "--members",
+        "4",
+        "--interval",
+        "200ms",
+        "--duration",
+        "1s",
+        "--drain",
+        "10s",
+        "--source-ips",
+        "2",
+    ];
+    if let Some(pid) = &pid {
+        args.extend(["--server-pid", pid]);
+    }
+    loadgen(&args, Duration::from_secs(90))
+}
+
+/// What a clean small rooms run reports, whoever the server is.
+fn assert_rooms_delivered_everything(status: ExitStatus, summary: &Summary) {
+    assert!(status.success(), "{status} `{summary}`");
+    assert_eq!(get::<String>(summary, "status"), "ok");
+    assert_eq!(get::<String>(summary, "protocol"), "v3");
+    assert_eq!(get::<usize>(summary, "logged_in"), 12);
+    assert_eq!(get::<usize>(summary, "joined"), 12);
+    assert_eq!(get::<usize>(summary, "join_failed"), 0);
+    // Every 200 ms for 1 s, the first within the first 200 ms: 5 each.
+    assert_eq!(get::<u64>(summary, "sent"), 12 * 5);
+    // Each room's 20 messages to its 4 members, the sender included.
+    assert_eq!(get::<u64>(summary, "expected"), 3 * 20 * 4);
+    assert_eq!(get::<u64>(summary, "delivered"), 3 * 20 * 4);
+    assert_eq!(get::<u64>(summary, "acked"), 12 * 5);
+    for zero in ["lost", "out_of_order", "unexpected", "seq_breaks", "errors"] {
+        assert_eq!(get::<u64>(summary, zero), 0, "{zero} in `{summary}`");
+    }
+    assert_eq!(get::<usize>(summary, "rooms_with_loss"), 0);
+    assert!(get::<Option<u64>>(summary, "p99_us").is_some());
+}
+
+#[test]
+fn rooms_hears_every_message_of_each_room_from_a_v3_stand_in() {
+    let server = fake_v3::FakeV3::start(None);
+    let (status, summary) = rooms(&server.addr.to_string(), Some(std::process::id()));
+    assert_rooms_delivered_everything(status, &summary);
+    assert!(get::<Option<u64>>(&summary, "server_rss_kib").is_some());
+}
+
+#[test]
+fn rooms_notices_a_delivery_the_server_dropped() {
+    // Delivery 15 is the 3rd of the 4th message: room 0's second.
+    let server = fake_v3::FakeV3::start(Some(15));
+    let (status, summary) = rooms(&server.addr.to_string(), None);
+    assert!(status.success(), "{status} `{summary}`");
+    assert_eq!(get::<u64>(&summary, "expected"), 3 * 20 * 4);
+    assert_eq!(get::<u64>(&summary, "delivered"), 3 * 20 * 4 - 1);
+    assert_eq!(get::<u64>(&summary, "lost"), 1);
+    assert_eq!(get::<usize>(&summary, "rooms_with_loss"), 1);
+    assert_eq!(get::<u64>(&summary, "out_of_order"), 0);
+    // The member that missed it saw its room's numbering jump.
+    assert_eq!(get::<u64>(&summary, "seq_breaks"), 1);
+}
+
+#[test]
+fn rooms_without_a_v3_server_reports_failure_and_stops() {
+    // A server that speaks v1 and v2 only does not select wschat.v3.
+    let server = ServerProcess::start(&[]);
+    let (status, summary) = rooms(&server.addr.to_string(), None);
+    assert!(!status.success());
+    assert_eq!(get::<String>(&summary, "status"), "failed");
+    assert_eq!(get::<usize>(&summary, "failed"), 12);
+}
+
+#[test]
+#[ignore = "chat-server speaks v3 once issue 22 is merged; then un-ignore"]
+fn rooms_hears_every_message_of_each_room_from_chat_server() {
+    let server =
+        ServerProcess::start(&["--message-rate", "0", "--rooms-per-address-per-minute", "0"]);
+    let (status, summary) = rooms(&server.addr.to_string(), Some(server.pid()));
+    assert_rooms_delivered_everything(status, &summary);
+}
