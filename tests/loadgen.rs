@@ -408,3 +408,48 @@ fn rooms_hears_every_message_of_each_room_from_chat_server() {
     let (status, summary) = rooms(&server.addr.to_string(), Some(server.pid()));
     assert_rooms_delivered_everything(status, &summary);
 }
+
+#[test]
+fn rooms_idle_creates_and_fills_the_rooms_and_reads_the_rss_between() {
+    let server = fake_v3::FakeV3::start(None);
+    let pid = std::process::id().to_string();
+    let (status, summary) = loadgen(
+        &[
+            "rooms-idle",
+            "--server",
+            &server.addr.to_string(),
+            "--server-pid",
+            &pid,
+            "--timeout",
+            "60s",
+            "--clients",
+            "6",
+            "--rooms",
+            "14",
+            "--members",
+            "3",
+            "--settle",
+            "50ms",
+        ],
+        Duration::from_secs(90),
+    );
+    assert!(status.success(), "{status} `{summary}`");
+    assert_eq!(get::<String>(&summary, "status"), "ok");
+    assert_eq!(get::<usize>(&summary, "logged_in"), 6);
+    assert_eq!(get::<usize>(&summary, "created"), 14);
+    assert_eq!(get::<usize>(&summary, "memberships_added"), 14 * 2);
+    assert_eq!(get::<usize>(&summary, "join_failed"), 0);
+    assert_eq!(get::<u64>(&summary, "errors"), 0);
+    for read in [
+        "server_rss_logged_in_kib",
+        "server_rss_created_kib",
+        "server_rss_filled_kib",
+        "server_bytes_per_room",
+        "server_bytes_per_membership",
+    ] {
+        assert!(
+            get::<Option<u64>>(&summary, read).is_some(),
+            "{read} in `{summary}`"
+        );
+    }
+}

@@ -27,10 +27,12 @@ use tungstenite::{Message, WebSocket};
 struct World {
     /// Every logged-in connection's outbox.
     lobby: Vec<Sender<String>>,
-    /// Per room: its next seq and its members' connections and outboxes.
-    rooms: HashMap<String, (u64, Vec<(u64, Sender<String>)>)>,
+    rooms: HashMap<String, Room>,
     connections: u64,
 }
+
+/// A room's next seq and its members: their connections and outboxes.
+type Room = (u64, Vec<(u64, Sender<String>)>);
 
 pub struct FakeV3 {
     pub addr: SocketAddr,
@@ -60,6 +62,7 @@ fn serve(
     deliveries: Arc<AtomicU64>,
     drop_delivery: Option<u64>,
 ) {
+    #[allow(clippy::result_large_err)] // tungstenite's callback type
     let select_v3 = |request: &Request, mut response: Response| {
         let offered = request.headers().get("sec-websocket-protocol");
         if offered.is_some_and(|o| o.to_str().is_ok_and(|o| o.contains("wschat.v3"))) {

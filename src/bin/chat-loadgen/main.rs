@@ -52,6 +52,10 @@ enum Mode {
     /// its room every interval; reports deliveries/s, latency percentiles
     /// and what each room's members missed.
     Rooms(rooms::RoomsArgs),
+    /// Protocol v3: C clients create R rooms, then fill them to M members;
+    /// reports the server's RSS per room and per membership (needs
+    /// --server-pid).
+    RoomsIdle(rooms::idle::RoomsIdleArgs),
 }
 
 fn main() {
@@ -72,6 +76,10 @@ fn main() {
             }
             Mode::Rooms(args) => {
                 let report = rooms::run(args).await?;
+                (report.status, report.to_summary())
+            }
+            Mode::RoomsIdle(args) => {
+                let report = rooms::idle::run(args).await?;
                 (report.status, report.to_summary())
             }
         })

@@ -9,7 +9,7 @@
 //! deliveries a second.
 
 mod client;
-
+pub mod idle;
 mod plan;
 mod v3;
 
