@@ -317,9 +317,11 @@ fn fanout_spreads_clients_over_a_clusters_nodes_and_adds_up_their_cpu() {
 
 mod fake_v3;
 
+use fake_v3::Faults;
+
 /// Runs the rooms mode small against `addr`: 3 rooms of 4 members, each
 /// saying a message every 200 ms for 1 s.
-fn rooms(addr: &str, pid: Option<u32>) -> (ExitStatus, Summary) {
+fn rooms(addr: &str, pid: Option<u32>, extra: &[&str]) -> (ExitStatus, Summary) {
     let pid = pid.map(|pid| pid.to_string());
     let mut args = vec![
         "rooms",
@@ -343,6 +345,7 @@ fn rooms(addr: &str, pid: Option<u32>) -> (ExitStatus, Summary) {
     if let Some(pid) = &pid {
         args.extend(["--server-pid", pid]);
     }
+    args.extend(extra);
     loadgen(&args, Duration::from_secs(90))
 }
 
@@ -369,17 +372,31 @@ fn assert_rooms_delivered_everything(status: ExitStatus, summary: &Summary) {
 
 #[test]
 fn rooms_hears_every_message_of_each_room_from_a_v3_stand_in() {
-    let server = fake_v3::FakeV3::start(None);
-    let (status, summary) = rooms(&server.addr.to_string(), Some(std::process::id()));
+    let server = fake_v3::FakeV3::start(Faults::default());
+    let (status, summary) = rooms(&server.addr.to_string(), Some(std::process::id()), &[]);
     assert_rooms_delivered_everything(status, &summary);
     assert!(get::<Option<u64>>(&summary, "server_rss_kib").is_some());
 }
 
 #[test]
+fn rooms_goes_on_when_the_lobby_does_not_tell_the_barriers_login() {
+    let server = fake_v3::FakeV3::start(Faults {
+        quiet_lobby: true,
+        ..Faults::default()
+    });
+    let addr = server.addr.to_string();
+    let (status, summary) = rooms(&addr, None, &["--barrier-timeout", "500ms"]);
+    assert_rooms_delivered_everything(status, &summary);
+}
+
+#[test]
 fn rooms_notices_a_delivery_the_server_dropped() {
     // Delivery 15 is the 3rd of the 4th message: room 0's second.
-    let server = fake_v3::FakeV3::start(Some(15));
-    let (status, summary) = rooms(&server.addr.to_string(), None);
+    let server = fake_v3::FakeV3::start(Faults {
+        drop_delivery: Some(15),
+        ..Faults::default()
+    });
+    let (status, summary) = rooms(&server.addr.to_string(), None, &[]);
     assert!(status.success(), "{status} `{summary}`");
     assert_eq!(get::<u64>(&summary, "expected"), 3 * 20 * 4);
     assert_eq!(get::<u64>(&summary, "delivered"), 3 * 20 * 4 - 1);
@@ -394,7 +411,7 @@ fn rooms_notices_a_delivery_the_server_dropped() {
 fn rooms_without_a_v3_server_reports_failure_and_stops() {
     // A server that speaks v1 and v2 only does not select wschat.v3.
     let server = ServerProcess::start(&[]);
-    let (status, summary) = rooms(&server.addr.to_string(), None);
+    let (status, summary) = rooms(&server.addr.to_string(), None, &[]);
     assert!(!status.success());
     assert_eq!(get::<String>(&summary, "status"), "failed");
     assert_eq!(get::<usize>(&summary, "failed"), 12);
@@ -405,13 +422,13 @@ fn rooms_without_a_v3_server_reports_failure_and_stops() {
 fn rooms_hears_every_message_of_each_room_from_chat_server() {
     let server =
         ServerProcess::start(&["--message-rate", "0", "--rooms-per-address-per-minute", "0"]);
-    let (status, summary) = rooms(&server.addr.to_string(), Some(server.pid()));
+    let (status, summary) = rooms(&server.addr.to_string(), Some(server.pid()), &[]);
     assert_rooms_delivered_everything(status, &summary);
 }
 
 #[test]
 fn rooms_idle_creates_and_fills_the_rooms_and_reads_the_rss_between() {
-    let server = fake_v3::FakeV3::start(None);
+    let server = fake_v3::FakeV3::start(Faults::default());
     let pid = std::process::id().to_string();
     let (status, summary) = loadgen(
         &[

@@ -6,8 +6,8 @@
 //! that the mode is tested end to end before the real server speaks v3;
 //! once it does, the same test runs against `chat-server`.
 //!
-//! It can misbehave on purpose: drop the `n`-th delivery, to show that the
-//! load generator notices.
+//! It can misbehave on purpose ([`Faults`]), to show that the load
+//! generator notices or copes.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -38,10 +38,18 @@ pub struct FakeV3 {
     pub addr: SocketAddr,
 }
 
+/// Ways to misbehave.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Drop delivery number `n` (from 1) of a `textBroadcast`.
+    pub drop_delivery: Option<u64>,
+    /// Tell nobody of logins (no `loginBroadcast`).
+    pub quiet_lobby: bool,
+}
+
 impl FakeV3 {
-    /// Listens on 127.0.0.1; drops delivery number `drop_delivery` (from 1)
-    /// when given. Its threads live as long as the test process.
-    pub fn start(drop_delivery: Option<u64>) -> FakeV3 {
+    /// Listens on 127.0.0.1. Its threads live as long as the test process.
+    pub fn start(faults: Faults) -> FakeV3 {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("local address");
         let world = Arc::new(Mutex::new(World::default()));
@@ -49,19 +57,14 @@ impl FakeV3 {
         thread::spawn(move || {
             for tcp in listener.incoming().flatten() {
                 let (world, deliveries) = (world.clone(), deliveries.clone());
-                thread::spawn(move || serve(tcp, world, deliveries, drop_delivery));
+                thread::spawn(move || serve(tcp, world, deliveries, faults));
             }
         });
         FakeV3 { addr }
     }
 }
 
-fn serve(
-    tcp: TcpStream,
-    world: Arc<Mutex<World>>,
-    deliveries: Arc<AtomicU64>,
-    drop_delivery: Option<u64>,
-) {
+fn serve(tcp: TcpStream, world: Arc<Mutex<World>>, deliveries: Arc<AtomicU64>, faults: Faults) {
     #[allow(clippy::result_large_err)] // tungstenite's callback type
     let select_v3 = |request: &Request, mut response: Response| {
         let offered = request.headers().get("sec-websocket-protocol");
@@ -110,6 +113,9 @@ fn serve(
                     "username": username, "location": "127.0.0.1", "secret": "s"});
                 outbox.send(answer.to_string()).ok();
                 world.lobby.push(outbox.clone());
+                if faults.quiet_lobby {
+                    continue;
+                }
                 let told = json!({"type": "loginBroadcast", "id": "B", "username": username,
                     "location": "127.0.0.1", "timestamp": 1});
                 world.lobby.retain(|o| o.send(told.to_string()).is_ok());
@@ -141,7 +147,7 @@ fn serve(
                 let (others, own) = (said(None), said(Some(id)));
                 for (member, member_outbox) in members.iter() {
                     let n = deliveries.fetch_add(1, Ordering::Relaxed) + 1;
-                    if Some(n) == drop_delivery {
+                    if Some(n) == faults.drop_delivery {
                         continue;
                     }
                     let frame = if *member == me { &own } else { &others };

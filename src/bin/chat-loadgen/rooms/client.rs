@@ -11,7 +11,7 @@ use smol::Timer;
 
 use super::Shared;
 use super::plan::SeqTrack;
-use super::v3::{self, JOIN_ID, RoomHeard};
+use super::v3::{self, JOIN_ID, RoomEar, RoomHeard};
 use crate::common::{Barrier, Counters, Ctx, Ending, not_logged_in};
 use crate::ledger::Ledger;
 use crate::net::{Ws, WsSender};
@@ -116,7 +116,7 @@ pub async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>, member: Arc<Mu
         Ok(ws) => ws,
         Err(error) => return counters.fail(format_args!("{error:#}")),
     };
-    let ear = ctx.ear();
+    let ear = RoomEar::new(&ctx.barrier_name());
     let mut barrier = Barrier::default();
     let mut refused = None;
     let (sender, mut frames) = ws.split();
@@ -128,7 +128,7 @@ pub async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>, member: Arc<Mu
         let Ok(Message::Text(text)) = next else {
             continue;
         };
-        match v3::hear(&text, &ear) {
+        match ear.hear(&text) {
             RoomHeard::Said {
                 room: said_in,
                 seq,

@@ -17,7 +17,7 @@ use smol::Timer;
 use smol::lock::OnceCell;
 
 use super::plan::room_name;
-use super::v3::{self, RoomHeard, SUBPROTOCOL_V3};
+use super::v3::{self, RoomEar, RoomHeard, SUBPROTOCOL_V3};
 use crate::common::{Barrier, CommonArgs, Counters, Ctx, Ending, not_logged_in, secs};
 use crate::net::WsSender;
 use crate::summary::{Status, report};
@@ -45,6 +45,8 @@ pub struct RoomsIdleArgs {
     /// (and again for each phase of joins).
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration)]
     pub setup_timeout: Duration,
+    #[command(flatten)]
+    pub lobby: super::LobbyArgs,
 }
 
 report! {
@@ -219,9 +221,8 @@ pub async fn run(args: RoomsIdleArgs) -> anyhow::Result<RoomsIdleReport> {
         ctx.rt.spawn(client).detach();
     }
     let counters = &shared.counters;
-    let mut done = ctx
-        .settle(start + args.setup_timeout, counters, args.clients)
-        .await;
+    let until = start + args.setup_timeout;
+    let mut done = super::settle_lobby(&ctx, counters, args.clients, until, &args.lobby).await;
     report.setup_s = secs(start.elapsed());
     if counters.alive() == 0 {
         report.status = Status::Failed;
@@ -302,7 +303,7 @@ async fn client(n: usize, plan: Plan, ctx: Arc<Ctx>, shared: Arc<Shared>) {
         Ok(ws) => ws,
         Err(error) => return counters.fail(format_args!("{error:#}")),
     };
-    let ear = ctx.ear();
+    let ear = RoomEar::new(&ctx.barrier_name());
     let mut barrier = Barrier::default();
     let (sender, mut frames) = ws.split();
     let mut sender = Some(sender);
@@ -314,7 +315,7 @@ async fn client(n: usize, plan: Plan, ctx: Arc<Ctx>, shared: Arc<Shared>) {
         let Ok(Message::Text(text)) = next else {
             continue;
         };
-        match v3::hear(&text, &ear) {
+        match ear.hear(&text) {
             RoomHeard::LoginMessage => {
                 logged_in = true;
                 Counters::bump(&counters.logged_in);

@@ -57,6 +57,56 @@ pub struct RoomsArgs {
     /// rooms take longer.
     #[arg(long, value_name = "DURATION", default_value = "180s", value_parser = humantime::parse_duration)]
     pub setup_timeout: Duration,
+    #[command(flatten)]
+    pub lobby: LobbyArgs,
+}
+
+/// How long the rooms modes wait for the lobby's join storm.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LobbyArgs {
+    /// Wait at most this long, once every client has logged in, for all
+    /// of them to hear the barrier's login in the lobby; then go on with a
+    /// warning (a v3 server might tell the lobby's joins in a way this
+    /// load generator does not read).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub barrier_timeout: Duration,
+}
+
+/// Waits until all `clients` have logged in or failed, then for the lobby's
+/// join storm to settle behind the [barrier](Ctx::barrier), for at most
+/// `--barrier-timeout`. Returns whether some client is logged in by then.
+async fn settle_lobby(
+    ctx: &Ctx,
+    counters: &Counters,
+    clients: usize,
+    until: Instant,
+    lobby: &LobbyArgs,
+) -> bool {
+    let logged_in = ctx
+        .wait_for(until, || {
+            Counters::get(&counters.logged_in) + Counters::get(&counters.failed) >= clients
+        })
+        .await;
+    if !logged_in || counters.alive() == 0 {
+        return false;
+    }
+    let patience = until.min(Instant::now() + lobby.barrier_timeout);
+    let heard = ctx
+        .barrier(
+            patience,
+            || counters.alive(),
+            || Counters::get(&counters.heard_barrier),
+        )
+        .await;
+    if !heard {
+        eprintln!(
+            "chat-loadgen: {} of {} clients heard the barrier's login within {:?}; going on",
+            Counters::get(&counters.heard_barrier),
+            counters.alive(),
+            lobby.barrier_timeout,
+        );
+    }
+    Instant::now() < until
 }
 
 report! {
@@ -256,7 +306,7 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RoomsReport> {
         ctx.rt.spawn(client).detach();
     }
     let counters = &shared.counters;
-    let settled = ctx.settle(setup_deadline, counters, clients).await
+    let settled = settle_lobby(&ctx, counters, clients, setup_deadline, &args.lobby).await
         && ctx
             .wait_for(setup_deadline, || {
                 Counters::get(&shared.joined) + Counters::get(&shared.join_failures)

@@ -76,6 +76,8 @@ struct Frame<'a> {
     change: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     error: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    username: Option<Cow<'a, str>>,
 }
 
 /// A v3 frame, as far as the rooms modes care.
@@ -95,7 +97,8 @@ pub enum RoomHeard<'a> {
         change: Cow<'a, str>,
         reply_to: Option<Cow<'a, str>>,
     },
-    /// A lobby join notice (`loginBroadcast`, `presence`): the barrier's.
+    /// A lobby join notice (`loginBroadcast`, `presence`, or a `member`
+    /// of the lobby, should a v3 server tell its joins so): the barrier's?
     Lobby(Heard),
     /// The answer to our login.
     LoginMessage,
@@ -111,8 +114,30 @@ pub enum RoomHeard<'a> {
     Garbage,
 }
 
-/// Classifies one v3 text frame; `ear` reads the lobby's join notices.
-pub fn hear<'a>(frame: &'a str, ear: &Ear) -> RoomHeard<'a> {
+/// Classifies v3 text frames.
+#[derive(Debug, Clone)]
+pub struct RoomEar {
+    /// Reads the lobby's v1/v2 join notices.
+    lobby: Ear,
+    /// The username whose join marks the end of the lobby's join storm.
+    barrier: String,
+}
+
+impl RoomEar {
+    pub fn new(barrier: &str) -> Self {
+        RoomEar {
+            lobby: Ear::new(barrier),
+            barrier: barrier.to_owned(),
+        }
+    }
+
+    /// Classifies one v3 text frame.
+    pub fn hear<'a>(&self, frame: &'a str) -> RoomHeard<'a> {
+        hear(frame, self)
+    }
+}
+
+fn hear<'a>(frame: &'a str, ear: &RoomEar) -> RoomHeard<'a> {
     let Ok(parsed) = serde_json::from_str::<Frame<'a>>(frame) else {
         return RoomHeard::Garbage;
     };
@@ -133,7 +158,13 @@ pub fn hear<'a>(frame: &'a str, ear: &Ear) -> RoomHeard<'a> {
             },
             _ => RoomHeard::Garbage,
         },
-        "loginBroadcast" | "presence" => RoomHeard::Lobby(ear.hear(frame)),
+        "loginBroadcast" | "presence" => RoomHeard::Lobby(ear.lobby.hear(frame)),
+        "member" if parsed.room.as_deref() == Some(LOBBY) => {
+            let joined = parsed.change.as_deref() == Some("joined");
+            RoomHeard::Lobby(Heard::LoginBroadcast {
+                barrier: joined && parsed.username.as_deref() == Some(&*ear.barrier),
+            })
+        }
         "loginMessage" => RoomHeard::LoginMessage,
         "errorMessage" => RoomHeard::Error {
             code: parsed.error.unwrap_or(Cow::Borrowed("?")),

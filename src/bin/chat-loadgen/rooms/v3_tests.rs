@@ -5,7 +5,7 @@ use super::*;
 const BARRIER: &str = "lg-x-barrier";
 
 fn heard(frame: &str) -> RoomHeard<'_> {
-    hear(frame, &Ear::new(BARRIER))
+    RoomEar::new(BARRIER).hear(frame)
 }
 
 fn stamp(sender: u32, seq: u64) -> Stamp {
@@ -121,6 +121,23 @@ fn hears_the_login_and_the_lobbys_join_notices() {
             joined: 900
         })
     );
+    // Should a v3 server tell the lobby's joins as `member` frames.
+    let member = |username: &str, change: &str| {
+        format!(
+            r##"{{"type":"member","id":"m","room":"#lobby","username":"{username}","change":"{change}","timestamp":1}}"##
+        )
+    };
+    assert_eq!(
+        heard(&member(BARRIER, "joined")),
+        RoomHeard::Lobby(Heard::LoginBroadcast { barrier: true })
+    );
+    for other in [member("lg-x-1", "joined"), member(BARRIER, "left")] {
+        assert_eq!(
+            heard(&other),
+            RoomHeard::Lobby(Heard::LoginBroadcast { barrier: false }),
+            "{other}"
+        );
+    }
 }
 
 #[test]
