@@ -48,13 +48,14 @@ enum Mode {
     /// Opens and logs in connections as fast as the server takes them;
     /// reports connections/s, login latency and the join storm.
     Accept(accept::AcceptArgs),
-    /// Protocol v3: R rooms of M members, each member saying a message in
-    /// its room every interval; reports deliveries/s, latency percentiles
-    /// and what each room's members missed.
+    /// R rooms of M members, each member saying a message in its room every
+    /// interval; reports deliveries/s, latency percentiles and what each
+    /// room's members missed. Speaks protocol v3 (offers `wschat.v3`;
+    /// leave out --protocol).
     Rooms(rooms::RoomsArgs),
-    /// Protocol v3: C clients create R rooms, then fill them to M members;
-    /// reports the server's RSS per room and per membership (needs
-    /// --server-pid).
+    /// C clients create R rooms, then fill them to M members; reports the
+    /// server's RSS per room and per membership (needs --server-pid).
+    /// Speaks protocol v3 (offers `wschat.v3`; leave out --protocol).
     RoomsIdle(rooms::idle::RoomsIdleArgs),
 }
 

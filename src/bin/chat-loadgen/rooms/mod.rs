@@ -31,7 +31,7 @@ use crate::wire::Protocol;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RoomsArgs {
-    /// (Always protocol v3: it offers `wschat.v3`; `--protocol` must stay v1, its default.)
+    // Always protocol v3 (`wschat.v3`): `--protocol` is refused but for its default.
     #[command(flatten)]
     pub common: CommonArgs,
     /// Rooms, each created by the first of its members to join.
