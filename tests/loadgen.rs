@@ -418,6 +418,50 @@ fn rooms_without_a_v3_server_reports_failure_and_stops() {
 }
 
 #[test]
+fn rooms_fails_when_every_join_is_refused() {
+    let server = fake_v3::FakeV3::start(Faults {
+        refuse_joins: true,
+        ..Faults::default()
+    });
+    let (status, summary) = rooms(&server.addr.to_string(), None, &[]);
+    assert!(!status.success(), "{status} `{summary}`");
+    assert_eq!(get::<String>(&summary, "status"), "failed");
+    assert_eq!(get::<usize>(&summary, "logged_in"), 12);
+    assert_eq!(get::<usize>(&summary, "join_failed"), 12);
+    assert_eq!(get::<u64>(&summary, "sent"), 0);
+}
+
+#[test]
+fn rooms_idle_fails_when_every_join_is_refused() {
+    let server = fake_v3::FakeV3::start(Faults {
+        refuse_joins: true,
+        ..Faults::default()
+    });
+    let (status, summary) = loadgen(
+        &[
+            "rooms-idle",
+            "--server",
+            &server.addr.to_string(),
+            "--timeout",
+            "60s",
+            "--clients",
+            "3",
+            "--rooms",
+            "3",
+            "--members",
+            "2",
+            "--settle",
+            "10ms",
+        ],
+        Duration::from_secs(90),
+    );
+    assert!(!status.success(), "{status} `{summary}`");
+    assert_eq!(get::<String>(&summary, "status"), "failed");
+    assert_eq!(get::<usize>(&summary, "created"), 0);
+    assert_eq!(get::<usize>(&summary, "join_failed"), 3 + 3);
+}
+
+#[test]
 #[ignore = "chat-server speaks v3 once issue 22 is merged; then un-ignore"]
 fn rooms_hears_every_message_of_each_room_from_chat_server() {
     let server =

@@ -45,6 +45,8 @@ pub struct Faults {
     pub drop_delivery: Option<u64>,
     /// Tell nobody of logins (no `loginBroadcast`).
     pub quiet_lobby: bool,
+    /// Answer every `join` with `forbidden`.
+    pub refuse_joins: bool,
 }
 
 impl FakeV3 {
@@ -119,6 +121,11 @@ fn serve(tcp: TcpStream, world: Arc<Mutex<World>>, deliveries: Arc<AtomicU64>, f
                 let told = json!({"type": "loginBroadcast", "id": "B", "username": username,
                     "location": "127.0.0.1", "timestamp": 1});
                 world.lobby.retain(|o| o.send(told.to_string()).is_ok());
+            }
+            "join" if faults.refuse_joins => {
+                let refusal = json!({"type": "errorMessage", "error": "forbidden", "id": "E",
+                    "replyTo": id, "description": "join is not served"});
+                outbox.send(refusal.to_string()).ok();
             }
             "join" => {
                 let room = request["room"].as_str().unwrap_or_default().to_owned();

@@ -262,7 +262,10 @@ pub async fn run(args: RoomsIdleArgs) -> anyhow::Result<RoomsIdleReport> {
             Timer::after(args.settle).await;
             report.server_rss_filled_kib = ctx.server_rss_kib();
         }
-        if done && Instant::now() < ctx.deadline {
+        if Counters::get(&shared.created) == 0 {
+            // Every join refused: nothing was measured.
+            report.status = Status::Failed;
+        } else if done && Instant::now() < ctx.deadline {
             report.status = Status::Ok;
         }
     }
