@@ -13,6 +13,7 @@ use super::Shared;
 use super::plan::SeqTrack;
 use super::v3::{self, JOIN_ID, RoomEar, RoomHeard};
 use crate::common::{Barrier, Counters, Ctx, Ending, not_logged_in};
+use crate::latency::Pending;
 use crate::ledger::Ledger;
 use crate::net::{Ws, WsSender};
 use crate::wire::Stamp;
@@ -29,10 +30,8 @@ pub struct Member {
     pub seq: SeqTrack,
     pub last_delivery_nanos: u64,
     pub errors: u64,
-    /// Latencies not yet in the shared histogram (batched to keep its lock cold).
-    pending_us: Vec<u64>,
-    /// The same, of this client's own messages.
-    pending_ack_us: Vec<u64>,
+    /// Latencies not yet in the shared histograms.
+    pending: Pending,
     pub acked: u64,
 }
 
@@ -48,17 +47,13 @@ impl Member {
             seq: SeqTrack::default(),
             last_delivery_nanos: 0,
             errors: 0,
-            pending_us: Vec::new(),
-            pending_ack_us: Vec::new(),
+            pending: Pending::default(),
             acked: 0,
         }
     }
 
     pub fn flush(&mut self, shared: &Shared) {
-        shared.latencies.record_us(&self.pending_us);
-        self.pending_us.clear();
-        shared.ack_latencies.record_us(&self.pending_ack_us);
-        self.pending_ack_us.clear();
+        (self.pending).flush(&shared.latencies, &shared.ack_latencies);
     }
 
     /// Notes a `textBroadcast` heard in `room`, `now` nanoseconds after the
@@ -91,12 +86,9 @@ impl Member {
         self.ledger.record(slot, stamp.seq);
         self.last_delivery_nanos = now;
         let latency_us = now.saturating_sub(stamp.sent_nanos) / 1000;
-        self.pending_us.push(latency_us);
-        if stamp.sender as usize == me {
-            self.acked += 1;
-            self.pending_ack_us.push(latency_us);
-        }
-        if self.pending_us.len() >= LATENCY_BATCH {
+        let own = stamp.sender as usize == me;
+        self.acked += u64::from(own);
+        if self.pending.push(latency_us, own, LATENCY_BATCH) {
             self.flush(shared);
         }
         true
