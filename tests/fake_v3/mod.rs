@@ -47,6 +47,8 @@ pub struct Faults {
     pub quiet_lobby: bool,
     /// Answer every `join` with `forbidden`.
     pub refuse_joins: bool,
+    /// Select no subprotocol, as a server of v1 and v2 only does.
+    pub no_v3: bool,
 }
 
 impl FakeV3 {
@@ -70,7 +72,8 @@ fn serve(tcp: TcpStream, world: Arc<Mutex<World>>, deliveries: Arc<AtomicU64>, f
     #[allow(clippy::result_large_err)] // tungstenite's callback type
     let select_v3 = |request: &Request, mut response: Response| {
         let offered = request.headers().get("sec-websocket-protocol");
-        if offered.is_some_and(|o| o.to_str().is_ok_and(|o| o.contains("wschat.v3"))) {
+        let v3_offered = offered.is_some_and(|o| o.to_str().is_ok_and(|o| o.contains("wschat.v3")));
+        if v3_offered && !faults.no_v3 {
             let v3 = HeaderValue::from_static("wschat.v3");
             response.headers_mut().insert("sec-websocket-protocol", v3);
         }
