@@ -7,11 +7,12 @@
 #   e.g. benches/compare.sh /tmp/old/chat-server target/release/chat-server 2 fanout-2m idle
 #
 # TARGET is any target of benches/loadgen.sh (fanout, fanout-2m, store, acks,
-# idle, accept, storm, startup, cluster). Each line benches/loadgen.sh prints
-# is tagged with the build that produced it.
+# idle, accept, storm, startup, cluster; rooms-1k and rooms-idle need both
+# builds to speak protocol v3). Each line benches/loadgen.sh prints is tagged
+# with the build that produced it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n '2,12p' "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,13p' "$0"; exit 2; }
 old=$1 new=$2
 shift 2
 rounds=2

@@ -79,6 +79,16 @@ impl Ctx {
     /// `sockets`: how many client sockets the run holds open at once at
     /// most, checked against the open-file limit before anything starts.
     pub fn new(args: &CommonArgs, sockets: usize) -> anyhow::Result<Self> {
+        Self::offering(args, sockets, args.protocol.subprotocol())
+    }
+
+    /// As [`Ctx::new`], the clients offering `subprotocol` whatever
+    /// `--protocol` says (the rooms modes speak v3, which it does not name).
+    pub fn offering(
+        args: &CommonArgs,
+        sockets: usize,
+        subprotocol: Option<&'static str>,
+    ) -> anyhow::Result<Self> {
         crate::fdlimit::ensure_room_for(sockets)?;
         let threads = args
             .threads
@@ -92,12 +102,12 @@ impl Ctx {
         }
         Ok(Ctx {
             rt: Runtime::start(threads)?,
-            dialer: Arc::new(Dialer::new(
+            dialer: Arc::new(Dialer::offering(
                 &args.server,
                 args.source_ips,
                 args.read_buffer,
                 args.connect_timeout,
-                args.protocol,
+                subprotocol,
             )?),
             opening: Arc::new(Semaphore::new(args.concurrency.max(1))),
             run,

@@ -17,7 +17,7 @@ use smol::Timer;
 use smol::lock::OnceCell;
 
 use crate::common::{Barrier, CommonArgs, Counters, Ctx, Ending, not_logged_in, secs};
-use crate::latency::Latencies;
+use crate::latency::{Latencies, Pending};
 use crate::ledger::{Ledger, Tally};
 use crate::net::{Ws, WsSender};
 use crate::procfs::{CpuMeter, CpuMeters};
@@ -160,10 +160,8 @@ struct Receiver {
     delivered: u64,
     last_delivery_nanos: u64,
     errors: u64,
-    /// Latencies not yet in the shared histogram (batched to keep its lock cold).
-    pending_us: Vec<u64>,
-    /// The same, of this client's own messages.
-    pending_ack_us: Vec<u64>,
+    /// Latencies not yet in the shared histograms.
+    pending: Pending,
     acked: u64,
 }
 
@@ -178,17 +176,13 @@ impl Receiver {
             delivered: 0,
             last_delivery_nanos: 0,
             errors: 0,
-            pending_us: Vec::new(),
-            pending_ack_us: Vec::new(),
+            pending: Pending::default(),
             acked: 0,
         }
     }
 
     fn flush(&mut self, shared: &Shared) {
-        shared.latencies.record_us(&self.pending_us);
-        self.pending_us.clear();
-        shared.ack_latencies.record_us(&self.pending_ack_us);
-        self.pending_ack_us.clear();
+        (self.pending).flush(&shared.latencies, &shared.ack_latencies);
     }
 }
 
@@ -417,12 +411,9 @@ async fn client(n: usize, ctx: Arc<Ctx>, shared: Arc<Shared>, receiver: Arc<Mute
                 receiver.delivered += 1;
                 receiver.last_delivery_nanos = now;
                 let latency_us = now.saturating_sub(stamp.sent_nanos) / 1000;
-                receiver.pending_us.push(latency_us);
-                if stamp.sender as usize == n {
-                    receiver.acked += 1;
-                    receiver.pending_ack_us.push(latency_us);
-                }
-                if receiver.pending_us.len() >= LATENCY_BATCH {
+                let own = stamp.sender as usize == n;
+                receiver.acked += u64::from(own);
+                if receiver.pending.push(latency_us, own, LATENCY_BATCH) {
                     receiver.flush(&shared);
                 }
             }

@@ -59,6 +59,36 @@ impl Latencies {
     }
 }
 
+/// One client's latencies not yet in the shared histograms: recorded in
+/// batches, so that thousands of clients keep the histograms' locks cold.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// Every delivery's.
+    all_us: Vec<u64>,
+    /// Those of the client's own messages too (its acknowledgements).
+    own_us: Vec<u64>,
+}
+
+impl Pending {
+    /// Adds a delivery's latency; `own` for one of the client's own
+    /// messages. Returns whether `batch` are waiting: time to flush.
+    pub fn push(&mut self, latency_us: u64, own: bool, batch: usize) -> bool {
+        self.all_us.push(latency_us);
+        if own {
+            self.own_us.push(latency_us);
+        }
+        self.all_us.len() >= batch
+    }
+
+    /// Records what is waiting into `all` and `own`.
+    pub fn flush(&mut self, all: &Latencies, own: &Latencies) {
+        all.record_us(&self.all_us);
+        self.all_us.clear();
+        own.record_us(&self.own_us);
+        self.own_us.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +105,21 @@ mod tests {
         assert_eq!(p.p50_us, Some(500));
         assert_eq!(p.p99_us, Some(990));
         assert_eq!(p.max_us, Some(1000));
+    }
+
+    #[test]
+    fn pending_latencies_reach_the_histograms_when_flushed() {
+        let (all, own) = (Latencies::new(), Latencies::new());
+        let mut pending = Pending::default();
+        assert!(!pending.push(10, false, 3));
+        assert!(!pending.push(20, true, 3));
+        assert_eq!(all.percentiles().count, 0);
+        assert!(pending.push(30, false, 3));
+        pending.flush(&all, &own);
+        assert_eq!(all.percentiles().count, 3);
+        assert_eq!(own.percentiles().max_us, Some(20));
+        // Flushed once: not again.
+        pending.flush(&all, &own);
+        assert_eq!((all.percentiles().count, own.percentiles().count), (3, 1));
     }
 }

@@ -91,6 +91,18 @@ pub struct Tally {
     pub unexpected: u64,
 }
 
+impl std::ops::AddAssign for Tally {
+    /// Adds up the accounts of separate groups (the rooms of the rooms mode).
+    fn add_assign(&mut self, other: Tally) {
+        self.sent += other.sent;
+        self.expected += other.expected;
+        self.delivered += other.delivered;
+        self.lost += other.lost;
+        self.out_of_order += other.out_of_order;
+        self.unexpected += other.unexpected;
+    }
+}
+
 impl Tally {
     /// Settles the accounts: `sent[s]` is how many messages sender `s`
     /// sent (numbered `0..sent[s]`), `receivers` what each receiver saw.

@@ -1,7 +1,7 @@
 //! chat-loadgen: the wschat load generator.
 //!
-//! Drives a running `chat-server` on loopback with many real protocol-v1
-//! or v2 clients and prints one `key=value` summary line per run; see
+//! Drives a running `chat-server` on loopback with many real protocol-v1,
+//! v2 or v3 clients and prints one `key=value` summary line per run; see
 //! docs/BENCHMARKS.md for the modes, the fields and the measured figures.
 //!
 //! It is a feature-gated binary rather than an example so that integration
@@ -21,6 +21,7 @@ mod latency;
 mod ledger;
 mod net;
 mod procfs;
+mod rooms;
 mod runtime;
 mod summary;
 mod wire;
@@ -47,6 +48,15 @@ enum Mode {
     /// Opens and logs in connections as fast as the server takes them;
     /// reports connections/s, login latency and the join storm.
     Accept(accept::AcceptArgs),
+    /// R rooms of M members, each member saying a message in its room every
+    /// interval; reports deliveries/s, latency percentiles and what each
+    /// room's members missed. Speaks protocol v3 (offers `wschat.v3`;
+    /// leave out --protocol).
+    Rooms(rooms::RoomsArgs),
+    /// C clients create R rooms, then fill them to M members; reports the
+    /// server's RSS per room and per membership (needs --server-pid).
+    /// Speaks protocol v3 (offers `wschat.v3`; leave out --protocol).
+    RoomsIdle(rooms::idle::RoomsIdleArgs),
 }
 
 fn main() {
@@ -63,6 +73,14 @@ fn main() {
             }
             Mode::Accept(args) => {
                 let report = accept::run(args).await?;
+                (report.status, report.to_summary())
+            }
+            Mode::Rooms(args) => {
+                let report = rooms::run(args).await?;
+                (report.status, report.to_summary())
+            }
+            Mode::RoomsIdle(args) => {
+                let report = rooms::idle::run(args).await?;
                 (report.status, report.to_summary())
             }
         })

@@ -22,6 +22,7 @@ use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use smol::{Async, Timer};
 use socket2::{Domain, Socket, Type};
 
+#[cfg(test)]
 use crate::wire::Protocol;
 
 /// A client's WebSocket.
@@ -38,7 +39,8 @@ pub struct Dialer {
     /// included for v2).
     servers: Vec<(SocketAddr, Request)>,
     next_server: AtomicUsize,
-    protocol: Protocol,
+    /// The `Sec-WebSocket-Protocol` offered, if any.
+    subprotocol: Option<&'static str>,
     sources: Vec<Ipv4Addr>,
     next_source: AtomicUsize,
     config: WebSocketConfig,
@@ -48,12 +50,27 @@ pub struct Dialer {
 impl Dialer {
     /// `source_ips` addresses from 127.0.0.1 up; `read_buffer` is the
     /// client's tungstenite read buffer (its memory, not the server's).
+    /// (The modes go through [`Dialer::offering`].)
+    #[cfg(test)]
     pub fn new(
         servers: &[SocketAddr],
         source_ips: u8,
         read_buffer: usize,
         timeout: Duration,
         protocol: Protocol,
+    ) -> anyhow::Result<Self> {
+        let subprotocol = protocol.subprotocol();
+        Self::offering(servers, source_ips, read_buffer, timeout, subprotocol)
+    }
+
+    /// As [`Dialer::new`], offering `subprotocol` (the rooms modes offer
+    /// `wschat.v3`, which `--protocol` does not name).
+    pub fn offering(
+        servers: &[SocketAddr],
+        source_ips: u8,
+        read_buffer: usize,
+        timeout: Duration,
+        subprotocol: Option<&'static str>,
     ) -> anyhow::Result<Self> {
         if let Some(server) = servers.iter().find(|s| !s.ip().is_loopback()) {
             bail!("the load generator only targets loopback addresses, not {server}");
@@ -76,7 +93,7 @@ impl Dialer {
         };
         let request = |server: &SocketAddr| -> anyhow::Result<Request> {
             let mut request = format!("ws://{server}/").into_client_request()?;
-            if let Some(subprotocol) = protocol.subprotocol() {
+            if let Some(subprotocol) = subprotocol {
                 request.headers_mut().insert(
                     SEC_WEBSOCKET_PROTOCOL,
                     HeaderValue::from_static(subprotocol),
@@ -90,7 +107,7 @@ impl Dialer {
                 .map(|s| Ok((*s, request(s)?)))
                 .collect::<anyhow::Result<_>>()?,
             next_server: AtomicUsize::new(0),
-            protocol,
+            subprotocol,
             sources,
             next_source: AtomicUsize::new(0),
             config: WebSocketConfig::default().read_buffer_size(read_buffer),
@@ -99,8 +116,8 @@ impl Dialer {
     }
 
     /// TCP connect plus WebSocket handshake, within the dial timeout. On v2
-    /// the server must select `wschat.v2` (tungstenite refuses a response
-    /// that selects none of the subprotocols offered).
+    /// (v3) the server must select `wschat.v2` (`wschat.v3`): tungstenite
+    /// refuses a response that selects none of the subprotocols offered.
     pub async fn dial(&self) -> anyhow::Result<Ws> {
         let source = match self.sources.len() {
             0 => None,
@@ -119,7 +136,7 @@ impl Dialer {
                 Some(self.config),
             )
             .await
-            .with_context(|| match self.protocol.subprotocol() {
+            .with_context(|| match self.subprotocol {
                 Some(offered) => format!("WebSocket handshake offering {offered}"),
                 None => "WebSocket handshake".to_owned(),
             })?;
