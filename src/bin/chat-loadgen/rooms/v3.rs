@@ -15,8 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::wire::{Ear, Heard, Stamp};
 
 /// The WebSocket subprotocol of v3.
-// TODO(issue 22): `wschat::protocol::SUBPROTOCOL_V3` once the library has it.
-pub const SUBPROTOCOL_V3: &str = "wschat.v3";
+pub use wschat::protocol::SUBPROTOCOL_V3;
 
 /// The key of the lobby, the room of every message without `room`.
 pub const LOBBY: &str = "#lobby";
