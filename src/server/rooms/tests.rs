@@ -378,11 +378,31 @@ fn a_released_name_leaves_nothing_to_its_next_owner() {
         .map(|r| &r["room"])
         .collect();
     assert_eq!(names, [&Value::from("#lobby")], "{rooms}");
-    assert_eq!(rooms["changes"][0]["room"], "#dev");
-    assert_eq!(rooms["changes"][0]["change"], "left");
-    assert_eq!(rooms["changes"].as_array().unwrap().len(), 1, "{rooms}");
+    assert_eq!(
+        rooms["changes"],
+        serde_json::json!([{"room":"#dev","change":"left"},{"room":"@bob","change":"left"}])
+    );
     let dev = core.ask(bob, r##"{"type":"listMembers","id":"x","room":"#dev"}"##);
     assert_eq!(dev["members"].as_array().unwrap().len(), 0, "{dev}");
+    // The room the old alice created is not the new one's.
+    let joined = core.ask(next, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    assert_eq!(joined["state"]["role"], "member", "{joined}");
+}
+
+#[test]
+fn listing_rooms_at_login_cannot_tell_a_private_room_from_none() {
+    let mut core = Core::new(config());
+    let owner = core.user("owner");
+    core.send(owner, r##"{"type":"join","id":"j","room":"#secret","inviteOnly":true}"##);
+    core.drain();
+    let eve = core.open(Version::V3);
+    core.send(eve, r##"{"type":"login","id":"l","username":"eve","rooms":[{"room":"#secret","since":0},{"room":"#nothing","since":0}]}"##);
+    let frames = core.frames_to(eve);
+    let rooms = frames.iter().find(|f| f["type"] == "rooms").unwrap();
+    assert_eq!(
+        rooms["changes"],
+        serde_json::json!([{"room":"#nothing","change":"left"},{"room":"#secret","change":"left"}])
+    );
 }
 
 #[test]
