@@ -36,7 +36,7 @@ impl<R: CryptoRng> Server<R> {
             ),
             Target::Room { key, display } => {
                 if self.rooms.by_key.contains_key(&key) {
-                    self.join_room(me, key, now)
+                    self.join_room(me, key, display, now)
                 } else {
                     self.create_room(me, key, display, invite_only, now)
                 }
@@ -61,7 +61,9 @@ impl<R: CryptoRng> Server<R> {
         self.send_when_saved(ticket, Some(me), frames);
     }
 
-    fn join_room(&mut self, me: &Me, key: Arc<str>, now: Instant) {
+    /// Joins `key`, which exists; `written` is its name as `me` wrote it
+    /// (what a refusal says, so that it tells nothing of the room).
+    fn join_room(&mut self, me: &Me, key: Arc<str>, written: Arc<str>, now: Instant) {
         let now_ms = self.wall_ms(now);
         let limits = (self.config.max_room_members, self.config.max_rooms_per_name);
         let rooms_of = self.rooms.rooms_of(&me.key);
@@ -79,7 +81,7 @@ impl<R: CryptoRng> Server<R> {
             let frames = self.membership_frames(me, &key, Change::Joined, None, None, None, false);
             return self.send_saved(frames);
         }
-        let display = room.display.clone();
+        let display = written;
         if let Some(until) = room.ban_of(&me.key, now_ms) {
             let description = match until {
                 Some(until) => format!(

@@ -164,6 +164,15 @@ impl Target {
     }
 }
 
+/// `target` as its `room` field was written (NFC).
+pub(in crate::server) fn as_written(target: &Target) -> Arc<str> {
+    match target {
+        Target::Lobby => LOBBY.into(),
+        Target::Room { display, .. } => display.clone(),
+        Target::Dm { other_display, .. } => format!("@{other_display}").into(),
+    }
+}
+
 /// The key of the DM between the names keyed `a` and `b`.
 pub(in crate::server) fn dm_key(a: &str, b: &str) -> Arc<str> {
     let (low, high) = if a <= b { (a, b) } else { (b, a) };
@@ -315,9 +324,11 @@ impl<R: CryptoRng> Server<R> {
         )
     }
 
-    /// `notAMember` for `target`, in the words a non-member may hear.
+    /// `notAMember` for `target`, in the words a non-member may hear: the
+    /// room named as it was written (not as its creator wrote it, which
+    /// would tell that it exists).
     pub(in crate::server) fn not_a_member(&mut self, me: &Me, target: &Target, first: bool) {
-        let name = self.shown_name(target);
+        let name = as_written(target);
         let description = if first {
             format!("you are not in {name}; join it first")
         } else {

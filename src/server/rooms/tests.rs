@@ -190,7 +190,7 @@ fn a_non_member_cannot_tell_an_invite_only_room_from_none() {
     let eve = core.user("eve");
     core.send(
         owner,
-        r##"{"type":"join","id":"j","room":"#secret","inviteOnly":true}"##,
+        r##"{"type":"join","id":"j","room":"#SeCret","inviteOnly":true}"##,
     );
     core.send(
         owner,
@@ -393,7 +393,10 @@ fn a_released_name_leaves_nothing_to_its_next_owner() {
 fn listing_rooms_at_login_cannot_tell_a_private_room_from_none() {
     let mut core = Core::new(config());
     let owner = core.user("owner");
-    core.send(owner, r##"{"type":"join","id":"j","room":"#secret","inviteOnly":true}"##);
+    core.send(
+        owner,
+        r##"{"type":"join","id":"j","room":"#secret","inviteOnly":true}"##,
+    );
     core.drain();
     let eve = core.open(Version::V3);
     core.send(eve, r##"{"type":"login","id":"l","username":"eve","rooms":[{"room":"#secret","since":0},{"room":"#nothing","since":0}]}"##);
