@@ -748,3 +748,26 @@ mod with_a_store {
         assert_eq!(frames[2]["messages"][1]["act"], "topic");
     }
 }
+
+#[test]
+fn a_v2_device_of_a_name_that_left_the_lobby_lives_in_it_as_before() {
+    let mut core = Core::new(config());
+    let alice = core.user("alice");
+    core.ask(alice, r##"{"type":"part","id":"p","room":"#lobby"}"##);
+    let old = core.open(Version::V2);
+    let secret = core.secrets["alice"].clone();
+    core.send(
+        old,
+        &format!(r#"{{"type":"login","id":"l","username":"alice","secret":"{secret}"}}"#),
+    );
+    core.drain();
+    let said = core.ask(
+        old,
+        r#"{"type":"textFromUser","id":"m","text":"still here"}"#,
+    );
+    assert_eq!(
+        (&said["type"], &said["seq"]),
+        (&"textBroadcast".into(), &1.into()),
+        "{said}"
+    );
+}
