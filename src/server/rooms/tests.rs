@@ -690,3 +690,47 @@ fn a_catch_up_one_reply_cannot_hold_is_incomplete_and_paged_after() {
 
 mod random;
 mod store;
+
+#[test]
+fn creating_rooms_is_limited_per_address_and_in_all_and_rooms_by_members() {
+    let mut core = Core::new(Config {
+        rooms_per_address_per_minute: 1,
+        max_rooms: 2,
+        max_room_members: 2,
+        ..config()
+    });
+    let alice = core.user("alice");
+    let bob = core.user("bob");
+    core.ask(alice, r##"{"type":"join","id":"j","room":"#one"}"##);
+    let refused = core.ask(bob, r##"{"type":"join","id":"j","room":"#two"}"##);
+    assert_eq!(error(&refused).0, "limitReached");
+    assert!(
+        error(&refused)
+            .1
+            .contains("at most 1 a minute (--rooms-per-address-per-minute)"),
+        "{refused}"
+    );
+    core.skip(Duration::from_secs(60));
+    core.drain();
+    core.ask(bob, r##"{"type":"join","id":"j","room":"#two"}"##);
+    core.skip(Duration::from_secs(60));
+    core.drain();
+    let refused = core.ask(bob, r##"{"type":"join","id":"j","room":"#three"}"##);
+    assert_eq!(
+        error(&refused).1,
+        "the server has 2 rooms, its most (--max-rooms)"
+    );
+    core.send(bob, r##"{"type":"join","id":"j","room":"#one"}"##);
+    core.drain();
+    let carol = core.user("carol");
+    let refused = core.ask(carol, r##"{"type":"join","id":"j","room":"#one"}"##);
+    assert_eq!(
+        error(&refused).1,
+        "#one is full: at most 2 members a room (--max-room-members)"
+    );
+    let refused = core.ask(
+        alice,
+        r##"{"type":"invite","id":"i","room":"#one","username":"carol"}"##,
+    );
+    assert_eq!(error(&refused).0, "limitReached");
+}
