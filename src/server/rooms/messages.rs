@@ -281,6 +281,8 @@ impl<R: CryptoRng> Server<R> {
             .get(conn)
             .and_then(|c| c.login.as_ref())
             .map(|(key, _)| key.clone());
+        // A notice has no own copy: its `reply_to` only answers a failure.
+        let reply_to = reply_to.filter(|_| entry.notice.is_none());
         if let (Some(reply_to), Some(sender)) = (&reply_to, sender)
             && let Some((_, shown)) = names.iter().find(|(name, _)| *name == sender)
         {

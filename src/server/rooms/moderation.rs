@@ -225,8 +225,9 @@ impl<R: CryptoRng> Server<R> {
                 &format!("{on_name} owns {shown}, which is more than an operator"),
             );
         }
-        let needs_held = matches!(asked.act, Act::Invite | Act::Ban);
-        if needs_held && !held {
+        // Every act naming a name needs it held (a released name's bans
+        // stay, but no one can be told of them).
+        if on.is_some() && !held {
             return self.refuse(
                 me,
                 ErrorCode::NoSuchUser,
@@ -413,7 +414,9 @@ impl<R: CryptoRng> Server<R> {
         let text = serde_json::to_string(&body).unwrap_or_default();
         let pending = PendingMessage {
             conn: me.conn,
-            reply_to: None,
+            // Not for an own copy (a notice has none): for the refusal if
+            // the notice cannot be saved.
+            reply_to: me.reply_to.clone(),
             id: id::message_id(&mut self.rng).into(),
             timestamp: now_ms,
             username: me.display.clone(),

@@ -688,6 +688,23 @@ fn a_catch_up_one_reply_cannot_hold_is_incomplete_and_paged_after() {
     assert_eq!(*seqs(&rest).last().unwrap(), 10);
 }
 
+#[test]
+fn every_act_naming_a_name_not_held_is_no_such_user() {
+    let mut core = Core::new(config());
+    let owner = core.user("owner");
+    core.send(owner, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    core.drain();
+    for act in [
+        "kick", "ban", "unban", "mute", "unmute", "invite", "op", "deop",
+    ] {
+        let answer = core.ask(
+            owner,
+            &format!(r##"{{"type":"{act}","id":"a","room":"#dev","username":"ghost"}}"##),
+        );
+        assert_eq!(error(&answer).0, "noSuchUser", "{act}");
+    }
+}
+
 mod random;
 mod store;
 
