@@ -9,7 +9,7 @@
 //! only the owner and server operators as ranked: so an operator cannot act
 //! on the owner or a server operator, but may act on another operator.
 //! Only the owner (or a server operator) may `op` and `deop`. The lobby is
-//! not moderated yet: every act on it is `forbidden`.
+//! moderated by server operators only (see `lobby`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,13 +27,13 @@ use crate::{id, text};
 const TOPIC_MAX_CHARS: usize = 500;
 
 /// An act, as asked.
-struct Asked {
-    act: Act,
-    username: Option<String>,
-    reason: Option<String>,
-    seconds: Option<u64>,
-    topic: Option<String>,
-    invite_only: Option<bool>,
+pub(super) struct Asked {
+    pub(super) act: Act,
+    pub(super) username: Option<String>,
+    pub(super) reason: Option<String>,
+    pub(super) seconds: Option<u64>,
+    pub(super) topic: Option<String>,
+    pub(super) invite_only: Option<bool>,
 }
 
 impl Asked {
@@ -106,9 +106,7 @@ impl<R: CryptoRng> Server<R> {
             return;
         };
         let key = match &target {
-            Target::Lobby => {
-                return self.refuse(me, ErrorCode::Forbidden, "the lobby is not moderated");
-            }
+            Target::Lobby => return self.moderate_lobby(me, asked, now),
             Target::Dm { key, .. } => {
                 if !self.rooms.is_member(&me.key, key) {
                     return self.not_a_member(me, &target, false);

@@ -705,6 +705,63 @@ fn every_act_naming_a_name_not_held_is_no_such_user() {
     }
 }
 
+#[test]
+fn server_operators_moderate_the_lobby_and_v1_v2_see_nothing_of_it() {
+    let mut core = Core::new(Config {
+        operators: vec!["Sam".into()],
+        ..config()
+    });
+    let old = core.open(Version::V1);
+    core.send(old, r#"{"type":"login","id":"l","username":"oldie"}"#);
+    let mid = core.open(Version::V2);
+    core.send(mid, r#"{"type":"login","id":"l","username":"middy"}"#);
+    let sam = core.user("sam");
+    let mia = core.user("mia");
+    let xena = core.user("xena");
+    let refused = core.ask(
+        xena,
+        r##"{"type":"mute","id":"a","room":"#lobby","username":"mia"}"##,
+    );
+    assert_eq!(error(&refused).0, "forbidden");
+    core.send(
+        sam,
+        r##"{"type":"mute","id":"a","room":"#lobby","username":"xena","seconds":10}"##,
+    );
+    let out = core.drain();
+    assert!(
+        out.iter().all(|(to, _)| ![old, mid].contains(to)),
+        "{out:?}"
+    );
+    let to_mia: Vec<&Value> = out
+        .iter()
+        .filter(|(to, _)| *to == mia)
+        .map(|(_, f)| f)
+        .collect();
+    assert_eq!(
+        (&to_mia[0]["act"], &to_mia[0]["until"]),
+        (&"mute".into(), &(EPOCH_MS + 10_000).into())
+    );
+    let muted = core.ask(xena, r#"{"type":"textFromUser","id":"m","text":"hello?"}"#);
+    assert_eq!(error(&muted).0, "muted");
+    core.skip(Duration::from_secs(10));
+    core.drain();
+    core.send(xena, r#"{"type":"textFromUser","id":"m","text":"hello!"}"#);
+    assert_eq!(core.frames_to(xena)[0]["type"], "textBroadcast");
+    core.send(
+        sam,
+        r##"{"type":"ban","id":"b","room":"#lobby","username":"mia"}"##,
+    );
+    let to_mia = core.frames_to(mia);
+    assert_eq!(to_mia.last().unwrap()["change"], "banned", "{to_mia:?}");
+    let banned = core.ask(mia, r##"{"type":"join","id":"j","room":"#lobby"}"##);
+    assert_eq!(error(&banned).0, "banned");
+    let refused = core.ask(
+        sam,
+        r##"{"type":"op","id":"o","room":"#lobby","username":"mia"}"##,
+    );
+    assert_eq!(error(&refused).0, "forbidden");
+}
+
 mod random;
 mod store;
 
