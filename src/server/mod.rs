@@ -180,6 +180,10 @@ impl<R: CryptoRng> Server<R> {
     /// key of an older name rule are moved to today's key (their owners
     /// keep them), and those it refuses or makes one with another are
     /// released (issue 21).
+    ///
+    /// v3: rooms, DMs, read markers and the names out of the lobby come
+    /// back for the names still held; a DM with a party no longer held is
+    /// dropped (and its drop written).
     pub fn restore(
         config: Config,
         rng: R,
