@@ -1,5 +1,5 @@
 //! The chat core: a sans-IO state machine for the server side of protocol
-//! v1 and v2.
+//! v1, v2 and v3.
 //!
 //! [`Server`] owns every piece of chat state. A driver feeds it what
 //! happened (`handle_*`, each with the current instant) and performs what it
@@ -26,6 +26,8 @@
 //! - `broadcast`: chat messages (encoded once for every recipient) and
 //!   the history a v2 client catches up from;
 //! - `notices`: who joined and who left, and who is online;
+//! - `rooms`: v3's rooms and direct messages, next to the lobby (v2's one
+//!   room, which `broadcast` and `history` keep as they were);
 //! - `seam`: requests and answers, and what waits on them.
 
 mod action;
@@ -69,6 +71,7 @@ use new_names::NewNames;
 use outbound::Outbound;
 use presence::Presence;
 use rate::Rate;
+use rooms::Rooms;
 use timers::{Timer, Timers};
 
 pub use action::{Action, CloseCode, ConnectionId, Frame, Inbound};
@@ -120,6 +123,8 @@ pub struct Server<R> {
     epoch: Arc<str>,
     /// Who decides names, and where what must outlive the process goes.
     names: Names,
+    /// v3: every room and DM (the lobby's messages are `history`'s).
+    rooms: Rooms,
 }
 
 /// How often a server with a store records that it is alive, which bounds
@@ -159,6 +164,7 @@ impl<R: CryptoRng> Server<R> {
             stats: Stats::default(),
             epoch,
             names,
+            rooms: Rooms::new(&config),
             config,
         }
     }
@@ -174,6 +180,10 @@ impl<R: CryptoRng> Server<R> {
     /// key of an older name rule are moved to today's key (their owners
     /// keep them), and those it refuses or makes one with another are
     /// released (issue 21).
+    ///
+    /// v3: rooms, DMs, read markers and the names out of the lobby come
+    /// back for the names still held; a DM with a party no longer held is
+    /// dropped (and its drop written).
     pub fn restore(
         config: Config,
         rng: R,
@@ -182,9 +192,14 @@ impl<R: CryptoRng> Server<R> {
         now: Instant,
     ) -> Self {
         let names = std::mem::take(&mut snapshot.names);
+        let rooms = std::mem::take(&mut snapshot.rooms);
+        let reads = std::mem::take(&mut snapshot.reads);
+        let left_lobby = std::mem::take(&mut snapshot.left_lobby);
         let alive_at = snapshot.alive_at;
         let mut server = Server::resumed(config, rng, Names::with_store(), snapshot, wall, now);
         server.restore_names(names, alive_at, now);
+        // After the names: only held names keep what rooms hold of them.
+        server.restore_rooms(rooms, reads, left_lobby);
         let at = server.timestamp(now);
         server.record(Write::Alive { at });
         server.timers.schedule(now + ALIVE_INTERVAL, Timer::Alive);
@@ -270,6 +285,17 @@ impl<R: CryptoRng> Server<R> {
             Names::Local(local) => local.logins.len() - local.logins.idle_len(),
             Names::Shared(shared) => shared.held.len(),
         }
+    }
+
+    /// v3: rooms and direct conversations held (the lobby not counted).
+    pub fn room_count(&self) -> usize {
+        self.rooms.by_key.len()
+    }
+
+    /// v3: memberships of rooms and direct conversations (the lobby's not
+    /// counted).
+    pub fn membership_count(&self) -> usize {
+        self.rooms.of_name.values().map(|rooms| rooms.len()).sum()
     }
 
     /// Whether this is one node of a cluster ([`cluster`](Self::cluster)),
@@ -422,6 +448,8 @@ impl<R: CryptoRng> Server<R> {
                         Ok(()) => self.announce_login(login, now),
                         Err(_) => self.undo_login(login, now),
                     }
+                } else if let Some(frames) = seam.after.remove(&ticket) {
+                    self.frames_saved(frames, result.is_ok());
                 }
             }
             Answer::Appended(ticket, result) => {
