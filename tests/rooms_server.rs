@@ -1,0 +1,549 @@
+//! Protocol v3 over real sockets: `chat-server` on 127.0.0.1 selects
+//! `wschat.v3` on a single node; rooms (join, say, part), direct messages
+//! (online, held for an offline name, to a name not held), catch-up per
+//! room after a restart (SIGTERM) and after a SIGKILL, paging through all
+//! that is held, and read markers shared by two devices of one name.
+#![cfg(all(feature = "server", target_os = "linux"))]
+
+mod net;
+#[path = "common/v3.rs"]
+mod v3;
+
+use net::*;
+use serde_json::{Value, json};
+use v3::*;
+
+#[test]
+fn v3_is_selected_on_a_single_node_when_offered_and_v2_when_only_v2_is() {
+    for flags in [&[][..], &["--in-memory"]] {
+        let server = ServerProcess::start(flags);
+        for (n, (offers, expected)) in [
+            (&["wschat.v3, wschat.v2"][..], Some("wschat.v3")),
+            (&["wschat.v2", "wschat.v3"], Some("wschat.v3")),
+            (&["wschat.v3"], Some("wschat.v3")),
+            (&["wschat.v2"], Some("wschat.v2")),
+            (&[], None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (mut client, selected) = Client::connect_offering(server.addr, offers);
+            assert_eq!(selected.as_deref(), expected, "{flags:?} {offers:?}");
+            // Each speaks the version it got: a v1 login has no replyTo.
+            let name = format!("nova{n}");
+            client.send_json(json!({"type": "login", "id": "l", "username": name}));
+            let reply = client.recv_type("loginMessage");
+            assert_eq!(
+                reply.get("replyTo").is_some(),
+                expected.is_some(),
+                "{reply}"
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs core-rooms: join, say, part, listRooms, listMembers"]
+fn members_join_say_in_and_part_a_room_that_v2_never_sees() {
+    let server = ServerProcess::start(&["--in-memory", NO_RATE_LIMIT[0], NO_RATE_LIMIT[1]]);
+    let mut lobby = Client::connect_v2(server.addr);
+    lobby.login("lobbyist");
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    let created = alice.join("#Dev");
+    let state = &created["state"];
+    assert_eq!(created["room"], "#Dev", "{created}");
+    assert_eq!(
+        (&state["role"], &state["members"], &state["lastSeq"]),
+        (&json!("owner"), &json!(1), &json!(0)),
+        "{created}"
+    );
+    assert!(
+        state["epoch"].as_str().is_some_and(|e| !e.is_empty()),
+        "{created}"
+    );
+
+    // `#dev` is `#Dev`: one room, shown as first created.
+    let (mut bob, _) = V3::login_as(server.addr, "bob");
+    let joined = bob.join("#dev");
+    assert_eq!(joined["room"], "#Dev", "{joined}");
+    assert_eq!(joined["state"]["role"], "member", "{joined}");
+    assert_eq!(joined["state"]["members"], 2, "{joined}");
+    let seen = alice.next_where(|f| f["type"] == "member" && f["username"] == "bob");
+    assert_eq!(
+        (&seen["room"], &seen["change"]),
+        (&json!("#Dev"), &json!("joined"))
+    );
+
+    let first = alice.say_in("#Dev", "builds are green");
+    assert_eq!(first["seq"], 1, "{first}");
+    let heard = bob.said("builds are green");
+    assert_eq!((&heard["room"], &heard["seq"]), (&json!("#Dev"), &json!(1)));
+    assert!(heard.get("replyTo").is_none(), "{heard}");
+    assert_eq!(bob.say_in("#Dev", "thanks")["seq"], 2);
+    assert_eq!(alice.said("thanks")["room"], "#Dev");
+    // The lobby numbers on by itself, and a v2 client there sees the
+    // lobby's message only.
+    let lobby_ack = alice.say_in("#lobby", "hello lobby");
+    assert_eq!(lobby_ack["seq"], 1, "{lobby_ack}");
+    let plain = alice.request(json!({"type": "textFromUser", "text": "no room is the lobby"}));
+    assert_eq!(
+        (&plain["room"], &plain["seq"]),
+        (&json!("#lobby"), &json!(2))
+    );
+    let heard = lobby.recv_type("textBroadcast");
+    assert_eq!(heard["message"], "hello lobby");
+    assert!(heard.get("room").is_none(), "v2 frames are v2's: {heard}");
+
+    let rooms = alice.list_rooms();
+    let dev = room_in(&rooms, "#Dev").unwrap_or_else(|| panic!("{rooms}"));
+    assert_eq!(
+        (&dev["members"], &dev["lastSeq"]),
+        (&json!(2), &json!(2)),
+        "{dev}"
+    );
+    assert!(room_in(&rooms, "#lobby").is_some(), "{rooms}");
+    let members = bob.request(json!({"type": "listMembers", "room": "#dev"}));
+    assert_eq!(members["type"], "memberList", "{members}");
+    let roles: Vec<(&str, &str)> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["username"].as_str().unwrap(), m["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(roles.len(), 2, "{members}");
+    assert!(roles.contains(&("alice", "owner")), "{members}");
+    assert!(roles.contains(&("bob", "member")), "{members}");
+
+    let left = bob.request(json!({"type": "part", "room": "#Dev", "reason": "lunch"}));
+    assert_eq!(
+        (&left["type"], &left["room"], &left["change"]),
+        (&json!("membership"), &json!("#Dev"), &json!("left")),
+        "{left}"
+    );
+    let seen = alice.next_where(|f| f["type"] == "member" && f["change"] == "left");
+    assert_eq!(
+        (&seen["room"], &seen["username"]),
+        (&json!("#Dev"), &json!("bob"))
+    );
+    let (code, description) =
+        bob.refused(json!({"type": "textFromUser", "room": "#Dev", "text": "still here?"}));
+    assert_eq!(code, "notAMember", "{description}");
+    assert!(description.contains("#Dev"), "{description}");
+    let (code, _) = bob.refused(json!({"type": "join", "room": "#no room"}));
+    assert_eq!(code, "invalidRoom");
+    let (code, _) = bob.refused(json!({"type": "join", "room": "dev"}));
+    assert_eq!(code, "invalidRoom");
+
+    // A v2 client got nothing of #Dev, and is still served.
+    assert_eq!(
+        lobby.list_users("u"),
+        [
+            ("alice".into(), 1),
+            ("bob".into(), 1),
+            ("lobbyist".into(), 1)
+        ]
+    );
+    assert!(
+        !alice
+            .received
+            .iter()
+            .any(|f| f.contains("\"errorMessage\""))
+    );
+}
+
+#[test]
+#[ignore = "needs core-rooms: direct messages"]
+fn direct_messages_reach_online_and_offline_names_and_a_name_not_held_is_no_such_user() {
+    let server = ServerProcess::start(&["--in-memory", NO_RATE_LIMIT[0], NO_RATE_LIMIT[1]]);
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    let (mut bob, _) = V3::login_as(server.addr, "bob");
+
+    // Online: bob sees the conversation as @alice, alice as @bob.
+    let ack = alice.say_in("@bob", "lunch?");
+    assert_eq!(ack["seq"], 1, "{ack}");
+    let got = bob.said("lunch?");
+    assert_eq!(
+        (&got["room"], &got["username"]),
+        (&json!("@alice"), &json!("alice"))
+    );
+    let ack = bob.say_in("@alice", "yes, 12:30");
+    assert_eq!(ack["seq"], 2, "{ack}");
+    assert_eq!(alice.said("yes, 12:30")["room"], "@bob");
+    let rooms = bob.list_rooms();
+    let dm = room_in(&rooms, "@alice").unwrap_or_else(|| panic!("{rooms}"));
+    assert_eq!(
+        (&dm["members"], &dm["lastSeq"]),
+        (&json!(2), &json!(2)),
+        "{dm}"
+    );
+
+    // Offline but held: carol gets it at her next login.
+    let (carol, _) = V3::login_as(server.addr, "carol");
+    let secret = carol.secret.clone();
+    drop(carol);
+    assert_eq!(alice.say_in("@carol", "are you there?")["seq"], 1);
+    let (_, login) = V3::reclaim(server.addr, "carol", &secret, json!([]));
+    let dm = login
+        .room("@alice")
+        .unwrap_or_else(|| panic!("{:?}", login.rooms));
+    assert_eq!(dm["lastSeq"], 1, "{dm}");
+    let history = login
+        .history("@alice")
+        .unwrap_or_else(|| panic!("{login:?}"));
+    assert_eq!(texts(history), ["are you there?"]);
+    assert_eq!(
+        login.changes("@alice").first().map(|c| &c["change"]),
+        Some(&json!("joined")),
+        "{:?}",
+        login.rooms
+    );
+
+    // A name no one holds, and a DM to oneself or to no valid name.
+    let (code, description) =
+        alice.refused(json!({"type": "textFromUser", "room": "@nobody", "text": "hi"}));
+    assert_eq!(code, "noSuchUser", "{description}");
+    assert!(description.contains("nobody"), "{description}");
+    let (code, _) = alice.refused(json!({"type": "textFromUser", "room": "@no body", "text": "x"}));
+    assert!(
+        ["noSuchUser", "invalidRoom"].contains(&code.as_str()),
+        "{code}"
+    );
+    // Nothing of it reached bob.
+    bob.settle(std::time::Duration::from_millis(300));
+    assert!(!bob.has_seen("are you there?"));
+}
+
+/// Everything a server was told before a restart: the epochs and last
+/// seqs alice knows, her and bob's secrets.
+struct Before {
+    dev_epoch: String,
+    dm_epoch: String,
+    alice: String,
+    bob: String,
+}
+
+/// alice owns #dev, where bob is too; each says a message there, bob
+/// writes to alice; alice reads #dev up to 2 and goes away; bob says one
+/// more in each. alice knows #dev up to 2 and @bob up to 1.
+fn before_a_restart(server: &ServerProcess) -> Before {
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    let (mut bob, _) = V3::login_as(server.addr, "bob");
+    let dev_epoch = alice.join("#dev")["state"]["epoch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    bob.join("#dev");
+    assert_eq!(alice.say_in("#dev", "d1")["seq"], 1);
+    assert_eq!(bob.say_in("#dev", "d2")["seq"], 2);
+    alice.said("d2");
+    assert_eq!(bob.say_in("@alice", "dm1")["seq"], 1);
+    alice.said("dm1");
+    let read = alice.request(json!({"type": "read", "room": "#dev", "seq": 2}));
+    assert_eq!(
+        (&read["type"], &read["seq"]),
+        (&json!("readMarker"), &json!(2)),
+        "{read}"
+    );
+    let rooms = alice.list_rooms();
+    let dm_epoch = room_in(&rooms, "@bob").unwrap_or_else(|| panic!("{rooms}"))["epoch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let alice_secret = alice.secret.clone();
+    drop(alice);
+    assert_eq!(bob.say_in("#dev", "d3")["seq"], 3);
+    assert_eq!(bob.say_in("@alice", "dm2")["seq"], 2);
+    Before {
+        dev_epoch,
+        dm_epoch,
+        alice: alice_secret,
+        bob: bob.secret.clone(),
+    }
+}
+
+/// alice comes back after the restart, listing what she knows: each room
+/// is recovered, with just what she missed, membership and read marker
+/// kept, and the numbering goes on.
+fn after_a_restart(server: &ServerProcess, before: &Before) {
+    let known = json!([
+        {"room": "#dev", "epoch": before.dev_epoch, "since": 2},
+        {"room": "@bob", "epoch": before.dm_epoch, "since": 1},
+    ]);
+    let (mut alice, login) = V3::reclaim(server.addr, "alice", &before.alice, known);
+    let dev = login
+        .room("#dev")
+        .unwrap_or_else(|| panic!("{:?}", login.rooms));
+    assert_eq!(
+        (
+            &dev["recovered"],
+            &dev["role"],
+            &dev["lastSeq"],
+            &dev["epoch"]
+        ),
+        (
+            &json!(true),
+            &json!("owner"),
+            &json!(3),
+            &json!(before.dev_epoch)
+        ),
+        "{dev}"
+    );
+    assert_eq!(
+        (&dev["readSeq"], &dev["unread"]),
+        (&json!(2), &json!(1)),
+        "{dev}"
+    );
+    let history = login.history("#dev").unwrap_or_else(|| panic!("{login:?}"));
+    assert_eq!(
+        (seqs(history), texts(history)),
+        (vec![3], vec!["d3".to_owned()])
+    );
+    assert_eq!(history["complete"], true, "{history}");
+    let dm = login
+        .room("@bob")
+        .unwrap_or_else(|| panic!("{:?}", login.rooms));
+    assert_eq!(
+        (&dm["recovered"], &dm["lastSeq"]),
+        (&json!(true), &json!(2)),
+        "{dm}"
+    );
+    let history = login.history("@bob").unwrap_or_else(|| panic!("{login:?}"));
+    assert_eq!(
+        (seqs(history), texts(history)),
+        (vec![2], vec!["dm2".to_owned()])
+    );
+    assert!(login.changes("#dev").is_empty(), "{:?}", login.rooms);
+
+    assert_eq!(alice.say_in("#dev", "d4")["seq"], 4);
+    assert_eq!(alice.say_in("@bob", "dm3")["seq"], 3);
+    let (_, bob) = V3::reclaim(server.addr, "bob", &before.bob, json!([]));
+    assert_eq!(bob.room("#dev").map(|r| &r["role"]), Some(&json!("member")));
+    assert_eq!(bob.room("@alice").map(|r| &r["lastSeq"]), Some(&json!(3)));
+}
+
+#[test]
+#[ignore = "needs core-rooms and store: rooms, DMs, read markers kept across a restart"]
+fn catch_up_per_room_after_a_restart() {
+    let mut server = ServerProcess::start(&NO_RATE_LIMIT);
+    let before = before_a_restart(&server);
+    server.terminate();
+    assert!(server.wait_exit().success(), "{}", server.log_text());
+    server.restart();
+    after_a_restart(&server, &before);
+}
+
+#[test]
+#[ignore = "needs core-rooms and store: rooms, DMs, read markers kept across a SIGKILL"]
+fn catch_up_per_room_after_a_sigkill_loses_nothing_acknowledged() {
+    let mut server = ServerProcess::start(&NO_RATE_LIMIT);
+    let before = before_a_restart(&server);
+    // Then a burst, each acknowledged, and the kill right after the last.
+    let (mut carol, _) = V3::login_as(server.addr, "carol");
+    carol.join("#dev");
+    let mut acknowledged = Vec::new();
+    for n in 0..40 {
+        let (room, text) = match n % 4 {
+            0 => ("@alice", format!("carol dm {n}")),
+            _ => ("#dev", format!("carol says {n}")),
+        };
+        let ack = carol.say_in(room, &text);
+        acknowledged.push((room, ack["seq"].as_u64().unwrap(), text));
+    }
+    let carol_secret = carol.secret.clone();
+    server.kill();
+    server.restart();
+
+    let (mut alice, login) = V3::reclaim(
+        server.addr,
+        "alice",
+        &before.alice,
+        json!([{"room": "#dev", "epoch": before.dev_epoch, "since": 0}]),
+    );
+    assert_eq!(
+        login.room("#dev").map(|r| &r["recovered"]),
+        Some(&json!(true))
+    );
+    let held = alice.everything_held("#dev", 7);
+    let dev: Vec<(u64, String)> = held
+        .iter()
+        .map(|m| {
+            (
+                m["seq"].as_u64().unwrap(),
+                m["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(dev.len(), 33, "{dev:?}");
+    assert_eq!(
+        dev[..3],
+        [(1, "d1".into()), (2, "d2".into()), (3, "d3".into())]
+    );
+    for (room, seq, text) in &acknowledged {
+        let room_of_alice = if *room == "@alice" { "@carol" } else { "#dev" };
+        let found = if room_of_alice == "#dev" {
+            dev.contains(&(*seq, text.clone()))
+        } else {
+            let dm = alice.everything_held("@carol", 50);
+            dm.iter()
+                .any(|m| m["seq"] == *seq && m["message"] == text.as_str())
+        };
+        assert!(found, "{room} {seq} {text:?} acknowledged, then lost");
+    }
+    // carol is still in #dev, with her name.
+    let (_, carol) = V3::reclaim(server.addr, "carol", &carol_secret, json!([]));
+    assert_eq!(carol.room("#dev").map(|r| &r["lastSeq"]), Some(&json!(33)));
+    after_sigkill_numbering(&mut alice);
+}
+
+/// Numbering goes on after the kill.
+fn after_sigkill_numbering(alice: &mut V3) {
+    assert_eq!(alice.say_in("#dev", "after the kill")["seq"], 34);
+}
+
+#[test]
+#[ignore = "needs core-rooms: history paging"]
+fn paging_fetches_everything_the_server_holds() {
+    let server = ServerProcess::start(&["--in-memory", NO_RATE_LIMIT[0], NO_RATE_LIMIT[1]]);
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    let (mut bob, _) = V3::login_as(server.addr, "bob");
+    alice.join("#dev");
+    for n in 1..=23 {
+        alice.say_in("#dev", &format!("m{n}"));
+    }
+    for n in 1..=9 {
+        bob.say_in("@alice", &format!("dm{n}"));
+    }
+    let held = alice.everything_held("#dev", 5);
+    let expected: Vec<Value> = (1..=23).map(|n| json!(n)).collect();
+    let got: Vec<Value> = held.iter().map(|m| m["seq"].clone()).collect();
+    assert_eq!(got, expected);
+    assert_eq!(held[22]["message"], "m23");
+    assert_eq!(held[0]["room"], "#dev", "{}", held[0]);
+    let dm = alice.everything_held("@bob", 4);
+    assert_eq!(dm.len(), 9);
+    assert_eq!(dm[8]["room"], "@bob", "{}", dm[8]);
+
+    let latest = alice.page("#dev", json!({}), Some(3));
+    assert_eq!(
+        (seqs(&latest), &latest["complete"]),
+        (vec![21, 22, 23], &json!(false))
+    );
+    let after = alice.page("#dev", json!({"after": 20}), Some(50));
+    assert_eq!(
+        (seqs(&after), &after["complete"]),
+        (vec![21, 22, 23], &json!(true))
+    );
+    let before = alice.page("#dev", json!({"before": 3}), Some(2));
+    assert_eq!(
+        (seqs(&before), &before["complete"]),
+        (vec![1, 2], &json!(true))
+    );
+    let middle = alice.page("#dev", json!({"after": 5}), Some(2));
+    assert_eq!(
+        (seqs(&middle), &middle["complete"]),
+        (vec![6, 7], &json!(false))
+    );
+    // The default page is 50, so 23 come whole.
+    let default = alice.page("#dev", json!({}), None);
+    assert_eq!(
+        (seqs(&default).len(), &default["complete"]),
+        (23, &json!(true))
+    );
+}
+
+#[test]
+#[ignore = "needs core-rooms: history paging, --room-history"]
+fn a_room_keeps_room_history_messages_and_paging_ends_there() {
+    let server = ServerProcess::start(&[
+        "--in-memory",
+        "--room-history",
+        "5",
+        NO_RATE_LIMIT[0],
+        NO_RATE_LIMIT[1],
+    ]);
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    alice.join("#dev");
+    for n in 1..=8 {
+        alice.say_in("#dev", &format!("m{n}"));
+    }
+    let held = alice.everything_held("#dev", 2);
+    let got: Vec<u64> = held.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(got, [4, 5, 6, 7, 8]);
+    let old = alice.page("#dev", json!({"before": 4}), Some(10));
+    assert_eq!((seqs(&old), &old["complete"]), (vec![], &json!(true)));
+}
+
+#[test]
+#[ignore = "needs core-rooms: read markers, membership on every device"]
+fn read_markers_and_joins_are_shared_by_two_devices_of_one_name() {
+    let server = ServerProcess::start(&["--in-memory", NO_RATE_LIMIT[0], NO_RATE_LIMIT[1]]);
+    let (mut phone, _) = V3::login_as(server.addr, "alice");
+    phone.join("#dev");
+    let secret = phone.secret.clone();
+    let (mut laptop, login) = V3::reclaim(server.addr, "alice", &secret, json!([]));
+    assert_eq!(
+        login.room("#dev").map(|r| &r["role"]),
+        Some(&json!("owner"))
+    );
+
+    // A join on the phone shows on the laptop.
+    phone.join("#ops");
+    let shown = laptop.next_in("membership", "#ops");
+    assert_eq!(shown["change"], "joined", "{shown}");
+    assert!(shown.get("replyTo").is_none(), "{shown}");
+    assert_eq!(shown["state"]["role"], "owner", "{shown}");
+
+    let (mut bob, _) = V3::login_as(server.addr, "bob");
+    bob.join("#dev");
+    for text in ["hello", "@alice look at this", "bye"] {
+        bob.say_in("#dev", text);
+    }
+    laptop.said("bye");
+    let rooms = laptop.list_rooms();
+    let dev = room_in(&rooms, "#dev").unwrap();
+    assert_eq!(
+        (
+            &dev["lastSeq"],
+            &dev["readSeq"],
+            &dev["unread"],
+            &dev["mentioned"]
+        ),
+        (&json!(3), &json!(0), &json!(3), &json!(true)),
+        "{dev}"
+    );
+
+    let marker = phone.request(json!({"type": "read", "room": "#dev", "seq": 1}));
+    assert_eq!(
+        (&marker["type"], &marker["seq"]),
+        (&json!("readMarker"), &json!(1))
+    );
+    let told = laptop.next_in("readMarker", "#dev");
+    assert_eq!(told["seq"], 1, "{told}");
+    assert!(told.get("replyTo").is_none(), "{told}");
+    let dev = room_in(&laptop.list_rooms(), "#dev").cloned().unwrap();
+    assert_eq!(
+        (&dev["readSeq"], &dev["unread"], &dev["mentioned"]),
+        (&json!(1), &json!(2), &json!(true)),
+        "{dev}"
+    );
+    // The laptop reads on; the phone is told, and nothing is unread.
+    laptop.request(json!({"type": "read", "room": "#dev", "seq": 3}));
+    assert_eq!(phone.next_in("readMarker", "#dev")["seq"], 3);
+    let dev = room_in(&phone.list_rooms(), "#dev").cloned().unwrap();
+    assert_eq!(
+        (&dev["readSeq"], &dev["unread"], &dev["mentioned"]),
+        (&json!(3), &json!(0), &json!(false)),
+        "{dev}"
+    );
+    // A third device logging in sees the marker in its `rooms`.
+    let (_, login) = V3::reclaim(server.addr, "alice", &secret, json!([]));
+    let dev = login.room("#dev").unwrap();
+    assert_eq!(
+        (&dev["readSeq"], &dev["unread"]),
+        (&json!(3), &json!(0)),
+        "{dev}"
+    );
+    // A part on the laptop shows on the phone.
+    laptop.request(json!({"type": "part", "room": "#ops"}));
+    assert_eq!(phone.next_in("membership", "#ops")["change"], "left");
+}
