@@ -58,7 +58,7 @@ fn code(actor: &mut V3, request: Value) -> String {
 }
 
 #[test]
-#[ignore = "needs core-rooms: moderation"]
+#[ignore = "needs core-rooms: moderation; and store: room writes"]
 fn every_moderation_act_is_a_notice_takes_effect_and_is_kept_with_the_room() {
     let mut server = ServerProcess::start(&NO_RATE_LIMIT);
     let (mut alice, _) = V3::login_as(server.addr, "alice");
@@ -238,7 +238,7 @@ fn every_moderation_act_is_a_notice_takes_effect_and_is_kept_with_the_room() {
 }
 
 #[test]
-#[ignore = "needs core-rooms: server operators"]
+#[ignore = "needs core-rooms: moderation (kick, mute) by server operators"]
 fn server_operators_moderate_every_room_and_the_lobby() {
     let server = ServerProcess::start(&[
         "--in-memory",
@@ -316,7 +316,6 @@ fn limit_reached(v3: &mut V3, request: Value, value: &str) {
 }
 
 #[test]
-#[ignore = "needs core-rooms: --max-rooms-per-name"]
 fn max_rooms_per_name() {
     let server = server_with(&["--max-rooms-per-name", "2"]);
     let (mut alice, _) = V3::login_as(server.addr, "alice");
@@ -332,7 +331,7 @@ fn max_rooms_per_name() {
 }
 
 #[test]
-#[ignore = "needs core-rooms: --max-room-members"]
+#[ignore = "needs core-rooms: invite (moderation not served yet)"]
 fn max_room_members() {
     let server = server_with(&["--max-room-members", "2"]);
     let (mut alice, _) = V3::login_as(server.addr, "alice");
@@ -356,7 +355,6 @@ fn max_room_members() {
 }
 
 #[test]
-#[ignore = "needs core-rooms: --rooms-per-address-per-minute"]
 fn rooms_per_address_per_minute() {
     let server = server_with(&["--rooms-per-address-per-minute", "2"]);
     let (mut alice, _) = V3::login_as(server.addr, "alice");
@@ -369,7 +367,6 @@ fn rooms_per_address_per_minute() {
 }
 
 #[test]
-#[ignore = "needs core-rooms: --max-rooms"]
 fn max_rooms() {
     let server = server_with(&["--max-rooms", "2", "--rooms-per-address-per-minute", "0"]);
     let (mut alice, _) = V3::login_as(server.addr, "alice");
@@ -383,7 +380,6 @@ fn max_rooms() {
 }
 
 #[test]
-#[ignore = "needs core-rooms: --new-dms-per-minute"]
 fn new_dms_per_minute() {
     let server = server_with(&["--new-dms-per-minute", "1"]);
     let (mut alice, _) = V3::login_as(server.addr, "alice");
