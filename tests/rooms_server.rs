@@ -39,6 +39,16 @@ fn v3_is_selected_on_a_single_node_when_offered_and_v2_when_only_v2_is() {
                 "{reply}"
             );
         }
+        // Counted by the protocol each speaks.
+        let metrics = http_get(server.addr, "/metrics").body;
+        for (protocol, count) in [("v1", 1), ("v2", 1), ("v3", 3)] {
+            let line =
+                format!("wschat_connections_opened_total{{protocol=\"{protocol}\"}} {count}");
+            assert!(
+                metrics.lines().any(|l| l == line),
+                "no {line:?} in:\n{metrics}"
+            );
+        }
     }
 }
 
