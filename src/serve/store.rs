@@ -1,11 +1,13 @@
 //! The embedded store: names, secrets (hashed), the latest messages and the
-//! `seq` counter in one redb file, so that a restart forgets nothing.
+//! `seq` counter of the lobby and of every room, memberships, bans, invites
+//! and read markers in one redb file, so that a restart forgets nothing.
 //!
 //! One thread owns the database. It takes every write the core task has
 //! queued, applies them all in one transaction and commits it (fsync'd)
 //! before reporting their outcomes, so durability costs one fsync per batch,
 //! not per message. It numbers appended messages itself, from the counter it
-//! commits with them: a batch that fails leaves no gap in the numbering.
+//! commits with them (one per room): a batch that fails leaves no gap in the
+//! numbering.
 //!
 //! Nothing unreadable is ever overwritten: a store that cannot be opened
 //! (not a directory, not readable, damaged, written by a newer wschat, a
@@ -15,8 +17,13 @@
 //! is found by a check that writes nothing: see `check`). A start that
 //! fails removes what it created (see `files`).
 
+mod apply;
 mod check;
 mod files;
+mod load;
+mod tables;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,34 +34,25 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
 use redb::backends::FileBackend;
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, DatabaseError, ReadableTable};
 use smol::channel::{Receiver, Sender};
 use tracing::{info, warn};
 
+use self::apply::{Keep, Tables};
+use self::tables::META_TEXT;
 use super::metrics::Metrics;
 use super::readiness::{Check, Readiness};
 use super::seam::Reply;
 use crate::id;
-use crate::server::{
-    Answer, Failed, Request, SecretHash, Snapshot, StoredMessage, StoredName, Write,
-};
+use crate::server::{Answer, Failed, Request, Snapshot};
 
 /// The store's file in the data directory.
 pub const FILE_NAME: &str = "wschat.redb";
 
-/// The layout of the tables below; a store with a higher one was written by
-/// a newer wschat and is not touched.
-const FORMAT: u64 = 1;
-
-/// `format`, `last_seq`, `alive_at`.
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// `epoch`.
-const META_TEXT: TableDefinition<&str, &str> = TableDefinition::new("meta_text");
-/// Key → (display, SHA-256 of the secret, expiry in ms since the Unix
-/// epoch, or 0 while a connection holds the name).
-const NAMES: TableDefinition<&str, (&str, &[u8], u64)> = TableDefinition::new("names");
-/// `seq` → (id, timestamp, username, text).
-const MESSAGES: TableDefinition<u64, (&str, u64, &str, &str)> = TableDefinition::new("messages");
+/// The layout of the tables (see `tables`); a store with a higher one was
+/// written by a newer wschat and is not touched, one with a lower one is
+/// brought up to it when opened.
+const FORMAT: u64 = 2;
 
 /// Writes taken into one transaction at most.
 const MAX_BATCH: usize = 4096;
@@ -105,20 +103,39 @@ pub enum StoreError {
 /// An open store: its writer thread, fed through `writes`.
 #[derive(Debug)]
 pub(crate) struct Store {
-    pub(crate) path: PathBuf,
+    /// Boxed: a `Store` waits in an enum of the start-up's (`Backend`).
+    pub(crate) path: Box<Path>,
     /// `None` after a failed commit, until it is opened again: redb refuses
     /// every transaction after an I/O error until then.
     db: Option<Database>,
+    /// The lobby's.
     last_seq: u64,
-    history_size: usize,
+    keep: Keep,
 }
 
 impl Store {
-    /// Opens the store in `dir` (created, owner-only, if missing), keeping
-    /// the latest `history_size` messages, and reads what it holds. A
-    /// store that exists is checked whole before anything writes to it
-    /// (see `check`); what this call created is removed if it fails.
+    /// [`Store::open_keeping`] with each room's latest `room_history`
+    /// messages as many as `Config`'s default.
     pub(crate) fn open(dir: &Path, history_size: usize) -> Result<(Store, Snapshot), StoreError> {
+        let room_history = crate::Config::default().room_history;
+        Store::open_keeping(dir, history_size, room_history)
+    }
+
+    /// Opens the store in `dir` (created, owner-only, if missing), keeping
+    /// the lobby's latest `history_size` messages and each room's latest
+    /// `room_history`, and reads what it holds. A store that exists is
+    /// checked whole before anything writes to it (see `check`), then
+    /// brought up to this [`FORMAT`]; what this call created is removed if
+    /// it fails.
+    pub(crate) fn open_keeping(
+        dir: &Path,
+        history_size: usize,
+        room_history: usize,
+    ) -> Result<(Store, Snapshot), StoreError> {
+        let keep = Keep {
+            lobby: history_size,
+            room: room_history,
+        };
         // Messages name the directory wherever chat-server was started.
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
         let mut created = files::Created::default();
@@ -128,7 +145,7 @@ impl Store {
         let (db, snapshot) = if new {
             let db = open_database(&path, FileBackend::new(file), false)?;
             initialise(&db).map_err(|e| unreadable(&path, e))?;
-            let snapshot = read_guarded(&db, &path, history_size)?;
+            let snapshot = read_guarded(&db, &path, keep)?;
             (db, snapshot)
         } else {
             let copy = file.try_clone().map_err(|error| StoreError::Io {
@@ -142,19 +159,18 @@ impl Store {
                 error,
             })?;
             let checked = open_database(&path, scratch, true)?;
-            let snapshot = read_guarded(&checked, &path, history_size)?;
+            let snapshot = read_guarded(&checked, &path, keep)?;
             check::without_panicking(|| drop(checked)).map_err(|said| damaged(&path, &said))?;
-            (
-                open_database(&path, FileBackend::new(file), false)?,
-                snapshot,
-            )
+            let db = open_database(&path, FileBackend::new(file), false)?;
+            upgrade(&db).map_err(|e| unreadable(&path, e))?;
+            (db, snapshot)
         };
         created.keep();
         let store = Store {
-            path,
+            path: path.into(),
             db: Some(db),
             last_seq: snapshot.last_seq,
-            history_size,
+            keep,
         };
         Ok((store, snapshot))
     }
@@ -250,77 +266,23 @@ impl Store {
         let mut last_seq = self.last_seq;
         let mut answers = Vec::with_capacity(batch.len());
         {
-            let mut meta = tx.open_table(META)?;
-            let mut names = tx.open_table(NAMES)?;
-            let mut messages = tx.open_table(MESSAGES)?;
+            let mut tables = Tables::open(&tx)?;
             for request in batch {
-                let answer =
-                    match request {
-                        Request::Write(ticket, write) => {
-                            match write {
-                                Write::Claim {
-                                    key,
-                                    display,
-                                    secret,
-                                } => {
-                                    names.insert(&**key, (&**display, &secret.0[..], 0))?;
-                                }
-                                Write::InUse { key } => set_expiry(&mut names, key, 0)?,
-                                Write::Idle { key, expires_at } => {
-                                    // 0 means "in use": an instant that old is past anyway.
-                                    set_expiry(&mut names, key, (*expires_at).max(1))?;
-                                }
-                                Write::Release { key } => {
-                                    names.remove(&**key)?;
-                                }
-                                Write::Alive { at } => {
-                                    meta.insert("alive_at", *at)?;
-                                }
-                                // Only a cluster's core asks this, of its shared store.
-                                Write::Logout { .. } => {}
-                                // v3: rooms are not kept yet.
-                                Write::Room { .. }
-                                | Write::Member { .. }
-                                | Write::Unmember { .. }
-                                | Write::Ban { .. }
-                                | Write::Unban { .. }
-                                | Write::Invite { .. }
-                                | Write::Uninvite { .. }
-                                | Write::Read { .. }
-                                | Write::DropRoom { .. } => {
-                                    answers.push(ticket.answer(Err(Failed(
-                                        "this store keeps no rooms yet".into(),
-                                    ))));
-                                    continue;
-                                }
-                            }
-                            ticket.answer(Ok(()))
-                        }
-                        Request::Append(ticket, append) if append.room.is_some() => {
-                            ticket.answer(Err(Failed("this store keeps no rooms yet".into())))
-                        }
-                        Request::Append(ticket, append) => {
-                            last_seq += 1;
-                            let message = (
-                                &*append.id,
-                                append.timestamp,
-                                &*append.username,
-                                &*append.text,
-                            );
-                            messages.insert(last_seq, message)?;
-                            if let Some(old) = last_seq.checked_sub(self.history_size as u64) {
-                                messages.remove(old)?;
-                            }
-                            ticket.answer(Ok(last_seq))
-                        }
-                        // Only a cluster's core asks these, of its shared store.
-                        Request::Reserve(..) | Request::Disconnect(..) | Request::Online(_) => {
-                            request.fail(Failed("the embedded store decides no names".into()))
-                        }
-                    };
-                answers.push(answer);
+                answers.push(match request {
+                    Request::Write(ticket, write) => {
+                        tables.write(write)?;
+                        ticket.answer(Ok(()))
+                    }
+                    Request::Append(ticket, append) => {
+                        ticket.answer(tables.append(append, &mut last_seq, self.keep)?)
+                    }
+                    // Only a cluster's core asks these, of its shared store.
+                    Request::Reserve(..) | Request::Disconnect(..) | Request::Online(_) => {
+                        request.fail(Failed("the embedded store decides no names".into()))
+                    }
+                });
             }
-            meta.insert("last_seq", last_seq)?;
+            tables.meta.insert("last_seq", last_seq)?;
         }
         tx.commit()?;
         self.last_seq = last_seq;
@@ -337,117 +299,37 @@ impl Drop for Stopped<'_> {
     }
 }
 
-/// Sets the expiry of `key`, if it is still reserved (its claim may have
-/// failed to be saved).
-fn set_expiry(
-    names: &mut redb::Table<&str, (&str, &[u8], u64)>,
-    key: &str,
-    expires_at: u64,
-) -> Result<(), redb::Error> {
-    let entry = names.get(key)?.map(|guard| {
-        let (display, secret, _) = guard.value();
-        (display.to_owned(), secret.to_vec())
-    });
-    if let Some((display, secret)) = entry {
-        names.insert(key, (display.as_str(), secret.as_slice(), expires_at))?;
-    }
-    Ok(())
-}
-
-/// A new store: its format and a fresh epoch, committed at once.
+/// A new store: its format, every table and a fresh epoch, committed at
+/// once.
 fn initialise(db: &Database) -> Result<(), redb::Error> {
     let mut rng = StdRng::try_from_rng(&mut SysRng)
         .map_err(|e| redb::Error::Io(io::Error::other(e.to_string())))?;
     let epoch = id::epoch(&mut rng);
     let tx = db.begin_write()?;
     {
-        let mut meta = tx.open_table(META)?;
-        meta.insert("format", FORMAT)?;
-        meta.insert("last_seq", 0)?;
+        let mut tables = Tables::open(&tx)?;
+        tables.meta.insert("format", FORMAT)?;
+        tables.meta.insert("last_seq", 0)?;
         tx.open_table(META_TEXT)?.insert("epoch", epoch.as_str())?;
-        tx.open_table(NAMES)?;
-        tx.open_table(MESSAGES)?;
     }
     tx.commit()?;
     Ok(())
 }
 
-/// Everything the core starts from.
-fn read(db: &Database, path: &Path, history_size: usize) -> Result<Snapshot, StoreError> {
-    let unreadable = |detail: String| match detail.strip_prefix("DB corrupted: ") {
-        Some(what) => damaged(path, what),
-        None => StoreError::Unreadable {
-            path: path.to_owned(),
-            detail,
-        },
-    };
-    let tx = db.begin_read().map_err(|e| unreadable(e.to_string()))?;
-    let meta = tx
-        .open_table(META)
-        .map_err(|_| unreadable("not a wschat store: it has no meta table".into()))?;
-    let number = |name: &str| -> Result<Option<u64>, StoreError> {
-        let value = meta.get(name).map_err(|e| unreadable(e.to_string()))?;
-        Ok(value.map(|v| v.value()))
-    };
-    match number("format")? {
-        Some(FORMAT) => {}
-        Some(found) if found > FORMAT => {
-            return Err(StoreError::Newer {
-                path: path.to_owned(),
-                found,
-            });
+/// A store of an older format (read already) gets the tables it lacks and
+/// this [`FORMAT`]; no row of it changes.
+fn upgrade(db: &Database) -> Result<(), redb::Error> {
+    let tx = db.begin_write()?;
+    {
+        let mut tables = Tables::open(&tx)?;
+        let format = tables.meta.get("format")?.map(|format| format.value());
+        if format == Some(FORMAT) {
+            return Ok(()); // dropping `tx` aborts it: nothing was written
         }
-        found => return Err(unreadable(format!("unknown format {found:?}"))),
+        tables.meta.insert("format", FORMAT)?;
     }
-    let last_seq = number("last_seq")?.unwrap_or(0);
-    let alive_at = number("alive_at")?;
-    let epoch = tx
-        .open_table(META_TEXT)
-        .and_then(|t| Ok(t.get("epoch")?.map(|e| e.value().to_owned())))
-        .map_err(|e| unreadable(e.to_string()))?
-        .ok_or_else(|| unreadable("it has no epoch".into()))?;
-    let read_all = || -> Result<(Vec<StoredName>, Vec<StoredMessage>), redb::Error> {
-        let mut names = Vec::new();
-        for entry in tx.open_table(NAMES)?.iter()? {
-            let (key, value) = entry?;
-            let (display, secret, expires_at) = value.value();
-            let Ok(secret) = <[u8; 32]>::try_from(secret) else {
-                continue; // not a SHA-256: not a secret anyone can give
-            };
-            names.push(StoredName {
-                key: key.value().to_owned(),
-                display: display.to_owned(),
-                secret: SecretHash(secret),
-                expires_at: (expires_at != 0).then_some(expires_at),
-            });
-        }
-        let first = last_seq.saturating_sub(history_size as u64) + 1;
-        let mut messages = Vec::new();
-        for entry in tx.open_table(MESSAGES)?.range(first..)? {
-            let (seq, value) = entry?;
-            let (id, timestamp, username, text) = value.value();
-            messages.push(StoredMessage {
-                seq: seq.value(),
-                id: id.to_owned(),
-                timestamp,
-                username: username.to_owned(),
-                text: text.to_owned(),
-                notice: false,
-            });
-        }
-        Ok((names, messages))
-    };
-    let (names, messages) = read_all().map_err(|e| unreadable(e.to_string()))?;
-    Ok(Snapshot {
-        epoch,
-        last_seq,
-        messages,
-        names,
-        alive_at,
-        rooms: Vec::new(),
-        reads: Vec::new(),
-        left_lobby: Vec::new(),
-    })
+    tx.commit()?;
+    Ok(())
 }
 
 /// Opens a redb database on `backend` (the store at `path`), with redb's
@@ -482,10 +364,9 @@ fn open_database(
     })
 }
 
-/// [`read`], with a panic inside redb reported as damage.
-fn read_guarded(db: &Database, path: &Path, history_size: usize) -> Result<Snapshot, StoreError> {
-    check::without_panicking(|| read(db, path, history_size))
-        .map_err(|said| damaged(path, &said))?
+/// [`load::read`], with a panic inside redb reported as damage.
+fn read_guarded(db: &Database, path: &Path, keep: Keep) -> Result<Snapshot, StoreError> {
+    check::without_panicking(|| load::read(db, path, keep)).map_err(|said| damaged(path, &said))?
 }
 
 fn unreadable(path: &Path, e: redb::Error) -> StoreError {
@@ -502,175 +383,5 @@ fn damaged(path: &Path, what: &str) -> StoreError {
     StoreError::Unreadable {
         path: path.to_owned(),
         detail: format!("damaged: {what}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::fs;
-    use std::os::unix::fs::PermissionsExt;
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::Config;
-    use crate::server::{Append, Ticket};
-
-    fn write(number: u64, write: Write) -> Request {
-        Request::Write(Ticket::for_tests(number), write)
-    }
-
-    fn append(number: u64, text: &str) -> Request {
-        let append = Append {
-            id: "i".into(),
-            timestamp: 1,
-            username: "u".into(),
-            text: text.into(),
-            notice: false,
-            room: None,
-        };
-        Request::Append(Ticket::for_tests(number), append)
-    }
-
-    #[test]
-    fn what_is_committed_is_read_back_and_numbered_without_gaps() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut store, snapshot) = Store::open(dir.path(), 2).unwrap();
-        assert_eq!(
-            (snapshot.last_seq, snapshot.epoch.len()),
-            (0, id::EPOCH_LEN)
-        );
-        let key: Arc<str> = "alice".into();
-        let batch = [
-            write(
-                1,
-                Write::Claim {
-                    key: key.clone(),
-                    display: "Alice".into(),
-                    secret: SecretHash::of("s"),
-                },
-            ),
-            append(2, "one"),
-            append(3, "two"),
-            append(4, "three"),
-            write(
-                5,
-                Write::Idle {
-                    key: key.clone(),
-                    expires_at: 99,
-                },
-            ),
-            write(6, Write::Alive { at: 7 }),
-        ];
-        let answers = store.commit(&batch).unwrap();
-        let seqs: Vec<Option<u64>> = answers
-            .iter()
-            .map(|answer| match answer {
-                Answer::Appended(_, Ok(seq)) => Some(*seq),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(seqs, [None, Some(1), Some(2), Some(3), None, None]);
-        assert!(answers.iter().all(|answer| answer.error().is_none()));
-        drop(store);
-
-        let (_store, again) = Store::open(dir.path(), 2).unwrap();
-        assert_eq!(again.epoch, snapshot.epoch);
-        assert_eq!((again.last_seq, again.alive_at), (3, Some(7)));
-        let texts: Vec<&str> = again.messages.iter().map(|m| m.text.as_str()).collect();
-        assert_eq!(texts, ["two", "three"]);
-        assert_eq!(
-            again.names,
-            [StoredName {
-                key: "alice".into(),
-                display: "Alice".into(),
-                secret: SecretHash::of("s"),
-                expires_at: Some(99),
-            }]
-        );
-    }
-
-    #[test]
-    fn a_restore_moves_a_name_saved_under_its_key_of_before_issue_21() {
-        use std::time::{Duration, SystemTime};
-
-        let dir = tempfile::tempdir().unwrap();
-        let (mut store, _) = Store::open(dir.path(), 2).unwrap();
-        let wall_ms = 1_700_000_000_000;
-        let claim = Write::Claim {
-            key: "mallory".into(),
-            display: "mallory".into(),
-            secret: SecretHash::of("s"),
-        };
-        let idle = Write::Idle {
-            key: "mallory".into(),
-            expires_at: wall_ms + 60_000,
-        };
-        store.commit(&[write(1, claim), write(2, idle)]).unwrap();
-        drop(store);
-
-        let (mut store, snapshot) = Store::open(dir.path(), 2).unwrap();
-        let wall = SystemTime::UNIX_EPOCH + Duration::from_millis(wall_ms);
-        let rng = StdRng::seed_from_u64(1);
-        let mut core =
-            crate::server::Server::restore(Config::default(), rng, snapshot, wall, Instant::now());
-        let requests: Vec<Request> = std::iter::from_fn(|| core.poll_request()).collect();
-        store.commit(&requests).unwrap();
-        drop(store);
-
-        let (_store, again) = Store::open(dir.path(), 2).unwrap();
-        assert_eq!(
-            again.names,
-            [StoredName {
-                key: "rnallory".into(),
-                display: "mallory".into(),
-                secret: SecretHash::of("s"),
-                expires_at: Some(wall_ms + 60_000),
-            }]
-        );
-    }
-
-    #[test]
-    fn the_files_are_private_and_hold_no_secret() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let (mut store, _) = Store::open(&data, 10).unwrap();
-        let claim = Write::Claim {
-            key: "bob".into(),
-            display: "bob".into(),
-            secret: SecretHash::of("the-secret-itself"),
-        };
-        store.commit(&[write(1, claim)]).unwrap();
-        drop(store);
-        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&data), 0o700);
-        assert_eq!(mode(&data.join(FILE_NAME)), 0o600);
-        let bytes = fs::read(data.join(FILE_NAME)).unwrap();
-        let secret = b"the-secret-itself";
-        assert!(!bytes.windows(secret.len()).any(|w| w == secret));
-    }
-
-    #[test]
-    fn what_cannot_be_read_is_refused_and_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("a-file");
-        fs::write(&file, "x").unwrap();
-        assert!(matches!(
-            Store::open(&file, 10),
-            Err(StoreError::NotADirectory(_))
-        ));
-        let damaged = dir.path().join("damaged");
-        fs::create_dir(&damaged).unwrap();
-        fs::write(damaged.join(FILE_NAME), vec![7u8; 10_000]).unwrap();
-        let error = Store::open(&damaged, 10).unwrap_err();
-        assert!(matches!(error, StoreError::Unreadable { .. }), "{error}");
-        assert_eq!(
-            fs::read(damaged.join(FILE_NAME)).unwrap(),
-            vec![7u8; 10_000]
-        );
-
-        let held = dir.path().join("held");
-        let (_open, _) = Store::open(&held, 10).unwrap();
-        let error = Store::open(&held, 10).unwrap_err();
-        assert!(matches!(error, StoreError::Locked(_)), "{error}");
     }
 }
