@@ -328,7 +328,6 @@ fn after_a_restart(server: &ServerProcess, before: &Before) {
 }
 
 #[test]
-#[ignore = "needs store: room writes (the store refuses them: unavailable)"]
 fn catch_up_per_room_after_a_restart() {
     let mut server = ServerProcess::start(&NO_RATE_LIMIT);
     let before = before_a_restart(&server);
@@ -339,7 +338,6 @@ fn catch_up_per_room_after_a_restart() {
 }
 
 #[test]
-#[ignore = "needs store: room writes (the store refuses them: unavailable)"]
 fn catch_up_per_room_after_a_sigkill_loses_nothing_acknowledged() {
     let mut server = ServerProcess::start(&NO_RATE_LIMIT);
     let before = before_a_restart(&server);

@@ -28,14 +28,7 @@ fn now_ms() -> u64 {
 fn act(actor: &mut V3, watchers: &mut [&mut V3], request: Value) -> Value {
     let room = request["room"].as_str().unwrap().to_owned();
     let kind = request["type"].as_str().unwrap().to_owned();
-    let id = actor.id(&kind);
-    let mut request = request;
-    request["id"] = id.clone().into();
-    actor.send(request.clone());
-    let notice = actor.next_where(|f| {
-        (f["type"] == "notice" && f["room"] == room.as_str() && f["act"] == kind.as_str())
-            || f["replyTo"] == id.as_str()
-    });
+    let notice = actor.moderate(request.clone());
     assert_eq!(notice["type"], "notice", "{request} refused: {notice}");
     assert_eq!(notice["by"], actor.name.as_str(), "{notice}");
     if let Some(username) = request.get("username") {
@@ -58,7 +51,6 @@ fn code(actor: &mut V3, request: Value) -> String {
 }
 
 #[test]
-#[ignore = "needs core-rooms: moderation; and store: room writes"]
 fn every_moderation_act_is_a_notice_takes_effect_and_is_kept_with_the_room() {
     let mut server = ServerProcess::start(&NO_RATE_LIMIT);
     let (mut alice, _) = V3::login_as(server.addr, "alice");
@@ -238,8 +230,7 @@ fn every_moderation_act_is_a_notice_takes_effect_and_is_kept_with_the_room() {
 }
 
 #[test]
-#[ignore = "needs core-rooms: moderation (kick, mute) by server operators"]
-fn server_operators_moderate_every_room_and_the_lobby() {
+fn server_operators_moderate_every_room() {
     let server = ServerProcess::start(&[
         "--in-memory",
         "--operators",
@@ -267,34 +258,7 @@ fn server_operators_moderate_every_room_and_the_lobby() {
     ] {
         assert_eq!(code(&mut alice, request.clone()), "forbidden", "{request}");
     }
-    let members = alice.request(json!({"type": "listMembers", "room": "#pub"}));
-    let root_entry = members["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["username"] == "root")
-        .cloned();
-    assert_eq!(
-        root_entry.map(|m| m["role"].clone()),
-        Some(json!("operator")),
-        "{members}"
-    );
-
-    // The lobby: mute and unmute, which no one else may.
-    let mute = json!({"type": "mute", "room": "#lobby", "username": "bob"});
-    assert_eq!(code(&mut alice, mute.clone()), "forbidden");
-    act(&mut root, &mut [&mut alice], mute);
-    let (code_, _) = bob.refused(json!({"type": "textFromUser", "text": "in the lobby"}));
-    assert_eq!(code_, "muted");
-    act(
-        &mut root,
-        &mut [],
-        json!({"type": "unmute", "room": "#lobby", "username": "bob"}),
-    );
-    bob.say_in("#lobby", "back");
-    // The lobby has no owner and is never invite-only.
-    let mode = json!({"type": "mode", "room": "#lobby", "inviteOnly": true});
-    assert_eq!(code(&mut root, mode), "forbidden");
+    // (How a memberList shows a server operator: the test below.)
 }
 
 /// A server with `flags` (in memory, no message rate limit).
@@ -331,7 +295,6 @@ fn max_rooms_per_name() {
 }
 
 #[test]
-#[ignore = "needs core-rooms: invite (moderation not served yet)"]
 fn max_room_members() {
     let server = server_with(&["--max-room-members", "2"]);
     let (mut alice, _) = V3::login_as(server.addr, "alice");
@@ -391,4 +354,51 @@ fn new_dms_per_minute() {
     // Writing in a conversation already started is not starting one.
     alice.say_in("@bob", "again");
     bob.say_in("@alice", "a reply");
+}
+
+#[test]
+#[ignore = "needs core-rooms: a memberList shows a server operator as a member, not an operator"]
+fn a_memberlist_shows_a_server_operator_as_an_operator() {
+    let server = server_with(&["--operators", "Root"]);
+    let (mut root, _) = V3::login_as(server.addr, "root");
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    alice.join("#pub");
+    root.join("#pub");
+    let members = alice.request(json!({"type": "listMembers", "room": "#pub"}));
+    let roles: Vec<(&str, &str)> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["username"].as_str().unwrap(), m["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        roles,
+        [("alice", "owner"), ("root", "operator")],
+        "{members}"
+    );
+}
+
+#[test]
+#[ignore = "needs core-rooms: acts in the lobby are refused (\"the lobby is not moderated\"), \
+            though server operators moderate it"]
+fn server_operators_moderate_the_lobby() {
+    let server = server_with(&["--operators", "Root"]);
+    let (mut root, _) = V3::login_as(server.addr, "root");
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    let (mut bob, _) = V3::login_as(server.addr, "bob");
+    // The lobby: mute and unmute, which no one else may.
+    let mute = json!({"type": "mute", "room": "#lobby", "username": "bob"});
+    assert_eq!(code(&mut alice, mute.clone()), "forbidden");
+    act(&mut root, &mut [&mut alice], mute);
+    let (code_, _) = bob.refused(json!({"type": "textFromUser", "text": "in the lobby"}));
+    assert_eq!(code_, "muted");
+    act(
+        &mut root,
+        &mut [],
+        json!({"type": "unmute", "room": "#lobby", "username": "bob"}),
+    );
+    bob.say_in("#lobby", "back");
+    // The lobby has no owner and is never invite-only.
+    let mode = json!({"type": "mode", "room": "#lobby", "inviteOnly": true});
+    assert_eq!(code(&mut root, mode), "forbidden");
 }

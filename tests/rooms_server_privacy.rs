@@ -28,6 +28,12 @@ const SECRETS: [&str; 7] = [
     "zedmember",
 ];
 
+/// `v3` does the moderation act `request`, which must be done.
+fn acted(v3: &mut V3, request: Value) {
+    let notice = v3.moderate(request.clone());
+    assert_eq!(notice["type"], "notice", "{request}: {notice}");
+}
+
 /// Every request about `room` but `join`, each without an id.
 fn every_request_about(room: &str) -> Vec<Value> {
     vec![
@@ -60,15 +66,20 @@ fn answer_about(eve: &mut V3, request: Value, room: &str) -> (String, String) {
 }
 
 #[test]
-#[ignore = "needs core-rooms: moderation (topic, invite, mute, kick)"]
 fn a_non_member_learns_nothing_of_an_invite_only_room_a_missing_room_or_a_dm_of_others() {
     let server = ServerProcess::start(&["--in-memory", NO_RATE_LIMIT[0], NO_RATE_LIMIT[1]]);
     let (mut alice, _) = V3::login_as(server.addr, "alice");
     let (mut bob, _) = V3::login_as(server.addr, "bob");
     let (mut zed, _) = V3::login_as(server.addr, "zedmember");
     alice.create_invite_only("#hideout");
-    alice.request(json!({"type": "topic", "room": "#hideout", "topic": SECRETS[0]}));
-    alice.request(json!({"type": "invite", "room": "#hideout", "username": "zedmember"}));
+    acted(
+        &mut alice,
+        json!({"type": "topic", "room": "#hideout", "topic": SECRETS[0]}),
+    );
+    acted(
+        &mut alice,
+        json!({"type": "invite", "room": "#hideout", "username": "zedmember"}),
+    );
     zed.join("#hideout");
     alice.say_in("#hideout", SECRETS[1]);
     alice.say_in("@bob", SECRETS[2]);
@@ -76,16 +87,26 @@ fn a_non_member_learns_nothing_of_an_invite_only_room_a_missing_room_or_a_dm_of_
 
     let (mut eve, _) = V3::login_as(server.addr, "eve");
     // The room and the DM go on while eve is there.
-    alice.request(json!({"type": "topic", "room": "#hideout", "topic": SECRETS[3]}));
+    acted(
+        &mut alice,
+        json!({"type": "topic", "room": "#hideout", "topic": SECRETS[3]}),
+    );
     alice.say_in("#hideout", SECRETS[4]);
-    alice.request(json!({"type": "mute", "room": "#hideout", "username": "zedmember"}));
-    alice.request(json!({"type": "kick", "room": "#hideout", "username": "zedmember"}));
+    acted(
+        &mut alice,
+        json!({"type": "mute", "room": "#hideout", "username": "zedmember"}),
+    );
+    acted(
+        &mut alice,
+        json!({"type": "kick", "room": "#hideout", "username": "zedmember"}),
+    );
     alice.say_in("@bob", SECRETS[5]);
     bob.said(SECRETS[5]);
 
     // Every request about the invite-only room and the missing one: the
-    // same answers, but for the name, each a notAMember.
-    for (hidden, missing) in [("#hideout", "#nowhere"), ("#HideOut", "#NoWhere")] {
+    // same answers, but for the name, each a notAMember. (Spelt otherwise
+    // than created, and at login: the test below.)
+    for (hidden, missing) in [("#hideout", "#nowhere")] {
         for (request, other) in every_request_about(hidden)
             .into_iter()
             .zip(every_request_about(missing))
@@ -96,22 +117,22 @@ fn a_non_member_learns_nothing_of_an_invite_only_room_a_missing_room_or_a_dm_of_
             assert_eq!((code, said), answer_elsewhere, "{request}");
         }
     }
-    let (code, description) = eve.refused(json!({"type": "join", "room": "#HideOut"}));
+    let (code, description) = eve.refused(json!({"type": "join", "room": "#hideout"}));
     assert_eq!(
         (code.as_str(), description.as_str()),
-        ("forbidden", "#HideOut is invite-only")
+        ("forbidden", "#hideout is invite-only")
     );
 
     // A DM of others cannot even be named; eve's own DMs are hers alone.
     for dm in ["@alice\nbob", "@bob\nalice", "@alice\\nbob"] {
         for request in every_request_about(dm) {
-            let answer = eve.request(request.clone());
+            let answer = eve.moderate(request.clone());
             assert_eq!(answer["type"], "errorMessage", "{request}: {answer}");
         }
     }
     for request in every_request_about("@bob") {
         if request["type"] != "textFromUser" {
-            let _ = eve.request(request);
+            let _ = eve.moderate(request);
         }
     }
     // Her DM with alice has nothing in it (or is not hers until written).
@@ -139,19 +160,7 @@ fn a_non_member_learns_nothing_of_an_invite_only_room_a_missing_room_or_a_dm_of_
     ]);
     let (mut eve_again, login) = V3::reclaim(server.addr, "eve", &eve.secret.clone(), known);
     assert!(login.room("#hideout").is_none(), "{:?}", login.rooms);
-    let changes = |room: &str| -> Vec<String> {
-        login
-            .changes(room)
-            .iter()
-            .map(|c| c.to_string().replace(room, "#x"))
-            .collect()
-    };
-    assert_eq!(
-        changes("#hideout"),
-        changes("#nowhere"),
-        "{:?}",
-        login.rooms
-    );
+    // (That the `changes` say the same of both is the test below.)
     assert!(login.histories.iter().all(|h| h["room"] != "#hideout"));
 
     // Still served, never closed; and not a byte of anything private.
@@ -203,4 +212,54 @@ fn v1_and_v2_clients_cannot_reach_a_room_at_all() {
     assert!(in_lobby(&lobby), "{lobby}");
     let held = alice.everything_held("#hideout", 50);
     assert_eq!(texts(&json!({ "messages": held })), [SECRETS[1]]);
+}
+
+/// `eve`, logged in on `server` where alice has the invite-only `#hideout`
+/// (which eve is not in) and no one has `#nowhere`.
+fn outsider_beside_a_hideout(server: &ServerProcess) -> V3 {
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    alice.create_invite_only("#hideout");
+    alice.say_in("#hideout", SECRETS[1]);
+    V3::login_as(server.addr, "eve").0
+}
+
+#[test]
+#[ignore = "needs core-rooms: a notAMember names an invite-only room as created (#hideout), \
+            a missing one as asked (#NoWhere); a login listing an invite-only room gets \
+            changes [left], a missing one nothing"]
+fn an_invite_only_room_looks_missing_however_it_is_spelt_and_at_login() {
+    let server = ServerProcess::start(&["--in-memory", NO_RATE_LIMIT[0], NO_RATE_LIMIT[1]]);
+    let mut eve = outsider_beside_a_hideout(&server);
+    for (request, other) in every_request_about("#HideOut")
+        .into_iter()
+        .zip(every_request_about("#NoWhere"))
+    {
+        let answer = answer_about(&mut eve, request.clone(), "#HideOut");
+        assert_eq!(
+            answer,
+            answer_about(&mut eve, other, "#NoWhere"),
+            "{request}"
+        );
+    }
+    let (code, description) = eve.refused(json!({"type": "join", "room": "#HideOut"}));
+    assert_eq!(
+        (code.as_str(), description.as_str()),
+        ("forbidden", "#HideOut is invite-only")
+    );
+
+    let known = json!([{"room": "#hideout", "since": 0}, {"room": "#nowhere", "since": 0}]);
+    let (_, login) = V3::reclaim(server.addr, "eve", &eve.secret.clone(), known);
+    let changes = |room: &str| -> Vec<String> {
+        login
+            .changes(room)
+            .iter()
+            .map(|c| c.to_string().replace(room, "#x"))
+            .collect()
+    };
+    assert_eq!(
+        changes("#hideout"),
+        changes("#nowhere"),
+        "{:?}",
+        login.rooms
+    );
 }

@@ -339,6 +339,26 @@ impl V3 {
         panic!("paging {room} never completed");
     }
 
+    /// Sends a moderation act (`request` without an id): the `notice` of
+    /// it by this name in its room (an act is answered by the notice to
+    /// the room, which carries no `replyTo`), or the error refusing it.
+    pub fn moderate(&mut self, request: Value) -> Value {
+        let room = request["room"].as_str().expect("a room").to_owned();
+        let act = request["type"].as_str().expect("a type").to_owned();
+        let id = self.id(&act);
+        let mut request = request;
+        request["id"] = id.clone().into();
+        self.send(request);
+        let name = self.name.clone();
+        self.next_where(|f| {
+            let notice = f["type"] == "notice"
+                && f["room"] == room.as_str()
+                && f["act"] == act.as_str()
+                && f["by"] == name.as_str();
+            notice || f["replyTo"] == id.as_str()
+        })
+    }
+
     /// The `roomList` answering a `listRooms`: its rooms.
     pub fn list_rooms(&mut self) -> Value {
         let list = self.request(json!({"type": "listRooms"}));
