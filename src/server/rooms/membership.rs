@@ -193,6 +193,11 @@ impl<R: CryptoRng> Server<R> {
         room.invite_only = invite_only;
         self.rooms.by_key.insert(key.clone(), room);
         self.rooms.room_count += 1;
+        self.rooms
+            .owned
+            .entry(me.key.clone())
+            .or_default()
+            .insert(key.clone());
         self.add_member(&key, me, Role::Owner);
         let ticket = self.record_all(vec![
             Write::Room {
@@ -491,8 +496,8 @@ impl<R: CryptoRng> Server<R> {
                 frames.extend(self.member_notice(&key, name, &display, Change::Left, now));
             }
         }
-        for room in self.rooms.by_key.values_mut() {
-            if room.owner.as_deref() == Some(&**name) {
+        for key in self.rooms.owned.remove(name).unwrap_or_default() {
+            if let Some(room) = self.rooms.by_key.get_mut(&key) {
                 room.owner = None;
             }
         }

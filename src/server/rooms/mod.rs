@@ -54,6 +54,8 @@ pub(crate) struct Rooms {
     pub(crate) by_key: HashMap<Arc<str>, Room>,
     /// Name key → the rooms and DMs it is in (the lobby apart).
     pub(crate) of_name: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    /// Name key → the rooms it owns (so that its release finds them).
+    pub(crate) owned: HashMap<Arc<str>, HashSet<Arc<str>>>,
     /// Name key → the rooms it is invited to.
     pub(crate) invited: HashMap<Arc<str>, HashSet<Arc<str>>>,
     /// Names that left the lobby.
@@ -89,6 +91,7 @@ impl Rooms {
         Rooms {
             by_key: HashMap::new(),
             of_name: HashMap::new(),
+            owned: HashMap::new(),
             invited: HashMap::new(),
             left_lobby: HashSet::new(),
             reads: HashMap::new(),
@@ -461,6 +464,8 @@ impl<R: CryptoRng> Server<R> {
     pub(in crate::server) fn send_saved(&mut self, frames: Vec<(To, Frame)>) {
         for (to, frame) in frames {
             match to {
+                // Closed meanwhile: nothing is ever addressed to it.
+                To::Conn(conn) if !self.is_open(conn) => {}
                 To::Conn(conn) => self.actions.send_new(conn, frame),
                 To::Name(name) => self.send_to_name(&name, frame),
                 To::Others(name, except) => {
