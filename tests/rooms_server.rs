@@ -420,6 +420,88 @@ fn after_sigkill_numbering(alice: &mut V3) {
     assert_eq!(alice.say_in("#dev", "after the kill")["seq"], 34);
 }
 
+/// Says numbered messages in `room` as fast as they are acknowledged,
+/// until the server dies: (seq, text) of each acknowledged.
+fn say_until_killed(mut v3: V3, room: &'static str) -> Vec<(u64, String)> {
+    let mut acknowledged = Vec::new();
+    for n in 0.. {
+        let (id, text) = (format!("m{n}"), format!("{} in {room} #{n}", v3.name));
+        let said = json!({"type": "textFromUser", "id": id, "room": room, "text": text});
+        if v3.client.try_send_json(said).is_none() {
+            break;
+        }
+        let Some(ack) = v3.client.try_reply_to(&id) else {
+            break;
+        };
+        assert_eq!(ack["type"], "textBroadcast", "{ack}");
+        acknowledged.push((ack["seq"].as_u64().expect("a seq"), text));
+    }
+    acknowledged
+}
+
+#[test]
+fn a_sigkill_amid_traffic_in_rooms_and_dms_loses_nothing_acknowledged() {
+    // Every message kept, so that all said can be checked.
+    let flags = [&["--room-history", "100000"][..], &NO_RATE_LIMIT].concat();
+    let mut server = ServerProcess::start(&flags);
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    alice.join("#a");
+    alice.join("#b");
+    let (mut bob, _) = V3::login_as(server.addr, "bob");
+    bob.join("#a");
+    let (mut carol, _) = V3::login_as(server.addr, "carol");
+    carol.join("#b");
+    let (dave, _) = V3::login_as(server.addr, "dave");
+    let secret = alice.secret.clone();
+    drop(alice);
+    let senders = [
+        std::thread::spawn(move || say_until_killed(bob, "#a")),
+        std::thread::spawn(move || say_until_killed(carol, "#b")),
+        std::thread::spawn(move || say_until_killed(dave, "@alice")),
+    ];
+    std::thread::sleep(std::time::Duration::from_millis(
+        300 + rand::random::<u64>() % 500,
+    ));
+    server.kill();
+    let acknowledged: Vec<Vec<(u64, String)>> = senders.map(|s| s.join().expect("a sender")).into();
+    assert!(
+        acknowledged.iter().all(|a| !a.is_empty()),
+        "every sender was acknowledged before the kill"
+    );
+    server.restart();
+
+    let (mut alice, _) = V3::reclaim(server.addr, "alice", &secret, json!([]));
+    for (room, acknowledged) in ["#a", "#b", "@dave"].into_iter().zip(&acknowledged) {
+        let held: Vec<(u64, String)> = alice
+            .everything_held(room, 100)
+            .iter()
+            .map(|m| {
+                (
+                    m["seq"].as_u64().unwrap(),
+                    m["message"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let numbers: Vec<u64> = held.iter().map(|(seq, _)| *seq).collect();
+        let expected: Vec<u64> = (1..=held.len() as u64).collect();
+        assert_eq!(
+            numbers, expected,
+            "{room}: numbered from 1, no gap, no repeat"
+        );
+        for said in acknowledged {
+            assert!(
+                held.contains(said),
+                "{room}: {said:?} acknowledged, then lost"
+            );
+        }
+        // Numbering goes on after the last held.
+        let next = alice.say_in(room, "after the kill")["seq"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(next, held.len() as u64 + 1, "{room}");
+    }
+}
+
 #[test]
 fn paging_fetches_everything_the_server_holds() {
     let server = ServerProcess::start(&["--in-memory", NO_RATE_LIMIT[0], NO_RATE_LIMIT[1]]);
