@@ -190,7 +190,7 @@ fn a_non_member_cannot_tell_an_invite_only_room_from_none() {
     let eve = core.user("eve");
     core.send(
         owner,
-        r##"{"type":"join","id":"j","room":"#secret","inviteOnly":true}"##,
+        r##"{"type":"join","id":"j","room":"#SeCret","inviteOnly":true}"##,
     );
     core.send(
         owner,
@@ -393,7 +393,10 @@ fn a_released_name_leaves_nothing_to_its_next_owner() {
 fn listing_rooms_at_login_cannot_tell_a_private_room_from_none() {
     let mut core = Core::new(config());
     let owner = core.user("owner");
-    core.send(owner, r##"{"type":"join","id":"j","room":"#secret","inviteOnly":true}"##);
+    core.send(
+        owner,
+        r##"{"type":"join","id":"j","room":"#secret","inviteOnly":true}"##,
+    );
     core.drain();
     let eve = core.open(Version::V3);
     core.send(eve, r##"{"type":"login","id":"l","username":"eve","rooms":[{"room":"#secret","since":0},{"room":"#nothing","since":0}]}"##);
@@ -744,4 +747,114 @@ mod with_a_store {
         assert_eq!(seqs(&frames[2]), [2, 3]);
         assert_eq!(frames[2]["messages"][1]["act"], "topic");
     }
+}
+
+#[test]
+fn a_v2_device_of_a_name_that_left_the_lobby_lives_in_it_as_before() {
+    let mut core = Core::new(config());
+    let alice = core.user("alice");
+    core.ask(alice, r##"{"type":"part","id":"p","room":"#lobby"}"##);
+    let old = core.open(Version::V2);
+    let secret = core.secrets["alice"].clone();
+    core.send(
+        old,
+        &format!(r#"{{"type":"login","id":"l","username":"alice","secret":"{secret}"}}"#),
+    );
+    core.drain();
+    let said = core.ask(
+        old,
+        r#"{"type":"textFromUser","id":"m","text":"still here"}"#,
+    );
+    assert_eq!(
+        (&said["type"], &said["seq"]),
+        (&"textBroadcast".into(), &1.into()),
+        "{said}"
+    );
+}
+
+#[test]
+fn member_notices_are_paced_per_room_and_dropped_past_the_budget() {
+    let mut core = Core::new(Config {
+        presence_rate: 1,
+        presence_burst: 2,
+        ..config()
+    });
+    let watcher = core.user("watcher");
+    core.send(watcher, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    core.drain();
+    let mut joined = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        let conn = core.user(name);
+        core.send(conn, r##"{"type":"join","id":"j","room":"#dev"}"##);
+        joined.extend(
+            core.frames_to(watcher)
+                .into_iter()
+                .filter(|f| f["type"] == "member")
+                .map(|f| f["username"].as_str().unwrap_or_default().to_owned()),
+        );
+    }
+    assert_eq!(joined, ["a", "b"]);
+    core.skip(Duration::from_secs(1));
+    let late = core.user("late");
+    core.send(late, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    let frames = core.frames_to(watcher);
+    assert_eq!(
+        (
+            &frames[0]["type"],
+            &frames[0]["username"],
+            &frames[0]["change"]
+        ),
+        (&"member".into(), &"late".into(), &"joined".into())
+    );
+    let members = core.ask(
+        watcher,
+        r##"{"type":"listMembers","id":"x","room":"#dev"}"##,
+    );
+    assert_eq!(members["members"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn a_catch_up_one_reply_cannot_hold_is_incomplete_and_paged_after() {
+    let mut core = Core::new(Config {
+        reply_max_bytes: 600,
+        ..config()
+    });
+    let alice = core.user("alice");
+    core.send(alice, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    for n in 1..=10 {
+        core.send(
+            alice,
+            &format!(r##"{{"type":"textFromUser","id":"m","room":"#dev","text":"message {n}"}}"##),
+        );
+    }
+    core.drain();
+    let epoch = core.ask(
+        alice,
+        r##"{"type":"history","id":"h","room":"#dev","limit":1}"##,
+    )["epoch"]
+        .clone();
+    let back = core.open(Version::V3);
+    let secret = core.secrets["alice"].clone();
+    core.send(back, &format!(
+        r##"{{"type":"login","id":"l","username":"alice","secret":"{secret}","rooms":[{{"room":"#dev","epoch":{epoch},"since":2}}]}}"##
+    ));
+    let frames = core.frames_to(back);
+    let rooms = frames.iter().find(|f| f["type"] == "rooms").unwrap();
+    assert_eq!(rooms["rooms"][1]["recovered"], true);
+    let history = frames
+        .iter()
+        .find(|f| f["type"] == "history" && f["room"] == "#dev")
+        .unwrap();
+    let got = seqs(history);
+    assert_eq!(
+        (got[0], history["complete"].as_bool()),
+        (3, Some(false)),
+        "{history}"
+    );
+    let last = *got.last().unwrap();
+    let rest = core.ask(
+        back,
+        &format!(r##"{{"type":"history","id":"h","room":"#dev","after":{last}}}"##),
+    );
+    assert_eq!(*seqs(&rest).last().unwrap(), 10);
 }
