@@ -105,7 +105,7 @@ fn a_non_member_learns_nothing_of_an_invite_only_room_a_missing_room_or_a_dm_of_
 
     // Every request about the invite-only room and the missing one: the
     // same answers, but for the name, each a notAMember. (Spelt otherwise
-    // than created, and at login: the test below.)
+    // than created, and at login: the tests below.)
     for (hidden, missing) in [("#hideout", "#nowhere")] {
         for (request, other) in every_request_about(hidden)
             .into_iter()
@@ -224,8 +224,6 @@ fn outsider_beside_a_hideout(server: &ServerProcess) -> V3 {
 }
 
 #[test]
-#[ignore = "needs core-rooms: a notAMember names an invite-only room as created (#hideout \
-            for #HideOut), a missing one as asked (#NoWhere), which tells an outsider it exists"]
 fn an_invite_only_room_looks_missing_however_it_is_spelt() {
     let server = ServerProcess::start(&["--in-memory", NO_RATE_LIMIT[0], NO_RATE_LIMIT[1]]);
     let mut eve = outsider_beside_a_hideout(&server);
