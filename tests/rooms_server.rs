@@ -338,6 +338,18 @@ fn after_a_restart(server: &ServerProcess, before: &Before) {
 
     assert_eq!(alice.say_in("#dev", "d4")["seq"], 4);
     assert_eq!(alice.say_in("@bob", "dm3")["seq"], 3);
+    // Another epoch is not recovered; a room not listed is joined, with
+    // its latest messages.
+    let known = json!([{"room": "#dev", "epoch": "another", "since": 3}]);
+    let (_, stale) = V3::reclaim(server.addr, "alice", &before.alice, known);
+    let dev = stale
+        .room("#dev")
+        .unwrap_or_else(|| panic!("{:?}", stale.rooms));
+    assert_eq!(dev["recovered"], false, "{dev}");
+    let dm = stale.history("@bob").unwrap_or_else(|| panic!("{stale:?}"));
+    assert_eq!(seqs(dm), [1, 2, 3]);
+    let joined = stale.changes("@bob");
+    assert_eq!(joined.first().map(|c| &c["change"]), Some(&json!("joined")));
     let (_, bob) = V3::reclaim(server.addr, "bob", &before.bob, json!([]));
     assert_eq!(bob.room("#dev").map(|r| &r["role"]), Some(&json!("member")));
     assert_eq!(bob.room("@alice").map(|r| &r["lastSeq"]), Some(&json!(3)));
