@@ -658,3 +658,70 @@ fn read_markers_and_joins_are_shared_by_two_devices_of_one_name() {
     laptop.request(json!({"type": "part", "room": "#ops"}));
     assert_eq!(phone.next_in("membership", "#ops")["change"], "left");
 }
+
+#[test]
+fn a_login_is_told_what_changed_in_its_rooms_while_it_was_away() {
+    let server = ServerProcess::start(&["--in-memory", NO_RATE_LIMIT[0], NO_RATE_LIMIT[1]]);
+    let (mut bob, _) = V3::login_as(server.addr, "bob");
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    for room in ["#kicked", "#banned", "#parted"] {
+        bob.join(room);
+        alice.join(room);
+    }
+    bob.create_invite_only("#invited");
+    let rooms = alice.list_rooms();
+    let listed: Vec<Value> = ["#kicked", "#banned", "#parted"]
+        .into_iter()
+        .map(|room| {
+            let state = room_in(&rooms, room).unwrap_or_else(|| panic!("{rooms}"));
+            json!({"room": room, "epoch": state["epoch"], "since": 0})
+        })
+        .collect();
+    let secret = alice.secret.clone();
+    // Away: a second device parts one room and joins another; bob kicks,
+    // bans and invites.
+    let (mut phone, _) = V3::reclaim(server.addr, "alice", &secret, json!(listed));
+    drop(alice);
+    phone.request(json!({"type": "part", "room": "#parted"}));
+    phone.join("#new");
+    drop(phone);
+    let kick = json!({"type": "kick", "room": "#kicked", "username": "alice", "reason": "noise"});
+    assert_eq!(bob.moderate(kick)["type"], "notice");
+    let ban = json!({"type": "ban", "room": "#banned", "username": "alice", "reason": "spam"});
+    assert_eq!(bob.moderate(ban)["type"], "notice");
+    let invite = json!({"type": "invite", "room": "#invited", "username": "alice"});
+    assert_eq!(bob.moderate(invite)["type"], "notice");
+
+    let (_, login) = V3::reclaim(server.addr, "alice", &secret, json!(listed));
+    let change = |room: &str| -> Vec<(Value, Value, Value)> {
+        login
+            .changes(room)
+            .iter()
+            .map(|c| (c["change"].clone(), c["by"].clone(), c["reason"].clone()))
+            .collect()
+    };
+    assert_eq!(
+        change("#kicked"),
+        [(json!("kicked"), json!("bob"), json!("noise"))]
+    );
+    assert_eq!(
+        change("#banned"),
+        [(json!("banned"), json!("bob"), json!("spam"))]
+    );
+    assert_eq!(
+        change("#parted").first().map(|c| c.0.clone()),
+        Some(json!("left"))
+    );
+    assert_eq!(
+        change("#new").first().map(|c| c.0.clone()),
+        Some(json!("joined"))
+    );
+    assert_eq!(
+        change("#invited").first().map(|c| c.0.clone()),
+        Some(json!("invited"))
+    );
+    for gone in ["#kicked", "#banned", "#parted"] {
+        assert!(login.room(gone).is_none(), "{gone}: {:?}", login.rooms);
+    }
+    assert!(login.room("#new").is_some(), "{:?}", login.rooms);
+}
