@@ -725,3 +725,70 @@ fn a_login_is_told_what_changed_in_its_rooms_while_it_was_away() {
     }
     assert!(login.room("#new").is_some(), "{:?}", login.rooms);
 }
+
+/// alice (new) owns #dev, where bob is too, has read it, has a DM with bob
+/// and an invite to bob's #inner: what a released name must not leave.
+fn alice_with_everything(server: &ServerProcess, bob: &mut V3) -> V3 {
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    alice.join("#dev");
+    bob.join("#dev");
+    alice.say_in("#dev", "mine");
+    alice.request(json!({"type": "read", "room": "#dev", "seq": 1}));
+    alice.say_in("@bob", "a secret between us");
+    bob.said("a secret between us");
+    let invite = json!({"type": "invite", "room": "#inner", "username": "alice"});
+    assert_eq!(bob.moderate(invite)["type"], "notice");
+    alice
+}
+
+/// The next owner of the name "alice" inherits nothing of the last.
+fn inherits_nothing(server: &ServerProcess, bob: &mut V3) {
+    let (mut alice, login) = V3::login_as(server.addr, "alice");
+    let rooms: Vec<&Value> = login.rooms["rooms"].as_array().unwrap().iter().collect();
+    assert_eq!(rooms.len(), 1, "the lobby only: {:?}", login.rooms);
+    assert!(login.changes("#inner").is_empty(), "{:?}", login.rooms);
+    assert!(!alice.has_seen("a secret between us"));
+    let (code, _) = alice.refused(json!({"type": "history", "room": "#inner"}));
+    assert_eq!(code, "notAMember");
+    // bob's side of the DM is gone too; #dev goes on without alice.
+    let rooms = bob.list_rooms();
+    assert!(room_in(&rooms, "@alice").is_none(), "{rooms}");
+    assert_eq!(
+        room_in(&rooms, "#dev").map(|r| &r["members"]),
+        Some(&json!(1)),
+        "{rooms}"
+    );
+    let history = alice.request(json!({"type": "history", "room": "@bob"}));
+    let empty = history["type"] == "errorMessage" || messages(&history).is_empty();
+    assert!(empty, "{history}");
+}
+
+#[test]
+fn a_name_released_by_logout_leaves_nothing_to_its_next_owner_even_after_a_restart() {
+    let mut server = ServerProcess::start(&NO_RATE_LIMIT);
+    let (mut bob, _) = V3::login_as(server.addr, "bob");
+    bob.create_invite_only("#inner");
+    let mut alice = alice_with_everything(&server, &mut bob);
+    alice.send(json!({"type": "logout", "id": "bye"}));
+    alice.next_where(|f| f["type"] == "logoutBroadcast" && f["username"] == "alice");
+    // The release is saved: after a restart as before it.
+    let bob_secret = bob.secret.clone();
+    drop(bob);
+    server.terminate();
+    server.wait_exit();
+    server.restart();
+    let (mut bob, _) = V3::reclaim(server.addr, "bob", &bob_secret, json!([]));
+    inherits_nothing(&server, &mut bob);
+}
+
+#[test]
+fn a_name_released_by_its_ttl_leaves_nothing_to_its_next_owner() {
+    let flags = [&["--in-memory", "--login-ttl", "1s"][..], &NO_RATE_LIMIT].concat();
+    let server = ServerProcess::start(&flags);
+    let (mut bob, _) = V3::login_as(server.addr, "bob");
+    bob.create_invite_only("#inner");
+    drop(alice_with_everything(&server, &mut bob));
+    bob.next_where(|f| f["type"] == "logoutBroadcast" && f["username"] == "alice");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    inherits_nothing(&server, &mut bob);
+}
