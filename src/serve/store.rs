@@ -21,6 +21,8 @@ mod apply;
 mod check;
 mod files;
 mod load;
+#[cfg(test)]
+mod startup;
 mod tables;
 #[cfg(test)]
 mod tests;
