@@ -379,8 +379,6 @@ fn a_memberlist_shows_a_server_operator_as_an_operator() {
 }
 
 #[test]
-#[ignore = "needs core-rooms: acts in the lobby are refused (\"the lobby is not moderated\"), \
-            though server operators moderate it"]
 fn server_operators_moderate_the_lobby() {
     let server = server_with(&["--operators", "Root"]);
     let (mut root, _) = V3::login_as(server.addr, "root");
