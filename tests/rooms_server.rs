@@ -792,3 +792,44 @@ fn a_name_released_by_its_ttl_leaves_nothing_to_its_next_owner() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     inherits_nothing(&server, &mut bob);
 }
+
+#[test]
+fn a_page_holds_at_most_500_messages_and_256_kib() {
+    let flags = [
+        &["--in-memory", "--room-history", "1000"][..],
+        &NO_RATE_LIMIT,
+    ]
+    .concat();
+    let server = ServerProcess::start(&flags);
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    alice.join("#many");
+    for n in 1..=520 {
+        alice.say_in("#many", &format!("{n}"));
+    }
+    let page = alice.page("#many", json!({}), Some(1000));
+    assert_eq!(seqs(&page), (21..=520).collect::<Vec<u64>>());
+    assert_eq!(page["complete"], false);
+
+    alice.join("#long");
+    let long = "x".repeat(4000);
+    for _ in 0..80 {
+        alice.say_in("#long", &long);
+    }
+    let id = alice.id("history");
+    alice.send(json!({"type": "history", "id": id, "room": "#long", "limit": 500}));
+    let page = alice.reply(&id);
+    let raw = alice
+        .received
+        .iter()
+        .rev()
+        .find(|f| f.contains(&format!("\"replyTo\":\"{id}\"")))
+        .expect("the page, raw");
+    assert!(raw.len() <= 256 * 1024 + 1024, "{} bytes", raw.len());
+    let got = seqs(&page);
+    assert!(got.len() >= 50 && got.len() < 80, "{} messages", got.len());
+    assert_eq!(got.last(), Some(&80), "the latest, oldest first");
+    assert_eq!(page["complete"], false);
+    // The rest comes before the first.
+    let older = alice.everything_held("#long", 500);
+    assert_eq!(older.len(), 80);
+}
