@@ -833,3 +833,38 @@ fn a_page_holds_at_most_500_messages_and_256_kib() {
     let older = alice.everything_held("#long", 500);
     assert_eq!(older.len(), 80);
 }
+
+#[test]
+fn a_catch_up_larger_than_one_reply_is_recovered_and_the_rest_paged_after_it() {
+    let server = ServerProcess::start(&["--in-memory", NO_RATE_LIMIT[0], NO_RATE_LIMIT[1]]);
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    let epoch = alice.join("#long")["state"]["epoch"].clone();
+    let secret = alice.secret.clone();
+    drop(alice);
+    let (mut bob, _) = V3::login_as(server.addr, "bob");
+    bob.join("#long");
+    for n in 1..=80 {
+        bob.say_in("#long", &format!("{n:04}{}", "y".repeat(3996)));
+    }
+    let known = json!([{"room": "#long", "epoch": epoch, "since": 0}]);
+    let (mut alice, login) = V3::reclaim(server.addr, "alice", &secret, known);
+    assert_eq!(
+        login.room("#long").map(|r| &r["recovered"]),
+        Some(&json!(true))
+    );
+    let first = login
+        .history("#long")
+        .unwrap_or_else(|| panic!("{login:?}"));
+    assert_eq!(first["complete"], false, "one reply cannot hold 320 KB");
+    let mut got = seqs(first);
+    assert_eq!(got.first(), Some(&1), "from the client's since on");
+    for _ in 0..10 {
+        let last = *got.last().expect("a page has messages");
+        let page = alice.page("#long", json!({"after": last}), Some(500));
+        got.extend(seqs(&page));
+        if page["complete"] == true {
+            break;
+        }
+    }
+    assert_eq!(got, (1..=80).collect::<Vec<u64>>());
+}
