@@ -105,7 +105,8 @@ impl<R: CryptoRng> Server<R> {
             };
             return self.refuse(me, ErrorCode::Banned, &description);
         }
-        if room.invite_only && !invited && !server_operator {
+        let owner = room.owner.as_deref() == Some(&*me.key);
+        if room.invite_only && !invited && !server_operator && !owner {
             return self.refuse(
                 me,
                 ErrorCode::Forbidden,
@@ -132,11 +133,7 @@ impl<R: CryptoRng> Server<R> {
                 ),
             );
         }
-        let role = if room.owner.as_deref() == Some(&*me.key) {
-            Role::Owner
-        } else {
-            Role::Member
-        };
+        let role = if owner { Role::Owner } else { Role::Member };
         let mut writes = Vec::new();
         if invited {
             writes.push(Write::Uninvite {
