@@ -116,8 +116,8 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// [`Store::open_keeping`] with each room's latest `room_history`
-    /// messages as many as `Config`'s default.
+    /// [`Store::open_keeping`], keeping as many of each room's messages as
+    /// `Config`'s default `room_history`.
     pub(crate) fn open(dir: &Path, history_size: usize) -> Result<(Store, Snapshot), StoreError> {
         let room_history = crate::Config::default().room_history;
         Store::open_keeping(dir, history_size, room_history)
