@@ -868,3 +868,33 @@ fn a_catch_up_larger_than_one_reply_is_recovered_and_the_rest_paged_after_it() {
     }
     assert_eq!(got, (1..=80).collect::<Vec<u64>>());
 }
+
+#[test]
+fn a_v3_client_may_leave_the_lobby_and_join_it_again() {
+    let server = ServerProcess::start(&["--in-memory", NO_RATE_LIMIT[0], NO_RATE_LIMIT[1]]);
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    let mut lobby = Client::connect_v2(server.addr);
+    lobby.login("lobbyist");
+    let left = alice.request(json!({"type": "part", "room": "#lobby"}));
+    assert_eq!(
+        (&left["type"], &left["change"]),
+        (&json!("membership"), &json!("left")),
+        "{left}"
+    );
+    lobby.say("while alice is out");
+    lobby.recv_type("textBroadcast");
+    let (code, _) = alice.refused(json!({"type": "textFromUser", "text": "may I?"}));
+    assert_eq!(code, "notAMember");
+    // Out of the lobby across logins too, until she joins it again.
+    let (mut again, login) = V3::reclaim(server.addr, "alice", &alice.secret.clone(), json!([]));
+    assert!(login.room("#lobby").is_none(), "{:?}", login.rooms);
+    again.join("#lobby");
+    assert_eq!(alice.next_in("membership", "#lobby")["change"], "joined");
+    lobby.say("welcome back");
+    assert!(in_lobby(&alice.said("welcome back")));
+    alice.settle(std::time::Duration::from_millis(100));
+    assert!(
+        !alice.has_seen("while alice is out"),
+        "the lobby reached alice out of it"
+    );
+}
