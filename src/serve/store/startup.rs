@@ -63,13 +63,19 @@ fn startup_with_100k_names_10k_rooms_1m_memberships() {
     let started = Instant::now();
     write_all(
         &mut store,
-        (0..NAMES).map(|n| {
+        (0..NAMES).flat_map(|n| {
             let claim = Write::Claim {
                 key: name(n).into(),
                 display: name(n).into(),
                 secret: SecretHash::of(&name(n)),
             };
-            Request::Write(ticket(1), claim)
+            // Held for years, so that chat-server started on the store
+            // releases none of them.
+            let idle = Write::Idle {
+                key: name(n).into(),
+                expires_at: 4_000_000_000_000,
+            };
+            [claim, idle].map(|write| Request::Write(ticket(1), write))
         }),
     );
     // Room r has the names r·100 … r·100 + 99 (each name is in ten
