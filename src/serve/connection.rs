@@ -60,6 +60,8 @@ pub(crate) struct Context {
     websocket: WebSocketConfig,
     send_queue_bytes: usize,
     handshake_timeout: Duration,
+    /// The highest protocol version an upgrade may select.
+    max_version: Version,
     pub(crate) admission: Arc<Admission>,
     /// Whose word is taken for a client's address.
     pub(crate) proxies: Proxies,
@@ -89,6 +91,7 @@ impl Context {
             websocket: upgrade::websocket_config(options.max_frame_bytes),
             send_queue_bytes: options.send_queue_bytes,
             handshake_timeout: options.handshake_timeout,
+            max_version: upgrade::highest_version(options),
             admission: Arc::new(Admission::new(
                 options.allowed_origins.clone(),
                 Limits::new(options.max_connections, options.max_connections_per_ip),
@@ -303,7 +306,7 @@ async fn open<'a>(
         http::send(&mut io, &answer, head_only).await;
         return None;
     }
-    let accepted = match upgrade::accept(request) {
+    let accepted = match upgrade::accept(request, ctx.max_version) {
         Ok(accepted) => accepted,
         Err(answer) => {
             debug!(%peer, status = answer.status.as_u16(), "bad WebSocket upgrade");

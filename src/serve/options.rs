@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use super::admission::AllowedOrigins;
+pub use super::options::operators::Operators;
+use super::options::operators::operator_names;
 use super::proxied::{ClientIpHeader, TrustedProxies};
 use crate::Config;
 
@@ -332,6 +334,84 @@ pub struct Options {
     )]
     pub presence_burst: u32,
 
+    /// Protocol v3: messages kept per room and per direct conversation, for
+    /// catch-up and paging (older ones are dropped). The lobby keeps
+    /// --history-size.
+    #[arg(
+        long,
+        env = "CHAT_ROOM_HISTORY",
+        value_name = "N",
+        default_value_t = defaults().room_history,
+    )]
+    pub room_history: usize,
+
+    /// Rooms one name may be in at once (the lobby and direct conversations
+    /// not counted); a `join` past it is refused with limitReached.
+    #[arg(
+        long,
+        env = "CHAT_MAX_ROOMS_PER_NAME",
+        value_name = "N",
+        default_value_t = defaults().max_rooms_per_name,
+    )]
+    pub max_rooms_per_name: usize,
+
+    /// Names one room may hold; a `join` or `invite` past it is refused
+    /// with limitReached.
+    #[arg(
+        long,
+        env = "CHAT_MAX_ROOM_MEMBERS",
+        value_name = "N",
+        default_value_t = defaults().max_room_members,
+    )]
+    pub max_room_members: usize,
+
+    /// Rooms one IP address (IPv6: one /64) may create per minute; a `join`
+    /// that would create one more is refused with limitReached. 0 switches
+    /// the limit off.
+    #[arg(
+        long,
+        env = "CHAT_ROOMS_PER_ADDRESS_PER_MINUTE",
+        value_name = "N",
+        default_value_t = defaults().rooms_per_address_per_minute,
+    )]
+    pub rooms_per_address_per_minute: u32,
+
+    /// Rooms in all (direct conversations not counted); a `join` that would
+    /// create one more is refused with limitReached.
+    #[arg(
+        long,
+        env = "CHAT_MAX_ROOMS",
+        value_name = "N",
+        default_value_t = defaults().max_rooms,
+    )]
+    pub max_rooms: usize,
+
+    /// Direct conversations one name may start per minute (against DM
+    /// spam); the first message of one more is refused with limitReached.
+    /// Writing in a conversation already started never counts. 0 switches
+    /// the limit off.
+    #[arg(
+        long,
+        env = "CHAT_NEW_DMS_PER_MINUTE",
+        value_name = "N",
+        default_value_t = defaults().new_dms_per_minute,
+    )]
+    pub new_dms_per_minute: u32,
+
+    /// Server operators: names, separated by commas (`alice,bob`), that are
+    /// operators of every room, the lobby included (they may set topics,
+    /// kick, ban and mute anywhere; a room's operators cannot act against
+    /// them). Each must be a valid user name; a name is theirs once logged
+    /// in with it, so hold these names (log in with them, keep their
+    /// secrets). Without it: none.
+    #[arg(
+        long,
+        env = "CHAT_OPERATORS",
+        value_name = "NAMES",
+        value_parser = operator_names,
+    )]
+    pub operators: Option<Operators>,
+
     /// WebSocket connections served at once; past this, new WebSocket
     /// handshakes are refused with HTTP 503 and everyone connected carries
     /// on. Connections still in their handshake (TLS, the request, the
@@ -537,6 +617,17 @@ impl Options {
             peer_ping_burst: self.peer_ping_burst,
             presence_rate: self.presence_rate,
             presence_burst: self.presence_burst,
+            room_history: self.room_history,
+            max_rooms_per_name: self.max_rooms_per_name,
+            max_room_members: self.max_room_members,
+            rooms_per_address_per_minute: self.rooms_per_address_per_minute,
+            max_rooms: self.max_rooms,
+            new_dms_per_minute: self.new_dms_per_minute,
+            operators: self
+                .operators
+                .as_ref()
+                .map(|o| o.names().to_vec())
+                .unwrap_or_default(),
             ..defaults()
         }
     }
@@ -619,6 +710,8 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
         d => Ok(d),
     }
 }
+
+mod operators;
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! The WebSocket upgrade of a request whose head `http` has read: accepted
 //! on any path, as the original did, from the Origins `admission` allows;
-//! `wschat.v2` is selected when offered, no subprotocol otherwise (v1).
+//! the highest of `wschat.v3` and `wschat.v2` offered that the server speaks
+//! is selected, no subprotocol otherwise (v1).
 
 use std::net::IpAddr;
 
@@ -12,6 +13,7 @@ use async_tungstenite::tungstenite::http::header::{HeaderValue, SEC_WEBSOCKET_PR
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::http::Response;
+use super::options::Options;
 use crate::Version;
 
 /// tungstenite's read buffer: its first allocation, and the most one read
@@ -61,14 +63,23 @@ pub(crate) struct Accepted {
     pub(crate) version: Version,
 }
 
-/// The `101 Switching Protocols` for `request`, or the HTTP answer to an
-/// upgrade that is not valid.
-pub(crate) fn accept(request: &Request) -> Result<Accepted, Response> {
+/// The highest protocol version a server started with `options` speaks:
+/// v3 on a single node (with a store or in memory); v2 on a node of a
+/// cluster, whose shared state has no rooms yet.
+pub(crate) fn highest_version(options: &Options) -> Version {
+    match options.redis_url {
+        Some(_) => Version::V2,
+        None => Version::V3,
+    }
+}
+
+/// The `101 Switching Protocols` for `request`, speaking at most `max`, or
+/// the HTTP answer to an upgrade that is not valid.
+pub(crate) fn accept(request: &Request, max: Version) -> Result<Accepted, Response> {
     let mut response = create_response(request).map_err(|error| rejection(&error))?;
     let offered = request.headers().get_all(SEC_WEBSOCKET_PROTOCOL);
-    // v3 (rooms) is selected once the core and the store serve it.
     let (version, selected) =
-        Version::negotiate_up_to(offered.iter().filter_map(|v| v.to_str().ok()), Version::V2);
+        Version::negotiate_up_to(offered.iter().filter_map(|v| v.to_str().ok()), max);
     if let Some(selected) = selected {
         response
             .headers_mut()
@@ -149,14 +160,18 @@ mod tests {
 
     #[test]
     fn v2_is_selected_when_offered_on_any_path() {
-        let v1 = accept(&upgrade(&[])).unwrap();
+        let v1 = accept(&upgrade(&[]), Version::V3).unwrap();
         assert_eq!(v1.version, Version::V1);
         let text = String::from_utf8(v1.response).unwrap();
         assert!(text.starts_with("HTTP/1.1 101 "), "{text}");
         assert!(text.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{text}");
         assert!(!text.to_lowercase().contains("sec-websocket-protocol"));
 
-        let v2 = accept(&upgrade(&[("Sec-WebSocket-Protocol", "chat, wschat.v2")])).unwrap();
+        let v2 = accept(
+            &upgrade(&[("Sec-WebSocket-Protocol", "chat, wschat.v2")]),
+            Version::V3,
+        )
+        .unwrap();
         assert_eq!(v2.version, Version::V2);
         let text = String::from_utf8(v2.response).unwrap();
         assert!(
@@ -169,14 +184,52 @@ mod tests {
     fn bad_upgrades_get_their_status() {
         let mut no_version = upgrade(&[]);
         no_version.headers_mut().remove("Sec-WebSocket-Version");
-        assert_eq!(accept(&no_version).unwrap_err().status, 426);
+        assert_eq!(accept(&no_version, Version::V3).unwrap_err().status, 426);
         let mut no_key = upgrade(&[]);
         no_key.headers_mut().remove("Sec-WebSocket-Key");
-        assert_eq!(accept(&no_key).unwrap_err().status, 400);
+        assert_eq!(accept(&no_key, Version::V3).unwrap_err().status, 400);
         let mut post = upgrade(&[]);
         *post.method_mut() = "POST".parse().unwrap();
-        assert_eq!(accept(&post).unwrap_err().status, 405);
+        assert_eq!(accept(&post, Version::V3).unwrap_err().status, 405);
         assert!(is_upgrade(&upgrade(&[])));
         assert!(!is_upgrade(&Request::builder().body(()).unwrap()));
+    }
+
+    /// The protocol a client offering `offers` (one header each) gets from
+    /// a server speaking at most `max`, and the header that says so.
+    fn selected(offers: &[&str], max: Version) -> (Version, Option<String>) {
+        let headers: Vec<_> = offers
+            .iter()
+            .map(|o| ("Sec-WebSocket-Protocol", *o))
+            .collect();
+        let accepted = accept(&upgrade(&headers), max).unwrap();
+        let text = String::from_utf8(accepted.response).unwrap();
+        let header = text
+            .lines()
+            .find_map(|l| l.strip_prefix("sec-websocket-protocol: "))
+            .map(str::to_owned);
+        (accepted.version, header)
+    }
+
+    #[test]
+    fn a_single_node_selects_v3_and_a_cluster_node_v2() {
+        let single = highest_version(&Options::default());
+        assert_eq!(single, Version::V3);
+        let in_memory = Options::parse_ignoring_env(["chat-server", "--in-memory"]).unwrap();
+        assert_eq!(highest_version(&in_memory), Version::V3);
+        let cluster = Options {
+            redis_url: Some("redis://127.0.0.1:6379".into()),
+            ..Options::default()
+        };
+        assert_eq!(highest_version(&cluster), Version::V2);
+
+        let v3 = (Version::V3, Some("wschat.v3".to_owned()));
+        let v2 = (Version::V2, Some("wschat.v2".to_owned()));
+        assert_eq!(selected(&["wschat.v3, wschat.v2"], single), v3);
+        assert_eq!(selected(&["wschat.v2", "wschat.v3"], single), v3);
+        assert_eq!(selected(&["wschat.v2"], single), v2);
+        assert_eq!(selected(&["wschat.v3"], single), v3);
+        assert_eq!(selected(&["wschat.v3, wschat.v2"], Version::V2), v2);
+        assert_eq!(selected(&["wschat.v3"], Version::V2), (Version::V1, None));
     }
 }

@@ -28,7 +28,14 @@ fn every_flag_has_an_environment_variable_and_a_documented_default() {
             arg.get_env().is_some(),
             "--{long} has no environment variable"
         );
-        let optional = ["tls-cert", "tls-key", "admin-listen", "redis-url"].contains(&long);
+        let optional = [
+            "tls-cert",
+            "tls-key",
+            "admin-listen",
+            "redis-url",
+            "operators",
+        ]
+        .contains(&long);
         // A switch (such as --in-memory) is simply off unless given.
         let switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
         assert_eq!(
@@ -233,4 +240,90 @@ fn redis_takes_the_place_of_the_data_directory() {
     let o = parse(&["--node-timeout", "3s"]).unwrap();
     assert_eq!(o.node_timeout, Duration::from_secs(3));
     assert_eq!(Options::default().node_timeout, DEFAULT_NODE_TIMEOUT);
+}
+
+#[test]
+fn room_limits_read_as_documented_and_reach_the_core() {
+    let defaults = Options::default().config();
+    assert_eq!(
+        (
+            defaults.room_history,
+            defaults.max_rooms_per_name,
+            defaults.max_room_members,
+            defaults.rooms_per_address_per_minute,
+            defaults.max_rooms,
+            defaults.new_dms_per_minute,
+        ),
+        (500, 100, 10_000, 10, 100_000, 10)
+    );
+    assert!(defaults.operators.is_empty());
+    let config = parse(&[
+        "--room-history",
+        "7",
+        "--max-rooms-per-name",
+        "2",
+        "--max-room-members",
+        "3",
+        "--rooms-per-address-per-minute",
+        "0",
+        "--max-rooms",
+        "4",
+        "--new-dms-per-minute",
+        "5",
+    ])
+    .unwrap()
+    .config();
+    assert_eq!(
+        (
+            config.room_history,
+            config.max_rooms_per_name,
+            config.max_room_members,
+            config.rooms_per_address_per_minute,
+            config.max_rooms,
+            config.new_dms_per_minute,
+        ),
+        (7, 2, 3, 0, 4, 5)
+    );
+    for flag in [
+        "--room-history",
+        "--max-rooms-per-name",
+        "--max-room-members",
+        "--rooms-per-address-per-minute",
+        "--max-rooms",
+        "--new-dms-per-minute",
+    ] {
+        for bad in ["many", "1.5", "1e3"] {
+            let e = parse(&[flag, bad]).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{flag} {bad}");
+            assert!(e.to_string().contains(flag), "{flag} {bad}: {e}");
+        }
+    }
+}
+
+#[test]
+fn operators_are_user_names_separated_by_commas() {
+    let o = parse(&["--operators", "alice, Bob,carol_2"]).unwrap();
+    assert_eq!(o.config().operators, ["alice", "Bob", "carol_2"]);
+    assert_eq!(Options::default().operators, None);
+    let none = parse(&["--operators", ""]).unwrap();
+    assert_eq!(none.operators, Some(Operators::default()));
+    assert!(none.config().operators.is_empty());
+    // Each refusal is a usage error on one line that names the flag and
+    // says what is wrong with which name.
+    for (bad, says) in [
+        (
+            "alice,bad name",
+            "\"bad name\" is not a valid user name: the name contains a space",
+        ),
+        ("alice,,bob", "an empty name between commas"),
+        ("alice,_under", "it must start with a letter"),
+        ("alice,ALICE", "\"alice\" and \"ALICE\" are one name"),
+    ] {
+        let e = parse(&["--operators", bad]).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{bad}");
+        let message = e.to_string();
+        let first = message.lines().next().unwrap_or_default();
+        assert!(first.contains("--operators"), "{bad}: {message}");
+        assert!(first.contains(says), "{bad}: {message}");
+    }
 }
