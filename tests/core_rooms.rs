@@ -1,0 +1,556 @@
+//! Rooms, membership across devices, DMs and the lobby (protocol v3) in
+//! the core, on the virtual clock, through its public API only.
+
+#[path = "common/rooms.rs"]
+mod rooms;
+
+use rooms::*;
+use serde_json::json;
+use wschat::{Config, Version};
+
+#[test]
+fn joining_a_room_that_does_not_exist_creates_it_with_the_joiner_as_owner() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let _ = w.drain();
+    let out = w.ask(alice, json!({"type": "join", "id": "j1", "room": "#Dev"}));
+    assert_out(
+        &out,
+        vec![send(
+            alice,
+            joined("#Dev", Some("j1"), state("#Dev", 1, "owner", 0, 0)),
+        )],
+    );
+    // Another spelling of the same name is the same room, shown as first
+    // created; the owner is told who joined.
+    let out = w.ask(bob, json!({"type": "join", "id": "j2", "room": "#DEV"}));
+    assert_out(
+        &out,
+        vec![
+            send(
+                bob,
+                joined("#Dev", Some("j2"), state("#Dev", 2, "member", 0, 0)),
+            ),
+            send(alice, member("#Dev", "bob", "joined", t(0))),
+        ],
+    );
+    // Both see the same numbering.
+    assert_eq!(w.epoch(alice, "#Dev"), w.epoch(bob, "#Dev"));
+}
+
+#[test]
+fn a_message_in_a_room_reaches_every_device_of_every_member_and_no_one_else() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let laptop = w.device("alice", alice);
+    let bob = w.user("bob");
+    let outsider = w.user("carol");
+    let old = w.user_v("oldie", Version::V1);
+    let mid = w.user_v("middy", Version::V2);
+    w.join(alice, "#dev");
+    w.join(bob, "#dev");
+    let _ = w.drain();
+    w.advance(ms(1500));
+    let out = w.say(bob, "#dev", "hello dev");
+    assert_out(
+        &out,
+        vec![
+            send(
+                bob,
+                text_in("#dev", "bob", "hello dev", 1, t(1500), Some("m")),
+            ),
+            send(alice, text_in("#dev", "bob", "hello dev", 1, t(1500), None)),
+            send(
+                laptop,
+                text_in("#dev", "bob", "hello dev", 1, t(1500), None),
+            ),
+        ],
+    );
+    let _ = (outsider, old, mid);
+    let out = w.say(alice, "#DEV", "and again");
+    assert_eq!(one(&out, laptop, "textBroadcast")["seq"], 2);
+    assert_eq!(one(&out, laptop, "textBroadcast")["room"], "#dev");
+}
+
+#[test]
+fn each_room_and_dm_numbers_from_one_with_its_own_epoch_and_the_lobby_goes_on() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    w.join(alice, "#one");
+    w.join(alice, "#two");
+    w.join(bob, "#two");
+    let lobby1 = w.said(alice, "#lobby", "lobby a");
+    assert_eq!(lobby1, 1);
+    assert_eq!(w.said(alice, "#one", "one a"), 1);
+    assert_eq!(w.said(alice, "#one", "one b"), 2);
+    assert_eq!(w.said(bob, "#two", "two a"), 1);
+    assert_eq!(w.said(alice, "@bob", "dm a"), 1);
+    assert_eq!(w.said(bob, "@alice", "dm b"), 2);
+    assert_eq!(w.said(bob, "#lobby", "lobby b"), 2);
+    // A lobby message without a room is the lobby's, as in v2.
+    let out = w.ask(
+        alice,
+        json!({"type": "textFromUser", "id": "m", "text": "lobby c"}),
+    );
+    assert_eq!(one(&out, alice, "textBroadcast")["seq"], 3);
+    let epochs = [
+        w.epoch(alice, "#one"),
+        w.epoch(alice, "#two"),
+        w.epoch(alice, "@bob"),
+        w.server.epoch().to_owned(),
+    ];
+    for (i, a) in epochs.iter().enumerate() {
+        for b in &epochs[i + 1..] {
+            assert_ne!(a, b, "two numberings share an epoch");
+        }
+    }
+    // Both parties of a DM share its numbering.
+    let out = w.ask(bob, json!({"type": "history", "id": "h", "room": "@alice"}));
+    assert_eq!(
+        history_entries(&one(&out, bob, "history")),
+        ["1:dm a", "2:dm b"]
+    );
+    assert_eq!(w.epoch(bob, "@alice"), w.epoch(alice, "@bob"));
+}
+
+#[test]
+fn room_names_follow_the_rules_of_user_names() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    for room in [
+        "#",
+        "dev",
+        "#two words",
+        "#p\u{430}ypal",
+        "##dev",
+        "",
+        "#a\nb",
+    ] {
+        let out = w.ask(alice, json!({"type": "join", "id": "j", "room": room}));
+        assert_refused(&out, alice, "invalidRoom", "j", "");
+        let out = w.say(alice, room, "hi");
+        let [Out::Send(_, frame)] = &out[..] else {
+            panic!("{out:#?}")
+        };
+        assert!(
+            ["invalidRoom", "notAMember"].contains(&frame["error"].as_str().unwrap()),
+            "{room:?}: {frame}"
+        );
+        assert!(w.server.is_open(alice));
+    }
+    // Too long, as a user name would be.
+    let long = format!("#{}", "a".repeat(33));
+    let out = w.ask(alice, json!({"type": "join", "id": "j", "room": long}));
+    assert_refused(&out, alice, "invalidRoom", "j", "");
+    let fits = format!("#{}", "a".repeat(32));
+    w.join(alice, &fits);
+}
+
+#[test]
+fn a_join_on_one_device_shows_on_the_others_and_so_does_a_part() {
+    let mut w = World::default();
+    let phone = w.user("alice");
+    let laptop = w.device("alice", phone);
+    let bob = w.user("bob");
+    w.join(bob, "#dev");
+    let _ = w.drain();
+    let out = w.ask(phone, json!({"type": "join", "id": "j", "room": "#dev"}));
+    assert_out(
+        &out,
+        vec![
+            send(
+                phone,
+                joined("#dev", Some("j"), state("#dev", 2, "member", 0, 0)),
+            ),
+            send(
+                laptop,
+                joined("#dev", None, state("#dev", 2, "member", 0, 0)),
+            ),
+            send(bob, member("#dev", "alice", "joined", t(0))),
+        ],
+    );
+    // The laptop is in it without having asked.
+    assert_eq!(w.said(laptop, "#dev", "from the laptop"), 1);
+    let out = w.ask(
+        laptop,
+        json!({"type": "part", "id": "p", "room": "#dev", "reason": "bye"}),
+    );
+    assert_out(
+        &out,
+        vec![
+            send(
+                laptop,
+                json!({"type": "membership", "id": "*", "replyTo": "p", "room": "#dev", "change": "left"}),
+            ),
+            send(
+                phone,
+                json!({"type": "membership", "id": "*", "room": "#dev", "change": "left"}),
+            ),
+            send(bob, member("#dev", "alice", "left", t(0))),
+        ],
+    );
+    let out = w.say(phone, "#dev", "still here?");
+    assert_refused(&out, phone, "notAMember", "m", "you are not in #dev");
+    // A part of a room one is not in.
+    let out = w.ask(phone, json!({"type": "part", "id": "p2", "room": "#dev"}));
+    assert_refused(&out, phone, "notAMember", "p2", "you are not in #dev");
+}
+
+#[test]
+fn membership_survives_disconnects_and_misses_nothing() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let secret = w.secret(bob);
+    w.join(alice, "#dev");
+    w.join(bob, "#dev");
+    w.close(bob);
+    let _ = w.drain();
+    w.said(alice, "#dev", "while you were out");
+    let back = w.open3();
+    let out = w.login_with(back, "bob", json!({ "secret": secret }));
+    let rooms = one(&out, back, "rooms");
+    let dev = &states(&rooms)["#dev"];
+    assert_eq!(dev["role"], "member");
+    assert_eq!(dev["lastSeq"], 1);
+    assert_eq!(dev["unread"], 1);
+    let history = &histories(&out, back)["#dev"];
+    assert_eq!(history_entries(history), ["1:while you were out"]);
+    // Still a member: what is said reaches the new connection.
+    let out = w.say(alice, "#dev", "welcome back");
+    assert_eq!(one(&out, back, "textBroadcast")["message"], "welcome back");
+}
+
+#[test]
+fn a_member_going_offline_stays_listed_offline() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    w.join(alice, "#dev");
+    w.join(bob, "#dev");
+    w.close(bob);
+    let out = w.ask(
+        alice,
+        json!({"type": "listMembers", "id": "lm", "room": "#dev"}),
+    );
+    assert_out(
+        &out,
+        vec![send(
+            alice,
+            json!({"type": "memberList", "id": "*", "replyTo": "lm", "room": "#dev", "members": [
+                {"username": "alice", "role": "owner", "online": true},
+                {"username": "bob", "role": "member", "online": false},
+            ]}),
+        )],
+    );
+}
+
+#[test]
+fn a_public_room_s_members_may_be_listed_by_anyone() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let carol = w.user("carol");
+    w.join(alice, "#dev");
+    let out = w.ask(
+        carol,
+        json!({"type": "listMembers", "id": "lm", "room": "#dev"}),
+    );
+    let list = one(&out, carol, "memberList");
+    assert_eq!(
+        list["members"],
+        json!([{"username": "alice", "role": "owner", "online": true}])
+    );
+}
+
+#[test]
+fn logout_ends_every_membership_and_the_next_owner_of_the_name_inherits_nothing() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    w.join(alice, "#dev");
+    w.join(bob, "#dev");
+    w.said(alice, "@bob", "psst");
+    let _ = w.drain();
+    let out = w.ask(bob, json!({"type": "logout", "id": "o"}));
+    assert!(
+        frames(&out, alice)
+            .iter()
+            .any(|f| f["type"] == "member" && f["username"] == "bob" && f["change"] == "left"),
+        "{out:#?}"
+    );
+    let out = w.ask(
+        alice,
+        json!({"type": "listMembers", "id": "lm", "room": "#dev"}),
+    );
+    assert_eq!(
+        one(&out, alice, "memberList")["members"],
+        json!([{"username": "alice", "role": "owner", "online": true}])
+    );
+    let heir = w.open3();
+    let out = w.login_with(heir, "bob", json!({}));
+    let rooms = one(&out, heir, "rooms");
+    let names: Vec<String> = states(&rooms).into_keys().collect();
+    assert!(names.iter().all(|r| r == "#lobby"), "{rooms}");
+    for message in ["psst"] {
+        for frame in w.raw_to(heir) {
+            assert!(!frame.contains(message), "{frame}");
+        }
+    }
+    let out = w.ask(
+        heir,
+        json!({"type": "history", "id": "h", "room": "@alice"}),
+    );
+    assert_refused(&out, heir, "notAMember", "h", "");
+}
+
+#[test]
+fn a_released_name_s_rooms_dms_invites_and_read_markers_are_forgotten() {
+    let mut w = World::new(Config {
+        login_ttl: secs(60),
+        ..config()
+    });
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    w.join_private(alice, "#ops");
+    w.act(alice, "invite", "#ops", json!({"username": "bob"}));
+    w.join(bob, "#dev");
+    w.said(bob, "#dev", "mine");
+    w.ask(
+        bob,
+        json!({"type": "read", "id": "r", "room": "#dev", "seq": 1}),
+    );
+    w.said(alice, "@bob", "old secret");
+    w.close(bob);
+    w.advance(secs(61));
+    let _ = w.drain();
+    // The DM is gone for the other party too.
+    let out = w.ask(alice, json!({"type": "listRooms", "id": "lr"}));
+    assert!(!states(&one(&out, alice, "roomList")).contains_key("@bob"));
+    let heir = w.open3();
+    let out = w.login_with(heir, "bob", json!({}));
+    let rooms = one(&out, heir, "rooms");
+    let names: Vec<String> = states(&rooms).into_keys().collect();
+    assert!(names.iter().all(|r| r == "#lobby"), "{rooms}");
+    assert_eq!(rooms["changes"], json!([]), "{rooms}");
+    let out = w.ask(heir, json!({"type": "join", "id": "j", "room": "#ops"}));
+    assert_refused(&out, heir, "forbidden", "j", "#ops is invite-only");
+    w.join(heir, "#dev");
+    let out = w.ask(heir, json!({"type": "listRooms", "id": "lr"}));
+    assert_eq!(states(&one(&out, heir, "roomList"))["#dev"]["readSeq"], 0);
+    for frame in w.raw_to(heir) {
+        assert!(!frame.contains("old secret"), "{frame}");
+    }
+}
+
+// ---- direct messages ----
+
+#[test]
+fn a_dm_reaches_every_device_of_the_other_party_shown_as_the_sender() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let bob_laptop = w.device("bob", bob);
+    let carol = w.user("carol");
+    let _ = w.drain();
+    let out = w.say(alice, "@Bob", "lunch?");
+    let mut got: Vec<Out> = out
+        .iter()
+        .filter(|o| o.frame().is_some_and(|f| f["type"] == "textBroadcast"))
+        .cloned()
+        .collect();
+    got.sort_by_key(Out::to);
+    assert_out(
+        &got,
+        vec![
+            send(
+                alice,
+                text_in("@bob", "alice", "lunch?", 1, t(0), Some("m")),
+            ),
+            send(bob, text_in("@alice", "alice", "lunch?", 1, t(0), None)),
+            send(
+                bob_laptop,
+                text_in("@alice", "alice", "lunch?", 1, t(0), None),
+            ),
+        ],
+    );
+    assert!(frames(&out, carol).is_empty(), "{out:#?}");
+    // No errors for anyone, and the reply takes the next seq.
+    assert!(
+        !out.iter()
+            .any(|o| o.frame().is_some_and(|f| f["type"] == "errorMessage"))
+    );
+    assert_eq!(w.said(bob_laptop, "@alice", "yes"), 2);
+}
+
+#[test]
+fn a_dm_to_an_offline_held_name_is_delivered_at_its_next_login() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let secret = w.secret(bob);
+    w.close(bob);
+    assert_eq!(w.said(alice, "@bob", "call me"), 1);
+    let back = w.open3();
+    let out = w.login_with(back, "bob", json!({ "secret": secret }));
+    let rooms = one(&out, back, "rooms");
+    let dm = &states(&rooms)["@alice"];
+    assert_eq!(
+        (
+            &dm["lastSeq"],
+            &dm["unread"],
+            &dm["members"],
+            &dm["inviteOnly"]
+        ),
+        (&json!(1), &json!(1), &json!(2), &json!(true))
+    );
+    assert!(
+        rooms["changes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"room": "@alice", "change": "joined"})),
+        "{rooms}"
+    );
+    let history = &histories(&out, back)["@alice"];
+    assert_eq!(history_entries(history), ["1:call me"]);
+}
+
+#[test]
+fn a_dm_to_a_name_that_is_not_held_is_no_such_user() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let out = w.say(alice, "@nobody", "hello?");
+    assert_refused(&out, alice, "noSuchUser", "m", "");
+    let out = w.say(alice, "@not a name", "hello?");
+    let [Out::Send(_, frame)] = &out[..] else {
+        panic!("{out:#?}")
+    };
+    assert!(
+        ["invalidRoom", "noSuchUser"].contains(&frame["error"].as_str().unwrap()),
+        "{frame}"
+    );
+    assert!(w.server.is_open(alice));
+}
+
+// ---- the lobby ----
+
+/// The exact v1 and v2 frames of a lobby message, as before v3.
+fn lobby_frames(name: &str, text: &str, seq: u64, at: u64) -> (String, String) {
+    (
+        format!(r#"{{"type":"textBroadcast","id":"*","username":"{name}","message":"{text}"}}"#),
+        format!(
+            r#"{{"type":"textBroadcast","id":"*","username":"{name}","message":"{text}","seq":{seq},"timestamp":{at}}}"#
+        ),
+    )
+}
+
+/// The last raw frame `conn` got, with its id masked.
+fn last_raw(w: &World, conn: wschat::ConnectionId) -> String {
+    let raw = w.raw_to(conn).pop().expect("a frame");
+    let at = raw.find(r#""id":""#).unwrap() + 6;
+    format!("{}*{}", &raw[..at], &raw[at + 21..])
+}
+
+#[test]
+fn a_v3_client_may_part_the_lobby_and_rejoin_while_v1_and_v2_see_what_they_always_saw() {
+    let mut w = World::default();
+    let old = w.user_v("oldie", Version::V1);
+    let mid = w.user_v("middy", Version::V2);
+    let nova = w.user("nova");
+    let _ = w.drain();
+    // A v3 message to the lobby is, to v1 and v2, a lobby message as ever.
+    w.said(nova, "#lobby", "hello all");
+    let (v1, v2) = lobby_frames("nova", "hello all", 1, t(0));
+    assert_eq!((last_raw(&w, old), last_raw(&w, mid)), (v1, v2));
+
+    let out = w.ask(nova, json!({"type": "part", "id": "p", "room": "#lobby"}));
+    assert_eq!(kinds(&out, nova), ["membership"], "{out:#?}");
+    assert_eq!(one(&out, nova, "membership")["change"], "left");
+    assert!(
+        frames(&out, old).is_empty() && frames(&out, mid).is_empty(),
+        "{out:#?}"
+    );
+
+    // Out of the lobby: nothing of it reaches nova, and nova may not say.
+    let out = w.ask(
+        old,
+        json!({"type": "textFromUser", "id": "m", "text": "anyone?"}),
+    );
+    assert!(frames(&out, nova).is_empty(), "{out:#?}");
+    let (v1, v2) = lobby_frames("oldie", "anyone?", 2, t(0));
+    assert_eq!((last_raw(&w, old), last_raw(&w, mid)), (v1, v2));
+    let out = w.say(nova, "#lobby", "let me say");
+    assert_refused(&out, nova, "notAMember", "m", "you are not in #lobby");
+    let out = w.ask(
+        nova,
+        json!({"type": "textFromUser", "id": "m2", "text": "default room"}),
+    );
+    assert_refused(&out, nova, "notAMember", "m2", "you are not in #lobby");
+
+    // Back in: the lobby's numbering went on meanwhile.
+    let out = w.ask(nova, json!({"type": "join", "id": "j", "room": "#lobby"}));
+    assert_joined(&out, nova, "#lobby");
+    assert!(
+        frames(&out, old).is_empty() && frames(&out, mid).is_empty(),
+        "{out:#?}"
+    );
+    let out = w.ask(
+        mid,
+        json!({"type": "textFromUser", "id": "m", "text": "back?"}),
+    );
+    assert_eq!(
+        frames(&out, nova),
+        [text_in("#lobby", "middy", "back?", 3, t(0), None)]
+    );
+    let (v1, _) = lobby_frames("middy", "back?", 3, t(0));
+    assert_eq!(last_raw(&w, old), v1);
+}
+
+#[test]
+fn the_lobby_cannot_be_made_invite_only_or_owned() {
+    let mut w = World::default();
+    let nova = w.user("nova");
+    let out = w.act(nova, "mode", "#lobby", json!({"inviteOnly": true}));
+    assert_refused(&out, nova, "forbidden", "a", "");
+    let out = w.act(nova, "topic", "#lobby", json!({"topic": "mine"}));
+    assert_refused(&out, nova, "forbidden", "a", "");
+    let out = w.act(nova, "op", "#lobby", json!({"username": "nova"}));
+    assert_refused(&out, nova, "forbidden", "a", "");
+    let out = w.ask(nova, json!({"type": "listRooms", "id": "lr"}));
+    let lobby = &states(&one(&out, nova, "roomList"))["#lobby"];
+    assert_eq!(lobby["role"], "member");
+    assert_eq!(lobby["inviteOnly"], false);
+}
+
+#[test]
+fn v3_messages_are_unknown_types_to_v1_and_v2() {
+    let mut w = World::default();
+    let old = w.user_v("oldie", Version::V1);
+    let mid = w.user_v("middy", Version::V2);
+    let out = w.ask(old, json!({"type": "join", "id": "j", "room": "#dev"}));
+    assert_out(
+        &out,
+        vec![send(
+            old,
+            json!({"type": "errorMessage", "error": "invalidJson", "id": "*",
+                "description": "unknown variant \"join\", expected \"login\" or \"textFromUser\""}),
+        )],
+    );
+    let out = w.ask(mid, json!({"type": "listRooms", "id": "r"}));
+    assert_out(
+        &out,
+        vec![send(
+            mid,
+            json!({"type": "errorMessage", "error": "invalidJson", "id": "*", "replyTo": "r",
+                "description": "unknown variant \"listRooms\", expected one of \"login\", \"textFromUser\", \"listUsers\", \"logout\""}),
+        )],
+    );
+    // A `room` on a v2 message is an unknown field: the lobby.
+    let out = w.ask(
+        mid,
+        json!({"type": "textFromUser", "id": "m", "text": "hi", "room": "#dev"}),
+    );
+    assert_eq!(one(&out, mid, "textBroadcast")["seq"], 1);
+    assert!(one(&out, mid, "textBroadcast").get("room").is_none());
+}
