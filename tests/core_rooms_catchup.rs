@@ -1,0 +1,481 @@
+//! Catch-up per room at login (protocol v3), history paging, read markers,
+//! unread counts and mentions, on the virtual clock.
+
+#[path = "common/rooms.rs"]
+mod rooms;
+
+use std::collections::BTreeSet;
+
+use rooms::*;
+use serde_json::{Value, json};
+use wschat::{Config, ConnectionId};
+
+/// Logs a new v3 connection in as `name` (with `secret`) listing `known`
+/// rooms as (room, epoch, since); returns it and what it was sent.
+fn come_back(
+    w: &mut World,
+    name: &str,
+    secret: &str,
+    known: &[(&str, &str, u64)],
+) -> (ConnectionId, Vec<Out>) {
+    let conn = w.open3();
+    let rooms: Vec<Value> = known
+        .iter()
+        .map(|(room, epoch, since)| json!({"room": room, "epoch": epoch, "since": since}))
+        .collect();
+    let out = w.login_with(conn, name, json!({"secret": secret, "rooms": rooms}));
+    (conn, out)
+}
+
+/// The `rooms` frame's states, without the lobby's.
+fn rooms_but_lobby(rooms: &Value) -> Vec<(String, Value)> {
+    states(rooms)
+        .into_iter()
+        .filter(|(room, _)| room != "#lobby")
+        .collect()
+}
+
+#[test]
+fn a_room_known_at_its_epoch_is_recovered_with_every_message_after_since() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let secret = w.secret(bob);
+    w.join(alice, "#dev");
+    w.join(bob, "#dev");
+    w.said(alice, "#dev", "one");
+    let epoch = w.epoch(bob, "#dev");
+    w.close(bob);
+    w.advance(secs(5));
+    w.said(alice, "#dev", "two @bob");
+    w.said(alice, "#dev", "three");
+    let (back, out) = come_back(&mut w, "bob", &secret, &[("#dev", &epoch, 1)]);
+    let kinds = kinds(&out, back);
+    let at = kinds.iter().position(|k| k == "loginMessage").unwrap();
+    assert_eq!(kinds[at + 1], "rooms", "{kinds:?}");
+    let rooms = one(&out, back, "rooms");
+    assert_eq!(rooms["replyTo"], "l");
+    assert_eq!(rooms["changes"], json!([]));
+    assert_eq!(
+        rooms_but_lobby(&rooms),
+        [(
+            "#dev".to_owned(),
+            json!({"room": "#dev", "inviteOnly": false, "members": 2, "role": "member",
+                "epoch": "<epoch>", "lastSeq": 3, "readSeq": 0, "unread": 3,
+                "mentioned": true, "recovered": true})
+        )]
+    );
+    assert_eq!(
+        histories(&out, back)["#dev"],
+        json!({"type": "history", "id": "*", "replyTo": "l", "epoch": "<epoch>",
+            "messages": [
+                text_in("#dev", "alice", "two @bob", 2, t(5000), None),
+                text_in("#dev", "alice", "three", 3, t(5000), None),
+            ],
+            "complete": true, "room": "#dev"})
+    );
+    assert_eq!(w.epoch(back, "#dev"), epoch);
+}
+
+#[test]
+fn a_room_known_at_another_epoch_or_past_what_is_held_is_not_recovered() {
+    let mut w = World::new(Config {
+        room_history: 3,
+        ..config()
+    });
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let secret = w.secret(bob);
+    w.join(alice, "#dev");
+    w.join(bob, "#dev");
+    w.join(alice, "#ops");
+    w.join(bob, "#ops");
+    let (dev, ops) = (w.epoch(bob, "#dev"), w.epoch(bob, "#ops"));
+    w.close(bob);
+    for i in 1..=5 {
+        w.said(alice, "#dev", &format!("d{i}"));
+        w.said(alice, "#ops", &format!("o{i}"));
+    }
+    // #dev: messages 1 and 2 are no longer held. #ops: another numbering.
+    let (back, out) = come_back(
+        &mut w,
+        "bob",
+        &secret,
+        &[("#dev", &dev, 0), ("#ops", "old", 4)],
+    );
+    let rooms = states(&one(&out, back, "rooms"));
+    assert_eq!(rooms["#dev"]["recovered"], false);
+    assert_eq!(rooms["#ops"]["recovered"], false);
+    let _ = ops;
+    let histories = histories(&out, back);
+    assert_eq!(
+        history_entries(&histories["#dev"]),
+        ["3:d3", "4:d4", "5:d5"]
+    );
+    assert_eq!(
+        history_entries(&histories["#ops"]),
+        ["3:o3", "4:o4", "5:o5"]
+    );
+}
+
+#[test]
+fn a_room_not_listed_gets_its_latest_50_messages_and_is_a_change_joined() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let secret = w.secret(alice);
+    let laptop = w.device("alice", alice);
+    w.join(laptop, "#dev");
+    for i in 1..=60 {
+        w.said(laptop, "#dev", &format!("m{i}"));
+    }
+    let (phone, out) = come_back(&mut w, "alice", &secret, &[]);
+    let rooms = one(&out, phone, "rooms");
+    assert!(
+        rooms["changes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"room": "#dev", "change": "joined"})),
+        "{rooms}"
+    );
+    assert_eq!(states(&rooms)["#dev"]["role"], "owner");
+    let entries = history_entries(&histories(&out, phone)["#dev"]);
+    let expected: Vec<String> = (11..=60).map(|i| format!("{i}:m{i}")).collect();
+    assert_eq!(entries, expected);
+}
+
+#[test]
+fn changes_tell_what_happened_to_the_name_s_rooms_while_a_client_was_away() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let secret = w.secret(alice);
+    let bob = w.user("bob");
+    for room in ["#stay", "#left", "#kicked", "#banned"] {
+        w.join(bob, room);
+        w.join(alice, room);
+    }
+    w.join_private(bob, "#private");
+    let known: Vec<(String, String)> = ["#stay", "#left", "#kicked", "#banned"]
+        .iter()
+        .map(|r| (r.to_string(), w.epoch(alice, r)))
+        .collect();
+    // What alice's phone does not see: her laptop's doings, and bob's.
+    w.ask(alice, json!({"type": "part", "id": "p", "room": "#left"}));
+    w.act(
+        bob,
+        "kick",
+        "#kicked",
+        json!({"username": "alice", "reason": "noise"}),
+    );
+    w.act(
+        bob,
+        "ban",
+        "#banned",
+        json!({"username": "alice", "reason": "spam"}),
+    );
+    w.act(bob, "invite", "#private", json!({"username": "alice"}));
+    w.join(alice, "#joined");
+    let known: Vec<(&str, &str, u64)> = known
+        .iter()
+        .map(|(r, e)| (r.as_str(), e.as_str(), 0))
+        .collect();
+    let (phone, out) = come_back(&mut w, "alice", &secret, &known);
+    let rooms = one(&out, phone, "rooms");
+    let in_rooms: BTreeSet<String> = rooms_but_lobby(&rooms)
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert_eq!(in_rooms, BTreeSet::from(["#stay".into(), "#joined".into()]));
+    let mut changes: Vec<Value> = rooms["changes"].as_array().unwrap().clone();
+    // An invite may say who gave it.
+    for change in &mut changes {
+        if change["change"] == "invited" {
+            change.as_object_mut().unwrap().remove("by");
+        }
+    }
+    changes.sort_by_key(|c| c["room"].as_str().unwrap().to_owned());
+    assert_eq!(
+        changes,
+        [
+            json!({"room": "#banned", "change": "banned", "by": "bob", "reason": "spam"}),
+            json!({"room": "#joined", "change": "joined"}),
+            json!({"room": "#kicked", "change": "kicked", "by": "bob", "reason": "noise"}),
+            json!({"room": "#left", "change": "left"}),
+            json!({"room": "#private", "change": "invited"}),
+        ]
+    );
+}
+
+// ---- paging ----
+
+fn page(w: &mut World, conn: ConnectionId, room: &str, fields: Value) -> (Vec<String>, bool) {
+    let mut message = json!({"type": "history", "id": "h", "room": room});
+    message
+        .as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    let out = w.ask(conn, message);
+    let history = one(&out, conn, "history");
+    assert_eq!(history["replyTo"], "h");
+    assert_eq!(history["room"], room);
+    (
+        history_entries(&history),
+        history["complete"].as_bool().unwrap(),
+    )
+}
+
+fn texts(range: std::ops::RangeInclusive<u64>) -> Vec<String> {
+    range.map(|i| format!("{i}:m{i}")).collect()
+}
+
+#[test]
+fn pages_before_and_after_a_seq_and_the_latest_by_default() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    w.join(alice, "#dev");
+    for i in 1..=120 {
+        w.said(alice, "#dev", &format!("m{i}"));
+    }
+    assert_eq!(
+        page(&mut w, alice, "#dev", json!({})),
+        (texts(71..=120), false)
+    );
+    assert_eq!(
+        page(&mut w, alice, "#dev", json!({"before": 120, "limit": 50})),
+        (texts(70..=119), false)
+    );
+    assert_eq!(
+        page(&mut w, alice, "#dev", json!({"before": 3, "limit": 50})),
+        (texts(1..=2), true)
+    );
+    assert_eq!(
+        page(&mut w, alice, "#dev", json!({"after": 100})),
+        (texts(101..=120), true)
+    );
+    assert_eq!(
+        page(&mut w, alice, "#dev", json!({"after": 10, "limit": 5})),
+        (texts(11..=15), false)
+    );
+}
+
+#[test]
+fn paging_before_the_first_seq_of_each_page_fetches_everything_held() {
+    let mut w = World::new(Config {
+        room_history: 700,
+        ..config()
+    });
+    let alice = w.user("alice");
+    w.join(alice, "#dev");
+    for i in 1..=1000 {
+        w.said(alice, "#dev", &format!("m{i}"));
+    }
+    // A limit past 500 is 500.
+    let (latest, complete) = page(&mut w, alice, "#dev", json!({"limit": 100_000}));
+    assert_eq!((latest.len(), complete), (500, false));
+    let mut all = Vec::new();
+    let mut before: Option<u64> = None;
+    loop {
+        let fields = match before {
+            Some(seq) => json!({"before": seq, "limit": 200}),
+            None => json!({"limit": 200}),
+        };
+        let (entries, complete) = page(&mut w, alice, "#dev", fields);
+        before = entries
+            .first()
+            .map(|e| e.split(':').next().unwrap().parse().unwrap());
+        all.splice(0..0, entries);
+        if complete {
+            break;
+        }
+    }
+    assert_eq!(all, texts(301..=1000));
+}
+
+#[test]
+fn a_page_is_bounded_in_bytes_and_paging_still_reaches_everything() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    w.join(alice, "#dev");
+    let big = "x".repeat(4000);
+    for _ in 0..100 {
+        w.said(alice, "#dev", &big);
+    }
+    let out = w.ask(
+        alice,
+        json!({"type": "history", "id": "h", "room": "#dev", "limit": 100}),
+    );
+    let raw = w.raw_to(alice).pop().unwrap();
+    assert!(raw.len() <= 256 * 1024, "{} bytes", raw.len());
+    let history = one(&out, alice, "history");
+    let count = history["messages"].as_array().unwrap().len();
+    assert!(count > 10 && count < 100, "{count}");
+    assert_eq!(history["complete"], false);
+    // The newest ones; the rest before them.
+    assert_eq!(history["messages"][count - 1]["seq"], 100);
+    let first = history["messages"][0]["seq"].as_u64().unwrap();
+    let mut seen = count as u64;
+    let mut before = first;
+    loop {
+        let out = w.ask(
+            alice,
+            json!({"type": "history", "id": "h", "room": "#dev", "before": before, "limit": 100}),
+        );
+        let history = one(&out, alice, "history");
+        let messages = history["messages"].as_array().unwrap();
+        seen += messages.len() as u64;
+        if history["complete"] == true {
+            break;
+        }
+        before = messages[0]["seq"].as_u64().unwrap();
+    }
+    assert_eq!(seen, 100);
+}
+
+#[test]
+fn a_catch_up_larger_than_one_reply_is_recovered_and_the_rest_is_paged() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let secret = w.secret(bob);
+    w.join(alice, "#dev");
+    w.join(bob, "#dev");
+    let epoch = w.epoch(bob, "#dev");
+    w.close(bob);
+    let big = "y".repeat(4000);
+    for _ in 0..100 {
+        w.said(alice, "#dev", &big);
+    }
+    let (back, out) = come_back(&mut w, "bob", &secret, &[("#dev", &epoch, 0)]);
+    assert_eq!(states(&one(&out, back, "rooms"))["#dev"]["recovered"], true);
+    let history = &histories(&out, back)["#dev"];
+    assert_eq!(history["complete"], false);
+    let messages = history["messages"].as_array().unwrap();
+    let last = messages.last().unwrap()["seq"].as_u64().unwrap();
+    let mut seen = messages.len() as u64;
+    let mut after = last;
+    while after < 100 {
+        let out = w.ask(
+            back,
+            json!({"type": "history", "id": "h", "room": "#dev", "after": after, "limit": 500}),
+        );
+        let history = one(&out, back, "history");
+        let messages = history["messages"].as_array().unwrap();
+        assert!(!messages.is_empty());
+        seen += messages.len() as u64;
+        after = messages.last().unwrap()["seq"].as_u64().unwrap();
+    }
+    assert_eq!(seen, 100, "every message, once");
+}
+
+#[test]
+fn the_lobby_pages_too() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    for i in 1..=60 {
+        w.said(alice, "#lobby", &format!("m{i}"));
+    }
+    assert_eq!(
+        page(&mut w, alice, "#lobby", json!({"before": 11})),
+        (texts(1..=10), true)
+    );
+}
+
+// ---- read markers, unread counts, mentions ----
+
+fn state_of(w: &mut World, conn: ConnectionId, room: &str) -> Value {
+    let out = w.ask(conn, json!({"type": "listRooms", "id": "lr"}));
+    states(&one(&out, conn, "roomList"))[room].clone()
+}
+
+#[test]
+fn a_read_marker_is_shared_by_every_device_of_the_name() {
+    let mut w = World::default();
+    let phone = w.user("alice");
+    let secret = w.secret(phone);
+    let laptop = w.device("alice", phone);
+    let bob = w.user("bob");
+    w.join(phone, "#dev");
+    w.join(bob, "#dev");
+    for i in 1..=3 {
+        w.said(bob, "#dev", &format!("m{i}"));
+    }
+    let out = w.ask(
+        phone,
+        json!({"type": "read", "id": "r", "room": "#dev", "seq": 2}),
+    );
+    assert_out(
+        &out,
+        vec![
+            send(
+                phone,
+                json!({"type": "readMarker", "id": "*", "replyTo": "r", "room": "#dev", "seq": 2}),
+            ),
+            send(
+                laptop,
+                json!({"type": "readMarker", "id": "*", "room": "#dev", "seq": 2}),
+            ),
+        ],
+    );
+    let state = state_of(&mut w, laptop, "#dev");
+    assert_eq!(
+        (&state["readSeq"], &state["unread"]),
+        (&json!(2), &json!(1))
+    );
+    // And a device that logs in later.
+    let (tablet, out) = come_back(&mut w, "alice", &secret, &[]);
+    let state = &states(&one(&out, tablet, "rooms"))["#dev"];
+    assert_eq!(
+        (&state["readSeq"], &state["unread"]),
+        (&json!(2), &json!(1))
+    );
+    // A read of a room one is not in.
+    let out = w.ask(
+        tablet,
+        json!({"type": "read", "id": "r", "room": "#other", "seq": 1}),
+    );
+    assert_refused(&out, tablet, "notAMember", "r", "you are not in #other");
+}
+
+#[test]
+fn unread_counts_and_mentions_by_at_name_or_the_name_as_a_word() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    w.join(alice, "#dev");
+    w.join(bob, "#dev");
+    w.said(bob, "#dev", "malice aforethought");
+    w.said(bob, "#dev", "alicecream");
+    let state = state_of(&mut w, alice, "#dev");
+    assert_eq!(
+        (&state["unread"], &state["mentioned"]),
+        (&json!(2), &json!(false))
+    );
+    w.said(bob, "#dev", "ping @alice");
+    let state = state_of(&mut w, alice, "#dev");
+    assert_eq!(
+        (&state["unread"], &state["mentioned"]),
+        (&json!(3), &json!(true))
+    );
+    w.ask(
+        alice,
+        json!({"type": "read", "id": "r", "room": "#dev", "seq": 3}),
+    );
+    let state = state_of(&mut w, alice, "#dev");
+    assert_eq!(
+        (&state["unread"], &state["mentioned"]),
+        (&json!(0), &json!(false))
+    );
+    w.said(bob, "#dev", "Alice, look");
+    let state = state_of(&mut w, alice, "#dev");
+    assert_eq!(
+        (&state["unread"], &state["mentioned"]),
+        (&json!(1), &json!(true))
+    );
+    // A DM's unread count.
+    w.said(bob, "@alice", "one");
+    w.said(bob, "@alice", "two");
+    let state = state_of(&mut w, alice, "@bob");
+    assert_eq!(
+        (&state["unread"], &state["lastSeq"]),
+        (&json!(2), &json!(2))
+    );
+}
