@@ -1,0 +1,513 @@
+//! Rooms with a store (protocol v3, issue 22): every fact of a room leaves
+//! as the write ROOMS.md names, a message or an act is acknowledged only
+//! once its write is answered (with the seq of its room's numbering), a
+//! failed write is refused, and a server restored from a snapshot serves
+//! its rooms, memberships and read markers on.
+
+#[path = "common/rooms.rs"]
+mod rooms;
+
+use std::sync::Arc;
+
+use rooms::*;
+use serde_json::{Value, json};
+use wschat::ConnectionId;
+use wschat::protocol::Role;
+use wschat::server::{
+    Append, Failed, Request, SecretHash, Snapshot, StoredMember, StoredMessage, StoredName,
+    StoredRead, StoredRoom, Write,
+};
+
+fn a(s: &str) -> Arc<str> {
+    s.into()
+}
+
+fn empty() -> Snapshot {
+    Snapshot {
+        epoch: "lobby-epoch".into(),
+        ..Snapshot::default()
+    }
+}
+
+/// The facts of the requests since `mark`: plain writes as they are,
+/// appends as (room, username, text, notice).
+#[derive(Debug, PartialEq)]
+enum Fact {
+    W(Write),
+    A(Option<Arc<str>>, Arc<str>, Value, bool),
+}
+
+fn facts(w: &World, mark: usize) -> Vec<Fact> {
+    w.journal_since(mark)
+        .into_iter()
+        .map(|r| match r {
+            Request::Write(_, write) => Fact::W(write),
+            Request::Append(
+                _,
+                Append {
+                    room,
+                    username,
+                    text,
+                    notice,
+                    ..
+                },
+            ) => {
+                // A notice's text is its JSON object; a message's, itself.
+                let text = if notice {
+                    let mut v: Value = serde_json::from_str(&text).expect("a notice is JSON");
+                    if v.get("id").is_some() {
+                        v["id"] = "*".into();
+                    }
+                    v
+                } else {
+                    Value::String(text.to_string())
+                };
+                Fact::A(room, username, text, notice)
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// `name` logged in on a v3 connection of a store-backed world that
+/// settles by hand: the claim is answered here.
+fn login_manual(w: &mut World, name: &str) -> ConnectionId {
+    let conn = w.open3();
+    w.send(conn, json!({"type": "login", "id": "l", "username": name}));
+    w.answer_all();
+    let out = w.drain();
+    assert!(
+        kinds(&out, conn).contains(&"loginMessage".into()),
+        "{out:#?}"
+    );
+    conn
+}
+
+#[test]
+fn a_join_writes_the_room_and_the_member_and_a_part_unmembers() {
+    let mut w = World::stored(config(), empty());
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let mark = w.journal.len();
+    w.join(alice, "#Dev");
+    let epoch = w.epoch(alice, "#Dev");
+    assert_eq!(
+        facts(&w, mark),
+        [
+            Fact::W(Write::Room {
+                room: a("#dev"),
+                display: a("#Dev"),
+                owner: Some(a("alice")),
+                invite_only: false,
+                topic: None,
+                epoch: a(&epoch),
+            }),
+            Fact::W(Write::Member {
+                room: a("#dev"),
+                name: a("alice"),
+                role: Role::Owner,
+                muted_until: None,
+            }),
+        ]
+    );
+    let mark = w.journal.len();
+    w.join(bob, "#dev");
+    w.ask(bob, json!({"type": "part", "id": "p", "room": "#dev"}));
+    w.ask(bob, json!({"type": "part", "id": "p", "room": "#lobby"}));
+    w.join(bob, "#lobby");
+    assert_eq!(
+        facts(&w, mark),
+        [
+            Fact::W(Write::Member {
+                room: a("#dev"),
+                name: a("bob"),
+                role: Role::Member,
+                muted_until: None,
+            }),
+            Fact::W(Write::Unmember {
+                room: a("#dev"),
+                name: a("bob"),
+            }),
+            Fact::W(Write::Unmember {
+                room: a("#lobby"),
+                name: a("bob"),
+            }),
+            Fact::W(Write::Member {
+                room: a("#lobby"),
+                name: a("bob"),
+                role: Role::Member,
+                muted_until: None,
+            }),
+        ]
+    );
+}
+
+#[test]
+fn a_room_message_is_told_only_once_appended_with_the_seq_of_its_room() {
+    let mut w = World::manual(config(), empty());
+    let alice = login_manual(&mut w, "alice");
+    let bob = login_manual(&mut w, "bob");
+    w.send(alice, json!({"type": "join", "id": "j", "room": "#dev"}));
+    w.answer_all();
+    w.send(bob, json!({"type": "join", "id": "j", "room": "#dev"}));
+    w.answer_all();
+    let _ = w.drain();
+    let out = w.say(alice, "#dev", "saved first");
+    assert_eq!(out, [], "told before it was saved");
+    let [Request::Append(ticket, append)] = &w.pending[..] else {
+        panic!("{:?}", w.pending);
+    };
+    assert_eq!(
+        (
+            append.room.as_deref(),
+            &*append.username,
+            &*append.text,
+            append.notice
+        ),
+        (Some("#dev"), "alice", "saved first", false)
+    );
+    let ticket = *ticket;
+    w.pending.clear();
+    w.server.handle_answer(ticket.answer(Ok(1)), w.now);
+    let out = w.drain();
+    assert_out(
+        &out,
+        vec![
+            send(
+                alice,
+                text_in("#dev", "alice", "saved first", 1, t(0), Some("m")),
+            ),
+            send(bob, text_in("#dev", "alice", "saved first", 1, t(0), None)),
+        ],
+    );
+    // A DM is appended under the pair's key, whoever writes (a new DM may
+    // write its room and members first).
+    w.say(bob, "@alice", "psst");
+    let pending = std::mem::take(&mut w.pending);
+    let (appends, writes): (Vec<Request>, Vec<Request>) = pending
+        .into_iter()
+        .partition(|r| matches!(r, Request::Append(..)));
+    for write in &writes {
+        w.answer_durable(write);
+    }
+    let [Request::Append(_, append)] = &appends[..] else {
+        panic!("{appends:?}");
+    };
+    assert_eq!(append.room.as_deref(), Some("@alice\nbob"));
+    // A failed append is refused, and nothing is told.
+    w.server
+        .handle_answer(appends[0].fail(Failed("disk full".into())), w.now);
+    let out = w.drain();
+    assert_refused(&out, bob, "unavailable", "m", "");
+}
+
+#[test]
+fn an_act_is_told_only_once_its_notice_is_appended_and_writes_its_fact() {
+    let mut w = World::manual(config(), empty());
+    let olive = login_manual(&mut w, "olive");
+    let mia = login_manual(&mut w, "mia");
+    w.send(olive, json!({"type": "join", "id": "j", "room": "#mod"}));
+    w.answer_all();
+    w.send(mia, json!({"type": "join", "id": "j", "room": "#mod"}));
+    w.answer_all();
+    let _ = w.drain();
+    let mark = w.journal.len();
+    w.send(
+        olive,
+        json!({"type": "topic", "id": "a", "room": "#mod", "topic": "builds"}),
+    );
+    assert_eq!(w.drain(), [], "told before it was saved");
+    w.answer_all();
+    let out = w.drain();
+    let topic = json!({"type": "notice", "id": "*", "room": "#mod", "seq": 1,
+        "timestamp": t(0), "act": "topic", "by": "olive", "topic": "builds"});
+    assert_out(
+        &out,
+        vec![send(olive, topic.clone()), send(mia, topic.clone())],
+    );
+    let facts = facts(&w, mark);
+    let epoch = w.epoch(olive, "#mod");
+    assert!(
+        facts.contains(&Fact::W(Write::Room {
+            room: a("#mod"),
+            display: a("#mod"),
+            owner: Some(a("olive")),
+            invite_only: false,
+            topic: Some(a("builds")),
+            epoch: a(&epoch),
+        })),
+        "{facts:#?}"
+    );
+    let notices: Vec<&Fact> = facts.iter().filter(|f| matches!(f, Fact::A(..))).collect();
+    let [Fact::A(room, by, text, true)] = &notices[..] else {
+        panic!("{facts:#?}");
+    };
+    assert_eq!((room.as_deref(), &**by), (Some("#mod"), "olive"));
+    assert_eq!(text["act"], "topic");
+    assert_eq!(text["topic"], "builds");
+}
+
+/// Runs `act` from olive (owner of `#mod`, mia a member, xena not) with a
+/// store that saves everything; returns the plain writes it made.
+fn writes_of(act: &str, fields: Value, setup: impl FnOnce(&mut World, ConnectionId)) -> Vec<Write> {
+    let mut w = World::stored(config(), empty());
+    let olive = w.user("olive");
+    let mia = w.user("mia");
+    let _xena = w.user("xena");
+    w.join(olive, "#mod");
+    w.join(mia, "#mod");
+    setup(&mut w, olive);
+    let mark = w.journal.len();
+    let out = w.act(olive, act, "#mod", fields);
+    assert!(
+        !kinds(&out, olive).contains(&"errorMessage".into()),
+        "{act}: {out:#?}"
+    );
+    facts(&w, mark)
+        .into_iter()
+        .filter_map(|f| match f {
+            Fact::W(write) => Some(write),
+            Fact::A(_, _, text, notice) => {
+                assert!(notice && text["act"] == act, "{text}");
+                None
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_act_writes_what_rooms_md_names() {
+    let nothing = |_: &mut World, _: ConnectionId| {};
+    let member = |role, muted_until| Write::Member {
+        room: a("#mod"),
+        name: a("mia"),
+        role,
+        muted_until,
+    };
+    assert_eq!(
+        writes_of("op", json!({"username": "mia"}), nothing),
+        [member(Role::Operator, None)]
+    );
+    assert_eq!(
+        writes_of("deop", json!({"username": "mia"}), |w, olive| {
+            w.act(olive, "op", "#mod", json!({"username": "mia"}));
+        }),
+        [member(Role::Member, None)]
+    );
+    assert_eq!(
+        writes_of("mute", json!({"username": "mia", "seconds": 30}), nothing),
+        [member(Role::Member, Some(t(30_000)))]
+    );
+    assert_eq!(
+        writes_of("mute", json!({"username": "mia"}), nothing),
+        [member(Role::Member, Some(u64::MAX))]
+    );
+    assert_eq!(
+        writes_of("unmute", json!({"username": "mia"}), |w, olive| {
+            w.act(olive, "mute", "#mod", json!({"username": "mia"}));
+        }),
+        [member(Role::Member, None)]
+    );
+    assert_eq!(
+        writes_of("kick", json!({"username": "mia", "reason": "x"}), nothing),
+        [Write::Unmember {
+            room: a("#mod"),
+            name: a("mia")
+        }]
+    );
+    let mut ban = writes_of("ban", json!({"username": "mia", "seconds": 60}), nothing);
+    ban.sort_by_key(|w| format!("{w:?}"));
+    assert_eq!(
+        ban,
+        [
+            Write::Ban {
+                room: a("#mod"),
+                name: a("mia"),
+                until: Some(t(60_000))
+            },
+            Write::Unmember {
+                room: a("#mod"),
+                name: a("mia")
+            },
+        ]
+    );
+    assert_eq!(
+        writes_of("ban", json!({"username": "xena"}), nothing),
+        [Write::Ban {
+            room: a("#mod"),
+            name: a("xena"),
+            until: None
+        }]
+    );
+    assert_eq!(
+        writes_of("unban", json!({"username": "xena"}), |w, olive| {
+            w.act(olive, "ban", "#mod", json!({"username": "xena"}));
+        }),
+        [Write::Unban {
+            room: a("#mod"),
+            name: a("xena")
+        }]
+    );
+    assert_eq!(
+        writes_of("invite", json!({"username": "xena"}), nothing),
+        [Write::Invite {
+            room: a("#mod"),
+            name: a("xena")
+        }]
+    );
+    let mode = writes_of("mode", json!({"inviteOnly": true}), nothing);
+    assert!(
+        matches!(
+            &mode[..],
+            [Write::Room {
+                invite_only: true,
+                topic: None,
+                ..
+            }]
+        ),
+        "{mode:?}"
+    );
+}
+
+#[test]
+fn an_invited_join_uses_the_invite_and_a_read_is_written() {
+    let mut w = World::stored(config(), empty());
+    let olive = w.user("olive");
+    let xena = w.user("xena");
+    w.join_private(olive, "#priv");
+    w.act(olive, "invite", "#priv", json!({"username": "xena"}));
+    w.said(olive, "#priv", "hello");
+    let mark = w.journal.len();
+    w.join(xena, "#priv");
+    w.ask(
+        xena,
+        json!({"type": "read", "id": "r", "room": "#priv", "seq": 2}),
+    );
+    let mut got: Vec<String> = facts(&w, mark).iter().map(|f| format!("{f:?}")).collect();
+    got.sort();
+    let mut want: Vec<String> = [
+        Write::Member {
+            room: a("#priv"),
+            name: a("xena"),
+            role: Role::Member,
+            muted_until: None,
+        },
+        Write::Uninvite {
+            room: a("#priv"),
+            name: a("xena"),
+        },
+        Write::Read {
+            name: a("xena"),
+            room: a("#priv"),
+            seq: 2,
+        },
+    ]
+    .into_iter()
+    .map(|w| format!("{:?}", Fact::W(w)))
+    .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_release_is_one_write_whatever_the_name_was_in() {
+    let mut w = World::stored(
+        wschat::Config {
+            login_ttl: secs(60),
+            ..config()
+        },
+        empty(),
+    );
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    w.join(bob, "#dev");
+    w.said(alice, "@bob", "hi");
+    w.close(bob);
+    let mark = w.journal.len();
+    w.advance(secs(61));
+    assert_eq!(facts(&w, mark), [Fact::W(Write::Release { key: a("bob") })]);
+}
+
+#[test]
+fn a_restored_server_serves_its_rooms_members_and_read_markers() {
+    let secret = "b".repeat(24);
+    let message = |seq: u64, text: &str| StoredMessage {
+        seq,
+        id: "i".repeat(21),
+        timestamp: EPOCH_MS - 10_000 + seq,
+        username: "alice".into(),
+        text: text.into(),
+        notice: false,
+    };
+    let snapshot = Snapshot {
+        names: vec![
+            StoredName {
+                key: "bob".into(),
+                display: "Bob".into(),
+                secret: SecretHash::of(&secret),
+                expires_at: Some(EPOCH_MS + 60_000),
+            },
+            StoredName {
+                key: "alice".into(),
+                display: "alice".into(),
+                secret: SecretHash::of(&"a".repeat(24)),
+                expires_at: Some(EPOCH_MS + 60_000),
+            },
+        ],
+        rooms: vec![StoredRoom {
+            key: "#dev".into(),
+            display: "#Dev".into(),
+            owner: Some("alice".into()),
+            invite_only: true,
+            topic: Some("builds".into()),
+            epoch: "dev-epoch".into(),
+            last_seq: 7,
+            messages: vec![message(6, "six"), message(7, "seven @bob")],
+            members: vec![
+                StoredMember {
+                    name: "alice".into(),
+                    role: Role::Owner,
+                    muted_until: None,
+                },
+                StoredMember {
+                    name: "bob".into(),
+                    role: Role::Member,
+                    muted_until: Some(u64::MAX),
+                },
+            ],
+            bans: vec![],
+            invites: vec![],
+        }],
+        reads: vec![StoredRead {
+            name: "bob".into(),
+            room: "#dev".into(),
+            seq: 6,
+        }],
+        ..empty()
+    };
+    let mut w = World::stored(config(), snapshot);
+    let bob = w.open3();
+    let out = w.login_with(
+        bob,
+        "bob",
+        json!({"secret": secret, "rooms": [{"room": "#Dev", "epoch": "dev-epoch", "since": 6}]}),
+    );
+    let rooms = one(&out, bob, "rooms");
+    assert_eq!(
+        states(&rooms)["#Dev"],
+        json!({"room": "#Dev", "topic": "builds", "inviteOnly": true, "members": 2,
+            "role": "member", "epoch": "<epoch>", "lastSeq": 7, "readSeq": 6, "unread": 1,
+            "mentioned": true, "recovered": true})
+    );
+    assert_eq!(w.epoch(bob, "#Dev"), "dev-epoch");
+    assert_eq!(
+        history_entries(&histories(&out, bob)["#Dev"]),
+        ["7:seven @bob"]
+    );
+    // Muted for good, still; and the next message is number 8.
+    let out = w.say(bob, "#dev", "may I?");
+    assert_refused(&out, bob, "muted", "m", "");
+    let alice = w.open3();
+    w.login_with(alice, "alice", json!({"secret": "a".repeat(24)}));
+    assert_eq!(w.said(alice, "#dev", "eight"), 8);
+}
