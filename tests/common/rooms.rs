@@ -431,8 +431,10 @@ impl World {
                 if let Err(e) = ServerMessage::decode(text.as_bytes()) {
                     panic!("not a server message ({e}): {text}");
                 }
-                if self.server.version(to) == Some(Version::V1) {
-                    assert_v1_shape(&text);
+                match self.server.version(to) {
+                    Some(Version::V1) => assert_v1_shape(&text),
+                    Some(Version::V2) => assert_v2_shape(&text),
+                    _ => {}
                 }
                 let mut value: Value = serde_json::from_str(&text).expect("frames are JSON");
                 if let Some(secret) = value.get("secret").and_then(Value::as_str) {
@@ -510,6 +512,7 @@ pub fn assert_v1_shape(frame: &str) {
         "errorMessage" => (&["type", "error", "id"], &["description"]),
         other => panic!("v1 connection got a later message type {other:?}: {frame}"),
     };
+    assert_no_v3_code(&value, frame);
     let keys: Vec<&str> = object.keys().map(String::as_str).collect();
     for key in required {
         assert!(keys.contains(key), "v1 {kind} lacks {key:?}: {frame}");
@@ -520,6 +523,50 @@ pub fn assert_v1_shape(frame: &str) {
             "v1 {kind} has a later field {key:?}: {frame}"
         );
     }
+}
+
+/// A v2 connection gets no v3 message type and no v3 field, whatever
+/// happens in rooms (the lobby's moderation included).
+pub fn assert_v2_shape(frame: &str) {
+    let value: Value = serde_json::from_str(frame).expect("frames are JSON");
+    let kind = value["type"].as_str().expect("frames have a type");
+    assert!(
+        [
+            "loginBroadcast",
+            "loginMessage",
+            "textBroadcast",
+            "errorMessage",
+            "history",
+            "userList",
+            "logoutBroadcast",
+            "presence"
+        ]
+        .contains(&kind),
+        "v2 connection got a v3 message: {frame}"
+    );
+    assert!(
+        !frame.contains("\"room\""),
+        "v2 connection got a room: {frame}"
+    );
+    assert_no_v3_code(&value, frame);
+}
+
+/// The error codes only v3 connections get.
+pub const V3_CODES: [&str; 7] = [
+    "invalidRoom",
+    "noSuchUser",
+    "notAMember",
+    "forbidden",
+    "banned",
+    "muted",
+    "limitReached",
+];
+
+fn assert_no_v3_code(value: &Value, frame: &str) {
+    assert!(
+        !V3_CODES.contains(&value["error"].as_str().unwrap_or_default()),
+        "a v1 or v2 connection got a v3 error code: {frame}"
+    );
 }
 
 // ---- reading what was sent ----
