@@ -22,6 +22,8 @@ pub(super) struct Encoded<'m> {
     pub(super) v2: Option<&'m ServerMessage<'m>>,
     /// A different v2 frame for this connection (its own acknowledgement).
     pub(super) own: Option<(ConnectionId, &'m ServerMessage<'m>)>,
+    /// A message of the lobby: not for v3 connections whose name left it.
+    pub(super) lobby: bool,
 }
 
 impl<R: CryptoRng> Server<R> {
@@ -40,21 +42,8 @@ impl<R: CryptoRng> Server<R> {
                 "log in before sending messages",
             );
         };
-        if text.trim().is_empty() {
-            return self.send_error(
-                conn,
-                reply_to,
-                ErrorCode::EmptyMessage,
-                "the message is empty",
-            );
-        }
-        let max = self.config.max_message_chars;
-        // Counting stops at the first character past the limit, so a huge
-        // text costs no more than a legal one.
-        let chars = text.chars().take(max + 1).count();
-        if chars > max {
-            let description = format!("the message is longer than {max} characters");
-            return self.send_error(conn, reply_to, ErrorCode::MessageTooLong, &description);
+        if !self.text_is_valid(conn, reply_to, text) {
+            return;
         }
         let pending = PendingMessage {
             conn,
@@ -63,6 +52,7 @@ impl<R: CryptoRng> Server<R> {
             timestamp: self.timestamp(now),
             username,
             text: text::neutralise(text).into(),
+            room: None,
         };
         let Some(seam) = self.names.seam_mut() else {
             // Nothing is kept: the message is numbered here, and goes now.
@@ -80,9 +70,40 @@ impl<R: CryptoRng> Server<R> {
         seam.append(append, pending);
     }
 
+    /// Whether `text` may be said; if not, `conn` is told why.
+    pub(super) fn text_is_valid(
+        &mut self,
+        conn: ConnectionId,
+        reply_to: Option<&str>,
+        text: &str,
+    ) -> bool {
+        if text.trim().is_empty() {
+            self.send_error(
+                conn,
+                reply_to,
+                ErrorCode::EmptyMessage,
+                "the message is empty",
+            );
+            return false;
+        }
+        let max = self.config.max_message_chars;
+        // Counting stops at the first character past the limit, so a huge
+        // text costs no more than a legal one.
+        let chars = text.chars().take(max + 1).count();
+        if chars > max {
+            let description = format!("the message is longer than {max} characters");
+            self.send_error(conn, reply_to, ErrorCode::MessageTooLong, &description);
+            return false;
+        }
+        true
+    }
+
     /// A message is saved as number `seq`: everyone gets it, the sender its
     /// acknowledgement (v2), and it joins the history.
     pub(super) fn accept_message(&mut self, pending: PendingMessage, seq: u64) {
+        if pending.room.is_some() {
+            return self.accept_room_message(pending, seq);
+        }
         let PendingMessage {
             conn,
             reply_to,
@@ -90,6 +111,7 @@ impl<R: CryptoRng> Server<R> {
             timestamp,
             username,
             text,
+            room: _,
         } = pending;
         let own = reply_to.map(|reply_to| (conn, reply_to));
         self.deliver_message(seq, id, timestamp, username, text, own);
@@ -136,6 +158,7 @@ impl<R: CryptoRng> Server<R> {
             v1: &v1,
             v2: Some(&v2),
             own: own_copy.as_ref().map(|(conn, own)| (*conn, own)),
+            lobby: true,
         });
         // What the message adds to a `history`: its v2 frame, encoded once
         // already for the broadcast unless nobody speaks v2.
@@ -218,7 +241,7 @@ impl<R: CryptoRng> Server<R> {
             .own
             .map(|(conn, own)| (conn, self.actions.add(Frame::encode(own))));
         self.actions.reserve(self.connections.len());
-        for &(id, version) in self.connections.recipients() {
+        for &(id, version, in_lobby) in self.connections.recipients() {
             let frame = match (own, version) {
                 (_, Version::V1) => v1,
                 (Some((conn, own)), _) if conn == id => own,
@@ -227,6 +250,10 @@ impl<R: CryptoRng> Server<R> {
                     None => continue,
                 },
             };
+            // Only a v3 connection whose name left the lobby is out of it.
+            if !in_lobby && message.lobby {
+                continue;
+            }
             self.actions.send(id, frame);
         }
         v2_len

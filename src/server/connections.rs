@@ -42,6 +42,8 @@ pub(super) struct Connection {
     /// `held`.
     pub(super) login_pending: bool,
     pub(super) held: VecDeque<Held>,
+    /// v3: the rooms its `login` listed, until the login is announced.
+    pub(super) catch_up: Option<Vec<crate::protocol::RoomSince>>,
 }
 
 /// A frame held while its connection's login is being saved.
@@ -81,8 +83,11 @@ pub(super) struct Connections {
     /// Who a broadcast goes to, by slot, in the slab's order: 16 bytes a
     /// connection, so a broadcast walks 16 KB per thousand recipients
     /// instead of every connection's whole state.
-    recipients: Vec<Option<(ConnectionId, Version)>>,
-    /// Open v2 connections: when 0, broadcasts skip encoding the v2 frame.
+    /// The flag says whether lobby messages reach it: false only for a v3
+    /// connection whose name left the lobby.
+    recipients: Vec<Option<(ConnectionId, Version, bool)>>,
+    /// Open v2 and v3 connections (v3 takes v2's lobby frames): when 0,
+    /// broadcasts skip encoding the v2 frame.
     v2: usize,
     last_serial: u32,
 }
@@ -123,8 +128,8 @@ impl Connections {
         if self.recipients.len() <= slot {
             self.recipients.resize(slot + 1, None);
         }
-        self.recipients[slot] = Some((id, version));
-        if version == Version::V2 {
+        self.recipients[slot] = Some((id, version, true));
+        if version >= Version::V2 {
             self.v2 += 1;
         }
         id
@@ -136,7 +141,7 @@ impl Connections {
         if let Some(recipient) = self.recipients.get_mut(id.slot as usize) {
             *recipient = None;
         }
-        if connection.version == Version::V2 {
+        if connection.version >= Version::V2 {
             self.v2 -= 1;
         }
         Some(connection)
@@ -146,14 +151,23 @@ impl Connections {
         self.slab.len()
     }
 
-    /// Open v2 connections.
+    /// Whether lobby messages reach `id` (see `recipients`).
+    pub(super) fn set_in_lobby(&mut self, id: ConnectionId, in_lobby: bool) {
+        if let Some(Some(recipient)) = self.recipients.get_mut(id.slot as usize)
+            && recipient.0 == id
+        {
+            recipient.2 = in_lobby;
+        }
+    }
+
+    /// Open v2 and v3 connections.
     pub(super) fn v2_len(&self) -> usize {
         self.v2
     }
 
     /// Every open connection's id and version, in slot order.
     #[inline]
-    pub(super) fn recipients(&self) -> impl Iterator<Item = &(ConnectionId, Version)> {
+    pub(super) fn recipients(&self) -> impl Iterator<Item = &(ConnectionId, Version, bool)> {
         self.recipients.iter().flatten()
     }
 
@@ -185,6 +199,7 @@ impl<R: CryptoRng> Server<R> {
                 pings: Bucket::new(now),
                 login_pending: false,
                 held: VecDeque::new(),
+                catch_up: None,
             };
             connection.timer_at = connection.deadline(config);
             connection
@@ -275,6 +290,9 @@ impl<R: CryptoRng> Server<R> {
         let Some((key, display)) = connection.login else {
             return;
         };
+        if connection.version == Version::V3 {
+            self.remove_device(conn, &key);
+        }
         match self.names {
             Names::Local(_) => {
                 let announced = !connection.login_pending;

@@ -77,6 +77,17 @@ impl History {
         }
     }
 
+    /// The messages held after `seq`, oldest first.
+    pub(crate) fn said_after(&self, seq: u64) -> impl Iterator<Item = &Said> {
+        let skip = self.ring.partition_point(|said| said.seq <= seq);
+        self.ring.range(skip..)
+    }
+
+    /// Every message held, oldest first.
+    pub(crate) fn ring(&self) -> &VecDeque<Said> {
+        &self.ring
+    }
+
     /// The `seq` the next message gets.
     pub(crate) fn next_seq(&self) -> u64 {
         self.last_seq + 1

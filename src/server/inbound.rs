@@ -115,8 +115,14 @@ impl<R: CryptoRng> Server<R> {
                 secret,
                 since,
                 epoch,
+                rooms,
                 ..
             } => {
+                if let Some(connection) = self.connections.get_mut(conn)
+                    && connection.login.is_none()
+                {
+                    connection.catch_up = rooms.clone();
+                }
                 // A `since` of another numbering (a store that is new since
                 // the client last heard from it) means nothing here: the
                 // client has seen none of this numbering's messages.
@@ -126,7 +132,10 @@ impl<R: CryptoRng> Server<R> {
                 };
                 self.login(conn, reply_to, username, secret.as_deref(), since, now)
             }
-            ClientMessage::TextFromUser { text, .. } => self.text(conn, reply_to, text, now),
+            ClientMessage::TextFromUser { text, room, .. } => match room {
+                Some(room) => self.room_text(conn, reply_to, room, text, now),
+                None => self.lobby_text(conn, reply_to, text, now),
+            },
             ClientMessage::ListUsers { .. } => self.list_users(conn, reply_to),
             ClientMessage::Logout { .. } => self.logout(conn, reply_to, now),
             // v3: rooms, direct messages and moderation (see `rooms`).

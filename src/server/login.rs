@@ -100,7 +100,15 @@ impl<R: CryptoRng> Server<R> {
                 secret: secret.into(),
             },
         );
-        if version >= Version::V2 {
+        if version == Version::V3 {
+            self.add_device(conn, &key);
+            let listed = self
+                .connections
+                .get_mut(conn)
+                .and_then(|c| c.catch_up.take())
+                .unwrap_or_default();
+            self.catch_up(conn, reply_to.unwrap_or_default(), &key, since, listed);
+        } else if version >= Version::V2 {
             self.send_history(conn, reply_to.unwrap_or_default(), since);
         }
         self.events.push_back(Event::LoggedIn {
@@ -210,6 +218,9 @@ impl<R: CryptoRng> Server<R> {
             }
         };
         self.record(write);
+        if matches!(self.names, Names::Local(_)) {
+            self.forget_name(&key, now);
+        }
         let holders = self.log_out_holders(&key, now);
         self.broadcast_leave(&display, LeaveReason::Logout, &holders, now);
         self.events
@@ -220,9 +231,13 @@ impl<R: CryptoRng> Server<R> {
     /// here, or on another node); returns them.
     pub(super) fn log_out_holders(&mut self, key: &str, now: Instant) -> Vec<ConnectionId> {
         let mut holders = Vec::new();
+        let mut v3 = Vec::new();
         for connection in self.connections.iter_mut() {
             if connection.login.as_ref().is_some_and(|(k, _)| **k == *key) {
                 holders.push(connection.id);
+                if connection.version == Version::V3 {
+                    v3.push(connection.id);
+                }
                 connection.login = None;
                 // The login timeout starts again, maybe before anything the
                 // connection's timer waits for: arm an earlier timer.
@@ -230,6 +245,9 @@ impl<R: CryptoRng> Server<R> {
                     self.timers.schedule(at, Timer::Connection(connection.id));
                 }
             }
+        }
+        for conn in v3 {
+            self.remove_device(conn, key);
         }
         holders
     }

@@ -324,6 +324,23 @@ impl Logins {
         self.by_key.len()
     }
 
+    /// The name keyed `key` as everyone sees it, if reserved.
+    pub(crate) fn display(&self, key: &str) -> Option<Arc<str>> {
+        self.by_key.get(key).map(|login| login.display.clone())
+    }
+
+    /// Whether an open connection holds `key`.
+    pub(crate) fn is_online(&self, key: &str) -> bool {
+        self.by_key.get(key).is_some_and(|l| l.connections > 0)
+    }
+
+    /// Every reservation: key, display name, whether online.
+    pub(crate) fn all(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>, bool)> {
+        self.by_key
+            .iter()
+            .map(|(key, login)| (key, &login.display, login.connections > 0))
+    }
+
     /// Logins held with no open connection.
     pub(crate) fn idle_len(&self) -> usize {
         self.idle_count

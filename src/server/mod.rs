@@ -69,6 +69,7 @@ use new_names::NewNames;
 use outbound::Outbound;
 use presence::Presence;
 use rate::Rate;
+use rooms::Rooms;
 use timers::{Timer, Timers};
 
 pub use action::{Action, CloseCode, ConnectionId, Frame, Inbound};
@@ -120,6 +121,8 @@ pub struct Server<R> {
     epoch: Arc<str>,
     /// Who decides names, and where what must outlive the process goes.
     names: Names,
+    /// v3: every room and DM (the lobby's messages are `history`'s).
+    rooms: Rooms,
 }
 
 /// How often a server with a store records that it is alive, which bounds
@@ -159,6 +162,7 @@ impl<R: CryptoRng> Server<R> {
             stats: Stats::default(),
             epoch,
             names,
+            rooms: Rooms::new(&config),
             config,
         }
     }
@@ -422,6 +426,8 @@ impl<R: CryptoRng> Server<R> {
                         Ok(()) => self.announce_login(login, now),
                         Err(_) => self.undo_login(login, now),
                     }
+                } else if let Some(frames) = seam.after.remove(&ticket) {
+                    self.frames_saved(frames, result.is_ok());
                 }
             }
             Answer::Appended(ticket, result) => {

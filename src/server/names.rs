@@ -159,7 +159,7 @@ impl<R: CryptoRng> Server<R> {
             let serial = logins.restore(key.clone(), name.display.into(), name.secret, at);
             self.timers.schedule(at, Timer::LoginExpiry { key, serial });
         }
-        self.release_over_ceiling();
+        self.release_over_ceiling(now);
     }
 
     /// Writes the moves of the names held on (`expires_at` says until when,
@@ -231,9 +231,9 @@ impl<R: CryptoRng> Server<R> {
             self.events.push_back(Event::LoginExpired {
                 username: expired.display,
             });
-            self.record(Write::Release {
-                key: name.key.as_str().into(),
-            });
+            let key: Arc<str> = name.key.as_str().into();
+            self.record(Write::Release { key: key.clone() });
+            self.forget_name(&key, now);
         }
         if fresh && let Err(wait) = self.new_names.check(&address, now) {
             return self.refuse_login(conn, reply_to, Limit::NewNames, wait);
@@ -318,7 +318,7 @@ impl<R: CryptoRng> Server<R> {
                 reason: leave,
             });
         }
-        self.release_over_ceiling();
+        self.release_over_ceiling(now);
     }
 
     /// A login that could not be saved is given back: a fresh one as if it
@@ -347,7 +347,8 @@ impl<R: CryptoRng> Server<R> {
             self.events.push_back(Event::LoginExpired {
                 username: login.display,
             });
-            self.record(Write::Release { key });
+            self.record(Write::Release { key: key.clone() });
+            self.forget_name(&key, now);
         }
     }
 
@@ -373,23 +374,24 @@ impl<R: CryptoRng> Server<R> {
 
     /// Releases the longest idle names while more than `max_held_names`
     /// are idle.
-    fn release_over_ceiling(&mut self) {
+    fn release_over_ceiling(&mut self, now: Instant) {
         let max = self.config.max_held_names;
         while let Some((key, login)) = self
             .names
             .logins_mut()
             .and_then(|logins| logins.over_ceiling(max))
         {
-            self.released_early(key, login);
+            self.released_early(key, login, now);
         }
     }
 
     /// `login` was released before its TTL, over `max_held_names`.
-    fn released_early(&mut self, key: Arc<str>, login: Login) {
+    fn released_early(&mut self, key: Arc<str>, login: Login, now: Instant) {
         self.events.push_back(Event::LoginEvicted {
             username: login.display,
         });
-        self.record(Write::Release { key });
+        self.record(Write::Release { key: key.clone() });
+        self.forget_name(&key, now);
     }
 }
 

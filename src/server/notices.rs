@@ -50,6 +50,7 @@ impl<R: CryptoRng> Server<R> {
             v1: &v1,
             v2: v2_now.then_some(&v2),
             own: None,
+            lobby: false,
         });
     }
 
@@ -82,7 +83,7 @@ impl<R: CryptoRng> Server<R> {
         });
         let frame = self.actions.add(frame);
         if to_everyone {
-            for &(id, version) in self.connections.recipients() {
+            for &(id, version, _) in self.connections.recipients() {
                 if version >= Version::V2 {
                     self.actions.send(id, frame);
                 }
@@ -129,7 +130,7 @@ impl<R: CryptoRng> Server<R> {
             timestamp: self.timestamp(now),
         });
         let frame = self.actions.add(frame);
-        for &(id, version) in self.connections.recipients() {
+        for &(id, version, _) in self.connections.recipients() {
             if version >= Version::V2 {
                 self.actions.send(id, frame);
             }

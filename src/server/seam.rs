@@ -35,6 +35,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::ConnectionId;
+use super::Frame;
 use super::logins::{Claim, SecretHash};
 use crate::protocol::{LeaveReason, Role};
 
@@ -394,6 +395,9 @@ pub(super) struct Seam {
     pub(super) reserves: HashMap<Ticket<Reserve>, PendingReserve>,
     pub(super) disconnects: HashMap<Ticket<Disconnect>, PendingDisconnect>,
     pub(super) online: HashMap<Ticket<Online>, PendingOnline>,
+    /// v3: frames that wait for the last write of a change (a join, a
+    /// part, a read marker) to be saved.
+    pub(super) after: HashMap<Ticket<Write>, PendingFrames>,
 }
 
 impl Seam {
@@ -453,6 +457,7 @@ impl Seam {
             + self.reserves.len()
             + self.disconnects.len()
             + self.online.len()
+            + self.after.len()
     }
 }
 
@@ -478,6 +483,36 @@ pub(super) struct PendingMessage {
     pub(super) timestamp: u64,
     pub(super) username: Arc<str>,
     pub(super) text: Arc<str>,
+    /// v3: the room's key (`None`: the lobby), and what else waits for the
+    /// message to be saved.
+    pub(super) room: Option<Box<RoomMessage>>,
+}
+
+/// What a v3 message or notice of a room carries besides a lobby message's.
+#[derive(Debug)]
+pub(super) struct RoomMessage {
+    pub(super) key: Arc<str>,
+    /// A moderation notice.
+    pub(super) notice: Option<Box<super::rooms::NoticeBody>>,
+    /// Frames sent once it is (the `membership` of a kicked name).
+    pub(super) then: Vec<(To, Frame)>,
+}
+
+/// Whom a v3 frame goes to.
+#[derive(Debug, Clone)]
+pub(super) enum To {
+    Conn(ConnectionId),
+    /// Every v3 device of the name with this key.
+    Name(Arc<str>),
+    /// Every v3 device of the name but this connection.
+    Others(Arc<str>, ConnectionId),
+}
+
+/// Frames waiting for a write to be saved, and who to tell if it fails.
+#[derive(Debug)]
+pub(super) struct PendingFrames {
+    pub(super) conn: Option<(ConnectionId, Option<String>)>,
+    pub(super) frames: Vec<(To, Frame)>,
 }
 
 /// A cluster login waiting for the shared store's decision.

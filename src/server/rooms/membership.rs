@@ -1,0 +1,535 @@
+//! Joining and leaving rooms (the lobby too), who is told, the devices of
+//! each name, and what a released name leaves behind.
+//!
+//! `member` notices (who joined or left a room) are paced per room with a
+//! budget like v2 presence (`presence_rate` a second, `presence_burst` at
+//! once); past it they are dropped, not summarised: a room's member count
+//! (`roomList`, `membership` state) and `listMembers` always tell the
+//! truth, so a storm costs each member a few frames a second at most.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::CryptoRng;
+
+use super::super::rate::{Bucket, Rate};
+use super::super::seam::To;
+use super::{LOBBY, Me, Member, Removal, Room, Target, seconds_ms};
+use crate::id;
+use crate::protocol::{Change, ErrorCode, Role, ServerMessage};
+use crate::server::{ConnectionId, Frame, Server, Write};
+
+impl<R: CryptoRng> Server<R> {
+    pub(in crate::server) fn join(
+        &mut self,
+        me: &Me,
+        target: Target,
+        invite_only: bool,
+        now: Instant,
+    ) {
+        match target {
+            Target::Lobby => self.join_lobby(me),
+            Target::Dm { other_display, .. } => self.refuse(
+                me,
+                ErrorCode::Forbidden,
+                &format!("a direct conversation needs no join: just write to @{other_display}"),
+            ),
+            Target::Room { key, display } => {
+                if self.rooms.by_key.contains_key(&key) {
+                    self.join_room(me, key, now)
+                } else {
+                    self.create_room(me, key, display, invite_only, now)
+                }
+            }
+        }
+    }
+
+    fn join_lobby(&mut self, me: &Me) {
+        let back = self.rooms.left_lobby.remove(&me.key);
+        let ticket = if back {
+            self.set_in_lobby(&me.key, true);
+            self.record(Write::Member {
+                room: LOBBY.into(),
+                name: me.key.clone(),
+                role: Role::Member,
+                muted_until: None,
+            })
+        } else {
+            None
+        };
+        let frames = self.membership_frames(me, LOBBY, Change::Joined, None, None, None, back);
+        self.send_when_saved(ticket, Some(me), frames);
+    }
+
+    fn join_room(&mut self, me: &Me, key: Arc<str>, now: Instant) {
+        let now_ms = self.wall_ms(now);
+        let limits = (self.config.max_room_members, self.config.max_rooms_per_name);
+        let rooms_of = self.rooms.rooms_of(&me.key);
+        let invited = self
+            .rooms
+            .invited
+            .get(&me.key)
+            .is_some_and(|rooms| rooms.contains(&key));
+        let server_operator = self.rooms.is_operator(&me.key);
+        let Some(room) = self.rooms.by_key.get(&key) else {
+            return;
+        };
+        if room.members.contains_key(&me.key) {
+            // Joined already: the answer is the room as it is.
+            let frames = self.membership_frames(me, &key, Change::Joined, None, None, None, false);
+            return self.send_saved(frames);
+        }
+        let display = room.display.clone();
+        if let Some(until) = room.ban_of(&me.key, now_ms) {
+            let description = match until {
+                Some(until) => format!(
+                    "you are banned from {display} until {until} (ms since the Unix epoch; \
+                     another {} s)",
+                    (until - now_ms).div_ceil(1000)
+                ),
+                None => format!("you are banned from {display} for good"),
+            };
+            return self.refuse(me, ErrorCode::Banned, &description);
+        }
+        if room.invite_only && !invited && !server_operator {
+            return self.refuse(
+                me,
+                ErrorCode::Forbidden,
+                &format!("{display} is invite-only"),
+            );
+        }
+        if limits.0 > 0 && room.members.len() >= limits.0 {
+            return self.refuse(
+                me,
+                ErrorCode::LimitReached,
+                &format!(
+                    "{display} is full: at most {} members a room (--max-room-members)",
+                    limits.0
+                ),
+            );
+        }
+        if limits.1 > 0 && rooms_of >= limits.1 {
+            return self.refuse(
+                me,
+                ErrorCode::LimitReached,
+                &format!(
+                    "you are in {} rooms already: at most {} a name (--max-rooms-per-name)",
+                    rooms_of, limits.1
+                ),
+            );
+        }
+        let role = if room.owner.as_deref() == Some(&*me.key) {
+            Role::Owner
+        } else {
+            Role::Member
+        };
+        let mut writes = Vec::new();
+        if invited {
+            writes.push(Write::Uninvite {
+                room: key.clone(),
+                name: me.key.clone(),
+            });
+        }
+        writes.push(Write::Member {
+            room: key.clone(),
+            name: me.key.clone(),
+            role,
+            muted_until: None,
+        });
+        self.add_member(&key, me, role);
+        let ticket = self.record_all(writes);
+        let mut frames = self.membership_frames(me, &key, Change::Joined, None, None, None, true);
+        frames.extend(self.member_notice(&key, &me.key, &me.display, Change::Joined, now));
+        self.send_when_saved(ticket, Some(me), frames);
+    }
+
+    fn create_room(
+        &mut self,
+        me: &Me,
+        key: Arc<str>,
+        display: Arc<str>,
+        invite_only: bool,
+        now: Instant,
+    ) {
+        let config = &self.config;
+        let (per_name, max_rooms) = (config.max_rooms_per_name, config.max_rooms);
+        let per_address = config.rooms_per_address_per_minute;
+        let rooms_of = self.rooms.rooms_of(&me.key);
+        if per_name > 0 && rooms_of >= per_name {
+            return self.refuse(
+                me,
+                ErrorCode::LimitReached,
+                &format!(
+                    "you are in {rooms_of} rooms already: at most {per_name} a name \
+                     (--max-rooms-per-name)"
+                ),
+            );
+        }
+        if max_rooms > 0 && self.rooms.room_count >= max_rooms {
+            return self.refuse(
+                me,
+                ErrorCode::LimitReached,
+                &format!("the server has {max_rooms} rooms, its most (--max-rooms)"),
+            );
+        }
+        let Some(address) = self.connections.get(me.conn).map(|c| c.address.clone()) else {
+            return;
+        };
+        if let Err(wait) = self.rooms.creations.check(&address, now) {
+            return self.refuse(
+                me,
+                ErrorCode::LimitReached,
+                &format!(
+                    "too many new rooms from your address: at most {per_address} a minute \
+                     (--rooms-per-address-per-minute); retry in {} s",
+                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+                ),
+            );
+        }
+        self.rooms.creations.took(&address, now);
+        let epoch = self.new_epoch();
+        let mut room = Room::new(display.clone(), epoch.clone(), self.config.room_history);
+        room.owner = Some(me.key.clone());
+        room.invite_only = invite_only;
+        self.rooms.by_key.insert(key.clone(), room);
+        self.rooms.room_count += 1;
+        self.add_member(&key, me, Role::Owner);
+        let ticket = self.record_all(vec![
+            Write::Room {
+                room: key.clone(),
+                display,
+                owner: Some(me.key.clone()),
+                invite_only,
+                topic: None,
+                epoch,
+            },
+            Write::Member {
+                room: key.clone(),
+                name: me.key.clone(),
+                role: Role::Owner,
+                muted_until: None,
+            },
+        ]);
+        let frames = self.membership_frames(me, &key, Change::Joined, None, None, None, true);
+        self.send_when_saved(ticket, Some(me), frames);
+    }
+
+    /// `me` joins `key` as `role` (in memory).
+    fn add_member(&mut self, key: &Arc<str>, me: &Me, role: Role) {
+        let Some(room) = self.rooms.by_key.get_mut(key) else {
+            return;
+        };
+        room.members.insert(
+            me.key.clone(),
+            Member {
+                display: me.display.clone(),
+                role,
+                muted_until: None,
+            },
+        );
+        room.invites.remove(&me.key);
+        if let Some(invited) = self.rooms.invited.get_mut(&me.key) {
+            invited.remove(key);
+            if invited.is_empty() {
+                self.rooms.invited.remove(&me.key);
+            }
+        }
+        if let Some(removals) = self.rooms.removals.get_mut(&me.key) {
+            removals.remove(key);
+        }
+        self.rooms
+            .of_name
+            .entry(me.key.clone())
+            .or_default()
+            .insert(key.clone());
+    }
+
+    pub(in crate::server) fn part(
+        &mut self,
+        me: &Me,
+        target: Target,
+        reason: Option<String>,
+        now: Instant,
+    ) {
+        match &target {
+            Target::Lobby => {
+                if !self.rooms.left_lobby.insert(me.key.clone()) {
+                    return self.not_a_member(me, &target, false);
+                }
+                self.set_in_lobby(&me.key, false);
+                let ticket = self.record(Write::Unmember {
+                    room: LOBBY.into(),
+                    name: me.key.clone(),
+                });
+                let frames =
+                    self.membership_frames(me, LOBBY, Change::Left, None, None, None, true);
+                self.send_when_saved(ticket, Some(me), frames);
+            }
+            Target::Dm { .. } => self.refuse(
+                me,
+                ErrorCode::Forbidden,
+                "a direct conversation cannot be left",
+            ),
+            Target::Room { key, .. } => {
+                if !self.rooms.is_member(&me.key, key) {
+                    return self.not_a_member(me, &target, false);
+                }
+                let reason = reason.map(Arc::from);
+                let removal = Removal {
+                    change: Change::Left,
+                    by: None,
+                    reason: reason.clone(),
+                };
+                let ticket = self.remove_member(key, &me.key, removal);
+                let mut frames =
+                    self.membership_frames(me, key, Change::Left, None, reason, None, true);
+                frames.extend(self.member_notice(key, &me.key, &me.display, Change::Left, now));
+                self.send_when_saved(ticket, Some(me), frames);
+            }
+        }
+    }
+
+    /// `name` is no longer in `key` (in memory, and its write); returns the
+    /// write's ticket.
+    pub(in crate::server) fn remove_member(
+        &mut self,
+        key: &Arc<str>,
+        name: &Arc<str>,
+        removal: Removal,
+    ) -> Option<super::super::seam::Ticket<Write>> {
+        if let Some(room) = self.rooms.by_key.get_mut(key) {
+            room.members.remove(name);
+        }
+        if let Some(rooms) = self.rooms.of_name.get_mut(name) {
+            rooms.remove(key);
+            if rooms.is_empty() {
+                self.rooms.of_name.remove(name);
+            }
+        }
+        self.rooms
+            .removals
+            .entry(name.clone())
+            .or_default()
+            .insert(key.clone(), removal);
+        self.record(Write::Unmember {
+            room: key.clone(),
+            name: name.clone(),
+        })
+    }
+
+    /// The `membership` frames of a change of `me`'s membership of `key`:
+    /// its own connection's (with `replyTo`), and, when `others`, its
+    /// other devices'. The room's state rides along while the name is in
+    /// it.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::server) fn membership_frames(
+        &mut self,
+        me: &Me,
+        key: &str,
+        change: Change,
+        by: Option<Arc<str>>,
+        reason: Option<Arc<str>>,
+        until: Option<u64>,
+        others: bool,
+    ) -> Vec<(To, Frame)> {
+        let mut frames = Vec::with_capacity(2);
+        let own = self.membership_frame(
+            key,
+            &me.key,
+            change,
+            &by,
+            &reason,
+            until,
+            me.reply_to.as_deref(),
+        );
+        frames.push((To::Conn(me.conn), own));
+        if others {
+            let rest = self.membership_frame(key, &me.key, change, &by, &reason, until, None);
+            frames.push((To::Others(me.key.clone(), me.conn), rest));
+        }
+        frames
+    }
+
+    /// One `membership` frame for the name keyed `name`.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::server) fn membership_frame(
+        &mut self,
+        key: &str,
+        name: &str,
+        change: Change,
+        by: &Option<Arc<str>>,
+        reason: &Option<Arc<str>>,
+        until: Option<u64>,
+        reply_to: Option<&str>,
+    ) -> Frame {
+        let in_it = self.rooms.is_member(name, key);
+        let state = if in_it {
+            self.room_state(key, name)
+        } else {
+            None
+        };
+        let room = match (self.rooms.by_key.get(key), key == LOBBY) {
+            (Some(room), false) => super::wire_name(key, room, name),
+            _ => LOBBY.into(),
+        };
+        let id = id::message_id(&mut self.rng);
+        Frame::encode(&ServerMessage::Membership {
+            id: id.into(),
+            reply_to: reply_to.map(Into::into),
+            room: (*room).into(),
+            change,
+            by: by.as_deref().map(Into::into),
+            reason: reason.as_deref().map(Into::into),
+            until,
+            state,
+        })
+    }
+
+    /// A `member` notice of `who` (`display`) joining or leaving `key`, for
+    /// its other members, within the room's budget (dropped past it).
+    pub(in crate::server) fn member_notice(
+        &mut self,
+        key: &str,
+        who: &str,
+        display: &str,
+        change: Change,
+        now: Instant,
+    ) -> Vec<(To, Frame)> {
+        let rate = Rate::new(self.config.presence_rate, self.config.presence_burst);
+        let timestamp = self.wall_ms(now);
+        let Some(room) = self.rooms.by_key.get_mut(key) else {
+            return Vec::new();
+        };
+        if let Some(rate) = rate {
+            let bucket = room.member_notices.get_or_insert_with(|| Bucket::new(now));
+            if bucket.try_take(&rate, now).is_err() {
+                return Vec::new();
+            }
+        }
+        let others: Vec<Arc<str>> = room
+            .members
+            .keys()
+            .filter(|name| ***name != *who)
+            .cloned()
+            .collect();
+        if others.is_empty() {
+            return Vec::new();
+        }
+        let display_room = room.display.clone();
+        let id = id::message_id(&mut self.rng);
+        let frame = Frame::encode(&ServerMessage::Member {
+            id: id.into(),
+            room: (*display_room).into(),
+            username: display.into(),
+            change,
+            timestamp,
+        });
+        others
+            .into_iter()
+            .map(|name| (To::Name(name), frame.clone()))
+            .collect()
+    }
+
+    /// Whether lobby messages reach the v3 devices of `name`.
+    pub(in crate::server) fn set_in_lobby(&mut self, name: &str, in_lobby: bool) {
+        if let Some(devices) = self.rooms.devices.get(name) {
+            for &conn in devices {
+                self.connections.set_in_lobby(conn, in_lobby);
+            }
+        }
+    }
+
+    /// A v3 connection's login was announced: it hears of its name's rooms.
+    pub(in crate::server) fn add_device(&mut self, conn: ConnectionId, name: &Arc<str>) {
+        self.rooms
+            .devices
+            .entry(name.clone())
+            .or_default()
+            .push(conn);
+        let in_lobby = !self.rooms.left_lobby.contains(name);
+        self.connections.set_in_lobby(conn, in_lobby);
+    }
+
+    /// A v3 connection no longer holds `name` (closed or logged out).
+    pub(in crate::server) fn remove_device(&mut self, conn: ConnectionId, name: &str) {
+        if let Some(devices) = self.rooms.devices.get_mut(name) {
+            devices.retain(|&c| c != conn);
+            if devices.is_empty() {
+                self.rooms.devices.remove(name);
+            }
+        }
+        self.connections.set_in_lobby(conn, true);
+    }
+
+    /// The name keyed `name` was released: its memberships, invites, read
+    /// markers and lobby mark are forgotten, and its DMs dropped, as
+    /// `Write::Release` means to the store too (nothing more is written).
+    /// Rooms it owns keep no owner; its bans stay.
+    pub(in crate::server) fn forget_name(&mut self, name: &Arc<str>, now: Instant) {
+        self.rooms.left_lobby.remove(name);
+        self.rooms.reads.remove(name);
+        self.rooms.removals.remove(name);
+        if let Some(invited) = self.rooms.invited.remove(name) {
+            for key in invited {
+                if let Some(room) = self.rooms.by_key.get_mut(&key) {
+                    room.invites.remove(name);
+                }
+            }
+        }
+        let rooms = self.rooms.of_name.remove(name).unwrap_or_default();
+        let mut frames = Vec::new();
+        for key in rooms {
+            if key.starts_with('@') {
+                self.drop_dm(&key, name);
+                continue;
+            }
+            let Some(room) = self.rooms.by_key.get_mut(&key) else {
+                continue;
+            };
+            let display = room.members.remove(name).map(|m| m.display);
+            if let Some(display) = display {
+                frames.extend(self.member_notice(&key, name, &display, Change::Left, now));
+            }
+        }
+        for room in self.rooms.by_key.values_mut() {
+            if room.owner.as_deref() == Some(&**name) {
+                room.owner = None;
+            }
+        }
+        self.send_saved(frames);
+    }
+
+    /// A DM whose party `gone` was released is dropped; the other party's
+    /// devices are told it left.
+    fn drop_dm(&mut self, key: &Arc<str>, gone: &str) {
+        let Some(room) = self.rooms.by_key.remove(key) else {
+            return;
+        };
+        for (name, _) in room.members.iter().filter(|(name, _)| ***name != *gone) {
+            if let Some(rooms) = self.rooms.of_name.get_mut(name) {
+                rooms.remove(key);
+            }
+            if let Some(reads) = self.rooms.reads.get_mut(name) {
+                reads.remove(key);
+            }
+            let wire = super::wire_name(key, &room, name);
+            let id = id::message_id(&mut self.rng);
+            let frame = Frame::encode(&ServerMessage::Membership {
+                id: id.into(),
+                reply_to: None,
+                room: (*wire).into(),
+                change: Change::Left,
+                by: None,
+                reason: Some("the other party's name was released".into()),
+                until: None,
+                state: None,
+            });
+            self.send_to_name(&name.clone(), frame);
+        }
+    }
+
+    /// The ms a ban or mute of `seconds` (none: for good) lasts until.
+    pub(in crate::server) fn until(&self, seconds: Option<u64>, now: Instant) -> Option<u64> {
+        seconds.map(|s| self.wall_ms(now).saturating_add(seconds_ms(s)))
+    }
+}

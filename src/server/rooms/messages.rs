@@ -1,0 +1,306 @@
+//! Saying something in a room or a DM: checked, numbered in the room's own
+//! sequence (by the store once saved, or here without one), then sent to
+//! every v3 device of every member, each distinct frame encoded once.
+//! A DM needs no join: its first message creates it (within the limit of
+//! new DMs per name) if the other name is held.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::CryptoRng;
+
+use super::super::history::Said;
+use super::super::seam::{Append, PendingMessage, RoomMessage, To};
+use super::{Entry, Me, Member, Room, Target, dm_display, wire_name};
+use crate::protocol::{Change, ErrorCode, Role};
+use crate::server::{ConnectionId, Frame, Server, Write};
+use crate::{id, text};
+
+impl<R: CryptoRng> Server<R> {
+    /// A `textFromUser` without `room`: the lobby, unless a v3 client's
+    /// name left it.
+    pub(in crate::server) fn lobby_text(
+        &mut self,
+        conn: ConnectionId,
+        reply_to: Option<&str>,
+        text: &str,
+        now: Instant,
+    ) {
+        if let Some((key, _)) = self.connections.get(conn).and_then(|c| c.login.as_ref())
+            && self.rooms.left_lobby.contains(key)
+        {
+            return self.send_error(
+                conn,
+                reply_to,
+                ErrorCode::NotAMember,
+                "you are not in #lobby; join it first",
+            );
+        }
+        self.text(conn, reply_to, text, now)
+    }
+
+    /// A v3 `textFromUser` with `room`.
+    pub(in crate::server) fn room_text(
+        &mut self,
+        conn: ConnectionId,
+        reply_to: Option<&str>,
+        room: &str,
+        text: &str,
+        now: Instant,
+    ) {
+        let Some((key, display)) = self.announced_login(conn) else {
+            return self.send_error(
+                conn,
+                reply_to,
+                ErrorCode::MessagingWhileNotLoggedIn,
+                "log in before sending messages",
+            );
+        };
+        let me = Me {
+            conn,
+            reply_to: reply_to.map(str::to_owned),
+            key,
+            display,
+        };
+        let Some(target) = self.target(&me, room) else {
+            return;
+        };
+        let room_key: Arc<str> = match &target {
+            Target::Lobby => return self.lobby_text(conn, reply_to, text, now),
+            Target::Room { key, .. } => {
+                if !self.rooms.is_member(&me.key, key) {
+                    return self.not_a_member(&me, &target, true);
+                }
+                key.clone()
+            }
+            Target::Dm { key, .. } => key.clone(),
+        };
+        if !self.text_is_valid(conn, reply_to, text) {
+            return;
+        }
+        let now_ms = self.wall_ms(now);
+        if let Some(member) = self
+            .rooms
+            .by_key
+            .get(&room_key)
+            .and_then(|room| room.members.get(&me.key))
+            && member.is_muted(now_ms)
+        {
+            let name = self.shown_name(&target);
+            let description = match member.muted_until {
+                Some(u64::MAX) | None => format!("you are muted in {name}"),
+                Some(until) => format!(
+                    "you are muted in {name} until {until} (ms since the Unix epoch; another {} s)",
+                    (until - now_ms).div_ceil(1000)
+                ),
+            };
+            return self.refuse(&me, ErrorCode::Muted, &description);
+        }
+        if let Target::Dm {
+            key,
+            other,
+            other_display,
+        } = &target
+            && !self.rooms.by_key.contains_key(key)
+            && !self.start_dm(&me, key, other, other_display, now)
+        {
+            return;
+        }
+        let pending = PendingMessage {
+            conn,
+            reply_to: me.reply_to.clone(),
+            id: id::message_id(&mut self.rng).into(),
+            timestamp: now_ms,
+            username: me.display.clone(),
+            text: text::neutralise(text).into(),
+            room: Some(Box::new(RoomMessage {
+                key: room_key.clone(),
+                notice: None,
+                then: Vec::new(),
+            })),
+        };
+        self.append_room(pending);
+    }
+
+    /// Numbers `pending` in its room: through the store, or here.
+    pub(in crate::server) fn append_room(&mut self, pending: PendingMessage) {
+        let Some(key) = pending.room.as_ref().map(|r| r.key.clone()) else {
+            return;
+        };
+        let Some(seam) = self.names.seam_mut() else {
+            let seq = self.rooms.by_key.get(&key).map_or(1, |r| r.log.next_seq());
+            return self.accept_room_message(pending, seq);
+        };
+        let append = Append {
+            room: Some(key),
+            id: pending.id.clone(),
+            timestamp: pending.timestamp,
+            username: pending.username.clone(),
+            text: pending.text.clone(),
+            notice: pending.room.as_ref().is_some_and(|r| r.notice.is_some()),
+        };
+        seam.append(append, pending);
+    }
+
+    /// The first message of the DM `key` between `me` and `other`: the DM is
+    /// created, if `other` is held and `me` may start another. `false`
+    /// once refused.
+    fn start_dm(
+        &mut self,
+        me: &Me,
+        key: &Arc<str>,
+        other: &Arc<str>,
+        other_display: &str,
+        now: Instant,
+    ) -> bool {
+        let held = self
+            .names
+            .logins()
+            .is_some_and(|logins| logins.is_held(other, now));
+        let Some(other_shown) = self.display_of(other).filter(|_| held) else {
+            self.refuse(
+                me,
+                ErrorCode::NoSuchUser,
+                &format!("no one holds the name \"{other_display}\""),
+            );
+            return false;
+        };
+        if let Err(wait) = self.rooms.new_dms.check(&me.key, now) {
+            let per_minute = self.config.new_dms_per_minute;
+            self.refuse(
+                me,
+                ErrorCode::LimitReached,
+                &format!(
+                    "too many new direct conversations: at most {per_minute} a minute \
+                     (--new-dms-per-minute); retry in {} s",
+                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+                ),
+            );
+            return false;
+        }
+        self.rooms.new_dms.took(&me.key, now);
+        let display = dm_display(&me.key, &me.display, other, &other_shown);
+        let epoch = self.new_epoch();
+        let mut room = Room::new(display.clone(), epoch.clone(), self.config.room_history);
+        room.invite_only = true;
+        for (name, shown) in [(&me.key, &me.display), (other, &other_shown)] {
+            room.members.insert(
+                name.clone(),
+                Member {
+                    display: shown.clone(),
+                    role: Role::Member,
+                    muted_until: None,
+                },
+            );
+            self.rooms
+                .of_name
+                .entry(name.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        self.rooms.by_key.insert(key.clone(), room);
+        let mut writes = vec![Write::Room {
+            room: key.clone(),
+            display,
+            owner: None,
+            invite_only: true,
+            topic: None,
+            epoch,
+        }];
+        for name in [&me.key, other] {
+            writes.push(Write::Member {
+                room: key.clone(),
+                name: name.clone(),
+                role: Role::Member,
+                muted_until: None,
+            });
+        }
+        let ticket = self.record_all(writes);
+        // Both parties' devices learn of the conversation (and its epoch).
+        let mut frames = Vec::new();
+        for name in [&me.key, other] {
+            let frame = self.membership_frame(key, name, Change::Joined, &None, &None, None, None);
+            frames.push((To::Name(name.clone()), frame));
+        }
+        self.send_when_saved(ticket, None, frames);
+        true
+    }
+
+    /// A room's message or notice is saved as number `seq`: every device of
+    /// every member gets it (the sender's own connection its copy with
+    /// `replyTo`), then what waited for it, and it joins the room's log.
+    pub(in crate::server) fn accept_room_message(&mut self, pending: PendingMessage, seq: u64) {
+        let PendingMessage {
+            conn,
+            reply_to,
+            id,
+            timestamp,
+            username,
+            text,
+            room,
+        } = pending;
+        let Some(RoomMessage { key, notice, then }) = room.map(|r| *r) else {
+            return;
+        };
+        let entry = Entry {
+            said: Said {
+                id,
+                username,
+                message: text,
+                seq,
+                timestamp,
+                encoded_len: 0,
+            },
+            notice,
+        };
+        let Some(room) = self.rooms.by_key.get(&key) else {
+            return self.send_saved(then); // the room went meanwhile (a DM)
+        };
+        // One frame per name the room goes by (one, or a DM's two).
+        let mut names: Vec<(Arc<str>, Arc<str>)> = room
+            .members
+            .keys()
+            .map(|name| (name.clone(), wire_name(&key, room, name)))
+            .collect();
+        names.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+        let mut frames: Vec<(Arc<str>, super::super::outbound::FrameRef)> = Vec::new();
+        let mut own = None;
+        for (_, shown) in &names {
+            if frames.last().is_some_and(|(last, _)| last == shown) {
+                continue;
+            }
+            let frame = self.actions.add(Frame::encode(&entry.message(shown, None)));
+            frames.push((shown.clone(), frame));
+        }
+        let sender = self
+            .connections
+            .get(conn)
+            .and_then(|c| c.login.as_ref())
+            .map(|(key, _)| key.clone());
+        if let (Some(reply_to), Some(sender)) = (&reply_to, sender)
+            && let Some((_, shown)) = names.iter().find(|(name, _)| *name == sender)
+        {
+            let frame = Frame::encode(&entry.message(shown, Some(reply_to)));
+            own = Some(self.actions.add(frame));
+        }
+        for (name, shown) in &names {
+            let Some(devices) = self.rooms.devices.get(name) else {
+                continue;
+            };
+            let Some(&(_, frame)) = frames.iter().find(|(s, _)| s == shown) else {
+                continue;
+            };
+            for &device in devices {
+                match own {
+                    Some(own) if device == conn => self.actions.send(device, own),
+                    _ => self.actions.send(device, frame),
+                }
+            }
+        }
+        if let Some(room) = self.rooms.by_key.get_mut(&key) {
+            room.log.push(entry);
+        }
+        self.stats.messages += 1;
+        self.send_saved(then);
+    }
+}

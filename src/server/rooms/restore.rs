@@ -1,0 +1,1 @@
+//! Rooms back from what a store holds (`Server::restore`).
