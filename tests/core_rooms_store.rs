@@ -111,7 +111,7 @@ fn a_join_writes_the_room_and_the_member_and_a_part_unmembers() {
         ]
     );
     let mark = w.journal.len();
-    w.join(bob, "#dev");
+    w.join(bob, "#Dev");
     w.ask(bob, json!({"type": "part", "id": "p", "room": "#dev"}));
     w.ask(bob, json!({"type": "part", "id": "p", "room": "#lobby"}));
     w.join(bob, "#lobby");
@@ -190,6 +190,7 @@ fn a_room_message_is_told_only_once_appended_with_the_seq_of_its_room() {
     for write in &writes {
         w.answer_durable(write);
     }
+    let _ = w.drain();
     let [Request::Append(_, append)] = &appends[..] else {
         panic!("{appends:?}");
     };
