@@ -562,3 +562,30 @@ fn v3_messages_are_unknown_types_to_v1_and_v2() {
     assert_eq!(one(&out, mid, "textBroadcast")["seq"], 1);
     assert!(one(&out, mid, "textBroadcast").get("room").is_none());
 }
+
+#[test]
+fn a_name_that_left_the_lobby_stays_out_of_it_on_its_next_login() {
+    let mut w = World::default();
+    let old = w.user_v("oldie", Version::V1);
+    let nova = w.user("nova");
+    let secret = w.secret(nova);
+    w.ask(nova, json!({"type": "part", "id": "p", "room": "#lobby"}));
+    w.close(nova);
+    w.ask(
+        old,
+        json!({"type": "textFromUser", "id": "m", "text": "LOBBYMARK"}),
+    );
+    let back = w.open3();
+    let out = w.login_with(back, "nova", json!({ "secret": secret }));
+    let rooms = one(&out, back, "rooms");
+    assert!(!states(&rooms).contains_key("#lobby"), "{rooms}");
+    assert!(!histories(&out, back).contains_key("#lobby"), "{out:#?}");
+    for frame in w.raw_to(back) {
+        assert!(!frame.contains("LOBBYMARK"), "{frame}");
+    }
+    let out = w.ask(
+        old,
+        json!({"type": "textFromUser", "id": "m", "text": "LOBBYMARK"}),
+    );
+    assert!(frames(&out, back).is_empty(), "{out:#?}");
+}
