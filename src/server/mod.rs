@@ -186,9 +186,14 @@ impl<R: CryptoRng> Server<R> {
         now: Instant,
     ) -> Self {
         let names = std::mem::take(&mut snapshot.names);
+        let rooms = std::mem::take(&mut snapshot.rooms);
+        let reads = std::mem::take(&mut snapshot.reads);
+        let left_lobby = std::mem::take(&mut snapshot.left_lobby);
         let alive_at = snapshot.alive_at;
         let mut server = Server::resumed(config, rng, Names::with_store(), snapshot, wall, now);
         server.restore_names(names, alive_at, now);
+        // After the names: only held names keep what rooms hold of them.
+        server.restore_rooms(rooms, reads, left_lobby);
         let at = server.timestamp(now);
         server.record(Write::Alive { at });
         server.timers.schedule(now + ALIVE_INTERVAL, Timer::Alive);

@@ -14,7 +14,7 @@ use rand::CryptoRng;
 
 use super::super::rate::{Bucket, Rate};
 use super::super::seam::To;
-use super::{LOBBY, Me, Member, Removal, Room, Target, seconds_ms};
+use super::{LOBBY, Me, Member, Removal, Room, Target};
 use crate::id;
 use crate::protocol::{Change, ErrorCode, Role, ServerMessage};
 use crate::server::{ConnectionId, Frame, Server, Write};
@@ -526,10 +526,5 @@ impl<R: CryptoRng> Server<R> {
             });
             self.send_to_name(&name.clone(), frame);
         }
-    }
-
-    /// The ms a ban or mute of `seconds` (none: for good) lasts until.
-    pub(in crate::server) fn until(&self, seconds: Option<u64>, now: Instant) -> Option<u64> {
-        seconds.map(|s| self.wall_ms(now).saturating_add(seconds_ms(s)))
     }
 }

@@ -283,6 +283,7 @@ impl<R: CryptoRng> Server<R> {
             let frame = Frame::encode(&entry.message(shown, Some(reply_to)));
             own = Some(self.actions.add(frame));
         }
+        let mut told_sender = false;
         for (name, shown) in &names {
             let Some(devices) = self.rooms.devices.get(name) else {
                 continue;
@@ -291,11 +292,20 @@ impl<R: CryptoRng> Server<R> {
                 continue;
             };
             for &device in devices {
+                told_sender |= device == conn;
                 match own {
                     Some(own) if device == conn => self.actions.send(device, own),
                     _ => self.actions.send(device, frame),
                 }
             }
+        }
+        // A server operator acting in a room it is not in hears its notice.
+        if !told_sender
+            && entry.notice.is_some()
+            && let Some(&(_, frame)) = frames.first()
+            && self.is_open(conn)
+        {
+            self.actions.send(conn, frame);
         }
         if let Some(room) = self.rooms.by_key.get_mut(&key) {
             room.log.push(entry);
