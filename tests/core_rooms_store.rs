@@ -22,6 +22,16 @@ fn a(s: &str) -> Arc<str> {
     s.into()
 }
 
+/// A name's key, as the store keeps it.
+fn k(name: &str) -> Arc<str> {
+    wschat::username::key(name).into()
+}
+
+/// A room's key: `#` and the key of its name.
+fn r(room: &str) -> Arc<str> {
+    format!("#{}", wschat::username::key(&room[1..])).into()
+}
+
 fn empty() -> Snapshot {
     Snapshot {
         epoch: "lobby-epoch".into(),
@@ -95,16 +105,16 @@ fn a_join_writes_the_room_and_the_member_and_a_part_unmembers() {
         facts(&w, mark),
         [
             Fact::W(Write::Room {
-                room: a("#dev"),
+                room: r("#dev"),
                 display: a("#Dev"),
-                owner: Some(a("alice")),
+                owner: Some(k("alice")),
                 invite_only: false,
                 topic: None,
                 epoch: a(&epoch),
             }),
             Fact::W(Write::Member {
-                room: a("#dev"),
-                name: a("alice"),
+                room: r("#dev"),
+                name: k("alice"),
                 role: Role::Owner,
                 muted_until: None,
             }),
@@ -119,22 +129,22 @@ fn a_join_writes_the_room_and_the_member_and_a_part_unmembers() {
         facts(&w, mark),
         [
             Fact::W(Write::Member {
-                room: a("#dev"),
-                name: a("bob"),
+                room: r("#dev"),
+                name: k("bob"),
                 role: Role::Member,
                 muted_until: None,
             }),
             Fact::W(Write::Unmember {
-                room: a("#dev"),
-                name: a("bob"),
+                room: r("#dev"),
+                name: k("bob"),
             }),
             Fact::W(Write::Unmember {
                 room: a("#lobby"),
-                name: a("bob"),
+                name: k("bob"),
             }),
             Fact::W(Write::Member {
                 room: a("#lobby"),
-                name: a("bob"),
+                name: k("bob"),
                 role: Role::Member,
                 muted_until: None,
             }),
@@ -194,7 +204,10 @@ fn a_room_message_is_told_only_once_appended_with_the_seq_of_its_room() {
     let [Request::Append(_, append)] = &appends[..] else {
         panic!("{appends:?}");
     };
-    assert_eq!(append.room.as_deref(), Some("@alice\nbob"));
+    assert_eq!(
+        append.room.as_deref(),
+        Some(format!("@{}\n{}", k("alice"), k("bob")).as_str())
+    );
     // A failed append is refused, and nothing is told.
     w.server
         .handle_answer(appends[0].fail(Failed("disk full".into())), w.now);
@@ -230,9 +243,9 @@ fn an_act_is_told_only_once_its_notice_is_appended_and_writes_its_fact() {
     let epoch = w.epoch(olive, "#mod");
     assert!(
         facts.contains(&Fact::W(Write::Room {
-            room: a("#mod"),
+            room: r("#mod"),
             display: a("#mod"),
-            owner: Some(a("olive")),
+            owner: Some(k("olive")),
             invite_only: false,
             topic: Some(a("builds")),
             epoch: a(&epoch),
@@ -243,7 +256,7 @@ fn an_act_is_told_only_once_its_notice_is_appended_and_writes_its_fact() {
     let [Fact::A(room, by, text, true)] = &notices[..] else {
         panic!("{facts:#?}");
     };
-    assert_eq!((room.as_deref(), &**by), (Some("#mod"), "olive"));
+    assert_eq!((room.clone(), &**by), (Some(r("#mod")), "olive"));
     assert_eq!(text["act"], "topic");
     assert_eq!(text["topic"], "builds");
 }
@@ -280,8 +293,8 @@ fn writes_of(act: &str, fields: Value, setup: impl FnOnce(&mut World, Connection
 fn every_act_writes_what_rooms_md_names() {
     let nothing = |_: &mut World, _: ConnectionId| {};
     let member = |role, muted_until| Write::Member {
-        room: a("#mod"),
-        name: a("mia"),
+        room: r("#mod"),
+        name: k("mia"),
         role,
         muted_until,
     };
@@ -312,8 +325,8 @@ fn every_act_writes_what_rooms_md_names() {
     assert_eq!(
         writes_of("kick", json!({"username": "mia", "reason": "x"}), nothing),
         [Write::Unmember {
-            room: a("#mod"),
-            name: a("mia")
+            room: r("#mod"),
+            name: k("mia")
         }]
     );
     let mut ban = writes_of("ban", json!({"username": "mia", "seconds": 60}), nothing);
@@ -322,21 +335,21 @@ fn every_act_writes_what_rooms_md_names() {
         ban,
         [
             Write::Ban {
-                room: a("#mod"),
-                name: a("mia"),
+                room: r("#mod"),
+                name: k("mia"),
                 until: Some(t(60_000))
             },
             Write::Unmember {
-                room: a("#mod"),
-                name: a("mia")
+                room: r("#mod"),
+                name: k("mia")
             },
         ]
     );
     assert_eq!(
         writes_of("ban", json!({"username": "xena"}), nothing),
         [Write::Ban {
-            room: a("#mod"),
-            name: a("xena"),
+            room: r("#mod"),
+            name: k("xena"),
             until: None
         }]
     );
@@ -345,15 +358,15 @@ fn every_act_writes_what_rooms_md_names() {
             w.act(olive, "ban", "#mod", json!({"username": "xena"}));
         }),
         [Write::Unban {
-            room: a("#mod"),
-            name: a("xena")
+            room: r("#mod"),
+            name: k("xena")
         }]
     );
     assert_eq!(
         writes_of("invite", json!({"username": "xena"}), nothing),
         [Write::Invite {
-            room: a("#mod"),
-            name: a("xena")
+            room: r("#mod"),
+            name: k("xena")
         }]
     );
     let mode = writes_of("mode", json!({"inviteOnly": true}), nothing);
@@ -388,18 +401,18 @@ fn an_invited_join_uses_the_invite_and_a_read_is_written() {
     got.sort();
     let mut want: Vec<String> = [
         Write::Member {
-            room: a("#priv"),
-            name: a("xena"),
+            room: r("#priv"),
+            name: k("xena"),
             role: Role::Member,
             muted_until: None,
         },
         Write::Uninvite {
-            room: a("#priv"),
-            name: a("xena"),
+            room: r("#priv"),
+            name: k("xena"),
         },
         Write::Read {
-            name: a("xena"),
-            room: a("#priv"),
+            name: k("xena"),
+            room: r("#priv"),
             seq: 2,
         },
     ]
@@ -426,7 +439,7 @@ fn a_release_is_one_write_whatever_the_name_was_in() {
     w.close(bob);
     let mark = w.journal.len();
     w.advance(secs(61));
-    assert_eq!(facts(&w, mark), [Fact::W(Write::Release { key: a("bob") })]);
+    assert_eq!(facts(&w, mark), [Fact::W(Write::Release { key: k("bob") })]);
 }
 
 #[test]
@@ -436,29 +449,29 @@ fn a_restored_server_serves_its_rooms_members_and_read_markers() {
         seq,
         id: "i".repeat(21),
         timestamp: EPOCH_MS - 10_000 + seq,
-        username: "alice".into(),
+        username: k("alice").to_string(),
         text: text.into(),
         notice: false,
     };
     let snapshot = Snapshot {
         names: vec![
             StoredName {
-                key: "bob".into(),
+                key: k("bob").to_string(),
                 display: "Bob".into(),
                 secret: SecretHash::of(&secret),
                 expires_at: Some(EPOCH_MS + 60_000),
             },
             StoredName {
-                key: "alice".into(),
+                key: k("alice").to_string(),
                 display: "alice".into(),
                 secret: SecretHash::of(&"a".repeat(24)),
                 expires_at: Some(EPOCH_MS + 60_000),
             },
         ],
         rooms: vec![StoredRoom {
-            key: "#dev".into(),
+            key: r("#dev").to_string(),
             display: "#Dev".into(),
-            owner: Some("alice".into()),
+            owner: Some(k("alice").to_string()),
             invite_only: true,
             topic: Some("builds".into()),
             epoch: "dev-epoch".into(),
@@ -466,12 +479,12 @@ fn a_restored_server_serves_its_rooms_members_and_read_markers() {
             messages: vec![message(6, "six"), message(7, "seven @bob")],
             members: vec![
                 StoredMember {
-                    name: "alice".into(),
+                    name: k("alice").to_string(),
                     role: Role::Owner,
                     muted_until: None,
                 },
                 StoredMember {
-                    name: "bob".into(),
+                    name: k("bob").to_string(),
                     role: Role::Member,
                     muted_until: Some(u64::MAX),
                 },
@@ -480,8 +493,8 @@ fn a_restored_server_serves_its_rooms_members_and_read_markers() {
             invites: vec![],
         }],
         reads: vec![StoredRead {
-            name: "bob".into(),
-            room: "#dev".into(),
+            name: k("bob").to_string(),
+            room: r("#dev").to_string(),
             seq: 6,
         }],
         ..empty()

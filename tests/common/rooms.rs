@@ -313,13 +313,26 @@ impl World {
 
     // ---- output ----
 
-    /// Every pending action, rendered.
+    /// Every pending action, rendered. Every ping is answered at once (the
+    /// peers are alive however far the clock moves), and pings are left
+    /// out of what is returned.
     pub fn drain(&mut self) -> Vec<Out> {
         self.settle();
         let mut out = Vec::new();
+        let mut pinged = Vec::new();
         while let Some(action) = self.server.poll_action() {
             let action = action.into_owned();
+            if let Action::Ping { to, payload } = &action {
+                pinged.push((*to, payload.to_vec()));
+                continue;
+            }
             out.push(self.render(action));
+        }
+        for (conn, payload) in pinged {
+            if self.server.is_open(conn) {
+                self.server
+                    .handle_frame(conn, Inbound::Pong(&payload), self.now);
+            }
         }
         out
     }
