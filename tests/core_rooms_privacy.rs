@@ -356,3 +356,22 @@ fn a_v1_or_v2_connection_hears_nothing_of_any_room() {
         }
     }
 }
+
+#[test]
+#[ignore = "core-rooms: notAMember names an existing room by its display (\"you are not in #vault\" to \"#VAULT\"), but echoes a room that does not exist as written: a non-member tells them apart"]
+fn another_spelling_of_an_invite_only_room_answers_as_a_room_that_does_not_exist() {
+    let Scene { mut w, .. } = scene();
+    let mallory = w.user("mallory");
+    let private = sweep(&mut w, mallory, every_message_naming("#VAULT", MEMBER));
+    let missing = sweep(&mut w, mallory, every_message_naming("#NOWHERE", MEMBER));
+    for ((id, private), (_, missing)) in private.iter().zip(&missing) {
+        let said = assert_refused(private, mallory, "notAMember", id, "");
+        let said_missing = assert_refused(missing, mallory, "notAMember", id, "");
+        assert_eq!(
+            said.replace("#VAULT", "#x"),
+            said_missing.replace("#NOWHERE", "#x"),
+            "{id}: a non-member can tell the two apart"
+        );
+    }
+    assert_nothing_leaked(&w, &[mallory], &[DM_A, DM_B]);
+}
