@@ -589,3 +589,48 @@ fn a_name_that_left_the_lobby_stays_out_of_it_on_its_next_login() {
     );
     assert!(frames(&out, back).is_empty(), "{out:#?}");
 }
+
+#[test]
+fn member_notices_are_paced_per_room_and_the_counts_stay_true() {
+    let mut w = World::new(Config {
+        presence_rate: 1,
+        presence_burst: 3,
+        ..config()
+    });
+    let owner = w.user("owner");
+    w.join(owner, "#busy");
+    let joiners: Vec<_> = (0..10).map(|i| w.user(&format!("j{i}"))).collect();
+    let _ = w.drain();
+    let mut heard = Vec::new();
+    for &conn in &joiners {
+        let out = w.ask(conn, json!({"type": "join", "id": "j", "room": "#busy"}));
+        assert_joined(&out, conn, "#busy");
+        heard.extend(
+            frames(&out, owner)
+                .into_iter()
+                .filter(|f| f["type"] == "member"),
+        );
+    }
+    // The burst, then nothing a storm would cost everyone.
+    assert_eq!(
+        heard,
+        (0..3)
+            .map(|i| member("#busy", &format!("j{i}"), "joined", t(0)))
+            .collect::<Vec<_>>()
+    );
+    let out = w.ask(owner, json!({"type": "listRooms", "id": "lr"}));
+    assert_eq!(
+        states(&one(&out, owner, "roomList"))["#busy"]["members"],
+        11
+    );
+    // The budget comes back with time.
+    w.advance(secs(1));
+    let out = w.ask(
+        joiners[0],
+        json!({"type": "part", "id": "p", "room": "#busy"}),
+    );
+    assert_eq!(
+        frames(&out, owner),
+        [member("#busy", "j0", "left", t(1000))]
+    );
+}
