@@ -479,3 +479,51 @@ fn unread_counts_and_mentions_by_at_name_or_the_name_as_a_word() {
         (&json!(2), &json!(2))
     );
 }
+
+#[test]
+fn a_dm_known_at_its_epoch_is_recovered_like_a_room() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let secret = w.secret(bob);
+    w.said(alice, "@bob", "one");
+    let epoch = w.epoch(bob, "@alice");
+    w.close(bob);
+    w.said(alice, "@bob", "two");
+    let (back, out) = come_back(&mut w, "bob", &secret, &[("@alice", &epoch, 1)]);
+    let rooms = one(&out, back, "rooms");
+    let dm = &states(&rooms)["@alice"];
+    assert_eq!(
+        (&dm["recovered"], &dm["lastSeq"], &dm["role"]),
+        (&json!(true), &json!(2), &json!("member"))
+    );
+    assert_eq!(rooms["changes"], json!([]));
+    assert_eq!(history_entries(&histories(&out, back)["@alice"]), ["2:two"]);
+}
+
+#[test]
+fn since_and_epoch_at_the_top_of_a_v3_login_mean_the_lobby() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    for i in 1..=3 {
+        w.said(alice, "#lobby", &format!("m{i}"));
+    }
+    let lobby_epoch = w.server.epoch().to_owned();
+    let bob = w.open3();
+    let out = w.login_with(bob, "bob", json!({"since": 2, "epoch": lobby_epoch}));
+    assert_eq!(history_entries(&histories(&out, bob)["#lobby"]), ["3:m3"]);
+    assert_eq!(histories(&out, bob)["#lobby"]["complete"], true);
+}
+
+#[test]
+fn room_messages_follow_the_rules_of_lobby_messages() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    w.join(alice, "#dev");
+    let out = w.say(alice, "#dev", "   ");
+    assert_refused(&out, alice, "emptyMessage", "m", "");
+    let out = w.say(alice, "#dev", &"x".repeat(4001));
+    assert_refused(&out, alice, "messageTooLong", "m", "");
+    let out = w.say(alice, "#dev", "\u{202e}evil");
+    assert_eq!(one(&out, alice, "textBroadcast")["message"], "\u{fffd}evil");
+}
