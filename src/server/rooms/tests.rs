@@ -263,3 +263,465 @@ fn a_name_that_left_the_lobby_hears_nothing_of_it_and_v2_sees_no_change() {
     core.send(v2, r#"{"type":"textFromUser","id":"m","text":"again"}"#);
     assert_eq!(core.drain().len(), 2);
 }
+
+/// Each room's frames' `seq`s, in order.
+fn seqs(history: &Value) -> Vec<u64> {
+    history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn history_pages_before_and_after_say_when_they_reach_the_end() {
+    let mut core = Core::new(config());
+    let alice = core.user("alice");
+    core.send(alice, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    for n in 1..=10 {
+        core.send(
+            alice,
+            &format!(r##"{{"type":"textFromUser","id":"m","room":"#dev","text":"m{n}"}}"##),
+        );
+    }
+    core.drain();
+    let cases = [
+        (r#""before":5,"limit":2"#, vec![3, 4], false),
+        (r#""before":3,"limit":2"#, vec![1, 2], true),
+        (r#""after":8"#, vec![9, 10], true),
+        (r#""after":2,"limit":3"#, vec![3, 4, 5], false),
+        (r#""limit":3"#, vec![8, 9, 10], false),
+        (r#""limit":0"#, vec![10], false),
+    ];
+    for (bounds, expected, complete) in cases {
+        let page = core.ask(
+            alice,
+            &format!(r##"{{"type":"history","id":"h","room":"#dev",{bounds}}}"##),
+        );
+        assert_eq!(
+            (seqs(&page), page["complete"].as_bool()),
+            (expected, Some(complete)),
+            "{bounds}"
+        );
+        assert_eq!(page["room"], "#dev");
+    }
+}
+
+#[test]
+fn a_read_marker_goes_to_every_device_and_unread_and_mentions_follow_it() {
+    let mut core = Core::new(config());
+    let alice = core.user("alice");
+    let phone = core.user("alice");
+    let bob = core.user("bob");
+    for conn in [alice, bob] {
+        core.send(conn, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    }
+    core.send(
+        bob,
+        r##"{"type":"textFromUser","id":"m","room":"#dev","text":"hey ALICE, look"}"##,
+    );
+    core.send(
+        bob,
+        r##"{"type":"textFromUser","id":"m","room":"#dev","text":"malice is not a mention"}"##,
+    );
+    core.drain();
+    let list = core.ask(alice, r#"{"type":"listRooms","id":"r"}"#);
+    let dev = &list["rooms"][1];
+    assert_eq!(
+        (&dev["room"], &dev["unread"], &dev["mentioned"]),
+        (&"#dev".into(), &2.into(), &true.into())
+    );
+    core.send(alice, r##"{"type":"read","id":"r","room":"#dev","seq":1}"##);
+    let out = core.drain();
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!((out[0].0, &out[0].1["replyTo"]), (alice, &"r".into()));
+    assert_eq!((out[1].0, out[1].1.get("replyTo")), (phone, None));
+    assert_eq!(out[1].1["seq"], 1);
+    let list = core.ask(phone, r#"{"type":"listRooms","id":"r"}"#);
+    let dev = &list["rooms"][1];
+    assert_eq!(
+        (&dev["readSeq"], &dev["unread"], &dev["mentioned"]),
+        (&1.into(), &1.into(), &false.into())
+    );
+}
+
+#[test]
+fn a_released_name_leaves_nothing_to_its_next_owner() {
+    let mut core = Core::new(config());
+    let alice = core.user("alice");
+    let bob = core.user("bob");
+    core.send(alice, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    core.send(alice, r##"{"type":"part","id":"p","room":"#lobby"}"##);
+    core.send(
+        alice,
+        r#"{"type":"textFromUser","id":"m","room":"@bob","text":"hi"}"#,
+    );
+    core.drain();
+    core.send(alice, r#"{"type":"logout","id":"o"}"#);
+    let to_bob = core.frames_to(bob);
+    assert!(
+        to_bob
+            .iter()
+            .any(|f| f["type"] == "membership" && f["room"] == "@alice" && f["change"] == "left"),
+        "{to_bob:?}"
+    );
+    core.secrets.remove("alice");
+    let next = core.open(Version::V3);
+    core.send(next, r##"{"type":"login","id":"l","username":"alice","rooms":[{"room":"#dev","since":0},{"room":"@bob","since":0}]}"##);
+    let frames = core.frames_to(next);
+    let rooms = frames.iter().find(|f| f["type"] == "rooms").unwrap();
+    let names: Vec<&Value> = rooms["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["room"])
+        .collect();
+    assert_eq!(names, [&Value::from("#lobby")], "{rooms}");
+    assert_eq!(rooms["changes"][0]["room"], "#dev");
+    assert_eq!(rooms["changes"][0]["change"], "left");
+    assert_eq!(rooms["changes"].as_array().unwrap().len(), 1, "{rooms}");
+    let dev = core.ask(bob, r##"{"type":"listMembers","id":"x","room":"#dev"}"##);
+    assert_eq!(dev["members"].as_array().unwrap().len(), 0, "{dev}");
+}
+
+#[test]
+fn catch_up_says_what_was_recovered_and_who_kicked_whom_while_away() {
+    let mut core = Core::new(config());
+    let owner = core.user("owner");
+    let carol = core.user("carol");
+    for room in ["#a", "#b"] {
+        for conn in [owner, carol] {
+            core.send(
+                conn,
+                &format!(r#"{{"type":"join","id":"j","room":"{room}"}}"#),
+            );
+        }
+    }
+    core.send(
+        owner,
+        r##"{"type":"textFromUser","id":"m","room":"#a","text":"one"}"##,
+    );
+    core.drain();
+    let epoch_a = core.ask(carol, r##"{"type":"history","id":"h","room":"#a"}"##)["epoch"].clone();
+    let epoch_b = core.ask(carol, r##"{"type":"history","id":"h","room":"#b"}"##)["epoch"].clone();
+    core.server.handle_close(carol, core.now);
+    core.send(
+        owner,
+        r##"{"type":"textFromUser","id":"m","room":"#a","text":"two"}"##,
+    );
+    core.send(
+        owner,
+        r##"{"type":"kick","id":"k","room":"#b","username":"carol","reason":"spam"}"##,
+    );
+    core.drain();
+    let back = core.open(Version::V3);
+    let secret = core.secrets["carol"].clone();
+    core.send(back, &format!(
+        r##"{{"type":"login","id":"l","username":"carol","secret":"{secret}","rooms":[{{"room":"#a","epoch":{epoch_a},"since":1}},{{"room":"#b","epoch":{epoch_b},"since":0}}]}}"##
+    ));
+    let mut frames = core.frames_to(back);
+    frames.retain(|f| f["type"] != "loginBroadcast");
+    let kinds: Vec<&Value> = frames.iter().map(|f| &f["type"]).collect();
+    assert_eq!(
+        kinds,
+        ["loginMessage", "rooms", "history", "history"]
+            .map(Value::from)
+            .iter()
+            .collect::<Vec<_>>()
+    );
+    let rooms = &frames[1];
+    assert_eq!(rooms["rooms"][1]["room"], "#a");
+    assert_eq!(rooms["rooms"][1]["recovered"], true);
+    assert_eq!(
+        rooms["changes"],
+        serde_json::json!([{"room":"#b","change":"kicked","by":"owner","reason":"spam"}])
+    );
+    assert_eq!(frames[3]["room"], "#a");
+    assert_eq!(seqs(&frames[3]), [2]);
+}
+
+#[test]
+fn operators_act_within_their_rank_and_bans_and_mutes_run_out() {
+    let mut core = Core::new(config());
+    let owner = core.user("owner");
+    let op = core.user("op");
+    let carol = core.user("carol");
+    for conn in [owner, op, carol] {
+        core.send(conn, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    }
+    core.drain();
+    let refused = core.ask(
+        op,
+        r##"{"type":"op","id":"o","room":"#dev","username":"op"}"##,
+    );
+    assert_eq!(error(&refused).0, "forbidden");
+    core.send(
+        owner,
+        r##"{"type":"op","id":"o","room":"#dev","username":"op"}"##,
+    );
+    let notice = core.frames_to(op).remove(0);
+    assert_eq!(
+        (&notice["type"], &notice["act"], &notice["seq"]),
+        (&"notice".into(), &"op".into(), &1.into())
+    );
+    let refused = core.ask(
+        op,
+        r##"{"type":"kick","id":"k","room":"#dev","username":"owner"}"##,
+    );
+    assert_eq!(
+        error(&refused),
+        ("forbidden", "owner owns #dev: you cannot do that")
+    );
+    core.send(
+        op,
+        r##"{"type":"mute","id":"m","room":"#dev","username":"carol","seconds":60}"##,
+    );
+    core.drain();
+    let muted = core.ask(
+        carol,
+        r##"{"type":"textFromUser","id":"m","room":"#dev","text":"x"}"##,
+    );
+    assert_eq!(error(&muted).0, "muted");
+    core.send(
+        op,
+        r##"{"type":"ban","id":"b","room":"#dev","username":"carol","seconds":30,"reason":"no"}"##,
+    );
+    let to_carol = core.frames_to(carol);
+    assert_eq!(to_carol.len(), 1, "{to_carol:?}");
+    assert_eq!(
+        (&to_carol[0]["change"], &to_carol[0]["by"]),
+        (&"banned".into(), &"op".into())
+    );
+    let banned = core.ask(carol, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    assert_eq!(error(&banned).0, "banned");
+    core.skip(Duration::from_secs(31));
+    core.drain();
+    let back = core.ask(carol, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    assert_eq!(back["change"], "joined", "{back}");
+    let history = core.ask(owner, r##"{"type":"history","id":"h","room":"#dev"}"##);
+    let acts: Vec<&Value> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["act"])
+        .collect();
+    assert_eq!(
+        acts,
+        ["op", "mute", "ban"]
+            .map(Value::from)
+            .iter()
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn limits_are_refused_with_their_name_and_value() {
+    let mut core = Core::new(Config {
+        max_rooms_per_name: 1,
+        new_dms_per_minute: 1,
+        ..config()
+    });
+    let alice = core.user("alice");
+    core.user("bob");
+    core.user("carol");
+    core.ask(alice, r##"{"type":"join","id":"j","room":"#one"}"##);
+    let refused = core.ask(alice, r##"{"type":"join","id":"j","room":"#two"}"##);
+    assert_eq!(error(&refused).0, "limitReached");
+    assert!(
+        error(&refused).1.contains("--max-rooms-per-name"),
+        "{refused}"
+    );
+    core.send(
+        alice,
+        r#"{"type":"textFromUser","id":"m","room":"@bob","text":"hi"}"#,
+    );
+    core.drain();
+    let refused = core.ask(
+        alice,
+        r#"{"type":"textFromUser","id":"m","room":"@carol","text":"hi"}"#,
+    );
+    assert!(
+        error(&refused)
+            .1
+            .contains("at most 1 a minute (--new-dms-per-minute)"),
+        "{refused}"
+    );
+    // An existing DM is not a new one.
+    core.send(
+        alice,
+        r#"{"type":"textFromUser","id":"m","room":"@bob","text":"again"}"#,
+    );
+    assert_eq!(core.frames_to(alice)[0]["seq"], 2);
+}
+
+mod with_a_store {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::protocol::Role;
+    use crate::server::{
+        Request, SecretHash, Snapshot, StoredMember, StoredMessage, StoredName, StoredRead,
+        StoredRoom, Write,
+    };
+
+    impl Core {
+        fn restored(snapshot: Snapshot) -> Core {
+            let now = Instant::now();
+            let wall = UNIX_EPOCH + Duration::from_millis(EPOCH_MS);
+            let server = Server::restore(config(), StdRng::seed_from_u64(7), snapshot, wall, now);
+            Core {
+                server,
+                now,
+                secrets: Default::default(),
+            }
+        }
+
+        fn requests(&mut self) -> Vec<Request> {
+            std::iter::from_fn(|| self.server.poll_request()).collect()
+        }
+
+        /// Answers every request, numbering appends per room from `seqs`.
+        fn settle(&mut self, seqs: &mut HashMap<Option<Arc<str>>, u64>) -> Vec<Request> {
+            let mut all = Vec::new();
+            while let Some(request) = self.server.poll_request() {
+                let answer = match &request {
+                    Request::Write(ticket, _) => ticket.answer(Ok(())),
+                    Request::Append(ticket, append) => {
+                        let seq = seqs.entry(append.room.clone()).or_default();
+                        *seq += 1;
+                        ticket.answer(Ok(*seq))
+                    }
+                    other => other.fail(crate::server::Failed("no".into())),
+                };
+                self.server.handle_answer(answer, self.now);
+                all.push(request);
+            }
+            all
+        }
+    }
+
+    #[test]
+    fn a_join_and_a_message_are_answered_only_once_saved() {
+        let mut core = Core::restored(Snapshot::default());
+        let mut seqs = HashMap::new();
+        let alice = core.open(Version::V3);
+        core.send(alice, r#"{"type":"login","id":"l","username":"alice"}"#);
+        core.settle(&mut seqs);
+        core.drain();
+        core.send(alice, r##"{"type":"join","id":"j","room":"#dev"}"##);
+        assert!(core.drain().is_empty());
+        let requests = core.requests();
+        assert!(
+            matches!(&requests[..], [
+            Request::Write(_, Write::Room { room, owner: Some(_), .. }),
+            Request::Write(last, Write::Member { role: Role::Owner, .. }),
+        ] if &**room == "#dev" && last.get() > 0),
+            "{requests:?}"
+        );
+        let Request::Write(first, _) = &requests[0] else {
+            unreachable!()
+        };
+        core.server.handle_answer(first.answer(Ok(())), core.now);
+        assert!(core.drain().is_empty(), "answered before its last write");
+        let Request::Write(last, _) = &requests[1] else {
+            unreachable!()
+        };
+        core.server.handle_answer(last.answer(Ok(())), core.now);
+        assert_eq!(core.frames_to(alice)[0]["change"], "joined");
+        core.send(
+            alice,
+            r##"{"type":"textFromUser","id":"m","room":"#dev","text":"hi"}"##,
+        );
+        assert!(core.drain().is_empty());
+        let requests = core.requests();
+        let [Request::Append(ticket, append)] = &requests[..] else {
+            panic!("{requests:?}")
+        };
+        assert_eq!(
+            (append.room.as_deref(), append.notice),
+            (Some("#dev"), false)
+        );
+        core.server.handle_answer(ticket.answer(Ok(7)), core.now);
+        let ack = core.frames_to(alice).remove(0);
+        assert_eq!((&ack["seq"], &ack["replyTo"]), (&7.into(), &"m".into()));
+    }
+
+    #[test]
+    fn rooms_come_back_from_the_snapshot_for_held_names_only() {
+        let message = |seq: u64, text: &str, notice: bool| StoredMessage {
+            seq,
+            id: format!("id{seq}"),
+            timestamp: EPOCH_MS,
+            username: "alice".into(),
+            text: text.into(),
+            notice,
+        };
+        let member = |name: &str, role| StoredMember {
+            name: name.into(),
+            role,
+            muted_until: None,
+        };
+        let snapshot = Snapshot {
+            epoch: "lobby".into(),
+            names: vec![StoredName {
+                key: "alice".into(),
+                display: "Alice".into(),
+                secret: SecretHash::of("s3cret"),
+                expires_at: Some(EPOCH_MS + 60_000),
+            }],
+            rooms: vec![
+                StoredRoom {
+                    key: "#dev".into(),
+                    display: "#Dev".into(),
+                    owner: Some("alice".into()),
+                    topic: Some("builds".into()),
+                    epoch: "devepoch".into(),
+                    last_seq: 3,
+                    messages: vec![
+                        message(2, "two", false),
+                        message(3, r#"{"act":"topic","by":"Alice","topic":"builds"}"#, true),
+                    ],
+                    members: vec![member("alice", Role::Owner), member("bob", Role::Member)],
+                    ..StoredRoom::default()
+                },
+                StoredRoom {
+                    key: "@alice\nbob".into(),
+                    display: "@Alice\nbob".into(),
+                    epoch: "dm".into(),
+                    members: vec![member("alice", Role::Member), member("bob", Role::Member)],
+                    ..StoredRoom::default()
+                },
+            ],
+            reads: vec![StoredRead {
+                name: "alice".into(),
+                room: "#dev".into(),
+                seq: 2,
+            }],
+            left_lobby: vec!["alice".into(), "bob".into()],
+            ..Snapshot::default()
+        };
+        let mut core = Core::restored(snapshot);
+        let requests = core.requests();
+        assert!(requests.iter().any(
+            |r| matches!(r, Request::Write(_, Write::DropRoom { room }) if &**room == "@alice\nbob")
+        ));
+        let alice = core.open(Version::V3);
+        core.send(
+            alice,
+            r#"{"type":"login","id":"l","username":"alice","secret":"s3cret"}"#,
+        );
+        core.settle(&mut HashMap::new());
+        let mut frames = core.frames_to(alice);
+        frames.retain(|f| f["type"] != "loginBroadcast");
+        let rooms = &frames[1];
+        assert_eq!(
+            rooms["rooms"],
+            serde_json::json!([{"room":"#Dev","topic":"builds","inviteOnly":false,"members":1,"role":"owner","epoch":"devepoch","lastSeq":3,"readSeq":2,"unread":1,"mentioned":false,"recovered":false}])
+        );
+        assert_eq!(frames.len(), 3, "{frames:?}"); // no lobby history: alice left it
+        assert_eq!(seqs(&frames[2]), [2, 3]);
+        assert_eq!(frames[2]["messages"][1]["act"], "topic");
+    }
+}
