@@ -525,3 +525,100 @@ fn a_restored_server_serves_its_rooms_members_and_read_markers() {
     w.login_with(alice, "alice", json!({"secret": "a".repeat(24)}));
     assert_eq!(w.said(alice, "#dev", "eight"), 8);
 }
+
+#[test]
+fn a_restored_server_keeps_bans_invites_and_who_left_the_lobby() {
+    let held = |name: &str| StoredName {
+        key: k(name).to_string(),
+        display: name.into(),
+        secret: SecretHash::of(&name.repeat(24)[..24]),
+        expires_at: Some(EPOCH_MS + 60_000),
+    };
+    let snapshot = Snapshot {
+        names: ["olive", "bart", "ivy", "leo"].map(held).to_vec(),
+        rooms: vec![StoredRoom {
+            key: r("#club").to_string(),
+            display: "#club".into(),
+            owner: Some(k("olive").to_string()),
+            invite_only: true,
+            epoch: "club-epoch".into(),
+            members: vec![StoredMember {
+                name: k("olive").to_string(),
+                role: Role::Owner,
+                muted_until: None,
+            }],
+            bans: vec![(k("bart").to_string(), None)],
+            invites: vec![k("ivy").to_string(), k("bart").to_string()],
+            ..StoredRoom::default()
+        }],
+        left_lobby: vec![k("leo").to_string()],
+        ..empty()
+    };
+    let mut w = World::stored(config(), snapshot);
+    let login = |w: &mut World, name: &str| {
+        let conn = w.open3();
+        let out = w.login_with(conn, name, json!({"secret": &name.repeat(24)[..24]}));
+        (conn, out)
+    };
+    // Banned for good, invite or not.
+    let (bart, _) = login(&mut w, "bart");
+    let out = w.ask(bart, json!({"type": "join", "id": "j", "room": "#club"}));
+    assert_refused(&out, bart, "banned", "j", "");
+    // Invited: told so at login, and may join.
+    let (ivy, out) = login(&mut w, "ivy");
+    let rooms = one(&out, ivy, "rooms");
+    assert!(
+        rooms["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["room"] == "#club" && c["change"] == "invited"),
+        "{rooms}"
+    );
+    w.join(ivy, "#club");
+    // Out of the lobby.
+    let (leo, out) = login(&mut w, "leo");
+    assert!(!states(&one(&out, leo, "rooms")).contains_key("#lobby"));
+    let out = w.ask(
+        leo,
+        json!({"type": "textFromUser", "id": "m", "text": "hi"}),
+    );
+    assert_refused(&out, leo, "notAMember", "m", "you are not in #lobby");
+}
+
+#[test]
+#[ignore = "core-rooms: the unavailable error of an act whose notice could not be saved has no replyTo (and says \"message\")"]
+fn an_act_whose_notice_cannot_be_saved_is_refused_and_told_to_nobody() {
+    let mut w = World::manual(config(), empty());
+    let olive = login_manual(&mut w, "olive");
+    let mia = login_manual(&mut w, "mia");
+    w.send(olive, json!({"type": "join", "id": "j", "room": "#mod"}));
+    w.answer_all();
+    w.send(mia, json!({"type": "join", "id": "j", "room": "#mod"}));
+    w.answer_all();
+    let _ = w.drain();
+    w.send(
+        olive,
+        json!({"type": "topic", "id": "a", "room": "#mod", "topic": "lost"}),
+    );
+    let pending = std::mem::take(&mut w.pending);
+    for request in &pending {
+        match request {
+            Request::Append(..) => w
+                .server
+                .handle_answer(request.fail(Failed("disk full".into())), w.now),
+            other => w.answer_durable(other),
+        }
+    }
+    let out = w.drain();
+    assert_refused(&out, olive, "unavailable", "a", "");
+    // The next act takes number 1: nothing was numbered for the lost one.
+    w.send(
+        olive,
+        json!({"type": "topic", "id": "a", "room": "#mod", "topic": "kept"}),
+    );
+    w.answer_all();
+    let out = w.drain();
+    assert_eq!(one(&out, mia, "notice")["seq"], 1);
+    assert_eq!(one(&out, mia, "notice")["topic"], "kept");
+}
