@@ -634,3 +634,32 @@ fn member_notices_are_paced_per_room_and_the_counts_stay_true() {
         [member("#busy", "j0", "left", t(1000))]
     );
 }
+
+#[test]
+fn a_released_owner_s_room_stays_without_an_owner_and_the_name_s_heir_is_not_it() {
+    let mut w = World::new(Config {
+        login_ttl: secs(60),
+        ..config()
+    });
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    w.join(alice, "#dev");
+    w.join(bob, "#dev");
+    w.close(alice);
+    w.advance(secs(61));
+    let _ = w.drain();
+    let out = w.ask(
+        bob,
+        json!({"type": "listMembers", "id": "lm", "room": "#dev"}),
+    );
+    assert_eq!(
+        one(&out, bob, "memberList")["members"],
+        json!([{"username": "bob", "role": "member", "online": true}])
+    );
+    assert_eq!(w.said(bob, "#dev", "still here"), 1);
+    let heir = w.user("alice");
+    let out = w.ask(heir, json!({"type": "join", "id": "j", "room": "#dev"}));
+    assert_eq!(one(&out, heir, "membership")["state"]["role"], "member");
+    let out = w.act(heir, "kick", "#dev", json!({"username": "bob"}));
+    assert_refused(&out, heir, "forbidden", "a", "");
+}

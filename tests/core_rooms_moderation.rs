@@ -285,7 +285,12 @@ fn a_ban_for_a_while_keeps_a_name_out_until_it_runs_out() {
     );
     w.advance(secs(30));
     let out = w.ask(mia, json!({"type": "join", "id": "j", "room": "#mod"}));
-    assert_refused(&out, mia, "banned", "j", "");
+    // The description says until when.
+    let description = assert_refused(&out, mia, "banned", "j", "until");
+    assert!(
+        description.contains(&t(61_000).to_string()) || description.contains("31 s"),
+        "{description}"
+    );
     let out = w.say(mia, "#mod", "let me back");
     assert_refused(&out, mia, "notAMember", "m", "you are not in #mod");
     // It runs out on the clock.
