@@ -331,6 +331,8 @@ fn a_kicked_member_hears_nothing_more_of_an_invite_only_room() {
         json!({"type": "history", "id": "h", "room": "#vault"}),
     );
     assert_refused(&out, member, "notAMember", "h", "you are not in #vault");
+    let out = w.ask(member, json!({"type": "listRooms", "id": "lr"}));
+    assert!(!states(&one(&out, member, "roomList")).contains_key("#vault"));
     for frame in &w.raw_to(member)[mark..] {
         assert!(!frame.contains("AFTERMARK"), "{frame}");
     }
