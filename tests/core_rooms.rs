@@ -663,3 +663,19 @@ fn a_released_owner_s_room_stays_without_an_owner_and_the_name_s_heir_is_not_it(
     let out = w.act(heir, "kick", "#dev", json!({"username": "bob"}));
     assert_refused(&out, heir, "forbidden", "a", "");
 }
+
+#[test]
+fn a_dm_is_shown_by_the_other_party_s_display_name_however_it_was_written() {
+    let mut w = World::default();
+    let alice = w.user("Alice");
+    let bob = w.user("BobR");
+    let _ = w.drain();
+    let out = w.say(alice, "@bobr", "hi");
+    assert_eq!(one(&out, alice, "textBroadcast")["room"], "@BobR");
+    assert_eq!(one(&out, bob, "textBroadcast")["room"], "@Alice");
+    let out = w.say(bob, "@ALICE", "hello");
+    assert_eq!(one(&out, bob, "textBroadcast")["room"], "@Alice");
+    assert_eq!(one(&out, bob, "textBroadcast")["seq"], 2);
+    let out = w.ask(bob, json!({"type": "listRooms", "id": "lr"}));
+    assert!(states(&one(&out, bob, "roomList")).contains_key("@Alice"));
+}

@@ -79,6 +79,17 @@ fn facts(w: &World, mark: usize) -> Vec<Fact> {
         .collect()
 }
 
+/// The displays of the rooms written since `mark`.
+fn facts_of_rooms(w: &World, mark: usize) -> Vec<String> {
+    facts(w, mark)
+        .into_iter()
+        .filter_map(|f| match f {
+            Fact::W(Write::Room { display, .. }) => Some(display.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `name` logged in on a v3 connection of a store-backed world that
 /// settles by hand: the claim is answered here.
 fn login_manual(w: &mut World, name: &str) -> ConnectionId {
@@ -661,10 +672,25 @@ fn a_dm_is_written_as_a_room_of_its_two_parties() {
             Fact::W(Write::Room { room, owner: None, invite_only: true, .. }) if **room == *dm)),
         "{facts:#?}"
     );
+    // Its display holds both parties' display names (in the order of
+    // their keys), so that a restored DM shows each the other's.
+    let mut w = World::stored(config(), empty());
+    let bob = w.user("Bob");
+    let _alice = w.user("Alice");
+    let mark = w.journal.len();
+    w.said(bob, "@alice", "hi");
+    assert!(
+        facts_of_rooms(&w, mark).contains(&("@Alice\nBob".to_owned())),
+        "{:#?}",
+        w.journal_since(mark)
+    );
 }
 
+/// A DM restored from what the core wrote (its display: the parties'
+/// display names, in the order of their keys, as the core writes it; see
+/// `a_dm_is_written_as_a_room_of_its_two_parties`) is shown to each party
+/// as the other's display name.
 #[test]
-#[ignore = "core-rooms: a restored DM is shown as @<key> (\"@alice\"), not as the other party's display name (\"@Alice\")"]
 fn a_restored_dm_is_shown_by_the_other_party_s_display_name() {
     let dm = format!("@{}\n{}", k("alice"), k("bob"));
     let secret = "b".repeat(24);
@@ -685,7 +711,7 @@ fn a_restored_dm_is_shown_by_the_other_party_s_display_name() {
         ],
         rooms: vec![StoredRoom {
             key: dm.clone(),
-            display: dm.clone(),
+            display: "@Alice\nbob".into(),
             invite_only: true,
             epoch: "dm-epoch".into(),
             last_seq: 1,
