@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rand::CryptoRng;
 
 use super::room::{Bound, page};
-use super::{LOBBY, Removal, dm_key, wire_name};
+use super::{LOBBY, dm_key, wire_name};
 use crate::id;
 use crate::protocol::{Change, RoomChange, RoomSince, ServerMessage};
 use crate::server::{ConnectionId, Frame, Server};
@@ -25,11 +25,11 @@ impl<R: CryptoRng> Server<R> {
         since: Option<u64>,
         listed: Vec<RoomSince>,
     ) {
-        // The rooms the client listed, by key: (epoch, since).
-        let mut known: HashMap<Arc<str>, (Option<String>, u64)> = HashMap::new();
+        // The rooms the client listed, by key: (epoch, since, as listed).
+        let mut known: HashMap<Arc<str>, (Option<String>, u64, String)> = HashMap::new();
         for room in listed {
             if let Some(key) = self.key_of_listed(me, &room.room) {
-                known.insert(key, (room.epoch, room.since));
+                known.insert(key, (room.epoch, room.since, room.room));
             }
         }
         let in_lobby = !self.rooms.left_lobby.contains(me);
@@ -61,7 +61,7 @@ impl<R: CryptoRng> Server<R> {
                 continue;
             };
             let recovered = match known.get(key) {
-                Some((epoch, since)) if epoch.as_deref() == Some(&*room.epoch) => {
+                Some((epoch, since, _)) if epoch.as_deref() == Some(&*room.epoch) => {
                     let first = room.log.first_held().unwrap_or(room.log.last_seq + 1);
                     (*since >= room.log.last_seq || since + 1 >= first).then_some(*since)
                 }
@@ -80,31 +80,30 @@ impl<R: CryptoRng> Server<R> {
             sends.push((key.clone(), recovered));
             states.push(state);
         }
-        // Rooms listed that the name is no longer in.
-        let mut gone: Vec<(&Arc<str>, Option<&Removal>)> = known
-            .keys()
-            .filter(|key| !self.rooms.is_member(me, key))
-            .map(|key| {
-                let removal = self.rooms.removals.get(me).and_then(|r| r.get(key));
-                (key, removal)
-            })
+        // Rooms listed that the name is no longer in, named as listed: one
+        // that does not exist (or never had this name in it) is `left` too,
+        // so that listing names cannot tell which private rooms exist.
+        let mut gone: Vec<(&Arc<str>, &str)> = known
+            .iter()
+            .filter(|(key, _)| !self.rooms.is_member(me, key))
+            .map(|(key, (_, _, listed))| (key, listed.as_str()))
             .collect();
-        gone.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (key, removal) in gone {
-            let room = self.rooms.by_key.get(key);
-            let shown: Arc<str> = match room {
-                Some(room) => wire_name(key, room, me),
-                None if **key == *LOBBY => LOBBY.into(),
-                None => continue, // gone, and nothing of it may be told
-            };
-            let banned = room.is_some_and(|r| r.bans.contains_key(me));
+        gone.sort_unstable();
+        for (key, listed) in gone {
+            let removal = self.rooms.removals.get(me).and_then(|r| r.get(key));
+            // A ban outlives the memory of who banned (a restart).
+            let banned = self
+                .rooms
+                .by_key
+                .get(key)
+                .is_some_and(|room| room.bans.contains_key(me));
             let (change, by, reason) = match removal {
                 Some(removal) => (removal.change, removal.by.clone(), removal.reason.clone()),
                 None if banned => (Change::Banned, None, None),
                 None => (Change::Left, None, None),
             };
             changes.push(RoomChange {
-                room: shown.to_string().into(),
+                room: listed.to_owned().into(),
                 change,
                 by: by.map(|by| by.to_string().into()),
                 reason: reason.map(|r| r.to_string().into()),
@@ -187,7 +186,8 @@ impl<R: CryptoRng> Server<R> {
         }
         let complete = match since {
             Some(_) => page.complete,
-            None => true,
+            // The latest few: complete unless the byte budget cut them.
+            None => page.complete || page.range.len() == limit,
         };
         let messages = entries
             .range(page.range)

@@ -17,7 +17,7 @@ use super::super::seam::To;
 use super::{LOBBY, Me, Member, Removal, Room, Target};
 use crate::id;
 use crate::protocol::{Change, ErrorCode, Role, ServerMessage};
-use crate::server::{ConnectionId, Frame, Server, Write};
+use crate::server::{Frame, Server, Write};
 
 impl<R: CryptoRng> Server<R> {
     pub(in crate::server) fn join(
@@ -36,7 +36,7 @@ impl<R: CryptoRng> Server<R> {
             ),
             Target::Room { key, display } => {
                 if self.rooms.by_key.contains_key(&key) {
-                    self.join_room(me, key, now)
+                    self.join_room(me, key, display, now)
                 } else {
                     self.create_room(me, key, display, invite_only, now)
                 }
@@ -61,7 +61,9 @@ impl<R: CryptoRng> Server<R> {
         self.send_when_saved(ticket, Some(me), frames);
     }
 
-    fn join_room(&mut self, me: &Me, key: Arc<str>, now: Instant) {
+    /// Joins `key`, which exists; `written` is its name as `me` wrote it
+    /// (what a refusal says, so that it tells nothing of the room).
+    fn join_room(&mut self, me: &Me, key: Arc<str>, written: Arc<str>, now: Instant) {
         let now_ms = self.wall_ms(now);
         let limits = (self.config.max_room_members, self.config.max_rooms_per_name);
         let rooms_of = self.rooms.rooms_of(&me.key);
@@ -79,7 +81,7 @@ impl<R: CryptoRng> Server<R> {
             let frames = self.membership_frames(me, &key, Change::Joined, None, None, None, false);
             return self.send_saved(frames);
         }
-        let display = room.display.clone();
+        let display = written;
         if let Some(until) = room.ban_of(&me.key, now_ms) {
             let description = match until {
                 Some(until) => format!(
@@ -193,6 +195,11 @@ impl<R: CryptoRng> Server<R> {
         room.invite_only = invite_only;
         self.rooms.by_key.insert(key.clone(), room);
         self.rooms.room_count += 1;
+        self.rooms
+            .owned
+            .entry(me.key.clone())
+            .or_default()
+            .insert(key.clone());
         self.add_member(&key, me, Role::Owner);
         let ticket = self.record_all(vec![
             Write::Room {
@@ -428,103 +435,5 @@ impl<R: CryptoRng> Server<R> {
             .into_iter()
             .map(|name| (To::Name(name), frame.clone()))
             .collect()
-    }
-
-    /// Whether lobby messages reach the v3 devices of `name`.
-    pub(in crate::server) fn set_in_lobby(&mut self, name: &str, in_lobby: bool) {
-        if let Some(devices) = self.rooms.devices.get(name) {
-            for &conn in devices {
-                self.connections.set_in_lobby(conn, in_lobby);
-            }
-        }
-    }
-
-    /// A v3 connection's login was announced: it hears of its name's rooms.
-    pub(in crate::server) fn add_device(&mut self, conn: ConnectionId, name: &Arc<str>) {
-        self.rooms
-            .devices
-            .entry(name.clone())
-            .or_default()
-            .push(conn);
-        let in_lobby = !self.rooms.left_lobby.contains(name);
-        self.connections.set_in_lobby(conn, in_lobby);
-    }
-
-    /// A v3 connection no longer holds `name` (closed or logged out).
-    pub(in crate::server) fn remove_device(&mut self, conn: ConnectionId, name: &str) {
-        if let Some(devices) = self.rooms.devices.get_mut(name) {
-            devices.retain(|&c| c != conn);
-            if devices.is_empty() {
-                self.rooms.devices.remove(name);
-            }
-        }
-        self.connections.set_in_lobby(conn, true);
-    }
-
-    /// The name keyed `name` was released: its memberships, invites, read
-    /// markers and lobby mark are forgotten, and its DMs dropped, as
-    /// `Write::Release` means to the store too (nothing more is written).
-    /// Rooms it owns keep no owner; its bans stay.
-    pub(in crate::server) fn forget_name(&mut self, name: &Arc<str>, now: Instant) {
-        self.rooms.left_lobby.remove(name);
-        self.rooms.reads.remove(name);
-        self.rooms.removals.remove(name);
-        if let Some(invited) = self.rooms.invited.remove(name) {
-            for key in invited {
-                if let Some(room) = self.rooms.by_key.get_mut(&key) {
-                    room.invites.remove(name);
-                }
-            }
-        }
-        let rooms = self.rooms.of_name.remove(name).unwrap_or_default();
-        let mut frames = Vec::new();
-        for key in rooms {
-            if key.starts_with('@') {
-                self.drop_dm(&key, name);
-                continue;
-            }
-            let Some(room) = self.rooms.by_key.get_mut(&key) else {
-                continue;
-            };
-            let display = room.members.remove(name).map(|m| m.display);
-            if let Some(display) = display {
-                frames.extend(self.member_notice(&key, name, &display, Change::Left, now));
-            }
-        }
-        for room in self.rooms.by_key.values_mut() {
-            if room.owner.as_deref() == Some(&**name) {
-                room.owner = None;
-            }
-        }
-        self.send_saved(frames);
-    }
-
-    /// A DM whose party `gone` was released is dropped; the other party's
-    /// devices are told it left.
-    fn drop_dm(&mut self, key: &Arc<str>, gone: &str) {
-        let Some(room) = self.rooms.by_key.remove(key) else {
-            return;
-        };
-        for (name, _) in room.members.iter().filter(|(name, _)| ***name != *gone) {
-            if let Some(rooms) = self.rooms.of_name.get_mut(name) {
-                rooms.remove(key);
-            }
-            if let Some(reads) = self.rooms.reads.get_mut(name) {
-                reads.remove(key);
-            }
-            let wire = super::wire_name(key, &room, name);
-            let id = id::message_id(&mut self.rng);
-            let frame = Frame::encode(&ServerMessage::Membership {
-                id: id.into(),
-                reply_to: None,
-                room: (*wire).into(),
-                change: Change::Left,
-                by: None,
-                reason: Some("the other party's name was released".into()),
-                until: None,
-                state: None,
-            });
-            self.send_to_name(&name.clone(), frame);
-        }
     }
 }

@@ -12,7 +12,7 @@ use rand::CryptoRng;
 use super::super::history::Said;
 use super::super::seam::{Append, PendingMessage, RoomMessage, To};
 use super::{Entry, Me, Member, Room, Target, dm_display, wire_name};
-use crate::protocol::{Change, ErrorCode, Role};
+use crate::protocol::{Change, ErrorCode, Role, Version};
 use crate::server::{ConnectionId, Frame, Server, Write};
 use crate::{id, text};
 
@@ -26,7 +26,11 @@ impl<R: CryptoRng> Server<R> {
         text: &str,
         now: Instant,
     ) {
-        if let Some((key, _)) = self.connections.get(conn).and_then(|c| c.login.as_ref())
+        // Only v3 knows of leaving the lobby: a v1 or v2 device of the same
+        // name lives in it as before.
+        if let Some(connection) = self.connections.get(conn)
+            && connection.version == Version::V3
+            && let Some((key, _)) = &connection.login
             && self.rooms.left_lobby.contains(key)
         {
             return self.send_error(

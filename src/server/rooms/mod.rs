@@ -9,6 +9,8 @@
 //! - `catch_up`: what a v3 login is sent after `loginMessage`;
 //! - `queries`: `listRooms`, `listMembers`, `history` pages, `read`;
 //! - `moderation`: the acts of owners and operators;
+//! - `state`: a room as one name sees it (unread, mentioned);
+//! - `release`: each name's v3 devices, and what a released name leaves;
 //! - `restore`: rooms back from a store's snapshot.
 //!
 //! Membership belongs to the name: rooms keep name keys, and `devices`
@@ -25,8 +27,10 @@ mod membership;
 mod messages;
 mod moderation;
 mod queries;
+mod release;
 mod restore;
 mod room;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -40,7 +44,7 @@ use super::new_names::NewNames;
 use super::seam::{PendingFrames, Ticket, To};
 use super::{ConnectionId, Frame, Server, Write};
 use crate::Config;
-use crate::protocol::{Change, ClientMessage, ErrorCode, Role, RoomState};
+use crate::protocol::{Change, ClientMessage, ErrorCode};
 use crate::username::{self, Username};
 pub(crate) use room::{Entry, Member, NoticeBody, Room};
 
@@ -54,6 +58,8 @@ pub(crate) struct Rooms {
     pub(crate) by_key: HashMap<Arc<str>, Room>,
     /// Name key → the rooms and DMs it is in (the lobby apart).
     pub(crate) of_name: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    /// Name key → the rooms it owns (so that its release finds them).
+    pub(crate) owned: HashMap<Arc<str>, HashSet<Arc<str>>>,
     /// Name key → the rooms it is invited to.
     pub(crate) invited: HashMap<Arc<str>, HashSet<Arc<str>>>,
     /// Names that left the lobby.
@@ -89,6 +95,7 @@ impl Rooms {
         Rooms {
             by_key: HashMap::new(),
             of_name: HashMap::new(),
+            owned: HashMap::new(),
             invited: HashMap::new(),
             left_lobby: HashSet::new(),
             reads: HashMap::new(),
@@ -158,6 +165,15 @@ impl Target {
             Target::Lobby => LOBBY,
             Target::Room { key, .. } | Target::Dm { key, .. } => key,
         }
+    }
+}
+
+/// `target` as its `room` field was written (NFC).
+pub(in crate::server) fn as_written(target: &Target) -> Arc<str> {
+    match target {
+        Target::Lobby => LOBBY.into(),
+        Target::Room { display, .. } => display.clone(),
+        Target::Dm { other_display, .. } => format!("@{other_display}").into(),
     }
 }
 
@@ -312,9 +328,11 @@ impl<R: CryptoRng> Server<R> {
         )
     }
 
-    /// `notAMember` for `target`, in the words a non-member may hear.
+    /// `notAMember` for `target`, in the words a non-member may hear: the
+    /// room named as it was written (not as its creator wrote it, which
+    /// would tell that it exists).
     pub(in crate::server) fn not_a_member(&mut self, me: &Me, target: &Target, first: bool) {
-        let name = self.shown_name(target);
+        let name = as_written(target);
         let description = if first {
             format!("you are not in {name}; join it first")
         } else {
@@ -343,82 +361,6 @@ impl<R: CryptoRng> Server<R> {
 
     pub(in crate::server) fn refuse(&mut self, me: &Me, error: ErrorCode, description: &str) {
         self.send_error(me.conn, me.reply_to.as_deref(), error, description);
-    }
-
-    /// The state of `key` as the name keyed `me` sees it.
-    pub(in crate::server) fn room_state(&self, key: &str, me: &str) -> Option<RoomState<'static>> {
-        if key == LOBBY {
-            return Some(self.lobby_state(me));
-        }
-        let room = self.rooms.by_key.get(key)?;
-        let role = room.members.get(me).map(|m| m.role);
-        let read_seq = self.rooms.read_seq(me, key);
-        let last_seq = room.log.last_seq;
-        let (unread, mentioned) = match role {
-            Some(_) => {
-                let display = room.members.get(me).map(|m| m.display.clone());
-                let mentioned = display.is_some_and(|display| {
-                    room.log.entries().iter().any(|e| {
-                        e.said.seq > read_seq
-                            && e.notice.is_none()
-                            && *e.said.username != *display
-                            && mentions(&e.said.message, &display)
-                    })
-                });
-                (last_seq.saturating_sub(read_seq), mentioned)
-            }
-            None => (0, false),
-        };
-        Some(RoomState {
-            room: wire_name(key, room, me).to_string().into(),
-            topic: room.topic.as_deref().map(|t| t.to_owned().into()),
-            invite_only: room.invite_only,
-            members: room.members.len(),
-            role,
-            epoch: room.epoch.to_string().into(),
-            last_seq,
-            read_seq,
-            unread,
-            mentioned,
-            recovered: None,
-        })
-    }
-
-    /// The lobby as the name keyed `me` sees it.
-    fn lobby_state(&self, me: &str) -> RoomState<'static> {
-        let in_lobby = !self.rooms.left_lobby.contains(me);
-        let held = self.names.logins().map_or(0, |logins| logins.len());
-        let read_seq = self.rooms.read_seq(me, LOBBY);
-        let last_seq = self.history.next_seq() - 1;
-        let display = self.display_of(me);
-        let mentioned = in_lobby
-            && display.is_some_and(|display| {
-                self.history
-                    .said_after(read_seq)
-                    .any(|said| *said.username != *display && mentions(&said.message, &display))
-            });
-        let role = if self.rooms.is_operator(me) {
-            Role::Operator
-        } else {
-            Role::Member
-        };
-        RoomState {
-            room: LOBBY.into(),
-            topic: None,
-            invite_only: false,
-            members: held.saturating_sub(self.rooms.left_lobby.len()),
-            role: in_lobby.then_some(role),
-            epoch: self.epoch.to_string().into(),
-            last_seq,
-            read_seq,
-            unread: if in_lobby {
-                last_seq.saturating_sub(read_seq)
-            } else {
-                0
-            },
-            mentioned,
-            recovered: None,
-        }
     }
 
     /// The name keyed `key` as everyone sees it, if it is held.
@@ -461,6 +403,8 @@ impl<R: CryptoRng> Server<R> {
     pub(in crate::server) fn send_saved(&mut self, frames: Vec<(To, Frame)>) {
         for (to, frame) in frames {
             match to {
+                // Closed meanwhile: nothing is ever addressed to it.
+                To::Conn(conn) if !self.is_open(conn) => {}
                 To::Conn(conn) => self.actions.send_new(conn, frame),
                 To::Name(name) => self.send_to_name(&name, frame),
                 To::Others(name, except) => {
@@ -523,22 +467,6 @@ pub(crate) struct Me {
     pub(crate) reply_to: Option<String>,
     pub(crate) key: Arc<str>,
     pub(crate) display: Arc<str>,
-}
-
-/// Whether `text` mentions `name`: `@name`, or the name as a word, in any
-/// case.
-pub(in crate::server) fn mentions(text: &str, name: &str) -> bool {
-    let name = name.to_lowercase();
-    if name.is_empty() {
-        return false;
-    }
-    let text = text.to_lowercase();
-    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '-' || c == '\'';
-    text.match_indices(&name).any(|(at, _)| {
-        let before = text[..at].chars().next_back();
-        let after = text[at + name.len()..].chars().next();
-        !before.is_some_and(is_word) && !after.is_some_and(is_word)
-    })
 }
 
 /// A duration in seconds as `Duration`, saturating.

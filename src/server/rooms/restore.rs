@@ -56,6 +56,13 @@ impl<R: CryptoRng> Server<R> {
             .owner
             .filter(|owner| self.display_of(owner).is_some())
             .map(Arc::from);
+        if let Some(owner) = &room.owner {
+            self.rooms
+                .owned
+                .entry(owner.clone())
+                .or_default()
+                .insert(key.clone());
+        }
         room.invite_only = stored.invite_only;
         room.topic = stored.topic.map(Arc::from);
         let keep = stored

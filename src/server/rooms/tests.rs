@@ -190,7 +190,7 @@ fn a_non_member_cannot_tell_an_invite_only_room_from_none() {
     let eve = core.user("eve");
     core.send(
         owner,
-        r##"{"type":"join","id":"j","room":"#secret","inviteOnly":true}"##,
+        r##"{"type":"join","id":"j","room":"#SeCret","inviteOnly":true}"##,
     );
     core.send(
         owner,
@@ -378,11 +378,34 @@ fn a_released_name_leaves_nothing_to_its_next_owner() {
         .map(|r| &r["room"])
         .collect();
     assert_eq!(names, [&Value::from("#lobby")], "{rooms}");
-    assert_eq!(rooms["changes"][0]["room"], "#dev");
-    assert_eq!(rooms["changes"][0]["change"], "left");
-    assert_eq!(rooms["changes"].as_array().unwrap().len(), 1, "{rooms}");
+    assert_eq!(
+        rooms["changes"],
+        serde_json::json!([{"room":"#dev","change":"left"},{"room":"@bob","change":"left"}])
+    );
     let dev = core.ask(bob, r##"{"type":"listMembers","id":"x","room":"#dev"}"##);
     assert_eq!(dev["members"].as_array().unwrap().len(), 0, "{dev}");
+    // The room the old alice created is not the new one's.
+    let joined = core.ask(next, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    assert_eq!(joined["state"]["role"], "member", "{joined}");
+}
+
+#[test]
+fn listing_rooms_at_login_cannot_tell_a_private_room_from_none() {
+    let mut core = Core::new(config());
+    let owner = core.user("owner");
+    core.send(
+        owner,
+        r##"{"type":"join","id":"j","room":"#secret","inviteOnly":true}"##,
+    );
+    core.drain();
+    let eve = core.open(Version::V3);
+    core.send(eve, r##"{"type":"login","id":"l","username":"eve","rooms":[{"room":"#secret","since":0},{"room":"#nothing","since":0}]}"##);
+    let frames = core.frames_to(eve);
+    let rooms = frames.iter().find(|f| f["type"] == "rooms").unwrap();
+    assert_eq!(
+        rooms["changes"],
+        serde_json::json!([{"room":"#nothing","change":"left"},{"room":"#secret","change":"left"}])
+    );
 }
 
 #[test]
@@ -723,5 +746,252 @@ mod with_a_store {
         assert_eq!(frames.len(), 3, "{frames:?}"); // no lobby history: alice left it
         assert_eq!(seqs(&frames[2]), [2, 3]);
         assert_eq!(frames[2]["messages"][1]["act"], "topic");
+    }
+}
+
+#[test]
+fn a_v2_device_of_a_name_that_left_the_lobby_lives_in_it_as_before() {
+    let mut core = Core::new(config());
+    let alice = core.user("alice");
+    core.ask(alice, r##"{"type":"part","id":"p","room":"#lobby"}"##);
+    let old = core.open(Version::V2);
+    let secret = core.secrets["alice"].clone();
+    core.send(
+        old,
+        &format!(r#"{{"type":"login","id":"l","username":"alice","secret":"{secret}"}}"#),
+    );
+    core.drain();
+    let said = core.ask(
+        old,
+        r#"{"type":"textFromUser","id":"m","text":"still here"}"#,
+    );
+    assert_eq!(
+        (&said["type"], &said["seq"]),
+        (&"textBroadcast".into(), &1.into()),
+        "{said}"
+    );
+}
+
+#[test]
+fn member_notices_are_paced_per_room_and_dropped_past_the_budget() {
+    let mut core = Core::new(Config {
+        presence_rate: 1,
+        presence_burst: 2,
+        ..config()
+    });
+    let watcher = core.user("watcher");
+    core.send(watcher, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    core.drain();
+    let mut joined = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        let conn = core.user(name);
+        core.send(conn, r##"{"type":"join","id":"j","room":"#dev"}"##);
+        joined.extend(
+            core.frames_to(watcher)
+                .into_iter()
+                .filter(|f| f["type"] == "member")
+                .map(|f| f["username"].as_str().unwrap_or_default().to_owned()),
+        );
+    }
+    assert_eq!(joined, ["a", "b"]);
+    core.skip(Duration::from_secs(1));
+    let late = core.user("late");
+    core.send(late, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    let frames = core.frames_to(watcher);
+    assert_eq!(
+        (
+            &frames[0]["type"],
+            &frames[0]["username"],
+            &frames[0]["change"]
+        ),
+        (&"member".into(), &"late".into(), &"joined".into())
+    );
+    let members = core.ask(
+        watcher,
+        r##"{"type":"listMembers","id":"x","room":"#dev"}"##,
+    );
+    assert_eq!(members["members"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn a_catch_up_one_reply_cannot_hold_is_incomplete_and_paged_after() {
+    let mut core = Core::new(Config {
+        reply_max_bytes: 600,
+        ..config()
+    });
+    let alice = core.user("alice");
+    core.send(alice, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    for n in 1..=10 {
+        core.send(
+            alice,
+            &format!(r##"{{"type":"textFromUser","id":"m","room":"#dev","text":"message {n}"}}"##),
+        );
+    }
+    core.drain();
+    let epoch = core.ask(
+        alice,
+        r##"{"type":"history","id":"h","room":"#dev","limit":1}"##,
+    )["epoch"]
+        .clone();
+    let back = core.open(Version::V3);
+    let secret = core.secrets["alice"].clone();
+    core.send(back, &format!(
+        r##"{{"type":"login","id":"l","username":"alice","secret":"{secret}","rooms":[{{"room":"#dev","epoch":{epoch},"since":2}}]}}"##
+    ));
+    let frames = core.frames_to(back);
+    let rooms = frames.iter().find(|f| f["type"] == "rooms").unwrap();
+    assert_eq!(rooms["rooms"][1]["recovered"], true);
+    let history = frames
+        .iter()
+        .find(|f| f["type"] == "history" && f["room"] == "#dev")
+        .unwrap();
+    let got = seqs(history);
+    assert_eq!(
+        (got[0], history["complete"].as_bool()),
+        (3, Some(false)),
+        "{history}"
+    );
+    let last = *got.last().unwrap();
+    let rest = core.ask(
+        back,
+        &format!(r##"{{"type":"history","id":"h","room":"#dev","after":{last}}}"##),
+    );
+    assert_eq!(*seqs(&rest).last().unwrap(), 10);
+}
+
+/// Random v3 traffic from a few names on several devices, with and without
+/// a store (whose answers sometimes fail): nothing panics, and who is in
+/// which room agrees both ways (rooms → members, names → rooms).
+#[test]
+fn random_traffic_never_panics_and_keeps_memberships_consistent() {
+    use rand::RngExt;
+
+    use crate::server::Request;
+
+    let names = ["ann", "bob", "cat"];
+    let rooms = [
+        "#a", "#B", "#lobby", "@ann", "@bob", "@cat", "@zed", "nope", "#",
+    ];
+    for seed in 0..6u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut core = if seed % 2 == 0 {
+            Core::new(config())
+        } else {
+            let now = Instant::now();
+            let wall = UNIX_EPOCH + Duration::from_millis(EPOCH_MS);
+            let snapshot = crate::server::Snapshot::default();
+            Core {
+                server: Server::restore(config(), StdRng::seed_from_u64(seed), snapshot, wall, now),
+                now,
+                secrets: Default::default(),
+            }
+        };
+        let mut conns = Vec::new();
+        let mut seq = 0;
+        for step in 0..3000 {
+            let pick = |rng: &mut StdRng, of: &[&'static str]| of[rng.random_range(0..of.len())];
+            let room = pick(&mut rng, &rooms);
+            let name = pick(&mut rng, &names);
+            let n = rng.random_range(0..40u64);
+            let json = match rng.random_range(0..22) {
+                0 if conns.len() < 8 => {
+                    let version = if n % 3 == 0 { Version::V2 } else { Version::V3 };
+                    conns.push(core.open(version));
+                    continue;
+                }
+                1 if !conns.is_empty() => {
+                    let conn = conns.swap_remove(rng.random_range(0..conns.len()));
+                    core.server.handle_close(conn, core.now);
+                    continue;
+                }
+                2 => {
+                    core.skip(Duration::from_secs(n * 20));
+                    continue;
+                }
+                3 => {
+                    let secret = core.secrets.get(name).cloned().unwrap_or_default();
+                    let rooms = format!(r#"[{{"room":"{room}","since":{n},"epoch":"x"}}]"#);
+                    format!(
+                        r#"{{"type":"login","id":"l","username":"{name}","secret":"{secret}","rooms":{rooms}}}"#
+                    )
+                }
+                4 => format!(
+                    r#"{{"type":"join","id":"j","room":"{room}","inviteOnly":{}}}"#,
+                    n % 2 == 0
+                ),
+                5 => format!(r#"{{"type":"part","id":"p","room":"{room}","reason":"r"}}"#),
+                6 | 7 => format!(
+                    r#"{{"type":"textFromUser","id":"m","room":"{room}","text":"hi {name}"}}"#
+                ),
+                8 => r#"{"type":"listRooms","id":"r"}"#.to_owned(),
+                9 => format!(r#"{{"type":"listMembers","id":"x","room":"{room}"}}"#),
+                10 => format!(
+                    r#"{{"type":"history","id":"h","room":"{room}","before":{n},"limit":{}}}"#,
+                    n % 7
+                ),
+                11 => format!(r#"{{"type":"read","id":"r","room":"{room}","seq":{n}}}"#),
+                12 => format!(r#"{{"type":"topic","id":"t","room":"{room}","topic":"t{n}"}}"#),
+                13 => format!(
+                    r#"{{"type":"mode","id":"o","room":"{room}","inviteOnly":{}}}"#,
+                    n % 2 == 0
+                ),
+                14 => format!(
+                    r#"{{"type":"ban","id":"b","room":"{room}","username":"{name}","seconds":{n}}}"#
+                ),
+                15 => format!(r#"{{"type":"kick","id":"k","room":"{room}","username":"{name}"}}"#),
+                16 => format!(r#"{{"type":"mute","id":"m","room":"{room}","username":"{name}"}}"#),
+                17 => format!(r#"{{"type":"op","id":"o","room":"{room}","username":"{name}"}}"#),
+                18 => {
+                    format!(r#"{{"type":"invite","id":"i","room":"{room}","username":"{name}"}}"#)
+                }
+                19 => format!(r#"{{"type":"unban","id":"u","room":"{room}","username":"{name}"}}"#),
+                20 => r#"{"type":"logout","id":"o"}"#.to_owned(),
+                _ => format!(r#"{{"type":"textFromUser","id":"m","text":"lobby {step}"}}"#),
+            };
+            if conns.is_empty() {
+                continue;
+            }
+            let conn = conns[rng.random_range(0..conns.len())];
+            core.send(conn, &json);
+            while let Some(request) = core.server.poll_request() {
+                let fail = rng.random_range(0..10) == 0;
+                let answer = match &request {
+                    _ if fail => request.fail(crate::server::Failed("disk full".into())),
+                    Request::Write(ticket, _) => ticket.answer(Ok(())),
+                    Request::Append(ticket, _) => {
+                        seq += 1;
+                        ticket.answer(Ok(seq))
+                    }
+                    other => other.fail(crate::server::Failed("no".into())),
+                };
+                core.server.handle_answer(answer, core.now);
+            }
+            for (to, frame) in core.drain() {
+                if to == conn && frame["type"] == "loginMessage" {
+                    let secret = frame["secret"].as_str().unwrap_or_default().to_owned();
+                    core.secrets.insert(name.to_owned(), secret);
+                }
+            }
+            let rooms = &core.server.rooms;
+            for (key, room) in &rooms.by_key {
+                for name in room.members.keys() {
+                    assert!(
+                        rooms.of_name.get(name).is_some_and(|r| r.contains(key)),
+                        "seed {seed} step {step}"
+                    );
+                }
+            }
+            for (name, keys) in &rooms.of_name {
+                for key in keys {
+                    assert!(
+                        rooms
+                            .by_key
+                            .get(key)
+                            .is_some_and(|r| r.members.contains_key(name)),
+                        "seed {seed} step {step}"
+                    );
+                }
+            }
+        }
     }
 }
