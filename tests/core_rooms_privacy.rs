@@ -360,7 +360,6 @@ fn a_v1_or_v2_connection_hears_nothing_of_any_room() {
 }
 
 #[test]
-#[ignore = "core-rooms: notAMember names an existing room by its display (\"you are not in #vault\" to \"#VAULT\"), but echoes a room that does not exist as written: a non-member tells them apart"]
 fn another_spelling_of_an_invite_only_room_answers_as_a_room_that_does_not_exist() {
     let Scene { mut w, .. } = scene();
     let mallory = w.user("mallory");
@@ -379,7 +378,6 @@ fn another_spelling_of_an_invite_only_room_answers_as_a_room_that_does_not_exist
 }
 
 #[test]
-#[ignore = "core-rooms: a login listing an invite-only room one is not in gets a change `left` for it, and none for a room that does not exist: a non-member tells them apart"]
 fn a_login_listing_an_invite_only_room_or_a_dm_of_others_learns_nothing() {
     let Scene { mut w, .. } = scene();
     let mallory = w.user("mallory");
