@@ -679,3 +679,28 @@ fn a_dm_is_shown_by_the_other_party_s_display_name_however_it_was_written() {
     let out = w.ask(bob, json!({"type": "listRooms", "id": "lr"}));
     assert!(states(&one(&out, bob, "roomList")).contains_key("@Alice"));
 }
+
+#[test]
+fn a_member_list_stops_at_the_reply_budget_and_says_how_many_it_left_out() {
+    let mut w = World::new(Config {
+        reply_max_bytes: 300,
+        ..config()
+    });
+    let owner = w.user("owner");
+    w.join(owner, "#big");
+    for i in 0..20 {
+        let conn = w.user(&format!("user{i:02}"));
+        w.join(conn, "#big");
+    }
+    let out = w.ask(
+        owner,
+        json!({"type": "listMembers", "id": "lm", "room": "#big"}),
+    );
+    let list = one(&out, owner, "memberList");
+    let listed = list["members"].as_array().unwrap().len();
+    assert!(listed > 0 && listed < 21, "{list}");
+    assert_eq!(list["more"], 21 - listed as u64);
+    assert_eq!(list["members"][0]["username"], "owner");
+    let raw = w.raw_to(owner).pop().unwrap();
+    assert!(raw.len() <= 300 + 200, "{} bytes", raw.len());
+}

@@ -367,16 +367,36 @@ fn a_catch_up_larger_than_one_reply_is_recovered_and_the_rest_is_paged() {
 }
 
 #[test]
-fn the_lobby_pages_too() {
-    let mut w = World::default();
+fn the_lobby_pages_too_back_to_the_last_history_size_messages() {
+    let mut w = World::new(Config {
+        history_size: 45,
+        ..config()
+    });
     let alice = w.user("alice");
     for i in 1..=60 {
         w.said(alice, "#lobby", &format!("m{i}"));
     }
     assert_eq!(
-        page(&mut w, alice, "#lobby", json!({"before": 11})),
-        (texts(1..=10), true)
+        page(&mut w, alice, "#lobby", json!({"before": 26, "limit": 5})),
+        (texts(21..=25), false)
     );
+    let mut all = Vec::new();
+    let mut before: Option<u64> = None;
+    loop {
+        let fields = match before {
+            Some(seq) => json!({"before": seq, "limit": 10}),
+            None => json!({"limit": 10}),
+        };
+        let (entries, complete) = page(&mut w, alice, "#lobby", fields);
+        before = entries
+            .first()
+            .map(|e| e.split(':').next().unwrap().parse().unwrap());
+        all.splice(0..0, entries);
+        if complete {
+            break;
+        }
+    }
+    assert_eq!(all, texts(16..=60));
 }
 
 // ---- read markers, unread counts, mentions ----
