@@ -415,3 +415,113 @@ fn a_login_listing_an_invite_only_room_or_a_dm_of_others_learns_nothing() {
     assert!(!histories(&out, back).contains_key("#vault"));
     assert_nothing_leaked(&w, &[mallory, back], &[]);
 }
+
+// ---- random traffic ----
+
+use proptest::prelude::*;
+
+/// One step of random traffic: an insider's doing (said or done with a
+/// SECRET marker), or the outsider's try at anything naming the room or
+/// the DM.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Insider `who` (0 owner, 1 and 2 members) says something.
+    Say(usize, u16),
+    /// The DM's parties talk.
+    Dm(bool, u16),
+    /// The owner sets a secret topic.
+    Topic(u16),
+    /// The owner acts on member `who` (kick, ban, mute, unmute, op, deop,
+    /// unban, invite).
+    Act(usize, usize),
+    /// Member `who` tries to join again.
+    Rejoin(usize),
+    /// The outsider sends message `kind` about target `target`.
+    Outsider(usize, usize),
+    Tick(u16),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (0..3usize, any::<u16>()).prop_map(|(w, n)| Step::Say(w, n)),
+        2 => (any::<bool>(), any::<u16>()).prop_map(|(a, n)| Step::Dm(a, n)),
+        1 => any::<u16>().prop_map(Step::Topic),
+        2 => (1..3usize, 0..8usize).prop_map(|(w, a)| Step::Act(w, a)),
+        1 => (1..3usize).prop_map(Step::Rejoin),
+        6 => (0..19usize, 0..4usize).prop_map(|(k, t)| Step::Outsider(k, t)),
+        1 => (0..5000u16).prop_map(Step::Tick),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_traffic_never_shows_an_outsider_anything_of_the_room_or_the_dm(
+        steps in prop::collection::vec(step(), 1..40)
+    ) {
+        let mut w = World::default();
+        let insiders = ["ownerq", "memberq", "otherq"].map(|n| w.user(n));
+        let dm = [w.user("dmaq"), w.user("dmbq")];
+        let owner = insiders[0];
+        w.join_private(owner, "#vault");
+        for name in ["memberq", "otherq"] {
+            w.act(owner, "invite", "#vault", json!({ "username": name }));
+        }
+        w.join(insiders[1], "#vault");
+        w.join(insiders[2], "#vault");
+        let outsider = w.user("mallory");
+        let targets = ["#vault", "#VAULT", "@dmaq", "@dmbq"];
+        for step in steps {
+            match step {
+                Step::Say(who, n) => {
+                    w.say(insiders[who], "#vault", &format!("SECRET say {n}"));
+                }
+                Step::Dm(a, n) => {
+                    let (from, to) = if a { (dm[0], "@dmbq") } else { (dm[1], "@dmaq") };
+                    w.say(from, to, &format!("SECRET dm {n}"));
+                }
+                Step::Topic(n) => {
+                    w.act(owner, "topic", "#vault", json!({"topic": format!("SECRET topic {n}")}));
+                }
+                Step::Act(who, act) => {
+                    let name = ["ownerq", "memberq", "otherq"][who];
+                    let (kind, fields) = match act {
+                        0 => ("kick", json!({"username": name, "reason": "SECRET reason"})),
+                        1 => ("ban", json!({"username": name, "seconds": 5, "reason": "SECRET ban"})),
+                        2 => ("mute", json!({"username": name, "seconds": 5})),
+                        3 => ("unmute", json!({"username": name})),
+                        4 => ("op", json!({"username": name})),
+                        5 => ("deop", json!({"username": name})),
+                        6 => ("unban", json!({"username": name})),
+                        _ => ("invite", json!({"username": name})),
+                    };
+                    w.act(owner, kind, "#vault", fields);
+                }
+                Step::Rejoin(who) => {
+                    w.ask(insiders[who], json!({"type": "join", "id": "j", "room": "#vault"}));
+                }
+                Step::Outsider(kind, target) => {
+                    let room = targets[target];
+                    let mut messages = every_message_naming(room, "memberq");
+                    messages.push(json!({"type": "join", "id": "join", "room": room}));
+                    messages.push(json!({"type": "listRooms", "id": "lr"}));
+                    let message = messages[kind % messages.len()].clone();
+                    // The outsider's own DM with a party is its own business.
+                    if message["type"] == "textFromUser" && room.starts_with('@') {
+                        continue;
+                    }
+                    w.ask(outsider, message);
+                    prop_assert!(w.server.is_open(outsider));
+                }
+                Step::Tick(ms_) => {
+                    w.advance(ms(u64::from(ms_)));
+                }
+            }
+            let _ = w.drain();
+        }
+        for frame in w.raw_to(outsider) {
+            prop_assert!(!frame.contains("SECRET"), "the outsider was sent {}", frame);
+        }
+    }
+}
