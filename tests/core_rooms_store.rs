@@ -742,3 +742,47 @@ fn a_restored_dm_is_shown_by_the_other_party_s_display_name() {
     assert_eq!(history_entries(&histories(&out, bob)["@Alice"]), ["1:hi"]);
     assert_eq!(w.said(bob, "@alice", "hello again"), 2);
 }
+
+#[test]
+fn a_join_part_and_read_are_answered_only_once_saved() {
+    let mut w = World::manual(config(), empty());
+    let alice = login_manual(&mut w, "alice");
+    let bob = login_manual(&mut w, "bob");
+    w.send(
+        alice,
+        json!({"type": "join", "id": "j", "room": "#dev", "inviteOnly": true}),
+    );
+    assert_eq!(w.drain(), []);
+    let mark = w.journal.len() - w.pending.len();
+    assert!(
+        facts(&w, mark).iter().any(|f| matches!(
+            f,
+            Fact::W(Write::Room {
+                invite_only: true,
+                ..
+            })
+        )),
+        "{:#?}",
+        facts(&w, mark)
+    );
+    w.answer_all();
+    assert_joined(&w.drain(), alice, "#dev");
+    w.act(alice, "invite", "#dev", json!({"username": "bob"}));
+    w.answer_all();
+    let _ = w.drain();
+    w.send(bob, json!({"type": "join", "id": "j", "room": "#dev"}));
+    assert_eq!(w.drain(), []);
+    w.answer_all();
+    assert_joined(&w.drain(), bob, "#dev");
+    w.send(
+        bob,
+        json!({"type": "read", "id": "r", "room": "#dev", "seq": 1}),
+    );
+    assert_eq!(w.drain(), []);
+    w.answer_all();
+    assert_eq!(kinds(&w.drain(), bob), ["readMarker"]);
+    w.send(bob, json!({"type": "part", "id": "p", "room": "#dev"}));
+    assert_eq!(w.drain(), []);
+    w.answer_all();
+    assert_eq!(kinds(&w.drain(), bob), ["membership"]);
+}
