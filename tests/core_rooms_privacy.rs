@@ -525,3 +525,42 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_invited_name_learns_nothing_of_the_room_before_it_joins() {
+    let Scene { mut w, owner, .. } = scene();
+    let guest = w.user("guest");
+    let laptop = w.device("guest", guest);
+    let out = w.act(owner, "invite", "#vault", json!({"username": "guest"}));
+    assert!(
+        frames(&out, guest)
+            .iter()
+            .any(|f| f["type"] == "membership" && f["change"] == "invited"),
+        "{out:#?}"
+    );
+    let private = sweep(
+        &mut w,
+        guest,
+        every_message_naming("#vault", MEMBER)
+            .into_iter()
+            .filter(|m| m["type"] != "invite" && m["type"] != "op")
+            .collect(),
+    );
+    for (id, out) in private {
+        assert_refused(&out, guest, "notAMember", &id, "you are not in #vault");
+    }
+    let out = w.ask(guest, json!({"type": "listRooms", "id": "lr"}));
+    let listed = states(&one(&out, guest, "roomList"));
+    if let Some(vault) = listed.get("#vault") {
+        assert!(vault.get("topic").is_none(), "{vault}");
+    }
+    assert_nothing_leaked(&w, &[guest, laptop], &[DM_A, DM_B]);
+    // Once in, it is a member like any other.
+    w.join(laptop, "#vault");
+    let out = w.ask(
+        guest,
+        json!({"type": "history", "id": "h", "room": "#vault"}),
+    );
+    let history = one(&out, guest, "history");
+    assert!(history.to_string().contains(MESSAGE));
+}
