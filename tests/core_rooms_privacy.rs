@@ -554,7 +554,9 @@ fn an_invited_name_learns_nothing_of_the_room_before_it_joins() {
     if let Some(vault) = listed.get("#vault") {
         assert!(vault.get("topic").is_none(), "{vault}");
     }
-    assert_nothing_leaked(&w, &[guest, laptop], &[DM_A, DM_B]);
+    // A device that logs in now is told of the invite, and of nothing else.
+    let tablet = w.device("guest", guest);
+    assert_nothing_leaked(&w, &[guest, laptop, tablet], &[DM_A, DM_B]);
     // Once in, it is a member like any other.
     w.join(laptop, "#vault");
     let out = w.ask(
