@@ -3,13 +3,14 @@
 //! A WebSocket group chat, wire-compatible with the original TypeScript
 //! proof of concept and its web frontend. This library is its sans-IO heart:
 //!
-//! - [`protocol`]: the JSON messages of wire protocols v1 and v2, decoded
+//! - [`protocol`]: the JSON messages of wire protocols v1, v2 and v3, decoded
 //!   strictly and totally (any bytes in, a message or a described error
 //!   out);
-//! - [`Server`]: the chat state machine, speaking v1 and v2 (each connection
-//!   its own). It takes frames and clock ticks and asks for frames, pings
-//!   and closes in return; what must outlive the process leaves through a
-//!   typed request/answer seam. It never touches a socket or a clock, so it
+//! - [`Server`]: the chat state machine, speaking v1, v2 and v3 (each
+//!   connection its own; v3 adds rooms and direct messages). It takes
+//!   frames and clock ticks and asks for frames, pings and closes in
+//!   return; what must outlive the process leaves through a typed
+//!   request/answer seam. It never touches a socket or a clock, so it
 //!   runs under smol (`chat-server`), plain threads
 //!   (`examples/threaded_server.rs`) or a test's virtual clock alike.
 //! - [`client`]: the chat client's state machine behind `chat-cli` (login,

@@ -121,12 +121,18 @@ impl<R: CryptoRng> Server<R> {
     /// A message could not be saved: it was not sent, and its sender is
     /// told, if it is still there to hear it.
     pub(super) fn refuse_unsaved(&mut self, message: PendingMessage) {
+        let notice = message.room.as_ref().is_some_and(|r| r.notice.is_some());
+        let description = if notice {
+            "the server could not save that act; nobody was told of it, try again in a moment"
+        } else {
+            "the server could not save the message; it was not sent, try again in a moment"
+        };
         if self.is_open(message.conn) {
             self.send_error(
                 message.conn,
                 message.reply_to.as_deref(),
                 ErrorCode::Unavailable,
-                "the server could not save the message; it was not sent, try again in a moment",
+                description,
             );
         }
     }

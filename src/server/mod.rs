@@ -1,5 +1,5 @@
 //! The chat core: a sans-IO state machine for the server side of protocol
-//! v1 and v2.
+//! v1, v2 and v3.
 //!
 //! [`Server`] owns every piece of chat state. A driver feeds it what
 //! happened (`handle_*`, each with the current instant) and performs what it
@@ -26,6 +26,8 @@
 //! - `broadcast`: chat messages (encoded once for every recipient) and
 //!   the history a v2 client catches up from;
 //! - `notices`: who joined and who left, and who is online;
+//! - `rooms`: v3's rooms and direct messages, next to the lobby (v2's one
+//!   room, which `broadcast` and `history` keep as they were);
 //! - `seam`: requests and answers, and what waits on them.
 
 mod action;

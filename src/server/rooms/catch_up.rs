@@ -46,7 +46,9 @@ impl<R: CryptoRng> Server<R> {
             if let Some(state) = &mut lobby {
                 let last = self.history.next_seq() - 1;
                 let first = self.history.ring().front().map_or(last + 1, |s| s.seq);
-                state.recovered = Some(since.is_some_and(|s| s >= last || s + 1 >= first));
+                // As v2 has it: a `since` beyond the latest was not caught up.
+                state.recovered =
+                    Some(since.is_some_and(|s| s == last || (s < last && s + 1 >= first)));
             }
             states.extend(lobby);
         }
@@ -63,7 +65,10 @@ impl<R: CryptoRng> Server<R> {
             let recovered = match known.get(key) {
                 Some((epoch, since, _)) if epoch.as_deref() == Some(&*room.epoch) => {
                     let first = room.log.first_held().unwrap_or(room.log.last_seq + 1);
-                    (*since >= room.log.last_seq || since + 1 >= first).then_some(*since)
+                    // A `since` beyond the latest (the client has more than
+                    // the server holds) is not recovered: it reloads.
+                    let last = room.log.last_seq;
+                    (*since == last || (*since < last && since + 1 >= first)).then_some(*since)
                 }
                 Some(_) => None,
                 None => {

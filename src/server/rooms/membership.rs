@@ -28,7 +28,7 @@ impl<R: CryptoRng> Server<R> {
         now: Instant,
     ) {
         match target {
-            Target::Lobby => self.join_lobby(me),
+            Target::Lobby => self.join_lobby(me, now),
             Target::Dm { other_display, .. } => self.refuse(
                 me,
                 ErrorCode::Forbidden,
@@ -44,7 +44,19 @@ impl<R: CryptoRng> Server<R> {
         }
     }
 
-    fn join_lobby(&mut self, me: &Me) {
+    fn join_lobby(&mut self, me: &Me, now: Instant) {
+        let now_ms = self.wall_ms(now);
+        if let Some(until) = self.lobby_ban(&me.key, now_ms) {
+            let description = match until {
+                Some(until) => format!(
+                    "you are banned from #lobby until {until} (ms since the Unix epoch; \
+                     another {} s)",
+                    (until - now_ms).div_ceil(1000)
+                ),
+                None => "you are banned from #lobby for good".to_owned(),
+            };
+            return self.refuse(me, ErrorCode::Banned, &description);
+        }
         let back = self.rooms.left_lobby.remove(&me.key);
         let ticket = if back {
             self.set_in_lobby(&me.key, true);

@@ -40,6 +40,22 @@ impl<R: CryptoRng> Server<R> {
                 "you are not in #lobby; join it first",
             );
         }
+        let now_ms = self.wall_ms(now);
+        if let Some(connection) = self.connections.get(conn)
+            && connection.version == Version::V3
+            && let Some((key, _)) = &connection.login
+            && let Some(until) = self.lobby_muted_until(key, now_ms)
+        {
+            let description = if until == u64::MAX {
+                "you are muted in #lobby".to_owned()
+            } else {
+                format!(
+                    "you are muted in #lobby until {until} (ms since the Unix epoch; another {} s)",
+                    (until - now_ms).div_ceil(1000)
+                )
+            };
+            return self.send_error(conn, reply_to, ErrorCode::Muted, &description);
+        }
         self.text(conn, reply_to, text, now)
     }
 
@@ -281,6 +297,8 @@ impl<R: CryptoRng> Server<R> {
             .get(conn)
             .and_then(|c| c.login.as_ref())
             .map(|(key, _)| key.clone());
+        // A notice has no own copy: its `reply_to` only answers a failure.
+        let reply_to = reply_to.filter(|_| entry.notice.is_none());
         if let (Some(reply_to), Some(sender)) = (&reply_to, sender)
             && let Some((_, shown)) = names.iter().find(|(name, _)| *name == sender)
         {

@@ -8,7 +8,8 @@
 //! - `messages`: saying something in a room or a DM;
 //! - `catch_up`: what a v3 login is sent after `loginMessage`;
 //! - `queries`: `listRooms`, `listMembers`, `history` pages, `read`;
-//! - `moderation`: the acts of owners and operators;
+//! - `moderation`: the acts of owners and operators (`lobby`: of server
+//!   operators in the lobby);
 //! - `state`: a room as one name sees it (unread, mentioned);
 //! - `release`: each name's v3 devices, and what a released name leaves;
 //! - `restore`: rooms back from a store's snapshot.
@@ -23,6 +24,7 @@
 //! is answered.
 
 mod catch_up;
+mod lobby;
 mod membership;
 mod messages;
 mod moderation;
@@ -64,6 +66,12 @@ pub(crate) struct Rooms {
     pub(crate) invited: HashMap<Arc<str>, HashSet<Arc<str>>>,
     /// Names that left the lobby.
     pub(crate) left_lobby: HashSet<Arc<str>>,
+    /// The lobby's moderation (see `lobby`), in memory: name key → muted
+    /// until (`u64::MAX`: for good); name key → banned until (`None`: for
+    /// good); its topic.
+    pub(crate) lobby_mutes: HashMap<Arc<str>, u64>,
+    pub(crate) lobby_bans: HashMap<Arc<str>, Option<u64>>,
+    pub(crate) lobby_topic: Option<Arc<str>>,
     /// Name key → room key → the last `seq` it read.
     pub(crate) reads: HashMap<Arc<str>, HashMap<Arc<str>, u64>>,
     /// Name key → room key → how it last left that room (kept in memory,
@@ -98,6 +106,9 @@ impl Rooms {
             owned: HashMap::new(),
             invited: HashMap::new(),
             left_lobby: HashSet::new(),
+            lobby_mutes: HashMap::new(),
+            lobby_bans: HashMap::new(),
+            lobby_topic: None,
             reads: HashMap::new(),
             removals: HashMap::new(),
             devices: HashMap::new(),

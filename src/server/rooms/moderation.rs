@@ -9,7 +9,7 @@
 //! only the owner and server operators as ranked: so an operator cannot act
 //! on the owner or a server operator, but may act on another operator.
 //! Only the owner (or a server operator) may `op` and `deop`. The lobby is
-//! not moderated yet: every act on it is `forbidden`.
+//! moderated by server operators only (see `lobby`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,13 +27,13 @@ use crate::{id, text};
 const TOPIC_MAX_CHARS: usize = 500;
 
 /// An act, as asked.
-struct Asked {
-    act: Act,
-    username: Option<String>,
-    reason: Option<String>,
-    seconds: Option<u64>,
-    topic: Option<String>,
-    invite_only: Option<bool>,
+pub(super) struct Asked {
+    pub(super) act: Act,
+    pub(super) username: Option<String>,
+    pub(super) reason: Option<String>,
+    pub(super) seconds: Option<u64>,
+    pub(super) topic: Option<String>,
+    pub(super) invite_only: Option<bool>,
 }
 
 impl Asked {
@@ -106,9 +106,7 @@ impl<R: CryptoRng> Server<R> {
             return;
         };
         let key = match &target {
-            Target::Lobby => {
-                return self.refuse(me, ErrorCode::Forbidden, "the lobby is not moderated");
-            }
+            Target::Lobby => return self.moderate_lobby(me, asked, now),
             Target::Dm { key, .. } => {
                 if !self.rooms.is_member(&me.key, key) {
                     return self.not_a_member(me, &target, false);
@@ -225,8 +223,9 @@ impl<R: CryptoRng> Server<R> {
                 &format!("{on_name} owns {shown}, which is more than an operator"),
             );
         }
-        let needs_held = matches!(asked.act, Act::Invite | Act::Ban);
-        if needs_held && !held {
+        // Every act naming a name needs it held (a released name's bans
+        // stay, but no one can be told of them).
+        if on.is_some() && !held {
             return self.refuse(
                 me,
                 ErrorCode::NoSuchUser,
@@ -413,7 +412,9 @@ impl<R: CryptoRng> Server<R> {
         let text = serde_json::to_string(&body).unwrap_or_default();
         let pending = PendingMessage {
             conn: me.conn,
-            reply_to: None,
+            // Not for an own copy (a notice has none): for the refusal if
+            // the notice cannot be saved.
+            reply_to: me.reply_to.clone(),
             id: id::message_id(&mut self.rng).into(),
             timestamp: now_ms,
             username: me.display.clone(),

@@ -85,7 +85,12 @@ impl<R: CryptoRng> Server<R> {
                         } else {
                             Role::Member
                         };
-                        (display.clone(), role, online, false)
+                        let muted = self
+                            .rooms
+                            .lobby_mutes
+                            .get(&**key)
+                            .is_some_and(|&u| u > now_ms);
+                        (display.clone(), role, online, muted)
                     })
                     .collect()
             }

@@ -47,6 +47,7 @@ impl<R: CryptoRng> Server<R> {
     /// Rooms it owns keep no owner; its bans stay.
     pub(in crate::server) fn forget_name(&mut self, name: &Arc<str>, now: Instant) {
         self.rooms.left_lobby.remove(name);
+        self.rooms.lobby_mutes.remove(name);
         self.rooms.reads.remove(name);
         self.rooms.removals.remove(name);
         if let Some(invited) = self.rooms.invited.remove(name) {

@@ -68,7 +68,11 @@ impl<R: CryptoRng> Server<R> {
         };
         RoomState {
             room: LOBBY.into(),
-            topic: None,
+            topic: self
+                .rooms
+                .lobby_topic
+                .as_deref()
+                .map(|t| t.to_owned().into()),
             invite_only: false,
             members: held.saturating_sub(self.rooms.left_lobby.len()),
             role: in_lobby.then_some(role),

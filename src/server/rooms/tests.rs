@@ -578,177 +578,6 @@ fn limits_are_refused_with_their_name_and_value() {
     assert_eq!(core.frames_to(alice)[0]["seq"], 2);
 }
 
-mod with_a_store {
-    use std::collections::HashMap;
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::protocol::Role;
-    use crate::server::{
-        Request, SecretHash, Snapshot, StoredMember, StoredMessage, StoredName, StoredRead,
-        StoredRoom, Write,
-    };
-
-    impl Core {
-        fn restored(snapshot: Snapshot) -> Core {
-            let now = Instant::now();
-            let wall = UNIX_EPOCH + Duration::from_millis(EPOCH_MS);
-            let server = Server::restore(config(), StdRng::seed_from_u64(7), snapshot, wall, now);
-            Core {
-                server,
-                now,
-                secrets: Default::default(),
-            }
-        }
-
-        fn requests(&mut self) -> Vec<Request> {
-            std::iter::from_fn(|| self.server.poll_request()).collect()
-        }
-
-        /// Answers every request, numbering appends per room from `seqs`.
-        fn settle(&mut self, seqs: &mut HashMap<Option<Arc<str>>, u64>) -> Vec<Request> {
-            let mut all = Vec::new();
-            while let Some(request) = self.server.poll_request() {
-                let answer = match &request {
-                    Request::Write(ticket, _) => ticket.answer(Ok(())),
-                    Request::Append(ticket, append) => {
-                        let seq = seqs.entry(append.room.clone()).or_default();
-                        *seq += 1;
-                        ticket.answer(Ok(*seq))
-                    }
-                    other => other.fail(crate::server::Failed("no".into())),
-                };
-                self.server.handle_answer(answer, self.now);
-                all.push(request);
-            }
-            all
-        }
-    }
-
-    #[test]
-    fn a_join_and_a_message_are_answered_only_once_saved() {
-        let mut core = Core::restored(Snapshot::default());
-        let mut seqs = HashMap::new();
-        let alice = core.open(Version::V3);
-        core.send(alice, r#"{"type":"login","id":"l","username":"alice"}"#);
-        core.settle(&mut seqs);
-        core.drain();
-        core.send(alice, r##"{"type":"join","id":"j","room":"#dev"}"##);
-        assert!(core.drain().is_empty());
-        let requests = core.requests();
-        assert!(
-            matches!(&requests[..], [
-            Request::Write(_, Write::Room { room, owner: Some(_), .. }),
-            Request::Write(last, Write::Member { role: Role::Owner, .. }),
-        ] if &**room == "#dev" && last.get() > 0),
-            "{requests:?}"
-        );
-        let Request::Write(first, _) = &requests[0] else {
-            unreachable!()
-        };
-        core.server.handle_answer(first.answer(Ok(())), core.now);
-        assert!(core.drain().is_empty(), "answered before its last write");
-        let Request::Write(last, _) = &requests[1] else {
-            unreachable!()
-        };
-        core.server.handle_answer(last.answer(Ok(())), core.now);
-        assert_eq!(core.frames_to(alice)[0]["change"], "joined");
-        core.send(
-            alice,
-            r##"{"type":"textFromUser","id":"m","room":"#dev","text":"hi"}"##,
-        );
-        assert!(core.drain().is_empty());
-        let requests = core.requests();
-        let [Request::Append(ticket, append)] = &requests[..] else {
-            panic!("{requests:?}")
-        };
-        assert_eq!(
-            (append.room.as_deref(), append.notice),
-            (Some("#dev"), false)
-        );
-        core.server.handle_answer(ticket.answer(Ok(7)), core.now);
-        let ack = core.frames_to(alice).remove(0);
-        assert_eq!((&ack["seq"], &ack["replyTo"]), (&7.into(), &"m".into()));
-    }
-
-    #[test]
-    fn rooms_come_back_from_the_snapshot_for_held_names_only() {
-        let message = |seq: u64, text: &str, notice: bool| StoredMessage {
-            seq,
-            id: format!("id{seq}"),
-            timestamp: EPOCH_MS,
-            username: "alice".into(),
-            text: text.into(),
-            notice,
-        };
-        let member = |name: &str, role| StoredMember {
-            name: name.into(),
-            role,
-            muted_until: None,
-        };
-        let snapshot = Snapshot {
-            epoch: "lobby".into(),
-            names: vec![StoredName {
-                key: "alice".into(),
-                display: "Alice".into(),
-                secret: SecretHash::of("s3cret"),
-                expires_at: Some(EPOCH_MS + 60_000),
-            }],
-            rooms: vec![
-                StoredRoom {
-                    key: "#dev".into(),
-                    display: "#Dev".into(),
-                    owner: Some("alice".into()),
-                    topic: Some("builds".into()),
-                    epoch: "devepoch".into(),
-                    last_seq: 3,
-                    messages: vec![
-                        message(2, "two", false),
-                        message(3, r#"{"act":"topic","by":"Alice","topic":"builds"}"#, true),
-                    ],
-                    members: vec![member("alice", Role::Owner), member("bob", Role::Member)],
-                    ..StoredRoom::default()
-                },
-                StoredRoom {
-                    key: "@alice\nbob".into(),
-                    display: "@Alice\nbob".into(),
-                    epoch: "dm".into(),
-                    members: vec![member("alice", Role::Member), member("bob", Role::Member)],
-                    ..StoredRoom::default()
-                },
-            ],
-            reads: vec![StoredRead {
-                name: "alice".into(),
-                room: "#dev".into(),
-                seq: 2,
-            }],
-            left_lobby: vec!["alice".into(), "bob".into()],
-            ..Snapshot::default()
-        };
-        let mut core = Core::restored(snapshot);
-        let requests = core.requests();
-        assert!(requests.iter().any(
-            |r| matches!(r, Request::Write(_, Write::DropRoom { room }) if &**room == "@alice\nbob")
-        ));
-        let alice = core.open(Version::V3);
-        core.send(
-            alice,
-            r#"{"type":"login","id":"l","username":"alice","secret":"s3cret"}"#,
-        );
-        core.settle(&mut HashMap::new());
-        let mut frames = core.frames_to(alice);
-        frames.retain(|f| f["type"] != "loginBroadcast");
-        let rooms = &frames[1];
-        assert_eq!(
-            rooms["rooms"],
-            serde_json::json!([{"room":"#Dev","topic":"builds","inviteOnly":false,"members":1,"role":"owner","epoch":"devepoch","lastSeq":3,"readSeq":2,"unread":1,"mentioned":false,"recovered":false}])
-        );
-        assert_eq!(frames.len(), 3, "{frames:?}"); // no lobby history: alice left it
-        assert_eq!(seqs(&frames[2]), [2, 3]);
-        assert_eq!(frames[2]["messages"][1]["act"], "topic");
-    }
-}
-
 #[test]
 fn a_v2_device_of_a_name_that_left_the_lobby_lives_in_it_as_before() {
     let mut core = Core::new(config());
@@ -859,139 +688,123 @@ fn a_catch_up_one_reply_cannot_hold_is_incomplete_and_paged_after() {
     assert_eq!(*seqs(&rest).last().unwrap(), 10);
 }
 
-/// Random v3 traffic from a few names on several devices, with and without
-/// a store (whose answers sometimes fail): nothing panics, and who is in
-/// which room agrees both ways (rooms → members, names → rooms).
 #[test]
-fn random_traffic_never_panics_and_keeps_memberships_consistent() {
-    use rand::RngExt;
-
-    use crate::server::Request;
-
-    let names = ["ann", "bob", "cat"];
-    let rooms = [
-        "#a", "#B", "#lobby", "@ann", "@bob", "@cat", "@zed", "nope", "#",
-    ];
-    for seed in 0..6u64 {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut core = if seed % 2 == 0 {
-            Core::new(config())
-        } else {
-            let now = Instant::now();
-            let wall = UNIX_EPOCH + Duration::from_millis(EPOCH_MS);
-            let snapshot = crate::server::Snapshot::default();
-            Core {
-                server: Server::restore(config(), StdRng::seed_from_u64(seed), snapshot, wall, now),
-                now,
-                secrets: Default::default(),
-            }
-        };
-        let mut conns = Vec::new();
-        let mut seq = 0;
-        for step in 0..3000 {
-            let pick = |rng: &mut StdRng, of: &[&'static str]| of[rng.random_range(0..of.len())];
-            let room = pick(&mut rng, &rooms);
-            let name = pick(&mut rng, &names);
-            let n = rng.random_range(0..40u64);
-            let json = match rng.random_range(0..22) {
-                0 if conns.len() < 8 => {
-                    let version = if n % 3 == 0 { Version::V2 } else { Version::V3 };
-                    conns.push(core.open(version));
-                    continue;
-                }
-                1 if !conns.is_empty() => {
-                    let conn = conns.swap_remove(rng.random_range(0..conns.len()));
-                    core.server.handle_close(conn, core.now);
-                    continue;
-                }
-                2 => {
-                    core.skip(Duration::from_secs(n * 20));
-                    continue;
-                }
-                3 => {
-                    let secret = core.secrets.get(name).cloned().unwrap_or_default();
-                    let rooms = format!(r#"[{{"room":"{room}","since":{n},"epoch":"x"}}]"#);
-                    format!(
-                        r#"{{"type":"login","id":"l","username":"{name}","secret":"{secret}","rooms":{rooms}}}"#
-                    )
-                }
-                4 => format!(
-                    r#"{{"type":"join","id":"j","room":"{room}","inviteOnly":{}}}"#,
-                    n % 2 == 0
-                ),
-                5 => format!(r#"{{"type":"part","id":"p","room":"{room}","reason":"r"}}"#),
-                6 | 7 => format!(
-                    r#"{{"type":"textFromUser","id":"m","room":"{room}","text":"hi {name}"}}"#
-                ),
-                8 => r#"{"type":"listRooms","id":"r"}"#.to_owned(),
-                9 => format!(r#"{{"type":"listMembers","id":"x","room":"{room}"}}"#),
-                10 => format!(
-                    r#"{{"type":"history","id":"h","room":"{room}","before":{n},"limit":{}}}"#,
-                    n % 7
-                ),
-                11 => format!(r#"{{"type":"read","id":"r","room":"{room}","seq":{n}}}"#),
-                12 => format!(r#"{{"type":"topic","id":"t","room":"{room}","topic":"t{n}"}}"#),
-                13 => format!(
-                    r#"{{"type":"mode","id":"o","room":"{room}","inviteOnly":{}}}"#,
-                    n % 2 == 0
-                ),
-                14 => format!(
-                    r#"{{"type":"ban","id":"b","room":"{room}","username":"{name}","seconds":{n}}}"#
-                ),
-                15 => format!(r#"{{"type":"kick","id":"k","room":"{room}","username":"{name}"}}"#),
-                16 => format!(r#"{{"type":"mute","id":"m","room":"{room}","username":"{name}"}}"#),
-                17 => format!(r#"{{"type":"op","id":"o","room":"{room}","username":"{name}"}}"#),
-                18 => {
-                    format!(r#"{{"type":"invite","id":"i","room":"{room}","username":"{name}"}}"#)
-                }
-                19 => format!(r#"{{"type":"unban","id":"u","room":"{room}","username":"{name}"}}"#),
-                20 => r#"{"type":"logout","id":"o"}"#.to_owned(),
-                _ => format!(r#"{{"type":"textFromUser","id":"m","text":"lobby {step}"}}"#),
-            };
-            if conns.is_empty() {
-                continue;
-            }
-            let conn = conns[rng.random_range(0..conns.len())];
-            core.send(conn, &json);
-            while let Some(request) = core.server.poll_request() {
-                let fail = rng.random_range(0..10) == 0;
-                let answer = match &request {
-                    _ if fail => request.fail(crate::server::Failed("disk full".into())),
-                    Request::Write(ticket, _) => ticket.answer(Ok(())),
-                    Request::Append(ticket, _) => {
-                        seq += 1;
-                        ticket.answer(Ok(seq))
-                    }
-                    other => other.fail(crate::server::Failed("no".into())),
-                };
-                core.server.handle_answer(answer, core.now);
-            }
-            for (to, frame) in core.drain() {
-                if to == conn && frame["type"] == "loginMessage" {
-                    let secret = frame["secret"].as_str().unwrap_or_default().to_owned();
-                    core.secrets.insert(name.to_owned(), secret);
-                }
-            }
-            let rooms = &core.server.rooms;
-            for (key, room) in &rooms.by_key {
-                for name in room.members.keys() {
-                    assert!(
-                        rooms.of_name.get(name).is_some_and(|r| r.contains(key)),
-                        "seed {seed} step {step}"
-                    );
-                }
-            }
-            for (name, keys) in &rooms.of_name {
-                for key in keys {
-                    assert!(
-                        rooms
-                            .by_key
-                            .get(key)
-                            .is_some_and(|r| r.members.contains_key(name)),
-                        "seed {seed} step {step}"
-                    );
-                }
-            }
-        }
+fn every_act_naming_a_name_not_held_is_no_such_user() {
+    let mut core = Core::new(config());
+    let owner = core.user("owner");
+    core.send(owner, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    core.drain();
+    for act in [
+        "kick", "ban", "unban", "mute", "unmute", "invite", "op", "deop",
+    ] {
+        let answer = core.ask(
+            owner,
+            &format!(r##"{{"type":"{act}","id":"a","room":"#dev","username":"ghost"}}"##),
+        );
+        assert_eq!(error(&answer).0, "noSuchUser", "{act}");
     }
+}
+
+#[test]
+fn server_operators_moderate_the_lobby_and_v1_v2_see_nothing_of_it() {
+    let mut core = Core::new(Config {
+        operators: vec!["Sam".into()],
+        ..config()
+    });
+    let old = core.open(Version::V1);
+    core.send(old, r#"{"type":"login","id":"l","username":"oldie"}"#);
+    let mid = core.open(Version::V2);
+    core.send(mid, r#"{"type":"login","id":"l","username":"middy"}"#);
+    let sam = core.user("sam");
+    let mia = core.user("mia");
+    let xena = core.user("xena");
+    let refused = core.ask(
+        xena,
+        r##"{"type":"mute","id":"a","room":"#lobby","username":"mia"}"##,
+    );
+    assert_eq!(error(&refused).0, "forbidden");
+    core.send(
+        sam,
+        r##"{"type":"mute","id":"a","room":"#lobby","username":"xena","seconds":10}"##,
+    );
+    let out = core.drain();
+    assert!(
+        out.iter().all(|(to, _)| ![old, mid].contains(to)),
+        "{out:?}"
+    );
+    let to_mia: Vec<&Value> = out
+        .iter()
+        .filter(|(to, _)| *to == mia)
+        .map(|(_, f)| f)
+        .collect();
+    assert_eq!(
+        (&to_mia[0]["act"], &to_mia[0]["until"]),
+        (&"mute".into(), &(EPOCH_MS + 10_000).into())
+    );
+    let muted = core.ask(xena, r#"{"type":"textFromUser","id":"m","text":"hello?"}"#);
+    assert_eq!(error(&muted).0, "muted");
+    core.skip(Duration::from_secs(10));
+    core.drain();
+    core.send(xena, r#"{"type":"textFromUser","id":"m","text":"hello!"}"#);
+    assert_eq!(core.frames_to(xena)[0]["type"], "textBroadcast");
+    core.send(
+        sam,
+        r##"{"type":"ban","id":"b","room":"#lobby","username":"mia"}"##,
+    );
+    let to_mia = core.frames_to(mia);
+    assert_eq!(to_mia.last().unwrap()["change"], "banned", "{to_mia:?}");
+    let banned = core.ask(mia, r##"{"type":"join","id":"j","room":"#lobby"}"##);
+    assert_eq!(error(&banned).0, "banned");
+    let refused = core.ask(
+        sam,
+        r##"{"type":"op","id":"o","room":"#lobby","username":"mia"}"##,
+    );
+    assert_eq!(error(&refused).0, "forbidden");
+}
+
+mod random;
+mod store;
+
+#[test]
+fn creating_rooms_is_limited_per_address_and_in_all_and_rooms_by_members() {
+    let mut core = Core::new(Config {
+        rooms_per_address_per_minute: 1,
+        max_rooms: 2,
+        max_room_members: 2,
+        ..config()
+    });
+    let alice = core.user("alice");
+    let bob = core.user("bob");
+    core.ask(alice, r##"{"type":"join","id":"j","room":"#one"}"##);
+    let refused = core.ask(bob, r##"{"type":"join","id":"j","room":"#two"}"##);
+    assert_eq!(error(&refused).0, "limitReached");
+    assert!(
+        error(&refused)
+            .1
+            .contains("at most 1 a minute (--rooms-per-address-per-minute)"),
+        "{refused}"
+    );
+    core.skip(Duration::from_secs(60));
+    core.drain();
+    core.ask(bob, r##"{"type":"join","id":"j","room":"#two"}"##);
+    core.skip(Duration::from_secs(60));
+    core.drain();
+    let refused = core.ask(bob, r##"{"type":"join","id":"j","room":"#three"}"##);
+    assert_eq!(
+        error(&refused).1,
+        "the server has 2 rooms, its most (--max-rooms)"
+    );
+    core.send(bob, r##"{"type":"join","id":"j","room":"#one"}"##);
+    core.drain();
+    let carol = core.user("carol");
+    let refused = core.ask(carol, r##"{"type":"join","id":"j","room":"#one"}"##);
+    assert_eq!(
+        error(&refused).1,
+        "#one is full: at most 2 members a room (--max-room-members)"
+    );
+    let refused = core.ask(
+        alice,
+        r##"{"type":"invite","id":"i","room":"#one","username":"carol"}"##,
+    );
+    assert_eq!(error(&refused).0, "limitReached");
 }
