@@ -553,7 +553,6 @@ fn room_messages_follow_the_rules_of_lobby_messages() {
 /// client that has more of a room than the server holds has not been
 /// caught up, and reloads.
 #[test]
-#[ignore = "core-rooms: a since beyond the room's lastSeq (same epoch) is answered recovered: true with nothing; v2's rule for the lobby is complete: false and everything held (lead decides)"]
 fn a_since_beyond_the_room_s_latest_seq_is_not_recovered() {
     let mut w = World::default();
     let alice = w.user("alice");

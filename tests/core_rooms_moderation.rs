@@ -532,7 +532,6 @@ fn a_server_operator_moderates_every_room() {
 }
 
 #[test]
-#[ignore = "core-rooms: the lobby is not moderated (\"the lobby is not moderated\"); the contract has server operators moderate it"]
 fn a_server_operator_moderates_the_lobby_and_v1_v2_see_nothing_of_it() {
     let mut w = World::new(Config {
         operators: vec!["Sam".into()],
@@ -578,7 +577,6 @@ fn a_server_operator_moderates_the_lobby_and_v1_v2_see_nothing_of_it() {
 }
 
 #[test]
-#[ignore = "core-rooms: an act naming a name that is not held is answered notAMember (\"ghost is not in #mod\"), the contract says noSuchUser"]
 fn acts_naming_a_name_that_is_not_held_are_no_such_user() {
     let Room { mut w, oscar, .. } = room();
     for act in ["kick", "ban", "unban", "mute", "unmute", "invite"] {

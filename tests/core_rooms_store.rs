@@ -598,7 +598,6 @@ fn a_restored_server_keeps_bans_invites_and_who_left_the_lobby() {
 }
 
 #[test]
-#[ignore = "core-rooms: the unavailable error of an act whose notice could not be saved has no replyTo (and says \"message\")"]
 fn an_act_whose_notice_cannot_be_saved_is_refused_and_told_to_nobody() {
     let mut w = World::manual(config(), empty());
     let olive = login_manual(&mut w, "olive");
