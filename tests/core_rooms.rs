@@ -762,3 +762,39 @@ fn v1_and_v2_connections_see_exactly_what_they_saw_before_whatever_v3_does() {
         .collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
 }
+
+#[test]
+fn a_v3_message_missing_a_field_is_invalid_json_and_never_a_close() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    for kind in [
+        "join",
+        "part",
+        "listMembers",
+        "history",
+        "read",
+        "topic",
+        "mode",
+        "invite",
+        "kick",
+        "ban",
+        "unban",
+        "mute",
+        "unmute",
+        "op",
+        "deop",
+    ] {
+        let out = w.ask(alice, json!({"type": kind, "id": kind}));
+        assert_refused(&out, alice, "invalidJson", kind, "missing field");
+        assert!(w.server.is_open(alice));
+    }
+    let out = w.ask(
+        alice,
+        json!({"type": "read", "id": "r", "room": "#dev", "seq": "x"}),
+    );
+    assert_refused(&out, alice, "invalidJson", "r", "");
+    // Before a login, a v3 message is refused as any other is.
+    let early = w.open3();
+    let out = w.ask(early, json!({"type": "join", "id": "j", "room": "#dev"}));
+    assert_refused(&out, early, "messagingWhileNotLoggedIn", "j", "log in");
+}
