@@ -6,6 +6,8 @@
 
 #[path = "common/rooms.rs"]
 mod rooms;
+#[path = "common/rooms_model.rs"]
+mod rooms_model;
 
 use std::sync::Arc;
 
@@ -784,4 +786,107 @@ fn a_join_part_and_read_are_answered_only_once_saved() {
     assert_eq!(w.drain(), []);
     w.answer_all();
     assert_eq!(kinds(&w.drain(), bob), ["membership"]);
+}
+
+/// Each name's own rooms as `listRooms` shows them (with their real
+/// epochs), and every page of their history.
+fn view(w: &mut World, conn: ConnectionId) -> Vec<(String, Value, String, Vec<String>)> {
+    let out = w.ask(conn, json!({"type": "listRooms", "id": "lr"}));
+    let mut view = Vec::new();
+    for (room, state) in states(&one(&out, conn, "roomList")) {
+        if state.get("role").is_none() {
+            continue;
+        }
+        let out = w.ask(
+            conn,
+            json!({"type": "history", "id": "h", "room": room, "limit": 500}),
+        );
+        let entries = history_entries(&one(&out, conn, "history"));
+        let epoch = w.epoch(conn, &room);
+        view.push((room, state, epoch, entries));
+    }
+    view
+}
+
+#[test]
+fn everything_saved_is_served_the_same_after_a_restart() {
+    let config = config();
+    let mut w = World::stored(config.clone(), empty());
+    let names = ["Alice", "bob", "carol", "dave"];
+    let conns: Vec<ConnectionId> = names.iter().map(|n| w.user(n)).collect();
+    let [alice, bob, carol, _dave] = conns[..] else {
+        unreachable!()
+    };
+    w.join_private(alice, "#ops");
+    w.act(alice, "invite", "#ops", json!({"username": "bob"}));
+    w.join(bob, "#ops");
+    w.act(alice, "topic", "#ops", json!({"topic": "deploys"}));
+    for i in 1..=3 {
+        w.said(alice, "#ops", &format!("ops {i} @bob"));
+    }
+    w.join(carol, "#pub");
+    w.join(bob, "#pub");
+    w.said(carol, "#pub", "hello pub");
+    w.act(alice, "mute", "#ops", json!({"username": "bob"}));
+    w.act(
+        alice,
+        "ban",
+        "#ops",
+        json!({"username": "carol", "seconds": 3600}),
+    );
+    w.act(alice, "invite", "#ops", json!({"username": "dave"}));
+    w.said(bob, "@alice", "dm one");
+    w.said(alice, "@bob", "dm two");
+    w.ask(
+        bob,
+        json!({"type": "read", "id": "r", "room": "#ops", "seq": 4}),
+    );
+    w.ask(carol, json!({"type": "part", "id": "p", "room": "#lobby"}));
+    w.said(alice, "#lobby", "lobby one");
+    w.said(bob, "#lobby", "lobby two");
+    let secrets: Vec<String> = conns.iter().map(|&c| w.secret(c)).collect();
+    let before: Vec<_> = conns.iter().map(|&c| view(&mut w, c)).collect();
+
+    let snapshot = rooms_model::snapshot_of(
+        w.server.epoch(),
+        &w.saved,
+        config.history_size,
+        config.room_history,
+        w.now_ms(),
+    );
+    let mut r = World::stored(config, snapshot);
+    for (i, name) in names.iter().enumerate() {
+        let conn = r.open3();
+        let out = r.login_with(conn, name, json!({ "secret": secrets[i] }));
+        assert!(
+            kinds(&out, conn).contains(&"rooms".into()),
+            "{name}: {out:#?}"
+        );
+        assert_eq!(view(&mut r, conn), before[i], "{name} after the restart");
+        let rooms = one(&out, conn, "rooms");
+        let changes = rooms["changes"].as_array().unwrap();
+        if *name == "dave" {
+            assert!(
+                changes
+                    .iter()
+                    .any(|c| c["room"] == "#ops" && c["change"] == "invited"),
+                "{rooms}"
+            );
+        }
+    }
+    // The acts hold too: bob is muted, carol banned.
+    let bob = r.open3();
+    r.login_with(bob, "bob", json!({ "secret": secrets[1] }));
+    let out = r.say(bob, "#ops", "may I?");
+    assert_refused(&out, bob, "muted", "m", "");
+    let carol = r.open3();
+    r.login_with(carol, "carol", json!({ "secret": secrets[2] }));
+    let out = r.ask(carol, json!({"type": "join", "id": "j", "room": "#ops"}));
+    assert_refused(&out, carol, "banned", "j", "");
+    // And numbering goes on where it stopped.
+    let alice = r.open3();
+    r.login_with(alice, "Alice", json!({ "secret": secrets[0] }));
+    assert_eq!(r.said(alice, "#ops", "after"), 9);
+    assert_eq!(r.said(alice, "@bob", "dm three"), 3);
+    assert_eq!(r.said(alice, "#lobby", "lobby three"), 3);
 }

@@ -101,6 +101,8 @@ pub struct World {
     store: Option<Store>,
     /// Every request the core made (but `Alive`), in order.
     pub journal: Vec<Request>,
+    /// What an automatic store saved, in order, with the seq of each append.
+    pub saved: Vec<(Request, Option<u64>)>,
     /// Requests not answered yet (a store answered by the test).
     pub pending: Vec<Request>,
 }
@@ -158,6 +160,7 @@ impl World {
             closed: HashSet::new(),
             store,
             journal: Vec::new(),
+            saved: Vec::new(),
             pending: Vec::new(),
         }
     }
@@ -381,6 +384,11 @@ impl World {
                 match &self.store {
                     Some(store) if store.auto => {
                         let answer = self.durable_answer(&request);
+                        let seq = match &answer {
+                            Answer::Appended(_, Ok(seq)) => Some(*seq),
+                            _ => None,
+                        };
+                        self.saved.push((request, seq));
                         self.server.handle_answer(answer, self.now);
                     }
                     _ => self.pending.push(request),
