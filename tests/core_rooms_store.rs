@@ -890,3 +890,99 @@ fn everything_saved_is_served_the_same_after_a_restart() {
     assert_eq!(r.said(alice, "@bob", "dm three"), 3);
     assert_eq!(r.said(alice, "#lobby", "lobby three"), 3);
 }
+
+// ---- random traffic, restarted ----
+
+use proptest::prelude::*;
+
+const ROOMS: [&str; 8] = ["#a", "#b", "#p", "#lobby", "@u0", "@u1", "@u2", "@u3"];
+const ACTS: [&str; 10] = [
+    "topic", "mode", "invite", "kick", "ban", "unban", "mute", "unmute", "op", "deop",
+];
+
+#[derive(Debug, Clone)]
+enum Step {
+    Join(usize, usize),
+    Part(usize, usize),
+    Say(usize, usize),
+    Act(usize, usize, usize, usize),
+    Read(usize, usize, u8),
+    Tick(u16),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        2 => (0..4usize, 0..4usize).prop_map(|(u, r)| Step::Join(u, r)),
+        1 => (0..4usize, 0..4usize).prop_map(|(u, r)| Step::Part(u, r)),
+        4 => (0..4usize, 0..8usize).prop_map(|(u, r)| Step::Say(u, r)),
+        3 => (0..4usize, 0..10usize, 0..3usize, 0..4usize)
+            .prop_map(|(u, a, r, t)| Step::Act(u, a, r, t)),
+        1 => (0..4usize, 0..8usize, 0..6u8).prop_map(|(u, r, s)| Step::Read(u, r, s)),
+        1 => (0..3000u16).prop_map(Step::Tick),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever is done, what the store was asked to save is enough to
+    /// serve every name the same after a restart.
+    #[test]
+    fn random_traffic_is_served_the_same_after_a_restart(
+        steps in prop::collection::vec(step(), 1..50)
+    ) {
+        let config = config();
+        let mut w = World::stored(config.clone(), empty());
+        let users: Vec<ConnectionId> = (0..4).map(|i| w.user(&format!("u{i}"))).collect();
+        w.join_private(users[0], "#p");
+        for (n, step) in steps.into_iter().enumerate() {
+            match step {
+                Step::Join(u, r) => {
+                    w.ask(users[u], json!({"type": "join", "id": "j", "room": ROOMS[r]}));
+                }
+                Step::Part(u, r) => {
+                    w.ask(users[u], json!({"type": "part", "id": "p", "room": ROOMS[r]}));
+                }
+                Step::Say(u, r) => {
+                    w.say(users[u], ROOMS[r], &format!("m{n}"));
+                }
+                Step::Act(u, a, r, t) => {
+                    let fields = match ACTS[a] {
+                        "topic" => json!({"topic": format!("t{n}")}),
+                        "mode" => json!({"inviteOnly": n % 2 == 0}),
+                        "ban" | "mute" if n % 2 == 0 => {
+                            json!({"username": format!("u{t}"), "seconds": 2})
+                        }
+                        _ => json!({"username": format!("u{t}")}),
+                    };
+                    w.act(users[u], ACTS[a], ROOMS[r], fields);
+                }
+                Step::Read(u, r, seq) => {
+                    w.ask(
+                        users[u],
+                        json!({"type": "read", "id": "r", "room": ROOMS[r], "seq": seq}),
+                    );
+                }
+                Step::Tick(ms_) => {
+                    w.advance(ms(u64::from(ms_)));
+                }
+            }
+        }
+        let secrets: Vec<String> = users.iter().map(|&c| w.secret(c)).collect();
+        let before: Vec<_> = users.iter().map(|&c| view(&mut w, c)).collect();
+        let snapshot = rooms_model::snapshot_of(
+            w.server.epoch(),
+            &w.saved,
+            config.history_size,
+            config.room_history,
+            w.now_ms(),
+        );
+        let mut r = World::stored(config, snapshot);
+        for i in 0..4 {
+            let conn = r.open3();
+            let out = r.login_with(conn, &format!("u{i}"), json!({ "secret": secrets[i] }));
+            prop_assert!(kinds(&out, conn).contains(&"rooms".into()), "{:#?}", out);
+            prop_assert_eq!(view(&mut r, conn), before[i].clone(), "u{} after the restart", i);
+        }
+    }
+}
