@@ -798,3 +798,114 @@ fn a_v3_message_missing_a_field_is_invalid_json_and_never_a_close() {
     let out = w.ask(early, json!({"type": "join", "id": "j", "room": "#dev"}));
     assert_refused(&out, early, "messagingWhileNotLoggedIn", "j", "log in");
 }
+
+// ---- random traffic, every device ----
+
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use wschat::ConnectionId;
+
+const ROOMS: [&str; 7] = ["#a", "#b", "#p", "#lobby", "@u0", "@u1", "@u2"];
+const ACTS: [&str; 6] = ["invite", "kick", "ban", "unban", "mode", "op"];
+
+#[derive(Debug, Clone)]
+enum Step {
+    Join(usize, usize),
+    Part(usize, usize),
+    Say(usize, usize),
+    Act(usize, usize, usize, usize),
+    Tick(u16),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (0..5usize, 0..4usize).prop_map(|(d, r)| Step::Join(d, r)),
+        2 => (0..5usize, 0..4usize).prop_map(|(d, r)| Step::Part(d, r)),
+        2 => (0..5usize, 0..7usize).prop_map(|(d, r)| Step::Say(d, r)),
+        3 => (0..5usize, 0..6usize, 0..4usize, 0..3usize)
+            .prop_map(|(d, a, r, t)| Step::Act(d, a, r, t)),
+        1 => (0..3000u16).prop_map(Step::Tick),
+    ]
+}
+
+/// What each device believes its name is in, from what it was told.
+fn follow(beliefs: &mut BTreeMap<ConnectionId, BTreeSet<String>>, out: &[Out]) {
+    for o in out {
+        let Out::Send(conn, f) = o else { continue };
+        let Some(belief) = beliefs.get_mut(conn) else {
+            continue;
+        };
+        let room = f["room"].as_str().unwrap_or_default().to_owned();
+        match (f["type"].as_str(), f["change"].as_str()) {
+            (Some("membership"), Some("joined")) => {
+                belief.insert(room);
+            }
+            (Some("membership"), Some("left" | "kicked" | "banned")) => {
+                belief.remove(&room);
+            }
+            _ => {}
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Membership belongs to the name: whatever happens, on whichever
+    /// device, every device of a name is told, and ends up believing what
+    /// the server says the name is in.
+    #[test]
+    fn every_device_of_a_name_follows_its_memberships(
+        steps in prop::collection::vec(step(), 1..40)
+    ) {
+        let mut w = World::default();
+        let u0 = w.user("u0");
+        let u0b = w.device("u0", u0);
+        let u1 = w.user("u1");
+        let u1b = w.device("u1", u1);
+        let u2 = w.user("u2");
+        let devices: [ConnectionId; 5] = [u0, u0b, u1, u1b, u2];
+        let name_of = |d: usize| ["u0", "u0", "u1", "u1", "u2"][d];
+        let mut beliefs: BTreeMap<ConnectionId, BTreeSet<String>> = devices
+            .iter()
+            .map(|&c| (c, BTreeSet::from(["#lobby".to_owned()])))
+            .collect();
+        let out = w.ask(u0, json!({"type": "join", "id": "j", "room": "#p", "inviteOnly": true}));
+        follow(&mut beliefs, &out);
+        for (n, step) in steps.into_iter().enumerate() {
+            let out = match step {
+                Step::Join(d, r) => {
+                    w.ask(devices[d], json!({"type": "join", "id": "j", "room": ROOMS[r]}))
+                }
+                Step::Part(d, r) => {
+                    w.ask(devices[d], json!({"type": "part", "id": "p", "room": ROOMS[r]}))
+                }
+                Step::Say(d, r) => {
+                    if ROOMS[r] == format!("@{}", name_of(d)) {
+                        continue;
+                    }
+                    w.say(devices[d], ROOMS[r], &format!("m{n}"))
+                }
+                Step::Act(d, a, r, t) => {
+                    let fields = match ACTS[a] {
+                        "mode" => json!({"inviteOnly": n % 2 == 0}),
+                        "ban" => json!({"username": format!("u{t}"), "seconds": 2}),
+                        _ => json!({"username": format!("u{t}")}),
+                    };
+                    w.act(devices[d], ACTS[a], ROOMS[r], fields)
+                }
+                Step::Tick(ms_) => w.advance(ms(u64::from(ms_))),
+            };
+            follow(&mut beliefs, &out);
+        }
+        for (d, &conn) in devices.iter().enumerate() {
+            let out = w.ask(conn, json!({"type": "listRooms", "id": "lr"}));
+            let truth: BTreeSet<String> = states(&one(&out, conn, "roomList"))
+                .into_iter()
+                .filter(|(_, s)| s.get("role").is_some())
+                .map(|(room, _)| room)
+                .collect();
+            prop_assert_eq!(&beliefs[&conn], &truth, "device {} of {}", d, name_of(d));
+        }
+    }
+}
