@@ -180,6 +180,10 @@ impl<R: CryptoRng> Server<R> {
     /// key of an older name rule are moved to today's key (their owners
     /// keep them), and those it refuses or makes one with another are
     /// released (issue 21).
+    ///
+    /// v3: rooms, DMs, read markers and the names out of the lobby come
+    /// back for the names still held; a DM with a party no longer held is
+    /// dropped (and its drop written).
     pub fn restore(
         config: Config,
         rng: R,
@@ -281,6 +285,17 @@ impl<R: CryptoRng> Server<R> {
             Names::Local(local) => local.logins.len() - local.logins.idle_len(),
             Names::Shared(shared) => shared.held.len(),
         }
+    }
+
+    /// v3: rooms and direct conversations held (the lobby not counted).
+    pub fn room_count(&self) -> usize {
+        self.rooms.by_key.len()
+    }
+
+    /// v3: memberships of rooms and direct conversations (the lobby's not
+    /// counted).
+    pub fn membership_count(&self) -> usize {
+        self.rooms.of_name.values().map(|rooms| rooms.len()).sum()
     }
 
     /// Whether this is one node of a cluster ([`cluster`](Self::cluster)),

@@ -508,11 +508,13 @@ pub(super) enum To {
     Others(Arc<str>, ConnectionId),
 }
 
-/// Frames waiting for a write to be saved, and who to tell if it fails.
+/// Frames waiting for a write to be saved, who to tell if it fails, and
+/// what to take back then.
 #[derive(Debug)]
 pub(super) struct PendingFrames {
     pub(super) conn: Option<(ConnectionId, Option<String>)>,
     pub(super) frames: Vec<(To, Frame)>,
+    pub(super) undo: Option<super::rooms::Undo>,
 }
 
 /// A cluster login waiting for the shared store's decision.

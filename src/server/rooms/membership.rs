@@ -14,7 +14,7 @@ use rand::CryptoRng;
 
 use super::super::rate::{Bucket, Rate};
 use super::super::seam::To;
-use super::{LOBBY, Me, Member, Removal, Room, Target};
+use super::{LOBBY, Me, Member, Removal, Room, Target, Undo};
 use crate::id;
 use crate::protocol::{Change, ErrorCode, Role, ServerMessage};
 use crate::server::{Frame, Server, Write};
@@ -105,7 +105,8 @@ impl<R: CryptoRng> Server<R> {
             };
             return self.refuse(me, ErrorCode::Banned, &description);
         }
-        if room.invite_only && !invited && !server_operator {
+        let owner = room.owner.as_deref() == Some(&*me.key);
+        if room.invite_only && !invited && !server_operator && !owner {
             return self.refuse(
                 me,
                 ErrorCode::Forbidden,
@@ -132,11 +133,7 @@ impl<R: CryptoRng> Server<R> {
                 ),
             );
         }
-        let role = if room.owner.as_deref() == Some(&*me.key) {
-            Role::Owner
-        } else {
-            Role::Member
-        };
+        let role = if owner { Role::Owner } else { Role::Member };
         let mut writes = Vec::new();
         if invited {
             writes.push(Write::Uninvite {
@@ -155,6 +152,8 @@ impl<R: CryptoRng> Server<R> {
         let mut frames = self.membership_frames(me, &key, Change::Joined, None, None, None, true);
         frames.extend(self.member_notice(&key, &me.key, &me.display, Change::Joined, now));
         self.send_when_saved(ticket, Some(me), frames);
+        let name = me.key.clone();
+        self.undo_if_unsaved(ticket, Undo::Joined { room: key, name });
     }
 
     fn create_room(
@@ -231,6 +230,8 @@ impl<R: CryptoRng> Server<R> {
         ]);
         let frames = self.membership_frames(me, &key, Change::Joined, None, None, None, true);
         self.send_when_saved(ticket, Some(me), frames);
+        let name = me.key.clone();
+        self.undo_if_unsaved(ticket, Undo::Created { room: key, name });
     }
 
     /// `me` joins `key` as `role` (in memory).
@@ -299,11 +300,21 @@ impl<R: CryptoRng> Server<R> {
                     by: None,
                     reason: reason.clone(),
                 };
+                let member = self
+                    .rooms
+                    .by_key
+                    .get(key)
+                    .and_then(|room| room.members.get(&me.key))
+                    .cloned();
                 let ticket = self.remove_member(key, &me.key, removal);
                 let mut frames =
                     self.membership_frames(me, key, Change::Left, None, reason, None, true);
                 frames.extend(self.member_notice(key, &me.key, &me.display, Change::Left, now));
                 self.send_when_saved(ticket, Some(me), frames);
+                if let Some(member) = member {
+                    let (room, name) = (key.clone(), me.key.clone());
+                    self.undo_if_unsaved(ticket, Undo::Left { room, name, member });
+                }
             }
         }
     }

@@ -89,6 +89,21 @@ pub(crate) struct Rooms {
     pub(crate) new_dms: NewNames,
 }
 
+/// A change of membership to take back if it could not be saved.
+#[derive(Debug)]
+pub(crate) enum Undo {
+    /// `name` joined `room`, which existed.
+    Joined { room: Arc<str>, name: Arc<str> },
+    /// `name` created `room`.
+    Created { room: Arc<str>, name: Arc<str> },
+    /// `name` left `room`, where it was `member`.
+    Left {
+        room: Arc<str>,
+        name: Arc<str>,
+        member: Member,
+    },
+}
+
 /// How a name last left a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Removal {
@@ -406,8 +421,20 @@ impl<R: CryptoRng> Server<R> {
             PendingFrames {
                 conn: me.map(|me| (me.conn, me.reply_to.clone())),
                 frames,
+                undo: None,
             },
         );
+    }
+
+    /// What to take back of a change (in memory) if the write of `ticket`
+    /// (its last) fails: the one who asked was told `unavailable`, so the
+    /// change must not stand.
+    pub(in crate::server) fn undo_if_unsaved(&mut self, ticket: Option<Ticket<Write>>, undo: Undo) {
+        if let (Some(ticket), Some(seam)) = (ticket, self.names.seam_mut())
+            && let Some(pending) = seam.after.get_mut(&ticket)
+        {
+            pending.undo = Some(undo);
+        }
     }
 
     /// Frames whose writes are saved go out.
@@ -438,6 +465,9 @@ impl<R: CryptoRng> Server<R> {
     pub(in crate::server) fn frames_saved(&mut self, pending: PendingFrames, saved: bool) {
         if saved {
             return self.send_saved(pending.frames);
+        }
+        if let Some(undo) = pending.undo {
+            self.undo(undo);
         }
         if let Some((conn, reply_to)) = pending.conn
             && self.is_open(conn)

@@ -136,9 +136,14 @@ impl Entry {
         }
     }
 
-    /// Its encoded length in a room named "" (add the room's name).
+    /// Its encoded length in a room named "" (add the room's name). A
+    /// message's is counted without encoding it (a store of millions of
+    /// messages is measured at start-up); a notice's is encoded.
     fn measure(&mut self) {
-        self.said.encoded_len = self.message("", None).encoded_len();
+        self.said.encoded_len = match self.notice {
+            Some(_) => self.message("", None).encoded_len(),
+            None => text_broadcast_len(&self.said),
+        };
     }
 
     /// A stored message, back as an entry (`None`: a notice that does not
@@ -288,6 +293,73 @@ pub(in crate::server) fn page(
                 range: start..end,
                 complete: end == len,
             }
+        }
+    }
+}
+
+/// The length of `said`'s `textBroadcast` in a room named "", without
+/// `replyTo`, as serde_json encodes it.
+fn text_broadcast_len(said: &Said) -> usize {
+    const FIXED: usize =
+        r#"{"type":"textBroadcast","id":,"username":,"message":,"seq":,"timestamp":,"room":""}"#
+            .len();
+    FIXED
+        + json_string_len(&said.id)
+        + json_string_len(&said.username)
+        + json_string_len(&said.message)
+        + digits(said.seq)
+        + digits(said.timestamp)
+}
+
+/// The length of `text` as a JSON string, quotes included, as serde_json
+/// escapes it: `"` and `\` and the control characters \b \f \n \r \t
+/// take two bytes, other control characters six (`\u00XX`).
+fn json_string_len(text: &str) -> usize {
+    2 + text
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | 0x08 | 0x0C | b'\n' | b'\r' | b'\t' => 2,
+            0x00..=0x1F => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_measured_as_it_is_encoded() {
+        let texts = [
+            "",
+            "plain",
+            "q\"uote\\back",
+            "\u{1}\u{8}\n\t\u{1f}\u{7f}",
+            "é🦀\u{2028}",
+        ];
+        for (n, text) in texts.iter().enumerate() {
+            let said = Said {
+                id: "V1StGXR8_Z5jdHi6B-myT".into(),
+                username: format!("n{text}").into(),
+                message: (*text).into(),
+                seq: [0, 9, 10, 99_999, u64::MAX][n],
+                timestamp: [0, 1, 1_700_000_000_000, 5, u64::MAX][n],
+                encoded_len: 0,
+            };
+            let entry = Entry {
+                said: said.clone(),
+                notice: None,
+            };
+            assert_eq!(
+                text_broadcast_len(&said),
+                entry.message("", None).encoded_len(),
+                "{text:?}"
+            );
         }
     }
 }

@@ -22,9 +22,10 @@ impl<R: CryptoRng> Server<R> {
             Some(_) => {
                 let display = room.members.get(me).map(|m| m.display.clone());
                 let mentioned = display.is_some_and(|display| {
-                    room.log.entries().iter().any(|e| {
-                        e.said.seq > read_seq
-                            && e.notice.is_none()
+                    // Only the unread ones, newest first.
+                    let entries = room.log.entries().iter().rev();
+                    entries.take_while(|e| e.said.seq > read_seq).any(|e| {
+                        e.notice.is_none()
                             && *e.said.username != *display
                             && mentions(&e.said.message, &display)
                     })

@@ -762,6 +762,19 @@ fn server_operators_moderate_the_lobby_and_v1_v2_see_nothing_of_it() {
     assert_eq!(error(&refused).0, "forbidden");
 }
 
+#[test]
+fn the_owner_of_an_invite_only_room_comes_back_as_its_owner() {
+    let mut core = Core::new(config());
+    let owner = core.user("owner");
+    core.ask(
+        owner,
+        r##"{"type":"join","id":"j","room":"#ops","inviteOnly":true}"##,
+    );
+    core.ask(owner, r##"{"type":"part","id":"p","room":"#ops"}"##);
+    let back = core.ask(owner, r##"{"type":"join","id":"j","room":"#ops"}"##);
+    assert_eq!(back["state"]["role"], "owner", "{back}");
+}
+
 mod random;
 mod store;
 

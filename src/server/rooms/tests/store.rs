@@ -168,3 +168,52 @@ fn rooms_come_back_from_the_snapshot_for_held_names_only() {
     assert_eq!(seqs(&frames[2]), [2, 3]);
     assert_eq!(frames[2]["messages"][1]["act"], "topic");
 }
+
+#[test]
+fn a_join_that_cannot_be_saved_is_refused_and_taken_back() {
+    let mut core = Core::restored(Snapshot::default());
+    let mut seqs = HashMap::new();
+    let mut users = Vec::new();
+    for name in ["alice", "bob"] {
+        let conn = core.open(Version::V3);
+        core.send(
+            conn,
+            &format!(r#"{{"type":"login","id":"l","username":"{name}"}}"#),
+        );
+        core.settle(&mut seqs);
+        users.push(conn);
+    }
+    let [alice, bob] = users[..] else {
+        unreachable!()
+    };
+    core.drain();
+    let fail_all = |core: &mut Core| {
+        for request in core.requests() {
+            let answer = request.fail(crate::server::Failed("disk full".into()));
+            core.server.handle_answer(answer, core.now);
+        }
+    };
+    // A room that could not be created is not there.
+    core.send(alice, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    fail_all(&mut core);
+    let refused = core.frames_to(alice);
+    assert_eq!(
+        (refused.len(), &refused[0]["error"]),
+        (1, &"unavailable".into())
+    );
+    assert_eq!(core.server.room_count(), 0);
+    // Nor is a member whose join could not be saved.
+    core.send(alice, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    core.settle(&mut seqs);
+    core.send(bob, r##"{"type":"join","id":"j","room":"#dev"}"##);
+    fail_all(&mut core);
+    assert_eq!(error(&core.frames_to(bob)[0]).0, "unavailable");
+    core.send(alice, r##"{"type":"listMembers","id":"x","room":"#dev"}"##);
+    core.settle(&mut seqs);
+    let members = core.frames_to(alice);
+    assert_eq!(
+        members[0]["members"].as_array().unwrap().len(),
+        1,
+        "{members:?}"
+    );
+}
