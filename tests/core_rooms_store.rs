@@ -891,6 +891,29 @@ fn everything_saved_is_served_the_same_after_a_restart() {
     assert_eq!(r.said(alice, "#lobby", "lobby three"), 3);
 }
 
+#[test]
+#[ignore = "core-rooms: a part of the lobby whose write fails is refused but kept in memory: the name hears nothing of the lobby until a restart puts it back"]
+fn a_part_of_the_lobby_that_cannot_be_saved_is_taken_back() {
+    let mut w = World::manual(config(), empty());
+    let alice = login_manual(&mut w, "alice");
+    let bob = login_manual(&mut w, "bob");
+    w.send(alice, json!({"type": "part", "id": "p", "room": "#lobby"}));
+    for request in std::mem::take(&mut w.pending) {
+        w.server
+            .handle_answer(request.fail(Failed("disk full".into())), w.now);
+    }
+    let out = w.drain();
+    assert_refused(&out, alice, "unavailable", "p", "");
+    // Still in the lobby, as the store says.
+    w.send(
+        bob,
+        json!({"type": "textFromUser", "id": "m", "text": "still there?"}),
+    );
+    w.answer_all();
+    let out = w.drain();
+    assert_eq!(one(&out, alice, "textBroadcast")["message"], "still there?");
+}
+
 // ---- random traffic, restarted ----
 
 use proptest::prelude::*;
@@ -922,67 +945,98 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// Runs `steps` with a store that fails the groups `failures` says, then
+/// restarts from what it saved, and compares every name's view.
+fn restart_after(steps: Vec<Step>, failures: &[bool]) -> Result<(), TestCaseError> {
+    let config = config();
+    let mut w = World::stored(config.clone(), empty());
+    let users: Vec<ConnectionId> = (0..4).map(|i| w.user(&format!("u{i}"))).collect();
+    w.join_private(users[0], "#p");
+    // Some writes fail: what the core took back is not served either.
+    w.fail_next(failures.iter().copied());
+    for (n, step) in steps.into_iter().enumerate() {
+        match step {
+            Step::Join(u, r) => {
+                w.ask(
+                    users[u],
+                    json!({"type": "join", "id": "j", "room": ROOMS[r]}),
+                );
+            }
+            Step::Part(u, r) => {
+                w.ask(
+                    users[u],
+                    json!({"type": "part", "id": "p", "room": ROOMS[r]}),
+                );
+            }
+            Step::Say(u, r) => {
+                w.say(users[u], ROOMS[r], &format!("m{n}"));
+            }
+            Step::Act(u, a, r, t) => {
+                let fields = match ACTS[a] {
+                    "topic" => json!({"topic": format!("t{n}")}),
+                    "mode" => json!({"inviteOnly": n % 2 == 0}),
+                    "ban" | "mute" if n % 2 == 0 => {
+                        json!({"username": format!("u{t}"), "seconds": 2})
+                    }
+                    _ => json!({"username": format!("u{t}")}),
+                };
+                w.act(users[u], ACTS[a], ROOMS[r], fields);
+            }
+            Step::Read(u, r, seq) => {
+                w.ask(
+                    users[u],
+                    json!({"type": "read", "id": "r", "room": ROOMS[r], "seq": seq}),
+                );
+            }
+            Step::Tick(ms_) => {
+                w.advance(ms(u64::from(ms_)));
+            }
+        }
+    }
+    let secrets: Vec<String> = users.iter().map(|&c| w.secret(c)).collect();
+    let before: Vec<_> = users.iter().map(|&c| view(&mut w, c)).collect();
+    let snapshot = rooms_model::snapshot_of(
+        w.server.epoch(),
+        &w.saved,
+        config.history_size,
+        config.room_history,
+        w.now_ms(),
+    );
+    let mut r = World::stored(config, snapshot);
+    for i in 0..4 {
+        let conn = r.open3();
+        let out = r.login_with(conn, &format!("u{i}"), json!({ "secret": secrets[i] }));
+        prop_assert!(kinds(&out, conn).contains(&"rooms".into()), "{:#?}", out);
+        prop_assert_eq!(
+            view(&mut r, conn),
+            before[i].clone(),
+            "u{} after the restart",
+            i
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    /// Whatever is done, what the store was asked to save is enough to
-    /// serve every name the same after a restart.
+    /// Whatever is done, what the store saved is enough to serve every
+    /// name the same after a restart.
     #[test]
     fn random_traffic_is_served_the_same_after_a_restart(
-        steps in prop::collection::vec(step(), 1..50)
+        steps in prop::collection::vec(step(), 1..50),
     ) {
-        let config = config();
-        let mut w = World::stored(config.clone(), empty());
-        let users: Vec<ConnectionId> = (0..4).map(|i| w.user(&format!("u{i}"))).collect();
-        w.join_private(users[0], "#p");
-        for (n, step) in steps.into_iter().enumerate() {
-            match step {
-                Step::Join(u, r) => {
-                    w.ask(users[u], json!({"type": "join", "id": "j", "room": ROOMS[r]}));
-                }
-                Step::Part(u, r) => {
-                    w.ask(users[u], json!({"type": "part", "id": "p", "room": ROOMS[r]}));
-                }
-                Step::Say(u, r) => {
-                    w.say(users[u], ROOMS[r], &format!("m{n}"));
-                }
-                Step::Act(u, a, r, t) => {
-                    let fields = match ACTS[a] {
-                        "topic" => json!({"topic": format!("t{n}")}),
-                        "mode" => json!({"inviteOnly": n % 2 == 0}),
-                        "ban" | "mute" if n % 2 == 0 => {
-                            json!({"username": format!("u{t}"), "seconds": 2})
-                        }
-                        _ => json!({"username": format!("u{t}")}),
-                    };
-                    w.act(users[u], ACTS[a], ROOMS[r], fields);
-                }
-                Step::Read(u, r, seq) => {
-                    w.ask(
-                        users[u],
-                        json!({"type": "read", "id": "r", "room": ROOMS[r], "seq": seq}),
-                    );
-                }
-                Step::Tick(ms_) => {
-                    w.advance(ms(u64::from(ms_)));
-                }
-            }
-        }
-        let secrets: Vec<String> = users.iter().map(|&c| w.secret(c)).collect();
-        let before: Vec<_> = users.iter().map(|&c| view(&mut w, c)).collect();
-        let snapshot = rooms_model::snapshot_of(
-            w.server.epoch(),
-            &w.saved,
-            config.history_size,
-            config.room_history,
-            w.now_ms(),
-        );
-        let mut r = World::stored(config, snapshot);
-        for i in 0..4 {
-            let conn = r.open3();
-            let out = r.login_with(conn, &format!("u{i}"), json!({ "secret": secrets[i] }));
-            prop_assert!(kinds(&out, conn).contains(&"rooms".into()), "{:#?}", out);
-            prop_assert_eq!(view(&mut r, conn), before[i].clone(), "u{} after the restart", i);
-        }
+        restart_after(steps, &[])?;
+    }
+
+    /// And whichever writes fail: what the core took back is not served
+    /// after the restart, and what it kept was saved.
+    #[test]
+    #[ignore = "core-rooms: a part of the lobby whose write fails is kept in memory (the name is out of the lobby until a restart puts it back); minimal case: part #p, then part #lobby failing"]
+    fn random_traffic_with_failing_writes_is_served_the_same_after_a_restart(
+        steps in prop::collection::vec(step(), 1..50),
+        failures in prop::collection::vec(prop::bool::weighted(0.15), 0..120),
+    ) {
+        restart_after(steps, &failures)?;
     }
 }

@@ -84,6 +84,9 @@ pub fn config() -> Config {
 /// in `World::journal` (`auto`), or kept for the test to answer.
 struct Store {
     auto: bool,
+    /// Whether each next request fails (an automatic store; then they
+    /// succeed).
+    failures: std::collections::VecDeque<bool>,
     /// The last `seq` of each numbering (`None`: the lobby).
     seqs: HashMap<Option<Arc<str>>, u64>,
 }
@@ -144,7 +147,12 @@ impl World {
             seqs.insert(Some(Arc::from(room.key.as_str())), room.last_seq);
         }
         let server = Server::restore(config, StdRng::seed_from_u64(42), snapshot, wall, now);
-        let mut world = World::around(server, now, Some(Store { auto, seqs }));
+        let store = Store {
+            auto,
+            failures: Default::default(),
+            seqs,
+        };
+        let mut world = World::around(server, now, Some(store));
         world.settle();
         world
     }
@@ -371,17 +379,27 @@ impl World {
     /// store, kept in `pending` otherwise. Either way kept in `journal`.
     fn settle(&mut self) {
         loop {
-            let mut any = false;
-            while let Some(request) = self.server.poll_request() {
-                any = true;
-                if matches!(request, Request::Write(_, Write::Alive { .. })) {
-                    if let Request::Write(ticket, _) = &request {
-                        self.server.handle_answer(ticket.answer(Ok(())), self.now);
-                    }
+            // What the core asked so far is one group, saved (or failed)
+            // together, as a store commits them.
+            let group: Vec<Request> = std::iter::from_fn(|| self.server.poll_request()).collect();
+            if group.is_empty() {
+                break;
+            }
+            let fails = self
+                .store
+                .as_mut()
+                .is_some_and(|s| s.auto && s.failures.pop_front() == Some(true));
+            for request in group {
+                if let Request::Write(ticket, Write::Alive { .. }) = &request {
+                    self.server.handle_answer(ticket.answer(Ok(())), self.now);
                     continue;
                 }
                 self.journal.push(request.clone());
                 match &self.store {
+                    Some(_) if fails => {
+                        let answer = request.fail(wschat::server::Failed("disk full".into()));
+                        self.server.handle_answer(answer, self.now);
+                    }
                     Some(store) if store.auto => {
                         let answer = self.durable_answer(&request);
                         let seq = match &answer {
@@ -394,10 +412,14 @@ impl World {
                     _ => self.pending.push(request),
                 }
             }
-            if !any {
-                break;
-            }
         }
+    }
+
+    /// An automatic store fails the next groups of requests where
+    /// `failures` says so.
+    pub fn fail_next(&mut self, failures: impl IntoIterator<Item = bool>) {
+        let store = self.store.as_mut().expect("a store");
+        store.failures = failures.into_iter().collect();
     }
 
     /// The answer a store that saved `request` gives: an append takes the
