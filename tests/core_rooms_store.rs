@@ -914,6 +914,35 @@ fn a_part_of_the_lobby_that_cannot_be_saved_is_taken_back() {
     assert_eq!(one(&out, alice, "textBroadcast")["message"], "still there?");
 }
 
+#[test]
+#[ignore = "core-rooms: a DM whose creation cannot be saved is refused but kept in memory: both parties list it, and its next message is appended to a room the store never saved"]
+fn a_dm_whose_creation_cannot_be_saved_is_taken_back() {
+    let mut w = World::manual(config(), empty());
+    let alice = login_manual(&mut w, "alice");
+    let bob = login_manual(&mut w, "bob");
+    w.say(alice, "@bob", "hi");
+    for request in std::mem::take(&mut w.pending) {
+        w.server
+            .handle_answer(request.fail(Failed("disk full".into())), w.now);
+    }
+    let out = w.drain();
+    assert_refused(&out, alice, "unavailable", "m", "");
+    for conn in [alice, bob] {
+        let out = w.ask(conn, json!({"type": "listRooms", "id": "lr"}));
+        let rooms = states(&one(&out, conn, "roomList"));
+        assert!(rooms.keys().all(|r| !r.starts_with('@')), "{rooms:?}");
+    }
+    // Trying again creates it again, so that the store has it.
+    w.say(alice, "@bob", "hi again");
+    let again = std::mem::take(&mut w.pending);
+    assert!(
+        again
+            .iter()
+            .any(|r| matches!(r, Request::Write(_, Write::Room { .. }))),
+        "{again:#?}"
+    );
+}
+
 // ---- random traffic, restarted ----
 
 use proptest::prelude::*;
@@ -1032,7 +1061,7 @@ proptest! {
     /// And whichever writes fail: what the core took back is not served
     /// after the restart, and what it kept was saved.
     #[test]
-    #[ignore = "core-rooms: a part of the lobby whose write fails is kept in memory (the name is out of the lobby until a restart puts it back); minimal case: part #p, then part #lobby failing"]
+    #[ignore = "core-rooms: a part of the lobby, or a DM's creation, whose writes fail is kept in memory (see the two deterministic tests above)"]
     fn random_traffic_with_failing_writes_is_served_the_same_after_a_restart(
         steps in prop::collection::vec(step(), 1..50),
         failures in prop::collection::vec(prop::bool::weighted(0.15), 0..120),
