@@ -943,6 +943,48 @@ fn a_dm_whose_creation_cannot_be_saved_is_taken_back() {
     );
 }
 
+#[test]
+#[ignore = "core-rooms: an act whose writes all fail is refused unavailable but stays done in memory (topic, mode, kick, ban, mute, op…) until a restart undoes it"]
+fn an_act_that_cannot_be_saved_is_not_done() {
+    for (act, fields) in [
+        ("topic", json!({"topic": "lost"})),
+        ("mode", json!({"inviteOnly": true})),
+        ("invite", json!({"username": "xena"})),
+        ("kick", json!({"username": "mia"})),
+        ("ban", json!({"username": "mia"})),
+        ("mute", json!({"username": "mia"})),
+        ("op", json!({"username": "mia"})),
+    ] {
+        let mut w = World::manual(config(), empty());
+        let olive = login_manual(&mut w, "olive");
+        let mia = login_manual(&mut w, "mia");
+        let _xena = login_manual(&mut w, "xena");
+        w.send(olive, json!({"type": "join", "id": "j", "room": "#mod"}));
+        w.answer_all();
+        w.send(mia, json!({"type": "join", "id": "j", "room": "#mod"}));
+        w.answer_all();
+        let _ = w.drain();
+        let state = |w: &mut World| {
+            w.send(mia, json!({"type": "listRooms", "id": "lr"}));
+            w.send(
+                mia,
+                json!({"type": "listMembers", "id": "lm", "room": "#mod"}),
+            );
+            w.answer_all();
+            w.drain()
+        };
+        let before = state(&mut w);
+        w.act(olive, act, "#mod", fields);
+        for request in std::mem::take(&mut w.pending) {
+            w.server
+                .handle_answer(request.fail(Failed("disk full".into())), w.now);
+        }
+        let out = w.drain();
+        assert_refused(&out, olive, "unavailable", "a", "");
+        assert_eq!(state(&mut w), before, "{act} was done though not saved");
+    }
+}
+
 // ---- random traffic, restarted ----
 
 use proptest::prelude::*;
@@ -1061,7 +1103,7 @@ proptest! {
     /// And whichever writes fail: what the core took back is not served
     /// after the restart, and what it kept was saved.
     #[test]
-    #[ignore = "core-rooms: a part of the lobby, or a DM's creation, whose writes fail is kept in memory (see the two deterministic tests above)"]
+    #[ignore = "core-rooms: a part of the lobby, a DM's creation or an act whose writes fail is kept in memory (see the deterministic tests above)"]
     fn random_traffic_with_failing_writes_is_served_the_same_after_a_restart(
         steps in prop::collection::vec(step(), 1..50),
         failures in prop::collection::vec(prop::bool::weighted(0.15), 0..120),
