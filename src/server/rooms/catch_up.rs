@@ -16,6 +16,9 @@ use crate::protocol::{Change, RoomChange, RoomSince, ServerMessage};
 use crate::server::{ConnectionId, Frame, Server};
 use crate::username::Username;
 
+/// The most rooms of a `login` that are looked at.
+const LISTED_MAX: usize = 1000;
+
 impl<R: CryptoRng> Server<R> {
     pub(in crate::server) fn catch_up(
         &mut self,
@@ -27,7 +30,9 @@ impl<R: CryptoRng> Server<R> {
     ) {
         // The rooms the client listed, by key: (epoch, since, as listed).
         let mut known: HashMap<Arc<str>, (Option<String>, u64, String)> = HashMap::new();
-        for room in listed {
+        // A client knows at most its rooms and DMs: past this many, what it
+        // lists is ignored (each costs the reply a change).
+        for room in listed.into_iter().take(LISTED_MAX) {
             if let Some(key) = self.key_of_listed(me, &room.room) {
                 known.insert(key, (room.epoch, room.since, room.room));
             }

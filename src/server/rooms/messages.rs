@@ -282,7 +282,10 @@ impl<R: CryptoRng> Server<R> {
             .keys()
             .map(|name| (name.clone(), wire_name(&key, room, name)))
             .collect();
-        names.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+        if key.starts_with('@') {
+            // A room goes by one name for everyone; a DM by two.
+            names.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+        }
         let mut frames: Vec<(Arc<str>, super::super::outbound::FrameRef)> = Vec::new();
         let mut own = None;
         for (_, shown) in &names {
