@@ -909,3 +909,42 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_v2_device_of_a_v3_name_gets_nothing_of_its_rooms_or_dms() {
+    let mut w = World::default();
+    let laptop = w.user("alice");
+    let secret = w.secret(laptop);
+    let phone = w.open(Version::V2);
+    let out = w.login_with(phone, "alice", json!({ "secret": secret }));
+    assert!(kinds(&out, phone).contains(&"loginMessage".to_owned()));
+    let old = w.open(Version::V1);
+    let out = w.login_with(old, "alice", json!({ "secret": secret }));
+    assert!(kinds(&out, old).contains(&"loginMessage".to_owned()));
+    let bob = w.user("bob");
+    let _ = w.drain();
+    w.join(laptop, "#dev");
+    w.join(bob, "#dev");
+    w.said(bob, "#dev", "ROOMMARK");
+    w.said(bob, "@alice", "DMMARK");
+    w.act(laptop, "topic", "#dev", json!({"topic": "TOPICMARK"}));
+    w.ask(
+        laptop,
+        json!({"type": "read", "id": "r", "room": "#dev", "seq": 1}),
+    );
+    for conn in [phone, old] {
+        for frame in w.raw_to(conn) {
+            assert!(
+                !["ROOMMARK", "DMMARK", "TOPICMARK", "#dev"]
+                    .iter()
+                    .any(|m| frame.contains(m)),
+                "{frame}"
+            );
+        }
+    }
+    // The v3 device got them all.
+    let raw = w.raw_to(laptop).join("\n");
+    for mark in ["ROOMMARK", "DMMARK", "TOPICMARK"] {
+        assert!(raw.contains(mark), "{mark}");
+    }
+}
