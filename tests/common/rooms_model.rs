@@ -77,7 +77,7 @@ fn apply(s: &mut Snapshot, write: &Write) {
             s.names.push(StoredName {
                 key: key.to_string(),
                 display: display.to_string(),
-                secret: secret.clone(),
+                secret: *secret,
                 expires_at: None,
             });
         }
