@@ -570,3 +570,33 @@ fn a_since_beyond_the_room_s_latest_seq_is_not_recovered() {
     );
     assert_eq!(history_entries(&histories(&out, back)["#dev"]), ["1:one"]);
 }
+
+#[test]
+fn a_room_with_nothing_new_sends_no_history_at_login() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let secret = w.secret(bob);
+    w.join(alice, "#dev");
+    w.join(bob, "#dev");
+    w.join(alice, "#quiet");
+    w.join(bob, "#quiet");
+    w.said(alice, "#dev", "one");
+    w.said(alice, "#quiet", "hush");
+    let (dev, quiet) = (w.epoch(bob, "#dev"), w.epoch(bob, "#quiet"));
+    w.close(bob);
+    w.said(alice, "#dev", "two");
+    let (back, out) = come_back(
+        &mut w,
+        "bob",
+        &secret,
+        &[("#dev", &dev, 1), ("#quiet", &quiet, 1)],
+    );
+    let histories = histories(&out, back);
+    assert!(!histories.contains_key("#quiet"), "{histories:?}");
+    assert_eq!(history_entries(&histories["#dev"]), ["2:two"]);
+    assert_eq!(
+        states(&one(&out, back, "rooms"))["#quiet"]["recovered"],
+        true
+    );
+}
