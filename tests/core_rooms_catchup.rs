@@ -600,3 +600,33 @@ fn a_room_with_nothing_new_sends_no_history_at_login() {
         true
     );
 }
+
+#[test]
+fn the_lobby_has_a_read_marker_and_unread_count_too() {
+    let mut w = World::default();
+    let alice = w.user("alice");
+    let laptop = w.device("alice", alice);
+    let bob = w.user("bob");
+    for i in 1..=3 {
+        w.said(bob, "#lobby", &format!("m{i}"));
+    }
+    let state = state_of(&mut w, alice, "#lobby");
+    assert_eq!(
+        (&state["lastSeq"], &state["unread"]),
+        (&json!(3), &json!(3))
+    );
+    let out = w.ask(
+        alice,
+        json!({"type": "read", "id": "r", "room": "#lobby", "seq": 2}),
+    );
+    assert_eq!(
+        frames(&out, laptop),
+        [json!({"type": "readMarker", "id": "*", "room": "#lobby", "seq": 2})]
+    );
+    w.said(bob, "#lobby", "hey alice");
+    let state = state_of(&mut w, laptop, "#lobby");
+    assert_eq!(
+        (&state["readSeq"], &state["unread"], &state["mentioned"]),
+        (&json!(2), &json!(2), &json!(true))
+    );
+}
