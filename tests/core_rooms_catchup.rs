@@ -630,3 +630,174 @@ fn the_lobby_has_a_read_marker_and_unread_count_too() {
         (&json!(2), &json!(2), &json!(true))
     );
 }
+
+// ---- random traffic, a client that comes and goes ----
+
+use proptest::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+
+/// What a v3 client keeps of each room: its epoch and the seqs it has.
+#[derive(Default, Debug)]
+struct Client {
+    epochs: HashMap<String, String>,
+    seqs: BTreeMap<String, BTreeSet<u64>>,
+}
+
+impl Client {
+    fn learn(&mut self, w: &World, conn: ConnectionId, out: &[Out]) {
+        for frame in frames(out, conn) {
+            let mut items = vec![frame.clone()];
+            if frame["type"] == "history" {
+                let room = frame["room"].as_str().unwrap_or("#lobby").to_owned();
+                for m in frame["messages"].as_array().unwrap() {
+                    let mut m = m.clone();
+                    m["room"] = room.clone().into();
+                    items.push(m);
+                }
+            }
+            for item in items {
+                let Some(room) = item["room"].as_str() else {
+                    continue;
+                };
+                if let Some(seq) = item["seq"].as_u64()
+                    && ["textBroadcast", "notice"].contains(&item["type"].as_str().unwrap_or(""))
+                {
+                    self.seqs.entry(room.to_owned()).or_default().insert(seq);
+                }
+            }
+        }
+        // Epochs as the harness learnt them for this connection.
+        for room in ["#a", "#b", "@alice", "@carol"] {
+            if let Some(epoch) = w.try_epoch(conn, room) {
+                self.epochs.insert(room.to_owned(), epoch);
+            }
+        }
+    }
+
+    fn known(&self) -> Vec<Value> {
+        self.seqs
+            .iter()
+            .filter(|(room, _)| *room != "#lobby")
+            .filter_map(|(room, seqs)| {
+                let epoch = self.epochs.get(room)?;
+                Some(json!({"room": room, "epoch": epoch, "since": seqs.last().copied().unwrap_or(0)}))
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Trip {
+    Say(bool, usize, u8),
+    Leave,
+    Back,
+    BobJoins(usize),
+    BobParts(usize),
+    Topic(usize),
+}
+
+fn trip() -> impl Strategy<Value = Trip> {
+    prop_oneof![
+        6 => (any::<bool>(), 0..4usize, any::<u8>()).prop_map(|(a, r, n)| Trip::Say(a, r, n)),
+        2 => Just(Trip::Leave),
+        2 => Just(Trip::Back),
+        1 => (0..2usize).prop_map(Trip::BobJoins),
+        1 => (0..2usize).prop_map(Trip::BobParts),
+        1 => (0..2usize).prop_map(Trip::Topic),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A client that gives, at each login, the epoch and last seq of every
+    /// room it knows misses nothing: each room it is told is recovered has
+    /// every message the server holds after what it had, once it pages
+    /// what a reply could not hold.
+    #[test]
+    fn a_client_that_comes_and_goes_misses_nothing_recovered(
+        trips in prop::collection::vec(trip(), 1..40)
+    ) {
+        let mut w = World::default();
+        let alice = w.user("alice");
+        let carol = w.user("carol");
+        let mut bob = w.user("bob");
+        let secret = w.secret(bob);
+        for (conn, room) in [(alice, "#a"), (carol, "#b"), (bob, "#a"), (bob, "#b")] {
+            w.join(conn, room);
+        }
+        let mut client = Client::default();
+        client.learn(&w, bob, &[]);
+        let mut online = true;
+        let rooms = ["#a", "#b", "@bob", "@bob"];
+        for (n, trip) in trips.into_iter().enumerate() {
+            let out = match trip {
+                Trip::Say(by_alice, r, _) => {
+                    let (from, room) = match (by_alice, r) {
+                        (true, 3) | (false, 2) => continue,
+                        (true, _) => (alice, rooms[r]),
+                        (false, _) => (carol, rooms[r]),
+                    };
+                    w.say(from, room, &format!("m{n}"))
+                }
+                Trip::Topic(r) => w.act(
+                    [alice, carol][r],
+                    "topic",
+                    ["#a", "#b"][r],
+                    json!({"topic": format!("t{n}")}),
+                ),
+                Trip::Leave if online => {
+                    online = false;
+                    w.close(bob);
+                    continue;
+                }
+                Trip::Back if !online => {
+                    online = true;
+                    bob = w.open3();
+                    let known = client.known();
+                    w.login_with(bob, "bob", json!({"secret": secret, "rooms": known}))
+                }
+                Trip::BobJoins(r) if online => {
+                    w.ask(bob, json!({"type": "join", "id": "j", "room": (["#a", "#b"][r])}))
+                }
+                Trip::BobParts(r) if online => {
+                    w.ask(bob, json!({"type": "part", "id": "p", "room": (["#a", "#b"][r])}))
+                }
+                _ => continue,
+            };
+            if online {
+                client.learn(&w, bob, &out);
+            }
+        }
+        if online {
+            w.close(bob);
+        }
+        bob = w.open3();
+        let known = client.known();
+        let sinces: HashMap<String, u64> = known
+            .iter()
+            .map(|k| (k["room"].as_str().unwrap().to_owned(), k["since"].as_u64().unwrap()))
+            .collect();
+        let out = w.login_with(bob, "bob", json!({"secret": secret, "rooms": known}));
+        client.learn(&w, bob, &out);
+        let rooms_frame = one(&out, bob, "rooms");
+        for (room, state) in states(&rooms_frame) {
+            if room == "#lobby" || state["recovered"] != true {
+                continue;
+            }
+            // Page what one reply could not hold.
+            let histories = histories(&out, bob);
+            if histories.get(&room).is_some_and(|h| h["complete"] == false) {
+                let after = client.seqs[&room].last().copied().unwrap_or(0);
+                let out = w.ask(bob, json!({"type": "history", "id": "h", "room": room, "after": after, "limit": 500}));
+                client.learn(&w, bob, &out);
+            }
+            let since = sinces.get(&room).copied().unwrap_or(0);
+            let last = state["lastSeq"].as_u64().unwrap();
+            let have = client.seqs.get(&room).cloned().unwrap_or_default();
+            for seq in since + 1..=last {
+                prop_assert!(have.contains(&seq), "{} misses seq {} (since {})", room, seq, since);
+            }
+        }
+    }
+}

@@ -268,6 +268,11 @@ impl World {
         self.secrets[&conn].clone()
     }
 
+    /// The real epoch of `room` as `conn` last saw it, if it saw one.
+    pub fn try_epoch(&self, conn: ConnectionId, room: &str) -> Option<String> {
+        self.epochs.get(&(conn, room.to_owned())).cloned()
+    }
+
     /// The real epoch of `room` as `conn` last saw it.
     pub fn epoch(&self, conn: ConnectionId, room: &str) -> String {
         self.epochs
