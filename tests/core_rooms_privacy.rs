@@ -44,7 +44,10 @@ struct Scene {
 /// the outsider logs in, so that it never sees their names arrive in the
 /// lobby either.
 fn scene() -> Scene {
-    let mut w = World::default();
+    scene_in(World::default())
+}
+
+fn scene_in(mut w: World) -> Scene {
     let owner = w.user(OWNER);
     let member = w.user(MEMBER);
     let gone = w.user(GONE);
@@ -565,4 +568,23 @@ fn an_invited_name_learns_nothing_of_the_room_before_it_joins() {
     );
     let history = one(&out, guest, "history");
     assert!(history.to_string().contains(MESSAGE));
+}
+
+#[test]
+fn an_outsider_s_tries_make_the_store_write_nothing() {
+    let Scene { mut w, .. } = scene_in(World::stored(
+        config(),
+        wschat::server::Snapshot {
+            epoch: "e".into(),
+            ..Default::default()
+        },
+    ));
+    let mallory = w.user("mallory");
+    let mark = w.journal.len();
+    for room in ["#vault", "#nowhere", "#VAULT"] {
+        let mut messages = every_message_naming(room, MEMBER);
+        messages.push(json!({"type": "join", "id": "join", "room": "#vault"}));
+        sweep(&mut w, mallory, messages);
+    }
+    assert_eq!(w.journal_since(mark), []);
 }
