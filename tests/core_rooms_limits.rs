@@ -10,6 +10,14 @@ use rooms::*;
 use serde_json::json;
 use wschat::Config;
 
+/// `limitReached`, naming the limit (its flag) and its value (2 in
+/// every test here).
+#[track_caller]
+fn assert_limit(out: &[Out], conn: wschat::ConnectionId, code: &str, reply_to: &str, flag: &str) {
+    let description = assert_refused(out, conn, code, reply_to, flag);
+    assert!(description.contains('2'), "{description}");
+}
+
 #[test]
 fn a_name_may_be_in_max_rooms_per_name_rooms_the_lobby_and_dms_not_counted() {
     let mut w = World::new(Config {
@@ -22,9 +30,9 @@ fn a_name_may_be_in_max_rooms_per_name_rooms_the_lobby_and_dms_not_counted() {
     w.join(alice, "#a");
     w.join(alice, "#b");
     let out = w.ask(alice, json!({"type": "join", "id": "j", "room": "#c"}));
-    assert_refused(&out, alice, "limitReached", "j", "2");
+    assert_limit(&out, alice, "limitReached", "j", "--max-rooms-per-name");
     let out = w.ask(alice, json!({"type": "join", "id": "j", "room": "#new"}));
-    assert_refused(&out, alice, "limitReached", "j", "2");
+    assert_limit(&out, alice, "limitReached", "j", "--max-rooms-per-name");
     assert!(w.server.is_open(alice));
     // DMs and the lobby are not rooms one joins.
     assert_eq!(w.said(alice, "@bob", "hi"), 1);
@@ -49,12 +57,12 @@ fn a_room_holds_max_room_members_names_on_join_and_on_invite() {
     w.join(alice, "#full");
     w.join(bob, "#full");
     let out = w.ask(carol, json!({"type": "join", "id": "j", "room": "#full"}));
-    assert_refused(&out, carol, "limitReached", "j", "2");
+    assert_limit(&out, carol, "limitReached", "j", "--max-room-members");
     w.join_private(alice, "#priv");
     w.act(alice, "invite", "#priv", json!({"username": "bob"}));
     w.join(bob, "#priv");
     let out = w.act(alice, "invite", "#priv", json!({"username": "carol"}));
-    assert_refused(&out, alice, "limitReached", "a", "2");
+    assert_limit(&out, alice, "limitReached", "a", "--max-room-members");
     // One leaves: there is room again.
     w.ask(bob, json!({"type": "part", "id": "p", "room": "#full"}));
     w.join(carol, "#full");
@@ -75,7 +83,13 @@ fn an_address_creates_rooms_per_address_per_minute_rooms_and_may_join_others() {
     w.join(bob, "#b");
     // The third room created from 127.0.0.1 this minute, by any name.
     let out = w.ask(phone, json!({"type": "join", "id": "j", "room": "#c"}));
-    assert_refused(&out, phone, "limitReached", "j", "2");
+    assert_limit(
+        &out,
+        phone,
+        "limitReached",
+        "j",
+        "--rooms-per-address-per-minute",
+    );
     // Joining a room that exists creates nothing.
     w.join(alice, "#theirs");
     w.join(alice, "#b");
@@ -96,7 +110,7 @@ fn the_server_holds_max_rooms_rooms_dms_not_counted() {
     w.join(alice, "#a");
     w.join(bob, "#b");
     let out = w.ask(alice, json!({"type": "join", "id": "j", "room": "#c"}));
-    assert_refused(&out, alice, "limitReached", "j", "2");
+    assert_limit(&out, alice, "limitReached", "j", "--max-rooms");
     w.join(alice, "#b");
     assert_eq!(w.said(alice, "@bob", "a DM is not a room"), 1);
 }
@@ -120,7 +134,7 @@ fn a_name_starts_new_dms_per_minute_new_dms_and_may_go_on_with_old_ones() {
     assert_eq!(w.said(spammer, "@d", "a reply"), 2);
     // The third new DM this minute, from either device.
     let out = w.say(spammer, "@c", "buy now");
-    assert_refused(&out, spammer, "limitReached", "m", "2");
+    assert_limit(&out, spammer, "limitReached", "m", "--new-dms-per-minute");
     assert!(w.server.is_open(spammer));
     // Going on with a DM already started is not limited.
     assert_eq!(w.said(spammer, "@a", "really"), 2);
