@@ -177,3 +177,21 @@ fn a_room_keeps_its_latest_room_history_messages() {
     );
     assert_eq!(history_entries(&one(&out, alice, "history")).len(), 5);
 }
+
+#[test]
+fn v3_messages_count_against_the_message_rate_like_any_other() {
+    let mut w = World::new(Config {
+        message_rate: 5,
+        message_burst: 10,
+        ..config()
+    });
+    let alice = w.user("alice");
+    w.advance(secs(10));
+    for i in 0..10 {
+        let out = w.ask(alice, json!({"type": "listRooms", "id": format!("r{i}")}));
+        assert_eq!(kinds(&out, alice), ["roomList"], "{out:#?}");
+    }
+    let out = w.ask(alice, json!({"type": "join", "id": "j", "room": "#dev"}));
+    assert_refused(&out, alice, "rateLimited", "j", "");
+    assert!(w.server.is_open(alice));
+}
