@@ -948,3 +948,101 @@ fn a_v2_device_of_a_v3_name_gets_nothing_of_its_rooms_or_dms() {
         assert!(raw.contains(mark), "{mark}");
     }
 }
+
+#[derive(Debug, Clone)]
+enum Move {
+    Join(usize, usize),
+    Part(usize, usize),
+    Kick(usize, usize),
+    Ban(usize, usize),
+    Unban(usize, usize),
+    Logout(usize),
+    Tick(u16),
+}
+
+fn a_move() -> impl Strategy<Value = Move> {
+    prop_oneof![
+        4 => (0..3usize, 0..2usize).prop_map(|(u, r)| Move::Join(u, r)),
+        2 => (0..3usize, 0..2usize).prop_map(|(u, r)| Move::Part(u, r)),
+        1 => (0..3usize, 0..2usize).prop_map(|(u, r)| Move::Kick(u, r)),
+        1 => (0..3usize, 0..2usize).prop_map(|(u, r)| Move::Ban(u, r)),
+        1 => (0..3usize, 0..2usize).prop_map(|(u, r)| Move::Unban(u, r)),
+        1 => (0..3usize).prop_map(Move::Logout),
+        1 => (0..3000u16).prop_map(Move::Tick),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Unpaced, `member` notices tell a member every join and leave of a
+    /// room it is in (parts, kicks, bans, logouts): what it pieces together
+    /// is what `listMembers` says.
+    #[test]
+    fn member_notices_add_up_to_the_member_list(
+        moves in prop::collection::vec(a_move(), 1..40)
+    ) {
+        let mut w = World::default();
+        let watcher = w.user("watcher");
+        let rooms = ["#a", "#b"];
+        for room in rooms {
+            w.join(watcher, room);
+        }
+        let names = ["u0", "u1", "u2"];
+        let mut users: Vec<ConnectionId> = names.iter().map(|n| w.user(n)).collect();
+        let mut seen: BTreeMap<String, BTreeSet<String>> = rooms
+            .iter()
+            .map(|r| (r.to_string(), BTreeSet::from(["watcher".to_owned()])))
+            .collect();
+        for (n, mv) in moves.into_iter().enumerate() {
+            let out = match mv {
+                Move::Join(u, r) => {
+                    w.ask(users[u], json!({"type": "join", "id": "j", "room": rooms[r]}))
+                }
+                Move::Part(u, r) => {
+                    w.ask(users[u], json!({"type": "part", "id": "p", "room": rooms[r]}))
+                }
+                Move::Kick(u, r) => w.act(watcher, "kick", rooms[r], json!({"username": names[u]})),
+                Move::Ban(u, r) => w.act(
+                    watcher,
+                    "ban",
+                    rooms[r],
+                    json!({"username": names[u], "seconds": 1 + n % 3}),
+                ),
+                Move::Unban(u, r) => w.act(watcher, "unban", rooms[r], json!({"username": names[u]})),
+                Move::Logout(u) => {
+                    let out = w.ask(users[u], json!({"type": "logout", "id": "o"}));
+                    w.close(users[u]);
+                    let mut out = out;
+                    out.extend(w.drain());
+                    users[u] = w.user(names[u]);
+                    out.extend(w.drain());
+                    out
+                }
+                Move::Tick(ms_) => w.advance(ms(u64::from(ms_))),
+            };
+            for f in frames(&out, watcher) {
+                if f["type"] != "member" {
+                    continue;
+                }
+                let set = seen.get_mut(f["room"].as_str().unwrap()).unwrap();
+                let name = f["username"].as_str().unwrap().to_owned();
+                match f["change"].as_str() {
+                    Some("joined") => prop_assert!(set.insert(name), "joined twice: {}", f),
+                    Some("left") => prop_assert!(set.remove(&name), "left but not in: {}", f),
+                    _ => {}
+                }
+            }
+        }
+        for room in rooms {
+            let out = w.ask(watcher, json!({"type": "listMembers", "id": "lm", "room": room}));
+            let listed: BTreeSet<String> = one(&out, watcher, "memberList")["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["username"].as_str().unwrap().to_owned())
+                .collect();
+            prop_assert_eq!(&seen[room], &listed, "{}", room);
+        }
+    }
+}
