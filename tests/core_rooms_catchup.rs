@@ -708,7 +708,7 @@ fn trip() -> impl Strategy<Value = Trip> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// A client that gives, at each login, the epoch and last seq of every
     /// room it knows misses nothing: each room it is told is recovered has
