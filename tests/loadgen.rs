@@ -465,7 +465,6 @@ fn rooms_idle_fails_when_every_join_is_refused() {
 }
 
 #[test]
-#[ignore = "needs a chat-server that serves rooms (issue 22: passes merged with serve@aa5ce54); un-ignore on merge"]
 fn rooms_hears_every_message_of_each_room_from_chat_server() {
     let server =
         ServerProcess::start(&["--message-rate", "0", "--rooms-per-address-per-minute", "0"]);
