@@ -892,7 +892,6 @@ fn everything_saved_is_served_the_same_after_a_restart() {
 }
 
 #[test]
-#[ignore = "core-rooms: a part of the lobby whose write fails is refused but kept in memory: the name hears nothing of the lobby until a restart puts it back"]
 fn a_part_of_the_lobby_that_cannot_be_saved_is_taken_back() {
     let mut w = World::manual(config(), empty());
     let alice = login_manual(&mut w, "alice");

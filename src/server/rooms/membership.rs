@@ -284,6 +284,8 @@ impl<R: CryptoRng> Server<R> {
                 let frames =
                     self.membership_frames(me, LOBBY, Change::Left, None, None, None, true);
                 self.send_when_saved(ticket, Some(me), frames);
+                let name = me.key.clone();
+                self.undo_if_unsaved(ticket, Undo::LeftLobby { name });
             }
             Target::Dm { .. } => self.refuse(
                 me,

@@ -12,7 +12,8 @@
 //!   operators in the lobby);
 //! - `state`: a room as one name sees it (unread, mentioned);
 //! - `release`: each name's v3 devices, and what a released name leaves;
-//! - `restore`: rooms back from a store's snapshot.
+//! - `restore`: rooms back from a store's snapshot;
+//! - `undo`: a change whose writes failed, taken back.
 //!
 //! Membership belongs to the name: rooms keep name keys, and `devices`
 //! maps a name to its v3 connections (only v3 connections hear of rooms).
@@ -35,6 +36,7 @@ mod room;
 mod state;
 #[cfg(test)]
 mod tests;
+mod undo;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -49,6 +51,7 @@ use crate::Config;
 use crate::protocol::{Change, ClientMessage, ErrorCode};
 use crate::username::{self, Username};
 pub(crate) use room::{Entry, Member, NoticeBody, Room};
+pub(crate) use undo::Undo;
 
 /// The lobby's key: the room every name is in unless it left it, whose
 /// messages are v2's.
@@ -87,21 +90,6 @@ pub(crate) struct Rooms {
     pub(crate) creations: NewNames,
     /// DMs started per name key.
     pub(crate) new_dms: NewNames,
-}
-
-/// A change of membership to take back if it could not be saved.
-#[derive(Debug)]
-pub(crate) enum Undo {
-    /// `name` joined `room`, which existed.
-    Joined { room: Arc<str>, name: Arc<str> },
-    /// `name` created `room`.
-    Created { room: Arc<str>, name: Arc<str> },
-    /// `name` left `room`, where it was `member`.
-    Left {
-        room: Arc<str>,
-        name: Arc<str>,
-        member: Member,
-    },
 }
 
 /// How a name last left a room.
