@@ -914,7 +914,6 @@ fn a_part_of_the_lobby_that_cannot_be_saved_is_taken_back() {
 }
 
 #[test]
-#[ignore = "core-rooms: a DM whose creation cannot be saved is refused but kept in memory: both parties list it, and its next message is appended to a room the store never saved"]
 fn a_dm_whose_creation_cannot_be_saved_is_taken_back() {
     let mut w = World::manual(config(), empty());
     let alice = login_manual(&mut w, "alice");
