@@ -942,7 +942,6 @@ fn a_dm_whose_creation_cannot_be_saved_is_taken_back() {
 }
 
 #[test]
-#[ignore = "core-rooms: an act whose writes all fail is refused unavailable but stays done in memory (topic, mode, kick, ban, mute, op…) until a restart undoes it"]
 fn an_act_that_cannot_be_saved_is_not_done() {
     for (act, fields) in [
         ("topic", json!({"topic": "lost"})),

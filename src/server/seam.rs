@@ -496,6 +496,8 @@ pub(super) struct RoomMessage {
     pub(super) notice: Option<Box<super::rooms::NoticeBody>>,
     /// Frames sent once it is (the `membership` of a kicked name).
     pub(super) then: Vec<(To, Frame)>,
+    /// What to take back if it is not saved (an act, done in memory).
+    pub(super) undo: Option<super::rooms::Undo>,
 }
 
 /// Whom a v3 frame goes to.

@@ -137,6 +137,7 @@ impl<R: CryptoRng> Server<R> {
                 key: room_key.clone(),
                 notice: None,
                 then: Vec::new(),
+                undo: None,
             })),
         };
         self.append_room(pending);
@@ -264,7 +265,10 @@ impl<R: CryptoRng> Server<R> {
             text,
             room,
         } = pending;
-        let Some(RoomMessage { key, notice, then }) = room.map(|r| *r) else {
+        let Some(RoomMessage {
+            key, notice, then, ..
+        }) = room.map(|r| *r)
+        else {
             return;
         };
         let entry = Entry {
