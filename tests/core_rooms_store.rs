@@ -1132,7 +1132,6 @@ proptest! {
     /// And whichever writes fail: what the core took back is not served
     /// after the restart, and what it kept was saved.
     #[test]
-    #[ignore = "core-rooms: a part of the lobby, a DM's creation or an act whose writes fail is kept in memory (see the deterministic tests above)"]
     fn random_traffic_with_failing_writes_is_served_the_same_after_a_restart(
         steps in prop::collection::vec(step(), 1..50),
         failures in prop::collection::vec(prop::bool::weighted(0.15), 0..120),

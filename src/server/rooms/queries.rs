@@ -9,7 +9,7 @@ use rand::CryptoRng;
 
 use super::super::seam::To;
 use super::room::{Bound, page};
-use super::{LOBBY, Me, Target, wire_name};
+use super::{LOBBY, Me, Target, Undo, wire_name};
 use crate::id;
 use crate::protocol::{self, MemberEntry, Role, RoomState, ServerMessage};
 use crate::server::{Frame, Server, Write};
@@ -231,14 +231,15 @@ impl<R: CryptoRng> Server<R> {
             None => self.history.next_seq() - 1,
         };
         let seq = seq.min(last_seq);
-        self.rooms
+        let was = self
+            .rooms
             .reads
             .entry(me.key.clone())
             .or_default()
             .insert(key.clone(), seq);
         let ticket = self.record(Write::Read {
             name: me.key.clone(),
-            room: key,
+            room: key.clone(),
             seq,
         });
         let room = self.shown_name(&target);
@@ -257,5 +258,14 @@ impl<R: CryptoRng> Server<R> {
             frames.push((to, frame));
         }
         self.send_when_saved(ticket, Some(me), frames);
+        let name = me.key.clone();
+        self.undo_if_unsaved(
+            ticket,
+            Undo::Read {
+                name,
+                room: key,
+                was,
+            },
+        );
     }
 }

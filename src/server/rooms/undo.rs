@@ -29,6 +29,14 @@ pub(crate) enum Undo {
     },
     /// `name` left the lobby.
     LeftLobby { name: Arc<str> },
+    /// `name` marked `room` read; it had read up to `was`.
+    Read {
+        name: Arc<str>,
+        room: Arc<str>,
+        was: Option<u64>,
+    },
+    /// `name` came back to the lobby.
+    BackInLobby { name: Arc<str> },
     /// The DM `room` was started (by its first message).
     Started { room: Arc<str> },
     /// An act in a room or the lobby: what it changed, as it was before.
@@ -111,6 +119,23 @@ impl<R: CryptoRng> Server<R> {
                 }
                 if let Some(removals) = self.rooms.removals.get_mut(&name) {
                     removals.remove(LOBBY);
+                }
+                return;
+            }
+            Undo::BackInLobby { name } => {
+                if self.rooms.left_lobby.insert(name.clone()) {
+                    self.set_in_lobby(&name, false);
+                }
+                return;
+            }
+            Undo::Read { name, room, was } => {
+                let reads = self.rooms.reads.entry(name.clone()).or_default();
+                match was {
+                    Some(seq) => reads.insert(room, seq),
+                    None => reads.remove(&room),
+                };
+                if reads.is_empty() {
+                    self.rooms.reads.remove(&name);
                 }
                 return;
             }
