@@ -48,7 +48,7 @@ use super::new_names::NewNames;
 use super::seam::{PendingFrames, Ticket, To};
 use super::{ConnectionId, Frame, Server, Write};
 use crate::Config;
-use crate::protocol::{Change, ClientMessage, ErrorCode};
+use crate::protocol::{Change, ClientMessage, ErrorCode, Role};
 use crate::username::{self, Username};
 pub(crate) use room::{Entry, Member, NoticeBody, Room};
 pub(crate) use undo::Undo;
@@ -128,6 +128,17 @@ impl Rooms {
 
     pub(in crate::server) fn is_operator(&self, key: &str) -> bool {
         self.operators.contains(key)
+    }
+
+    /// The role `name` is shown with in the room `room` where it is
+    /// `role`: a server operator is an operator of every room (not of a DM),
+    /// unless it owns it.
+    pub(in crate::server) fn shown_role(&self, room: &str, name: &str, role: Role) -> Role {
+        if role == Role::Member && room.starts_with('#') && self.is_operator(name) {
+            Role::Operator
+        } else {
+            role
+        }
     }
 
     pub(in crate::server) fn read_seq(&self, name: &str, room: &str) -> u64 {

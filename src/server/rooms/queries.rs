@@ -111,7 +111,8 @@ impl<R: CryptoRng> Server<R> {
                     .map(|(name, member)| {
                         let online = logins.is_some_and(|l| l.is_online(name));
                         let muted = member.is_muted(now_ms);
-                        (member.display.clone(), member.role, online, muted)
+                        let role = self.rooms.shown_role(key, name, member.role);
+                        (member.display.clone(), role, online, muted)
                     })
                     .collect()
             }
