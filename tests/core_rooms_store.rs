@@ -983,7 +983,6 @@ fn an_act_that_cannot_be_saved_is_not_done() {
 }
 
 #[test]
-#[ignore = "core-rooms/ROOMS.md: the lobby's topic, bans and mutes are kept in memory only (the seam has no write for them), so a restart forgets them; lead decides"]
 fn the_lobby_s_topic_and_bans_outlive_a_restart() {
     let config = wschat::Config {
         operators: vec!["sam".into()],

@@ -39,9 +39,8 @@ impl<R: CryptoRng> Server<R> {
             .map(|(key, _)| key)
             .collect();
         public.sort_unstable();
-        let lobby = (!self.rooms.left_lobby.contains(&me.key)).then(|| Arc::from(LOBBY));
-        let keys: Vec<Arc<str>> = lobby
-            .into_iter()
+        // The lobby is public: listed to a name that left it too.
+        let keys: Vec<Arc<str>> = std::iter::once(Arc::from(LOBBY))
             .chain(own)
             .chain(public.into_iter().cloned())
             .collect();
