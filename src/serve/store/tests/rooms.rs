@@ -387,6 +387,80 @@ fn a_released_name_takes_its_ties_and_direct_conversations_with_it() {
     assert_eq!(messages.len().unwrap(), 1);
 }
 
+/// A lobby mute (`Write::Member` of `#lobby` with `muted_until`).
+fn lobby_mute(name: &str, until: u64) -> Write {
+    Write::Member {
+        room: "#lobby".into(),
+        name: name.into(),
+        role: Role::Member,
+        muted_until: Some(until),
+    }
+}
+
+#[test]
+fn the_lobby_s_topic_bans_and_mutes_are_read_back_as_the_room_lobby() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = open(dir.path());
+    let lobby = |topic: Option<&str>| Write::Room {
+        room: "#lobby".into(),
+        display: "#lobby".into(),
+        owner: None,
+        invite_only: false,
+        topic: topic.map(Into::into),
+        epoch: "the-lobby-s".into(),
+    };
+    apply(
+        &mut store,
+        vec![
+            lobby(Some("welcome")),
+            Write::Ban {
+                room: "#lobby".into(),
+                name: "mia".into(),
+                until: None,
+            },
+            lobby_mute("bob", 5_000),
+            lobby_mute("carol", u64::MAX),
+            lobby_mute("dave", 7_000),
+            // Muted or not, dave's place in the lobby is its own matter.
+            Write::Unmember {
+                room: "#lobby".into(),
+                name: "dave".into(),
+            },
+            Write::Member {
+                room: "#lobby".into(),
+                name: "carol".into(),
+                role: Role::Member,
+                muted_until: None,
+            },
+            lobby_mute("bob", 0),
+            Write::Release {
+                key: "carol".into(),
+            },
+        ],
+    );
+    // The lobby is not an ordinary room: it keeps no message of its own.
+    let batch = [say(1, Some("#lobby"), "nowhere", false)];
+    let answers = store.commit(&batch).unwrap();
+    assert!(seqs(&answers)[0].is_err(), "{answers:?}");
+    drop(store);
+    let (_, snapshot) = open(dir.path());
+    assert_eq!(snapshot.rooms.len(), 1, "{:#?}", snapshot.rooms);
+    let lobby = find(&snapshot, "#lobby");
+    assert_eq!(lobby.topic.as_deref(), Some("welcome"));
+    assert_eq!(lobby.last_seq, 0);
+    assert_eq!(lobby.bans, [("mia".to_owned(), None)]);
+    // bob was unmuted; carol's mute went with her name.
+    assert_eq!(
+        lobby.members,
+        [StoredMember {
+            name: "dave".into(),
+            role: Role::Member,
+            muted_until: Some(7_000),
+        }]
+    );
+    assert_eq!(snapshot.left_lobby, ["dave"]);
+}
+
 #[test]
 fn a_dropped_room_leaves_nothing_but_other_rooms() {
     let dir = tempfile::tempdir().unwrap();
