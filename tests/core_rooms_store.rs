@@ -1013,6 +1013,44 @@ fn the_lobby_s_topic_and_bans_outlive_a_restart() {
     );
 }
 
+#[test]
+fn a_lobby_act_that_cannot_be_saved_is_not_done() {
+    let config = wschat::Config {
+        operators: vec!["olive".into()],
+        ..config()
+    };
+    for (act, fields) in [
+        ("topic", json!({"topic": "lost"})),
+        ("kick", json!({"username": "mia"})),
+        ("ban", json!({"username": "mia"})),
+        ("mute", json!({"username": "mia"})),
+    ] {
+        let mut w = World::manual(config.clone(), empty());
+        let olive = login_manual(&mut w, "olive");
+        let mia = login_manual(&mut w, "mia");
+        let _ = w.drain();
+        let state = |w: &mut World| {
+            w.send(mia, json!({"type": "listRooms", "id": "lr"}));
+            w.send(
+                mia,
+                json!({"type": "listMembers", "id": "lm", "room": "#lobby"}),
+            );
+            w.answer_all();
+            w.drain()
+        };
+        let before = state(&mut w);
+        w.act(olive, act, "#lobby", fields);
+        for request in std::mem::take(&mut w.pending) {
+            w.server
+                .handle_answer(request.fail(Failed("disk full".into())), w.now);
+        }
+        let out = w.drain();
+        assert_refused(&out, olive, "unavailable", "a", "");
+        assert!(kinds(&out, mia).is_empty(), "{act}: {out:#?}");
+        assert_eq!(state(&mut w), before, "{act} was done though not saved");
+    }
+}
+
 // ---- random traffic, restarted ----
 
 use proptest::prelude::*;
