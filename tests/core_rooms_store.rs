@@ -892,7 +892,6 @@ fn everything_saved_is_served_the_same_after_a_restart() {
 }
 
 #[test]
-#[ignore = "core-rooms: a part of the lobby whose write fails is refused but kept in memory: the name hears nothing of the lobby until a restart puts it back"]
 fn a_part_of_the_lobby_that_cannot_be_saved_is_taken_back() {
     let mut w = World::manual(config(), empty());
     let alice = login_manual(&mut w, "alice");
@@ -915,7 +914,6 @@ fn a_part_of_the_lobby_that_cannot_be_saved_is_taken_back() {
 }
 
 #[test]
-#[ignore = "core-rooms: a DM whose creation cannot be saved is refused but kept in memory: both parties list it, and its next message is appended to a room the store never saved"]
 fn a_dm_whose_creation_cannot_be_saved_is_taken_back() {
     let mut w = World::manual(config(), empty());
     let alice = login_manual(&mut w, "alice");
@@ -944,7 +942,6 @@ fn a_dm_whose_creation_cannot_be_saved_is_taken_back() {
 }
 
 #[test]
-#[ignore = "core-rooms: an act whose writes all fail is refused unavailable but stays done in memory (topic, mode, kick, ban, mute, op…) until a restart undoes it"]
 fn an_act_that_cannot_be_saved_is_not_done() {
     for (act, fields) in [
         ("topic", json!({"topic": "lost"})),
@@ -986,7 +983,6 @@ fn an_act_that_cannot_be_saved_is_not_done() {
 }
 
 #[test]
-#[ignore = "core-rooms/ROOMS.md: the lobby's topic, bans and mutes are kept in memory only (the seam has no write for them), so a restart forgets them; lead decides"]
 fn the_lobby_s_topic_and_bans_outlive_a_restart() {
     let config = wschat::Config {
         operators: vec!["sam".into()],
@@ -1015,6 +1011,44 @@ fn the_lobby_s_topic_and_bans_outlive_a_restart() {
         states(&one(&out, mia, "roomList"))["#lobby"]["topic"],
         "welcome"
     );
+}
+
+#[test]
+fn a_lobby_act_that_cannot_be_saved_is_not_done() {
+    let config = wschat::Config {
+        operators: vec!["olive".into()],
+        ..config()
+    };
+    for (act, fields) in [
+        ("topic", json!({"topic": "lost"})),
+        ("kick", json!({"username": "mia"})),
+        ("ban", json!({"username": "mia"})),
+        ("mute", json!({"username": "mia"})),
+    ] {
+        let mut w = World::manual(config.clone(), empty());
+        let olive = login_manual(&mut w, "olive");
+        let mia = login_manual(&mut w, "mia");
+        let _ = w.drain();
+        let state = |w: &mut World| {
+            w.send(mia, json!({"type": "listRooms", "id": "lr"}));
+            w.send(
+                mia,
+                json!({"type": "listMembers", "id": "lm", "room": "#lobby"}),
+            );
+            w.answer_all();
+            w.drain()
+        };
+        let before = state(&mut w);
+        w.act(olive, act, "#lobby", fields);
+        for request in std::mem::take(&mut w.pending) {
+            w.server
+                .handle_answer(request.fail(Failed("disk full".into())), w.now);
+        }
+        let out = w.drain();
+        assert_refused(&out, olive, "unavailable", "a", "");
+        assert!(kinds(&out, mia).is_empty(), "{act}: {out:#?}");
+        assert_eq!(state(&mut w), before, "{act} was done though not saved");
+    }
 }
 
 // ---- random traffic, restarted ----
@@ -1135,7 +1169,6 @@ proptest! {
     /// And whichever writes fail: what the core took back is not served
     /// after the restart, and what it kept was saved.
     #[test]
-    #[ignore = "core-rooms: a part of the lobby, a DM's creation or an act whose writes fail is kept in memory (see the deterministic tests above)"]
     fn random_traffic_with_failing_writes_is_served_the_same_after_a_restart(
         steps in prop::collection::vec(step(), 1..50),
         failures in prop::collection::vec(prop::bool::weighted(0.15), 0..120),

@@ -357,7 +357,6 @@ fn new_dms_per_minute() {
 }
 
 #[test]
-#[ignore = "needs core-rooms: a memberList shows a server operator as a member, not an operator"]
 fn a_memberlist_shows_a_server_operator_as_an_operator() {
     let server = server_with(&["--operators", "Root"]);
     let (mut root, _) = V3::login_as(server.addr, "root");

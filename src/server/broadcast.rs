@@ -119,8 +119,12 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// A message could not be saved: it was not sent, and its sender is
-    /// told, if it is still there to hear it.
-    pub(super) fn refuse_unsaved(&mut self, message: PendingMessage) {
+    /// told, if it is still there to hear it; an act it announced is
+    /// taken back.
+    pub(super) fn refuse_unsaved(&mut self, mut message: PendingMessage) {
+        if let Some(undo) = message.room.as_mut().and_then(|r| r.undo.take()) {
+            self.undo(undo);
+        }
         let notice = message.room.as_ref().is_some_and(|r| r.notice.is_some());
         let description = if notice {
             "the server could not save that act; nobody was told of it, try again in a moment"

@@ -213,7 +213,10 @@ pub enum Write {
     /// holders of it out.
     Logout { key: Arc<str>, display: Arc<str> },
     /// v3: a room's settings, on creation and on every change of topic or
-    /// mode (an upsert). `room` is its key (see `rooms`).
+    /// mode (an upsert). `room` is its key (see `rooms`). For the lobby
+    /// (`#lobby`): its topic (the rest as the lobby always is), written
+    /// before each of its acts, so that its bans and mutes have a room to
+    /// be loaded with; it is never an ordinary room.
     Room {
         room: Arc<str>,
         display: Arc<str>,
@@ -224,7 +227,11 @@ pub enum Write {
     },
     /// v3: `name` is in `room` with `role`, muted until `muted_until` (ms
     /// since the Unix epoch; `Some(u64::MAX)` for good); an upsert. For the
-    /// lobby: the name is back in it.
+    /// lobby, two meanings told apart by `muted_until`: `None`, the name is
+    /// back in it (its mute untouched); `Some(until)`, the name is muted in
+    /// it until then (`Some(0)`: no longer muted), in it or not (which this
+    /// does not change). A snapshot gives the lobby back as the room
+    /// `#lobby`, whose members are the names with a lobby mute.
     Member {
         room: Arc<str>,
         name: Arc<str>,
@@ -233,7 +240,8 @@ pub enum Write {
     },
     /// v3: `name` is no longer in `room`. For the lobby: the name left it.
     Unmember { room: Arc<str>, name: Arc<str> },
-    /// v3: `name` is banned from `room` until `until` (`None`: for good).
+    /// v3: `name` is banned from `room` until `until` (`None`: for good);
+    /// the lobby's bans too (room `#lobby`).
     Ban {
         room: Arc<str>,
         name: Arc<str>,
@@ -496,6 +504,8 @@ pub(super) struct RoomMessage {
     pub(super) notice: Option<Box<super::rooms::NoticeBody>>,
     /// Frames sent once it is (the `membership` of a kicked name).
     pub(super) then: Vec<(To, Frame)>,
+    /// What to take back if it is not saved (an act, done in memory).
+    pub(super) undo: Option<super::rooms::Undo>,
 }
 
 /// Whom a v3 frame goes to.

@@ -79,6 +79,9 @@ impl<'tx> Tables<'tx> {
                 self.meta.insert("alive_at", *at)?;
             }
             Write::Logout { .. } => {}
+            Write::Room { room, topic, .. } if &**room == LOBBY => {
+                self.lobby_row(topic.as_deref())?;
+            }
             Write::Room {
                 room,
                 display,
@@ -96,8 +99,23 @@ impl<'tx> Tables<'tx> {
                 );
                 self.room(room, row)?;
             }
-            Write::Member { room, name, .. } if &**room == LOBBY => {
+            Write::Member {
+                room,
+                name,
+                muted_until: None,
+                ..
+            } if &**room == LOBBY => {
                 self.left_lobby.remove(&**name)?;
+            }
+            // A lobby mute (see `Write::Member`): `Some(0)` lifts it.
+            Write::Member {
+                room,
+                name,
+                muted_until: Some(0),
+                ..
+            } if &**room == LOBBY => {
+                self.members.remove((LOBBY, &**name))?;
+                self.untie(name, LOBBY, Ties::MEMBER)?;
             }
             Write::Unmember { room, name } if &**room == LOBBY => {
                 self.left_lobby.insert(&**name, ())?;
@@ -108,6 +126,9 @@ impl<'tx> Tables<'tx> {
                 role,
                 muted_until,
             } => {
+                if &**room == LOBBY {
+                    self.ensure_lobby_row()?; // a lobby mute
+                }
                 let pair = (&**room, &**name);
                 self.members
                     .insert(pair, (role_code(*role), *muted_until))?;
@@ -118,6 +139,9 @@ impl<'tx> Tables<'tx> {
                 self.untie(name, room, Ties::MEMBER)?;
             }
             Write::Ban { room, name, until } => {
+                if &**room == LOBBY {
+                    self.ensure_lobby_row()?;
+                }
                 self.bans.insert((&**room, &**name), *until)?;
             }
             Write::Unban { room, name } => {
@@ -235,6 +259,23 @@ impl<'tx> Tables<'tx> {
         }
         if let Some(owner) = owner {
             self.tie(owner, room, Ties::OWNER)?;
+        }
+        Ok(())
+    }
+
+    /// The lobby's row of [`ROOMS`]: its topic only (never a room's: no
+    /// `seq` counter, no ties), so that its bans and mutes are loaded with
+    /// it as the room `#lobby`.
+    fn lobby_row(&mut self, topic: Option<&str>) -> Result<(), redb::Error> {
+        self.rooms.insert(LOBBY, (LOBBY, None, false, topic, ""))?;
+        Ok(())
+    }
+
+    /// The lobby's row, if it has none yet (a ban or mute needs it to be
+    /// loaded; the core writes it first anyway).
+    fn ensure_lobby_row(&mut self) -> Result<(), redb::Error> {
+        if self.rooms.get(LOBBY)?.is_none() {
+            self.lobby_row(None)?;
         }
         Ok(())
     }

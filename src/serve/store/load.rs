@@ -240,8 +240,8 @@ struct Walk {
 }
 
 impl Walk {
-    /// The room `key`, if it exists (a row of a room that does not, such as
-    /// a ban in the lobby, has no place in the snapshot).
+    /// The room `key`, if it exists (a row of a room that does not has no
+    /// place in the snapshot).
     fn to<'r>(&mut self, rooms: &'r mut [StoredRoom], key: &str) -> Option<&'r mut StoredRoom> {
         while rooms
             .get(self.at)

@@ -27,7 +27,8 @@ pub(super) const MESSAGES: TableDefinition<u64, (&str, u64, &str, &str)> =
 /// with them.
 pub(super) const LOBBY_NOTICES: TableDefinition<u64, ()> = TableDefinition::new("lobby_notices");
 /// Room key → (display, owner's name key, invite-only, topic, epoch). The
-/// lobby has none.
+/// lobby's row (`#lobby`) holds its topic only, and is there once it has a
+/// topic, a ban or a mute.
 pub(super) const ROOMS: TableDefinition<&str, RoomRow> = TableDefinition::new("rooms");
 /// Room key → the `seq` of its latest message: apart from [`ROOMS`], so
 /// that an append writes eight bytes, not the room's row.
@@ -62,9 +63,10 @@ pub(super) type RoomRow = (
 /// (id, timestamp, username, text, notice).
 pub(super) type RoomMessage = (&'static str, u64, &'static str, &'static str, bool);
 
-/// The lobby's key (as `server::rooms::LOBBY`): never a row of [`ROOMS`];
-/// its messages are [`MESSAGES`], and its members everyone not in
-/// [`LEFT_LOBBY`].
+/// The lobby's key (as `server::rooms::LOBBY`): its messages are
+/// [`MESSAGES`], its members everyone not in [`LEFT_LOBBY`]; its row of
+/// [`ROOMS`] (topic), of [`BANS`] and of [`MEMBERS`] (names with a lobby
+/// mute) are loaded as the room `#lobby` (see `Write::Member`).
 pub(super) const LOBBY: &str = "#lobby";
 
 /// What ties a name to a room, as bits of a [`BY_NAME`] value.

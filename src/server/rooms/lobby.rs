@@ -4,8 +4,9 @@
 //! or error code): a lobby notice goes to the v3 devices in the lobby only,
 //! and is neither numbered nor kept (its `seq` is the lobby's latest
 //! message's), so that v2's numbering and history stay exactly as they
-//! were. Mutes, bans and the topic of the lobby are kept in memory only (a
-//! kick leaves as `Unmember`, as a `part` does).
+//! were. Its topic, bans and mutes are saved as seam.rs says (the room
+//! `#lobby`; a kick leaves as `Unmember`, as a `part` does), and an act
+//! not saved is taken back (its actor is told `unavailable`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,8 +15,8 @@ use rand::CryptoRng;
 
 use super::super::seam::To;
 use super::moderation::Asked;
-use super::{LOBBY, Me, Removal, seconds_ms};
-use crate::protocol::{Act, Change, ErrorCode, ServerMessage};
+use super::{LOBBY, Me, Removal, Undo, seconds_ms};
+use crate::protocol::{Act, Change, ErrorCode, Role, ServerMessage};
 use crate::server::{Frame, Server, Write};
 use crate::username::Username;
 use crate::{id, text};
@@ -65,9 +66,28 @@ impl<R: CryptoRng> Server<R> {
         let in_lobby = !self.rooms.left_lobby.contains(&on_key);
         let by: Option<Arc<str>> = Some(me.display.clone());
         let reason: Option<Arc<str>> = asked.reason.as_deref().map(Arc::from);
+        let before = self.before_act(&LOBBY.into(), on.as_ref().map(|(k, _)| k));
         let mut topic = None;
-        let mut ticket = None;
         let mut then = Vec::new();
+        // Every act but a kick writes the lobby's row first: its bans and
+        // mutes are loaded with it.
+        let mut writes = Vec::new();
+        if asked.act != Act::Kick {
+            writes.push(Write::Room {
+                room: LOBBY.into(),
+                display: LOBBY.into(),
+                owner: None,
+                invite_only: false,
+                topic: self.rooms.lobby_topic.clone(),
+                epoch: self.epoch.clone(),
+            });
+        }
+        let mute = |until: u64| Write::Member {
+            room: LOBBY.into(),
+            name: on_key.clone(),
+            role: Role::Member,
+            muted_until: Some(until),
+        };
         match asked.act {
             Act::Topic => {
                 let written = asked.topic.unwrap_or_default();
@@ -75,11 +95,19 @@ impl<R: CryptoRng> Server<R> {
                 let new: Option<Arc<str>> =
                     (!written.is_empty()).then(|| text::neutralise(written).into());
                 topic = new.clone();
+                if let Some(Write::Room { topic, .. }) = writes.first_mut() {
+                    topic.clone_from(&new);
+                }
                 self.rooms.lobby_topic = new;
             }
             Act::Kick | Act::Ban => {
                 let change = if asked.act == Act::Ban {
                     self.rooms.lobby_bans.insert(on_key.clone(), until);
+                    writes.push(Write::Ban {
+                        room: LOBBY.into(),
+                        name: on_key.clone(),
+                        until,
+                    });
                     Change::Banned
                 } else if in_lobby {
                     Change::Kicked
@@ -103,7 +131,7 @@ impl<R: CryptoRng> Server<R> {
                         .entry(on_key.clone())
                         .or_default()
                         .insert(LOBBY.into(), removal);
-                    ticket = self.record(Write::Unmember {
+                    writes.push(Write::Unmember {
                         room: LOBBY.into(),
                         name: on_key.clone(),
                     });
@@ -125,17 +153,23 @@ impl<R: CryptoRng> Server<R> {
                         &format!("{on_name} is not banned from #lobby"),
                     );
                 }
+                writes.push(Write::Unban {
+                    room: LOBBY.into(),
+                    name: on_key.clone(),
+                });
             }
             Act::Mute => {
-                self.rooms
-                    .lobby_mutes
-                    .insert(on_key.clone(), until.unwrap_or(u64::MAX));
+                let until = until.unwrap_or(u64::MAX);
+                self.rooms.lobby_mutes.insert(on_key.clone(), until);
+                writes.push(mute(until));
             }
             Act::Unmute => {
                 self.rooms.lobby_mutes.remove(&on_key);
+                writes.push(mute(0));
             }
             _ => return,
         }
+        let ticket = self.record_all(writes);
         let id = id::message_id(&mut self.rng);
         let frame = Frame::encode(&ServerMessage::Notice {
             id: id.into(),
@@ -168,6 +202,7 @@ impl<R: CryptoRng> Server<R> {
         }
         frames.extend(then);
         self.send_when_saved(ticket, Some(me), frames);
+        self.undo_if_unsaved(ticket, Undo::Acted(Box::new(before)));
     }
 
     /// Until when the name keyed `name` is muted in the lobby, at `now_ms`.

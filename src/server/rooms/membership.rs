@@ -71,6 +71,8 @@ impl<R: CryptoRng> Server<R> {
         };
         let frames = self.membership_frames(me, LOBBY, Change::Joined, None, None, None, back);
         self.send_when_saved(ticket, Some(me), frames);
+        let name = me.key.clone();
+        self.undo_if_unsaved(ticket, Undo::BackInLobby { name });
     }
 
     /// Joins `key`, which exists; `written` is its name as `me` wrote it
@@ -284,6 +286,8 @@ impl<R: CryptoRng> Server<R> {
                 let frames =
                     self.membership_frames(me, LOBBY, Change::Left, None, None, None, true);
                 self.send_when_saved(ticket, Some(me), frames);
+                let name = me.key.clone();
+                self.undo_if_unsaved(ticket, Undo::LeftLobby { name });
             }
             Target::Dm { .. } => self.refuse(
                 me,

@@ -11,7 +11,7 @@ use rand::CryptoRng;
 
 use super::super::history::Said;
 use super::super::seam::{Append, PendingMessage, RoomMessage, To};
-use super::{Entry, Me, Member, Room, Target, dm_display, wire_name};
+use super::{Entry, Me, Member, Room, Target, Undo, dm_display, wire_name};
 use crate::protocol::{Change, ErrorCode, Role, Version};
 use crate::server::{ConnectionId, Frame, Server, Write};
 use crate::{id, text};
@@ -137,6 +137,7 @@ impl<R: CryptoRng> Server<R> {
                 key: room_key.clone(),
                 notice: None,
                 then: Vec::new(),
+                undo: None,
             })),
         };
         self.append_room(pending);
@@ -243,6 +244,11 @@ impl<R: CryptoRng> Server<R> {
             frames.push((To::Name(name.clone()), frame));
         }
         self.send_when_saved(ticket, None, frames);
+        // Not saved, it is not started: its first message fails with it
+        // (the store keeps nothing for a room it has no row of), and the
+        // next one starts it again.
+        let room = key.clone();
+        self.undo_if_unsaved(ticket, Undo::Started { room });
         true
     }
 
@@ -259,7 +265,10 @@ impl<R: CryptoRng> Server<R> {
             text,
             room,
         } = pending;
-        let Some(RoomMessage { key, notice, then }) = room.map(|r| *r) else {
+        let Some(RoomMessage {
+            key, notice, then, ..
+        }) = room.map(|r| *r)
+        else {
             return;
         };
         let entry = Entry {

@@ -12,7 +12,8 @@
 //!   operators in the lobby);
 //! - `state`: a room as one name sees it (unread, mentioned);
 //! - `release`: each name's v3 devices, and what a released name leaves;
-//! - `restore`: rooms back from a store's snapshot.
+//! - `restore`: rooms back from a store's snapshot;
+//! - `undo`: a change whose writes failed, taken back.
 //!
 //! Membership belongs to the name: rooms keep name keys, and `devices`
 //! maps a name to its v3 connections (only v3 connections hear of rooms).
@@ -35,6 +36,7 @@ mod room;
 mod state;
 #[cfg(test)]
 mod tests;
+mod undo;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -46,9 +48,10 @@ use super::new_names::NewNames;
 use super::seam::{PendingFrames, Ticket, To};
 use super::{ConnectionId, Frame, Server, Write};
 use crate::Config;
-use crate::protocol::{Change, ClientMessage, ErrorCode};
+use crate::protocol::{Change, ClientMessage, ErrorCode, Role};
 use crate::username::{self, Username};
 pub(crate) use room::{Entry, Member, NoticeBody, Room};
+pub(crate) use undo::Undo;
 
 /// The lobby's key: the room every name is in unless it left it, whose
 /// messages are v2's.
@@ -89,21 +92,6 @@ pub(crate) struct Rooms {
     pub(crate) new_dms: NewNames,
 }
 
-/// A change of membership to take back if it could not be saved.
-#[derive(Debug)]
-pub(crate) enum Undo {
-    /// `name` joined `room`, which existed.
-    Joined { room: Arc<str>, name: Arc<str> },
-    /// `name` created `room`.
-    Created { room: Arc<str>, name: Arc<str> },
-    /// `name` left `room`, where it was `member`.
-    Left {
-        room: Arc<str>,
-        name: Arc<str>,
-        member: Member,
-    },
-}
-
 /// How a name last left a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Removal {
@@ -140,6 +128,17 @@ impl Rooms {
 
     pub(in crate::server) fn is_operator(&self, key: &str) -> bool {
         self.operators.contains(key)
+    }
+
+    /// The role `name` is shown with in the room `room` where it is
+    /// `role`: a server operator is an operator of every room (not of a DM),
+    /// unless it owns it.
+    pub(in crate::server) fn shown_role(&self, room: &str, name: &str, role: Role) -> Role {
+        if role == Role::Member && room.starts_with('#') && self.is_operator(name) {
+            Role::Operator
+        } else {
+            role
+        }
     }
 
     pub(in crate::server) fn read_seq(&self, name: &str, room: &str) -> u64 {

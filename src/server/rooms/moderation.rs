@@ -2,7 +2,9 @@
 //! operators of every room): each changes the room at once (its writes
 //! leave first), then is told to the room as a `notice` numbered in the
 //! room's sequence and kept in its history, sent once saved; the name it
-//! removes gets `membership` kicked or banned after the notice.
+//! removes gets `membership` kicked or banned after the notice. An act
+//! whose notice is not saved (nor, then, its writes) is taken back: its
+//! actor is told `unavailable`, and that must be true.
 //!
 //! Ranks: server operator > owner > operator > member. Acts on a name
 //! (kick, ban, mute, unmute, deop) need a rank above the target's, counting
@@ -17,7 +19,7 @@ use std::time::Instant;
 use rand::CryptoRng;
 
 use super::super::seam::{PendingMessage, RoomMessage, To};
-use super::{Me, NoticeBody, Removal, Target, seconds_ms};
+use super::{Me, NoticeBody, Removal, Target, Undo, seconds_ms};
 use crate::protocol::{Act, Change, ClientMessage, ErrorCode, Role};
 use crate::server::{Server, Write};
 use crate::username::Username;
@@ -253,6 +255,10 @@ impl<R: CryptoRng> Server<R> {
             invite_only: None,
         };
         let until_ms = asked.seconds.map(|s| now_ms.saturating_add(seconds_ms(s)));
+        // Done in memory now (what follows sees it), taken back if its
+        // notice is not saved: the notice is appended after the act's
+        // writes, in the same commit, so its answer is the act's.
+        let before = self.before_act(&key, on.as_ref().map(|(k, _)| k));
         let mut then = Vec::new();
         let (on_key, _) = on.clone().unwrap_or_default();
         match asked.act {
@@ -423,6 +429,7 @@ impl<R: CryptoRng> Server<R> {
                 key,
                 notice: Some(Box::new(body)),
                 then,
+                undo: Some(Undo::Acted(Box::new(before))),
             })),
         };
         self.append_room(pending);

@@ -9,7 +9,7 @@ use rand::CryptoRng;
 
 use super::super::seam::To;
 use super::room::{Bound, page};
-use super::{LOBBY, Me, Target, wire_name};
+use super::{LOBBY, Me, Target, Undo, wire_name};
 use crate::id;
 use crate::protocol::{self, MemberEntry, Role, RoomState, ServerMessage};
 use crate::server::{Frame, Server, Write};
@@ -39,9 +39,8 @@ impl<R: CryptoRng> Server<R> {
             .map(|(key, _)| key)
             .collect();
         public.sort_unstable();
-        let lobby = (!self.rooms.left_lobby.contains(&me.key)).then(|| Arc::from(LOBBY));
-        let keys: Vec<Arc<str>> = lobby
-            .into_iter()
+        // The lobby is public: listed to a name that left it too.
+        let keys: Vec<Arc<str>> = std::iter::once(Arc::from(LOBBY))
             .chain(own)
             .chain(public.into_iter().cloned())
             .collect();
@@ -111,7 +110,8 @@ impl<R: CryptoRng> Server<R> {
                     .map(|(name, member)| {
                         let online = logins.is_some_and(|l| l.is_online(name));
                         let muted = member.is_muted(now_ms);
-                        (member.display.clone(), member.role, online, muted)
+                        let role = self.rooms.shown_role(key, name, member.role);
+                        (member.display.clone(), role, online, muted)
                     })
                     .collect()
             }
@@ -231,14 +231,15 @@ impl<R: CryptoRng> Server<R> {
             None => self.history.next_seq() - 1,
         };
         let seq = seq.min(last_seq);
-        self.rooms
+        let was = self
+            .rooms
             .reads
             .entry(me.key.clone())
             .or_default()
             .insert(key.clone(), seq);
         let ticket = self.record(Write::Read {
             name: me.key.clone(),
-            room: key,
+            room: key.clone(),
             seq,
         });
         let room = self.shown_name(&target);
@@ -257,5 +258,14 @@ impl<R: CryptoRng> Server<R> {
             frames.push((to, frame));
         }
         self.send_when_saved(ticket, Some(me), frames);
+        let name = me.key.clone();
+        self.undo_if_unsaved(
+            ticket,
+            Undo::Read {
+                name,
+                room: key,
+                was,
+            },
+        );
     }
 }

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use rand::CryptoRng;
 
-use super::Undo;
 use crate::id;
 use crate::protocol::{Change, ServerMessage};
 use crate::server::{ConnectionId, Frame, Server};
@@ -107,56 +106,6 @@ impl<R: CryptoRng> Server<R> {
                 state: None,
             });
             self.send_to_name(&name.clone(), frame);
-        }
-    }
-
-    /// Takes back a change of membership whose write failed (nothing is
-    /// written: the store did not make the change).
-    pub(in crate::server) fn undo(&mut self, undo: Undo) {
-        let (room, name, member) = match undo {
-            Undo::Joined { room, name } => (room, name, None),
-            Undo::Left { room, name, member } => (room, name, Some(member)),
-            Undo::Created { room, name } => {
-                if let Some(gone) = self.rooms.by_key.remove(&room) {
-                    self.rooms.room_count = self.rooms.room_count.saturating_sub(1);
-                    // Whoever joined it meanwhile is in it no more.
-                    for other in gone.members.keys() {
-                        if let Some(rooms) = self.rooms.of_name.get_mut(other) {
-                            rooms.remove(&room);
-                        }
-                    }
-                    for other in gone.invites {
-                        if let Some(rooms) = self.rooms.invited.get_mut(&other) {
-                            rooms.remove(&room);
-                        }
-                    }
-                }
-                if let Some(owned) = self.rooms.owned.get_mut(&name) {
-                    owned.remove(&room);
-                }
-                (room, name, None)
-            }
-        };
-        let rooms = self.rooms.of_name.entry(name.clone()).or_default();
-        match member {
-            Some(member) => {
-                rooms.insert(room.clone());
-                if let Some(r) = self.rooms.by_key.get_mut(&room) {
-                    r.members.insert(name.clone(), member);
-                }
-                if let Some(removals) = self.rooms.removals.get_mut(&name) {
-                    removals.remove(&room);
-                }
-            }
-            None => {
-                rooms.remove(&room);
-                if let Some(r) = self.rooms.by_key.get_mut(&room) {
-                    r.members.remove(&name);
-                }
-            }
-        }
-        if self.rooms.of_name.get(&name).is_some_and(|r| r.is_empty()) {
-            self.rooms.of_name.remove(&name);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Rooms back from what a store holds (`Server::restore`), after the names:
 //! only held names keep memberships, invites, read markers and their lobby
 //! mark (a released name's were forgotten with it, as `Write::Release`
-//! means), and a DM with a party no longer held is dropped.
+//! means), and a DM with a party no longer held is dropped. The room
+//! `#lobby` is the lobby's topic, bans and mutes.
 
 use std::sync::Arc;
 
@@ -18,7 +19,11 @@ impl<R: CryptoRng> Server<R> {
         left_lobby: Vec<String>,
     ) {
         for stored in rooms {
-            self.restore_room(stored);
+            if stored.key == LOBBY {
+                self.restore_lobby(stored);
+            } else {
+                self.restore_room(stored);
+            }
         }
         for name in left_lobby {
             if self.display_of(&name).is_some() {
@@ -34,6 +39,22 @@ impl<R: CryptoRng> Server<R> {
                     .entry(read.name.into())
                     .or_default()
                     .insert(read.room.into(), read.seq);
+            }
+        }
+    }
+
+    /// The lobby's topic, bans and mutes (its members: the names with a
+    /// mute; a released name's mute went with it, its bans stay).
+    fn restore_lobby(&mut self, stored: StoredRoom) {
+        self.rooms.lobby_topic = stored.topic.map(Arc::from);
+        for (name, until) in stored.bans {
+            self.rooms.lobby_bans.insert(name.into(), until);
+        }
+        for member in stored.members {
+            if let Some(until) = member.muted_until.filter(|&until| until > 0)
+                && self.display_of(&member.name).is_some()
+            {
+                self.rooms.lobby_mutes.insert(member.name.into(), until);
             }
         }
     }

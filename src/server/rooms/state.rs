@@ -15,7 +15,10 @@ impl<R: CryptoRng> Server<R> {
             return Some(self.lobby_state(me));
         }
         let room = self.rooms.by_key.get(key)?;
-        let role = room.members.get(me).map(|m| m.role);
+        let role = room
+            .members
+            .get(me)
+            .map(|m| self.rooms.shown_role(key, me, m.role));
         let read_seq = self.rooms.read_seq(me, key);
         let last_seq = room.log.last_seq;
         let (unread, mentioned) = match role {
