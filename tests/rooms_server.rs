@@ -984,3 +984,22 @@ fn a_full_disk_refuses_room_messages_joins_and_acts_and_rooms_resume_without_a_g
     assert!(!bob.received.iter().any(|f| f.contains(&refused_text)));
     alice.join("#new");
 }
+
+/// The store keeps what `--room-history` says, not its default (500): a
+/// restart must not trim a room to the default.
+#[test]
+fn a_room_history_above_the_default_outlives_a_restart() {
+    let mut server =
+        ServerProcess::start(&["--room-history", "510", NO_RATE_LIMIT[0], NO_RATE_LIMIT[1]]);
+    let (mut alice, _) = V3::login_as(server.addr, "alice");
+    alice.join("#dev");
+    for n in 1..=510 {
+        alice.say_in("#dev", &format!("m{n}"));
+    }
+    drop(alice);
+    server.restart();
+    let (mut alice, _) = V3::login_as(server.addr, "carol");
+    alice.join("#dev");
+    let held = alice.everything_held("#dev", 500);
+    assert_eq!(held.len(), 510, "messages held after the restart");
+}

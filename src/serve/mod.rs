@@ -394,7 +394,11 @@ fn open_local(options: &Options) -> Result<Backend, BindError> {
     if options.in_memory {
         return Ok(Backend::Memory);
     }
-    let (store, snapshot) = Store::open(&options.data_dir, options.history_size)?;
+    let (store, snapshot) = Store::open_keeping(
+        &options.data_dir,
+        options.history_size,
+        options.room_history,
+    )?;
     Ok(Backend::Store(store, snapshot))
 }
 

@@ -118,6 +118,7 @@ pub(crate) struct Store {
 impl Store {
     /// [`Store::open_keeping`], keeping as many of each room's messages as
     /// `Config`'s default `room_history`.
+    #[cfg(test)]
     pub(crate) fn open(dir: &Path, history_size: usize) -> Result<(Store, Snapshot), StoreError> {
         let room_history = crate::Config::default().room_history;
         Store::open_keeping(dir, history_size, room_history)
