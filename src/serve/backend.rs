@@ -30,8 +30,9 @@ use crate::{Config, Server};
 pub(crate) enum Backend {
     /// Nothing (`--in-memory`): the core keeps everything, until it stops.
     Memory,
-    /// The embedded store (`--data-dir`).
-    Store(Store, Snapshot),
+    /// The embedded store (`--data-dir`). Boxed: a snapshot with rooms is
+    /// large beside the other variants.
+    Store(Box<(Store, Snapshot)>),
     /// Redis, shared with the other nodes (`--redis-url`), not reached
     /// yet: the node listens while it waits for it ([`Backend::opened`]).
     #[cfg(feature = "cluster")]
@@ -103,7 +104,8 @@ impl Backend {
                 info!("keeping nothing on disk (--in-memory)");
                 Ok((Server::new(config, rng), None, Running::Memory))
             }
-            Backend::Store(store, snapshot) => {
+            Backend::Store(opened) => {
+                let (store, snapshot) = *opened;
                 info!(
                     "data in {} ({} names, {} messages, last seq {}, epoch {})",
                     store.path.display(),

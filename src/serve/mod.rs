@@ -399,7 +399,7 @@ fn open_local(options: &Options) -> Result<Backend, BindError> {
         options.history_size,
         options.room_history,
     )?;
-    Ok(Backend::Store(store, snapshot))
+    Ok(Backend::Store(Box::new((store, snapshot))))
 }
 
 /// Reads `url`: Redis is reached once the node listens (see
