@@ -399,39 +399,10 @@ fn a_store_that_cannot_be_used_stops_the_server_with_one_line() {
 }
 
 #[test]
-#[allow(unsafe_code)] // setrlimit, signal and prlimit have no safe wrappers
 fn a_failing_disk_refuses_messages_and_service_resumes_by_itself() {
-    // The server may not grow its files past their size at start: a full
-    // disk, as far as it can tell (writes fail with EFBIG; SIGXFSZ, whose
-    // default would kill it, is ignored, as an ignored signal stays ignored
-    // across exec). The limit is raised again later, as space is freed.
-    let limit = 2 * 1024 * 1024;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
-    let data = tempfile::tempdir().unwrap();
-    command
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--message-rate",
-            "0",
-            "--data-dir",
-        ])
-        .arg(data.path().join("data"));
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let rlimit = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: libc::RLIM_INFINITY,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let server = ServerProcess::spawn(command);
+    // The server may not grow its files past 2 MB: a full disk, as far as
+    // it can tell. The limit is raised again later, as space is freed.
+    let (server, _data) = net::full_disk::start_on_a_full_disk(2 * 1024 * 1024);
     let mut alice = Sender::connect(server.addr, "alice").unwrap();
     alice.login(None).unwrap();
     let mut bob = Client::connect(server.addr);
@@ -470,20 +441,7 @@ fn a_failing_disk_refuses_messages_and_service_resumes_by_itself() {
     assert_eq!(carol.reply_to("l")["error"], "unavailable");
 
     // Space comes back: the next message goes through, by itself.
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: prlimit reads the struct it is given, for a child of ours.
-    let rc = unsafe {
-        libc::prlimit(
-            server.pid() as i32,
-            libc::RLIMIT_FSIZE,
-            &unlimited,
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    net::full_disk::free_space(&server);
     let seq = alice.say("again", "the disk has room again");
     assert!(seq.is_some(), "{}", server.log_text());
     assert!(server.has_logged(|l| l.contains("saving works again")));

@@ -900,38 +900,9 @@ fn a_v3_client_may_leave_the_lobby_and_join_it_again() {
 }
 
 #[test]
-#[allow(unsafe_code)] // setrlimit, signal and prlimit have no safe wrappers
 fn a_full_disk_refuses_room_messages_joins_and_acts_and_rooms_resume_without_a_gap() {
-    use std::os::unix::process::CommandExt;
-    // As persistence.rs: the server may not grow its files past 2 MB (EFBIG,
-    // SIGXFSZ ignored), until the limit is raised again.
-    let limit = 2 * 1024 * 1024;
-    let data = tempfile::tempdir().unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"));
-    command
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--message-rate",
-            "0",
-            "--data-dir",
-        ])
-        .arg(data.path().join("data"));
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let rlimit = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: libc::RLIM_INFINITY,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let server = ServerProcess::spawn(command);
+    // As persistence.rs: the server may not grow its files past 2 MB.
+    let (server, _data) = full_disk::start_on_a_full_disk(2 * 1024 * 1024);
     let (mut alice, _) = V3::login_as(server.addr, "alice");
     let (mut bob, _) = V3::login_as(server.addr, "bob");
     alice.join("#dev");
@@ -961,20 +932,7 @@ fn a_full_disk_refuses_room_messages_joins_and_acts_and_rooms_resume_without_a_g
     let topic = alice.moderate(json!({"type": "topic", "room": "#dev", "topic": "full"}));
     assert_eq!(topic["error"], "unavailable", "{topic}");
 
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: prlimit reads the struct it is given, for a child of ours.
-    let rc = unsafe {
-        libc::prlimit(
-            server.pid() as i32,
-            libc::RLIMIT_FSIZE,
-            &unlimited,
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    full_disk::free_space(&server);
     // The refused message took no number, and never reached bob.
     let ack = alice.say_in("#dev", "room again");
     assert_eq!(ack["seq"], last + 1, "{ack}");

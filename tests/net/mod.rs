@@ -3,6 +3,7 @@
 //! bounded.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod full_disk;
 pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};
