@@ -623,6 +623,12 @@ fn member_notices_are_paced_per_room_and_the_counts_stay_true() {
         states(&one(&out, owner, "roomList"))["#busy"]["members"],
         11
     );
+    // When the budget allows the next notice, the rest in one summary.
+    let out = w.advance(secs(1));
+    assert_eq!(
+        room_presences(&out, owner, "#busy"),
+        [room_presence("#busy", 3..10, t(1000))]
+    );
     // The budget comes back with time.
     w.advance(secs(1));
     let out = w.ask(
@@ -631,7 +637,92 @@ fn member_notices_are_paced_per_room_and_the_counts_stay_true() {
     );
     assert_eq!(
         frames(&out, owner),
-        [member("#busy", "j0", "left", t(1000))]
+        [member("#busy", "j0", "left", t(2000))]
+    );
+}
+
+/// The `presence` summaries of `room` that `conn` got.
+fn room_presences(out: &[Out], conn: ConnectionId, room: &str) -> Vec<serde_json::Value> {
+    frames(out, conn)
+        .into_iter()
+        .filter(|f| f["type"] == "presence" && f["room"] == room)
+        .collect()
+}
+
+/// The summary of the joins of `j{i}` for `i` in `joined`.
+fn room_presence(room: &str, joined: std::ops::Range<usize>, timestamp: u64) -> serde_json::Value {
+    let count = joined.len();
+    let names: Vec<String> = joined.map(|i| format!("j{i}")).collect();
+    json!({"type": "presence", "id": "*", "room": room, "joined": names,
+        "joinedCount": count, "left": [], "leftCount": 0, "timestamp": timestamp})
+}
+
+#[test]
+fn a_burst_of_joins_past_the_budget_is_summarised_once_at_the_refill_to_members_only() {
+    let mut w = World::new(Config {
+        presence_rate: 1,
+        presence_burst: 2,
+        ..config()
+    });
+    let owner = w.user("owner");
+    w.join(owner, "#busy");
+    let outsider = w.user("outsider");
+    w.join(outsider, "#other");
+    let joiners: Vec<_> = (0..5).map(|i| w.user(&format!("j{i}"))).collect();
+    // The lobby's own (v2) presence budget is full again by then.
+    let _ = w.advance(secs(30));
+    let mut out = Vec::new();
+    for &conn in &joiners {
+        let joined = w.ask(conn, json!({"type": "join", "id": "j", "room": "#busy"}));
+        assert_joined(&joined, conn, "#busy");
+        out.extend(joined);
+    }
+    // j1 leaves before the summary is due: it is in it, and not told it.
+    out.extend(w.advance(ms(500)));
+    out.extend(w.ask(
+        joiners[1],
+        json!({"type": "part", "id": "p", "room": "#busy"}),
+    ));
+    // The burst goes out as `member` notices; the rest waits.
+    assert_eq!(
+        frames(&out, owner),
+        [
+            member("#busy", "j0", "joined", t(30_000)),
+            member("#busy", "j1", "joined", t(30_000)),
+        ]
+    );
+    assert!(frames(&out, outsider).is_empty(), "{out:#?}");
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Out::Send(_, f) if f["type"] == "presence")),
+        "{out:#?}"
+    );
+    let out = w.advance(ms(499));
+    assert!(!out.iter().any(|o| matches!(o, Out::Send(..))), "{out:#?}");
+    // At the refill instant: one summary, to each member still in the room.
+    let out = w.advance(ms(1));
+    let summary = json!({"type": "presence", "id": "*", "room": "#busy",
+        "joined": ["j2", "j3", "j4"], "joinedCount": 3, "left": ["j1"], "leftCount": 1,
+        "timestamp": t(31_000)});
+    let members = [owner, joiners[0], joiners[2], joiners[3], joiners[4]];
+    for conn in members {
+        assert_eq!(
+            frames(&out, conn),
+            std::slice::from_ref(&summary),
+            "{conn:?}"
+        );
+    }
+    assert_eq!(
+        out.iter().filter(|o| matches!(o, Out::Send(..))).count(),
+        members.len(),
+        "{out:#?}"
+    );
+    // Nothing more is held.
+    let out = w.advance(secs(10));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Out::Send(_, f) if f["type"] == "presence")),
+        "{out:#?}"
     );
 }
 
@@ -983,14 +1074,22 @@ fn a_move() -> impl Strategy<Value = Move> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-    /// Unpaced, `member` notices tell a member every join and leave of a
-    /// room it is in (parts, kicks, bans, logouts): what it pieces together
-    /// is what `listMembers` says.
+    /// `member` notices tell a member every join and leave of a room it is
+    /// in (parts, kicks, bans, logouts), and paced, the `presence`
+    /// summaries of a room the rest: what it pieces together is what
+    /// `listMembers` says (but for a name a summary says both joined and
+    /// left, until a later notice tells).
     #[test]
     fn member_notices_add_up_to_the_member_list(
-        moves in prop::collection::vec(a_move(), 1..40)
+        moves in prop::collection::vec(a_move(), 1..40),
+        paced in any::<bool>(),
     ) {
-        let mut w = World::default();
+        let mut w = World::new(Config {
+            presence_rate: u32::from(paced),
+            presence_burst: 2,
+            ..config()
+        });
+        let mut uncertain: BTreeSet<(String, String)> = BTreeSet::new();
         let watcher = w.user("watcher");
         let rooms = ["#a", "#b"];
         for room in rooms {
@@ -1029,19 +1128,11 @@ proptest! {
                 }
                 Move::Tick(ms_) => w.advance(ms(u64::from(ms_))),
             };
-            for f in frames(&out, watcher) {
-                if f["type"] != "member" {
-                    continue;
-                }
-                let set = seen.get_mut(f["room"].as_str().unwrap()).unwrap();
-                let name = f["username"].as_str().unwrap().to_owned();
-                match f["change"].as_str() {
-                    Some("joined") => prop_assert!(set.insert(name), "joined twice: {}", f),
-                    Some("left") => prop_assert!(set.remove(&name), "left but not in: {}", f),
-                    _ => {}
-                }
-            }
+            notices_seen(&frames(&out, watcher), paced, &mut seen, &mut uncertain)?;
         }
+        // Whatever is still held goes out.
+        let out = w.advance(secs(10));
+        notices_seen(&frames(&out, watcher), paced, &mut seen, &mut uncertain)?;
         for room in rooms {
             let out = w.ask(watcher, json!({"type": "listMembers", "id": "lm", "room": room}));
             let listed: BTreeSet<String> = one(&out, watcher, "memberList")["members"]
@@ -1050,7 +1141,81 @@ proptest! {
                 .iter()
                 .map(|m| m["username"].as_str().unwrap().to_owned())
                 .collect();
+            let listed: BTreeSet<String> = listed
+                .into_iter()
+                .filter(|name| !uncertain.contains(&(room.to_owned(), name.clone())))
+                .collect();
             prop_assert_eq!(&seen[room], &listed, "{}", room);
         }
     }
+}
+
+/// What the watcher learns from `frames` of who is in which room: `seen`,
+/// but for the names in `uncertain` (a summary said they joined and left).
+fn notices_seen(
+    frames: &[serde_json::Value],
+    paced: bool,
+    seen: &mut BTreeMap<String, BTreeSet<String>>,
+    uncertain: &mut BTreeSet<(String, String)>,
+) -> Result<(), TestCaseError> {
+    let names = |list: &serde_json::Value| -> BTreeSet<String> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect()
+    };
+    for f in frames {
+        let Some(room) = f["room"].as_str() else {
+            continue; // the lobby's (v2) presence
+        };
+        let Some(set) = seen.get_mut(room) else {
+            continue;
+        };
+        if f["type"] == "presence" {
+            prop_assert!(paced, "a summary unpaced: {}", f);
+            let (joined, left) = (names(&f["joined"]), names(&f["left"]));
+            let counts = (f["joinedCount"].as_u64(), f["leftCount"].as_u64());
+            let (Some(joined_count), Some(left_count)) = counts else {
+                return Err(TestCaseError::fail(format!("no counts: {f}")));
+            };
+            prop_assert!(joined_count >= joined.len() as u64, "{}", f);
+            prop_assert!(left_count >= left.len() as u64, "{}", f);
+            prop_assert!(joined_count + left_count > 0, "an empty summary: {}", f);
+            for name in joined.union(&left) {
+                let key = (room.to_owned(), name.clone());
+                let was_uncertain = uncertain.remove(&key);
+                match (joined.contains(name), left.contains(name)) {
+                    (true, true) => {
+                        set.remove(name);
+                        uncertain.insert(key);
+                    }
+                    (true, false) => {
+                        prop_assert!(
+                            set.insert(name.clone()) || was_uncertain,
+                            "joined twice: {}",
+                            f
+                        )
+                    }
+                    _ => prop_assert!(set.remove(name) || was_uncertain, "left but not in: {}", f),
+                }
+            }
+            continue;
+        }
+        if f["type"] != "member" {
+            continue;
+        }
+        let name = f["username"].as_str().unwrap().to_owned();
+        let was_uncertain = uncertain.remove(&(room.to_owned(), name.clone()));
+        match f["change"].as_str() {
+            Some("joined") => {
+                prop_assert!(set.insert(name) || was_uncertain, "joined twice: {}", f)
+            }
+            Some("left") => {
+                prop_assert!(set.remove(&name) || was_uncertain, "left but not in: {}", f)
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }

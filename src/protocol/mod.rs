@@ -387,6 +387,10 @@ pub enum ServerMessage<'a> {
     #[serde(rename_all = "camelCase")]
     Presence {
         id: Cow<'a, str>,
+        /// v3: the room whose `member` notices these are (sent only to its
+        /// members); absent: v2's presence (who logged in or out).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<Cow<'a, str>>,
         joined: Vec<Cow<'a, str>>,
         joined_count: u64,
         left: Vec<Cow<'a, str>>,

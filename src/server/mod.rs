@@ -416,6 +416,7 @@ impl<R: CryptoRng> Server<R> {
                 Timer::Connection(conn) => self.check_connection(conn, at, now),
                 Timer::FailedLogins { address } => self.failed_logins.expire(&address, now),
                 Timer::Presence => self.send_presence(now),
+                Timer::RoomPresence { room } => self.send_room_presence(&room, now),
                 Timer::LoginExpiry { key, serial } => self.expire_login(key, serial, now),
                 Timer::Alive => {
                     let at = self.timestamp(now);
@@ -559,14 +560,24 @@ impl<R: CryptoRng> Server<R> {
         let logins = self.names.logins();
         let failed_logins = &self.failed_logins;
         // At most one live entry per connection, idle name and tracked
-        // address, and one each of `Presence` and `Alive`.
-        let live = connections.len() + logins.map_or(0, Logins::idle_len) + failed_logins.len() + 2;
+        // address, one each of `Presence` and `Alive`, and one
+        // `RoomPresence` per room at most.
+        let rooms = &self.rooms.by_key;
+        let live = connections.len()
+            + logins.map_or(0, Logins::idle_len)
+            + failed_logins.len()
+            + rooms.len()
+            + 2;
         self.timers.compact(live, |at, timer| match timer {
             Timer::Connection(conn) => connections.get(*conn).is_some_and(|c| c.timer_at == at),
             Timer::LoginExpiry { key, serial } => {
                 logins.is_some_and(|logins| logins.expires_then(key, *serial, at))
             }
             Timer::FailedLogins { address } => failed_logins.window_ends_at(address) == Some(at),
+            Timer::RoomPresence { room } => rooms
+                .get(room)
+                .and_then(|room| room.member_notices.as_ref())
+                .is_some_and(Presence::is_holding),
             Timer::Presence | Timer::Alive => true,
         });
     }

@@ -123,6 +123,7 @@ impl<R: CryptoRng> Server<R> {
         let id = id::message_id(&mut self.rng);
         let frame = Frame::encode(&ServerMessage::Presence {
             id: id.into(),
+            room: None,
             joined: listed(&summary.joined),
             joined_count: summary.joined_count,
             left: listed(&summary.left),
@@ -216,6 +217,6 @@ impl<R: CryptoRng> Server<R> {
 }
 
 /// Names as a `presence` frame lists them.
-fn listed(names: &VecDeque<Arc<str>>) -> Vec<Cow<'_, str>> {
+pub(super) fn listed(names: &VecDeque<Arc<str>>) -> Vec<Cow<'_, str>> {
     names.iter().map(|name| Cow::Borrowed(&**name)).collect()
 }

@@ -95,6 +95,11 @@ impl Presence {
         }
     }
 
+    /// Whether notices are held for a summary.
+    pub(super) fn is_holding(&self) -> bool {
+        self.held.is_some()
+    }
+
     /// Forgets what is held: nobody is left to tell.
     pub(super) fn clear(&mut self) {
         self.held = None;

@@ -32,6 +32,9 @@ pub(crate) enum Timer {
     FailedLogins { address: Arc<str> },
     /// Send the held presence notices if the budget allows.
     Presence,
+    /// Send this room's held `member` notices if its budget allows (a room
+    /// gone by then: nothing).
+    RoomPresence { room: Arc<str> },
     /// Record that the server is alive (a server with a store).
     Alive,
 }

@@ -291,6 +291,7 @@ fn messages_joins_and_leaves_show_the_servers_time() {
     );
     let summary = ServerMessage::Presence {
         id: "p".into(),
+        room: None,
         joined: vec!["erin".into(), "fay".into()],
         joined_count: 40,
         left: vec!["gus".into()],
@@ -1115,6 +1116,7 @@ fn the_roster_comes_from_a_quiet_user_list_then_follows_joins_leaves_and_presenc
     h.server(left("bob", LeaveReason::Disconnected, at(9, 2)));
     h.server(ServerMessage::Presence {
         id: "p".into(),
+        room: None,
         joined: vec!["erin".into(), "frank".into()],
         joined_count: 40,
         left: vec!["carol".into()],

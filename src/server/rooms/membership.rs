@@ -1,19 +1,21 @@
 //! Joining and leaving rooms (the lobby too), who is told, the devices of
 //! each name, and what a released name leaves behind.
 //!
-//! `member` notices (who joined or left a room) are paced per room with a
-//! budget like v2 presence (`presence_rate` a second, `presence_burst` at
-//! once); past it they are dropped, not summarised: a room's member count
-//! (`roomList`, `membership` state) and `listMembers` always tell the
-//! truth, so a storm costs each member a few frames a second at most.
+//! `member` notices (who joined or left a room) are paced per room exactly
+//! as v2 presence is (`presence_rate` a second, `presence_burst` at once):
+//! past the budget they are held, and when it allows the next notice,
+//! everything held goes out to the room's members as one `presence` frame
+//! with `room`, so a storm costs each member a few frames a second at most.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use rand::CryptoRng;
 
-use super::super::rate::{Bucket, Rate};
+use super::super::notices::listed;
+use super::super::presence::{Notice, Presence, Summary};
 use super::super::seam::To;
+use super::super::timers::Timer;
 use super::{LOBBY, Me, Member, Removal, Room, Target, Undo};
 use crate::id;
 use crate::protocol::{Change, ErrorCode, Role, ServerMessage};
@@ -420,7 +422,8 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// A `member` notice of `who` (`display`) joining or leaving `key`, for
-    /// its other members, within the room's budget (dropped past it).
+    /// its other members, within the room's budget (held for a summary past
+    /// it: see [`send_room_presence`](Self::send_room_presence)).
     pub(in crate::server) fn member_notice(
         &mut self,
         key: &str,
@@ -429,14 +432,25 @@ impl<R: CryptoRng> Server<R> {
         change: Change,
         now: Instant,
     ) -> Vec<(To, Frame)> {
-        let rate = Rate::new(self.config.presence_rate, self.config.presence_burst);
+        let (per_second, burst) = (self.config.presence_rate, self.config.presence_burst);
         let timestamp = self.wall_ms(now);
         let Some(room) = self.rooms.by_key.get_mut(key) else {
             return Vec::new();
         };
-        if let Some(rate) = rate {
-            let bucket = room.member_notices.get_or_insert_with(|| Bucket::new(now));
-            if bucket.try_take(&rate, now).is_err() {
+        let pacing = room
+            .member_notices
+            .get_or_insert_with(|| Presence::new(per_second, burst));
+        let notice = if change == Change::Left {
+            pacing.left(display.into(), now)
+        } else {
+            pacing.joined(display.into(), now)
+        };
+        match notice {
+            Notice::Send => {}
+            Notice::Held => return Vec::new(),
+            Notice::HeldUntil(at) => {
+                let room = key.into();
+                self.timers.schedule(at, Timer::RoomPresence { room });
                 return Vec::new();
             }
         }
@@ -463,4 +477,61 @@ impl<R: CryptoRng> Server<R> {
             .map(|name| (To::Name(name), frame.clone()))
             .collect()
     }
+
+    /// `key`'s budget may allow a notice again: its current members (and
+    /// only they) get the summary of the `member` notices held, as one
+    /// `presence` frame with `room`. A room gone by then tells nobody.
+    pub(in crate::server) fn send_room_presence(&mut self, key: &Arc<str>, now: Instant) {
+        let timestamp = self.wall_ms(now);
+        let Some(room) = self.rooms.by_key.get_mut(key) else {
+            return;
+        };
+        let Some(pacing) = &mut room.member_notices else {
+            return;
+        };
+        let summary = match pacing.due(now) {
+            Ok(summary) => summary,
+            Err(later) => {
+                if let Some(at) = later {
+                    let room = key.clone();
+                    self.timers.schedule(at, Timer::RoomPresence { room });
+                }
+                return;
+            }
+        };
+        // Nobody needs to hear of their own join alone.
+        let members: Vec<Arc<str>> = room
+            .members
+            .iter()
+            .filter(|(_, member)| !only_joined(&summary, &member.display))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if members.is_empty() {
+            return;
+        }
+        let display_room = room.display.clone();
+        let id = id::message_id(&mut self.rng);
+        let frame = Frame::encode(&ServerMessage::Presence {
+            id: id.into(),
+            room: Some((*display_room).into()),
+            joined: listed(&summary.joined),
+            joined_count: summary.joined_count,
+            left: listed(&summary.left),
+            left_count: summary.left_count,
+            timestamp,
+        });
+        for name in members {
+            self.send_to_name(&name, frame.clone());
+        }
+    }
+}
+
+/// Whether `summary` tells nothing but `display`'s own join.
+fn only_joined(summary: &Summary, display: &str) -> bool {
+    summary.joined_count == 1
+        && summary.left_count == 0
+        && summary
+            .joined
+            .front()
+            .is_some_and(|name| **name == *display)
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::super::history::Said;
-use super::super::rate::Bucket;
+use super::super::presence::Presence;
 use super::super::snapshot::StoredMessage;
 use crate::protocol::{Act, Role, ServerMessage};
 
@@ -29,9 +29,9 @@ pub(crate) struct Room {
     /// Name keys invited.
     pub(crate) invites: HashSet<Arc<str>>,
     pub(crate) log: Log,
-    /// The budget of `member` notices (see `membership`); created full by
-    /// the first notice.
-    pub(crate) member_notices: Option<Bucket>,
+    /// The pacing of `member` notices, as v2 presence's (see
+    /// `membership`); created by the first notice.
+    pub(in crate::server) member_notices: Option<Presence>,
 }
 
 /// A name in a room.

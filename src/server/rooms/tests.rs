@@ -602,7 +602,7 @@ fn a_v2_device_of_a_name_that_left_the_lobby_lives_in_it_as_before() {
 }
 
 #[test]
-fn member_notices_are_paced_per_room_and_dropped_past_the_budget() {
+fn member_notices_are_paced_per_room_and_summarised_past_the_budget() {
     let mut core = Core::new(Config {
         presence_rate: 1,
         presence_burst: 2,
@@ -623,10 +623,31 @@ fn member_notices_are_paced_per_room_and_dropped_past_the_budget() {
         );
     }
     assert_eq!(joined, ["a", "b"]);
+    // When the budget allows the next notice: the rest, in one summary.
     core.skip(Duration::from_secs(1));
+    let summaries: Vec<Value> = core
+        .frames_to(watcher)
+        .into_iter()
+        .filter(|f| f["type"] == "presence" && f["room"] == "#dev")
+        .collect();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert_eq!(
+        (
+            &summaries[0]["joined"],
+            &summaries[0]["joinedCount"],
+            &summaries[0]["leftCount"]
+        ),
+        (&serde_json::json!(["c", "d"]), &2.into(), &0.into())
+    );
+    core.skip(Duration::from_secs(1));
+    core.drain();
     let late = core.user("late");
     core.send(late, r##"{"type":"join","id":"j","room":"#dev"}"##);
-    let frames = core.frames_to(watcher);
+    let frames: Vec<Value> = core
+        .frames_to(watcher)
+        .into_iter()
+        .filter(|f| f["type"] == "member")
+        .collect();
     assert_eq!(
         (
             &frames[0]["type"],
