@@ -618,3 +618,14 @@ fn at_the_default_log_level_joins_and_leaves_are_logged_without_secrets() {
     );
     assert!(!server.log_text().contains("DEBUG"));
 }
+
+#[test]
+fn the_log_gives_the_web_client_s_address_beside_the_chat_s() {
+    let server = ServerProcess::start(&["--in-memory"]);
+    let page = format!("web client at http://{}/", server.addr);
+    assert!(
+        server.wait_for_log(|l| l.contains(&page)).is_some(),
+        "no {page:?} in {}",
+        server.log_text()
+    );
+}

@@ -457,7 +457,9 @@ fn readyz_turns_503_from_the_start_of_a_shutdown_while_connections_drain() {
     assert_eq!(http_get(admin, "/healthz").status, 200);
     assert!(
         server
-            .wait_for_log(|l| l.contains("shutting down: closing 1 connections"))
+            .wait_for_log(|l| l
+                .trim_end()
+                .ends_with("shutting down: closing 1 connection"))
             .is_some()
     );
     let upgrade = http(

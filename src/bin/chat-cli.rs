@@ -171,12 +171,22 @@ again."
 /// in lower case (schemes are case-insensitive, the WebSocket library's
 /// check is not).
 fn parse_url(url: &str) -> Result<String, String> {
+    let must = "the URL must start with ws:// or wss://";
     let Some((scheme, rest)) = url.split_once("://") else {
-        return Err("the URL must start with ws:// or wss://".into());
+        // `localhost:8080`: the scheme left out.
+        return Err(format!("{must}: did you mean ws://{url}?"));
     };
     let scheme = scheme.to_ascii_lowercase();
-    if scheme != "ws" && scheme != "wss" {
-        return Err("the URL must start with ws:// or wss://".into());
+    // The page's address given for the chat's: the same server, its
+    // WebSocket scheme.
+    let meant = match scheme.as_str() {
+        "ws" | "wss" => None,
+        "http" => Some("ws"),
+        "https" => Some("wss"),
+        _ => return Err(must.into()),
+    };
+    if let Some(meant) = meant {
+        return Err(format!("{must}: did you mean {meant}://{rest}?"));
     }
     let url = format!("{scheme}://{rest}");
     let request = url
@@ -320,4 +330,29 @@ fn run(args: Args) -> anyhow::Result<Exit> {
 /// Exits with status 2 and clap's usage hint.
 fn usage_error(kind: ErrorKind, message: impl std::fmt::Display) -> ! {
     Args::command().error(kind, message).exit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_url;
+
+    #[test]
+    fn a_url_without_the_websocket_scheme_is_refused_with_the_one_meant() {
+        let refused = |url: &str| parse_url(url).unwrap_err();
+        let must = "the URL must start with ws:// or wss://";
+        assert_eq!(
+            refused("localhost:8080"),
+            format!("{must}: did you mean ws://localhost:8080?")
+        );
+        assert_eq!(
+            refused("http://127.0.0.1:8080"),
+            format!("{must}: did you mean ws://127.0.0.1:8080?")
+        );
+        assert_eq!(
+            refused("HTTPS://chat.example.com/"),
+            format!("{must}: did you mean wss://chat.example.com/?")
+        );
+        assert_eq!(refused("ftp://h:1"), must);
+        assert_eq!(parse_url("WS://h:1").as_deref(), Ok("ws://h:1"));
+    }
 }

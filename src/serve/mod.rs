@@ -282,6 +282,10 @@ impl ChatServer {
         // still awaited (then /readyz says so).
         readiness.pass(Check::Listening);
         info!("listening on {scheme}://{local_addr}");
+        // The same port serves the web client, which is what most people
+        // want to open.
+        let page = if scheme == "wss" { "https" } else { "http" };
+        info!("web client at {page}://{local_addr}/");
         let running = smol::block_on(executor.run(async {
             let mut shutdown = pin!(shutdown);
             let (connections, started) = match start {
@@ -555,7 +559,10 @@ async fn drain(
     readiness.fail(Check::Shutdown, "shutting down");
     port.ctx.draining.begin();
     let open = connections.sender_count();
-    info!("shutting down: closing {open} connections");
+    info!(
+        "shutting down: closing {}",
+        counted(u64::try_from(open).unwrap_or(u64::MAX), "connection")
+    );
     if let Some(core) = &core {
         let _ = core.inbox.send(Input::Shutdown).await;
     }
@@ -677,5 +684,13 @@ impl CrowdedLog {
         };
         warn!(%peer, "connection closed at accept: {why}{more}");
         self.last_warned = Some(now);
+    }
+}
+
+/// `1 connection`, `2 connections`: a count and its noun, for the log.
+pub(crate) fn counted(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
     }
 }

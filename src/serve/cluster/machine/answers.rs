@@ -100,7 +100,10 @@ impl RedisLink {
         let absent = values.first().and_then(number) == Some(1);
         let swept = values.get(1).and_then(number).unwrap_or(0);
         if swept > 0 {
-            info!("swept {swept} dead nodes: their users left");
+            info!(
+                "swept {}: their users left",
+                crate::serve::counted(swept, "dead node")
+            );
         }
         if absent
             && let State::Up {
