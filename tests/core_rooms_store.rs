@@ -941,6 +941,38 @@ fn a_dm_whose_creation_cannot_be_saved_is_taken_back() {
     );
 }
 
+/// A DM that could not be started does not count against
+/// `--new-dms-per-minute`: with one a minute, a start that failed leaves
+/// the next start allowed.
+#[test]
+fn a_dm_whose_creation_cannot_be_saved_does_not_count_against_the_limit() {
+    let mut w = World::manual(
+        wschat::Config {
+            new_dms_per_minute: 1,
+            ..config()
+        },
+        empty(),
+    );
+    let alice = login_manual(&mut w, "alice");
+    let _bob = login_manual(&mut w, "bob");
+    let _carol = login_manual(&mut w, "carol");
+    w.say(alice, "@bob", "hi");
+    for request in std::mem::take(&mut w.pending) {
+        w.server
+            .handle_answer(request.fail(Failed("disk full".into())), w.now);
+    }
+    assert_refused(&w.drain(), alice, "unavailable", "m", "");
+    w.say(alice, "@carol", "hi");
+    w.answer_all();
+    let out = w.drain();
+    assert!(
+        frames(&out, alice)
+            .iter()
+            .any(|f| f["type"] == "textBroadcast" && f["room"] == "@carol"),
+        "the second start was refused: {out:#?}"
+    );
+}
+
 #[test]
 fn an_act_that_cannot_be_saved_is_not_done() {
     for (act, fields) in [

@@ -64,6 +64,14 @@ impl NewNames {
         }
     }
 
+    /// What `address` took is given back: it was not done after all (a
+    /// store that could not save it).
+    pub(crate) fn gave_back(&mut self, address: &str) {
+        if let (Some(rate), Some(bucket)) = (&self.rate, self.by_address.get_mut(address)) {
+            bucket.give_back(rate);
+        }
+    }
+
     /// Forgets addresses whose buckets are full again.
     fn sweep(&mut self, rate: &Rate, now: Instant) {
         if self.swept_at.is_some_and(|at| now < at + rate.span()) {

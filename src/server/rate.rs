@@ -91,6 +91,14 @@ impl Bucket {
     pub(crate) fn take(&mut self, rate: &Rate, now: Instant) {
         self.full_at = self.full_at.max(now) + rate.interval;
     }
+
+    /// Puts back one token taken for something that was then not done.
+    pub(crate) fn give_back(&mut self, rate: &Rate) {
+        self.full_at = self
+            .full_at
+            .checked_sub(rate.interval)
+            .unwrap_or(self.full_at);
+    }
 }
 
 #[cfg(test)]

@@ -248,7 +248,8 @@ impl<R: CryptoRng> Server<R> {
         // (the store keeps nothing for a room it has no row of), and the
         // next one starts it again.
         let room = key.clone();
-        self.undo_if_unsaved(ticket, Undo::Started { room });
+        let by = me.key.clone();
+        self.undo_if_unsaved(ticket, Undo::Started { room, by });
         true
     }
 

@@ -37,8 +37,8 @@ pub(crate) enum Undo {
     },
     /// `name` came back to the lobby.
     BackInLobby { name: Arc<str> },
-    /// The DM `room` was started (by its first message).
-    Started { room: Arc<str> },
+    /// The DM `room` was started (by its first message) by the name `by`.
+    Started { room: Arc<str>, by: Arc<str> },
     /// An act in a room or the lobby: what it changed, as it was before.
     Acted(Box<Before>),
 }
@@ -139,7 +139,12 @@ impl<R: CryptoRng> Server<R> {
                 }
                 return;
             }
-            Undo::Started { room } => return self.drop_unsaved_room(&room),
+            Undo::Started { room, by } => {
+                // Nobody started anything: the start does not count
+                // against --new-dms-per-minute either.
+                self.rooms.new_dms.gave_back(&by);
+                return self.drop_unsaved_room(&room);
+            }
             Undo::Acted(before) => return self.undo_act(*before),
             Undo::Created { room, name } => {
                 self.drop_unsaved_room(&room);
