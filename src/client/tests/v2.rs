@@ -1207,6 +1207,36 @@ fn a_name_claimed_afresh_does_not_own_what_its_old_owner_said() {
 }
 
 #[test]
+fn a_name_claimed_afresh_after_a_drop_still_owns_what_it_sent_before() {
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    assert_eq!(h.type_line("did it arrive?"), ["send text did it arrive?"]);
+    h.disconnected("reset");
+    h.wake();
+    // The name was released meanwhile and taken by someone else, who
+    // released it too: our secret is a stranger's now.
+    assert_eq!(
+        h.log_in_again(
+            "NEW",
+            vec![
+                said("alice", "did it arrive?", 1, at(9, 1)),
+                said("alice", "did it arrive?", 2, at(9, 2)),
+            ],
+            true
+        ),
+        [
+            "send listUsers",
+            "save alice=NEW",
+            "show 12:00 -- back online as alice",
+            "show ── 2 messages while you were away ──",
+            "show 09:01 alice (you): did it arrive?",
+            "show 09:02 alice: did it arrive?",
+            "show ── now ──",
+        ]
+    );
+}
+
+#[test]
 fn a_name_reclaimed_with_its_secret_still_owns_what_it_said() {
     let mut c = config(Mode::Interactive);
     c.saved_secret = Some("S".into());
