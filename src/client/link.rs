@@ -284,6 +284,9 @@ impl<R: Rng> Client<R> {
         {
             self.retries.failures = 0;
         }
+        if matches!(was, Link::Online(_)) {
+            self.carry_roster();
+        }
         match self.version {
             // The catch-up after the next login will tell.
             Version::V2 | Version::V3 => self.outbox.park_in_flight(),

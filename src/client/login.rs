@@ -115,6 +115,10 @@ impl<R: Rng> Client<R> {
             self.saved_secret = Some(secret.clone());
         }
         self.secret = Some(secret);
+        if self.version == Version::V1 {
+            self.carried.clear(); // no userList will settle them
+            self.gone.clear();
+        }
         let status = if self.been_online() {
             match self.outbox.queued() {
                 0 => Some(format!("back online as {username}")),
@@ -172,6 +176,10 @@ impl<R: Rng> Client<R> {
             self.seen.last_seq = Some(0);
         }
         self.seen.epoch = epoch;
+        // A name claimed afresh (a secret other than the one we sent) has a
+        // new owner: what was said under it before is someone else's, bar
+        // our own messages that a dropped connection left unconfirmed.
+        let new_owner = self.secret.as_deref() != Some(secret.as_str());
         let mut lines = Vec::new();
         let mut own = Vec::new();
         for message in messages {
@@ -189,15 +197,31 @@ impl<R: Rng> Client<R> {
                 continue;
             }
             let is_own = from == username;
-            lines.push(Line::from_text(&from, &message, is_own, timestamp).mentioning(&username));
+            lines.push((from.into_owned(), message.into_owned(), is_own, timestamp));
             if is_own {
-                own.push(message.into_owned());
+                own.push(lines.len() - 1);
             }
         }
         // From now on every login asks for what came after what we saw;
         // an empty catch-up for a newcomer means nothing was said yet.
         self.seen.last_seq.get_or_insert(0);
-        let checked = self.outbox.check(own.iter().map(String::as_str), complete);
+        let checked = self
+            .outbox
+            .check(own.iter().map(|&at| lines[at].1.as_str()), complete);
+        if new_owner {
+            // Ours are those the check matched, in order, as it did.
+            let mut delivered = checked.delivered.iter().peekable();
+            for &at in &own {
+                let line = &mut lines[at];
+                line.2 = delivered.next_if(|text| **text == line.1).is_some();
+            }
+        }
+        let lines: Vec<Line> = lines
+            .into_iter()
+            .map(|(from, message, own, at)| {
+                Line::from_text(&from, &message, own, at).mentioning(&username)
+            })
+            .collect();
         self.logged_in(username, secret, now);
         if returning && renumbered {
             self.show(Line::Status(

@@ -174,6 +174,14 @@ pub struct Client<R> {
     quit_asked: bool,
     /// Who is online, for tab completion.
     roster: Roster,
+    /// v2: who was shown online when the connection dropped and has not
+    /// been heard of since (a restarted server announces them joining
+    /// again, or does not know them any more): settled by the next
+    /// `userList`.
+    carried: Vec<String>,
+    /// v2: who was shown online before a drop and was not online after it,
+    /// although no line said so: said before they are shown joining.
+    gone: Vec<String>,
     /// What the last [`Event::Pending`] said.
     pending: Vec<Line>,
     actions: VecDeque<Action>,
@@ -203,6 +211,8 @@ impl<R: Rng> Client<R> {
             seen: Seen::default(),
             quit_asked: false,
             roster: Roster::default(),
+            carried: Vec::new(),
+            gone: Vec::new(),
             pending: Vec::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),

@@ -1142,6 +1142,119 @@ fn the_roster_comes_from_a_quiet_user_list_then_follows_joins_leaves_and_presenc
 }
 
 #[test]
+fn after_a_restart_nobody_joins_twice_without_leaving_between() {
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    let answer = user_list(h.list_users_id(), &["alice", "bob", "carol"]);
+    h.server(answer);
+    // The server restarts: nobody is told who left.
+    h.disconnected("reset");
+    h.wake();
+    let out = h.log_in_again("S", vec![], true);
+    assert_eq!(out[0], "send listUsers", "{out:?}");
+    // Bob came back first: shown online all along, he does not join again.
+    assert!(
+        h.server(joined("bob", "127.0.0.1", at(10, 1))).is_empty(),
+        "bob was never shown leaving"
+    );
+    let answer = user_list(h.list_users_id(), &["alice", "bob"]);
+    assert_eq!(h.server(answer), Vec::<String>::new());
+    assert_eq!(h.roster(), ["alice", "bob"]);
+    // Carol was gone: her leave is said before she joins.
+    assert_eq!(
+        h.server(joined("carol", "127.0.0.1", at(10, 2))),
+        [
+            "show 12:00 -- carol left while you were away",
+            "show 10:02 * carol joined from 127.0.0.1",
+        ]
+    );
+    // From now on every join is shown as it comes: bob's second device.
+    assert_eq!(
+        h.server(joined("bob", "10.0.0.2", at(10, 3))),
+        ["show 10:03 * bob joined from 10.0.0.2"]
+    );
+}
+
+#[test]
+fn a_name_claimed_afresh_does_not_own_what_its_old_owner_said() {
+    // No saved secret: the server gives a new one, the name is ours anew.
+    let mut h = Harness::interactive();
+    let out = h.log_in_v2(
+        "NEW",
+        vec![
+            said("alice", "the old owner's words", 1, at(9, 1)),
+            said("bob", "bye, alice", 2, at(9, 2)),
+        ],
+    );
+    assert_eq!(
+        out,
+        [
+            "send listUsers",
+            "save alice=NEW",
+            "show 12:00 -- connected to ws://test as alice; /help lists the commands",
+            "show ── 2 earlier messages ──",
+            "show 09:01 alice: the old owner's words",
+            "show 09:02 bob: bye, alice",
+            "show ── now ──",
+        ]
+    );
+    // What we say is ours.
+    h.type_line("mine");
+    assert_eq!(
+        h.server(echo("mine", h.id_of("mine"), 3, at(9, 3))),
+        ["show 09:03 alice (you): mine"]
+    );
+}
+
+#[test]
+fn a_name_claimed_afresh_after_a_drop_still_owns_what_it_sent_before() {
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    assert_eq!(h.type_line("did it arrive?"), ["send text did it arrive?"]);
+    h.disconnected("reset");
+    h.wake();
+    // The name was released meanwhile and taken by someone else, who
+    // released it too: our secret is a stranger's now.
+    assert_eq!(
+        h.log_in_again(
+            "NEW",
+            vec![
+                said("alice", "did it arrive?", 1, at(9, 1)),
+                said("alice", "did it arrive?", 2, at(9, 2)),
+            ],
+            true
+        ),
+        [
+            "send listUsers",
+            "save alice=NEW",
+            "show 12:00 -- back online as alice",
+            "show ── 2 messages while you were away ──",
+            "show 09:01 alice (you): did it arrive?",
+            "show 09:02 alice: did it arrive?",
+            "show ── now ──",
+        ]
+    );
+}
+
+#[test]
+fn a_name_reclaimed_with_its_secret_still_owns_what_it_said() {
+    let mut c = config(Mode::Interactive);
+    c.saved_secret = Some("S".into());
+    let mut h = Harness::new(c);
+    let out = h.log_in_v2("S", vec![said("alice", "said yesterday", 1, at(9, 1))]);
+    assert_eq!(
+        out,
+        [
+            "send listUsers",
+            "show 12:00 -- connected to ws://test as alice; /help lists the commands",
+            "show ── 1 earlier message ──",
+            "show 09:01 alice (you): said yesterday",
+            "show ── now ──",
+        ]
+    );
+}
+
+#[test]
 fn a_script_asks_for_no_roster() {
     let mut h = Harness::script();
     let out = h.log_in_v2("S", vec![]);
