@@ -116,6 +116,34 @@ fn who_lists_who_is_online_and_logout_frees_the_name() -> Result<(), Error> {
 }
 
 #[test]
+fn quit_and_ctrl_d_say_the_name_stays_reserved_and_logout_does_not() -> Result<(), Error> {
+    let server = Server::start(&[]);
+    let bye = "bye: the name alice stays yours for 10 minutes";
+    let state = state_dir();
+    let mut alice = alice_in_a_terminal(state.path(), &server)?;
+    alice.exp_string("alice> ")?;
+    alice.send_line("/quit")?;
+    alice.exp_string(bye)?;
+    assert_exits_with_0(&mut alice)?;
+
+    // Ctrl-D, back with the secret saved.
+    let mut alice = alice_in_a_terminal(state.path(), &server)?;
+    alice.exp_string("alice> ")?;
+    alice.send_control('d')?;
+    alice.exp_string(bye)?;
+    assert_exits_with_0(&mut alice)?;
+
+    // /logout freed it: nothing is reserved.
+    let mut alice = alice_in_a_terminal(state.path(), &server)?;
+    alice.exp_string("alice> ")?;
+    alice.send_line("/logout")?;
+    alice.exp_string("logged out: the name alice is free")?;
+    let rest = alice.exp_eof()?;
+    assert!(!rest.contains("bye:"), "{rest:?}");
+    Ok(())
+}
+
+#[test]
 fn a_name_refused_at_the_prompt_is_asked_again() -> Result<(), Error> {
     let server = Server::start(&[]);
     let (mut bob, _bob_state) = chatting(&server, "bob", "hi");

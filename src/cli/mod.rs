@@ -286,7 +286,13 @@ impl<R: Rng> Driver<R> {
                     .collect();
                 let _ = self.printer.send(Output::Pending(rows)).await;
             }
-            Event::Finished(exit) => return Some(exit),
+            Event::Finished(exit) => {
+                // `/quit` or Ctrl-D: the name stays reserved; say for how long.
+                if let Some(line) = self.client.farewell() {
+                    self.show(&line).await;
+                }
+                return Some(exit);
+            }
         }
         None
     }

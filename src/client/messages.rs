@@ -33,6 +33,7 @@ impl<R: Rng> Client<R> {
         let line = Line::from_text(username, message, own, timestamp).mentioning(self.username());
         self.show_live(seq, line);
         if confirmed {
+            self.saved_again();
             // Progress: a script's wait at the end starts again.
             if self.ending.is_some() {
                 self.ending = Some(now + self.config.linger);
@@ -158,9 +159,20 @@ impl<R: Rng> Client<R> {
     /// and did not send it: send it again, first, in a second, then one at
     /// a time, saying so once.
     fn not_saved(&mut self, sent: outbox::Sent, now: Instant) {
-        if self.send_again_later(sent, None, now) {
+        // Said once per outage, whatever the pacing said before.
+        let _ = self.send_again_later(sent, None, now);
+        if !std::mem::replace(&mut self.store_failing, true) {
             let line = "the server cannot save messages right now; yours will be sent again";
             self.show(Line::Status(line.into()));
+        }
+    }
+
+    /// A message of ours was saved: if the server could not save one
+    /// before, say that it can again (interactive: a script's exit status
+    /// already says whether everything was delivered).
+    fn saved_again(&mut self) {
+        if std::mem::take(&mut self.store_failing) && self.config.mode == Mode::Interactive {
+            self.show(Line::Status("the server saves messages again".into()));
         }
     }
 
@@ -222,6 +234,7 @@ impl<R: Rng> Client<R> {
     /// or whose fate a dropped connection left unknown, are shown and make
     /// it a failure.
     pub(super) fn quit(&mut self, now: Instant) {
+        self.quit_logged_in = self.config.mode == Mode::Interactive && self.been_online();
         for text in self.outbox.take_unchecked() {
             self.maybe_lost(&text);
         }
@@ -236,6 +249,29 @@ impl<R: Rng> Client<R> {
             return self.check_ending();
         }
         self.leave_as_delivered();
+    }
+
+    /// Interactive, once finished by `/quit` or Ctrl-D after a login (not
+    /// `/logout`): a line saying that the name stays reserved, and for how
+    /// long, for the driver to show last. The server does not say its
+    /// login TTL: chat-server's default is assumed, and said to be one.
+    pub fn farewell(&self) -> Option<Line> {
+        if !self.is_finished() || !self.quit_logged_in {
+            return None;
+        }
+        let name = self.username();
+        let line = match self.version {
+            Version::V1 => format!(
+                "bye: the server keeps the name {name} reserved for a while \
+                 (chat-server: 10 minutes); log in as {name} again from this chat-cli to keep it"
+            ),
+            Version::V2 | Version::V3 => format!(
+                "bye: the name {name} stays yours for 10 minutes (chat-server's default login \
+                 TTL; the server may be set otherwise); log in as {name} again from this \
+                 chat-cli before then to keep it"
+            ),
+        };
+        Some(Line::Status(line))
     }
 
     /// Leaves with success if every message was delivered, else saying how

@@ -172,6 +172,12 @@ pub struct Client<R> {
     /// `/quit` was typed while messages waited to be sent, and the user was
     /// asked to type it again to leave without them.
     quit_asked: bool,
+    /// Interactive: the session ended by `/quit` or Ctrl-D after a login,
+    /// so the name stays reserved ([`Client::farewell`]).
+    quit_logged_in: bool,
+    /// The server said it could not save a message of ours, and has not
+    /// saved one since: the next one saved is worth a line.
+    store_failing: bool,
     /// Who is online, for tab completion.
     roster: Roster,
     /// v2: who was shown online when the connection dropped and has not
@@ -210,6 +216,8 @@ impl<R: Rng> Client<R> {
             undelivered: 0,
             seen: Seen::default(),
             quit_asked: false,
+            quit_logged_in: false,
+            store_failing: false,
             roster: Roster::default(),
             carried: Vec::new(),
             gone: Vec::new(),

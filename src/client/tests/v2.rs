@@ -1385,3 +1385,93 @@ fn a_script_has_nothing_pending_to_show() {
     h.pending = true;
     assert_eq!(h.type_line("hi"), ["send text hi"]);
 }
+
+// ---- leaving, and a store that fails for a while ----
+
+/// What the driver shows last after `/quit` or Ctrl-D, if anything.
+fn farewell(h: &Harness) -> Option<String> {
+    h.client.farewell().map(|line| line.render(NOON, false))
+}
+
+#[test]
+fn quit_and_ctrl_d_say_the_name_stays_reserved_and_for_how_long() {
+    let bye = "12:00 -- bye: the name alice stays yours for 10 minutes (chat-server's default \
+               login TTL; the server may be set otherwise); log in as alice again from this \
+               chat-cli before then to keep it";
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    assert_eq!(farewell(&h), None, "nothing to say before the end");
+    assert_eq!(h.type_line("/quit"), ["close", "exit 0"]);
+    assert_eq!(farewell(&h).as_deref(), Some(bye));
+
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    assert_eq!(h.end_of_input(), ["close", "exit 0"]);
+    assert_eq!(farewell(&h).as_deref(), Some(bye));
+
+    // /logout freed the name: nothing is reserved.
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    h.type_line("/logout");
+    h.server(left("alice", LeaveReason::Logout, at(9, 30)));
+    assert!(h.client.is_finished());
+    assert_eq!(farewell(&h), None);
+
+    // Never logged in: no name to keep.
+    let mut h = Harness::interactive();
+    assert_eq!(h.drain(), ["connect"]);
+    h.end_of_input();
+    assert!(h.client.is_finished());
+    assert_eq!(farewell(&h), None);
+
+    // A script's output is its messages.
+    let mut h = Harness::script();
+    h.log_in_v2("S", vec![]);
+    assert_eq!(h.end_of_input(), ["close", "exit 0"]);
+    assert_eq!(farewell(&h), None);
+}
+
+fn not_saved(reply_to: String) -> ServerMessage<'static> {
+    ServerMessage::ErrorMessage {
+        error: ErrorCode::Unavailable,
+        id: "e".into(),
+        reply_to: Some(reply_to.into()),
+        description: Some(
+            "the server could not save the message; it was not sent, try again in a moment".into(),
+        ),
+    }
+}
+
+#[test]
+fn once_the_server_saves_again_a_line_says_so_once_per_outage() {
+    let cannot =
+        "show 12:00 -- the server cannot save messages right now; yours will be sent again";
+    let again = "show 12:00 -- the server saves messages again";
+    let mut h = Harness::interactive();
+    h.log_in_v2("S", vec![]);
+    assert_eq!(h.type_line("one"), ["send text one"]);
+    assert_eq!(h.server(not_saved(h.id_of("one"))), [cannot]);
+    assert_eq!(h.wake().1, ["send text one"]);
+    // Still failing: said once.
+    assert!(h.server(not_saved(h.id_of("one"))).is_empty());
+    assert_eq!(h.wake().1, ["send text one"]);
+    assert_eq!(
+        h.server(echo("one", h.id_of("one"), 1, at(9, 1))),
+        ["show 09:01 alice (you): one", again]
+    );
+    assert_eq!(h.type_line("two"), ["send text two"]);
+    assert_eq!(
+        h.server(echo("two", h.id_of("two"), 2, at(9, 2))),
+        ["show 09:02 alice (you): two"],
+        "said once per outage"
+    );
+
+    // Another outage: both said again.
+    assert_eq!(h.type_line("three"), ["send text three"]);
+    assert_eq!(h.server(not_saved(h.id_of("three"))), [cannot]);
+    assert_eq!(h.wake().1, ["send text three"]);
+    assert_eq!(
+        h.server(echo("three", h.id_of("three"), 3, at(9, 3))),
+        ["show 09:03 alice (you): three", again]
+    );
+}
