@@ -292,12 +292,6 @@ impl<R: CryptoRng> Server<R> {
         self.rooms.by_key.len()
     }
 
-    /// v3: memberships of rooms and direct conversations (the lobby's not
-    /// counted).
-    pub fn membership_count(&self) -> usize {
-        self.rooms.of_name.values().map(|rooms| rooms.len()).sum()
-    }
-
     /// Whether this is one node of a cluster ([`cluster`](Self::cluster)),
     /// whose shared store decides names and keeps the idle ones.
     pub fn is_cluster_node(&self) -> bool {
