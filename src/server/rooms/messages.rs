@@ -286,13 +286,22 @@ impl<R: CryptoRng> Server<R> {
         let Some(room) = self.rooms.by_key.get(&key) else {
             return self.send_saved(then); // the room went meanwhile (a DM)
         };
-        // One frame per name the room goes by (one, or a DM's two).
+        // One frame per name the room goes by (one, or a DM's two): only a
+        // DM's depends on who reads it.
+        let dm = key.starts_with('@');
         let mut names: Vec<(Arc<str>, Arc<str>)> = room
             .members
             .keys()
-            .map(|name| (name.clone(), wire_name(&key, room, name)))
+            .map(|name| {
+                let shown = if dm {
+                    wire_name(&key, room, name)
+                } else {
+                    room.display.clone()
+                };
+                (name.clone(), shown)
+            })
             .collect();
-        if key.starts_with('@') {
+        if dm {
             // A room goes by one name for everyone; a DM by two.
             names.sort_unstable_by(|a, b| a.1.cmp(&b.1));
         }
