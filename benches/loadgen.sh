@@ -8,6 +8,7 @@
 #                                   #      | rooms-1k | rooms-idle (protocol v3: a server of issue 22 on)
 #   benches/loadgen.sh cluster      # three nodes on one Redis (not part of `all`)
 #   benches/loadgen.sh cluster-tiny # the same at a tiny load: checks the script itself
+#   benches/loadgen.sh cluster-redis # Redis's CPU per message at 5,000 messages/s, three nodes
 #   SERVER=path/to/chat-server benches/loadgen.sh fanout   # another build, same load
 #
 # Each server gets a fresh data directory (removed afterwards) unless its
@@ -145,7 +146,35 @@ cluster() {
     stop_cluster
 }
 
+# redis_cpu: Redis's CPU seconds so far (user + system), from /proc.
+redis_cpu() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$redis_pid/stat"
+}
+
+# cluster_redis RATE: three nodes on one Redis, 30 clients of which 10 send
+# RATE messages a second in all; Redis's own CPU over the run divided by
+# the messages sent (issue 23's "Redis CPU per message").
+cluster_redis() {
+    command -v redis-server >/dev/null || { echo "# needs redis-server (apt-get install redis-server)"; exit 1; }
+    start_cluster
+    echo "# cluster [$server --redis-url … ×3]: Redis CPU per message"
+    local before after
+    before=$(redis_cpu)
+    load_cluster fanout --clients 30 --senders 10 --rate "$1" --duration 10s | tee /tmp/wschat-bench-redis.out
+    after=$(redis_cpu)
+    sent=$(grep -o ' sent=[0-9]*' /tmp/wschat-bench-redis.out | cut -d= -f2)
+    rm -f /tmp/wschat-bench-redis.out
+    awk -v b="$before" -v a="$after" -v n="${sent:-0}" \
+        'BEGIN { printf "redis cpu_s=%.2f messages=%d us_per_message=%.1f\n", a - b, n, n ? (a - b) * 1e6 / n : 0 }'
+    stop_cluster
+}
+
 what=${1:-all}
+if [ "$what" = cluster-redis ]; then
+    # Issue 23's load: 5,000 messages a second (the lobby: rooms are not on
+    # a cluster yet).
+    cluster_redis 5000
+fi
 if [ "$what" = cluster ]; then
     cluster 1000 500 20000
 fi

@@ -230,7 +230,7 @@ fn every_message_reaches_every_connection_on_every_node_in_one_order() {
                 // Acknowledged means Redis has it, with that seq.
                 let at = seq.to_string();
                 let entry = command_on(port, &["XRANGE", "wschat:history", &at, &at]);
-                assert!(entry.ends_with(&format!("\nx\n{text}")), "#{seq}: {entry}");
+                assert!(entry.contains(&format!(r#","{text}"]"#)), "#{seq}: {entry}");
                 acked.push((seq, text));
             }
             heard.extend(collect(sender, 3 * PER_SENDER - heard.len()));
@@ -254,6 +254,56 @@ fn every_message_reaches_every_connection_on_every_node_in_one_order() {
     for heard in streams {
         assert_eq!(heard, want, "a connection heard another order");
     }
+}
+
+/// How many EVALSHAs the Redis on `port` has run.
+fn script_calls(port: u16) -> u64 {
+    let stats = command_on(port, &["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_burst_of_messages_is_appended_in_runs_and_heard_in_order_everywhere() {
+    const BURST: usize = 200;
+    let cluster = Cluster::start(&["--message-rate", "0"]);
+    let (mut sender, _, _) = v2_login(cluster.addr(0), "sender", None, None);
+    let (listener, _, _) = v2_login(cluster.addr(1), "listener", None, None);
+    let port = cluster.redis.port;
+    let before = script_calls(port);
+    // Sent without waiting for answers: the node batches them, and a batch's
+    // messages go to Redis as one script call per run.
+    for i in 0..BURST {
+        sender.send_json(
+            json!({"type": "textFromUser", "id": format!("m{i}"), "text": format!("#{i}")}),
+        );
+    }
+    let heard = collect(listener, BURST);
+    let calls = script_calls(port) - before;
+    let texts: Vec<String> = heard.iter().map(|(_, text)| text.clone()).collect();
+    let expected: Vec<String> = (0..BURST).map(|i| format!("#{i}")).collect();
+    assert_eq!(texts, expected, "heard out of order or not at all");
+    let first = heard[0].0;
+    let seqs: Vec<u64> = heard.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, (first..first + BURST as u64).collect::<Vec<_>>());
+    // Each message is in the history under its own seq.
+    for (seq, text) in [&heard[0], &heard[BURST / 2], &heard[BURST - 1]] {
+        let at = seq.to_string();
+        let entry = command_on(port, &["XRANGE", "wschat:history", &at, &at]);
+        assert!(entry.contains(&format!(r#","{text}"]"#)), "#{seq}: {entry}");
+    }
+    // Heartbeats of three nodes add a few calls; one call per message would
+    // be more than BURST.
+    assert!(
+        calls < BURST as u64 / 2,
+        "{calls} script calls for {BURST} messages"
+    );
+    let mine = collect(sender, BURST);
+    assert_eq!(mine, heard, "the sender heard another order");
 }
 
 /// Reads `n` textBroadcasts: (seq, text), in the order they came.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::Cmd;
+use redis::{Cmd, Value};
 
 use super::Settings;
 use super::events;
@@ -21,8 +21,49 @@ pub(crate) struct Encoder {
 }
 
 impl Encoder {
+    /// The pipeline of a batch of requests, in their order: one EVALSHA
+    /// per request, but one for each run of consecutive appends (see
+    /// [`scripts::APPEND`]).
+    pub(crate) fn calls(&self, calls: &[Call]) -> Pipeline {
+        let mut pipeline = Pipeline::default();
+        let mut rest = calls;
+        while let Some(call) = rest.first() {
+            let run = match call {
+                Call::Append { .. } => rest
+                    .iter()
+                    .take_while(|c| matches!(c, Call::Append { .. }))
+                    .count(),
+                _ => 1,
+            };
+            let (now, later) = rest.split_at(run);
+            pipeline.cmds.push(match call {
+                Call::Append { .. } => self.appends(now),
+                call => self.call(call),
+            });
+            pipeline.runs.push(run);
+            rest = later;
+        }
+        pipeline
+    }
+
+    /// The APPEND of a run of messages, each encoded here as it is kept
+    /// and published.
+    fn appends(&self, run: &[Call]) -> Cmd {
+        let mut cmd = evalsha(&self.scripts.append, &[META, HISTORY, NODES]);
+        cmd.arg(&*self.node)
+            .arg(events::json_string(&self.node))
+            .arg(self.settings.history_size)
+            .arg(CHANNEL);
+        for call in run {
+            if let Some(message) = events::message_json(call) {
+                cmd.arg(message);
+            }
+        }
+        cmd
+    }
+
     /// The EVALSHA of one request.
-    pub(crate) fn call(&self, call: &Call) -> Cmd {
+    fn call(&self, call: &Call) -> Cmd {
         let (scripts, node) = (&self.scripts, &*self.node);
         let presence = scripts::presence_key(node);
         match call {
@@ -79,23 +120,7 @@ impl Encoder {
                 cmd.arg(PREFIX).arg(node);
                 cmd
             }
-            Call::Append {
-                id,
-                timestamp,
-                username,
-                text,
-                ..
-            } => {
-                let mut cmd = evalsha(&scripts.append, &[META, HISTORY, NODES]);
-                cmd.arg(node)
-                    .arg(&**id)
-                    .arg(*timestamp)
-                    .arg(&**username)
-                    .arg(&**text)
-                    .arg(self.settings.history_size)
-                    .arg(CHANNEL);
-                cmd
-            }
+            Call::Append { .. } => self.appends(std::slice::from_ref(call)),
         }
     }
 
@@ -161,6 +186,31 @@ impl Encoder {
     }
 }
 
+/// A batch's commands, and how many of its requests each answers for.
+#[derive(Debug, Default)]
+pub(crate) struct Pipeline {
+    pub(crate) cmds: Vec<Cmd>,
+    runs: Vec<usize>,
+}
+
+impl Pipeline {
+    /// The commands' answers as one answer per request: a run of appends
+    /// answered with its first seq gives each message its own, in order;
+    /// an error is every request's of the run.
+    pub(crate) fn answers(&self, values: Vec<Value>) -> Vec<Value> {
+        let mut out = Vec::with_capacity(self.runs.iter().sum());
+        for (value, &run) in values.into_iter().zip(&self.runs) {
+            match (&value, events::number(&value)) {
+                (Value::Int(_) | Value::BulkString(_), Some(first)) if run > 1 => {
+                    out.extend((first..).take(run).map(|seq| Value::Int(seq as i64)));
+                }
+                _ => out.extend(std::iter::repeat_n(value, run)),
+            }
+        }
+        out
+    }
+}
+
 fn evalsha(script: &Lua, keys: &[&str]) -> Cmd {
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(&script.hash).arg(keys.len()).arg(keys);
@@ -169,4 +219,67 @@ fn evalsha(script: &Lua, keys: &[&str]) -> Cmd {
 
 pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::server::Ticket;
+
+    fn encoder() -> Encoder {
+        Encoder {
+            node: "n1".into(),
+            settings: Settings {
+                history_size: 100,
+                login_ttl: Duration::from_secs(600),
+                node_timeout: Duration::from_secs(10),
+            },
+            scripts: Arc::new(Scripts::new()),
+        }
+    }
+
+    fn append(n: u64) -> Call {
+        Call::Append {
+            ticket: Ticket::for_tests(n),
+            id: format!("m{n}").into(),
+            timestamp: 1700,
+            username: "Bob".into(),
+            text: "hi".into(),
+        }
+    }
+
+    #[test]
+    fn a_run_of_appends_is_one_script_call_answering_for_each_in_order() {
+        let online = Call::Online {
+            ticket: Ticket::for_tests(3),
+        };
+        let batch = [append(1), append(2), online, append(4)];
+        let pipeline = encoder().calls(&batch);
+        // Appends are grouped only where consecutive: the order of the
+        // core's requests is the order Redis runs them.
+        assert_eq!(pipeline.cmds.len(), 3);
+        let online = Value::Array(vec![]);
+        assert_eq!(
+            pipeline.answers(vec![Value::Int(41), online.clone(), Value::Int(43)]),
+            [Value::Int(41), Value::Int(42), online, Value::Int(43)]
+        );
+        let refused = Value::Nil;
+        assert_eq!(
+            pipeline.answers(vec![refused.clone(), Value::Int(1), Value::Int(9)]),
+            [refused.clone(), refused, Value::Int(1), Value::Int(9)]
+        );
+    }
+
+    #[test]
+    fn a_run_carries_each_message_once_encoded_as_it_is_kept() {
+        let pipeline = encoder().calls(&[append(1), append(2)]);
+        let packed = pipeline.cmds[0].get_packed_command();
+        let text = String::from_utf8_lossy(&packed);
+        for message in [r#"["m1",1700,"Bob","hi"]"#, r#"["m2",1700,"Bob","hi"]"#] {
+            let arg = format!("${}\r\n{message}\r\n", message.len());
+            assert_eq!(text.matches(&arg).count(), 1, "{text}");
+        }
+    }
 }

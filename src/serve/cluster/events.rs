@@ -7,6 +7,7 @@
 
 use redis::Value;
 
+use super::requests::Call;
 use crate::protocol::LeaveReason;
 use crate::server::{Remote, StoredMessage};
 
@@ -19,7 +20,9 @@ pub(crate) struct Heard {
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum What {
-    Message(StoredMessage),
+    /// A run of messages of one node, in `seq` order (one, from a node
+    /// older than runs).
+    Messages(Vec<StoredMessage>),
     /// A logout, and the secret (hash) it freed: `None` from a node
     /// older than that field.
     LoggedOut {
@@ -30,11 +33,35 @@ pub(crate) enum What {
     Other(Remote),
 }
 
+/// A message of an append (`Call::Append`) as the APPEND script keeps and
+/// publishes it: `[id, timestamp, username, text]`.
+pub(crate) fn message_json(call: &Call) -> Option<String> {
+    let Call::Append {
+        id,
+        timestamp,
+        username,
+        text,
+        ..
+    } = call
+    else {
+        return None;
+    };
+    serde_json::to_string(&(&**id, *timestamp, &**username, &**text)).ok()
+}
+
+pub(crate) fn json_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
+}
+
 /// Decodes one published event:
-/// `["m", node, seq, id, timestamp, username, text]`,
+/// `["M", node, FIRST, [[id, timestamp, username, text], …]]`,
+/// `["m", node, seq, id, timestamp, username, text]` (older nodes),
 /// `["j", node, username, location, timestamp]`,
 /// `["l", node, username, reason]`, `["o", node, key, username, secret]`.
 pub(crate) fn decode(payload: &[u8]) -> Result<Heard, String> {
+    if payload.starts_with(br#"["M","#) {
+        return decode_messages(payload);
+    }
     let fields: Vec<String> =
         serde_json::from_slice(payload).map_err(|e| format!("not an event: {e}"))?;
     let number = |text: &str| {
@@ -45,14 +72,14 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Heard, String> {
         return Err("an event without a kind and an origin".into());
     };
     let what = match (kind.as_str(), rest) {
-        ("m", [seq, id, timestamp, username, text]) => What::Message(StoredMessage {
+        ("m", [seq, id, timestamp, username, text]) => What::Messages(vec![StoredMessage {
             seq: number(seq)?,
             id: id.clone(),
             timestamp: number(timestamp)?,
             username: username.clone(),
             text: text.clone(),
             notice: false,
-        }),
+        }]),
         ("j", [username, location, timestamp]) => What::Other(Remote::Joined {
             username: username.as_str().into(),
             location: location.as_str().into(),
@@ -77,6 +104,34 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Heard, String> {
     Ok(Heard {
         origin: origin.clone(),
         what,
+    })
+}
+
+/// `["M", node, FIRST, [[id, timestamp, username, text], …]]`.
+/// A message as the APPEND script keeps and publishes it.
+type Message = (String, u64, String, String);
+
+fn decode_messages(payload: &[u8]) -> Result<Heard, String> {
+    type Run = (String, String, u64, Vec<Message>);
+    let (_, origin, first, run): Run =
+        serde_json::from_slice(payload).map_err(|e| format!("not a run of messages: {e}"))?;
+    if run.is_empty() {
+        return Err("a run of no messages".into());
+    }
+    let messages = (first..)
+        .zip(run)
+        .map(|(seq, (id, timestamp, username, text))| StoredMessage {
+            seq,
+            id,
+            timestamp,
+            username,
+            text,
+            notice: false,
+        })
+        .collect();
+    Ok(Heard {
+        origin,
+        what: What::Messages(messages),
     })
 }
 
@@ -108,7 +163,8 @@ pub(crate) fn history(reply: &Value) -> Vec<(StoredMessage, String)> {
 }
 
 /// One stream entry: `[ "SEQ-0", [field, value, …] ]` with the fields
-/// `n` (node), `i` (id), `t` (timestamp), `u` (username), `x` (text).
+/// `n` (node) and `d` (the message: see [`message_json`]), or, written by
+/// older nodes, `n`, `i` (id), `t` (timestamp), `u` (username), `x` (text).
 fn history_entry(entry: &Value) -> Option<(StoredMessage, String)> {
     let Value::Array(parts) = entry else {
         return None;
@@ -129,6 +185,10 @@ fn history_entry(entry: &Value) -> Option<(StoredMessage, String)> {
             "t" => timestamp = value.parse().ok(),
             "u" => username = Some(value),
             "x" => said = Some(value),
+            "d" => {
+                let (i, t, u, x): Message = serde_json::from_str(&value).ok()?;
+                (message_id, timestamp, username, said) = (Some(i), Some(t), Some(u), Some(x));
+            }
             _ => {}
         }
     }
@@ -216,14 +276,14 @@ mod tests {
         assert_eq!(m.origin, "n1");
         assert_eq!(
             m.what,
-            What::Message(StoredMessage {
+            What::Messages(vec![StoredMessage {
                 seq: 7,
                 id: "id7".into(),
                 timestamp: 1700,
                 username: "bob".into(),
                 text: "hi / \"there\"".into(),
                 notice: false
-            })
+            }])
         );
         let j = decode(br#"["j","n2","Bob","127.0.0.1","1700"]"#).unwrap();
         assert_eq!(
@@ -263,6 +323,52 @@ mod tests {
     }
 
     #[test]
+    fn a_run_of_messages_is_numbered_from_its_first_seq() {
+        let call = |id: &str, text: &str| Call::Append {
+            ticket: crate::server::Ticket::for_tests(0),
+            id: id.into(),
+            timestamp: 1700,
+            username: "Bob".into(),
+            text: text.into(),
+        };
+        let run = [call("a", "one \"quoted\""), call("b", "two\nlines")];
+        let messages: Vec<_> = run.iter().filter_map(message_json).collect();
+        // What the APPEND script publishes.
+        let event = format!(
+            r#"["M",{},41,[{}]]"#,
+            json_string("n\"1"),
+            messages.join(",")
+        );
+        let message = |seq, id: &str, text: &str| StoredMessage {
+            seq,
+            id: id.into(),
+            timestamp: 1700,
+            username: "Bob".into(),
+            text: text.into(),
+            notice: false,
+        };
+        assert_eq!(
+            decode(event.as_bytes()).unwrap(),
+            Heard {
+                origin: "n\"1".into(),
+                what: What::Messages(vec![
+                    message(41, "a", "one \"quoted\""),
+                    message(42, "b", "two\nlines"),
+                ]),
+            }
+        );
+        // And as the history keeps each.
+        let entry = Value::Array(vec![
+            bulk("42-0"),
+            Value::Array(vec![bulk("n"), bulk("n1"), bulk("d"), bulk(&messages[1])]),
+        ]);
+        assert_eq!(
+            history(&Value::Array(vec![entry])),
+            [(message(42, "b", "two\nlines"), "n1".to_owned())]
+        );
+    }
+
+    #[test]
     fn anything_else_on_the_channel_is_refused_not_trusted() {
         for bad in [
             &b"hello"[..],
@@ -273,6 +379,10 @@ mod tests {
             br#"["x","n1"]"#,
             br#"["m"]"#,
             br#"[1,2,3]"#,
+            br#"["M","n1",7,[]]"#,
+            br#"["M","n1","7",[["id",1,"u","t"]]]"#,
+            br#"["M","n1",7,[["id","1","u","t"]]]"#,
+            br#"["M","n1",7,[["id",1,"u"]]]"#,
         ] {
             assert!(decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }

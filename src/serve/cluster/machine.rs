@@ -441,7 +441,11 @@ impl RedisLink {
         };
         let own = heard.origin == *self.node;
         match heard.what {
-            What::Message(message) => self.sequencer.published(message, own),
+            What::Messages(messages) => {
+                for message in messages {
+                    self.sequencer.published(message, own);
+                }
+            }
             What::Other(_) | What::LoggedOut { .. } if own => {}
             What::LoggedOut {
                 key,

@@ -357,6 +357,11 @@ impl Cluster {
         }
     }
 
+    /// The connection in use, if up (a handle: the connection is shared).
+    fn connection(&self) -> Option<MultiplexedConnection> {
+        self.connection.as_ref().map(|(_, c)| c.conn.clone())
+    }
+
     /// Carries out the machine's commands, each on a task of its own; the
     /// answers come back as [`Event`]s.
     fn carry_out(&mut self) {
@@ -377,7 +382,7 @@ impl Cluster {
                     continue;
                 }
                 Command::Fill { id, from, to } => {
-                    let conn = self.connection.as_ref().map(|(_, c)| c.conn.clone());
+                    let conn = self.connection();
                     let events = self.events_tx.clone();
                     smol::spawn(async move {
                         let result = match conn {
@@ -394,12 +399,26 @@ impl Cluster {
                     continue;
                 }
                 Command::Calls { id, calls } => {
-                    (id, calls.iter().map(|c| self.encoder.call(c)).collect())
+                    let pipeline = self.encoder.calls(&calls);
+                    let (conn, events) = (self.connection(), self.events_tx.clone());
+                    let scripts = self.encoder.scripts.clone();
+                    smol::spawn(async move {
+                        let result = match conn {
+                            Some(mut conn) => run_batch(&mut conn, &scripts, pipeline.cmds.clone())
+                                .await
+                                .map(|values| pipeline.answers(values))
+                                .map_err(|e| e.to_string()),
+                            None => Err("not connected".to_owned()),
+                        };
+                        let _ = events.send(Event::Replied { id, result }).await;
+                    })
+                    .detach();
+                    continue;
                 }
                 Command::Join { id, join } => (id, vec![self.encoder.join(&join)]),
                 Command::Heartbeat { id } => (id, vec![self.encoder.heartbeat()]),
             };
-            let conn = self.connection.as_ref().map(|(_, c)| c.conn.clone());
+            let conn = self.connection();
             let (scripts, events) = (self.encoder.scripts.clone(), self.events_tx.clone());
             smol::spawn(async move {
                 let result = match conn {

@@ -10,8 +10,10 @@
 //!   `beat` and `calm` (the sweep's: see [`HEARTBEAT`]), `rebuilding`
 //!   (ms: until then, after Redis lost the cluster's keys, no name is
 //!   given afresh and no message numbered; see [`JOIN`]);
-//! - `history` stream: the latest `--history-size` messages, entry id
-//!   `SEQ-0`, fields `n` node, `i` id, `t` timestamp, `u` username, `x` text;
+//! - `history` stream: the latest `--history-size` messages (a few more:
+//!   trimmed by whole stream nodes), entry id `SEQ-0`, fields `n` node and
+//!   `d` the message as JSON `[id, timestamp, username, text]` (entries of
+//!   older nodes: `n`, `i` id, `t` timestamp, `u` username, `x` text);
 //! - `name:KEY` hash: `display`, `secret` (SHA-256 hex), `expires` (ms;
 //!   0 while a connection holds it); expires by itself (PEXPIREAT);
 //! - `online` hash: KEY → connections holding it on every node;
@@ -71,9 +73,15 @@ local function lost(nodes, node)
   return redis.error_reply('WSCHAT_LOST this node is not registered (Redis lost its keys?)')
 end
 
--- After a loss, until every node has registered again what it holds.
+-- After a loss, until every node has registered again what it holds. The
+-- clock is read only while a window is open (appends ask at every call).
 local function rebuilding(meta)
-  if now_ms() >= tonumber(redis.call('HGET', meta, 'rebuilding') or '0') then return nil end
+  local until_ms = redis.call('HGET', meta, 'rebuilding')
+  if not until_ms then return nil end
+  if now_ms() >= tonumber(until_ms) then
+    redis.call('HDEL', meta, 'rebuilding')
+    return nil
+  end
   return redis.error_reply('WSCHAT_REBUILDING the cluster is registering again what it holds')
 end
 
@@ -188,23 +196,36 @@ end
 return out
 "#;
 
-/// A message: the next `seq`, into the history (trimmed), published: one
-/// round trip. KEYS: meta, history, nodes. ARGV: node, id, timestamp,
-/// username, text, history size, channel. Returns the seq.
+/// A run of messages (consecutive appends of one batch of this node's
+/// requests): each the next `seq`, into the history (trimmed
+/// approximately: whole stream nodes, which is what makes trimming cheap),
+/// and published together as one event: one round trip, one script call
+/// and one publish for the run, whatever its length. Each message comes
+/// encoded by the node (`[id, timestamp, username, text]` in JSON), and is
+/// kept and published as it came: no JSON is made or read here.
+/// KEYS: meta, history, nodes. ARGV: node, node as a JSON string, history
+/// size, channel, then each message. The event is
+/// `["M", node, FIRST, [message, …]]`. Returns the first message's seq;
+/// the others follow it.
 /// While rebuilding after a loss, `seq` is only as high as the nodes that
 /// registered again delivered: a message numbered then could reuse a seq
 /// another node's clients already have, so none is.
 pub(crate) const APPEND: &str = r#"
 local gone = lost(KEYS[3], ARGV[1]) or rebuilding(KEYS[1])
 if gone then return gone end
-local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') + 1
-local s = string.format('%d', seq)
--- First, so that a stream out of step with the counter fails it whole.
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[6], s .. '-0',
-  'n', ARGV[1], 'i', ARGV[2], 't', ARGV[3], 'u', ARGV[4], 'x', ARGV[5])
-redis.call('HSET', KEYS[1], 'seq', s)
-redis.call('PUBLISH', ARGV[7], cjson.encode({'m', ARGV[1], s, ARGV[2], ARGV[3], ARGV[4], ARGV[5]}))
-return seq
+local first = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') + 1
+local seq, node, size, history = first - 1, ARGV[1], ARGV[3], KEYS[2]
+for i = 5, #ARGV do
+  seq = seq + 1
+  -- The first XADD fails on a stream out of step with the counter, before
+  -- anything changed; the later ones follow it.
+  redis.call('XADD', history, 'MAXLEN', '~', size, string.format('%d-0', seq),
+    'n', node, 'd', ARGV[i])
+end
+redis.call('HSET', KEYS[1], 'seq', string.format('%d', seq))
+redis.call('PUBLISH', ARGV[4], '["M",' .. ARGV[2] .. ',' .. string.format('%d', first)
+  .. ',[' .. table.concat(ARGV, ',', 5) .. ']]')
+return first
 "#;
 
 /// A node's heartbeat, and the sweep of dead nodes: a node whose last
