@@ -339,6 +339,35 @@ fn no_server_means_exit_1_with_one_line() {
 }
 
 #[test]
+fn a_web_server_that_is_not_chat_server_is_said_to_be_no_chat_server() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    // Another web server on that port: no WebSocket at this path.
+    let web = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+            line.clear();
+        }
+        let answer = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        reader.get_mut().write_all(answer.as_bytes()).unwrap();
+    });
+    let state = state_dir();
+    let out = run_script(state.path(), &[&url, "--name", "bot"], "hi\n");
+    web.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        out.stderr,
+        [format!(
+            "chat-cli: could not connect to {url}: the server refused the WebSocket upgrade \
+             with HTTP 404 Not Found; check that chat-server is running at that address"
+        )]
+    );
+}
+
+#[test]
 fn a_name_that_could_pass_for_anothers_or_a_notice_is_refused() {
     let state = state_dir();
     for (name, why) in [

@@ -170,14 +170,40 @@ fn a_name_refused_at_the_prompt_is_asked_again() -> Result<(), Error> {
 
 #[test]
 fn ctrl_c_at_the_name_prompt_cancels_with_130() -> Result<(), Error> {
+    // The name is asked once the server is there.
+    let server = Server::start(&[]);
     let state = state_dir();
-    let mut session = in_a_terminal(state.path(), &["ws://127.0.0.1:1"])?;
+    let mut session = in_a_terminal(state.path(), &[&server.url()])?;
     session.exp_string("your name: ")?;
     session.send_control('c')?;
     let rest = session.exp_eof()?;
     assert!(!rest.contains("Usage"), "{rest:?}");
     assert!(
         matches!(session.process().wait()?, WaitStatus::Exited(_, 130)),
+        "{rest:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn no_server_at_the_address_is_said_before_any_name_is_asked() -> Result<(), Error> {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("ws://127.0.0.1:{port}");
+    let state = state_dir();
+    let mut session = in_a_terminal(state.path(), &[&url])?;
+    let rest = session.exp_eof()?;
+    assert_eq!(
+        rest.trim(),
+        format!(
+            "chat-cli: could not connect to {url}: Connection refused (os error 111); \
+             check that chat-server is running at that address"
+        ),
+    );
+    assert!(
+        matches!(session.process().wait()?, WaitStatus::Exited(_, 1)),
         "{rest:?}"
     );
     Ok(())

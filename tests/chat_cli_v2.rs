@@ -377,3 +377,45 @@ fn a_restart_that_kept_nothing_is_said_plainly_and_nothing_said_since_is_lost() 
         assert_eq!(count(&out.stdout, text), 1, "{text}: {out:?}");
     }
 }
+
+#[test]
+fn a_secret_saved_at_another_address_is_named_then_used_once_the_server_is_known() {
+    let server = Server::start(&[]);
+    let here = server.url();
+    let there = format!("ws://localhost:{}", server.port());
+    assert_ne!(here, there);
+    let state = state_dir();
+    let first = run_script(state.path(), &[&here, "--name", "ivy"], "hi\n");
+    assert!(first.status.success(), "{first:?}");
+
+    // The server holds the name (its TTL is minutes). Under another address
+    // chat-cli cannot tell yet that it is the same server: it sends no
+    // secret, and says where one is saved and what to do.
+    let out = run_script(state.path(), &[&there, "--name", "ivy"], "again\n");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        out.stderr,
+        [format!(
+            "chat-cli: the name 'ivy' is taken here; a secret for it is saved for {here}, but \
+             chat-cli cannot tell whether that is this server: if so (another address of it, \
+             or another node of its cluster), connect there to keep your name (chat-cli {here} \
+             --name ivy); if not, pick another name or wait until this one is released"
+        )]
+    );
+
+    // A login there under another name shows the server's store: the same
+    // one. From then on ivy's secret is used there too, and filed for it.
+    let bot = run_script(state.path(), &[&there, "--name", "bot"], "beep\n");
+    assert!(bot.status.success(), "{bot:?}");
+    let out = run_script(state.path(), &[&there, "--name", "ivy"], "again\n");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, ["ivy (you): again"]);
+    let file = state.path().join("wschat/secrets.json");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert!(saved["servers"][&here]["ivy"].is_string(), "{saved}");
+    assert_eq!(
+        saved["servers"][&there]["ivy"], saved["servers"][&here]["ivy"],
+        "{saved}"
+    );
+    assert_eq!(saved["epochs"][&there], saved["epochs"][&here], "{saved}");
+}

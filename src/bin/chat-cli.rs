@@ -14,9 +14,9 @@ use clap::{CommandFactory, Parser, error::ErrorKind};
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
 use wschat::cli::state::{self, SecretsFile};
-use wschat::cli::terminal::{Answer, Prompt};
+use wschat::cli::terminal::Prompt;
 use wschat::cli::{self, Session};
-use wschat::client::{Client, ClientConfig, Exit, Line, Mode, OnNameRefused, Output, command};
+use wschat::client::{Client, ClientConfig, Exit, Mode, OnNameRefused, Output, command};
 use wschat::username::Username;
 
 /// Chat in a wschat chat room from a terminal, or from a script.
@@ -28,7 +28,8 @@ struct Args {
     #[arg(env = "CHAT_URL", default_value = "ws://127.0.0.1:8080", value_parser = parse_url)]
     url: String,
 
-    /// Your name in the chat. Asked for when missing and stdin is a terminal.
+    /// Your name in the chat. Asked for when missing and stdin is a
+    /// terminal, once chat-cli has reached the server.
     // Names and secrets may start with "-" (secrets are drawn from
     // A-Za-z0-9_-), so a value that looks like a flag is still a value.
     #[arg(short, long, env = "CHAT_NAME", allow_hyphen_values = true)]
@@ -128,7 +129,13 @@ Keeping your name:
   The server gives a secret with a new name. chat-cli saves it per server URL
   and name in $XDG_STATE_HOME/wschat/secrets.json (by default
   ~/.local/state/wschat/secrets.json, mode 0600) and sends it next time, so
-  you get the same name back. A secret in CHAT_SECRET, or in the first line
+  you get the same name back. One server can have several addresses
+  (ws://localhost:8080 and ws://127.0.0.1:8080, or the nodes of a cluster):
+  chat-cli also notes the message store each address showed at a login, and
+  once two addresses have shown the same store, a secret saved at one is used
+  at the other (and saved there too). It never sends a secret to an address
+  not known to be the same server: if the name is taken there, it says where
+  a secret for it is saved. A secret in CHAT_SECRET, or in the first line
   of the file given with --secret-file FILE, overrides the saved one (and
   is saved once it works: that is how a name moves to another machine).
   A secret is never taken on the command line, where every local user can
@@ -156,6 +163,9 @@ Secure connections (wss://):
   --ca-file FILE (PEM). An untrusted certificate ends chat-cli with exit 1.
 
 Interactive mode uses colour when stdout is a terminal, unless NO_COLOR is set.
+
+Without --name, chat-cli first connects, then asks for your name: if no
+chat-server answers at the address, it says so and exits with 1.
 
 Exit status: 0 success (a confirmed /logout included); 1 could not connect,
 log in, deliver every message (a /quit or Ctrl-D with messages not sent
@@ -259,7 +269,7 @@ fn run(args: Args) -> anyhow::Result<Exit> {
     } else {
         Mode::Script
     };
-    let mut prompt = if interactive {
+    let prompt = if interactive {
         Some(Prompt::new(state::history_path()).context("cannot set up the line editor")?)
     } else {
         None
@@ -268,24 +278,17 @@ fn run(args: Args) -> anyhow::Result<Exit> {
     let colour = interactive
         && io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let asked = args.name.is_none();
-    let name = match (args.name, &mut prompt) {
-        (Some(name), _) => {
+    // Without a name, chat-cli connects first and asks for one once the
+    // server is there (the driver asks, at the core's request).
+    let name = match args.name {
+        Some(name) => {
             if let Err(e) = Username::parse(&name, usize::MAX) {
                 usage_error(ErrorKind::ValueValidation, format!("invalid --name: {e}"));
             }
             name
         }
-        // Nothing else prints yet: straight to stderr, as the printer
-        // shows such a line once the chat runs.
-        (None, Some(prompt)) => match prompt.ask_name(&mut |why| {
-            eprintln!("{}", Line::Error(why).render(cli::local_time(), colour));
-        }) {
-            Answer::Given(name) => name,
-            Answer::Cancelled => return Ok(Exit::Cancelled),
-            Answer::Ended => return Ok(Exit::Failure("no name given".into())),
-        },
-        (None, None) => usage_error(
+        None if interactive => String::new(),
+        None => usage_error(
             ErrorKind::MissingRequiredArgument,
             "--name (or CHAT_NAME) is required when stdin is not a terminal",
         ),
@@ -293,7 +296,7 @@ fn run(args: Args) -> anyhow::Result<Exit> {
 
     let secrets = SecretsFile::in_state_dir();
     let saved = secrets.as_ref().and_then(|file| match file.load() {
-        Ok(store) => store.get(&args.url, &name).map(str::to_owned),
+        Ok(store) => Some(store.lookup(&args.url, &name)),
         Err(e) => {
             eprintln!("chat-cli: {e}; going on without saved secrets");
             None
@@ -301,11 +304,13 @@ fn run(args: Args) -> anyhow::Result<Exit> {
     });
 
     let mut config = ClientConfig::new(&args.url, &name, mode);
-    if asked {
+    if name.is_empty() {
         config.on_name_refused = OnNameRefused::AskAnother;
     }
     config.given_secret = given_secret;
-    config.saved_secret = saved;
+    if !name.is_empty() {
+        config.set_saved(saved.unwrap_or_default());
+    }
     config.output = if args.json {
         Output::Json {
             show_secret: args.show_secret,

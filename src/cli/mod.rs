@@ -20,7 +20,7 @@ use smol::Timer;
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 
-use crate::client::{Action, Client, ClockTime, Event, Exit, Line, Mode};
+use crate::client::{Action, Client, ClockTime, Event, Exit, Line, Mode, Saved};
 use net::{Connection, NetEvent};
 use state::SecretsFile;
 use terminal::{Answer, Gate, Output, Printer, Prompt, TerminalGuard, UserInput};
@@ -261,6 +261,10 @@ impl<R: Rng> Driver<R> {
                 self.current = None;
                 self.client.handle_disconnected(&reason, now);
             }
+            NetEvent::Unreachable(reason) => {
+                self.current = None;
+                self.client.handle_unreachable(&reason, now);
+            }
         }
     }
 
@@ -269,7 +273,8 @@ impl<R: Rng> Driver<R> {
         match event {
             Event::Line(line) => self.show(&line).await,
             Event::SecretIssued { username, secret } => self.save_secret(username, secret).await,
-            Event::AskName(reason) => return self.ask_name(&reason).await,
+            Event::AskName(reason) => return self.ask_name(reason.as_deref()).await,
+            Event::ServerStore(epoch) => self.save_epoch(epoch).await,
             Event::Bell => {
                 let _ = self.printer.send(Output::Bell).await;
             }
@@ -326,10 +331,27 @@ impl<R: Rng> Driver<R> {
         self.show(&line).await;
     }
 
-    /// The name typed at the prompt was refused: says why and asks for
-    /// another; `Some` when the user gives up.
-    async fn ask_name(&mut self, reason: &str) -> Option<Exit> {
-        self.show(&Line::Error(reason.to_owned())).await;
+    async fn save_epoch(&self, epoch: String) {
+        let Some(file) = self.session.secrets.clone() else {
+            return;
+        };
+        let url = self.session.url.clone();
+        let saved = smol::unblock(move || file.save_epoch(&url, &epoch)).await;
+        let line = match saved {
+            Ok(None) => return,
+            Ok(Some(note)) => Line::Status(note),
+            // Only costs recognising this server under another address.
+            Err(e) => Line::Error(e.to_string()),
+        };
+        self.show(&line).await;
+    }
+
+    /// Asks for a name (once connected, or after the server refused one,
+    /// saying why); `Some` when the user gives up.
+    async fn ask_name(&mut self, reason: Option<&str>) -> Option<Exit> {
+        if let Some(reason) = reason {
+            self.show(&Line::Error(reason.to_owned())).await;
+        }
         let colour = self.session.colour;
         let printer = self.printer.clone();
         // Through the printer, in order with everything else it shows.
@@ -344,11 +366,12 @@ impl<R: Rng> Driver<R> {
             Answer::Cancelled => return Some(Exit::Cancelled),
             Answer::Ended => return Some(Exit::Failure("no name given".into())),
         };
-        let saved = self.session.secrets.as_ref().and_then(|file| {
-            let store = file.load().ok()?;
-            store.get(&self.session.url, &name).map(str::to_owned)
+        let saved = self.session.secrets.as_ref().map(|file| match file.load() {
+            Ok(store) => store.lookup(&self.session.url, &name),
+            Err(_) => Saved::default(), // said at the start
         });
-        self.client.handle_name(&name, saved, Instant::now());
+        self.client
+            .handle_name_saved(&name, saved.unwrap_or_default(), Instant::now());
         None
     }
 

@@ -39,6 +39,10 @@ pub enum NetEvent {
     Activity,
     /// The connection failed or ended; the reason in words.
     Closed(String),
+    /// No chat server answered at the address: the connection was refused,
+    /// the host is unknown or unreachable, or what answered is not a
+    /// chat-server ([`not_a_chat_server`]). The reason in words.
+    Unreachable(String),
 }
 
 /// What to write on the connection.
@@ -142,7 +146,7 @@ async fn connect(
     let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| NetEvent::Unreachable(e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let stream = if secure {
         Either::Right(tls::connect(&host, tcp).await.map_err(failed)?)
@@ -166,6 +170,7 @@ async fn connect(
                     describe(&e)
                 )));
             }
+            Err(e) if not_a_chat_server(&e) => return Err(NetEvent::Unreachable(describe(&e))),
             Err(e) => return Err(failed(describe(&e))),
         };
     let selected = response
@@ -235,6 +240,20 @@ async fn run(
         .await;
     }
     ended
+}
+
+/// What answered the handshake is not a chat-server: it does not speak
+/// WebSocket (HTTP/1.0, no upgrade), or refused the upgrade as a
+/// chat-server never does (one that refuses is there, only unwilling —
+/// 403, an origin it does not allow — or busy: 429, 503).
+fn not_a_chat_server(error: &tungstenite::Error) -> bool {
+    match error {
+        tungstenite::Error::Http(response) => {
+            !matches!(response.status().as_u16(), 403 | 429 | 500..)
+        }
+        tungstenite::Error::Protocol(e) => !matches!(e, ProtocolError::HandshakeIncomplete),
+        _ => false,
+    }
 }
 
 fn closed_by_server(frame: Option<&CloseFrame>) -> String {

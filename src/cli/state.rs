@@ -90,6 +90,23 @@ impl SecretsFile {
         name: &str,
         secret: &str,
     ) -> Result<Option<String>, StateError> {
+        self.update(|store| {
+            store.set(server, name, secret);
+            true
+        })
+    }
+
+    /// Saves the epoch of the store `server` named, if it changed.
+    pub fn save_epoch(&self, server: &str, epoch: &str) -> Result<Option<String>, StateError> {
+        self.update(|store| store.set_epoch(server, epoch))
+    }
+
+    /// Reads the file, changes it with `change`, and writes it if `change`
+    /// says it changed anything.
+    fn update(
+        &self,
+        change: impl FnOnce(&mut SecretStore) -> bool,
+    ) -> Result<Option<String>, StateError> {
         let mut note = None;
         let mut store = match self.load() {
             Ok(store) => store,
@@ -105,7 +122,9 @@ impl SecretsFile {
             }
             Err(e) => return Err(e),
         };
-        store.set(server, name, secret);
+        if !change(&mut store) {
+            return Ok(note);
+        }
         self.write(store.to_json().as_bytes())
             .map_err(|source| self.write_error(source))?;
         Ok(note)

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::Backoff;
+use super::secrets::SavedAt;
 
 /// Who is typing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +61,9 @@ pub enum OnNameRefused {
 pub struct ClientConfig {
     /// The server's URL, for messages and nothing else.
     pub server: String,
-    /// The name to log in as.
+    /// The name to log in as. Empty when none was given: the client then
+    /// connects first and, once the server is there, asks for one
+    /// ([`Event::AskName`](super::Event::AskName) with no reason).
     pub username: String,
     /// A secret to reclaim the name with, given by the user (`--secret`);
     /// it takes precedence over the saved one.
@@ -69,6 +72,13 @@ pub struct ClientConfig {
     /// ends with another secret (a given one, or a new one the server
     /// issued) asks for it to be saved.
     pub saved_secret: Option<String>,
+    /// None saved for this server, but one for this name at another
+    /// address of the same server (it named the same message store): sent,
+    /// and asked to be saved for this server too once it works.
+    pub same_server_secret: Option<SavedAt>,
+    /// Other addresses with a secret saved for this name, not known to be
+    /// this server or another: named if the server says the name is taken.
+    pub saved_elsewhere: Vec<String>,
     pub mode: Mode,
     /// Default [`OnNameRefused::Finish`].
     pub on_name_refused: OnNameRefused,
@@ -95,12 +105,21 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// What is saved for the name at this server (`SecretStore::lookup`).
+    pub fn set_saved(&mut self, saved: super::Saved) {
+        self.saved_secret = saved.secret;
+        self.same_server_secret = saved.same_server;
+        self.saved_elsewhere = saved.elsewhere;
+    }
+
     pub fn new(server: impl Into<String>, username: impl Into<String>, mode: Mode) -> Self {
         ClientConfig {
             server: server.into(),
             username: username.into(),
             given_secret: None,
             saved_secret: None,
+            same_server_secret: None,
+            saved_elsewhere: Vec::new(),
             mode,
             on_name_refused: OnNameRefused::Finish,
             output: Output::Lines { bell: false },

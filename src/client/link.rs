@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use rand::Rng;
 
-use super::{Action, Client, ClientConfig, Exit, Line, seconds};
+use super::{Action, Client, ClientConfig, Event, Exit, Line, seconds};
 use crate::id;
 use crate::protocol::{ClientMessage, SUBPROTOCOL_V2, SUBPROTOCOL_V3, Version};
 
@@ -25,8 +25,12 @@ pub(super) enum Link {
     Waiting {
         retry_at: Instant,
     },
-    /// The name typed at the prompt was refused: waiting for another.
-    AskingName,
+    /// Waiting for the user to give a name: none was given, or the one
+    /// typed at the prompt was refused. With `open`, the connection made
+    /// before asking is still up, and the login goes on it.
+    AskingName {
+        open: bool,
+    },
     Done,
 }
 
@@ -46,6 +50,10 @@ pub(super) struct LoggingIn {
     /// v2: what the server said while we were logging in, with its `seq`,
     /// shown after the catch-up so that everything appears in order.
     pub(super) held: Vec<(Option<u64>, Line)>,
+    /// The connection was made before the user gave the name: the server
+    /// may have closed it meanwhile (its own login timeout), so losing it
+    /// before an answer means connecting again, not failing.
+    pub(super) opened_before_name: bool,
 }
 
 /// v2: what a `loginMessage` said.
@@ -94,7 +102,10 @@ impl Link {
     pub(super) fn is_connected(&self) -> bool {
         matches!(
             self,
-            Link::Connecting { .. } | Link::LoggingIn(_) | Link::Online(_)
+            Link::Connecting { .. }
+                | Link::LoggingIn(_)
+                | Link::Online(_)
+                | Link::AskingName { open: true }
         )
     }
 
@@ -115,7 +126,7 @@ impl Link {
                 ..
             }) => Some(*at + config.keepalive_timeout),
             Link::Waiting { retry_at } => Some(*retry_at),
-            Link::AskingName | Link::Done => None,
+            Link::AskingName { .. } | Link::Done => None,
         }
     }
 }
@@ -127,6 +138,9 @@ impl<R: Rng> Client<R> {
     /// the server selected `subprotocol` (the `Sec-WebSocket-Protocol` of
     /// its `101` response, `None` without one): `wschat.v2` means v2,
     /// anything else v1.
+    ///
+    /// Without a name yet, asks the user for one now that the server is
+    /// known to be there.
     pub fn handle_connected(&mut self, subprotocol: Option<&str>, _now: Instant) {
         let Link::Connecting { deadline } = self.link else {
             return;
@@ -136,6 +150,17 @@ impl<R: Rng> Client<R> {
             Some(SUBPROTOCOL_V2) => Version::V2,
             _ => Version::V1,
         };
+        if self.config.username.is_empty() {
+            self.link = Link::AskingName { open: true };
+            self.events.push_back(Event::AskName(None));
+            return;
+        }
+        self.log_in(deadline, false);
+    }
+
+    /// Sends the login on the connection just made (or kept while the user
+    /// chose a name).
+    pub(super) fn log_in(&mut self, deadline: Instant, opened_before_name: bool) {
         let since = match self.version {
             Version::V2 | Version::V3 => self.seen.last_seq,
             Version::V1 => None,
@@ -146,6 +171,7 @@ impl<R: Rng> Client<R> {
             held_join: None,
             accepted: None,
             held: Vec::new(),
+            opened_before_name,
         });
         let login = ClientMessage::Login {
             id: id::message_id(&mut self.rng),
@@ -179,9 +205,28 @@ impl<R: Rng> Client<R> {
     /// The connection (or the attempt to make one) failed or closed;
     /// `reason` says why, e.g. "connection refused".
     pub fn handle_disconnected(&mut self, reason: &str, now: Instant) {
-        if self.link.is_connected() {
+        if let Link::AskingName { open } = &mut self.link {
+            // Made before asking for the name: another is made once the
+            // name is given.
+            *open = false;
+        } else if self.link.is_connected() {
             self.lost(reason, now);
         }
+    }
+
+    /// The connection could not be made because no chat server answered
+    /// at the address: nothing listens there (the connection was refused),
+    /// the host is unknown or unreachable, or the web server there refused
+    /// the WebSocket upgrade. As [`handle_disconnected`], and before the
+    /// first login the user is told to check that chat-server runs there.
+    ///
+    /// [`handle_disconnected`]: Self::handle_disconnected
+    pub fn handle_unreachable(&mut self, reason: &str, now: Instant) {
+        if self.been_online() {
+            return self.handle_disconnected(reason, now);
+        }
+        let reason = format!("{reason}; check that chat-server is running at that address");
+        self.handle_disconnected(&reason, now);
     }
 
     // ---- internals ----
@@ -258,6 +303,15 @@ impl<R: Rng> Client<R> {
         let was = std::mem::replace(&mut self.link, Link::Done);
         // The next connection's rate limit starts afresh.
         self.pacing.reconnected();
+        if let Link::LoggingIn(LoggingIn {
+            opened_before_name: true,
+            ..
+        }) = was
+            && !self.been_online()
+        {
+            // Most likely the server gave up on it while the user typed.
+            return self.connect(now);
+        }
         if !self.been_online() {
             let reason = match was {
                 Link::Connecting { .. } => {

@@ -7,7 +7,9 @@ use std::time::Instant;
 use rand::Rng;
 
 use super::link::{Accepted, Link, Online};
-use super::{Action, Client, Event, Exit, Line, Mode, OnNameRefused, describe, plural};
+use super::{
+    Action, Client, ClientConfig, Event, Exit, Line, Mode, OnNameRefused, Saved, describe, plural,
+};
 use crate::id;
 use crate::protocol::{ClientMessage, EPOCH_MAX_CHARS, ErrorCode, ServerMessage, Version};
 
@@ -46,18 +48,32 @@ struct Reading {
 }
 
 impl<R: Rng> Client<R> {
-    /// A new name, after [`Event::AskName`], with the secret saved for it
-    /// if any: connects again and logs in with it.
+    /// A name, after [`Event::AskName`], with the secret saved for it if
+    /// any: logs in with it.
     pub fn handle_name(&mut self, name: &str, saved_secret: Option<String>, now: Instant) {
-        if !matches!(self.link, Link::AskingName) {
+        let saved = Saved {
+            secret: saved_secret,
+            ..Saved::default()
+        };
+        self.handle_name_saved(name, saved, now);
+    }
+
+    /// A name, after [`Event::AskName`], with what is saved for it
+    /// (`SecretStore::lookup`): logs in with it, on the connection made
+    /// before asking if it is still up, else on a new one.
+    pub fn handle_name_saved(&mut self, name: &str, saved: Saved, now: Instant) {
+        let Link::AskingName { open } = self.link else {
             return;
-        }
+        };
         self.config.username = name.to_owned();
-        self.config.given_secret = None;
-        self.config.saved_secret = saved_secret.clone();
-        self.secret = saved_secret.clone();
-        self.saved_secret = saved_secret;
-        self.connect(now);
+        self.config.set_saved(saved);
+        self.secret = first_secret(&self.config);
+        self.saved_secret = self.config.saved_secret.clone();
+        if open {
+            self.log_in(now + self.config.login_timeout, true);
+        } else {
+            self.connect(now);
+        }
     }
 
     /// `loginMessage`: the server accepted the login. On v1 that is all;
@@ -174,6 +190,13 @@ impl<R: Rng> Client<R> {
             // The numbers seen belong to a numbering that is gone: every
             // message of the new one is new to us.
             self.seen.last_seq = Some(0);
+        }
+        if let Some(epoch) = &epoch
+            && self.seen.epoch.as_ref() != Some(epoch)
+        {
+            // Before the secret is saved, so that it is filed for every
+            // address of this server.
+            self.events.push_back(Event::ServerStore(epoch.clone()));
         }
         self.seen.epoch = epoch;
         // A name claimed afresh (a secret other than the one we sent) has a
@@ -364,6 +387,13 @@ impl<R: Rng> Client<R> {
         let name = &self.config.username;
         let about_the_name = matches!(code, ErrorCode::LoginTaken | ErrorCode::InvalidUsername);
         let reason = match code {
+            ErrorCode::LoginTaken if !self.config.saved_elsewhere.is_empty() => {
+                taken_here_saved_elsewhere(
+                    name,
+                    self.secret.is_some(),
+                    &self.config.saved_elsewhere,
+                )
+            }
             ErrorCode::LoginTaken if self.secret.is_some() => format!(
                 "the name '{name}' is taken and the secret given for it does not match; \
                  pick another or wait until it is released"
@@ -386,10 +416,48 @@ impl<R: Rng> Client<R> {
         match self.config.on_name_refused {
             OnNameRefused::AskAnother => {
                 self.actions.push_back(Action::Close);
-                self.link = Link::AskingName;
-                self.events.push_back(Event::AskName(reason));
+                self.link = Link::AskingName { open: false };
+                // A secret given was for the name refused.
+                self.config.given_secret = None;
+                self.events.push_back(Event::AskName(Some(reason)));
             }
             OnNameRefused::Finish => self.leave(Exit::NameRefused(reason)),
         }
     }
+}
+
+/// The secret to send first: the one given, else the one saved for this
+/// server, else the one saved for another address of the same server.
+pub(super) fn first_secret(config: &ClientConfig) -> Option<String> {
+    config
+        .given_secret
+        .clone()
+        .or_else(|| config.saved_secret.clone())
+        .or_else(|| config.same_server_secret.as_ref().map(|s| s.secret.clone()))
+}
+
+/// The name is taken here, and a secret for it is saved for another
+/// address that may be this same server: chat-cli cannot tell (no login
+/// there or here told it the server's store), and does not send a secret
+/// to a server it was not saved for. Says where it is and what to do.
+fn taken_here_saved_elsewhere(name: &str, secret_sent: bool, elsewhere: &[String]) -> String {
+    let taken = if secret_sent {
+        format!("the name '{name}' is taken here and the secret given for it does not match")
+    } else {
+        format!("the name '{name}' is taken here")
+    };
+    let first = elsewhere.first().map_or("", String::as_str);
+    let (saved, one) = match elsewhere {
+        [_] => (format!("a secret for it is saved for {first}"), "that is"),
+        _ => (
+            format!("secrets for it are saved for {}", elsewhere.join(", ")),
+            "one of those is",
+        ),
+    };
+    format!(
+        "{taken}; {saved}, but chat-cli cannot tell whether {one} this server: if so (another \
+         address of it, or another node of its cluster), connect there to keep your name \
+         (chat-cli {first} --name {name}); if not, pick another name or wait until this one is \
+         released"
+    )
 }

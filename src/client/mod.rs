@@ -71,7 +71,7 @@ use login::Seen;
 use outbox::Outbox;
 use pacing::Pacing;
 pub use render::{ClockTime, Line};
-pub use secrets::SecretStore;
+pub use secrets::{Saved, SavedAt, SecretStore};
 
 /// Something the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,10 +99,16 @@ pub enum Event {
     /// (per server and name) and pass it as `ClientConfig::saved_secret`
     /// next time.
     SecretIssued { username: String, secret: String },
-    /// The server refused the name typed at the prompt
-    /// ([`OnNameRefused::AskAnother`]), for this reason: ask for another
-    /// and hand it to [`Client::handle_name`]. Nothing happens until then.
-    AskName(String),
+    /// Ask the user for a name and hand it to [`Client::handle_name_saved`];
+    /// nothing happens until then. `None`: none was given, and the server
+    /// is there (connected). `Some`: the server refused the name typed at
+    /// the prompt ([`OnNameRefused::AskAnother`]), for this reason.
+    AskName(Option<String>),
+    /// The server named its message store (v2's `epoch`) at a login:
+    /// remember it for this server ([`SecretStore::set_epoch`]), so that it
+    /// is known as the same server under another address (its secrets are
+    /// then used there too).
+    ServerStore(String),
     /// Ring the terminal bell with the next line: it names the user and
     /// was said just now ([`Output::Lines`] with `bell`).
     Bell,
@@ -198,10 +204,7 @@ impl<R: Rng> Client<R> {
     /// A client that starts connecting at once.
     pub fn new(config: ClientConfig, rng: R, now: Instant) -> Self {
         let mut client = Client {
-            secret: config
-                .given_secret
-                .clone()
-                .or_else(|| config.saved_secret.clone()),
+            secret: login::first_secret(&config),
             saved_secret: config.saved_secret.clone(),
             outbox: Outbox::new(config.outbox_capacity, config.window),
             pacing: Pacing::default(),

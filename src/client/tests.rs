@@ -2,6 +2,8 @@
 //! expect exactly these actions and events. Here against a server that
 //! speaks v1 (it selects no subprotocol); `v2` has the v2 ones.
 
+mod connect_first;
+mod same_server;
 mod v2;
 
 use std::time::{Duration, Instant};
@@ -24,6 +26,8 @@ pub(super) struct Harness {
     /// Whether `drain` shows [`Event::Pending`] (most tests are about
     /// something else).
     pub(super) pending: bool,
+    /// Every store the server named ([`Event::ServerStore`]), in order.
+    pub(super) stores: Vec<String>,
 }
 
 /// The time of day shown for a line: the server's timestamp in UTC when it
@@ -53,6 +57,7 @@ impl Harness {
             now,
             sent: Vec::new(),
             pending: false,
+            stores: Vec::new(),
         }
     }
 
@@ -112,6 +117,10 @@ impl Harness {
             });
         }
         while let Some(event) = self.client.poll_event() {
+            if let Event::ServerStore(epoch) = event {
+                self.stores.push(epoch);
+                continue;
+            }
             if let Event::Pending(lines) = &event {
                 if self.pending {
                     let lines: Vec<String> = lines.iter().map(|l| l.render(NOON, false)).collect();
@@ -126,7 +135,9 @@ impl Harness {
                 Event::Finished(Exit::Failure(reason)) => format!("exit 1: {reason}"),
                 Event::Finished(Exit::NameRefused(reason)) => format!("exit 2: {reason}"),
                 Event::Finished(Exit::Cancelled) => "exit 130".to_owned(),
-                Event::AskName(reason) => format!("ask name: {reason}"),
+                Event::AskName(Some(reason)) => format!("ask name: {reason}"),
+                Event::AskName(None) => "ask name".to_owned(),
+                Event::ServerStore(_) => unreachable!("handled above"),
                 Event::Bell => "bell".to_owned(),
                 Event::Pending(_) => unreachable!("handled above"),
             });
