@@ -242,3 +242,97 @@ fn the_page_and_the_chat_share_the_port() {
     assert_eq!(heard["message"], "still v1 at /");
     assert!(heard.get("seq").is_none(), "v1 has no seq: {heard}");
 }
+
+// --- issue 24, defects 1–5 of the page (branch web-defects) ----------------
+
+/// Fast enough to fill a long history in a moment.
+const FAST: &[&str] = &["--message-rate", "200", "--message-burst", "200"];
+
+#[test]
+fn the_page_fits_the_window_and_only_the_message_list_scrolls() {
+    run("the_page_fits_the_window_and_only_the_log_scrolls", FAST);
+}
+
+#[test]
+fn on_a_phone_the_conversation_follows_new_messages_and_says_when_they_wait_below() {
+    run("on_a_phone_the_conversation_follows_new_messages", FAST);
+}
+
+#[test]
+fn the_online_list_has_whoever_joined_and_talked() {
+    run(
+        "the_online_list_has_whoever_joined_and_talked",
+        &["--presence-rate", "1", "--presence-burst", "1"],
+    );
+}
+
+#[test]
+fn actions_mentions_and_times_read_as_chat_cli_shows_them() {
+    run("actions_mentions_and_times_read_as_in_chat_cli", &[]);
+}
+
+#[test]
+fn a_page_whose_origin_is_refused_says_so_and_does_not_retry_in_a_loop() {
+    run(
+        "a_refused_origin_is_said_and_not_retried",
+        &["--allowed-origins", "http://chat.example.com"],
+    );
+}
+
+/// Defect 5, the server's side: an upgrade refused for its Origin is
+/// logged, at most once a minute per origin (the line counts the refusals
+/// since the last); the page's origin check answers as the upgrade would.
+#[test]
+fn refused_origins_are_logged_once_a_minute_each_and_the_page_can_ask() {
+    let server = ServerProcess::start(&["--allowed-origins", "http://chat.example.com"]);
+    let request = |text: String| {
+        let mut tcp = std::net::TcpStream::connect(server.addr).unwrap();
+        tcp.set_read_timeout(Some(net::TIMEOUT)).unwrap();
+        tcp.write_all(text.as_bytes()).unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).unwrap();
+        response
+    };
+    let upgrade = |origin: &str| {
+        request(format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Origin: {origin}\r\n\r\n"
+        ))
+    };
+    for _ in 0..3 {
+        let refused = upgrade("http://evil.example");
+        assert!(refused.starts_with("HTTP/1.1 403 "), "{refused}");
+    }
+    assert!(upgrade("http://other.example").starts_with("HTTP/1.1 403 "));
+    let line = |origin: &'static str| {
+        move |l: &str| {
+            l.contains("origin is not allowed") && l.contains(&format!("origin={origin}"))
+        }
+    };
+    let other = server.wait_for_log(line("http://other.example"));
+    assert!(
+        other.is_some_and(|l| l.contains("refused=1")),
+        "{}",
+        server.log_text()
+    );
+    let evil: Vec<String> = server
+        .log_text()
+        .lines()
+        .filter(|l| line("http://evil.example")(l))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(evil.len(), 1, "{}", server.log_text());
+    assert!(
+        evil[0].contains("refused=1") && evil[0].contains("WARN"),
+        "{evil:?}"
+    );
+
+    let check = |origin: &str| {
+        request(format!(
+            "GET /origin-check?origin={origin} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        ))
+    };
+    assert!(check("http%3A%2F%2F127.0.0.1").starts_with("HTTP/1.1 403 "));
+    assert!(check("http%3A%2F%2Fchat.example.com").starts_with("HTTP/1.1 200 "));
+}

@@ -18,8 +18,11 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use async_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+
+use super::refused_origins::{RefusedOrigins, Report};
 
 /// The `--allowed-origins` setting.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -181,6 +184,7 @@ pub(crate) struct Admission {
     origins: AllowedOrigins,
     limits: Limits,
     counts: Mutex<Counts>,
+    refused_origins: Mutex<RefusedOrigins>,
 }
 
 #[derive(Debug, Default)]
@@ -243,7 +247,27 @@ impl Admission {
             origins,
             limits,
             counts: Mutex::default(),
+            refused_origins: Mutex::default(),
         }
+    }
+
+    pub(crate) fn origins(&self) -> &AllowedOrigins {
+        &self.origins
+    }
+
+    /// An upgrade with this `origin` was refused (403) at `now`: the line
+    /// to log, at most one per origin a minute (see `refused_origins`).
+    pub(crate) fn origin_refused(
+        &self,
+        origin: Option<&HeaderValue>,
+        now: Instant,
+    ) -> Option<Report> {
+        let origin = origin?;
+        let mut refused = self
+            .refused_origins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        refused.refused(origin.as_bytes(), now)
     }
 
     pub(crate) fn limits(&self) -> Limits {

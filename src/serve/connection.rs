@@ -302,7 +302,7 @@ async fn open<'a>(
     if !upgrade::is_upgrade(request) {
         debug!(%peer, method = %request.method(), path = request.uri().path(), "HTTP request");
         let head_only = request.method() == Method::HEAD;
-        let answer = routes::answer(request, ctx.admin.as_deref());
+        let answer = routes::answer(request, ctx.admin.as_deref(), ctx.admission.origins());
         http::send(&mut io, &answer, head_only).await;
         return None;
     }
@@ -341,6 +341,20 @@ async fn open<'a>(
         Ok(slot) => slot,
         Err(status) => {
             debug!(%peer, status = status.as_u16(), "upgrade refused");
+            let origin = request.headers().get(ORIGIN);
+            if status == StatusCode::FORBIDDEN
+                && let Some(report) = ctx.admission.origin_refused(origin, Instant::now())
+            {
+                warn!(
+                    %peer,
+                    origin = %report.origin,
+                    refused = report.refused,
+                    allowed = %ctx.admission.origins(),
+                    "refused a WebSocket from a page whose origin is not allowed \
+                     (--allowed-origins); at most one line a minute per origin, \
+                     `refused` counts since its last"
+                );
+            }
             ctx.metrics.handshake_refused(status.as_u16());
             http::send(&mut io, &upgrade::refusal(status), false).await;
             return None;

@@ -71,6 +71,7 @@ mod options;
 mod outbox;
 mod proxied;
 mod readiness;
+mod refused_origins;
 mod routes;
 mod seam;
 mod socket;

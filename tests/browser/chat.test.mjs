@@ -226,3 +226,56 @@ test('small helpers', () => {
     assert.equal(backoffDelay(failures, () => 1), ceiling);
   }
 });
+
+// --- issue 24, defects 3 and 4 of the page (branch web-defects) -------------
+
+test('only a star and the sender\'s own name make an action, as in chat-cli', () => {
+  assert.equal(chat.actionOf('bob', '* bob waves'), 'waves');
+  assert.equal(chat.actionOf('bob', '* bob waves\nand smiles'), 'waves\nand smiles');
+  assert.equal(chat.actionOf('bob', '* alice waves'), null);
+  assert.equal(chat.actionOf('bob', '* bob'), null);
+  assert.equal(chat.actionOf('bob', '* bob   '), null);
+  assert.equal(chat.actionOf('bob', '* bobby waves'), null);
+  assert.equal(chat.actionOf('bob', 'bob waves'), null);
+});
+
+test('a mention is the name as a word, case-insensitively, as in chat-cli', () => {
+  for (const text of ['hi alice', 'Alice, look', '@ALICE', 'ping alice.', '(alice)', 'alice']) {
+    assert.equal(chat.mentions(text, 'alice'), true, text);
+  }
+  for (const text of ['malice', 'alice_b', 'alice2', 'alicé', 'éalice', 'nobody', '']) {
+    assert.equal(chat.mentions(text, 'alice'), false, text);
+  }
+  assert.equal(chat.mentions('bonjour Zoë!', 'zoË'), true);
+  assert.equal(chat.mentions('😀alice😀', 'alice'), true, 'an emoji is not a letter');
+  assert.equal(chat.mentions('𝒜alice', 'alice'), false, 'a letter outside the BMP is one');
+  assert.equal(chat.mentions('anything', ''), false);
+});
+
+test('a 12-hour clock has no leading zero, a 24-hour one keeps two digits', () => {
+  const at = new Date(Date.UTC(2026, 0, 1, 18, 37));
+  const morning = new Date(Date.UTC(2026, 0, 1, 6, 37));
+  const clock = (locale) => {
+    const { hourCycle } = new Intl.DateTimeFormat(locale, { hour: 'numeric' }).resolvedOptions();
+    const format = new Intl.DateTimeFormat(locale, { ...chat.clockOptions(hourCycle), timeZone: 'UTC' });
+    return [format.format(at), format.format(morning)];
+  };
+  assert.deepEqual(clock('en-US'), ['6:37 PM', '6:37 AM']);
+  assert.deepEqual(clock('en-GB'), ['18:37', '06:37']);
+  assert.deepEqual(chat.clockOptions(undefined), { hour: '2-digit', minute: '2-digit' });
+});
+
+test('the Online list follows a notice at once, before the userList confirms it', () => {
+  const list = [{ username: 'alice', connections: 2 }, { username: 'carol', connections: 1 }];
+  const names = (users) => users.map((u) => u.username);
+  assert.deepEqual(names(chat.onlineAfter(list, { joined: ['Bob'] })), ['alice', 'Bob', 'carol']);
+  assert.equal(chat.onlineAfter(list, { joined: ['bob'] })[0], list[0], 'the others kept as they were');
+  assert.deepEqual(names(chat.onlineAfter(list, { joined: ['ALICE'] })), ['alice', 'carol'], 'once a name');
+  assert.deepEqual(names(chat.onlineAfter(list, { left: ['Carol'] })), ['alice']);
+  assert.deepEqual(names(chat.onlineAfter(list, { left: ['nobody', 7] })), ['alice', 'carol']);
+  // A presence summary does not say in which order: a name in both is left for the userList.
+  assert.deepEqual(names(chat.onlineAfter(list, { joined: ['carol', 'dan'], left: ['carol', 'eve'] })),
+    ['alice', 'carol', 'dan']);
+  assert.deepEqual(names(chat.onlineAfter(list, { joined: ['eve'], left: ['eve'] })), ['alice', 'carol']);
+  assert.deepEqual(names(chat.onlineAfter([], { joined: null, left: undefined })), []);
+});

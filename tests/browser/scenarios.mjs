@@ -67,6 +67,7 @@ async function person(browser, label, options = {}) {
     colorScheme: options.colorScheme || 'light',
     locale: 'en-GB',
     timezoneId: 'UTC',
+    ...options.context, // e.g. a phone's { hasTouch, isMobile }, another locale
   });
   context.setDefaultTimeout(STEP_MS);
   const page = await context.newPage();
@@ -485,7 +486,7 @@ const scenarios = {
 
 // --- main -----------------------------------------------------------------
 
-const scenario = scenarios[scenarioName];
+const scenario = { ...scenarios, ...newcomerDefectScenarios() }[scenarioName];
 if (!scenario) {
   console.error(`no scenario ${scenarioName}; there are: ${Object.keys(scenarios).join(', ')}`);
   process.exit(2);
@@ -579,4 +580,299 @@ async function restartCatchUp(browser, { kept }) {
     await expectOnline(alice, ['alice (you)', 'bob']);
     await screenshot(alice, 'caught-up');
     for (const who of [alice, bob]) assertClean(who, { allowConsole: SOCKET_ERRORS });
+}
+
+// --- issue 24, defects 1–5 of the page (branch web-defects) -----------------
+//
+// Each scenario here failed before its fix. They are a function's, declared
+// (and so hoisted) here at the end, that `main` merges with the others.
+
+function newcomerDefectScenarios() {
+  const DESKTOP = { viewport: { width: 1280, height: 800 } };
+  const PHONE = { viewport: { width: 390, height: 844 }, context: { hasTouch: true, isMobile: true } };
+  /** How far the log may be from its end and still count as at the end (CSS pixels). */
+  const AT_END_PX = 2;
+
+  /** Says every text, one after the other, and waits until the server took the last. */
+  async function sayAll(who, texts) {
+    for (const text of texts) await say(who, text);
+    await who.page.locator('#outbox').waitFor({ state: 'hidden' });
+  }
+
+  /** How far the log is scrolled from its end, in CSS pixels. */
+  const gapBelow = (who) => who.page.locator('#log').evaluate((log) => log.scrollHeight - log.scrollTop - log.clientHeight);
+
+  /** Whether the last message of the log is in sight (inside the log's box). */
+  const lastInSight = (who) => who.page.locator('#log').evaluate((log) => {
+    const last = log.lastElementChild;
+    if (!last) return false;
+    const box = log.getBoundingClientRect();
+    const item = last.getBoundingClientRect();
+    return item.bottom <= box.bottom + 1 && item.top >= box.top - 1;
+  });
+
+  /** The document's size against the window's, and how far the window itself scrolled. */
+  const documentFit = (who) => who.page.evaluate(() => ({
+    documentHeight: document.documentElement.scrollHeight,
+    bodyHeight: document.body.scrollHeight,
+    windowHeight: window.innerHeight,
+    scrollY: window.scrollY,
+  }));
+
+  async function expectFits(who) {
+    const fit = await documentFit(who);
+    assert.deepEqual(fit, {
+      documentHeight: fit.windowHeight, bodyHeight: fit.windowHeight, windowHeight: fit.windowHeight, scrollY: 0,
+    }, `${who.label}: the page must be exactly as tall as the window`);
+  }
+
+  /**
+   * A finger's swipe from (x, y), moving `dy` down the screen (positive:
+   * towards older messages), as touch events (Chromium's synthesized
+   * touch scroll gesture does nothing headless).
+   */
+  async function swipe(who, x, y, dy) {
+    const cdp = await who.context.newCDPSession(who.page);
+    const steps = 10;
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [{ x, y }] });
+    for (let i = 1; i <= steps; i += 1) {
+      await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: [{ x, y: y + (dy * i) / steps }] });
+      await who.page.waitForTimeout(16);
+    }
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+    await cdp.detach();
+    await who.page.waitForTimeout(300); // and its fling
+  }
+
+  /** The centre of an element, in the page's coordinates. */
+  async function centre(locator) {
+    const box = await locator.boundingBox();
+    return { x: Math.round(box.x + box.width / 2), y: Math.round(box.y + box.height / 2) };
+  }
+
+  const newMessagesButton = (p) => p.getByRole('button', { name: /^New messages/ });
+
+  const history = Array.from({ length: 40 }, (_, i) => `line ${i + 1} of a long history`);
+
+  return {
+    /**
+     * Defect 1: the page is exactly the window's height at 1280×800 and on
+     * a phone, with a long history; a wheel over the Online list or a swipe
+     * does not scroll the page away. Server: a high message rate.
+     */
+    async the_page_fits_the_window_and_only_the_log_scrolls(browser) {
+      const bob = await person(browser, 'bob');
+      await joined(bob, 'bob');
+      await sayAll(bob, history);
+
+      const alice = await person(browser, 'alice', DESKTOP);
+      await joined(alice, 'alice');
+      await expectMessages(alice, history.map((t) => ['bob', t, false]));
+      await expectOnline(alice, ['alice (you)', 'bob']);
+      await expectFits(alice);
+      const online = await centre(onlineList(alice.page));
+      await alice.page.mouse.move(online.x, online.y);
+      for (let i = 0; i < 5; i += 1) await alice.page.mouse.wheel(0, 800);
+      await alice.page.waitForTimeout(300);
+      await expectFits(alice);
+      await screenshot(alice, 'defect1-long-history-desktop');
+
+      const carol = await person(browser, 'carol', PHONE);
+      await joined(carol, 'carol');
+      await expectMessages(carol, history.map((t) => ['bob', t, false]));
+      await expectOnline(carol, ['alice', 'bob', 'carol (you)']);
+      await expectFits(carol);
+      // Swipes up on the Online bar, the header and the log.
+      for (const where of [onlineList(carol.page), carol.page.locator('header'), carol.page.locator('#log')]) {
+        const at = await centre(where);
+        await swipe(carol, at.x, at.y, -250);
+        await expectFits(carol);
+      }
+      await screenshot(carol, 'defect1-long-history-phone');
+      for (const who of [alice, bob, carol]) assertClean(who);
+    },
+
+    /**
+     * Defect 2: on a phone (touch) the conversation follows new messages,
+     * one's own included, while it is at its end; scrolled up, it stays,
+     * and a "New messages" button says what waits below and goes there.
+     */
+    async on_a_phone_the_conversation_follows_new_messages(browser) {
+      const bob = await person(browser, 'bob');
+      await joined(bob, 'bob');
+      await sayAll(bob, history);
+
+      const alice = await person(browser, 'alice', PHONE);
+      await joined(alice, 'alice');
+      await expectMessages(alice, history.map((t) => ['bob', t, false]));
+      await expectOnline(alice, ['alice (you)', 'bob']);
+      await alice.page.waitForTimeout(300);
+      const atEnd = async (what) => until(`${what}: alice's log at its end, its last message in sight`, async () => {
+        const got = { gap: await gapBelow(alice), lastInSight: await lastInSight(alice) };
+        return { ok: got.gap <= AT_END_PX && got.lastInSight, got };
+      }, 3000);
+      await atEnd('right after joining');
+
+      await say(bob, 'from bob');
+      await expectMessages(alice, [...history.map((t) => ['bob', t, false]), ['bob', 'from bob', false]]);
+      await atEnd("bob's message");
+      await say(alice, 'from alice');
+      await messageLog(alice.page).locator('li.msg.own').filter({ hasText: 'from alice' }).waitFor();
+      await atEnd("alice's own message");
+      assert.equal(await newMessagesButton(alice.page).count(), 0, 'nothing waits below');
+
+      // A swipe down the log (towards older messages): it stays there.
+      const log = await centre(alice.page.locator('#log'));
+      await swipe(alice, log.x, log.y, 250);
+      await swipe(alice, log.x, log.y, 250);
+      const away = await gapBelow(alice);
+      assert.ok(away > 200, `the swipe scrolled back (${away} px from the end)`);
+      await say(bob, 'while alice reads');
+      await newMessagesButton(alice.page).waitFor();
+      const stayed = await gapBelow(alice);
+      assert.ok(stayed > 200, `the log jumped to the end while alice read (${stayed} px left)`);
+      await screenshot(alice, 'defect2-new-messages-below');
+      await newMessagesButton(alice.page).click();
+      await atEnd('"New messages"');
+      await newMessagesButton(alice.page).waitFor({ state: 'hidden' });
+
+      // Scrolled back to the end by hand: following again, nothing waits.
+      await swipe(alice, log.x, log.y, 250);
+      await swipe(alice, log.x, log.y, 250);
+      await say(bob, 'again while alice reads');
+      await newMessagesButton(alice.page).waitFor();
+      for (let i = 0; i < 20 && (await gapBelow(alice)) > AT_END_PX; i += 1) {
+        await swipe(alice, log.x, log.y, -250);
+      }
+      await newMessagesButton(alice.page).waitFor({ state: 'hidden' });
+      await say(bob, 'the last');
+      await messageLog(alice.page).locator('li.msg').filter({ hasText: 'the last' }).waitFor();
+      await atEnd('after scrolling back by hand');
+      for (const who of [alice, bob]) assertClean(who);
+    },
+
+    /**
+     * Defect 3: whoever joined and talked is in the Online list, at once.
+     * Round after round two people join at once and talk at once; the
+     * moment alice's page shows one's message, its Online list must have
+     * them (it was refreshed only 300 ms after a join notice, and a join held
+     * back by the server's presence budget came later still). Server:
+     * --presence-rate 1 --presence-burst 1, so that some joins are held.
+     */
+    async the_online_list_has_whoever_joined_and_talked(browser) {
+      const alice = await person(browser, 'alice');
+      await joined(alice, 'alice');
+      await expectOnline(alice, ['alice (you)']);
+      // Alice's Online list as it was when each message showed in her log.
+      await alice.page.evaluate(() => {
+        window.listWhenShown = {};
+        new MutationObserver(() => {
+          for (const text of document.querySelectorAll('#log li.msg .text')) {
+            if (text.textContent in window.listWhenShown) continue;
+            window.listWhenShown[text.textContent] = [...document.querySelectorAll('#online li')].map((li) => li.textContent);
+          }
+        }).observe(document.getElementById('log'), { childList: true });
+      });
+      const listWhenShown = (text) => until(`"${text}" in alice's log`, async () => {
+        const got = await alice.page.evaluate((t) => window.listWhenShown[t], text);
+        return { ok: got !== undefined, got };
+      });
+      for (let round = 1; round <= 4; round += 1) {
+        const [b, c] = [`bob${round}`, `carol${round}`];
+        const bob = await person(browser, b);
+        const carol = await person(browser, c);
+        await Promise.all([
+          joined(bob, b).then(() => say(bob, `hi from ${b}`)),
+          joined(carol, c).then(() => say(carol, `hi from ${c}`)),
+        ]);
+        const whenBob = await listWhenShown(`hi from ${b}`);
+        const whenCarol = await listWhenShown(`hi from ${c}`);
+        log(`round ${round}: alice's list when ${b} talked: ${whenBob}; when ${c} did: ${whenCarol}`);
+        assert.ok(whenBob.includes(b), `round ${round}: ${b} talked, alice's Online list: ${whenBob}`);
+        assert.ok(whenCarol.includes(c), `round ${round}: ${c} talked, alice's Online list: ${whenCarol}`);
+        await say(alice, `hi ${round}`);
+        const names = ['alice', b, c];
+        for (const who of [alice, bob, carol]) {
+          await expectOnline(who, names.map((n) => (n === who.label ? `${n} (you)` : n)));
+        }
+        for (const who of [bob, carol]) assertClean(who);
+        await bob.context.close();
+        await carol.context.close();
+        await expectOnline(alice, ['alice (you)']);
+      }
+      assertClean(alice);
+    },
+
+    /**
+     * Defect 4: `/me` (a text "* NAME ACTION" from NAME, as chat-cli sends
+     * it) reads as an action; a mention of the user is highlighted (chat-cli's
+     * rule); a 12-hour clock has no leading zero, a 24-hour one keeps it.
+     */
+    async actions_mentions_and_times_read_as_in_chat_cli(browser) {
+      // Every message's time is made 18:37 UTC, or 06:37 for a text with "morning".
+      const at = (text) => Date.UTC(2026, 0, 1, /morning/.test(text) ? 6 : 18, 37);
+      const retime = (message) => {
+        const frame = JSON.parse(message);
+        if (frame.type === 'textBroadcast') frame.timestamp = at(frame.message);
+        if (frame.type === 'history' && Array.isArray(frame.messages)) {
+          for (const m of frame.messages) m.timestamp = at(m.message);
+        }
+        return JSON.stringify(frame);
+      };
+      const alice = await person(browser, 'alice', { context: { locale: 'en-US' }, route: cutter({ toPage: retime }).route });
+      const bob = await person(browser, 'bob', { route: cutter({ toPage: retime }).route });
+      await joined(alice, 'alice');
+      await joined(bob, 'bob');
+      const said = ['* bob waves', '* alice waves', 'hi Alice, good morning', 'malice is not alice…', '* bob hugs @alice'];
+      await sayAll(bob, said);
+      await expectMessages(alice, said.map((t) => ['bob', t, false]));
+      const items = (who) => messageLog(who.page).locator('li.msg').evaluateAll((lis) => lis.map((li) => ({
+        action: li.classList.contains('action'),
+        nameInLine: li.querySelector('.text .who') !== null,
+        mention: li.classList.contains('mention') && li.querySelector('.text mark') !== null,
+        time: li.querySelector('time').textContent,
+        shown: li.querySelector('.text').innerText,
+      })));
+      const aliceSees = await items(alice);
+      assert.deepEqual(aliceSees.map((i) => [i.action, i.nameInLine, i.shown]), [
+        [true, true, '* bob waves'],
+        [false, false, '* alice waves'], // not bob's own name: a text like any other
+        [false, false, 'hi Alice, good morning'],
+        [false, false, 'malice is not alice…'],
+        [true, true, '* bob hugs @alice'],
+      ], 'actions read "* NAME ACTION", on one line');
+      assert.deepEqual(aliceSees.map((i) => i.mention), [false, true, true, true, true], 'mentions of alice');
+      assert.deepEqual(aliceSees.map((i) => i.time), ['6:37 PM', '6:37 PM', '6:37 AM', '6:37 PM', '6:37 PM']);
+      const bobSees = await items(bob);
+      assert.deepEqual(bobSees.map((i) => i.mention), [false, false, false, false, false], 'never one\'s own');
+      assert.deepEqual(bobSees.map((i) => i.time), ['18:37', '18:37', '06:37', '18:37', '18:37']);
+      await screenshot(alice, 'defect4-action-and-mentions');
+      for (const who of [alice, bob]) assertClean(who);
+    },
+
+    /**
+     * Defect 5: a page whose origin the server refuses (--allowed-origins
+     * without it) says so and does not retry in a loop; "Reconnect now"
+     * tries once more.
+     */
+    async a_refused_origin_is_said_and_not_retried(browser) {
+      const alice = await person(browser, 'alice');
+      const sockets = [];
+      alice.page.on('websocket', (ws) => sockets.push(ws.url()));
+      await join(alice, 'alice');
+      await alice.page.locator('#banner').filter({ hasText: /refused this page/ }).waitFor();
+      await screenshot(alice, 'defect5-refused-origin');
+      await alice.page.waitForTimeout(4000);
+      assert.equal(sockets.length, 1, `no retries in a loop: ${sockets.length} WebSockets`);
+      const status = await alice.page.locator('#status').textContent();
+      assert.ok(!/Reconnecting/.test(status), status);
+      assert.ok(!/Can't reach/.test(await alice.page.locator('#banner').textContent()));
+      await alice.page.getByRole('button', { name: 'Reconnect now', exact: true }).click();
+      await until('one more try', async () => ({ ok: sockets.length === 2, got: sockets.length }));
+      await alice.page.locator('#banner').filter({ hasText: /refused this page/ }).waitFor();
+      await alice.page.waitForTimeout(1500);
+      assert.equal(sockets.length, 2);
+      assertClean(alice, { allowConsole: [...SOCKET_ERRORS, /403/] });
+    },
+  };
 }

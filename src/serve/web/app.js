@@ -3,8 +3,9 @@
 
 import {
   SUBPROTOCOL, Timeline, Outbox, backoffDelay, newId, nameKey, retryAfterMs,
-  presenceLines, leaveLine,
+  presenceLines, leaveLine, actionOf, mentions, clockOptions, onlineAfter,
 } from './chat.js';
+import { Follower } from './follow.js';
 
 /** localStorage: the name and its secret on this server (one origin, one server). */
 const LOGIN_KEY = 'wschat.login';
@@ -20,6 +21,8 @@ const STABLE_AFTER_MS = 10000;
 const LOGOUT_TIMEOUT_MS = 5000;
 /** Presence changes are followed by one `listUsers` after this quiet time. */
 const LIST_DEBOUNCE_MS = 300;
+/** A `listUsers` refused (not for its rate) is asked again after this. */
+const LIST_RETRY_MS = 5000;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -28,12 +31,15 @@ const ui = {
   retry: $('retry'), joinView: $('join-view'), joinForm: $('join-form'), name: $('name'),
   nameError: $('name-error'), chatView: $('chat-view'), log: $('log'), outbox: $('outbox'),
   sendForm: $('send-form'), message: $('message'), messageError: $('message-error'),
-  online: $('online'), onlineCount: $('online-count'),
+  online: $('online'), onlineCount: $('online-count'), newMessages: $('new-messages'),
 };
 
 // --- state ---------------------------------------------------------------
 
-/** 'out' (no login wanted), 'connecting', 'loggingIn', 'online', 'waiting' (to reconnect). */
+/**
+ * 'out' (no login wanted), 'connecting', 'loggingIn', 'online', 'waiting'
+ * (to reconnect), 'refused' (the server refuses this page's origin).
+ */
 let phase = 'out';
 /** The login we are after ({ name, secret }), null once logged out. */
 let want = null;
@@ -63,6 +69,11 @@ const listIds = new Set();
 let messageErrorKind = null;
 let timeline = new Timeline();
 let outbox = new Outbox();
+/** Who is online as last shown, and whether that was this connection's `userList`. */
+let onlineUsers = [];
+let onlineKnown = false;
+/** Counts connection attempts, so that a late answer about an earlier one is ignored. */
+let attempt = 0;
 
 // --- storage (a browser may refuse it: then nothing is remembered) --------
 
@@ -100,9 +111,14 @@ function el(tag, className, text) {
   return node;
 }
 
+/** "6:37 PM" on a 12-hour clock (no leading zero), "18:37" on a 24-hour one. */
+const CLOCK = new Intl.DateTimeFormat([], clockOptions(
+  new Intl.DateTimeFormat([], { hour: 'numeric' }).resolvedOptions().hourCycle,
+));
+
 function timeOf(ms) {
   const at = new Date(Number.isFinite(ms) ? ms : Date.now());
-  const node = el('time', '', at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }));
+  const node = el('time', '', CLOCK.format(at));
   node.dateTime = at.toISOString();
   node.title = at.toLocaleString();
   return node;
@@ -115,24 +131,43 @@ function hueOf(name) {
   return h;
 }
 
-/** Appends to the log, keeping it scrolled to the end if it was there. */
-function append(node) {
-  const log = ui.log;
-  const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  log.append(node);
-  if (atEnd) log.scrollTop = log.scrollHeight;
-}
+/** The log follows new messages while at its end (see follow.js). */
+const follower = new Follower(ui.log, ui.newMessages);
+const append = (node) => follower.append(node);
 
 /** Messages of one person within this long of each other share one name line. */
 const GROUP_MS = 5 * 60 * 1000;
 
 function showText(message) {
   const name = String(message.username);
+  const text = String(message.message);
   const own = me !== null && name === me;
+  const action = actionOf(name, text);
   const item = el('li', own ? 'msg own' : 'msg');
   const previous = ui.log.lastElementChild;
   const at = Number(message.timestamp);
-  if (previous && previous.classList.contains('msg') && previous.dataset.name === name
+  // Highlighted as chat-cli does: someone else's message (or action) that names us.
+  const mention = !own && me !== null && mentions(action ?? text, me);
+  if (mention) item.classList.add('mention');
+  const said = (words) => (mention ? el('mark', '', words) : words);
+  if (action !== null) {
+    // `/me waves`: "* bob waves", the name in the line, never grouped.
+    item.classList.add('action');
+    item.dataset.name = name;
+    item.dataset.at = String(at);
+    const who = el('span', 'who', name);
+    who.style.setProperty('--hue', String(hueOf(name)));
+    if (own) who.append(el('span', 'you', ' (you)'));
+    const star = el('span', 'star', '* ');
+    star.setAttribute('aria-hidden', 'true');
+    const line = el('p', 'text');
+    line.append(star, who, ' ', said(action));
+    item.append(timeOf(message.timestamp), line);
+    append(item);
+    return;
+  }
+  if (previous && previous.classList.contains('msg') && !previous.classList.contains('action')
+      && previous.dataset.name === name
       && previous.classList.contains('own') === own && Math.abs(at - Number(previous.dataset.at)) < GROUP_MS) {
     // The name is still there for a screen reader; the eye sees one group.
     item.classList.add('cont');
@@ -143,7 +178,9 @@ function showText(message) {
   const who = el('span', 'who', name);
   who.style.setProperty('--hue', String(hueOf(name)));
   if (own) who.append(el('span', 'you', ' (you)'));
-  item.append(who, el('p', 'text', String(message.message)));
+  const line = el('p', 'text');
+  line.append(said(text));
+  item.append(who, line);
   append(item);
 }
 
@@ -209,6 +246,7 @@ function renderOutbox() {
 }
 
 function renderOnline(users) {
+  onlineUsers = users;
   ui.online.replaceChildren();
   ui.online.classList.remove('stale');
   for (const user of users) {
@@ -233,6 +271,7 @@ function connect() {
   clearTimeout(retryTimer);
   clearInterval(tickTimer);
   phase = 'connecting';
+  attempt += 1;
   setStatus('connecting', 'Connecting…');
   if (!ui.banner.hidden) ui.bannerText.textContent = 'Connecting…';
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -266,14 +305,39 @@ function dropSocket(code = 1000, reason = '') {
 
 function closed(event) {
   ws = null;
+  const neverOpened = phase === 'connecting';
   let why = 'The connection was lost.';
-  if (phase === 'connecting') why = "Can't reach the server.";
+  if (neverOpened) why = "Can't reach the server.";
   else if (event.code === 1001) why = 'The server is restarting.';
   lostConnection(why);
+  if (neverOpened && want !== null) checkRefused(attempt);
+}
+
+/**
+ * A WebSocket that never opened. The browser does not tell why: the 403
+ * of a server that refuses this page's origin (--allowed-origins) looks
+ * like no server at all. So ask it over plain HTTP, where a 403 shows;
+ * refused, no retrying in a loop ("Reconnect now" tries once more).
+ */
+async function checkRefused(which) {
+  let answer;
+  try {
+    answer = await fetch(`/origin-check?origin=${encodeURIComponent(location.origin)}`, { cache: 'no-store' });
+  } catch {
+    return; // nothing there: keep trying as before
+  }
+  if (answer.status !== 403 || which !== attempt || phase !== 'waiting') return;
+  clearTimeout(retryTimer);
+  clearInterval(tickTimer);
+  phase = 'refused';
+  setStatus('out', 'Refused by the server');
+  showBanner(`The server refused this page: it does not accept connections from pages at ${location.origin} ` +
+    '(its allowed origins). Ask its operator, then try again.');
 }
 
 function lostConnection(why) {
   const wasOnline = phase === 'online';
+  onlineKnown = false;
   probe = null;
   listIds.clear();
   accepted = null;
@@ -316,7 +380,7 @@ function scheduleReconnect(delay, why) {
 
 /** "Reconnect now", or the browser saying it is online again: no more waiting. */
 function reconnectNow() {
-  if (phase !== 'waiting' && phase !== 'connecting') return;
+  if (phase !== 'waiting' && phase !== 'connecting' && phase !== 'refused') return;
   dropSocket();
   connect();
 }
@@ -346,7 +410,10 @@ function received(data) {
       refused(frame);
       break;
     case 'userList':
-      if (Array.isArray(frame.users)) renderOnline(frame.users);
+      if (Array.isArray(frame.users)) {
+        onlineKnown = true;
+        renderOnline(frame.users);
+      }
       break;
     case 'textBroadcast':
     case 'loginBroadcast':
@@ -365,6 +432,9 @@ function live(frame) {
   switch (frame.type) {
     case 'textBroadcast': {
       if (!timeline.fresh(frame.seq)) return;
+      // Whoever talks is online, even before the notice of their join
+      // (held back by the server's presence budget) arrives.
+      noticed({ joined: [frame.username] });
       showText(frame);
       if (typeof frame.replyTo === 'string' && outbox.acknowledged(frame.replyTo)) {
         if (messageErrorKind === 'rate' && outbox.items.length === 0) setMessageError(null, '');
@@ -376,6 +446,7 @@ function live(frame) {
     case 'loginBroadcast':
       if (typeof frame.username !== 'string' || frame.username === me) return;
       notice(`${frame.username} joined`, '', frame.timestamp);
+      noticed({ joined: [frame.username] });
       refreshOnline();
       break;
     case 'logoutBroadcast':
@@ -385,15 +456,27 @@ function live(frame) {
         return;
       }
       notice(leaveLine(frame.username, frame.reason), '', frame.timestamp);
+      noticed({ left: [frame.username] });
       refreshOnline();
       break;
     case 'presence':
       for (const line of presenceLines(frame)) notice(line, '', frame.timestamp);
+      noticed(frame);
       refreshOnline();
       break;
     default:
       break;
   }
+}
+
+/**
+ * Shows a join or leave in the Online list at once (the `listUsers` it
+ * prompts answers only later), once this connection's list is known.
+ */
+function noticed(change) {
+  if (!onlineKnown) return;
+  const users = onlineAfter(onlineUsers, change);
+  if (users.length !== onlineUsers.length || users.some((u, i) => u !== onlineUsers[i])) renderOnline(users);
 }
 
 /** The `history` after `loginMessage`: the login is complete. */
@@ -443,7 +526,7 @@ function caughtUp(history) {
     live(frame);
   }
   ui.log.setAttribute('aria-busy', 'false');
-  ui.log.scrollTop = ui.log.scrollHeight;
+  follower.toEnd();
   renderOutbox();
   refreshOnline(0);
   pump();
@@ -472,7 +555,9 @@ function refused(frame) {
   } else if (listIds.delete(replyTo)) {
     // The Online list is asked for again later; nothing the user did.
     if (probe && replyTo === probe.id) probe = null;
-    if (frame.error === 'rateLimited') refreshOnline(retryAfterMs(description));
+    // Any other refusal (a cluster's store unreachable) is asked again too:
+    // until answered, whoever joined meanwhile would be missing.
+    refreshOnline(frame.error === 'rateLimited' ? retryAfterMs(description) : LIST_RETRY_MS);
   } else {
     notice(description, 'error');
   }
@@ -586,6 +671,8 @@ function loggedOut(hint) {
   setMessageError(null, '');
   ui.log.replaceChildren();
   ui.online.replaceChildren();
+  onlineUsers = [];
+  onlineKnown = false;
   ui.onlineCount.textContent = '';
   renderOutbox();
   ui.banner.hidden = true;

@@ -247,3 +247,76 @@ export function leaveLine(name, reason) {
       return `${name} left`;
   }
 }
+
+// --- as chat-cli shows a message (src/client/render.rs) --------------------
+
+/**
+ * What `/me` sends is a text "* NAME ACTION" from NAME: the ACTION, or null
+ * for any other text ("* alice waves" from bob is not bob's action).
+ */
+export function actionOf(from, text) {
+  const prefix = `* ${from} `;
+  const said = String(text);
+  if (!said.startsWith(prefix)) return null;
+  const action = said.slice(prefix.length);
+  return action.trim() ? action : null;
+}
+
+const WORD = /[\p{Alphabetic}\p{N}_]/u;
+
+/** The code point that ends `text` before `at` (a UTF-16 index), or ''. */
+function charBefore(text, at) {
+  if (at === 0) return '';
+  const low = text.charCodeAt(at - 1);
+  const start = low >= 0xdc00 && low <= 0xdfff && at >= 2 ? at - 2 : at - 1;
+  return String.fromCodePoint(text.codePointAt(start));
+}
+
+/**
+ * Whether `text` names `name` as a word, case-insensitively ("Alice," and
+ * "@alice" do, "malice" does not): chat-cli's rule for a mention.
+ */
+export function mentions(text, name) {
+  const haystack = String(text).toLowerCase();
+  const needle = String(name).toLowerCase();
+  if (!needle) return false;
+  for (let at = haystack.indexOf(needle); at >= 0; at = haystack.indexOf(needle, at + 1)) {
+    const after = haystack.codePointAt(at + needle.length);
+    const afterChar = after === undefined ? '' : String.fromCodePoint(after);
+    if (!WORD.test(charBefore(haystack, at)) && !WORD.test(afterChar)) return true;
+  }
+  return false;
+}
+
+/**
+ * How a message's time is written for a clock of `hourCycle` (a locale's
+ * `Intl` hour cycle): "6:37 PM" on a 12-hour clock, "18:37" and "06:37"
+ * on a 24-hour one.
+ */
+export function clockOptions(hourCycle) {
+  const twelve = hourCycle === 'h11' || hourCycle === 'h12';
+  return { hour: twelve ? 'numeric' : '2-digit', minute: '2-digit' };
+}
+
+/**
+ * The Online list after a notice, at once, before the server's `userList`
+ * confirms it (so that nobody who joined, or talks, is missing meanwhile):
+ * `joined` names added, `left` names taken out, the rest kept with their
+ * device counts. A name in both (a `presence` summary, which does not say
+ * in which order) is left as it was, for the `userList` to tell.
+ */
+export function onlineAfter(users, { joined = [], left = [] }) {
+  const names = (list) => (Array.isArray(list) ? list.filter((n) => typeof n === 'string') : []);
+  const [came, went] = [names(joined), names(left)];
+  const cameKeys = new Set(came.map(nameKey));
+  const wentKeys = new Set(went.map(nameKey));
+  const list = users.filter((u) => !wentKeys.has(nameKey(u.username)) || cameKeys.has(nameKey(u.username)));
+  const known = new Set(list.map((u) => nameKey(u.username)));
+  for (const name of came) {
+    const key = nameKey(name);
+    if (known.has(key) || wentKeys.has(key)) continue;
+    known.add(key);
+    list.push({ username: name, connections: 1 });
+  }
+  return list.sort((a, b) => (nameKey(a.username) < nameKey(b.username) ? -1 : 1));
+}

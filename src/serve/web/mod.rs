@@ -2,7 +2,7 @@
 //! into the binary and served at `/` on the chat's own port, so a person
 //! needs nothing but the chat's address. The page speaks protocol v2 over
 //! a WebSocket back to the host it came from (`app.js`, with the protocol
-//! logic in `chat.js`).
+//! logic in `chat.js` and the message log's scrolling in `follow.js`).
 //!
 //! The script and the style are separate files rather than inlined, so the
 //! Content-Security-Policy can allow exactly `'self'` for both: no inline
@@ -38,6 +38,11 @@ const FILES: &[File] = &[
         path: "/chat.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("chat.js"),
+    },
+    File {
+        path: "/follow.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("follow.js"),
     },
     File {
         path: "/app.css",
@@ -152,6 +157,7 @@ mod tests {
             ("/", "text/html; charset=utf-8"),
             ("/app.js", "text/javascript; charset=utf-8"),
             ("/chat.js", "text/javascript; charset=utf-8"),
+            ("/follow.js", "text/javascript; charset=utf-8"),
             ("/app.css", "text/css; charset=utf-8"),
             ("/icon.svg", "image/svg+xml"),
         ] {
