@@ -7,7 +7,7 @@ use std::time::Instant;
 use rand::Rng;
 
 use super::link::{Accepted, Link, Online};
-use super::{Action, Client, Event, Exit, Line, Mode, OnNameRefused, describe, plural};
+use super::{Action, Client, Event, Exit, Line, Mode, OnNameRefused, describe, is_lobby, plural};
 use crate::id;
 use crate::protocol::{ClientMessage, EPOCH_MAX_CHARS, ErrorCode, ServerMessage, Version};
 
@@ -87,8 +87,15 @@ impl<R: Rng> Client<R> {
         messages: Vec<ServerMessage<'_>>,
         complete: bool,
         epoch: Option<&str>,
+        room: Option<&str>,
         now: Instant,
     ) {
+        if let Some(room) = room.filter(|room| !is_lobby(Some(room))) {
+            if self.is_online() {
+                self.on_room_history(room, messages, epoch);
+            }
+            return;
+        }
         if matches!(self.link, Link::LoggingIn(_)) {
             // Longer than the protocol allows: not an epoch to trust.
             let epoch = epoch
@@ -167,7 +174,9 @@ impl<R: Rng> Client<R> {
         };
         let login_since = login.since;
         let held = std::mem::take(&mut login.held);
+        let login_rooms = login.rooms.take();
         let returning = self.been_online();
+        self.returning = returning;
         let Reading { renumbered, missed } =
             self.read_catch_up(login_since, &messages, complete, epoch.as_deref());
         if renumbered {
@@ -254,6 +263,7 @@ impl<R: Rng> Client<R> {
                 }));
             }
             for line in lines {
+                let line = self.labelled(None, String::new(), line);
                 self.show_server(line);
             }
             if divide {
@@ -277,6 +287,10 @@ impl<R: Rng> Client<R> {
             if self.seen.fresh(seq) {
                 self.show_now(line);
             }
+        }
+        self.rooms_after_login(login_rooms, returning);
+        if self.is_finished() {
+            return;
         }
         // Names to complete: everyone online now (what is said from now on
         // keeps it current).

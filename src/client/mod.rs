@@ -53,8 +53,10 @@ mod outbox;
 mod pacing;
 mod presence;
 pub mod render;
+pub mod rooms;
 pub mod secrets;
 mod typed;
+mod v3;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -71,6 +73,7 @@ use login::Seen;
 use outbox::Outbox;
 use pacing::Pacing;
 pub use render::{ClockTime, Line};
+use rooms::{Rooms, is_lobby};
 pub use secrets::SecretStore;
 
 /// Something the driver must do.
@@ -178,8 +181,15 @@ pub struct Client<R> {
     /// The server said it could not save a message of ours, and has not
     /// saved one since: the next one saved is worth a line.
     store_failing: bool,
-    /// Who is online, for tab completion.
+    /// Who is online (and v3: which rooms there are), for tab completion.
     roster: Roster,
+    /// v3: the rooms and DMs of this name, and the current one.
+    rooms: Rooms,
+    /// v3: room requests sent on this connection and not answered yet.
+    requests: Vec<(String, v3::Request)>,
+    /// The login that completed last came back after a drop (its
+    /// catch-up is of what was missed, not context for a newcomer).
+    returning: bool,
     /// v2: who was shown online when the connection dropped and has not
     /// been heard of since (a restarted server announces them joining
     /// again, or does not know them any more): settled by the next
@@ -208,7 +218,7 @@ impl<R: Rng> Client<R> {
             config,
             rng,
             link: Link::Done,
-            offer: Version::V2,
+            offer: Version::V3,
             version: Version::V2,
             display_name: None,
             retries: Retries::default(),
@@ -219,12 +229,19 @@ impl<R: Rng> Client<R> {
             quit_logged_in: false,
             store_failing: false,
             roster: Roster::default(),
+            rooms: Rooms::default(),
+            requests: Vec::new(),
+            returning: false,
             carried: Vec::new(),
             gone: Vec::new(),
             pending: Vec::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
+        // `--room`, `--to`: what is read before the login goes there too.
+        if let Some(room) = client.config.room.clone() {
+            client.rooms.switch(&room);
+        }
         client.connect(now);
         client
     }
@@ -319,20 +336,22 @@ impl<R: Rng> Client<R> {
                 messages,
                 complete,
                 epoch,
+                room,
                 ..
-            } => self.on_history(messages, complete, epoch.as_deref(), now),
+            } => self.on_history(messages, complete, epoch.as_deref(), room.as_deref(), now),
             ServerMessage::TextBroadcast {
                 username,
                 message,
                 reply_to,
                 seq,
                 timestamp,
+                room,
                 ..
             } => self.on_text_broadcast(
                 &username,
                 &message,
                 reply_to.as_deref(),
-                seq,
+                (room.as_deref(), seq),
                 timestamp,
                 now,
             ),
@@ -352,6 +371,18 @@ impl<R: Rng> Client<R> {
                 ..
             } => self.on_logout_broadcast(username.into_owned(), reason, timestamp),
             ServerMessage::Presence {
+                room: Some(room),
+                joined,
+                joined_count,
+                left,
+                left_count,
+                timestamp,
+                ..
+            } => {
+                let line = presence_line(joined, joined_count, left, left_count, timestamp);
+                self.on_room_presence(&room, line);
+            }
+            ServerMessage::Presence {
                 joined,
                 joined_count,
                 left,
@@ -359,15 +390,28 @@ impl<R: Rng> Client<R> {
                 timestamp,
                 ..
             } => self.on_presence(joined, joined_count, left, left_count, timestamp),
-            // v3 (rooms): chat-cli does not offer v3 yet, so a server never
-            // sends these to it.
-            ServerMessage::Notice { .. }
-            | ServerMessage::Member { .. }
-            | ServerMessage::Membership { .. }
-            | ServerMessage::RoomList { .. }
-            | ServerMessage::MemberList { .. }
-            | ServerMessage::Rooms { .. }
-            | ServerMessage::ReadMarker { .. } => {}
+            // v3: rooms and direct messages.
+            notice @ ServerMessage::Notice { .. } => self.on_notice(notice),
+            ServerMessage::Member {
+                room,
+                username,
+                change,
+                timestamp,
+                ..
+            } => self.on_member(&room, &username, change, timestamp),
+            membership @ ServerMessage::Membership { .. } => self.on_membership(membership),
+            ServerMessage::RoomList {
+                reply_to, rooms, ..
+            } => self.on_room_list(&reply_to, rooms),
+            ServerMessage::MemberList {
+                reply_to,
+                room,
+                members,
+                more,
+                ..
+            } => self.on_member_list(&reply_to, &room, members, more),
+            ServerMessage::Rooms { rooms, changes, .. } => self.on_rooms(rooms, changes, now),
+            ServerMessage::ReadMarker { room, seq, .. } => self.on_read_marker(&room, seq),
         }
     }
 
@@ -506,7 +550,7 @@ impl<R: Rng> Client<R> {
     /// logging in, holds it until the catch-up has been shown.
     fn show_live(&mut self, seq: Option<u64>, line: Line) {
         if let Link::LoggingIn(login) = &mut self.link
-            && self.version == Version::V2
+            && self.version >= Version::V2
         {
             login.held.push((seq, line));
         } else if self.seen.fresh(seq) {
@@ -526,6 +570,24 @@ impl<R: Rng> Client<R> {
             self.events.push_back(Event::Bell);
         }
         self.show(line);
+    }
+}
+
+/// The line of a `presence` summary.
+fn presence_line(
+    joined: Vec<Cow<'_, str>>,
+    joined_count: u64,
+    left: Vec<Cow<'_, str>>,
+    left_count: u64,
+    at: u64,
+) -> Line {
+    let names = |names: Vec<Cow<'_, str>>| names.into_iter().map(Cow::into_owned).collect();
+    Line::Presence {
+        joined: names(joined),
+        joined_count,
+        left: names(left),
+        left_count,
+        at,
     }
 }
 

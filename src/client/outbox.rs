@@ -16,6 +16,8 @@ use std::collections::VecDeque;
 pub(crate) struct Sent {
     pub(crate) id: String,
     pub(crate) text: String,
+    /// v3: the room or DM it goes to; `None`: the lobby.
+    pub(crate) room: Option<String>,
     /// Its place in the order the messages were typed.
     order: u64,
 }
@@ -25,6 +27,7 @@ pub(crate) struct Sent {
 struct Queued {
     order: u64,
     text: String,
+    room: Option<String>,
 }
 
 #[derive(Debug)]
@@ -71,13 +74,20 @@ impl Outbox {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn push(&mut self, text: String) -> Result<(), Full> {
+        self.push_to(text, None)
+    }
+
+    /// v3: a message for `room` (`None`: the lobby).
+    pub(crate) fn push_to(&mut self, text: String, room: Option<String>) -> Result<(), Full> {
         if self.queued.len() >= self.capacity {
             return Err(Full);
         }
         self.queued.push_back(Queued {
             order: self.next_order,
             text,
+            room,
         });
         self.next_order += 1;
         Ok(())
@@ -100,6 +110,7 @@ impl Outbox {
             Queued {
                 order: sent.order,
                 text: sent.text,
+                room: sent.room,
             },
         );
     }
@@ -114,10 +125,11 @@ impl Outbox {
         if self.in_flight.len() >= self.window {
             return None;
         }
-        let Queued { order, text } = self.queued.pop_front()?;
+        let Queued { order, text, room } = self.queued.pop_front()?;
         let sent = Sent {
             id: id(),
             text,
+            room,
             order,
         };
         self.in_flight.push_back(sent.clone());
@@ -182,6 +194,12 @@ impl Outbox {
         let mut from = 0;
         let mut checked = Checked::default();
         for sent in std::mem::take(&mut self.unchecked) {
+            if sent.room.is_some() {
+                // Another room's catch-up would tell, not the lobby's: not
+                // sent again, lest it be said twice.
+                checked.unknown.push(sent.text);
+                continue;
+            }
             match own[from..].iter().position(|said| *said == sent.text) {
                 Some(at) => {
                     from += at + 1;
