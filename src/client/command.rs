@@ -131,7 +131,7 @@ pub const ROOM_COMMANDS: &[Command] = &[
     Command {
         name: "join",
         args: "#ROOM",
-        about: "join a room (created if new) and talk there; if in it, switch to it",
+        about: "join a room (created if new), or switch to it",
         run: |args| room_argument(args).map(Effect::Join),
     },
     Command {
@@ -168,43 +168,43 @@ pub const ROOM_COMMANDS: &[Command] = &[
     Command {
         name: "query",
         args: "NAME",
-        about: "talk to NAME in direct messages from now on (/join #ROOM goes back)",
+        about: "talk to NAME in direct messages from now on",
         run: |args| name_argument(args).map(Effect::Query),
     },
     Command {
         name: "rooms",
         args: "",
-        about: "list the public rooms and yours: members, topics, unread messages",
+        about: "the public rooms and yours: members, topics, unread",
         run: |args| no_argument(args, Effect::Rooms),
     },
     Command {
         name: "names",
         args: "",
-        about: "list the current room's members and their roles (as /who)",
+        about: "the current room's members and their roles",
         run: |args| no_argument(args, Effect::Names),
     },
     Command {
         name: "unread",
         args: "",
-        about: "list the rooms and direct messages where unread messages wait",
+        about: "where unread messages wait",
         run: |args| no_argument(args, Effect::Unread),
     },
     Command {
         name: "topic",
         args: "[TEXT]",
-        about: "show the current room's topic, or set it (operators)",
+        about: "show the current room's topic, or set it (operator)",
         run: |args| Ok(Effect::Topic(some(args))),
     },
     Command {
         name: "invite",
         args: "NAME",
-        about: "let NAME join the current room when it is invite-only (operators)",
+        about: "let NAME into an invite-only room (operator)",
         run: |args| name_argument(args).map(|n| Effect::Moderate(Moderation::Invite(n))),
     },
     Command {
         name: "kick",
         args: "NAME [REASON]",
-        about: "remove NAME from the current room (operators)",
+        about: "remove NAME from the current room (operator)",
         run: |args| match split_word(args) {
             ("", _) => Err("name who to remove, e.g. /kick bob spamming"),
             (name, reason) => Ok(Effect::Moderate(Moderation::Kick {
@@ -216,7 +216,7 @@ pub const ROOM_COMMANDS: &[Command] = &[
     Command {
         name: "ban",
         args: "NAME [DURATION]",
-        about: "remove NAME and keep them out, for 30s, 10m, 2h, 1d or for good (operators)",
+        about: "remove NAME and keep them out (operator)",
         run: |args| {
             name_and_duration(args)
                 .map(|(name, seconds)| Effect::Moderate(Moderation::Ban { name, seconds }))
@@ -225,13 +225,13 @@ pub const ROOM_COMMANDS: &[Command] = &[
     Command {
         name: "unban",
         args: "NAME",
-        about: "lift a ban in the current room (operators)",
+        about: "lift a ban on NAME (operator)",
         run: |args| name_argument(args).map(|n| Effect::Moderate(Moderation::Unban(n))),
     },
     Command {
         name: "mute",
         args: "NAME [DURATION]",
-        about: "NAME may read but not say, for a while or for good (operators)",
+        about: "NAME may read but not say (operator)",
         run: |args| {
             name_and_duration(args)
                 .map(|(name, seconds)| Effect::Moderate(Moderation::Mute { name, seconds }))
@@ -240,25 +240,25 @@ pub const ROOM_COMMANDS: &[Command] = &[
     Command {
         name: "unmute",
         args: "NAME",
-        about: "lift a mute in the current room (operators)",
+        about: "lift a mute on NAME (operator)",
         run: |args| name_argument(args).map(|n| Effect::Moderate(Moderation::Unmute(n))),
     },
     Command {
         name: "op",
         args: "NAME",
-        about: "make NAME an operator of the current room (its owner)",
+        about: "make NAME an operator of the room (owner)",
         run: |args| name_argument(args).map(|n| Effect::Moderate(Moderation::Op(n))),
     },
     Command {
         name: "deop",
         args: "NAME",
-        about: "make an operator a plain member again (the room's owner)",
+        about: "make an operator a plain member again (owner)",
         run: |args| name_argument(args).map(|n| Effect::Moderate(Moderation::Deop(n))),
     },
     Command {
         name: "mode",
         args: "+i|-i",
-        about: "make the current room invite-only (+i) or public (-i) (operators)",
+        about: "make the room invite-only (+i) or public (-i)",
         run: |args| match args {
             "+i" => Ok(Effect::Mode(true)),
             "-i" => Ok(Effect::Mode(false)),
@@ -392,18 +392,13 @@ pub fn help() -> String {
         .collect();
     let mut text = String::from("commands:");
     aligned(&mut text, rows);
-    text.push_str(
-        "\nrooms and direct messages (on a server that speaks protocol v3; \
-         DURATION: 30s, 10m, 2h, 1d):",
-    );
+    text.push_str("\nrooms and direct messages (servers that speak protocol v3):");
     aligned(
         &mut text,
         ROOM_COMMANDS.iter().map(|c| (usage(c), c.about)).collect(),
     );
-    text.push_str(
-        "\n  lines of another room than yours are shown as \"[#ops] 14:02 bob: …\"; \
-         Tab completes #rooms",
-    );
+    text.push_str("\n  A line of another room starts with its name: [#ops] 14:02 bob: hi");
+    text.push_str("\n  Tab completes #rooms; DURATION is 30s, 10m, 2h or 1d (none: for good).");
     text.push_str("\nCtrl-C clears the line; Ctrl-D leaves.");
     text
 }
@@ -471,6 +466,12 @@ mod tests {
     #[test]
     fn help_lists_every_command_aligned() {
         let help = help();
+        for line in help.lines() {
+            assert!(
+                line.chars().count() <= 78,
+                "too wide for a terminal: {line:?}"
+            );
+        }
         for command in COMMANDS {
             assert!(help.contains(&usage(command)), "{help}");
             assert!(help.contains(command.about), "{help}");
@@ -485,7 +486,7 @@ mod tests {
             assert!(help.contains(command.about), "{help}");
         }
         assert!(
-            help.contains("  /join #ROOM             join a room"),
+            help.contains("  /join #ROOM             join a room (created if new)"),
             "{help}"
         );
     }

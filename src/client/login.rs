@@ -69,7 +69,16 @@ impl<R: Rng> Client<R> {
         match self.version {
             Version::V2 | Version::V3 => login.accepted = Some(Accepted { username, secret }),
             Version::V1 => {
+                let returning = self.been_online();
                 self.logged_in(username, secret, now);
+                if !returning {
+                    // `--room` or `--to` cannot be done here: said (a
+                    // script ends) before anything is sent.
+                    self.rooms_after_login(None, false);
+                    if self.is_finished() {
+                        return;
+                    }
+                }
                 // A v2 connection dropped, and the server came back
                 // speaking v1: no history will tell.
                 for text in self.outbox.take_unchecked() {

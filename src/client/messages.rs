@@ -264,6 +264,8 @@ impl<R: Rng> Client<R> {
     /// or whose fate a dropped connection left unknown, are shown and make
     /// it a failure.
     pub(super) fn quit(&mut self, now: Instant) {
+        // What was read is worth telling the user's other devices.
+        self.send_reads();
         self.quit_logged_in = self.config.mode == Mode::Interactive && self.been_online();
         for text in self.outbox.take_unchecked() {
             self.maybe_lost(&text);

@@ -53,6 +53,8 @@ mod outbox;
 mod pacing;
 mod presence;
 pub mod render;
+mod room_commands;
+mod room_text;
 pub mod rooms;
 pub mod secrets;
 mod typed;
@@ -118,6 +120,9 @@ pub enum Event {
     /// The client is done: perform the actions already polled, then exit.
     Finished(Exit),
 }
+
+/// v3: how long read markers wait, gathered, before they are sent.
+pub const READ_DELAY: Duration = Duration::from_secs(1);
 
 /// Most of the user's pending messages shown at once ([`Event::Pending`]).
 pub const PENDING_SHOWN: usize = 3;
@@ -187,6 +192,12 @@ pub struct Client<R> {
     rooms: Rooms,
     /// v3: room requests sent on this connection and not answered yet.
     requests: Vec<(String, v3::Request)>,
+    /// v3: read markers to send, by room (the highest `seq` seen), at
+    /// most once per [`READ_DELAY`]: a busy room costs no message of the
+    /// user's rate.
+    reads: std::collections::BTreeMap<String, u64>,
+    /// When to send `reads`.
+    read_due: Option<Instant>,
     /// The login that completed last came back after a drop (its
     /// catch-up is of what was missed, not context for a newcomer).
     returning: bool,
@@ -231,6 +242,8 @@ impl<R: Rng> Client<R> {
             roster: Roster::default(),
             rooms: Rooms::default(),
             requests: Vec::new(),
+            reads: Default::default(),
+            read_due: None,
             returning: false,
             carried: Vec::new(),
             gone: Vec::new(),
@@ -413,12 +426,16 @@ impl<R: Rng> Client<R> {
             ServerMessage::Rooms { rooms, changes, .. } => self.on_rooms(rooms, changes, now),
             ServerMessage::ReadMarker { room, seq, .. } => self.on_read_marker(&room, seq),
         }
+        self.schedule_reads(now);
     }
 
     // ---- inputs: time ----
 
     /// Time has reached `now`. Calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.read_due.is_some_and(|due| now >= due) {
+            self.send_reads();
+        }
         if self.pacing.handle_timeout(now) {
             if !self.pacing.is_slow() {
                 self.outbox.set_window(self.config.window);
@@ -466,6 +483,7 @@ impl<R: Rng> Client<R> {
             self.ending,
             self.logout().map(|logout| logout.deadline),
             self.pacing.poll_timeout(),
+            self.read_due,
         ]
         .into_iter()
         .flatten()

@@ -117,19 +117,20 @@ impl Rooms {
     /// Makes `room` the current one, known or not (a DM opened by
     /// `/query`, a room being joined); the lobby is `None`.
     pub fn switch(&mut self, room: &str) {
+        let key = key(room);
         if is_lobby(Some(room)) {
             self.current = None;
-            return;
+        } else {
+            self.joined
+                .entry(key.clone())
+                .or_insert_with(|| Room::new(room));
+            self.current = Some(key.clone());
         }
-        let key = key(room);
-        self.joined
-            .entry(key.clone())
-            .or_insert_with(|| Room::new(room));
+        // Seen now.
         if let Some(room) = self.joined.get_mut(&key) {
             room.unread = 0;
             room.mentioned = false;
         }
-        self.current = Some(key);
     }
 
     /// The server's state of a room this name is in (`rooms`,
@@ -352,6 +353,9 @@ mod tests {
         assert_eq!(rooms.unread(), [("#lobby", 1, true), ("@bob", 1, false)]);
         rooms.read("#lobby", 7);
         assert_eq!(rooms.unread(), [("@bob", 1, false)]);
+        rooms.arrived(None, false, false);
+        rooms.switch(LOBBY);
+        assert_eq!(rooms.unread(), [("@bob", 1, false)], "seen once current");
     }
 
     #[test]

@@ -54,6 +54,7 @@ impl<R: Rng> Client<R> {
                 "unknown command /{name}; /help lists the commands, //{name} sends it as a message"
             ))),
         }
+        self.schedule_reads(now);
     }
 
     /// The input ended (Ctrl-D, or the end of a script's stdin).

@@ -238,10 +238,20 @@ fn join_makes_a_room_current_in_the_prompt_and_other_rooms_lines_carry_their_nam
         ["show 12:00 -- joined #dev (you own it; 2 members)"]
     );
     assert_eq!(h.type_line("hello dev"), ["send text hello dev to #dev"]);
-    // The current room's lines as always, read as they come; others' labelled.
+    // The current room's lines as always, read as they come (the read
+    // markers gathered for a second, one per room); others' labelled.
     assert_eq!(
         h.server(said_in("#dev", "bob", "hi alice", 1, 5)),
-        ["send read #dev 1", "show 10:05 bob: hi alice"]
+        ["show 10:05 bob: hi alice"]
+    );
+    assert_eq!(
+        h.server(said_in("#dev", "bob", "and more", 2, 5)),
+        ["show 10:05 bob: and more"]
+    );
+    let (slept, out) = h.wake();
+    assert_eq!(
+        (slept, out),
+        (READ_DELAY, vec!["send read #dev 2".to_owned()])
     );
     assert_eq!(
         h.server(said_in("#ops", "carol", "deploy?", 4, 6)),
@@ -256,19 +266,21 @@ fn join_makes_a_room_current_in_the_prompt_and_other_rooms_lines_carry_their_nam
     // but the read marker.
     assert_eq!(
         h.type_line("/join #ops"),
-        ["send read #ops 4", "show 12:00 -- now talking in #ops"]
+        ["show 12:00 -- now talking in #ops"]
     );
+    assert_eq!(h.wake().1, ["send read #ops 4"]);
     assert_eq!(h.client.prompt(), "#ops> ");
     assert_eq!(h.type_line("/unread"), ["show unread: #lobby 1"]);
     assert_eq!(
-        h.server(said_in("#dev", "bob", "still here", 2, 8)),
+        h.server(said_in("#dev", "bob", "still here", 3, 8)),
         ["show [#dev] 10:08 bob: still here"]
     );
     // The lobby by name; the prompt shows the name again there.
     assert_eq!(
         h.type_line("/join #lobby"),
-        ["send read #lobby 9", "show 12:00 -- now talking in #lobby"]
+        ["show 12:00 -- now talking in #lobby"]
     );
+    assert_eq!(h.wake().1, ["send read #lobby 9"]);
     assert_eq!(h.client.prompt(), "alice> ");
     assert_eq!(h.type_line("in the lobby"), ["send text in the lobby"]);
 }
@@ -336,7 +348,7 @@ fn a_direct_message_is_labelled_with_who_wrote_and_rings_the_bell() {
     );
     assert_eq!(
         h.server(said_in("@bob", "bob", "ok", 3, 3)),
-        ["send read @bob 3", "bell", "show 10:03 bob: ok"]
+        ["bell", "show 10:03 bob: ok"]
     );
 }
 
