@@ -385,3 +385,54 @@ fn a_server_without_rooms_says_so() {
     );
     wait_for_prompt(&mut alice, "alice> ");
 }
+
+#[test]
+fn help_explains_the_room_flags_and_commands() {
+    let state = state_dir();
+    let help = chat_cli(state.path(), &["--help"])
+        .output()
+        .expect("chat-cli --help");
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).expect("UTF-8");
+    for topic in [
+        "--room <#ROOM>",
+        "--to <NAME>",
+        "wschat.v3",
+        "#dev> ",
+        "[#ops] 14:02 bob: …",
+        "[bob → you]",
+        "/join #ROOM",
+        "/part [#ROOM] [REASON]",
+        "/msg NAME TEXT",
+        "/query NAME",
+        "/rooms",
+        "/names",
+        "/unread",
+        "/topic [TEXT]",
+        "/invite NAME",
+        "/kick NAME [REASON]",
+        "/ban NAME [DURATION]",
+        "/unban NAME",
+        "/mute NAME [DURATION]",
+        "/unmute NAME",
+        "/op NAME",
+        "/deop NAME",
+        "/mode +i|-i",
+        "Tab completes #rooms",
+        "under one divider per room",
+    ] {
+        assert!(help.contains(topic), "--help lacks {topic}:\n{help}");
+    }
+    // A room or a name that cannot be one is a usage error.
+    for args in [
+        &["--name", "a", "--room", "#no room"][..],
+        &["--name", "a", "--to", "no one"][..],
+        &["--name", "a", "--room", "#dev", "--to", "bob"][..],
+    ] {
+        let out = chat_cli(state.path(), args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("chat-cli");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
+}

@@ -71,7 +71,7 @@ struct Args {
     /// Send every line as a direct message to NAME (in a script; in a
     /// terminal, NAME's direct messages are the current room). Received
     /// lines carry their room, as with --room. Needs protocol v3.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
     to: Option<String>,
 
     /// With --json, print the loginMessage's secret as the server sent it.
@@ -208,6 +208,14 @@ fn parse_room(room: &str) -> Result<String, String> {
     Username::parse(name, usize::MAX)
         .map(|_| format!("#{name}"))
         .map_err(|e| format!("not a room name: {e}"))
+}
+
+/// A name to send direct messages to (a leading `@` may be given).
+fn parse_name(name: &str) -> Result<String, String> {
+    let name = name.strip_prefix('@').unwrap_or(name);
+    Username::parse(name, usize::MAX)
+        .map(|_| name.to_owned())
+        .map_err(|e| format!("not a name: {e}"))
 }
 
 /// A `ws://` or `wss://` URL with a port in range; the scheme is written
@@ -351,7 +359,7 @@ fn run(args: Args) -> anyhow::Result<Exit> {
     config.saved_secret = saved;
     config.room = match (args.room, args.to) {
         (Some(room), _) => Some(room),
-        (None, Some(to)) => Some(format!("@{}", to.trim_start_matches('@'))),
+        (None, Some(to)) => Some(format!("@{to}")),
         (None, None) => None,
     };
     config.output = if args.json {

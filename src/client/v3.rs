@@ -276,14 +276,7 @@ impl<R: Rng> Client<R> {
     /// room labels every line of every room).
     pub(super) fn labelled(&self, room: Option<&str>, from: String, line: Line) -> Line {
         let every = self.config.mode == Mode::Script && self.config.room.is_some();
-        let lobby = is_lobby(room);
-        if lobby && !every && (self.rooms.is_current(None) || self.version != Version::V3) {
-            return line;
-        }
-        if !lobby && !every && self.config.mode == Mode::Script {
-            return line.in_room(rooms::label(room.unwrap_or(LOBBY), &from, self.username()));
-        }
-        if self.rooms.is_current(room) && !every {
+        if !every && self.rooms.is_current(room) {
             return line;
         }
         line.in_room(rooms::label(room.unwrap_or(LOBBY), &from, self.username()))
