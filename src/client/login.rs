@@ -101,7 +101,7 @@ impl<R: Rng> Client<R> {
     ) {
         if let Some(room) = room.filter(|room| !is_lobby(Some(room))) {
             if self.is_online() {
-                self.on_room_history(room, messages, epoch);
+                self.on_room_history(room, messages, complete, epoch);
             }
             return;
         }

@@ -190,16 +190,51 @@ impl Outbox {
         own: impl IntoIterator<Item = &'a str>,
         complete: bool,
     ) -> Checked {
+        // A room's own catch-up tells of its messages (`check_room`).
+        let (lobby, rooms): (Vec<Sent>, Vec<Sent>) = std::mem::take(&mut self.unchecked)
+            .into_iter()
+            .partition(|sent| sent.room.is_none());
+        self.unchecked = rooms;
+        self.settle(lobby, own, complete)
+    }
+
+    /// v3: the rooms (not the lobby) of the unchecked messages.
+    pub(crate) fn unchecked_rooms(&self) -> Vec<String> {
+        let mut rooms: Vec<String> = Vec::new();
+        for room in self.unchecked.iter().filter_map(|sent| sent.room.as_ref()) {
+            if !rooms.contains(room) {
+                rooms.push(room.clone());
+            }
+        }
+        rooms
+    }
+
+    /// v3: as [`check`](Self::check), for the unchecked messages of the
+    /// room `is_room` recognises, against that room's catch-up.
+    pub(crate) fn check_room<'a>(
+        &mut self,
+        is_room: impl Fn(&str) -> bool,
+        own: impl IntoIterator<Item = &'a str>,
+        complete: bool,
+    ) -> Checked {
+        let (mine, others): (Vec<Sent>, Vec<Sent>) = std::mem::take(&mut self.unchecked)
+            .into_iter()
+            .partition(|sent| sent.room.as_deref().is_some_and(&is_room));
+        self.unchecked = others;
+        self.settle(mine, own, complete)
+    }
+
+    /// Settles `unchecked` against `own`, in order (see `check`).
+    fn settle<'a>(
+        &mut self,
+        unchecked: Vec<Sent>,
+        own: impl IntoIterator<Item = &'a str>,
+        complete: bool,
+    ) -> Checked {
         let own: Vec<&str> = own.into_iter().collect();
         let mut from = 0;
         let mut checked = Checked::default();
-        for sent in std::mem::take(&mut self.unchecked) {
-            if sent.room.is_some() {
-                // Another room's catch-up would tell, not the lobby's: not
-                // sent again, lest it be said twice.
-                checked.unknown.push(sent.text);
-                continue;
-            }
+        for sent in unchecked {
             match own[from..].iter().position(|said| *said == sent.text) {
                 Some(at) => {
                     from += at + 1;

@@ -134,11 +134,13 @@ impl<R: Rng> Client<R> {
     /// `/part [#room] [reason]`: leaves a room (a DM is only closed here).
     fn part(&mut self, room: Option<String>, reason: Option<String>) {
         let room = room.unwrap_or_else(|| self.rooms.current_name().to_owned());
-        if room.starts_with('@') {
-            self.rooms.remove(&room);
+        if let Some(other) = room.strip_prefix('@') {
+            // A DM has no membership to leave: it is only not current.
+            if self.rooms.is_current(Some(&room)) {
+                self.rooms.switch(LOBBY);
+            }
             return self.show(Line::Status(format!(
-                "closed the direct messages with {}",
-                &room[1..]
+                "back in {LOBBY}; direct messages from {other} still reach you"
             )));
         }
         let id = id::message_id(&mut self.rng);
@@ -157,7 +159,7 @@ impl<R: Rng> Client<R> {
             None => self.who(),
             Some(room) if room.starts_with('@') => self.show(Line::Info(format!(
                 "{room} is a direct message between you and {}",
-                &room[1..]
+                room.trim_start_matches('@')
             ))),
             Some(room) => self.request(
                 ClientMessage::ListMembers {

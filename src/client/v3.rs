@@ -9,7 +9,7 @@ use rand::Rng;
 use super::link::Link;
 use super::room_text::{because, notice_text, room_summary};
 use super::rooms::{self, LOBBY, is_lobby};
-use super::{Client, Event, Exit, Line, Mode, Output, describe, plural};
+use super::{Client, Event, Exit, Line, Mode, Output, describe, outbox, plural};
 use crate::id;
 use crate::protocol::{
     Act, Change, ClientMessage, ErrorCode, MemberEntry, Role, RoomChange, RoomState, ServerMessage,
@@ -104,6 +104,7 @@ impl<R: Rng> Client<R> {
         for state in &rooms {
             self.rooms.update(state);
         }
+        self.resend_to_quiet_rooms();
         let known: Vec<String> = self.rooms.all().map(|room| room.name.clone()).collect();
         for room in known {
             if !rooms
@@ -198,6 +199,7 @@ impl<R: Rng> Client<R> {
         &mut self,
         room: &str,
         messages: Vec<ServerMessage<'_>>,
+        complete: bool,
         epoch: Option<&str>,
     ) {
         if let Some(known) = self.rooms.get_mut(room)
@@ -208,6 +210,7 @@ impl<R: Rng> Client<R> {
             known.shown = None;
         }
         let returning = self.returning;
+        self.check_room_messages(room, &messages, complete);
         let mut lines = Vec::new();
         for message in messages {
             if let Some((seq, said)) = self.room_line(room, message)
@@ -241,6 +244,65 @@ impl<R: Rng> Client<R> {
             let line = self.labelled(Some(room), from, line);
             self.show_server(line);
         }
+    }
+
+    /// Settles the user's messages to `room` that a dropped connection
+    /// left unconfirmed, against the room's catch-up (`messages`).
+    fn check_room_messages(&mut self, room: &str, messages: &[ServerMessage<'_>], complete: bool) {
+        let me = rooms::key(self.username());
+        let own = messages.iter().filter_map(|message| match message {
+            ServerMessage::TextBroadcast {
+                username, message, ..
+            } if rooms::key(username) == me => Some(&**message),
+            _ => None,
+        });
+        let room_key = rooms::key(room);
+        let checked =
+            self.outbox
+                .check_room(|sent_to| rooms::key(sent_to) == room_key, own, complete);
+        self.report_checked(checked);
+    }
+
+    /// After a login: the user's messages to rooms where nothing was said
+    /// since they were sent never reached the server (no catch-up will
+    /// come for them): sent again.
+    fn resend_to_quiet_rooms(&mut self) {
+        for room in self.outbox.unchecked_rooms() {
+            let quiet = self
+                .rooms
+                .get(&room)
+                .is_none_or(|known| known.last_seq <= known.shown.unwrap_or(0));
+            if quiet {
+                let key = rooms::key(&room);
+                let checked =
+                    self.outbox
+                        .check_room(|sent_to| rooms::key(sent_to) == key, [], true);
+                self.report_checked(checked);
+            }
+        }
+    }
+
+    /// Says what became of messages a dropped connection left unconfirmed.
+    fn report_checked(&mut self, checked: outbox::Checked) {
+        if checked.resent.is_empty() && checked.unknown.is_empty() {
+            return;
+        }
+        for text in checked.resent {
+            self.show(Line::Status(format!(
+                "the server never got this message before the connection dropped; \
+                 sending it again: {text}"
+            )));
+        }
+        for text in checked.unknown {
+            self.undelivered += 1;
+            self.show(Line::Error(format!(
+                "the connection dropped before the server confirmed this message, and the \
+                 server no longer holds the messages of that time: it may not have been \
+                 delivered: {text}"
+            )));
+        }
+        self.flush();
+        self.check_ending();
     }
 
     /// The line of a message in a room's history, with its `seq` and who

@@ -632,3 +632,75 @@ fn a_script_with_a_room_fails_on_a_server_without_rooms() {
         ]
     );
 }
+
+#[test]
+fn a_room_message_left_unconfirmed_by_a_drop_is_settled_by_its_rooms_catch_up() {
+    let mut h = Harness::interactive();
+    h.drain();
+    h.log_in_v3(
+        vec![
+            lobby(),
+            state("#dev", "D", 0, 0, Role::Member),
+            state("#ops", "O", 0, 0, Role::Member),
+        ],
+        vec![],
+    );
+    h.type_line("/join #dev");
+    assert_eq!(h.type_line("got there"), ["send text got there to #dev"]);
+    h.type_line("/join #ops");
+    assert_eq!(h.type_line("lost"), ["send text lost to #ops"]);
+    h.disconnected("reset");
+    h.wake();
+    h.client.handle_connected(Some(SUBPROTOCOL_V3), h.now);
+    h.drain();
+    h.server(login_message("alice", "S"));
+    // #dev has a message since: its catch-up will tell; #ops has none:
+    // "lost" never arrived, and goes again.
+    assert!(
+        h.server(rooms_frame(
+            vec![
+                lobby(),
+                state("#dev", "D", 1, 0, Role::Member),
+                state("#ops", "O", 0, 0, Role::Member)
+            ],
+            vec![],
+        ))
+        .is_empty()
+    );
+    let out = h.server(history_of(None, "L", Vec::new()));
+    assert!(
+        out.contains(
+            &"show 12:00 -- the server never got this message before the connection dropped; \
+              sending it again: lost"
+                .to_owned()
+        ),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&"send text lost to #ops".to_owned()),
+        "{out:?}"
+    );
+    // Found in #dev's catch-up: delivered, shown once, not sent again.
+    let out = h.server(history_of(
+        Some("#dev"),
+        "D",
+        vec![said_in("#dev", "alice", "got there", 1, 1)],
+    ));
+    assert_eq!(
+        out,
+        [
+            "show ── 1 message in #dev while you were away ──",
+            "show [#dev] 10:01 alice (you): got there",
+        ]
+    );
+    // Everything is settled: once "lost" is confirmed, /quit has nothing
+    // to report.
+    let id = h.id_of_last("textFromUser");
+    let mut echo = said_in("#ops", "alice", "lost", 1, 2);
+    if let ServerMessage::TextBroadcast { reply_to, .. } = &mut echo {
+        *reply_to = Some(id.into());
+    }
+    h.server(echo);
+    let out = h.type_line("/quit");
+    assert_eq!(out.last().map(String::as_str), Some("exit 0"), "{out:?}");
+}
