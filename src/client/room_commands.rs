@@ -11,6 +11,9 @@ use super::{Client, Line};
 use crate::id;
 use crate::protocol::{ClientMessage, Version};
 
+/// Most room requests remembered at once (see `request`).
+const REQUESTS_KEPT: usize = 64;
+
 impl<R: Rng> Client<R> {
     // ---- the user's commands ----
 
@@ -91,6 +94,11 @@ impl<R: Rng> Client<R> {
     fn request(&mut self, mut message: ClientMessage, what: &'static str) {
         let id = id::message_id(&mut self.rng);
         set_id(&mut message, id.clone());
+        // An act is answered by the room's notice, which names no request:
+        // only the latest few are remembered.
+        if self.requests.len() >= REQUESTS_KEPT {
+            self.requests.remove(0);
+        }
         self.requests.push((id, Request::Shown(what)));
         self.send(&message);
     }

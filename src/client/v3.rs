@@ -211,11 +211,21 @@ impl<R: Rng> Client<R> {
         }
         let returning = self.returning;
         self.check_room_messages(room, &messages, complete);
+        // Where the server's read marker is: a newcomer's context shows
+        // where the unread part begins.
+        let read = self
+            .rooms
+            .get(room)
+            .map_or(0, |known| known.last_seq.saturating_sub(known.unread));
         let mut lines = Vec::new();
+        let mut first_unread = None;
         for message in messages {
             if let Some((seq, said)) = self.room_line(room, message)
                 && self.rooms.fresh(room, seq)
             {
+                if first_unread.is_none() && seq.is_some_and(|seq| seq > read) {
+                    first_unread = Some(lines.len());
+                }
                 lines.push(said);
             }
         }
@@ -226,7 +236,8 @@ impl<R: Rng> Client<R> {
         if self.config.mode == Mode::Script && !returning {
             return;
         }
-        if self.config.mode == Mode::Interactive && !self.config.output.is_json() {
+        let divide = self.config.mode == Mode::Interactive && !self.config.output.is_json();
+        if divide {
             let count = lines.len();
             self.show(Line::Divider(if returning {
                 format!(
@@ -240,7 +251,14 @@ impl<R: Rng> Client<R> {
                 )
             }));
         }
-        for (from, line) in lines {
+        let unread = first_unread.filter(|&at| divide && !returning && at > 0);
+        let unread_count = unread.map(|at| lines.len() - at);
+        for (at, (from, line)) in lines.into_iter().enumerate() {
+            if unread == Some(at)
+                && let Some(count) = unread_count
+            {
+                self.show(Line::Divider(format!("{count} unread")));
+            }
             let line = self.labelled(Some(room), from, line);
             self.show_server(line);
         }

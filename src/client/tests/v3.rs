@@ -185,19 +185,21 @@ fn offers_v3_and_shows_each_rooms_earlier_messages_under_its_own_divider() {
         ]
     );
     assert_eq!(h.client.prompt(), "alice> ", "the lobby is current");
+    // The server's read marker says where the unread part begins.
     assert_eq!(
         h.server(history_of(
             Some("#dev"),
             "D",
             vec![
-                said_in("#dev", "bob", "one", 1, 1),
-                said_in("#dev", "alice", "two", 2, 2)
+                said_in("#dev", "alice", "one", 1, 1),
+                said_in("#dev", "bob", "two", 2, 2)
             ]
         )),
         [
             "show ── 2 earlier messages in #dev ──",
-            "show [#dev] 10:01 bob: one",
-            "show [#dev] 10:02 alice (you): two",
+            "show [#dev] 10:01 alice (you): one",
+            "show ── 1 unread ──",
+            "show [#dev] 10:02 bob: two",
         ]
     );
     assert_eq!(
