@@ -550,15 +550,15 @@ impl<R: Rng> Client<R> {
                 self.show_server(line);
             }
             Change::Left => {
-                self.rooms.remove(&room);
+                let hint = self.no_longer_in(&room);
                 let line = match asked {
-                    Some(Request::Part(_)) => format!("you left {room}"),
-                    _ => format!("you left {room} on another device"),
+                    Some(Request::Part(_)) => format!("you left {room}{hint}"),
+                    _ => format!("you left {room} on another device{hint}"),
                 };
                 self.show_server(Line::Status(line));
             }
             Change::Kicked | Change::Banned => {
-                self.rooms.remove(&room);
+                let hint = self.no_longer_in(&room);
                 let by = by.as_deref().unwrap_or("an operator");
                 let how = match (change, until) {
                     (Change::Kicked, _) => "removed you from".to_owned(),
@@ -566,7 +566,7 @@ impl<R: Rng> Client<R> {
                     (_, Some(_)) => "banned you for a while from".to_owned(),
                 };
                 let reason = because(reason.as_deref());
-                self.show_server(Line::Error(format!("{by} {how} {room}{reason}")));
+                self.show_server(Line::Error(format!("{by} {how} {room}{reason}{hint}")));
             }
             Change::Invited => {
                 let by = by.as_deref().unwrap_or("an operator");
@@ -577,6 +577,19 @@ impl<R: Rng> Client<R> {
             Change::Unknown => {}
         }
         self.share_rooms();
+    }
+
+    /// This name is no longer in `room`. If it was the current one, it
+    /// stays current, so that a line typed at its prompt goes nowhere else
+    /// (the server refuses it): what to tell the user then.
+    fn no_longer_in(&mut self, room: &str) -> &'static str {
+        match self.rooms.remove(room) {
+            Some((_, true)) => {
+                self.rooms.switch(room);
+                "; /join a room (or /join #lobby) to talk elsewhere"
+            }
+            _ => "",
+        }
     }
 
     /// `roomList`: the answer to `/rooms`.

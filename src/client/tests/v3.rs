@@ -706,3 +706,35 @@ fn a_room_message_left_unconfirmed_by_a_drop_is_settled_by_its_rooms_catch_up() 
     let out = h.type_line("/quit");
     assert_eq!(out.last().map(String::as_str), Some("exit 0"), "{out:?}");
 }
+
+#[test]
+fn a_current_room_one_was_removed_from_stays_current_so_no_line_goes_elsewhere() {
+    let mut h = Harness::interactive();
+    h.drain();
+    h.log_in_v3(
+        vec![lobby(), state("#ops", "O", 0, 0, Role::Member)],
+        vec![],
+    );
+    h.type_line("/join #ops");
+    let mut kicked = membership("#ops", Change::Kicked, None, None);
+    if let ServerMessage::Membership { by, reason, .. } = &mut kicked {
+        *by = Some("carol".into());
+        *reason = Some("off topic".into());
+    }
+    assert_eq!(
+        h.server(kicked),
+        [
+            "show 12:00 !! carol removed you from #ops: off topic; /join a room (or /join #lobby) \
+          to talk elsewhere"
+        ]
+    );
+    assert_eq!(h.client.prompt(), "#ops> ");
+    assert_eq!(
+        h.type_line("still here?"),
+        ["send text still here? to #ops"]
+    );
+    assert_eq!(
+        h.type_line("/join #lobby"),
+        ["show 12:00 -- now talking in #lobby"]
+    );
+}
