@@ -73,15 +73,19 @@ pub(super) fn notice_text(room: &str, message: &ServerMessage<'_>) -> String {
 /// One room in `/rooms`: "#dev (you: owner) 3 members, 2 unread: builds".
 pub(super) fn room_summary(state: &RoomState<'_>) -> String {
     let mut text = state.room.to_string();
-    match state.role {
-        Some(Role::Owner) => text.push_str(" (yours: owner)"),
-        Some(Role::Operator) => text.push_str(" (joined: operator)"),
-        Some(Role::Member) => text.push_str(" (joined)"),
-        None => {}
-    }
-    text.push_str(&format!(" {}", plural(state.members, "member", "members")));
-    if state.invite_only {
-        text.push_str(", invite-only");
+    if let Some(other) = state.room.strip_prefix('@') {
+        text.push_str(&format!(" (direct messages with {other})"));
+    } else {
+        match state.role {
+            Some(Role::Owner) => text.push_str(" (yours: owner)"),
+            Some(Role::Operator) => text.push_str(" (joined: operator)"),
+            Some(Role::Member) => text.push_str(" (joined)"),
+            None => {}
+        }
+        text.push_str(&format!(" {}", plural(state.members, "member", "members")));
+        if state.invite_only {
+            text.push_str(", invite-only");
+        }
     }
     if state.unread > 0 {
         text.push_str(&format!(", {} unread", state.unread));

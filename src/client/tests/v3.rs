@@ -521,15 +521,20 @@ fn room_commands_send_their_acts_to_the_current_room_and_notices_read_as_sentenc
         h.server(ServerMessage::RoomList {
             id: "x".into(),
             reply_to: id.into(),
-            rooms: vec![state("#dev", "D", 3, 2, Role::Owner), {
-                let mut public = state("#design", "G", 0, 0, Role::Member);
-                public.role = None;
-                public.topic = Some("pixels".into());
-                public
-            }],
+            rooms: vec![
+                state("#dev", "D", 3, 2, Role::Owner),
+                {
+                    let mut public = state("#design", "G", 0, 0, Role::Member);
+                    public.role = None;
+                    public.topic = Some("pixels".into());
+                    public
+                },
+                state("@bob", "B", 1, 1, Role::Member)
+            ],
         }),
         [
-            "show rooms (2):\n  #dev (yours: owner) 2 members, 2 unread\n  #design 2 members — pixels"
+            "show rooms (3):\n  #dev (yours: owner) 2 members, 2 unread\n  #design 2 members — pixels\
+             \n  @bob (direct messages with bob), 1 unread"
         ]
     );
     let id = h.id_of_last("listMembers");
