@@ -1,6 +1,7 @@
 //! v3: what the server says of rooms and direct messages (their state at
 //! login, memberships, joins and leaves, moderation, member and room
-//! lists, read markers), each room's catch-up, and the room commands.
+//! lists, read markers), each room's catch-up, the labels of lines and the
+//! read markers to send. The commands are in `room_commands`.
 
 use std::time::Instant;
 

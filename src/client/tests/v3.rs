@@ -743,3 +743,42 @@ fn a_current_room_one_was_removed_from_stays_current_so_no_line_goes_elsewhere()
         ["show 12:00 -- now talking in #lobby"]
     );
 }
+
+#[test]
+fn a_room_given_on_the_command_line_is_current_from_the_start() {
+    let mut config = config(Mode::Interactive);
+    config.room = Some("#dev".into());
+    let mut h = Harness::new(config);
+    assert_eq!(h.client.prompt(), "#dev> ");
+    h.drain();
+    let out = h.log_in_v3(vec![lobby()], vec![]);
+    assert!(out.contains(&"send join #dev".to_owned()), "{out:?}");
+    let id = h.id_of_last("join");
+    assert_eq!(
+        h.server(membership(
+            "#dev",
+            Change::Joined,
+            Some(id),
+            Some(state("#dev", "D", 0, 0, Role::Member))
+        )),
+        ["show 12:00 -- joined #dev (2 members)"]
+    );
+    assert_eq!(h.type_line("hi"), ["send text hi to #dev"]);
+    // Already in it next time: switched to, not joined again.
+    let mut config = super::config(Mode::Interactive);
+    config.room = Some("#dev".into());
+    let mut h = Harness::new(config);
+    h.drain();
+    let out = h.log_in_v3(
+        vec![lobby(), state("#dev", "D", 0, 0, Role::Member)],
+        vec![],
+    );
+    assert!(
+        out.contains(&"show 12:00 -- now talking in #dev".to_owned()),
+        "{out:?}"
+    );
+    assert!(
+        !out.iter().any(|line| line.starts_with("send join")),
+        "{out:?}"
+    );
+}
