@@ -132,8 +132,8 @@ impl<R: Rng> Client<R> {
 
     /// The WebSocket handshake of the connection asked for succeeded, and
     /// the server selected `subprotocol` (the `Sec-WebSocket-Protocol` of
-    /// its `101` response, `None` without one): `wschat.v2` means v2,
-    /// anything else v1.
+    /// its `101` response, `None` without one): `wschat.v3` means v3,
+    /// `wschat.v2` v2, anything else v1.
     pub fn handle_connected(&mut self, subprotocol: Option<&str>, _now: Instant) {
         let Link::Connecting { deadline } = self.link else {
             return;

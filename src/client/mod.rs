@@ -19,10 +19,13 @@
 //! let now = Instant::now();
 //! let config = ClientConfig::new("ws://127.0.0.1:8080", "alice", Mode::Script);
 //! let mut client = Client::new(config, StdRng::seed_from_u64(1), now);
-//! // Offer protocol v2 in the handshake…
-//! assert_eq!(client.poll_action(), Some(Action::Connect { subprotocol: Some("wschat.v2") }));
+//! // Offer protocol v3, then v2, in the handshake…
+//! assert_eq!(
+//!     client.poll_action(),
+//!     Some(Action::Connect { subprotocol: Some("wschat.v3, wschat.v2") })
+//! );
 //!
-//! // …which the server selected in its `101` response.
+//! // …of which the server selected v2 in its `101` response.
 //! client.handle_connected(Some("wschat.v2"), now);
 //! let Some(Action::Send(login)) = client.poll_action() else { panic!() };
 //! assert!(login.starts_with(r#"{"type":"login""#));
@@ -153,8 +156,9 @@ pub struct Client<R> {
     config: ClientConfig,
     rng: R,
     link: Link,
-    /// The protocol to offer on the next connection: v2, until a server
-    /// turned it down; then v1 for the rest of the session.
+    /// The protocol to offer on the next connection: v3 (and v2, which a
+    /// server that does not speak v3 selects), until a server turned both
+    /// down; then v1 for the rest of the session.
     offer: Version,
     /// The protocol of the current (or last) connection.
     version: Version,
