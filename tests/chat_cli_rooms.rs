@@ -132,7 +132,19 @@ fn join_shows_the_room_in_the_prompt_and_lines_of_other_rooms_carry_their_name()
     expect_line(&mut bob, "[#lobby] alice: in the lobby");
     alice.type_keys("/unread\r");
     wait_for_row(&mut alice, "nothing unread");
-    alice.type_keys("\x04");
+
+    // alice on another device (her saved secret) joins a room: it appears
+    // here, with a line saying so, and Tab offers it.
+    let out = run_script(
+        state.path(),
+        &[&server.url(), "--name", "alice", "--room", "#side"],
+        "from the phone\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    wait_for_row(&mut alice, "-- you joined #side on another device");
+    wait_for_row(&mut alice, "[#side] alice (you): from the phone");
+    alice.complete("alice> ", "/join #si", "/join #side ");
+    alice.type_keys("\x15\x04");
     assert!(matches!(alice.exit_status(), WaitStatus::Exited(_, 0)));
 }
 
