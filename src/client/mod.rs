@@ -543,13 +543,23 @@ impl<R: Rng> Client<R> {
     fn pending_lines(&self) -> Vec<Line> {
         let texts = self.outbox.pending();
         let waiting = !self.is_online();
+        let me = self.username();
         let mut lines: Vec<Line> = texts
             .iter()
             .take(PENDING_SHOWN)
-            .map(|text| Line::Pending {
-                from: self.username().to_owned(),
-                text: (*text).to_owned(),
-                waiting,
+            .map(|(text, room)| {
+                let line = Line::Pending {
+                    from: me.to_owned(),
+                    text: (*text).to_owned(),
+                    waiting,
+                };
+                // Where it goes, unless to the current room (v3).
+                match room {
+                    Some(room) if !self.rooms.is_current(Some(room)) => {
+                        line.in_room(rooms::label(room, me, me))
+                    }
+                    _ => line,
+                }
             })
             .collect();
         if texts.len() > PENDING_SHOWN {

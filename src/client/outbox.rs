@@ -262,16 +262,23 @@ impl Outbox {
 
     /// Every message not confirmed yet, in the order typed: unchecked after
     /// a drop, in flight, queued.
-    pub(crate) fn pending(&self) -> Vec<&str> {
-        let mut sent: Vec<(u64, &str)> = self
+    /// Each with the room it goes to (`None`: the lobby).
+    pub(crate) fn pending(&self) -> Vec<(&str, Option<&str>)> {
+        let mut sent: Vec<(u64, &str, Option<&str>)> = self
             .unchecked
             .iter()
             .chain(&self.in_flight)
-            .map(|sent| (sent.order, sent.text.as_str()))
-            .chain(self.queued.iter().map(|q| (q.order, q.text.as_str())))
+            .map(|sent| (sent.order, sent.text.as_str(), sent.room.as_deref()))
+            .chain(
+                self.queued
+                    .iter()
+                    .map(|q| (q.order, q.text.as_str(), q.room.as_deref())),
+            )
             .collect();
-        sent.sort_by_key(|(order, _)| *order);
-        sent.into_iter().map(|(_, text)| text).collect()
+        sent.sort_by_key(|(order, ..)| *order);
+        sent.into_iter()
+            .map(|(_, text, room)| (text, room))
+            .collect()
     }
 
     /// Takes what waits to be sent, in order.

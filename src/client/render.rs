@@ -172,6 +172,7 @@ impl Line {
         match self {
             Line::Pending { waiting: true, .. } => Some("(waiting for the connection)"),
             Line::Pending { waiting: false, .. } => Some("(sending…)"),
+            Line::InRoom { line, .. } => line.pending_mark(),
             _ => None,
         }
     }

@@ -317,3 +317,18 @@ fn a_line_of_another_room_carries_its_label_in_front() {
     assert_eq!(plain(notice.clone()), "12:05 * bob joined #dev");
     assert!(notice.is_chat());
 }
+
+#[test]
+fn a_pending_line_of_another_room_keeps_its_mark() {
+    let pending = Line::Pending {
+        from: "alice".into(),
+        text: "psst".into(),
+        waiting: false,
+    }
+    .in_room("you → bob");
+    assert_eq!(pending.pending_mark(), Some("(sending…)"));
+    assert_eq!(
+        plain(pending),
+        "[you → bob] 12:05 alice (you): psst (sending…)"
+    );
+}

@@ -782,3 +782,26 @@ fn a_room_given_on_the_command_line_is_current_from_the_start() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_pending_message_to_another_room_says_where_it_goes() {
+    let mut h = Harness::interactive();
+    h.drain();
+    h.log_in_v3(vec![lobby()], vec![]);
+    h.pending = true;
+    assert_eq!(
+        h.type_line("/msg bob psst"),
+        [
+            "send text psst to @bob",
+            "pending [[you → bob] 12:00 alice (you): psst (sending…)]"
+        ]
+    );
+    assert_eq!(
+        h.type_line("in the lobby"),
+        [
+            "send text in the lobby",
+            "pending [[you → bob] 12:00 alice (you): psst (sending…) | \
+             12:00 alice (you): in the lobby (sending…)]"
+        ]
+    );
+}
