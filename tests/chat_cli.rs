@@ -315,9 +315,17 @@ fn json_mode_prints_each_server_message_as_one_json_line() {
             message["type"].as_str().expect("a type").to_owned()
         })
         .collect();
+    // chat-server speaks protocol v3 to chat-cli: its `rooms` follows
+    // `loginMessage` (docs/PROTOCOL.md, "Catch-up per room at login").
     assert_eq!(
         types,
-        ["loginBroadcast", "loginMessage", "history", "textBroadcast"]
+        [
+            "loginBroadcast",
+            "loginMessage",
+            "rooms",
+            "history",
+            "textBroadcast"
+        ]
     );
 }
 

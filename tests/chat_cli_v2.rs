@@ -210,7 +210,8 @@ fn against_a_server_that_does_not_select_v2_the_client_falls_back_to_v1() {
     // offered nothing.
     assert_eq!(v1_only.connections(), 2);
 
-    // The same server, asked directly, speaks v2 with chat-cli.
+    // The same server, asked directly, speaks v3 (v2 and rooms) with
+    // chat-cli: its `rooms` follows `loginMessage`.
     let state = state_dir();
     let out = run_script(
         state.path(),
@@ -221,9 +222,15 @@ fn against_a_server_that_does_not_select_v2_the_client_falls_back_to_v1() {
     let (frames, types) = json_lines(&out.stdout);
     assert_eq!(
         types,
-        ["loginBroadcast", "loginMessage", "history", "textBroadcast"]
+        [
+            "loginBroadcast",
+            "loginMessage",
+            "rooms",
+            "history",
+            "textBroadcast"
+        ]
     );
-    let own = &frames[3];
+    let own = &frames[4];
     assert!(own["seq"].is_u64() && own["timestamp"].is_u64(), "{own}");
     assert!(own["replyTo"].is_string(), "{own}");
 }

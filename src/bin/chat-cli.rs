@@ -62,6 +62,19 @@ struct Args {
     #[arg(long, overrides_with = "bell")]
     no_bell: bool,
 
+    /// Join ROOM (e.g. '#dev', created if new) and talk there from the
+    /// start: interactively it is the current room; in a script every line
+    /// read is sent there, and every line received carries its room
+    /// ("[#dev] …", "[bob → you] …"). Needs a server that speaks protocol v3.
+    #[arg(long, value_name = "#ROOM", conflicts_with = "to", value_parser = parse_room)]
+    room: Option<String>,
+
+    /// Send every line as a direct message to NAME (in a script; in a
+    /// terminal, NAME's direct messages are the current room). Received
+    /// lines carry their room, as with --room. Needs protocol v3.
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    to: Option<String>,
+
     /// With --json, print the loginMessage's secret as the server sent it.
     #[arg(long, requires = "json")]
     show_secret: bool,
@@ -117,13 +130,34 @@ Scripting mode (stdin is not a terminal):
   back; the earlier ones a server shows a newcomer are not.
   With --json, each server message is printed as its raw JSON instead.
 
+Rooms and direct messages (protocol v3):
+  On a server that speaks protocol v3 you are in the lobby (#lobby) and may
+  join rooms as IRC users do: /join #dev creates #dev if it is new and makes
+  it the current room, shown in the prompt (\"#dev> \"): what you type goes
+  there. A line of any other room or direct message is shown with its room
+  in front, \"[#ops] 14:02 bob: …\" or \"[bob → you] 14:02 bob: lunch?\", so it is
+  never taken for the current room's. /msg bob TEXT sends a direct message;
+  /query bob makes bob's direct messages the current room. /rooms lists the
+  public rooms and yours (members, topics, unread messages), /unread where
+  unread messages wait; what you see in the current room is marked read on
+  the server, so your other devices agree. A direct message rings the bell
+  as a mention does (--no-bell: quiet). Tab completes #rooms. Rooms belong
+  to your name: after a reconnect or a restart each room's missed messages
+  are shown once, under one divider per room, and rooms joined or left on
+  another device appear and disappear with a line saying so. Operators of a
+  room have /topic, /invite, /kick, /ban, /unban, /mute, /unmute, /mode; its
+  owner /op and /deop. In a script, --room '#dev' or --to NAME sends every
+  line there; with --json each frame carries its room in its \"room\" field
+  (none: the lobby).
+
 Protocol versions:
-  chat-cli offers protocol v2 (the WebSocket subprotocol wschat.v2). With a
+  chat-cli offers protocol v3 (wschat.v3), then v2 (wschat.v2). With a
   server that selects it, a message shows the server's time of sending (in
   local time), leaves are shown, /who and /logout work, and a dropped
   connection loses nothing the server still holds. A server that selects no
   subprotocol speaks protocol v1, the original: chat-cli falls back to it,
-  shows the time a message arrived, and has none of the above.
+  shows the time a message arrived, and has none of the above. On v1 and v2
+  there are no rooms: the room commands, --room and --to say so.
 
 Keeping your name:
   The server gives a secret with a new name. chat-cli saves it per server URL
@@ -175,6 +209,23 @@ connection (the reason on stderr); 2 usage error, or the server refused the
 name prompt. A name typed at the prompt that the server refuses is asked
 again."
     )
+}
+
+/// A room name: `#` and a name (the `#` may be left out, as a shell would
+/// take it for a comment unquoted).
+fn parse_room(room: &str) -> Result<String, String> {
+    let name = room.strip_prefix('#').unwrap_or(room);
+    Username::parse(name, usize::MAX)
+        .map(|_| format!("#{name}"))
+        .map_err(|e| format!("not a room name: {e}"))
+}
+
+/// A name to send direct messages to (a leading `@` may be given).
+fn parse_name(name: &str) -> Result<String, String> {
+    let name = name.strip_prefix('@').unwrap_or(name);
+    Username::parse(name, usize::MAX)
+        .map(|_| name.to_owned())
+        .map_err(|e| format!("not a name: {e}"))
 }
 
 /// A `ws://` or `wss://` URL with a port in range; the scheme is written
@@ -311,6 +362,11 @@ fn run(args: Args) -> anyhow::Result<Exit> {
     if !name.is_empty() {
         config.set_saved(saved.unwrap_or_default());
     }
+    config.room = match (args.room, args.to) {
+        (Some(room), _) => Some(room),
+        (None, Some(to)) => Some(format!("@{to}")),
+        (None, None) => None,
+    };
     config.output = if args.json {
         Output::Json {
             show_secret: args.show_secret,

@@ -197,6 +197,8 @@ impl<R: Rng> Driver<R> {
                     // just before the exit (a logout's confirmation) appear
                     // at once instead of waiting for a prompt redraw.
                     if let Some(prompt) = &mut self.session.prompt {
+                        // A command may have changed the current room.
+                        prompt.set_prompt(self.client.prompt());
                         prompt.resume(self.client.reads_lines());
                     }
                 }
@@ -386,7 +388,7 @@ impl<R: Rng> Driver<R> {
             return;
         };
         if let Some(prompt) = &mut self.session.prompt {
-            prompt.start(format!("{}> ", self.client.username()), typed);
+            prompt.start(self.client.prompt(), typed);
         }
     }
 
@@ -402,6 +404,8 @@ impl<R: Rng> Driver<R> {
         if self.roster_seen.as_ref() != Some(&seen) {
             let online = self.client.roster().names().map(str::to_owned).collect();
             prompt.set_names(online, &seen.1);
+            let rooms = self.client.roster().rooms();
+            prompt.set_rooms(rooms.map(|rooms| rooms.map(str::to_owned).collect()));
             self.roster_seen = Some(seen);
         }
     }

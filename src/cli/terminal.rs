@@ -309,6 +309,8 @@ struct ChatHelper {
 struct Names {
     online: Vec<String>,
     me: String,
+    /// v3: the rooms to complete after `#`; `None` without rooms.
+    rooms: Option<Vec<String>>,
 }
 
 impl Completer for ChatHelper {
@@ -321,10 +323,14 @@ impl Completer for ChatHelper {
         _: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
         let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        let found = completion::complete(
+        let found = completion::complete_with_rooms(
             line,
             pos,
             names.online.iter().map(String::as_str),
+            names
+                .rooms
+                .as_ref()
+                .map(|rooms| rooms.iter().map(String::as_str).collect()),
             &names.me,
         );
         Ok((found.start, found.candidates))
@@ -477,6 +483,8 @@ pub struct Prompt {
     shown: Arc<Mutex<String>>,
     /// Erase each line once entered: stdout is a terminal rustyline drives.
     erase: bool,
+    /// The prompt of the next line read.
+    text: Arc<Mutex<String>>,
 }
 
 /// Terminals rustyline does not drive (it reads plain lines there).
@@ -530,6 +538,7 @@ impl Prompt {
             names,
             shown,
             erase: drives && io::stdout().is_terminal(),
+            text: Arc::new(Mutex::new(String::new())),
         })
     }
 
@@ -583,6 +592,16 @@ impl Prompt {
         me.clone_into(&mut names.me);
     }
 
+    /// v3: the rooms Tab completes after `#` (`None`: the server has none).
+    pub fn set_rooms(&self, rooms: Option<Vec<String>>) {
+        self.names.lock().unwrap_or_else(|e| e.into_inner()).rooms = rooms;
+    }
+
+    /// The prompt of the next line read (the current room: `#dev> `).
+    pub fn set_prompt(&self, prompt: String) {
+        *self.text.lock().unwrap_or_else(|e| e.into_inner()) = prompt;
+    }
+
     /// Whether the editor thread is reading (the terminal is in raw mode).
     pub fn is_running(&self) -> bool {
         self.running
@@ -593,6 +612,8 @@ impl Prompt {
         let Some(mut editor) = self.editor.take() else {
             return;
         };
+        self.set_prompt(prompt);
+        let text = self.text.clone();
         let history = self.history.clone();
         let (resume, resumed) = mpsc::channel();
         self.resume = Some(resume);
@@ -604,6 +625,7 @@ impl Prompt {
             let _open = OpenOnDrop(gate.clone());
             loop {
                 gate.close();
+                let prompt = text.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let read = editor.readline(&prompt);
                 if erase {
                     let line = match &read {

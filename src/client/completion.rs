@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::command::COMMANDS;
+use super::command::{self, COMMANDS};
 use super::name_key;
 use crate::username::Username;
 
@@ -19,6 +19,9 @@ use crate::username::Username;
 pub struct Roster {
     /// By [`name_key`]: the name as the server spells it.
     names: BTreeMap<String, String>,
+    /// v3: the rooms known (joined, or listed by `/rooms`), by key: as
+    /// spelt. `None` when the server has no rooms.
+    rooms: Option<BTreeMap<String, String>>,
     /// Counts changes, so that a driver copies the roster only when it
     /// changed.
     generation: u64,
@@ -60,6 +63,28 @@ impl Roster {
     /// The names, in the order of their keys.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.names.values().map(String::as_str)
+    }
+
+    /// v3: the rooms to complete after `#` from now on (`None`: the
+    /// server has no rooms).
+    pub fn set_rooms<'a>(&mut self, rooms: Option<impl IntoIterator<Item = &'a str>>) {
+        let rooms = rooms.map(|rooms| {
+            rooms
+                .into_iter()
+                .map(|room| (name_key(room.trim_start_matches('#')), room.to_owned()))
+                .collect()
+        });
+        if rooms != self.rooms {
+            self.rooms = rooms;
+            self.generation += 1;
+        }
+    }
+
+    /// v3: the rooms to complete; `None` when the server has no rooms.
+    pub fn rooms(&self) -> Option<impl Iterator<Item = &str>> {
+        self.rooms
+            .as_ref()
+            .map(|rooms| rooms.values().map(String::as_str))
     }
 
     /// Changes whenever the names do.
@@ -138,6 +163,52 @@ pub fn complete<'a>(
     Completion { start, candidates }
 }
 
+/// As [`complete`], on a server with rooms (`rooms` is `Some`): the
+/// commands of rooms too (after the others, so that the first match is
+/// the same), and a word starting with `#` completes to a room.
+pub fn complete_with_rooms<'a>(
+    line: &str,
+    pos: usize,
+    names: impl IntoIterator<Item = &'a str>,
+    rooms: Option<Vec<&str>>,
+    me: &str,
+) -> Completion {
+    let Some(rooms) = rooms else {
+        return complete(line, pos, names, me);
+    };
+    let before = line.get(..pos).unwrap_or(line);
+    if let Some(typed) = before.strip_prefix('/')
+        && !typed.contains(char::is_whitespace)
+        && !typed.starts_with('/')
+    {
+        let candidates = command::all_commands()
+            .filter(|command| starts_with_ignoring_case(command.name, typed))
+            .map(|command| match command.args {
+                "" => format!("/{}", command.name),
+                _ => format!("/{} ", command.name),
+            })
+            .collect();
+        return Completion {
+            start: 0,
+            candidates,
+        };
+    }
+    let start = before.rfind(char::is_whitespace).map_or(0, |at| {
+        at + before[at..].chars().next().map_or(1, char::len_utf8)
+    });
+    let word = &before[start..];
+    if !word.starts_with('#') {
+        return complete(line, pos, names, me);
+    }
+    let mut candidates: Vec<String> = rooms
+        .into_iter()
+        .filter(|room| starts_with_ignoring_case(room, word))
+        .map(|room| format!("{room} "))
+        .collect();
+    candidates.sort_by_key(|room| room.to_lowercase());
+    Completion { start, candidates }
+}
+
 fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
     text.to_lowercase().starts_with(&prefix.to_lowercase())
 }
@@ -202,6 +273,30 @@ mod tests {
         // `//` sends a slash; a command's argument is a name.
         assert_eq!(complete_at_end("//wh").1, Vec::<String>::new());
         assert_eq!(complete_at_end("/me hugs al").1, ["Albert ", "alice "]);
+    }
+
+    #[test]
+    fn with_rooms_a_hash_completes_a_room_and_room_commands_come_after_the_others() {
+        let rooms = || Some(vec!["#dev", "#Design", "#ops"]);
+        let complete = |line: &str| complete_with_rooms(line, line.len(), ONLINE, rooms(), "bob");
+        assert_eq!(complete("/join #d").candidates, ["#Design ", "#dev "]);
+        assert_eq!(complete("/join #d").start, 6);
+        assert_eq!(complete("#o").candidates, ["#ops "]);
+        assert_eq!(complete("see #OP").candidates, ["#ops "]);
+        assert_eq!(
+            complete("/m").candidates,
+            ["/me ", "/msg ", "/mute ", "/mode "]
+        );
+        assert_eq!(complete("/jo").candidates, ["/join "]);
+        assert_eq!(complete("al").candidates, ["Albert: ", "alice: "]);
+        // Without rooms (v1, v2): as before.
+        let v2 = complete_with_rooms("/m", 2, ONLINE, None, "bob");
+        assert_eq!(v2.candidates, ["/me "]);
+        assert!(
+            complete_with_rooms("#d", 2, ONLINE, None, "bob")
+                .candidates
+                .is_empty()
+        );
     }
 
     #[test]

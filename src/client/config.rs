@@ -102,6 +102,10 @@ pub struct ClientConfig {
     pub outbox_capacity: usize,
     /// Most messages sent but not yet confirmed. Default 16.
     pub window: usize,
+    /// v3: the room (`#dev`) to join and talk in, or the name (`@bob`) to
+    /// send direct messages to, from the first login (`--room`, `--to`).
+    /// A script then labels every line with its room.
+    pub room: Option<String>,
 }
 
 impl ClientConfig {
@@ -131,6 +135,7 @@ impl ClientConfig {
             linger: Duration::from_secs(10),
             outbox_capacity: 100,
             window: 16,
+            room: None,
         }
     }
 }

@@ -6,9 +6,14 @@ use std::time::Instant;
 
 use rand::Rng;
 
+use super::v3::LoginRooms;
 use super::{Action, Client, ClientConfig, Event, Exit, Line, seconds};
 use crate::id;
 use crate::protocol::{ClientMessage, SUBPROTOCOL_V2, SUBPROTOCOL_V3, Version};
+
+/// What chat-cli offers in its handshake: v3, and v2 for a server that
+/// does not speak v3 (a node of a cluster, an older server).
+pub const OFFER_V3: &str = "wschat.v3, wschat.v2";
 
 /// The state of the connection.
 #[derive(Debug)]
@@ -54,6 +59,8 @@ pub(super) struct LoggingIn {
     /// may have closed it meanwhile (its own login timeout), so losing it
     /// before an answer means connecting again, not failing.
     pub(super) opened_before_name: bool,
+    /// v3: what `rooms` said, applied once the login completes.
+    pub(super) rooms: Option<LoginRooms>,
 }
 
 /// v2: what a `loginMessage` said.
@@ -136,8 +143,8 @@ impl<R: Rng> Client<R> {
 
     /// The WebSocket handshake of the connection asked for succeeded, and
     /// the server selected `subprotocol` (the `Sec-WebSocket-Protocol` of
-    /// its `101` response, `None` without one): `wschat.v2` means v2,
-    /// anything else v1.
+    /// its `101` response, `None` without one): `wschat.v3` means v3,
+    /// `wschat.v2` v2, anything else v1.
     ///
     /// Without a name yet, asks the user for one now that the server is
     /// known to be there.
@@ -172,14 +179,16 @@ impl<R: Rng> Client<R> {
             accepted: None,
             held: Vec::new(),
             opened_before_name,
+            rooms: None,
         });
+        let rooms = (self.version == Version::V3).then(|| self.rooms.since_list());
         let login = ClientMessage::Login {
             id: id::message_id(&mut self.rng),
             username: self.config.username.clone(),
             secret: self.secret.clone(),
             since,
             epoch: since.and(self.seen.epoch.clone()),
-            rooms: None,
+            rooms: rooms.filter(|rooms| !rooms.is_empty()),
         };
         self.send(&login);
     }
@@ -236,7 +245,7 @@ impl<R: Rng> Client<R> {
             deadline: now + self.config.login_timeout,
         };
         let subprotocol = match self.offer {
-            Version::V3 => Some(SUBPROTOCOL_V3),
+            Version::V3 => Some(OFFER_V3),
             Version::V2 => Some(SUBPROTOCOL_V2),
             Version::V1 => None,
         };
@@ -301,6 +310,8 @@ impl<R: Rng> Client<R> {
         // What the connection held (a login's leftovers, a logout waited
         // for) goes with it.
         let was = std::mem::replace(&mut self.link, Link::Done);
+        // Requests go unanswered with the connection.
+        self.requests.clear();
         // The next connection's rate limit starts afresh.
         self.pacing.reconnected();
         if let Link::LoggingIn(LoggingIn {

@@ -8,7 +8,8 @@ use rand::Rng;
 
 use super::link::{Accepted, Link, Online};
 use super::{
-    Action, Client, ClientConfig, Event, Exit, Line, Mode, OnNameRefused, Saved, describe, plural,
+    Action, Client, ClientConfig, Event, Exit, Line, Mode, OnNameRefused, Saved, describe,
+    is_lobby, plural,
 };
 use crate::id;
 use crate::protocol::{ClientMessage, EPOCH_MAX_CHARS, ErrorCode, ServerMessage, Version};
@@ -85,7 +86,16 @@ impl<R: Rng> Client<R> {
         match self.version {
             Version::V2 | Version::V3 => login.accepted = Some(Accepted { username, secret }),
             Version::V1 => {
+                let returning = self.been_online();
                 self.logged_in(username, secret, now);
+                if !returning {
+                    // `--room` or `--to` cannot be done here: said (a
+                    // script ends) before anything is sent.
+                    self.rooms_after_login(None, false);
+                    if self.is_finished() {
+                        return;
+                    }
+                }
                 // A v2 connection dropped, and the server came back
                 // speaking v1: no history will tell.
                 for text in self.outbox.take_unchecked() {
@@ -103,8 +113,15 @@ impl<R: Rng> Client<R> {
         messages: Vec<ServerMessage<'_>>,
         complete: bool,
         epoch: Option<&str>,
+        room: Option<&str>,
         now: Instant,
     ) {
+        if let Some(room) = room.filter(|room| !is_lobby(Some(room))) {
+            if self.is_online() {
+                self.on_room_history(room, messages, complete, epoch);
+            }
+            return;
+        }
         if matches!(self.link, Link::LoggingIn(_)) {
             // Longer than the protocol allows: not an epoch to trust.
             let epoch = epoch
@@ -183,7 +200,9 @@ impl<R: Rng> Client<R> {
         };
         let login_since = login.since;
         let held = std::mem::take(&mut login.held);
+        let login_rooms = login.rooms.take();
         let returning = self.been_online();
+        self.returning = returning;
         let Reading { renumbered, missed } =
             self.read_catch_up(login_since, &messages, complete, epoch.as_deref());
         if renumbered {
@@ -277,6 +296,7 @@ impl<R: Rng> Client<R> {
                 }));
             }
             for line in lines {
+                let line = self.labelled(None, String::new(), line);
                 self.show_server(line);
             }
             if divide {
@@ -300,6 +320,10 @@ impl<R: Rng> Client<R> {
             if self.seen.fresh(seq) {
                 self.show_now(line);
             }
+        }
+        self.rooms_after_login(login_rooms, returning);
+        if self.is_finished() {
+            return;
         }
         // Names to complete: everyone online now (what is said from now on
         // keeps it current).

@@ -7,7 +7,9 @@ use std::time::Instant;
 use rand::Rng;
 
 use super::link::Link;
-use super::{Action, Client, Exit, Line, Mode, describe, outbox, pacing, plural, seconds};
+use super::{
+    Action, Client, Exit, Line, Mode, describe, is_lobby, outbox, pacing, plural, seconds,
+};
 use crate::id;
 use crate::protocol::{ClientMessage, ErrorCode, Version};
 
@@ -19,7 +21,7 @@ impl<R: Rng> Client<R> {
         username: &str,
         message: &str,
         reply_to: Option<&str>,
-        seq: Option<u64>,
+        (room, seq): (Option<&str>, Option<u64>),
         timestamp: Option<u64>,
         now: Instant,
     ) {
@@ -31,7 +33,13 @@ impl<R: Rng> Client<R> {
         };
         self.roster.add(username);
         let line = Line::from_text(username, message, own, timestamp).mentioning(self.username());
-        self.show_live(seq, line);
+        match room.filter(|room| !is_lobby(Some(room))) {
+            Some(room) => self.on_room_text(room, seq, username, line),
+            None => {
+                let line = self.lobby_line(seq, username, line);
+                self.show_live(seq, line);
+            }
+        }
         if confirmed {
             self.saved_again();
             // Progress: a script's wait at the end starts again.
@@ -75,6 +83,9 @@ impl<R: Rng> Client<R> {
             online.logout = None;
             self.show(Line::Status("logged out".into()));
             return self.leave(Exit::Success);
+        }
+        if self.room_request_refused(code, reply_to, description) {
+            return;
         }
         let about_a_message = matches!(
             code,
@@ -185,9 +196,17 @@ impl<R: Rng> Client<R> {
         )));
     }
 
-    /// Queues a message typed (or read), and sends it if it can.
+    /// Queues a message typed (or read) for the current room, and sends
+    /// it if it can.
     pub(super) fn say(&mut self, text: String) {
-        match self.outbox.push(text) {
+        let room = self.rooms.target();
+        self.say_to(text, room);
+    }
+
+    /// Queues a message for `room` (`None`: the lobby), and sends it if it
+    /// can.
+    pub(super) fn say_to(&mut self, text: String, room: Option<String>) {
+        match self.outbox.push_to(text, room) {
             Ok(()) if self.is_online() => self.flush(),
             Ok(()) => {
                 if self.been_online() && self.config.mode == Mode::Interactive {
@@ -219,10 +238,21 @@ impl<R: Rng> Client<R> {
         }
         let rng = &mut self.rng;
         while let Some(sent) = self.outbox.next_to_send(|| id::message_id(rng)) {
+            if sent.room.is_some() && self.version != Version::V3 {
+                // Its room would be ignored: it would land in the lobby.
+                let _ = self.outbox.answered(&sent.id);
+                self.undelivered += 1;
+                self.events
+                    .push_back(super::Event::Line(Line::Error(format!(
+                        "not sent: this server has no rooms or direct messages: {}",
+                        sent.text
+                    ))));
+                continue;
+            }
             let message = ClientMessage::TextFromUser {
                 id: sent.id,
                 text: sent.text,
-                room: None,
+                room: sent.room,
             };
             let text = String::from_utf8(message.encode()).unwrap_or_default();
             self.actions.push_back(Action::Send(text));
@@ -234,6 +264,8 @@ impl<R: Rng> Client<R> {
     /// or whose fate a dropped connection left unknown, are shown and make
     /// it a failure.
     pub(super) fn quit(&mut self, now: Instant) {
+        // What was read is worth telling the user's other devices.
+        self.send_reads();
         self.quit_logged_in = self.config.mode == Mode::Interactive && self.been_online();
         for text in self.outbox.take_unchecked() {
             self.maybe_lost(&text);

@@ -19,10 +19,13 @@
 //! let now = Instant::now();
 //! let config = ClientConfig::new("ws://127.0.0.1:8080", "alice", Mode::Script);
 //! let mut client = Client::new(config, StdRng::seed_from_u64(1), now);
-//! // Offer protocol v2 in the handshake…
-//! assert_eq!(client.poll_action(), Some(Action::Connect { subprotocol: Some("wschat.v2") }));
+//! // Offer protocol v3, then v2, in the handshake…
+//! assert_eq!(
+//!     client.poll_action(),
+//!     Some(Action::Connect { subprotocol: Some("wschat.v3, wschat.v2") })
+//! );
 //!
-//! // …which the server selected in its `101` response.
+//! // …of which the server selected v2 in its `101` response.
 //! client.handle_connected(Some("wschat.v2"), now);
 //! let Some(Action::Send(login)) = client.poll_action() else { panic!() };
 //! assert!(login.starts_with(r#"{"type":"login""#));
@@ -53,8 +56,12 @@ mod outbox;
 mod pacing;
 mod presence;
 pub mod render;
+mod room_commands;
+mod room_text;
+pub mod rooms;
 pub mod secrets;
 mod typed;
+mod v3;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -71,6 +78,7 @@ use login::Seen;
 use outbox::Outbox;
 use pacing::Pacing;
 pub use render::{ClockTime, Line};
+use rooms::{Rooms, is_lobby};
 pub use secrets::{Saved, SavedAt, SecretStore};
 
 /// Something the driver must do.
@@ -122,6 +130,9 @@ pub enum Event {
     Finished(Exit),
 }
 
+/// v3: how long read markers wait, gathered, before they are sent.
+pub const READ_DELAY: Duration = Duration::from_secs(1);
+
 /// Most of the user's pending messages shown at once ([`Event::Pending`]).
 pub const PENDING_SHOWN: usize = 3;
 
@@ -151,8 +162,9 @@ pub struct Client<R> {
     config: ClientConfig,
     rng: R,
     link: Link,
-    /// The protocol to offer on the next connection: v2, until a server
-    /// turned it down; then v1 for the rest of the session.
+    /// The protocol to offer on the next connection: v3 (and v2, which a
+    /// server that does not speak v3 selects), until a server turned both
+    /// down; then v1 for the rest of the session.
     offer: Version,
     /// The protocol of the current (or last) connection.
     version: Version,
@@ -184,8 +196,21 @@ pub struct Client<R> {
     /// The server said it could not save a message of ours, and has not
     /// saved one since: the next one saved is worth a line.
     store_failing: bool,
-    /// Who is online, for tab completion.
+    /// Who is online (and v3: which rooms there are), for tab completion.
     roster: Roster,
+    /// v3: the rooms and DMs of this name, and the current one.
+    rooms: Rooms,
+    /// v3: room requests sent on this connection and not answered yet.
+    requests: Vec<(String, v3::Request)>,
+    /// v3: read markers to send, by room (the highest `seq` seen), at
+    /// most once per [`READ_DELAY`]: a busy room costs no message of the
+    /// user's rate.
+    reads: std::collections::BTreeMap<String, u64>,
+    /// When to send `reads`.
+    read_due: Option<Instant>,
+    /// The login that completed last came back after a drop (its
+    /// catch-up is of what was missed, not context for a newcomer).
+    returning: bool,
     /// v2: who was shown online when the connection dropped and has not
     /// been heard of since (a restarted server announces them joining
     /// again, or does not know them any more): settled by the next
@@ -211,7 +236,7 @@ impl<R: Rng> Client<R> {
             config,
             rng,
             link: Link::Done,
-            offer: Version::V2,
+            offer: Version::V3,
             version: Version::V2,
             display_name: None,
             retries: Retries::default(),
@@ -222,12 +247,21 @@ impl<R: Rng> Client<R> {
             quit_logged_in: false,
             store_failing: false,
             roster: Roster::default(),
+            rooms: Rooms::default(),
+            requests: Vec::new(),
+            reads: Default::default(),
+            read_due: None,
+            returning: false,
             carried: Vec::new(),
             gone: Vec::new(),
             pending: Vec::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
+        // `--room`, `--to`: what is read before the login goes there too.
+        if let Some(room) = client.config.room.clone() {
+            client.rooms.switch(&room);
+        }
         client.connect(now);
         client
     }
@@ -322,20 +356,22 @@ impl<R: Rng> Client<R> {
                 messages,
                 complete,
                 epoch,
+                room,
                 ..
-            } => self.on_history(messages, complete, epoch.as_deref(), now),
+            } => self.on_history(messages, complete, epoch.as_deref(), room.as_deref(), now),
             ServerMessage::TextBroadcast {
                 username,
                 message,
                 reply_to,
                 seq,
                 timestamp,
+                room,
                 ..
             } => self.on_text_broadcast(
                 &username,
                 &message,
                 reply_to.as_deref(),
-                seq,
+                (room.as_deref(), seq),
                 timestamp,
                 now,
             ),
@@ -355,6 +391,18 @@ impl<R: Rng> Client<R> {
                 ..
             } => self.on_logout_broadcast(username.into_owned(), reason, timestamp),
             ServerMessage::Presence {
+                room: Some(room),
+                joined,
+                joined_count,
+                left,
+                left_count,
+                timestamp,
+                ..
+            } => {
+                let line = presence_line(joined, joined_count, left, left_count, timestamp);
+                self.on_room_presence(&room, line);
+            }
+            ServerMessage::Presence {
                 joined,
                 joined_count,
                 left,
@@ -362,22 +410,39 @@ impl<R: Rng> Client<R> {
                 timestamp,
                 ..
             } => self.on_presence(joined, joined_count, left, left_count, timestamp),
-            // v3 (rooms): chat-cli does not offer v3 yet, so a server never
-            // sends these to it.
-            ServerMessage::Notice { .. }
-            | ServerMessage::Member { .. }
-            | ServerMessage::Membership { .. }
-            | ServerMessage::RoomList { .. }
-            | ServerMessage::MemberList { .. }
-            | ServerMessage::Rooms { .. }
-            | ServerMessage::ReadMarker { .. } => {}
+            // v3: rooms and direct messages.
+            notice @ ServerMessage::Notice { .. } => self.on_notice(notice),
+            ServerMessage::Member {
+                room,
+                username,
+                change,
+                timestamp,
+                ..
+            } => self.on_member(&room, &username, change, timestamp),
+            membership @ ServerMessage::Membership { .. } => self.on_membership(membership),
+            ServerMessage::RoomList {
+                reply_to, rooms, ..
+            } => self.on_room_list(&reply_to, rooms),
+            ServerMessage::MemberList {
+                reply_to,
+                room,
+                members,
+                more,
+                ..
+            } => self.on_member_list(&reply_to, &room, members, more),
+            ServerMessage::Rooms { rooms, changes, .. } => self.on_rooms(rooms, changes, now),
+            ServerMessage::ReadMarker { room, seq, .. } => self.on_read_marker(&room, seq),
         }
+        self.schedule_reads(now);
     }
 
     // ---- inputs: time ----
 
     /// Time has reached `now`. Calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.read_due.is_some_and(|due| now >= due) {
+            self.send_reads();
+        }
         if self.pacing.handle_timeout(now) {
             if !self.pacing.is_slow() {
                 self.outbox.set_window(self.config.window);
@@ -425,6 +490,7 @@ impl<R: Rng> Client<R> {
             self.ending,
             self.logout().map(|logout| logout.deadline),
             self.pacing.poll_timeout(),
+            self.read_due,
         ]
         .into_iter()
         .flatten()
@@ -480,13 +546,23 @@ impl<R: Rng> Client<R> {
     fn pending_lines(&self) -> Vec<Line> {
         let texts = self.outbox.pending();
         let waiting = !self.is_online();
+        let me = self.username();
         let mut lines: Vec<Line> = texts
             .iter()
             .take(PENDING_SHOWN)
-            .map(|text| Line::Pending {
-                from: self.username().to_owned(),
-                text: (*text).to_owned(),
-                waiting,
+            .map(|(text, room)| {
+                let line = Line::Pending {
+                    from: me.to_owned(),
+                    text: (*text).to_owned(),
+                    waiting,
+                };
+                // Where it goes, unless to the current room (v3).
+                match room {
+                    Some(room) if !self.rooms.is_current(Some(room)) => {
+                        line.in_room(rooms::label(room, me, me))
+                    }
+                    _ => line,
+                }
             })
             .collect();
         if texts.len() > PENDING_SHOWN {
@@ -509,7 +585,7 @@ impl<R: Rng> Client<R> {
     /// logging in, holds it until the catch-up has been shown.
     fn show_live(&mut self, seq: Option<u64>, line: Line) {
         if let Link::LoggingIn(login) = &mut self.link
-            && self.version == Version::V2
+            && self.version >= Version::V2
         {
             login.held.push((seq, line));
         } else if self.seen.fresh(seq) {
@@ -529,6 +605,24 @@ impl<R: Rng> Client<R> {
             self.events.push_back(Event::Bell);
         }
         self.show(line);
+    }
+}
+
+/// The line of a `presence` summary.
+fn presence_line(
+    joined: Vec<Cow<'_, str>>,
+    joined_count: u64,
+    left: Vec<Cow<'_, str>>,
+    left_count: u64,
+    at: u64,
+) -> Line {
+    let names = |names: Vec<Cow<'_, str>>| names.into_iter().map(Cow::into_owned).collect();
+    Line::Presence {
+        joined: names(joined),
+        joined_count,
+        left: names(left),
+        left_count,
+        at,
     }
 }
 

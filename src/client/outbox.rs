@@ -16,6 +16,8 @@ use std::collections::VecDeque;
 pub(crate) struct Sent {
     pub(crate) id: String,
     pub(crate) text: String,
+    /// v3: the room or DM it goes to; `None`: the lobby.
+    pub(crate) room: Option<String>,
     /// Its place in the order the messages were typed.
     order: u64,
 }
@@ -25,6 +27,7 @@ pub(crate) struct Sent {
 struct Queued {
     order: u64,
     text: String,
+    room: Option<String>,
 }
 
 #[derive(Debug)]
@@ -71,13 +74,20 @@ impl Outbox {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn push(&mut self, text: String) -> Result<(), Full> {
+        self.push_to(text, None)
+    }
+
+    /// v3: a message for `room` (`None`: the lobby).
+    pub(crate) fn push_to(&mut self, text: String, room: Option<String>) -> Result<(), Full> {
         if self.queued.len() >= self.capacity {
             return Err(Full);
         }
         self.queued.push_back(Queued {
             order: self.next_order,
             text,
+            room,
         });
         self.next_order += 1;
         Ok(())
@@ -100,6 +110,7 @@ impl Outbox {
             Queued {
                 order: sent.order,
                 text: sent.text,
+                room: sent.room,
             },
         );
     }
@@ -114,10 +125,11 @@ impl Outbox {
         if self.in_flight.len() >= self.window {
             return None;
         }
-        let Queued { order, text } = self.queued.pop_front()?;
+        let Queued { order, text, room } = self.queued.pop_front()?;
         let sent = Sent {
             id: id(),
             text,
+            room,
             order,
         };
         self.in_flight.push_back(sent.clone());
@@ -178,10 +190,51 @@ impl Outbox {
         own: impl IntoIterator<Item = &'a str>,
         complete: bool,
     ) -> Checked {
+        // A room's own catch-up tells of its messages (`check_room`).
+        let (lobby, rooms): (Vec<Sent>, Vec<Sent>) = std::mem::take(&mut self.unchecked)
+            .into_iter()
+            .partition(|sent| sent.room.is_none());
+        self.unchecked = rooms;
+        self.settle(lobby, own, complete)
+    }
+
+    /// v3: the rooms (not the lobby) of the unchecked messages.
+    pub(crate) fn unchecked_rooms(&self) -> Vec<String> {
+        let mut rooms: Vec<String> = Vec::new();
+        for room in self.unchecked.iter().filter_map(|sent| sent.room.as_ref()) {
+            if !rooms.contains(room) {
+                rooms.push(room.clone());
+            }
+        }
+        rooms
+    }
+
+    /// v3: as [`check`](Self::check), for the unchecked messages of the
+    /// room `is_room` recognises, against that room's catch-up.
+    pub(crate) fn check_room<'a>(
+        &mut self,
+        is_room: impl Fn(&str) -> bool,
+        own: impl IntoIterator<Item = &'a str>,
+        complete: bool,
+    ) -> Checked {
+        let (mine, others): (Vec<Sent>, Vec<Sent>) = std::mem::take(&mut self.unchecked)
+            .into_iter()
+            .partition(|sent| sent.room.as_deref().is_some_and(&is_room));
+        self.unchecked = others;
+        self.settle(mine, own, complete)
+    }
+
+    /// Settles `unchecked` against `own`, in order (see `check`).
+    fn settle<'a>(
+        &mut self,
+        unchecked: Vec<Sent>,
+        own: impl IntoIterator<Item = &'a str>,
+        complete: bool,
+    ) -> Checked {
         let own: Vec<&str> = own.into_iter().collect();
         let mut from = 0;
         let mut checked = Checked::default();
-        for sent in std::mem::take(&mut self.unchecked) {
+        for sent in unchecked {
             match own[from..].iter().position(|said| *said == sent.text) {
                 Some(at) => {
                     from += at + 1;
@@ -209,16 +262,23 @@ impl Outbox {
 
     /// Every message not confirmed yet, in the order typed: unchecked after
     /// a drop, in flight, queued.
-    pub(crate) fn pending(&self) -> Vec<&str> {
-        let mut sent: Vec<(u64, &str)> = self
+    /// Each with the room it goes to (`None`: the lobby).
+    pub(crate) fn pending(&self) -> Vec<(&str, Option<&str>)> {
+        let mut sent: Vec<(u64, &str, Option<&str>)> = self
             .unchecked
             .iter()
             .chain(&self.in_flight)
-            .map(|sent| (sent.order, sent.text.as_str()))
-            .chain(self.queued.iter().map(|q| (q.order, q.text.as_str())))
+            .map(|sent| (sent.order, sent.text.as_str(), sent.room.as_deref()))
+            .chain(
+                self.queued
+                    .iter()
+                    .map(|q| (q.order, q.text.as_str(), q.room.as_deref())),
+            )
             .collect();
-        sent.sort_by_key(|(order, _)| *order);
-        sent.into_iter().map(|(_, text)| text).collect()
+        sent.sort_by_key(|(order, ..)| *order);
+        sent.into_iter()
+            .map(|(_, text, room)| (text, room))
+            .collect()
     }
 
     /// Takes what waits to be sent, in order.

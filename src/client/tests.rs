@@ -5,6 +5,7 @@
 mod connect_first;
 mod same_server;
 mod v2;
+mod v3;
 
 use std::time::{Duration, Instant};
 
@@ -74,8 +75,9 @@ impl Harness {
         let mut out = Vec::new();
         while let Some(action) = self.client.poll_action() {
             out.push(match action {
+                // What chat-cli offers first (v3, then v2).
                 Action::Connect {
-                    subprotocol: Some(SUBPROTOCOL_V2),
+                    subprotocol: Some(link::OFFER_V3),
                 } => "connect".to_owned(),
                 Action::Connect { subprotocol: None } => "connect v1".to_owned(),
                 Action::Connect {
@@ -105,10 +107,14 @@ impl Harness {
                         }
                         line
                     }
-                    Ok(ClientMessage::TextFromUser { id, text, .. }) => {
+                    Ok(ClientMessage::TextFromUser { id, text, room }) => {
                         assert_eq!(id.len(), crate::id::ID_LEN);
-                        format!("send text {text}")
+                        match room {
+                            Some(room) => format!("send text {text} to {room}"),
+                            None => format!("send text {text}"),
+                        }
                     }
+                    Ok(other) if other.since_version() == Version::V3 => v3::summary(&other),
                     Ok(other) => format!("send {}", other.kind()),
                     Err(e) => panic!("the client sent bad JSON {json}: {e}"),
                 },

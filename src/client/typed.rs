@@ -39,9 +39,13 @@ impl<R: Rng> Client<R> {
                 let text = format!("* {} {action}", self.username());
                 self.say(text);
             }
+            Input::Run(Effect::Who) if self.version == Version::V3 => self.names(),
             Input::Run(Effect::Who) => self.who(),
             Input::Run(Effect::Logout) => self.log_out(now),
             Input::Run(Effect::Quit) => self.quit_typed(quit_asked, now),
+            Input::Run(effect) => {
+                let _ = self.room_command(effect);
+            }
             Input::Usage { command, hint } => self.show(Line::Info(format!(
                 "usage: {} ({hint})",
                 command::usage(command)
@@ -50,6 +54,7 @@ impl<R: Rng> Client<R> {
                 "unknown command /{name}; /help lists the commands, //{name} sends it as a message"
             ))),
         }
+        self.schedule_reads(now);
     }
 
     /// The input ended (Ctrl-D, or the end of a script's stdin).
@@ -108,7 +113,7 @@ impl<R: Rng> Client<R> {
     }
 
     /// `/who`: asks the server who is online (shown on its answer).
-    fn who(&mut self) {
+    pub(super) fn who(&mut self) {
         if let Some(why) = self.v2_unavailable("/who") {
             return self.show(Line::Info(why));
         }
