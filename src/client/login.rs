@@ -303,19 +303,7 @@ impl<R: Rng> Client<R> {
                 self.show(Line::Divider("now".into()));
             }
         }
-        for text in checked.resent {
-            self.show(Line::Status(format!(
-                "the server never got this message before the connection dropped; \
-                 sending it again: {text}"
-            )));
-        }
-        for text in checked.unknown {
-            self.undelivered += 1;
-            self.show(Line::Error(format!(
-                "the connection dropped before the server confirmed this message, and the server \
-                 no longer holds the messages of that time: it may not have been delivered: {text}"
-            )));
-        }
+        self.show_checked(checked);
         for (seq, line) in held {
             if self.seen.fresh(seq) {
                 self.show_now(line);
@@ -484,4 +472,24 @@ fn taken_here_saved_elsewhere(name: &str, secret_sent: bool, elsewhere: &[String
          (chat-cli {first} --name {name}); if not, pick another name or wait until this one is \
          released"
     )
+}
+
+impl<R: Rng> Client<R> {
+    /// Shows what became of messages a dropped connection left
+    /// unconfirmed: sent again, or perhaps never delivered.
+    pub(super) fn show_checked(&mut self, checked: super::outbox::Checked) {
+        for text in checked.resent {
+            self.show(Line::Status(format!(
+                "the server never got this message before the connection dropped; \
+                 sending it again: {text}"
+            )));
+        }
+        for text in checked.unknown {
+            self.undelivered += 1;
+            self.show(Line::Error(format!(
+                "the connection dropped before the server confirmed this message, and the server \
+                 no longer holds the messages of that time: it may not have been delivered: {text}"
+            )));
+        }
+    }
 }

@@ -93,7 +93,7 @@ impl<R: Rng> Client<R> {
     /// `what`'s.
     fn request(&mut self, mut message: ClientMessage, what: &'static str) {
         let id = id::message_id(&mut self.rng);
-        set_id(&mut message, id.clone());
+        *message.id_mut() = id.clone();
         // An act is answered by the room's notice, which names no request:
         // only the latest few are remembered.
         if self.requests.len() >= REQUESTS_KEPT {
@@ -264,31 +264,5 @@ impl<R: Rng> Client<R> {
             Moderation::Deop(username) => (ClientMessage::Deop { id, room, username }, "/deop"),
         };
         self.request(message, what);
-    }
-}
-
-/// Gives a request its id.
-fn set_id(message: &mut ClientMessage, new: String) {
-    match message {
-        ClientMessage::Login { id, .. }
-        | ClientMessage::TextFromUser { id, .. }
-        | ClientMessage::ListUsers { id }
-        | ClientMessage::Logout { id }
-        | ClientMessage::Join { id, .. }
-        | ClientMessage::Part { id, .. }
-        | ClientMessage::ListRooms { id }
-        | ClientMessage::ListMembers { id, .. }
-        | ClientMessage::History { id, .. }
-        | ClientMessage::Read { id, .. }
-        | ClientMessage::Topic { id, .. }
-        | ClientMessage::Mode { id, .. }
-        | ClientMessage::Invite { id, .. }
-        | ClientMessage::Kick { id, .. }
-        | ClientMessage::Ban { id, .. }
-        | ClientMessage::Unban { id, .. }
-        | ClientMessage::Mute { id, .. }
-        | ClientMessage::Unmute { id, .. }
-        | ClientMessage::Op { id, .. }
-        | ClientMessage::Deop { id, .. } => *id = new,
     }
 }

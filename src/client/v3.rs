@@ -306,20 +306,7 @@ impl<R: Rng> Client<R> {
         if checked.resent.is_empty() && checked.unknown.is_empty() {
             return;
         }
-        for text in checked.resent {
-            self.show(Line::Status(format!(
-                "the server never got this message before the connection dropped; \
-                 sending it again: {text}"
-            )));
-        }
-        for text in checked.unknown {
-            self.undelivered += 1;
-            self.show(Line::Error(format!(
-                "the connection dropped before the server confirmed this message, and the \
-                 server no longer holds the messages of that time: it may not have been \
-                 delivered: {text}"
-            )));
-        }
+        self.show_checked(checked);
         self.flush();
         self.check_ending();
     }

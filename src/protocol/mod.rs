@@ -244,6 +244,32 @@ impl ClientMessage {
         }
     }
 
+    /// The client's message id, to set.
+    pub fn id_mut(&mut self) -> &mut String {
+        match self {
+            ClientMessage::Login { id, .. }
+            | ClientMessage::TextFromUser { id, .. }
+            | ClientMessage::ListUsers { id }
+            | ClientMessage::Logout { id }
+            | ClientMessage::Join { id, .. }
+            | ClientMessage::Part { id, .. }
+            | ClientMessage::ListRooms { id }
+            | ClientMessage::ListMembers { id, .. }
+            | ClientMessage::History { id, .. }
+            | ClientMessage::Read { id, .. }
+            | ClientMessage::Topic { id, .. }
+            | ClientMessage::Mode { id, .. }
+            | ClientMessage::Invite { id, .. }
+            | ClientMessage::Kick { id, .. }
+            | ClientMessage::Ban { id, .. }
+            | ClientMessage::Unban { id, .. }
+            | ClientMessage::Mute { id, .. }
+            | ClientMessage::Unmute { id, .. }
+            | ClientMessage::Op { id, .. }
+            | ClientMessage::Deop { id, .. } => id,
+        }
+    }
+
     /// The message's `type` on the wire.
     pub fn kind(&self) -> &'static str {
         match self {
