@@ -226,3 +226,14 @@ test('small helpers', () => {
     assert.equal(backoffDelay(failures, () => 1), ceiling);
   }
 });
+
+test('an outbox item said in a room carries it, and a drop leaves it unknown (rooms, v3)', () => {
+  const outbox = new Outbox(() => 'id1');
+  const item = outbox.add('hi dev', '#dev');
+  assert.deepEqual(outbox.send(item), { type: 'textFromUser', id: 'id1', text: 'hi dev', room: '#dev' });
+  outbox.lost();
+  // The lobby's catch-up cannot tell whether it arrived in #dev.
+  const settled = outbox.settle(['hi dev'], true);
+  assert.deepEqual([settled.resent.length, settled.unknown.map((i) => i.text)], [0, ['hi dev']]);
+  assert.deepEqual(outbox.send(outbox.add('lobby')), { type: 'textFromUser', id: 'id1', text: 'lobby' });
+});

@@ -121,8 +121,10 @@ export class Outbox {
     this.makeId = makeId;
   }
 
-  add(text) {
+  /** `room`: where it is said (v3); absent, the lobby. */
+  add(text, room) {
     const item = { id: null, text, state: 'waiting', notBefore: 0 };
+    if (room) item.room = room;
     this.items.push(item);
     return item;
   }
@@ -144,7 +146,9 @@ export class Outbox {
   send(item) {
     item.id = this.makeId();
     item.state = 'sent';
-    return { type: 'textFromUser', id: item.id, text: item.text };
+    const frame = { type: 'textFromUser', id: item.id, text: item.text };
+    if (item.room) frame.room = item.room;
+    return frame;
   }
 
   /** The item in flight under `id`, or undefined. */
@@ -189,6 +193,12 @@ export class Outbox {
     let from = 0;
     for (const item of [...this.items]) {
       if (item.state !== 'unconfirmed') continue;
+      if (item.room) {
+        // Said in a room: the lobby's catch-up cannot tell.
+        item.state = 'unknown';
+        unknown.push(item);
+        continue;
+      }
       const at = own.indexOf(item.text, from);
       if (at >= 0) {
         from = at + 1;

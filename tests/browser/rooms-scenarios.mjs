@@ -1,0 +1,471 @@
+// The web client's rooms and direct messages (protocol v3, issue 24), and
+// the accessibility audit (axe-core, WCAG 2.1 A and AA) of every screen the
+// page has. scenarios.mjs runs these as it runs its own: `t` is its helpers.
+
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const AXE_SOURCE = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
+/** The rules audited: WCAG 2.0 and 2.1, levels A and AA. */
+const WCAG_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+
+export const DESKTOP = { width: 1280, height: 800 };
+export const PHONE = { width: 390, height: 844 };
+
+export function roomScenarios(t) {
+  const { person, joined, join, say, until, screenshot, assertClean, log } = t;
+
+  // --- finding things as a screen reader user would --------------------------
+
+  const roomsList = (p) => p.getByRole('list', { name: 'Rooms', exact: true });
+  const dmsList = (p) => p.getByRole('list', { name: 'Direct messages', exact: true });
+  const membersList = (p) => p.getByRole('list', { name: 'Members', exact: true });
+  const joinRoomField = (p) => p.getByRole('textbox', { name: 'Join a room', exact: true });
+  const joinRoomButton = (p) => p.getByRole('button', { name: 'Join room', exact: true });
+  const roomsToggle = (p) => p.getByRole('button', { name: /^Rooms/ });
+  const visibleLog = (p) => p.getByRole('log');
+  const entry = (list, label) => list.getByRole('button', { name: new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`) });
+
+  /**
+   * The entries of a list (Rooms or Direct messages) as [label, unread,
+   * mentioned, open]: what the eye sees and a screen reader says.
+   */
+  function entries(list) {
+    return list.locator('button.room').evaluateAll((buttons) => buttons.map((b) => [
+      b.querySelector('.room-label').textContent,
+      b.querySelector('.badge') ? Number(b.querySelector('.badge').textContent) : 0,
+      b.querySelector('.mention') !== null,
+      b.getAttribute('aria-current') === 'true',
+    ]));
+  }
+
+  async function expectEntries(who, list, expected, what) {
+    await until(`${who.label}'s ${what} to be ${JSON.stringify(expected)}`, async () => {
+      const got = await entries(list);
+      return { ok: JSON.stringify(got) === JSON.stringify(expected), got };
+    });
+  }
+
+  /** The chat messages of the visible log: [name, text]. */
+  function shown(who) {
+    return visibleLog(who.page).locator('li.msg').evaluateAll((items) => items.map((li) => [
+      li.querySelector('.who').firstChild.textContent, li.querySelector('.text').textContent,
+    ]));
+  }
+
+  async function expectShown(who, expected) {
+    await until(`${who.label}'s open room to show ${JSON.stringify(expected)}`, async () => {
+      const got = await shown(who);
+      return { ok: JSON.stringify(got) === JSON.stringify(expected), got };
+    });
+  }
+
+  /** Waits for a quiet line in the visible log that matches `pattern`. */
+  async function expectLine(who, pattern) {
+    await until(`${who.label} to show a line matching ${pattern}`, async () => {
+      const got = await visibleLog(who.page).locator('li.notice > span').allTextContents();
+      return { ok: got.some((line) => pattern.test(line)), got };
+    });
+  }
+
+  async function expectHead(who, name, topic) {
+    await until(`${who.label}'s open room to be ${name} (${topic})`, async () => {
+      const got = [await who.page.locator('#room-name').textContent(),
+        await who.page.locator('#room-topic').isVisible() ? await who.page.locator('#room-topic').textContent() : ''];
+      return { ok: got[0] === name && (topic === undefined || got[1] === topic), got };
+    });
+  }
+
+  async function expectMembers(who, expected) {
+    await until(`${who.label}'s Members to be ${JSON.stringify(expected)}`, async () => {
+      const got = await membersList(who.page).locator('li .member').allTextContents();
+      return { ok: JSON.stringify(got) === JSON.stringify(expected), got };
+    });
+  }
+
+  async function expectTitle(who, title) {
+    await until(`${who.label}'s title to be ${title}`, async () => {
+      const got = await who.page.title();
+      return { ok: got === title, got };
+    });
+  }
+
+  /** Types a line (a message or a command) in the message field and sends it. */
+  async function type(who, line) {
+    await say(who, line);
+  }
+
+  async function joinRoom(who, room, shownAs = room) {
+    await type(who, `/join ${room}`);
+    await expectHead(who, shownAs);
+  }
+
+  /**
+   * Audits the page as it is with axe-core (WCAG 2.1 A and AA): fails on
+   * any serious or critical violation; the lesser ones are logged.
+   */
+  async function audit(who, screen) {
+    const page = who.page;
+    // Evaluated over the DevTools protocol: the page's policy does not apply.
+    if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE_SOURCE);
+    const result = await page.evaluate((tags) => window.axe.run(document, {
+      runOnly: { type: 'tag', values: tags },
+      resultTypes: ['violations'],
+    }).then((r) => r.violations.map((v) => ({
+      id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5),
+    }))), WCAG_TAGS);
+    const grave = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    const lesser = result.filter((v) => !grave.includes(v));
+    log(`axe ${screen} (${who.label}): ${grave.length} serious or critical, ${lesser.length} lesser` +
+      (lesser.length ? `: ${lesser.map((v) => `${v.id} (${v.impact})`).join(', ')}` : ''));
+    assert.deepEqual(grave, [], `axe-core on the ${screen} screen: ${JSON.stringify(grave, null, 1)}`);
+  }
+
+  /** Opens the room lists on a phone (the drawer), if they are not shown. */
+  async function showLists(who) {
+    const toggle = roomsToggle(who.page);
+    if (await toggle.isVisible() && (await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
+    await roomsList(who.page).waitFor();
+  }
+
+  return {
+    /**
+     * The lists "Rooms" and "Direct messages", "Join a room", the topic and
+     * the members of the open room, unread counts and mention marks (in the
+     * lists and the title), at 1280×800; the login and error screens audited.
+     */
+    async rooms_lists_unread_and_mentions(browser) {
+      const alice = await person(browser, 'alice', { viewport: DESKTOP });
+      await audit(alice, 'login');
+      await joined(alice, 'alice');
+      await audit(alice, 'chat (the lobby)');
+      await expectEntries(alice, roomsList(alice.page), [['#lobby', 0, false, true]], 'Rooms');
+      await expectEntries(alice, dmsList(alice.page), [], 'Direct messages');
+      await expectHead(alice, '#lobby');
+
+      const bob = await person(browser, 'bob', { viewport: DESKTOP });
+      await join(bob, 'ALICE');
+      await bob.page.locator('#name-error').filter({ hasText: 'is taken' }).waitFor();
+      await audit(bob, 'login error');
+      await joined(bob, 'bob');
+
+      // "Join a room" and "Join room": the room is created and opened.
+      await joinRoomField(alice.page).fill('dev');
+      await joinRoomButton(alice.page).click();
+      await expectHead(alice, '#dev');
+      await expectEntries(alice, roomsList(alice.page), [['#lobby', 0, false, false], ['#dev', 0, false, true]], 'Rooms');
+      await expectMembers(alice, ['alice (owner)']);
+      assert.equal(await joinRoomField(alice.page).inputValue(), '', 'the field empties once joined');
+      await type(alice, '/topic builds and releases');
+      await expectHead(alice, '#dev', 'builds and releases');
+      await expectLine(alice, /^You set the topic: builds and releases$/);
+
+      // The same from the message field, as in chat-cli.
+      await joinRoom(bob, '#Dev', '#dev');
+      await expectHead(bob, '#dev', 'builds and releases');
+      await expectMembers(bob, ['alice (owner)', 'bob']);
+      await expectMembers(alice, ['alice (owner)', 'bob']);
+      await expectLine(alice, /^bob joined$/);
+
+      // Alice goes back to the lobby; bob talks in #dev, once naming her.
+      await entry(roomsList(alice.page), '#lobby').click();
+      await expectHead(alice, '#lobby');
+      await type(bob, 'the build is red');
+      await type(bob, '@alice can you look?');
+      await expectShown(bob, [['bob', 'the build is red'], ['bob', '@alice can you look?']]);
+      await expectEntries(alice, roomsList(alice.page), [['#lobby', 0, false, true], ['#dev', 2, true, false]], 'Rooms');
+      await expectTitle(alice, '(2) wschat');
+      await expectShown(alice, []);
+      const name = await entry(roomsList(alice.page), '#dev').textContent();
+      assert.match(name, /2 unread, mentions you/, 'the count and the mention are said too');
+      await screenshot(alice, 'rooms-unread-1280');
+      await audit(alice, 'rooms with unread badges');
+
+      // A room's messages stay in it: the lobby says nothing of them.
+      await type(alice, 'lunch anyone?');
+      await expectShown(alice, [['alice', 'lunch anyone?']]);
+      await expectEntries(bob, roomsList(bob.page), [['#lobby', 1, false, false], ['#dev', 0, false, true]], 'Rooms');
+
+      // Opening the room reads it: no count, no mark, no number in the title.
+      await entry(roomsList(alice.page), '#dev').click();
+      await expectShown(alice, [['bob', 'the build is red'], ['bob', '@alice can you look?']]);
+      await expectEntries(alice, roomsList(alice.page), [['#lobby', 0, false, false], ['#dev', 0, false, true]], 'Rooms');
+      await expectTitle(alice, 'wschat');
+      await screenshot(alice, 'rooms-1280');
+      await audit(alice, 'a room');
+
+      // Keyboard alone: Tab reaches the lists and Enter opens a room.
+      await entry(roomsList(alice.page), '#lobby').focus();
+      await alice.page.keyboard.press('Enter');
+      await expectHead(alice, '#lobby');
+
+      for (const who of [alice, bob]) assertClean(who);
+    },
+
+    /** The same on a phone (390×844): the lists are behind the "Rooms" button. */
+    async rooms_on_a_phone(browser) {
+      const bob = await person(browser, 'bob', { viewport: DESKTOP });
+      await joined(bob, 'bob');
+      await joinRoom(bob, '#dev');
+      await type(bob, '/topic builds and releases');
+      const carol = await person(browser, 'carol', { viewport: PHONE });
+      await audit(carol, 'login (phone)');
+      await joined(carol, 'carol');
+      await expectHead(carol, '#lobby');
+      assert.equal(await roomsList(carol.page).isVisible(), false, 'the lists wait behind the button');
+      await audit(carol, 'chat (phone)');
+      await roomsToggle(carol.page).click();
+      assert.equal(await roomsToggle(carol.page).getAttribute('aria-expanded'), 'true');
+      await roomsList(carol.page).waitFor();
+      await joinRoomField(carol.page).waitFor();
+      await audit(carol, 'room lists (phone)');
+      await carol.page.keyboard.press('Escape');
+      await roomsList(carol.page).waitFor({ state: 'hidden' });
+      assert.equal(await roomsToggle(carol.page).getAttribute('aria-expanded'), 'false');
+
+      await showLists(carol);
+      await joinRoomField(carol.page).fill('#dev');
+      await joinRoomButton(carol.page).click();
+      await expectHead(carol, '#dev', 'builds and releases');
+      await roomsList(carol.page).waitFor({ state: 'hidden' });
+      await type(bob, 'welcome carol');
+      await type(carol, 'thanks');
+      await expectShown(carol, [['bob', 'welcome carol'], ['carol', 'thanks']]);
+      await showLists(carol);
+      await entry(roomsList(carol.page), '#lobby').click();
+      await type(bob, 'a second one');
+      await type(bob, 'carol: and a third');
+      await until("carol's Rooms button to count the unread", async () => {
+        const got = await roomsToggle(carol.page).textContent();
+        return { ok: got === 'Rooms (2 unread)', got };
+      });
+      await showLists(carol);
+      await expectEntries(carol, roomsList(carol.page), [['#lobby', 0, false, true], ['#dev', 2, true, false]], 'Rooms');
+      await screenshot(carol, 'rooms-unread-390');
+      await entry(roomsList(carol.page), '#dev').click();
+      await expectShown(carol, [['bob', 'welcome carol'], ['carol', 'thanks'], ['bob', 'a second one'], ['bob', 'carol: and a third']]);
+      await screenshot(carol, 'rooms-390');
+      await audit(carol, 'a room (phone)');
+      for (const who of [bob, carol]) assertClean(who);
+    },
+
+    /** "Message NAME" beside a name in Online opens a DM; /msg and /query too. */
+    async direct_messages(browser) {
+      const alice = await person(browser, 'alice', { viewport: DESKTOP });
+      // Bob's phone is dark: the audit covers the dark colours too.
+      const bob = await person(browser, 'bob', { viewport: PHONE, colorScheme: 'dark' });
+      await joined(alice, 'alice');
+      await joined(bob, 'bob');
+      const messageBob = alice.page.getByRole('button', { name: 'Message bob', exact: true });
+      await messageBob.click();
+      await expectHead(alice, 'bob', 'Direct messages with bob');
+      assert.equal(await alice.page.evaluate(() => document.activeElement.id), 'message');
+      await type(alice, 'lunch at 12:30?');
+      await expectShown(alice, [['alice', 'lunch at 12:30?']]);
+      await expectEntries(alice, dmsList(alice.page), [['bob', 0, false, true]], 'Direct messages');
+      await audit(alice, 'a direct conversation');
+      await screenshot(alice, 'dm-1280');
+
+      // Bob, on his phone in the lobby, sees it waiting.
+      await until("bob's Rooms button to count the DM", async () => {
+        const got = await roomsToggle(bob.page).textContent();
+        return { ok: got === 'Rooms (1 unread)', got };
+      });
+      await expectTitle(bob, '(1) wschat');
+      await showLists(bob);
+      await expectEntries(bob, dmsList(bob.page), [['alice', 1, false, false]], 'Direct messages');
+      await entry(dmsList(bob.page), 'alice').click();
+      await expectHead(bob, 'alice', 'Direct messages with alice');
+      await expectShown(bob, [['alice', 'lunch at 12:30?']]);
+      await type(bob, 'yes');
+      await expectShown(alice, [['alice', 'lunch at 12:30?'], ['bob', 'yes']]);
+      await expectTitle(bob, 'wschat');
+      await screenshot(bob, 'dm-390');
+      await audit(bob, 'a direct conversation (phone)');
+
+      // /msg says it without leaving the room; /query opens the conversation.
+      await entry(dmsList(alice.page), 'bob').waitFor();
+      await entry(roomsList(alice.page), '#lobby').click();
+      await type(alice, '/msg bob see you there');
+      await expectHead(alice, '#lobby');
+      await expectShown(bob, [['alice', 'lunch at 12:30?'], ['bob', 'yes'], ['alice', 'see you there']]);
+      await type(alice, '/query bob');
+      await expectHead(alice, 'bob');
+      await expectShown(alice, [['alice', 'lunch at 12:30?'], ['bob', 'yes'], ['alice', 'see you there']]);
+
+      // A name nobody holds: refused next to the field.
+      await type(alice, '/msg nobody hello?');
+      await alice.page.locator('#message-error').filter({ hasText: /nobody/ }).waitFor();
+      await audit(alice, 'an error under the message field');
+      for (const who of [alice, bob]) assertClean(who);
+    },
+
+    /**
+     * Moderation from the message field and from a member's menu: a mute,
+     * a kick and a ban are enforced by the server and shown on every page.
+     */
+    async moderation(browser) {
+      const alice = await person(browser, 'alice', { viewport: DESKTOP });
+      const bob = await person(browser, 'bob', { viewport: DESKTOP });
+      const carol = await person(browser, 'carol', { viewport: PHONE });
+      await joined(alice, 'alice');
+      await joined(bob, 'bob');
+      await joined(carol, 'carol');
+      await joinRoom(alice, '#ops');
+      await type(alice, '/topic incidents only');
+      await joinRoom(bob, '#ops');
+      await joinRoom(carol, '#ops');
+      await expectMembers(alice, ['alice (owner)', 'bob', 'carol']);
+      // Only an operator has a member's menu.
+      await alice.page.getByRole('button', { name: 'Moderate bob', exact: true }).waitFor();
+      await expectMembers(bob, ['alice (owner)', 'bob', 'carol']);
+      assert.equal(await bob.page.getByRole('button', { name: /^Moderate / }).count(), 0);
+
+      // /mute: bob may read but not say.
+      await type(alice, '/mute bob 10m');
+      await expectLine(alice, /^You muted bob for 10 min$/);
+      await expectLine(bob, /^alice muted you for 10 min$/);
+      await expectMembers(alice, ['alice (owner)', 'bob (muted)', 'carol']);
+      await type(bob, 'can I still talk?');
+      await bob.page.locator('#message-error').filter({ hasText: /^Not sent: .*mute/i }).waitFor();
+      await audit(bob, 'a refusal (muted)');
+
+      // The member's menu: kick carol.
+      await alice.page.getByRole('button', { name: 'Moderate carol', exact: true }).click();
+      const menu = alice.page.getByRole('group', { name: 'Moderate carol', exact: true });
+      await audit(alice, "an operator's member menu");
+      await menu.getByRole('button', { name: 'Kick', exact: true }).click();
+      await expectLine(alice, /^You removed carol from the room$/);
+      await expectMembers(alice, ['alice (owner)', 'bob (muted)']);
+      await expectHead(carol, '#lobby');
+      await expectLine(carol, /^alice removed you from #ops$/);
+      await screenshot(carol, 'moderated-kicked-390');
+      await audit(carol, 'kicked (phone)');
+      await showLists(carol);
+      await expectEntries(carol, roomsList(carol.page), [['#lobby', 0, false, true]], 'Rooms');
+
+      // A kick is not a ban: carol comes back, and is banned.
+      await joinRoomField(carol.page).fill('#ops');
+      await joinRoomButton(carol.page).click();
+      await expectHead(carol, '#ops');
+      await expectMembers(alice, ['alice (owner)', 'bob (muted)', 'carol']);
+      await type(alice, '/ban carol 1h spam');
+      await expectLine(alice, /^You banned carol for 1 h \(spam\)$/);
+      await expectHead(carol, '#lobby');
+      await type(carol, '/join #ops');
+      await carol.page.locator('#message-error').filter({ hasText: /banned/ }).waitFor();
+      await expectHead(carol, '#lobby');
+
+      // /op makes bob an operator; /mode +i closes the room.
+      await type(alice, '/unmute bob');
+      await type(alice, '/op bob');
+      await expectMembers(alice, ['alice (owner)', 'bob (operator)']);
+      await type(alice, '/mode +i');
+      await expectHead(bob, '#ops', 'incidents only · invite-only');
+      await type(bob, 'I can talk again');
+      await expectShown(alice, [['bob', 'I can talk again']]);
+      await screenshot(alice, 'moderated-room-1280');
+      await audit(alice, 'a moderated room');
+      await type(alice, '/names');
+      await expectLine(alice, /^Members of #ops: alice \(owner\), bob \(operator\)$/);
+      // Not an operator of the lobby: refused, said under the field.
+      await entry(roomsList(bob.page), '#lobby').click();
+      await type(bob, '/kick alice');
+      await bob.page.locator('#message-error').filter({ hasText: /operator|may not|forbidden/i }).waitFor();
+      for (const who of [alice, bob, carol]) assertClean(who);
+    },
+
+    /** The open room survives a reload; a return visit opens it again. */
+    async remembered_room_across_a_reload(browser) {
+      const alice = await person(browser, 'alice', { viewport: DESKTOP });
+      await joined(alice, 'alice');
+      await joinRoom(alice, '#dev');
+      await type(alice, 'before the reload');
+      await expectShown(alice, [['alice', 'before the reload']]);
+      await alice.page.reload();
+      await t.expectStatus(alice, /^Online$/);
+      await expectHead(alice, '#dev');
+      await expectShown(alice, [['alice', 'before the reload']]);
+      await type(alice, 'after the reload');
+      await expectShown(alice, [['alice', 'before the reload'], ['alice', 'after the reload']]);
+      // The lobby, once opened, is what the next visit opens.
+      await entry(roomsList(alice.page), '#lobby').click();
+      await alice.page.reload();
+      await t.expectStatus(alice, /^Online$/);
+      await expectHead(alice, '#lobby');
+      assertClean(alice);
+    },
+
+    /**
+     * Read markers are the server's: two pages of one name agree on what
+     * is unread, whichever of them read it.
+     */
+    async read_markers_agree_across_pages(browser) {
+      const phone = await person(browser, 'alice (phone)', { viewport: PHONE });
+      await joined(phone, 'alice');
+      await joinRoom(phone, '#dev');
+      await showLists(phone);
+      await entry(roomsList(phone.page), '#lobby').click();
+      // The same person on a laptop: same browser storage, so the same name.
+      const laptop = { label: 'alice (laptop)', page: await phone.context.newPage(), problems: [], dialogs: [], consoleErrors: [] };
+      laptop.page.on('pageerror', (error) => laptop.problems.push(`script error: ${error.message}`));
+      await laptop.page.setViewportSize(DESKTOP);
+      await laptop.page.goto(new URL(phone.page.url()).href);
+      await t.expectStatus(laptop, /^Online$/);
+      await expectHead(laptop, '#lobby');
+
+      const bob = await person(browser, 'bob', { viewport: DESKTOP });
+      await joined(bob, 'bob');
+      await joinRoom(bob, '#dev');
+      await type(bob, 'one');
+      await type(bob, 'two, alice');
+      await expectEntries(laptop, roomsList(laptop.page), [['#lobby', 0, false, true], ['#dev', 2, true, false]], 'Rooms');
+      await showLists(phone);
+      await expectEntries(phone, roomsList(phone.page), [['#lobby', 0, false, true], ['#dev', 2, true, false]], 'Rooms');
+      await expectTitle(phone, '(2) wschat');
+
+      // Read on the laptop: the phone agrees.
+      await entry(roomsList(laptop.page), '#dev').click();
+      await expectShown(laptop, [['bob', 'one'], ['bob', 'two, alice']]);
+      await expectEntries(phone, roomsList(phone.page), [['#lobby', 0, false, true], ['#dev', 0, false, false]], 'Rooms');
+      await expectTitle(phone, 'wschat');
+
+      // A third message, read on the phone this time.
+      await type(bob, 'three');
+      await entry(roomsList(laptop.page), '#lobby').click();
+      await type(bob, 'four');
+      await expectEntries(laptop, roomsList(laptop.page), [['#lobby', 0, false, true], ['#dev', 1, false, false]], 'Rooms');
+      await entry(roomsList(phone.page), '#dev').click();
+      await expectShown(phone, [['bob', 'one'], ['bob', 'two, alice'], ['bob', 'three'], ['bob', 'four']]);
+      await expectEntries(laptop, roomsList(laptop.page), [['#lobby', 0, false, true], ['#dev', 0, false, false]], 'Rooms');
+      for (const who of [phone, laptop, bob]) assertClean(who);
+    },
+
+    /**
+     * A server that selects v2 (a cluster node): the lobby as before, and
+     * nothing of rooms on the page.
+     */
+    async a_v2_server_gets_the_lobby_only(browser) {
+      const alice = await person(browser, 'alice', { viewport: DESKTOP });
+      const bob = await person(browser, 'bob', { viewport: PHONE });
+      await joined(alice, 'alice');
+      await joined(bob, 'bob');
+      await t.expectOnline(alice, ['alice (you)', 'bob']);
+      for (const who of [alice, bob]) {
+        assert.equal(await roomsList(who.page).count(), 0, `${who.label}: no Rooms list`);
+        assert.equal(await who.page.locator('#room-head').isVisible(), false);
+        assert.equal(await who.page.getByRole('button', { name: /^Message / }).count(), 0);
+        assert.equal(await membersList(who.page).count(), 0);
+      }
+      await type(alice, 'hello on v2');
+      await t.expectMessages(bob, [['alice', 'hello on v2', false]]);
+      await type(alice, '/join #dev');
+      await alice.page.locator('#message-error').filter({ hasText: /no rooms/ }).waitFor();
+      await audit(bob, 'the lobby on a v2 server (phone)');
+      await screenshot(bob, 'v2-lobby-390');
+      for (const who of [alice, bob]) assertClean(who);
+    },
+  };
+}
