@@ -285,6 +285,15 @@ fn two_pages_of_one_name_agree_on_what_is_read() {
     run("read_markers_agree_across_pages", ROOMS_SERVER);
 }
 
+#[test]
+fn every_room_catches_up_once_after_a_drop_and_a_server_restart() {
+    // A store: the restarted server keeps every room's numbering.
+    run(
+        "rooms_catch_up_after_a_drop_and_a_restart",
+        &["--message-rate", "0"],
+    );
+}
+
 /// A cluster node selects v2: the page keeps to the lobby and shows no rooms.
 #[cfg(feature = "cluster")]
 #[test]

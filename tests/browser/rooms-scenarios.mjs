@@ -180,6 +180,8 @@ export function roomScenarios(t) {
       await expectShown(alice, []);
       const name = await entry(roomsList(alice.page), '#dev').textContent();
       assert.match(name, /2 unread, mentions you/, 'the count and the mention are said too');
+      await type(alice, '/unread');
+      await expectLine(alice, /^Unread: #dev 2 \(mentions you\)$/);
       await screenshot(alice, 'rooms-unread-1280');
       await audit(alice, 'rooms with unread badges');
 
@@ -193,6 +195,13 @@ export function roomScenarios(t) {
       await expectShown(alice, [['bob', 'the build is red'], ['bob', '@alice can you look?']]);
       await expectEntries(alice, roomsList(alice.page), [['#lobby', 0, false, false], ['#dev', 0, false, true]], 'Rooms');
       await expectTitle(alice, 'wschat');
+      await type(alice, 'on it: a flaky test, I think');
+      await type(bob, 'thanks!');
+      await expectShown(alice, [['bob', 'the build is red'], ['bob', '@alice can you look?'],
+        ['alice', 'on it: a flaky test, I think'], ['bob', 'thanks!']]);
+      await type(bob, '/msg alice lunch at 12:30?');
+      await expectEntries(alice, dmsList(alice.page), [['bob', 1, false, false]], 'Direct messages');
+      await expectMembers(alice, ['alice (owner)', 'bob']);
       await screenshot(alice, 'rooms-1280');
       await audit(alice, 'a room');
 
@@ -200,6 +209,15 @@ export function roomScenarios(t) {
       await entry(roomsList(alice.page), '#lobby').focus();
       await alice.page.keyboard.press('Enter');
       await expectHead(alice, '#lobby');
+
+      // /part leaves: the room goes from the list, and the lobby says so.
+      await type(bob, '/part');
+      await expectHead(bob, '#lobby');
+      await expectLine(bob, /^You left #dev$/);
+      await expectEntries(bob, roomsList(bob.page), [['#lobby', 0, false, true]], 'Rooms');
+      await entry(roomsList(alice.page), '#dev').click();
+      await expectLine(alice, /^bob left$/);
+      await expectMembers(alice, ['alice (owner)']);
 
       for (const who of [alice, bob]) assertClean(who);
     },
@@ -246,6 +264,8 @@ export function roomScenarios(t) {
       await screenshot(carol, 'rooms-unread-390');
       await entry(roomsList(carol.page), '#dev').click();
       await expectShown(carol, [['bob', 'welcome carol'], ['carol', 'thanks'], ['bob', 'a second one'], ['bob', 'carol: and a third']]);
+      // Read as soon as it is open.
+      assert.equal(await roomsToggle(carol.page).textContent(), 'Rooms');
       await screenshot(carol, 'rooms-390');
       await audit(carol, 'a room (phone)');
       for (const who of [bob, carol]) assertClean(who);
@@ -329,7 +349,7 @@ export function roomScenarios(t) {
       await expectLine(bob, /^alice muted you for 10 min$/);
       await expectMembers(alice, ['alice (owner)', 'bob (muted)', 'carol']);
       await type(bob, 'can I still talk?');
-      await bob.page.locator('#message-error').filter({ hasText: /^Not sent: .*mute/i }).waitFor();
+      await bob.page.locator('#message-error').filter({ hasText: /^Not sent: You are muted in #ops for another 10 min$/ }).waitFor();
       await audit(bob, 'a refusal (muted)');
 
       // The member's menu: kick carol.
@@ -357,6 +377,14 @@ export function roomScenarios(t) {
       await type(carol, '/join #ops');
       await carol.page.locator('#message-error').filter({ hasText: /banned/ }).waitFor();
       await expectHead(carol, '#lobby');
+      await showLists(carol);
+      await joinRoomField(carol.page).fill('#ops');
+      await joinRoomButton(carol.page).click();
+      await carol.page.locator('#join-room-error').filter({ hasText: /^You are banned from #ops for another (60 min|1 h)$/ }).waitFor();
+      assert.equal(await joinRoomField(carol.page).getAttribute('aria-invalid'), 'true');
+      await screenshot(carol, 'moderated-banned-390');
+      await audit(carol, 'a refused join (phone)');
+      await carol.page.keyboard.press('Escape');
 
       // /op makes bob an operator; /mode +i closes the room.
       await type(alice, '/unmute bob');
@@ -368,6 +396,18 @@ export function roomScenarios(t) {
       await expectShown(alice, [['bob', 'I can talk again']]);
       await screenshot(alice, 'moderated-room-1280');
       await audit(alice, 'a moderated room');
+      // Invite-only: the ban lifted, carol needs an invite to come back.
+      await type(alice, '/unban carol');
+      await expectLine(alice, /^You lifted the ban on carol$/);
+      await type(carol, '/join #ops');
+      await carol.page.locator('#message-error').filter({ hasText: /invite-only/ }).waitFor();
+      await type(alice, '/invite carol');
+      await expectLine(carol, /^alice invited you to #ops: type \/join #ops to enter$/);
+      await type(carol, '/join #ops');
+      await expectHead(carol, '#ops', 'incidents only · invite-only');
+      await expectMembers(alice, ['alice (owner)', 'bob (operator)', 'carol']);
+      await type(alice, '/kick carol');
+      await expectMembers(alice, ['alice (owner)', 'bob (operator)']);
       await type(alice, '/names');
       await expectLine(alice, /^Members of #ops: alice \(owner\), bob \(operator\)$/);
       // Not an operator of the lobby: refused, said under the field.
@@ -441,6 +481,55 @@ export function roomScenarios(t) {
       await expectShown(phone, [['bob', 'one'], ['bob', 'two, alice'], ['bob', 'three'], ['bob', 'four']]);
       await expectEntries(laptop, roomsList(laptop.page), [['#lobby', 0, false, true], ['#dev', 0, false, false]], 'Rooms');
       for (const who of [phone, laptop, bob]) assertClean(who);
+    },
+
+    /**
+     * After a dropped connection and after a server restart (its store
+     * keeps every room's numbering), every room catches up once: the login
+     * lists each room with the last seq shown, nothing is shown twice, and
+     * a DM that came meanwhile waits, counted.
+     */
+    async rooms_catch_up_after_a_drop_and_a_restart(browser) {
+      const link = t.cutter();
+      const alice = await person(browser, 'alice', { viewport: DESKTOP, route: link.route });
+      const bob = await person(browser, 'bob', { viewport: DESKTOP });
+      await joined(alice, 'alice');
+      await joined(bob, 'bob');
+      await joinRoom(alice, '#dev');
+      await joinRoom(bob, '#dev');
+      await type(bob, 'one');
+      await expectShown(alice, [['bob', 'one']]);
+
+      await link.drop();
+      await t.expectStatus(alice, /^Reconnecting…$/);
+      await type(bob, 'away 1');
+      await type(bob, '/msg alice psst');
+      await expectShown(bob, [['bob', 'one'], ['bob', 'away 1']]);
+      link.restore();
+      await t.reconnectNow(alice);
+      await expectShown(alice, [['bob', 'one'], ['bob', 'away 1']]);
+      await expectEntries(alice, dmsList(alice.page), [['bob', 1, false, false]], 'Direct messages');
+      const logins = () => link.fromPage.filter((f) => f.type === 'login');
+      const listed = (login) => (login.rooms || []).map((r) => [r.room, r.since, typeof r.epoch]);
+      assert.deepEqual(listed(logins()[0]), [], 'a first login knows no room');
+      assert.deepEqual(listed(logins()[1]), [['#dev', 1, 'string']], JSON.stringify(logins()[1]));
+
+      // The server restarts while alice is away; bob talks to the new one.
+      await link.drop();
+      await t.ask('restart');
+      await t.expectStatus(bob, /^Online$/, t.RECONNECT_MS);
+      await type(bob, 'after the restart');
+      await expectShown(bob, [['bob', 'one'], ['bob', 'away 1'], ['bob', 'after the restart']]);
+      link.restore();
+      await t.reconnectNow(alice);
+      await expectShown(alice, [['bob', 'one'], ['bob', 'away 1'], ['bob', 'after the restart']]);
+      await entry(dmsList(alice.page), 'bob').click();
+      await expectShown(alice, [['bob', 'psst']]);
+      const third = listed(logins()[2]).map(([room, since]) => [room, since]).sort();
+      assert.deepEqual(third, [['#dev', 2], ['@bob', 1]], JSON.stringify(logins()[2]));
+      const said = await visibleLog(alice.page).locator('li.notice > span').allTextContents();
+      assert.deepEqual(said.filter((n) => /new message history|missed/.test(n)), [], said.join('\n'));
+      for (const who of [alice, bob]) assertClean(who, { allowConsole: t.SOCKET_ERRORS });
     },
 
     /**

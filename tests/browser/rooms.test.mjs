@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 // rooms.js imports nothing: its text is loaded as a module of its own.
 const source = await readFile(new URL('../../src/serve/web/rooms.js', import.meta.url), 'utf8');
 const {
-  Rooms, LOBBY, parseCommand, parseDuration, mentions, noticeLine, membershipLine, roomOf, SUBPROTOCOLS,
+  Rooms, LOBBY, readableRefusal, parseCommand, parseDuration, mentions, noticeLine, membershipLine, roomOf, SUBPROTOCOLS,
 } = await import(`data:text/javascript,${encodeURIComponent(source)}`);
 
 const state = (room, fields = {}) => ({
@@ -37,6 +37,7 @@ test('the slash commands read as in chat-cli', () => {
   assert.deepEqual(at('/names'), { show: 'names' });
   assert.deepEqual(at('/who'), { show: 'names' });
   assert.deepEqual(at('/rooms'), { show: 'rooms' });
+  assert.deepEqual(at('/unread'), { show: 'unread' });
   assert.deepEqual(at('/topic'), { show: 'topic' });
   assert.deepEqual(at('/topic builds  and releases'), { request: { room: '#dev', type: 'topic', topic: 'builds  and releases' } });
   assert.deepEqual(at('/invite carol'), { request: { room: '#dev', type: 'invite', username: 'carol' } });
@@ -98,6 +99,10 @@ test('unread counts: what others say in a room not being read', () => {
   rooms.arrived('#dev', 5, { own: true });
   assert.deepEqual([rooms.get('#dev').unread, rooms.get('#dev').readSeq], [0, 5]);
   assert.deepEqual(rooms.channels().map((r) => r.room), [LOBBY, '#dev']);
+  rooms.update(state('@carol', { lastSeq: 1, unread: 1 }));
+  rooms.arrived('#dev', 6, { mention: true });
+  assert.equal(rooms.unreadLine(), 'Unread: #dev 1 (mentions you), carol 1');
+  assert.equal(new Rooms().unreadLine(), 'Nothing unread');
 });
 
 test("the server's read marker (from any device) settles what is unread", () => {
@@ -158,4 +163,12 @@ test('moderation and membership read as sentences, "you" for oneself', () => {
   assert.equal(membershipLine({ room: '#ops', change: 'invited', by: 'alice' }),
     'alice invited you to #ops: type /join #ops to enter');
   assert.equal(membershipLine({ room: '@bob', change: 'joined' }), 'Direct messages with bob');
+});
+
+test("a ban's or a mute's end reads as a wait, not as milliseconds", () => {
+  assert.equal(readableRefusal('you are banned from #ops until 1796695427911 (ms since the Unix epoch; another 3600 s)'),
+    'you are banned from #ops for another 1 h');
+  assert.equal(readableRefusal('you are muted in #dev until 1796695427911 (ms since the Unix epoch; another 42 s)'),
+    'you are muted in #dev for another 42 s');
+  assert.equal(readableRefusal('you are not in #x'), 'you are not in #x');
 });

@@ -488,7 +488,7 @@ const scenarios = {
 
 const scenario = scenarios[scenarioName] || roomScenarios({
   person, joined, join, say, until, screenshot, assertClean, log, expectStatus, expectOnline,
-  expectMessages, messages, notices,
+  expectMessages, messages, notices, cutter, ask, reconnectNow, RECONNECT_MS, SOCKET_ERRORS,
 })[scenarioName];
 if (!scenario) {
   console.error(`no scenario ${scenarioName}; there are: ${Object.keys(scenarios).join(', ')}`);

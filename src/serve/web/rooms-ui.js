@@ -7,7 +7,7 @@
 
 import {
   LOBBY, Rooms, roomOf, roomKey, isDm, mentions, parseCommand, noticeLine, membershipLine,
-  label, asRoom,
+  label, asRoom, readableRefusal,
 } from './rooms.js';
 import { presenceLines } from './chat.js';
 
@@ -118,6 +118,8 @@ export class RoomsView {
       this.request({ type: 'listMembers', room: this.rooms.current }, 'names');
     } else if (parsed.show === 'rooms') {
       this.request({ type: 'listRooms' }, 'rooms');
+    } else if (parsed.show === 'unread') {
+      this.noticeIn(this.rooms.current, this.rooms.unreadLine());
     } else if (parsed.show === 'topic') {
       const entry = this.rooms.get(this.rooms.current);
       const room = this.rooms.current;
@@ -139,7 +141,11 @@ export class RoomsView {
     }
     if (!this.enabled) return false;
     const lobby = roomOf(frame) === LOBBY;
-    if (frame.type === 'errorMessage') return this.refused(frame);
+    if (frame.type === 'errorMessage') {
+      // app.js shows the others (a refused message: "Not sent: …"), as a person reads them.
+      if (typeof frame.description === 'string') frame.description = readableRefusal(frame.description);
+      return this.refused(frame);
+    }
     if (frame.type === 'history' && lobby) {
       // The lobby's catch-up completes the login (app.js): room frames held meanwhile follow it.
       if (this.held.length) setTimeout(() => this.flush(), 0);
@@ -154,6 +160,8 @@ export class RoomsView {
     if (this.hooks.phase() === 'online') this.flush();
     if (!room) {
       if (frame.type === 'textBroadcast') this.lobbyText(frame);
+      // The lobby's joins and leaves are v2's: its members change with them.
+      if (['loginBroadcast', 'logoutBroadcast', 'presence'].includes(frame.type)) this.refreshMembers(LOBBY);
       return false;
     }
     this.roomFrame(frame);
@@ -407,7 +415,7 @@ export class RoomsView {
     this.closeDrawer();
     this.renderMembers(null);
     this.refreshMembers(entry.room, 0);
-    this.scheduleRead();
+    this.readNow();
     this.render();
     if (focus) $('message').focus();
   }
@@ -592,12 +600,16 @@ export class RoomsView {
   /** Tells the server (and so our other devices) what was read, soon. */
   scheduleRead() {
     clearTimeout(this.readTimer);
-    this.readTimer = setTimeout(() => {
-      if (!this.enabled || this.hooks.phase() !== 'online' || document.visibilityState !== 'visible') return;
-      const read = this.rooms.readOpen();
-      if (read) this.request(read, 'read');
-      this.render();
-    }, READ_DELAY_MS);
+    this.readTimer = setTimeout(() => this.readNow(), READ_DELAY_MS);
+  }
+
+  /** The open room is read, as far as it goes. */
+  readNow() {
+    clearTimeout(this.readTimer);
+    if (!this.enabled || this.hooks.phase() !== 'online' || document.visibilityState !== 'visible') return;
+    const read = this.rooms.readOpen();
+    if (read) this.request(read, 'read');
+    this.render();
   }
 
   // --- remembering the open room -------------------------------------------

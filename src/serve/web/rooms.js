@@ -133,6 +133,13 @@ export class Rooms {
     return total;
   }
 
+  /** Where unread messages wait, as a line: "#dev 2 (mentions you), bob 1". */
+  unreadLine() {
+    const waiting = [...this.channels(), ...this.dms()].filter((r) => r.unread > 0)
+      .map((r) => `${label(r.room)} ${r.unread}${r.mentioned ? ' (mentions you)' : ''}`);
+    return waiting.length ? `Unread: ${waiting.join(', ')}` : 'Nothing unread';
+  }
+
   /** The catch-up list of the next `login` (the lobby keeps v2's top-level fields). */
   loginRooms() {
     const list = [];
@@ -265,7 +272,7 @@ const USAGE = {
  * A line typed in the message field, as chat-cli reads it: null when it is
  * not one of these commands (it is said as it is, `/me` included), else
  * one of { request } (a frame without `id`), { say: { room, text } },
- * { open: room } (a DM to switch to), { show: 'names'|'rooms'|'topic' } or
+ * { open: room } (a DM to switch to), { show: 'names'|'rooms'|'topic'|'unread' } or
  * { error }. `current` is the open room.
  */
 export function parseCommand(line, current) {
@@ -300,6 +307,8 @@ export function parseCommand(line, current) {
       return { show: 'names' };
     case 'rooms':
       return { show: 'rooms' };
+    case 'unread':
+      return { show: 'unread' };
     case 'topic':
       if (!rest) return { show: 'topic' };
       return inRoom({ type: 'topic', topic: rest });
@@ -374,6 +383,24 @@ export function noticeLine(notice, me, now = Date.now()) {
     case 'deop': return `${by} took operator rights from ${target}`;
     default: return `${by} changed something in the room`;
   }
+}
+
+/** `seconds` as a person says a wait: "45 s", "10 min", "3 h", "2 days". */
+export function waitText(seconds) {
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.ceil(seconds / 60)} min`;
+  if (seconds < 48 * 3600) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86400)} days`;
+}
+
+/**
+ * A refusal's description for a person: the server's "until 1796695427911
+ * (ms since the Unix epoch; another 3600 s)" (a ban, a mute) reads "for
+ * another 60 min".
+ */
+export function readableRefusal(description) {
+  return String(description).replace(/until \d+ \(ms since the Unix epoch; another (\d+) s\)/,
+    (_, seconds) => `for another ${waitText(Number(seconds))}`);
 }
 
 /** The line for a change of our own membership (`membership`, `rooms.changes`). */
