@@ -271,7 +271,8 @@ fn a_direct_message_opens_from_the_online_list_and_from_the_message_field() {
 
 #[test]
 fn moderation_from_the_message_field_and_a_members_menu_is_enforced_and_shown() {
-    run("moderation", ROOMS_SERVER);
+    let server: Vec<&str> = [ROOMS_SERVER, &["--operators", "alice"]].concat();
+    run("moderation", &server);
 }
 
 #[test]

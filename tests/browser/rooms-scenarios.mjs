@@ -414,6 +414,14 @@ export function roomScenarios(t) {
       await entry(roomsList(bob.page), '#lobby').click();
       await type(bob, '/kick alice');
       await bob.page.locator('#message-error').filter({ hasText: /operator|may not|forbidden/i }).waitFor();
+      // Alice is a server operator (--operators alice): she moderates the lobby.
+      await entry(roomsList(alice.page), '#lobby').click();
+      await type(carol, 'hello lobby');
+      await t.expectMessages(alice, [['carol', 'hello lobby', false]]);
+      await type(alice, '/mute carol 2m');
+      await expectLine(carol, /^alice muted you for 2 min$/);
+      await type(carol, 'still here?');
+      await carol.page.locator('#message-error').filter({ hasText: /^Not sent: You are muted in #lobby for another (2 min|1\d\d s)$/ }).waitFor();
       for (const who of [alice, bob, carol]) assertClean(who);
     },
 

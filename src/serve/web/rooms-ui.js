@@ -262,8 +262,9 @@ export class RoomsView {
   }
 
   moderated(room, frame) {
-    // Acts are numbered with the messages (not the lobby's); never unread.
-    if (!this.rooms.arrived(room, frame.seq, { reading: true })) return;
+    // Acts are numbered with the messages and never unread; the lobby's are
+    // not numbered (their `seq` is the lobby's latest message's).
+    if (roomKey(room) !== roomKey(LOBBY) && !this.rooms.arrived(room, frame.seq, { reading: true })) return;
     const entry = this.rooms.ensure(room);
     if (frame.act === 'topic') entry.topic = typeof frame.topic === 'string' ? frame.topic : '';
     if (frame.act === 'mode') entry.inviteOnly = frame.inviteOnly === true;
@@ -450,6 +451,7 @@ export class RoomsView {
     this.hooks.ui.log.parentElement.hidden = false;
     for (const log of this.logs.values()) log.parentElement.hidden = true;
     for (const dm of this.hooks.ui.online.querySelectorAll('button.dm')) dm.remove();
+    $('message').placeholder = 'Write a message';
     document.title = 'wschat';
   }
 
@@ -467,6 +469,8 @@ export class RoomsView {
     if (entry && entry.inviteOnly && !isDm(room)) topic = topic ? `${topic} · invite-only` : 'Invite-only';
     this.dom.topic.textContent = topic;
     this.dom.topic.hidden = !topic;
+    // Where a typed line goes, said where it is typed.
+    $('message').placeholder = `Message ${isDm(room) ? label(room) : room}`;
     const total = this.rooms.totalUnread();
     document.title = total > 0 ? `(${total}) wschat` : 'wschat';
     this.dom.toggle.textContent = total > 0 ? `Rooms (${total} unread)` : 'Rooms';
