@@ -26,6 +26,7 @@ export function roomScenarios(t) {
   const joinRoomButton = (p) => p.getByRole('button', { name: 'Join room', exact: true });
   const roomsToggle = (p) => p.getByRole('button', { name: /^Rooms/ });
   const visibleLog = (p) => p.getByRole('log');
+  const messageField = (p) => p.getByRole('textbox', { name: 'Message', exact: true });
   const entry = (list, label) => list.getByRole('button', { name: new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`) });
 
   /**
@@ -282,6 +283,8 @@ export function roomScenarios(t) {
       await messageBob.click();
       await expectHead(alice, 'bob', 'Direct messages with bob');
       assert.equal(await alice.page.evaluate(() => document.activeElement.id), 'message');
+      assert.equal(await membersList(alice.page).count(), 0, 'a DM has no Members list');
+      assert.equal(await messageField(alice.page).getAttribute('placeholder'), 'Message bob');
       await type(alice, 'lunch at 12:30?');
       await expectShown(alice, [['alice', 'lunch at 12:30?']]);
       await expectEntries(alice, dmsList(alice.page), [['bob', 0, false, true]], 'Direct messages');

@@ -298,7 +298,8 @@ export class RoomsView {
         if (entry.seen === null && entry.lastSeq > 0) {
           this.request({ type: 'history', room: entry.room, limit: 50 }, 'history');
         }
-        this.noticeIn(entry.room, membershipLine(frame));
+        // A DM's head says who it is with; a room's log says it was joined.
+        if (!isDm(entry.room)) this.noticeIn(entry.room, membershipLine(frame));
         if (asked && (asked.kind === 'join' || asked.kind === 'join-form')) {
           if (asked.kind === 'join-form') this.dom.joinField.value = '';
           this.open(entry.room);
@@ -499,6 +500,8 @@ export class RoomsView {
   renderMembers(members) {
     const list = this.dom.members;
     list.replaceChildren();
+    // A DM's two members are in its name.
+    this.dom.membersSection.hidden = !this.enabled || isDm(this.rooms.current);
     if (members === null) {
       this.dom.membersCount.textContent = '';
       return;
@@ -588,7 +591,7 @@ export class RoomsView {
   }
 
   refreshMembers(room, delay = MEMBERS_DELAY_MS) {
-    if (!this.rooms.isCurrent(room)) return;
+    if (!this.rooms.isCurrent(room) || isDm(room)) return;
     clearTimeout(this.membersTimer);
     this.membersTimer = setTimeout(() => {
       if (this.hooks.phase() !== 'online' || !this.enabled) return;
