@@ -269,6 +269,24 @@ export function roomScenarios(t) {
       assert.equal(await roomsToggle(carol.page).textContent(), 'Rooms');
       await screenshot(carol, 'rooms-390');
       await audit(carol, 'a room (phone)');
+
+      // An operator on a phone: a member's actions open as a sheet in view.
+      await joinRoom(carol, '#help');
+      await joinRoom(bob, '#help');
+      await expectMembers(carol, ['carol (owner)', 'bob']);
+      await carol.page.getByRole('button', { name: 'Moderate bob', exact: true }).click();
+      const sheet = carol.page.getByRole('group', { name: 'Moderate bob', exact: true });
+      const box = await sheet.boundingBox();
+      assert.ok(box && box.x >= 0 && box.x + box.width <= PHONE.width && box.y + box.height <= PHONE.height,
+        `the actions are in view: ${JSON.stringify(box)}`);
+      await audit(carol, "an operator's member actions (phone)");
+      await sheet.getByRole('button', { name: 'Mute', exact: true }).click();
+      await sheet.waitFor({ state: 'hidden' });
+      await expectMembers(carol, ['carol (owner)', 'bob (muted)']);
+      await type(bob, 'may I?');
+      await bob.page.locator('#message-error').filter({ hasText: /muted in #help/ }).waitFor();
+      await expectLine(carol, /^You muted bob$/);
+      await screenshot(carol, 'moderated-room-390');
       for (const who of [bob, carol]) assertClean(who);
     },
 

@@ -552,6 +552,13 @@ export class RoomsView {
     if (mine === 'owner') {
       act(member.role === 'operator' ? 'Remove operator' : 'Make operator', { type: member.role === 'operator' ? 'deop' : 'op' });
     }
+    const cancel = button('Cancel');
+    cancel.addEventListener('click', () => {
+      menu.hidden = true;
+      toggle.setAttribute('aria-expanded', 'false');
+      toggle.focus();
+    });
+    menu.append(cancel);
     toggle.addEventListener('click', () => {
       menu.hidden = !menu.hidden;
       toggle.setAttribute('aria-expanded', String(!menu.hidden));
