@@ -373,9 +373,18 @@ export function roomScenarios(t) {
       await bob.page.locator('#message-error').filter({ hasText: /^Not sent: You are muted in #ops for another 10 min$/ }).waitFor();
       await audit(bob, 'a refusal (muted)');
 
-      // The member's menu: kick carol.
-      await alice.page.getByRole('button', { name: 'Moderate carol', exact: true }).click();
+      // The member's menu, by keyboard: Enter opens it on its first action, Escape closes it.
+      const moderateCarol = alice.page.getByRole('button', { name: 'Moderate carol', exact: true });
+      await moderateCarol.focus();
+      await alice.page.keyboard.press('Enter');
       const menu = alice.page.getByRole('group', { name: 'Moderate carol', exact: true });
+      assert.equal(await moderateCarol.getAttribute('aria-expanded'), 'true');
+      assert.equal(await alice.page.evaluate(() => document.activeElement.textContent), 'Kick');
+      await alice.page.keyboard.press('Escape');
+      await menu.waitFor({ state: 'hidden' });
+      assert.equal(await alice.page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Moderate carol');
+      // And by pointer: kick carol.
+      await moderateCarol.click();
       await audit(alice, "an operator's member menu");
       await menu.getByRole('button', { name: 'Kick', exact: true }).click();
       await expectLine(alice, /^You removed carol from the room$/);

@@ -419,7 +419,8 @@ export class RoomsView {
     this.refreshMembers(entry.room, 0);
     this.readNow();
     this.render();
-    if (focus) $('message').focus();
+    // On a phone the field would bring up the keyboard over the messages: the log instead.
+    if (focus) (matchMedia('(max-width: 40rem)').matches ? shown : $('message')).focus();
   }
 
   /** A room we are no longer in: its log goes, the lobby opens if it was open. */
