@@ -295,6 +295,11 @@ fn every_room_catches_up_once_after_a_drop_and_a_server_restart() {
     );
 }
 
+#[test]
+fn earlier_messages_of_a_room_are_shown_on_demand() {
+    run("earlier_messages_on_demand", ROOMS_SERVER);
+}
+
 /// A cluster node selects v2: the page keeps to the lobby and shows no rooms.
 #[cfg(feature = "cluster")]
 #[test]

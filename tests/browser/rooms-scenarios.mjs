@@ -571,6 +571,37 @@ export function roomScenarios(t) {
     },
 
     /**
+     * A room shows its latest 50 messages; "Show earlier messages" pages
+     * back until the first, keeping the view where it was.
+     */
+    async earlier_messages_on_demand(browser) {
+      const bob = await person(browser, 'bob', { viewport: DESKTOP });
+      await joined(bob, 'bob');
+      await joinRoom(bob, '#dev');
+      const lines = Array.from({ length: 55 }, (_, i) => `line ${i + 1}`);
+      for (const line of lines) await type(bob, line);
+      await until('bob to have said them all', async () => {
+        const got = (await shown(bob)).length;
+        return { ok: got === 55, got };
+      });
+      const alice = await person(browser, 'alice', { viewport: DESKTOP });
+      await joined(alice, 'alice');
+      await joinRoom(alice, '#dev');
+      await expectShown(alice, lines.slice(5).map((l) => ['bob', l]));
+      const earlier = alice.page.getByRole('button', { name: 'Show earlier messages', exact: true });
+      await audit(alice, 'a room with earlier messages');
+      await earlier.click();
+      await expectShown(alice, lines.map((l) => ['bob', l]));
+      await earlier.waitFor({ state: 'hidden' });
+      // A return visit: the latest again, and the way back to the first.
+      await alice.page.reload();
+      await expectShown(alice, lines.slice(5).map((l) => ['bob', l]));
+      await earlier.click();
+      await expectShown(alice, lines.map((l) => ['bob', l]));
+      for (const who of [alice, bob]) assertClean(who);
+    },
+
+    /**
      * A server that selects v2 (a cluster node): the lobby as before, and
      * nothing of rooms on the page.
      */

@@ -172,3 +172,25 @@ test("a ban's or a mute's end reads as a wait, not as milliseconds", () => {
     'you are muted in #dev for another 42 s');
   assert.equal(readableRefusal('you are not in #x'), 'you are not in #x');
 });
+
+test('earlier messages: asked before the first shown, until the server holds no more', () => {
+  const rooms = new Rooms();
+  rooms.update(state('#dev', { lastSeq: 60 }));
+  const latest = Array.from({ length: 50 }, (_, i) => text(i + 11));
+  rooms.history('#dev', { epoch: 'E1', messages: latest, complete: false });
+  assert.equal(rooms.get('#dev').first, 11);
+  assert.equal(rooms.hasOlder('#dev'), true);
+  const older = rooms.older('#dev', { epoch: 'E1', messages: [text(1), text(2), text(11)], complete: false });
+  assert.deepEqual(older.map((m) => m.seq), [1, 2], 'what is shown already is not again');
+  assert.equal(rooms.hasOlder('#dev'), false, 'seq 1 is the first there is');
+  // A catch-up's "complete" is about what came after: older ones may still be held.
+  const caught = new Rooms();
+  caught.history('#ops', { epoch: 'E1', messages: [text(4), text(5)], complete: true });
+  assert.equal(caught.hasOlder('#ops'), true);
+  // Another epoch's page is not this room's.
+  const partial = new Rooms();
+  partial.history('#ops', { epoch: 'E1', messages: [text(4), text(5)], complete: false });
+  assert.deepEqual(partial.older('#ops', { epoch: 'E2', messages: [text(1)] }), []);
+  assert.deepEqual(partial.older('#ops', { epoch: 'E1', messages: [text(3)], complete: true }).map((m) => m.seq), [3]);
+  assert.equal(partial.hasOlder('#ops'), false);
+});

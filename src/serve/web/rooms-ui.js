@@ -179,7 +179,15 @@ export class RoomsView {
   roomFrame(frame) {
     const room = roomOf(frame);
     switch (frame.type) {
-      case 'history': this.history(room, frame); break;
+      case 'history': {
+        const asked = this.pending.get(frame.replyTo);
+        this.pending.delete(frame.replyTo);
+        // A joined room's history, answered after a live message came: it goes before it.
+        const live = asked && asked.kind === 'history' && this.rooms.get(room)?.seen != null;
+        if (asked && (asked.kind === 'older' || live)) this.showOlder(room, frame);
+        else this.history(room, frame);
+        break;
+      }
       case 'textBroadcast': this.text(room, frame); break;
       case 'notice': this.moderated(room, frame); break;
       case 'member': this.member(room, frame); break;
@@ -378,7 +386,16 @@ export class RoomsView {
       log = el('ol', 'log room-log');
       log.tabIndex = 0;
       log.setAttribute('aria-label', 'Messages');
-      region.append(log);
+      // Earlier messages than the first shown, when the server may hold some.
+      const more = button('Show earlier messages', 'quiet older');
+      more.hidden = true;
+      more.addEventListener('click', () => {
+        const entry = this.rooms.get(room);
+        if (!entry || entry.first === null) return;
+        more.disabled = true;
+        this.request({ type: 'history', room: entry.room, before: entry.first, limit: 50 }, 'older');
+      });
+      region.append(more, log);
       this.hooks.ui.log.parentElement.after(region);
       this.logs.set(roomKey(room), log);
     }
@@ -395,6 +412,29 @@ export class RoomsView {
     } finally {
       ui.log = lobby;
     }
+  }
+
+  /** An older page of `room`: put before what is shown, the view staying where it was. */
+  showOlder(room, frame) {
+    const log = this.logFor(room);
+    const messages = this.rooms.older(room, frame);
+    const page = el('ol');
+    const ui = this.hooks.ui;
+    const lobby = ui.log;
+    ui.log = page;
+    try {
+      for (const m of messages) {
+        if (m.type === 'notice') this.hooks.notice(noticeLine(m, this.me), 'act', m.timestamp);
+        else this.hooks.showText(m);
+      }
+    } finally {
+      ui.log = lobby;
+    }
+    const height = log.scrollHeight;
+    log.prepend(...page.children);
+    log.scrollTop += log.scrollHeight - height;
+    log.parentElement.querySelector('button.older').disabled = false;
+    this.render();
   }
 
   noticeIn(room, text, kind = '', at = Date.now()) {
@@ -473,6 +513,9 @@ export class RoomsView {
     this.dom.topic.hidden = !topic;
     // Where a typed line goes, said where it is typed.
     $('message').placeholder = `Message ${isDm(room) ? label(room) : room}`;
+    for (const [key, log] of this.logs) {
+      log.parentElement.querySelector('button.older').hidden = !this.rooms.hasOlder(key);
+    }
     const total = this.rooms.totalUnread();
     document.title = total > 0 ? `(${total}) wschat` : 'wschat';
     this.dom.toggle.textContent = total > 0 ? `Rooms (${total} unread)` : 'Rooms';

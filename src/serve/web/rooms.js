@@ -54,6 +54,9 @@ export class Room {
     this.mentioned = false;
     this.seen = null;
     this.shownEpoch = null;
+    /** The lowest `seq` shown, and whether the server holds nothing before it. */
+    this.first = null;
+    this.nothingOlder = false;
     /** The `seq` of each message shown after `readSeq`, and whether it names us. */
     this.unseen = [];
   }
@@ -160,6 +163,7 @@ export class Rooms {
     if (isSeq(seq)) {
       if (entry.seen !== null && seq <= entry.seen) return false;
       entry.seen = seq;
+      if (entry.first === null) entry.first = seq;
       if (entry.shownEpoch === null) entry.shownEpoch = entry.epoch;
       entry.lastSeq = Math.max(entry.lastSeq, seq);
       if (own) {
@@ -186,7 +190,13 @@ export class Rooms {
     const entry = this.ensure(room);
     const epoch = typeof history.epoch === 'string' ? history.epoch : null;
     const reset = epoch !== null && entry.shownEpoch !== null && epoch !== entry.shownEpoch;
-    if (reset) entry.seen = null;
+    if (reset) {
+      entry.seen = null;
+      entry.first = null;
+      entry.nothingOlder = false;
+    }
+    // Whether older messages are held is not told here: a login's catch-up is
+    // complete when it holds all after `since`, whatever came before.
     if (epoch !== null) entry.shownEpoch = epoch;
     const messages = (Array.isArray(history.messages) ? history.messages : [])
       .filter((m) => m && (m.type === 'textBroadcast' || m.type === 'notice'))
@@ -194,11 +204,30 @@ export class Rooms {
     for (const m of messages) {
       if (isSeq(m.seq)) {
         entry.seen = Math.max(entry.seen ?? 0, m.seq);
+        entry.first = Math.min(entry.first ?? m.seq, m.seq);
         entry.lastSeq = Math.max(entry.lastSeq, m.seq);
       }
     }
     if (entry.seen === null) entry.seen = 0;
     return { messages, reset };
+  }
+
+  /** Whether `room` has messages before the first shown that the server may hold. */
+  hasOlder(room) {
+    const entry = this.get(room);
+    return Boolean(entry) && entry.first !== null && entry.first > 1 && !entry.nothingOlder;
+  }
+
+  /** The `history` before the first shown: the older messages, oldest first. */
+  older(room, history) {
+    const entry = this.ensure(room);
+    if (typeof history.epoch === 'string' && entry.shownEpoch !== null && history.epoch !== entry.shownEpoch) return [];
+    const messages = (Array.isArray(history.messages) ? history.messages : [])
+      .filter((m) => m && (m.type === 'textBroadcast' || m.type === 'notice') && isSeq(m.seq))
+      .filter((m) => entry.first === null || m.seq < entry.first);
+    for (const m of messages) entry.first = Math.min(entry.first ?? m.seq, m.seq);
+    if (history.complete !== false) entry.nothingOlder = true;
+    return messages;
   }
 
   /**
