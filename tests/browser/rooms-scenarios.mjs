@@ -239,10 +239,22 @@ export function roomScenarios(t) {
       assert.equal(await roomsToggle(carol.page).getAttribute('aria-expanded'), 'true');
       await roomsList(carol.page).waitFor();
       await joinRoomField(carol.page).waitFor();
+      // What the drawer covers is out of reach (no focus, no screen reader) while it is open.
+      const focusable = () => carol.page.evaluate(() => {
+        const field = document.getElementById('message');
+        field.focus();
+        return document.activeElement === field;
+      });
+      assert.equal(await focusable(), false, 'the message field cannot take the focus behind the drawer');
       await audit(carol, 'room lists (phone)');
       await carol.page.keyboard.press('Escape');
       await roomsList(carol.page).waitFor({ state: 'hidden' });
       assert.equal(await roomsToggle(carol.page).getAttribute('aria-expanded'), 'false');
+      assert.equal(await focusable(), true);
+      // A tap beside the drawer closes it too.
+      await showLists(carol);
+      await carol.page.mouse.click(370, 500);
+      await roomsList(carol.page).waitFor({ state: 'hidden' });
 
       await showLists(carol);
       await joinRoomField(carol.page).fill('#dev');

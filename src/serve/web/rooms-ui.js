@@ -687,9 +687,16 @@ export class RoomsView {
   // --- the controls ---------------------------------------------------------------
 
   closeDrawer() {
-    if (!this.dom.chat.classList.contains('drawer-open')) return;
-    this.dom.chat.classList.remove('drawer-open');
-    this.dom.toggle.setAttribute('aria-expanded', 'false');
+    if (this.dom.chat.classList.contains('drawer-open')) this.setDrawer(false);
+  }
+
+  /** Opens or closes the lists' drawer (a phone); open, what it covers is inert. */
+  setDrawer(open) {
+    const d = this.dom;
+    d.chat.classList.toggle('drawer-open', open);
+    d.toggle.setAttribute('aria-expanded', String(open));
+    const covered = [...d.chat.querySelectorAll(':scope > .people, .conversation > :not(.room-head)')];
+    for (const node of covered) node.inert = open;
   }
 
   wire() {
@@ -720,8 +727,7 @@ export class RoomsView {
     });
     d.toggle.addEventListener('click', () => {
       const open = !d.chat.classList.contains('drawer-open');
-      d.chat.classList.toggle('drawer-open', open);
-      d.toggle.setAttribute('aria-expanded', String(open));
+      this.setDrawer(open);
       if (open) (d.rooms.querySelector('button') || d.joinField).focus();
     });
     // On a phone, a tap beside the drawer closes it.
