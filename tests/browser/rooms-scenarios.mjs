@@ -206,8 +206,12 @@ export function roomScenarios(t) {
       await screenshot(alice, 'rooms-1280');
       await audit(alice, 'a room');
 
-      // Keyboard alone: Tab reaches the lists and Enter opens a room.
+      // Keyboard alone: Enter opens a room; the lists, drawn again as messages come, keep the focus.
       await entry(roomsList(alice.page), '#lobby').focus();
+      await type(bob, 'ping');
+      await expectShown(alice, [['bob', 'the build is red'], ['bob', '@alice can you look?'],
+        ['alice', 'on it: a flaky test, I think'], ['bob', 'thanks!'], ['bob', 'ping']]);
+      assert.equal(await alice.page.evaluate(() => document.activeElement.dataset.room), '#lobby');
       await alice.page.keyboard.press('Enter');
       await expectHead(alice, '#lobby');
 
@@ -392,6 +396,15 @@ export function roomScenarios(t) {
       const menu = alice.page.getByRole('group', { name: 'Moderate carol', exact: true });
       assert.equal(await moderateCarol.getAttribute('aria-expanded'), 'true');
       assert.equal(await alice.page.evaluate(() => document.activeElement.textContent), 'Kick');
+      // Someone comes and goes: the Members list is drawn again, the menu stays open on Kick.
+      const dave = await person(browser, 'dave', { viewport: DESKTOP });
+      await joined(dave, 'dave');
+      await joinRoom(dave, '#ops');
+      await expectMembers(alice, ['alice (owner)', 'bob (muted)', 'carol', 'dave']);
+      await type(dave, '/part');
+      await expectMembers(alice, ['alice (owner)', 'bob (muted)', 'carol']);
+      assert.equal(await moderateCarol.getAttribute('aria-expanded'), 'true');
+      assert.equal(await alice.page.evaluate(() => document.activeElement.textContent), 'Kick');
       await alice.page.keyboard.press('Escape');
       await menu.waitFor({ state: 'hidden' });
       assert.equal(await alice.page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Moderate carol');
@@ -464,7 +477,7 @@ export function roomScenarios(t) {
       await expectLine(carol, /^alice muted you for 2 min$/);
       await type(carol, 'still here?');
       await carol.page.locator('#message-error').filter({ hasText: /^Not sent: You are muted in #lobby for another (2 min|1\d\d s)$/ }).waitFor();
-      for (const who of [alice, bob, carol]) assertClean(who);
+      for (const who of [alice, bob, carol, dave]) assertClean(who);
     },
 
     /** The open room survives a reload; a return visit opens it again. */

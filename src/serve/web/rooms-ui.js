@@ -522,6 +522,8 @@ export class RoomsView {
   }
 
   renderList(list, entries) {
+    // Drawn again on every change: the focus stays on the entry it was on.
+    const focused = list.contains(document.activeElement) ? document.activeElement.dataset.room : undefined;
     list.replaceChildren();
     for (const entry of entries) {
       const item = el('li');
@@ -537,12 +539,18 @@ export class RoomsView {
       open.addEventListener('click', () => this.open(entry.room));
       item.append(open);
       list.append(item);
+      if (focused !== undefined && roomKey(focused) === roomKey(entry.room)) open.focus();
     }
   }
 
   /** `members` of the open room (null: not known yet). */
   renderMembers(members) {
     const list = this.dom.members;
+    // Drawn again on every change: an open menu stays open, the focus where it was.
+    const active = list.contains(document.activeElement) ? document.activeElement : null;
+    const focused = active ? [active.closest('li').dataset.name, active.getAttribute('aria-label') || active.textContent] : null;
+    const openMenu = list.querySelector('.member-menu:not([hidden])');
+    const opened = openMenu ? openMenu.closest('li').dataset.name : null;
     list.replaceChildren();
     // A DM's two members are in its name.
     this.dom.membersSection.hidden = !this.enabled || isDm(this.rooms.current);
@@ -563,7 +571,17 @@ export class RoomsView {
       const mayModerate = (mine === 'owner' || mine === 'operator') && member.username !== this.me
         && member.role !== 'owner' && !isDm(this.rooms.current);
       if (mayModerate) item.append(...this.memberMenu(member, mine));
+      item.dataset.name = member.username;
       list.append(item);
+      if (member.username === opened && mayModerate) {
+        item.querySelector('.member-menu').hidden = false;
+        item.querySelector('.member-actions').setAttribute('aria-expanded', 'true');
+      }
+      if (focused && member.username === focused[0]) {
+        const again = [...item.querySelectorAll('button')]
+          .find((b) => (b.getAttribute('aria-label') || b.textContent) === focused[1]);
+        if (again) again.focus();
+      }
     }
   }
 
