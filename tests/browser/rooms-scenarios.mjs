@@ -382,11 +382,11 @@ export function roomScenarios(t) {
 
       // /mute: bob may read but not say.
       await type(alice, '/mute bob 10m');
-      await expectLine(alice, /^You muted bob for 10 min$/);
-      await expectLine(bob, /^alice muted you for 10 min$/);
+      await expectLine(alice, /^You muted bob for 10\smin$/);
+      await expectLine(bob, /^alice muted you for 10\smin$/);
       await expectMembers(alice, ['alice (owner)', 'bob (muted)', 'carol']);
       await type(bob, 'can I still talk?');
-      await bob.page.locator('#message-error').filter({ hasText: /^Not sent: You are muted in #ops for another 10 min$/ }).waitFor();
+      await bob.page.locator('#message-error').filter({ hasText: /^Not sent: You are muted in #ops for another 10\smin$/ }).waitFor();
       await audit(bob, 'a refusal (muted)');
 
       // The member's menu, by keyboard: Enter opens it on its first action, Escape closes it.
@@ -427,7 +427,7 @@ export function roomScenarios(t) {
       await expectHead(carol, '#ops');
       await expectMembers(alice, ['alice (owner)', 'bob (muted)', 'carol']);
       await type(alice, '/ban carol 1h spam');
-      await expectLine(alice, /^You banned carol for 1 h \(spam\)$/);
+      await expectLine(alice, /^You banned carol for 1\sh \(spam\)$/);
       await expectHead(carol, '#lobby');
       await type(carol, '/join #ops');
       await carol.page.locator('#message-error').filter({ hasText: /banned/ }).waitFor();
@@ -435,7 +435,7 @@ export function roomScenarios(t) {
       await showLists(carol);
       await joinRoomField(carol.page).fill('#ops');
       await joinRoomButton(carol.page).click();
-      await carol.page.locator('#join-room-error').filter({ hasText: /^You are banned from #ops for another (60 min|1 h)$/ }).waitFor();
+      await carol.page.locator('#join-room-error').filter({ hasText: /^You are banned from #ops for another (60\smin|1\sh)$/ }).waitFor();
       assert.equal(await joinRoomField(carol.page).getAttribute('aria-invalid'), 'true');
       await screenshot(carol, 'moderated-banned-390');
       await audit(carol, 'a refused join (phone)');
@@ -474,9 +474,9 @@ export function roomScenarios(t) {
       await type(carol, 'hello lobby');
       await t.expectMessages(alice, [['carol', 'hello lobby', false]]);
       await type(alice, '/mute carol 2m');
-      await expectLine(carol, /^alice muted you for 2 min$/);
+      await expectLine(carol, /^alice muted you for 2\smin$/);
       await type(carol, 'still here?');
-      await carol.page.locator('#message-error').filter({ hasText: /^Not sent: You are muted in #lobby for another (2 min|1\d\d s)$/ }).waitFor();
+      await carol.page.locator('#message-error').filter({ hasText: /^Not sent: You are muted in #lobby for another (2\smin|1\d\d\ss)$/ }).waitFor();
       for (const who of [alice, bob, carol, dave]) assertClean(who);
     },
 

@@ -150,9 +150,9 @@ test('catch-up per room: what was shown is asked after, each seq once, a new epo
 test('moderation and membership read as sentences, "you" for oneself', () => {
   const now = 1_000_000;
   assert.equal(noticeLine({ act: 'mute', by: 'alice', username: 'bob', until: now + 600000 }, 'bob', now),
-    'alice muted you for 10 min');
+    'alice muted you for 10\u00a0min');
   assert.equal(noticeLine({ act: 'ban', by: 'alice', username: 'carol', reason: 'spam', until: now + 3600000 }, 'alice', now),
-    'You banned carol for 1 h (spam)');
+    'You banned carol for 1\u00a0h (spam)');
   assert.equal(noticeLine({ act: 'ban', by: 'alice', username: 'carol' }, 'bob', now), 'alice banned carol');
   assert.equal(noticeLine({ act: 'kick', by: 'alice', username: 'carol' }, 'bob', now), 'alice removed carol from the room');
   assert.equal(noticeLine({ act: 'topic', by: 'bob', topic: 'builds' }, 'alice', now), 'bob set the topic: builds');
@@ -167,9 +167,9 @@ test('moderation and membership read as sentences, "you" for oneself', () => {
 
 test("a ban's or a mute's end reads as a wait, not as milliseconds", () => {
   assert.equal(readableRefusal('you are banned from #ops until 1796695427911 (ms since the Unix epoch; another 3600 s)'),
-    'you are banned from #ops for another 1 h');
+    'you are banned from #ops for another 1\u00a0h');
   assert.equal(readableRefusal('you are muted in #dev until 1796695427911 (ms since the Unix epoch; another 42 s)'),
-    'you are muted in #dev for another 42 s');
+    'you are muted in #dev for another 42\u00a0s');
   assert.equal(readableRefusal('you are not in #x'), 'you are not in #x');
 });
 

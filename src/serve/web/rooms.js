@@ -384,10 +384,10 @@ export function parseCommand(line, current) {
 function untilText(until, now) {
   if (!Number.isFinite(until)) return '';
   const minutes = Math.max(1, Math.round((until - now) / 60000));
-  if (minutes < 60) return ` for ${minutes} min`;
+  if (minutes < 60) return ` for ${minutes}\u00a0min`;
   const hours = Math.round(minutes / 60);
-  if (hours < 48) return ` for ${hours} h`;
-  return ` for ${Math.round(hours / 24)} days`;
+  if (hours < 48) return ` for ${hours}\u00a0h`;
+  return ` for ${Math.round(hours / 24)}\u00a0days`;
 }
 
 /** The line for a moderation `notice`; `me` reads as "you". */
@@ -414,12 +414,12 @@ export function noticeLine(notice, me, now = Date.now()) {
   }
 }
 
-/** `seconds` as a person says a wait: "45 s", "10 min", "3 h", "2 days". */
+/** `seconds` as a person says a wait: "45 s", "10 min", "3 h", "2 days" (never broken apart). */
 export function waitText(seconds) {
-  if (seconds < 60) return `${seconds} s`;
-  if (seconds < 3600) return `${Math.ceil(seconds / 60)} min`;
-  if (seconds < 48 * 3600) return `${Math.round(seconds / 3600)} h`;
-  return `${Math.round(seconds / 86400)} days`;
+  if (seconds < 60) return `${seconds}\u00a0s`;
+  if (seconds < 3600) return `${Math.ceil(seconds / 60)}\u00a0min`;
+  if (seconds < 48 * 3600) return `${Math.round(seconds / 3600)}\u00a0h`;
+  return `${Math.round(seconds / 86400)}\u00a0days`;
 }
 
 /**
