@@ -296,6 +296,14 @@ fn every_room_catches_up_once_after_a_drop_and_a_server_restart() {
 }
 
 #[test]
+fn a_message_in_flight_in_a_room_at_a_drop_is_sent_again_or_found() {
+    run(
+        "in_flight_room_messages_are_settled_after_a_drop",
+        ROOMS_SERVER,
+    );
+}
+
+#[test]
 fn earlier_messages_of_a_room_are_shown_on_demand() {
     run("earlier_messages_on_demand", ROOMS_SERVER);
 }

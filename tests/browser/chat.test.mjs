@@ -227,13 +227,20 @@ test('small helpers', () => {
   }
 });
 
-test('an outbox item said in a room carries it, and a drop leaves it unknown (rooms, v3)', () => {
+test("an outbox item said in a room carries it, and is settled against that room's catch-up (v3)", () => {
   const outbox = new Outbox(() => 'id1');
   const item = outbox.add('hi dev', '#dev');
   assert.deepEqual(outbox.send(item), { type: 'textFromUser', id: 'id1', text: 'hi dev', room: '#dev' });
   outbox.lost();
-  // The lobby's catch-up cannot tell whether it arrived in #dev.
-  const settled = outbox.settle(['hi dev'], true);
-  assert.deepEqual([settled.resent.length, settled.unknown.map((i) => i.text)], [0, ['hi dev']]);
+  assert.deepEqual(outbox.unconfirmedRooms(), ['#dev']);
+  // The lobby's catch-up says nothing of #dev; #dev's does.
+  assert.deepEqual(outbox.settle(['hi dev'], true), { resent: [], unknown: [] });
+  assert.equal(item.state, 'unconfirmed');
+  assert.deepEqual(outbox.settle([], true, '#dev').resent.map((i) => i.text), ['hi dev']);
+  assert.deepEqual(outbox.unconfirmedRooms(), []);
+  assert.deepEqual(outbox.send(item), { type: 'textFromUser', id: 'id1', text: 'hi dev', room: '#dev' });
+  outbox.lost();
+  assert.deepEqual(outbox.settle(['hi dev'], true, '#dev'), { resent: [], unknown: [] });
+  assert.equal(outbox.items.length, 0, 'found in its room: delivered');
   assert.deepEqual(outbox.send(outbox.add('lobby')), { type: 'textFromUser', id: 'id1', text: 'lobby' });
 });

@@ -14,6 +14,53 @@ const WCAG_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
 export const DESKTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 390, height: 844 };
 
+/**
+ * A WebSocket route that cuts the page's connection around one message:
+ * `swallow` (the server never gets it) or `cutAfter` (the server gets it,
+ * its confirmation is lost); new connections are refused until `restore()`.
+ */
+function inFlightCutter() {
+  const state = { cut: false, swallow: null, cutAfter: null, pairs: new Set() };
+  const cutNow = () => {
+    state.cut = true;
+    for (const pair of state.pairs) {
+      pair.ws.close({ code: 4000, reason: 'cut by the test' }).catch(() => {});
+      pair.server.close().catch(() => {});
+    }
+    state.pairs.clear();
+  };
+  state.route = (ws) => {
+    if (state.cut) {
+      ws.close({ code: 4000, reason: 'cut by the test' });
+      return;
+    }
+    const server = ws.connectToServer();
+    const pair = { ws, server };
+    state.pairs.add(pair);
+    ws.onMessage((message) => {
+      const frame = JSON.parse(message);
+      const text = frame.type === 'textFromUser' ? frame.text : null;
+      if (text !== null && text === state.swallow) {
+        state.swallow = null;
+        cutNow();
+        return;
+      }
+      server.send(message);
+      if (text !== null && text === state.cutAfter) {
+        state.cutAfter = null;
+        cutNow();
+      }
+    });
+    server.onMessage((message) => {
+      if (state.pairs.has(pair)) ws.send(message);
+    });
+    ws.onClose(() => { state.pairs.delete(pair); server.close().catch(() => {}); });
+    server.onClose(() => { state.pairs.delete(pair); ws.close().catch(() => {}); });
+  };
+  state.restore = () => { state.cut = false; };
+  return state;
+}
+
 export function roomScenarios(t) {
   const { person, joined, join, say, until, screenshot, assertClean, log } = t;
 
@@ -592,6 +639,51 @@ export function roomScenarios(t) {
       assert.deepEqual(third, [['#dev', 2], ['@bob', 1]], JSON.stringify(logins()[2]));
       const said = await visibleLog(alice.page).locator('li.notice > span').allTextContents();
       assert.deepEqual(said.filter((n) => /new message history|missed/.test(n)), [], said.join('\n'));
+      for (const who of [alice, bob]) assertClean(who, { allowConsole: t.SOCKET_ERRORS });
+    },
+
+    /**
+     * A message in flight in a room when the connection drops is settled
+     * against that room's catch-up: sent again if the server never got it,
+     * shown once if it did (its confirmation was what got lost).
+     */
+    async in_flight_room_messages_are_settled_after_a_drop(browser) {
+      const link = inFlightCutter();
+      const alice = await person(browser, 'alice', { viewport: DESKTOP, route: link.route });
+      const bob = await person(browser, 'bob', { viewport: DESKTOP });
+      await joined(alice, 'alice');
+      await joined(bob, 'bob');
+      await joinRoom(bob, '#dev');
+      await joinRoom(alice, '#dev');
+      await type(bob, 'hello');
+      await expectShown(alice, [['bob', 'hello']]);
+
+      // Lost on the way: the server never got it.
+      link.swallow = 'never got there';
+      await type(alice, 'never got there');
+      await t.expectStatus(alice, /^Reconnecting…$/);
+      await alice.page.locator('#outbox').filter({ hasText: 'checking whether it arrived' }).waitFor();
+      link.restore();
+      await t.reconnectNow(alice);
+      await expectShown(bob, [['bob', 'hello'], ['alice', 'never got there']]);
+      await expectShown(alice, [['bob', 'hello'], ['alice', 'never got there']]);
+      await expectLine(alice, /^The server never got "never got there" before the connection dropped: sending it again\.$/);
+
+      // Arrived, but its confirmation was lost: shown once, not sent again.
+      link.cutAfter = 'got there unconfirmed';
+      await type(alice, 'got there unconfirmed');
+      await expectShown(bob, [['bob', 'hello'], ['alice', 'never got there'], ['alice', 'got there unconfirmed']]);
+      await t.expectStatus(alice, /^Reconnecting…$/);
+      link.restore();
+      await t.reconnectNow(alice);
+      await expectShown(alice, [['bob', 'hello'], ['alice', 'never got there'], ['alice', 'got there unconfirmed']]);
+      await alice.page.locator('#outbox').waitFor({ state: 'hidden' });
+      await type(alice, 'and after');
+      const all = [['bob', 'hello'], ['alice', 'never got there'], ['alice', 'got there unconfirmed'], ['alice', 'and after']];
+      await expectShown(bob, all);
+      await expectShown(alice, all);
+      const said = await visibleLog(alice.page).locator('li.notice > span').allTextContents();
+      assert.deepEqual(said.filter((n) => /may not have been delivered|got there unconfirmed/.test(n)), [], said.join('\n'));
       for (const who of [alice, bob]) assertClean(who, { allowConsole: t.SOCKET_ERRORS });
     },
 

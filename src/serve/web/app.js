@@ -682,6 +682,13 @@ function acknowledge(replyTo) {
 const roomsView = new RoomsView({
   ui, showText, notice, send, newId, acknowledge,
   say(text, room) { outbox.add(text, room); renderOutbox(); pump(); },
+  unconfirmedRooms: () => outbox.unconfirmedRooms(),
+  settle(room, own, complete) {
+    const settled = outbox.settle(own, complete, room);
+    renderOutbox();
+    pump();
+    return settled;
+  },
   fieldError(text) { setMessageError('field', text); },
   phase: () => phase,
 });

@@ -55,6 +55,8 @@ export class RoomsView {
     this.loggedInBefore = false;
     this.readTimer = null;
     this.membersTimer = null;
+    /** After a reconnect with messages in flight in rooms: their rooms' own lines caught up. */
+    this.catchUp = null;
     this.dom = {
       chat: $('chat-view'), nav: $('rooms-nav'), rooms: $('rooms'), dms: $('dms'),
       dmsEmpty: $('dms-empty'), joinForm: $('join-room-form'), joinField: $('join-room'),
@@ -71,6 +73,8 @@ export class RoomsView {
   loginFields(protocol) {
     if (protocol !== 'wschat.v3') {
       this.disable();
+      // No rooms on this server now: what was in flight in one cannot be told.
+      for (const room of this.hooks.unconfirmedRooms()) this.settled(room, this.hooks.settle(room, [], false));
       return {};
     }
     return this.enabled ? { rooms: this.rooms.loginRooms() } : {};
@@ -88,6 +92,7 @@ export class RoomsView {
     this.rooms = new Rooms();
     this.pending.clear();
     this.held = [];
+    this.catchUp = null;
     this.loggedInBefore = false;
     this.restored = false;
     try { localStorage.removeItem(OPEN_ROOM_KEY); } catch { /* nothing kept */ }
@@ -221,6 +226,14 @@ export class RoomsView {
       }
     }
     this.loggedInBefore = true;
+    // Messages in flight in rooms when the connection dropped: each room's
+    // catch-up tells whether they arrived; a listRooms answered after them
+    // says that every catch-up has come.
+    const waiting = this.hooks.unconfirmedRooms();
+    if (waiting.length) {
+      this.catchUp = { rooms: waiting, own: new Map(), complete: new Map() };
+      this.request({ type: 'listRooms' }, 'sync');
+    }
     if (!this.restored) {
       this.restored = true;
       const remembered = this.remembered();
@@ -233,6 +246,12 @@ export class RoomsView {
   history(room, frame) {
     const log = this.logFor(room);
     const { messages, reset } = this.rooms.history(room, frame);
+    if (this.catchUp) {
+      const key = roomKey(room);
+      const own = messages.filter((m) => m.type === 'textBroadcast' && m.username === this.me).map((m) => String(m.message));
+      this.catchUp.own.set(key, [...(this.catchUp.own.get(key) || []), ...own]);
+      this.catchUp.complete.set(key, (this.catchUp.complete.get(key) ?? true) && frame.complete !== false);
+    }
     if (reset) {
       log.replaceChildren();
       this.noticeIn(room, 'The server started a new message history: earlier messages are no longer held there.', 'warn');
@@ -330,7 +349,13 @@ export class RoomsView {
   }
 
   roomList(frame) {
-    if (!this.pending.delete(frame.replyTo)) return;
+    const asked = this.pending.get(frame.replyTo);
+    if (!asked) return;
+    this.pending.delete(frame.replyTo);
+    if (asked.kind === 'sync') {
+      this.settleRooms();
+      return;
+    }
     const rooms = Array.isArray(frame.rooms) ? frame.rooms : [];
     const lines = rooms.filter((r) => r && typeof r.room === 'string' && !isDm(r.room)).map((r) => {
       const topic = typeof r.topic === 'string' && r.topic ? `: ${r.topic}` : '';
@@ -338,6 +363,30 @@ export class RoomsView {
       return `${r.room} (${Number(r.members) || 0})${mine}${topic}`;
     });
     this.noticeIn(this.rooms.current, `Rooms: ${lines.join('; ') || 'none'}`);
+  }
+
+  /** Every room's catch-up has come: what was in flight in each is settled. */
+  settleRooms() {
+    const catchUp = this.catchUp;
+    this.catchUp = null;
+    if (!catchUp) return;
+    for (const room of catchUp.rooms) {
+      const key = roomKey(room);
+      const settled = this.hooks.settle(room, catchUp.own.get(key) || [], catchUp.complete.get(key) ?? true);
+      this.settled(room, settled);
+    }
+  }
+
+  /** Says in `room` what became of its messages in flight (as app.js says it of the lobby's). */
+  settled(room, { resent, unknown }) {
+    const where = this.enabled && this.rooms.get(room) ? room : LOBBY;
+    for (const item of resent) {
+      this.noticeIn(where, `The server never got "${item.text}" before the connection dropped: sending it again.`);
+    }
+    for (const item of unknown) {
+      this.noticeIn(where, `The connection dropped before the server confirmed "${item.text}", and the server no ` +
+        'longer holds the messages of that time: it may not have been delivered.', 'error');
+    }
   }
 
   memberList(frame) {
@@ -360,7 +409,9 @@ export class RoomsView {
     const said = typeof frame.description === 'string' && frame.description
       ? frame.description : `the server refused it (${frame.error})`;
     const text = said[0].toUpperCase() + said.slice(1);
-    if (asked.kind === 'join-form') {
+    if (asked.kind === 'sync') {
+      this.settleRooms();
+    } else if (asked.kind === 'join-form') {
       this.dom.joinError.textContent = text;
       this.dom.joinField.setAttribute('aria-invalid', 'true');
     } else if (asked.kind === 'command' || asked.kind === 'join' || asked.kind === 'names' || asked.kind === 'rooms') {
