@@ -3,7 +3,7 @@
 //! needs nothing but the chat's address. The page speaks protocol v3 (v2
 //! when the server selects it) over a WebSocket back to the host it came
 //! from (`app.js`, with the protocol logic in `chat.js`; rooms and direct
-//! messages in `rooms-ui.js`, their logic in `rooms.js`).
+//! messages in `rooms-ui.js` and `members-ui.js`, their logic in `rooms.js`).
 //!
 //! The script and the style are separate files rather than inlined, so the
 //! Content-Security-Policy can allow exactly `'self'` for both: no inline
@@ -49,6 +49,11 @@ const FILES: &[File] = &[
         path: "/rooms-ui.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("rooms-ui.js"),
+    },
+    File {
+        path: "/members-ui.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("members-ui.js"),
     },
     File {
         path: "/app.css",
@@ -165,6 +170,7 @@ mod tests {
             ("/chat.js", "text/javascript; charset=utf-8"),
             ("/rooms.js", "text/javascript; charset=utf-8"),
             ("/rooms-ui.js", "text/javascript; charset=utf-8"),
+            ("/members-ui.js", "text/javascript; charset=utf-8"),
             ("/app.css", "text/css; charset=utf-8"),
             ("/icon.svg", "image/svg+xml"),
         ] {

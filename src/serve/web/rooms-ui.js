@@ -10,6 +10,7 @@ import {
   label, asRoom, readableRefusal,
 } from './rooms.js';
 import { presenceLines } from './chat.js';
+import { drawMembers } from './members-ui.js';
 
 /** localStorage: the room that was open, per name ({ name, room }). */
 const OPEN_ROOM_KEY = 'wschat.room';
@@ -596,94 +597,15 @@ export class RoomsView {
 
   /** `members` of the open room (null: not known yet). */
   renderMembers(members) {
-    const list = this.dom.members;
-    // Drawn again on every change: an open menu stays open, the focus where it was.
-    const active = list.contains(document.activeElement) ? document.activeElement : null;
-    const focused = active ? [active.closest('li').dataset.name, active.getAttribute('aria-label') || active.textContent] : null;
-    const openMenu = list.querySelector('.member-menu:not([hidden])');
-    const opened = openMenu ? openMenu.closest('li').dataset.name : null;
-    list.replaceChildren();
     // A DM's two members are in its name.
     this.dom.membersSection.hidden = !this.enabled || isDm(this.rooms.current);
-    if (members === null) {
-      this.dom.membersCount.textContent = '';
-      return;
-    }
-    this.dom.membersCount.textContent = `(${members.length})`;
+    this.dom.membersCount.textContent = members === null ? '' : `(${members.length})`;
     const entry = this.rooms.get(this.rooms.current);
-    const mine = entry ? entry.role : null;
-    for (const member of members) {
-      const item = el('li', member.online ? 'online-member' : 'offline-member');
-      const who = el('span', 'member', member.username);
-      if (member.role === 'owner' || member.role === 'operator') who.append(el('span', 'role', ` (${member.role})`));
-      if (member.muted) who.append(el('span', 'role', ' (muted)'));
-      if (!member.online) who.append(el('span', 'visually-hidden', ' (offline)'));
-      item.append(who);
-      const mayModerate = (mine === 'owner' || mine === 'operator') && member.username !== this.me
-        && member.role !== 'owner' && !isDm(this.rooms.current);
-      if (mayModerate) item.append(...this.memberMenu(member, mine));
-      item.dataset.name = member.username;
-      list.append(item);
-      if (member.username === opened && mayModerate) {
-        item.querySelector('.member-menu').hidden = false;
-        item.querySelector('.member-actions').setAttribute('aria-expanded', 'true');
-      }
-      if (focused && member.username === focused[0]) {
-        const again = [...item.querySelectorAll('button')]
-          .find((b) => (b.getAttribute('aria-label') || b.textContent) === focused[1]);
-        if (again) again.focus();
-      }
-    }
-  }
-
-  /** An operator's actions on one member: a button that shows them. */
-  memberMenu(member, mine) {
-    const name = member.username;
-    const menuId = `moderate-${Math.random().toString(36).slice(2)}`;
-    const toggle = button('', 'quiet member-actions');
-    toggle.setAttribute('aria-label', `Moderate ${name}`);
-    toggle.setAttribute('aria-expanded', 'false');
-    toggle.setAttribute('aria-controls', menuId);
-    const menu = el('div', 'member-menu');
-    menu.id = menuId;
-    menu.setAttribute('role', 'group');
-    menu.setAttribute('aria-label', `Moderate ${name}`);
-    menu.hidden = true;
-    const act = (text, fields) => {
-      const action = button(text);
-      action.addEventListener('click', () => {
-        this.request({ room: this.rooms.current, username: name, ...fields }, 'command');
-        menu.hidden = true;
-        toggle.setAttribute('aria-expanded', 'false');
-        toggle.focus();
-      });
-      menu.append(action);
-    };
-    act('Kick', { type: 'kick' });
-    act('Ban', { type: 'ban' });
-    act(member.muted ? 'Unmute' : 'Mute', { type: member.muted ? 'unmute' : 'mute' });
-    if (mine === 'owner') {
-      act(member.role === 'operator' ? 'Remove operator' : 'Make operator', { type: member.role === 'operator' ? 'deop' : 'op' });
-    }
-    const cancel = button('Cancel');
-    cancel.addEventListener('click', () => {
-      menu.hidden = true;
-      toggle.setAttribute('aria-expanded', 'false');
-      toggle.focus();
+    drawMembers(this.dom.members, members || [], {
+      me: this.me,
+      mine: entry && !isDm(entry.room) ? entry.role : null,
+      act: (username, fields) => this.request({ room: this.rooms.current, username, ...fields }, 'command'),
     });
-    menu.append(cancel);
-    toggle.addEventListener('click', () => {
-      menu.hidden = !menu.hidden;
-      toggle.setAttribute('aria-expanded', String(!menu.hidden));
-      if (!menu.hidden) menu.querySelector('button').focus();
-    });
-    menu.addEventListener('keydown', (event) => {
-      if (event.key !== 'Escape') return;
-      menu.hidden = true;
-      toggle.setAttribute('aria-expanded', 'false');
-      toggle.focus();
-    });
-    return [toggle, menu];
   }
 
   /** "Message NAME" beside each other name in Online. */
