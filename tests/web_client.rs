@@ -68,7 +68,11 @@ impl Drop for Group {
 /// with everything it printed and the server's log unless it passes.
 fn run(scenario: &str, server_args: &[&str]) {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let mut server = ServerProcess::start(server_args);
+    run_on(scenario, ServerProcess::start(server_args));
+}
+
+/// Runs `scenario` against `server` (see `run`); the caller holds `ONE_BROWSER`.
+fn run_on(scenario: &str, mut server: ServerProcess) {
     let url = format!("http://{}/", server.addr);
     let shots = screenshot_dir();
     let child = node(&["scenarios.mjs", scenario, &url, shots.to_str().unwrap()])
@@ -241,6 +245,97 @@ fn the_page_and_the_chat_share_the_port() {
     let heard = other.recv_type("textBroadcast");
     assert_eq!(heard["message"], "still v1 at /");
     assert!(heard.get("seq").is_none(), "v1 has no seq: {heard}");
+}
+
+// --- rooms and direct messages (v3, issue 24): tests/browser/rooms-scenarios.mjs ---
+// Each runs at 1280×800 and/or 390×844 and audits every screen it shows
+// with axe-core (WCAG 2.1 A and AA: no serious or critical violation).
+
+/// Rooms without a rate limit in the way of a scenario's pace.
+const ROOMS_SERVER: &[&str] = &["--in-memory", "--message-rate", "0"];
+
+#[test]
+fn rooms_and_their_unread_counts_and_mentions_are_listed() {
+    run("rooms_lists_unread_and_mentions", ROOMS_SERVER);
+}
+
+#[test]
+fn on_a_phone_the_room_lists_are_behind_a_button() {
+    run("rooms_on_a_phone", ROOMS_SERVER);
+}
+
+#[test]
+fn a_direct_message_opens_from_the_online_list_and_from_the_message_field() {
+    run("direct_messages", ROOMS_SERVER);
+}
+
+#[test]
+fn moderation_from_the_message_field_and_a_members_menu_is_enforced_and_shown() {
+    let server: Vec<&str> = [ROOMS_SERVER, &["--operators", "alice"]].concat();
+    run("moderation", &server);
+}
+
+#[test]
+fn the_open_room_is_remembered_across_a_reload() {
+    // A store: the room and its messages outlive nothing but the page.
+    run("remembered_room_across_a_reload", &["--message-rate", "0"]);
+}
+
+#[test]
+fn two_pages_of_one_name_agree_on_what_is_read() {
+    run("read_markers_agree_across_pages", ROOMS_SERVER);
+}
+
+#[test]
+fn every_room_catches_up_once_after_a_drop_and_a_server_restart() {
+    // A store: the restarted server keeps every room's numbering.
+    run(
+        "rooms_catch_up_after_a_drop_and_a_restart",
+        &["--message-rate", "0"],
+    );
+}
+
+#[test]
+fn a_message_in_flight_in_a_room_at_a_drop_is_sent_again_or_found() {
+    run(
+        "in_flight_room_messages_are_settled_after_a_drop",
+        ROOMS_SERVER,
+    );
+}
+
+#[test]
+fn earlier_messages_of_a_room_are_shown_on_demand() {
+    run("earlier_messages_on_demand", ROOMS_SERVER);
+}
+
+/// A cluster node selects v2: the page keeps to the lobby and shows no rooms.
+#[cfg(feature = "cluster")]
+#[test]
+fn a_cluster_node_speaking_v2_gets_the_lobby_only() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let redis = net::redis::RedisServer::start();
+    let mut node = ServerProcess::launch(&["--redis-url", &redis.url()]);
+    node.wait_listening();
+    node.wait_for_log(|l| l.contains(": this is node "))
+        .unwrap_or_else(|| panic!("the node never joined Redis: {}", node.log_text()));
+    run_on("a_v2_server_gets_the_lobby_only", node);
+}
+
+/// The rooms logic of the page (src/serve/web/rooms.js) under node's own
+/// test runner: the slash commands, unread counts, read markers, catch-up.
+#[test]
+fn the_rooms_logic_passes_its_unit_tests() {
+    let output = Command::new("node")
+        .current_dir(browser_dir())
+        .args(["--test", "rooms.test.mjs"])
+        .output()
+        .expect("run node (tests/run.sh installs it)");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 // --- issue 24, defects 1–5 of the page (branch web-defects) ----------------

@@ -279,3 +279,32 @@ test('the Online list follows a notice at once, before the userList confirms it'
   assert.deepEqual(names(chat.onlineAfter(list, { joined: ['eve'], left: ['eve'] })), ['alice', 'carol']);
   assert.deepEqual(names(chat.onlineAfter([], { joined: null, left: undefined })), []);
 });
+
+test("an outbox item said in a room carries it, and is settled against that room's catch-up (v3)", () => {
+  const outbox = new Outbox(() => 'id1');
+  const item = outbox.add('hi dev', '#dev');
+  assert.deepEqual(outbox.send(item), { type: 'textFromUser', id: 'id1', text: 'hi dev', room: '#dev' });
+  outbox.lost();
+  assert.deepEqual(outbox.unconfirmedRooms(), ['#dev']);
+  // The lobby's catch-up says nothing of #dev; #dev's does.
+  assert.deepEqual(outbox.settle(['hi dev'], true), { resent: [], unknown: [] });
+  assert.equal(item.state, 'unconfirmed');
+  assert.deepEqual(outbox.settle([], true, '#dev').resent.map((i) => i.text), ['hi dev']);
+  assert.deepEqual(outbox.unconfirmedRooms(), []);
+  assert.deepEqual(outbox.send(item), { type: 'textFromUser', id: 'id1', text: 'hi dev', room: '#dev' });
+  outbox.lost();
+  assert.deepEqual(outbox.settle(['hi dev'], true, '#dev'), { resent: [], unknown: [] });
+  assert.equal(outbox.items.length, 0, 'found in its room: delivered');
+  assert.deepEqual(outbox.send(outbox.add('lobby')), { type: 'textFromUser', id: 'id1', text: 'lobby' });
+});
+
+test('a mention is @name or the name as a word, in any case', () => {
+  assert.equal(chat.mentions('@alice look', 'alice'), true);
+  assert.equal(chat.mentions('ALICE: look', 'alice'), true);
+  assert.equal(chat.mentions('hi alice', 'alice'), true);
+  assert.equal(chat.mentions('malice aforethought', 'alice'), false);
+  assert.equal(chat.mentions('alice_2 is here', 'alice'), false);
+  assert.equal(chat.mentions('nothing', 'alice'), false);
+  assert.equal(chat.mentions('a.b?', 'a.b'), true, 'the name is not a pattern');
+  assert.equal(chat.mentions('axb', 'a.b'), false);
+});

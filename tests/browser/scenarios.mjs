@@ -11,6 +11,7 @@ import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import { createInterface } from 'node:readline';
 import { join as joinPath } from 'node:path';
+import { roomScenarios } from './rooms-scenarios.mjs';
 
 const [scenarioName, baseUrl, shots] = process.argv.slice(2);
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -486,7 +487,10 @@ const scenarios = {
 
 // --- main -----------------------------------------------------------------
 
-const scenario = { ...scenarios, ...newcomerDefectScenarios() }[scenarioName];
+const scenario = { ...scenarios, ...newcomerDefectScenarios() }[scenarioName] || roomScenarios({
+  person, joined, join, say, until, screenshot, assertClean, log, expectStatus, expectOnline,
+  expectMessages, messages, notices, cutter, ask, reconnectNow, RECONNECT_MS, SOCKET_ERRORS,
+})[scenarioName];
 if (!scenario) {
   console.error(`no scenario ${scenarioName}; there are: ${Object.keys(scenarios).join(', ')}`);
   process.exit(2);

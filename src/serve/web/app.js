@@ -2,10 +2,12 @@
 // Everything from the network is shown with textContent, never as HTML.
 
 import {
-  SUBPROTOCOL, Timeline, Outbox, backoffDelay, newId, nameKey, retryAfterMs,
+  Timeline, Outbox, backoffDelay, newId, nameKey, retryAfterMs,
   presenceLines, leaveLine, actionOf, mentions, clockOptions, onlineAfter,
 } from './chat.js';
-import { Follower } from './follow.js';
+import { followerOf } from './follow.js';
+import { SUBPROTOCOLS } from './rooms.js';
+import { RoomsView } from './rooms-ui.js';
 
 /** localStorage: the name and its secret on this server (one origin, one server). */
 const LOGIN_KEY = 'wschat.login';
@@ -131,9 +133,11 @@ function hueOf(name) {
   return h;
 }
 
-/** The log follows new messages while at its end (see follow.js). */
-const follower = new Follower(ui.log, ui.newMessages);
-const append = (node) => follower.append(node);
+/**
+ * Each log follows new messages while at its end (see follow.js); `ui.log`
+ * is the log being written to (rooms-ui.js points it at a room's).
+ */
+const append = (node) => followerOf(ui.log, ui.newMessages).append(node);
 
 /** Messages of one person within this long of each other share one name line. */
 const GROUP_MS = 5 * 60 * 1000;
@@ -275,7 +279,7 @@ function connect() {
   setStatus('connecting', 'Connecting…');
   if (!ui.banner.hidden) ui.bannerText.textContent = 'Connecting…';
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const socket = new WebSocket(`${scheme}//${location.host}/`, [SUBPROTOCOL]);
+  const socket = new WebSocket(`${scheme}//${location.host}/`, SUBPROTOCOLS);
   ws = socket;
   // Events of a socket we have given up on are ignored.
   socket.onopen = () => { if (ws === socket) opened(); };
@@ -290,7 +294,7 @@ function opened() {
   loginId = newId();
   const login = { type: 'login', id: loginId, username: want.name };
   if (want.secret) login.secret = want.secret;
-  send({ ...login, ...timeline.loginFields() });
+  send({ ...login, ...timeline.loginFields(), ...roomsView.loginFields(ws.protocol) });
 }
 
 /** Gives up on the current socket (dead, or no longer wanted). */
@@ -397,6 +401,7 @@ function received(data) {
     return;
   }
   if (!frame || typeof frame !== 'object') return;
+  if (roomsView.take(frame)) return;
   if (probe && frame.type === 'userList' && frame.replyTo === probe.id) probe = null;
   if (frame.type === 'userList') listIds.delete(frame.replyTo);
   switch (frame.type) {
@@ -526,7 +531,7 @@ function caughtUp(history) {
     live(frame);
   }
   ui.log.setAttribute('aria-busy', 'false');
-  follower.toEnd();
+  followerOf(ui.log, ui.newMessages).toEnd();
   renderOutbox();
   refreshOnline(0);
   pump();
@@ -668,6 +673,7 @@ function loggedOut(hint) {
   timeline = new Timeline();
   outbox = new Outbox();
   hasBeenOnline = false;
+  roomsView.reset();
   setMessageError(null, '');
   ui.log.replaceChildren();
   ui.online.replaceChildren();
@@ -717,10 +723,19 @@ ui.sendForm.addEventListener('submit', (event) => {
     return;
   }
   if (messageErrorKind === 'field') setMessageError(null, '');
+  const command = roomsView.command(text);
+  if (command === 'error') {
+    ui.message.focus();
+    return;
+  }
   ui.message.value = '';
   session('set', '');
   grow();
-  outbox.add(text);
+  if (command === 'done') {
+    ui.message.focus();
+    return;
+  }
+  outbox.add(text, roomsView.target());
   renderOutbox();
   pump();
   ui.message.focus();
@@ -742,6 +757,30 @@ ui.message.addEventListener('input', () => {
 ui.logout.addEventListener('click', logout);
 ui.retry.addEventListener('click', reconnectNow);
 window.addEventListener('online', reconnectNow);
+
+// --- rooms (v3) -----------------------------------------------------------
+
+/** The server broadcast what the outbox sent under `replyTo` (in a room): delivered. */
+function acknowledge(replyTo) {
+  if (!outbox.acknowledged(replyTo)) return;
+  if (messageErrorKind === 'rate' && outbox.items.length === 0) setMessageError(null, '');
+  renderOutbox();
+  pump();
+}
+
+const roomsView = new RoomsView({
+  ui, showText, notice, send, newId, acknowledge,
+  say(text, room) { outbox.add(text, room); renderOutbox(); pump(); },
+  unconfirmedRooms: () => outbox.unconfirmedRooms(),
+  settle(room, own, complete) {
+    const settled = outbox.settle(own, complete, room);
+    renderOutbox();
+    pump();
+    return settled;
+  },
+  fieldError(text) { setMessageError('field', text); },
+  phase: () => phase,
+});
 
 // --- start ---------------------------------------------------------------
 

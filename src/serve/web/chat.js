@@ -121,8 +121,10 @@ export class Outbox {
     this.makeId = makeId;
   }
 
-  add(text) {
+  /** `room`: where it is said (v3); absent, the lobby. */
+  add(text, room) {
     const item = { id: null, text, state: 'waiting', notBefore: 0 };
+    if (room) item.room = room;
     this.items.push(item);
     return item;
   }
@@ -144,7 +146,9 @@ export class Outbox {
   send(item) {
     item.id = this.makeId();
     item.state = 'sent';
-    return { type: 'textFromUser', id: item.id, text: item.text };
+    const frame = { type: 'textFromUser', id: item.id, text: item.text };
+    if (item.room) frame.room = item.room;
+    return frame;
   }
 
   /** The item in flight under `id`, or undefined. */
@@ -182,13 +186,14 @@ export class Outbox {
    * texts of our own messages in the catch-up (in order). Found: delivered.
    * Not found in a complete catch-up: the server never got it, so it is
    * sent again. Otherwise nobody can tell. Returns { resent, unknown }.
+   * `room`: the room (v3) whose catch-up that is; absent, the lobby's.
    */
-  settle(own, complete) {
+  settle(own, complete, room) {
     const resent = [];
     const unknown = [];
     let from = 0;
     for (const item of [...this.items]) {
-      if (item.state !== 'unconfirmed') continue;
+      if (item.state !== 'unconfirmed' || (item.room || null) !== (room || null)) continue;
       const at = own.indexOf(item.text, from);
       if (at >= 0) {
         from = at + 1;
@@ -202,6 +207,12 @@ export class Outbox {
       }
     }
     return { resent, unknown };
+  }
+
+  /** The rooms (v3) of what was in flight when the connection dropped. */
+  unconfirmedRooms() {
+    const rooms = this.items.filter((i) => i.state === 'unconfirmed' && i.room).map((i) => i.room);
+    return [...new Set(rooms)];
   }
 
   /** The user chose to send an 'unknown' item again. */

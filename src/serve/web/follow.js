@@ -1,6 +1,7 @@
-// The message log's scrolling: it follows new messages while the reader is
-// at its end, and otherwise a "New messages" button says that some wait
-// below (and goes there).
+// The message logs' scrolling: each follows new messages while the reader
+// is at its end, and otherwise a "New messages" button says that some wait
+// below (and goes there). One button serves every log (the lobby's and each
+// room's): it speaks for the log on screen.
 
 /** The log this close to its end (CSS pixels) is at its end. */
 const AT_END_PX = 24;
@@ -22,19 +23,38 @@ export class Follower {
     }, { passive: true });
     // The log grew or shrank (the window, the Online bar, the message field): still at its end.
     new ResizeObserver(() => { if (this.following) log.scrollTop = log.scrollHeight; }).observe(log);
-    button.addEventListener('click', () => { this.toEnd(); log.focus(); });
+    button.addEventListener('click', () => {
+      if (this.onScreen()) { this.toEnd(); log.focus(); }
+    });
   }
 
   /** Appends `node`: followed to if at the end, else said to wait below. */
   append(node) {
     this.log.append(node);
     if (this.following) this.toEnd();
-    else this.button.hidden = false;
+    else if (this.onScreen()) this.button.hidden = false;
+  }
+
+  /** Whether this log is the one shown (a room's log is hidden while another is open). */
+  onScreen() {
+    return this.log.closest('[hidden]') === null;
   }
 
   toEnd() {
     this.following = true;
-    this.button.hidden = true;
+    if (this.onScreen()) this.button.hidden = true;
     this.log.scrollTop = this.log.scrollHeight;
   }
+}
+
+const followers = new WeakMap();
+
+/** The follower of `log`, made when first needed. */
+export function followerOf(log, button) {
+  let follower = followers.get(log);
+  if (!follower) {
+    follower = new Follower(log, button);
+    followers.set(log, follower);
+  }
+  return follower;
 }

@@ -1,8 +1,10 @@
 //! The web client (issue 17): a page, its script and its style, compiled
 //! into the binary and served at `/` on the chat's own port, so a person
-//! needs nothing but the chat's address. The page speaks protocol v2 over
-//! a WebSocket back to the host it came from (`app.js`, with the protocol
-//! logic in `chat.js` and the message log's scrolling in `follow.js`).
+//! needs nothing but the chat's address. The page speaks protocol v3 (v2
+//! when the server selects it) over a WebSocket back to the host it came
+//! from (`app.js`, with the protocol logic in `chat.js`; rooms and direct
+//! messages in `rooms-ui.js` and `members-ui.js`, their logic in `rooms.js`;
+//! the message logs' scrolling in `follow.js`).
 //!
 //! The script and the style are separate files rather than inlined, so the
 //! Content-Security-Policy can allow exactly `'self'` for both: no inline
@@ -43,6 +45,21 @@ const FILES: &[File] = &[
         path: "/follow.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("follow.js"),
+    },
+    File {
+        path: "/rooms.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("rooms.js"),
+    },
+    File {
+        path: "/rooms-ui.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("rooms-ui.js"),
+    },
+    File {
+        path: "/members-ui.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("members-ui.js"),
     },
     File {
         path: "/app.css",
@@ -158,6 +175,9 @@ mod tests {
             ("/app.js", "text/javascript; charset=utf-8"),
             ("/chat.js", "text/javascript; charset=utf-8"),
             ("/follow.js", "text/javascript; charset=utf-8"),
+            ("/rooms.js", "text/javascript; charset=utf-8"),
+            ("/rooms-ui.js", "text/javascript; charset=utf-8"),
+            ("/members-ui.js", "text/javascript; charset=utf-8"),
             ("/app.css", "text/css; charset=utf-8"),
             ("/icon.svg", "image/svg+xml"),
         ] {
