@@ -209,14 +209,28 @@ impl<R: CryptoRng> Server<R> {
     /// One node of a cluster, started from what the shared store holds
     /// (`snapshot`: its epoch, the latest `seq` and messages; names stay in
     /// the store). `wall` is the wall-clock time at `now`. See `cluster`.
+    ///
+    /// v3: `snapshot.names` are the names held on any node (only their keys
+    /// and displays are used: rooms show them), and `snapshot.rooms`,
+    /// `reads` and `left_lobby` every room's state, restored as
+    /// [`restore`](Self::restore) does.
     pub fn cluster(
         config: Config,
         rng: R,
-        snapshot: Snapshot,
+        mut snapshot: Snapshot,
         wall: SystemTime,
         now: Instant,
     ) -> Self {
-        Server::resumed(config, rng, Names::shared(), snapshot, wall, now)
+        let names = std::mem::take(&mut snapshot.names);
+        let rooms = std::mem::take(&mut snapshot.rooms);
+        let reads = std::mem::take(&mut snapshot.reads);
+        let left_lobby = std::mem::take(&mut snapshot.left_lobby);
+        let mut server = Server::resumed(config, rng, Names::shared(), snapshot, wall, now);
+        for name in names {
+            server.learn_name(name.key.into(), name.display.into());
+        }
+        server.restore_rooms(rooms, reads, left_lobby);
+        server
     }
 
     /// A core that goes on from `snapshot`'s numbering and messages, keeping

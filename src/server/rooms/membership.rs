@@ -284,6 +284,8 @@ impl<R: CryptoRng> Server<R> {
                 let ticket = self.record(Write::Unmember {
                     room: LOBBY.into(),
                     name: me.key.clone(),
+                    by: None,
+                    reason: None,
                 });
                 let frames =
                     self.membership_frames(me, LOBBY, Change::Left, None, None, None, true);
@@ -342,6 +344,7 @@ impl<R: CryptoRng> Server<R> {
                 self.rooms.of_name.remove(name);
             }
         }
+        let (by, reason) = (removal.by.clone(), removal.reason.clone());
         self.rooms
             .removals
             .entry(name.clone())
@@ -350,6 +353,8 @@ impl<R: CryptoRng> Server<R> {
         self.record(Write::Unmember {
             room: key.clone(),
             name: name.clone(),
+            by,
+            reason,
         })
     }
 

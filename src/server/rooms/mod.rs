@@ -31,6 +31,7 @@ mod messages;
 mod moderation;
 mod queries;
 mod release;
+mod remote;
 mod restore;
 mod room;
 mod state;
@@ -44,12 +45,14 @@ use std::time::{Duration, Instant};
 
 use rand::CryptoRng;
 
+use super::names::Names;
 use super::new_names::NewNames;
 use super::seam::{PendingFrames, Ticket, To};
 use super::{ConnectionId, Frame, Server, Write};
 use crate::Config;
 use crate::protocol::{Change, ClientMessage, ErrorCode, Role};
 use crate::username::{self, Username};
+pub(crate) use remote::Departing;
 pub(crate) use room::{Entry, Member, NoticeBody, Room};
 pub(crate) use undo::Undo;
 
@@ -80,6 +83,9 @@ pub(crate) struct Rooms {
     /// Name key → room key → how it last left that room (kept in memory,
     /// to tell a client that was away whether it was kicked or banned).
     pub(crate) removals: HashMap<Arc<str>, HashMap<Arc<str>, Removal>>,
+    /// A cluster: (room key, name key) → a name another node's act removed
+    /// from a room, whose `membership` frames wait for the act's notice.
+    pub(crate) departing: HashMap<(Arc<str>, Arc<str>), Departing>,
     /// Name key → its announced v3 connections.
     pub(crate) devices: HashMap<Arc<str>, Vec<ConnectionId>>,
     /// Server operators' name keys.
@@ -114,6 +120,7 @@ impl Rooms {
             lobby_topic: None,
             reads: HashMap::new(),
             removals: HashMap::new(),
+            departing: HashMap::new(),
             devices: HashMap::new(),
             operators: config
                 .operators
@@ -390,7 +397,27 @@ impl<R: CryptoRng> Server<R> {
 
     /// The name keyed `key` as everyone sees it, if it is held.
     pub(in crate::server) fn display_of(&self, key: &str) -> Option<Arc<str>> {
-        self.names.logins()?.display(key)
+        match &self.names {
+            Names::Local(local) => local.logins.display(key),
+            Names::Shared(shared) => shared.names.get(key).cloned(),
+        }
+    }
+
+    /// Names held (on a cluster: on any node, as far as this node heard).
+    pub(in crate::server) fn held_count(&self) -> usize {
+        match &self.names {
+            Names::Local(local) => local.logins.len(),
+            Names::Shared(shared) => shared.names.len(),
+        }
+    }
+
+    /// Whether the name keyed `key` is held (on a cluster: on some node, as
+    /// far as this node heard).
+    pub(in crate::server) fn is_held(&self, key: &str, now: Instant) -> bool {
+        match &self.names {
+            Names::Local(local) => local.logins.is_held(key, now),
+            Names::Shared(shared) => shared.names.contains_key(key),
+        }
     }
 
     /// Sends `frame` to every v3 device of the name keyed `name`.

@@ -158,7 +158,12 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// `name` is `member` of `room`, or (`None`) not in it (in memory).
-    fn set_member(&mut self, room: &Arc<str>, name: &Arc<str>, member: Option<Member>) {
+    pub(in crate::server) fn set_member(
+        &mut self,
+        room: &Arc<str>,
+        name: &Arc<str>,
+        member: Option<Member>,
+    ) {
         let rooms = self.rooms.of_name.entry(name.clone()).or_default();
         match member {
             Some(member) => {
@@ -184,7 +189,7 @@ impl<R: CryptoRng> Server<R> {
 
     /// A room or DM the store never saved is gone, with whoever joined it
     /// meanwhile.
-    fn drop_unsaved_room(&mut self, room: &Arc<str>) {
+    pub(in crate::server) fn drop_unsaved_room(&mut self, room: &Arc<str>) {
         let Some(gone) = self.rooms.by_key.remove(room) else {
             return;
         };
