@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use rooms::*;
 use serde_json::{Value, json};
-use wschat::protocol::LeaveReason;
 use wschat::server::{
     Append, Claim, Disconnect, Remote, Request, Reserve, SecretHash, Snapshot, StoredMessage,
     StoredName, StoredRoom, Write,
@@ -743,12 +742,16 @@ fn a_node_started_from_the_store_holds_every_room_and_goes_on_with_them() {
 fn v1_and_v2_connections_see_nothing_of_rooms_across_nodes() {
     let mut c = Cluster::new(2);
     let alice = c.user(A, "alice");
+    let olga = c.user(A, "olga");
+    // olga's v2 device on B, holding the name her v3 device holds on A.
+    let secret = c.nodes[A].secret(olga);
     let old = c.nodes[B].open(Version::V2);
-    let _ = c.ask(
+    let out = c.ask(
         B,
         old,
-        json!({"type": "login", "id": "l", "username": "olga"}),
+        json!({"type": "login", "id": "l", "username": "olga", "secret": secret}),
     );
+    assert!(kinds(&out[B], old).contains(&"loginMessage".to_owned()));
     let older = c.nodes[B].open(Version::V1);
     let _ = c.ask(
         B,
@@ -757,8 +760,15 @@ fn v1_and_v2_connections_see_nothing_of_rooms_across_nodes() {
     );
     let _ = c.drain();
     c.join(A, alice, "#dev");
+    c.join(A, olga, "#dev");
     let _ = c.say(A, alice, "#dev", "rooms talk");
     let _ = c.act(A, alice, "topic", "#dev", json!({"topic": "t"}));
+    let _ = c.ask(
+        A,
+        olga,
+        json!({"type": "read", "id": "r", "room": "#dev", "seq": 1}),
+    );
+    let _ = c.say(A, alice, "@olga", "psst");
     let out = c.drain();
     assert_eq!(out[B], []);
     for conn in [old, older] {
@@ -768,5 +778,4 @@ fn v1_and_v2_connections_see_nothing_of_rooms_across_nodes() {
             "{seen}"
         );
     }
-    let _ = LeaveReason::Logout;
 }
