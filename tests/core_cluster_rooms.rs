@@ -19,8 +19,8 @@ use std::sync::Arc;
 use rooms::*;
 use serde_json::{Value, json};
 use wschat::server::{
-    Append, Claim, Disconnect, Remote, Request, Reserve, SecretHash, Snapshot, StoredMessage,
-    StoredName, StoredRoom, Write,
+    Append, Claim, Disconnect, Failed, Remote, Request, Reserve, SecretHash, Snapshot,
+    StoredMessage, StoredName, StoredRoom, Write,
 };
 use wschat::{ConnectionId, Version};
 
@@ -35,6 +35,11 @@ struct Cluster {
     online: HashMap<Arc<str>, usize>,
     /// Every write taken, in order (what a new node would load).
     writes: Vec<Write>,
+    /// Each room's epoch: a room made with another is refused, as the
+    /// shared store settles two nodes making one room at once.
+    epochs: HashMap<Arc<str>, Arc<str>>,
+    /// How many of the next requests the store refuses.
+    refuse: usize,
 }
 
 impl Cluster {
@@ -52,6 +57,8 @@ impl Cluster {
             names: HashMap::new(),
             online: HashMap::new(),
             writes: Vec::new(),
+            epochs: HashMap::new(),
+            refuse: 0,
         }
     }
 
@@ -62,15 +69,38 @@ impl Cluster {
             let mut any = false;
             for node in 0..self.nodes.len() {
                 let pending = std::mem::take(&mut self.nodes[node].pending);
+                // What a core asked at once is one group, taken or refused
+                // together.
+                let mut refused = false;
                 for request in pending {
                     any = true;
-                    self.take(node, request);
+                    refused |= self.refuses(&request);
+                    if refused {
+                        let answer = request.fail(Failed("refused".into()));
+                        self.nodes[node].answer(answer);
+                    } else {
+                        self.take(node, request);
+                    }
                 }
             }
             if !any {
                 break;
             }
         }
+    }
+
+    /// Whether the store refuses `request`: a room made anew under another
+    /// epoch, or one of the requests the test said to refuse.
+    fn refuses(&mut self, request: &Request) -> bool {
+        if self.refuse > 0 {
+            self.refuse -= 1;
+            return true;
+        }
+        if let Request::Write(_, Write::Room { room, epoch, .. }) = request {
+            let known = self.epochs.entry(room.clone()).or_insert(epoch.clone());
+            return known != epoch;
+        }
+        false
     }
 
     /// The store takes `request` of `node`.
@@ -778,4 +808,102 @@ fn v1_and_v2_connections_see_nothing_of_rooms_across_nodes() {
             "{seen}"
         );
     }
+}
+
+#[test]
+fn a_room_made_on_two_nodes_at_once_is_the_one_the_store_took_first() {
+    let mut c = Cluster::new(2);
+    let alice = c.user(A, "alice");
+    let bob = c.user(B, "bob");
+    let _ = c.drain();
+    // Both ask before the store takes either: A's is taken first.
+    c.nodes[A].send(alice, json!({"type": "join", "id": "j", "room": "#dev"}));
+    c.nodes[B].send(bob, json!({"type": "join", "id": "j", "room": "#Dev"}));
+    let out = c.drain();
+    assert_out(
+        &out[A],
+        vec![send(
+            alice,
+            joined("#dev", Some("j"), state("#dev", 1, "owner", 0, 0)),
+        )],
+    );
+    // bob's was refused: taken back, and he is told.
+    assert_out(
+        &out[B],
+        vec![send(
+            bob,
+            error_frame(
+                "unavailable",
+                "j",
+                "the server could not save that; try again in a moment",
+            ),
+        )],
+    );
+    // The room is alice's everywhere: bob joins it as a member.
+    let out = c.ask(B, bob, json!({"type": "join", "id": "j", "room": "#Dev"}));
+    assert_out(
+        &out[B],
+        vec![send(
+            bob,
+            joined("#dev", Some("j"), state("#dev", 2, "member", 0, 0)),
+        )],
+    );
+    let at = c.now_ms(A);
+    assert_out(
+        &out[A],
+        vec![send(alice, member("#dev", "bob", "joined", at))],
+    );
+    let out = c.ask(
+        B,
+        bob,
+        json!({"type": "listMembers", "id": "m", "room": "#dev"}),
+    );
+    let members = one(&out[B], bob, "memberList");
+    assert_eq!(members["members"][0]["username"], "alice");
+    assert_eq!(members["members"][0]["role"], "owner");
+}
+
+#[test]
+fn what_the_store_refuses_is_taken_back_and_no_other_node_hears_of_it() {
+    let mut c = Cluster::new(2);
+    let alice = c.user(A, "alice");
+    let bob = c.user(B, "bob");
+    c.join(A, alice, "#dev");
+    c.join(B, bob, "#dev");
+    let _ = c.drain();
+
+    // A message the store refuses.
+    c.refuse = 1;
+    let out = c.say(A, alice, "#dev", "lost");
+    assert_eq!(out[B], []);
+    assert_eq!(
+        frames(&out[A], alice),
+        [error_frame(
+            "unavailable",
+            "m",
+            "the server could not save the message; it was not sent, try again in a moment"
+        )]
+    );
+
+    // A kick whose writes the store refuses: bob stays, on both nodes.
+    c.refuse = 2;
+    let out = c.act(A, alice, "kick", "#dev", json!({"username": "bob"}));
+    assert_eq!(out[B], []);
+    assert_eq!(
+        frames(&out[A], alice),
+        [error_frame(
+            "unavailable",
+            "a",
+            "the server could not save that act; nobody was told of it, try again in a moment"
+        )]
+    );
+    let out = c.say(B, bob, "#dev", "still here");
+    let at = c.now_ms(B);
+    assert_out(
+        &out[A],
+        vec![send(
+            alice,
+            text_in("#dev", "bob", "still here", 1, at, None),
+        )],
+    );
 }

@@ -223,7 +223,7 @@ impl<R: CryptoRng> Server<R> {
                 owner: Some(me.key.clone()),
                 invite_only,
                 topic: None,
-                epoch,
+                epoch: epoch.clone(),
             },
             Write::Member {
                 room: key.clone(),
@@ -235,7 +235,14 @@ impl<R: CryptoRng> Server<R> {
         let frames = self.membership_frames(me, &key, Change::Joined, None, None, None, true);
         self.send_when_saved(ticket, Some(me), frames);
         let name = me.key.clone();
-        self.undo_if_unsaved(ticket, Undo::Created { room: key, name });
+        self.undo_if_unsaved(
+            ticket,
+            Undo::Created {
+                room: key,
+                name,
+                epoch,
+            },
+        );
     }
 
     /// `me` joins `key` as `role` (in memory).

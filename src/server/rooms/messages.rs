@@ -223,7 +223,7 @@ impl<R: CryptoRng> Server<R> {
             owner: None,
             invite_only: true,
             topic: None,
-            epoch,
+            epoch: epoch.clone(),
         }];
         for name in [&me.key, other] {
             writes.push(Write::Member {
@@ -246,7 +246,7 @@ impl<R: CryptoRng> Server<R> {
         // next one starts it again.
         let room = key.clone();
         let by = me.key.clone();
-        self.undo_if_unsaved(ticket, Undo::Started { room, by });
+        self.undo_if_unsaved(ticket, Undo::Started { room, by, epoch });
         true
     }
 
