@@ -897,6 +897,13 @@ fn what_the_store_refuses_is_taken_back_and_no_other_node_hears_of_it() {
             "the server could not save that act; nobody was told of it, try again in a moment"
         )]
     );
+    let out = c.ask(
+        A,
+        alice,
+        json!({"type": "listMembers", "id": "m", "room": "#dev"}),
+    );
+    let members = one(&out[A], alice, "memberList");
+    assert_eq!(members["members"].as_array().map(Vec::len), Some(2));
     let out = c.say(B, bob, "#dev", "still here");
     let at = c.now_ms(B);
     assert_out(
