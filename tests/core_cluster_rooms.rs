@@ -914,3 +914,92 @@ fn what_the_store_refuses_is_taken_back_and_no_other_node_hears_of_it() {
         )],
     );
 }
+
+#[test]
+fn members_are_listed_online_while_a_connection_on_any_node_holds_them() {
+    let mut c = Cluster::new(2);
+    let alice = c.user(A, "alice");
+    let bob = c.user(B, "bob");
+    c.join(A, alice, "#dev");
+    c.join(B, bob, "#dev");
+    let _ = c.drain();
+    let listed = |c: &mut Cluster, room: &str| {
+        let out = c.ask(
+            B,
+            bob,
+            json!({"type": "listMembers", "id": "m", "room": room}),
+        );
+        one(&out[B], bob, "memberList")["members"].clone()
+    };
+    let entry = |name: &str, role: &str, online: bool| json!({"username": name, "role": role, "online": online});
+    assert_eq!(
+        listed(&mut c, "#dev"),
+        json!([entry("alice", "owner", true), entry("bob", "member", true)])
+    );
+    assert_eq!(
+        listed(&mut c, "#lobby"),
+        json!([entry("alice", "member", true), entry("bob", "member", true)])
+    );
+    // alice's only connection, on A, closes: offline everywhere (her name
+    // is still held, and she still in #dev).
+    c.nodes[A].close(alice);
+    let _ = c.drain();
+    assert_eq!(
+        listed(&mut c, "#dev"),
+        json!([entry("alice", "owner", false), entry("bob", "member", true)])
+    );
+    assert_eq!(
+        listed(&mut c, "#lobby"),
+        json!([
+            entry("alice", "member", false),
+            entry("bob", "member", true)
+        ])
+    );
+}
+
+#[test]
+fn a_name_the_store_releases_leaves_its_rooms_on_every_node() {
+    let mut c = Cluster::new(2);
+    let alice = c.user(A, "alice");
+    let bob = c.user(B, "bob");
+    c.join(A, alice, "#dev");
+    c.join(B, bob, "#dev");
+    let _ = c.say(A, alice, "@bob", "psst");
+    c.nodes[A].close(alice);
+    let _ = c.drain();
+    // Its TTL ran out: the store releases it and tells every node.
+    c.names.remove("alice");
+    for node in 0..2 {
+        c.nodes[node].remote(Remote::Write(Write::Release {
+            key: "alice".into(),
+        }));
+    }
+    let out = c.drain();
+    let at = c.now_ms(B);
+    assert_out(
+        &out[B],
+        // As a single node tells it: the DM dropped first.
+        vec![
+            send(
+                bob,
+                membership(
+                    "@alice",
+                    "left",
+                    json!({"reason": "the other party's name was released"}),
+                ),
+            ),
+            send(bob, member("#dev", "alice", "left", at)),
+        ],
+    );
+    let out = c.say(B, bob, "@alice", "hello?");
+    assert_refused(&out[B], bob, "noSuchUser", "m", "no one holds the name");
+    let out = c.ask(
+        B,
+        bob,
+        json!({"type": "listMembers", "id": "m", "room": "#dev"}),
+    );
+    assert_eq!(
+        one(&out[B], bob, "memberList")["members"],
+        json!([{"username": "bob", "role": "member", "online": true}])
+    );
+}

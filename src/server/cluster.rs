@@ -30,7 +30,7 @@
 //!   every login's `Joined`, so that rooms show them as a single node
 //!   does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -95,6 +95,10 @@ pub(super) struct Shared {
     /// display): from the snapshot, and each login here or elsewhere,
     /// until it is logged out or released.
     pub(super) names: HashMap<Arc<str>, Arc<str>>,
+    /// v3: the keys of those with a connection on some node (`listMembers`
+    /// tells who is online): since their login, until their last
+    /// connection anywhere went away.
+    pub(super) online: HashSet<Arc<str>>,
 }
 
 /// The names this node's connections hold, from the store's answer to
@@ -162,10 +166,11 @@ impl<R: CryptoRng> Server<R> {
                 location,
                 timestamp,
             } => {
-                self.learn_name(username::key(&username).into(), username.clone());
+                self.learn_name(username::key(&username).into(), username.clone(), true);
                 self.broadcast_join(&username, &location, timestamp, now);
             }
             Remote::Left { username, reason } => {
+                self.went_offline(&username);
                 self.broadcast_leave(&username, reason, &[], now);
             }
             Remote::LoggedOut { key, username } => {
@@ -181,13 +186,16 @@ impl<R: CryptoRng> Server<R> {
         }
     }
 
-    /// v3: `key` is held somewhere, shown as `display`; rooms that showed
-    /// it otherwise (it joined one before its login was heard of) show it
-    /// so now.
-    pub(super) fn learn_name(&mut self, key: Arc<str>, display: Arc<str>) {
+    /// v3: `key` is held somewhere, shown as `display` (`online`: a
+    /// connection holds it); rooms that showed it otherwise (it joined one
+    /// before its login was heard of) show it so now.
+    pub(super) fn learn_name(&mut self, key: Arc<str>, display: Arc<str>, online: bool) {
         let Some(shared) = self.shared_mut() else {
             return;
         };
+        if online {
+            shared.online.insert(key.clone());
+        }
         if shared.names.get(&key) == Some(&display) {
             return;
         }
@@ -209,8 +217,16 @@ impl<R: CryptoRng> Server<R> {
     pub(super) fn forget_shared_name(&mut self, key: &Arc<str>, now: Instant) {
         if let Some(shared) = self.shared_mut() {
             shared.names.remove(key);
+            shared.online.remove(key);
         }
         self.forget_name(key, now);
+    }
+
+    /// v3: the name shown as `display` has no connection on any node.
+    fn went_offline(&mut self, display: &str) {
+        if let Some(shared) = self.shared_mut() {
+            shared.online.remove(username::key(display).as_str());
+        }
     }
 
     fn shared_mut(&mut self) -> Option<&mut Shared> {
@@ -316,7 +332,7 @@ impl<R: CryptoRng> Server<R> {
                 if let Some(shared) = self.shared_mut() {
                     shared.held.add(&key, &display, SecretHash::of(&secret));
                 }
-                self.learn_name(key.clone(), display.clone());
+                self.learn_name(key.clone(), display.clone(), true);
                 if let Some(connection) = self.connections.get_mut(conn) {
                     connection.login = Some((key.clone(), display.clone()));
                     connection.login_deadline = None;
@@ -374,6 +390,7 @@ impl<R: CryptoRng> Server<R> {
             location,
             reason,
         } = left;
+        self.went_offline(&display);
         if !self.shutting_down {
             self.broadcast_leave(&display, reason, &[], now);
         }

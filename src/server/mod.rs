@@ -227,7 +227,9 @@ impl<R: CryptoRng> Server<R> {
         let left_lobby = std::mem::take(&mut snapshot.left_lobby);
         let mut server = Server::resumed(config, rng, Names::shared(), snapshot, wall, now);
         for name in names {
-            server.learn_name(name.key.into(), name.display.into());
+            // In use when the store was read: some node holds it.
+            let online = name.expires_at.is_none();
+            server.learn_name(name.key.into(), name.display.into(), online);
         }
         server.restore_rooms(rooms, reads, left_lobby);
         server

@@ -403,6 +403,30 @@ impl<R: CryptoRng> Server<R> {
         }
     }
 
+    /// Whether a connection holds the name keyed `key` (on a cluster: on
+    /// some node).
+    pub(in crate::server) fn is_online(&self, key: &str) -> bool {
+        match &self.names {
+            Names::Local(local) => local.logins.is_online(key),
+            Names::Shared(shared) => shared.online.contains(key),
+        }
+    }
+
+    /// Every name held: its key, display, and whether it is online.
+    pub(in crate::server) fn held_names_online(
+        &self,
+    ) -> Box<dyn Iterator<Item = (&Arc<str>, &Arc<str>, bool)> + '_> {
+        match &self.names {
+            Names::Local(local) => Box::new(local.logins.all()),
+            Names::Shared(shared) => Box::new(
+                shared
+                    .names
+                    .iter()
+                    .map(|(key, display)| (key, display, shared.online.contains(key))),
+            ),
+        }
+    }
+
     /// Names held (on a cluster: on any node, as far as this node heard).
     pub(in crate::server) fn held_count(&self) -> usize {
         match &self.names {
