@@ -1003,3 +1003,56 @@ fn a_name_the_store_releases_leaves_its_rooms_on_every_node() {
         json!([{"username": "bob", "role": "member", "online": true}])
     );
 }
+
+#[test]
+fn another_node_s_writes_are_applied_and_never_written_again() {
+    // A node that has not heard of alice's login yet (it reached another
+    // shard first): the DM stands, and no write goes back to the store.
+    let mut node = World::cluster(config(), Snapshot::default(), 9);
+    let bob = {
+        let mut c = Cluster {
+            nodes: vec![node],
+            ..Cluster::new(0)
+        };
+        let bob = c.user(0, "bob");
+        node = c.nodes.pop().unwrap();
+        bob
+    };
+    let dm: Arc<str> = "@alice\nbob".into();
+    let mark = node.journal.len();
+    for write in [
+        Write::Room {
+            room: dm.clone(),
+            display: "@Alice\nbob".into(),
+            owner: None,
+            invite_only: true,
+            topic: None,
+            epoch: "e1".into(),
+        },
+        Write::Member {
+            room: dm.clone(),
+            name: "alice".into(),
+            role: wschat::protocol::Role::Member,
+            muted_until: None,
+        },
+        Write::Member {
+            room: dm.clone(),
+            name: "bob".into(),
+            role: wschat::protocol::Role::Member,
+            muted_until: None,
+        },
+    ] {
+        node.remote(Remote::Write(write));
+    }
+    assert_eq!(node.journal_since(mark), []);
+    assert_eq!(node.server.room_count(), 1);
+    let out = node.drain();
+    assert_eq!(
+        frames(&out, bob),
+        [joined("@Alice", None, {
+            let mut state = state("@Alice", 2, "member", 0, 0);
+            state["inviteOnly"] = true.into();
+            state
+        })]
+    );
+}

@@ -56,7 +56,7 @@ impl<R: CryptoRng> Server<R> {
                     _ => {
                         // New here, or made anew (another epoch) meanwhile.
                         self.drop_room(&room);
-                        self.restore_room(StoredRoom {
+                        self.put_room(StoredRoom {
                             key: room.to_string(),
                             display: display.to_string(),
                             owner: owner.as_deref().map(str::to_owned),

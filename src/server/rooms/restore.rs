@@ -60,17 +60,28 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// A room or DM as stored (its settings, latest entries, members, bans
-    /// and invites), in place of any of that key; a remote `Write::Room`
-    /// of a room not known here is one with its settings only.
-    pub(in crate::server) fn restore_room(&mut self, stored: StoredRoom) {
-        let key: Arc<str> = stored.key.into();
-        if let Some((a, b)) = dm_parties(&key)
+    /// and invites), kept for the names still held.
+    fn restore_room(&mut self, mut stored: StoredRoom) {
+        if let Some((a, b)) = dm_parties(&stored.key)
             && (self.display_of(a).is_none() || self.display_of(b).is_none())
         {
             // Its party's release dropped it; the store kept it anyway.
-            self.record(Write::DropRoom { room: key });
+            self.record(Write::DropRoom {
+                room: stored.key.into(),
+            });
             return;
         }
+        stored.owner = stored
+            .owner
+            .filter(|owner| self.display_of(owner).is_some());
+        self.put_room(stored);
+    }
+
+    /// `stored` in place of any room of its key (a remote `Write::Room` of
+    /// a room not known here is one with its settings only): its members
+    /// and invites whose names are held.
+    pub(in crate::server) fn put_room(&mut self, stored: StoredRoom) {
+        let key: Arc<str> = stored.key.into();
         let mut room = Room::new(
             stored.display.into(),
             stored.epoch.into(),
@@ -116,9 +127,8 @@ impl<R: CryptoRng> Server<R> {
         }
     }
 
-    /// `key`'s owner is `owner` (kept only while its name is held).
+    /// `key`'s owner is `owner`.
     pub(in crate::server) fn set_owner(&mut self, key: &Arc<str>, owner: Option<Arc<str>>) {
-        let owner = owner.filter(|owner| self.display_of(owner).is_some());
         let Some(room) = self.rooms.by_key.get_mut(key) else {
             return;
         };
