@@ -492,7 +492,9 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// What another node of a cluster did, as the shared store tells it.
-    /// Messages come in `seq` order (see [`Remote::Message`]).
+    /// Messages come in `seq` order (see [`Remote::Message`]); v3: writes
+    /// to rooms in the order the store took them, and each room's entries
+    /// in its `seq` order (see [`Remote::Write`], [`Remote::RoomEntry`]).
     pub fn handle_remote(&mut self, remote: Remote, now: Instant) {
         self.start_input();
         self.remote(remote, now);

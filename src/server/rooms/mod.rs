@@ -13,6 +13,7 @@
 //! - `state`: a room as one name sees it (unread, mentioned);
 //! - `release`: each name's v3 devices, and what a released name leaves;
 //! - `restore`: rooms back from a store's snapshot;
+//! - `remote`: a cluster's other nodes' writes and entries, applied here;
 //! - `undo`: a change whose writes failed, taken back.
 //!
 //! Membership belongs to the name: rooms keep name keys, and `devices`

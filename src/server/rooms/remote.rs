@@ -292,10 +292,22 @@ impl<R: CryptoRng> Server<R> {
             .or_default()
             .insert(room.clone(), removal(change));
         if by.is_some() {
-            let departing = Departing {
-                display: member.display,
-            };
-            self.rooms.departing.insert((room.clone(), name), departing);
+            // Only if someone here is to be told (a node that hears no
+            // entry of the room never hears the notice either).
+            let devices = &self.rooms.devices;
+            let anyone_here = devices.contains_key(&name)
+                || self.rooms.by_key.get(room).is_some_and(|known| {
+                    known
+                        .members
+                        .keys()
+                        .any(|other| devices.contains_key(other))
+                });
+            if anyone_here {
+                let departing = Departing {
+                    display: member.display,
+                };
+                self.rooms.departing.insert((room.clone(), name), departing);
+            }
             return;
         }
         let frame = self.membership_frame(room, &name, Change::Left, &None, &reason, None, None);
