@@ -1056,3 +1056,35 @@ fn another_node_s_writes_are_applied_and_never_written_again() {
         })]
     );
 }
+
+#[test]
+fn a_name_logged_out_on_one_node_leaves_its_rooms_on_every_node() {
+    let mut c = Cluster::new(2);
+    let alice = c.user(A, "alice");
+    let bob = c.user(B, "bob");
+    c.join(A, alice, "#dev");
+    c.join(B, bob, "#dev");
+    let _ = c.drain();
+    let out = c.ask(A, alice, json!({"type": "logout", "id": "o"}));
+    let at = c.now_ms(B);
+    assert!(
+        frames(&out[B], bob).contains(&member("#dev", "alice", "left", at)),
+        "{out:#?}"
+    );
+    let out = c.ask(
+        B,
+        bob,
+        json!({"type": "listMembers", "id": "m", "room": "#dev"}),
+    );
+    assert_eq!(
+        one(&out[B], bob, "memberList")["members"],
+        json!([{"username": "bob", "role": "member", "online": true}])
+    );
+    // The name is free again: whoever takes it is in no room.
+    let again = c.user(A, "alice");
+    let out = c.ask(A, again, json!({"type": "listRooms", "id": "r"}));
+    assert_eq!(
+        states(&one(&out[A], again, "roomList"))["#dev"]["role"],
+        Value::Null
+    );
+}
