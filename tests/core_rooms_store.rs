@@ -150,10 +150,14 @@ fn a_join_writes_the_room_and_the_member_and_a_part_unmembers() {
             Fact::W(Write::Unmember {
                 room: r("#dev"),
                 name: k("bob"),
+                by: None,
+                reason: None,
             }),
             Fact::W(Write::Unmember {
                 room: a("#lobby"),
                 name: k("bob"),
+                by: None,
+                reason: None,
             }),
             Fact::W(Write::Member {
                 room: a("#lobby"),
@@ -339,7 +343,9 @@ fn every_act_writes_what_rooms_md_names() {
         writes_of("kick", json!({"username": "mia", "reason": "x"}), nothing),
         [Write::Unmember {
             room: r("#mod"),
-            name: k("mia")
+            name: k("mia"),
+            by: Some(a("olive")),
+            reason: Some(a("x")),
         }]
     );
     let mut ban = writes_of("ban", json!({"username": "mia", "seconds": 60}), nothing);
@@ -354,7 +360,9 @@ fn every_act_writes_what_rooms_md_names() {
             },
             Write::Unmember {
                 room: r("#mod"),
-                name: k("mia")
+                name: k("mia"),
+                by: Some(a("olive")),
+                reason: None,
             },
         ]
     );

@@ -20,9 +20,17 @@
 //!   connections only;
 //! - the names this node's connections hold are counted here
 //!   (`Server::held_names`), for the link to register them again after it
-//!   reconnects.
+//!   reconnects;
+//! - v3: every node holds every room's state (settings, members, bans,
+//!   invites, read markers), as a single node does: it starts from the
+//!   store's snapshot and applies what the other nodes' cores write
+//!   ([`Remote::Write`], see `rooms::remote`), and delivers the entries
+//!   they append ([`Remote::RoomEntry`]). The names held anywhere are
+//!   known here by their display (`Shared::names`), from the snapshot and
+//!   every login's `Joined`, so that rooms show them as a single node
+//!   does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,9 +42,9 @@ use super::seam::{
     Disconnect, PendingDisconnect, PendingLogin, PendingOnline, PendingReserve, Reserve, Seam,
 };
 use super::snapshot::StoredMessage;
-use super::{ConnectionId, Event, Limit, Server};
-use crate::id;
+use super::{ConnectionId, Event, Limit, Server, Write};
 use crate::protocol::{ErrorCode, LeaveReason};
+use crate::{id, username};
 
 /// What the other nodes of a cluster did, as the shared store tells it
 /// (`Server::handle_remote`).
@@ -60,6 +68,21 @@ pub enum Remote {
     /// Someone logged out on another node: the name is free everywhere,
     /// and this node's connections holding it are logged out too.
     LoggedOut { key: Arc<str>, username: Arc<str> },
+    /// A durable change another node's core made to rooms (its `Write`, as
+    /// the shared store took it): applied to this core's rooms as a restore
+    /// would, nothing written, nothing asked. Comes in the order the store
+    /// took it, interleaved with `RoomEntry`s of the same room in that
+    /// room's `seq` order. The store's own release of a name (its TTL ran
+    /// out) comes as `Write::Release`.
+    Write(Write),
+    /// An entry of a room (a message, or a notice when `message.notice`)
+    /// that another node appended; its `seq` is the room's. Delivered to
+    /// this node's connections in that room as the core delivers its own.
+    /// One per `seq`, in order, per room.
+    RoomEntry {
+        room: Arc<str>,
+        message: StoredMessage,
+    },
 }
 
 /// A node of a cluster's names: asked of the shared store.
@@ -68,6 +91,14 @@ pub(super) struct Shared {
     pub(super) seam: Seam,
     /// The names this node's connections hold, as the store counts them.
     pub(super) held: HeldNames,
+    /// v3: every name held on any node as far as this node heard (key →
+    /// display): from the snapshot, and each login here or elsewhere,
+    /// until it is logged out or released.
+    pub(super) names: HashMap<Arc<str>, Arc<str>>,
+    /// v3: the keys of those with a connection on some node (`listMembers`
+    /// tells who is online): since their login, until their last
+    /// connection anywhere went away.
+    pub(super) online: HashSet<Arc<str>>,
 }
 
 /// The names this node's connections hold, from the store's answer to
@@ -134,17 +165,67 @@ impl<R: CryptoRng> Server<R> {
                 username,
                 location,
                 timestamp,
-            } => self.broadcast_join(&username, &location, timestamp, now),
+            } => {
+                self.learn_name(username::key(&username).into(), username.clone(), true);
+                self.broadcast_join(&username, &location, timestamp, now);
+            }
             Remote::Left { username, reason } => {
+                self.went_offline(&username);
                 self.broadcast_leave(&username, reason, &[], now);
             }
             Remote::LoggedOut { key, username } => {
                 if let Some(shared) = self.shared_mut() {
                     shared.held.remove(&key);
                 }
+                self.forget_shared_name(&key, now);
                 let holders = self.log_out_holders(&key, now);
                 self.broadcast_leave(&username, LeaveReason::Logout, &holders, now);
             }
+            Remote::Write(write) => self.remote_write(write, now),
+            Remote::RoomEntry { room, message } => self.remote_entry(room, message, now),
+        }
+    }
+
+    /// v3: `key` is held somewhere, shown as `display` (`online`: a
+    /// connection holds it); rooms that showed it otherwise (it joined one
+    /// before its login was heard of) show it so now.
+    pub(super) fn learn_name(&mut self, key: Arc<str>, display: Arc<str>, online: bool) {
+        let Some(shared) = self.shared_mut() else {
+            return;
+        };
+        if online {
+            shared.online.insert(key.clone());
+        }
+        if shared.names.get(&key) == Some(&display) {
+            return;
+        }
+        shared.names.insert(key.clone(), display.clone());
+        for room in self.rooms.of_name.get(&key).into_iter().flatten() {
+            if let Some(member) = self
+                .rooms
+                .by_key
+                .get_mut(room)
+                .and_then(|room| room.members.get_mut(&key))
+            {
+                member.display = display.clone();
+            }
+        }
+    }
+
+    /// v3: `key` is free everywhere (logged out, or released by the store):
+    /// its rooms forget it, as a single node's release does.
+    pub(super) fn forget_shared_name(&mut self, key: &Arc<str>, now: Instant) {
+        if let Some(shared) = self.shared_mut() {
+            shared.names.remove(key);
+            shared.online.remove(key);
+        }
+        self.forget_name(key, now);
+    }
+
+    /// v3: the name shown as `display` has no connection on any node.
+    fn went_offline(&mut self, display: &str) {
+        if let Some(shared) = self.shared_mut() {
+            shared.online.remove(username::key(display).as_str());
         }
     }
 
@@ -251,6 +332,7 @@ impl<R: CryptoRng> Server<R> {
                 if let Some(shared) = self.shared_mut() {
                     shared.held.add(&key, &display, SecretHash::of(&secret));
                 }
+                self.learn_name(key.clone(), display.clone(), true);
                 if let Some(connection) = self.connections.get_mut(conn) {
                     connection.login = Some((key.clone(), display.clone()));
                     connection.login_deadline = None;
@@ -308,6 +390,7 @@ impl<R: CryptoRng> Server<R> {
             location,
             reason,
         } = left;
+        self.went_offline(&display);
         if !self.shutting_down {
             self.broadcast_leave(&display, reason, &[], now);
         }

@@ -220,6 +220,8 @@ impl<R: CryptoRng> Server<R> {
         self.record(write);
         if matches!(self.names, Names::Local(_)) {
             self.forget_name(&key, now);
+        } else {
+            self.forget_shared_name(&key, now);
         }
         let holders = self.log_out_holders(&key, now);
         self.broadcast_leave(&display, LeaveReason::Logout, &holders, now);

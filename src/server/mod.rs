@@ -209,14 +209,30 @@ impl<R: CryptoRng> Server<R> {
     /// One node of a cluster, started from what the shared store holds
     /// (`snapshot`: its epoch, the latest `seq` and messages; names stay in
     /// the store). `wall` is the wall-clock time at `now`. See `cluster`.
+    ///
+    /// v3: `snapshot.names` are the names held on any node (only their keys
+    /// and displays are used: rooms show them), and `snapshot.rooms`,
+    /// `reads` and `left_lobby` every room's state, restored as
+    /// [`restore`](Self::restore) does.
     pub fn cluster(
         config: Config,
         rng: R,
-        snapshot: Snapshot,
+        mut snapshot: Snapshot,
         wall: SystemTime,
         now: Instant,
     ) -> Self {
-        Server::resumed(config, rng, Names::shared(), snapshot, wall, now)
+        let names = std::mem::take(&mut snapshot.names);
+        let rooms = std::mem::take(&mut snapshot.rooms);
+        let reads = std::mem::take(&mut snapshot.reads);
+        let left_lobby = std::mem::take(&mut snapshot.left_lobby);
+        let mut server = Server::resumed(config, rng, Names::shared(), snapshot, wall, now);
+        for name in names {
+            // In use when the store was read: some node holds it.
+            let online = name.expires_at.is_none();
+            server.learn_name(name.key.into(), name.display.into(), online);
+        }
+        server.restore_rooms(rooms, reads, left_lobby);
+        server
     }
 
     /// A core that goes on from `snapshot`'s numbering and messages, keeping
@@ -476,7 +492,9 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// What another node of a cluster did, as the shared store tells it.
-    /// Messages come in `seq` order (see [`Remote::Message`]).
+    /// Messages come in `seq` order (see [`Remote::Message`]); v3: writes
+    /// to rooms in the order the store took them, and each room's entries
+    /// in its `seq` order (see [`Remote::Write`], [`Remote::RoomEntry`]).
     pub fn handle_remote(&mut self, remote: Remote, now: Instant) {
         self.start_input();
         self.remote(remote, now);

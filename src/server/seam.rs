@@ -239,7 +239,17 @@ pub enum Write {
         muted_until: Option<u64>,
     },
     /// v3: `name` is no longer in `room`. For the lobby: the name left it.
-    Unmember { room: Arc<str>, name: Arc<str> },
+    /// `by`: who removed it (as everyone sees that name), when an act did
+    /// (a kick or a ban, whose notice follows); `None` when it left on its
+    /// own. `reason`: as given with the part or the act. A store keeps
+    /// neither: they tell the other nodes of a cluster which `membership`
+    /// frames to send.
+    Unmember {
+        room: Arc<str>,
+        name: Arc<str>,
+        by: Option<Arc<str>>,
+        reason: Option<Arc<str>>,
+    },
     /// v3: `name` is banned from `room` until `until` (`None`: for good);
     /// the lobby's bans too (room `#lobby`).
     Ban {

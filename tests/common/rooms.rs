@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rand::{SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
-use wschat::server::{Answer, Request, Snapshot, Write};
+use wschat::server::{Answer, Remote, Request, Snapshot, Write};
 use wschat::{Action, Config, ConnectionId, Inbound, Server, ServerMessage, Version};
 
 /// The wall-clock time at the harness's start, in ms since the Unix epoch.
@@ -136,6 +136,33 @@ impl World {
     /// (`pending`, `answer`).
     pub fn manual(config: Config, snapshot: Snapshot) -> Self {
         World::restored(config, snapshot, false)
+    }
+
+    /// One node of a cluster (`Server::cluster`, its rng seeded with
+    /// `seed`), whose shared store the test plays: every request waits in
+    /// `pending` (see `answer`, `remote`).
+    pub fn cluster(config: Config, snapshot: Snapshot, seed: u64) -> Self {
+        let now = Instant::now();
+        let wall = UNIX_EPOCH + Duration::from_millis(EPOCH_MS);
+        let server = Server::cluster(config, StdRng::seed_from_u64(seed), snapshot, wall, now);
+        let store = Store {
+            auto: false,
+            failures: Default::default(),
+            seqs: HashMap::new(),
+        };
+        World::around(server, now, Some(store))
+    }
+
+    /// The test's store gives `answer`.
+    pub fn answer(&mut self, answer: Answer) {
+        self.server.handle_answer(answer, self.now);
+        self.settle();
+    }
+
+    /// What another node did, as a shared store tells it.
+    pub fn remote(&mut self, remote: Remote) {
+        self.server.handle_remote(remote, self.now);
+        self.settle();
     }
 
     fn restored(config: Config, snapshot: Snapshot, auto: bool) -> Self {

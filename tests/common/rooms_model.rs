@@ -150,7 +150,9 @@ fn apply(s: &mut Snapshot, write: &Write) {
                 muted_until: *muted_until,
             });
         }
-        Write::Unmember { room: key, name } => {
+        Write::Unmember {
+            room: key, name, ..
+        } => {
             if **key == *"#lobby" {
                 s.left_lobby.push(name.to_string());
                 return;

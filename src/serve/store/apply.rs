@@ -117,7 +117,7 @@ impl<'tx> Tables<'tx> {
                 self.members.remove((LOBBY, &**name))?;
                 self.untie(name, LOBBY, Ties::MEMBER)?;
             }
-            Write::Unmember { room, name } if &**room == LOBBY => {
+            Write::Unmember { room, name, .. } if &**room == LOBBY => {
                 self.left_lobby.insert(&**name, ())?;
             }
             Write::Member {
@@ -134,7 +134,7 @@ impl<'tx> Tables<'tx> {
                     .insert(pair, (role_code(*role), *muted_until))?;
                 self.tie(name, room, Ties::MEMBER)?;
             }
-            Write::Unmember { room, name } => {
+            Write::Unmember { room, name, .. } => {
                 self.members.remove((&**room, &**name))?;
                 self.untie(name, room, Ties::MEMBER)?;
             }

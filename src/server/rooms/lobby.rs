@@ -134,6 +134,8 @@ impl<R: CryptoRng> Server<R> {
                     writes.push(Write::Unmember {
                         room: LOBBY.into(),
                         name: on_key.clone(),
+                        by: by.clone(),
+                        reason: reason.clone(),
                     });
                 }
                 let until = if change == Change::Banned {

@@ -223,7 +223,7 @@ impl<R: CryptoRng> Server<R> {
                 owner: Some(me.key.clone()),
                 invite_only,
                 topic: None,
-                epoch,
+                epoch: epoch.clone(),
             },
             Write::Member {
                 room: key.clone(),
@@ -235,7 +235,14 @@ impl<R: CryptoRng> Server<R> {
         let frames = self.membership_frames(me, &key, Change::Joined, None, None, None, true);
         self.send_when_saved(ticket, Some(me), frames);
         let name = me.key.clone();
-        self.undo_if_unsaved(ticket, Undo::Created { room: key, name });
+        self.undo_if_unsaved(
+            ticket,
+            Undo::Created {
+                room: key,
+                name,
+                epoch,
+            },
+        );
     }
 
     /// `me` joins `key` as `role` (in memory).
@@ -284,6 +291,8 @@ impl<R: CryptoRng> Server<R> {
                 let ticket = self.record(Write::Unmember {
                     room: LOBBY.into(),
                     name: me.key.clone(),
+                    by: None,
+                    reason: None,
                 });
                 let frames =
                     self.membership_frames(me, LOBBY, Change::Left, None, None, None, true);
@@ -342,6 +351,7 @@ impl<R: CryptoRng> Server<R> {
                 self.rooms.of_name.remove(name);
             }
         }
+        let (by, reason) = (removal.by.clone(), removal.reason.clone());
         self.rooms
             .removals
             .entry(name.clone())
@@ -350,6 +360,8 @@ impl<R: CryptoRng> Server<R> {
         self.record(Write::Unmember {
             room: key.clone(),
             name: name.clone(),
+            by,
+            reason,
         })
     }
 

@@ -174,10 +174,7 @@ impl<R: CryptoRng> Server<R> {
         other_display: &str,
         now: Instant,
     ) -> bool {
-        let held = self
-            .names
-            .logins()
-            .is_some_and(|logins| logins.is_held(other, now));
+        let held = self.is_held(other, now);
         let Some(other_shown) = self.display_of(other).filter(|_| held) else {
             self.refuse(
                 me,
@@ -226,7 +223,7 @@ impl<R: CryptoRng> Server<R> {
             owner: None,
             invite_only: true,
             topic: None,
-            epoch,
+            epoch: epoch.clone(),
         }];
         for name in [&me.key, other] {
             writes.push(Write::Member {
@@ -249,7 +246,7 @@ impl<R: CryptoRng> Server<R> {
         // next one starts it again.
         let room = key.clone();
         let by = me.key.clone();
-        self.undo_if_unsaved(ticket, Undo::Started { room, by });
+        self.undo_if_unsaved(ticket, Undo::Started { room, by, epoch });
         true
     }
 
@@ -283,8 +280,28 @@ impl<R: CryptoRng> Server<R> {
             },
             notice,
         };
-        let Some(room) = self.rooms.by_key.get(&key) else {
-            return self.send_saved(then); // the room went meanwhile (a DM)
+        if self.rooms.by_key.contains_key(&key) {
+            self.deliver_room_entry(&key, entry, Some((conn, reply_to)));
+        } // else the room went meanwhile (a DM)
+        self.send_saved(then);
+    }
+
+    /// A room's entry goes to every v3 device of every member here (the
+    /// connection that said it, `sender`, gets its copy with `replyTo`),
+    /// and joins the room's log: this node's own, once saved, and another
+    /// node's (a cluster) as the store tells it.
+    pub(in crate::server) fn deliver_room_entry(
+        &mut self,
+        key: &Arc<str>,
+        entry: Entry,
+        sender: Option<(ConnectionId, Option<String>)>,
+    ) {
+        let Some(room) = self.rooms.by_key.get(key) else {
+            return;
+        };
+        let (conn, reply_to) = match sender {
+            Some((conn, reply_to)) => (Some(conn), reply_to),
+            None => (None, None),
         };
         // One frame per name the room goes by (one, or a DM's two): only a
         // DM's depends on who reads it.
@@ -294,7 +311,7 @@ impl<R: CryptoRng> Server<R> {
             .keys()
             .map(|name| {
                 let shown = if dm {
-                    wire_name(&key, room, name)
+                    wire_name(key, room, name)
                 } else {
                     room.display.clone()
                 };
@@ -314,9 +331,8 @@ impl<R: CryptoRng> Server<R> {
             let frame = self.actions.add(Frame::encode(&entry.message(shown, None)));
             frames.push((shown.clone(), frame));
         }
-        let sender = self
-            .connections
-            .get(conn)
+        let sender = conn
+            .and_then(|conn| self.connections.get(conn))
             .and_then(|c| c.login.as_ref())
             .map(|(key, _)| key.clone());
         // A notice has no own copy: its `reply_to` only answers a failure.
@@ -336,9 +352,9 @@ impl<R: CryptoRng> Server<R> {
                 continue;
             };
             for &device in devices {
-                told_sender |= device == conn;
+                told_sender |= Some(device) == conn;
                 match own {
-                    Some(own) if device == conn => self.actions.send(device, own),
+                    Some(own) if Some(device) == conn => self.actions.send(device, own),
                     _ => self.actions.send(device, frame),
                 }
             }
@@ -347,14 +363,13 @@ impl<R: CryptoRng> Server<R> {
         if !told_sender
             && entry.notice.is_some()
             && let Some(&(_, frame)) = frames.first()
-            && self.is_open(conn)
+            && let Some(conn) = conn.filter(|&conn| self.is_open(conn))
         {
             self.actions.send(conn, frame);
         }
-        if let Some(room) = self.rooms.by_key.get_mut(&key) {
+        if let Some(room) = self.rooms.by_key.get_mut(key) {
             room.log.push(entry);
         }
         self.stats.messages += 1;
-        self.send_saved(then);
     }
 }

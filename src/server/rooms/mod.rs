@@ -13,6 +13,7 @@
 //! - `state`: a room as one name sees it (unread, mentioned);
 //! - `release`: each name's v3 devices, and what a released name leaves;
 //! - `restore`: rooms back from a store's snapshot;
+//! - `remote`: a cluster's other nodes' writes and entries, applied here;
 //! - `undo`: a change whose writes failed, taken back.
 //!
 //! Membership belongs to the name: rooms keep name keys, and `devices`
@@ -31,6 +32,7 @@ mod messages;
 mod moderation;
 mod queries;
 mod release;
+mod remote;
 mod restore;
 mod room;
 mod state;
@@ -44,12 +46,14 @@ use std::time::{Duration, Instant};
 
 use rand::CryptoRng;
 
+use super::names::Names;
 use super::new_names::NewNames;
 use super::seam::{PendingFrames, Ticket, To};
 use super::{ConnectionId, Frame, Server, Write};
 use crate::Config;
 use crate::protocol::{Change, ClientMessage, ErrorCode, Role};
 use crate::username::{self, Username};
+pub(crate) use remote::Departing;
 pub(crate) use room::{Entry, Member, NoticeBody, Room};
 pub(crate) use undo::Undo;
 
@@ -80,6 +84,9 @@ pub(crate) struct Rooms {
     /// Name key → room key → how it last left that room (kept in memory,
     /// to tell a client that was away whether it was kicked or banned).
     pub(crate) removals: HashMap<Arc<str>, HashMap<Arc<str>, Removal>>,
+    /// A cluster: (room key, name key) → a name another node's act removed
+    /// from a room, whose `membership` frames wait for the act's notice.
+    pub(crate) departing: HashMap<(Arc<str>, Arc<str>), Departing>,
     /// Name key → its announced v3 connections.
     pub(crate) devices: HashMap<Arc<str>, Vec<ConnectionId>>,
     /// Server operators' name keys.
@@ -114,6 +121,7 @@ impl Rooms {
             lobby_topic: None,
             reads: HashMap::new(),
             removals: HashMap::new(),
+            departing: HashMap::new(),
             devices: HashMap::new(),
             operators: config
                 .operators
@@ -390,7 +398,51 @@ impl<R: CryptoRng> Server<R> {
 
     /// The name keyed `key` as everyone sees it, if it is held.
     pub(in crate::server) fn display_of(&self, key: &str) -> Option<Arc<str>> {
-        self.names.logins()?.display(key)
+        match &self.names {
+            Names::Local(local) => local.logins.display(key),
+            Names::Shared(shared) => shared.names.get(key).cloned(),
+        }
+    }
+
+    /// Whether a connection holds the name keyed `key` (on a cluster: on
+    /// some node).
+    pub(in crate::server) fn is_online(&self, key: &str) -> bool {
+        match &self.names {
+            Names::Local(local) => local.logins.is_online(key),
+            Names::Shared(shared) => shared.online.contains(key),
+        }
+    }
+
+    /// Every name held: its key, display, and whether it is online.
+    pub(in crate::server) fn held_names_online(
+        &self,
+    ) -> Box<dyn Iterator<Item = (&Arc<str>, &Arc<str>, bool)> + '_> {
+        match &self.names {
+            Names::Local(local) => Box::new(local.logins.all()),
+            Names::Shared(shared) => Box::new(
+                shared
+                    .names
+                    .iter()
+                    .map(|(key, display)| (key, display, shared.online.contains(key))),
+            ),
+        }
+    }
+
+    /// Names held (on a cluster: on any node, as far as this node heard).
+    pub(in crate::server) fn held_count(&self) -> usize {
+        match &self.names {
+            Names::Local(local) => local.logins.len(),
+            Names::Shared(shared) => shared.names.len(),
+        }
+    }
+
+    /// Whether the name keyed `key` is held (on a cluster: on some node, as
+    /// far as this node heard).
+    pub(in crate::server) fn is_held(&self, key: &str, now: Instant) -> bool {
+        match &self.names {
+            Names::Local(local) => local.logins.is_held(key, now),
+            Names::Shared(shared) => shared.names.contains_key(key),
+        }
     }
 
     /// Sends `frame` to every v3 device of the name keyed `name`.

@@ -71,12 +71,8 @@ impl<R: CryptoRng> Server<R> {
         let key = target.key();
         let mut members: Vec<(Arc<str>, Role, bool, bool)> = match &target {
             Target::Lobby => {
-                let Some(logins) = self.names.logins() else {
-                    return;
-                };
                 let operators = &self.rooms.operators;
-                logins
-                    .all()
+                self.held_names_online()
                     .filter(|(key, ..)| !self.rooms.left_lobby.contains(*key))
                     .map(|(key, display, online)| {
                         let role = if operators.contains(&**key) {
@@ -104,11 +100,10 @@ impl<R: CryptoRng> Server<R> {
                 let Some(room) = self.rooms.by_key.get(key) else {
                     return;
                 };
-                let logins = self.names.logins();
                 room.members
                     .iter()
                     .map(|(name, member)| {
-                        let online = logins.is_some_and(|l| l.is_online(name));
+                        let online = self.is_online(name);
                         let muted = member.is_muted(now_ms);
                         let role = self.rooms.shown_role(key, name, member.role);
                         (member.display.clone(), role, online, muted)

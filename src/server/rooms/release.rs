@@ -50,6 +50,9 @@ impl<R: CryptoRng> Server<R> {
         self.rooms.lobby_mutes.remove(name);
         self.rooms.reads.remove(name);
         self.rooms.removals.remove(name);
+        self.rooms
+            .departing
+            .retain(|(_, departing), _| departing != name);
         if let Some(invited) = self.rooms.invited.remove(name) {
             for key in invited {
                 if let Some(room) = self.rooms.by_key.get_mut(&key) {

@@ -59,31 +59,34 @@ impl<R: CryptoRng> Server<R> {
         }
     }
 
-    fn restore_room(&mut self, stored: StoredRoom) {
-        let key: Arc<str> = stored.key.into();
-        if let Some((a, b)) = dm_parties(&key)
+    /// A room or DM as stored (its settings, latest entries, members, bans
+    /// and invites), kept for the names still held.
+    fn restore_room(&mut self, mut stored: StoredRoom) {
+        if let Some((a, b)) = dm_parties(&stored.key)
             && (self.display_of(a).is_none() || self.display_of(b).is_none())
         {
             // Its party's release dropped it; the store kept it anyway.
-            self.record(Write::DropRoom { room: key });
+            self.record(Write::DropRoom {
+                room: stored.key.into(),
+            });
             return;
         }
+        stored.owner = stored
+            .owner
+            .filter(|owner| self.display_of(owner).is_some());
+        self.put_room(stored);
+    }
+
+    /// `stored` in place of any room of its key (a remote `Write::Room` of
+    /// a room not known here is one with its settings only): its members
+    /// and invites whose names are held.
+    pub(in crate::server) fn put_room(&mut self, stored: StoredRoom) {
+        let key: Arc<str> = stored.key.into();
         let mut room = Room::new(
             stored.display.into(),
             stored.epoch.into(),
             self.config.room_history,
         );
-        room.owner = stored
-            .owner
-            .filter(|owner| self.display_of(owner).is_some())
-            .map(Arc::from);
-        if let Some(owner) = &room.owner {
-            self.rooms
-                .owned
-                .entry(owner.clone())
-                .or_default()
-                .insert(key.clone());
-        }
         room.invite_only = stored.invite_only;
         room.topic = stored.topic.map(Arc::from);
         let keep = stored
@@ -96,43 +99,85 @@ impl<R: CryptoRng> Server<R> {
             }
         }
         room.log.last_seq = room.log.last_seq.max(stored.last_seq);
+        if key.starts_with('#') {
+            self.rooms.room_count += 1;
+        }
+        self.rooms.by_key.insert(key.clone(), room);
+        self.set_owner(&key, stored.owner.map(Arc::from));
         for member in stored.members {
             let Some(display) = self.display_of(&member.name) else {
                 continue;
             };
-            let name: Arc<str> = member.name.into();
-            self.rooms
-                .of_name
-                .entry(name.clone())
-                .or_default()
-                .insert(key.clone());
-            room.members.insert(
-                name,
-                Member {
-                    display,
-                    role: member.role,
-                    muted_until: member.muted_until,
-                },
-            );
+            let stored = Member {
+                display,
+                role: member.role,
+                muted_until: member.muted_until,
+            };
+            self.restore_member(&key, member.name.into(), stored);
         }
         for (name, until) in stored.bans {
-            room.bans.insert(name.into(), until);
+            if let Some(room) = self.rooms.by_key.get_mut(&key) {
+                room.bans.insert(name.into(), until);
+            }
         }
         for name in stored.invites {
-            if self.display_of(&name).is_none() {
-                continue;
+            if self.display_of(&name).is_some() {
+                self.restore_invite(&key, name.into());
             }
-            let name: Arc<str> = name.into();
+        }
+    }
+
+    /// `key`'s owner is `owner`.
+    pub(in crate::server) fn set_owner(&mut self, key: &Arc<str>, owner: Option<Arc<str>>) {
+        let Some(room) = self.rooms.by_key.get_mut(key) else {
+            return;
+        };
+        let was = std::mem::replace(&mut room.owner, owner.clone());
+        if let Some(was) = was
+            && let Some(owned) = self.rooms.owned.get_mut(&was)
+        {
+            owned.remove(key);
+            if owned.is_empty() {
+                self.rooms.owned.remove(&was);
+            }
+        }
+        if let Some(owner) = owner {
             self.rooms
-                .invited
-                .entry(name.clone())
+                .owned
+                .entry(owner)
                 .or_default()
                 .insert(key.clone());
-            room.invites.insert(name);
         }
-        if key.starts_with('#') {
-            self.rooms.room_count += 1;
-        }
-        self.rooms.by_key.insert(key, room);
+    }
+
+    /// `name` is `member` of `key` (an upsert).
+    pub(in crate::server) fn restore_member(
+        &mut self,
+        key: &Arc<str>,
+        name: Arc<str>,
+        member: Member,
+    ) {
+        let Some(room) = self.rooms.by_key.get_mut(key) else {
+            return;
+        };
+        room.members.insert(name.clone(), member);
+        self.rooms
+            .of_name
+            .entry(name)
+            .or_default()
+            .insert(key.clone());
+    }
+
+    /// `name` is invited to `key`.
+    pub(in crate::server) fn restore_invite(&mut self, key: &Arc<str>, name: Arc<str>) {
+        let Some(room) = self.rooms.by_key.get_mut(key) else {
+            return;
+        };
+        room.invites.insert(name.clone());
+        self.rooms
+            .invited
+            .entry(name)
+            .or_default()
+            .insert(key.clone());
     }
 }

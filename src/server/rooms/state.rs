@@ -55,7 +55,7 @@ impl<R: CryptoRng> Server<R> {
     /// The lobby as the name keyed `me` sees it.
     fn lobby_state(&self, me: &str) -> RoomState<'static> {
         let in_lobby = !self.rooms.left_lobby.contains(me);
-        let held = self.names.logins().map_or(0, |logins| logins.len());
+        let held = self.held_count();
         let read_seq = self.rooms.read_seq(me, LOBBY);
         let last_seq = self.history.next_seq() - 1;
         let display = self.display_of(me);

@@ -19,8 +19,13 @@ use crate::server::Server;
 pub(crate) enum Undo {
     /// `name` joined `room`, which existed.
     Joined { room: Arc<str>, name: Arc<str> },
-    /// `name` created `room`.
-    Created { room: Arc<str>, name: Arc<str> },
+    /// `name` created `room`, numbered under `epoch` (a cluster: another
+    /// node's room of that name, made meanwhile, may stand in its place).
+    Created {
+        room: Arc<str>,
+        name: Arc<str>,
+        epoch: Arc<str>,
+    },
     /// `name` left `room`, where it was `member`.
     Left {
         room: Arc<str>,
@@ -37,8 +42,13 @@ pub(crate) enum Undo {
     },
     /// `name` came back to the lobby.
     BackInLobby { name: Arc<str> },
-    /// The DM `room` was started (by its first message) by the name `by`.
-    Started { room: Arc<str>, by: Arc<str> },
+    /// The DM `room` was started (by its first message) by the name `by`,
+    /// numbered under `epoch`.
+    Started {
+        room: Arc<str>,
+        by: Arc<str>,
+        epoch: Arc<str>,
+    },
     /// An act in a room or the lobby: what it changed, as it was before.
     Acted(Box<Before>),
 }
@@ -139,15 +149,20 @@ impl<R: CryptoRng> Server<R> {
                 }
                 return;
             }
-            Undo::Started { room, by } => {
+            Undo::Started { room, by, epoch } => {
                 // Nobody started anything: the start does not count
                 // against --new-dms-per-minute either.
                 self.rooms.new_dms.gave_back(&by);
-                return self.drop_unsaved_room(&room);
+                if self.is_epoch_of(&room, &epoch) {
+                    self.drop_unsaved_room(&room);
+                }
+                return;
             }
             Undo::Acted(before) => return self.undo_act(*before),
-            Undo::Created { room, name } => {
-                self.drop_unsaved_room(&room);
+            Undo::Created { room, name, epoch } => {
+                if self.is_epoch_of(&room, &epoch) {
+                    self.drop_unsaved_room(&room);
+                }
                 if let Some(owned) = self.rooms.owned.get_mut(&name) {
                     owned.remove(&room);
                 }
@@ -158,7 +173,12 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// `name` is `member` of `room`, or (`None`) not in it (in memory).
-    fn set_member(&mut self, room: &Arc<str>, name: &Arc<str>, member: Option<Member>) {
+    pub(in crate::server) fn set_member(
+        &mut self,
+        room: &Arc<str>,
+        name: &Arc<str>,
+        member: Option<Member>,
+    ) {
         let rooms = self.rooms.of_name.entry(name.clone()).or_default();
         match member {
             Some(member) => {
@@ -182,9 +202,19 @@ impl<R: CryptoRng> Server<R> {
         }
     }
 
+    /// Whether `room` is (still) the one numbered under `epoch`: on a
+    /// cluster, the store refuses a room another node made first, and that
+    /// one stands here by the time the refusal comes.
+    fn is_epoch_of(&self, room: &str, epoch: &str) -> bool {
+        self.rooms
+            .by_key
+            .get(room)
+            .is_some_and(|known| *known.epoch == *epoch)
+    }
+
     /// A room or DM the store never saved is gone, with whoever joined it
     /// meanwhile.
-    fn drop_unsaved_room(&mut self, room: &Arc<str>) {
+    pub(in crate::server) fn drop_unsaved_room(&mut self, room: &Arc<str>) {
         let Some(gone) = self.rooms.by_key.remove(room) else {
             return;
         };

@@ -142,6 +142,8 @@ fn every_room_write_is_read_back() {
             Write::Unmember {
                 room: a.into(),
                 name: "dave".into(),
+                by: None,
+                reason: None,
             },
             Write::Ban {
                 room: a.into(),
@@ -180,10 +182,14 @@ fn every_room_write_is_read_back() {
             Write::Unmember {
                 room: "#lobby".into(),
                 name: "carol".into(),
+                by: None,
+                reason: None,
             },
             Write::Unmember {
                 room: "#lobby".into(),
                 name: "dave".into(),
+                by: None,
+                reason: None,
             },
             member("#lobby", "dave", Role::Member),
             // A change of settings keeps the room's members and numbering.
@@ -316,6 +322,8 @@ fn a_released_name_takes_its_ties_and_direct_conversations_with_it() {
             Write::Unmember {
                 room: "#lobby".into(),
                 name: "alice".into(),
+                by: None,
+                reason: None,
             },
             room(alice_bob, None),
             member(alice_bob, "alice", Role::Member),
@@ -425,6 +433,8 @@ fn the_lobby_s_topic_bans_and_mutes_are_read_back_as_the_room_lobby() {
             Write::Unmember {
                 room: "#lobby".into(),
                 name: "dave".into(),
+                by: None,
+                reason: None,
             },
             Write::Member {
                 room: "#lobby".into(),
