@@ -32,6 +32,7 @@ use super::logins::Asked;
 use super::logins::{Claim, HeldName, SecretHash};
 use super::seam::{
     Disconnect, PendingDisconnect, PendingLogin, PendingOnline, PendingReserve, Reserve, Seam,
+    Write,
 };
 use super::snapshot::StoredMessage;
 use super::{ConnectionId, Event, Limit, Server};
@@ -60,6 +61,18 @@ pub enum Remote {
     /// Someone logged out on another node: the name is free everywhere,
     /// and this node's connections holding it are logged out too.
     LoggedOut { key: Arc<str>, username: Arc<str> },
+    /// A durable change another node's core made to rooms (its `Write`, as the shared
+    /// store took it): applied to this core's rooms as a restore would, nothing written,
+    /// nothing asked. Comes in the order the store took it, interleaved with `RoomEntry`s
+    /// of the same room in that room's `seq` order.
+    Write(Write),
+    /// An entry of a room (a message, or a notice when `message.notice`) that another
+    /// node appended; its `seq` is the room's. Delivered to this node's connections in
+    /// that room as the core delivers its own. One per `seq`, in order, per room.
+    RoomEntry {
+        room: Arc<str>,
+        message: StoredMessage,
+    },
 }
 
 /// A node of a cluster's names: asked of the shared store.
@@ -145,6 +158,8 @@ impl<R: CryptoRng> Server<R> {
                 let holders = self.log_out_holders(&key, now);
                 self.broadcast_leave(&username, LeaveReason::Logout, &holders, now);
             }
+            // Applied by the core's side of issue 23 (branch core-remote-rooms).
+            Remote::Write(_) | Remote::RoomEntry { .. } => {}
         }
     }
 

@@ -369,6 +369,8 @@ redis.call('ZREM', nodes, ARGV[1])
 return 1
 "#;
 
+use super::room_scripts;
+
 /// A script, run by its SHA-1.
 #[derive(Debug)]
 pub(crate) struct Lua {
@@ -395,6 +397,9 @@ pub(crate) struct Scripts {
     pub(crate) heartbeat: Lua,
     pub(crate) join: Lua,
     pub(crate) leave: Lua,
+    pub(crate) room_writes: Lua,
+    pub(crate) room_release: Lua,
+    pub(crate) room_append: Lua,
 }
 
 impl Scripts {
@@ -408,10 +413,13 @@ impl Scripts {
             heartbeat: Lua::new(HEARTBEAT),
             join: Lua::new(JOIN),
             leave: Lua::new(LEAVE),
+            room_writes: Lua::new(&room_scripts::body(room_scripts::ROOM_WRITES)),
+            room_release: Lua::new(&room_scripts::body(room_scripts::ROOM_RELEASE)),
+            room_append: Lua::new(&room_scripts::body(room_scripts::ROOM_APPEND)),
         }
     }
 
-    pub(crate) fn all(&self) -> [&Lua; 8] {
+    pub(crate) fn all(&self) -> [&Lua; 11] {
         [
             &self.reserve,
             &self.disconnect,
@@ -421,6 +429,9 @@ impl Scripts {
             &self.heartbeat,
             &self.join,
             &self.leave,
+            &self.room_writes,
+            &self.room_release,
+            &self.room_append,
         ]
     }
 }

@@ -10,6 +10,7 @@ use tracing::{debug, error, info, warn};
 
 use super::super::events::{Joined, number, single, text};
 use super::super::requests::{Answer, Call, Failed, Remote, ToCore, answer_of, secret_claimed};
+use super::super::room_scripts::REFUSED;
 use super::super::scripts::{LOST, REBUILDING};
 use super::{JoinName, Phase, RedisLink, State, Status};
 use crate::protocol::LeaveReason;
@@ -40,6 +41,17 @@ impl RedisLink {
             if is_error(&value, REBUILDING) {
                 let error = Failed("the cluster is registering again what it holds".into());
                 self.to_core.push_back(ToCore::Answer(call.fail(error)));
+                continue;
+            }
+            if is_error(&value, REFUSED) {
+                // A race another node won (see `room_scripts`): the core
+                // takes its change back.
+                let why = match &value {
+                    Value::ServerError(e) => e.details().unwrap_or("refused").to_owned(),
+                    _ => String::new(),
+                };
+                self.to_core
+                    .push_back(ToCore::Answer(call.fail(Failed(why))));
                 continue;
             }
             if let Value::ServerError(e) = &value {
@@ -78,11 +90,14 @@ impl RedisLink {
                 let hash = secret.to_owned();
                 self.secrets.learn(key.clone(), hash, self.questions);
             }
-            match answer {
-                Answer::Appended(ticket, Ok(seq)) => {
+            match (answer, &call) {
+                (Answer::Appended(ticket, Ok(seq)), Call::RoomAppend { room, .. }) => {
+                    self.rooms.appended(room, ticket, seq, &mut self.to_core)
+                }
+                (Answer::Appended(ticket, Ok(seq)), _) => {
                     self.sequencer.appended(ticket, seq, &mut self.to_core)
                 }
-                answer => self.to_core.push_back(ToCore::Answer(answer)),
+                (answer, _) => self.to_core.push_back(ToCore::Answer(answer)),
             }
         }
         if errors == 0 && self.failing_calls {
