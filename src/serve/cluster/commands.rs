@@ -26,6 +26,8 @@ pub(crate) enum Command {
     Heartbeat { id: CommandId },
     /// The history's messages `from..=to` (XRANGE).
     Fill { id: CommandId, from: u64, to: u64 },
+    /// Every room's latest `seq` (ROOM_SEQS), after a reconnect.
+    RoomSeqs { id: CommandId },
     /// A room's log entries `from..=to` (XRANGE).
     FillRoom {
         id: CommandId,

@@ -244,6 +244,13 @@ impl Encoder {
         cmd
     }
 
+    /// ROOM_SEQS: every room's latest `seq`.
+    pub(crate) fn room_seqs(&self) -> Cmd {
+        let mut cmd = evalsha(&self.scripts.room_seqs, &[room_scripts::ROOMS, NODES]);
+        cmd.arg(&*self.node).arg(PREFIX);
+        cmd
+    }
+
     pub(crate) fn heartbeat(&self) -> Cmd {
         let mut cmd = evalsha(&self.scripts.heartbeat, &[NODES, ONLINE, META]);
         cmd.arg(&*self.node)

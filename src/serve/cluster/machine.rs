@@ -313,7 +313,12 @@ impl RedisLink {
         else {
             return;
         };
-        if let Some((room, from, to)) = self.rooms.take_fill(id) {
+        if self.rooms.take_seqs(id) {
+            match reply.and_then(single) {
+                Ok(value) => self.rooms.published_up_to(&room_events::seqs(&value)),
+                Err(why) => self.lost(why, self.backoff, now),
+            }
+        } else if let Some((room, from, to)) = self.rooms.take_fill(id) {
             match reply.and_then(single) {
                 Ok(value) => {
                     let entries = room_events::room_log(&value)
@@ -392,6 +397,12 @@ impl RedisLink {
                             }
                             self.backoff = BACKOFF.0;
                             self.forgotten = false;
+                            if self.rooms.any() {
+                                // What pub/sub lost of the rooms meanwhile.
+                                let id = self.next_id();
+                                self.rooms.asking_seqs(id);
+                                self.commands.push_back(Command::RoomSeqs { id });
+                            }
                             if rebuilding.is_zero() {
                                 self.status.push_back(Status::Reachable);
                             } else {

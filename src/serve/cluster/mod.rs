@@ -479,6 +479,7 @@ impl Cluster {
                 }
                 Command::Join { id, join } => (id, vec![self.encoder.join(&join)]),
                 Command::Heartbeat { id } => (id, vec![self.encoder.heartbeat()]),
+                Command::RoomSeqs { id } => (id, vec![self.encoder.room_seqs()]),
             };
             let conn = self.connection();
             let (scripts, events) = (self.encoder.scripts.clone(), self.events_tx.clone());

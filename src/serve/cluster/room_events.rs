@@ -332,6 +332,14 @@ fn log_entry(entry: &Value) -> Option<(StoredMessage, String)> {
     Some((entry_of(seq, entry?), node?))
 }
 
+/// ROOM_SEQS's answer: each room and its latest `seq`.
+pub(crate) fn seqs(value: &Value) -> Vec<(String, u64)> {
+    pairs(value)
+        .into_iter()
+        .filter_map(|(room, seq)| Some((room, seq.parse().ok()?)))
+        .collect()
+}
+
 /// A flat `HGETALL` reply as pairs.
 fn pairs(value: &Value) -> Vec<(String, String)> {
     let Value::Array(flat) = value else {

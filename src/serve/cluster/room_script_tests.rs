@@ -454,6 +454,13 @@ fn entries_are_numbered_per_room_one_script_call_per_run() {
                 (3, "a3".into(), false, "n1".into())
             ]
         );
+        // What a reconnect reads to learn what it missed.
+        let seqs = run_batch(&mut conn, &n1.scripts, vec![n1.room_seqs()])
+            .await
+            .unwrap();
+        let mut seqs = super::room_events::seqs(&seqs[0]);
+        seqs.sort();
+        assert_eq!(seqs, [("#a".to_owned(), 3), ("#b".to_owned(), 2)]);
     });
 }
 

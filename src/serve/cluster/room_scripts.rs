@@ -288,6 +288,23 @@ end
 return out
 "#;
 
+/// After a reconnect: every room's latest `seq`, so that what pub/sub lost
+/// meanwhile is fetched from each log. KEYS: rooms, nodes. ARGV: node,
+/// prefix. Returns `{room, seq, …}`.
+pub(crate) const ROOM_SEQS: &str = r#"
+local gone = lost(KEYS[2], ARGV[1])
+if gone then return gone end
+local out = {}
+for _, room in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local seq = redis.call('HGET', room_base(ARGV[2], room) .. 'meta', 'seq')
+  if seq then
+    out[#out + 1] = room
+    out[#out + 1] = seq
+  end
+end
+return out
+"#;
+
 /// A room script's code, with what it needs before it.
 pub(crate) fn body(script: &str) -> String {
     format!("{ROOM_PRELUDE}{script}")

@@ -288,3 +288,56 @@ fn room_writes_and_entries_decode_as_the_node_encodes_them() {
         super::events::What::RoomEntries(vec![("#x".into(), vec![message(3), message(4)])])
     );
 }
+
+#[test]
+fn after_a_reconnect_what_pub_sub_lost_of_each_known_room_is_fetched() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(t0);
+    link.handle_unsubscribed(conn, t0);
+    let retry = link.poll_timeout().unwrap();
+    link.handle_timeout(retry);
+    let connect = commands(&mut link)
+        .into_iter()
+        .find_map(|c| match c {
+            Command::Connect { id } => Some(id),
+            _ => None,
+        })
+        .unwrap();
+    link.handle_connected(connect, retry);
+    link.handle_held_names(1, Vec::new(), 0, retry);
+    let [Command::Join { id: join, .. }]: [Command; 1] = commands(&mut link).try_into().unwrap()
+    else {
+        panic!("a JOIN");
+    };
+    let joined = Value::Array(vec![
+        bulk("E"),
+        Value::Int(0),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+    ]);
+    link.handle_reply(join, Ok(vec![joined]), retry);
+    let [Command::RoomSeqs { id: seqs }]: [Command; 1] = commands(&mut link).try_into().unwrap()
+    else {
+        panic!("the rooms' seqs asked");
+    };
+    // #a went on to 7 meanwhile; #b did not; #new was made meanwhile (its
+    // creation was not heard here: not fetched).
+    let answer = ["#a", "7", "#b", "0", "#new", "3"].map(bulk).to_vec();
+    link.handle_reply(seqs, Ok(vec![Value::Array(answer)]), retry);
+    let fill = match commands(&mut link).as_slice() {
+        [Command::FillRoom { id, room, from, to }] => {
+            assert_eq!((&**room, *from, *to), ("#a", 6, 7));
+            *id
+        }
+        other => panic!("{other:?}"),
+    };
+    let log = Value::Array(vec![logged("other", 6), logged("other", 7)]);
+    link.handle_reply(fill, Ok(vec![log]), retry);
+    let got: Vec<String> = to_core(&mut link)
+        .into_iter()
+        .filter(|r| r.starts_with('#'))
+        .collect();
+    assert_eq!(got, ["#a:6", "#a:7"]);
+    assert_eq!(commands(&mut link), []);
+}

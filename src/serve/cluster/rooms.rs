@@ -30,6 +30,8 @@ pub(crate) struct RoomSequencers {
     dirty: BTreeSet<Arc<str>>,
     /// The fetch under way: its command, room and range.
     fill: Option<(CommandId, Arc<str>, u64, u64)>,
+    /// Every room's latest `seq`, asked after a reconnect.
+    seqs: Option<CommandId>,
 }
 
 #[derive(Debug)]
@@ -109,7 +111,7 @@ impl RoomSequencers {
                 continue;
             };
             track.sequencer.release(in_flight, out);
-            if !track.sequencer.idle() {
+            if !track.sequencer.idle() || track.sequencer.gap().is_some() {
                 self.dirty.insert(room);
             } else if track.dropped {
                 self.by_room.remove(&room);
@@ -143,6 +145,34 @@ impl RoomSequencers {
     /// The connection went: the fetch under way will not answer.
     pub(crate) fn forget_fill(&mut self) {
         self.fill = None;
+        self.seqs = None;
+    }
+
+    /// Whether any room is known.
+    pub(crate) fn any(&self) -> bool {
+        !self.by_room.is_empty()
+    }
+
+    /// Every room's latest `seq` was asked as `id`.
+    pub(crate) fn asking_seqs(&mut self, id: CommandId) {
+        self.seqs = Some(id);
+    }
+
+    /// Whether `id` answers [`asking_seqs`](Self::asking_seqs).
+    pub(crate) fn take_seqs(&mut self, id: CommandId) -> bool {
+        self.seqs.take_if(|asked| *asked == id).is_some()
+    }
+
+    /// Each known room's entries up to its `seq` were published (read after
+    /// a reconnect): what was not heard is fetched. A room made while this
+    /// node was cut off is not known here, and stays unknown.
+    pub(crate) fn published_up_to(&mut self, seqs: &[(String, u64)]) {
+        for (room, seq) in seqs {
+            if let Some(track) = self.by_room.get_mut(room.as_str()) {
+                track.sequencer.published_up_to(*seq);
+                self.dirty.insert(room.as_str().into());
+            }
+        }
     }
 
     /// What `room`'s log held from `from` to `to`; `own` tells this node's.

@@ -400,6 +400,7 @@ pub(crate) struct Scripts {
     pub(crate) room_writes: Lua,
     pub(crate) room_release: Lua,
     pub(crate) room_append: Lua,
+    pub(crate) room_seqs: Lua,
 }
 
 impl Scripts {
@@ -416,10 +417,11 @@ impl Scripts {
             room_writes: Lua::new(&room_scripts::body(room_scripts::ROOM_WRITES)),
             room_release: Lua::new(&room_scripts::body(room_scripts::ROOM_RELEASE)),
             room_append: Lua::new(&room_scripts::body(room_scripts::ROOM_APPEND)),
+            room_seqs: Lua::new(&room_scripts::body(room_scripts::ROOM_SEQS)),
         }
     }
 
-    pub(crate) fn all(&self) -> [&Lua; 11] {
+    pub(crate) fn all(&self) -> [&Lua; 12] {
         [
             &self.reserve,
             &self.disconnect,
@@ -432,6 +434,7 @@ impl Scripts {
             &self.room_writes,
             &self.room_release,
             &self.room_append,
+            &self.room_seqs,
         ]
     }
 }
