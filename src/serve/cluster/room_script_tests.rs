@@ -211,6 +211,20 @@ async fn smembers(conn: &mut MultiplexedConnection, key: &str) -> Vec<String> {
     found
 }
 
+/// The next event published, within a few seconds.
+async fn next_event(
+    stream: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
+) -> events::Heard {
+    let timeout = async {
+        smol::Timer::after(Duration::from_secs(5)).await;
+        None
+    };
+    let message = smol::future::or(stream.next(), timeout)
+        .await
+        .expect("an event within 5 s");
+    events::decode(message.get_payload_bytes()).unwrap()
+}
+
 #[test]
 fn a_room_created_meanwhile_on_another_node_is_refused_with_all_its_run() {
     let redis = redis();
@@ -402,10 +416,8 @@ fn members_bans_invites_reads_and_entries_come_back_in_the_start_up_load() {
             smembers(&mut conn, "wschat:{u:bob}:rooms").await,
             ["#dev", "#lobby"]
         );
-        assert_eq!(
-            smembers(&mut conn, "wschat:{u:cy}:rooms").await,
-            Vec::<String>::new()
-        );
+        // cy left #dev, and the lobby (a mark its release takes too).
+        assert_eq!(smembers(&mut conn, "wschat:{u:cy}:rooms").await, ["#lobby"]);
         assert_eq!(smembers(&mut conn, "wschat:{u:hal}:rooms").await, ["#dev"]);
     });
 }
@@ -488,8 +500,7 @@ fn what_the_room_scripts_publish_decodes_back_as_they_ran() {
         let mut heard = Vec::new();
         let mut stream = pubsub.on_message();
         for _ in 0..4 {
-            let message = stream.next().await.unwrap();
-            heard.push(events::decode(message.get_payload_bytes()).unwrap());
+            heard.push(next_event(&mut stream).await);
         }
         assert!(heard.iter().all(|h| h.origin == "n\"1"));
         let what: Vec<What> = heard.into_iter().map(|h| h.what).collect();
@@ -597,5 +608,94 @@ fn a_released_name_takes_its_rooms_rows_and_conversations_with_it() {
                 .all(|a| matches!(a, Value::ServerError(e) if e.code() == "WSCHAT_LOST")),
             "{answers:?}"
         );
+    });
+}
+
+#[test]
+fn a_name_expired_logged_out_or_claimed_afresh_takes_its_rooms_with_it_for_every_node() {
+    let redis = redis();
+    smol::block_on(async {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}", redis.port)).unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub.subscribe(CHANNEL).await.unwrap();
+        let mut conn = connect(&redis, &["n1"]).await;
+        let n1 = encoder("n1");
+        let mut batch = create("#dev", "ann", "E1").to_vec();
+        batch.push(member("#dev", "bob", Role::Member, None));
+        batch.push(member("#dev", "cy", Role::Member, None));
+        run(&mut conn, &n1, &batch).await;
+        let other = conn.clone();
+        let redis_cmd = async |words: &[&str]| {
+            let mut cmd = redis::cmd(words[0]);
+            cmd.arg(&words[1..]);
+            let _: Value = cmd.query_async(&mut other.clone()).await.unwrap();
+        };
+        // ann's TTL ran out (as DISCONNECT leaves a name): the heartbeat
+        // sweeps it.
+        redis_cmd(&[
+            "HSET",
+            "wschat:name:ann",
+            "display",
+            "Ann",
+            "secret",
+            "s",
+            "expires",
+            "1",
+        ])
+        .await;
+        redis_cmd(&["ZADD", "wschat:expiring", "1", "ann"]).await;
+        let beat = run_batch(&mut conn, &n1.scripts, vec![n1.heartbeat()])
+            .await
+            .unwrap();
+        assert!(matches!(beat[0], Value::Array(_)), "{beat:?}");
+        // bob's name expired and is claimed afresh before any sweep.
+        let reserve = Call::Reserve {
+            ticket: Ticket::for_tests(0),
+            key: "bob".into(),
+            display: "Bob".into(),
+            offered: String::new(),
+            fresh: "f".into(),
+            location: "here".into(),
+            timestamp: 1700,
+        };
+        let answer = run(&mut conn, &n1, &[reserve]).await;
+        assert_eq!(
+            events::text(&answer[0].as_sequence().unwrap()[0]).as_deref(),
+            Some("fresh")
+        );
+        // cy logs out (v2).
+        redis_cmd(&[
+            "HSET",
+            "wschat:name:cy",
+            "display",
+            "Cy",
+            "secret",
+            "s2",
+            "expires",
+            "0",
+        ])
+        .await;
+        let logout = Call::Logout {
+            ticket: Ticket::for_tests(0),
+            key: "cy".into(),
+            display: "Cy".into(),
+            secret: "s2".into(),
+        };
+        assert_eq!(run(&mut conn, &n1, &[logout]).await, [ok()]);
+        let dev = &loaded(&mut conn).await.rooms[0];
+        assert_eq!((dev.owner.as_deref(), dev.members.len()), (None, 0));
+        // Every node hears each release, the node that ran it too.
+        let mut stream = pubsub.on_message();
+        let mut released = Vec::new();
+        for _ in 0..6 {
+            let heard = next_event(&mut stream).await;
+            if let What::Writes(writes) = heard.what
+                && heard.origin.is_empty()
+            {
+                released.extend(writes);
+            }
+        }
+        let release = |key: &str| Write::Release { key: key.into() };
+        assert_eq!(released, [release("ann"), release("bob"), release("cy")]);
     });
 }

@@ -20,8 +20,16 @@
 //! - `wschat:{r:KEY}:reads` hash: name key → the last `seq` read;
 //! - `wschat:{r:#lobby}:left` set: the names that left the lobby;
 //! - `wschat:{u:NAME}:rooms` set: the rooms a name is tied to (member,
-//!   invited, read marker, owner, party of a direct conversation), so that
-//!   a released name takes its rows with it without a scan.
+//!   invited, read marker, owner, party of a direct conversation, left the
+//!   lobby), so that a released name takes its rows with it without a scan.
+//!
+//! A name is released (its rows go, see `release_rooms`) when the core
+//! asks (`Write::Release`), at a v2 logout (LOGOUT), when its TTL runs
+//! out (the heartbeats sweep `wschat:expiring`), and, if the sweep has not
+//! come yet, when it is claimed afresh (RESERVE): so a new holder of a
+//! name never inherits an earlier holder's rooms. Every node's core hears
+//! it as `["W", "", [["release", NAME]]]` (origin "": the node that ran it
+//! applies it too), when the name was tied to any room.
 //!
 //! Decisions stay in the core; the scripts settle only what one node
 //! cannot know: a room created meanwhile by another node (another epoch),
@@ -53,7 +61,7 @@ pub(crate) const ROOM_PARTS: [&str; 7] =
     ["meta", "log", "members", "bans", "invites", "reads", "left"];
 
 /// Functions of the room scripts (after the common prelude).
-const ROOM_PRELUDE: &str = r#"
+pub(crate) const ROOM_PRELUDE: &str = r#"
 local function room_base(prefix, room) return prefix .. '{r:' .. room .. '}:' end
 local function name_rooms(prefix, name) return prefix .. '{u:' .. name .. '}:rooms' end
 -- The two parties of a direct conversation's key `@a\nb`.
@@ -78,6 +86,39 @@ local function drop_room(prefix, directory, room)
 end
 local function refused(why)
   return redis.error_reply('WSCHAT_REFUSED ' .. why)
+end
+-- KEY is released: its memberships (its lobby mute and "left" mark too),
+-- invites and read markers go, a room it owned has no owner, every direct
+-- conversation it is a party of is dropped; its bans stay. True if it was
+-- tied to any room.
+local function release_rooms(prefix, key)
+  local set = name_rooms(prefix, key)
+  local rooms = redis.call('SMEMBERS', set)
+  for _, room in ipairs(rooms) do
+    local a, b = parties(room)
+    if a == key or b == key then
+      drop_room(prefix, prefix .. 'rooms', room)
+    else
+      local base = room_base(prefix, room)
+      redis.call('HDEL', base .. 'members', key)
+      redis.call('SREM', base .. 'invites', key)
+      redis.call('HDEL', base .. 'reads', key)
+      redis.call('SREM', base .. 'left', key)
+      if redis.call('HGET', base .. 'meta', 'owner') == key then
+        redis.call('HDEL', base .. 'meta', 'owner')
+      end
+    end
+  end
+  redis.call('DEL', set)
+  redis.call('ZREM', prefix .. 'expiring', key)
+  return #rooms > 0
+end
+-- Every node's core (the one that did it too: origin "") hears that KEY
+-- was released, when it was tied to rooms.
+local function tell_released(prefix, key, channel)
+  if release_rooms(prefix, key) then
+    redis.call('PUBLISH', channel, cjson.encode({'W', '', {{'release', key}}}))
+  end
 end
 "#;
 
@@ -138,7 +179,7 @@ local function retie(name)
   local a, b = parties(room)
   if redis.call('HEXISTS', members, name) == 1 or redis.call('SISMEMBER', invites, name) == 1
       or redis.call('HEXISTS', reads, name) == 1 or redis.call('HGET', meta, 'owner') == name
-      or a == name or b == name then
+      or a == name or b == name or redis.call('SISMEMBER', KEYS[9], name) == 1 then
     tie(name)
   else
     redis.call('SREM', name_rooms(prefix, name), room)
@@ -175,6 +216,7 @@ for _, op in ipairs(ops) do
     local role, muted = op[3], op[4]
     if lobby and muted == '' then
       redis.call('SREM', KEYS[9], name)
+      retie(name)
     elseif lobby and muted == '0' then
       redis.call('HDEL', members, name)
       retie(name)
@@ -187,6 +229,7 @@ for _, op in ipairs(ops) do
   elseif kind == 'unmember' then
     if lobby then
       redis.call('SADD', KEYS[9], name)
+      tie(name)
     else
       redis.call('HDEL', members, name)
       retie(name)
@@ -221,23 +264,7 @@ return 1
 pub(crate) const ROOM_RELEASE: &str = r#"
 local gone = lost(KEYS[1], ARGV[1])
 if gone then return gone end
-local key, prefix = ARGV[2], ARGV[3]
-for _, room in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  local a, b = parties(room)
-  if a == key or b == key then
-    drop_room(prefix, KEYS[2], room)
-  else
-    local base = room_base(prefix, room)
-    redis.call('HDEL', base .. 'members', key)
-    redis.call('SREM', base .. 'invites', key)
-    redis.call('HDEL', base .. 'reads', key)
-    if redis.call('HGET', base .. 'meta', 'owner') == key then
-      redis.call('HDEL', base .. 'meta', 'owner')
-    end
-  end
-end
-redis.call('DEL', KEYS[3])
-redis.call('SREM', room_base(prefix, '#lobby') .. 'left', key)
+release_rooms(ARGV[3], ARGV[2])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 "#;
@@ -304,8 +331,3 @@ for _, room in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return out
 "#;
-
-/// A room script's code, with what it needs before it.
-pub(crate) fn body(script: &str) -> String {
-    format!("{ROOM_PRELUDE}{script}")
-}

@@ -19,6 +19,8 @@
 //! - `online` hash: KEY → connections holding it on every node;
 //! - `presence:NODE` hash: KEY → connections holding it on that node;
 //! - `nodes` sorted set: NODE → its latest heartbeat (ms);
+//! - `expiring` sorted set: KEY → when its name expires (ms), for the
+//!   heartbeats' sweep of expired names' rooms (see `room_scripts`);
 //! - channel `wschat:events`: what each node tells the others.
 //!
 //! Times are Redis's own clock (`TIME`), so the nodes' clocks never
@@ -94,6 +96,8 @@ local function released(prefix, key, at, ttl, origin, reason, channel)
   local expires = at + ttl
   redis.call('HSET', name, 'expires', string.format('%d', expires))
   redis.call('PEXPIREAT', name, string.format('%d', expires))
+  -- For the sweep of expired names' rooms (see HEARTBEAT).
+  redis.call('ZADD', prefix .. 'expiring', string.format('%d', expires), key)
   redis.call('PUBLISH', channel, cjson.encode({'l', origin, display, reason}))
   return display
 end
@@ -129,6 +133,8 @@ else
   local wait = rebuilding(KEYS[5])
   if wait then return wait end
   claim, display = 'fresh', ARGV[2]
+  -- An earlier holder's rooms, if the sweep has not released them yet.
+  tell_released('wschat:', key, ARGV[8])
   redis.call('DEL', name)
   redis.call('HSET', name, 'display', display, 'secret', ARGV[4])
 end
@@ -176,6 +182,7 @@ for _, node in ipairs(redis.call('ZRANGE', nodes, 0, -1)) do
   redis.call('HDEL', ARGV[5] .. 'presence:' .. node, key)
 end
 redis.call('PUBLISH', ARGV[6], cjson.encode({'o', ARGV[3], key, ARGV[4], ARGV[2]}))
+tell_released(ARGV[5], key, ARGV[6])
 return 1
 "#;
 
@@ -245,6 +252,18 @@ if gone then return gone end
 local now = now_ms()
 local absent = redis.call('ZADD', nodes, string.format('%d', now), ARGV[1])
 local timeout, ttl, prefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+-- Names whose TTL ran out take their rooms' rows with them (at most 16 a
+-- beat); one held again since is not released.
+local expiring = prefix .. 'expiring'
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', expiring, '-inf', now, 'LIMIT', 0, 16)) do
+  local expires = redis.call('HGET', prefix .. 'name:' .. key, 'expires')
+  if expires and (expires == '0' or tonumber(expires) > now) then
+    redis.call('ZREM', expiring, key)
+  else
+    tell_released(prefix, key, ARGV[5])
+    redis.call('ZREM', expiring, key)
+  end
+end
 local last = tonumber(redis.call('HGET', meta, 'beat') or '0')
 redis.call('HSET', meta, 'beat', string.format('%d', now))
 if now - last > timeout / 2 then
@@ -380,7 +399,7 @@ pub(crate) struct Lua {
 
 impl Lua {
     fn new(body: &str) -> Lua {
-        let code = format!("{PRELUDE}{body}");
+        let code = format!("{PRELUDE}{}{body}", room_scripts::ROOM_PRELUDE);
         let hash = redis::Script::new(&code).get_hash().to_owned();
         Lua { code, hash }
     }
@@ -414,10 +433,10 @@ impl Scripts {
             heartbeat: Lua::new(HEARTBEAT),
             join: Lua::new(JOIN),
             leave: Lua::new(LEAVE),
-            room_writes: Lua::new(&room_scripts::body(room_scripts::ROOM_WRITES)),
-            room_release: Lua::new(&room_scripts::body(room_scripts::ROOM_RELEASE)),
-            room_append: Lua::new(&room_scripts::body(room_scripts::ROOM_APPEND)),
-            room_seqs: Lua::new(&room_scripts::body(room_scripts::ROOM_SEQS)),
+            room_writes: Lua::new(room_scripts::ROOM_WRITES),
+            room_release: Lua::new(room_scripts::ROOM_RELEASE),
+            room_append: Lua::new(room_scripts::ROOM_APPEND),
+            room_seqs: Lua::new(room_scripts::ROOM_SEQS),
         }
     }
 
