@@ -269,6 +269,7 @@ impl Connecting {
                         rooms: loaded.rooms,
                         reads: loaded.reads,
                         left_lobby: loaded.left_lobby,
+                        names: loaded.names,
                         ..Snapshot::default()
                     };
                     return (cluster, snapshot);

@@ -366,7 +366,22 @@ fn members_bans_invites_reads_and_entries_come_back_in_the_start_up_load() {
             .map(|n| entry("#dev", &format!("e{n}"), n == 2))
             .collect();
         run(&mut conn, &n1, &entries).await;
+        // bob's name is held (ann's expired long ago: Redis dropped it).
+        let secret = "ab".repeat(32);
+        let _: Value = redis::cmd("HSET")
+            .arg("wschat:name:bob")
+            .arg(&["display", "Bob", "secret", &secret, "expires", "0"][..])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         let loaded = loaded(&mut conn).await;
+        let bob = crate::server::StoredName {
+            key: "bob".into(),
+            display: "Bob".into(),
+            secret: crate::server::SecretHash([0xab; 32]),
+            expires_at: None,
+        };
+        assert_eq!(loaded.names, [bob]);
         let dev = StoredRoom {
             key: "#dev".into(),
             display: "#dev".into(),

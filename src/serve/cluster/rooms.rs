@@ -17,11 +17,13 @@ use redis::Value;
 use redis::aio::MultiplexedConnection;
 
 use super::commands::CommandId;
+use super::events::text;
 use super::requests::{Append, Remote, StoredMessage, Ticket, ToCore};
 use super::room_events::{room_reads, stored_room};
 use super::room_scripts::{LOBBY, ROOMS, room_key};
+use super::scripts::name_key;
 use super::sequencer::Sequencer;
-use crate::server::{StoredRead, StoredRoom, Write};
+use crate::server::{SecretHash, StoredName, StoredRead, StoredRoom, Write};
 
 #[derive(Debug, Default)]
 pub(crate) struct RoomSequencers {
@@ -204,6 +206,10 @@ pub(crate) struct Loaded {
     pub(crate) rooms: Vec<StoredRoom>,
     pub(crate) reads: Vec<StoredRead>,
     pub(crate) left_lobby: Vec<String>,
+    /// The names the rooms speak of that Redis still holds (held, or
+    /// waiting out their TTL): so that a core can show a member's display
+    /// name when no connection of its own holds it.
+    pub(crate) names: Vec<StoredName>,
 }
 
 /// Rooms read in one pipeline.
@@ -241,10 +247,40 @@ pub(crate) async fn load(
         .map_err(|e| e.to_string())?;
     left.sort_unstable();
     loaded.left_lobby = left;
+    let keys = loaded.name_keys();
+    for chunk in keys.chunks(ROOMS_PER_PIPELINE * 8) {
+        let mut pipe = redis::pipe();
+        for key in chunk {
+            pipe.cmd("HMGET")
+                .arg(name_key(key))
+                .arg("display")
+                .arg("secret")
+                .arg("expires");
+        }
+        let values: Vec<Value> = pipe.query_async(conn).await.map_err(|e| e.to_string())?;
+        loaded.names.extend(
+            chunk
+                .iter()
+                .zip(&values)
+                .filter_map(|(key, v)| stored_name(key, v)),
+        );
+    }
     Ok(loaded)
 }
 
 impl Loaded {
+    /// Every name key the rooms speak of, once, ordered.
+    fn name_keys(&self) -> Vec<String> {
+        let mut keys = BTreeSet::new();
+        for room in &self.rooms {
+            keys.extend(room.members.iter().map(|m| m.name.clone()));
+            keys.extend(room.invites.iter().cloned());
+            keys.extend(room.owner.iter().cloned());
+        }
+        keys.extend(self.reads.iter().map(|r| r.name.clone()));
+        keys.into_iter().collect()
+    }
+
     /// The replies of [`room_reads`] for each of `keys`, in order.
     pub(crate) fn add(&mut self, keys: &[String], values: &[Value]) {
         let per_room = values.len() / keys.len().max(1);
@@ -255,4 +291,31 @@ impl Loaded {
             }
         }
     }
+}
+
+/// A name's `HMGET display secret expires`, if Redis holds it.
+fn stored_name(key: &str, value: &Value) -> Option<StoredName> {
+    let Value::Array(fields) = value else {
+        return None;
+    };
+    let [display, secret, expires] = fields.as_slice() else {
+        return None;
+    };
+    let secret = text(secret)?;
+    let mut hash = [0u8; 32];
+    if secret.len() != 64 {
+        return None;
+    }
+    for (byte, pair) in hash.iter_mut().zip(secret.as_bytes().chunks_exact(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    let expires = text(expires)
+        .and_then(|e| e.parse::<u64>().ok())
+        .unwrap_or(0);
+    Some(StoredName {
+        key: key.to_owned(),
+        display: text(display)?,
+        secret: SecretHash(hash),
+        expires_at: (expires != 0).then_some(expires),
+    })
 }
