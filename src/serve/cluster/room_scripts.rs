@@ -27,9 +27,10 @@
 //! asks (`Write::Release`), at a v2 logout (LOGOUT), when its TTL runs
 //! out (the heartbeats sweep `wschat:expiring`), and, if the sweep has not
 //! come yet, when it is claimed afresh (RESERVE): so a new holder of a
-//! name never inherits an earlier holder's rooms. Every node's core hears
-//! it as `["W", "", [["release", NAME]]]` (origin "": the node that ran it
-//! applies it too), when the name was tied to any room.
+//! name never inherits an earlier holder's rooms. The other nodes' cores
+//! hear it as `["W", NODE, [["release", NAME]]]` when the name was tied to
+//! any room; NODE's own core with the answer to its RESERVE or LOGOUT
+//! (before it), and everyone's after a sweep (origin "").
 //!
 //! Decisions stay in the core; the scripts settle only what one node
 //! cannot know: a room created meanwhile by another node (another epoch),
@@ -113,12 +114,15 @@ local function release_rooms(prefix, key)
   redis.call('ZREM', prefix .. 'expiring', key)
   return #rooms > 0
 end
--- Every node's core (the one that did it too: origin "") hears that KEY
--- was released, when it was tied to rooms.
-local function tell_released(prefix, key, channel)
+-- The other nodes' cores hear that KEY was released, when it was tied to
+-- rooms; ORIGIN's (the node whose request it answers) hears it with the
+-- answer, true then. Origin "": every node hears it (the sweep's).
+local function tell_released(prefix, key, channel, origin)
   if release_rooms(prefix, key) then
-    redis.call('PUBLISH', channel, cjson.encode({'W', '', {{'release', key}}}))
+    redis.call('PUBLISH', channel, cjson.encode({'W', origin, {{'release', key}}}))
+    return true
   end
+  return false
 end
 "#;
 

@@ -341,3 +341,32 @@ fn after_a_reconnect_what_pub_sub_lost_of_each_known_room_is_fetched() {
     assert_eq!(got, ["#a:6", "#a:7"]);
     assert_eq!(commands(&mut link), []);
 }
+
+#[test]
+fn a_names_earlier_holders_rooms_are_released_to_the_core_before_its_fresh_claim() {
+    let t0 = Instant::now();
+    let (mut link, _) = link(t0);
+    let reserve = Call::Reserve {
+        ticket: Ticket::for_tests(1),
+        key: "bob".into(),
+        display: "Bob".into(),
+        offered: String::new(),
+        fresh: "f".into(),
+        location: "here".into(),
+        timestamp: 1700,
+    };
+    link.handle_requests([Ok(reserve)], t0);
+    let [Command::Calls { id, .. }]: [Command; 1] = commands(&mut link).try_into().unwrap() else {
+        panic!("one batch");
+    };
+    let answer = Value::Array(vec![bulk("fresh"), bulk("Bob"), bulk("1")]);
+    link.handle_reply(id, Ok(vec![answer]), t0);
+    let got: Vec<ToCore> = std::iter::from_fn(|| link.poll_to_core()).collect();
+    let release = ToCore::Remote(Remote::Write(Write::Release { key: "bob".into() }));
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0], release);
+    assert!(
+        matches!(got[1], ToCore::Answer(Answer::Claimed(..))),
+        "{got:?}"
+    );
+}

@@ -115,14 +115,16 @@ end
 /// say it is taken.
 /// KEYS: name, online, presence, nodes, meta. ARGV: key, display, offered
 /// (hex, or ""), fresh (hex), node, location, timestamp, channel.
-/// Returns `{claim, display}`, claim one of fresh, reclaimed, taken.
+/// Returns `{claim, display, released}`, claim one of fresh, reclaimed,
+/// taken; `released` "1" when an earlier holder's rooms were released
+/// (this node's core is told before the answer: see `room_scripts`).
 pub(crate) const RESERVE: &str = r#"
 local name, online, presence = KEYS[1], KEYS[2], KEYS[3]
 local key = ARGV[1]
 local gone = lost(KEYS[4], ARGV[5])
 if gone then return gone end
 local found = redis.call('HMGET', name, 'display', 'secret', 'expires')
-local claim, display
+local claim, display, released_rooms = nil, nil, '0'
 local held = found[1] and (tonumber(redis.call('HGET', online, key) or '0') > 0
   or tonumber(found[3] or '0') > now_ms())
 if held then
@@ -134,7 +136,7 @@ else
   if wait then return wait end
   claim, display = 'fresh', ARGV[2]
   -- An earlier holder's rooms, if the sweep has not released them yet.
-  tell_released('wschat:', key, ARGV[8])
+  if tell_released('wschat:', key, ARGV[8], ARGV[5]) then released_rooms = '1' end
   redis.call('DEL', name)
   redis.call('HSET', name, 'display', display, 'secret', ARGV[4])
 end
@@ -143,7 +145,7 @@ redis.call('PERSIST', name)
 redis.call('HINCRBY', online, key, 1)
 redis.call('HINCRBY', presence, key, 1)
 redis.call('PUBLISH', ARGV[8], cjson.encode({'j', ARGV[5], display, ARGV[6], ARGV[7]}))
-return {claim, display}
+return {claim, display, released_rooms}
 "#;
 
 /// A connection holding a name went away.
@@ -167,7 +169,8 @@ return 1
 /// A v2 logout: the name is free everywhere and its secret worthless.
 /// KEYS: name, online, nodes. ARGV: key, secret (hex: the holder's, so
 /// that a stale logout never frees someone else's name: compare and
-/// delete), node, display, prefix, channel. Returns 1 if it was freed.
+/// delete), node, display, prefix, channel. Returns 1 if it was freed, 2
+/// if its rooms' rows went with it (see `room_scripts`).
 /// The event names the secret freed, so that a node whose user claimed
 /// the name afresh since (another secret) keeps that user logged in.
 pub(crate) const LOGOUT: &str = r#"
@@ -182,7 +185,7 @@ for _, node in ipairs(redis.call('ZRANGE', nodes, 0, -1)) do
   redis.call('HDEL', ARGV[5] .. 'presence:' .. node, key)
 end
 redis.call('PUBLISH', ARGV[6], cjson.encode({'o', ARGV[3], key, ARGV[4], ARGV[2]}))
-tell_released(ARGV[5], key, ARGV[6])
+if tell_released(ARGV[5], key, ARGV[6], ARGV[3]) then return 2 end
 return 1
 "#;
 
@@ -260,7 +263,7 @@ for _, key in ipairs(redis.call('ZRANGEBYSCORE', expiring, '-inf', now, 'LIMIT',
   if expires and (expires == '0' or tonumber(expires) > now) then
     redis.call('ZREM', expiring, key)
   else
-    tell_released(prefix, key, ARGV[5])
+    tell_released(prefix, key, ARGV[5], '')
     redis.call('ZREM', expiring, key)
   end
 end

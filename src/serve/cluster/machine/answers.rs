@@ -14,6 +14,7 @@ use super::super::room_scripts::REFUSED;
 use super::super::scripts::{LOST, REBUILDING};
 use super::{JoinName, Phase, RedisLink, State, Status};
 use crate::protocol::LeaveReason;
+use crate::server::Write;
 
 impl RedisLink {
     /// The answers to a batch: each request's outcome, this node's
@@ -62,6 +63,14 @@ impl RedisLink {
                 let error = Failed(format!("Redis: {e}"));
                 self.to_core.push_back(ToCore::Answer(call.fail(error)));
                 continue;
+            }
+            if released_rooms(&call, &value)
+                && let Call::Reserve { key, .. } | Call::Logout { key, .. } = &call
+            {
+                // Before the answer: the name's new holder starts with
+                // none of the earlier one's rooms.
+                let write = Write::Release { key: key.clone() };
+                self.to_core.push_back(ToCore::Remote(Remote::Write(write)));
             }
             let Some(answer) = answer_of(&call, &value) else {
                 if !self.failing_calls {
@@ -227,6 +236,18 @@ impl RedisLink {
             });
         }
         Ok(Duration::from_millis(joined.rebuilding))
+    }
+}
+
+/// Whether RESERVE's or LOGOUT's answer says the name's rooms were
+/// released with it.
+fn released_rooms(call: &Call, value: &Value) -> bool {
+    match (call, value) {
+        (Call::Reserve { .. }, Value::Array(answer)) => {
+            answer.get(2).and_then(text).as_deref() == Some("1")
+        }
+        (Call::Logout { .. }, value) => number(value) == Some(2),
+        _ => false,
     }
 }
 
