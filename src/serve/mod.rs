@@ -416,7 +416,13 @@ fn open_cluster(url: &str, options: &Options) -> Result<Backend, BindError> {
         login_ttl: options.login_ttl,
         node_timeout: options.node_timeout,
     };
-    let connecting = cluster::Connecting::new(url, settings).map_err(BindError::Redis)?;
+    let rooms = cluster::RoomSettings {
+        history: options.room_history,
+        max_members: options.max_room_members,
+    };
+    let connecting = cluster::Connecting::new(url, settings)
+        .map_err(BindError::Redis)?
+        .with_rooms(rooms);
     Ok(Backend::Redis(Box::new(connecting)))
 }
 

@@ -26,6 +26,15 @@ pub(crate) enum Command {
     Heartbeat { id: CommandId },
     /// The history's messages `from..=to` (XRANGE).
     Fill { id: CommandId, from: u64, to: u64 },
+    /// Every room's latest `seq` (ROOM_SEQS), after a reconnect.
+    RoomSeqs { id: CommandId },
+    /// A room's log entries `from..=to` (XRANGE).
+    FillRoom {
+        id: CommandId,
+        room: Arc<str>,
+        from: u64,
+        to: u64,
+    },
 }
 
 /// The JOIN script's arguments.

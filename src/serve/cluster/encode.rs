@@ -6,44 +6,132 @@ use std::time::Duration;
 
 use redis::{Cmd, Value};
 
-use super::Settings;
 use super::events;
 use super::machine::Join;
 use super::requests::Call;
 use super::scripts::{self, CHANNEL, HISTORY, Lua, META, NODES, ONLINE, PREFIX, Scripts};
+use super::{RoomSettings, Settings};
+use super::{room_events, room_scripts};
+use crate::server::Write;
 
 /// What every command of this node says the same way.
 #[derive(Debug)]
 pub(crate) struct Encoder {
     pub(crate) node: Arc<str>,
     pub(crate) settings: Settings,
+    pub(crate) rooms: RoomSettings,
     pub(crate) scripts: Arc<Scripts>,
 }
 
 impl Encoder {
     /// The pipeline of a batch of requests, in their order: one EVALSHA
     /// per request, but one for each run of consecutive appends (see
-    /// [`scripts::APPEND`]).
+    /// [`scripts::APPEND`]), of consecutive room entries (ROOM_APPEND), and
+    /// of consecutive writes to one room (ROOM_WRITES: all or nothing).
     pub(crate) fn calls(&self, calls: &[Call]) -> Pipeline {
         let mut pipeline = Pipeline::default();
         let mut rest = calls;
         while let Some(call) = rest.first() {
-            let run = match call {
-                Call::Append { .. } => rest
-                    .iter()
-                    .take_while(|c| matches!(c, Call::Append { .. }))
-                    .count(),
-                _ => 1,
+            let alike = |c: &&Call| match (call, *c) {
+                (Call::Append { .. }, Call::Append { .. }) => true,
+                (Call::RoomAppend { .. }, Call::RoomAppend { .. }) => true,
+                (Call::RoomWrite { write: a, .. }, Call::RoomWrite { write: b, .. }) => {
+                    room_events::room_of(a)
+                        .is_some_and(|room| room_events::room_of(b) == Some(room))
+                }
+                _ => false,
             };
+            let run = rest.iter().take_while(alike).count().max(1);
             let (now, later) = rest.split_at(run);
-            pipeline.cmds.push(match call {
-                Call::Append { .. } => self.appends(now),
-                call => self.call(call),
-            });
-            pipeline.runs.push(run);
+            let (cmd, kind) = match call {
+                Call::Append { .. } => (self.appends(now), Run::Lobby),
+                Call::RoomAppend { .. } => (self.room_appends(now), Run::Each),
+                Call::RoomWrite { write, .. } => (self.room_writes(write, now), Run::All),
+                call => (self.call(call), Run::All),
+            };
+            pipeline.cmds.push(cmd);
+            pipeline.runs.push((run, kind));
             rest = later;
         }
         pipeline
+    }
+
+    /// ROOM_WRITES of a run of writes to one room, or ROOM_RELEASE of a
+    /// release (a run of one).
+    fn room_writes(&self, first: &Write, run: &[Call]) -> Cmd {
+        let writes: Vec<&Write> = run
+            .iter()
+            .filter_map(|call| match call {
+                Call::RoomWrite { write, .. } => Some(write),
+                _ => None,
+            })
+            .collect();
+        let event = room_events::writes_event(&self.node, writes.iter().copied());
+        let Some(room) = room_events::room_of(first) else {
+            let key = match first {
+                Write::Release { key } => &**key,
+                _ => "",
+            };
+            let rooms = room_scripts::name_rooms_key(key);
+            let mut cmd = evalsha(
+                &self.scripts.room_release,
+                &[NODES, room_scripts::ROOMS, &rooms],
+            );
+            cmd.arg(&*self.node)
+                .arg(key)
+                .arg(PREFIX)
+                .arg(CHANNEL)
+                .arg(event);
+            return cmd;
+        };
+        let parts = room_scripts::ROOM_PARTS.map(|part| room_scripts::room_key(room, part));
+        let mut keys = vec![NODES, room_scripts::ROOMS];
+        keys.extend(parts.iter().map(String::as_str));
+        let mut cmd = evalsha(&self.scripts.room_writes, &keys);
+        cmd.arg(&*self.node)
+            .arg(&**room)
+            .arg(self.rooms.max_members)
+            .arg(PREFIX)
+            .arg(CHANNEL)
+            .arg(event);
+        for write in writes {
+            cmd.arg(room_events::script_args(write));
+        }
+        cmd
+    }
+
+    /// ROOM_APPEND of a run of room entries, each encoded here as it is
+    /// kept and published.
+    fn room_appends(&self, run: &[Call]) -> Cmd {
+        let mut keys = vec![NODES.to_owned()];
+        let mut args = Vec::new();
+        for call in run {
+            if let Call::RoomAppend {
+                room,
+                id,
+                timestamp,
+                username,
+                text,
+                notice,
+                ..
+            } = call
+            {
+                keys.push(room_scripts::room_key(room, "meta"));
+                keys.push(room_scripts::room_key(room, "log"));
+                args.push(events::json_string(room));
+                args.push(room_events::entry_json(
+                    id, *timestamp, username, text, *notice,
+                ));
+            }
+        }
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut cmd = evalsha(&self.scripts.room_append, &keys);
+        cmd.arg(&*self.node)
+            .arg(events::json_string(&self.node))
+            .arg(self.rooms.history)
+            .arg(CHANNEL)
+            .arg(args);
+        cmd
     }
 
     /// The APPEND of a run of messages, each encoded here as it is kept
@@ -121,6 +209,8 @@ impl Encoder {
                 cmd
             }
             Call::Append { .. } => self.appends(std::slice::from_ref(call)),
+            Call::RoomAppend { .. } => self.room_appends(std::slice::from_ref(call)),
+            Call::RoomWrite { write, .. } => self.room_writes(write, std::slice::from_ref(call)),
         }
     }
 
@@ -151,6 +241,13 @@ impl Encoder {
                 .arg(&name.secret)
                 .arg(name.connections);
         }
+        cmd
+    }
+
+    /// ROOM_SEQS: every room's latest `seq`.
+    pub(crate) fn room_seqs(&self) -> Cmd {
+        let mut cmd = evalsha(&self.scripts.room_seqs, &[room_scripts::ROOMS, NODES]);
+        cmd.arg(&*self.node).arg(PREFIX);
         cmd
     }
 
@@ -190,7 +287,18 @@ impl Encoder {
 #[derive(Debug, Default)]
 pub(crate) struct Pipeline {
     pub(crate) cmds: Vec<Cmd>,
-    runs: Vec<usize>,
+    runs: Vec<(usize, Run)>,
+}
+
+/// How a command's answer answers its run of requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// Lobby appends: the first seq, the others following it.
+    Lobby,
+    /// Room entries: an array of one answer each.
+    Each,
+    /// One answer for all (a run of room writes: all or nothing).
+    All,
 }
 
 impl Pipeline {
@@ -198,11 +306,14 @@ impl Pipeline {
     /// answered with its first seq gives each message its own, in order;
     /// an error is every request's of the run.
     pub(crate) fn answers(&self, values: Vec<Value>) -> Vec<Value> {
-        let mut out = Vec::with_capacity(self.runs.iter().sum());
-        for (value, &run) in values.into_iter().zip(&self.runs) {
-            match (&value, events::number(&value)) {
-                (Value::Int(_) | Value::BulkString(_), Some(first)) if run > 1 => {
+        let mut out = Vec::with_capacity(self.runs.iter().map(|r| r.0).sum());
+        for (value, &(run, kind)) in values.into_iter().zip(&self.runs) {
+            match (kind, &value, events::number(&value)) {
+                (Run::Lobby, Value::Int(_) | Value::BulkString(_), Some(first)) if run > 1 => {
                     out.extend((first..).take(run).map(|seq| Value::Int(seq as i64)));
+                }
+                (Run::Each, Value::Array(each), _) if each.len() == run => {
+                    out.extend(each.iter().cloned());
                 }
                 _ => out.extend(std::iter::repeat_n(value, run)),
             }
@@ -236,6 +347,7 @@ mod tests {
                 login_ttl: Duration::from_secs(600),
                 node_timeout: Duration::from_secs(10),
             },
+            rooms: RoomSettings::default(),
             scripts: Arc::new(Scripts::new()),
         }
     }

@@ -31,6 +31,10 @@ pub(crate) enum What {
         secret: Option<String>,
     },
     Other(Remote),
+    /// A run of room writes of one node, in the order Redis ran them.
+    Writes(Vec<crate::server::Write>),
+    /// A run of room entries of one node, each room's in its `seq` order.
+    RoomEntries(Vec<super::room_events::RoomRun>),
 }
 
 /// A message of an append (`Call::Append`) as the APPEND script keeps and
@@ -55,12 +59,24 @@ pub(crate) fn json_string(text: &str) -> String {
 
 /// Decodes one published event:
 /// `["M", node, FIRST, [[id, timestamp, username, text], …]]`,
+/// `["W", node, [write, …]]` and `["R", node, [[room, FIRST, [entry, …]],
+/// …]]` (rooms: see `room_events`),
 /// `["m", node, seq, id, timestamp, username, text]` (older nodes),
 /// `["j", node, username, location, timestamp]`,
 /// `["l", node, username, reason]`, `["o", node, key, username, secret]`.
 pub(crate) fn decode(payload: &[u8]) -> Result<Heard, String> {
     if payload.starts_with(br#"["M","#) {
         return decode_messages(payload);
+    }
+    if payload.starts_with(br#"["W","#) {
+        let (origin, writes) = super::room_events::decode_writes(payload)?;
+        let what = What::Writes(writes);
+        return Ok(Heard { origin, what });
+    }
+    if payload.starts_with(br#"["R","#) {
+        let (origin, runs) = super::room_events::decode_entries(payload)?;
+        let what = What::RoomEntries(runs);
+        return Ok(Heard { origin, what });
     }
     let fields: Vec<String> =
         serde_json::from_slice(payload).map_err(|e| format!("not an event: {e}"))?;

@@ -35,9 +35,13 @@ use super::Settings;
 pub(crate) use super::commands::{Command, CommandId, Join, JoinName, Status};
 use super::events::{self, What, single};
 use super::requests::{Answer, Call, Failed, HeldName, Remote, ToCore, hex};
+use super::room_events::{self, room_of};
+use super::room_scripts::LOBBY;
+use super::rooms::RoomSequencers;
 use super::scripts::LOST;
 use super::secrets::Secrets;
 use super::sequencer::Sequencer;
+use crate::server::StoredRoom;
 
 mod answers;
 
@@ -57,6 +61,8 @@ pub(crate) struct RedisLink {
     epoch: String,
     settings: Settings,
     sequencer: Sequencer,
+    /// Each room's entries, in its own numbering.
+    rooms: RoomSequencers,
     /// What LOGOUT and JOIN need, and the core keeps none of.
     secrets: Secrets,
     /// The question to the core that will prune `secrets`, if asked.
@@ -146,6 +152,7 @@ impl RedisLink {
             next_beat: now + settings.node_timeout / 5,
             settings,
             sequencer: Sequencer::new(last_seq),
+            rooms: RoomSequencers::default(),
             secrets: Secrets::new(),
             pruning: None,
             questions: 0,
@@ -171,6 +178,11 @@ impl RedisLink {
             status: VecDeque::new(),
         };
         (link, connection)
+    }
+
+    /// The rooms the core starts with (read after the first JOIN).
+    pub(crate) fn load_rooms(&mut self, rooms: &[StoredRoom]) {
+        self.rooms.load(rooms);
     }
 
     /// The JOIN of a node starting (nothing held, nothing delivered).
@@ -301,7 +313,23 @@ impl RedisLink {
         else {
             return;
         };
-        if *beat == Some(id) {
+        if self.rooms.take_seqs(id) {
+            match reply.and_then(single) {
+                Ok(value) => self.rooms.published_up_to(&room_events::seqs(&value)),
+                Err(why) => self.lost(why, self.backoff, now),
+            }
+        } else if let Some((room, from, to)) = self.rooms.take_fill(id) {
+            match reply.and_then(single) {
+                Ok(value) => {
+                    let entries = room_events::room_log(&value)
+                        .into_iter()
+                        .map(|(entry, origin)| (entry, origin == *self.node))
+                        .collect();
+                    self.rooms.filled(&room, from, to, entries);
+                }
+                Err(why) => self.lost(why, self.backoff, now),
+            }
+        } else if *beat == Some(id) {
             *beat = None;
             match reply {
                 Ok(values) if values.iter().any(|v| is_error(v, LOST)) => self.forgot(),
@@ -369,6 +397,12 @@ impl RedisLink {
                             }
                             self.backoff = BACKOFF.0;
                             self.forgotten = false;
+                            if self.rooms.any() {
+                                // What pub/sub lost of the rooms meanwhile.
+                                let id = self.next_id();
+                                self.rooms.asking_seqs(id);
+                                self.commands.push_back(Command::RoomSeqs { id });
+                            }
                             if rebuilding.is_zero() {
                                 self.status.push_back(Status::Reachable);
                             } else {
@@ -441,6 +475,24 @@ impl RedisLink {
         };
         let own = heard.origin == *self.node;
         match heard.what {
+            What::Writes(writes) => {
+                for write in writes {
+                    match room_of(&write).filter(|room| ***room != *LOBBY).cloned() {
+                        Some(room) => self.rooms.heard(&room, write, own),
+                        // The lobby's, and releases: among the lobby's
+                        // messages, in the order heard.
+                        None if !own => self.sequencer.event(Remote::Write(write)),
+                        None => {}
+                    }
+                }
+            }
+            What::RoomEntries(runs) => {
+                for (room, entries) in runs {
+                    for entry in entries {
+                        self.rooms.published(&room, entry, own);
+                    }
+                }
+            }
             What::Messages(messages) => {
                 for message in messages {
                     self.sequencer.published(message, own);
@@ -656,6 +708,16 @@ impl RedisLink {
             *fill = Some((id, from, to));
             self.commands.push_back(Command::Fill { id, from, to });
         }
+        self.rooms.release(busy, &mut self.to_core);
+        if matches!(self.state, State::Up { .. })
+            && !busy
+            && let Some((room, from, to)) = self.rooms.gap()
+        {
+            let id = self.next_id();
+            self.rooms.filling(id, room.clone(), from, to);
+            self.commands
+                .push_back(Command::FillRoom { id, room, from, to });
+        }
     }
 
     /// Redis cannot be reached: every request in flight or waiting fails
@@ -676,6 +738,7 @@ impl RedisLink {
         let reason = format!("Redis at {} cannot be reached: {why}", self.place);
         self.status.push_back(Status::Unreachable(reason));
         self.commands.push_back(Command::Close);
+        self.rooms.forget_fill();
         let state = std::mem::replace(
             &mut self.state,
             State::Down {

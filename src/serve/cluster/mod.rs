@@ -21,6 +21,13 @@ mod encode;
 mod events;
 mod machine;
 mod requests;
+mod room_events;
+#[cfg(test)]
+mod room_script_tests;
+mod room_scripts;
+#[cfg(test)]
+mod room_tests;
+mod rooms;
 mod scripts;
 mod secrets;
 mod sequencer;
@@ -73,6 +80,26 @@ pub(crate) struct Settings {
     pub(crate) history_size: usize,
     pub(crate) login_ttl: Duration,
     pub(crate) node_timeout: Duration,
+}
+
+/// What the nodes of one cluster must agree on about rooms (give every
+/// node the same `--room-history` and `--max-room-members`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RoomSettings {
+    /// Entries kept in each room's log (`MAXLEN ~`), and loaded at start.
+    pub(crate) history: usize,
+    /// Members of a room at most: a join past it is refused by Redis.
+    pub(crate) max_members: usize,
+}
+
+impl Default for RoomSettings {
+    fn default() -> RoomSettings {
+        let config = crate::config::Config::default();
+        RoomSettings {
+            history: config.room_history,
+            max_members: config.max_room_members,
+        }
+    }
 }
 
 /// This node's link to Redis, connected, with its share of the chat.
@@ -133,6 +160,7 @@ enum Woken {
 pub(crate) struct Connecting {
     client: redis::Client,
     settings: Settings,
+    rooms: RoomSettings,
     /// `redis://HOST:PORT` or `rediss://…`, for the log and `/readyz`.
     place: String,
 }
@@ -158,8 +186,14 @@ impl Connecting {
         Ok(Connecting {
             client,
             settings,
+            rooms: RoomSettings::default(),
             place,
         })
+    }
+
+    /// The rooms' settings (the defaults' until set).
+    pub(crate) fn with_rooms(self, rooms: RoomSettings) -> Connecting {
+        Connecting { rooms, ..self }
     }
 
     /// Where Redis is looked for, as the log names it.
@@ -174,6 +208,7 @@ impl Connecting {
         let Connecting {
             client,
             settings,
+            rooms,
             place,
         } = self;
         let (node, candidate) = {
@@ -184,6 +219,7 @@ impl Connecting {
         let encoder = Encoder {
             node: node.clone(),
             settings: settings.clone(),
+            rooms,
             scripts: Arc::new(Scripts::new()),
         };
         let (events_tx, events) = channel::unbounded();
@@ -191,7 +227,7 @@ impl Connecting {
         let mut waiting = false;
         loop {
             match first_join(&client, &encoder, &candidate, events_tx.clone()).await {
-                Ok((connection, joined)) => {
+                Ok((connection, joined, loaded)) => {
                     let mut messages: Vec<_> = events::history(&joined.entries)
                         .into_iter()
                         .map(|(message, _)| message)
@@ -204,13 +240,19 @@ impl Connecting {
                         joined.seq,
                         joined.epoch,
                     );
-                    let (link, id) = RedisLink::joined(
+                    let (mut link, id) = RedisLink::joined(
                         place,
                         node,
                         joined.epoch.clone(),
                         settings,
                         joined.seq,
                         Instant::now(),
+                    );
+                    link.load_rooms(&loaded.rooms);
+                    info!(
+                        "Redis at {}: {} loaded",
+                        link.place(),
+                        crate::serve::counted(loaded.rooms.len() as u64, "room")
                     );
                     let cluster = Cluster {
                         client,
@@ -224,6 +266,10 @@ impl Connecting {
                         epoch: joined.epoch,
                         last_seq: joined.seq,
                         messages,
+                        rooms: loaded.rooms,
+                        reads: loaded.reads,
+                        left_lobby: loaded.left_lobby,
+                        names: loaded.names,
                         ..Snapshot::default()
                     };
                     return (cluster, snapshot);
@@ -398,6 +444,23 @@ impl Cluster {
                     .detach();
                     continue;
                 }
+                Command::FillRoom { id, room, from, to } => {
+                    let conn = self.connection();
+                    let events = self.events_tx.clone();
+                    smol::spawn(async move {
+                        let result = match conn {
+                            Some(mut conn) => rooms::fill(&room, from, to)
+                                .query_async(&mut conn)
+                                .await
+                                .map(|value| vec![value])
+                                .map_err(|e| e.to_string()),
+                            None => Err("not connected".to_owned()),
+                        };
+                        let _ = events.send(Event::Replied { id, result }).await;
+                    })
+                    .detach();
+                    continue;
+                }
                 Command::Calls { id, calls } => {
                     let pipeline = self.encoder.calls(&calls);
                     let (conn, events) = (self.connection(), self.events_tx.clone());
@@ -417,6 +480,7 @@ impl Cluster {
                 }
                 Command::Join { id, join } => (id, vec![self.encoder.join(&join)]),
                 Command::Heartbeat { id } => (id, vec![self.encoder.heartbeat()]),
+                Command::RoomSeqs { id } => (id, vec![self.encoder.room_seqs()]),
             };
             let conn = self.connection();
             let (scripts, events) = (self.encoder.scripts.clone(), self.events_tx.clone());
@@ -465,13 +529,13 @@ impl Cluster {
 }
 
 /// Connects and runs the first JOIN: this node's candidate epoch, nothing
-/// held, the latest messages.
+/// held, the latest messages; then reads every room.
 async fn first_join(
     client: &redis::Client,
     encoder: &Encoder,
     candidate: &str,
     events: Sender<Event>,
-) -> Result<(Connection, Joined), String> {
+) -> Result<(Connection, Joined, rooms::Loaded), String> {
     let mut connection = open(client, &encoder.scripts, CommandId(0), events)
         .await
         .map_err(|e| e.to_string())?;
@@ -481,7 +545,8 @@ async fn first_join(
         .ok_or("no answer in time")?
         .map_err(|e: redis::RedisError| e.to_string())?;
     let joined = Joined::read(&reply).ok_or("an unexpected answer to joining")?;
-    Ok((connection, joined))
+    let loaded = rooms::load(&mut connection.conn, encoder.rooms.history).await?;
+    Ok((connection, joined, loaded))
 }
 
 /// Connects (commands and subscription) and loads the scripts.

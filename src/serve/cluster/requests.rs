@@ -11,6 +11,7 @@ use redis::Value;
 
 use super::super::seam::Reply;
 use super::events::{number, text};
+use super::room_events::room_of;
 use crate::protocol::LeaveReason;
 pub(crate) use crate::server::{
     Answer, Append, Claim, Failed, HeldName, Remote, StoredMessage, Ticket,
@@ -55,6 +56,21 @@ pub(crate) enum Call {
         username: Arc<str>,
         text: Arc<str>,
     },
+    /// A room write (a `Release` too: its cascade through the rooms).
+    RoomWrite {
+        ticket: Ticket<Write>,
+        write: Write,
+    },
+    /// An entry of a room (`Append { room: Some(..) }`), numbered in it.
+    RoomAppend {
+        ticket: Ticket<Append>,
+        room: Arc<str>,
+        id: Arc<str>,
+        timestamp: u64,
+        username: Arc<str>,
+        text: Arc<str>,
+        notice: bool,
+    },
 }
 
 impl Call {
@@ -67,6 +83,8 @@ impl Call {
             Call::Logout { ticket, .. } => ticket.get(),
             Call::Online { ticket } => ticket.get(),
             Call::Append { ticket, .. } => ticket.get(),
+            Call::RoomWrite { ticket, .. } => ticket.get(),
+            Call::RoomAppend { ticket, .. } => ticket.get(),
         }
     }
 
@@ -78,6 +96,8 @@ impl Call {
             Call::Logout { ticket, .. } => ticket.answer(Err(error)),
             Call::Online { ticket } => ticket.answer(Err(error)),
             Call::Append { ticket, .. } => ticket.answer(Err(error)),
+            Call::RoomWrite { ticket, .. } => ticket.answer(Err(error)),
+            Call::RoomAppend { ticket, .. } => ticket.answer(Err(error)),
         }
     }
 }
@@ -117,6 +137,30 @@ pub(crate) fn call_of(request: Request) -> Result<Call, Answer> {
             secret: String::new(),
         },
         Request::Online(ticket) => Call::Online { ticket },
+        Request::Write(ticket, write)
+            if room_of(&write).is_some() || matches!(write, Write::Release { .. }) =>
+        {
+            Call::RoomWrite { ticket, write }
+        }
+        Request::Append(
+            ticket,
+            Append {
+                room: Some(room),
+                id,
+                timestamp,
+                username,
+                text,
+                notice,
+            },
+        ) => Call::RoomAppend {
+            ticket,
+            room,
+            id,
+            timestamp,
+            username,
+            text,
+            notice,
+        },
         Request::Append(
             ticket,
             Append {
@@ -166,7 +210,10 @@ pub(crate) fn answer_of(call: &Call, value: &Value) -> Option<Answer> {
                 .collect();
             ticket.answer(Ok(online))
         }
-        Call::Append { ticket, .. } => ticket.answer(Ok(number(value)?)),
+        Call::Append { ticket, .. } | Call::RoomAppend { ticket, .. } => {
+            ticket.answer(Ok(number(value)?))
+        }
+        Call::RoomWrite { ticket, .. } => ticket.answer(Ok(())),
     })
 }
 

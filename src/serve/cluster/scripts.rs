@@ -19,6 +19,8 @@
 //! - `online` hash: KEY → connections holding it on every node;
 //! - `presence:NODE` hash: KEY → connections holding it on that node;
 //! - `nodes` sorted set: NODE → its latest heartbeat (ms);
+//! - `expiring` sorted set: KEY → when its name expires (ms), for the
+//!   heartbeats' sweep of expired names' rooms (see `room_scripts`);
 //! - channel `wschat:events`: what each node tells the others.
 //!
 //! Times are Redis's own clock (`TIME`), so the nodes' clocks never
@@ -94,6 +96,8 @@ local function released(prefix, key, at, ttl, origin, reason, channel)
   local expires = at + ttl
   redis.call('HSET', name, 'expires', string.format('%d', expires))
   redis.call('PEXPIREAT', name, string.format('%d', expires))
+  -- For the sweep of expired names' rooms (see HEARTBEAT).
+  redis.call('ZADD', prefix .. 'expiring', string.format('%d', expires), key)
   redis.call('PUBLISH', channel, cjson.encode({'l', origin, display, reason}))
   return display
 end
@@ -111,14 +115,16 @@ end
 /// say it is taken.
 /// KEYS: name, online, presence, nodes, meta. ARGV: key, display, offered
 /// (hex, or ""), fresh (hex), node, location, timestamp, channel.
-/// Returns `{claim, display}`, claim one of fresh, reclaimed, taken.
+/// Returns `{claim, display, released}`, claim one of fresh, reclaimed,
+/// taken; `released` "1" when an earlier holder's rooms were released
+/// (this node's core is told before the answer: see `room_scripts`).
 pub(crate) const RESERVE: &str = r#"
 local name, online, presence = KEYS[1], KEYS[2], KEYS[3]
 local key = ARGV[1]
 local gone = lost(KEYS[4], ARGV[5])
 if gone then return gone end
 local found = redis.call('HMGET', name, 'display', 'secret', 'expires')
-local claim, display
+local claim, display, released_rooms = nil, nil, '0'
 local held = found[1] and (tonumber(redis.call('HGET', online, key) or '0') > 0
   or tonumber(found[3] or '0') > now_ms())
 if held then
@@ -129,6 +135,8 @@ else
   local wait = rebuilding(KEYS[5])
   if wait then return wait end
   claim, display = 'fresh', ARGV[2]
+  -- An earlier holder's rooms, if the sweep has not released them yet.
+  if tell_released('wschat:', key, ARGV[8], ARGV[5]) then released_rooms = '1' end
   redis.call('DEL', name)
   redis.call('HSET', name, 'display', display, 'secret', ARGV[4])
 end
@@ -137,7 +145,7 @@ redis.call('PERSIST', name)
 redis.call('HINCRBY', online, key, 1)
 redis.call('HINCRBY', presence, key, 1)
 redis.call('PUBLISH', ARGV[8], cjson.encode({'j', ARGV[5], display, ARGV[6], ARGV[7]}))
-return {claim, display}
+return {claim, display, released_rooms}
 "#;
 
 /// A connection holding a name went away.
@@ -161,7 +169,8 @@ return 1
 /// A v2 logout: the name is free everywhere and its secret worthless.
 /// KEYS: name, online, nodes. ARGV: key, secret (hex: the holder's, so
 /// that a stale logout never frees someone else's name: compare and
-/// delete), node, display, prefix, channel. Returns 1 if it was freed.
+/// delete), node, display, prefix, channel. Returns 1 if it was freed, 2
+/// if its rooms' rows went with it (see `room_scripts`).
 /// The event names the secret freed, so that a node whose user claimed
 /// the name afresh since (another secret) keeps that user logged in.
 pub(crate) const LOGOUT: &str = r#"
@@ -176,6 +185,7 @@ for _, node in ipairs(redis.call('ZRANGE', nodes, 0, -1)) do
   redis.call('HDEL', ARGV[5] .. 'presence:' .. node, key)
 end
 redis.call('PUBLISH', ARGV[6], cjson.encode({'o', ARGV[3], key, ARGV[4], ARGV[2]}))
+if tell_released(ARGV[5], key, ARGV[6], ARGV[3]) then return 2 end
 return 1
 "#;
 
@@ -245,6 +255,18 @@ if gone then return gone end
 local now = now_ms()
 local absent = redis.call('ZADD', nodes, string.format('%d', now), ARGV[1])
 local timeout, ttl, prefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+-- Names whose TTL ran out take their rooms' rows with them (at most 16 a
+-- beat); one held again since is not released.
+local expiring = prefix .. 'expiring'
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', expiring, '-inf', now, 'LIMIT', 0, 16)) do
+  local expires = redis.call('HGET', prefix .. 'name:' .. key, 'expires')
+  if expires and (expires == '0' or tonumber(expires) > now) then
+    redis.call('ZREM', expiring, key)
+  else
+    tell_released(prefix, key, ARGV[5], '')
+    redis.call('ZREM', expiring, key)
+  end
+end
 local last = tonumber(redis.call('HGET', meta, 'beat') or '0')
 redis.call('HSET', meta, 'beat', string.format('%d', now))
 if now - last > timeout / 2 then
@@ -369,6 +391,8 @@ redis.call('ZREM', nodes, ARGV[1])
 return 1
 "#;
 
+use super::room_scripts;
+
 /// A script, run by its SHA-1.
 #[derive(Debug)]
 pub(crate) struct Lua {
@@ -378,7 +402,7 @@ pub(crate) struct Lua {
 
 impl Lua {
     fn new(body: &str) -> Lua {
-        let code = format!("{PRELUDE}{body}");
+        let code = format!("{PRELUDE}{}{body}", room_scripts::ROOM_PRELUDE);
         let hash = redis::Script::new(&code).get_hash().to_owned();
         Lua { code, hash }
     }
@@ -395,6 +419,10 @@ pub(crate) struct Scripts {
     pub(crate) heartbeat: Lua,
     pub(crate) join: Lua,
     pub(crate) leave: Lua,
+    pub(crate) room_writes: Lua,
+    pub(crate) room_release: Lua,
+    pub(crate) room_append: Lua,
+    pub(crate) room_seqs: Lua,
 }
 
 impl Scripts {
@@ -408,10 +436,14 @@ impl Scripts {
             heartbeat: Lua::new(HEARTBEAT),
             join: Lua::new(JOIN),
             leave: Lua::new(LEAVE),
+            room_writes: Lua::new(room_scripts::ROOM_WRITES),
+            room_release: Lua::new(room_scripts::ROOM_RELEASE),
+            room_append: Lua::new(room_scripts::ROOM_APPEND),
+            room_seqs: Lua::new(room_scripts::ROOM_SEQS),
         }
     }
 
-    pub(crate) fn all(&self) -> [&Lua; 8] {
+    pub(crate) fn all(&self) -> [&Lua; 12] {
         [
             &self.reserve,
             &self.disconnect,
@@ -421,6 +453,10 @@ impl Scripts {
             &self.heartbeat,
             &self.join,
             &self.leave,
+            &self.room_writes,
+            &self.room_release,
+            &self.room_append,
+            &self.room_seqs,
         ]
     }
 }

@@ -22,6 +22,7 @@
 //! among the messages: one heard after message N reaches the core after it.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use tracing::warn;
 
@@ -37,6 +38,9 @@ pub(crate) struct Sequencer {
     held: BTreeMap<u64, Held>,
     /// Other events, each after the `seq` heard before it.
     events: VecDeque<(u64, Remote)>,
+    /// The room numbered (`None`: the lobby): its entries reach the core as
+    /// `Remote::RoomEntry`, the lobby's as `Remote::Message`.
+    room: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -60,7 +64,21 @@ impl Sequencer {
             heard: last_seq,
             held: BTreeMap::new(),
             events: VecDeque::new(),
+            room: None,
         }
+    }
+
+    /// The sequencer of `room`'s entries, after `last_seq`.
+    pub(crate) fn for_room(room: Arc<str>, last_seq: u64) -> Sequencer {
+        Sequencer {
+            room: Some(room),
+            ..Sequencer::new(last_seq)
+        }
+    }
+
+    /// Nothing held, nothing waiting to be handed on.
+    pub(crate) fn idle(&self) -> bool {
+        self.held.is_empty() && self.events.is_empty()
     }
 
     /// The latest `seq` handed to the core.
@@ -166,7 +184,14 @@ impl Sequencer {
             match entry.remove() {
                 Held::Own(ticket) => out.push_back(ToCore::Answer(ticket.answer(Ok(seq)))),
                 Held::Other(message) | Held::Echo(message) => {
-                    out.push_back(ToCore::Remote(Remote::Message(message)))
+                    let remote = match &self.room {
+                        None => Remote::Message(message),
+                        Some(room) => Remote::RoomEntry {
+                            room: room.clone(),
+                            message,
+                        },
+                    };
+                    out.push_back(ToCore::Remote(remote))
                 }
                 Held::Lost => {}
             }

@@ -10,9 +10,11 @@ use tracing::{debug, error, info, warn};
 
 use super::super::events::{Joined, number, single, text};
 use super::super::requests::{Answer, Call, Failed, Remote, ToCore, answer_of, secret_claimed};
+use super::super::room_scripts::REFUSED;
 use super::super::scripts::{LOST, REBUILDING};
 use super::{JoinName, Phase, RedisLink, State, Status};
 use crate::protocol::LeaveReason;
+use crate::server::Write;
 
 impl RedisLink {
     /// The answers to a batch: each request's outcome, this node's
@@ -42,6 +44,17 @@ impl RedisLink {
                 self.to_core.push_back(ToCore::Answer(call.fail(error)));
                 continue;
             }
+            if is_error(&value, REFUSED) {
+                // A race another node won (see `room_scripts`): the core
+                // takes its change back.
+                let why = match &value {
+                    Value::ServerError(e) => e.details().unwrap_or("refused").to_owned(),
+                    _ => String::new(),
+                };
+                self.to_core
+                    .push_back(ToCore::Answer(call.fail(Failed(why))));
+                continue;
+            }
             if let Value::ServerError(e) = &value {
                 if !self.failing_calls {
                     warn!("Redis at {} refused a request: {e}", self.place);
@@ -50,6 +63,14 @@ impl RedisLink {
                 let error = Failed(format!("Redis: {e}"));
                 self.to_core.push_back(ToCore::Answer(call.fail(error)));
                 continue;
+            }
+            if released_rooms(&call, &value)
+                && let Call::Reserve { key, .. } | Call::Logout { key, .. } = &call
+            {
+                // Before the answer: the name's new holder starts with
+                // none of the earlier one's rooms.
+                let write = Write::Release { key: key.clone() };
+                self.to_core.push_back(ToCore::Remote(Remote::Write(write)));
             }
             let Some(answer) = answer_of(&call, &value) else {
                 if !self.failing_calls {
@@ -78,11 +99,14 @@ impl RedisLink {
                 let hash = secret.to_owned();
                 self.secrets.learn(key.clone(), hash, self.questions);
             }
-            match answer {
-                Answer::Appended(ticket, Ok(seq)) => {
+            match (answer, &call) {
+                (Answer::Appended(ticket, Ok(seq)), Call::RoomAppend { room, .. }) => {
+                    self.rooms.appended(room, ticket, seq, &mut self.to_core)
+                }
+                (Answer::Appended(ticket, Ok(seq)), _) => {
                     self.sequencer.appended(ticket, seq, &mut self.to_core)
                 }
-                answer => self.to_core.push_back(ToCore::Answer(answer)),
+                (answer, _) => self.to_core.push_back(ToCore::Answer(answer)),
             }
         }
         if errors == 0 && self.failing_calls {
@@ -212,6 +236,18 @@ impl RedisLink {
             });
         }
         Ok(Duration::from_millis(joined.rebuilding))
+    }
+}
+
+/// Whether RESERVE's or LOGOUT's answer says the name's rooms were
+/// released with it.
+fn released_rooms(call: &Call, value: &Value) -> bool {
+    match (call, value) {
+        (Call::Reserve { .. }, Value::Array(answer)) => {
+            answer.get(2).and_then(text).as_deref() == Some("1")
+        }
+        (Call::Logout { .. }, value) => number(value) == Some(2),
+        _ => false,
     }
 }
 

@@ -1,0 +1,374 @@
+//! Rooms through the Redis link on a virtual clock, without Redis: other
+//! nodes' room entries and writes reach the core once, in each room's
+//! order; what pub/sub lost of a room is fetched from its log; this node's
+//! own come back as answers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use super::Settings;
+use super::machine::{Command, CommandId, RedisLink};
+use super::requests::{Answer, Call, Failed, Remote, StoredMessage, Ticket, ToCore};
+use crate::protocol::Role;
+use crate::server::{StoredRoom, Write};
+
+fn link(now: Instant) -> (RedisLink, CommandId) {
+    let settings = Settings {
+        history_size: 100,
+        login_ttl: Duration::from_secs(60),
+        node_timeout: Duration::from_secs(10),
+    };
+    let (mut link, conn) = RedisLink::joined(
+        "redis://test".into(),
+        "me".into(),
+        "E".into(),
+        settings,
+        0,
+        now,
+    );
+    let room = |key: &str, last_seq| StoredRoom {
+        key: key.into(),
+        display: key.into(),
+        epoch: "E1".into(),
+        last_seq,
+        ..StoredRoom::default()
+    };
+    link.load_rooms(&[room("#a", 5), room("#b", 0), room("#lobby", 0)]);
+    (link, conn)
+}
+
+fn commands(link: &mut RedisLink) -> Vec<Command> {
+    std::iter::from_fn(|| link.poll_command()).collect()
+}
+
+/// What reached the core, as short strings: `ROOM:SEQ` for an entry,
+/// `w:ROOM:NAME` for a member write, `own:SEQ` for an answer.
+fn to_core(link: &mut RedisLink) -> Vec<String> {
+    std::iter::from_fn(|| link.poll_to_core())
+        .map(|reply| match reply {
+            ToCore::Remote(Remote::RoomEntry { room, message }) => {
+                format!("{room}:{}", message.seq)
+            }
+            ToCore::Remote(Remote::Write(Write::Member { room, name, .. })) => {
+                format!("w:{room}:{name}")
+            }
+            ToCore::Answer(Answer::Appended(_, Ok(seq))) => format!("own:{seq}"),
+            ToCore::Answer(Answer::Written(_, Ok(()))) => "written".into(),
+            ToCore::Answer(Answer::Written(_, Err(Failed(why)))) => format!("refused: {why}"),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+fn entry_json(seq: u64) -> String {
+    format!(r#"["id{seq}",1700,"bob","text {seq}",false]"#)
+}
+
+/// Entries `seqs` (consecutive) of `room`, as ROOM_APPEND publishes them.
+fn entries(node: &str, room: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<u8> {
+    let first = *seqs.start();
+    let entries: Vec<String> = seqs.map(entry_json).collect();
+    format!(
+        r#"["R","{node}",[["{room}",{first},[{}]]]]"#,
+        entries.join(",")
+    )
+    .into_bytes()
+}
+
+fn member_write(node: &str, room: &str, name: &str) -> Vec<u8> {
+    format!(r#"["W","{node}",[["member","{room}","{name}","member",null]]]"#).into_bytes()
+}
+
+fn bulk(text: &str) -> Value {
+    Value::BulkString(text.as_bytes().to_vec())
+}
+
+/// Entry `seq` of `node` as XRANGE returns it from a room's log.
+fn logged(node: &str, seq: u64) -> Value {
+    Value::Array(vec![
+        bulk(&format!("{seq}-0")),
+        Value::Array(vec![
+            bulk("n"),
+            bulk(node),
+            bulk("d"),
+            bulk(&entry_json(seq)),
+        ]),
+    ])
+}
+
+#[test]
+fn other_nodes_room_entries_reach_the_core_once_in_each_rooms_order() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(t0);
+    // #a is at 5: 6 and 7 come in one run, #b's first in another.
+    link.handle_published(conn, &entries("other", "#b", 1..=1), t0);
+    link.handle_published(conn, &entries("other", "#a", 6..=7), t0);
+    assert_eq!(to_core(&mut link), ["#b:1", "#a:6", "#a:7"]);
+    // Heard again (a fill overlapping the subscription): not twice.
+    link.handle_published(conn, &entries("other", "#a", 7..=7), t0);
+    // An older entry than the room's start: not at all.
+    link.handle_published(conn, &entries("other", "#a", 4..=4), t0);
+    assert_eq!(to_core(&mut link), Vec::<String>::new());
+    assert_eq!(commands(&mut link), []);
+}
+
+#[test]
+fn what_pub_sub_lost_of_a_room_is_fetched_from_its_log_writes_keeping_their_place() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(t0);
+    // 6 was lost; 7 came, then a member joined (after 7, in Redis's order).
+    link.handle_published(conn, &entries("other", "#a", 7..=7), t0);
+    link.handle_published(conn, &member_write("other", "#a", "cy"), t0);
+    // Another room is not held up by #a's gap.
+    link.handle_published(conn, &member_write("other", "#b", "dee"), t0);
+    assert_eq!(to_core(&mut link), ["w:#b:dee"]);
+    let fill = CommandId(1);
+    assert_eq!(
+        commands(&mut link),
+        [Command::FillRoom {
+            id: fill,
+            room: "#a".into(),
+            from: 6,
+            to: 7
+        }]
+    );
+    let log = Value::Array(vec![logged("other", 6), logged("other", 7)]);
+    link.handle_reply(fill, Ok(vec![log]), t0);
+    assert_eq!(to_core(&mut link), ["#a:6", "#a:7", "w:#a:cy"]);
+    assert_eq!(commands(&mut link), []);
+}
+
+#[test]
+fn this_nodes_own_entries_and_writes_come_back_as_answers_not_as_remotes() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(t0);
+    let entry = Call::RoomAppend {
+        ticket: Ticket::for_tests(1),
+        room: "#b".into(),
+        id: "id1".into(),
+        timestamp: 1700,
+        username: "bob".into(),
+        text: "text 1".into(),
+        notice: false,
+    };
+    let join = Call::RoomWrite {
+        ticket: Ticket::for_tests(2),
+        write: Write::Member {
+            room: Arc::from("#b"),
+            name: Arc::from("me"),
+            role: Role::Member,
+            muted_until: None,
+        },
+    };
+    link.handle_requests([Ok(join), Ok(entry)], t0);
+    let [Command::Calls { id, .. }]: [Command; 1] = commands(&mut link).try_into().unwrap() else {
+        panic!("one batch");
+    };
+    // The echoes come before the reply: held, not delivered as remotes.
+    link.handle_published(conn, &member_write("me", "#b", "me"), t0);
+    link.handle_published(conn, &entries("me", "#b", 1..=1), t0);
+    assert_eq!(to_core(&mut link), Vec::<String>::new());
+    link.handle_reply(id, Ok(vec![Value::Int(1), Value::Int(1)]), t0);
+    assert_eq!(to_core(&mut link), ["written", "own:1"]);
+    // Another node's next entry follows ours.
+    link.handle_published(conn, &entries("other", "#b", 2..=2), t0);
+    assert_eq!(to_core(&mut link), ["#b:2"]);
+}
+
+#[test]
+fn a_room_write_redis_refused_fails_with_why_and_a_room_made_later_is_numbered_from_one() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(t0);
+    let create = Call::RoomWrite {
+        ticket: Ticket::for_tests(1),
+        write: Write::DropRoom {
+            room: Arc::from("#a"),
+        },
+    };
+    link.handle_requests([Ok(create)], t0);
+    let [Command::Calls { id, .. }]: [Command; 1] = commands(&mut link).try_into().unwrap() else {
+        panic!("one batch");
+    };
+    let refusal =
+        redis::parse_redis_value(b"-WSCHAT_REFUSED #a was created meanwhile\r\n").unwrap();
+    link.handle_reply(id, Ok(vec![refusal]), t0);
+    assert_eq!(to_core(&mut link), ["refused: #a was created meanwhile"]);
+    // #c was made on another node after this one started: its entries
+    // are numbered from 1, its creation goes to the core first.
+    let created = br##"["W","other",[["room","#c","#c",null,false,null,"E9"]]]"##;
+    link.handle_published(conn, created, t0);
+    link.handle_published(conn, &entries("other", "#c", 1..=2), t0);
+    let got = to_core(&mut link);
+    assert!(got[0].contains("Room"), "{got:?}");
+    assert_eq!(got[1..], ["#c:1", "#c:2"]);
+}
+
+#[test]
+fn room_writes_and_entries_decode_as_the_node_encodes_them() {
+    use super::room_events::{decode_writes, write_json, writes_event};
+    let s = |t: &str| -> Arc<str> { t.into() };
+    let writes = [
+        Write::Room {
+            room: s("@a\nb"),
+            display: s("a, \"b\""),
+            owner: None,
+            invite_only: true,
+            topic: Some(s("t")),
+            epoch: s("E"),
+        },
+        Write::Member {
+            room: s("#x"),
+            name: s("a"),
+            role: Role::Operator,
+            muted_until: Some(u64::MAX),
+        },
+        Write::Unmember {
+            room: s("#x"),
+            name: s("a"),
+            by: None,
+            reason: None,
+        },
+        Write::Ban {
+            room: s("#x"),
+            name: s("a"),
+            until: None,
+        },
+        Write::Unban {
+            room: s("#x"),
+            name: s("a"),
+        },
+        Write::Invite {
+            room: s("#x"),
+            name: s("a"),
+        },
+        Write::Uninvite {
+            room: s("#x"),
+            name: s("a"),
+        },
+        Write::Read {
+            name: s("a"),
+            room: s("#x"),
+            seq: 9,
+        },
+        Write::DropRoom { room: s("#x") },
+        Write::Release { key: s("a") },
+    ];
+    let event = writes_event("n1", writes.iter());
+    assert_eq!(
+        decode_writes(event.as_bytes()),
+        Ok(("n1".into(), writes.to_vec()))
+    );
+    assert_eq!(write_json(&Write::Alive { at: 1 }), None);
+    for bad in [
+        &br#"["W","n1",[]]"#[..],
+        br##"["W","n1",[["member","#x","a","king",null]]]"##,
+        br##"["W","n1",[["ban","#x","a"]]]"##,
+        br##"["W","n1",[["read","a","#x","9"]]]"##,
+        br##"["W","n1",[["shout","#x","a"]]]"##,
+        br##"["R","n1",[["#x",1,[]]]]"##,
+        br##"["R","n1",[["#x",1,[["id",1,"u","t"]]]]]"##,
+    ] {
+        assert!(
+            super::events::decode(bad).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    let heard = super::events::decode(&entries("n1", "#x", 3..=4)).unwrap();
+    let message = |seq| StoredMessage {
+        seq,
+        id: format!("id{seq}"),
+        timestamp: 1700,
+        username: "bob".into(),
+        text: format!("text {seq}"),
+        notice: false,
+    };
+    assert_eq!(
+        heard.what,
+        super::events::What::RoomEntries(vec![("#x".into(), vec![message(3), message(4)])])
+    );
+}
+
+#[test]
+fn after_a_reconnect_what_pub_sub_lost_of_each_known_room_is_fetched() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(t0);
+    link.handle_unsubscribed(conn, t0);
+    let retry = link.poll_timeout().unwrap();
+    link.handle_timeout(retry);
+    let connect = commands(&mut link)
+        .into_iter()
+        .find_map(|c| match c {
+            Command::Connect { id } => Some(id),
+            _ => None,
+        })
+        .unwrap();
+    link.handle_connected(connect, retry);
+    link.handle_held_names(1, Vec::new(), 0, retry);
+    let [Command::Join { id: join, .. }]: [Command; 1] = commands(&mut link).try_into().unwrap()
+    else {
+        panic!("a JOIN");
+    };
+    let joined = Value::Array(vec![
+        bulk("E"),
+        Value::Int(0),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+        Value::Array(vec![]),
+    ]);
+    link.handle_reply(join, Ok(vec![joined]), retry);
+    let [Command::RoomSeqs { id: seqs }]: [Command; 1] = commands(&mut link).try_into().unwrap()
+    else {
+        panic!("the rooms' seqs asked");
+    };
+    // #a went on to 7 meanwhile; #b did not; #new was made meanwhile (its
+    // creation was not heard here: not fetched).
+    let answer = ["#a", "7", "#b", "0", "#new", "3"].map(bulk).to_vec();
+    link.handle_reply(seqs, Ok(vec![Value::Array(answer)]), retry);
+    let fill = match commands(&mut link).as_slice() {
+        [Command::FillRoom { id, room, from, to }] => {
+            assert_eq!((&**room, *from, *to), ("#a", 6, 7));
+            *id
+        }
+        other => panic!("{other:?}"),
+    };
+    let log = Value::Array(vec![logged("other", 6), logged("other", 7)]);
+    link.handle_reply(fill, Ok(vec![log]), retry);
+    let got: Vec<String> = to_core(&mut link)
+        .into_iter()
+        .filter(|r| r.starts_with('#'))
+        .collect();
+    assert_eq!(got, ["#a:6", "#a:7"]);
+    assert_eq!(commands(&mut link), []);
+}
+
+#[test]
+fn a_names_earlier_holders_rooms_are_released_to_the_core_before_its_fresh_claim() {
+    let t0 = Instant::now();
+    let (mut link, _) = link(t0);
+    let reserve = Call::Reserve {
+        ticket: Ticket::for_tests(1),
+        key: "bob".into(),
+        display: "Bob".into(),
+        offered: String::new(),
+        fresh: "f".into(),
+        location: "here".into(),
+        timestamp: 1700,
+    };
+    link.handle_requests([Ok(reserve)], t0);
+    let [Command::Calls { id, .. }]: [Command; 1] = commands(&mut link).try_into().unwrap() else {
+        panic!("one batch");
+    };
+    let answer = Value::Array(vec![bulk("fresh"), bulk("Bob"), bulk("1")]);
+    link.handle_reply(id, Ok(vec![answer]), t0);
+    let got: Vec<ToCore> = std::iter::from_fn(|| link.poll_to_core()).collect();
+    let release = ToCore::Remote(Remote::Write(Write::Release { key: "bob".into() }));
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0], release);
+    assert!(
+        matches!(got[1], ToCore::Answer(Answer::Claimed(..))),
+        "{got:?}"
+    );
+}
