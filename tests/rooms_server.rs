@@ -54,17 +54,21 @@ fn v3_is_selected_on_a_single_node_when_offered_and_v2_when_only_v2_is() {
 
 #[cfg(feature = "cluster")]
 #[test]
-fn a_cluster_node_selects_v2_when_v3_is_offered() {
+fn a_cluster_node_selects_v3_too_and_max_protocol_2_keeps_a_server_at_v2() {
     let redis = net::redis::RedisServer::start();
     let mut node = ServerProcess::launch(&["--redis-url", &redis.url()]);
     node.wait_listening();
     node.wait_for_log(|l| l.contains(": this is node "))
         .unwrap_or_else(|| panic!("the node never joined Redis: {}", node.log_text()));
-    let (mut client, selected) = Client::connect_offering(node.addr, &["wschat.v3, wschat.v2"]);
+    let (_, selected) = Client::connect_offering(node.addr, &["wschat.v3, wschat.v2"]);
+    assert_eq!(selected.as_deref(), Some("wschat.v3"));
+    // A rolling upgrade keeps every node at v2 until all can speak v3.
+    let v2 = ServerProcess::start(&["--in-memory", "--max-protocol", "2"]);
+    let (mut client, selected) = Client::connect_offering(v2.addr, &["wschat.v3, wschat.v2"]);
     assert_eq!(selected.as_deref(), Some("wschat.v2"));
     client.send_json(json!({"type": "login", "id": "l", "username": "nova"}));
     assert_eq!(client.reply_to("l")["type"], "loginMessage");
-    let (_, selected) = Client::connect_offering(node.addr, &["wschat.v3"]);
+    let (_, selected) = Client::connect_offering(v2.addr, &["wschat.v3"]);
     assert_eq!(selected, None, "v3 alone: v1");
 }
 

@@ -308,17 +308,15 @@ fn earlier_messages_of_a_room_are_shown_on_demand() {
     run("earlier_messages_on_demand", ROOMS_SERVER);
 }
 
-/// A cluster node selects v2: the page keeps to the lobby and shows no rooms.
-#[cfg(feature = "cluster")]
+/// A server that speaks v2 at most (`--max-protocol 2`: an older wschat, or
+/// a cluster in a rolling upgrade): the page keeps to the lobby and shows no
+/// rooms.
 #[test]
-fn a_cluster_node_speaking_v2_gets_the_lobby_only() {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let redis = net::redis::RedisServer::start();
-    let mut node = ServerProcess::launch(&["--redis-url", &redis.url()]);
-    node.wait_listening();
-    node.wait_for_log(|l| l.contains(": this is node "))
-        .unwrap_or_else(|| panic!("the node never joined Redis: {}", node.log_text()));
-    run_on("a_v2_server_gets_the_lobby_only", node);
+fn a_server_speaking_v2_gets_the_lobby_only() {
+    run(
+        "a_v2_server_gets_the_lobby_only",
+        &["--in-memory", "--max-protocol", "2"],
+    );
 }
 
 /// The rooms logic of the page (src/serve/web/rooms.js) under node's own

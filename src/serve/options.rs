@@ -345,6 +345,19 @@ pub struct Options {
     )]
     pub room_history: usize,
 
+    /// The highest protocol version to speak (1, 2 or 3): clients offering
+    /// a later one get this one. For a rolling upgrade of a cluster (keep
+    /// every node at 2 until all run this version), or to try a client's
+    /// fallback.
+    #[arg(
+        long,
+        env = "CHAT_MAX_PROTOCOL",
+        value_name = "VERSION",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u8).range(1..=3),
+    )]
+    pub max_protocol: u8,
+
     /// Rooms one name may be in at once (the lobby and direct conversations
     /// not counted); a `join` past it is refused with limitReached.
     #[arg(

@@ -64,12 +64,13 @@ pub(crate) struct Accepted {
 }
 
 /// The highest protocol version a server started with `options` speaks:
-/// v3 on a single node (with a store or in memory); v2 on a node of a
-/// cluster, whose shared state has no rooms yet.
+/// v3 (on a single node and on a cluster's alike), unless
+/// `--max-protocol` says less.
 pub(crate) fn highest_version(options: &Options) -> Version {
-    match options.redis_url {
-        Some(_) => Version::V2,
-        None => Version::V3,
+    match options.max_protocol {
+        1 => Version::V1,
+        2 => Version::V2,
+        _ => Version::V3,
     }
 }
 
@@ -212,7 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn a_single_node_selects_v3_and_a_cluster_node_v2() {
+    fn every_node_selects_v3_unless_told_to_speak_less() {
         let single = highest_version(&Options::default());
         assert_eq!(single, Version::V3);
         let in_memory = Options::parse_ignoring_env(["chat-server", "--in-memory"]).unwrap();
@@ -221,7 +222,13 @@ mod tests {
             redis_url: Some("redis://127.0.0.1:6379".into()),
             ..Options::default()
         };
-        assert_eq!(highest_version(&cluster), Version::V2);
+        assert_eq!(highest_version(&cluster), Version::V3);
+        for (flag, version) in [("1", Version::V1), ("2", Version::V2), ("3", Version::V3)] {
+            let options =
+                Options::parse_ignoring_env(["chat-server", "--max-protocol", flag]).unwrap();
+            assert_eq!(highest_version(&options), version);
+        }
+        assert!(Options::parse_ignoring_env(["chat-server", "--max-protocol", "4"]).is_err());
 
         let v3 = (Version::V3, Some("wschat.v3".to_owned()));
         let v2 = (Version::V2, Some("wschat.v2".to_owned()));

@@ -84,7 +84,7 @@ export function roomScenarios(t) {
     return list.locator('button.room').evaluateAll((buttons) => buttons.map((b) => [
       b.querySelector('.room-label').textContent,
       b.querySelector('.badge') ? Number(b.querySelector('.badge').textContent) : 0,
-      b.querySelector('.mention') !== null,
+      b.querySelector('.mention-mark') !== null,
       b.getAttribute('aria-current') === 'true',
     ]));
   }

@@ -587,7 +587,7 @@ export class RoomsView {
       // Said as "#dev 2 unread, mentions you"; the eye sees "#dev (2) (@)".
       if (entry.unread > 0) {
         open.append(' ', el('span', 'badge', String(entry.unread)), el('span', 'visually-hidden', ' unread'));
-        if (entry.mentioned) open.append(el('span', 'mention'), el('span', 'visually-hidden', ', mentions you'));
+        if (entry.mentioned) open.append(el('span', 'mention-mark'), el('span', 'visually-hidden', ', mentions you'));
       }
       if (this.rooms.isCurrent(entry.room)) open.setAttribute('aria-current', 'true');
       open.addEventListener('click', () => this.open(entry.room));
