@@ -9,6 +9,7 @@
 #   benches/loadgen.sh cluster      # three nodes on one Redis (not part of `all`)
 #   benches/loadgen.sh cluster-tiny # the same at a tiny load: checks the script itself
 #   benches/loadgen.sh cluster-redis # Redis's CPU per message at 5,000 messages/s, three nodes
+#   benches/loadgen.sh cluster-redis-rooms # the same over 100 rooms of 10 members
 #   SERVER=path/to/chat-server benches/loadgen.sh fanout   # another build, same load
 #
 # Each server gets a fresh data directory (removed afterwards) unless its
@@ -151,16 +152,25 @@ redis_cpu() {
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$redis_pid/stat"
 }
 
-# cluster_redis RATE: three nodes on one Redis, 30 clients of which 10 send
-# RATE messages a second in all; Redis's own CPU over the run divided by
-# the messages sent (issue 23's "Redis CPU per message").
+# cluster_redis RATE [rooms]: three nodes on one Redis, 30 clients of which
+# 10 send RATE messages a second in all (the lobby), or with `rooms` 100
+# rooms of 10 members at 5,000 messages a second in all; Redis's own CPU
+# over the run divided by the messages sent (issue 23's "Redis CPU per
+# message").
 cluster_redis() {
     command -v redis-server >/dev/null || { echo "# needs redis-server (apt-get install redis-server)"; exit 1; }
     start_cluster
     echo "# cluster [$server --redis-url … ×3]: Redis CPU per message"
     local before after
     before=$(redis_cpu)
-    load_cluster fanout --clients 30 --senders 10 --rate "$1" --duration 10s | tee /tmp/wschat-bench-redis.out
+    if [ "${2:-lobby}" = rooms ]; then
+        # 100 rooms of 10 members, each member saying a message every 200 ms.
+        load_cluster rooms --rooms 100 --members 10 --interval 200ms --duration 10s \
+            | tee /tmp/wschat-bench-redis.out
+    else
+        load_cluster fanout --clients 30 --senders 10 --rate "$1" --duration 10s \
+            | tee /tmp/wschat-bench-redis.out
+    fi
     after=$(redis_cpu)
     sent=$(grep -o ' sent=[0-9]*' /tmp/wschat-bench-redis.out | cut -d= -f2)
     rm -f /tmp/wschat-bench-redis.out
@@ -174,6 +184,10 @@ if [ "$what" = cluster-redis ]; then
     # Issue 23's load: 5,000 messages a second (the lobby: rooms are not on
     # a cluster yet).
     cluster_redis 5000
+fi
+if [ "$what" = cluster-redis-rooms ]; then
+    # Issue 23's load: 5,000 messages a second over 100 rooms.
+    cluster_redis 5000 rooms
 fi
 if [ "$what" = cluster ]; then
     cluster 1000 500 20000

@@ -460,7 +460,7 @@ impl<R: CryptoRng> Server<R> {
                         Err(_) => self.undo_login(login, now),
                     }
                 } else if let Some(frames) = seam.after.remove(&ticket) {
-                    self.frames_saved(frames, result.is_ok());
+                    self.frames_saved(frames, result.is_ok(), now);
                 }
             }
             Answer::Appended(ticket, result) => {

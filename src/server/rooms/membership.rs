@@ -79,7 +79,13 @@ impl<R: CryptoRng> Server<R> {
 
     /// Joins `key`, which exists; `written` is its name as `me` wrote it
     /// (what a refusal says, so that it tells nothing of the room).
-    fn join_room(&mut self, me: &Me, key: Arc<str>, written: Arc<str>, now: Instant) {
+    pub(in crate::server) fn join_room(
+        &mut self,
+        me: &Me,
+        key: Arc<str>,
+        written: Arc<str>,
+        now: Instant,
+    ) {
         let now_ms = self.wall_ms(now);
         let limits = (self.config.max_room_members, self.config.max_rooms_per_name);
         let rooms_of = self.rooms.rooms_of(&me.key);
@@ -205,6 +211,7 @@ impl<R: CryptoRng> Server<R> {
         }
         self.rooms.creations.took(&address, now);
         let epoch = self.new_epoch();
+        let written_as = display.clone();
         let mut room = Room::new(display.clone(), epoch.clone(), self.config.room_history);
         room.owner = Some(me.key.clone());
         room.invite_only = invite_only;
@@ -234,12 +241,13 @@ impl<R: CryptoRng> Server<R> {
         ]);
         let frames = self.membership_frames(me, &key, Change::Joined, None, None, None, true);
         self.send_when_saved(ticket, Some(me), frames);
-        let name = me.key.clone();
         self.undo_if_unsaved(
             ticket,
             Undo::Created {
                 room: key,
-                name,
+                name: me.key.clone(),
+                display: me.display.clone(),
+                written: written_as,
                 epoch,
             },
         );

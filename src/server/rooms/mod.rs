@@ -513,12 +513,43 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// The answer to a write whose frames waited for it.
-    pub(in crate::server) fn frames_saved(&mut self, pending: PendingFrames, saved: bool) {
+    pub(in crate::server) fn frames_saved(
+        &mut self,
+        pending: PendingFrames,
+        saved: bool,
+        now: Instant,
+    ) {
         if saved {
             return self.send_saved(pending.frames);
         }
         if let Some(undo) = pending.undo {
+            let created = match &undo {
+                Undo::Created {
+                    room,
+                    name,
+                    display,
+                    written,
+                    ..
+                } => Some((room.clone(), name.clone(), display.clone(), written.clone())),
+                _ => None,
+            };
             self.undo(undo);
+            // On a cluster the store refuses a room another node made first;
+            // that one stands here once its creation was heard: the creation
+            // becomes a join of it, as on a single node.
+            if let (Some((room, key, display, written)), Some((conn, reply_to))) =
+                (created, &pending.conn)
+                && self.is_open(*conn)
+                && self.rooms.by_key.contains_key(&room)
+            {
+                let me = Me {
+                    conn: *conn,
+                    reply_to: reply_to.clone(),
+                    key,
+                    display,
+                };
+                return self.join_room(&me, room, written, now);
+            }
         }
         if let Some((conn, reply_to)) = pending.conn
             && self.is_open(conn)

@@ -20,10 +20,14 @@ pub(crate) enum Undo {
     /// `name` joined `room`, which existed.
     Joined { room: Arc<str>, name: Arc<str> },
     /// `name` created `room`, numbered under `epoch` (a cluster: another
-    /// node's room of that name, made meanwhile, may stand in its place).
+    /// node's room of that name, made meanwhile, may stand in its place;
+    /// then the creation becomes a join of it, as `display` asked with the
+    /// room written `written`).
     Created {
         room: Arc<str>,
         name: Arc<str>,
+        display: Arc<str>,
+        written: Arc<str>,
         epoch: Arc<str>,
     },
     /// `name` left `room`, where it was `member`.
@@ -159,7 +163,9 @@ impl<R: CryptoRng> Server<R> {
                 return;
             }
             Undo::Acted(before) => return self.undo_act(*before),
-            Undo::Created { room, name, epoch } => {
+            Undo::Created {
+                room, name, epoch, ..
+            } => {
                 if self.is_epoch_of(&room, &epoch) {
                     self.drop_unsaved_room(&room);
                 }
