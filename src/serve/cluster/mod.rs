@@ -408,6 +408,25 @@ impl Cluster {
         self.connection.as_ref().map(|(_, c)| c.conn.clone())
     }
 
+    /// Runs `cmd` (no script) on a task of its own; its reply comes back as
+    /// command `id`'s.
+    fn query(&self, id: CommandId, cmd: Cmd) {
+        let conn = self.connection();
+        let events = self.events_tx.clone();
+        smol::spawn(async move {
+            let result = match conn {
+                Some(mut conn) => cmd
+                    .query_async(&mut conn)
+                    .await
+                    .map(|value| vec![value])
+                    .map_err(|e| e.to_string()),
+                None => Err("not connected".to_owned()),
+            };
+            let _ = events.send(Event::Replied { id, result }).await;
+        })
+        .detach();
+    }
+
     /// Carries out the machine's commands, each on a task of its own; the
     /// answers come back as [`Event`]s.
     fn carry_out(&mut self) {
@@ -428,37 +447,11 @@ impl Cluster {
                     continue;
                 }
                 Command::Fill { id, from, to } => {
-                    let conn = self.connection();
-                    let events = self.events_tx.clone();
-                    smol::spawn(async move {
-                        let result = match conn {
-                            Some(mut conn) => Encoder::fill(from, to)
-                                .query_async(&mut conn)
-                                .await
-                                .map(|value| vec![value])
-                                .map_err(|e| e.to_string()),
-                            None => Err("not connected".to_owned()),
-                        };
-                        let _ = events.send(Event::Replied { id, result }).await;
-                    })
-                    .detach();
+                    self.query(id, Encoder::fill(from, to));
                     continue;
                 }
                 Command::FillRoom { id, room, from, to } => {
-                    let conn = self.connection();
-                    let events = self.events_tx.clone();
-                    smol::spawn(async move {
-                        let result = match conn {
-                            Some(mut conn) => rooms::fill(&room, from, to)
-                                .query_async(&mut conn)
-                                .await
-                                .map(|value| vec![value])
-                                .map_err(|e| e.to_string()),
-                            None => Err("not connected".to_owned()),
-                        };
-                        let _ = events.send(Event::Replied { id, result }).await;
-                    })
-                    .detach();
+                    self.query(id, rooms::fill(&room, from, to));
                     continue;
                 }
                 Command::Calls { id, calls } => {
