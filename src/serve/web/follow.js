@@ -17,12 +17,24 @@ export class Follower {
      * a measure then would take for the reader scrolling away.
      */
     this.following = true;
+    /**
+     * Where the log was scrolled to when last seen (by a scroll event, or
+     * put by this follower). Only a move towards older messages leaves the
+     * end: a scroll event is dispatched before the frame's layout and its
+     * ResizeObserver callbacks, so one pending from the last follow (say)
+     * may measure the log already shrunk by the outbox showing (alice's own
+     * message), the follow that keeps it at its end not done yet.
+     */
+    this.top = log.scrollTop;
     log.addEventListener('scroll', () => {
-      this.following = log.scrollHeight - log.scrollTop - log.clientHeight <= AT_END_PX;
+      const top = log.scrollTop;
+      if (log.scrollHeight - top - log.clientHeight <= AT_END_PX) this.following = true;
+      else if (top < this.top) this.following = false;
+      this.top = top;
       if (this.following) button.hidden = true;
     }, { passive: true });
-    // The log grew or shrank (the window, the Online bar, the message field): still at its end.
-    new ResizeObserver(() => { if (this.following) log.scrollTop = log.scrollHeight; }).observe(log);
+    // The log grew or shrank (the window, the Online bar, the outbox, the message field): still at its end.
+    new ResizeObserver(() => { if (this.following) this.scrollToEnd(); }).observe(log);
     button.addEventListener('click', () => {
       if (this.onScreen()) { this.toEnd(); log.focus(); }
     });
@@ -43,7 +55,12 @@ export class Follower {
   toEnd() {
     this.following = true;
     if (this.onScreen()) this.button.hidden = true;
+    this.scrollToEnd();
+  }
+
+  scrollToEnd() {
     this.log.scrollTop = this.log.scrollHeight;
+    this.top = this.log.scrollTop;
   }
 }
 
