@@ -6,6 +6,7 @@ import {
   presenceLines, leaveLine, actionOf, mentions, clockOptions, onlineAfter,
 } from './chat.js';
 import { followerOf } from './follow.js';
+import { el } from './dom.js';
 import { SUBPROTOCOLS } from './rooms.js';
 import { RoomsView } from './rooms-ui.js';
 
@@ -105,13 +106,6 @@ function session(op, value) {
 }
 
 // --- rendering -----------------------------------------------------------
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 /** "6:37 PM" on a 12-hour clock (no leading zero), "18:37" on a 24-hour one. */
 const CLOCK = new Intl.DateTimeFormat([], clockOptions(

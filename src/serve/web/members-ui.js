@@ -2,18 +2,7 @@
 // an operator each member's actions (kick, ban, mute, op), a disclosure that
 // opens on its first action. rooms-ui.js draws it whenever the room changes.
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function button(text, className = 'quiet') {
-  const node = el('button', className, text);
-  node.type = 'button';
-  return node;
-}
+import { el, button } from './dom.js';
 
 /**
  * Draws `members` ({ username, role, online, muted }) in `list`. `mine`: our

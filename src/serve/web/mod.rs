@@ -4,7 +4,7 @@
 //! when the server selects it) over a WebSocket back to the host it came
 //! from (`app.js`, with the protocol logic in `chat.js`; rooms and direct
 //! messages in `rooms-ui.js` and `members-ui.js`, their logic in `rooms.js`;
-//! the message logs' scrolling in `follow.js`).
+//! the message logs' scrolling in `follow.js`, DOM helpers in `dom.js`).
 //!
 //! The script and the style are separate files rather than inlined, so the
 //! Content-Security-Policy can allow exactly `'self'` for both: no inline
@@ -40,6 +40,11 @@ const FILES: &[File] = &[
         path: "/chat.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("chat.js"),
+    },
+    File {
+        path: "/dom.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("dom.js"),
     },
     File {
         path: "/follow.js",
@@ -174,6 +179,7 @@ mod tests {
             ("/", "text/html; charset=utf-8"),
             ("/app.js", "text/javascript; charset=utf-8"),
             ("/chat.js", "text/javascript; charset=utf-8"),
+            ("/dom.js", "text/javascript; charset=utf-8"),
             ("/follow.js", "text/javascript; charset=utf-8"),
             ("/rooms.js", "text/javascript; charset=utf-8"),
             ("/rooms-ui.js", "text/javascript; charset=utf-8"),

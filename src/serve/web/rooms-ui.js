@@ -5,6 +5,7 @@
 // typed (`command`); the lobby stays app.js's (its log is `ui.log`). A
 // server that selects v2 (a cluster node) gets none of this: lobby only.
 
+import { el, button } from './dom.js';
 import {
   LOBBY, Rooms, roomOf, roomKey, isDm, parseCommand, noticeLine, membershipLine,
   label, asRoom, readableRefusal,
@@ -20,19 +21,6 @@ const READ_DELAY_MS = 250;
 const MEMBERS_DELAY_MS = 200;
 
 const $ = (id) => document.getElementById(id);
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function button(text, className = 'quiet') {
-  const node = el('button', className, text);
-  node.type = 'button';
-  return node;
-}
 
 /**
  * `hooks`: { ui, showText(frame), notice(text, kind, at), send(frame),
