@@ -3,9 +3,6 @@
 // sent and what became of it (`Outbox`), and the wording of quiet lines.
 // app.js drives it; tests/browser/chat.test.mjs tests it under Node.
 
-/** The WebSocket subprotocol of protocol v2 (docs/PROTOCOL.md). */
-export const SUBPROTOCOL = 'wschat.v2';
-
 /**
  * The delay before the next reconnection attempt after `failures` failures
  * in a row: 0.5 s doubled up to 30 s, drawn from the upper half (as
