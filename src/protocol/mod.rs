@@ -217,10 +217,11 @@ pub enum ClientMessage {
     },
 }
 
-impl ClientMessage {
-    /// The client's message id.
-    pub fn id(&self) -> &str {
-        match self {
+/// The `id` field of any client message, borrowed as `$message` is (every
+/// message has one: one list of them for reading and for setting it).
+macro_rules! id_of {
+    ($message:expr) => {
+        match $message {
             ClientMessage::Login { id, .. }
             | ClientMessage::TextFromUser { id, .. }
             | ClientMessage::ListUsers { id }
@@ -242,32 +243,18 @@ impl ClientMessage {
             | ClientMessage::Op { id, .. }
             | ClientMessage::Deop { id, .. } => id,
         }
+    };
+}
+
+impl ClientMessage {
+    /// The client's message id.
+    pub fn id(&self) -> &str {
+        id_of!(self)
     }
 
     /// The client's message id, to set.
     pub fn id_mut(&mut self) -> &mut String {
-        match self {
-            ClientMessage::Login { id, .. }
-            | ClientMessage::TextFromUser { id, .. }
-            | ClientMessage::ListUsers { id }
-            | ClientMessage::Logout { id }
-            | ClientMessage::Join { id, .. }
-            | ClientMessage::Part { id, .. }
-            | ClientMessage::ListRooms { id }
-            | ClientMessage::ListMembers { id, .. }
-            | ClientMessage::History { id, .. }
-            | ClientMessage::Read { id, .. }
-            | ClientMessage::Topic { id, .. }
-            | ClientMessage::Mode { id, .. }
-            | ClientMessage::Invite { id, .. }
-            | ClientMessage::Kick { id, .. }
-            | ClientMessage::Ban { id, .. }
-            | ClientMessage::Unban { id, .. }
-            | ClientMessage::Mute { id, .. }
-            | ClientMessage::Unmute { id, .. }
-            | ClientMessage::Op { id, .. }
-            | ClientMessage::Deop { id, .. } => id,
-        }
+        id_of!(self)
     }
 
     /// The message's `type` on the wire.
