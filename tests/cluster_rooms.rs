@@ -41,6 +41,9 @@ impl Cluster {
                     &timeout,
                     NO_RATE_LIMIT[0],
                     NO_RATE_LIMIT[1],
+                    // Tests make rooms faster than the public may.
+                    "--rooms-per-address-per-minute",
+                    "0",
                 ]);
                 node.wait_listening();
                 node.wait_for_log(|l| l.contains(": this is node "))
@@ -279,4 +282,39 @@ fn a_node_sigkilled_mid_traffic_loses_nothing_acknowledged_in_rooms() {
         (1..=seqs.len() as u64).collect::<Vec<_>>(),
         "a gap: {seqs:?}"
     );
+}
+
+#[test]
+fn a_room_created_at_once_on_three_nodes_is_one_room_all_three_joined() {
+    let cluster = Cluster::start();
+    let mut clients: Vec<V3> = ["ann", "ben", "cyd"]
+        .iter()
+        .enumerate()
+        .map(|(node, name)| V3::login_as(cluster.addr(node), name).0)
+        .collect();
+    // Each new room asked of all three nodes at the same moment: Redis
+    // keeps one creation; the others become joins of it.
+    const ROOMS: usize = 30;
+    let mut asked = Vec::new();
+    for i in 0..ROOMS {
+        for v3 in clients.iter_mut() {
+            let id = v3.id("join");
+            v3.send(json!({"type": "join", "id": id, "room": format!("#race{i}")}));
+            asked.push(id);
+        }
+    }
+    let mut refused = Vec::new();
+    for (n, id) in asked.iter().enumerate() {
+        let v3 = &mut clients[n % 3];
+        let reply = v3.reply(id);
+        if reply["change"] != "joined" {
+            refused.push(format!("{}: {reply}", v3.name));
+        }
+    }
+    assert_eq!(refused, Vec::<String>::new(), "joins refused");
+    let rooms = clients[0].list_rooms();
+    for i in 0..ROOMS {
+        let room = room_in(&rooms, &format!("#race{i}")).unwrap_or_else(|| panic!("{rooms}"));
+        assert_eq!(room["members"], 3, "{room}");
+    }
 }

@@ -370,7 +370,7 @@ impl RedisLink {
                         in_flight: None,
                         rejoin,
                     });
-                    self.replied(f.batch, values, None);
+                    self.replied(f.batch, values, None, now);
                 }
                 (
                     Phase::Settling {
@@ -379,7 +379,7 @@ impl RedisLink {
                     },
                     Ok(values),
                 ) if in_flight.id == id => {
-                    self.replied(in_flight.batch, values, Some(&mut names));
+                    self.replied(in_flight.batch, values, Some(&mut names), now);
                     let id = self.next_id();
                     let phase = self.join_phase(id, names);
                     self.set_phase(phase);
@@ -536,6 +536,7 @@ impl RedisLink {
     /// Time passed: a heartbeat or a reconnection may be due. Early calls
     /// do nothing.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.rooms.handle_timeout(now, &mut self.to_core);
         if let Some(at) = self.rebuilt_at
             && at <= now
         {
@@ -590,6 +591,7 @@ impl RedisLink {
             } => at.min(self.next_beat),
             _ => self.next_beat,
         };
+        let next = self.rooms.poll_timeout().map_or(next, |at| at.min(next));
         Some(self.rebuilt_at.map_or(next, |at| at.min(next)))
     }
 

@@ -372,3 +372,105 @@ fn a_names_earlier_holders_rooms_are_released_to_the_core_before_its_fresh_claim
         "{got:?}"
     );
 }
+
+/// This node's creation of `room` as epoch MINE with alice its owner: a
+/// run of two writes, sent.
+fn create(link: &mut RedisLink, room: &str, now: Instant) -> CommandId {
+    let room: Arc<str> = room.into();
+    let calls = [
+        Call::RoomWrite {
+            ticket: Ticket::for_tests(1),
+            write: Write::Room {
+                room: room.clone(),
+                display: room.clone(),
+                owner: Some("alice".into()),
+                invite_only: false,
+                topic: None,
+                epoch: "MINE".into(),
+            },
+        },
+        Call::RoomWrite {
+            ticket: Ticket::for_tests(2),
+            write: Write::Member {
+                room,
+                name: "alice".into(),
+                role: Role::Owner,
+                muted_until: None,
+            },
+        },
+    ];
+    link.handle_requests(calls.map(Ok), now);
+    let [Command::Calls { id, .. }]: [Command; 1] = commands(link).try_into().unwrap() else {
+        panic!("one batch");
+    };
+    id
+}
+
+fn refused_meanwhile(room: &str) -> Vec<Value> {
+    let text = format!("-WSCHAT_REFUSED {room} was created meanwhile on another node\r\n");
+    let refusal = redis::parse_redis_value(text.as_bytes()).unwrap();
+    vec![refusal.clone(), refusal]
+}
+
+fn created_elsewhere(room: &str) -> Vec<u8> {
+    format!(r#"["W","other",[["room","{room}","{room}","bob",false,null,"THEIRS"]]]"#).into_bytes()
+}
+
+/// What reached the core, a room's creation shown as `room:EPOCH`.
+fn to_core_creations(link: &mut RedisLink) -> Vec<String> {
+    std::iter::from_fn(|| link.poll_to_core())
+        .map(|reply| match reply {
+            ToCore::Remote(Remote::Write(Write::Room { room, epoch, .. })) => {
+                format!("room {room}:{epoch}")
+            }
+            ToCore::Answer(Answer::Written(_, Err(Failed(why)))) => format!("refused: {why}"),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_refused_creation_waits_for_the_winning_creation_so_the_core_knows_the_room() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(t0);
+    let id = create(&mut link, "#new", t0);
+    link.handle_reply(id, Ok(refused_meanwhile("#new")), t0);
+    // Not yet: the other node's creation is on its way.
+    assert_eq!(to_core_creations(&mut link), Vec::<String>::new());
+    assert_eq!(link.poll_timeout(), Some(t0 + super::rooms::REFUSAL_HOLD));
+    let t1 = t0 + Duration::from_millis(3);
+    link.handle_published(conn, &created_elsewhere("#new"), t1);
+    let why = "refused: #new was created meanwhile on another node";
+    assert_eq!(
+        to_core_creations(&mut link),
+        ["room #new:THEIRS", why, why],
+        "the creation first, then the refusals of the whole run"
+    );
+    // Nothing is left to answer when the hold would have ended.
+    link.handle_timeout(t0 + super::rooms::REFUSAL_HOLD);
+    assert_eq!(to_core_creations(&mut link), Vec::<String>::new());
+}
+
+#[test]
+fn a_creation_heard_before_the_refusal_comes_before_it_and_one_never_heard_is_answered_in_time() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(t0);
+    // Heard first (pub/sub overtook the reply).
+    let id = create(&mut link, "#early", t0);
+    link.handle_published(conn, &created_elsewhere("#early"), t0);
+    link.handle_reply(id, Ok(refused_meanwhile("#early")), t0);
+    let why = "refused: #early was created meanwhile on another node";
+    assert_eq!(
+        to_core_creations(&mut link),
+        ["room #early:THEIRS", why, why]
+    );
+    // Never heard (its publish lost): answered once the hold is over.
+    let id = create(&mut link, "#lost", t0);
+    link.handle_reply(id, Ok(refused_meanwhile("#lost")), t0);
+    let almost = t0 + super::rooms::REFUSAL_HOLD - Duration::from_millis(1);
+    link.handle_timeout(almost);
+    assert_eq!(to_core_creations(&mut link), Vec::<String>::new());
+    link.handle_timeout(t0 + super::rooms::REFUSAL_HOLD);
+    let why = "refused: #lost was created meanwhile on another node";
+    assert_eq!(to_core_creations(&mut link), [why, why]);
+}

@@ -9,16 +9,23 @@
 //! creation is heard, or at its first entry heard or appended (from 0: a
 //! room created after start); it goes when its drop is heard and all it
 //! held is handed on.
+//!
+//! When Redis refuses this node's creation of a room because another node
+//! made it first, the refusal is held until that creation is heard (it
+//! was published before the refusal was sent, but on another connection):
+//! the core then knows the room when it takes its creation back, and makes
+//! the creation a join of it, as a single node would have.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 
 use super::commands::CommandId;
 use super::events::text;
-use super::requests::{Append, Remote, StoredMessage, Ticket, ToCore};
+use super::requests::{Answer, Append, Remote, StoredMessage, Ticket, ToCore};
 use super::room_events::{room_reads, stored_room};
 use super::room_scripts::{LOBBY, ROOMS, room_key};
 use super::scripts::name_key;
@@ -34,6 +41,22 @@ pub(crate) struct RoomSequencers {
     fill: Option<(CommandId, Arc<str>, u64, u64)>,
     /// Every room's latest `seq`, asked after a reconnect.
     seqs: Option<CommandId>,
+    /// Refusals of this node's creations, by room, until the winning
+    /// creation is heard.
+    refusals: HashMap<Arc<str>, Refusal>,
+}
+
+/// How long a refused creation waits for the winning one to be heard at
+/// most (it is on its way: a lost publish is what this bounds).
+pub(crate) const REFUSAL_HOLD: Duration = Duration::from_secs(1);
+
+/// The answers to a refused creation of a room (its run of writes).
+#[derive(Debug)]
+struct Refusal {
+    /// This node's epoch for the room, refused.
+    ours: Arc<str>,
+    answers: Vec<Answer>,
+    until: Instant,
 }
 
 #[derive(Debug)]
@@ -100,9 +123,68 @@ impl RoomSequencers {
             Write::DropRoom { .. } => track.dropped = true,
             _ => {}
         }
+        let created = match &write {
+            Write::Room { epoch, .. } => Some(epoch.clone()),
+            _ => None,
+        };
         if !own {
             track.sequencer.event(Remote::Write(write));
         }
+        if let Some(epoch) = created
+            && self.refusals.get(room).is_some_and(|r| r.ours != epoch)
+            && let Some(refusal) = self.refusals.remove(room)
+        {
+            let track = self.track(room);
+            for answer in refusal.answers {
+                track.sequencer.answer_after_heard(answer);
+            }
+        }
+    }
+
+    /// Redis refused this node's creation of `room` as epoch `ours` (and
+    /// the rest of its run of writes): `answers` go to the core after the
+    /// winning creation, once heard, or at `now` + [`REFUSAL_HOLD`].
+    pub(crate) fn refused_creation(
+        &mut self,
+        room: &Arc<str>,
+        ours: Arc<str>,
+        answers: Vec<Answer>,
+        now: Instant,
+    ) {
+        let track = self.track(room);
+        if track.epoch.as_ref().is_some_and(|e| *e != ours) {
+            // Heard already: after it.
+            for answer in answers {
+                track.sequencer.answer_after_heard(answer);
+            }
+            return;
+        }
+        let refusal = self.refusals.entry(room.clone()).or_insert(Refusal {
+            ours,
+            answers: Vec::new(),
+            until: now + REFUSAL_HOLD,
+        });
+        refusal.answers.extend(answers);
+    }
+
+    /// The refusals held past their time go to the core as they are.
+    pub(crate) fn handle_timeout(&mut self, now: Instant, out: &mut VecDeque<ToCore>) {
+        let due: Vec<Arc<str>> = self
+            .refusals
+            .iter()
+            .filter(|(_, r)| r.until <= now)
+            .map(|(room, _)| room.clone())
+            .collect();
+        for room in due {
+            if let Some(refusal) = self.refusals.remove(&room) {
+                out.extend(refusal.answers.into_iter().map(ToCore::Answer));
+            }
+        }
+    }
+
+    /// When a held refusal is due, if any.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.refusals.values().map(|r| r.until).min()
     }
 
     /// Hands on what can go, room by room (see [`Sequencer::release`]).

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use super::requests::{Append, Failed, Remote, StoredMessage, Ticket, ToCore};
+use super::requests::{Answer, Append, Failed, Remote, StoredMessage, Ticket, ToCore};
 
 #[derive(Debug)]
 pub(crate) struct Sequencer {
@@ -36,8 +36,9 @@ pub(crate) struct Sequencer {
     /// it was (re)made: every `seq` up to it was published.
     heard: u64,
     held: BTreeMap<u64, Held>,
-    /// Other events, each after the `seq` heard before it.
-    events: VecDeque<(u64, Remote)>,
+    /// Other events (and answers held for one), each after the `seq`
+    /// heard before it.
+    events: VecDeque<(u64, ToCore)>,
     /// The room numbered (`None`: the lobby): its entries reach the core as
     /// `Remote::RoomEntry`, the lobby's as `Remote::Message`.
     room: Option<Arc<str>>,
@@ -139,7 +140,12 @@ impl Sequencer {
 
     /// Another node's join, leave or logout, heard on the subscription.
     pub(crate) fn event(&mut self, remote: Remote) {
-        self.events.push_back((self.heard, remote));
+        self.events.push_back((self.heard, ToCore::Remote(remote)));
+    }
+
+    /// `answer` goes to the core after every entry and event heard so far.
+    pub(crate) fn answer_after_heard(&mut self, answer: Answer) {
+        self.events.push_back((self.heard, ToCore::Answer(answer)));
     }
 
     fn hold(&mut self, message: StoredMessage, own: bool) {
@@ -170,8 +176,8 @@ impl Sequencer {
             while let Some((after, _)) = self.events.front()
                 && *after < self.next
             {
-                if let Some((_, remote)) = self.events.pop_front() {
-                    out.push_back(ToCore::Remote(remote));
+                if let Some((_, event)) = self.events.pop_front() {
+                    out.push_back(event);
                 }
             }
             let Some(entry) = self.held.first_entry() else {

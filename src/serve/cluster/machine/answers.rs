@@ -3,6 +3,7 @@
 //! Redis forgot this node, the rebuilding window after it lost the
 //! cluster's keys.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::Value;
@@ -10,11 +11,15 @@ use tracing::{debug, error, info, warn};
 
 use super::super::events::{Joined, number, single, text};
 use super::super::requests::{Answer, Call, Failed, Remote, ToCore, answer_of, secret_claimed};
+use super::super::room_events::room_of;
 use super::super::room_scripts::REFUSED;
 use super::super::scripts::{LOST, REBUILDING};
 use super::{JoinName, Phase, RedisLink, State, Status};
 use crate::protocol::LeaveReason;
 use crate::server::Write;
+
+/// A room, this node's refused epoch for it, and the refusals' answers.
+type RefusedCreation = (Arc<str>, Arc<str>, Vec<Answer>);
 
 impl RedisLink {
     /// The answers to a batch: each request's outcome, this node's
@@ -25,11 +30,17 @@ impl RedisLink {
         batch: Vec<Call>,
         values: Vec<Value>,
         mut joining: Option<&mut Vec<JoinName>>,
+        now: Instant,
     ) {
         let mut errors = 0;
         let mut values = values.into_iter();
+        // A refused creation of a room and the rest of its run of writes.
+        let mut creation: Option<RefusedCreation> = None;
         for call in batch {
             let value = values.next().unwrap_or(Value::Nil);
+            if !is_error(&value, REFUSED) {
+                self.hold_refusal(creation.take(), now);
+            }
             if is_error(&value, LOST) {
                 self.forgot();
                 let error = Failed(format!(
@@ -51,8 +62,28 @@ impl RedisLink {
                     Value::ServerError(e) => e.details().unwrap_or("refused").to_owned(),
                     _ => String::new(),
                 };
-                self.to_core
-                    .push_back(ToCore::Answer(call.fail(Failed(why))));
+                let answer = call.fail(Failed(why));
+                match (&call, &mut creation) {
+                    (
+                        Call::RoomWrite {
+                            write: Write::Room { room, epoch, .. },
+                            ..
+                        },
+                        _,
+                    ) => {
+                        self.hold_refusal(creation.take(), now);
+                        creation = Some((room.clone(), epoch.clone(), vec![answer]));
+                    }
+                    (Call::RoomWrite { write, .. }, Some((room, _, answers)))
+                        if room_of(write) == Some(&*room) =>
+                    {
+                        answers.push(answer)
+                    }
+                    _ => {
+                        self.hold_refusal(creation.take(), now);
+                        self.to_core.push_back(ToCore::Answer(answer));
+                    }
+                }
                 continue;
             }
             if let Value::ServerError(e) = &value {
@@ -109,10 +140,19 @@ impl RedisLink {
                 (answer, _) => self.to_core.push_back(ToCore::Answer(answer)),
             }
         }
+        self.hold_refusal(creation, now);
         if errors == 0 && self.failing_calls {
             info!("Redis at {} takes requests again", self.place);
         }
         self.failing_calls = errors > 0;
+    }
+
+    /// A refused creation's answers wait for the winning creation (see
+    /// [`RoomSequencers`](super::super::rooms::RoomSequencers)).
+    fn hold_refusal(&mut self, creation: Option<RefusedCreation>, now: Instant) {
+        if let Some((room, epoch, answers)) = creation {
+            self.rooms.refused_creation(&room, epoch, answers, now);
+        }
     }
 
     /// The heartbeat's answer: `{1 if this node was not registered, nodes
