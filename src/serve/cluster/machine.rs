@@ -83,6 +83,8 @@ pub(crate) struct RedisLink {
     other_epoch: Option<String>,
     /// Redis answered [`LOST`]: said once, until registered again.
     forgotten: bool,
+    /// A shard of rooms only (see `shards`): no names, no lobby, no releases.
+    rooms_only: bool,
     /// When the cluster's rebuilding window ends, after Redis lost its keys.
     rebuilt_at: Option<Instant>,
     commands: VecDeque<Command>,
@@ -172,12 +174,23 @@ impl RedisLink {
             failing_calls: false,
             other_epoch: None,
             forgotten: false,
+            rooms_only: false,
             rebuilt_at: None,
             commands: VecDeque::new(),
             to_core: VecDeque::new(),
             status: VecDeque::new(),
         };
         (link, connection)
+    }
+
+    /// A link to a shard of rooms only: it registers this node (the room
+    /// scripts check it) but never asks the core which names it holds, and
+    /// leaves the releases it hears to the home (which told every core).
+    pub(crate) fn rooms_only(self) -> RedisLink {
+        RedisLink {
+            rooms_only: true,
+            ..self
+        }
     }
 
     /// The rooms the core starts with (read after the first JOIN).
@@ -437,15 +450,25 @@ impl RedisLink {
         if !matches!(self.state, State::Down { connecting: Some(c), .. } if c == id) {
             return; // never: one connection is tried at a time
         }
-        self.questions += 1;
-        let question = self.questions;
-        self.to_core.push_back(ToCore::HeldNamesWanted(question));
         self.state = State::Up {
             connection: id,
             beat: None,
             fill: None,
-            phase: Phase::Asking { question },
+            phase: Phase::Asking { question: 0 },
         };
+        self.ask_held_names(now);
+    }
+
+    /// Asks the core which names it holds, before (re)joining; a shard of
+    /// rooms only holds none, and joins at once, before what waits.
+    fn ask_held_names(&mut self, now: Instant) {
+        self.questions += 1;
+        let question = self.questions;
+        self.set_phase(Phase::Asking { question });
+        if self.rooms_only {
+            return self.handle_held_names(question, Vec::new(), 0, now);
+        }
+        self.to_core.push_back(ToCore::HeldNamesWanted(question));
         self.progress(now);
     }
 
@@ -481,7 +504,9 @@ impl RedisLink {
                         Some(room) => self.rooms.heard(&room, write, own),
                         // The lobby's, and releases: among the lobby's
                         // messages, in the order heard.
-                        None if !own => self.sequencer.event(Remote::Write(write)),
+                        None if !own && !self.rooms_only => {
+                            self.sequencer.event(Remote::Write(write))
+                        }
                         None => {}
                     }
                 }
@@ -660,7 +685,7 @@ impl RedisLink {
     /// After every input: the next batch or JOIN goes out, messages that
     /// can go reach the core, and a gap is fetched while nothing is in
     /// flight.
-    fn progress(&mut self, _now: Instant) {
+    fn progress(&mut self, now: Instant) {
         if self.pruning.is_none() && self.secrets.wants_pruning() {
             self.questions += 1;
             self.pruning = Some(self.questions);
@@ -677,10 +702,7 @@ impl RedisLink {
         } = &mut self.state
         {
             if *rejoin {
-                self.questions += 1;
-                let question = self.questions;
-                self.to_core.push_back(ToCore::HeldNamesWanted(question));
-                self.set_phase(Phase::Asking { question });
+                return self.ask_held_names(now);
             } else if !self.queue.is_empty() {
                 let mut batch = Vec::new();
                 while batch.len() < MAX_BATCH

@@ -115,10 +115,12 @@ local function release_rooms(prefix, key)
   return #rooms > 0
 end
 -- The other nodes' cores hear that KEY was released, when it was tied to
--- rooms; ORIGIN's (the node whose request it answers) hears it with the
--- answer, true then. Origin "": every node hears it (the sweep's).
-local function tell_released(prefix, key, channel, origin)
-  if release_rooms(prefix, key) then
+-- rooms, or always with FORCE (a name held before: it may be tied to rooms
+-- on other shards, which the nodes release apart); ORIGIN's (the node
+-- whose request it answers) hears it with the answer, true then. Origin
+-- "": every node hears it (the sweep's).
+local function tell_released(prefix, key, channel, origin, force)
+  if release_rooms(prefix, key) or force then
     redis.call('PUBLISH', channel, cjson.encode({'W', origin, {{'release', key}}}))
     return true
   end

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use super::Settings;
-use super::machine::{Command, CommandId, RedisLink};
+use super::machine::{Command, CommandId, RedisLink, Status};
 use super::requests::{Answer, Call, Failed, Remote, StoredMessage, Ticket, ToCore};
 use crate::protocol::Role;
 use crate::server::{StoredRoom, Write};
@@ -371,4 +371,69 @@ fn a_names_earlier_holders_rooms_are_released_to_the_core_before_its_fresh_claim
         matches!(got[1], ToCore::Answer(Answer::Claimed(..))),
         "{got:?}"
     );
+}
+
+/// The JOIN script's answer: epoch "E", `seq` 0, nothing else.
+fn joined_answer() -> Value {
+    let empty = || Value::Array(vec![]);
+    Value::Array(vec![bulk("E"), Value::Int(0), empty(), empty(), empty()])
+}
+
+#[test]
+fn a_shard_of_rooms_only_rejoins_holding_no_names_and_leaves_releases_to_the_home() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let (link, conn) = link(t0);
+    let mut link = link.rooms_only();
+    // Another node's release heard on this shard: the home told every
+    // core already; a room's write heard here goes on as ever.
+    let release = br#"["W","other",[["release","bob"]]]"#;
+    link.handle_published(conn, release, t0);
+    link.handle_published(conn, &member_write("other", "#a", "carol"), t0);
+    assert_eq!(to_core(&mut link), ["w:#a:carol"]);
+
+    // Lost, and reached again: the core is not asked what it holds (the
+    // home holds the names); the JOIN registers this node, holding none.
+    link.handle_unsubscribed(conn, t0);
+    assert_eq!(commands(&mut link), [Command::Close]);
+    link.handle_timeout(t0 + ms(100));
+    let [Command::Connect { id: connect }]: [Command; 1] = commands(&mut link).try_into().unwrap()
+    else {
+        panic!("a connect");
+    };
+    link.handle_connected(connect, t0 + ms(110));
+    assert_eq!(to_core(&mut link), Vec::<String>::new());
+    let join = match commands(&mut link).as_slice() {
+        [Command::Join { id, join }] => {
+            assert_eq!((join.rejoining, join.names.as_slice()), (true, &[][..]));
+            *id
+        }
+        other => panic!("{other:?}"),
+    };
+    // A room's entry asked meanwhile waits for the JOIN, then goes (after
+    // the rooms' seqs are asked, to fetch what pub/sub lost).
+    let append = Call::RoomAppend {
+        ticket: Ticket::for_tests(7),
+        room: "#a".into(),
+        id: "m".into(),
+        timestamp: 1700,
+        username: "bob".into(),
+        text: "hi".into(),
+        notice: false,
+    };
+    link.handle_requests([Ok(append.clone())], t0 + ms(111));
+    assert_eq!(commands(&mut link), []);
+    link.handle_reply(join, Ok(vec![joined_answer()]), t0 + ms(112));
+    let got = commands(&mut link);
+    assert!(
+        matches!(got.as_slice(), [Command::RoomSeqs { .. }, Command::Calls { calls, .. }] if *calls == [append]),
+        "{got:?}"
+    );
+    assert_eq!(
+        link.poll_status(),
+        Some(Status::Unreachable(
+            "Redis at redis://test cannot be reached: the subscription ended".into()
+        ))
+    );
+    assert_eq!(link.poll_status(), Some(Status::Reachable));
 }
