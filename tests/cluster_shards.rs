@@ -359,3 +359,121 @@ fn a_node_given_other_shards_refuses_to_start_and_says_which() {
     let (mut alice, _) = V3::login_as(cluster.addr(0), "alice");
     alice.say_in("#lobby", "still one cluster");
 }
+
+/// Waits until `redis` answers `words` with `expected`.
+fn wait_for_answer(redis: &RedisServer, words: &[&str], expected: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let answer = redis.command(words);
+        if answer == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{words:?}: {answer:?}, not {expected:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_name_released_on_the_home_leaves_its_rooms_on_every_shard() {
+    let cluster = Sharded::start();
+    let (mut users, _) = users(&cluster);
+    let near = cluster.room_on(0, "#near");
+    let far = cluster.room_on(1, "#far");
+    all_join(&mut users, &near);
+    all_join(&mut users, &far);
+    let ties = "wschat:{u:bob}:rooms";
+    assert_eq!(cluster.second.command(&["SMEMBERS", ties]), far);
+
+    // bob logs out (on node 1): the name is free everywhere, and its rows
+    // go on both shards; the others see him leave both rooms once.
+    users[1].send(json!({"type": "logout", "id": "bye"}));
+    let members = format!("wschat:{{r:{far}}}:members");
+    wait_for_answer(&cluster.second, &["HEXISTS", &members, "bob"], "0");
+    wait_for_answer(&cluster.second, &["EXISTS", ties], "0");
+    assert_eq!(cluster.home.command(&["EXISTS", ties]), "0");
+    for room in [&near, &far] {
+        let left = users[2].next_where(|f| f["type"] == "member" && f["room"] == **room);
+        assert_eq!(
+            (&left["username"], &left["change"]),
+            (&json!("bob"), &json!("left")),
+            "{left}"
+        );
+    }
+    users[2].settle(Duration::from_millis(200));
+    let told = users[2]
+        .received
+        .iter()
+        .filter(|f| f.contains(r#""type":"member""#) && f.contains(r#""username":"bob""#))
+        .filter(|f| f.contains(r#""change":"left""#))
+        .count();
+    assert_eq!(told, 2, "carol heard bob leave each room once");
+
+    // A new bob, on node 2, is in neither room.
+    let (_, login) = V3::login_as(cluster.addr(2), "bob");
+    assert!(
+        login.room(&far).is_none() && login.room(&near).is_none(),
+        "{}",
+        login.rooms
+    );
+
+    // dave, tied to no room of the home (which cannot see the other
+    // shard's ties), logs out on node 0: his rows go there too.
+    let (mut dave, _) = V3::login_as(cluster.addr(0), "dave");
+    dave.join(&far);
+    let ties = "wschat:{u:dave}:rooms";
+    assert_eq!(cluster.second.command(&["SMEMBERS", ties]), far);
+    dave.send(json!({"type": "logout", "id": "bye"}));
+    wait_for_answer(&cluster.second, &["EXISTS", ties], "0");
+    wait_for_answer(&cluster.second, &["HEXISTS", &members, "dave"], "0");
+    let left = users[2]
+        .next_where(|f| f["type"] == "member" && f["username"] == "dave" && f["change"] == "left");
+    assert_eq!(
+        (&left["room"], &left["change"]),
+        (&json!(far), &json!("left")),
+        "{left}"
+    );
+}
+
+#[test]
+fn a_node_waits_for_every_shard_saying_which_and_starts_when_all_answer() {
+    let home = RedisServer::start();
+    let port = RedisServer::unused_port();
+    let second = format!("redis://127.0.0.1:{port}");
+    let mut args = vec![
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--redis-url",
+        home.url().leak(),
+    ];
+    args.extend(["--redis-url", second.as_str()]);
+    let mut node = ServerProcess::launch(&args);
+    node.wait_listening();
+    let waiting = format!("waiting for redis shard 2 ({second})");
+    node.wait_for_log(|l| l.contains(&waiting))
+        .unwrap_or_else(|| panic!("{}", node.log_text()));
+    let readyz = http_get(node.admin_addr(), "/readyz");
+    assert_eq!(readyz.status, 503, "{}", readyz.body);
+    assert!(readyz.body.contains(&waiting), "{}", readyz.body);
+    assert!(
+        !readyz.body.contains("shard 1"),
+        "the home answered: {}",
+        readyz.body
+    );
+    let _second = RedisServer::start_on(port);
+    node.wait_for_log(|l| l.contains(": this is node "))
+        .unwrap_or_else(|| panic!("never started: {}", node.log_text()));
+    let deadline = Instant::now() + TIMEOUT;
+    let mut readyz = http_get(node.admin_addr(), "/readyz");
+    while readyz.status != 200 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+        readyz = http_get(node.admin_addr(), "/readyz");
+    }
+    assert_eq!(readyz.status, 200, "{}", readyz.body);
+    let (mut alice, _) = V3::login_as(node.addr, "alice");
+    alice.join("#dev");
+    alice.say_in("#dev", "both shards");
+    assert_eq!(node.log_text().matches(&waiting).count(), 1, "said once");
+}

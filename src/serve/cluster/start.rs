@@ -107,6 +107,13 @@ impl Connecting {
             scripts: Arc::new(Scripts::new()),
         };
         let (events_tx, events) = channel::unbounded();
+        // Not ready until every shard is reached, each said apart.
+        for index in 0..self.shards.len() {
+            readiness.fail(
+                Check::Redis(index),
+                format!("waiting for {}", self.name(index)),
+            );
+        }
         let mut backoff = BACKOFF.0;
         let (reached, placement, names) = loop {
             let mut reached = Vec::new();
@@ -131,6 +138,7 @@ impl Connecting {
                     }
                 };
                 backoff = BACKOFF.0;
+                readiness.pass(Check::Redis(index));
                 reached.push(joined);
             }
             match self.settle(&mut reached).await {
@@ -138,6 +146,7 @@ impl Connecting {
                 Err(Settled::Refused(why)) => return Err(why),
                 Err(Settled::Lost(e)) => {
                     warn!("lost a Redis shard while starting ({e}); starting again");
+                    readiness.fail(Check::Redis(HOME), format!("starting: {e}"));
                     Timer::after(backoff).await;
                 }
             }
@@ -204,9 +213,6 @@ impl Connecting {
             });
         }
         snapshot.names = names;
-        for index in 0..total {
-            readiness.pass(Check::Redis(index));
-        }
         let cluster = Cluster {
             encoder: Arc::new(encoder),
             shards,
