@@ -264,8 +264,12 @@ fn a_lost_shard_takes_only_its_rooms_away_and_gives_them_back_with_their_history
     all_join(&mut users, &near);
     all_join(&mut users, &far);
     talk(&mut users, &far, "before ");
+    let (mut erin, _) = V3::login_as(cluster.addr(0), "erin");
+    erin.join(&far);
 
     cluster.second.kill();
+    // erin logs out meanwhile: her rows there go once the shard is back.
+    erin.send(json!({"type": "logout", "id": "bye"}));
     let told = "is on a Redis shard that cannot be reached (shard 2 of 2)";
     for (n, user) in users.iter_mut().enumerate() {
         // Refused at once, saying why, once the node knows (a request in
@@ -326,6 +330,9 @@ fn a_lost_shard_takes_only_its_rooms_away_and_gives_them_back_with_their_history
         }
         assert_eq!(readyz.status, 200, "{}", readyz.body);
     }
+    wait_for_answer(&cluster.second, &["EXISTS", "wschat:{u:erin}:rooms"], "0");
+    let members = format!("wschat:{{r:{far}}}:members");
+    assert_eq!(cluster.second.command(&["HEXISTS", &members, "erin"]), "0");
 }
 
 #[test]

@@ -402,10 +402,11 @@ impl RedisLink {
                         Ok(rebuilding) => {
                             if let Some((since, why)) = self.outage.take() {
                                 info!(
-                                    "Redis at {} is back after {:.1?} ({why}): logins and \
-                                     messages are taken again",
+                                    "Redis at {} is back after {:.1?} ({why}): {} are taken \
+                                     again",
                                     self.place,
-                                    now.saturating_duration_since(since)
+                                    now.saturating_duration_since(since),
+                                    self.what_it_takes()
                                 );
                             }
                             self.backoff = BACKOFF.0;
@@ -751,9 +752,9 @@ impl RedisLink {
         }
         if self.outage.is_none() {
             warn!(
-                "lost Redis at {}: {why}; refusing logins and messages until it is back \
-                 (reconnecting)",
-                self.place
+                "lost Redis at {}: {why}; refusing {} until it is back (reconnecting)",
+                self.place,
+                self.what_it_takes()
             );
             self.outage = Some((now, why.clone()));
         }

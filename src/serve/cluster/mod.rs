@@ -55,7 +55,7 @@ use tracing::{debug, info, warn};
 
 use super::readiness::{Check, Readiness};
 use super::seam::Reply;
-use crate::server::{Answer, Failed, Remote, Request, Write};
+use crate::server::{Answer, Remote, Request, Write};
 #[cfg(test)]
 use connection::load;
 use connection::{Connection, Event, run_batch};
@@ -267,35 +267,18 @@ impl Cluster {
     /// rooms share nothing). A room on a shard out of reach is refused at
     /// once, saying so.
     fn feed(&mut self, batch: Vec<Request>, now: Instant) {
-        let mut routed: Vec<Vec<Result<requests::Call, Answer>>> =
-            (0..self.shards.len()).map(|_| Vec::new()).collect();
-        for request in batch {
-            let call = match requests::call_of(request) {
-                Ok(call) => call,
-                Err(answer) => {
-                    routed[HOME].push(Err(answer));
-                    continue;
-                }
-            };
-            if let Some(key) = shards::released_by(&call) {
-                let key: Arc<str> = key.into();
-                self.owe_release(&key);
-            }
-            let index = self.placement.route(&call);
-            let shard = &self.shards[index];
-            if self.shards.len() > 1
-                && !shard.link.is_up()
-                && let Some(room) = shards::room_of_call(&call)
-            {
-                let told = shards::unreachable_room(room, index, self.shards.len());
-                let why = format!("{}: not reached", shard.name);
-                self.answers
-                    .push_back(call.fail(Failed::telling(&why, &told)));
-                continue;
-            }
-            routed[index].push(Ok(call));
+        let calls = batch.into_iter().map(requests::call_of);
+        let reachable: Vec<Option<&str>> = self
+            .shards
+            .iter()
+            .map(|s| (!s.link.is_up()).then_some(s.name.as_str()))
+            .collect();
+        let routed = self.placement.route_batch(calls, &reachable);
+        self.answers.extend(routed.refused);
+        for key in routed.released {
+            self.owe_release(&key);
         }
-        for (shard, calls) in self.shards.iter_mut().zip(routed) {
+        for (shard, calls) in self.shards.iter_mut().zip(routed.per_shard) {
             if !calls.is_empty() {
                 shard.link.handle_requests(calls, now);
             }

@@ -18,8 +18,9 @@
 //! scores highest for (about 1/n of them): not built.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use super::requests::Call;
+use super::requests::{Answer, Call, Failed};
 use super::room_events::room_of;
 use super::room_scripts::LOBBY;
 
@@ -91,6 +92,59 @@ impl Placement {
             Some(room) => self.shard_of(room),
             None => HOME,
         }
+    }
+}
+
+/// A batch of the core's requests, routed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Routed {
+    /// Each shard's requests (and answers given without Redis, home's),
+    /// in the order the core asked.
+    pub(crate) per_shard: Vec<Vec<Result<Call, Answer>>>,
+    /// Requests for rooms on a shard out of reach, refused at once saying
+    /// so.
+    pub(crate) refused: Vec<Answer>,
+    /// Names the core released: the other shards drop their rows too.
+    pub(crate) released: Vec<Arc<str>>,
+}
+
+impl Placement {
+    /// Routes a batch; `down[i]` names shard `i` if it cannot be reached
+    /// now. The core needs no order of answers across shards (each is
+    /// matched by its ticket, and shards share no room): only each
+    /// shard's requests keep their order.
+    pub(crate) fn route_batch(
+        &self,
+        calls: impl IntoIterator<Item = Result<Call, Answer>>,
+        down: &[Option<&str>],
+    ) -> Routed {
+        let mut routed = Routed {
+            per_shard: down.iter().map(|_| Vec::new()).collect(),
+            ..Routed::default()
+        };
+        for call in calls {
+            let call = match call {
+                Ok(call) => call,
+                Err(answer) => {
+                    routed.per_shard[HOME].push(Err(answer));
+                    continue;
+                }
+            };
+            if let Some(key) = released_by(&call) {
+                routed.released.push(key.into());
+            }
+            let index = self.route(&call).min(down.len().saturating_sub(1));
+            if let (true, Some(Some(name)), Some(room)) =
+                (down.len() > 1, down.get(index), room_of_call(&call))
+            {
+                let told = unreachable_room(room, index, down.len());
+                let why = format!("{name}: not reached");
+                routed.refused.push(call.fail(Failed::telling(&why, &told)));
+                continue;
+            }
+            routed.per_shard[index].push(Ok(call));
+        }
+        routed
     }
 }
 
@@ -281,6 +335,79 @@ mod tests {
         };
         assert_eq!(two.route(&online), HOME);
         assert_eq!(released_by(&online), None);
+    }
+
+    #[test]
+    fn a_batch_keeps_each_shards_order_and_a_room_out_of_reach_is_refused_saying_so() {
+        let two = placement(2);
+        let far: Arc<str> = (0..)
+            .map(|i| format!("#r{i}"))
+            .find(|r| two.shard_of(r) == 1)
+            .unwrap()
+            .into();
+        let entry = |n: u64, room: &Arc<str>| Call::RoomAppend {
+            ticket: Ticket::for_tests(n),
+            room: room.clone(),
+            id: format!("m{n}").into(),
+            timestamp: 1,
+            username: "Bob".into(),
+            text: "hi".into(),
+            notice: false,
+        };
+        let lobby: Arc<str> = LOBBY.into();
+        let release = Call::RoomWrite {
+            ticket: Ticket::for_tests(3),
+            write: Write::Release { key: "eve".into() },
+        };
+        let settled = Ticket::<Write>::for_tests(5).answer(Ok(()));
+        let batch = || {
+            vec![
+                Ok(entry(1, &far)),
+                Ok(entry(2, &lobby)),
+                Ok(release.clone()),
+                Ok(entry(4, &far)),
+                Err(settled.clone()),
+            ]
+        };
+        let up = two.route_batch(batch(), &[None, None]);
+        assert_eq!(
+            up,
+            Routed {
+                per_shard: vec![
+                    vec![
+                        Ok(entry(2, &lobby)),
+                        Ok(release.clone()),
+                        Err(settled.clone())
+                    ],
+                    vec![Ok(entry(1, &far)), Ok(entry(4, &far))],
+                ],
+                refused: vec![],
+                released: vec!["eve".into()],
+            }
+        );
+        // The second shard out of reach: its room's entries are refused at
+        // once, with what their senders are told; the rest goes on.
+        let down = two.route_batch(batch(), &[None, Some("redis shard 2 (redis://b)")]);
+        let told = "redis shard 2 (redis://b): not reached; the user is told: \
+                    #r0 is on a Redis shard that cannot be reached (shard 2 of 2)"
+            .replace("#r0", &far);
+        let refused =
+            |n| Ticket::<crate::server::Append>::for_tests(n).answer(Err(Failed(told.clone())));
+        assert_eq!(
+            down,
+            Routed {
+                per_shard: vec![
+                    vec![Ok(entry(2, &lobby)), Ok(release.clone()), Err(settled)],
+                    vec![],
+                ],
+                refused: vec![refused(1), refused(4)],
+                released: vec!["eve".into()],
+            }
+        );
+        let Some(Answer::Appended(_, Err(failed))) = down.refused.first() else {
+            panic!("{down:?}");
+        };
+        assert_eq!(failed.told(), Some(unreachable_room(&far, 1, 2).as_str()));
     }
 
     #[test]

@@ -115,6 +115,15 @@ impl RedisLink {
         self.failing_calls = errors > 0;
     }
 
+    /// What this link's Redis takes, as the log says it: a shard of rooms
+    /// only takes no login.
+    pub(super) fn what_it_takes(&self) -> &'static str {
+        match self.rooms_only {
+            true => "the requests of its rooms",
+            false => "logins and messages",
+        }
+    }
+
     /// The heartbeat's answer: `{1 if this node was not registered, nodes
     /// swept}`.
     pub(super) fn beaten(&mut self, value: Value) {
