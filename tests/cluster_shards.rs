@@ -28,11 +28,18 @@ struct Sharded {
 
 impl Sharded {
     fn start() -> Sharded {
+        Sharded::start_with(&[])
+    }
+
+    /// Three nodes given `extra` flags too.
+    fn start_with(extra: &[&'static str]) -> Sharded {
         let home = RedisServer::start();
         let second = RedisServer::start_persistent();
         let nodes = (0..3)
             .map(|_| {
-                let mut node = ServerProcess::launch(&Sharded::args(&[&home, &second]));
+                let mut args = Sharded::args(&[&home, &second]);
+                args.extend(extra);
+                let mut node = ServerProcess::launch(&args);
                 node.wait_listening();
                 node.wait_for_log(|l| l.contains(": this is node "))
                     .unwrap_or_else(|| panic!("never joined Redis: {}", node.log_text()));
@@ -483,4 +490,27 @@ fn a_node_waits_for_every_shard_saying_which_and_starts_when_all_answer() {
     alice.join("#dev");
     alice.say_in("#dev", "both shards");
     assert_eq!(node.log_text().matches(&waiting).count(), 1, "said once");
+}
+
+#[test]
+fn a_name_whose_ttl_ran_out_leaves_its_rooms_on_every_shard() {
+    let cluster = Sharded::start_with(&["--login-ttl", "300ms"]);
+    let (mut users, _) = users(&cluster);
+    let far = cluster.room_on(1, "#far");
+    all_join(&mut users, &far);
+    let ties = "wschat:{u:bob}:rooms";
+    assert_eq!(cluster.second.command(&["SMEMBERS", ties]), far);
+    // bob's only connection closes; his name is released by the home's
+    // sweep once its TTL ran out, and his rows on the second shard go.
+    let [alice, bob, carol] = &mut users;
+    drop(std::mem::replace(bob, V3::connect(cluster.addr(1))));
+    wait_for_answer(&cluster.second, &["EXISTS", ties], "0");
+    let members = format!("wschat:{{r:{far}}}:members");
+    assert_eq!(cluster.second.command(&["HEXISTS", &members, "bob"]), "0");
+    for user in [alice, carol] {
+        let left = user.next_where(|f| {
+            f["type"] == "member" && f["username"] == "bob" && f["change"] == "left"
+        });
+        assert_eq!(left["room"], far, "{left}");
+    }
 }

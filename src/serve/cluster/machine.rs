@@ -44,6 +44,7 @@ use super::sequencer::Sequencer;
 use crate::server::StoredRoom;
 
 mod answers;
+mod role;
 
 use answers::is_error;
 
@@ -85,6 +86,8 @@ pub(crate) struct RedisLink {
     forgotten: bool,
     /// A shard of rooms only (see `shards`): no names, no lobby, no releases.
     rooms_only: bool,
+    /// Names this node must release on the other shards (see `role`).
+    releases: VecDeque<Arc<str>>,
     /// When the cluster's rebuilding window ends, after Redis lost its keys.
     rebuilt_at: Option<Instant>,
     commands: VecDeque<Command>,
@@ -175,22 +178,13 @@ impl RedisLink {
             other_epoch: None,
             forgotten: false,
             rooms_only: false,
+            releases: VecDeque::new(),
             rebuilt_at: None,
             commands: VecDeque::new(),
             to_core: VecDeque::new(),
             status: VecDeque::new(),
         };
         (link, connection)
-    }
-
-    /// A link to a shard of rooms only: it registers this node (the room
-    /// scripts check it) but never asks the core which names it holds, and
-    /// leaves the releases it hears to the home (which told every core).
-    pub(crate) fn rooms_only(self) -> RedisLink {
-        RedisLink {
-            rooms_only: true,
-            ..self
-        }
     }
 
     /// The rooms the core starts with (read after the first JOIN).
@@ -505,9 +499,7 @@ impl RedisLink {
                         Some(room) => self.rooms.heard(&room, write, own),
                         // The lobby's, and releases: among the lobby's
                         // messages, in the order heard.
-                        None if !own && !self.rooms_only => {
-                            self.sequencer.event(Remote::Write(write))
-                        }
+                        None if !own => self.heard_nameful(write, &heard.origin),
                         None => {}
                     }
                 }

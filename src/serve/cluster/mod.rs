@@ -55,7 +55,7 @@ use tracing::{debug, info, warn};
 
 use super::readiness::{Check, Readiness};
 use super::seam::Reply;
-use crate::server::{Answer, Remote, Request, Write};
+use crate::server::{Answer, Request, Write};
 #[cfg(test)]
 use connection::load;
 use connection::{Connection, Event, run_batch};
@@ -171,15 +171,14 @@ impl Cluster {
             self.carry_out();
             let mut out: Vec<Reply> = self.answers.drain(..).map(Reply::Answer).collect();
             for index in 0..self.shards.len() {
+                // Before the answers that follow: the name's rows on the
+                // other shards go before its new holder asks anything.
+                while let Some(key) = self.shards[index].link.poll_released() {
+                    self.owe_release(&key);
+                }
                 while let Some(to_core) = self.shards[index].link.poll_to_core() {
-                    match &to_core {
-                        ToCore::HeldNamesWanted(question) => asked.push_back(*question),
-                        // The home told this node's core of a release: the
-                        // other shards drop the name's rows too.
-                        ToCore::Remote(Remote::Write(Write::Release { key })) if index == HOME => {
-                            self.owe_release(key)
-                        }
-                        _ => {}
+                    if let ToCore::HeldNamesWanted(question) = &to_core {
+                        asked.push_back(*question);
                     }
                     out.push(to_core.into_reply(&held_tx));
                 }

@@ -437,3 +437,47 @@ fn a_shard_of_rooms_only_rejoins_holding_no_names_and_leaves_releases_to_the_hom
     );
     assert_eq!(link.poll_status(), Some(Status::Reachable));
 }
+
+#[test]
+fn the_home_says_which_releases_this_node_carries_to_the_other_shards() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(t0);
+    let released = |link: &mut RedisLink| -> Vec<Arc<str>> {
+        std::iter::from_fn(|| link.poll_released()).collect()
+    };
+    // Its own fresh claim released an earlier holder's rooms: before its
+    // answer reaches the core.
+    let reserve = Call::Reserve {
+        ticket: Ticket::for_tests(1),
+        key: "bob".into(),
+        display: "Bob".into(),
+        offered: String::new(),
+        fresh: "f".into(),
+        location: "here".into(),
+        timestamp: 1700,
+    };
+    link.handle_requests([Ok(reserve)], t0);
+    let [Command::Calls { id, .. }]: [Command; 1] = commands(&mut link).try_into().unwrap() else {
+        panic!("one batch");
+    };
+    let answer = Value::Array(vec![bulk("fresh"), bulk("Bob"), bulk("1")]);
+    link.handle_reply(id, Ok(vec![answer]), t0);
+    assert_eq!(released(&mut link), [Arc::from("bob")]);
+    // The sweep's (origin ""): every node hears it, and carries it.
+    link.handle_published(conn, br#"["W","",[["release","carol"]]]"#, t0);
+    // Another node's: its node carries it; this core hears it all the same.
+    link.handle_published(conn, br#"["W","other",[["release","dave"]]]"#, t0);
+    assert_eq!(released(&mut link), [Arc::from("carol")]);
+    let heard: Vec<String> = to_core(&mut link)
+        .into_iter()
+        .filter(|r| r.contains("Release"))
+        .collect();
+    assert_eq!(heard.len(), 3, "{heard:?}");
+
+    // A shard of rooms only carries nothing and tells the core nothing.
+    let (rooms, conn) = self::link(t0);
+    let mut rooms = rooms.rooms_only();
+    rooms.handle_published(conn, br#"["W","",[["release","carol"]]]"#, t0);
+    assert_eq!(released(&mut rooms), Vec::<Arc<str>>::new());
+    assert_eq!(to_core(&mut rooms), Vec::<String>::new());
+}

@@ -71,6 +71,7 @@ impl RedisLink {
                 // none of the earlier one's rooms.
                 let write = Write::Release { key: key.clone() };
                 self.to_core.push_back(ToCore::Remote(Remote::Write(write)));
+                self.releases.push_back(key.clone());
             }
             let Some(answer) = answer_of(&call, &value) else {
                 if !self.failing_calls {
@@ -113,15 +114,6 @@ impl RedisLink {
             info!("Redis at {} takes requests again", self.place);
         }
         self.failing_calls = errors > 0;
-    }
-
-    /// What this link's Redis takes, as the log says it: a shard of rooms
-    /// only takes no login.
-    pub(super) fn what_it_takes(&self) -> &'static str {
-        match self.rooms_only {
-            true => "the requests of its rooms",
-            false => "logins and messages",
-        }
     }
 
     /// The heartbeat's answer: `{1 if this node was not registered, nodes
