@@ -40,8 +40,8 @@ impl std::fmt::Debug for Connecting {
 }
 
 impl Connecting {
-    /// Reads `urls` (refusing a bad one, or one named twice); nothing is
-    /// connected yet. The first is the home shard.
+    /// Reads `urls` (refusing a bad one, or one server named twice);
+    /// nothing is connected yet. The first is the home shard.
     pub(crate) fn new(urls: &[String], settings: Settings) -> Result<Connecting, String> {
         let mut shards = Vec::new();
         let mut seen = BTreeSet::new();
@@ -49,14 +49,19 @@ impl Connecting {
             let client =
                 redis::Client::open(url.as_str()).map_err(|e| format!("--redis-url: {e}"))?;
             let tls = url.starts_with("rediss:");
-            let info = client.get_connection_info();
             let place = format!(
                 "{}{}",
                 if tls { "rediss://" } else { "redis://" },
-                info.addr()
+                client.get_connection_info().addr()
             );
-            if !seen.insert((place.clone(), info.redis_settings().db())) {
-                return Err(format!("--redis-url names {place} twice"));
+            // Not two databases of one server either: its pub/sub is one
+            // for all its databases, and each shard's events would reach
+            // the other's link.
+            if !seen.insert(place.clone()) {
+                return Err(format!(
+                    "--redis-url names {place} twice: each shard must be a Redis server of \
+                     its own"
+                ));
             }
             shards.push((client, place));
         }
@@ -266,5 +271,34 @@ impl Connecting {
             .await
             .map_err(Settled::Lost)?;
         Ok((Placement::new(ids), all.names))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn each_shard_is_a_redis_server_of_its_own() {
+        let settings = Settings {
+            history_size: 10,
+            login_ttl: Duration::from_secs(60),
+            node_timeout: Duration::from_secs(10),
+        };
+        let urls = |urls: &[&str]| urls.iter().map(|u| (*u).to_owned()).collect::<Vec<_>>();
+        let two = Connecting::new(&urls(&["redis://a:1/0", "redis://b:1/0"]), settings.clone());
+        assert_eq!(
+            two.map(|c| c.name(1)).as_deref(),
+            Ok("redis shard 2 (redis://b:1)")
+        );
+        let one = Connecting::new(&urls(&["redis://a:1/0"]), settings.clone());
+        assert_eq!(
+            one.map(|c| c.name(0)).as_deref(),
+            Ok("Redis at redis://a:1")
+        );
+        let e = Connecting::new(&urls(&["redis://a:1/0", "redis://a:1/1"]), settings).unwrap_err();
+        assert!(e.contains("names redis://a:1 twice"), "{e}");
     }
 }
