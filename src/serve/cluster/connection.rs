@@ -55,7 +55,7 @@ pub(super) enum Event {
 }
 
 /// One shard as the first JOIN found it.
-pub(super) struct Joined1 {
+pub(super) struct Reached {
     pub(super) connection: Connection,
     pub(super) joined: Joined,
     /// Its rooms (and, the home's, who left the lobby); no names yet.
@@ -73,7 +73,7 @@ pub(super) async fn first_join(
     candidate: &str,
     shard: usize,
     events: Sender<(usize, Event)>,
-) -> Result<Joined1, String> {
+) -> Result<Reached, String> {
     let mut connection = open(client, &encoder.scripts, shard, CommandId(0), events)
         .await
         .map_err(|e| e.to_string())?;
@@ -86,7 +86,7 @@ pub(super) async fn first_join(
     let fresh = crate::id::epoch(&mut rand::rng());
     let id = set_once(&mut connection.conn, shards::SHARD_ID, &fresh).await?;
     let loaded = rooms::load_rooms(&mut connection.conn, encoder.rooms.history).await?;
-    Ok(Joined1 {
+    Ok(Reached {
         connection,
         joined,
         loaded,

@@ -127,7 +127,7 @@ struct Shard {
     link: RedisLink,
     /// The connection in use, named by the command that opened it.
     connection: Option<(CommandId, Connection)>,
-    /// How `/readyz` and users name it: "" with one shard.
+    /// How `/readyz` and the log name it ("" with one shard: "Redis at …").
     name: String,
     /// Names released on the home whose rows here are still to go (sent
     /// once this shard is reached).

@@ -11,7 +11,7 @@ use smol::Timer;
 use smol::channel;
 use tracing::{debug, info, warn};
 
-use super::connection::{self, Joined1};
+use super::connection::{self, Reached};
 use super::encode::Encoder;
 use super::machine::{BACKOFF, RedisLink};
 use super::scripts::Scripts;
@@ -161,7 +161,7 @@ impl Connecting {
         let now = Instant::now();
         let total = reached.len();
         for (index, joined) in reached.into_iter().enumerate() {
-            let Joined1 {
+            let Reached {
                 connection,
                 joined,
                 loaded,
@@ -244,7 +244,7 @@ impl Connecting {
     /// their rooms speak of are read from the home.
     async fn settle(
         &self,
-        reached: &mut [Joined1],
+        reached: &mut [Reached],
     ) -> Result<(Placement, Vec<StoredName>), Settled> {
         let ours: Vec<(String, String)> = self
             .shards
