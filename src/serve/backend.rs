@@ -60,7 +60,7 @@ impl Backend {
         #[cfg(feature = "cluster")]
         if let Backend::Redis(connecting) = self {
             let waiting = format!("waiting for Redis at {}", connecting.place());
-            readiness.fail(Check::Redis, waiting);
+            readiness.fail(Check::Redis(0), waiting);
             return true;
         }
         let _ = readiness;
@@ -70,17 +70,21 @@ impl Backend {
     /// The backend with what the core starts from: waits for Redis as long
     /// as it cannot be reached (see [`Backend::must_wait`]); the others are
     /// open already.
-    pub(crate) async fn opened(self, readiness: &Readiness) -> Backend {
+    /// `Err` when the node must not start (its Redis shards are not the
+    /// cluster's).
+    pub(crate) async fn opened(self, readiness: &Readiness) -> io::Result<Backend> {
         match self {
             #[cfg(feature = "cluster")]
             Backend::Redis(connecting) => {
-                let (cluster, snapshot) = connecting.start().await;
-                readiness.pass(Check::Redis);
-                Backend::Cluster(Box::new(cluster), snapshot)
+                let (cluster, snapshot) = connecting.start(readiness).await.map_err(|why| {
+                    tracing::error!("{why}");
+                    io::Error::new(io::ErrorKind::InvalidInput, why)
+                })?;
+                Ok(Backend::Cluster(Box::new(cluster), snapshot))
             }
             open => {
                 let _ = readiness;
-                open
+                Ok(open)
             }
         }
     }

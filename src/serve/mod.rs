@@ -185,9 +185,9 @@ impl ChatServer {
         // listens), then the ports, then the store: creating its directory
         // and file is what a failed start would leave behind, so that comes
         // once the ports are ours.
-        let cluster = match &options.redis_url {
-            Some(url) => Some(open_cluster(url, &options)?),
-            None => None,
+        let cluster = match options.redis_url.is_empty() {
+            false => Some(open_cluster(&options.redis_url, &options)?),
+            true => None,
         };
         let (listener, local_addr) = listen(options.listen)?;
         let admin = options.admin_listen.map(listen).transpose()?;
@@ -298,7 +298,14 @@ impl ChatServer {
                     // shutdown gives up waiting.
                     let mut started = None;
                     let connections = future::or(serve(&port, shutdown.as_mut()), async {
-                        let backend = backend.opened(&readiness).await;
+                        let backend = match backend.opened(&readiness).await {
+                            Ok(backend) => backend,
+                            Err(refused) => {
+                                // Never started: nothing to drain.
+                                started = Some(Err(refused));
+                                return channel::bounded(1).1;
+                            }
+                        };
                         started = Some(start_backend(
                             backend,
                             (inbox, inbox_rx),
@@ -410,7 +417,7 @@ fn open_local(options: &Options) -> Result<Backend, BindError> {
 /// Reads `url`: Redis is reached once the node listens (see
 /// `Backend::opened`).
 #[cfg(feature = "cluster")]
-fn open_cluster(url: &str, options: &Options) -> Result<Backend, BindError> {
+fn open_cluster(urls: &[String], options: &Options) -> Result<Backend, BindError> {
     let settings = cluster::Settings {
         history_size: options.history_size,
         login_ttl: options.login_ttl,
@@ -420,7 +427,7 @@ fn open_cluster(url: &str, options: &Options) -> Result<Backend, BindError> {
         history: options.room_history,
         max_members: options.max_room_members,
     };
-    let connecting = cluster::Connecting::new(url, settings)
+    let connecting = cluster::Connecting::new(urls, settings)
         .map_err(BindError::Redis)?
         .with_rooms(rooms);
     Ok(Backend::Redis(Box::new(connecting)))
@@ -429,7 +436,7 @@ fn open_cluster(url: &str, options: &Options) -> Result<Backend, BindError> {
 /// Options parsed from flags never get here (the flag is refused); set in
 /// code, they fail as a bad URL would.
 #[cfg(not(feature = "cluster"))]
-fn open_cluster(_: &str, _: &Options) -> Result<Backend, BindError> {
+fn open_cluster(_: &[String], _: &Options) -> Result<Backend, BindError> {
     Err(BindError::Redis(options::NO_CLUSTER.into()))
 }
 

@@ -81,7 +81,9 @@ pub struct Options {
     /// SSL_CERT_FILE environment variable (a private CA). No data directory
     /// is used, so neither --data-dir nor --in-memory may be given with it.
     /// The node listens at once; it lets chat clients in, and /readyz says
-    /// ready, once Redis answers. See README, "Running several nodes".
+    /// ready, once Redis answers. Several Redis shards: give the flag once
+    /// for each (or a comma list); the first holds names, presence and the
+    /// lobby, rooms spread over all. See README, "Running several nodes".
     //
     // Without the `cluster` feature: hidden, and refused with one line
     // saying why. Not left unknown, which clap would say of the flag but
@@ -94,6 +96,8 @@ pub struct Options {
             env = "CHAT_REDIS_URL",
             value_name = "URL",
             value_parser = redis_url,
+            value_delimiter = ',',
+            action = clap::ArgAction::Append,
             conflicts_with_all = ["data_dir", "in_memory"],
         )
     )]
@@ -101,7 +105,7 @@ pub struct Options {
         not(feature = "cluster"),
         arg(long, env = "CHAT_REDIS_URL", value_name = "URL", value_parser = redis_url, hide = true)
     )]
-    pub redis_url: Option<String>,
+    pub redis_url: Vec<String>,
 
     /// With --redis-url: a node that has not told Redis it is alive for this
     /// long (it was killed, or cut off) counts as gone. Its users leave

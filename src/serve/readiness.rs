@@ -15,10 +15,11 @@ pub(crate) enum Check {
     /// The store saves what it is handed: failing while commits fail, and
     /// once its thread has stopped.
     Store,
-    /// A cluster's Redis answers (`--redis-url`): failing while it cannot
-    /// be reached, when logins and messages are refused.
+    /// A cluster's Redis shard answers (`--redis-url`, the home is 0):
+    /// failing while it cannot be reached, when logins and messages (the
+    /// home's) or its rooms' requests are refused.
     #[cfg(feature = "cluster")]
-    Redis,
+    Redis(usize),
     /// No shutdown has begun: failing from the first moment of one, so
     /// that a load balancer sends no one new while the node drains.
     Shutdown,

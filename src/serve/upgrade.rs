@@ -219,7 +219,7 @@ mod tests {
         let in_memory = Options::parse_ignoring_env(["chat-server", "--in-memory"]).unwrap();
         assert_eq!(highest_version(&in_memory), Version::V3);
         let cluster = Options {
-            redis_url: Some("redis://127.0.0.1:6379".into()),
+            redis_url: vec!["redis://127.0.0.1:6379".into()],
             ..Options::default()
         };
         assert_eq!(highest_version(&cluster), Version::V3);

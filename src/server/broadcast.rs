@@ -121,22 +121,30 @@ impl<R: CryptoRng> Server<R> {
     /// A message could not be saved: it was not sent, and its sender is
     /// told, if it is still there to hear it; an act it announced is
     /// taken back.
-    pub(super) fn refuse_unsaved(&mut self, mut message: PendingMessage) {
+    /// `told`: why, when the store says (a shard out of reach).
+    pub(super) fn refuse_unsaved(&mut self, mut message: PendingMessage, told: Option<&str>) {
         if let Some(undo) = message.room.as_mut().and_then(|r| r.undo.take()) {
             self.undo(undo);
         }
         let notice = message.room.as_ref().is_some_and(|r| r.notice.is_some());
-        let description = if notice {
-            "the server could not save that act; nobody was told of it, try again in a moment"
-        } else {
-            "the server could not save the message; it was not sent, try again in a moment"
+        let description = match (notice, told) {
+            (true, None) => {
+                "the server could not save that act; nobody was told of it, try again in a moment"
+                    .to_owned()
+            }
+            (false, None) => {
+                "the server could not save the message; it was not sent, try again in a moment"
+                    .to_owned()
+            }
+            (true, Some(told)) => format!("{told}: nobody was told of that act, try again later"),
+            (false, Some(told)) => format!("{told}: the message was not sent, try again later"),
         };
         if self.is_open(message.conn) {
             self.send_error(
                 message.conn,
                 message.reply_to.as_deref(),
                 ErrorCode::Unavailable,
-                description,
+                &description,
             );
         }
     }

@@ -460,14 +460,18 @@ impl<R: CryptoRng> Server<R> {
                         Err(_) => self.undo_login(login, now),
                     }
                 } else if let Some(frames) = seam.after.remove(&ticket) {
-                    self.frames_saved(frames, result.is_ok(), now);
+                    let told = result
+                        .as_ref()
+                        .err()
+                        .and_then(|e| e.told().map(str::to_owned));
+                    self.frames_saved(frames, result.is_ok(), told, now);
                 }
             }
             Answer::Appended(ticket, result) => {
                 if let Some(message) = seam.messages.remove(&ticket) {
                     match result {
                         Ok(seq) => self.accept_message(message, seq),
-                        Err(_) => self.refuse_unsaved(message),
+                        Err(e) => self.refuse_unsaved(message, e.told()),
                     }
                 }
             }

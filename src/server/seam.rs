@@ -400,6 +400,22 @@ impl Answer {
 #[error("{0}")]
 pub struct Failed(pub String);
 
+impl Failed {
+    /// Between the log's text and the user's in [`Failed::telling`].
+    const TOLD: &'static str = "; the user is told: ";
+
+    /// Failed for `why` (for the log), with what the user who asked is
+    /// told (a cluster: the room is on a Redis shard out of reach).
+    pub fn telling(why: &str, told: &str) -> Failed {
+        Failed(format!("{why}{}{told}", Failed::TOLD))
+    }
+
+    /// What the user is told, if the failure says (see [`Failed::telling`]).
+    pub fn told(&self) -> Option<&str> {
+        self.0.rsplit_once(Failed::TOLD).map(|(_, told)| told)
+    }
+}
+
 /// The core's side of the seam: the requests not yet handed out, and what
 /// waits on each ticket, one table per kind, so that an answer can only
 /// find what waits for its kind.

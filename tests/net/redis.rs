@@ -15,6 +15,8 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Keeps what it is given (see [`RedisServer::start_persistent`]).
+    persistent: bool,
 }
 
 impl RedisServer {
@@ -34,25 +36,45 @@ impl RedisServer {
         RedisServer::start_with(|| port)
     }
 
+    /// Starts redis-server on a free port, keeping everything it is given
+    /// on disk before it answers (`appendonly yes`, `appendfsync always`,
+    /// in its temporary directory): a SIGKILL and a [`restart`] lose
+    /// nothing it acknowledged.
+    ///
+    /// [`restart`]: RedisServer::restart
+    pub fn start_persistent() -> RedisServer {
+        RedisServer::start_with_persistence(free_port, true)
+    }
+
     /// Starts redis-server on `port()`, asked again after each failure (a
     /// port taken meanwhile, or still held by a server just killed).
     fn start_with(port: impl Fn() -> u16) -> RedisServer {
+        RedisServer::start_with_persistence(port, false)
+    }
+
+    fn start_with_persistence(port: impl Fn() -> u16, persistent: bool) -> RedisServer {
         let dir = tempfile::tempdir().expect("a temp dir");
         let port = retrying(|| {
             let port = port();
-            RedisServer::spawn(port, &dir).map(|child| (port, child))
+            RedisServer::spawn(port, &dir, persistent).map(|child| (port, child))
         });
         RedisServer {
             child: Some(port.1),
             port: port.0,
             dir,
+            persistent,
         }
     }
 
-    fn spawn(port: u16, dir: &tempfile::TempDir) -> Result<Child, String> {
+    fn spawn(port: u16, dir: &tempfile::TempDir, persistent: bool) -> Result<Child, String> {
+        let keeping: &[&str] = match persistent {
+            true => &["--appendonly", "yes", "--appendfsync", "always"],
+            false => &["--appendonly", "no"],
+        };
         let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(["--save", "", "--protected-mode", "no"])
+            .args(keeping)
             .args(["--logfile", "", "--daemonize", "no"])
             .arg("--dir")
             .arg(dir.path())
@@ -95,10 +117,15 @@ impl RedisServer {
         }
     }
 
-    /// Starts it again on the same port, empty (nothing was saved).
+    /// Starts it again on the same port: empty (nothing was saved), or,
+    /// [`start_persistent`](RedisServer::start_persistent), with all it
+    /// had acknowledged.
     pub fn restart(&mut self) {
         self.kill();
-        self.child = Some(retrying(|| RedisServer::spawn(self.port, &self.dir)));
+        let persistent = self.persistent;
+        self.child = Some(retrying(|| {
+            RedisServer::spawn(self.port, &self.dir, persistent)
+        }));
     }
 
     /// Freezes it (SIGSTOP): connections stay open and nothing answers.

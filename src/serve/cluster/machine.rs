@@ -44,6 +44,7 @@ use super::sequencer::Sequencer;
 use crate::server::StoredRoom;
 
 mod answers;
+mod role;
 
 use answers::is_error;
 
@@ -83,6 +84,10 @@ pub(crate) struct RedisLink {
     other_epoch: Option<String>,
     /// Redis answered [`LOST`]: said once, until registered again.
     forgotten: bool,
+    /// A shard of rooms only (see `shards`): no names, no lobby, no releases.
+    rooms_only: bool,
+    /// Names this node must release on the other shards (see `role`).
+    releases: VecDeque<Arc<str>>,
     /// When the cluster's rebuilding window ends, after Redis lost its keys.
     rebuilt_at: Option<Instant>,
     commands: VecDeque<Command>,
@@ -172,6 +177,8 @@ impl RedisLink {
             failing_calls: false,
             other_epoch: None,
             forgotten: false,
+            rooms_only: false,
+            releases: VecDeque::new(),
             rebuilt_at: None,
             commands: VecDeque::new(),
             to_core: VecDeque::new(),
@@ -389,10 +396,11 @@ impl RedisLink {
                         Ok(rebuilding) => {
                             if let Some((since, why)) = self.outage.take() {
                                 info!(
-                                    "Redis at {} is back after {:.1?} ({why}): logins and \
-                                     messages are taken again",
+                                    "Redis at {} is back after {:.1?} ({why}): {} are taken \
+                                     again",
                                     self.place,
-                                    now.saturating_duration_since(since)
+                                    now.saturating_duration_since(since),
+                                    self.what_it_takes()
                                 );
                             }
                             self.backoff = BACKOFF.0;
@@ -437,15 +445,25 @@ impl RedisLink {
         if !matches!(self.state, State::Down { connecting: Some(c), .. } if c == id) {
             return; // never: one connection is tried at a time
         }
-        self.questions += 1;
-        let question = self.questions;
-        self.to_core.push_back(ToCore::HeldNamesWanted(question));
         self.state = State::Up {
             connection: id,
             beat: None,
             fill: None,
-            phase: Phase::Asking { question },
+            phase: Phase::Asking { question: 0 },
         };
+        self.ask_held_names(now);
+    }
+
+    /// Asks the core which names it holds, before (re)joining; a shard of
+    /// rooms only holds none, and joins at once, before what waits.
+    fn ask_held_names(&mut self, now: Instant) {
+        self.questions += 1;
+        let question = self.questions;
+        self.set_phase(Phase::Asking { question });
+        if self.rooms_only {
+            return self.handle_held_names(question, Vec::new(), 0, now);
+        }
+        self.to_core.push_back(ToCore::HeldNamesWanted(question));
         self.progress(now);
     }
 
@@ -481,7 +499,7 @@ impl RedisLink {
                         Some(room) => self.rooms.heard(&room, write, own),
                         // The lobby's, and releases: among the lobby's
                         // messages, in the order heard.
-                        None if !own => self.sequencer.event(Remote::Write(write)),
+                        None if !own => self.heard_nameful(write, &heard.origin),
                         None => {}
                     }
                 }
@@ -662,7 +680,7 @@ impl RedisLink {
     /// After every input: the next batch or JOIN goes out, messages that
     /// can go reach the core, and a gap is fetched while nothing is in
     /// flight.
-    fn progress(&mut self, _now: Instant) {
+    fn progress(&mut self, now: Instant) {
         if self.pruning.is_none() && self.secrets.wants_pruning() {
             self.questions += 1;
             self.pruning = Some(self.questions);
@@ -679,10 +697,7 @@ impl RedisLink {
         } = &mut self.state
         {
             if *rejoin {
-                self.questions += 1;
-                let question = self.questions;
-                self.to_core.push_back(ToCore::HeldNamesWanted(question));
-                self.set_phase(Phase::Asking { question });
+                return self.ask_held_names(now);
             } else if !self.queue.is_empty() {
                 let mut batch = Vec::new();
                 while batch.len() < MAX_BATCH
@@ -731,9 +746,9 @@ impl RedisLink {
         }
         if self.outage.is_none() {
             warn!(
-                "lost Redis at {}: {why}; refusing logins and messages until it is back \
-                 (reconnecting)",
-                self.place
+                "lost Redis at {}: {why}; refusing {} until it is back (reconnecting)",
+                self.place,
+                self.what_it_takes()
             );
             self.outage = Some((now, why.clone()));
         }

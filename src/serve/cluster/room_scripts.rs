@@ -1,10 +1,12 @@
-//! The Lua scripts of rooms (issue 23, one Redis for now): each room `Write`
-//! of the core and each room message, as Redis changes, published in the
-//! order Redis ran them on the one channel (`wschat:events`).
+//! The Lua scripts of rooms (issue 23): each room `Write` of the core and
+//! each room message, as the room's shard changes, published in the order
+//! it ran them on its channel (`wschat:events`).
 //!
 //! The key schema (README, "What lives in Redis"), every key of a room
 //! under the hash tag `{r:KEY}`, so that a room lives on one shard (KEY is
-//! the room's key: `#name`, `@a\nb` for a direct conversation, `#lobby`):
+//! the room's key: `#name`, `@a\nb` for a direct conversation, `#lobby`,
+//! which is the home's; see `shards`). Each shard holds these for its own
+//! rooms:
 //! - `wschat:rooms` set: every room key (the lobby's too, once it has a
 //!   topic, a ban or a mute);
 //! - `wschat:{r:KEY}:meta` hash: `display`, `owner` (a name key; absent:
@@ -19,9 +21,10 @@
 //! - `wschat:{r:KEY}:invites` set of name keys;
 //! - `wschat:{r:KEY}:reads` hash: name key → the last `seq` read;
 //! - `wschat:{r:#lobby}:left` set: the names that left the lobby;
-//! - `wschat:{u:NAME}:rooms` set: the rooms a name is tied to (member,
-//!   invited, read marker, owner, party of a direct conversation, left the
-//!   lobby), so that a released name takes its rows with it without a scan.
+//! - `wschat:{u:NAME}:rooms` set: the rooms (of this shard) a name is tied
+//!   to (member, invited, read marker, owner, party of a direct
+//!   conversation, left the lobby), so that a released name takes its rows
+//!   with it without a scan.
 //!
 //! A name is released (its rows go, see `release_rooms`) when the core
 //! asks (`Write::Release`), at a v2 logout (LOGOUT), when its TTL runs
@@ -29,8 +32,11 @@
 //! come yet, when it is claimed afresh (RESERVE): so a new holder of a
 //! name never inherits an earlier holder's rooms. The other nodes' cores
 //! hear it as `["W", NODE, [["release", NAME]]]` when the name was tied to
-//! any room; NODE's own core with the answer to its RESERVE or LOGOUT
-//! (before it), and everyone's after a sweep (origin "").
+//! any room of the home, or was held before (it may be tied to rooms on
+//! other shards, which the home cannot see); NODE's own core with the
+//! answer to its RESERVE or LOGOUT (before it), and everyone's after a
+//! sweep (origin ""). The node then runs ROOM_RELEASE on every other shard
+//! (whose event no core there is handed).
 //!
 //! Decisions stay in the core; the scripts settle only what one node
 //! cannot know: a room created meanwhile by another node (another epoch),
@@ -115,10 +121,12 @@ local function release_rooms(prefix, key)
   return #rooms > 0
 end
 -- The other nodes' cores hear that KEY was released, when it was tied to
--- rooms; ORIGIN's (the node whose request it answers) hears it with the
--- answer, true then. Origin "": every node hears it (the sweep's).
-local function tell_released(prefix, key, channel, origin)
-  if release_rooms(prefix, key) then
+-- rooms, or always with FORCE (a name held before: it may be tied to rooms
+-- on other shards, which the nodes release apart); ORIGIN's (the node
+-- whose request it answers) hears it with the answer, true then. Origin
+-- "": every node hears it (the sweep's).
+local function tell_released(prefix, key, channel, origin, force)
+  if release_rooms(prefix, key) or force then
     redis.call('PUBLISH', channel, cjson.encode({'W', origin, {{'release', key}}}))
     return true
   end

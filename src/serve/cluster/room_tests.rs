@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use super::Settings;
-use super::machine::{Command, CommandId, RedisLink};
+use super::machine::{Command, CommandId, RedisLink, Status};
 use super::requests::{Answer, Call, Failed, Remote, StoredMessage, Ticket, ToCore};
 use crate::protocol::Role;
 use crate::server::{StoredRoom, Write};
@@ -473,4 +473,113 @@ fn a_creation_heard_before_the_refusal_comes_before_it_and_one_never_heard_is_an
     link.handle_timeout(t0 + super::rooms::REFUSAL_HOLD);
     let why = "refused: #lost was created meanwhile on another node";
     assert_eq!(to_core_creations(&mut link), [why, why]);
+}
+
+/// The JOIN script's answer: epoch "E", `seq` 0, nothing else.
+fn joined_answer() -> Value {
+    let empty = || Value::Array(vec![]);
+    Value::Array(vec![bulk("E"), Value::Int(0), empty(), empty(), empty()])
+}
+
+#[test]
+fn a_shard_of_rooms_only_rejoins_holding_no_names_and_leaves_releases_to_the_home() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let (link, conn) = link(t0);
+    let mut link = link.rooms_only();
+    // Another node's release heard on this shard: the home told every
+    // core already; a room's write heard here goes on as ever.
+    let release = br#"["W","other",[["release","bob"]]]"#;
+    link.handle_published(conn, release, t0);
+    link.handle_published(conn, &member_write("other", "#a", "carol"), t0);
+    assert_eq!(to_core(&mut link), ["w:#a:carol"]);
+
+    // Lost, and reached again: the core is not asked what it holds (the
+    // home holds the names); the JOIN registers this node, holding none.
+    link.handle_unsubscribed(conn, t0);
+    assert_eq!(commands(&mut link), [Command::Close]);
+    link.handle_timeout(t0 + ms(100));
+    let [Command::Connect { id: connect }]: [Command; 1] = commands(&mut link).try_into().unwrap()
+    else {
+        panic!("a connect");
+    };
+    link.handle_connected(connect, t0 + ms(110));
+    assert_eq!(to_core(&mut link), Vec::<String>::new());
+    let join = match commands(&mut link).as_slice() {
+        [Command::Join { id, join }] => {
+            assert_eq!((join.rejoining, join.names.as_slice()), (true, &[][..]));
+            *id
+        }
+        other => panic!("{other:?}"),
+    };
+    // A room's entry asked meanwhile waits for the JOIN, then goes (after
+    // the rooms' seqs are asked, to fetch what pub/sub lost).
+    let append = Call::RoomAppend {
+        ticket: Ticket::for_tests(7),
+        room: "#a".into(),
+        id: "m".into(),
+        timestamp: 1700,
+        username: "bob".into(),
+        text: "hi".into(),
+        notice: false,
+    };
+    link.handle_requests([Ok(append.clone())], t0 + ms(111));
+    assert_eq!(commands(&mut link), []);
+    link.handle_reply(join, Ok(vec![joined_answer()]), t0 + ms(112));
+    let got = commands(&mut link);
+    assert!(
+        matches!(got.as_slice(), [Command::RoomSeqs { .. }, Command::Calls { calls, .. }] if *calls == [append]),
+        "{got:?}"
+    );
+    assert_eq!(
+        link.poll_status(),
+        Some(Status::Unreachable(
+            "Redis at redis://test cannot be reached: the subscription ended".into()
+        ))
+    );
+    assert_eq!(link.poll_status(), Some(Status::Reachable));
+}
+
+#[test]
+fn the_home_says_which_releases_this_node_carries_to_the_other_shards() {
+    let t0 = Instant::now();
+    let (mut link, conn) = link(t0);
+    let released = |link: &mut RedisLink| -> Vec<Arc<str>> {
+        std::iter::from_fn(|| link.poll_released()).collect()
+    };
+    // Its own fresh claim released an earlier holder's rooms: before its
+    // answer reaches the core.
+    let reserve = Call::Reserve {
+        ticket: Ticket::for_tests(1),
+        key: "bob".into(),
+        display: "Bob".into(),
+        offered: String::new(),
+        fresh: "f".into(),
+        location: "here".into(),
+        timestamp: 1700,
+    };
+    link.handle_requests([Ok(reserve)], t0);
+    let [Command::Calls { id, .. }]: [Command; 1] = commands(&mut link).try_into().unwrap() else {
+        panic!("one batch");
+    };
+    let answer = Value::Array(vec![bulk("fresh"), bulk("Bob"), bulk("1")]);
+    link.handle_reply(id, Ok(vec![answer]), t0);
+    assert_eq!(released(&mut link), [Arc::from("bob")]);
+    // The sweep's (origin ""): every node hears it, and carries it.
+    link.handle_published(conn, br#"["W","",[["release","carol"]]]"#, t0);
+    // Another node's: its node carries it; this core hears it all the same.
+    link.handle_published(conn, br#"["W","other",[["release","dave"]]]"#, t0);
+    assert_eq!(released(&mut link), [Arc::from("carol")]);
+    let heard: Vec<String> = to_core(&mut link)
+        .into_iter()
+        .filter(|r| r.contains("Release"))
+        .collect();
+    assert_eq!(heard.len(), 3, "{heard:?}");
+
+    // A shard of rooms only carries nothing and tells the core nothing.
+    let (rooms, conn) = self::link(t0);
+    let mut rooms = rooms.rooms_only();
+    rooms.handle_published(conn, br#"["W","",[["release","carol"]]]"#, t0);
+    assert_eq!(released(&mut rooms), Vec::<Arc<str>>::new());
+    assert_eq!(to_core(&mut rooms), Vec::<String>::new());
 }

@@ -301,7 +301,19 @@ const ROOMS_PER_PIPELINE: usize = 64;
 /// and who left the lobby. Not one snapshot: what changes meanwhile is
 /// heard on the channel, subscribed before, and applied again on top
 /// (every write is an upsert or a removal).
+#[cfg(test)]
 pub(crate) async fn load(
+    conn: &mut MultiplexedConnection,
+    history: usize,
+) -> Result<Loaded, String> {
+    let mut loaded = load_rooms(conn, history).await?;
+    load_names(conn, &mut loaded).await?;
+    Ok(loaded)
+}
+
+/// [`load`] without the names (a shard's rooms: the names are the home's,
+/// read with [`load_names`] once every shard's rooms are).
+pub(crate) async fn load_rooms(
     conn: &mut MultiplexedConnection,
     history: usize,
 ) -> Result<Loaded, String> {
@@ -329,6 +341,14 @@ pub(crate) async fn load(
         .map_err(|e| e.to_string())?;
     left.sort_unstable();
     loaded.left_lobby = left;
+    Ok(loaded)
+}
+
+/// The names `loaded`'s rooms speak of, as Redis (the home) holds them.
+pub(crate) async fn load_names(
+    conn: &mut MultiplexedConnection,
+    loaded: &mut Loaded,
+) -> Result<(), String> {
     let keys = loaded.name_keys();
     for chunk in keys.chunks(ROOMS_PER_PIPELINE * 8) {
         let mut pipe = redis::pipe();
@@ -347,7 +367,7 @@ pub(crate) async fn load(
                 .filter_map(|(key, v)| stored_name(key, v)),
         );
     }
-    Ok(loaded)
+    Ok(())
 }
 
 impl Loaded {

@@ -136,7 +136,8 @@ else
   if wait then return wait end
   claim, display = 'fresh', ARGV[2]
   -- An earlier holder's rooms, if the sweep has not released them yet.
-  if tell_released('wschat:', key, ARGV[8], ARGV[5]) then released_rooms = '1' end
+  local earlier = redis.call('ZSCORE', 'wschat:expiring', key)
+  if tell_released('wschat:', key, ARGV[8], ARGV[5], earlier) then released_rooms = '1' end
   redis.call('DEL', name)
   redis.call('HSET', name, 'display', display, 'secret', ARGV[4])
 end
@@ -185,7 +186,7 @@ for _, node in ipairs(redis.call('ZRANGE', nodes, 0, -1)) do
   redis.call('HDEL', ARGV[5] .. 'presence:' .. node, key)
 end
 redis.call('PUBLISH', ARGV[6], cjson.encode({'o', ARGV[3], key, ARGV[4], ARGV[2]}))
-if tell_released(ARGV[5], key, ARGV[6], ARGV[3]) then return 2 end
+if tell_released(ARGV[5], key, ARGV[6], ARGV[3], true) then return 2 end
 return 1
 "#;
 
@@ -263,7 +264,7 @@ for _, key in ipairs(redis.call('ZRANGEBYSCORE', expiring, '-inf', now, 'LIMIT',
   if expires and (expires == '0' or tonumber(expires) > now) then
     redis.call('ZREM', expiring, key)
   else
-    tell_released(prefix, key, ARGV[5], '')
+    tell_released(prefix, key, ARGV[5], '', true)
     redis.call('ZREM', expiring, key)
   end
 end

@@ -219,7 +219,18 @@ fn without_the_cluster_feature_redis_url_is_hidden_and_refused_in_one_line() {
 #[test]
 fn redis_takes_the_place_of_the_data_directory() {
     let o = parse(&["--redis-url", "redis://127.0.0.1:6379/2"]).unwrap();
-    assert_eq!(o.redis_url.as_deref(), Some("redis://127.0.0.1:6379/2"));
+    assert_eq!(o.redis_url, ["redis://127.0.0.1:6379/2"]);
+    // Several shards: the flag again, or a comma list; the home first.
+    let o = parse(&[
+        "--redis-url",
+        "redis://a:1,redis://b:2",
+        "--redis-url",
+        "redis://c:3",
+    ]);
+    assert_eq!(
+        o.unwrap().redis_url,
+        ["redis://a:1", "redis://b:2", "redis://c:3"]
+    );
     assert!(parse(&["--redis-url", "rediss://redis.example.com"]).is_ok());
     for other in [&["--in-memory"][..], &["--data-dir", "/var/lib/wschat"]] {
         let args = [&["--redis-url", "redis://127.0.0.1"][..], other].concat();

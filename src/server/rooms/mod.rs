@@ -513,10 +513,12 @@ impl<R: CryptoRng> Server<R> {
     }
 
     /// The answer to a write whose frames waited for it.
+    /// `told`: why it failed, when the store says (a shard out of reach).
     pub(in crate::server) fn frames_saved(
         &mut self,
         pending: PendingFrames,
         saved: bool,
+        told: Option<String>,
         now: Instant,
     ) {
         if saved {
@@ -554,11 +556,15 @@ impl<R: CryptoRng> Server<R> {
         if let Some((conn, reply_to)) = pending.conn
             && self.is_open(conn)
         {
+            let description = match told {
+                Some(told) => format!("{told}: try again later"),
+                None => "the server could not save that; try again in a moment".to_owned(),
+            };
             self.send_error(
                 conn,
                 reply_to.as_deref(),
                 ErrorCode::Unavailable,
-                "the server could not save that; try again in a moment",
+                &description,
             );
         }
     }

@@ -102,6 +102,7 @@ impl RedisLink {
                 // none of the earlier one's rooms.
                 let write = Write::Release { key: key.clone() };
                 self.to_core.push_back(ToCore::Remote(Remote::Write(write)));
+                self.releases.push_back(key.clone());
             }
             let Some(answer) = answer_of(&call, &value) else {
                 if !self.failing_calls {
