@@ -53,7 +53,12 @@ impl Admin {
         let response = match path {
             "/healthz" => Response::text(StatusCode::OK, "ok\n"),
             "/readyz" => match (self.readiness.status(), audience) {
-                (Ok(()), _) => Response::text(StatusCode::OK, "ready\n"),
+                (Ok(None), _) | (Ok(Some(_)), Audience::Public) => {
+                    Response::text(StatusCode::OK, "ready\n")
+                }
+                (Ok(Some(degraded)), Audience::Operator) => {
+                    Response::text(StatusCode::OK, format!("ready, degraded: {degraded}\n"))
+                }
                 (Err(_), Audience::Public) => {
                     Response::text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
                 }

@@ -193,9 +193,15 @@ impl Cluster {
                             readiness.pass(Check::Redis(index));
                             self.pay_releases(index);
                         }
-                        Status::Unreachable(reason) | Status::Rebuilding(reason) => {
+                        // Without the home nothing is served; without
+                        // another shard only its rooms.
+                        Status::Unreachable(reason) | Status::Rebuilding(reason)
+                            if index == HOME =>
+                        {
                             readiness.fail(Check::Redis(index), self.shards[index].named(&reason))
                         }
+                        Status::Unreachable(reason) | Status::Rebuilding(reason) => readiness
+                            .degrade(Check::Redis(index), self.shards[index].named(&reason)),
                     }
                 }
             }
