@@ -44,15 +44,14 @@ use super::sequencer::Sequencer;
 use crate::server::StoredRoom;
 
 mod answers;
+mod outbox;
 
 use answers::is_error;
+use outbox::{APPEND_PACE, Outbox};
 
 /// Between reconnection attempts: doubling from the first to the last.
 pub(crate) const BACKOFF: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(2));
-/// Requests sent in one pipeline at most (whole batches of the core: more
-/// wait for the next).
-const MAX_BATCH: usize = 1024;
 
 pub(crate) struct RedisLink {
     /// Where Redis is, for the log (never the password).
@@ -70,8 +69,8 @@ pub(crate) struct RedisLink {
     /// Questions asked of the core so far.
     questions: u64,
     state: State,
-    /// The core's requests waiting for their pipeline, in its batches.
-    queue: VecDeque<Vec<Call>>,
+    /// The core's requests waiting for their pipeline, and when they go.
+    outbox: Outbox,
     next_id: u64,
     backoff: Duration,
     next_beat: Instant,
@@ -165,7 +164,7 @@ impl RedisLink {
                     rejoin: false,
                 },
             },
-            queue: VecDeque::new(),
+            outbox: Outbox::new(APPEND_PACE),
             next_id: 0,
             backoff: BACKOFF.0,
             outage: None,
@@ -223,8 +222,7 @@ impl RedisLink {
                 let reason = reason.to_owned();
                 self.fail(batch, &reason);
             }
-            State::Up { .. } if batch.is_empty() => {}
-            State::Up { .. } => self.queue.push_back(batch),
+            State::Up { .. } => self.outbox.push(batch, now),
         }
         self.progress(now);
     }
@@ -277,15 +275,7 @@ impl RedisLink {
             .collect();
         // What the core asked before it answered is counted in its answer
         // and must run before the JOIN; what it asked after, after.
-        let mut before = Vec::new();
-        while let Some(batch) = self.queue.front_mut() {
-            let split = batch.partition_point(|call| call.number() <= as_of);
-            before.extend(batch.drain(..split));
-            if !batch.is_empty() {
-                break;
-            }
-            self.queue.pop_front();
-        }
+        let before = self.outbox.take_up_to(as_of);
         let id = self.next_id();
         let phase = if before.is_empty() {
             self.join_phase(id, names)
@@ -533,9 +523,12 @@ impl RedisLink {
         }
     }
 
-    /// Time passed: a heartbeat or a reconnection may be due. Early calls
-    /// do nothing.
+    /// Time passed: a heartbeat, a reconnection or waiting appends may be
+    /// due. Early calls do nothing.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.sending_due().is_some_and(|at| at <= now) {
+            self.progress(now);
+        }
         if let Some(at) = self.rebuilt_at
             && at <= now
         {
@@ -590,7 +583,24 @@ impl RedisLink {
             } => at.min(self.next_beat),
             _ => self.next_beat,
         };
+        let next = self.sending_due().map_or(next, |at| at.min(next));
         Some(self.rebuilt_at.map_or(next, |at| at.min(next)))
+    }
+
+    /// When the waiting requests go, if they can go when due (nothing in
+    /// flight, not rejoining).
+    fn sending_due(&self) -> Option<Instant> {
+        match &self.state {
+            State::Up {
+                phase:
+                    Phase::Ready {
+                        in_flight: None,
+                        rejoin: false,
+                    },
+                ..
+            } => self.outbox.due_at(),
+            _ => None,
+        }
     }
 
     #[must_use]
@@ -657,10 +667,10 @@ impl RedisLink {
         Phase::Joining { id, names }
     }
 
-    /// After every input: the next batch or JOIN goes out, messages that
-    /// can go reach the core, and a gap is fetched while nothing is in
-    /// flight.
-    fn progress(&mut self, _now: Instant) {
+    /// After every input: the next batch (when due) or JOIN goes out,
+    /// messages that can go reach the core, and a gap is fetched while
+    /// nothing is in flight.
+    fn progress(&mut self, now: Instant) {
         if self.pruning.is_none() && self.secrets.wants_pruning() {
             self.questions += 1;
             self.pruning = Some(self.questions);
@@ -681,13 +691,7 @@ impl RedisLink {
                 let question = self.questions;
                 self.to_core.push_back(ToCore::HeldNamesWanted(question));
                 self.set_phase(Phase::Asking { question });
-            } else if !self.queue.is_empty() {
-                let mut batch = Vec::new();
-                while batch.len() < MAX_BATCH
-                    && let Some(more) = self.queue.pop_front()
-                {
-                    batch.extend(more);
-                }
+            } else if let Some(batch) = self.outbox.take_due(now) {
                 self.next_id += 1;
                 let id = CommandId(self.next_id);
                 let calls = batch.clone();
@@ -761,7 +765,7 @@ impl RedisLink {
         {
             self.fail(batch, &why);
         }
-        let waiting: Vec<_> = self.queue.drain(..).flatten().collect();
+        let waiting = self.outbox.take_all();
         self.fail(waiting, &why);
     }
 
