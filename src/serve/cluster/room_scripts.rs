@@ -275,8 +275,9 @@ return 1
 
 /// A run of room entries (consecutive room appends of one batch, any
 /// rooms), grouped by room by the node: each room's entries its next
-/// `seq`s (one HINCRBY a room, however many entries), into the room's log
-/// (trimmed approximately), published together as one event:
+/// `seq`s (one HINCRBY a room, however many entries, which also tells a
+/// room that exists: see below), into the room's log (trimmed
+/// approximately, once a room a call), published together as one event:
 /// `["R", node, [[ROOM, FIRST, [entry, …]], …]]` (a room's entries of one
 /// run are numbered without a gap: the script runs alone). The node
 /// encodes each entry (`[id, timestamp, username, text, notice]`) and each
@@ -295,13 +296,21 @@ for r = 1, (#KEYS - 1) / 2 do
   local room, count = ARGV[i], ARGV[i + 1]
   local n = tonumber(count)
   local meta, log = KEYS[2 * r], KEYS[2 * r + 1]
-  if redis.call('HEXISTS', meta, 'epoch') == 0 then
+  local first = redis.call('HINCRBY', meta, 'seq', count) - n + 1
+  -- A room's meta has its epoch (and seq, from 0) from its creation to its
+  -- drop; a first seq of 1 is a new room's, or no room's: then HINCRBY
+  -- made a meta of its own, undone.
+  if first == 1 and redis.call('HEXISTS', meta, 'epoch') == 0 then
+    redis.call('HDEL', meta, 'seq')
     out[r] = refused('there is no room ' .. room .. ' (any more)')
   else
-    local first = redis.call('HINCRBY', meta, 'seq', count) - n + 1
     for k = 0, n - 1 do
-      redis.call('XADD', log, 'MAXLEN', '~', size, string.format('%d-0', first + k),
-        'n', node, 'd', ARGV[i + 2 + k])
+      local id = string.format('%d-0', first + k)
+      if k < n - 1 then
+        redis.call('XADD', log, id, 'n', node, 'd', ARGV[i + 2 + k])
+      else -- trimmed once a call, at the room's last entry
+        redis.call('XADD', log, 'MAXLEN', '~', size, id, 'n', node, 'd', ARGV[i + 2 + k])
+      end
     end
     out[r] = first
     parts[#parts + 1] = '[' .. room .. ',' .. string.format('%d', first) .. ',['
