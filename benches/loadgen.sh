@@ -10,6 +10,9 @@
 #   benches/loadgen.sh cluster-tiny # the same at a tiny load: checks the script itself
 #   benches/loadgen.sh cluster-redis # Redis's CPU per message at 5,000 messages/s, three nodes
 #   benches/loadgen.sh cluster-redis-rooms # the same over 100 rooms of 10 members
+#   BEFORE=old/chat-server benches/loadgen.sh cluster-redis-ab # both, old and this build in turn
+#   BEFORE=old/chat-server benches/loadgen.sh cluster-cpu-ab   # CPU per delivery: cluster vs one node
+#     (cluster-redis*: DURATION=1s shortens the run, DUMP_STATS=1 prints Redis's INFO commandstats)
 #   SERVER=path/to/chat-server benches/loadgen.sh fanout   # another build, same load
 #
 # Each server gets a fresh data directory (removed afterwards) unless its
@@ -84,7 +87,7 @@ run() {
 # nothing: --save "" --appendonly no) and three nodes on it; sets $ports,
 # $pids (the nodes'), $redis_pid and $redis_dir.
 start_cluster() {
-    local redis_port=$((30000 + RANDOM % 10000))
+    redis_port=$((30000 + RANDOM % 10000))
     redis_dir=$(mktemp -d /tmp/wschat-bench-redis.XXXXXX)
     redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
         --dir "$redis_dir" --logfile "$redis_dir/log" --daemonize no &
@@ -152,34 +155,70 @@ redis_cpu() {
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$redis_pid/stat"
 }
 
+# redis_calls: script calls and stream appends Redis ran so far
+# (`INFO commandstats`: EVALSHA, and XADD, one per message kept).
+redis_calls() {
+    redis-cli -p "$redis_port" info commandstats | tr -d '\r' | awk -F'[=,:]' '
+        $1 == "cmdstat_evalsha" { e = $3 } $1 == "cmdstat_xadd" { x = $3 }
+        END { printf "%d %d", e, x }'
+}
+
 # cluster_redis RATE [rooms]: three nodes on one Redis, 30 clients of which
 # 10 send RATE messages a second in all (the lobby), or with `rooms` 100
 # rooms of 10 members at 5,000 messages a second in all; Redis's own CPU
 # over the run divided by the messages sent (issue 23's "Redis CPU per
-# message").
+# message"), and by the messages Redis kept (XADD: a refused message is
+# sent but never reaches Redis), and the messages per script call (every
+# EVALSHA of the run counted, logins and joins too).
 cluster_redis() {
     command -v redis-server >/dev/null || { echo "# needs redis-server (apt-get install redis-server)"; exit 1; }
     start_cluster
     echo "# cluster [$server --redis-url … ×3]: Redis CPU per message"
-    local before after
+    local before after calls_before calls_after
     before=$(redis_cpu)
+    calls_before=$(redis_calls)
     if [ "${2:-lobby}" = rooms ]; then
         # 100 rooms of 10 members, each member saying a message every 200 ms.
-        load_cluster rooms --rooms 100 --members 10 --interval 200ms --duration 10s \
+        load_cluster rooms --rooms 100 --members 10 --interval 200ms --duration "${DURATION:-10s}" \
             | tee /tmp/wschat-bench-redis.out
     else
-        load_cluster fanout --clients 30 --senders 10 --rate "$1" --duration 10s \
+        load_cluster fanout --clients 30 --senders 10 --rate "$1" --duration "${DURATION:-10s}" \
             | tee /tmp/wschat-bench-redis.out
     fi
     after=$(redis_cpu)
+    calls_after=$(redis_calls)
+    [ -z "${DUMP_STATS:-}" ] || redis-cli -p "$redis_port" info commandstats
     sent=$(grep -o ' sent=[0-9]*' /tmp/wschat-bench-redis.out | cut -d= -f2)
     rm -f /tmp/wschat-bench-redis.out
-    awk -v b="$before" -v a="$after" -v n="${sent:-0}" \
-        'BEGIN { printf "redis cpu_s=%.2f messages=%d us_per_message=%.1f\n", a - b, n, n ? (a - b) * 1e6 / n : 0 }'
+    awk -v b="$before" -v a="$after" -v n="${sent:-0}" -v c0="$calls_before" -v c1="$calls_after" '
+        BEGIN {
+            split(c0, x0, " "); split(c1, x1, " ")
+            calls = x1[1] - x0[1]; kept = x1[2] - x0[2]
+            printf "redis cpu_s=%.2f messages=%d us_per_message=%.1f kept=%d us_per_kept=%.1f", \
+                a - b, n, n ? (a - b) * 1e6 / n : 0, kept, kept ? (a - b) * 1e6 / kept : 0
+            printf " evalsha=%d kept_per_call=%.2f\n", calls, calls ? kept / calls : 0
+        }'
     stop_cluster
 }
 
 what=${1:-all}
+if [ "$what" = cluster-redis-ab ]; then
+    # Issue 23, before and after side by side: BEFORE's chat-server(s)
+    # (paths, space-separated) and this build's in turn, ROUNDS times
+    # (default 3), for each of LOADS (default "lobby rooms").
+    for old in ${BEFORE:-}; do [ -x "$old" ] || { echo "# not a chat-server: $old"; exit 2; }; done
+    [ -n "${BEFORE:-}" ] || { echo "# BEFORE=path/to/old/chat-server is needed"; exit 2; }
+    after_server=$server
+    for round in $(seq "${ROUNDS:-3}"); do
+        for load in ${LOADS:-lobby rooms}; do
+            for server in $BEFORE "$after_server"; do
+                echo "# round $round, $load, $server"
+                cluster_redis 5000 "$load"
+            done
+        done
+    done
+    server=$after_server
+fi
 if [ "$what" = cluster-redis ]; then
     # Issue 23's load: 5,000 messages a second (the lobby: rooms are not on
     # a cluster yet).
@@ -191,6 +230,26 @@ if [ "$what" = cluster-redis-rooms ]; then
 fi
 if [ "$what" = cluster ]; then
     cluster 1000 500 20000
+fi
+if [ "$what" = cluster-cpu-ab ]; then
+    # CPU per delivery of three nodes and their Redis against one node with
+    # its store, at the fan-out load of `store` and `cluster` (1,000
+    # clients, 10 senders, 500 messages a second): BEFORE's chat-server(s)
+    # and this build's in turn, ROUNDS times (default 2). Divide each
+    # server_cpu_s by the deliveries (deliveries/s × 10 s).
+    for old in ${BEFORE:-}; do [ -x "$old" ] || { echo "# not a chat-server: $old"; exit 2; }; done
+    after_server=$server
+    for round in $(seq "${ROUNDS:-2}"); do
+        for server in ${BEFORE:-} "$after_server"; do
+            echo "# round $round, one node with its store, $server"
+            run -- fanout --clients 1000 --senders 10 --rate 500 --duration 10s
+            start_cluster
+            echo "# round $round, three nodes + Redis, $server"
+            load_cluster fanout --clients 1000 --senders 10 --rate 500 --duration 10s
+            stop_cluster
+        done
+    done
+    server=$after_server
 fi
 if [ "$what" = cluster-tiny ]; then
     cluster 30 20 200

@@ -45,7 +45,10 @@ impl Encoder {
             let (now, later) = rest.split_at(run);
             let (cmd, kind) = match call {
                 Call::Append { .. } => (self.appends(now), Run::Lobby),
-                Call::RoomAppend { .. } => (self.room_appends(now), Run::Each),
+                Call::RoomAppend { .. } => {
+                    let (cmd, places) = self.room_appends(now);
+                    (cmd, Run::Rooms(places))
+                }
                 Call::RoomWrite { write, .. } => (self.room_writes(write, now), Run::All),
                 call => (self.call(call), Run::All),
             };
@@ -101,10 +104,12 @@ impl Encoder {
     }
 
     /// ROOM_APPEND of a run of room entries, each encoded here as it is
-    /// kept and published.
-    fn room_appends(&self, run: &[Call]) -> Cmd {
-        let mut keys = vec![NODES.to_owned()];
-        let mut args = Vec::new();
+    /// kept and published, grouped by room (in the order of each room's
+    /// first entry; a room's own in the core's order); with each entry's
+    /// place: its room's group and its rank there.
+    fn room_appends(&self, run: &[Call]) -> (Cmd, Vec<Place>) {
+        let mut rooms: Vec<(&str, Vec<String>)> = Vec::new();
+        let mut places = Vec::with_capacity(run.len());
         for call in run {
             if let Call::RoomAppend {
                 room,
@@ -116,22 +121,40 @@ impl Encoder {
                 ..
             } = call
             {
-                keys.push(room_scripts::room_key(room, "meta"));
-                keys.push(room_scripts::room_key(room, "log"));
-                args.push(events::json_string(room));
-                args.push(room_events::entry_json(
+                let group = match rooms.iter().position(|(r, _)| *r == &**room) {
+                    Some(group) => group,
+                    None => {
+                        rooms.push((room, Vec::new()));
+                        rooms.len() - 1
+                    }
+                };
+                let entries = &mut rooms[group].1;
+                places.push(Place {
+                    group,
+                    rank: entries.len(),
+                });
+                entries.push(room_events::entry_json(
                     id, *timestamp, username, text, *notice,
                 ));
             }
+        }
+        let mut keys = vec![NODES.to_owned()];
+        for (room, _) in &rooms {
+            keys.push(room_scripts::room_key(room, "meta"));
+            keys.push(room_scripts::room_key(room, "log"));
         }
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let mut cmd = evalsha(&self.scripts.room_append, &keys);
         cmd.arg(&*self.node)
             .arg(events::json_string(&self.node))
             .arg(self.rooms.history)
-            .arg(CHANNEL)
-            .arg(args);
-        cmd
+            .arg(CHANNEL);
+        for (room, entries) in rooms {
+            cmd.arg(events::json_string(room))
+                .arg(entries.len())
+                .arg(entries);
+        }
+        (cmd, places)
     }
 
     /// The APPEND of a run of messages, each encoded here as it is kept
@@ -209,7 +232,7 @@ impl Encoder {
                 cmd
             }
             Call::Append { .. } => self.appends(std::slice::from_ref(call)),
-            Call::RoomAppend { .. } => self.room_appends(std::slice::from_ref(call)),
+            Call::RoomAppend { .. } => self.room_appends(std::slice::from_ref(call)).0,
             Call::RoomWrite { write, .. } => self.room_writes(write, std::slice::from_ref(call)),
         }
     }
@@ -291,14 +314,22 @@ pub(crate) struct Pipeline {
 }
 
 /// How a command's answer answers its run of requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Run {
     /// Lobby appends: the first seq, the others following it.
     Lobby,
-    /// Room entries: an array of one answer each.
-    Each,
+    /// Room entries: an array of one answer per room (its first seq, its
+    /// other entries following it), each entry at its place.
+    Rooms(Vec<Place>),
     /// One answer for all (a run of room writes: all or nothing).
     All,
+}
+
+/// Where a room entry is in ROOM_APPEND: its room's group, its rank there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    group: usize,
+    rank: usize,
 }
 
 impl Pipeline {
@@ -307,13 +338,24 @@ impl Pipeline {
     /// an error is every request's of the run.
     pub(crate) fn answers(&self, values: Vec<Value>) -> Vec<Value> {
         let mut out = Vec::with_capacity(self.runs.iter().map(|r| r.0).sum());
-        for (value, &(run, kind)) in values.into_iter().zip(&self.runs) {
+        for (value, (run, kind)) in values.into_iter().zip(&self.runs) {
+            let run = *run;
             match (kind, &value, events::number(&value)) {
                 (Run::Lobby, Value::Int(_) | Value::BulkString(_), Some(first)) if run > 1 => {
                     out.extend((first..).take(run).map(|seq| Value::Int(seq as i64)));
                 }
-                (Run::Each, Value::Array(each), _) if each.len() == run => {
-                    out.extend(each.iter().cloned());
+                (Run::Rooms(places), Value::Array(rooms), _)
+                    if places.iter().all(|p| p.group < rooms.len()) =>
+                {
+                    out.extend(places.iter().map(|place| {
+                        let answer = &rooms[place.group];
+                        match (answer, events::number(answer)) {
+                            (Value::Int(_) | Value::BulkString(_), Some(first)) => {
+                                Value::Int((first + place.rank as u64) as i64)
+                            }
+                            _ => answer.clone(), // refused: every entry of its room
+                        }
+                    }));
                 }
                 _ => out.extend(std::iter::repeat_n(value, run)),
             }
@@ -381,6 +423,63 @@ mod tests {
         assert_eq!(
             pipeline.answers(vec![refused.clone(), Value::Int(1), Value::Int(9)]),
             [refused.clone(), refused, Value::Int(1), Value::Int(9)]
+        );
+    }
+
+    fn room_entry(room: &str, n: u64) -> Call {
+        Call::RoomAppend {
+            ticket: Ticket::for_tests(n),
+            room: room.into(),
+            id: format!("e{n}").into(),
+            timestamp: 1700,
+            username: "Bob".into(),
+            text: "hi".into(),
+            notice: false,
+        }
+    }
+
+    #[test]
+    fn a_run_of_room_entries_goes_grouped_by_room_and_is_answered_in_the_cores_order() {
+        let batch = [
+            room_entry("#a", 1),
+            room_entry("#b", 2),
+            room_entry("#a", 3),
+        ];
+        let pipeline = encoder().calls(&batch);
+        assert_eq!(pipeline.cmds.len(), 1);
+        // Each room once: its key, how many entries, its entries in order.
+        let packed = pipeline.cmds[0].get_packed_command();
+        let args: Vec<String> = String::from_utf8_lossy(&packed)
+            .split("\r\n")
+            .skip(2)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        let entry = |n| format!(r#"["e{n}",1700,"Bob","hi",false]"#);
+        let keys = [
+            "5",
+            "wschat:nodes",
+            "wschat:{r:#a}:meta",
+            "wschat:{r:#a}:log",
+            "wschat:{r:#b}:meta",
+            "wschat:{r:#b}:log",
+        ];
+        assert_eq!(args[2..8], keys, "{args:?}");
+        let tail = [
+            r##""#a""##.to_owned(),
+            "2".into(),
+            entry(1),
+            entry(3),
+            r##""#b""##.into(),
+            "1".into(),
+            entry(2),
+        ];
+        assert_eq!(args[args.len() - 7..], tail, "{args:?}");
+        // #a's first is 7, #b was refused: each entry its own answer.
+        let refused = Value::Nil;
+        assert_eq!(
+            pipeline.answers(vec![Value::Array(vec![Value::Int(7), refused.clone()])]),
+            [Value::Int(7), refused, Value::Int(8)]
         );
     }
 

@@ -44,16 +44,15 @@ use super::sequencer::Sequencer;
 use crate::server::StoredRoom;
 
 mod answers;
+mod outbox;
 mod role;
 
 use answers::is_error;
+use outbox::{APPEND_PACE, Outbox};
 
 /// Between reconnection attempts: doubling from the first to the last.
 pub(crate) const BACKOFF: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(2));
-/// Requests sent in one pipeline at most (whole batches of the core: more
-/// wait for the next).
-const MAX_BATCH: usize = 1024;
 
 pub(crate) struct RedisLink {
     /// Where Redis is, for the log (never the password).
@@ -71,8 +70,8 @@ pub(crate) struct RedisLink {
     /// Questions asked of the core so far.
     questions: u64,
     state: State,
-    /// The core's requests waiting for their pipeline, in its batches.
-    queue: VecDeque<Vec<Call>>,
+    /// The core's requests waiting for their pipeline, and when they go.
+    outbox: Outbox,
     next_id: u64,
     backoff: Duration,
     next_beat: Instant,
@@ -170,7 +169,7 @@ impl RedisLink {
                     rejoin: false,
                 },
             },
-            queue: VecDeque::new(),
+            outbox: Outbox::new(APPEND_PACE),
             next_id: 0,
             backoff: BACKOFF.0,
             outage: None,
@@ -230,8 +229,7 @@ impl RedisLink {
                 let reason = reason.to_owned();
                 self.fail(batch, &reason);
             }
-            State::Up { .. } if batch.is_empty() => {}
-            State::Up { .. } => self.queue.push_back(batch),
+            State::Up { .. } => self.outbox.push(batch, now),
         }
         self.progress(now);
     }
@@ -284,15 +282,7 @@ impl RedisLink {
             .collect();
         // What the core asked before it answered is counted in its answer
         // and must run before the JOIN; what it asked after, after.
-        let mut before = Vec::new();
-        while let Some(batch) = self.queue.front_mut() {
-            let split = batch.partition_point(|call| call.number() <= as_of);
-            before.extend(batch.drain(..split));
-            if !batch.is_empty() {
-                break;
-            }
-            self.queue.pop_front();
-        }
+        let before = self.outbox.take_up_to(as_of);
         let id = self.next_id();
         let phase = if before.is_empty() {
             self.join_phase(id, names)
@@ -551,10 +541,13 @@ impl RedisLink {
         }
     }
 
-    /// Time passed: a heartbeat or a reconnection may be due. Early calls
-    /// do nothing.
+    /// Time passed: a heartbeat, a reconnection or waiting appends may be
+    /// due. Early calls do nothing.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.rooms.handle_timeout(now, &mut self.to_core);
+        if self.sending_due().is_some_and(|at| at <= now) {
+            self.progress(now);
+        }
         if let Some(at) = self.rebuilt_at
             && at <= now
         {
@@ -610,7 +603,24 @@ impl RedisLink {
             _ => self.next_beat,
         };
         let next = self.rooms.poll_timeout().map_or(next, |at| at.min(next));
+        let next = self.sending_due().map_or(next, |at| at.min(next));
         Some(self.rebuilt_at.map_or(next, |at| at.min(next)))
+    }
+
+    /// When the waiting requests go, if they can go when due (nothing in
+    /// flight, not rejoining).
+    fn sending_due(&self) -> Option<Instant> {
+        match &self.state {
+            State::Up {
+                phase:
+                    Phase::Ready {
+                        in_flight: None,
+                        rejoin: false,
+                    },
+                ..
+            } => self.outbox.due_at(),
+            _ => None,
+        }
     }
 
     #[must_use]
@@ -677,9 +687,9 @@ impl RedisLink {
         Phase::Joining { id, names }
     }
 
-    /// After every input: the next batch or JOIN goes out, messages that
-    /// can go reach the core, and a gap is fetched while nothing is in
-    /// flight.
+    /// After every input: the next batch (when due) or JOIN goes out,
+    /// messages that can go reach the core, and a gap is fetched while
+    /// nothing is in flight.
     fn progress(&mut self, now: Instant) {
         if self.pruning.is_none() && self.secrets.wants_pruning() {
             self.questions += 1;
@@ -698,13 +708,7 @@ impl RedisLink {
         {
             if *rejoin {
                 return self.ask_held_names(now);
-            } else if !self.queue.is_empty() {
-                let mut batch = Vec::new();
-                while batch.len() < MAX_BATCH
-                    && let Some(more) = self.queue.pop_front()
-                {
-                    batch.extend(more);
-                }
+            } else if let Some(batch) = self.outbox.take_due(now) {
                 self.next_id += 1;
                 let id = CommandId(self.next_id);
                 let calls = batch.clone();
@@ -778,7 +782,7 @@ impl RedisLink {
         {
             self.fail(batch, &why);
         }
-        let waiting: Vec<_> = self.queue.drain(..).flatten().collect();
+        let waiting = self.outbox.take_all();
         self.fail(waiting, &why);
     }
 

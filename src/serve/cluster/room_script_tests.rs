@@ -496,6 +496,26 @@ fn entries_are_numbered_per_room_one_script_call_per_run() {
 }
 
 #[test]
+fn an_entry_of_no_room_is_refused_and_leaves_no_key_behind() {
+    let redis = redis();
+    smol::block_on(async {
+        let mut conn = connect(&redis, &["n1"]).await;
+        let n1 = encoder("n1");
+        run(&mut conn, &n1, &create("#a", "ann", "E1")).await;
+        let batch = [entry("#none", "x", false), entry("#a", "a1", false)];
+        let answers = run(&mut conn, &n1, &batch).await;
+        assert!(refused(&answers[0]), "{answers:?}");
+        assert_eq!(answers[1], Value::Int(1));
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("wschat:{r:#none}*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(keys, Vec::<String>::new());
+    });
+}
+
+#[test]
 fn what_the_room_scripts_publish_decodes_back_as_they_ran() {
     let redis = redis();
     smol::block_on(async {

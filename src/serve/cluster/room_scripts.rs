@@ -282,46 +282,51 @@ return 1
 "#;
 
 /// A run of room entries (consecutive room appends of one batch, any
-/// rooms): each its room's next `seq`, into the room's log (trimmed
-/// approximately), published together as one event, grouped by room:
+/// rooms), grouped by room by the node: each room's entries its next
+/// `seq`s (one HINCRBY a room, however many entries, which also tells a
+/// room that exists: see below), into the room's log (trimmed
+/// approximately, once a room a call), published together as one event:
 /// `["R", node, [[ROOM, FIRST, [entry, …]], …]]` (a room's entries of one
 /// run are numbered without a gap: the script runs alone). The node
 /// encodes each entry (`[id, timestamp, username, text, notice]`) and each
 /// room key as JSON; no JSON is made or read here.
-/// KEYS: nodes, then each entry's room meta and log. ARGV: node, node as
-/// JSON, --room-history, channel, then each entry's room key as JSON and
-/// the entry. Returns each entry's seq, or [`REFUSED`] in its place for a
+/// KEYS: nodes, then each room's meta and log. ARGV: node, node as JSON,
+/// --room-history, channel, then for each room: its key as JSON, the
+/// number of its entries, and the entries. Returns each room's first
+/// seq (its other entries follow it), or [`REFUSED`] in its place for a
 /// room that does not exist (any more).
 pub(crate) const ROOM_APPEND: &str = r#"
 local gone = lost(KEYS[1], ARGV[1])
 if gone then return gone end
 local node, size = ARGV[1], ARGV[3]
-local out, order, groups = {}, {}, {}
-for k = 1, (#ARGV - 4) / 2 do
-  local room, entry = ARGV[3 + 2 * k], ARGV[4 + 2 * k]
-  local meta, log = KEYS[2 * k], KEYS[2 * k + 1]
-  if redis.call('HEXISTS', meta, 'epoch') == 0 then
-    out[k] = refused('there is no room ' .. room .. ' (any more)')
+local out, parts, i = {}, {}, 5
+for r = 1, (#KEYS - 1) / 2 do
+  local room, count = ARGV[i], ARGV[i + 1]
+  local n = tonumber(count)
+  local meta, log = KEYS[2 * r], KEYS[2 * r + 1]
+  local first = redis.call('HINCRBY', meta, 'seq', count) - n + 1
+  -- A room's meta has its epoch (and seq, from 0) from its creation to its
+  -- drop; a first seq of 1 is a new room's, or no room's: then HINCRBY
+  -- made a meta of its own, undone.
+  if first == 1 and redis.call('HEXISTS', meta, 'epoch') == 0 then
+    redis.call('HDEL', meta, 'seq')
+    out[r] = refused('there is no room ' .. room .. ' (any more)')
   else
-    local seq = redis.call('HINCRBY', meta, 'seq', 1)
-    redis.call('XADD', log, 'MAXLEN', '~', size, string.format('%d-0', seq), 'n', node, 'd', entry)
-    out[k] = seq
-    local group = groups[room]
-    if not group then
-      group = {seq, {}}
-      groups[room] = group
-      order[#order + 1] = room
+    for k = 0, n - 1 do
+      local id = string.format('%d-0', first + k)
+      if k < n - 1 then
+        redis.call('XADD', log, id, 'n', node, 'd', ARGV[i + 2 + k])
+      else -- trimmed once a call, at the room's last entry
+        redis.call('XADD', log, 'MAXLEN', '~', size, id, 'n', node, 'd', ARGV[i + 2 + k])
+      end
     end
-    group[2][#group[2] + 1] = entry
+    out[r] = first
+    parts[#parts + 1] = '[' .. room .. ',' .. string.format('%d', first) .. ',['
+      .. table.concat(ARGV, ',', i + 2, i + 1 + n) .. ']]'
   end
+  i = i + 2 + n
 end
-if #order > 0 then
-  local parts = {}
-  for _, room in ipairs(order) do
-    local group = groups[room]
-    parts[#parts + 1] = '[' .. room .. ',' .. string.format('%d', group[1]) .. ',['
-      .. table.concat(group[2], ',') .. ']]'
-  end
+if #parts > 0 then
   redis.call('PUBLISH', ARGV[4], '["R",' .. ARGV[2] .. ',[' .. table.concat(parts, ',') .. ']]')
 end
 return out

@@ -209,10 +209,10 @@ return out
 
 /// A run of messages (consecutive appends of one batch of this node's
 /// requests): each the next `seq`, into the history (trimmed
-/// approximately: whole stream nodes, which is what makes trimming cheap),
-/// and published together as one event: one round trip, one script call
-/// and one publish for the run, whatever its length. Each message comes
-/// encoded by the node (`[id, timestamp, username, text]` in JSON), and is
+/// approximately, once a run: whole stream nodes, which is what makes
+/// trimming cheap), and published together as one event: one round trip,
+/// one script call and one publish for the run, whatever its length. Each
+/// message comes encoded by the node (`[id, timestamp, username, text]` in JSON), and is
 /// kept and published as it came: no JSON is made or read here.
 /// KEYS: meta, history, nodes. ARGV: node, node as a JSON string, history
 /// size, channel, then each message. The event is
@@ -229,9 +229,13 @@ local seq, node, size, history = first - 1, ARGV[1], ARGV[3], KEYS[2]
 for i = 5, #ARGV do
   seq = seq + 1
   -- The first XADD fails on a stream out of step with the counter, before
-  -- anything changed; the later ones follow it.
-  redis.call('XADD', history, 'MAXLEN', '~', size, string.format('%d-0', seq),
-    'n', node, 'd', ARGV[i])
+  -- anything changed; the later ones follow it. Trimmed once, at the last.
+  local id = string.format('%d-0', seq)
+  if i < #ARGV then
+    redis.call('XADD', history, id, 'n', node, 'd', ARGV[i])
+  else
+    redis.call('XADD', history, 'MAXLEN', '~', size, id, 'n', node, 'd', ARGV[i])
+  end
 end
 redis.call('HSET', KEYS[1], 'seq', string.format('%d', seq))
 redis.call('PUBLISH', ARGV[4], '["M",' .. ARGV[2] .. ',' .. string.format('%d', first)
