@@ -18,10 +18,12 @@
 //! its room's shard, anything else home; a name released on the home is
 //! released on the others too.
 //!
-//! Redis work per chat message: one EVALSHA of [`scripts::APPEND`] by the
-//! node that took it (HGET + XADD with MAXLEN + HSET + PUBLISH inside, sent
-//! in the pipeline of its batch), and one published event received by every
-//! node; nothing per recipient or per node.
+//! Redis work per chat message: a share of one EVALSHA of the append script
+//! (the lobby's [`scripts::APPEND`], or ROOM_APPEND) carrying every message
+//! the node took since its last pipeline (a busy node sends one pipeline of
+//! appends per 10 ms at most: see `machine::outbox`); inside, one XADD per
+//! message, the numbering once per room and one PUBLISH per call; every
+//! node receives that event once. Nothing per recipient or per node.
 
 mod commands;
 mod connection;
