@@ -13,11 +13,11 @@ mod net;
 mod v3;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use net::redis::RedisServer;
 use net::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use v3::*;
 
 /// As tests/cluster.rs: a killed node's users leave within 1.2 times it.
@@ -285,15 +285,18 @@ fn a_node_sigkilled_mid_traffic_loses_nothing_acknowledged_in_rooms() {
 }
 
 #[test]
-fn a_room_created_at_once_on_three_nodes_is_one_room_all_three_joined() {
+fn a_room_created_at_once_on_three_nodes_is_one_room_everyone_joined() {
     let cluster = Cluster::start();
-    let mut clients: Vec<V3> = ["ann", "ben", "cyd"]
+    // Two names on each node.
+    let names = ["ann", "ben", "cyd", "dee", "eve", "fay"];
+    let mut clients: Vec<V3> = names
         .iter()
         .enumerate()
-        .map(|(node, name)| V3::login_as(cluster.addr(node), name).0)
+        .map(|(n, name)| V3::login_as(cluster.addr(n % 3), name).0)
         .collect();
     // Each new room asked of all three nodes at the same moment: Redis
-    // keeps one creation; the others become joins of it.
+    // keeps one creation; the others become joins of it, and so do the
+    // joins a node made of its own losing creation.
     const ROOMS: usize = 30;
     let mut asked = Vec::new();
     for i in 0..ROOMS {
@@ -305,16 +308,38 @@ fn a_room_created_at_once_on_three_nodes_is_one_room_all_three_joined() {
     }
     let mut refused = Vec::new();
     for (n, id) in asked.iter().enumerate() {
-        let v3 = &mut clients[n % 3];
+        let v3 = &mut clients[n % names.len()];
         let reply = v3.reply(id);
         if reply["change"] != "joined" {
             refused.push(format!("{}: {reply}", v3.name));
         }
     }
     assert_eq!(refused, Vec::<String>::new(), "joins refused");
-    let rooms = clients[0].list_rooms();
-    for i in 0..ROOMS {
-        let room = room_in(&rooms, &format!("#race{i}")).unwrap_or_else(|| panic!("{rooms}"));
-        assert_eq!(room["members"], 3, "{room}");
+    // Every node lists every room with everyone in it (once it has heard
+    // the other nodes' last joins), and every name may speak in every room
+    // on its own node.
+    let everyone = json!(names.len());
+    for v3 in clients.iter_mut().take(3) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let rooms = v3.list_rooms();
+            let counts: Vec<Value> = (0..ROOMS)
+                .map(|i| {
+                    room_in(&rooms, &format!("#race{i}"))
+                        .map_or(json!(null), |r| r["members"].clone())
+                })
+                .collect();
+            if counts.iter().all(|c| *c == everyone) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: {counts:?}", v3.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    for v3 in clients.iter_mut() {
+        for i in 0..ROOMS {
+            let text = format!("{} in {i}", v3.name);
+            v3.say_in(&format!("#race{i}"), &text);
+        }
     }
 }

@@ -1075,3 +1075,62 @@ fn a_name_logged_out_on_one_node_leaves_its_rooms_on_every_node() {
         Value::Null
     );
 }
+
+#[test]
+fn a_room_two_nodes_make_at_once_is_one_room_and_the_losers_creation_and_joins_become_joins() {
+    let mut c = Cluster::new(2);
+    let alice = c.user(A, "alice");
+    let bob = c.user(B, "bob");
+    let dee = c.user(B, "dee");
+    let _ = c.drain();
+    // At the same moment: alice makes #new on A; bob makes it on B and dee
+    // joins bob's (not yet saved) room there. The store takes A's first
+    // (and tells B), then refuses B's creation and dee's join with it.
+    c.nodes[A].send(alice, json!({"type": "join", "id": "j", "room": "#new"}));
+    c.nodes[B].send(bob, json!({"type": "join", "id": "j", "room": "#new"}));
+    c.nodes[B].send(dee, json!({"type": "join", "id": "j", "room": "#new"}));
+    let out = c.drain();
+    // Each of the three is told it joined, once, and nobody is refused.
+    for (node, conn) in [(A, alice), (B, bob), (B, dee)] {
+        let answers: Vec<Value> = frames(&out[node], conn)
+            .into_iter()
+            .filter(|f| f["replyTo"] == "j")
+            .collect();
+        assert_eq!(answers.len(), 1, "{conn:?}: {answers:#?}");
+        assert_eq!(
+            (&answers[0]["type"], &answers[0]["change"]),
+            (&json!("membership"), &json!("joined")),
+            "{conn:?}: {answers:#?}"
+        );
+    }
+    // One room, alice its owner, three members, on both nodes; each may speak.
+    for (node, conn) in [(A, alice), (B, bob)] {
+        let out = c.ask(
+            node,
+            conn,
+            json!({"type": "listMembers", "id": "m", "room": "#new"}),
+        );
+        let members = one(&out[node], conn, "memberList");
+        let roles: Vec<(&Value, &Value)> = members["members"]
+            .as_array()
+            .map(|m| m.iter().map(|m| (&m["username"], &m["role"])).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            roles,
+            [
+                (&json!("alice"), &json!("owner")),
+                (&json!("bob"), &json!("member")),
+                (&json!("dee"), &json!("member"))
+            ],
+            "node {node}: {members}"
+        );
+    }
+    for (node, conn, name) in [(A, alice, "alice"), (B, bob, "bob"), (B, dee, "dee")] {
+        let out = c.say(node, conn, "#new", &format!("{name} here"));
+        assert_eq!(
+            kinds(&out[node], conn),
+            ["textBroadcast"],
+            "{name}: {out:#?}"
+        );
+    }
+}

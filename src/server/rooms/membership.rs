@@ -103,7 +103,8 @@ impl<R: CryptoRng> Server<R> {
             let frames = self.membership_frames(me, &key, Change::Joined, None, None, None, false);
             return self.send_saved(frames);
         }
-        let display = written;
+        let epoch = room.epoch.clone();
+        let display = written.clone();
         if let Some(until) = room.ban_of(&me.key, now_ms) {
             let description = match until {
                 Some(until) => format!(
@@ -162,8 +163,14 @@ impl<R: CryptoRng> Server<R> {
         let mut frames = self.membership_frames(me, &key, Change::Joined, None, None, None, true);
         frames.extend(self.member_notice(&key, &me.key, &me.display, Change::Joined, now));
         self.send_when_saved(ticket, Some(me), frames);
-        let name = me.key.clone();
-        self.undo_if_unsaved(ticket, Undo::Joined { room: key, name });
+        let undo = Undo::Joined {
+            room: key,
+            name: me.key.clone(),
+            display: me.display.clone(),
+            written,
+            epoch,
+        };
+        self.undo_if_unsaved(ticket, undo);
     }
 
     fn create_room(

@@ -522,27 +522,56 @@ impl<R: CryptoRng> Server<R> {
         now: Instant,
     ) {
         if saved {
+            if let Some(Undo::Joined {
+                room,
+                name,
+                display,
+                epoch,
+                ..
+            }) = &pending.undo
+            {
+                self.joined_the_winner(room, name, display, epoch);
+            }
             return self.send_saved(pending.frames);
         }
         if let Some(undo) = pending.undo {
-            let created = match &undo {
+            let asked = match &undo {
                 Undo::Created {
                     room,
                     name,
                     display,
                     written,
-                    ..
-                } => Some((room.clone(), name.clone(), display.clone(), written.clone())),
+                    epoch,
+                }
+                | Undo::Joined {
+                    room,
+                    name,
+                    display,
+                    written,
+                    epoch,
+                } => Some((
+                    room.clone(),
+                    name.clone(),
+                    display.clone(),
+                    written.clone(),
+                    epoch.clone(),
+                )),
                 _ => None,
             };
             self.undo(undo);
-            // On a cluster the store refuses a room another node made first;
-            // that one stands here once its creation was heard: the creation
-            // becomes a join of it, as on a single node.
-            if let (Some((room, key, display, written)), Some((conn, reply_to))) =
-                (created, &pending.conn)
+            // On a cluster the store refuses a room another node made first
+            // (and a join of this node's losing creation of it, saved with
+            // it); that one stands here once its creation was heard: the
+            // creation or join becomes a join of it, as on a single node.
+            // Once only: it is another epoch than the one asked.
+            if let (Some((room, key, display, written, epoch)), Some((conn, reply_to))) =
+                (asked, &pending.conn)
                 && self.is_open(*conn)
-                && self.rooms.by_key.contains_key(&room)
+                && self
+                    .rooms
+                    .by_key
+                    .get(&room)
+                    .is_some_and(|known| known.epoch != epoch)
             {
                 let me = Me {
                     conn: *conn,
@@ -566,6 +595,33 @@ impl<R: CryptoRng> Server<R> {
                 ErrorCode::Unavailable,
                 &description,
             );
+        }
+    }
+
+    /// A join of this node's room `room` (numbered under `epoch`) was
+    /// saved, but meanwhile another node's creation of the room won and
+    /// replaced it here (Redis refuses this node's creation, not a join
+    /// sent apart from it): the store has `name` in the winner, so it is
+    /// in it here too.
+    fn joined_the_winner(
+        &mut self,
+        room: &Arc<str>,
+        name: &Arc<str>,
+        display: &Arc<str>,
+        epoch: &str,
+    ) {
+        let replaced = self
+            .rooms
+            .by_key
+            .get(room)
+            .is_some_and(|known| *known.epoch != *epoch && !known.members.contains_key(name));
+        if replaced {
+            let member = Member {
+                display: display.clone(),
+                role: Role::Member,
+                muted_until: None,
+            };
+            self.set_member(room, name, Some(member));
         }
     }
 

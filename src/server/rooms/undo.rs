@@ -17,8 +17,17 @@ use crate::server::Server;
 /// A change to take back if it could not be saved.
 #[derive(Debug)]
 pub(crate) enum Undo {
-    /// `name` joined `room`, which existed.
-    Joined { room: Arc<str>, name: Arc<str> },
+    /// `name` joined `room`, which existed, numbered under `epoch` (a
+    /// cluster: a room this node was creating meanwhile, whose creation
+    /// lost to another node's; then the join is made again, of that room,
+    /// as `display` asked with the room written `written`).
+    Joined {
+        room: Arc<str>,
+        name: Arc<str>,
+        display: Arc<str>,
+        written: Arc<str>,
+        epoch: Arc<str>,
+    },
     /// `name` created `room`, numbered under `epoch` (a cluster: another
     /// node's room of that name, made meanwhile, may stand in its place;
     /// then the creation becomes a join of it, as `display` asked with the
@@ -125,7 +134,7 @@ impl<R: CryptoRng> Server<R> {
     /// store did not make the change).
     pub(in crate::server) fn undo(&mut self, undo: Undo) {
         let (room, name, member) = match undo {
-            Undo::Joined { room, name } => (room, name, None),
+            Undo::Joined { room, name, .. } => (room, name, None),
             Undo::Left { room, name, member } => (room, name, Some(member)),
             Undo::LeftLobby { name } => {
                 if self.rooms.left_lobby.remove(&name) {
