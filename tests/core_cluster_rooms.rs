@@ -1134,3 +1134,44 @@ fn a_room_two_nodes_make_at_once_is_one_room_and_the_losers_creation_and_joins_b
         );
     }
 }
+
+#[test]
+fn a_join_saved_apart_from_a_losing_creation_shows_in_the_winning_room() {
+    let mut c = Cluster::new(2);
+    let alice = c.user(A, "alice");
+    let bob = c.user(B, "bob");
+    let dee = c.user(B, "dee");
+    let _ = c.drain();
+    // bob makes #new on B, and dee joins it there; the store has not
+    // answered bob's creation when dee's join, sent apart, is answered
+    // saved (Redis had alice's room by then: B has not heard of it yet).
+    c.nodes[B].send(bob, json!({"type": "join", "id": "j", "room": "#new"}));
+    let creation = std::mem::take(&mut c.nodes[B].pending);
+    c.nodes[B].send(dee, json!({"type": "join", "id": "j", "room": "#new"}));
+    for request in std::mem::take(&mut c.nodes[B].pending) {
+        c.take(B, request);
+    }
+    // Now B hears alice's room, and then the refusal of bob's creation.
+    c.nodes[A].send(alice, json!({"type": "join", "id": "j", "room": "#new"}));
+    c.run();
+    for request in creation {
+        let answer = request.fail(Failed("refused".into()));
+        c.nodes[B].answer(answer);
+    }
+    let _ = c.drain();
+    // (Only B is looked at: here the store took dee's join before alice's
+    // room, which Redis cannot, so A never heard of it.)
+    let out = c.ask(
+        B,
+        bob,
+        json!({"type": "listMembers", "id": "m", "room": "#new"}),
+    );
+    let members = one(&out[B], bob, "memberList");
+    let names: Vec<&Value> = members["members"]
+        .as_array()
+        .map(|m| m.iter().map(|m| &m["username"]).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["alice", "bob", "dee"], "{members}");
+    let out = c.say(B, dee, "#new", "dee here");
+    assert_eq!(kinds(&out[B], dee), ["textBroadcast"], "{out:#?}");
+}

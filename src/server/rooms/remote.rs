@@ -18,7 +18,7 @@ use std::time::Instant;
 use rand::CryptoRng;
 
 use super::super::seam::To;
-use super::{Entry, LOBBY, Member, NoticeBody, Removal, wire_name};
+use super::{Entry, LOBBY, Member, NoticeBody, Removal, Undo, wire_name};
 use crate::protocol::{Act, Change, Role, ServerMessage};
 use crate::server::{Frame, Server, StoredMessage, StoredRoom, Write};
 use crate::{id, username};
@@ -55,6 +55,7 @@ impl<R: CryptoRng> Server<R> {
                     }
                     _ => {
                         // New here, or made anew (another epoch) meanwhile.
+                        let saved = self.saved_joins_of_losing_creation(&room);
                         self.drop_room(&room);
                         self.put_room(StoredRoom {
                             key: room.to_string(),
@@ -65,6 +66,9 @@ impl<R: CryptoRng> Server<R> {
                             epoch: epoch.to_string(),
                             ..StoredRoom::default()
                         });
+                        for (name, member) in saved {
+                            self.set_member(&room, &name, Some(member));
+                        }
                     }
                 }
             }
@@ -381,6 +385,52 @@ impl<R: CryptoRng> Server<R> {
             seq,
         });
         self.send_to_name(&name, frame);
+    }
+
+    /// When this node's creation of `room` is not saved yet (another
+    /// node's creation of it has just been heard: Redis refuses this one),
+    /// the names whose joins of it were saved already, as plain members:
+    /// each went to Redis apart from the creation and joined the winner
+    /// there. (The creator and joins still unanswered are settled by
+    /// their answers: see `frames_saved`.)
+    fn saved_joins_of_losing_creation(&self, room: &Arc<str>) -> Vec<(Arc<str>, Member)> {
+        let (Some(known), Some(seam)) = (self.rooms.by_key.get(room), self.names.seam()) else {
+            return Vec::new();
+        };
+        let mut creator = None;
+        let mut unanswered = Vec::new();
+        for pending in seam.after.values() {
+            match &pending.undo {
+                Some(Undo::Created {
+                    room: r,
+                    name,
+                    epoch,
+                    ..
+                }) if r == room && *epoch == known.epoch => creator = Some(name),
+                Some(Undo::Joined {
+                    room: r,
+                    name,
+                    epoch,
+                    ..
+                }) if r == room && *epoch == known.epoch => unanswered.push(name),
+                _ => {}
+            }
+        }
+        let Some(creator) = creator else {
+            return Vec::new();
+        };
+        known
+            .members
+            .iter()
+            .filter(|(name, _)| *name != creator && !unanswered.contains(name))
+            .map(|(name, member)| {
+                let member = Member {
+                    role: Role::Member,
+                    ..member.clone()
+                };
+                (name.clone(), member)
+            })
+            .collect()
     }
 
     /// `room` and everything of it is gone (in memory).
