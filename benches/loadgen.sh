@@ -10,6 +10,7 @@
 #   benches/loadgen.sh cluster-tiny # the same at a tiny load: checks the script itself
 #   benches/loadgen.sh cluster-redis # Redis's CPU per message at 5,000 messages/s, three nodes
 #   benches/loadgen.sh cluster-redis-rooms # the same over 100 rooms of 10 members
+#   benches/loadgen.sh cluster-shards # three nodes over one Redis, then two shards, rising rates
 #   BEFORE=old/chat-server benches/loadgen.sh cluster-redis-ab # both, old and this build in turn
 #   BEFORE=old/chat-server benches/loadgen.sh cluster-cpu-ab   # CPU per delivery: cluster vs one node
 #     (cluster-redis*: DURATION=1s shortens the run, DUMP_STATS=1 prints Redis's INFO commandstats)
@@ -83,35 +84,45 @@ run() {
     stop
 }
 
-# start_cluster NODE_FLAGS...: a redis-server on a free port (keeping
-# nothing: --save "" --appendonly no) and three nodes on it; sets $ports,
-# $pids (the nodes'), $redis_pid and $redis_dir.
+# start_cluster NODE_FLAGS...: $SHARDS redis-servers (1 by default) on
+# free ports (keeping nothing: --save "" --appendonly no) and three nodes
+# on them, the first the home; sets $ports, $pids (the nodes'),
+# $redis_pids, $redis_ports, $redis_dirs, and $redis_pid, $redis_port for
+# the first.
 start_cluster() {
-    redis_port=$((30000 + RANDOM % 10000))
-    redis_dir=$(mktemp -d /tmp/wschat-bench-redis.XXXXXX)
-    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-        --dir "$redis_dir" --logfile "$redis_dir/log" --daemonize no &
-    redis_pid=$!
-    for _ in $(seq 100); do
-        [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
-        sleep 0.1
+    redis_ports=() redis_pids=() redis_dirs=()
+    local urls=() i
+    for i in $(seq "${SHARDS:-1}"); do
+        local port=$((30000 + RANDOM % 10000)) dir
+        dir=$(mktemp -d /tmp/wschat-bench-redis.XXXXXX)
+        redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+            --dir "$dir" --logfile "$dir/log" --daemonize no &
+        redis_pids+=("$!") redis_ports+=("$port") redis_dirs+=("$dir")
+        urls+=(--redis-url "redis://127.0.0.1:$port")
+        for _ in $(seq 100); do
+            [ "$(redis-cli -p "$port" ping 2>/dev/null </dev/null)" = PONG ] && break
+            sleep 0.1
+        done
     done
+    redis_port=${redis_ports[0]} redis_pid=${redis_pids[0]}
     ports=() pids=()
     for _ in 1 2 3; do
-        start --redis-url "redis://127.0.0.1:$redis_port" "$@"
+        start "${urls[@]}" "$@"
         ports+=("$port") pids+=("$pid")
     done
 }
 
-# stop_cluster: every node (which must have survived), then Redis.
+# stop_cluster: every node (which must have survived), then every Redis.
 stop_cluster() {
     for i in "${!pids[@]}"; do
         port=${ports[$i]} pid=${pids[$i]} data=
         stop
     done
-    kill "$redis_pid" 2>/dev/null || { echo "# redis-server died during the run"; failed=1; }
-    wait "$redis_pid" 2>/dev/null || true
-    rm -rf "$redis_dir"
+    for i in "${!redis_pids[@]}"; do
+        kill "${redis_pids[$i]}" 2>/dev/null || { echo "# redis-server died during the run"; failed=1; }
+        wait "${redis_pids[$i]}" 2>/dev/null || true
+        rm -rf "${redis_dirs[$i]}"
+    done
 }
 
 # load_cluster MODE [LOADGEN_FLAGS]: one measured run, clients spread over
@@ -122,7 +133,8 @@ load_cluster() {
     for i in "${!ports[@]}"; do
         targets+=(--server "127.0.0.1:${ports[$i]}" --server-pid "${pids[$i]}")
     done
-    "$loadgen" "$@" "${targets[@]}" --server-pid "$redis_pid" >"/tmp/wschat-bench-cluster.out" \
+    for i in "${!redis_pids[@]}"; do targets+=(--server-pid "${redis_pids[$i]}"); done
+    "$loadgen" "$@" "${targets[@]}" >"/tmp/wschat-bench-cluster.out" \
         || status=$?
     grep '^loadgen ' /tmp/wschat-bench-cluster.out || cat /tmp/wschat-bench-cluster.out
     rm -f /tmp/wschat-bench-cluster.out
@@ -150,9 +162,10 @@ cluster() {
     stop_cluster
 }
 
-# redis_cpu: Redis's CPU seconds so far (user + system), from /proc.
+# redis_cpu [PID]: a Redis's CPU seconds so far (user + system), from
+# /proc; the first's by default.
 redis_cpu() {
-    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$redis_pid/stat"
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/${1:-$redis_pid}/stat"
 }
 
 # redis_calls: script calls and stream appends Redis ran so far
@@ -172,7 +185,13 @@ redis_calls() {
 # EVALSHA of the run counted, logins and joins too).
 cluster_redis() {
     command -v redis-server >/dev/null || { echo "# needs redis-server (apt-get install redis-server)"; exit 1; }
-    start_cluster
+    if [ "${2:-lobby}" = rooms ]; then
+        # The limit meant for the public on new rooms is off: 1,000 clients
+        # from 16 addresses make 100 rooms at once (as rooms-1k).
+        start_cluster --rooms-per-address-per-minute 0
+    else
+        start_cluster
+    fi
     echo "# cluster [$server --redis-url … ×3]: Redis CPU per message"
     local before after calls_before calls_after
     before=$(redis_cpu)
@@ -201,7 +220,38 @@ cluster_redis() {
     stop_cluster
 }
 
+# cluster_shards: three nodes over one Redis, then over two shards, in
+# turn, at each rate of the rooms load (100 rooms of 10 members, each
+# member saying a message every INTERVAL: 5,000, 10,000, 20,000 and 40,000
+# messages a second offered by default); each shard's CPU per message.
+cluster_shards() {
+    command -v redis-server >/dev/null || { echo "# needs redis-server (apt-get install redis-server)"; exit 1; }
+    local interval shards i before after
+    for interval in ${INTERVALS:-200ms 100ms 50ms 25ms}; do
+        for shards in ${SHARD_COUNTS:-1 2}; do
+            SHARDS=$shards start_cluster --rooms-per-address-per-minute 0
+            echo "# cluster [$server ×3 over $shards Redis], a message every $interval in each of 100 rooms"
+            before=() after=()
+            for i in "${!redis_pids[@]}"; do before+=("$(redis_cpu "${redis_pids[$i]}")"); done
+            load_cluster rooms --rooms 100 --members 10 --interval "$interval" --duration "${DURATION:-10s}" \
+                | tee /tmp/wschat-bench-shards.out
+            for i in "${!redis_pids[@]}"; do after+=("$(redis_cpu "${redis_pids[$i]}")"); done
+            sent=$(grep -o ' sent=[0-9]*' /tmp/wschat-bench-shards.out | cut -d= -f2)
+            rm -f /tmp/wschat-bench-shards.out
+            for i in "${!redis_pids[@]}"; do
+                awk -v s="$((i + 1))" -v b="${before[$i]}" -v a="${after[$i]}" -v n="${sent:-0}" \
+                    'BEGIN { printf "redis shard=%d cpu_s=%.2f us_per_message=%.1f\n", s, a - b, n ? (a - b) * 1e6 / n : 0 }'
+            done
+            stop_cluster
+        done
+    done
+}
+
 what=${1:-all}
+if [ "$what" = cluster-shards ]; then
+    # Issue 23: what three nodes sustain over one Redis and over two shards.
+    cluster_shards
+fi
 if [ "$what" = cluster-redis-ab ]; then
     # Issue 23, before and after side by side: BEFORE's chat-server(s)
     # (paths, space-separated) and this build's in turn, ROUNDS times
