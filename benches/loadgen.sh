@@ -93,16 +93,26 @@ start_cluster() {
     redis_ports=() redis_pids=() redis_dirs=()
     local urls=() i
     for i in $(seq "${SHARDS:-1}"); do
-        local port=$((30000 + RANDOM % 10000)) dir
+        local port dir redis up=
         dir=$(mktemp -d /tmp/wschat-bench-redis.XXXXXX)
-        redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-            --dir "$dir" --logfile "$dir/log" --daemonize no &
-        redis_pids+=("$!") redis_ports+=("$port") redis_dirs+=("$dir")
-        urls+=(--redis-url "redis://127.0.0.1:$port")
-        for _ in $(seq 100); do
-            [ "$(redis-cli -p "$port" ping 2>/dev/null </dev/null)" = PONG ] && break
-            sleep 0.1
+        # A port another session's server holds makes redis-server exit: then
+        # another port (never someone else's Redis answering in its place).
+        for _ in 1 2 3 4 5; do
+            port=$((30000 + RANDOM % 10000))
+            redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+                --dir "$dir" --logfile "$dir/log" --daemonize no &
+            redis=$!
+            for _ in $(seq 100); do
+                kill -0 "$redis" 2>/dev/null || break
+                [ "$(redis-cli -p "$port" ping 2>/dev/null </dev/null)" = PONG ] && { up=1; break; }
+                sleep 0.1
+            done
+            [ -n "$up" ] && break
+            wait "$redis" 2>/dev/null || true
         done
+        [ -n "$up" ] || { echo "# redis-server did not start:"; cat "$dir/log"; exit 1; }
+        redis_pids+=("$redis") redis_ports+=("$port") redis_dirs+=("$dir")
+        urls+=(--redis-url "redis://127.0.0.1:$port")
     done
     redis_port=${redis_ports[0]} redis_pid=${redis_pids[0]}
     ports=() pids=()
