@@ -395,13 +395,7 @@ mod tests {
     }
 
     fn append(n: u64) -> Call {
-        Call::Append {
-            ticket: Ticket::for_tests(n),
-            id: format!("m{n}").into(),
-            timestamp: 1700,
-            username: "Bob".into(),
-            text: "hi".into(),
-        }
+        Call::test_append(n)
     }
 
     #[test]

@@ -74,6 +74,18 @@ pub(crate) enum Call {
 }
 
 impl Call {
+    /// Bob's lobby message number `n` ("hi"), for the link's unit tests.
+    #[cfg(test)]
+    pub(crate) fn test_append(n: u64) -> Call {
+        Call::Append {
+            ticket: Ticket::for_tests(n),
+            id: format!("m{n}").into(),
+            timestamp: 1700,
+            username: "Bob".into(),
+            text: "hi".into(),
+        }
+    }
+
     /// The number of the request it runs for (requests are numbered in the
     /// order the core asked them).
     pub(crate) fn number(&self) -> u64 {

@@ -344,10 +344,9 @@ fn after_a_reconnect_what_pub_sub_lost_of_each_known_room_is_fetched() {
     assert_eq!(commands(&mut link), []);
 }
 
-#[test]
-fn a_names_earlier_holders_rooms_are_released_to_the_core_before_its_fresh_claim() {
-    let t0 = Instant::now();
-    let (mut link, _) = link(t0);
+/// This node claims "bob" afresh, and Redis answers that the earlier
+/// holder's rooms were released with it.
+fn claim_fresh_releasing_rooms(link: &mut RedisLink, now: Instant) {
     let reserve = Call::Reserve {
         ticket: Ticket::for_tests(1),
         key: "bob".into(),
@@ -357,12 +356,19 @@ fn a_names_earlier_holders_rooms_are_released_to_the_core_before_its_fresh_claim
         location: "here".into(),
         timestamp: 1700,
     };
-    link.handle_requests([Ok(reserve)], t0);
-    let [Command::Calls { id, .. }]: [Command; 1] = commands(&mut link).try_into().unwrap() else {
+    link.handle_requests([Ok(reserve)], now);
+    let [Command::Calls { id, .. }]: [Command; 1] = commands(link).try_into().unwrap() else {
         panic!("one batch");
     };
     let answer = Value::Array(vec![bulk("fresh"), bulk("Bob"), bulk("1")]);
-    link.handle_reply(id, Ok(vec![answer]), t0);
+    link.handle_reply(id, Ok(vec![answer]), now);
+}
+
+#[test]
+fn a_names_earlier_holders_rooms_are_released_to_the_core_before_its_fresh_claim() {
+    let t0 = Instant::now();
+    let (mut link, _) = link(t0);
+    claim_fresh_releasing_rooms(&mut link, t0);
     let got: Vec<ToCore> = std::iter::from_fn(|| link.poll_to_core()).collect();
     let release = ToCore::Remote(Remote::Write(Write::Release { key: "bob".into() }));
     assert_eq!(got.len(), 2, "{got:?}");
@@ -549,21 +555,7 @@ fn the_home_says_which_releases_this_node_carries_to_the_other_shards() {
     };
     // Its own fresh claim released an earlier holder's rooms: before its
     // answer reaches the core.
-    let reserve = Call::Reserve {
-        ticket: Ticket::for_tests(1),
-        key: "bob".into(),
-        display: "Bob".into(),
-        offered: String::new(),
-        fresh: "f".into(),
-        location: "here".into(),
-        timestamp: 1700,
-    };
-    link.handle_requests([Ok(reserve)], t0);
-    let [Command::Calls { id, .. }]: [Command; 1] = commands(&mut link).try_into().unwrap() else {
-        panic!("one batch");
-    };
-    let answer = Value::Array(vec![bulk("fresh"), bulk("Bob"), bulk("1")]);
-    link.handle_reply(id, Ok(vec![answer]), t0);
+    claim_fresh_releasing_rooms(&mut link, t0);
     assert_eq!(released(&mut link), [Arc::from("bob")]);
     // The sweep's (origin ""): every node hears it, and carries it.
     link.handle_published(conn, br#"["W","",[["release","carol"]]]"#, t0);
