@@ -42,7 +42,8 @@ pub(crate) struct Readiness {
 enum Severity {
     /// The node should not be sent users.
     NotReady,
-    /// The node serves, with a part missing.
+    /// The node serves, with a part missing (only a cluster's shards).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     Degraded,
 }
 
@@ -65,6 +66,7 @@ impl Readiness {
 
     /// `check` fails, for `reason`, but the node still serves (see the
     /// module's notes).
+    #[cfg(feature = "cluster")]
     pub(crate) fn degrade(&self, check: Check, reason: impl Into<String>) {
         self.set(check, reason.into(), Severity::Degraded);
     }
@@ -125,6 +127,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "cluster")]
     fn a_degraded_part_is_told_while_ready_and_does_not_hide_a_failure() {
         let readiness = Readiness::new();
         readiness.pass(Check::Listening);
