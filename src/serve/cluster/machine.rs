@@ -638,12 +638,21 @@ impl RedisLink {
         self.status.pop_front()
     }
 
-    /// Whether a batch or a JOIN is in flight (at shutdown, its reply is
-    /// waited for before leaving).
+    /// The core has stopped: what it handed on and still waits (for its
+    /// pace, or behind the pipeline in flight) goes to Redis without
+    /// waiting for company.
+    pub(crate) fn handle_finish(&mut self, now: Instant) {
+        self.outbox.hurry();
+        self.progress(now);
+    }
+
+    /// Whether a batch or a JOIN is in flight, or requests wait to be sent
+    /// (at shutdown, they are sent and their replies waited for before
+    /// leaving).
     pub(crate) fn busy(&self) -> bool {
         match &self.state {
             State::Up { phase, .. } => match phase {
-                Phase::Ready { in_flight, .. } => in_flight.is_some(),
+                Phase::Ready { in_flight, .. } => in_flight.is_some() || !self.outbox.is_empty(),
                 Phase::Asking { .. } => false,
                 Phase::Settling { .. } | Phase::Joining { .. } => true,
             },

@@ -266,7 +266,29 @@ impl Cluster {
                 shard.link.handle_timeout(now);
             }
         }
+        self.finish().await;
         self.leave().await;
+    }
+
+    /// The core has stopped: what it handed on and is not in Redis yet
+    /// goes there (the embedded store saves all it was handed, too), each
+    /// shard's replies waited for until `LEAVE_TIMEOUT`. Nobody is answered
+    /// any more: other nodes deliver those messages.
+    async fn finish(&mut self) {
+        let deadline = Instant::now() + LEAVE_TIMEOUT;
+        for shard in &mut self.shards {
+            shard.link.handle_finish(Instant::now());
+        }
+        loop {
+            self.carry_out();
+            if !self.shards.iter().any(|s| s.link.is_up() && s.link.busy()) {
+                return;
+            }
+            match super::timeouts::with_deadline(deadline, self.events.recv()).await {
+                Some(Ok((index, event))) => self.handle(index, event, Instant::now()),
+                _ => return,
+            }
+        }
     }
 
     /// The core's requests, each to its shard's link (in the order asked,

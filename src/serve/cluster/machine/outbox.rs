@@ -87,6 +87,17 @@ impl Outbox {
         }
     }
 
+    /// Nothing waits for company any more (the node is stopping: what the
+    /// core handed on goes to Redis, as the embedded store saves it all).
+    pub(super) fn hurry(&mut self) {
+        self.pace = Duration::ZERO;
+    }
+
+    /// Whether requests wait.
+    pub(super) fn is_empty(&self) -> bool {
+        self.waiting == 0
+    }
+
     /// The next pipeline's requests if they are due at `now` (whole
     /// batches, up to [`MAX_BATCH`] unless one batch is larger).
     pub(super) fn take_due(&mut self, now: Instant) -> Option<Vec<Call>> {
@@ -215,6 +226,25 @@ mod tests {
             commands(&mut link),
             calls(2, vec![append(2), append(3), append(4)])
         );
+    }
+
+    #[test]
+    fn at_the_finish_waiting_appends_go_at_once_and_the_link_is_busy_until_answered() {
+        let t0 = Instant::now();
+        let at = |pace: f64| t0 + APPEND_PACE.mul_f64(pace);
+        let mut link = one_sent(t0);
+        link.handle_requests([Ok(append(2)), Ok(append(3))], at(0.25));
+        assert_eq!(commands(&mut link), []);
+        assert!(link.busy(), "appends wait: the link is not done");
+        link.handle_finish(at(0.3));
+        assert_eq!(commands(&mut link), calls(2, vec![append(2), append(3)]));
+        assert!(link.busy(), "their reply is due");
+        let seqs = vec![Value::Int(12), Value::Int(13)];
+        link.handle_reply(CommandId(2), Ok(seqs), at(0.4));
+        assert!(!link.busy());
+        // Anything the core handed on later goes at once too.
+        link.handle_requests([Ok(append(4))], at(0.45));
+        assert_eq!(commands(&mut link), calls(3, vec![append(4)]));
     }
 
     #[test]
