@@ -5,10 +5,8 @@
 //! the machine gets them, and what it leaves read back as the start-up
 //! load reads it.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::Value;
@@ -25,65 +23,20 @@ use super::{RoomSettings, Settings, run_batch};
 use crate::protocol::Role;
 use crate::server::{StoredMember, StoredMessage, StoredRead, StoredRoom, Write};
 
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
+// The integration tests' redis-server (tests/net/redis.rs): one way to
+// start, wait for and stop it.
+#[path = "../../../tests/net/redis.rs"]
+#[allow(dead_code)] // not every helper is used here
+mod server;
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// How long the redis-server helper waits for an answer.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+type Redis = server::RedisServer;
 
 /// A redis-server of its own, answering.
 fn redis() -> Redis {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    for _ in 0..5 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .args(["--logfile", "", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (apt-get install redis-server; tests/run.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break; // the port was taken meanwhile: another one
-            }
-            let url = format!("redis://127.0.0.1:{port}");
-            let answered = smol::block_on(async {
-                let client = redis::Client::open(url).ok()?;
-                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-                redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .ok()
-            });
-            if answered.is_some() {
-                return Redis {
-                    child,
-                    port,
-                    _dir: dir,
-                };
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    panic!("redis-server did not start");
+    Redis::start()
 }
 
 fn encoder(node: &str) -> Encoder {
